@@ -1,0 +1,43 @@
+"""Core contracts: schema, predictive distributions, emulator protocol, twin, what-if."""
+
+from twinweave.core._emulator import Columns, Emulator, State, column
+from twinweave.core._glossary import GLOSSARY, canonical_unit
+from twinweave.core._predictive import CensoredNormal, Predictive
+from twinweave.core._schema import Property, Telemetry, TwinSchema, Variable, parse_unit
+from twinweave.core._twin import Intervention, ProvenanceSink, Twin, clone_emulator
+from twinweave.core._whatif import (
+    Derate,
+    Metric,
+    ScaleTarget,
+    SetInputs,
+    Stop,
+    WhatIfResult,
+    compare,
+)
+
+__all__ = [
+    "GLOSSARY",
+    "CensoredNormal",
+    "Columns",
+    "Derate",
+    "Emulator",
+    "Intervention",
+    "Metric",
+    "Predictive",
+    "Property",
+    "ProvenanceSink",
+    "ScaleTarget",
+    "SetInputs",
+    "State",
+    "Stop",
+    "Telemetry",
+    "Twin",
+    "TwinSchema",
+    "Variable",
+    "WhatIfResult",
+    "canonical_unit",
+    "clone_emulator",
+    "column",
+    "compare",
+    "parse_unit",
+]

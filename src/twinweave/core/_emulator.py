@@ -1,0 +1,75 @@
+"""The contract every emulator meets (checked by :mod:`twinweave.checks`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from twinweave.core._predictive import CensoredNormal
+
+#: Observations and inputs are column mappings: a pandas DataFrame, a dict of arrays or
+#: a single reading as a dict of floats all work.
+Columns = Mapping[str, ArrayLike]
+
+#: Learned state: named arrays and numbers, enough to restore the emulator exactly.
+State = dict[str, NDArray[np.float64] | float | int]
+
+
+@runtime_checkable
+class Emulator(Protocol):
+    """A probabilistic model of one target variable given inputs.
+
+    Configuration is what the constructor took (``get_params``); learned state ends in
+    ``_`` and round-trips through ``state`` / ``from_state`` exactly.
+    """
+
+    @property
+    def target(self) -> str:
+        """Glossary name of the predicted variable."""
+        ...
+
+    @property
+    def n_observations_(self) -> float:
+        """(Effective) number of readings assimilated so far."""
+        ...
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, unchanged."""
+        ...
+
+    def update(self, observations: Columns) -> Self:
+        """Assimilate a batch (a stream is a batch of one) and return ``self``."""
+        ...
+
+    def predict(self, inputs: Columns) -> CensoredNormal:
+        """Predictive distribution of the target at ``inputs``."""
+        ...
+
+    def state(self) -> State:
+        """Learned state, as arrays and numbers."""
+        ...
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
+        """An emulator built from ``params`` holding exactly ``state``."""
+        ...
+
+
+def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.float64] | None:
+    """Read column ``name`` of ``data`` as a 1-D float array.
+
+    Raises
+    ------
+    KeyError
+        If a required column is missing; the message lists the columns present.
+    """
+    if name not in data:
+        if required:
+            raise KeyError(
+                f"missing input {name!r}: expected a column of that name, got {sorted(data)}"
+            )
+        return None
+    return np.atleast_1d(np.asarray(data[name], dtype=np.float64))

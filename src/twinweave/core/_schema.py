@@ -1,0 +1,133 @@
+"""A twin's schema: what it measures and what it is, with units and physical bounds.
+
+Bounds are prior knowledge ("must not predict a negative age", Pias et al. 2025): the
+schema carries them and emulators censor their predictive distributions to them.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from typing import Literal
+
+import pint
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+@cache
+def unit_registry() -> pint.UnitRegistry[float]:
+    """The one pint registry twinweave uses (created on first use, shared after)."""
+    return pint.UnitRegistry[float]()
+
+
+def parse_unit(expression: str) -> pint.Unit:
+    """Parse a unit expression such as ``"kW"`` or ``"km/h"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the expression, if pint does not know it.
+    """
+    if expression == "":
+        return unit_registry().dimensionless
+    try:
+        return unit_registry().Unit(expression)
+    except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"unknown unit {expression!r}: expected a pint unit expression such as "
+            f"'kW', 'm/s', 'degC' ({error})"
+        ) from None
+
+
+class Variable(BaseModel):
+    """A named quantity with a unit and optional physical bounds.
+
+    Parameters
+    ----------
+    name
+        Glossary name, for example ``"power"``.
+    unit
+        pint unit expression, for example ``"kW"``.
+    lower, upper
+        Physical bounds in ``unit``; ``None`` when unbounded.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-zA-Z](?:[a-zA-Z0-9_]*[a-zA-Z0-9])?$", max_length=64)
+    unit: str = ""
+    lower: float | None = None
+    upper: float | None = None
+    description: str = ""
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_is_known(cls, value: str) -> str:
+        parse_unit(value)
+        return value
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> Variable:
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(
+                f"{self.name}: expected lower <= upper, got [{self.lower}, {self.upper}]"
+            )
+        return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(lower, upper)`` with infinities for missing bounds."""
+        lower = -math.inf if self.lower is None else self.lower
+        upper = math.inf if self.upper is None else self.upper
+        return lower, upper
+
+
+class Telemetry(Variable):
+    """A quantity measured over time (a sensor channel)."""
+
+    kind: Literal["telemetry"] = "telemetry"
+
+
+class Property(Variable):
+    """A fixed or slowly changing attribute of the asset (rated power, hub height)."""
+
+    kind: Literal["property"] = "property"
+    value: float | str | None = None
+
+
+class TwinSchema(BaseModel):
+    """The interface of a twin: its telemetry and properties.
+
+    Examples
+    --------
+    >>> schema = TwinSchema(
+    ...     name="Turbine",
+    ...     telemetry=[Telemetry(name="power", unit="kW", lower=0, upper=2050)],
+    ... )
+    >>> schema.variable("power").bounds
+    (0.0, 2050.0)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-zA-Z](?:[a-zA-Z0-9_]*[a-zA-Z0-9])?$", max_length=64)
+    version: int = Field(default=1, ge=1)
+    description: str = ""
+    telemetry: tuple[Telemetry, ...] = ()
+    properties: tuple[Property, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> TwinSchema:
+        names = [v.name for v in (*self.telemetry, *self.properties)]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"{self.name}: duplicated variable names {duplicated}")
+        return self
+
+    def variable(self, name: str) -> Variable:
+        """The telemetry or property called ``name``."""
+        for variable in (*self.telemetry, *self.properties):
+            if variable.name == name:
+                return variable
+        known = [v.name for v in (*self.telemetry, *self.properties)]
+        raise KeyError(f"{self.name} has no variable {name!r}; it has {known}")

@@ -1,0 +1,195 @@
+"""The twin: identity, schema, emulator and provenance; ``branch()`` for what-if work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, Self, runtime_checkable
+
+from twinweave.core._emulator import Columns, Emulator
+from twinweave.core._predictive import CensoredNormal
+from twinweave.core._schema import TwinSchema
+
+
+@runtime_checkable
+class ProvenanceSink(Protocol):
+    """Where a twin writes what it did (implemented by ``twinweave.provenance.Recorder``)."""
+
+    def entity(self, kind: str, attributes: Mapping[str, Any] | None = None) -> str:
+        """Record a new entity and return its identifier."""
+        ...
+
+    def record(
+        self,
+        activity: str,
+        *,
+        used: Sequence[str],
+        generated: str,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record ``activity`` using entities ``used``; return the id of the new entity."""
+        ...
+
+    def fork(self) -> ProvenanceSink:
+        """A recorder that sees this one's records but writes only to itself."""
+        ...
+
+
+@runtime_checkable
+class Intervention(Protocol):
+    """A what-if change applied by a branch: to the inputs, to the prediction, or both."""
+
+    def apply_inputs(self, inputs: Columns) -> Columns: ...
+
+    def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal: ...
+
+    def describe(self) -> str: ...
+
+
+def clone_emulator(emulator: Emulator) -> Emulator:
+    """An independent copy with the same configuration and learned state."""
+    return type(emulator).from_state(emulator.get_params(), emulator.state())
+
+
+class Twin:
+    """A probabilistic mirror of one asset.
+
+    Parameters
+    ----------
+    twin_id
+        Identity of the asset, for example the turbine's SCADA name.
+    schema
+        What the twin measures, with units and bounds.
+    emulator
+        The model that assimilates observations and predicts the target.
+    recorder
+        Provenance sink; ``None`` records nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from twinweave.core import Telemetry, TwinSchema, Derate
+    >>> from twinweave.models import BayesianBasisRegression, SplineTerm
+    >>> schema = TwinSchema(name="Pump", telemetry=[
+    ...     Telemetry(name="flow", unit="m^3/h"),
+    ...     Telemetry(name="power", unit="kW", lower=0, upper=50)])
+    >>> emulator = BayesianBasisRegression(
+    ...     target="power", terms=(SplineTerm("flow", 0, 10, 8),), noise_source="flow",
+    ...     noise_edges=[0, 10], lower=0, upper=50, units="kW")
+    >>> twin = Twin("pump-1", schema, emulator)
+    >>> flow = np.linspace(0, 10, 200)
+    >>> _ = twin.update({"flow": flow, "power": 4 * flow})
+    >>> capped = twin.branch(Derate(20.0))
+    >>> float(capped.predict({"flow": [9.0]}).quantile(0.99)[0])
+    20.0
+    >>> float(twin.predict({"flow": [9.0]}).mean[0]) > 30
+    True
+    """
+
+    def __init__(
+        self,
+        twin_id: str,
+        schema: TwinSchema,
+        emulator: Emulator,
+        *,
+        recorder: ProvenanceSink | None = None,
+        interventions: Sequence[Intervention] = (),
+        parent: Twin | None = None,
+    ) -> None:
+        self.twin_id = twin_id
+        self.schema = schema
+        self.emulator = emulator
+        self.recorder = recorder
+        self.interventions = tuple(interventions)
+        self.parent = parent
+        self._owns_emulator = parent is None
+        self.model_version_: str | None = None
+        self._check_target()
+
+    def _check_target(self) -> None:
+        target = self.emulator.target
+        names = [v.name for v in self.schema.telemetry]
+        if target not in names:
+            raise ValueError(
+                f"twin {self.twin_id!r}: emulator target {target!r} is not a telemetry "
+                f"variable of schema {self.schema.name!r} ({names})"
+            )
+
+    @property
+    def target(self) -> str:
+        return self.emulator.target
+
+    @property
+    def is_branch(self) -> bool:
+        return self.parent is not None
+
+    def update(self, observations: Columns, *, source: str | None = None) -> Self:
+        """Assimilate ``observations``; ``source`` is their provenance entity id."""
+        if not self._owns_emulator:
+            # Copy on first write: until now the branch shared its parent's emulator.
+            self.emulator = clone_emulator(self.emulator)
+            self._owns_emulator = True
+        self.emulator.update(observations)
+        if self.recorder is not None:
+            used = [u for u in (source, self.model_version_) if u is not None]
+            self.model_version_ = self.recorder.record(
+                "fit",
+                used=used,
+                generated="model_version",
+                attributes={
+                    "twin": self.twin_id,
+                    "emulator": type(self.emulator).__name__,
+                    "n_observations": self.emulator.n_observations_,
+                },
+            )
+        return self
+
+    def predict(self, inputs: Columns, *, source: str | None = None) -> CensoredNormal:
+        """Predictive distribution of the target; interventions of a branch applied."""
+        for intervention in self.interventions:
+            inputs = intervention.apply_inputs(inputs)
+        predictive = self.emulator.predict(inputs)
+        for intervention in self.interventions:
+            predictive = intervention.apply_predictive(predictive)
+        if self.recorder is not None:
+            used = [u for u in (source, self.model_version_) if u is not None]
+            self.recorder.record(
+                "predict",
+                used=used,
+                generated="prediction",
+                attributes={"twin": self.twin_id, "n_points": len(predictive)},
+            )
+        return predictive
+
+    def branch(self, *interventions: Intervention, name: str | None = None) -> Twin:
+        """A what-if copy: shares the emulator until it is updated (copy-on-write).
+
+        The branch writes provenance to a fork of this twin's recorder, so neither this
+        twin nor its store changes because of anything done to the branch.
+        """
+        recorder = None if self.recorder is None else self.recorder.fork()
+        child = Twin(
+            name or f"{self.twin_id}/branch",
+            self.schema,
+            self.emulator,
+            recorder=recorder,
+            interventions=(*self.interventions, *interventions),
+            parent=self,
+        )
+        child.model_version_ = self.model_version_
+        if recorder is not None:
+            used = [] if self.model_version_ is None else [self.model_version_]
+            child.model_version_ = recorder.record(
+                "branch",
+                used=used,
+                generated="model_version",
+                attributes={
+                    "twin": child.twin_id,
+                    "parent": self.twin_id,
+                    "interventions": "; ".join(i.describe() for i in interventions),
+                },
+            )
+        return child
+
+    def __repr__(self) -> str:
+        kind = "branch of " + self.parent.twin_id if self.parent else "twin"
+        return f"Twin({self.twin_id!r}, {kind}, emulator={self.emulator!r})"

@@ -1,0 +1,1 @@
+"""Domain twins: wind (turbines, farms); more domains follow."""
