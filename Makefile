@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-unit: $(STAMP)
+# Chromium for the browser tests (Debian's package; idempotent, needs root to install).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+unit: $(STAMP) system-deps
 	$(BIN)/pytest src tests
 
 test: lint typecheck unit

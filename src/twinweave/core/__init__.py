@@ -1,9 +1,11 @@
 """Core contracts: schema, predictive distributions, emulator protocol, twin, what-if."""
 
+from twinweave.core._dtdl import to_dtdl, validate_dtdl
 from twinweave.core._emulator import Columns, Emulator, State, column
 from twinweave.core._glossary import GLOSSARY, canonical_unit
 from twinweave.core._predictive import CensoredNormal, Predictive
 from twinweave.core._schema import Property, Telemetry, TwinSchema, Variable, parse_unit
+from twinweave.core._scores import coverage_by_bin, scores
 from twinweave.core._twin import Intervention, ProvenanceSink, Twin, clone_emulator
 from twinweave.core._whatif import (
     Derate,
@@ -39,5 +41,9 @@ __all__ = [
     "clone_emulator",
     "column",
     "compare",
+    "coverage_by_bin",
     "parse_unit",
+    "scores",
+    "to_dtdl",
+    "validate_dtdl",
 ]

@@ -167,6 +167,9 @@ class Twin:
         twin nor its store changes because of anything done to the branch.
         """
         recorder = None if self.recorder is None else self.recorder.fork()
+        # The emulator is now shared both ways: whichever twin updates first copies it,
+        # so the parent assimilating new data does not change the branch either.
+        self._owns_emulator = False
         child = Twin(
             name or f"{self.twin_id}/branch",
             self.schema,

@@ -9,13 +9,31 @@ from twinweave.models._basis import (
     SplineTerm,
 )
 from twinweave.models._bayes_basis import BayesianBasisRegression
+from twinweave.models._state_space import (
+    EMResult,
+    FilterResult,
+    SmootherResult,
+    StateSpaceEmulator,
+    StateSpaceModel,
+    em_noise,
+    kalman_filter,
+    rts_smoother,
+)
 
 __all__ = [
     "BasisTerm",
     "BayesianBasisRegression",
     "Centred",
     "DerivedInput",
+    "EMResult",
+    "FilterResult",
     "Harmonics",
     "ModulatedSpline",
+    "SmootherResult",
     "SplineTerm",
+    "StateSpaceEmulator",
+    "StateSpaceModel",
+    "em_noise",
+    "kalman_filter",
+    "rts_smoother",
 ]

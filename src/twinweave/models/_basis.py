@@ -11,22 +11,24 @@ doi:10.1214/ss/1038425655.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
 Columns = Mapping[str, ArrayLike]
+T = TypeVar("T")
 
 
 @runtime_checkable
 class DerivedInput(Protocol):
     """An input computed from other columns (for example density-normalised wind speed).
 
-    Returns ``None`` when the columns it needs are absent.
+    Returns ``None`` when the columns it needs are absent. Row ``i`` of the result depends
+    on row ``i`` of the columns only, so a batch may be evaluated in chunks of rows.
     """
 
     @property
@@ -38,12 +40,91 @@ class DerivedInput(Protocol):
 Input = str | DerivedInput
 
 
+class RowSlice(Mapping[str, ArrayLike]):
+    """Rows ``lo:hi`` of the columns that have ``n_rows`` rows; other columns (a scalar to
+    broadcast) as they are."""
+
+    def __init__(self, data: Columns, lo: int, hi: int, n_rows: int) -> None:
+        self._data = data
+        self._lo = lo
+        self._hi = hi
+        self._n_rows = n_rows
+
+    def __getitem__(self, key: str) -> ArrayLike:
+        value = np.asarray(self._data[key])
+        if value.ndim >= 1 and value.shape[0] == self._n_rows:
+            return value[self._lo : self._hi]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+
+class EvaluatedInputs(Mapping[str, ArrayLike]):
+    """Columns that remember what was computed from them during one call.
+
+    Several terms and the noise model often share one derived input (a power curve's
+    density-normalised wind speed feeds three of them) and one spline (the coarse spline
+    of two modulated terms); wrapping the columns once per call computes each once.
+    """
+
+    def __init__(self, data: Columns) -> None:
+        self._data = data
+        # Keyed by identity and holding the owner, so the id cannot be reused meanwhile.
+        self._derived: dict[int, tuple[DerivedInput, FloatArray | None]] = {}
+        self._memo: dict[tuple[int, int], tuple[object, Any]] = {}
+
+    def __getitem__(self, key: str) -> ArrayLike:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def derived(self, source: DerivedInput) -> FloatArray | None:
+        found = self._derived.get(id(source))
+        if found is None:
+            found = (source, source(self))
+            self._derived[id(source)] = found
+        return found[1]
+
+    def remember(self, owner: object, n_rows: int, compute: Callable[[], T]) -> T:
+        """``compute()``, evaluated once per ``owner`` and row count."""
+        key = (id(owner), n_rows)
+        found = self._memo.get(key)
+        if found is None:
+            found = (owner, compute())
+            self._memo[key] = found
+        return cast(T, found[1])
+
+    def rows(self, lo: int, hi: int, n_rows: int) -> EvaluatedInputs:
+        """The same columns restricted to rows ``lo:hi``, keeping derived inputs."""
+        part = EvaluatedInputs(RowSlice(self._data, lo, hi, n_rows))
+        for key, (source, value) in self._derived.items():
+            if value is not None and value.shape[0] == n_rows:
+                part._derived[key] = (source, value[lo:hi])
+        return part
+
+
 def read_input(data: Columns, source: Input) -> FloatArray | None:
     """Evaluate ``source`` on ``data``: a column by name, or a derived input."""
     if isinstance(source, str):
         if source not in data:
             return None
         return np.atleast_1d(np.asarray(data[source], dtype=np.float64))
+    if isinstance(data, EvaluatedInputs):
+        return data.derived(source)
     return source(data)
 
 
@@ -70,6 +151,58 @@ class BasisTerm(Protocol):
     def penalty(self, smoothing: float, ridge: float) -> FloatArray:
         """Prior precision of this block's weights, ``(n_features, n_features)``."""
         ...
+
+
+@runtime_checkable
+class LocalBasisTerm(BasisTerm, Protocol):
+    """A term whose features are zero outside a window of ``width`` adjacent columns.
+
+    Lets the regression accumulate and predict from the window alone (a cubic B-spline
+    row has 4 non-zero features whatever the number of knots).
+    """
+
+    @property
+    def width(self) -> int: ...
+
+    def local_design(self, data: Columns, n_rows: int) -> tuple[NDArray[np.intp], FloatArray]:
+        """First column of each row's window, ``(n_rows,)``, and the window's values,
+        ``(n_rows, width)``; ``design`` is these values scattered into their columns."""
+        ...
+
+
+def local_design(
+    term: BasisTerm, data: Columns, n_rows: int
+) -> tuple[NDArray[np.intp], FloatArray]:
+    """Window start and values of ``term``; a term without windows is one full window."""
+    if isinstance(term, LocalBasisTerm):
+        return term.local_design(data, n_rows)
+    return np.zeros(n_rows, dtype=np.intp), term.design(data, n_rows)
+
+
+def term_width(term: BasisTerm) -> int:
+    return term.width if isinstance(term, LocalBasisTerm) else term.n_features
+
+
+# Power-series coefficients of the four uniform cubic B-spline pieces on [0, 1): row k
+# holds the coefficients of u^k (de Boor 1978, chapter IX), the pieces in columns.
+_BSPLINE_COEFFICIENTS = (
+    np.array(
+        [
+            [1.0, 4.0, 1.0, 0.0],
+            [-3.0, 0.0, 3.0, 0.0],
+            [3.0, -6.0, 3.0, 0.0],
+            [-1.0, 3.0, -3.0, 1.0],
+        ]
+    )
+    / 6.0
+)
+
+
+def _cubic_bspline_weights(u: FloatArray) -> FloatArray:
+    """Values of the four uniform cubic B-splines non-zero at position ``u`` in [0, 1)."""
+    c = _BSPLINE_COEFFICIENTS
+    v = u[:, None]
+    return np.asarray(((c[3] * v + c[2]) * v + c[1]) * v + c[0], dtype=np.float64)
 
 
 def _second_difference_penalty(n: int) -> FloatArray:
@@ -123,14 +256,29 @@ class SplineTerm:
     def required(self) -> bool:
         return True
 
+    @property
+    def width(self) -> int:
+        return 4
+
     def locate(self, x: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
-        """Segment index and position within it, for clamped ``x``."""
+        """Segment index and position within it, for clamped ``x``.
+
+        A NaN ``x`` gets the last segment and a NaN position, so its features are NaN.
+        """
         width = (self.upper - self.lower) / self.n_segments
-        position = (np.clip(x, self.lower, self.upper) - self.lower) / width
-        segment = np.minimum(position.astype(np.intp), self.n_segments - 1)
+        # maximum/minimum rather than np.clip: the same values, less overhead per call.
+        position = (np.minimum(np.maximum(x, self.lower), self.upper) - self.lower) / width
+        # fmin ignores NaN; truncation commutes with the minimum for position >= 0.
+        segment = np.fmin(position, self.n_segments - 1).astype(np.intp)
         return segment, position - segment
 
-    def design(self, data: Columns, n_rows: int) -> FloatArray:
+    def local_design(self, data: Columns, n_rows: int) -> tuple[NDArray[np.intp], FloatArray]:
+        if isinstance(data, EvaluatedInputs):
+            # Shared by the terms that modulate this spline; callers do not write to it.
+            return data.remember(self, n_rows, lambda: self._local_design(data, n_rows))
+        return self._local_design(data, n_rows)
+
+    def _local_design(self, data: Columns, n_rows: int) -> tuple[NDArray[np.intp], FloatArray]:
         x = read_input(data, self.source)
         if x is None:
             raise KeyError(
@@ -140,13 +288,10 @@ class SplineTerm:
         if x.shape[0] != n_rows:
             x = np.broadcast_to(x, (n_rows,))
         segment, u = self.locate(x)
-        u2 = u * u
-        u3 = u2 * u
-        weights = np.empty((n_rows, 4), dtype=np.float64)
-        weights[:, 0] = (1.0 - 3.0 * u + 3.0 * u2 - u3) / 6.0
-        weights[:, 1] = (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0
-        weights[:, 2] = (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0
-        weights[:, 3] = u3 / 6.0
+        return segment, _cubic_bspline_weights(u)
+
+    def design(self, data: Columns, n_rows: int) -> FloatArray:
+        segment, weights = self.local_design(data, n_rows)
         out = np.zeros((n_rows, self.n_features), dtype=np.float64)
         rows = np.arange(n_rows)[:, None]
         out[rows, segment[:, None] + np.arange(4)[None, :]] = weights
@@ -175,14 +320,21 @@ class Harmonics:
 
     def values(self, data: Columns, n_rows: int) -> FloatArray:
         angle = read_input(data, self.source)
-        out = np.zeros((n_rows, self.n_features), dtype=np.float64)
         if angle is None:
-            return out
-        theta = np.deg2rad(np.broadcast_to(angle, (n_rows,)))
+            return np.zeros((n_rows, self.n_features), dtype=np.float64)
+        if angle.shape[0] != n_rows:
+            angle = np.broadcast_to(angle, (n_rows,))
+        theta = np.deg2rad(angle)
+        # Filled feature by feature (contiguous rows), returned as the transposed view.
+        out = np.empty((self.n_features, n_rows), dtype=np.float64)
         for k in range(self.n_harmonics):
-            out[:, 2 * k] = np.sin((k + 1) * theta)
-            out[:, 2 * k + 1] = np.cos((k + 1) * theta)
-        return np.nan_to_num(out, nan=0.0)
+            multiple = theta if k == 0 else (k + 1) * theta
+            np.sin(multiple, out=out[2 * k])
+            np.cos(multiple, out=out[2 * k + 1])
+        finite = np.isfinite(theta)
+        if not finite.all():
+            out[:, ~finite] = 0.0
+        return out.T
 
 
 @dataclass(frozen=True)
@@ -201,8 +353,12 @@ class Centred:
         x = read_input(data, self.source)
         if x is None:
             return np.zeros((n_rows, 1), dtype=np.float64)
-        z = (np.broadcast_to(x, (n_rows,)) - self.centre) / self.scale
-        return np.nan_to_num(z, nan=0.0).reshape(n_rows, 1)
+        if x.shape[0] != n_rows:
+            x = np.broadcast_to(x, (n_rows,))
+        z = (x - self.centre) / self.scale
+        if not np.isfinite(z).all():
+            z = np.nan_to_num(z, nan=0.0)
+        return z.reshape(n_rows, 1)
 
 
 Modulator = Harmonics | Centred
@@ -227,6 +383,19 @@ class ModulatedSpline:
     @property
     def required(self) -> bool:
         return False
+
+    @property
+    def width(self) -> int:
+        return self.spline.width * self.modulator.n_features
+
+    def local_design(self, data: Columns, n_rows: int) -> tuple[NDArray[np.intp], FloatArray]:
+        # Feature (spline i, modulator k) is column i * m + k, so the spline's window
+        # [s, s + 4) becomes the contiguous columns [s * m, (s + 4) * m).
+        segment, weights = self.spline.local_design(data, n_rows)
+        mod = self.modulator.values(data, n_rows)
+        m = self.modulator.n_features
+        values = (weights[:, :, None] * mod[:, None, :]).reshape(n_rows, self.width)
+        return segment * m, values
 
     def design(self, data: Columns, n_rows: int) -> FloatArray:
         base = self.spline.design(data, n_rows)

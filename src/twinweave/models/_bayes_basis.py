@@ -23,8 +23,9 @@ without revealing any single reading once the counts are large.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,18 +34,102 @@ from scipy import linalg
 from twinweave.core import CensoredNormal, Columns, State
 from twinweave.models._basis import (
     BasisTerm,
+    EvaluatedInputs,
     Input,
+    LocalBasisTerm,
+    RowSlice,
     block_diagonal,
     design_matrix,
     input_name,
     read_input,
+    term_width,
 )
 
 FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.intp]
 
 # Stored statistics are kept divided by a running decay scale; fold the scale back in
 # before it underflows.
 _MIN_SCALE = 1e-150
+# Rows per pass of a batch update or prediction: the windowed features of a chunk stay in
+# cache, and memory stays bounded whatever the batch size.
+_CHUNK_ROWS = 1 << 15
+# Largest grouping-key space counted with a dense bincount; beyond it, np.unique.
+_MAX_DENSE_KEYS = 1 << 24
+
+
+class _Windows:
+    """Where each term's non-zero features sit, and how rows sharing them are grouped.
+
+    Every term contributes a window of adjacent columns per row (a whole-block window for
+    terms that are not :class:`~twinweave.models._basis.LocalBasisTerm`). Rows whose
+    windows (and, when accumulating, noise bins) coincide form a group whose statistics
+    are one small dense product, added into the full matrices at the window's columns.
+    """
+
+    def __init__(self, terms: tuple[BasisTerm, ...]) -> None:
+        self.terms = terms
+        self.local = tuple(isinstance(t, LocalBasisTerm) for t in terms)
+        self.widths = tuple(term_width(t) for t in terms)
+        offsets = np.cumsum([0, *(t.n_features for t in terms)])
+        self.offsets = tuple(int(o) for o in offsets[:-1])
+        self.span = int(sum(self.widths))
+        # Column index of each windowed value, relative to the window starts.
+        self.columns = [np.arange(w, dtype=np.intp) for w in self.widths]
+        self.n_starts = tuple(t.n_features - w + 1 for t, w in zip(terms, self.widths, strict=True))
+
+    def evaluate(self, data: Columns, n_rows: int) -> tuple[list[IndexArray], list[FloatArray]]:
+        """Absolute first column and values of each term's window."""
+        starts: list[IndexArray] = []
+        values: list[FloatArray] = []
+        for term, local, offset in zip(self.terms, self.local, self.offsets, strict=True):
+            if local:
+                start, value = cast(LocalBasisTerm, term).local_design(data, n_rows)
+                starts.append(start + offset if offset else start)
+            else:
+                value = term.design(data, n_rows)
+                starts.append(np.full(n_rows, offset, dtype=np.intp))
+            values.append(value)
+        return starts, values
+
+    def window_columns(self, starts: list[IndexArray], row: int) -> IndexArray:
+        return np.concatenate(
+            [start[row] + cols for start, cols in zip(starts, self.columns, strict=True)]
+        )
+
+    def groups(
+        self, starts: list[IndexArray], extra: IndexArray | None, n_extra: int
+    ) -> tuple[IndexArray, IndexArray]:
+        """Row order that makes groups contiguous, and the groups' boundaries in it."""
+        n_rows = starts[0].shape[0]
+        key = np.zeros(n_rows, dtype=np.int64) if extra is None else extra.astype(np.int64)
+        size = 1 if extra is None else n_extra
+        for start, offset, n_starts in zip(starts, self.offsets, self.n_starts, strict=True):
+            if n_starts > 1:
+                key = key * n_starts + (start - offset)
+                size *= n_starts
+        if size <= _MAX_DENSE_KEYS:
+            counts = np.bincount(key, minlength=size)
+            present = np.flatnonzero(counts)
+            # Renumber the groups 0..G-1 so the sort is a radix sort on small integers.
+            number = np.zeros(size, dtype=np.uint16 if present.size < 1 << 16 else np.int64)
+            number[present] = np.arange(present.size)
+            group_counts = counts[present]
+            order = np.argsort(number[key], kind="stable")
+        else:
+            _, inverse, group_counts = np.unique(key, return_inverse=True, return_counts=True)
+            order = np.argsort(inverse, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(group_counts)]).astype(np.intp)
+        return order.astype(np.intp, copy=False), bounds
+
+    def gather(self, values: list[FloatArray], order: IndexArray) -> FloatArray:
+        """The windowed values of all terms side by side, rows in ``order``."""
+        out = np.empty((order.shape[0], self.span), dtype=np.float64)
+        left = 0
+        for value, width in zip(values, self.widths, strict=True):
+            np.take(value, order, axis=0, out=out[:, left : left + width])
+            left += width
+        return out
 
 
 class BayesianBasisRegression:
@@ -123,6 +208,7 @@ class BayesianBasisRegression:
         self.n_em_iterations = n_em_iterations
         self._validate_params()
         self.n_features = sum(term.n_features for term in self.terms)
+        self._windows = _Windows(self.terms)
         self._reset_state()
 
     # -- configuration ---------------------------------------------------------------------
@@ -222,14 +308,19 @@ class BayesianBasisRegression:
                 f"missing input {input_name(self.noise_source)!r}: the noise model needs it; "
                 f"got columns {sorted(data)}"
             )
-        x = np.broadcast_to(x, (n_rows,))
+        if x.shape[0] != n_rows:
+            x = np.broadcast_to(x, (n_rows,))
         index = np.searchsorted(self.noise_edges, x, side="right") - 1
-        return np.clip(index, 0, self.n_bins - 1).astype(np.intp)
+        return np.minimum(np.maximum(index, 0), self.n_bins - 1).astype(np.intp, copy=False)
+
+    def _n_rows(self, data: Columns) -> int:
+        first = read_input(data, self.noise_source)
+        return 1 if first is None else int(first.shape[0])
 
     def design(self, data: Columns) -> tuple[FloatArray, NDArray[np.intp]]:
         """Feature matrix and noise-bin index for ``data``."""
-        first = read_input(data, self.noise_source)
-        n_rows = 1 if first is None else int(first.shape[0])
+        data = EvaluatedInputs(data)
+        n_rows = self._n_rows(data)
         return design_matrix(self.terms, data, n_rows), self.noise_bin(data, n_rows)
 
     def update(self, observations: Columns) -> Self:
@@ -239,57 +330,139 @@ class BayesianBasisRegression:
                 f"missing target {self.target!r}: expected a column of that name, "
                 f"got {sorted(observations)}"
             )
-        features, bins = self.design(observations)
-        if features.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"{self.target}: expected {features.shape[0]} values, got {y.shape[0]}"
-            )
-        bad = ~(np.isfinite(y) & np.isfinite(features).all(axis=1))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"row {row}: expected finite {self.target} and inputs, got "
-                f"{self.target}={y[row]!r}; quarantine or drop missing readings first"
-            )
         n = y.shape[0]
+        if n == 1:
+            starts, values, bins = self._windowed(EvaluatedInputs(observations), y, 0, observations)
+            cols = self._windows.window_columns(starts, 0)
+            x = np.concatenate([value[0] for value in values])
+            y0 = float(y[0])
+            if not np.isfinite(y0 + x.sum()):
+                self._check_finite(y, values, 0)
+            weight = self._advance(1)
+            j = int(bins[0])
+            xw = weight * x
+            self.gram_[j, cols[:, None], cols] += xw[:, None] * x
+            self.moment_[j, cols] += y0 * xw
+            self.sum_sq_[j] += weight * y0 * y0
+            self.count_[j] += weight
+            self._posterior = None
+            return self
+        # Reading i of n is discounted by lambda^(n-1-i) relative to the newest.
+        decay = (
+            None
+            if self.forgetting == 1.0
+            else np.exp(np.arange(n - 1, -1, -1) * np.log(self.forgetting))
+        )
+        if n <= _CHUNK_ROWS:
+            starts, values, bins = self._windowed(EvaluatedInputs(observations), y, 0, observations)
+            self._check_finite(y, values, 0)
+            inv_scale = self._advance(n)
+            weights = inv_scale if decay is None else decay * inv_scale
+            self._accumulate(starts, values, y, bins, weights, self._state_arrays())
+            self._posterior = None
+            return self
+        # Larger batches go by chunks of rows, into scratch statistics that are added to
+        # the state only once every chunk has passed validation.
+        scratch = (
+            np.zeros_like(self.gram_),
+            np.zeros_like(self.moment_),
+            np.zeros_like(self.sum_sq_),
+            np.zeros_like(self.count_),
+        )
+        for lo in range(0, n, _CHUNK_ROWS):
+            hi = min(lo + _CHUNK_ROWS, n)
+            chunk = EvaluatedInputs(RowSlice(observations, lo, hi, n))
+            starts, values, bins = self._windowed(chunk, y[lo:hi], lo, observations)
+            self._check_finite(y[lo:hi], values, lo)
+            weights = 1.0 if decay is None else decay[lo:hi]
+            self._accumulate(starts, values, y[lo:hi], bins, weights, scratch)
+        inv_scale = self._advance(n)
+        for state, added in zip(self._state_arrays(), scratch, strict=True):
+            state += added * inv_scale
+        self._posterior = None
+        return self
+
+    def _state_arrays(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        return self.gram_, self.moment_, self.sum_sq_, self.count_
+
+    def _advance(self, n: int) -> float:
+        """Discount the state for ``n`` new readings; the weight of an undiscounted one."""
         if self.forgetting < 1.0:
             self.scale_ *= self.forgetting**n
             if self.scale_ < _MIN_SCALE:
                 self._fold_scale()
-            # Reading i of n is discounted by lambda^(n-1-i) relative to the newest.
-            log_w = (np.arange(n - 1, -1, -1) * np.log(self.forgetting)) - np.log(self.scale_)
-            weights = np.exp(log_w)
-        else:
-            weights = np.full(n, 1.0 / self.scale_)
-        if n == 1:
-            x, j, w = features[0], int(bins[0]), float(weights[0])
-            self.gram_[j] += w * np.outer(x, x)
-            self.moment_[j] += (w * y[0]) * x
-            self.sum_sq_[j] += w * y[0] * y[0]
-            self.count_[j] += w
-        else:
-            self._accumulate(features, y, bins, weights)
-        self._posterior = None
-        return self
+        return 1.0 / self.scale_
+
+    def _windowed(
+        self, data: EvaluatedInputs, y: FloatArray, first_row: int, observations: Columns
+    ) -> tuple[list[IndexArray], list[FloatArray], IndexArray]:
+        """Feature windows and noise bins of the rows of ``observations`` from
+        ``first_row`` on that ``data`` holds, validated."""
+        n_rows = y.shape[0]
+        source = read_input(data, self.noise_source)
+        if source is not None and source.shape[0] != n_rows:
+            n_target = np.atleast_1d(np.asarray(observations[self.target])).shape[0]
+            raise ValueError(
+                f"{self.target}: expected {self._n_rows(observations)} values, got {n_target}"
+            )
+        starts, values = self._windows.evaluate(data, n_rows)
+        return starts, values, self.noise_bin(data, n_rows)
+
+    def _check_finite(self, y: FloatArray, values: list[FloatArray], first_row: int) -> None:
+        # One sum is finite only if every term is; the row-by-row check runs on failure.
+        total = float(y.sum()) + sum(float(value.sum()) for value in values)
+        if np.isfinite(total):
+            return
+        ok = np.isfinite(y)
+        for value in values:
+            ok &= np.isfinite(value).all(axis=1)
+        if not ok.all():
+            row = int(np.flatnonzero(~ok)[0])
+            raise ValueError(
+                f"row {first_row + row}: expected finite {self.target} and inputs, got "
+                f"{self.target}={y[row]!r}; quarantine or drop missing readings first"
+            )
 
     def _accumulate(
-        self, features: FloatArray, y: FloatArray, bins: NDArray[np.intp], weights: FloatArray
+        self,
+        starts: list[IndexArray],
+        values: list[FloatArray],
+        y: FloatArray,
+        bins: IndexArray,
+        weights: FloatArray | float,
+        into: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
     ) -> None:
-        order = np.argsort(bins, kind="stable")
-        bins_sorted = bins[order]
-        starts = np.searchsorted(bins_sorted, np.arange(self.n_bins + 1))
-        for j in range(self.n_bins):
-            lo, hi = starts[j], starts[j + 1]
-            if lo == hi:
-                continue
-            rows = order[lo:hi]
-            x = features[rows]
-            w = weights[rows]
-            xw = x * w[:, None]
-            self.gram_[j] += xw.T @ x
-            self.moment_[j] += xw.T @ y[rows]
-            self.sum_sq_[j] += w @ (y[rows] * y[rows])
-            self.count_[j] += w.sum()
+        """Add the weighted statistics of these rows to ``into`` (gram, moment, sum_sq,
+        count)."""
+        gram, moment, sum_sq, count = into
+        windows = self._windows
+        order, bounds = windows.groups(starts, bins, self.n_bins)
+        x_sorted = windows.gather(values, order)
+        if isinstance(weights, float):
+            scale = weights
+            xw_sorted = x_sorted
+            yw_sorted = y[order]
+            sum_sq += weights * np.bincount(bins, y * y, minlength=self.n_bins)
+            count += weights * np.bincount(bins, minlength=self.n_bins)
+        else:
+            scale = 1.0
+            w_sorted = weights[order]
+            xw_sorted = x_sorted * w_sorted[:, None]
+            yw_sorted = y[order] * w_sorted
+            sum_sq += np.bincount(bins, weights * y * y, minlength=self.n_bins)
+            count += np.bincount(bins, weights, minlength=self.n_bins)
+        for lo, hi in itertools.pairwise(bounds):
+            first = int(order[lo])
+            j = int(bins[first])
+            cols = windows.window_columns(starts, first)
+            x = x_sorted[lo:hi]
+            block = xw_sorted[lo:hi].T @ x
+            block_moment = x.T @ yw_sorted[lo:hi]
+            if scale != 1.0:
+                block *= scale
+                block_moment *= scale
+            gram[j][np.ix_(cols, cols)] += block
+            moment[j, cols] += block_moment
 
     def _fold_scale(self) -> None:
         for name in ("gram_", "moment_", "sum_sq_", "count_"):
@@ -369,15 +542,45 @@ class BayesianBasisRegression:
 
     def predict(self, inputs: Columns) -> CensoredNormal:
         mean, inv_chol, noise_var = self._posterior_parts()
-        features, bins = self.design(inputs)
+        data = EvaluatedInputs(inputs)
+        n_rows = self._n_rows(data)
+        starts, values = self._windows.evaluate(data, n_rows)
+        bins = self.noise_bin(data, n_rows)
+        # Column 0 gives the latent mean, the rest the shared factor ``features @ inv_chol.T``.
+        projection = np.column_stack([mean, inv_chol.T])
+        out = np.empty((n_rows, 1 + self.n_features), dtype=np.float64)
+        for lo in range(0, n_rows, _CHUNK_ROWS):
+            hi = min(lo + _CHUNK_ROWS, n_rows)
+            self._project(
+                [start[lo:hi] for start in starts],
+                [value[lo:hi] for value in values],
+                projection,
+                out[lo:hi],
+            )
         return CensoredNormal(
-            features @ mean,
+            out[:, 0],
             noise_var[bins],
             lower=self.lower,
             upper=self.upper,
             units=self.units,
-            factor=features @ inv_chol.T,
+            factor=out[:, 1:],
         )
+
+    def _project(
+        self,
+        starts: list[IndexArray],
+        values: list[FloatArray],
+        projection: FloatArray,
+        out: FloatArray,
+    ) -> None:
+        """``out = features @ projection`` from the windowed features."""
+        windows = self._windows
+        order, bounds = windows.groups(starts, None, 1)
+        x_sorted = windows.gather(values, order)
+        for lo, hi in itertools.pairwise(bounds):
+            rows = order[lo:hi]
+            cols = windows.window_columns(starts, int(rows[0]))
+            out[rows] = x_sorted[lo:hi] @ projection[cols]
 
     def __repr__(self) -> str:
         return (

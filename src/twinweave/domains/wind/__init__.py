@@ -1,5 +1,22 @@
 """Wind turbine twins: power-curve emulators, the IEC baseline, what-if metrics."""
 
+from twinweave.domains.wind._fleet import (
+    READINGS_PER_YEAR,
+    TurbineSpec,
+    build_turbine_twin,
+    evaluation_scores,
+    fit_baseline,
+    live_predictions,
+    model_inputs,
+    site_mean_density,
+)
+from twinweave.domains.wind._la_haute_borne import (
+    LA_HAUTE_BORNE,
+    asset_table,
+    era5_path,
+    scada_path,
+)
+from twinweave.domains.wind._operation import Curtailment, Downtime, normal_operation_checks
 from twinweave.domains.wind._power_curve import (
     REFERENCE_DENSITY,
     MethodOfBins,
@@ -9,13 +26,38 @@ from twinweave.domains.wind._power_curve import (
     pressure_at_elevation,
     turbine_schema,
 )
+from twinweave.domains.wind._whatif import (
+    CapacityFactor,
+    Energy,
+    HoursAtRated,
+    turbine_metrics,
+)
 
 __all__ = [
+    "LA_HAUTE_BORNE",
+    "READINGS_PER_YEAR",
     "REFERENCE_DENSITY",
+    "CapacityFactor",
+    "Curtailment",
+    "Downtime",
+    "Energy",
+    "HoursAtRated",
     "MethodOfBins",
     "NormalisedWindSpeed",
+    "TurbineSpec",
     "air_density",
+    "asset_table",
+    "build_turbine_twin",
+    "era5_path",
+    "evaluation_scores",
+    "fit_baseline",
+    "live_predictions",
+    "model_inputs",
+    "normal_operation_checks",
     "power_curve_emulator",
     "pressure_at_elevation",
+    "scada_path",
+    "site_mean_density",
+    "turbine_metrics",
     "turbine_schema",
 ]

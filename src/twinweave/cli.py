@@ -1,0 +1,376 @@
+"""The ``twinweave`` command line: ingest, fit, predict, what-if, monitor, provenance, report.
+
+Thin by design: every command composes the public API; no model logic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, compare
+from twinweave.data import SourceSpec, Store, clean, read_source
+from twinweave.domains.wind import (
+    LA_HAUTE_BORNE,
+    TurbineSpec,
+    asset_table,
+    model_inputs,
+    normal_operation_checks,
+    turbine_metrics,
+)
+from twinweave.provenance import Recorder
+
+app = typer.Typer(
+    help="Digital twins of assets from their sensor data, with calibrated uncertainty.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.")]
+TwinOption = Annotated[str, typer.Option("--twin", help="Twin id (the asset's name).")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        yield progress
+
+
+def _turbine_specs(
+    asset_ids: list[str], assets: Path | None, rated_power: float | None, elevation: float
+) -> dict[str, TurbineSpec]:
+    """Rated power and elevation per asset: from ``--assets``, else the shipped table."""
+    table = pd.read_csv(assets) if assets is not None else asset_table()
+    normalised = _normalise_asset_table(table)
+    known = {
+        str(asset_id): TurbineSpec(str(asset_id), float(rated), float(elevation_m))
+        for asset_id, rated, elevation_m in zip(
+            normalised["asset_id"],
+            normalised["rated_power"].to_numpy(np.float64),
+            normalised["elevation"].to_numpy(np.float64),
+            strict=True,
+        )
+    }
+    specs: dict[str, TurbineSpec] = {}
+    for asset_id in asset_ids:
+        if asset_id in known:
+            specs[asset_id] = known[asset_id]
+        elif rated_power is not None:
+            specs[asset_id] = TurbineSpec(asset_id, rated_power, elevation)
+        else:
+            raise _fail(
+                f"asset {asset_id!r}: no rated power known; expected it in --assets FILE "
+                f"(columns asset_id, rated_power [kW], elevation [m]) or --rated-power"
+            )
+    return specs
+
+
+def _normalise_asset_table(table: pd.DataFrame) -> pd.DataFrame:
+    renames = {
+        "Wind_turbine_name": "asset_id",
+        "Rated_power": "rated_power",
+        "elevation_m": "elevation",
+    }
+    table = table.rename(columns=renames)
+    missing = {"asset_id", "rated_power"} - set(table.columns)
+    if missing:
+        raise _fail(
+            f"asset table: expected columns asset_id, rated_power; missing {sorted(missing)}"
+        )
+    if "elevation" not in table:
+        table = table.assign(elevation=0.0)
+    return table
+
+
+def _ingest(
+    store: Store,
+    data: Path,
+    spec: SourceSpec,
+    assets: Path | None,
+    rated_power: float | None,
+    elevation: float,
+    recorder: Recorder,
+) -> dict[str, TurbineSpec]:
+    """Read, clean and store ``data`` once; return the turbine specs of its assets."""
+    with console.status(f"reading {data}"):
+        info, raw = read_source(data, spec)
+    asset_ids = sorted(raw["asset_id"].unique())
+    specs = _turbine_specs(asset_ids, assets, rated_power, elevation)
+    if store.has_source(info.sha256):
+        console.print(
+            f"{data} is already in the store (sha256 {info.sha256[:12]}); not ingested again"
+        )
+        return specs
+    observations, quarantine = [], []
+    for asset_id in asset_ids:
+        rows = raw[raw["asset_id"] == asset_id]
+        kept, rejected = clean(rows, normal_operation_checks(specs[asset_id].rated_power))
+        observations.append(kept)
+        quarantine.append(rejected)
+    cleaned = pd.concat(observations, ignore_index=True)
+    rejected_all = pd.concat(quarantine, ignore_index=True)
+    with _progress() as progress:
+        task = progress.add_task("ingest", total=len(raw) + len(cleaned) + len(rejected_all))
+        summary = store.ingest(
+            info,
+            raw,
+            cleaned,
+            rejected_all,
+            recorder=recorder,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    table = Table(title=f"ingested {data.name}")
+    for column in ("asset", "raw rows", "observations", "quarantined rows"):
+        table.add_column(column, justify="right" if column != "asset" else "left")
+    for asset_id in asset_ids:
+        table.add_row(
+            asset_id,
+            str(int((raw["asset_id"] == asset_id).sum())),
+            str(int((cleaned["asset_id"] == asset_id).sum())),
+            str(rejected_all.loc[rejected_all["asset_id"] == asset_id, "source_row"].nunique()),
+        )
+    console.print(table)
+    console.print(f"quarantine by check: {rejected_all['check'].value_counts().to_dict()}")
+    del summary
+    return specs
+
+
+MappingOption = Annotated[
+    Path | None,
+    typer.Option("--mapping", help="Column mapping (JSON or TOML); default: La Haute Borne."),
+]
+AssetsOption = Annotated[
+    Path | None,
+    typer.Option("--assets", help="CSV with asset_id, rated_power [kW], elevation [m]."),
+]
+RatedOption = Annotated[
+    float | None, typer.Option("--rated-power", help="Rated power [kW] for unknown assets.")
+]
+ElevationOption = Annotated[
+    float, typer.Option("--elevation", help="Site elevation [m] for unknown assets.")
+]
+
+
+def _spec(mapping: Path | None) -> SourceSpec:
+    return LA_HAUTE_BORNE if mapping is None else SourceSpec.from_file(mapping)
+
+
+@app.command()
+def ingest(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file.", exists=True)],
+    store: StoreOption,
+    mapping: MappingOption = None,
+    assets: AssetsOption = None,
+    rated_power: RatedOption = None,
+    elevation: ElevationOption = 0.0,
+) -> None:
+    """Read a data file, check it, quarantine what fails, and store the rest."""
+    with Store(store) as db:
+        recorder = Recorder(store=db)
+        _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file.", exists=True)],
+    store: StoreOption,
+    train_until: Annotated[
+        datetime, typer.Option("--train-until", help="Fit on readings before this UTC time.")
+    ],
+    mapping: MappingOption = None,
+    assets: AssetsOption = None,
+    rated_power: RatedOption = None,
+    elevation: ElevationOption = 0.0,
+) -> None:
+    """Ingest ``DATA`` (if new) and fit one twin per asset on readings before ``--train-until``."""
+    until = (
+        pd.Timestamp(train_until).tz_localize("UTC")
+        if train_until.tzinfo is None
+        else pd.Timestamp(train_until)
+    )
+    with Store(store) as db:
+        recorder = Recorder(store=db)
+        specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+        table = Table(title=f"twins fitted on readings before {until.isoformat()}")
+        for column in ("twin", "readings", "version"):
+            table.add_column(column)
+        with _progress() as progress:
+            task = progress.add_task("fit", total=len(specs))
+            for asset_id, spec in specs.items():
+                training = db.observations(asset_id, end=until)
+                if training.empty:
+                    raise _fail(f"asset {asset_id!r}: no observations before {until.isoformat()}")
+                twin = fit_twin(spec, training, recorder, db)
+                version = db.save_twin(twin, note=f"trained until {until.isoformat()}")
+                table.add_row(asset_id, str(len(training)), str(version))
+                progress.advance(task)
+        console.print(table)
+
+
+def fit_twin(spec: TurbineSpec, training: pd.DataFrame, recorder: Recorder, db: Store) -> Twin:
+    """Build and fit one turbine twin, recording which stored observations it used."""
+    from twinweave.domains.wind import build_turbine_twin
+
+    twin = build_turbine_twin(spec, training, recorder=recorder)
+    source = db.observations_entity(spec.asset_id)
+    twin.update(model_inputs(training, spec.rated_power), source=source)
+    return twin
+
+
+def _read_inputs(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise _fail(f"{path}: no such file")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if "wind_speed" not in frame:
+        raise _fail(f"{path}: expected a column 'wind_speed' [m/s], got {list(frame.columns)}")
+    bad = ~np.isfinite(frame["wind_speed"].to_numpy(np.float64))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise _fail(
+            f"{path}: column 'wind_speed', row {row}: expected a finite number [m/s], "
+            f"got {frame['wind_speed'].iloc[row]!r}"
+        )
+    return frame
+
+
+@app.command()
+def predict(
+    store: StoreOption,
+    twin: TwinOption,
+    input: Annotated[Path, typer.Option("--input", help="CSV/Parquet with wind_speed [m/s].")],
+    output: Annotated[
+        Path, typer.Option("--output", help="CSV to write mean, q05, q50, q95 [kW].")
+    ],
+) -> None:
+    """Predict power [kW] with uncertainty from wind speed (and optional inputs)."""
+    frame = _read_inputs(input)
+    with Store(store) as db:
+        recorder = Recorder(store=db)
+        loaded = db.load_twin(twin, recorder=recorder)
+        columns = {c: frame[c].to_numpy(np.float64) for c in frame.columns if c != "time"}
+        predictive = loaded.predict(columns, source=recorder.file_entity(input))
+    quantiles = predictive.quantile([0.05, 0.5, 0.95])
+    result = frame.assign(
+        mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]
+    )
+    result.to_csv(output, index=False)
+    console.print(f"wrote {len(result)} predictions to {output}")
+
+
+@app.command()
+def whatif(
+    store: StoreOption,
+    twin: TwinOption,
+    derate: Annotated[float | None, typer.Option(help="Cap power at this value [kW].")] = None,
+    stop: Annotated[bool, typer.Option(help="Stop the turbine.")] = False,
+    scale: Annotated[
+        float | None, typer.Option(help="Scale power, e.g. 0.97 for a 3 % loss.")
+    ] = None,
+    start: Annotated[
+        datetime | None, typer.Option(help="Period start (UTC) from the store.")
+    ] = None,
+    end: Annotated[datetime | None, typer.Option(help="Period end (UTC) from the store.")] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", help="Hypothetical inputs instead of stored ones.")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Monte Carlo sample paths.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Compare a branch with an intervention against the live twin, side by side."""
+    interventions: list[Intervention] = []
+    if derate is not None:
+        interventions.append(Derate(derate))
+    if stop:
+        interventions.append(Stop())
+    if scale is not None:
+        interventions.append(ScaleTarget(scale))
+    if not interventions:
+        raise _fail("expected at least one intervention: --derate KW, --stop or --scale F")
+    with Store(store) as db:
+        recorder = Recorder(store=db)
+        live = db.load_twin(twin, recorder=recorder)
+        if input is not None:
+            frame = _read_inputs(input)
+        else:
+            frame = db.observations(
+                twin,
+                start=None if start is None else pd.Timestamp(start, tz="UTC"),
+                end=None if end is None else pd.Timestamp(end, tz="UTC"),
+            )
+        if frame.empty:
+            raise _fail("no inputs in the chosen period")
+        rated = float(live.schema.variable("power").bounds[1])
+        inputs = {
+            c: frame[c].to_numpy(np.float64)
+            for c in frame.columns
+            if c in {"wind_speed", "temp_air", "wind_direction"}
+        }
+        branch = live.branch(*interventions)
+        result = compare(live, branch, inputs, turbine_metrics(rated), n_samples=samples, seed=seed)
+    table = Table(title=f"what-if for {twin}: {result.interventions} ({len(frame)} readings)")
+    for column in ("quantity", "live twin", "branch", "difference"):
+        table.add_column(column, justify="right")
+    for row in result.to_frame().to_dict("records"):
+        cells = [
+            f"{row[f'{part}_mean']:.4g} [{row[f'{part}_lo']:.4g}, {row[f'{part}_hi']:.4g}]"
+            for part in ("baseline", "scenario", "difference")
+        ]
+        table.add_row(f"{row['metric']} [{row['units']}]", *cells)
+    console.print(table)
+    console.print("brackets: 90 % intervals; branch and live twin share random numbers")
+
+
+@app.command()
+def provenance(
+    entity_id: Annotated[str, typer.Argument(help="Entity id, e.g. a prediction's.")],
+    store: StoreOption,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write PROV-JSON here.")
+    ] = None,
+) -> None:
+    """Print the chain from raw file to ``ENTITY_ID``."""
+    with Store(store, read_only=True) as db:
+        recorder = Recorder.from_store(db)
+    for depth, record in enumerate(recorder.chain(entity_id)):
+        console.print("  " * depth + str(record))
+    if json_out is not None:
+        json_out.write_text(recorder.to_json())
+        console.print(f"wrote PROV-JSON to {json_out}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from twinweave import __version__
+
+    console.print(json.dumps({"twinweave": __version__, "at": datetime.now(UTC).isoformat()}))

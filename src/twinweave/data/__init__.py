@@ -1,0 +1,44 @@
+"""Data pathway: file sources with declared units and time zones, quality checks, quarantine."""
+
+from twinweave.data._errors import DataError
+from twinweave.data._quality import (
+    QUARANTINE_COLUMNS,
+    Check,
+    DuplicateTimestamps,
+    RangeCheck,
+    RequireFinite,
+    StuckSensor,
+    clean,
+    quarantine_rows,
+    quarantine_summary,
+    require_column,
+)
+from twinweave.data._sources import (
+    RECORD_COLUMNS,
+    ColumnSpec,
+    SourceInfo,
+    SourceSpec,
+    read_source,
+)
+from twinweave.data._store import IngestSummary, Store
+
+__all__ = [
+    "QUARANTINE_COLUMNS",
+    "RECORD_COLUMNS",
+    "Check",
+    "ColumnSpec",
+    "DataError",
+    "DuplicateTimestamps",
+    "IngestSummary",
+    "RangeCheck",
+    "RequireFinite",
+    "SourceInfo",
+    "SourceSpec",
+    "Store",
+    "StuckSensor",
+    "clean",
+    "quarantine_rows",
+    "quarantine_summary",
+    "read_source",
+    "require_column",
+]

@@ -1,0 +1,475 @@
+"""Quality checks and quarantine: readings that fail a check are set aside with a reason.
+
+A check is a small frozen dataclass with a ``name`` and a ``__call__(frame)`` that returns
+the quarantine rows (``docs/CONTRACTS.md``) of the readings it rejects, indexed by the
+labels of those readings in ``frame``. :func:`clean` runs a chain of checks over a raw
+frame and splits it into observations (readings no check rejected) and the quarantine
+(one row per failed check of a reading). Nothing is dropped silently: every raw reading
+is either an observation or has at least one quarantine row saying why not.
+
+Every check is vectorised over the whole frame; there is no per-row Python.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from twinweave.core import GLOSSARY
+
+FloatArray = NDArray[np.float64]
+
+#: Columns of a quarantine frame, in order.
+QUARANTINE_COLUMNS: Final[tuple[str, ...]] = (
+    "asset_id",
+    "time",
+    "source_row",
+    "variable",
+    "value",
+    "check",
+    "reason",
+)
+
+
+@runtime_checkable
+class Check(Protocol):
+    """A quality check: which readings of a frame to quarantine, and why.
+
+    ``__call__`` returns a quarantine frame (columns :data:`QUARANTINE_COLUMNS`) with one
+    row per rejected reading, indexed by that reading's label in ``frame``; build it with
+    :func:`quarantine_rows`.
+    """
+
+    @property
+    def name(self) -> str:
+        """Short name written in the quarantine's ``check`` column."""
+        ...
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+
+
+def _unit_of(variable: str) -> str:
+    """Canonical unit of a glossary variable, ``""`` for other columns (for messages)."""
+    entry = GLOSSARY.get(variable)
+    return "" if entry is None else entry[0]
+
+
+def require_column(frame: pd.DataFrame, name: str, check: str) -> FloatArray:
+    """Column ``name`` of ``frame`` as floats.
+
+    Raises
+    ------
+    KeyError
+        If the column is missing; the message names the check and the columns present.
+    """
+    if name not in frame.columns:
+        raise KeyError(
+            f"check {check!r} needs column {name!r}; the frame has {list(frame.columns)}"
+        )
+    return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _as_text(values: Any) -> pd.Series[str]:
+    """Readable text of values, vectorised: floats rounded to 4 decimals."""
+    series = pd.Series(values)
+    if pd.api.types.is_float_dtype(series.dtype):
+        series = series.round(4)
+    return series.astype("string").fillna("NaN")
+
+
+def quarantine_rows(
+    frame: pd.DataFrame,
+    mask: ArrayLike,
+    *,
+    check: str,
+    variable: str,
+    reason: str,
+    value: ArrayLike | float = math.nan,
+    fields: Mapping[str, ArrayLike] | None = None,
+) -> pd.DataFrame:
+    """Quarantine rows for the readings of ``frame`` where ``mask`` is true.
+
+    Parameters
+    ----------
+    frame
+        A raw or observation frame.
+    mask
+        Boolean, one per row of ``frame``: the readings to quarantine.
+    check
+        The check's name.
+    variable
+        The variable that failed, ``"*"`` for the whole record.
+    reason
+        A template of what was found and what was expected. ``{value}``, ``{name}`` of
+        any column of ``frame`` and any key of ``fields`` are filled in per reading
+        (vectorised), for example ``"power = {value} kW at wind_speed = {wind_speed}
+        m/s; expected power > 0 kW"``.
+    value
+        The offending value per row of ``frame`` (or one for all) [variable's unit].
+    fields
+        Extra per-row arrays, aligned with ``frame``, for the ``reason`` template.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`QUARANTINE_COLUMNS`, indexed by the labels of the rejected
+        readings in ``frame``.
+    """
+    selected = np.flatnonzero(np.asarray(mask, dtype=bool))
+    rows = frame.iloc[selected]
+    n_selected = selected.size
+    values = np.broadcast_to(np.asarray(value, dtype=np.float64), (len(frame),))[selected]
+
+    def field(key: str) -> pd.Series[str]:
+        if key == "value":
+            return _as_text(values)
+        if fields is not None and key in fields:
+            return _as_text(np.asarray(fields[key])[selected])
+        if key in frame.columns:
+            return _as_text(rows[key].to_numpy())
+        raise KeyError(f"reason template of {check!r} names {key!r}, which is no column")
+
+    text = pd.Series([""] * n_selected, dtype="string")
+    for literal, key, spec, _ in string.Formatter().parse(reason):
+        if spec:
+            raise ValueError(f"reason template of {check!r}: format specs are not supported")
+        text = text + literal
+        if key is not None:
+            text = text + field(key).to_numpy()
+    index = rows.index
+    return pd.DataFrame(
+        {
+            "asset_id": rows["asset_id"].astype("string").array,
+            "time": rows["time"].astype("datetime64[ns, UTC]").array,
+            "source_row": rows["source_row"].to_numpy(dtype=np.int64),
+            "variable": pd.array([variable] * n_selected, dtype="string"),
+            "value": values,
+            "check": pd.array([check] * n_selected, dtype="string"),
+            "reason": text.array,
+        },
+        index=index,
+    )
+
+
+def _empty_quarantine() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "asset_id": pd.array([], dtype="string"),
+            "time": pd.array([], dtype="datetime64[ns, UTC]"),
+            "source_row": np.array([], dtype=np.int64),
+            "variable": pd.array([], dtype="string"),
+            "value": np.array([], dtype=np.float64),
+            "check": pd.array([], dtype="string"),
+            "reason": pd.array([], dtype="string"),
+        }
+    )
+
+
+def _concat(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    non_empty = [part for part in parts if len(part)]
+    if not non_empty:
+        return _empty_quarantine()
+    return non_empty[0] if len(non_empty) == 1 else pd.concat(non_empty)
+
+
+def clean(raw: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a raw frame into observations and quarantine.
+
+    Every check sees the whole raw frame, so a reading failing several checks has one
+    quarantine row per failed check.
+
+    Parameters
+    ----------
+    raw
+        A raw frame (``docs/CONTRACTS.md``), for example from
+        :func:`~twinweave.data.read_source`.
+    checks
+        The checks to run, in order.
+
+    Returns
+    -------
+    observations
+        The readings no check rejected, in raw order, with a fresh index.
+    quarantine
+        One row per failed check of a reading, ordered by reading then check.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({
+    ...     "asset_id": ["T1"] * 3,
+    ...     "time": pd.date_range("2014-01-01", periods=3, freq="10min", tz="UTC"),
+    ...     "source_row": [0, 1, 2],
+    ...     "wind_speed": [5.0, 55.0, float("nan")]})
+    >>> observations, quarantine = clean(
+    ...     raw, [RequireFinite(("wind_speed",)), RangeCheck("wind_speed", 0.0, 40.0)])
+    >>> len(observations), quarantine["check"].tolist()
+    (1, ['range', 'missing'])
+    >>> print(quarantine["reason"][0])
+    wind_speed = 55.0 m/s is outside [0.0, 40.0] m/s; expected a value within it
+    """
+    work = raw.reset_index(drop=True)
+    parts = []
+    for check in checks:
+        part = check(work)
+        if tuple(part.columns) != QUARANTINE_COLUMNS:
+            raise TypeError(
+                f"check {check.name!r} returned columns {list(part.columns)}; expected "
+                f"{list(QUARANTINE_COLUMNS)} (build them with quarantine_rows)"
+            )
+        parts.append(part)
+    quarantine = _concat(parts)
+    # A stable sort by reading keeps each reading's rows in check order.
+    quarantine = quarantine.iloc[np.argsort(quarantine.index.to_numpy(), kind="stable")]
+    failed = np.zeros(len(work), dtype=bool)
+    failed[quarantine.index.to_numpy(dtype=np.intp)] = True
+    observations = work.loc[~failed].reset_index(drop=True)
+    return observations, quarantine.reset_index(drop=True)
+
+
+def quarantine_summary(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """Counts of quarantine rows per check and variable, largest first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``check``, ``variable``, ``n_rows`` (quarantine rows) and ``n_assets``.
+    """
+    if len(quarantine) == 0:
+        return pd.DataFrame(
+            {
+                "check": pd.array([], dtype="string"),
+                "variable": pd.array([], dtype="string"),
+                "n_rows": np.array([], dtype=np.int64),
+                "n_assets": np.array([], dtype=np.int64),
+            }
+        )
+    summary = (
+        quarantine.groupby(["check", "variable"], observed=True)
+        .agg(n_rows=("source_row", "size"), n_assets=("asset_id", "nunique"))
+        .reset_index()
+        .sort_values(["n_rows", "check"], ascending=[False, True], kind="stable")
+    )
+    return summary.reset_index(drop=True)
+
+
+# -- generic checks -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequireFinite:
+    """Quarantine readings where any of ``variables`` is missing (NaN) or infinite.
+
+    Parameters
+    ----------
+    variables
+        Glossary names of the variables a reading must have, for example
+        ``("wind_speed", "power")``.
+    """
+
+    variables: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.variables, str):
+            raise TypeError(
+                f"variables: expected a tuple of names, got the string {self.variables!r}; "
+                f"write ({self.variables!r},)"
+            )
+        object.__setattr__(self, "variables", tuple(self.variables))
+
+    @property
+    def name(self) -> str:
+        return "missing"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for variable in self.variables:
+            values = require_column(frame, variable, self.name)
+            unit = _unit_of(variable)
+            parts.append(
+                quarantine_rows(
+                    frame,
+                    ~np.isfinite(values),
+                    check=self.name,
+                    variable=variable,
+                    value=values,
+                    reason=f"{variable} is {{value}}; expected a finite value"
+                    + (f" [{unit}]" if unit else ""),
+                )
+            )
+        return _concat(parts)
+
+
+@dataclass(frozen=True)
+class RangeCheck:
+    """Quarantine readings with ``variable`` outside ``[lower, upper]`` (inclusive).
+
+    Missing values are left to :class:`RequireFinite`; this check does not flag NaN.
+
+    Parameters
+    ----------
+    variable
+        Glossary name.
+    lower, upper
+        Physical bounds in the variable's canonical unit [unit of ``variable``].
+    """
+
+    variable: str
+    lower: float = -math.inf
+    upper: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not self.lower <= self.upper:
+            raise ValueError(
+                f"RangeCheck({self.variable!r}): expected lower <= upper, "
+                f"got [{self.lower}, {self.upper}]"
+            )
+
+    @property
+    def name(self) -> str:
+        return "range"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = require_column(frame, self.variable, self.name)
+        unit = _unit_of(self.variable)
+        suffix = f" {unit}" if unit else ""
+        return quarantine_rows(
+            frame,
+            (values < self.lower) | (values > self.upper),
+            check=self.name,
+            variable=self.variable,
+            value=values,
+            reason=f"{self.variable} = {{value}}{suffix} is outside "
+            f"[{self.lower}, {self.upper}]{suffix}; expected a value within it",
+        )
+
+
+def _asset_codes(frame: pd.DataFrame) -> NDArray[np.intp]:
+    if "asset_id" not in frame.columns:
+        raise KeyError(
+            f"quality checks need column 'asset_id'; the frame has {list(frame.columns)}"
+        )
+    codes, _ = pd.factorize(frame["asset_id"])
+    return np.asarray(codes, dtype=np.intp)
+
+
+def _time_ns(frame: pd.DataFrame) -> NDArray[np.int64]:
+    if "time" not in frame.columns:
+        raise KeyError(f"quality checks need column 'time'; the frame has {list(frame.columns)}")
+    return np.asarray(pd.DatetimeIndex(frame["time"]).as_unit("ns").asi8, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class DuplicateTimestamps:
+    """Quarantine every copy of a reading whose asset and time are not unique.
+
+    No copy is kept: when two readings of one asset share a time, nothing in the data
+    says which one is right. (In the La Haute Borne SCADA file, readings from the hour
+    skipped by the spring clock change were relabelled onto the next hour, so pairs of
+    readings share one UTC time with different values.)
+    """
+
+    @property
+    def name(self) -> str:
+        return "duplicate_timestamp"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        keys = pd.DataFrame({"asset": _asset_codes(frame), "time": _time_ns(frame)})
+        duplicated = keys.duplicated(keep=False).to_numpy()
+        if not duplicated.any():
+            return _empty_quarantine()
+        copies = keys[duplicated].assign(row=frame["source_row"].to_numpy()[duplicated].astype(str))
+        group = copies.groupby(["asset", "time"], sort=False).ngroup().to_numpy()
+        # One join per group of copies, not per row: the rows listed in every reason.
+        listed = copies.groupby(group, sort=False)["row"].agg(", ".join)
+        counts = np.bincount(group)
+        n_copies = np.zeros(len(frame), dtype=np.int64)
+        rows = np.empty(len(frame), dtype=object)
+        n_copies[duplicated] = counts[group]
+        rows[duplicated] = listed.reindex(group).to_numpy()
+        return quarantine_rows(
+            frame,
+            duplicated,
+            check=self.name,
+            variable="*",
+            reason="{n_copies} readings of asset {asset_id} at {time} (source rows {rows}); "
+            "expected one reading per asset and time",
+            fields={"n_copies": n_copies, "rows": rows},
+        )
+
+
+@dataclass(frozen=True)
+class StuckSensor:
+    """Quarantine readings where ``variable`` repeats on ``n_repeats`` or more readings.
+
+    Readings are taken per asset in time order; a run of exactly equal values of
+    length ``n_repeats`` or more is quarantined whole. A live sensor's 10-minute average
+    practically never repeats to the last digit; a frozen or unresponsive one does.
+    Missing values never form a run. This is the unresponsive-sensor filter of OpenOA
+    (``openoa.utils.filters.unresponsive_flag``, default threshold 3; Perr-Sauer et al.
+    2021, *OpenOA: An Open-Source Codebase For Operational Analysis of Wind Farms*,
+    JOSS 6(58), 2171, doi:10.21105/joss.02171), applied per asset.
+
+    Parameters
+    ----------
+    variable
+        Glossary name, for example ``"wind_speed"``.
+    n_repeats
+        Shortest run of equal consecutive values that counts as stuck (at least 2).
+    """
+
+    variable: str
+    n_repeats: int = 3
+
+    def __post_init__(self) -> None:
+        if self.n_repeats < 2:
+            raise ValueError(
+                f"StuckSensor({self.variable!r}): expected n_repeats >= 2, got {self.n_repeats}"
+            )
+
+    @property
+    def name(self) -> str:
+        return "stuck_sensor"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = require_column(frame, self.variable, self.name)
+        asset = _asset_codes(frame)
+        order = np.lexsort((frame["source_row"].to_numpy(), _time_ns(frame), asset))
+        sorted_values = values[order]
+        sorted_asset = asset[order]
+        # NaN != NaN, so missing values never continue a run.
+        continues = (sorted_values[1:] == sorted_values[:-1]) & (
+            sorted_asset[1:] == sorted_asset[:-1]
+        )
+        run = np.concatenate(([0], np.cumsum(~continues)))
+        run_length = np.bincount(run)
+        starts = np.flatnonzero(np.concatenate(([True], ~continues)))
+        source_row = frame["source_row"].to_numpy()[order]
+        first_row = source_row[starts]
+        last_row = source_row[np.concatenate((starts[1:], [len(order)])) - 1]
+        stuck_sorted = run_length[run] >= self.n_repeats
+        stuck = np.zeros(len(frame), dtype=bool)
+        stuck[order] = stuck_sorted
+        length = np.zeros(len(frame), dtype=np.int64)
+        length[order] = run_length[run]
+        first = np.zeros(len(frame), dtype=np.int64)
+        first[order] = first_row[run]
+        last = np.zeros(len(frame), dtype=np.int64)
+        last[order] = last_row[run]
+        unit = _unit_of(self.variable)
+        suffix = f" {unit}" if unit else ""
+        return quarantine_rows(
+            frame,
+            stuck,
+            check=self.name,
+            variable=self.variable,
+            value=values,
+            reason=f"{self.variable} = {{value}}{suffix} on {{length}} consecutive readings "
+            "of this asset (source rows {first} to {last}); expected a value that changes "
+            f"within {self.n_repeats} readings",
+            fields={"length": length, "first": first, "last": last},
+        )

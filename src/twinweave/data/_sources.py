@@ -1,0 +1,814 @@
+"""File sources: a declared mapping from a file's columns to glossary variables.
+
+A :class:`SourceSpec` says which column holds the asset, which holds the time and how
+times are written, and which columns hold which glossary variables in which units with
+which missing-value codes. :func:`read_source` reads a CSV or Parquet file under such a
+spec into the raw frame of ``docs/CONTRACTS.md``: one row per reading, times in UTC,
+values in the glossary's canonical units, missing codes turned into NaN.
+
+Structural problems (a missing column, an unparseable time, an all-missing column, a
+non-numeric value) raise :class:`~twinweave.data.DataError` naming the file, column, row
+and value. Problems with individual readings (duplicated times, values out of range) are
+not errors here: the raw frame keeps every row, and :func:`~twinweave.data.clean`
+quarantines the readings that fail a check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from twinweave.core import GLOSSARY, canonical_unit, parse_unit
+from twinweave.core._schema import unit_registry
+from twinweave.data._errors import DataError
+
+FloatArray = NDArray[np.float64]
+
+#: Columns every raw or observation frame starts with; glossary variables follow.
+RECORD_COLUMNS: Final[tuple[str, ...]] = ("asset_id", "time", "source_row")
+
+#: Missing codes match a value within this relative tolerance, so that a code written
+#: ``-273.2`` matches the float32 value ``-273.20001`` a SCADA export stores.
+_CODE_RTOL: Final = 1e-6
+
+# A trailing UTC offset or "Z" marks an ISO 8601 time as zone-aware.
+_OFFSET_PATTERN: Final = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+
+_CSV_SUFFIXES: Final = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".txt")
+_PARQUET_SUFFIXES: Final = (".parquet", ".pq")
+
+
+class _SpecProblem(ValueError):
+    """A mapping problem with the field, value and expectation kept apart.
+
+    Pydantic wraps it in a ``ValidationError``; :meth:`SourceSpec.from_file` unwraps it
+    into a :class:`DataError` naming the mapping file.
+    """
+
+    def __init__(self, problem: str, *, field: str, value: object, expected: str) -> None:
+        self.problem = problem
+        self.field = field
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{field}: {problem}; found {value!r}, expected {expected}")
+
+
+class ColumnSpec(BaseModel):
+    """Where a glossary variable is found in a file, and in which unit.
+
+    Parameters
+    ----------
+    source
+        Column name in the file, for example ``"Ws_avg"``.
+    unit
+        pint unit expression of the values in the file, for example ``"km/h"``; values
+        are converted to the glossary's canonical unit on reading.
+    missing_codes
+        Values meaning "no reading", in the file's unit (for example ``-273.2`` for a
+        temperature, ``"n/a"`` for text); they become NaN. Numeric codes match within a
+        relative tolerance of 1e-6, so a code matches the float32 rounding of itself.
+        Empty cells and pandas' usual NA spellings (``"NA"``, ``"NaN"``, ``"null"``) are
+        missing without being declared.
+
+    Examples
+    --------
+    >>> ColumnSpec(source="Ot_avg", unit="degC", missing_codes=(-273.2,)).unit
+    'degC'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(min_length=1)
+    unit: str
+    missing_codes: tuple[float | str, ...] = ()
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_is_known(cls, value: str) -> str:
+        try:
+            parse_unit(value)
+        except ValueError:
+            raise _SpecProblem(
+                "unknown unit",
+                field="unit",
+                value=value,
+                expected="a pint unit expression such as 'kW', 'm/s', 'km/h', 'degC'",
+            ) from None
+        return value
+
+    @property
+    def numeric_codes(self) -> tuple[float, ...]:
+        """Missing codes that are numbers (text codes that read as numbers included)."""
+        codes: list[float] = []
+        for code in self.missing_codes:
+            if isinstance(code, str):
+                try:
+                    codes.append(float(code))
+                except ValueError:
+                    continue
+            else:
+                codes.append(float(code))
+        return tuple(codes)
+
+    @property
+    def text_codes(self) -> tuple[str, ...]:
+        """Missing codes as they would be written in a text cell."""
+        return tuple(code if isinstance(code, str) else repr(code) for code in self.missing_codes)
+
+
+class SourceSpec(BaseModel):
+    """How to read one kind of file: asset, time, variables, units, missing codes.
+
+    Parameters
+    ----------
+    time_column
+        Column holding the time of each reading (the end of its averaging interval).
+    columns
+        Glossary variable name -> where it is in the file and in which unit.
+    asset_column
+        Column holding the asset id (turbine name); give this or ``asset_id``.
+    asset_id
+        Fixed asset id, for files holding one asset only.
+    time_zone
+        IANA time zone (``"Europe/Paris"``, ``"UTC"``) of naive local times. Leave
+        ``None`` when times carry UTC offsets (``2014-03-30T03:00:00+02:00``) or are
+        zone-aware Parquet timestamps.
+    time_format
+        ``strftime`` format of the times; ``None`` reads ISO 8601. A format without
+        ``%z`` needs ``time_zone``.
+    delimiter
+        Field delimiter of CSV files.
+
+    Notes
+    -----
+    Naive local times are converted to UTC with the zone's rules. A local time skipped
+    when clocks go forward cannot be a real reading and raises :class:`DataError`. In the
+    hour repeated when clocks go back, the first reading of an asset at a given local
+    time is taken as summer time and the next as winter time, the order in which a
+    logger writes them; a single reading in that hour is taken as summer time.
+
+    Examples
+    --------
+    >>> spec = SourceSpec(
+    ...     asset_id="pump-1", time_column="t", time_zone="Europe/Paris",
+    ...     columns={"power": ColumnSpec(source="P", unit="W")})
+    >>> spec.source_columns()
+    ('t', 'P')
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time_column: str = Field(min_length=1)
+    columns: dict[str, ColumnSpec] = Field(min_length=1)
+    asset_column: str | None = None
+    asset_id: str | None = None
+    time_zone: str | None = None
+    time_format: str | None = None
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _variables_are_known(cls, columns: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        for name, column in columns.items():
+            if name not in GLOSSARY or name == "time":
+                known = sorted(n for n in GLOSSARY if n != "time")
+                raise _SpecProblem(
+                    "variable not in the glossary",
+                    field=f"columns.{name}",
+                    value=name,
+                    expected=f"a glossary variable name, one of {known}",
+                )
+            canonical = canonical_unit(name)
+            if parse_unit(column.unit).dimensionality != parse_unit(canonical).dimensionality:
+                raise _SpecProblem(
+                    f"unit of column {column.source!r} cannot be converted to {name}'s "
+                    f"unit {canonical!r}",
+                    field=f"columns.{name}.unit",
+                    value=column.unit,
+                    expected=f"a unit convertible to {canonical!r}",
+                )
+        return columns
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone_is_known(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _SpecProblem(
+                "unknown time zone",
+                field="time_zone",
+                value=value,
+                expected="an IANA time zone name such as 'Europe/Paris' or 'UTC'",
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _asset_and_time_are_declared(self) -> SourceSpec:
+        if (self.asset_column is None) == (self.asset_id is None):
+            raise _SpecProblem(
+                "the asset is declared twice or not at all",
+                field="asset_column",
+                value={"asset_column": self.asset_column, "asset_id": self.asset_id},
+                expected="exactly one of asset_column (a column of asset ids) or "
+                "asset_id (one asset for the whole file)",
+            )
+        if self.time_format is not None:
+            aware = "%z" in self.time_format or "%Z" in self.time_format
+            if aware and self.time_zone is not None:
+                raise _SpecProblem(
+                    "time_format reads UTC offsets but time_zone is also declared",
+                    field="time_format",
+                    value=self.time_format,
+                    expected="either a format with %z, or naive times with time_zone",
+                )
+            if not aware and self.time_zone is None:
+                raise _SpecProblem(
+                    "time_format reads naive times but no time_zone is declared",
+                    field="time_format",
+                    value=self.time_format,
+                    expected="a time_zone such as 'Europe/Paris' or 'UTC', or %z in the format",
+                )
+        return self
+
+    def source_columns(self) -> tuple[str, ...]:
+        """The file columns this spec reads, each once, asset and time first."""
+        names = [self.asset_column] if self.asset_column is not None else []
+        names.append(self.time_column)
+        names.extend(column.source for column in self.columns.values())
+        return tuple(dict.fromkeys(names))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> SourceSpec:
+        """Load a mapping file (``.json`` or ``.toml``) holding a spec's fields.
+
+        A TOML mapping for the La Haute Borne file reads::
+
+            asset_column = "Wind_turbine_name"
+            time_column = "Date_time"
+
+            [columns.wind_speed]
+            source = "Ws_avg"
+            unit = "m/s"
+
+            [columns.temp_air]
+            source = "Ot_avg"
+            unit = "degC"
+            missing_codes = [-273.2]
+
+        Raises
+        ------
+        DataError
+            If the file is not valid JSON or TOML, or its content is not a valid spec;
+            the error names the file, the key at fault, the value and what was expected.
+        """
+        name = os.fspath(path)
+        suffix = Path(name).suffix.lower()
+        text = Path(name).read_text(encoding="utf-8")
+        content: object
+        if suffix == ".json":
+            try:
+                content = json.loads(text)
+            except json.JSONDecodeError as error:
+                lines = text.splitlines()
+                line = lines[error.lineno - 1] if 0 < error.lineno <= len(lines) else ""
+                raise DataError(
+                    f"mapping file is not valid JSON: {error.msg} at line {error.lineno}, "
+                    f"column {error.colno}",
+                    path=name,
+                    column=None,
+                    row=None,
+                    value=line,
+                    expected="a JSON object with the fields of SourceSpec",
+                ) from None
+        elif suffix == ".toml":
+            try:
+                content = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as error:
+                raise DataError(
+                    f"mapping file is not valid TOML: {error}",
+                    path=name,
+                    column=None,
+                    row=None,
+                    value=None,
+                    expected="a TOML document with the fields of SourceSpec",
+                ) from None
+        else:
+            raise DataError(
+                "unknown mapping file type",
+                path=name,
+                column=None,
+                row=None,
+                value=suffix,
+                expected="a .json or .toml file",
+            )
+        if not isinstance(content, dict):
+            raise DataError(
+                "mapping file does not hold an object",
+                path=name,
+                column=None,
+                row=None,
+                value=type(content).__name__,
+                expected="a JSON object or TOML table with the fields of SourceSpec",
+            )
+        try:
+            return cls.model_validate(content)
+        except ValidationError as error:
+            raise _mapping_error(error, name) from None
+
+
+def _mapping_error(error: ValidationError, path: str) -> DataError:
+    """The first problem of a failed validation, as a :class:`DataError`."""
+    problems = error.errors()
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    original = first.get("ctx", {}).get("error")
+    if isinstance(original, _SpecProblem):
+        # Field validators know only their own field; pydantic knows where it sits.
+        location = ".".join(str(part) for part in first["loc"])
+        field = original.field
+        if location and not field.startswith(location):
+            field = location if location.endswith(field) else f"{location}.{field}"
+        return DataError(
+            original.problem + more,
+            path=path,
+            column=field,
+            row=None,
+            value=original.value,
+            expected=original.expected,
+        )
+    location = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        model: type[BaseModel] = ColumnSpec if first["loc"][0] == "columns" else SourceSpec
+        expected = f"only the keys {sorted(model.model_fields)}"
+        value: Any = first["loc"][-1]
+    elif first["type"] == "missing":
+        expected = f"a value for {location!r}"
+        value = None
+    else:
+        expected = first["msg"]
+        value = first.get("input")
+    return DataError(
+        f"invalid mapping: {first['msg']}{more}",
+        path=path,
+        column=location or None,
+        row=None,
+        value=value,
+        expected=expected,
+    )
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Identity of a file that was read: where, which content, how many rows.
+
+    Parameters
+    ----------
+    path
+        The path as given to :func:`read_source`.
+    sha256
+        SHA-256 of the file's bytes (hex), for provenance.
+    n_rows
+        Number of data rows (header excluded).
+    """
+
+    path: str
+    sha256: str
+    n_rows: int
+
+
+def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceInfo, pd.DataFrame]:
+    """Read a CSV or Parquet file into a raw frame (``docs/CONTRACTS.md``).
+
+    Parameters
+    ----------
+    path
+        A ``.csv`` (optionally compressed) or ``.parquet`` file.
+    spec
+        Which columns hold what, in which units and time zone.
+
+    Returns
+    -------
+    info
+        The file's path, SHA-256 and number of rows.
+    raw
+        One row per data row of the file, in file order: ``asset_id`` (string),
+        ``time`` (UTC), ``source_row`` (0-based), then the declared variables in the
+        glossary's canonical units, missing codes as NaN.
+
+    Raises
+    ------
+    DataError
+        If a declared column is missing, a time cannot be parsed, has no offset when no
+        time zone is declared, or does not exist in the declared zone; if a value is not
+        a number; if a declared column holds no value at all; if an asset id is missing.
+
+    Notes
+    -----
+    A single unparseable time fails the whole file rather than quarantining the row:
+    the raw frame has no time to give it, and a time column that does not parse
+    usually means a wrong ``time_format`` or ``time_zone``, which quarantining would
+    hide. The error names the first bad row and how many there are. Duplicated times
+    are not an error here; :class:`~twinweave.data.DuplicateTimestamps` quarantines
+    them in :func:`~twinweave.data.clean`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "pump.csv").write_text(
+    ...     "t,P\\n2014-03-30 01:50,1500\\n2014-03-30 03:00,1600\\n")
+    >>> spec = SourceSpec(asset_id="pump-1", time_column="t", time_zone="Europe/Paris",
+    ...                   columns={"power": ColumnSpec(source="P", unit="W")})
+    >>> info, raw = read_source(folder / "pump.csv", spec)
+    >>> raw[["time", "power"]]
+                           time  power
+    0 2014-03-30 00:50:00+00:00    1.5
+    1 2014-03-30 01:00:00+00:00    1.6
+    """
+    name = os.fspath(path)
+    file = Path(name)
+    kind = _file_kind(name)
+    present = _header(file, kind, spec, name)
+    for role, source in _roles(spec):
+        if source not in present:
+            raise DataError(
+                f"missing column; the file has columns {present}",
+                path=name,
+                column=source,
+                row=None,
+                value=None,
+                expected=f"a column named {source!r} holding {role}",
+            )
+    frame = _read_columns(file, kind, spec, name)
+    n_rows = len(frame)
+    if n_rows == 0:
+        raise DataError(
+            "no data rows",
+            path=name,
+            column=None,
+            row=None,
+            value=0,
+            expected="at least one data row below the header",
+        )
+    with file.open("rb") as handle:
+        sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+
+    asset = _assets(frame, spec, name)
+    times = _times(frame[spec.time_column], asset, spec, name)
+    data: dict[str, Any] = {
+        "asset_id": asset.array,
+        "time": times.array,
+        "source_row": np.arange(n_rows, dtype=np.int64),
+    }
+    for variable, column in spec.columns.items():
+        data[variable] = _values(frame[column.source], column, variable, name)
+    return SourceInfo(path=name, sha256=sha256, n_rows=n_rows), pd.DataFrame(data)
+
+
+# -- reading ------------------------------------------------------------------------------
+def _file_kind(name: str) -> Literal["csv", "parquet"]:
+    lower = name.lower()
+    if lower.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if lower.endswith(_CSV_SUFFIXES):
+        return "csv"
+    raise DataError(
+        "unknown file type",
+        path=name,
+        column=None,
+        row=None,
+        value=Path(name).suffix,
+        expected=f"one of {[*_CSV_SUFFIXES, *_PARQUET_SUFFIXES]}",
+    )
+
+
+def _roles(spec: SourceSpec) -> list[tuple[str, str]]:
+    roles = [] if spec.asset_column is None else [("the asset id", spec.asset_column)]
+    roles.append(("the time", spec.time_column))
+    roles.extend(
+        (f"{variable} [{column.unit}]", column.source) for variable, column in spec.columns.items()
+    )
+    return roles
+
+
+def _unreadable(name: str, kind: str, error: Exception, spec: SourceSpec) -> DataError:
+    ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+    if ragged is not None:
+        n_expected, line, n_found = (int(group) for group in ragged.groups())
+        return DataError(
+            f"row has more fields than the header (line {line} of the file)",
+            path=name,
+            column=None,
+            row=line - 2,  # one header line, and lines count from 1
+            value=f"{n_found} fields",
+            expected=f"{n_expected} fields separated by {spec.delimiter!r}, as in the header",
+        )
+    expected = (
+        "a Parquet file"
+        if kind == "parquet"
+        else f"CSV with one header line and fields separated by {spec.delimiter!r}"
+    )
+    return DataError(
+        f"file cannot be read as {kind}: {error}",
+        path=name,
+        column=None,
+        row=None,
+        value=None,
+        expected=expected,
+    )
+
+
+def _header(file: Path, kind: str, spec: SourceSpec, name: str) -> list[str]:
+    try:
+        if kind == "parquet":
+            return list(pq.read_schema(file).names)
+        header = pd.read_csv(file, sep=spec.delimiter, nrows=0)
+    except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise _unreadable(name, kind, error, spec) from None
+    return [str(column) for column in header.columns]
+
+
+def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.DataFrame:
+    columns = list(spec.source_columns())
+    try:
+        if kind == "parquet":
+            table: pd.DataFrame = pq.read_table(file, columns=columns).to_pandas()
+            return table
+        # Asset and time stay text: "007" is an asset id, not the number 7, and times
+        # are parsed below with the declared format and zone.
+        text = {spec.time_column: str}
+        if spec.asset_column is not None:
+            text[spec.asset_column] = str
+        # All columns are read, with no index column guessed, so that a row with more
+        # fields than the header is an error rather than silently shifted or cut.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(file, sep=spec.delimiter, dtype=text, index_col=False)
+        return frame[columns]
+    except (
+        pa.ArrowException,
+        pd.errors.ParserError,
+        pd.errors.ParserWarning,
+        pd.errors.EmptyDataError,
+    ) as error:
+        raise _unreadable(name, kind, error, spec) from None
+
+
+def _first(mask: NDArray[np.bool_]) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _assets(frame: pd.DataFrame, spec: SourceSpec, name: str) -> pd.Series[str]:
+    if spec.asset_column is None:
+        return pd.Series([spec.asset_id] * len(frame), dtype="string")
+    assets = frame[spec.asset_column].astype("string")
+    missing = (assets.isna() | (assets.str.strip() == "")).to_numpy(dtype=bool, na_value=True)
+    if missing.any():
+        row = _first(missing)
+        raise DataError(
+            f"asset id is missing ({int(missing.sum())} of {len(frame)} rows)",
+            path=name,
+            column=spec.asset_column,
+            row=row,
+            value=frame[spec.asset_column].iloc[row],
+            expected="a non-empty asset id in every row",
+        )
+    return assets
+
+
+# -- times --------------------------------------------------------------------------------
+def _times(
+    values: pd.Series[Any], asset: pd.Series[str], spec: SourceSpec, name: str
+) -> pd.Series[pd.Timestamp]:
+    column = spec.time_column
+    dtype = values.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        if spec.time_zone is not None:
+            raise DataError(
+                "times carry a time zone but the mapping also declares time_zone",
+                path=name,
+                column=column,
+                row=0,
+                value=str(values.iloc[0]),
+                expected="no time_zone in the mapping (the times' own zone is used)",
+            )
+        times = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(dtype):
+        if spec.time_zone is None:
+            raise DataError(
+                "times have no time zone",
+                path=name,
+                column=column,
+                row=0,
+                value=str(values.iloc[0]),
+                expected="zone-aware timestamps, or a time_zone in the mapping "
+                "(for example 'UTC' or 'Europe/Paris')",
+            )
+        _require_times(values.isna().to_numpy(), values, column, name)
+        times = _localise(values, asset, spec.time_zone, column, name)
+    else:
+        times = _parse_text_times(values, asset, spec, name)
+    converted: pd.Series[pd.Timestamp] = times.astype("datetime64[ns, UTC]")
+    return converted
+
+
+def _require_times(
+    missing: NDArray[np.bool_], values: pd.Series[Any], column: str, name: str
+) -> None:
+    if missing.any():
+        row = _first(missing)
+        raise DataError(
+            f"time is missing ({int(missing.sum())} of {missing.size} rows)",
+            path=name,
+            column=column,
+            row=row,
+            value=values.iloc[row],
+            expected="a time in every row",
+        )
+
+
+def _parse_text_times(
+    values: pd.Series[Any], asset: pd.Series[str], spec: SourceSpec, name: str
+) -> pd.Series[pd.Timestamp]:
+    column = spec.time_column
+    text = values.astype("string")
+    _require_times(text.isna().to_numpy(dtype=bool, na_value=True), values, column, name)
+    aware = spec.time_zone is None
+    parsed = _parse_iso_strictly(text, aware=aware) if spec.time_format is None else None
+    if parsed is None:
+        parsed = _parse_with_pandas(text, values, spec, name)
+    if aware:
+        return parsed
+    assert spec.time_zone is not None  # aware is False exactly when a zone is declared
+    return _localise(parsed, asset, spec.time_zone, column, name)
+
+
+def _parse_iso_strictly(text: pd.Series[str], *, aware: bool) -> pd.Series[pd.Timestamp] | None:
+    """Arrow's strict ISO 8601 cast, or ``None`` if any time is outside its dialect.
+
+    Arrow parses ten times faster than pandas but only all-or-nothing, and insists on
+    offsets for zone-aware times and on none for naive ones; when it refuses, pandas
+    parses (or names the first bad row).
+    """
+    target = pa.timestamp("ns", tz="UTC") if aware else pa.timestamp("ns")
+    try:
+        cast = pc.cast(pa.array(text.array), target)
+    except pa.ArrowInvalid:
+        return None
+    parsed: pd.Series[pd.Timestamp] = pd.Series(cast.to_pandas())
+    return parsed
+
+
+def _parse_with_pandas(
+    text: pd.Series[str], values: pd.Series[Any], spec: SourceSpec, name: str
+) -> pd.Series[pd.Timestamp]:
+    column = spec.time_column
+    example = "2014-01-01T01:00:00+01:00"
+    if spec.time_format is None:
+        has_offset = text.str.contains(_OFFSET_PATTERN, regex=True).to_numpy(
+            dtype=bool, na_value=False
+        )
+        if spec.time_zone is None and not has_offset.all():
+            row = _first(~has_offset)
+            raise DataError(
+                f"time has no UTC offset ({int((~has_offset).sum())} of {len(text)} rows)",
+                path=name,
+                column=column,
+                row=row,
+                value=values.iloc[row],
+                expected=f"an ISO 8601 time with a UTC offset such as {example!r}, or a "
+                "time_zone in the mapping for naive local times",
+            )
+        if spec.time_zone is not None and has_offset.any():
+            row = _first(has_offset)
+            raise DataError(
+                "time carries a UTC offset but the mapping declares time_zone",
+                path=name,
+                column=column,
+                row=row,
+                value=values.iloc[row],
+                expected=f"naive local times in {spec.time_zone} (or no time_zone, to use "
+                "the offsets)",
+            )
+        expected = (
+            f"an ISO 8601 time with a UTC offset such as {example!r}"
+            if spec.time_zone is None
+            else f"an ISO 8601 local time such as '2014-01-01 01:00:00' in {spec.time_zone}"
+        )
+    else:
+        expected = f"a time in the format {spec.time_format!r}"
+    parsed = pd.to_datetime(
+        text, format=spec.time_format or "ISO8601", utc=spec.time_zone is None, errors="coerce"
+    )
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = _first(bad)
+        raise DataError(
+            f"time cannot be parsed ({int(bad.sum())} of {len(text)} rows)",
+            path=name,
+            column=column,
+            row=row,
+            value=values.iloc[row],
+            expected=expected,
+        )
+    return parsed
+
+
+def _localise(
+    naive: pd.Series[pd.Timestamp], asset: pd.Series[str], zone: str, column: str, name: str
+) -> pd.Series[pd.Timestamp]:
+    """Naive local times in ``zone`` -> zone-aware times (see :class:`SourceSpec` notes)."""
+    first = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    unresolved = first.isna().to_numpy()
+    if not unresolved.any():
+        return first
+    n_rows = len(naive)
+    summer = naive.dt.tz_localize(zone, ambiguous=np.ones(n_rows, dtype=bool), nonexistent="NaT")
+    nonexistent = summer.isna().to_numpy()
+    if nonexistent.any():
+        row = _first(nonexistent)
+        raise DataError(
+            f"local time does not exist in {zone}: the clocks jump forward over it "
+            f"({int(nonexistent.sum())} of {n_rows} rows)",
+            path=name,
+            column=column,
+            row=row,
+            value=str(naive.iloc[row]),
+            expected=f"a local time that exists in {zone} (a time in the skipped hour "
+            "usually means the file is not in that zone, or carries offsets)",
+        )
+    # The repeated hour: the first reading of an asset at a local time is summer time,
+    # the next winter time (loggers write them in that order).
+    positions = np.flatnonzero(unresolved)
+    repeated = pd.DataFrame(
+        {"asset": asset.to_numpy()[positions], "time": naive.to_numpy()[positions]}
+    )
+    occurrence = repeated.groupby(["asset", "time"], sort=False).cumcount().to_numpy()
+    is_summer = np.ones(n_rows, dtype=bool)
+    is_summer[positions] = occurrence == 0
+    return naive.dt.tz_localize(zone, ambiguous=is_summer, nonexistent="NaT")
+
+
+# -- values -------------------------------------------------------------------------------
+def _values(values: pd.Series[Any], column: ColumnSpec, variable: str, name: str) -> FloatArray:
+    """Values of one column as floats in the glossary unit of ``variable``."""
+    dtype = values.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    else:
+        text = values.astype("string")
+        numbers = pd.to_numeric(text, errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan, copy=True
+        )
+        is_code = text.isin(column.text_codes).to_numpy(dtype=bool, na_value=False)
+        bad = np.isnan(numbers) & text.notna().to_numpy(dtype=bool) & ~is_code
+        if bad.any():
+            row = _first(bad)
+            raise DataError(
+                f"value is not a number ({int(bad.sum())} of {len(values)} rows)",
+                path=name,
+                column=column.source,
+                row=row,
+                value=values.iloc[row],
+                expected=f"a number in {column.unit}, an empty cell, or a declared "
+                f"missing code (missing_codes = {list(column.missing_codes)})",
+            )
+    for code in column.numeric_codes:
+        numbers[np.abs(numbers - code) <= _CODE_RTOL * abs(code)] = np.nan
+    if np.isnan(numbers).all():
+        codes = f" after missing codes {list(column.missing_codes)}" if column.missing_codes else ""
+        raise DataError(
+            f"column holds no value: all {len(numbers)} rows are missing{codes}",
+            path=name,
+            column=column.source,
+            row=None,
+            value=math.nan,
+            expected=f"at least one {variable} value (an empty column usually means a "
+            "wrong column mapping)",
+        )
+    canonical = canonical_unit(variable)
+    if parse_unit(column.unit) != parse_unit(canonical):
+        # pint converts whole arrays, offsets included (degC -> K).
+        quantity = unit_registry().Quantity(numbers, column.unit)
+        numbers = np.asarray(quantity.to(canonical).magnitude, dtype=np.float64)
+    return numbers

@@ -1,0 +1,958 @@
+"""The embedded store: one DuckDB file with observations, twins and their provenance.
+
+DuckDB (Raasveldt and Muehleisen, "DuckDB: an Embeddable Analytical Database", SIGMOD
+2019, doi:10.1145/3299869.3320212) gives transactions that are atomic across tables,
+so an ingest interrupted at any point (an exception, Ctrl-C, a killed process) leaves
+the file as it was before, and columnar scans fast enough that a fleet's years of
+10-minute SCADA data need no separate warehouse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import pickle
+import re
+import secrets
+import time as clock
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from twinweave.core import Emulator, Intervention, ProvenanceSink, State, Twin, TwinSchema
+from twinweave.data._errors import DataError
+from twinweave.data._quality import QUARANTINE_COLUMNS
+from twinweave.data._sources import RECORD_COLUMNS, SourceInfo
+from twinweave.provenance import ProvRecord, Recorder
+
+#: Version of the table layout written by this code; a store written by a newer layout
+#: is refused rather than misread.
+FORMAT_VERSION = 1
+
+# Columns that identify a reading in raw and observation frames (docs/CONTRACTS.md).
+KEY_COLUMNS = RECORD_COLUMNS
+
+_VARIABLE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$")
+# Stored alongside each reading so rows of different files stay apart; not a variable.
+_SOURCE_COLUMN = "source_sha256"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    sha256 VARCHAR PRIMARY KEY,
+    path VARCHAR NOT NULL,
+    n_rows BIGINT NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL,
+    n_raw BIGINT NOT NULL,
+    n_observations BIGINT NOT NULL,
+    n_quarantine BIGINT NOT NULL,
+    file_entity VARCHAR NOT NULL,
+    raw_entity VARCHAR NOT NULL,
+    observations_entity VARCHAR NOT NULL,
+    quarantine_entity VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw_observations (
+    {_SOURCE_COLUMN} VARCHAR NOT NULL,
+    asset_id VARCHAR NOT NULL,
+    time TIMESTAMPTZ,
+    source_row BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS observations (
+    {_SOURCE_COLUMN} VARCHAR NOT NULL,
+    asset_id VARCHAR NOT NULL,
+    time TIMESTAMPTZ,
+    source_row BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    {_SOURCE_COLUMN} VARCHAR NOT NULL,
+    asset_id VARCHAR,
+    time TIMESTAMPTZ,
+    source_row BIGINT,
+    variable VARCHAR,
+    value DOUBLE,
+    "check" VARCHAR NOT NULL,
+    reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    twin_id VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    emulator VARCHAR NOT NULL,
+    n_observations DOUBLE,
+    params BLOB NOT NULL,
+    state BLOB NOT NULL,
+    state_kinds VARCHAR NOT NULL,
+    schema VARCHAR NOT NULL,
+    interventions BLOB NOT NULL,
+    provenance_id VARCHAR,
+    note VARCHAR NOT NULL,
+    PRIMARY KEY (twin_id, version)
+);
+CREATE TABLE IF NOT EXISTS provenance (
+    id VARCHAR PRIMARY KEY,
+    category VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    time TIMESTAMPTZ NOT NULL,
+    attributes VARCHAR NOT NULL,
+    used VARCHAR NOT NULL,
+    generated VARCHAR NOT NULL,
+    generated_by VARCHAR
+);
+"""
+
+#: Tables of a store, in the order they are created.
+TABLES = (
+    "meta",
+    "sources",
+    "raw_observations",
+    "observations",
+    "quarantine",
+    "model_versions",
+    "provenance",
+)
+
+TimeLike = str | datetime | pd.Timestamp | np.datetime64
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one :meth:`Store.ingest` wrote.
+
+    Parameters
+    ----------
+    source
+        The file ingested.
+    n_raw, n_observations, n_quarantine
+        Rows written to the raw, cleaned and quarantine tables.
+    asset_ids
+        Assets with readings in the file.
+    new_variables
+        Variables the store had not seen before (columns added to its tables).
+    file_entity, raw_entity, observations_entity, quarantine_entity
+        Provenance ids of the file and of the three frames derived from it.
+    seconds
+        Wall-clock time of the transaction [s].
+    """
+
+    source: SourceInfo
+    n_raw: int
+    n_observations: int
+    n_quarantine: int
+    asset_ids: tuple[str, ...]
+    new_variables: tuple[str, ...]
+    file_entity: str
+    raw_entity: str
+    observations_entity: str
+    quarantine_entity: str
+    seconds: float
+
+
+class Store:
+    """Observations, quarantine, twin versions and provenance in one DuckDB file.
+
+    Every write is one transaction: a failed or interrupted :meth:`ingest` or
+    :meth:`save_twin` leaves the file exactly as before it. A file is open either to
+    one process for writing or to any number for reading only (DuckDB's file lock).
+
+    Twin versions store the emulator's configuration with :mod:`pickle`, because it
+    holds objects (basis terms, derived inputs) rather than plain values. Loading a
+    twin therefore runs code named in the file: open only stores you trust, as you
+    would a pickle or a Python script. Learned state is stored as ``.npz`` arrays and
+    restores bit for bit.
+
+    Parameters
+    ----------
+    path
+        The DuckDB file; created with the store's tables if it does not exist.
+    read_only
+        Open for reading only (the file must exist).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with Store(Path(folder) / "fleet.duckdb") as store:
+    ...         store.asset_ids()
+    []
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"store {self.path}: no such file to open read-only")
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as error:
+            raise OSError(
+                f"store {self.path}: cannot open ({error}); another process may have it "
+                f"open for writing"
+            ) from error
+        try:
+            # Timestamps come back in UTC whatever the machine's local time zone.
+            self._con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                self._create_tables()
+            self._check_format()
+        except BaseException:
+            self._con.close()
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the file; the store cannot be used afterwards."""
+        self._con.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = ", read_only=True" if self.read_only else ""
+        return f"Store({str(self.path)!r}{mode})"
+
+    def _create_tables(self) -> None:
+        tables = {
+            str(r[0])
+            for r in self._con.execute(
+                "SELECT table_name FROM information_schema.tables"
+            ).fetchall()
+        }
+        if "meta" in tables:
+            return
+        if tables:
+            # Someone else's DuckDB file: adding our tables to it would be a surprise.
+            raise ValueError(
+                f"store {self.path}: a DuckDB file with other tables ({sorted(tables)[:5]}), "
+                f"not a twinweave store; choose a new file"
+            )
+        with self._transaction():
+            self._con.execute(_SCHEMA)
+            self._con.execute(
+                "INSERT INTO meta VALUES ('format_version', $1)", [str(FORMAT_VERSION)]
+            )
+
+    def _check_format(self) -> None:
+        try:
+            row = self._con.execute(
+                "SELECT value FROM meta WHERE key = 'format_version'"
+            ).fetchone()
+        except duckdb.CatalogException:
+            row = None
+        if row is None:
+            raise ValueError(f"store {self.path}: not a twinweave store (no meta table)")
+        if int(row[0]) > FORMAT_VERSION:
+            raise ValueError(
+                f"store {self.path}: written in format {row[0]}, this twinweave reads up "
+                f"to format {FORMAT_VERSION}; upgrade twinweave"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._require_writable()
+        self._con.begin()
+        try:
+            yield
+        except BaseException:
+            # BaseException: a KeyboardInterrupt mid-ingest must roll back too.
+            self._con.rollback()
+            raise
+        self._con.commit()
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(f"store {self.path} is open read-only; open it to write")
+
+    def fingerprint(self) -> dict[str, tuple[int, str]]:
+        """Row count and content digest of every table, to show that nothing changed.
+
+        The digest covers the table's columns (names and types) and the multiset of
+        its rows, so it does not depend on the order rows are stored in.
+        """
+        result: dict[str, tuple[int, str]] = {}
+        for table in TABLES:
+            columns = self._con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = $1 ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+            n_rows, total = self._con.execute(
+                f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {table} AS t"
+            ).fetchone() or (0, 0)
+            digest = hashlib.sha256(json.dumps([columns, str(total)]).encode()).hexdigest()
+            result[table] = (int(n_rows), digest[:16])
+        return result
+
+    # -- observations ------------------------------------------------------------------
+    def ingest(
+        self,
+        info: SourceInfo,
+        raw: pd.DataFrame,
+        observations: pd.DataFrame,
+        quarantine: pd.DataFrame,
+        *,
+        recorder: Recorder | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        chunk_rows: int = 50_000,
+    ) -> IngestSummary:
+        """Write one file's raw readings, cleaned readings and quarantine, atomically.
+
+        Frames follow ``docs/CONTRACTS.md``. Variables not yet in the store become new
+        ``DOUBLE`` columns. The provenance of the ingest (the file with its SHA-256,
+        ``ingest`` to the raw frame, ``clean`` to the observations and quarantine) is
+        written in the same transaction, so the store never holds data without its
+        provenance or the reverse.
+
+        Parameters
+        ----------
+        info
+            The file: path, SHA-256 of its bytes, number of data rows.
+        raw, observations, quarantine
+            Every row as read; the rows that passed every check; one row per failed
+            check.
+        recorder
+            Also receives the provenance records, once the transaction has committed.
+        progress
+            Called as ``progress(n_done, n_total)`` [rows] after each chunk is written,
+            inside the transaction; an exception raised by it aborts the ingest.
+        chunk_rows
+            Rows written per chunk.
+
+        Raises
+        ------
+        DataError
+            If a file with the same SHA-256 is already in the store; nothing is written.
+        ValueError
+            If a frame does not follow the contract; nothing is written.
+        """
+        self._require_writable()
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows: expected a positive number, got {chunk_rows}")
+        _check_frame(raw, "raw")
+        _check_frame(observations, "observations")
+        _check_quarantine(quarantine)
+        self._refuse_duplicate(info)
+        started = clock.perf_counter()
+        variables = _variables(raw, observations)
+        known = set(self.variables())
+        new_variables = tuple(v for v in variables if v not in known)
+        asset_ids = tuple(sorted(pd.unique(raw["asset_id"].astype(str))))
+        checks = sorted(pd.unique(quarantine["check"].astype(str)))
+        total = len(raw) + len(observations) + len(quarantine)
+        done = 0
+
+        def advance(n_rows: int) -> None:
+            nonlocal done
+            done += n_rows
+            if progress is not None:
+                progress(done, total)
+
+        # Records are made on a fork so that nothing reaches ``recorder`` (or its
+        # store) unless the transaction commits.
+        staging = Recorder() if recorder is None else recorder.fork()
+        file_entity = staging.entity(
+            "file", {"path": info.path, "sha256": info.sha256, "n_rows": info.n_rows}
+        )
+        raw_entity = staging.record(
+            "ingest",
+            used=[file_entity],
+            generated="raw_observations",
+            attributes={
+                "store": str(self.path),
+                "n_rows": len(raw),
+                "asset_ids": list(asset_ids),
+                "variables": list(variables),
+            },
+        )
+        observations_entity, quarantine_entity = staging.record_many(
+            "clean",
+            used=[raw_entity],
+            generated=["observations", "quarantine"],
+            attributes={
+                "n_observations": len(observations),
+                "n_quarantine": len(quarantine),
+                "checks": checks,
+            },
+        )
+        with self._transaction():
+            for name in new_variables:
+                for table in ("raw_observations", "observations"):
+                    self._con.execute(f"ALTER TABLE {table} ADD COLUMN {_quote(name)} DOUBLE")
+            for frame, table in ((raw, "raw_observations"), (observations, "observations")):
+                columns = ", ".join(_quote(c) for c in (*KEY_COLUMNS, *_frame_variables(frame)))
+                self._insert_chunks(
+                    frame, table, columns, f"{_SOURCE_COLUMN}, {columns}", info, chunk_rows, advance
+                )
+            self._insert_chunks(
+                quarantine,
+                "quarantine",
+                'asset_id, time, source_row, variable, CAST(value AS DOUBLE), "check", reason',
+                f'{_SOURCE_COLUMN}, asset_id, time, source_row, variable, value, "check", reason',
+                info,
+                chunk_rows,
+                advance,
+            )
+            self._con.execute(
+                "INSERT INTO sources VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                [
+                    info.sha256,
+                    info.path,
+                    info.n_rows,
+                    datetime.now(UTC),
+                    len(raw),
+                    len(observations),
+                    len(quarantine),
+                    file_entity,
+                    raw_entity,
+                    observations_entity,
+                    quarantine_entity,
+                ],
+            )
+            self._insert_provenance(staging.own_records())
+        if recorder is not None:
+            recorder.adopt(staging.own_records())
+        return IngestSummary(
+            source=info,
+            n_raw=len(raw),
+            n_observations=len(observations),
+            n_quarantine=len(quarantine),
+            asset_ids=asset_ids,
+            new_variables=new_variables,
+            file_entity=file_entity,
+            raw_entity=raw_entity,
+            observations_entity=observations_entity,
+            quarantine_entity=quarantine_entity,
+            seconds=clock.perf_counter() - started,
+        )
+
+    def _refuse_duplicate(self, info: SourceInfo) -> None:
+        row = self._con.execute(
+            "SELECT path, ingested_at FROM sources WHERE sha256 = $1", [info.sha256]
+        ).fetchone()
+        if row is not None:
+            raise DataError(
+                f"already in store {self.path} (ingested from {row[0]} at "
+                f"{row[1]:%Y-%m-%d %H:%M} UTC); nothing written",
+                path=info.path,
+                column=None,
+                row=None,
+                value=f"sha256 {info.sha256}",
+                expected="a file whose content is not yet in the store",
+            )
+
+    def _insert_chunks(
+        self,
+        frame: pd.DataFrame,
+        table: str,
+        select: str,
+        into: str,
+        info: SourceInfo,
+        chunk_rows: int,
+        advance: Callable[[int], None],
+    ) -> None:
+        # Whole chunks go through DuckDB's pandas scan: one INSERT ... SELECT per chunk,
+        # never row by row. A random view name cannot replace a view of the caller's.
+        view = f"ingest_{secrets.token_hex(4)}"
+        for start in range(0, len(frame), chunk_rows):
+            chunk = frame.iloc[start : start + chunk_rows]
+            self._con.register(view, chunk)
+            try:
+                self._con.execute(
+                    f"INSERT INTO {table} ({into}) SELECT $1, {select} FROM {view}",
+                    [info.sha256],
+                )
+            finally:
+                self._con.unregister(view)
+            advance(len(chunk))
+
+    def has_source(self, sha256: str) -> bool:
+        """Whether a file with this content (SHA-256, hex) is in the store."""
+        found = self._con.execute("SELECT 1 FROM sources WHERE sha256 = $1", [sha256])
+        return found.fetchone() is not None
+
+    def sources(self) -> pd.DataFrame:
+        """Files ingested, oldest first, with row counts and provenance ids."""
+        return self._con.execute("SELECT * FROM sources ORDER BY ingested_at").df()
+
+    def variables(self) -> list[str]:
+        """Variables (glossary names) the observation tables have columns for."""
+        rows = self._con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'raw_observations' ORDER BY ordinal_position"
+        ).fetchall()
+        skip = {_SOURCE_COLUMN, *KEY_COLUMNS}
+        return [str(r[0]) for r in rows if r[0] not in skip]
+
+    def asset_ids(self) -> list[str]:
+        """Assets with raw readings in the store, sorted."""
+        rows = self._con.execute(
+            "SELECT DISTINCT asset_id FROM raw_observations ORDER BY asset_id"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def observations(
+        self,
+        asset_id: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> pd.DataFrame:
+        """Readings of ``asset_id`` with ``start <= time < end``, sorted by time.
+
+        Parameters
+        ----------
+        asset_id
+            The asset.
+        start, end
+            Bounds in UTC; a time without a zone is taken as UTC. ``None``: unbounded.
+        raw
+            Read the raw readings (every row as read) instead of the cleaned ones.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``asset_id``, ``time`` (datetime64[ns, UTC]; the store keeps microseconds),
+            ``source_row`` and one float column per variable of the store, NaN where a
+            file did not have the variable [canonical units].
+
+        Raises
+        ------
+        KeyError
+            If the store has no readings of ``asset_id``.
+        """
+        table = "raw_observations" if raw else "observations"
+        known = self.asset_ids()
+        if asset_id not in known:
+            raise KeyError(f"no readings of asset {asset_id!r} in {self.path}; it has {known}")
+        where, parameters = self._window(asset_id, start, end)
+        columns = ", ".join(_quote(c) for c in (*KEY_COLUMNS, *self.variables()))
+        frame = self._con.execute(
+            f"SELECT {columns} FROM {table} WHERE {where} "
+            f"ORDER BY time, {_SOURCE_COLUMN}, source_row",
+            parameters,
+        ).df()
+        return _contract_dtypes(frame)
+
+    def observations_entity(
+        self, asset_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
+    ) -> str:
+        """Provenance id of the readings ``observations(asset_id, start=, end=)`` returns.
+
+        Pass it as ``source`` to :meth:`Twin.update <twinweave.core.Twin.update>`. When
+        the readings come from one file it is that file's cleaned-observations entity;
+        when they come from several, a new ``observations`` entity derived from each
+        file's is recorded in the store by a ``select`` activity.
+
+        Raises
+        ------
+        KeyError
+            If the store has no cleaned readings of ``asset_id`` in the window.
+        PermissionError
+            If several files contribute and the store is open read-only.
+        """
+        where, parameters = self._window(asset_id, start, end)
+        rows = self._con.execute(
+            "SELECT s.observations_entity FROM sources AS s WHERE s.sha256 IN "
+            f"(SELECT DISTINCT {_SOURCE_COLUMN} FROM observations WHERE {where}) "
+            "ORDER BY s.ingested_at",
+            parameters,
+        ).fetchall()
+        entities = [str(r[0]) for r in rows]
+        if not entities:
+            raise KeyError(
+                f"no cleaned readings of asset {asset_id!r} in {self.path}"
+                + ("" if start is None and end is None else f" between {start} and {end}")
+            )
+        if len(entities) == 1:
+            return entities[0]
+        return self.recorder().record(
+            "select",
+            used=entities,
+            generated="observations",
+            attributes={
+                "asset_id": asset_id,
+                "start": None if start is None else _utc(start),
+                "end": None if end is None else _utc(end),
+            },
+        )
+
+    def _window(
+        self, asset_id: str, start: TimeLike | None, end: TimeLike | None
+    ) -> tuple[str, dict[str, object]]:
+        where = ["asset_id = $asset"]
+        parameters: dict[str, object] = {"asset": asset_id}
+        if start is not None:
+            where.append("time >= $start")
+            parameters["start"] = _utc(start)
+        if end is not None:
+            where.append("time < $end")
+            parameters["end"] = _utc(end)
+        return " AND ".join(where), parameters
+
+    def quarantine(self, asset_id: str | None = None, check: str | None = None) -> pd.DataFrame:
+        """Quarantined readings, optionally of one asset and/or one check.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The quarantine frame of ``docs/CONTRACTS.md``, sorted by asset and time.
+        """
+        where = ["TRUE"]
+        parameters: dict[str, object] = {}
+        if asset_id is not None:
+            where.append("asset_id = $asset")
+            parameters["asset"] = asset_id
+        if check is not None:
+            where.append('"check" = $check')
+            parameters["check"] = check
+        columns = ", ".join(_quote(c) for c in QUARANTINE_COLUMNS)
+        frame = self._con.execute(
+            f"SELECT {columns} FROM quarantine WHERE {' AND '.join(where)} "
+            f"ORDER BY asset_id, time, {_SOURCE_COLUMN}, source_row, variable",
+            parameters,
+        ).df()
+        return _contract_dtypes(frame)
+
+    # -- twins -------------------------------------------------------------------------
+    def save_twin(self, twin: Twin, *, note: str = "") -> int:
+        """Save the twin's emulator, schema and interventions as a new version.
+
+        The provenance chain of the twin's model version is copied into the store
+        (when its recorder is a :class:`~twinweave.provenance.Recorder`), so the chain
+        from raw files to the twin's predictions can be read back from the file alone.
+
+        Returns
+        -------
+        int
+            The new version number, 1 for a twin's first version.
+        """
+        self._require_writable()
+        emulator = twin.emulator
+        state, kinds = _encode_state(emulator.state())
+        params = pickle.dumps(emulator.get_params(), protocol=pickle.HIGHEST_PROTOCOL)
+        interventions = pickle.dumps(twin.interventions, protocol=pickle.HIGHEST_PROTOCOL)
+        lineage: list[ProvRecord] = []
+        model_version = twin.model_version_
+        recorder = twin.recorder
+        if (
+            isinstance(recorder, Recorder)
+            and model_version is not None
+            and model_version in recorder
+        ):
+            lineage = recorder.chain(model_version)
+        with self._transaction():
+            found = self._con.execute(
+                "SELECT coalesce(max(version), 0) FROM model_versions WHERE twin_id = $1",
+                [twin.twin_id],
+            ).fetchone()
+            version = 1 + (0 if found is None else int(found[0]))
+            self._con.execute(
+                "INSERT INTO model_versions VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                [
+                    twin.twin_id,
+                    version,
+                    datetime.now(UTC),
+                    _class_path(type(emulator)),
+                    float(emulator.n_observations_),
+                    params,
+                    state,
+                    json.dumps(kinds),
+                    twin.schema.model_dump_json(),
+                    interventions,
+                    model_version,
+                    note,
+                ],
+            )
+            self._insert_provenance(lineage)
+        return version
+
+    def load_twin(
+        self, twin_id: str, version: int | None = None, *, recorder: ProvenanceSink | None = None
+    ) -> Twin:
+        """Restore a saved twin; it predicts bit-identically to the twin saved.
+
+        Parameters
+        ----------
+        twin_id
+            The twin.
+        version
+            Version number; ``None`` for the latest.
+        recorder
+            Provenance sink of the restored twin. A :class:`Recorder` that does not
+            see the version's provenance is given its chain from this store.
+
+        Raises
+        ------
+        KeyError
+            If the twin or version is not in the store.
+        """
+        query = (
+            "SELECT version, emulator, params, state, state_kinds, schema, interventions, "
+            "provenance_id FROM model_versions WHERE twin_id = $1"
+        )
+        if version is None:
+            found = self._con.execute(f"{query} ORDER BY version DESC LIMIT 1", [twin_id])
+        else:
+            found = self._con.execute(f"{query} AND version = $2", [twin_id, version])
+        row = found.fetchone()
+        if row is None:
+            versions = [] if twin_id not in self.twin_ids() else self._version_numbers(twin_id)
+            raise KeyError(
+                f"no twin {twin_id!r}"
+                + ("" if version is None else f" version {version}")
+                + f" in {self.path}; "
+                + (f"versions: {versions}" if versions else f"twins: {self.twin_ids()}")
+            )
+        _, class_path, params, state, kinds, schema, interventions, provenance_id = row
+        emulator_class = _import_class(class_path)
+        emulator = emulator_class.from_state(
+            pickle.loads(params), _decode_state(bytes(state), json.loads(kinds))
+        )
+        restored_interventions: tuple[Intervention, ...] = pickle.loads(interventions)
+        twin = Twin(
+            twin_id,
+            TwinSchema.model_validate_json(schema),
+            emulator,
+            recorder=recorder,
+            interventions=restored_interventions,
+        )
+        twin.model_version_ = provenance_id
+        if (
+            isinstance(recorder, Recorder)
+            and provenance_id is not None
+            and provenance_id not in recorder
+            and self.read_provenance(provenance_id) is not None
+        ):
+            recorder.adopt(self.recorder().chain(provenance_id))
+        return twin
+
+    def twin_ids(self) -> list[str]:
+        """Twins with at least one saved version, sorted."""
+        rows = self._con.execute(
+            "SELECT DISTINCT twin_id FROM model_versions ORDER BY twin_id"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def _version_numbers(self, twin_id: str) -> list[int]:
+        rows = self._con.execute(
+            "SELECT version FROM model_versions WHERE twin_id = $1 ORDER BY version", [twin_id]
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def versions(self, twin_id: str) -> pd.DataFrame:
+        """Saved versions of ``twin_id``, oldest first.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``version``, ``created_at`` (UTC), ``emulator`` (class), ``n_observations``,
+            ``provenance_id`` and ``note``.
+
+        Raises
+        ------
+        KeyError
+            If the twin has no saved version.
+        """
+        frame = self._con.execute(
+            "SELECT version, created_at, emulator, n_observations, provenance_id, note "
+            "FROM model_versions WHERE twin_id = $1 ORDER BY version",
+            [twin_id],
+        ).df()
+        if frame.empty:
+            raise KeyError(f"no twin {twin_id!r} in {self.path}; twins: {self.twin_ids()}")
+        return frame
+
+    # -- provenance (the RecordStore protocol) -----------------------------------------
+    def recorder(self) -> Recorder:
+        """A recorder that writes through to this store and reads its records."""
+        return Recorder(store=self)
+
+    def write_provenance(self, records: Sequence[ProvRecord]) -> None:
+        """Persist ``records`` (those already present are left as they are)."""
+        with self._transaction():
+            self._insert_provenance(records)
+
+    def _insert_provenance(self, records: Sequence[ProvRecord]) -> None:
+        if not records:
+            return
+        self._con.executemany(
+            "INSERT INTO provenance VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            [
+                [
+                    r.id,
+                    r.category,
+                    r.kind,
+                    r.time,
+                    json.dumps(r.attributes),
+                    json.dumps(list(r.used)),
+                    json.dumps(list(r.generated)),
+                    r.generated_by,
+                ]
+                for r in records
+            ],
+        )
+
+    def read_provenance(self, record_id: str) -> ProvRecord | None:
+        """The provenance record ``record_id``, or ``None``."""
+        rows = self._con.execute("SELECT * FROM provenance WHERE id = $1", [record_id]).fetchall()
+        return _record(rows[0]) if rows else None
+
+    def provenance_records(self) -> list[ProvRecord]:
+        """Every provenance record in the store, oldest first."""
+        rows = self._con.execute("SELECT * FROM provenance ORDER BY time, rowid").fetchall()
+        return [_record(row) for row in rows]
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _utc(value: TimeLike) -> datetime:
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    result: datetime = stamp.to_pydatetime()
+    return result
+
+
+def _frame_variables(frame: pd.DataFrame) -> list[str]:
+    return [str(c) for c in frame.columns if c not in KEY_COLUMNS]
+
+
+def _variables(*frames: pd.DataFrame) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for frame in frames:
+        seen.update((name, None) for name in _frame_variables(frame))
+    return tuple(seen)
+
+
+def _check_frame(frame: pd.DataFrame, name: str) -> None:
+    missing = [c for c in KEY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{name} frame: missing columns {missing}; expected {list(KEY_COLUMNS)} and "
+            f"one float column per variable (docs/CONTRACTS.md), got {list(frame.columns)}"
+        )
+    if not isinstance(frame["time"].dtype, pd.DatetimeTZDtype):
+        raise ValueError(
+            f"{name} frame: column 'time' must be datetime64[ns, UTC], got "
+            f"{frame['time'].dtype}; localise times to UTC before storing them"
+        )
+    for column in _frame_variables(frame):
+        if not _VARIABLE.match(column) or column == _SOURCE_COLUMN:
+            raise ValueError(
+                f"{name} frame: column {column!r} is not a valid variable name "
+                f"(letters, digits and '_', starting with a letter; not {_SOURCE_COLUMN!r})"
+            )
+        if not pd.api.types.is_numeric_dtype(frame[column].dtype):
+            raise ValueError(
+                f"{name} frame: variable {column!r} must be numeric (float64), got "
+                f"{frame[column].dtype}"
+            )
+
+
+def _check_quarantine(frame: pd.DataFrame) -> None:
+    missing = [c for c in QUARANTINE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"quarantine frame: missing columns {missing}; expected "
+            f"{list(QUARANTINE_COLUMNS)} (docs/CONTRACTS.md), got {list(frame.columns)}"
+        )
+    if len(frame) and frame["check"].isna().any():
+        raise ValueError("quarantine frame: every row needs the name of its 'check'")
+
+
+def _contract_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    # DuckDB keeps microseconds; the frame contract is nanoseconds in UTC.
+    frame["time"] = frame["time"].astype("datetime64[ns, UTC]")
+    return frame
+
+
+def _record(row: tuple[Any, ...]) -> ProvRecord:
+    record_id, category, kind, time, attributes, used, generated, generated_by = row
+    return ProvRecord.from_json(
+        {
+            "id": record_id,
+            "category": category,
+            "kind": kind,
+            "time": time.isoformat(),
+            "attributes": json.loads(attributes),
+            "used": json.loads(used),
+            "generated": json.loads(generated),
+            "generated_by": generated_by,
+        }
+    )
+
+
+def _encode_state(state: State) -> tuple[bytes, dict[str, str]]:
+    """``.npz`` bytes of the state and which entries were Python numbers."""
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    kinds: dict[str, str] = {}
+    for name, value in state.items():
+        if isinstance(value, np.ndarray):
+            kinds[name] = "array"
+        elif isinstance(value, bool | int | np.integer):
+            kinds[name] = "int"
+        elif isinstance(value, float | np.floating):
+            kinds[name] = "float"
+        else:
+            raise TypeError(
+                f"state {name!r}: expected an array or a number, got {type(value).__name__}"
+            )
+        arrays[name] = np.asarray(value)
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue(), kinds
+
+
+def _decode_state(data: bytes, kinds: Mapping[str, str]) -> State:
+    state: State = {}
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        for name, kind in kinds.items():
+            value = arrays[name]
+            if kind == "array":
+                state[name] = np.array(value)
+            elif kind == "int":
+                state[name] = int(value[()])
+            else:
+                state[name] = float(value[()])
+    return state
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_class(path: str) -> type[Emulator]:
+    module_name, _, qualname = path.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise ImportError(
+            f"emulator class {path!r} of a saved twin cannot be imported ({error}); "
+            f"install the package that defines it"
+        ) from error
+    if not isinstance(target, type) or not hasattr(target, "from_state"):
+        raise TypeError(f"{path!r} is not an emulator class (no from_state)")
+    return target

@@ -1,0 +1,1191 @@
+"""Linear-Gaussian state-space models: Kalman filter, RTS smoother, EM for the noise.
+
+The model, for time steps ``t = 1..n`` with a hidden state ``x_t`` of ``k`` values, known
+control inputs ``u_t`` of ``c`` values and an observation ``y_t`` of ``p`` values::
+
+    x_t = F x_{t-1} + B u_t + w_t,   w_t ~ N(0, Q)      (transition, process noise)
+    y_t = H x_t + v_t,               v_t ~ N(0, R)      (observation, observation noise)
+    x_0 ~ N(m_0, P_0)                                   (initial state, before y_1)
+
+The filter is Kalman's (1960), doi:10.1115/1.3662552, with the covariance update in
+Joseph's form so it stays symmetric and positive semi-definite; missing observations
+(NaN) are skipped component by component, leaving the prediction step only, as in Durbin
+and Koopman, *Time Series Analysis by State Space Methods*, 2nd ed., Oxford University
+Press (2012), chapter 4. The smoother is that of Rauch, Tung and Striebel (1965), AIAA
+Journal 3(8):1445-1450, doi:10.2514/3.3166; the lag-one smoothed covariance it also
+returns is ``P_{t|n} J_{t-1}^T``. The noise covariances ``Q`` and ``R`` are estimated by
+the EM algorithm of Shumway and Stoffer (1982), Journal of Time Series Analysis
+3(4):253-264, doi:10.1111/j.1467-9892.1982.tb00349.x, with the modification for
+partially missing observation vectors of Shumway and Stoffer, *Time Series Analysis and
+Its Applications*, 4th ed. (2017), section 6.4.
+
+The functional API (:func:`kalman_filter`, :func:`rts_smoother`, :func:`em_noise`) is
+vectorised: arrays may carry leading batch dimensions of independent series, for example
+observations of shape ``(n_series, n_time)``, and the model's matrices broadcast against
+them; the only Python loop is over time. :class:`StateSpaceEmulator` wraps one series as
+a twinweave emulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from twinweave.core import CensoredNormal, Columns, State, column
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+# Relative tolerance for symmetry and semi-definiteness of given covariance matrices.
+_COV_RTOL = 1e-9
+
+
+def _swap(a: FloatArray) -> FloatArray:
+    return a.swapaxes(-1, -2)
+
+
+def _matvec(a: FloatArray, x: FloatArray) -> FloatArray:
+    return (a @ x[..., None])[..., 0]
+
+
+def _symmetrise(a: FloatArray) -> FloatArray:
+    # A 1 x 1 matrix is symmetric already; skipping it matters inside the time loop.
+    if a.shape[-1] == 1:
+        return a
+    return 0.5 * (a + a.swapaxes(-1, -2))
+
+
+def _as_matrix(name: str, value: ArrayLike) -> FloatArray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim < 2:
+        array = np.atleast_2d(array)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name}: expected finite values, got {array.tolist()}")
+    return array
+
+
+def _check_shape(name: str, array: FloatArray, expected: tuple[int, ...]) -> None:
+    if array.shape[array.ndim - len(expected) :] != expected or array.ndim < len(expected):
+        dims = ", ".join(str(d) for d in expected)
+        raise ValueError(
+            f"{name}: expected shape (..., {dims}) (leading dimensions for a batch of "
+            f"series), got {array.shape}"
+        )
+
+
+def _check_covariance(name: str, array: FloatArray, *, definite: bool) -> None:
+    scale = max(float(np.max(np.abs(array))), 1e-300)
+    if not np.allclose(array, _swap(array), rtol=0.0, atol=_COV_RTOL * scale):
+        raise ValueError(f"{name}: expected a symmetric matrix, got {array.tolist()}")
+    smallest = float(np.min(np.linalg.eigvalsh(_symmetrise(array))))
+    if definite and smallest <= 0.0:
+        raise ValueError(
+            f"{name}: expected a positive definite matrix, got smallest eigenvalue "
+            f"{smallest:g} in {array.tolist()}"
+        )
+    if smallest < -_COV_RTOL * scale:
+        raise ValueError(
+            f"{name}: expected a positive semi-definite matrix, got smallest eigenvalue "
+            f"{smallest:g} in {array.tolist()}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class StateSpaceModel:
+    """The matrices of a linear-Gaussian state-space model (see the module docstring).
+
+    Each matrix may carry leading batch dimensions, which broadcast against those of the
+    observations (one model per series, or one shared by all).
+
+    Parameters
+    ----------
+    transition
+        ``F``, shape ``(k, k)``.
+    observation
+        ``H``, shape ``(p, k)``; a vector of length ``k`` means ``p = 1``.
+    process_noise
+        ``Q``, symmetric positive semi-definite, shape ``(k, k)`` [state units^2].
+    observation_noise
+        ``R``, symmetric positive definite, shape ``(p, p)`` [observation units^2].
+    initial_mean
+        ``m_0``, mean of the state one step before the first observation, shape ``(k,)``.
+    initial_cov
+        ``P_0``, its covariance, shape ``(k, k)``; large for a vague start.
+    control_matrix
+        ``B``, shape ``(k, c)``, or ``None`` for a model without control inputs.
+
+    Raises
+    ------
+    ValueError
+        Naming the matrix, its value or shape, and what was expected.
+    """
+
+    transition: FloatArray
+    observation: FloatArray
+    process_noise: FloatArray
+    observation_noise: FloatArray
+    initial_mean: FloatArray
+    initial_cov: FloatArray
+    control_matrix: FloatArray | None = None
+
+    def __init__(
+        self,
+        *,
+        transition: ArrayLike,
+        observation: ArrayLike,
+        process_noise: ArrayLike,
+        observation_noise: ArrayLike,
+        initial_mean: ArrayLike,
+        initial_cov: ArrayLike,
+        control_matrix: ArrayLike | None = None,
+    ) -> None:
+        f = _as_matrix("transition", transition)
+        k = f.shape[-1]
+        _check_shape("transition", f, (k, k))
+        h = _as_matrix("observation", observation)
+        _check_shape("observation", h, (h.shape[-2], k))
+        p = h.shape[-2]
+        q = _as_matrix("process_noise", process_noise)
+        _check_shape("process_noise", q, (k, k))
+        _check_covariance("process_noise", q, definite=False)
+        r = _as_matrix("observation_noise", observation_noise)
+        _check_shape("observation_noise", r, (p, p))
+        _check_covariance("observation_noise", r, definite=True)
+        m0 = np.atleast_1d(np.asarray(initial_mean, dtype=np.float64))
+        _check_shape("initial_mean", m0, (k,))
+        if not np.all(np.isfinite(m0)):
+            raise ValueError(f"initial_mean: expected finite values, got {m0.tolist()}")
+        p0 = _as_matrix("initial_cov", initial_cov)
+        _check_shape("initial_cov", p0, (k, k))
+        _check_covariance("initial_cov", p0, definite=False)
+        b = None
+        if control_matrix is not None:
+            b = _as_matrix("control_matrix", control_matrix)
+            _check_shape("control_matrix", b, (k, b.shape[-1]))
+        for name, value in (
+            ("transition", f),
+            ("observation", h),
+            ("process_noise", q),
+            ("observation_noise", r),
+            ("initial_mean", m0),
+            ("initial_cov", p0),
+            ("control_matrix", b),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def n_state(self) -> int:
+        """Dimension ``k`` of the hidden state."""
+        return int(self.transition.shape[-1])
+
+    @property
+    def n_obs(self) -> int:
+        """Dimension ``p`` of an observation."""
+        return int(self.observation.shape[-2])
+
+    @property
+    def n_controls(self) -> int:
+        """Number ``c`` of control inputs (0 without a control matrix)."""
+        return 0 if self.control_matrix is None else int(self.control_matrix.shape[-1])
+
+    def replace(self, **changes: ArrayLike | None) -> StateSpaceModel:
+        """A copy with some matrices replaced (validated like the constructor)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def _with(self, **changes: FloatArray) -> StateSpaceModel:
+        """A copy with matrices replaced by ones already known to be valid.
+
+        Used inside the filter loop and EM, where the replacements come from the
+        algorithms themselves and re-validating each step would cost more than the step.
+        """
+        copy = object.__new__(StateSpaceModel)
+        for field in dataclasses.fields(self):
+            object.__setattr__(copy, field.name, changes.get(field.name, getattr(self, field.name)))
+        return copy
+
+
+@dataclass(frozen=True, eq=False)
+class FilterResult:
+    """Output of :func:`kalman_filter`; ``...`` stands for the batch dimensions.
+
+    Attributes
+    ----------
+    predicted_mean, predicted_cov
+        ``x_{t|t-1}`` and its covariance, shapes ``(..., n_time, k)``, ``(..., n_time, k, k)``.
+    filtered_mean, filtered_cov
+        ``x_{t|t}`` and its covariance, same shapes.
+    log_likelihood
+        ``log p(y_1..y_n)`` summed over observed components, shape ``(...)``.
+    n_observed
+        Number of observed (non-missing) components, shape ``(...)``.
+    """
+
+    predicted_mean: FloatArray
+    predicted_cov: FloatArray
+    filtered_mean: FloatArray
+    filtered_cov: FloatArray
+    log_likelihood: FloatArray
+    n_observed: FloatArray
+
+
+@dataclass(frozen=True, eq=False)
+class SmootherResult:
+    """Output of :func:`rts_smoother`; ``...`` stands for the batch dimensions.
+
+    Attributes
+    ----------
+    smoothed_mean, smoothed_cov
+        ``x_{t|n}`` and its covariance, shapes ``(..., n_time, k)``, ``(..., n_time, k, k)``.
+    lag_one_cov
+        ``Cov(x_t, x_{t-1} | y_1..y_n)``, shape ``(..., n_time, k, k)``; the first entry
+        pairs ``x_1`` with the initial state ``x_0``.
+    initial_mean, initial_cov
+        The smoothed initial state ``x_{0|n}`` and its covariance.
+    """
+
+    smoothed_mean: FloatArray
+    smoothed_cov: FloatArray
+    lag_one_cov: FloatArray
+    initial_mean: FloatArray
+    initial_cov: FloatArray
+
+
+@dataclass(frozen=True, eq=False)
+class EMResult:
+    """Output of :func:`em_noise`.
+
+    Attributes
+    ----------
+    model
+        The model with the estimated ``process_noise`` and ``observation_noise``.
+    log_likelihood
+        Log-likelihood of each iterate, shape ``(n_iterations + 1, ...)``; the last entry
+        is that of ``model``. EM never decreases it.
+    converged
+        Whether the relative change fell below the tolerance for every series.
+    """
+
+    model: StateSpaceModel
+    log_likelihood: FloatArray
+    converged: bool
+
+    @property
+    def n_iterations(self) -> int:
+        """Number of M-steps taken."""
+        return int(self.log_likelihood.shape[0] - 1)
+
+
+# -- array preparation -----------------------------------------------------------------
+def _series(name: str, values: ArrayLike, width: int, width_name: str) -> FloatArray:
+    """``values`` as ``(..., n_time, width)``; with ``width == 1`` the last axis is absent."""
+    array = np.asarray(values, dtype=np.float64)
+    if width == 1:
+        array = array[..., None]
+    if array.ndim < 2 or array.shape[-1] != width:
+        layout = "(n_time,) or (n_series, n_time)" if width == 1 else f"(..., n_time, {width})"
+        raise ValueError(
+            f"{name}: expected shape {layout} for {width_name} = {width}, got {np.shape(values)}"
+        )
+    return array
+
+
+def _controls(model: StateSpaceModel, controls: ArrayLike | None, n_time: int) -> FloatArray:
+    """Control inputs as ``(..., n_time, c)``; zero-width when the model has none."""
+    if model.control_matrix is None:
+        if controls is not None:
+            raise ValueError(
+                "controls: the model has no control_matrix, so expected None, got an array"
+            )
+        return np.zeros((n_time, 0))
+    if controls is None:
+        raise ValueError(
+            f"controls: the model has a control_matrix with {model.n_controls} columns, "
+            "expected control inputs, got None"
+        )
+    u = _series("controls", controls, model.n_controls, "n_controls")
+    if u.shape[-2] != n_time:
+        raise ValueError(
+            f"controls: expected {n_time} time steps (as the observations), got {u.shape[-2]}"
+        )
+    if not np.all(np.isfinite(u)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(u))[0])
+        raise ValueError(f"controls: expected finite values, got {u[index]} at index {index}")
+    return u
+
+
+def _batch_shape(model: StateSpaceModel, y: FloatArray, u: FloatArray) -> tuple[int, ...]:
+    shapes = [
+        y.shape[:-2],
+        u.shape[:-2],
+        model.transition.shape[:-2],
+        model.observation.shape[:-2],
+        model.process_noise.shape[:-2],
+        model.observation_noise.shape[:-2],
+        model.initial_mean.shape[:-1],
+        model.initial_cov.shape[:-2],
+    ]
+    if model.control_matrix is not None:
+        shapes.append(model.control_matrix.shape[:-2])
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(
+            f"batch dimensions: expected shapes that broadcast, got observations "
+            f"{y.shape[:-2]}, controls {u.shape[:-2]} and model matrices "
+            f"{[tuple(s) for s in shapes[2:]]}"
+        ) from None
+
+
+# -- the filter -----------------------------------------------------------------------------
+def _condition(
+    mean: FloatArray,
+    cov: FloatArray,
+    h: FloatArray,
+    r: FloatArray,
+    innovation: FloatArray,
+    n_observed: FloatArray | float,
+    eye_k: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Kalman update of ``(mean, cov)`` on ``innovation = y - H mean``; also the log-lik."""
+    hp = h @ cov
+    s = hp @ h.swapaxes(-1, -2) + r
+    if s.shape[-1] == 1:
+        # One observed variable: the innovation variance is a scalar, no solve needed.
+        gain = hp.swapaxes(-1, -2) / s
+        variance = s[..., 0, 0]
+        mean = mean + gain[..., 0] * innovation
+        quadratic = innovation[..., 0] ** 2 / variance
+        log_det = np.log(variance)
+    else:
+        solved = np.linalg.solve(s, np.concatenate([hp, innovation[..., None]], axis=-1))
+        gain = solved[..., :-1].swapaxes(-1, -2)
+        mean = mean + _matvec(gain, innovation)
+        quadratic = np.einsum("...i,...i->...", innovation, solved[..., -1])
+        log_det = np.linalg.slogdet(s)[1]
+    # Joseph's form keeps the covariance symmetric positive semi-definite.
+    i_kh = eye_k - gain @ h
+    cov = _symmetrise(i_kh @ cov @ i_kh.swapaxes(-1, -2) + gain @ r @ gain.swapaxes(-1, -2))
+    log_lik = -0.5 * (n_observed * _LOG_2PI + log_det + quadratic)
+    return mean, cov, np.asarray(log_lik, dtype=np.float64)
+
+
+def _run_filter(model: StateSpaceModel, y: FloatArray, u: FloatArray) -> FilterResult:
+    """The filter on prepared arrays ``y (..., n, p)`` and ``u (..., n, c)``."""
+    batch = _batch_shape(model, y, u)
+    n_time, k, p = y.shape[-2], model.n_state, model.n_obs
+    y = np.broadcast_to(y, (*batch, n_time, p))
+    u = np.broadcast_to(u, (*batch, n_time, u.shape[-1]))
+    observed = np.isfinite(y)
+    n_observed = observed.sum(axis=-1).astype(np.float64)
+    # Whether step t is complete (or empty) in every series; decided per step, so a step
+    # takes the same path whether it arrives alone or in a batch.
+    other_axes = (*range(observed.ndim - 2), observed.ndim - 1)
+    complete = np.asarray(observed.all(axis=other_axes), dtype=bool)
+    empty = ~np.asarray(observed.any(axis=other_axes), dtype=bool)
+    f, q, h, r, b = (
+        model.transition,
+        model.process_noise,
+        model.observation,
+        model.observation_noise,
+        model.control_matrix,
+    )
+    eye_p = np.eye(p, dtype=bool)
+    eye_k = np.eye(k)
+    predicted_mean = np.empty((*batch, n_time, k))
+    predicted_cov = np.empty((*batch, n_time, k, k))
+    filtered_mean = np.empty((*batch, n_time, k))
+    filtered_cov = np.empty((*batch, n_time, k, k))
+    log_lik = np.zeros(batch)
+    mean = np.broadcast_to(model.initial_mean, (*batch, k)).copy()
+    cov = np.broadcast_to(model.initial_cov, (*batch, k, k)).copy()
+    for t in range(n_time):
+        mean = _matvec(f, mean)
+        if b is not None:
+            mean = mean + _matvec(b, u[..., t, :])
+        cov = _symmetrise(f @ cov @ f.swapaxes(-1, -2) + q)
+        predicted_mean[..., t, :] = mean
+        predicted_cov[..., t, :, :] = cov
+        if complete[t]:
+            innovation = y[..., t, :] - _matvec(h, mean)
+            mean, cov, step = _condition(mean, cov, h, r, innovation, float(p), eye_k)
+            log_lik += step
+        elif not empty[t]:
+            # Missing components get a zero row in H and an identity block in R: the
+            # gain's columns for them vanish, so the update is the one on the observed
+            # subvector (Durbin and Koopman 2012, chapter 4).
+            seen = observed[..., t, :]
+            both = seen[..., :, None] & seen[..., None, :]
+            h_seen = np.where(seen[..., :, None], h, 0.0)
+            r_seen = np.where(both, r, 0.0) + (eye_p & ~seen[..., :, None])
+            innovation = np.where(seen, np.nan_to_num(y[..., t, :]) - _matvec(h_seen, mean), 0.0)
+            mean, cov, step = _condition(
+                mean, cov, h_seen, r_seen, innovation, n_observed[..., t], eye_k
+            )
+            log_lik += step
+        filtered_mean[..., t, :] = mean
+        filtered_cov[..., t, :, :] = cov
+    return FilterResult(
+        predicted_mean,
+        predicted_cov,
+        filtered_mean,
+        filtered_cov,
+        log_lik,
+        n_observed.sum(axis=-1),
+    )
+
+
+def _prepare(
+    model: StateSpaceModel, observations: ArrayLike, controls: ArrayLike | None
+) -> tuple[FloatArray, FloatArray]:
+    y = _series("observations", observations, model.n_obs, "n_obs")
+    if np.any(np.isinf(y)):
+        index = tuple(int(i) for i in np.argwhere(np.isinf(y))[0])
+        raise ValueError(
+            f"observations: expected finite values or NaN for missing, got {y[index]} "
+            f"at index {index}"
+        )
+    return y, _controls(model, controls, y.shape[-2])
+
+
+def kalman_filter(
+    model: StateSpaceModel, observations: ArrayLike, *, controls: ArrayLike | None = None
+) -> FilterResult:
+    """Kalman filter over a batch of series.
+
+    Parameters
+    ----------
+    model
+        The state-space matrices.
+    observations
+        Shape ``(..., n_time, p)`` [observation units]; with ``p = 1`` the last axis is
+        left out, so one series is ``(n_time,)`` and a batch ``(n_series, n_time)``. NaN
+        marks a missing component: the filter only predicts through it.
+    controls
+        Control inputs ``u_t``, shape ``(..., n_time, c)`` (``(..., n_time)`` when
+        ``c = 1``) [control units]; required exactly when the model has a control matrix.
+
+    Returns
+    -------
+    FilterResult
+        Predicted and filtered state moments per step, and the log-likelihood.
+
+    Examples
+    --------
+    A local level observed in noise, three series at once:
+
+    >>> model = StateSpaceModel(transition=1.0, observation=1.0, process_noise=0.1,
+    ...                         observation_noise=1.0, initial_mean=0.0, initial_cov=1e6)
+    >>> y = np.random.default_rng(0).normal(5.0, 1.0, (3, 200))
+    >>> result = kalman_filter(model, y)
+    >>> result.filtered_mean.shape, result.log_likelihood.shape
+    ((3, 200, 1), (3,))
+    """
+    y, u = _prepare(model, observations, controls)
+    return _run_filter(model, y, u)
+
+
+def rts_smoother(model: StateSpaceModel, filtered: FilterResult) -> SmootherResult:
+    """Rauch-Tung-Striebel smoother: state moments given all observations.
+
+    Parameters
+    ----------
+    model
+        The model ``filtered`` was computed with.
+    filtered
+        Output of :func:`kalman_filter`.
+
+    Returns
+    -------
+    SmootherResult
+        Smoothed means and covariances (never larger than the filtered ones), the lag-one
+        covariances EM needs, and the smoothed initial state.
+    """
+    f = model.transition
+    mean_f, cov_f = filtered.filtered_mean, filtered.filtered_cov
+    mean_p, cov_p = filtered.predicted_mean, filtered.predicted_cov
+    n_time = mean_f.shape[-2]
+    batch = mean_f.shape[:-2]
+    k = model.n_state
+    initial_mean = np.broadcast_to(model.initial_mean, (*batch, k)).copy()
+    initial_cov = np.broadcast_to(model.initial_cov, (*batch, k, k)).copy()
+    if n_time == 0:
+        empty = np.empty((*batch, 0, k, k))
+        return SmootherResult(mean_f.copy(), cov_f.copy(), empty, initial_mean, initial_cov)
+    # x_{t-1} for t = 1..n, with x_0 the initial state.
+    prev_mean = np.concatenate([initial_mean[..., None, :], mean_f[..., :-1, :]], axis=-2)
+    prev_cov = np.concatenate([initial_cov[..., None, :, :], cov_f[..., :-1, :, :]], axis=-3)
+    # The gains J_{t-1} = P_{t-1|t-1} F^T P_{t|t-1}^{-1} need only the filter's output:
+    # all of them in one vectorised solve, leaving the recursion itself in the loop.
+    gains = np.linalg.solve(cov_p, f[..., None, :, :] @ prev_cov).swapaxes(-1, -2)
+    mean_s = np.empty((*batch, n_time + 1, k))
+    cov_s = np.empty((*batch, n_time + 1, k, k))
+    mean_s[..., n_time, :] = mean_f[..., -1, :]
+    cov_s[..., n_time, :, :] = cov_f[..., -1, :, :]
+    for t in range(n_time - 1, -1, -1):
+        gain = gains[..., t, :, :]
+        mean_s[..., t, :] = prev_mean[..., t, :] + _matvec(
+            gain, mean_s[..., t + 1, :] - mean_p[..., t, :]
+        )
+        cov_s[..., t, :, :] = _symmetrise(
+            prev_cov[..., t, :, :]
+            + gain @ (cov_s[..., t + 1, :, :] - cov_p[..., t, :, :]) @ gain.swapaxes(-1, -2)
+        )
+    lag_one = cov_s[..., 1:, :, :] @ gains.swapaxes(-1, -2)
+    return SmootherResult(
+        mean_s[..., 1:, :],
+        cov_s[..., 1:, :, :],
+        np.asarray(lag_one, dtype=np.float64),
+        mean_s[..., 0, :],
+        cov_s[..., 0, :, :],
+    )
+
+
+# -- EM for the noise covariances ------------------------------------------------------
+def _m_step_process_noise(
+    model: StateSpaceModel, smoothed: SmootherResult, u: FloatArray
+) -> FloatArray:
+    f = model.transition[..., None, :, :]
+    prev_mean = np.concatenate(
+        [smoothed.initial_mean[..., None, :], smoothed.smoothed_mean[..., :-1, :]], axis=-2
+    )
+    prev_cov = np.concatenate(
+        [smoothed.initial_cov[..., None, :, :], smoothed.smoothed_cov[..., :-1, :, :]], axis=-3
+    )
+    residual = smoothed.smoothed_mean - _matvec(f, prev_mean)
+    if model.control_matrix is not None:
+        residual = residual - _matvec(model.control_matrix[..., None, :, :], u)
+    f_lag = f @ _swap(smoothed.lag_one_cov)
+    expected = (
+        residual[..., :, None] * residual[..., None, :]
+        + smoothed.smoothed_cov
+        - f_lag
+        - _swap(f_lag)
+        + f @ prev_cov @ _swap(f)
+    )
+    return _symmetrise(np.asarray(expected.mean(axis=-3), dtype=np.float64))
+
+
+def _m_step_observation_noise(
+    model: StateSpaceModel, smoothed: SmootherResult, y: FloatArray
+) -> FloatArray:
+    h = model.observation[..., None, :, :]
+    r = model.observation_noise[..., None, :, :]
+    observed = np.isfinite(y)
+    both = observed[..., :, None] & observed[..., None, :]
+    residual = np.where(observed, np.nan_to_num(y) - _matvec(h, smoothed.smoothed_mean), 0.0)
+    # E[e e^T | y] for the observed components, zero elsewhere.
+    expected = np.where(
+        both,
+        residual[..., :, None] * residual[..., None, :] + h @ smoothed.smoothed_cov @ _swap(h),
+        0.0,
+    )
+    if not observed.all():
+        # A missing component's error is predicted from the observed ones under the
+        # current R (Shumway and Stoffer 2017, section 6.4): with W the inverse of R's
+        # observed block embedded in zeros, E[eps eps^T | y] = R W E W R + R - R W R.
+        eye = np.eye(y.shape[-1], dtype=bool)
+        r_observed = np.where(both, r, 0.0) + np.where(eye & ~observed[..., :, None], 1.0, 0.0)
+        w = np.where(both, np.linalg.inv(r_observed), 0.0)
+        rw = r @ w
+        expected = rw @ expected @ _swap(rw) + r - rw @ r
+    # Steps with nothing observed carry no information about R; leave them out.
+    informative = observed.any(axis=-1)
+    count = informative.sum(axis=-1)
+    total = np.einsum("...t,...tij->...ij", informative.astype(np.float64), expected)
+    safe = np.maximum(count, 1)[..., None, None]
+    estimate = np.where(count[..., None, None] > 0, total / safe, model.observation_noise)
+    return _symmetrise(np.asarray(estimate, dtype=np.float64))
+
+
+def em_noise(
+    model: StateSpaceModel,
+    observations: ArrayLike,
+    *,
+    controls: ArrayLike | None = None,
+    n_iterations: int = 100,
+    tol: float = 1e-8,
+    diagonal: bool = False,
+    estimate_process_noise: bool = True,
+    estimate_observation_noise: bool = True,
+) -> EMResult:
+    """Maximum-likelihood ``Q`` and ``R`` by EM (Shumway and Stoffer 1982).
+
+    Each iteration smooths the series with the current matrices (E-step) and sets ``Q``
+    and ``R`` to the expected second moments of the process and observation errors
+    (M-step). Every series of a batch gets its own estimates.
+
+    Parameters
+    ----------
+    model
+        Starting point; its transition, observation, control and initial-state matrices
+        are kept fixed.
+    observations, controls
+        As for :func:`kalman_filter`.
+    n_iterations
+        Upper bound on the number of M-steps.
+    tol
+        Stop when every series' log-likelihood changes by less than ``tol`` times its
+        magnitude.
+    diagonal
+        Keep ``Q`` and ``R`` diagonal (the constrained M-step is the diagonal of the
+        unconstrained one); use it when components' noises are independent, or when
+        some state has no noise of its own (its variance then stays at zero).
+    estimate_process_noise, estimate_observation_noise
+        Set either to ``False`` to keep that matrix at its starting value (for example a
+        sensor noise known from its data sheet).
+
+    Returns
+    -------
+    EMResult
+        The fitted model and the log-likelihood of every iterate.
+
+    Examples
+    --------
+    A random walk with step variance 0.25 read with noise variance 4:
+
+    >>> rng = np.random.default_rng(3)
+    >>> level = np.cumsum(rng.normal(0.0, 0.5, 1000))
+    >>> y = level + rng.normal(0.0, 2.0, 1000)
+    >>> start = StateSpaceModel(transition=1.0, observation=1.0, process_noise=1.0,
+    ...                         observation_noise=1.0, initial_mean=0.0, initial_cov=1e4)
+    >>> fit = em_noise(start, y, tol=1e-6)
+    >>> q, r = fit.model.process_noise[0, 0], fit.model.observation_noise[0, 0]
+    >>> fit.converged, round(float(q), 1), round(float(r), 1)
+    (True, 0.3, 3.7)
+    """
+    if n_iterations < 0:
+        raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")
+    if not tol >= 0:
+        raise ValueError(f"tol: expected >= 0, got {tol}")
+    y, u = _prepare(model, observations, controls)
+    return _run_em(
+        model,
+        y,
+        u,
+        n_iterations=n_iterations,
+        tol=tol,
+        diagonal=diagonal,
+        estimate_process_noise=estimate_process_noise,
+        estimate_observation_noise=estimate_observation_noise,
+    )
+
+
+def _run_em(
+    model: StateSpaceModel,
+    y: FloatArray,
+    u: FloatArray,
+    *,
+    n_iterations: int,
+    tol: float,
+    diagonal: bool,
+    estimate_process_noise: bool = True,
+    estimate_observation_noise: bool = True,
+) -> EMResult:
+    """EM on prepared arrays ``y (..., n, p)`` and ``u (..., n, c)``."""
+    history: list[FloatArray] = []
+    converged = False
+    for iteration in range(n_iterations + 1):
+        filtered = _run_filter(model, y, u)
+        history.append(filtered.log_likelihood)
+        if iteration > 0:
+            change = np.abs(history[-1] - history[-2])
+            if np.all(change <= tol * np.maximum(np.abs(history[-2]), 1.0)):
+                converged = True
+                break
+        if iteration == n_iterations:
+            break
+        smoothed = rts_smoother(model, filtered)
+        q, r = model.process_noise, model.observation_noise
+        if estimate_process_noise:
+            q = _m_step_process_noise(model, smoothed, u)
+        if estimate_observation_noise:
+            r = _m_step_observation_noise(model, smoothed, y)
+        if diagonal:
+            q = np.eye(model.n_state) * np.diagonal(q, axis1=-2, axis2=-1)[..., None, :]
+            r = np.eye(model.n_obs) * np.diagonal(r, axis1=-2, axis2=-1)[..., None, :]
+        model = model._with(process_noise=q, observation_noise=r)
+    return EMResult(model, np.stack(history), converged)
+
+
+# -- the emulator --------------------------------------------------------------------------
+def _psd_sqrt(cov: FloatArray) -> FloatArray:
+    """A matrix ``L`` with ``L L^T = cov`` for a positive semi-definite ``cov``."""
+    try:
+        return np.asarray(np.linalg.cholesky(cov), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        # Singular (a state without uncertainty): the eigen-decomposition still works.
+        values, vectors = np.linalg.eigh(cov)
+        return np.asarray(vectors * np.sqrt(np.maximum(values, 0.0)), dtype=np.float64)
+
+
+class StateSpaceEmulator:
+    """A twinweave emulator of one dynamic quantity: a linear-Gaussian state space.
+
+    Rows of ``observations`` are consecutive, equally spaced time steps, in time order;
+    ``update`` filters them (a stream of single readings gives bit-for-bit the state of
+    one batch); ``predict`` forecasts the next ``len(inputs)`` steps. The emulator knows
+    no clock: a ``time`` column, if present, is not read.
+
+    Parameters
+    ----------
+    target
+        Glossary name of the observed variable, for example ``"storage"``.
+    transition, observation, process_noise, observation_noise, initial_mean, initial_cov
+        ``F``, ``H`` (one row: the target), ``Q`` [units^2], ``R`` (1 x 1) [units^2],
+        ``m_0`` and ``P_0``; see :class:`StateSpaceModel`. The initial state is one step
+        before the first reading.
+    control_matrix
+        ``B``, shape ``(k, len(control_inputs))``, or ``None``.
+    control_inputs
+        Names of the input columns that form ``u_t``, in the order of ``B``'s columns;
+        every reading and every forecast row needs them.
+    lower, upper
+        Physical bounds of the target; forecasts are censored to them [units]. The filter
+        itself is linear-Gaussian and does not see them.
+    units
+        Unit of the target.
+
+    Notes
+    -----
+    The forecast's latent variance is ``H P_h H^T + R`` with ``P_h`` the ``h``-step state
+    covariance (Durbin and Koopman 2012, chapter 4). The current state's uncertainty is
+    returned as the shared ``factor`` (one draw per sample path), the accumulated process
+    noise as independent per-step variance: marginals are exact, while sample paths
+    understate the correlation that process noise builds up between steps.
+
+    Examples
+    --------
+    A reservoir's storage [m^3] with daily inflow and outflow [m^3/day]:
+
+    >>> twin = StateSpaceEmulator.reservoir(
+    ...     capacity=10_000.0, initial_storage=5_000.0, initial_var=1e6,
+    ...     process_var=100.0, noise_var=400.0)
+    >>> _ = twin.update({"storage": [5_020.0, 5_110.0, np.nan, 5_180.0],
+    ...                  "inflow": [120.0, 150.0, 90.0, 80.0],
+    ...                  "outflow": [100.0, 60.0, 70.0, 90.0]})
+    >>> forecast = twin.predict({"inflow": [100.0, 100.0], "outflow": [300.0, 300.0]})
+    >>> forecast.units, np.round(forecast.mean, 0)
+    ('m^3', array([4951., 4751.]))
+    >>> bool(forecast.var[1] > forecast.var[0])
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        transition: ArrayLike,
+        observation: ArrayLike,
+        process_noise: ArrayLike,
+        observation_noise: ArrayLike,
+        initial_mean: ArrayLike,
+        initial_cov: ArrayLike,
+        control_matrix: ArrayLike | None = None,
+        control_inputs: Sequence[str] = (),
+        lower: float = -np.inf,
+        upper: float = np.inf,
+        units: str = "",
+    ) -> None:
+        self.target = target
+        self.transition = np.array(transition, dtype=np.float64)
+        self.observation = np.array(observation, dtype=np.float64)
+        self.process_noise = np.array(process_noise, dtype=np.float64)
+        self.observation_noise = np.array(observation_noise, dtype=np.float64)
+        self.initial_mean = np.array(initial_mean, dtype=np.float64)
+        self.initial_cov = np.array(initial_cov, dtype=np.float64)
+        self.control_matrix = (
+            None if control_matrix is None else np.array(control_matrix, dtype=np.float64)
+        )
+        self.control_inputs = tuple(control_inputs)
+        self.lower = lower
+        self.upper = upper
+        self.units = units
+        self.model = self._validate_params()
+        self.mean_: FloatArray = self.model.initial_mean.copy()
+        self.cov_: FloatArray = self.model.initial_cov.copy()
+        self.n_observations_: float = 0.0
+        self.n_steps_: int = 0
+        self.log_likelihood_: float = 0.0
+
+    # -- configuration -----------------------------------------------------------------
+    def _validate_params(self) -> StateSpaceModel:
+        model = StateSpaceModel(
+            transition=self.transition,
+            observation=self.observation,
+            process_noise=self.process_noise,
+            observation_noise=self.observation_noise,
+            initial_mean=self.initial_mean,
+            initial_cov=self.initial_cov,
+            control_matrix=self.control_matrix,
+        )
+        for name in ("transition", "process_noise", "initial_cov", "observation_noise"):
+            if getattr(model, name).ndim != 2:
+                raise ValueError(
+                    f"{name}: expected a matrix without batch dimensions for one series, "
+                    f"got shape {getattr(model, name).shape}"
+                )
+        if model.observation.shape[0] != 1 or model.observation.ndim != 2:
+            raise ValueError(
+                f"observation: expected one row (the target {self.target!r}), got shape "
+                f"{self.observation.shape}"
+            )
+        if model.initial_mean.ndim != 1:
+            raise ValueError(
+                f"initial_mean: expected a vector, got shape {model.initial_mean.shape}"
+            )
+        if model.n_controls != len(self.control_inputs):
+            raise ValueError(
+                f"control_inputs: expected {model.n_controls} names (one per column of "
+                f"control_matrix), got {list(self.control_inputs)}"
+            )
+        if model.control_matrix is not None and model.control_matrix.ndim != 2:
+            raise ValueError(
+                f"control_matrix: expected a matrix without batch dimensions, got shape "
+                f"{model.control_matrix.shape}"
+            )
+        if len(set(self.control_inputs)) != len(self.control_inputs):
+            raise ValueError(f"control_inputs: expected distinct names, got {self.control_inputs}")
+        if self.target in self.control_inputs:
+            raise ValueError(
+                f"control_inputs: expected inputs other than the target {self.target!r}, "
+                f"got {list(self.control_inputs)}"
+            )
+        if not self.lower < self.upper:
+            raise ValueError(f"bounds: expected lower < upper, got [{self.lower}, {self.upper}]")
+        return model
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "transition": self.transition.copy(),
+            "observation": self.observation.copy(),
+            "process_noise": self.process_noise.copy(),
+            "observation_noise": self.observation_noise.copy(),
+            "initial_mean": self.initial_mean.copy(),
+            "initial_cov": self.initial_cov.copy(),
+            "control_matrix": None if self.control_matrix is None else self.control_matrix.copy(),
+            "control_inputs": self.control_inputs,
+            "lower": self.lower,
+            "upper": self.upper,
+            "units": self.units,
+        }
+
+    @property
+    def n_state(self) -> int:
+        return self.model.n_state
+
+    # -- convenience constructors --------------------------------------------------------
+    @classmethod
+    def local_level(
+        cls,
+        target: str,
+        *,
+        level_var: float,
+        noise_var: float,
+        initial_level: float = 0.0,
+        initial_var: float = 1e6,
+        lower: float = -np.inf,
+        upper: float = np.inf,
+        units: str = "",
+    ) -> Self:
+        """Random walk observed in noise: ``level_t = level_{t-1} + w_t``, ``y_t = level_t + v_t``.
+
+        Parameters
+        ----------
+        level_var
+            Variance of the level's step [units^2].
+        noise_var
+            Variance of the measurement noise [units^2].
+        initial_level, initial_var
+            Prior mean [units] and variance [units^2] of the level before the first
+            reading; the default variance is vague.
+        """
+        return cls(
+            target=target,
+            transition=[[1.0]],
+            observation=[[1.0]],
+            process_noise=[[level_var]],
+            observation_noise=[[noise_var]],
+            initial_mean=[initial_level],
+            initial_cov=[[initial_var]],
+            lower=lower,
+            upper=upper,
+            units=units,
+        )
+
+    @classmethod
+    def local_linear_trend(
+        cls,
+        target: str,
+        *,
+        level_var: float,
+        slope_var: float,
+        noise_var: float,
+        initial_level: float = 0.0,
+        initial_slope: float = 0.0,
+        initial_var: float = 1e6,
+        lower: float = -np.inf,
+        upper: float = np.inf,
+        units: str = "",
+    ) -> Self:
+        """Level with a drifting slope (Durbin and Koopman 2012, section 3.2.1).
+
+        ``level_t = level_{t-1} + slope_{t-1} + w_t``, ``slope_t = slope_{t-1} + z_t``,
+        ``y_t = level_t + v_t``; the state is ``(level, slope)``.
+
+        Parameters
+        ----------
+        level_var
+            Variance of the level's own step [units^2].
+        slope_var
+            Variance of the slope's step [units^2/step^2].
+        noise_var
+            Variance of the measurement noise [units^2].
+        initial_level, initial_slope
+            Prior means [units], [units/step].
+        initial_var
+            Prior variance of both level and slope (vague by default).
+        """
+        return cls(
+            target=target,
+            transition=[[1.0, 1.0], [0.0, 1.0]],
+            observation=[[1.0, 0.0]],
+            process_noise=[[level_var, 0.0], [0.0, slope_var]],
+            observation_noise=[[noise_var]],
+            initial_mean=[initial_level, initial_slope],
+            initial_cov=[[initial_var, 0.0], [0.0, initial_var]],
+            lower=lower,
+            upper=upper,
+            units=units,
+        )
+
+    @classmethod
+    def reservoir(
+        cls,
+        *,
+        capacity: float,
+        initial_storage: float,
+        initial_var: float,
+        process_var: float,
+        noise_var: float,
+        dt: float = 1.0,
+        target: str = "storage",
+        inflow: str = "inflow",
+        outflow: str = "outflow",
+        units: str = "m^3",
+    ) -> Self:
+        """Mass balance of a store: ``storage_t = storage_{t-1} + dt (inflow_t - outflow_t) + w_t``.
+
+        ``w_t`` lumps what the flows miss (evaporation, seepage, gauge error in the
+        flows); the storage gauge reads ``storage_t + v_t``. Forecasts are censored to
+        ``[0, capacity]``.
+
+        Parameters
+        ----------
+        capacity
+            Storage at the spillway crest [units].
+        initial_storage, initial_var
+            Prior mean [units] and variance [units^2] of storage before the first reading.
+        process_var
+            Variance of the unexplained change per step [units^2].
+        noise_var
+            Variance of the storage gauge's error [units^2].
+        dt
+            Length of a step in the flows' time unit [day for flows in m^3/day].
+        target, inflow, outflow
+            Column names (glossary: ``storage``, ``inflow``, ``outflow``).
+        units
+            Unit of storage.
+        """
+        return cls(
+            target=target,
+            transition=[[1.0]],
+            observation=[[1.0]],
+            process_noise=[[process_var]],
+            observation_noise=[[noise_var]],
+            initial_mean=[initial_storage],
+            initial_cov=[[initial_var]],
+            control_matrix=[[dt, -dt]],
+            control_inputs=(inflow, outflow),
+            lower=0.0,
+            upper=capacity,
+            units=units,
+        )
+
+    # -- learned state -----------------------------------------------------------------
+    def state(self) -> State:
+        return {
+            "mean_": self.mean_.copy(),
+            "cov_": self.cov_.copy(),
+            "n_observations_": self.n_observations_,
+            "n_steps_": self.n_steps_,
+            "log_likelihood_": self.log_likelihood_,
+        }
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
+        emulator = cls(**params)
+        for name in ("mean_", "cov_"):
+            value = np.array(state[name], dtype=np.float64)
+            expected = getattr(emulator, name).shape
+            if value.shape != expected:
+                raise ValueError(f"state {name}: expected shape {expected}, got {value.shape}")
+            setattr(emulator, name, value)
+        emulator.n_observations_ = float(state["n_observations_"])
+        emulator.n_steps_ = int(state["n_steps_"])
+        emulator.log_likelihood_ = float(state["log_likelihood_"])
+        return emulator
+
+    def _current_model(self) -> StateSpaceModel:
+        """The model whose initial state is the current filtered state."""
+        return self.model._with(initial_mean=self.mean_, initial_cov=self.cov_)
+
+    # -- reading columns -------------------------------------------------------------------
+    def _read_controls(self, data: Columns, n_rows: int, role: str) -> FloatArray:
+        """Control inputs as ``(n_rows, c)``, checked to be complete and finite."""
+        arrays: list[FloatArray] = []
+        for name in self.control_inputs:
+            array = column(data, name)
+            assert array is not None  # column() raises for a missing required column
+            if array.shape[0] != n_rows:
+                raise ValueError(
+                    f"{name}: expected {n_rows} values (one per {role}), got {array.shape[0]}"
+                )
+            bad = ~np.isfinite(array)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"{name}: expected finite control inputs, got {array[row]!r} at row {row}"
+                )
+            arrays.append(array)
+        if not arrays:
+            return np.zeros((n_rows, 0))
+        return np.stack(arrays, axis=-1)
+
+    def _read_target(self, data: Columns) -> FloatArray:
+        y = column(data, self.target)
+        assert y is not None  # column() raises for a missing required column
+        if np.any(np.isinf(y)):
+            row = int(np.flatnonzero(np.isinf(y))[0])
+            raise ValueError(
+                f"{self.target}: expected finite readings or NaN for missing, got {y[row]!r} "
+                f"at row {row}"
+            )
+        return y
+
+    # -- assimilation and forecasting ----------------------------------------------------
+    def update(self, observations: Columns) -> Self:
+        """Filter the readings of ``observations`` (rows are consecutive steps).
+
+        Parameters
+        ----------
+        observations
+            Column ``target`` [units] (NaN for a missed reading: the state is only
+            predicted through it) and every column of ``control_inputs``.
+        """
+        y = self._read_target(observations)
+        u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
+        result = _run_filter(self._current_model(), y[:, None], u)
+        if y.shape[0] > 0:
+            self.mean_ = result.filtered_mean[-1].copy()
+            self.cov_ = result.filtered_cov[-1].copy()
+        self.n_observations_ += float(result.n_observed)
+        self.n_steps_ += int(y.shape[0])
+        self.log_likelihood_ += float(result.log_likelihood)
+        return self
+
+    def _n_rows(self, inputs: Columns) -> int:
+        lengths = {name: int(np.atleast_1d(np.asarray(v)).shape[0]) for name, v in inputs.items()}
+        if not lengths:
+            raise ValueError(
+                "inputs: expected at least one column (one row per future step), got none"
+            )
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"inputs: expected columns of one length, got lengths {lengths}")
+        return next(iter(lengths.values()))
+
+    def predict(self, inputs: Columns) -> CensoredNormal:
+        """Forecast of the target for the next ``len(inputs)`` steps.
+
+        Parameters
+        ----------
+        inputs
+            One row per future step, in order: the columns of ``control_inputs`` for
+            each step; without controls any column (a ``time`` column, say) sets the
+            number of steps.
+
+        Returns
+        -------
+        CensoredNormal
+            Row ``h`` is the ``h``-step-ahead forecast from the current state [units].
+        """
+        n_rows = self._n_rows(inputs)
+        u = self._read_controls(inputs, n_rows, "forecast step")
+        model = self.model
+        f, h = model.transition, model.observation[0]
+        noise = float(model.observation_noise[0, 0])
+        mean = self.mean_
+        shared = _psd_sqrt(self.cov_)
+        accumulated = np.zeros_like(self.cov_)
+        loc = np.empty(n_rows)
+        noise_var = np.empty(n_rows)
+        factor = np.empty((n_rows, self.n_state))
+        for step in range(n_rows):
+            mean = f @ mean
+            if model.control_matrix is not None:
+                mean = mean + model.control_matrix @ u[step]
+            shared = f @ shared
+            accumulated = _symmetrise(f @ accumulated @ f.T + model.process_noise)
+            loc[step] = h @ mean
+            noise_var[step] = h @ accumulated @ h + noise
+            factor[step] = h @ shared
+        return CensoredNormal(
+            loc, noise_var, lower=self.lower, upper=self.upper, units=self.units, factor=factor
+        )
+
+    def smooth(self, observations: Columns) -> SmootherResult:
+        """Smoothed states of the steps in ``observations``, continuing from this state.
+
+        The emulator is not changed; call :meth:`update` to assimilate the readings.
+        """
+        y = self._read_target(observations)
+        u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
+        model = self._current_model()
+        return rts_smoother(model, _run_filter(model, y[:, None], u))
+
+    def estimate_noise(
+        self,
+        observations: Columns,
+        *,
+        n_iterations: int = 100,
+        tol: float = 1e-8,
+        diagonal: bool = False,
+    ) -> Self:
+        """A new, unfitted emulator with ``Q`` and ``R`` estimated by EM (:func:`em_noise`).
+
+        ``observations`` is a history that starts at the configured initial state; the
+        result has this emulator's configuration otherwise, and has assimilated nothing.
+        """
+        y = self._read_target(observations)
+        u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
+        if n_iterations < 0:
+            raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")
+        fit = _run_em(
+            self.model, y[:, None], u, n_iterations=n_iterations, tol=tol, diagonal=diagonal
+        )
+        params = self.get_params()
+        params["process_noise"] = fit.model.process_noise
+        params["observation_noise"] = fit.model.observation_noise
+        return type(self)(**params)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(target={self.target!r}, n_state={self.n_state}, "
+            f"controls={list(self.control_inputs)}, n_observations_={self.n_observations_:.0f})"
+        )

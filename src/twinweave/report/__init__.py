@@ -1,0 +1,28 @@
+"""The demo report: a static, offline HTML page of a fleet's held-out evaluation.
+
+:func:`write_demo_report` writes ``index.html`` (scores of twin and IEC 61400-12-1
+baseline, calibration, power curves, residuals with alarms, a what-if),
+``metrics.json`` and the installed plotly's ``plotly.min.js`` beside them.
+"""
+
+from __future__ import annotations
+
+from twinweave.report._results import (
+    BIN_COVERAGE_TARGET,
+    COVERAGE_TARGET,
+    LA_HAUTE_BORNE_ATTRIBUTION,
+    TurbineResult,
+    WhatIfSummary,
+)
+from twinweave.report._summary import pooled_scores
+from twinweave.report._writer import write_demo_report
+
+__all__ = [
+    "BIN_COVERAGE_TARGET",
+    "COVERAGE_TARGET",
+    "LA_HAUTE_BORNE_ATTRIBUTION",
+    "TurbineResult",
+    "WhatIfSummary",
+    "pooled_scores",
+    "write_demo_report",
+]

@@ -1,0 +1,328 @@
+"""Plotly figures of the demo report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from twinweave.report._results import BIN_COVERAGE_TARGET, TurbineResult, WhatIfSummary
+from twinweave.report._summary import (
+    alarm_flags,
+    alarm_periods,
+    coverage_by_wind_speed,
+    daily_residuals,
+    subsample_rows,
+)
+
+TWIN = "#1f77b4"
+TWIN_BAND = "rgba(31, 119, 180, 0.22)"
+BASELINE = "#ff7f0e"
+SCENARIO = "#2ca02c"
+SCENARIO_BAND = "rgba(44, 160, 44, 0.2)"
+OBSERVED = "rgba(90, 90, 90, 0.35)"
+ALARM = "#d62728"
+ALARM_SHADE = "rgba(214, 39, 40, 0.12)"
+TARGET_SHADE = "rgba(44, 160, 44, 0.15)"
+TURBINE_COLOURS = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
+
+
+def _layout(figure: Any, height: int, **kwargs: Any) -> Any:
+    figure.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 60, "r": 20, "t": 40, "b": 50},
+        # Filled areas would otherwise reverse the legend's order.
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "x": 0,
+            "traceorder": "normal",
+            "itemsizing": "constant",
+        },
+        **kwargs,
+    )
+    return figure
+
+
+def _naive_utc(times: pd.Series) -> pd.DatetimeIndex:
+    # Plotly draws naive timestamps as given; the axes say the times are UTC.
+    return pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
+
+
+def power_curve_figure(turbine: TurbineResult, max_points: int, rng: np.random.Generator) -> Any:
+    """Observed readings (a subsample) over the twin's 90 % band and the baseline."""
+    ev = turbine.evaluation
+    speed = np.asarray(pd.to_numeric(ev["wind_speed"], errors="coerce"), dtype=np.float64)
+    power = np.asarray(pd.to_numeric(ev["power"], errors="coerce"), dtype=np.float64)
+    ok = np.isfinite(speed) & np.isfinite(power)
+    speed, power = speed[ok], power[ok]
+    alarm = alarm_flags(ev)[ok]
+    rows = subsample_rows(speed.size, alarm, max_points, rng)
+    shown_alarm = alarm[rows]
+    curve = turbine.power_curve.sort_values("wind_speed")
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scattergl(
+            x=speed[rows][~shown_alarm],
+            y=power[rows][~shown_alarm],
+            mode="markers",
+            marker={"size": 3, "color": OBSERVED},
+            name="observed",
+            hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>observed</extra>",
+        )
+    )
+    if shown_alarm.any():
+        figure.add_trace(
+            go.Scattergl(
+                x=speed[rows][shown_alarm],
+                y=power[rows][shown_alarm],
+                mode="markers",
+                marker={"size": 4, "color": ALARM, "opacity": 0.6},
+                name="observed, in alarm",
+                hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>in alarm</extra>",
+            )
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=curve["wind_speed"],
+            y=curve["q95"],
+            mode="lines",
+            line={"width": 0},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=curve["wind_speed"],
+            y=curve["q05"],
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor=TWIN_BAND,
+            name="twin 90 % interval",
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=curve["wind_speed"],
+            y=curve["mean"],
+            mode="lines",
+            line={"color": TWIN, "width": 2},
+            name="twin mean",
+            hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>twin mean</extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=curve["wind_speed"],
+            y=curve["baseline_mean"],
+            mode="lines",
+            line={"color": BASELINE, "width": 2, "dash": "dash"},
+            name="IEC 61400-12-1 baseline",
+            hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>baseline</extra>",
+        )
+    )
+    return _layout(
+        figure,
+        440,
+        xaxis_title="wind speed [m/s]",
+        yaxis_title="power [kW]",
+    )
+
+
+def residual_figure(turbine: TurbineResult) -> Any:
+    """Daily mean residuals of twin and baseline, peak anomaly score, alarm periods."""
+    days = daily_residuals(turbine.evaluation)
+    periods = alarm_periods(days)
+    # Each day's mean is drawn at noon, inside the day's shading.
+    days.index = days.index + pd.Timedelta(hours=12)
+    figure = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=days.index,
+            y=days["baseline_residual"],
+            mode="lines",
+            line={"color": BASELINE, "width": 1},
+            name="baseline residual",
+            hovertemplate="%{x|%Y-%m-%d}: %{y:.0f} kW<extra>baseline</extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=days.index,
+            y=days["residual"],
+            mode="lines",
+            line={"color": TWIN, "width": 1.5},
+            name="twin residual",
+            hovertemplate="%{x|%Y-%m-%d}: %{y:.0f} kW<extra>twin</extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    alarm_days = days[days["alarm"].to_numpy(dtype=bool)]
+    figure.add_trace(
+        go.Scatter(
+            x=alarm_days.index,
+            y=alarm_days["residual"],
+            mode="markers",
+            marker={"color": ALARM, "size": 6, "symbol": "x"},
+            name="day with alarm",
+            hovertemplate="%{x|%Y-%m-%d}: %{y:.0f} kW<extra>alarm</extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=days.index,
+            y=days["anomaly_score"],
+            mode="lines",
+            line={"color": "#555555", "width": 1},
+            name="anomaly score (daily max)",
+            hovertemplate="%{x|%Y-%m-%d}: %{y:.3g}<extra>score</extra>",
+        ),
+        row=2,
+        col=1,
+    )
+    for start, end in periods:
+        figure.add_vrect(x0=start, x1=end, fillcolor=ALARM_SHADE, line_width=0, layer="below")
+    figure.add_hline(y=0.0, line={"color": "#999999", "width": 1}, row=1, col=1)
+    figure.update_yaxes(title_text="residual [kW]<br>(daily mean)", row=1, col=1)
+    figure.update_yaxes(title_text="anomaly score", row=2, col=1)
+    figure.update_xaxes(title_text="day (UTC)", row=2, col=1)
+    return _layout(figure, 460)
+
+
+def calibration_figure(turbines: Sequence[TurbineResult]) -> Any:
+    """Coverage of the twin's 90 % interval per 1 m/s wind-speed bin, per turbine."""
+    figure = go.Figure()
+    lo, hi = BIN_COVERAGE_TARGET
+    figure.add_hrect(y0=lo, y1=hi, fillcolor=TARGET_SHADE, line_width=0, layer="below")
+    figure.add_hline(y=0.9, line={"color": "#2ca02c", "width": 1, "dash": "dot"})
+    all_coverage = [1.0, lo]
+    for k, turbine in enumerate(turbines):
+        binned = coverage_by_wind_speed(turbine.evaluation)
+        all_coverage.extend(binned.coverage[np.isfinite(binned.coverage)].tolist())
+        figure.add_trace(
+            go.Scatter(
+                x=binned.centres,
+                y=binned.coverage,
+                customdata=binned.counts,
+                mode="lines+markers",
+                line={"color": TURBINE_COLOURS[k % len(TURBINE_COLOURS)]},
+                name=turbine.asset_id,
+                hovertemplate="%{x:.1f} m/s: %{y:.3f} (n=%{customdata})"
+                "<extra>%{fullData.name}</extra>",
+            )
+        )
+    return _layout(
+        figure,
+        400,
+        xaxis={"title": {"text": "wind speed bin centre [m/s]"}, "dtick": 1},
+        yaxis={
+            "title": {"text": "fraction inside 90 % interval"},
+            "range": [min(all_coverage) - 0.02, 1.005],
+        },
+    )
+
+
+def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
+    """Baseline and scenario per quantity, each with its interval, one panel each."""
+    table = whatif.table
+    figure = make_subplots(
+        rows=1,
+        cols=len(table),
+        subplot_titles=[f"{m} [{u}]" for m, u in zip(table["metric"], table["units"], strict=True)],
+        horizontal_spacing=0.12,
+    )
+    for k, record in enumerate(table.to_dict("records"), start=1):
+        means = [float(record["baseline_mean"]), float(record["scenario_mean"])]
+        los = [float(record["baseline_lo"]), float(record["scenario_lo"])]
+        his = [float(record["baseline_hi"]), float(record["scenario_hi"])]
+        figure.add_trace(
+            go.Scatter(
+                x=["baseline", "scenario"],
+                y=means,
+                mode="markers",
+                marker={"color": [TWIN, SCENARIO], "size": 11},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [h - m for h, m in zip(his, means, strict=True)],
+                    "arrayminus": [m - lo for m, lo in zip(means, los, strict=True)],
+                    "thickness": 2,
+                    "width": 8,
+                },
+                showlegend=False,
+                hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+            ),
+            row=1,
+            col=k,
+        )
+    return _layout(figure, 340)
+
+
+def whatif_series_figure(whatif: WhatIfSummary, max_points: int) -> Any:
+    """The predicted target under baseline and scenario over time, with intervals."""
+    if whatif.series is None:
+        raise ValueError("whatif.series: expected a series to plot, got None")
+    series = whatif.series.sort_values("time")
+    # Every k-th row keeps each drawn value exact; averaging would blur the intervals.
+    step = max(1, -(-len(series) // max_points))
+    series = series.iloc[::step]
+    times = _naive_utc(series["time"])
+    figure = go.Figure()
+    level = f"{100 * whatif.level:g} %"
+    for label, colour, band in (
+        ("baseline", TWIN, TWIN_BAND),
+        ("scenario", SCENARIO, SCENARIO_BAND),
+    ):
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=series[f"{label}_hi"],
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=series[f"{label}_lo"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=band,
+                name=f"{label} {level} interval",
+                hoverinfo="skip",
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=series[f"{label}_mean"],
+                mode="lines",
+                line={"color": colour, "width": 1.5},
+                name=f"{label} mean",
+            )
+        )
+    return _layout(
+        figure,
+        400,
+        xaxis_title="time (UTC)",
+        yaxis_title=whatif.series_label,
+    )

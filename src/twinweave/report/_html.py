@@ -1,0 +1,257 @@
+"""HTML of the demo report: tables readable without JavaScript, plot blocks, the page."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+import plotly.io as pio
+
+from twinweave.report._results import (
+    BIN_COVERAGE_TARGET,
+    COVERAGE_TARGET,
+    WHATIF_COLUMNS,
+    TurbineResult,
+    WhatIfSummary,
+)
+from twinweave.report._summary import coverage_by_wind_speed, n_scored, within
+
+#: File name of the plotly bundle written next to the page.
+PLOTLY_FILE = "plotly.min.js"
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif;
+  margin: 0 auto; max-width: 1120px; padding: 0 1.2em 2em; color: #222; line-height: 1.45; }
+header { border-bottom: 2px solid #1f77b4; margin-bottom: 1em; }
+h1 { margin-bottom: 0.2em; }
+h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+nav ul { display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; list-style: none; padding: 0; }
+table { border-collapse: collapse; margin: 0.6em 0 1em; font-variant-numeric: tabular-nums; }
+caption { caption-side: bottom; text-align: left; font-size: 0.88em; color: #555;
+  padding-top: 0.4em; max-width: 60em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+th { background: #f1f4f8; }
+td.num { text-align: right; }
+td.pass { background: #dff3df; }
+td.fail { background: #f8dada; }
+td .verdict { font-size: 0.8em; font-weight: bold; }
+tfoot td, tfoot th { border-top: 2px solid #888; }
+figure.plot { margin: 0.6em 0 1.4em; }
+figure.plot figcaption { font-size: 0.88em; color: #555; }
+.attribution { font-size: 0.9em; color: #444; }
+.scroll { overflow-x: auto; }
+footer { margin-top: 2.5em; border-top: 1px solid #ddd; font-size: 0.88em; color: #555; }
+"""
+
+
+def fmt(value: float, spec: str) -> str:
+    """``value`` formatted by ``spec``; a dash when it is not finite."""
+    return format(value, spec) if math.isfinite(value) else "–"
+
+
+def quantity_decimals(values: Sequence[float], widths: Sequence[float]) -> int:
+    """Decimals that show one significant digit of the narrowest interval.
+
+    Without a positive width, three significant digits of the largest value.
+
+    Examples
+    --------
+    >>> quantity_decimals([410.0, 380.0], [30.0, 28.0])
+    0
+    >>> quantity_decimals([0.28, -0.02], [0.02, 0.004])
+    3
+    """
+    positive = [w for w in widths if math.isfinite(w) and w > 0]
+    if positive:
+        scale = min(positive)
+        digits = 1
+    else:
+        finite = [abs(v) for v in values if math.isfinite(v) and v != 0]
+        if not finite:
+            return 0
+        scale = max(finite)
+        digits = 3
+    return min(6, max(0, digits - 1 - math.floor(math.log10(scale))))
+
+
+def fmt_quantity(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` and thousands separators; a dash when not finite."""
+    return format(value, f",.{decimals}f") if math.isfinite(value) else "–"
+
+
+def _pair(twin: float, baseline: float, spec: str, higher_is_better: bool) -> str:
+    cells = [fmt(twin, spec), fmt(baseline, spec)]
+    if math.isfinite(twin) and math.isfinite(baseline) and twin != baseline:
+        best = 0 if (twin > baseline) == higher_is_better else 1
+        cells[best] = f"<strong>{cells[best]}</strong>"
+    return "".join(f'<td class="num">{c}</td>' for c in cells)
+
+
+def _coverage_cell(value: float) -> str:
+    if not math.isfinite(value):
+        return '<td class="num">–</td>'
+    verdict = "pass" if within(value, COVERAGE_TARGET) else "fail"
+    return f'<td class="num {verdict}">{value:.3f} <span class="verdict">{verdict}</span></td>'
+
+
+def _score_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
+    return (
+        f'<th scope="row">{escape(label)}</th><td class="num">{fmt(n, ",.0f")}</td>'
+        + _pair(metrics["rmse_kw"], metrics["baseline_rmse_kw"], ".1f", False)
+        + _pair(metrics["crps_kw"], metrics["baseline_crps_kw"], ".1f", False)
+        + _coverage_cell(metrics["coverage90"])
+        + _coverage_cell(metrics["baseline_coverage90"])
+        + _pair(metrics["log_likelihood"], metrics["baseline_log_likelihood"], ".3f", True)
+    )
+
+
+def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float]) -> str:
+    """Twin against baseline per turbine, with the pooled scores as the last row."""
+    lo, hi = COVERAGE_TARGET
+    groups = ("RMSE [kW]", "CRPS [kW]", "90 % interval coverage", "log-likelihood [nats]")
+    head = (
+        '<tr><th rowspan="2" scope="col">turbine</th><th rowspan="2" scope="col">readings</th>'
+        + "".join(f'<th colspan="2" scope="colgroup">{g}</th>' for g in groups)
+        + "</tr><tr>"
+        + '<th scope="col">twin</th><th scope="col">IEC baseline</th>' * len(groups)
+        + "</tr>"
+    )
+    body = "".join(f"<tr>{_score_row(t.asset_id, n_scored(t), t.metrics)}</tr>" for t in turbines)
+    foot = f"<tr>{_score_row('all turbines', overall['n'], overall)}</tr>"
+    caption = (
+        "Scores on the held-out readings. Lower RMSE and CRPS are better, higher mean "
+        "log-likelihood per reading is better; the better of twin and baseline is in bold. "
+        f"Coverage of the nominal 90 % interval passes within {lo:.2f}–{hi:.2f}. "
+        "The last row pools the readings of all turbines."
+    )
+    return (
+        f'<div class="scroll"><table id="metrics-table"><caption>{caption}</caption>'
+        f"<thead>{head}</thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table></div>"
+    )
+
+
+def calibration_table(turbines: Sequence[TurbineResult]) -> str:
+    """Coverage per wind-speed bin and turbine; cells outside the band are marked."""
+    lo, hi = BIN_COVERAGE_TARGET
+    rows = []
+    edges = None
+    for turbine in turbines:
+        binned = coverage_by_wind_speed(turbine.evaluation)
+        edges = binned.edges
+        cells = []
+        for value, count in zip(binned.coverage, binned.counts, strict=True):
+            if count == 0:
+                cells.append('<td class="num">–</td>')
+                continue
+            verdict = "pass" if within(float(value), BIN_COVERAGE_TARGET) else "fail"
+            cells.append(f'<td class="num {verdict}" title="{verdict}, n={count}">{value:.2f}</td>')
+        rows.append(f'<tr><th scope="row">{escape(turbine.asset_id)}</th>{"".join(cells)}</tr>')
+    if edges is None:
+        return ""
+    head = "".join(f'<th scope="col">{a:g}–{b:g}</th>' for a, b in itertools.pairwise(edges))
+    caption = (
+        "Fraction of readings inside the twin's 90 % interval per wind-speed bin [m/s]; "
+        f"green within {lo:.2f}–{hi:.2f}, red outside; hover a cell for its number of "
+        "readings."
+    )
+    return (
+        f'<div class="scroll"><table id="calibration-table"><caption>{caption}</caption>'
+        f'<thead><tr><th scope="col">turbine</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def whatif_table(whatif: WhatIfSummary) -> str:
+    """The what-if quantities side by side: mean and interval per branch."""
+    level = f"{100 * whatif.level:g} %"
+    rows = []
+    branches = ("baseline", "scenario", "difference")
+    for record in whatif.table.to_dict("records"):
+        value = {key: float(record[key]) for key in WHATIF_COLUMNS[2:]}
+        decimals = quantity_decimals(
+            list(value.values()), [value[f"{b}_hi"] - value[f"{b}_lo"] for b in branches]
+        )
+        cells = "".join(
+            f'<td class="num">{fmt_quantity(value[f"{b}_mean"], decimals)}</td>'
+            f'<td class="num">[{fmt_quantity(value[f"{b}_lo"], decimals)}, '
+            f"{fmt_quantity(value[f'{b}_hi'], decimals)}]</td>"
+            for b in branches
+        )
+        rows.append(
+            f'<tr><th scope="row">{escape(str(record["metric"]))}</th>'
+            f"<td>{escape(str(record['units']))}</td>{cells}</tr>"
+        )
+    titles = ("baseline", "scenario", "difference (scenario − baseline)")
+    head = (
+        '<tr><th rowspan="2" scope="col">quantity</th><th rowspan="2" scope="col">units</th>'
+        + "".join(f'<th colspan="2" scope="colgroup">{t}</th>' for t in titles)
+        + "</tr><tr>"
+        + f'<th scope="col">mean</th><th scope="col">{level} interval</th>' * len(titles)
+        + "</tr>"
+    )
+    caption = (
+        f"Each quantity with its central {level} interval; the quantities are reported "
+        "side by side, not folded into one score."
+    )
+    return (
+        f'<div class="scroll"><table id="whatif-table"><caption>{caption}</caption>'
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def plot_block(figure: Any, div_id: str, caption: str) -> str:
+    """A figure drawn by the page's plotly bundle, with a caption."""
+    height = int(figure.layout.height)
+    div = pio.to_html(
+        figure,
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        default_height=f"{height}px",
+        config=PLOT_CONFIG,
+    )
+    return f'<figure class="plot">{div}<figcaption>{escape(caption)}</figcaption></figure>'
+
+
+def page(
+    *,
+    title: str,
+    notes: Sequence[str],
+    attribution: str,
+    contents: Sequence[tuple[str, str]],
+    sections: Sequence[str],
+    generator: str,
+) -> str:
+    """The whole page; ``contents`` pairs section ids with their headings."""
+    nav = "".join(f'<li><a href="#{escape(i)}">{escape(h)}</a></li>' for i, h in contents)
+    notes_html = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<style>{STYLE}</style>
+<script src="{PLOTLY_FILE}" charset="utf-8"></script>
+</head>
+<body>
+<header>
+<h1>{escape(title)}</h1>
+<p class="attribution">{escape(attribution)}</p>
+</header>
+<noscript><p>The plots need JavaScript; every table below is complete without it.</p></noscript>
+{f'<ul class="notes">{notes_html}</ul>' if notes else ""}
+<nav><ul>{nav}</ul></nav>
+{"".join(sections)}
+<footer>
+<p class="attribution">{escape(attribution)}</p>
+<p>{escape(generator)}</p>
+</footer>
+</body>
+</html>
+"""

@@ -1,0 +1,275 @@
+"""Write the demo report: a static page, its scores as JSON, the plotly bundle beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.offline
+
+from twinweave import __version__
+from twinweave.report._figures import (
+    calibration_figure,
+    power_curve_figure,
+    residual_figure,
+    whatif_interval_figure,
+    whatif_series_figure,
+)
+from twinweave.report._html import (
+    PLOTLY_FILE,
+    calibration_table,
+    fmt,
+    metrics_table,
+    page,
+    plot_block,
+    whatif_table,
+)
+from twinweave.report._results import (
+    BIN_COVERAGE_TARGET,
+    COVERAGE_TARGET,
+    TurbineResult,
+    WhatIfSummary,
+)
+from twinweave.report._summary import (
+    alarm_flags,
+    alarm_periods,
+    coverage_by_wind_speed,
+    daily_residuals,
+    pooled_scores,
+)
+
+
+def _json_number(value: float) -> float | None:
+    # JSON has no NaN or infinity; a missing score is null.
+    return value if math.isfinite(value) else None
+
+
+def _json_scores(scores: Mapping[str, float]) -> dict[str, float | None]:
+    return {key: _json_number(float(value)) for key, value in scores.items()}
+
+
+def metrics_document(
+    turbines: Sequence[TurbineResult],
+    whatif: WhatIfSummary | None,
+    *,
+    title: str,
+    attribution: str,
+) -> dict[str, Any]:
+    """The content of ``metrics.json``: scores per turbine and pooled, targets, what-if."""
+    calibration = {t.asset_id: coverage_by_wind_speed(t.evaluation) for t in turbines}
+    edges = next(iter(calibration.values())).edges
+    document: dict[str, Any] = {
+        "title": title,
+        "attribution": attribution,
+        "targets": {
+            "coverage90": list(COVERAGE_TARGET),
+            "coverage90_per_wind_speed_bin": list(BIN_COVERAGE_TARGET),
+        },
+        "turbines": {t.asset_id: _json_scores(t.metrics) for t in turbines},
+        "overall": _json_scores(pooled_scores(turbines)),
+        "calibration": {
+            "wind_speed_edges": edges.tolist(),
+            "coverage90": {
+                asset: [_json_number(float(c)) for c in binned.coverage]
+                for asset, binned in calibration.items()
+            },
+            "n": {asset: binned.counts.tolist() for asset, binned in calibration.items()},
+        },
+    }
+    if whatif is not None:
+        quantities = []
+        for record in whatif.table.to_dict("records"):
+            row: dict[str, Any] = {"metric": str(record["metric"]), "units": str(record["units"])}
+            for branch in ("baseline", "scenario", "difference"):
+                for part in ("mean", "lo", "hi"):
+                    row[f"{branch}_{part}"] = _json_number(float(record[f"{branch}_{part}"]))
+            quantities.append(row)
+        document["whatif"] = {
+            "title": whatif.title,
+            "description": whatif.description,
+            "level": whatif.level,
+            "quantities": quantities,
+        }
+    return document
+
+
+def _turbine_section(
+    turbine: TurbineResult, anchor: str, max_points: int, rng: np.random.Generator
+) -> str:
+    m = turbine.metrics
+    days = daily_residuals(turbine.evaluation)
+    n_alarm_readings = int(alarm_flags(turbine.evaluation).sum())
+    n_periods = len(alarm_periods(days))
+    summary = (
+        f"RMSE {fmt(m['rmse_kw'], '.1f')} kW (baseline {fmt(m['baseline_rmse_kw'], '.1f')} kW), "
+        f"CRPS {fmt(m['crps_kw'], '.1f')} kW (baseline {fmt(m['baseline_crps_kw'], '.1f')} kW), "
+        f"90 % coverage {fmt(m['coverage90'], '.3f')}. "
+        f"{n_alarm_readings:,} readings inside underperformance alarms, "
+        f"over {n_periods} period{'s' if n_periods != 1 else ''} of consecutive days."
+    )
+    n_finite = int(
+        (turbine.evaluation["power"].notna() & turbine.evaluation["wind_speed"].notna()).sum()
+    )
+    n_shown = min(n_finite, max_points)
+    curve = plot_block(
+        power_curve_figure(turbine, max_points, rng),
+        f"{anchor}-power-curve",
+        f"Power curve of {turbine.asset_id}: {n_shown:,} of {n_finite:,} held-out readings "
+        "(a random subsample when there are more; readings in alarm kept visible), the "
+        "twin's mean and 90 % predictive interval, and the IEC 61400-12-1 binned baseline.",
+    )
+    residuals = plot_block(
+        residual_figure(turbine),
+        f"{anchor}-residuals",
+        f"Residuals of {turbine.asset_id} (observed minus predicted power, daily means) "
+        "for twin and baseline; below, the monitor's anomaly score (daily maximum). "
+        "Shaded red: days inside a detected underperformance alarm.",
+    )
+    return (
+        f'<section id="{anchor}"><h2>Turbine {escape(turbine.asset_id)}</h2>'
+        f"<p>{escape(summary)}</p>{curve}{residuals}</section>"
+    )
+
+
+def _whatif_section(whatif: WhatIfSummary, max_points: int) -> str:
+    blocks = [
+        f"<h2>What-if: {escape(whatif.title)}</h2>",
+        f"<p>{escape(whatif.description)}</p>",
+        whatif_table(whatif),
+        plot_block(
+            whatif_interval_figure(whatif),
+            "whatif-quantities",
+            f"Each quantity under baseline and scenario, with its {100 * whatif.level:g} % "
+            "interval.",
+        ),
+    ]
+    if whatif.series is not None:
+        blocks.append(
+            plot_block(
+                whatif_series_figure(whatif, max_points),
+                "whatif-series",
+                "The predicted target over time under baseline and scenario, with intervals.",
+            )
+        )
+    return f'<section id="whatif">{"".join(blocks)}</section>'
+
+
+def write_demo_report(
+    output_dir: str | os.PathLike[str],
+    turbines: Sequence[TurbineResult],
+    whatif: WhatIfSummary | None,
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+    attribution: str,
+    max_points: int = 5000,
+    seed: int | np.random.Generator | None = 0,
+) -> Path:
+    """Write ``index.html``, ``metrics.json`` and ``plotly.min.js`` into ``output_dir``.
+
+    The page is static and works offline: plotly.js is copied from the installed plotly
+    package and loaded by a relative path, and every table is plain HTML, readable
+    without JavaScript. It shows the scores of twin and baseline per turbine against
+    the coverage target, the calibration per wind-speed bin, per turbine the power
+    curve and the residuals with detected alarms, and the what-if.
+
+    Parameters
+    ----------
+    output_dir
+        Directory to write into; created if missing, files in it are replaced.
+    turbines
+        One result per turbine, with distinct ``asset_id``.
+    whatif
+        The what-if to show, or None to leave its section out.
+    title
+        Heading of the page.
+    notes
+        Sentences shown under the heading: the data, the periods, the models.
+    attribution
+        The data's attribution, shown at the top and bottom of the page and written
+        to ``metrics.json``; for La Haute Borne, ``LA_HAUTE_BORNE_ATTRIBUTION``.
+    max_points
+        Most readings drawn per power-curve scatter (a random subsample beyond), and
+        most times drawn in the what-if series; bounds the page's size.
+    seed
+        Randomness of the subsample.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``index.html``.
+
+    Raises
+    ------
+    ValueError
+        If there is no turbine, two share an ``asset_id``, ``max_points`` is below 1 or
+        ``attribution`` is empty.
+    """
+    if not turbines:
+        raise ValueError("turbines: expected at least one turbine, got none")
+    ids = [t.asset_id for t in turbines]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"turbines: expected distinct asset_id, got {ids}")
+    if max_points < 1:
+        raise ValueError(f"max_points: expected at least 1, got {max_points}")
+    if not attribution.strip():
+        raise ValueError("attribution: expected the data's attribution, got an empty string")
+    rng = np.random.default_rng(seed)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    overall = pooled_scores(turbines)
+    anchors = [f"turbine-{k}-{re.sub(r'[^A-Za-z0-9_-]', '-', t)}" for k, t in enumerate(ids)]
+    contents = [
+        ("metrics", "Scores"),
+        ("calibration", "Calibration"),
+        *((a, f"Turbine {t}") for a, t in zip(anchors, ids, strict=True)),
+    ]
+    sections = [
+        '<section id="metrics"><h2>Twin against the IEC 61400-12-1 baseline</h2>'
+        f"{metrics_table(turbines, overall)}</section>",
+        '<section id="calibration"><h2>Calibration by wind speed</h2>'
+        + plot_block(
+            calibration_figure(turbines),
+            "calibration-plot",
+            "Fraction of held-out readings inside the twin's 90 % predictive interval per "
+            f"1 m/s wind-speed bin; green band {BIN_COVERAGE_TARGET[0]:.2f}–"
+            f"{BIN_COVERAGE_TARGET[1]:.2f}, dotted line the nominal 0.90.",
+        )
+        + calibration_table(turbines)
+        + "</section>",
+        *(_turbine_section(t, a, max_points, rng) for t, a in zip(turbines, anchors, strict=True)),
+    ]
+    if whatif is not None:
+        contents.append(("whatif", "What-if"))
+        sections.append(_whatif_section(whatif, max_points))
+
+    generator = (
+        f"Written by twinweave {__version__} with plotly.js "
+        f"{plotly.offline.get_plotlyjs_version()}, loaded from {PLOTLY_FILE} beside this page."
+    )
+    index = out / "index.html"
+    index.write_text(
+        page(
+            title=title,
+            notes=notes,
+            attribution=attribution,
+            contents=contents,
+            sections=sections,
+            generator=generator,
+        ),
+        encoding="utf-8",
+    )
+    (out / PLOTLY_FILE).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    document = metrics_document(turbines, whatif, title=title, attribution=attribution)
+    (out / "metrics.json").write_text(
+        json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    return index

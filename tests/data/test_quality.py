@@ -1,0 +1,295 @@
+"""Quality checks and quarantine: nothing dropped silently, every rejection explained."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twinweave.data import (
+    QUARANTINE_COLUMNS,
+    Check,
+    DuplicateTimestamps,
+    RangeCheck,
+    RequireFinite,
+    StuckSensor,
+    clean,
+    quarantine_rows,
+    quarantine_summary,
+    require_column,
+)
+
+
+def frame(
+    wind_speed: list[float],
+    *,
+    assets: list[str] | None = None,
+    minutes: list[int] | None = None,
+    power: list[float] | None = None,
+) -> pd.DataFrame:
+    n = len(wind_speed)
+    minutes = list(range(0, 10 * n, 10)) if minutes is None else minutes
+    return pd.DataFrame(
+        {
+            "asset_id": pd.array(["T1"] * n if assets is None else assets, dtype="string"),
+            "time": pd.Timestamp("2014-01-01", tz="UTC") + pd.to_timedelta(minutes, unit="min"),
+            "source_row": np.arange(n, dtype=np.int64),
+            "wind_speed": np.asarray(wind_speed, dtype=np.float64),
+            "power": np.asarray([100.0] * n if power is None else power, dtype=np.float64),
+        }
+    )
+
+
+def test_checks_meet_the_protocol() -> None:
+    checks = [RequireFinite(("power",)), RangeCheck("power"), DuplicateTimestamps()]
+    checks.append(StuckSensor("wind_speed"))
+    assert all(isinstance(check, Check) for check in checks)
+    assert [check.name for check in checks] == [
+        "missing",
+        "range",
+        "duplicate_timestamp",
+        "stuck_sensor",
+    ]
+
+
+def test_clean_partitions_raw_into_observations_and_quarantine() -> None:
+    raw = frame([5.0, math.nan, 45.0, 6.0, -1.0], power=[1.0, 2.0, math.nan, 4.0, 5.0])
+    raw.index = pd.Index([10, 20, 30, 40, 50])  # labels of the caller's frame do not matter
+    checks = (RequireFinite(("wind_speed", "power")), RangeCheck("wind_speed", 0.0, 40.0))
+    observations, quarantine = clean(raw, checks)
+
+    assert observations["source_row"].tolist() == [0, 3]
+    assert list(observations.index) == [0, 1]
+    assert tuple(quarantine.columns) == QUARANTINE_COLUMNS
+    assert quarantine.dtypes.astype(str).tolist() == [
+        "string",
+        "datetime64[ns, UTC]",
+        "int64",
+        "string",
+        "float64",
+        "string",
+        "string",
+    ]
+    # Ordered by reading, then by check; one row per failed check.
+    assert list(
+        zip(quarantine["source_row"], quarantine["check"], quarantine["variable"], strict=True)
+    ) == [
+        (1, "missing", "wind_speed"),
+        (2, "missing", "power"),
+        (2, "range", "wind_speed"),
+        (4, "range", "wind_speed"),
+    ]
+    # A reading is an observation iff it has no quarantine row.
+    assert set(observations["source_row"]).isdisjoint(quarantine["source_row"])
+    assert len(observations) + quarantine["source_row"].nunique() == len(raw)
+
+
+def test_require_finite_flags_nan_and_infinity_per_variable() -> None:
+    raw = frame([5.0, math.nan, math.inf], power=[math.nan, 1.0, 2.0])
+    quarantine = RequireFinite(("wind_speed", "power"))(raw)
+    assert sorted(zip(quarantine["source_row"], quarantine["variable"], strict=True)) == [
+        (0, "power"),
+        (1, "wind_speed"),
+        (2, "wind_speed"),
+    ]
+    reasons = dict(zip(quarantine["source_row"], quarantine["reason"], strict=True))
+    assert reasons[1] == "wind_speed is NaN; expected a finite value [m/s]"
+    assert reasons[2] == "wind_speed is inf; expected a finite value [m/s]"
+    with pytest.raises(TypeError, match="tuple of names"):
+        RequireFinite("power")  # type: ignore[arg-type]
+
+
+def test_range_check_is_inclusive_and_leaves_missing_values_alone() -> None:
+    raw = frame([-0.01, 0.0, 40.0, 40.01, math.nan])
+    quarantine = RangeCheck("wind_speed", 0.0, 40.0)(raw)
+    assert quarantine["source_row"].tolist() == [0, 3]
+    assert quarantine["value"].tolist() == [-0.01, 40.01]
+    assert quarantine["reason"].iloc[1] == (
+        "wind_speed = 40.01 m/s is outside [0.0, 40.0] m/s; expected a value within it"
+    )
+    with pytest.raises(ValueError, match="lower <= upper"):
+        RangeCheck("power", 10.0, 0.0)
+    with pytest.raises(KeyError, match="needs column 'temp_air'"):
+        RangeCheck("temp_air", -40.0, 50.0)(raw)
+
+
+def test_every_copy_of_a_duplicated_timestamp_is_quarantined() -> None:
+    raw = frame(
+        [5.0, 5.1, 5.2, 5.3, 5.4, 5.5],
+        assets=["T1", "T2", "T1", "T1", "T2", "T1"],
+        minutes=[0, 0, 10, 0, 10, 10],
+    )
+    quarantine = DuplicateTimestamps()(raw)
+    assert sorted(quarantine["source_row"]) == [0, 2, 3, 5]
+    assert set(quarantine["variable"]) == {"*"}
+    assert quarantine["value"].isna().all()
+    reasons = dict(zip(quarantine["source_row"], quarantine["reason"], strict=True))
+    assert (
+        reasons[0]
+        == reasons[3]
+        == (
+            "2 readings of asset T1 at 2014-01-01 00:00:00+00:00 (source rows 0, 3); "
+            "expected one reading per asset and time"
+        )
+    )
+    assert "(source rows 2, 5)" in reasons[5]
+
+    three = frame([1.0, 2.0, 3.0], minutes=[0, 0, 0])
+    assert DuplicateTimestamps()(three)["reason"].iloc[0].startswith("3 readings")
+    assert len(DuplicateTimestamps()(frame([1.0, 2.0]))) == 0
+
+
+def test_stuck_sensor_flags_runs_of_n_repeats_per_asset_in_time_order() -> None:
+    # T1 in time order: 5, 5, 5, 6, 7, 7 ; T2: 5, 5, nan, nan, nan. File order is mixed.
+    raw = frame(
+        [5.0, 5.0, 6.0, 5.0, 5.0, 5.0, 7.0, math.nan, 7.0, math.nan, math.nan],
+        assets=["T1", "T2", "T1", "T1", "T2", "T1", "T1", "T2", "T1", "T2", "T2"],
+        minutes=[20, 0, 30, 0, 10, 10, 40, 20, 50, 30, 40],
+    )
+    quarantine = StuckSensor("wind_speed", n_repeats=3)(raw)
+    assert sorted(quarantine["source_row"]) == [0, 3, 5]
+    assert quarantine["reason"].iloc[0] == (
+        "wind_speed = 5.0 m/s on 3 consecutive readings of this asset (source rows 3 to 0); "
+        "expected a value that changes within 3 readings"
+    )
+    # T2's run of two 5.0 is long enough at n_repeats=2; NaN never forms a run.
+    pairs = StuckSensor("wind_speed", n_repeats=2)(raw)
+    assert sorted(pairs["source_row"]) == [0, 1, 3, 4, 5, 6, 8]
+    with pytest.raises(ValueError, match="n_repeats >= 2"):
+        StuckSensor("wind_speed", n_repeats=1)
+
+
+def test_stuck_runs_do_not_cross_assets() -> None:
+    raw = frame([4.0, 4.0, 4.0, 4.0], assets=["T1", "T1", "T2", "T2"], minutes=[0, 10, 0, 10])
+    assert len(StuckSensor("wind_speed", n_repeats=3)(raw)) == 0
+
+
+@dataclass(frozen=True)
+class NegativePower:
+    """A user's own check, built with the public helpers."""
+
+    @property
+    def name(self) -> str:
+        return "negative_power"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        power = require_column(frame, "power", self.name)
+        return quarantine_rows(
+            frame,
+            power < 0,
+            check=self.name,
+            variable="power",
+            value=power,
+            reason="power = {value} kW on {asset_id} at wind_speed = {wind_speed} m/s; "
+            "expected power >= 0 kW",
+        )
+
+
+def test_user_checks_join_the_chain() -> None:
+    raw = frame([5.0, 6.0], power=[-3.25, 10.0])
+    observations, quarantine = clean(raw, [NegativePower()])
+    assert observations["source_row"].tolist() == [1]
+    assert quarantine["reason"].tolist() == [
+        "power = -3.25 kW on T1 at wind_speed = 5.0 m/s; expected power >= 0 kW"
+    ]
+
+
+@dataclass(frozen=True)
+class Broken:
+    @property
+    def name(self) -> str:
+        return "broken"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.iloc[:1]
+
+
+def test_clean_refuses_a_check_that_does_not_return_quarantine_rows() -> None:
+    with pytest.raises(TypeError, match="check 'broken' returned columns"):
+        clean(frame([1.0]), [Broken()])
+
+
+def test_quarantine_summary_counts_rows_per_check_and_variable() -> None:
+    raw = frame([math.nan, 50.0, 50.0, 50.0], assets=["T1", "T1", "T1", "T1"])
+    _, quarantine = clean(raw, [RequireFinite(("wind_speed",)), RangeCheck("wind_speed", 0, 40)])
+    summary = quarantine_summary(quarantine)
+    assert summary.to_dict("records") == [
+        {"check": "range", "variable": "wind_speed", "n_rows": 3, "n_assets": 1},
+        {"check": "missing", "variable": "wind_speed", "n_rows": 1, "n_assets": 1},
+    ]
+    assert len(quarantine_summary(quarantine.iloc[:0])) == 0
+
+
+def test_clean_with_no_checks_keeps_everything() -> None:
+    raw = frame([1.0, 2.0])
+    observations, quarantine = clean(raw, [])
+    pd.testing.assert_frame_equal(observations, raw)
+    assert len(quarantine) == 0 and tuple(quarantine.columns) == QUARANTINE_COLUMNS
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["T1", "T2"]),
+            st.integers(0, 5),
+            st.one_of(st.just(math.nan), st.sampled_from([0.0, 3.0, 50.0]), st.floats(0, 45)),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_no_reading_is_lost_or_kept_wrongly(rows: list[tuple[str, int, float]]) -> None:
+    raw = frame(
+        [speed for _, _, speed in rows],
+        assets=[asset for asset, _, _ in rows],
+        minutes=[10 * step for _, step, _ in rows],
+    )
+    checks = (
+        RequireFinite(("wind_speed",)),
+        RangeCheck("wind_speed", 0.0, 40.0),
+        DuplicateTimestamps(),
+        StuckSensor("wind_speed"),
+    )
+    observations, quarantine = clean(raw, checks)
+    quarantined = set(quarantine["source_row"])
+    assert set(observations["source_row"]) == set(raw["source_row"]) - quarantined
+    assert quarantine["reason"].str.contains("expected").all()
+    finite = observations["wind_speed"]
+    assert finite.between(0.0, 40.0).all()
+    assert not observations.duplicated(["asset_id", "time"]).any()
+
+
+def test_clean_is_vectorised_on_a_two_year_fleet() -> None:
+    import time
+
+    rng = np.random.default_rng(0)
+    n = 420_480
+    raw = pd.DataFrame(
+        {
+            "asset_id": pd.array(np.repeat(["A", "B", "C", "D"], n // 4), dtype="string"),
+            "time": np.tile(pd.date_range("2014-01-01", periods=n // 4, freq="10min", tz="UTC"), 4),
+            "source_row": np.arange(n, dtype=np.int64),
+            "wind_speed": np.round(rng.weibull(2.0, n) * 8.0, 1),
+            "power": rng.uniform(-50, 2100, n),
+        }
+    )
+    start = time.perf_counter()
+    observations, quarantine = clean(
+        raw,
+        (
+            RequireFinite(("wind_speed", "power")),
+            RangeCheck("wind_speed", 0.0, 40.0),
+            DuplicateTimestamps(),
+            StuckSensor("wind_speed"),
+        ),
+    )
+    elapsed = time.perf_counter() - start
+    assert len(observations) + quarantine["source_row"].nunique() == n
+    assert (quarantine["check"] == "stuck_sensor").sum() > 0  # rounded speeds do repeat
+    assert elapsed < 3.0

@@ -1,0 +1,438 @@
+"""File sources: the raw frame contract, units, time zones, and errors naming the culprit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pydantic import ValidationError
+
+from twinweave.core import canonical_unit
+from twinweave.core._schema import unit_registry
+from twinweave.data import (
+    RECORD_COLUMNS,
+    ColumnSpec,
+    DataError,
+    SourceInfo,
+    SourceSpec,
+    read_source,
+)
+
+SPEC = SourceSpec(
+    asset_column="turbine",
+    time_column="time_utc",
+    columns={
+        "wind_speed": ColumnSpec(source="ws", unit="m/s"),
+        "power": ColumnSpec(source="p", unit="kW"),
+        "temp_air": ColumnSpec(source="t", unit="degC", missing_codes=(-273.2, "n/a")),
+    },
+)
+
+GOOD_CSV = """turbine,time_utc,ws,p,t
+T1,2014-01-01T01:00:00+01:00,5.5,300.0,4.0
+T2,2014-01-01T01:00:00+01:00,6.0,350.0,-273.2
+T1,2014-01-01T01:10:00+01:00,5.7,320.0,n/a
+T2,2014-01-01T01:10:00+01:00,6.2,,4.5
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def assert_names_everything(
+    error: DataError, path: Path, column: str | None, row: int | None, value: object
+) -> None:
+    """The message names the file, column, row, value and what was expected."""
+    message = str(error)
+    assert str(path) in message
+    assert error.path == str(path)
+    assert error.column == column
+    assert error.row == row
+    assert error.value == value
+    if column is not None:
+        assert f"column {column!r}" in message
+    assert (f"row {row}" if row is not None else "row n/a") in message
+    assert (repr(value) if value is not None else "value n/a") in message
+    assert error.expected
+    assert f"expected {error.expected}" in message
+
+
+# -- the raw frame -----------------------------------------------------------------------
+def test_csv_becomes_a_raw_frame_in_file_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "scada.csv", GOOD_CSV)
+    info, raw = read_source(path, SPEC)
+
+    assert info == SourceInfo(
+        path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(), n_rows=4
+    )
+    assert list(raw.columns) == [*RECORD_COLUMNS, "wind_speed", "power", "temp_air"]
+    assert raw["asset_id"].dtype == "string"
+    assert raw["time"].dtype == "datetime64[ns, UTC]"
+    assert raw["source_row"].dtype == np.int64
+    assert all(raw[name].dtype == np.float64 for name in ("wind_speed", "power", "temp_air"))
+    assert raw["asset_id"].tolist() == ["T1", "T2", "T1", "T2"]
+    assert raw["source_row"].tolist() == [0, 1, 2, 3]
+    assert raw["time"].iloc[0] == pd.Timestamp("2014-01-01T00:00:00Z")
+    # Empty cells, numeric and text missing codes all become NaN; nothing else does.
+    assert raw["power"].isna().tolist() == [False, False, False, True]
+    assert raw["temp_air"].isna().tolist() == [False, True, True, False]
+
+
+def test_parquet_reads_like_csv(tmp_path: Path) -> None:
+    csv = write(tmp_path, "scada.csv", GOOD_CSV)
+    parquet = tmp_path / "scada.parquet"
+    pd.read_csv(csv, dtype=str).to_parquet(parquet)
+    _, from_csv = read_source(csv, SPEC)
+    _, from_parquet = read_source(parquet, SPEC)
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
+
+
+def test_float32_missing_code_matches_its_declared_value(tmp_path: Path) -> None:
+    # SCADA exports store -273.2 as float32, which reads back as -273.20001.
+    table = pa.table(
+        {
+            "turbine": ["T1", "T1", "T1"],
+            "time_utc": ["2014-01-01T00:00Z", "2014-01-01T00:10Z", "2014-01-01T00:20Z"],
+            "ws": pa.array([5.0, 5.1, 5.2], pa.float32()),
+            "p": pa.array([1.0, 2.0, 3.0], pa.float32()),
+            "t": pa.array([-273.2, 3.0, -273.19], pa.float32()),
+        }
+    )
+    path = tmp_path / "scada.parquet"
+    pq.write_table(table, path)
+    _, raw = read_source(path, SPEC)
+    assert raw["temp_air"].isna().tolist() == [True, False, False]
+
+
+def test_single_asset_file_takes_the_declared_asset_id(tmp_path: Path) -> None:
+    path = write(tmp_path, "pump.csv", "t,P\n2014-06-01T00:00:00Z,1500\n2014-06-01T00:10:00Z,0\n")
+    spec = SourceSpec(
+        asset_id="pump-1", time_column="t", columns={"power": ColumnSpec(source="P", unit="W")}
+    )
+    _, raw = read_source(path, spec)
+    assert raw["asset_id"].tolist() == ["pump-1", "pump-1"]
+    assert raw["asset_id"].dtype == "string"
+
+
+# -- units -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("variable", "unit", "given", "expected"),
+    [
+        ("power", "W", [1500.0, -20.0], [1.5, -0.02]),
+        ("power", "MW", [2.05, 0.0], [2050.0, 0.0]),
+        ("wind_speed", "km/h", [36.0, 0.0], [10.0, 0.0]),
+        ("temp_air", "K", [273.15, 293.15], [0.0, 20.0]),
+        ("temp_air", "degF", [32.0, 212.0], [0.0, 100.0]),
+        ("temp_air", "degC", [-5.0, 20.0], [-5.0, 20.0]),
+    ],
+)
+def test_values_come_out_in_the_glossary_unit(
+    tmp_path: Path, variable: str, unit: str, given: list[float], expected: list[float]
+) -> None:
+    lines = ["time,x", *(f"2014-01-01T00:{10 * i:02d}:00Z,{v}" for i, v in enumerate(given))]
+    path = write(tmp_path, "x.csv", "\n".join(lines) + "\n")
+    spec = SourceSpec(
+        asset_id="a", time_column="time", columns={variable: ColumnSpec(source="x", unit=unit)}
+    )
+    _, raw = read_source(path, spec)
+    np.testing.assert_allclose(raw[variable].to_numpy(), expected, atol=1e-9)
+    # ... which is pint's conversion to the glossary's canonical unit.
+    canonical = unit_registry().Quantity(np.array(given), unit).to(canonical_unit(variable))
+    np.testing.assert_allclose(raw[variable].to_numpy(), canonical.magnitude)
+
+
+def test_unit_of_the_wrong_dimension_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"columns\.power\.unit.*'m/s'.*'kW'"):
+        SourceSpec(
+            asset_id="a", time_column="t", columns={"power": ColumnSpec(source="P", unit="m/s")}
+        )
+
+
+# -- time zones --------------------------------------------------------------------------
+def _dst_rows() -> tuple[list[str], list[str], list[str]]:
+    """Paris local times across both 2014 clock changes, with their offsets and UTC."""
+    local: list[str] = []
+    offsets: list[str] = []
+    utc: list[str] = []
+
+    def add(day: str, hours: list[int], offset: str) -> None:
+        for hour in hours:
+            for minute in range(0, 60, 10):
+                local.append(f"{day} {hour:02d}:{minute:02d}:00")
+                offsets.append(offset)
+                stamp = pd.Timestamp(f"{day} {hour:02d}:{minute:02d}:00{offset}")
+                utc.append(str(stamp.tz_convert("UTC")))
+
+    # 30 March: clocks jump from 02:00 to 03:00, no 02:xx readings.
+    add("2014-03-30", [1], "+01:00")
+    add("2014-03-30", [3], "+02:00")
+    # 26 October: 02:xx happens twice, first in summer time, then in winter time.
+    add("2014-10-26", [1, 2], "+02:00")
+    add("2014-10-26", [2, 3], "+01:00")
+    return local, offsets, utc
+
+
+def _two_assets_csv(times: list[str]) -> str:
+    lines = ["turbine,time_utc,ws,p,t"]
+    for i, time in enumerate(times):
+        for turbine in ("T1", "T2"):
+            lines.append(f"{turbine},{time},{5 + i / 100},{100 + i},10")
+    return "\n".join(lines) + "\n"
+
+
+def test_paris_local_times_across_both_clock_changes_become_utc(tmp_path: Path) -> None:
+    local, _, utc = _dst_rows()
+    path = write(tmp_path, "paris.csv", _two_assets_csv(local))
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    _, raw = read_source(path, spec)
+
+    for turbine in ("T1", "T2"):
+        times = raw.loc[raw["asset_id"] == turbine, "time"]
+        assert [str(t) for t in times] == utc
+        assert times.is_unique
+    # Readings stay 10 minutes apart through each change: nothing lost, nothing doubled.
+    spring = raw.loc[(raw["asset_id"] == "T1") & (raw["time"] < "2014-06-01"), "time"]
+    assert (spring.diff().dropna() == pd.Timedelta("10min")).all()
+    autumn = raw.loc[(raw["asset_id"] == "T1") & (raw["time"] > "2014-06-01"), "time"]
+    assert (autumn.diff().dropna() == pd.Timedelta("10min")).all()
+    assert len(autumn) == 24
+
+
+def test_offsets_and_local_times_give_the_same_utc(tmp_path: Path) -> None:
+    local, offsets, _ = _dst_rows()
+    with_offsets = [f"{t.replace(' ', 'T')}{o}" for t, o in zip(local, offsets, strict=True)]
+    _, from_offsets = read_source(write(tmp_path, "a.csv", _two_assets_csv(with_offsets)), SPEC)
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    _, from_local = read_source(write(tmp_path, "b.csv", _two_assets_csv(local)), spec)
+    pd.testing.assert_series_equal(from_offsets["time"], from_local["time"])
+
+
+def test_explicit_time_format_with_time_zone(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.csv", "when,P\n30/03/2014 01:50,1\n30/03/2014 03:00,2\n")
+    spec = SourceSpec(
+        asset_id="a",
+        time_column="when",
+        time_format="%d/%m/%Y %H:%M",
+        time_zone="Europe/Paris",
+        columns={"power": ColumnSpec(source="P", unit="kW")},
+    )
+    _, raw = read_source(path, spec)
+    assert raw["time"].tolist() == [
+        pd.Timestamp("2014-03-30T00:50Z"),
+        pd.Timestamp("2014-03-30T01:00Z"),
+    ]
+
+
+def test_parquet_timestamps_with_and_without_zone(tmp_path: Path) -> None:
+    naive = pd.to_datetime(["2014-10-26 01:50", "2014-10-26 02:00", "2014-10-26 02:00"])
+    frame = pd.DataFrame({"turbine": ["T1"] * 3, "time_utc": naive, "ws": 1.0, "p": 2.0, "t": 3.0})
+    path = tmp_path / "naive.parquet"
+    frame.to_parquet(path)
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    _, raw = read_source(path, spec)
+    assert [str(t) for t in raw["time"]] == [
+        "2014-10-25 23:50:00+00:00",
+        "2014-10-26 00:00:00+00:00",
+        "2014-10-26 01:00:00+00:00",
+    ]
+    aware = frame.assign(time_utc=naive.tz_localize("Europe/Paris", ambiguous=[True, True, False]))
+    aware_path = tmp_path / "aware.parquet"
+    aware.to_parquet(aware_path)
+    _, raw_aware = read_source(aware_path, SPEC)
+    pd.testing.assert_series_equal(raw["time"], raw_aware["time"])
+
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, "time_utc", 0, "2014-10-26 01:50:00")
+
+
+# -- bad input: each error names the file, column, row, value and expectation ------------
+def test_missing_column_names_the_columns_present(tmp_path: Path) -> None:
+    path = write(tmp_path, "scada.csv", GOOD_CSV.replace(",ws,", ",wind,"))
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, "ws", None, None)
+    assert "['turbine', 'time_utc', 'wind', 'p', 't']" in str(caught.value)
+    assert "wind_speed [m/s]" in caught.value.expected
+
+
+def test_unparseable_time_names_the_first_bad_row(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace("T1,2014-01-01T01:10:00+01:00", "T1,2014-13-01T01:10:00+01:00")
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, "time_utc", 2, "2014-13-01T01:10:00+01:00")
+    assert "ISO 8601" in caught.value.expected
+    assert "1 of 4 rows" in str(caught.value)
+
+
+def test_time_in_the_wrong_format_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.csv", "when,P\n30/03/2014 01:50,1\n2014-03-30 03:00,2\n")
+    spec = SourceSpec(
+        asset_id="a",
+        time_column="when",
+        time_format="%d/%m/%Y %H:%M",
+        time_zone="UTC",
+        columns={"power": ColumnSpec(source="P", unit="kW")},
+    )
+    with pytest.raises(DataError) as caught:
+        read_source(path, spec)
+    assert_names_everything(caught.value, path, "when", 1, "2014-03-30 03:00")
+    assert "'%d/%m/%Y %H:%M'" in caught.value.expected
+
+
+def test_time_without_offset_needs_a_time_zone(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace("T2,2014-01-01T01:10:00+01:00", "T2,2014-01-01T01:10:00")
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, "time_utc", 3, "2014-01-01T01:10:00")
+    assert "time_zone" in caught.value.expected
+
+
+def test_local_time_in_the_skipped_hour_is_an_error(tmp_path: Path) -> None:
+    text = "turbine,time_utc,ws,p,t\nT1,2014-03-30 01:50,1,1,1\nT1,2014-03-30 02:00,1,1,1\n"
+    path = write(tmp_path, "paris.csv", text)
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    with pytest.raises(DataError) as caught:
+        read_source(path, spec)
+    assert_names_everything(caught.value, path, "time_utc", 1, "2014-03-30 02:00:00")
+    assert "Europe/Paris" in caught.value.expected
+
+
+def test_all_missing_column_is_an_error(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace(",4.0\n", ",n/a\n").replace(",4.5\n", ",\n")
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    error = caught.value
+    assert error.path == str(path) and error.column == "t" and error.row is None
+    assert np.isnan(error.value)  # type: ignore[arg-type]
+    assert "all 4 rows are missing after missing codes [-273.2, 'n/a']" in str(error)
+    assert "column 't', row n/a, value nan" in str(error)
+    assert f"expected {error.expected}" in str(error) and "temp_air" in error.expected
+
+
+def test_non_numeric_value_is_named(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace("T1,2014-01-01T01:10:00+01:00,5.7", "T1,2014-01-01T01:10:00+01:00,fast")
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, "ws", 2, "fast")
+    assert "a number in m/s" in caught.value.expected
+
+
+def test_row_with_more_fields_than_the_header_is_named(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace(
+        "T1,2014-01-01T01:10:00+01:00,5.7,", "T1,2014-01-01T01:10:00+01:00,5,7,"
+    )
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, None, 2, "6 fields")
+    assert "line 4" in str(caught.value)
+    assert caught.value.expected == "5 fields separated by ',', as in the header"
+
+
+def test_missing_asset_id_is_named(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace("T2,2014-01-01T01:10", ",2014-01-01T01:10")
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    error = caught.value
+    assert error.column == "turbine" and error.row == 3
+    assert "row 3" in str(error) and str(path) in str(error) and "non-empty asset id" in str(error)
+
+
+def test_duplicated_timestamps_are_not_an_error_when_reading(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace("T1,2014-01-01T01:10:00+01:00", "T1,2014-01-01T01:00:00+01:00")
+    _, raw = read_source(write(tmp_path, "scada.csv", text), SPEC)
+    assert len(raw) == 4  # every row kept; DuplicateTimestamps quarantines them in clean()
+
+
+def test_empty_file_and_unknown_file_type(tmp_path: Path) -> None:
+    path = write(tmp_path, "scada.csv", "turbine,time_utc,ws,p,t\n")
+    with pytest.raises(DataError, match="no data rows"):
+        read_source(path, SPEC)
+    other = write(tmp_path, "scada.xlsx", "")
+    with pytest.raises(DataError) as caught:
+        read_source(other, SPEC)
+    assert_names_everything(caught.value, other, None, None, ".xlsx")
+
+
+# -- mapping files -----------------------------------------------------------------------
+TOML_MAPPING = """
+asset_column = "turbine"
+time_column = "time_utc"
+
+[columns.wind_speed]
+source = "ws"
+unit = "m/s"
+
+[columns.power]
+source = "p"
+unit = "kW"
+
+[columns.temp_air]
+source = "t"
+unit = "degC"
+missing_codes = [-273.2, "n/a"]
+"""
+
+
+def test_mapping_files_in_toml_and_json_load_the_same_spec(tmp_path: Path) -> None:
+    from_toml = SourceSpec.from_file(write(tmp_path, "map.toml", TOML_MAPPING))
+    from_json = SourceSpec.from_file(write(tmp_path, "map.json", SPEC.model_dump_json()))
+    assert from_toml == SPEC
+    assert from_json == SPEC
+
+
+def test_unknown_unit_in_a_mapping_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "map.toml", TOML_MAPPING.replace('"m/s"', '"kmh"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.wind_speed.unit", None, "kmh")
+    assert "pint unit" in caught.value.expected
+    with pytest.raises(ValidationError, match="unknown unit"):
+        ColumnSpec(source="ws", unit="kmh")
+
+
+def test_variable_not_in_the_glossary_is_named(tmp_path: Path) -> None:
+    content = json.loads(SPEC.model_dump_json())
+    content["columns"]["windspeed"] = content["columns"].pop("wind_speed")
+    path = write(tmp_path, "map.json", json.dumps(content))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.windspeed", None, "windspeed")
+    assert "wind_speed" in caught.value.expected
+
+
+def test_mapping_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    broken = write(tmp_path, "map.json", '{"time_column": "t",\n "columns": {,}}')
+    with pytest.raises(DataError, match=r"not valid JSON.*line 2"):
+        SourceSpec.from_file(broken)
+    broken_toml = write(tmp_path, "map.toml", "time_column = \n")
+    with pytest.raises(DataError, match="not valid TOML"):
+        SourceSpec.from_file(broken_toml)
+    both = write(tmp_path, "both.toml", 'asset_id = "x"\n' + TOML_MAPPING)
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(both)
+    assert caught.value.column == "asset_column" and "exactly one" in caught.value.expected
+    typo = write(tmp_path, "typo.toml", TOML_MAPPING.replace('unit = "kW"', 'units = "kW"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(typo)
+    assert caught.value.column is not None and caught.value.column.startswith("columns.power")
+    assert str(typo) in str(caught.value)
+    zone = write(tmp_path, "zone.toml", 'time_zone = "Europe/Pariss"\n' + TOML_MAPPING)
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(zone)
+    assert_names_everything(caught.value, zone, "time_zone", None, "Europe/Pariss")

@@ -1,0 +1,583 @@
+"""The embedded store: round trips, atomic ingest, exact twin restore, provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import prov.model
+import pytest
+
+from twinweave.core import Derate, Twin
+from twinweave.data import DataError, IngestSummary, SourceInfo, Store
+from twinweave.domains.wind import power_curve_emulator, turbine_schema
+from twinweave.provenance import Recorder
+
+RATED = 2050.0
+
+
+def scada(
+    n_per_asset: int,
+    assets: Sequence[str] = ("T1", "T2"),
+    *,
+    start: str = "2024-01-01",
+    seed: int = 0,
+    extra: Sequence[str] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Raw, cleaned and quarantine frames of synthetic 10-minute turbine SCADA."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range(start, periods=n_per_asset, freq="10min", tz="UTC").as_unit("ns")
+    parts = []
+    for asset in assets:
+        wind_speed = 8.0 * rng.weibull(2.0, n_per_asset)
+        power = RATED / (1 + np.exp(-(wind_speed - 9.0))) + rng.normal(0, 30, n_per_asset)
+        part = pd.DataFrame(
+            {
+                "asset_id": pd.Series([asset] * n_per_asset, dtype="str"),
+                "time": times,
+                "wind_speed": wind_speed,
+                "power": power,
+                "temp_air": rng.normal(10, 5, n_per_asset),
+                "wind_direction": rng.uniform(0, 360, n_per_asset),
+            }
+        )
+        for name in extra:
+            part[name] = rng.normal(size=n_per_asset)
+        parts.append(part)
+    raw = pd.concat(parts, ignore_index=True)
+    raw.insert(2, "source_row", np.arange(len(raw), dtype=np.int64))
+    raw.loc[rng.random(len(raw)) < 0.01, "temp_air"] = np.nan
+    negative = raw["power"] < 0
+    missing = raw["temp_air"].isna()
+
+    def failed(mask: pd.Series, variable: str, check: str, reason: str) -> pd.DataFrame:
+        rows = raw.loc[mask]
+        return pd.DataFrame(
+            {
+                "asset_id": rows["asset_id"],
+                "time": rows["time"],
+                "source_row": rows["source_row"],
+                "variable": variable,
+                "value": rows[variable],
+                "check": check,
+                "reason": reason,
+            }
+        )
+
+    quarantine = pd.concat(
+        [
+            failed(negative, "power", "range", "power below 0 kW"),
+            failed(missing, "temp_air", "missing", "temp_air is missing"),
+        ],
+        ignore_index=True,
+    )
+    observations = raw.loc[~(negative | missing)].reset_index(drop=True)
+    return raw, observations, quarantine
+
+
+def source(folder: Path, name: str, content: bytes, n_rows: int) -> SourceInfo:
+    path = folder / name
+    path.write_bytes(content)
+    return SourceInfo(str(path), hashlib.sha256(content).hexdigest(), n_rows)
+
+
+def fingerprint(path: Path) -> dict[str, tuple[int, str]]:
+    with Store(path, read_only=True) as store:
+        return store.fingerprint()
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> tuple[Path, SourceInfo, IngestSummary]:
+    raw, observations, quarantine = scada(500)
+    info = source(tmp_path, "a.csv", b"first file", len(raw))
+    path = tmp_path / "fleet.duckdb"
+    with Store(path) as store:
+        summary = store.ingest(info, raw, observations, quarantine)
+    return path, info, summary
+
+
+def fitted_twin(store: Store, summary: IngestSummary, recorder: Recorder | None) -> Twin:
+    twin = Twin("T1", turbine_schema(RATED), power_curve_emulator(RATED), recorder=recorder)
+    twin.update(store.observations("T1"), source=summary.observations_entity)
+    return twin
+
+
+# -- observations --------------------------------------------------------------------------
+def test_ingest_round_trips_raw_observations_and_quarantine(tmp_path: Path) -> None:
+    raw, observations, quarantine = scada(300)
+    info = source(tmp_path, "a.csv", b"some bytes", len(raw))
+    with Store(tmp_path / "s.duckdb") as store:
+        summary = store.ingest(info, raw, observations, quarantine)
+        assert store.asset_ids() == ["T1", "T2"]
+        assert summary.n_raw == len(raw) and summary.n_observations == len(observations)
+        assert summary.n_quarantine == len(quarantine) > 0
+        assert set(summary.new_variables) == {"wind_speed", "power", "temp_air", "wind_direction"}
+        for asset in ("T1", "T2"):
+            for stored, expected in (
+                (store.observations(asset), observations),
+                (store.observations(asset, raw=True), raw),
+            ):
+                expected = expected[expected["asset_id"] == asset].reset_index(drop=True)
+                assert stored["time"].dtype == "datetime64[ns, UTC]"
+                assert stored["time"].is_monotonic_increasing
+                pd.testing.assert_frame_equal(stored[expected.columns], expected, check_dtype=False)
+        sources = store.sources()
+        assert sources["sha256"].tolist() == [info.sha256]
+        assert sources["n_rows"].tolist() == [info.n_rows]
+
+
+def test_time_window_is_start_inclusive_end_exclusive(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, _ = filled
+    with Store(path, read_only=True) as store:
+        window = store.observations(
+            "T1", start="2024-01-01 01:00", end=pd.Timestamp("2024-01-01 02:00", tz="UTC"), raw=True
+        )
+        assert window["time"].iloc[0] == pd.Timestamp("2024-01-01 01:00", tz="UTC")
+        assert window["time"].iloc[-1] == pd.Timestamp("2024-01-01 01:50", tz="UTC")
+        assert len(window) == 6
+        with pytest.raises(KeyError, match="no readings of asset 'T9'"):
+            store.observations("T9")
+
+
+def test_new_variables_become_columns_and_older_rows_read_as_nan(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+) -> None:
+    path, _, _ = filled
+    raw, observations, quarantine = scada(50, ("T3",), extra=("pitch",), seed=1)
+    with Store(path) as store:
+        summary = store.ingest(
+            source(tmp_path, "b.csv", b"second", len(raw)), raw, observations, quarantine
+        )
+        assert summary.new_variables == ("pitch",)
+        assert "pitch" in store.variables()
+        assert store.observations("T1")["pitch"].isna().all()
+        assert store.observations("T3", raw=True)["pitch"].tolist() == raw["pitch"].tolist()
+        assert store.asset_ids() == ["T1", "T2", "T3"]
+
+
+def test_quarantine_lists_by_asset_and_check(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, _ = filled
+    _, _, quarantine = scada(500)
+    with Store(path, read_only=True) as store:
+        everything = store.quarantine()
+        assert len(everything) == len(quarantine)
+        assert list(everything.columns) == [
+            "asset_id", "time", "source_row", "variable", "value", "check", "reason",
+        ]  # fmt: skip
+        t1_range = store.quarantine("T1", check="range")
+        expected = quarantine[(quarantine["asset_id"] == "T1") & (quarantine["check"] == "range")]
+        assert len(t1_range) == len(expected) > 0
+        assert (t1_range["value"] < 0).all()
+        assert set(t1_range["source_row"]) == set(expected["source_row"])
+        assert set(store.quarantine(check="missing")["variable"]) == {"temp_air"}
+        assert store.quarantine("T9").empty
+
+
+def test_reingesting_the_same_content_is_refused_and_changes_nothing(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+) -> None:
+    path, info, _ = filled
+    before = fingerprint(path)
+    raw, observations, quarantine = scada(10, seed=5)
+    renamed = SourceInfo(str(tmp_path / "copy.csv"), info.sha256, len(raw))
+    with Store(path) as store, pytest.raises(DataError, match="already in store"):
+        store.ingest(renamed, raw, observations, quarantine)
+    assert fingerprint(path) == before
+
+
+def test_frames_breaking_the_contract_are_refused_before_writing(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+) -> None:
+    path, _, _ = filled
+    before = fingerprint(path)
+    raw, observations, quarantine = scada(10, seed=6)
+    info = source(tmp_path, "c.csv", b"third", len(raw))
+    naive = raw.assign(time=raw["time"].dt.tz_localize(None))
+    with Store(path) as store:
+        with pytest.raises(ValueError, match="'time' must be datetime64"):
+            store.ingest(info, naive, observations, quarantine)
+        with pytest.raises(ValueError, match="missing columns"):
+            store.ingest(info, raw.drop(columns="source_row"), observations, quarantine)
+        with pytest.raises(ValueError, match="must be numeric"):
+            store.ingest(info, raw.assign(power="high"), observations, quarantine)
+    assert fingerprint(path) == before
+
+
+@pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
+def test_an_ingest_interrupted_midway_rolls_back_everything(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+    tmp_path: Path,
+    interruption: type[BaseException],
+) -> None:
+    path, _, _ = filled
+    before = fingerprint(path)
+    raw, observations, quarantine = scada(400, ("T1", "T4"), seed=2, extra=("pitch",))
+    info = source(tmp_path, "d.csv", b"fourth", len(raw))
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        if len(calls) == 3:  # raw written, cleaned rows half written
+            raise interruption("stop")
+
+    recorder = Recorder()
+    with Store(path) as store:
+        with pytest.raises(interruption):
+            store.ingest(
+                info, raw, observations, quarantine, recorder=recorder, progress=progress,
+                chunk_rows=400,
+            )  # fmt: skip
+        assert recorder.records() == []  # nothing recorded for an ingest that did not happen
+    assert fingerprint(path) == before
+    with Store(path) as store:
+        summary = store.ingest(info, raw, observations, quarantine)
+        assert summary.new_variables == ("pitch",)
+        assert "T4" in store.asset_ids()
+
+
+def test_progress_reports_every_chunk_up_to_the_total(tmp_path: Path) -> None:
+    raw, observations, quarantine = scada(1000)
+    info = source(tmp_path, "a.csv", b"x", len(raw))
+    calls: list[tuple[int, int]] = []
+    with Store(tmp_path / "s.duckdb") as store:
+        store.ingest(
+            info, raw, observations, quarantine, chunk_rows=300,
+            progress=lambda done, total: calls.append((done, total)),
+        )  # fmt: skip
+    total = len(raw) + len(observations) + len(quarantine)
+    assert all(t == total for _, t in calls)
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == total
+    assert len(calls) == -(-len(raw) // 300) + -(-len(observations) // 300) + 1
+
+
+def test_read_only_store_refuses_writes(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+) -> None:
+    path, _, _ = filled
+    raw, observations, quarantine = scada(5, seed=9)
+    with Store(path, read_only=True) as store:
+        with pytest.raises(PermissionError, match="read-only"):
+            store.ingest(source(tmp_path, "e.csv", b"e", 10), raw, observations, quarantine)
+        with pytest.raises(PermissionError, match="read-only"):
+            store.recorder().entity("report")
+    with pytest.raises(FileNotFoundError):
+        Store(tmp_path / "absent.duckdb", read_only=True)
+
+
+# -- twins ---------------------------------------------------------------------------------
+def test_restored_twin_predicts_bit_identically(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, summary = filled
+    grid = {
+        "wind_speed": np.linspace(0, 26, 200),
+        "temp_air": np.linspace(-5, 30, 200),
+        "wind_direction": np.linspace(0, 359, 200),
+    }
+    with Store(path) as store:
+        twin = fitted_twin(store, summary, recorder=None)
+        assert store.save_twin(twin, note="first fit") == 1
+        twin.update(store.observations("T2"))
+        assert store.save_twin(twin) == 2
+    expected = twin.predict(grid)
+    with Store(path, read_only=True) as store:
+        restored = store.load_twin("T1")
+        first = store.load_twin("T1", 1)
+        versions = store.versions("T1")
+        assert store.twin_ids() == ["T1"]
+    got = restored.predict(grid)
+    assert np.array_equal(got.mean, expected.mean)
+    assert np.array_equal(got.var, expected.var)
+    for q in (0.05, 0.5, 0.95):
+        assert np.array_equal(got.quantile(q), expected.quantile(q))
+    assert restored.schema == twin.schema
+    assert versions["version"].tolist() == [1, 2]
+    assert versions["note"].tolist() == ["first fit", ""]
+    assert versions["n_observations"].iloc[1] == twin.emulator.n_observations_
+    assert first.emulator.n_observations_ < restored.emulator.n_observations_
+
+
+def test_unknown_twin_or_version_is_a_clear_key_error(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, summary = filled
+    with Store(path) as store:
+        store.save_twin(fitted_twin(store, summary, recorder=None))
+        with pytest.raises(KeyError, match=r"version 7 .*versions: \[1\]"):
+            store.load_twin("T1", 7)
+        with pytest.raises(KeyError, match="no twin 'T5'"):
+            store.load_twin("T5")
+        with pytest.raises(KeyError, match="no twin 'T5'"):
+            store.versions("T5")
+
+
+def test_saved_branch_keeps_its_interventions(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, summary = filled
+    with Store(path) as store:
+        branch = fitted_twin(store, summary, recorder=None).branch(Derate(1000.0), name="T1-cap")
+        store.save_twin(branch)
+        restored = store.load_twin("T1-cap")
+    inputs = {"wind_speed": [15.0, 20.0]}
+    assert np.array_equal(restored.predict(inputs).mean, branch.predict(inputs).mean)
+    assert float(restored.predict(inputs).quantile(0.99).max()) <= 1000.0
+
+
+# -- provenance ----------------------------------------------------------------------------
+def test_chain_from_a_prediction_back_to_the_file_survives_reopening(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, info, summary = filled
+    with Store(path) as store:
+        twin = fitted_twin(store, summary, recorder=store.recorder())
+        store.save_twin(twin)
+    with Store(path) as store:
+        recorder = store.recorder()
+        restored = store.load_twin("T1", recorder=recorder)
+        restored.predict({"wind_speed": [7.0]})
+        prediction = recorder.own_records()[-1]
+    with Store(path, read_only=True) as store:
+        chain = store.recorder().chain(prediction.id)
+    kinds = [r.kind for r in chain]
+    assert kinds == [
+        "file", "ingest", "raw_observations", "clean", "observations", "fit",
+        "model_version", "predict", "prediction",
+    ]  # fmt: skip
+    assert chain[0].attributes["sha256"] == info.sha256
+    assert chain[0].id == summary.file_entity
+
+
+def test_save_twin_copies_the_chain_of_an_in_memory_recorder(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, info, summary = filled
+    with Store(path) as store:
+        memory = Recorder()
+        memory.adopt(store.recorder().chain(summary.observations_entity))
+        twin = fitted_twin(store, summary, recorder=memory)
+        store.save_twin(twin)
+        # a fresh in-memory recorder is given the chain when the twin is loaded
+        fresh = Recorder()
+        restored = store.load_twin("T1", recorder=fresh)
+        restored.predict({"wind_speed": [5.0]})
+        chain = fresh.chain(fresh.own_records()[-1].id)
+    assert chain[0].attributes["sha256"] == info.sha256
+    assert chain[-1].kind == "prediction"
+
+
+def test_ingest_provenance_is_in_the_store_and_the_recorder(tmp_path: Path) -> None:
+    raw, observations, quarantine = scada(100)
+    info = source(tmp_path, "a.csv", b"abc", len(raw))
+    recorder = Recorder()
+    with Store(tmp_path / "s.duckdb") as store:
+        summary = store.ingest(info, raw, observations, quarantine, recorder=recorder)
+        stored = {r.id: r for r in store.provenance_records()}
+    assert set(stored) == {r.id for r in recorder.records()}
+    clean = stored[stored[summary.quarantine_entity].generated_by or ""]
+    assert clean.kind == "clean"
+    assert set(clean.generated) == {summary.observations_entity, summary.quarantine_entity}
+    assert clean.attributes["checks"] == ["missing", "range"]
+    assert stored[summary.file_entity].attributes["sha256"] == info.sha256
+
+
+def test_branch_leaves_the_store_unchanged(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, summary = filled
+    with Store(path) as store:
+        store.save_twin(fitted_twin(store, summary, recorder=store.recorder()))
+        before = store.fingerprint()
+        twin = store.load_twin("T1", recorder=store.recorder())
+        branch = twin.branch(Derate(1500.0))
+        branch.update(store.observations("T2"))
+        branch.predict({"wind_speed": [8.0, 12.0]})
+        grandchild = branch.branch(Derate(800.0))
+        grandchild.predict({"wind_speed": [8.0]})
+        assert isinstance(branch.recorder, Recorder)
+        assert len(branch.recorder.own_records()) >= 6
+        assert store.fingerprint() == before
+        # the live twin does write: the check above could have failed
+        twin.predict({"wind_speed": [8.0]})
+        assert store.fingerprint()["provenance"] != before["provenance"]
+
+
+def test_fork_of_a_store_recorder_writes_nothing_to_the_store(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, summary = filled
+    with Store(path) as store:
+        recorder = store.recorder()
+        before = store.fingerprint()
+        fork = recorder.fork()
+        made = fork.record("whatif", used=[summary.observations_entity], generated="report")
+        assert made in fork and made not in recorder
+        assert store.read_provenance(made) is None
+        assert store.fingerprint() == before
+        assert fork.chain(made)[0].id == summary.file_entity
+
+
+def test_prov_json_of_a_store_parses(filled: tuple[Path, SourceInfo, IngestSummary]) -> None:
+    path, info, summary = filled
+    with Store(path, read_only=True) as store:
+        text = store.recorder().to_json()
+    data = json.loads(text)
+    assert data["entity"][summary.file_entity]["tw:sha256"] == info.sha256
+    document = prov.model.ProvDocument.deserialize(content=text, format="json")
+    assert len(list(document.get_records(prov.model.ProvActivity))) == 2
+
+
+# -- atomicity under a killed process, and speed -----------------------------------------
+KILL_SCRIPT = """
+import sys, time
+import numpy as np, pandas as pd
+from twinweave.data import SourceInfo, Store
+
+path, n_rows = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(0)
+raw = pd.DataFrame({
+    "asset_id": np.repeat(np.array(["K1", "K2"]), n_rows // 2),
+    "time": pd.date_range("2020-01-01", periods=n_rows, freq="1min", tz="UTC").as_unit("ns"),
+    "source_row": np.arange(n_rows, dtype=np.int64),
+    "wind_speed": rng.uniform(0, 25, n_rows),
+    "power": rng.uniform(0, 2050, n_rows),
+    "pitch": rng.uniform(0, 90, n_rows),
+})
+quarantine = pd.DataFrame({
+    "asset_id": raw["asset_id"].iloc[:1000], "time": raw["time"].iloc[:1000],
+    "source_row": raw["source_row"].iloc[:1000], "variable": "power",
+    "value": raw["power"].iloc[:1000], "check": "range", "reason": "test",
+})
+info = SourceInfo("big.csv", "f" * 64, n_rows)
+
+def progress(done, total):
+    print(done, total, flush=True)
+    # Once the raw rows are written (DuckDB has by then spilled uncommitted row groups
+    # into the file), slow down so that the parent's SIGKILL lands mid-transaction.
+    if done >= 1_000_000:
+        time.sleep(0.2)
+
+with Store(path) as store:
+    store.ingest(info, raw, raw.iloc[1000:], quarantine, progress=progress)
+    print("committed", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_killed_ingest_leaves_the_store_as_before(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, _ = filled
+    before = fingerprint(path)
+    size_before = path.stat().st_size
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(path), "1000000"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert child.stdout is not None
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+            if line.split()[0].isdigit() and int(line.split()[0]) >= 1_000_000:
+                child.send_signal(signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    # DuckDB had written uncommitted rows into the file before the kill, so what is
+    # tested below is recovery, not merely that nothing was written.
+    assert path.stat().st_size > size_before
+    assert "committed" not in lines and int(lines[-1].split()[0]) >= 1_000_000
+    assert fingerprint(path) == before
+    # A fresh ingest of the same file now succeeds (nothing of it was half-kept).
+    child_info = SourceInfo("big.csv", "f" * 64, 10)
+    raw, observations, quarantine = scada(5, ("K1",), seed=3, extra=("pitch",))
+    with Store(path) as store:
+        summary = store.ingest(child_info, raw, observations, quarantine)
+        assert summary.new_variables == ("pitch",)
+        assert store.asset_ids() == ["K1", "T1", "T2"]
+        assert len(store.observations("K1", raw=True)) == 5
+
+
+@pytest.mark.slow
+def test_ingesting_a_year_of_a_fleet_takes_seconds(tmp_path: Path) -> None:
+    assets = [f"T{i}" for i in range(1, 9)]
+    extra = ("pitch", "rotor_speed", "temp_nacelle", "yaw")
+    raw, observations, quarantine = scada(52_560, assets, extra=extra)
+    assert len(raw) == 420_480
+    info = source(tmp_path, "year.csv", b"year", len(raw))
+    with Store(tmp_path / "s.duckdb") as store:
+        started = time.perf_counter()
+        store.ingest(info, raw, observations, quarantine)
+        seconds = time.perf_counter() - started
+        assert len(store.observations("T8")) == (observations["asset_id"] == "T8").sum()
+    # Row-by-row inserts would take minutes; the bound leaves room for slow machines.
+    assert seconds < 20
+
+
+def test_a_duckdb_file_of_something_else_is_refused(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "other.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE accounts (id INTEGER)")
+    with pytest.raises(ValueError, match="not a twinweave store"):
+        Store(path)
+
+
+def test_observations_entity_names_the_files_behind_the_readings(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+) -> None:
+    path, first, summary = filled
+    raw, observations, quarantine = scada(100, ("T1",), start="2025-01-01", seed=4)
+    second = source(tmp_path, "b.csv", b"second file", len(raw))
+    with Store(path) as store:
+        assert store.has_source(first.sha256) and not store.has_source(second.sha256)
+        later = store.ingest(second, raw, observations, quarantine)
+        assert store.has_source(second.sha256)
+        # one file behind the readings: that file's cleaned observations
+        assert store.observations_entity("T2") == summary.observations_entity
+        assert store.observations_entity("T1", start="2025-01-01") == later.observations_entity
+        with pytest.raises(KeyError, match="no cleaned readings of asset 'T2'"):
+            store.observations_entity("T2", start="2025-01-01")
+        # two files: a selection derived from both
+        both = store.observations_entity("T1", end="2030-01-01")
+        chain = store.recorder().chain(both)
+    files = {r.attributes["sha256"] for r in chain if r.kind == "file"}
+    assert files == {first.sha256, second.sha256}
+    assert chain[-2].kind == "select" and chain[-2].attributes["asset_id"] == "T1"
+
+
+def test_recorder_from_store_outlives_the_store(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, info, summary = filled
+    with Store(path, read_only=True) as store:
+        recorder = Recorder.from_store(store)
+    chain = recorder.chain(summary.quarantine_entity)
+    assert [r.kind for r in chain] == ["file", "ingest", "raw_observations", "clean", "quarantine"]
+    assert info.sha256 in str(chain[0])
+    assert json.loads(recorder.to_json())["entity"][summary.file_entity]

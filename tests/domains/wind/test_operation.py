@@ -1,0 +1,153 @@
+"""Normal-operation filters for turbines, and the shipped La Haute Borne data."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twinweave.data import Check, clean, quarantine_summary, read_source
+from twinweave.domains.wind import (
+    LA_HAUTE_BORNE,
+    Curtailment,
+    Downtime,
+    asset_table,
+    era5_path,
+    normal_operation_checks,
+    scada_path,
+)
+
+RATED = 2050.0
+
+
+def readings(**columns: list[float]) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    defaults = {"wind_speed": [8.0] * n, "power": [900.0] * n, "pitch": [0.0] * n}
+    defaults |= {"temp_air": [10.0] * n, **columns}
+    return pd.DataFrame(
+        {
+            "asset_id": pd.array(["T1"] * n, dtype="string"),
+            "time": pd.date_range("2014-01-01", periods=n, freq="10min", tz="UTC"),
+            "source_row": np.arange(n, dtype=np.int64),
+            **{name: np.asarray(values, dtype=np.float64) for name, values in defaults.items()},
+        }
+    )
+
+
+def test_downtime_is_no_power_in_a_wind_that_should_turn_the_rotor() -> None:
+    frame = readings(wind_speed=[4.0, 12.0, 3.9, 6.0, 6.0], power=[0.0, -20.0, -20.0, 0.5, 1500.0])
+    quarantine = Downtime()(frame)
+    assert quarantine["source_row"].tolist() == [0, 1]
+    assert set(quarantine["variable"]) == {"power"}
+    assert quarantine["reason"].iloc[1] == (
+        "power = -20.0 kW at wind_speed = 12.0 m/s; expected power > 0.0 kW when "
+        "wind_speed >= 4.0 m/s (the turbine is unavailable: stopped, faulted or in maintenance)"
+    )
+
+
+def test_curtailment_is_pitched_out_blades_below_rated_power() -> None:
+    frame = readings(
+        wind_speed=[9.0, 14.0, 3.0, 9.1, 9.2, 9.3],
+        power=[800.0, 2040.0, 10.0, 800.0, 1900.0, 800.0],
+        pitch=[12.0, 12.0, 80.0, 4.9, 6.0, math.nan],
+    )
+    quarantine = Curtailment(RATED)(frame)
+    # Pitching at rated power (row 1, 4) is the controller; idling below cut-in (2) is normal.
+    assert quarantine["source_row"].tolist() == [0]
+    assert quarantine["variable"].tolist() == ["pitch"]
+    assert quarantine["value"].tolist() == [12.0]
+    reason = quarantine["reason"].iloc[0]
+    assert reason.startswith("pitch = 12.0 degree with power = 800.0 kW at wind_speed = 9.0 m/s")
+    assert "below 90% of rated (1845 kW)" in reason
+    with pytest.raises(ValueError, match="rated_power > 0"):
+        Curtailment(0.0)
+
+
+def test_filters_need_their_columns() -> None:
+    frame = readings(wind_speed=[5.0]).drop(columns="pitch")
+    with pytest.raises(KeyError, match="'curtailment' needs column 'pitch'"):
+        Curtailment(RATED)(frame)
+
+
+def test_default_chain_keeps_idle_self_consumption_and_missing_temperature() -> None:
+    frame = readings(
+        wind_speed=[2.0, 8.0, 8.1, 8.2, 8.3, 8.4, 50.0],
+        power=[-60.0, 900.0, -150.0, 900.0, 2200.0, 900.0, 900.0],
+        temp_air=[10.0, math.nan, 10.0, -60.0, 10.0, 10.0, 10.0],
+    )
+    checks = normal_operation_checks(RATED)
+    assert all(isinstance(check, Check) for check in checks)
+    observations, quarantine = clean(frame, checks)
+    # Kept: an idle turbine drawing 60 kW; a reading without temperature.
+    assert observations["source_row"].tolist() == [0, 1, 5]
+    failed = dict(zip(quarantine["source_row"], quarantine["variable"], strict=True))
+    assert failed == {2: "power", 3: "temp_air", 4: "power", 6: "wind_speed"}
+    assert set(quarantine["check"]) == {"range", "downtime"}
+
+
+def test_default_chain_flags_a_stuck_anemometer() -> None:
+    frame = readings(wind_speed=[7.0, 7.0, 7.0, 8.0])
+    _, quarantine = clean(frame, normal_operation_checks(RATED))
+    assert quarantine["check"].tolist() == ["stuck_sensor"] * 3
+
+
+def test_shipped_files_and_asset_table() -> None:
+    assert scada_path().is_file() and era5_path().is_file()
+    table = asset_table()
+    assert table["asset_id"].tolist() == ["R80711", "R80721", "R80736", "R80790"]
+    assert (table["rated_power"] == RATED).all()
+    assert list(table.columns) == [
+        "asset_id",
+        "latitude",
+        "longitude",
+        "elevation",
+        "rated_power",
+        "hub_height",
+        "rotor_diameter",
+        "manufacturer",
+        "model",
+    ]
+
+
+@pytest.mark.slow
+def test_la_haute_borne_reads_and_cleans_without_losing_a_reading() -> None:
+    start = time.perf_counter()
+    info, raw = read_source(scada_path(), LA_HAUTE_BORNE)
+    observations, quarantine = clean(raw, normal_operation_checks(RATED))
+    elapsed = time.perf_counter() - start
+
+    assert info.n_rows == len(raw) == 420_480
+    assert len(info.sha256) == 64
+    assert sorted(raw["asset_id"].unique()) == ["R80711", "R80721", "R80736", "R80790"]
+    assert raw["time"].min() == pd.Timestamp("2014-01-01T00:00Z")
+    assert raw["time"].max() == pd.Timestamp("2015-12-31T23:50Z")
+    # Ot_avg = -273.2 (33 readings) is missing, on top of the 2569 empty rows.
+    assert raw["temp_air"].isna().sum() == 2569 + 33
+
+    # Spring-forward relabelling: per turbine, 2 days x 6 times x 2 copies = 24 rows.
+    duplicates = quarantine[quarantine["check"] == "duplicate_timestamp"]
+    assert len(duplicates) == 96
+    assert duplicates.groupby("asset_id").size().tolist() == [24, 24, 24, 24]
+    assert set(duplicates["time"].dt.strftime("%Y-%m-%d %H")) == {
+        "2014-03-30 01",
+        "2015-03-29 01",
+    }
+
+    counts = quarantine_summary(quarantine).set_index(["check", "variable"])["n_rows"]
+    assert counts.to_dict() == {
+        ("curtailment", "pitch"): 11700,
+        ("stuck_sensor", "wind_speed"): 6341,
+        ("downtime", "power"): 3824,
+        ("missing", "power"): 2569,
+        ("missing", "wind_speed"): 2569,
+        ("duplicate_timestamp", "*"): 96,
+        ("range", "temp_air"): 1,
+    }
+    # Nothing lost: every raw reading is an observation or quarantined, never both.
+    quarantined = quarantine["source_row"].unique()
+    assert len(observations) + len(quarantined) == len(raw)
+    assert not observations["source_row"].isin(quarantined).any()
+    assert elapsed < 5.0

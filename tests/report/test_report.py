@@ -1,0 +1,364 @@
+"""The demo report: files, scores, offline page, and the page as a browser draws it."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly
+import pytest
+
+from twinweave.report import (
+    LA_HAUTE_BORNE_ATTRIBUTION,
+    TurbineResult,
+    WhatIfSummary,
+    pooled_scores,
+    write_demo_report,
+)
+
+RATED = 2050.0
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def curve(speed: np.ndarray) -> np.ndarray:
+    return RATED / (1.0 + np.exp(-0.9 * (speed - 8.0))) * (speed > 3.0)
+
+
+def scores(coverage: float, rmse: float) -> dict[str, float]:
+    return {
+        "rmse_kw": rmse,
+        "crps_kw": rmse / 2.5,
+        "coverage90": coverage,
+        "log_likelihood": -5.9,
+        "baseline_rmse_kw": rmse * 1.3,
+        "baseline_crps_kw": rmse / 2.0,
+        "baseline_coverage90": 0.95,
+        "baseline_log_likelihood": -6.2,
+    }
+
+
+def turbine(
+    asset_id: str, *, n_rows: int = 4320, coverage: float = 0.9, rmse: float = 80.0, seed: int = 0
+) -> TurbineResult:
+    """A month of 10-minute readings, with an alarm of two days in the middle."""
+    rng = np.random.default_rng(seed)
+    time = pd.date_range("2015-01-01", periods=n_rows, freq="10min", tz="UTC")
+    speed = rng.weibull(2.0, n_rows) * 8.0
+    mean = curve(speed)
+    sigma = 60.0
+    power = np.clip(mean + rng.normal(0.0, sigma, n_rows), 0.0, RATED)
+    alarm = (time >= time[n_rows // 2]) & (time < time[n_rows // 2] + pd.Timedelta(days=2))
+    power[alarm] *= 0.8
+    evaluation = pd.DataFrame(
+        {
+            "time": time,
+            "wind_speed": speed,
+            "power": power,
+            "mean": mean,
+            "q05": np.clip(mean - 1.645 * sigma, 0.0, RATED),
+            "q95": np.clip(mean + 1.645 * sigma, 0.0, RATED),
+            "baseline_mean": 0.98 * mean,
+            "anomaly_score": rng.exponential(1.0, n_rows) + 5.0 * alarm,
+            "alarm": alarm,
+        }
+    )
+    grid = np.arange(0.0, 25.5, 0.5)
+    power_curve = pd.DataFrame(
+        {
+            "wind_speed": grid,
+            "mean": curve(grid),
+            "q05": np.clip(curve(grid) - 1.645 * sigma, 0.0, RATED),
+            "q95": np.clip(curve(grid) + 1.645 * sigma, 0.0, RATED),
+            "baseline_mean": 0.98 * curve(grid),
+        }
+    )
+    return TurbineResult(asset_id, evaluation, scores(coverage, rmse) | {"n": n_rows}, power_curve)
+
+
+def whatif(*, with_series: bool = True) -> WhatIfSummary:
+    table = pd.DataFrame(
+        {
+            "metric": ["energy", "capacity_factor", "hours_at_rated"],
+            "units": ["MWh", "1", "h"],
+            "baseline_mean": [410.0, 0.28, 61.0],
+            "baseline_lo": [395.0, 0.27, 55.0],
+            "baseline_hi": [425.0, 0.29, 67.0],
+            "scenario_mean": [380.0, 0.26, 0.0],
+            "scenario_lo": [366.0, 0.25, 0.0],
+            "scenario_hi": [394.0, 0.27, 0.0],
+            "difference_mean": [-30.0, -0.02, -61.0],
+            "difference_lo": [-33.0, -0.022, -67.0],
+            "difference_hi": [-27.0, -0.018, -55.0],
+        }
+    )
+    series = None
+    if with_series:
+        time = pd.date_range("2015-06-01", periods=144, freq="10min", tz="UTC")
+        base = curve(7.0 + 3.0 * np.sin(np.linspace(0.0, 6.0, time.size)))
+        scenario = np.minimum(base, 1500.0)
+        series = pd.DataFrame(
+            {
+                "time": time,
+                "baseline_mean": base,
+                "baseline_lo": base - 100.0,
+                "baseline_hi": base + 100.0,
+                "scenario_mean": scenario,
+                "scenario_lo": scenario - 100.0,
+                "scenario_hi": scenario + 100.0,
+            }
+        )
+    return WhatIfSummary(
+        "Derate A to 1500 kW",
+        "A derate to 1500 kW over one day of June 2015.",
+        table,
+        series=series,
+    )
+
+
+@pytest.fixture
+def turbines() -> list[TurbineResult]:
+    return [turbine("A", seed=1), turbine("B", coverage=0.80, rmse=120.0, n_rows=2880, seed=2)]
+
+
+@pytest.fixture
+def report(tmp_path: Path, turbines: list[TurbineResult]) -> Path:
+    return write_demo_report(
+        tmp_path / "demo",
+        turbines,
+        whatif(),
+        title="twinweave demo <test>",
+        notes=["Fitted on 2014, evaluated on 2015 & scored per reading."],
+        attribution=LA_HAUTE_BORNE_ATTRIBUTION,
+    )
+
+
+class _Scripts(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str | None] = []
+        self.links: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.sources.append(dict(attrs).get("src"))
+        if tag == "link":
+            self.links.append(dict(attrs).get("href"))
+
+
+def test_writes_page_scores_and_plotly_bundle(report: Path) -> None:
+    assert report.name == "index.html"
+    assert {p.name for p in report.parent.iterdir()} == {
+        "index.html",
+        "metrics.json",
+        "plotly.min.js",
+    }
+
+
+def test_plotly_bundle_is_the_installed_package_file(report: Path) -> None:
+    package_file = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert (report.parent / "plotly.min.js").read_bytes() == package_file.read_bytes()
+
+
+def test_page_loads_no_script_from_the_network(report: Path) -> None:
+    parser = _Scripts()
+    parser.feed(report.read_text(encoding="utf-8"))
+    external = [s for s in parser.sources if s is not None]
+    assert external == ["plotly.min.js"]
+    assert parser.links == []
+    assert not re.search(r"""src\s*=\s*["']?(https?:)?//""", report.read_text(encoding="utf-8"))
+
+
+def test_metrics_json_holds_each_turbine_the_pool_and_the_attribution(
+    report: Path, turbines: list[TurbineResult]
+) -> None:
+    document = json.loads((report.parent / "metrics.json").read_text(encoding="utf-8"))
+    assert document["attribution"] == LA_HAUTE_BORNE_ATTRIBUTION
+    assert set(document["turbines"]) == {"A", "B"}
+    for t in turbines:
+        assert document["turbines"][t.asset_id] == pytest.approx(dict(t.metrics))
+    overall = document["overall"]
+    # A holds 4320 readings with RMSE 80, B 2880 with RMSE 120: pooled mean squares.
+    expected_rmse = math.sqrt((4320 * 80.0**2 + 2880 * 120.0**2) / 7200)
+    assert overall["rmse_kw"] == pytest.approx(expected_rmse)
+    assert overall["coverage90"] == pytest.approx((4320 * 0.9 + 2880 * 0.8) / 7200)
+    assert overall["n"] == 7200
+    assert document["targets"]["coverage90"] == [0.87, 0.93]
+    assert [q["metric"] for q in document["whatif"]["quantities"]] == [
+        "energy",
+        "capacity_factor",
+        "hours_at_rated",
+    ]
+
+
+def test_calibration_counts_readings_inside_the_interval_per_bin(tmp_path: Path) -> None:
+    base = turbine("A", n_rows=2000, seed=3)
+    evaluation = base.evaluation.copy()
+    # Readings at 4.5 m/s: 3 of 4 inside the band; at 10.5 m/s: all inside.
+    speed = [4.5, 4.5, 4.5, 4.5, 10.5, 10.5]
+    power = [100.0, 100.0, 100.0, 1300.0, 1000.0, 1000.0]
+    evaluation = evaluation.iloc[:6].assign(
+        wind_speed=speed, power=power, q05=50.0, q95=1200.0, mean=100.0
+    )
+    t = TurbineResult("A", evaluation, base.metrics, base.power_curve)
+    index = write_demo_report(tmp_path, [t], None, title="t", attribution="data: test")
+    document = json.loads((index.parent / "metrics.json").read_text(encoding="utf-8"))
+    coverage = document["calibration"]["coverage90"]["A"]
+    edges = document["calibration"]["wind_speed_edges"]
+    assert edges == list(range(3, 16))
+    assert coverage[1] == pytest.approx(0.75)
+    assert coverage[7] == 1.0
+    assert coverage[0] is None
+    assert document["calibration"]["n"]["A"][1] == 4
+
+
+def test_missing_scores_are_null_in_json(tmp_path: Path) -> None:
+    t = turbine("A")
+    nan_metrics = dict(t.metrics) | {"baseline_log_likelihood": float("nan")}
+    t = TurbineResult("A", t.evaluation, nan_metrics, t.power_curve)
+    index = write_demo_report(tmp_path, [t], whatif(), title="t", attribution="data: test")
+    text = (index.parent / "metrics.json").read_text(encoding="utf-8")
+    assert "NaN" not in text
+    document = json.loads(text)
+    assert document["turbines"]["A"]["baseline_log_likelihood"] is None
+    assert document["overall"]["baseline_log_likelihood"] is None
+
+
+def test_page_shows_tables_targets_notes_and_attribution(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    assert page.count(LA_HAUTE_BORNE_ATTRIBUTION) >= 1
+    assert escape("twinweave demo <test>") in page
+    assert escape("Fitted on 2014, evaluated on 2015 & scored per reading.") in page
+    for table in ("metrics-table", "calibration-table", "whatif-table"):
+        assert f'<table id="{table}">' in page
+    # Turbine A's coverage 0.900 is within 0.87-0.93, turbine B's 0.800 is not.
+    assert re.search(r'<td class="num pass">0\.900 <span class="verdict">pass', page)
+    assert re.search(r'<td class="num fail">0\.800 <span class="verdict">fail', page)
+    assert "hours_at_rated" in page
+    assert "[366, 394]" in page and "[-0.022, -0.018]" in page
+    for div in ("calibration-plot", "whatif-quantities", "whatif-series"):
+        assert f'id="{div}"' in page
+
+
+def test_page_size_is_bounded_by_the_subsample(tmp_path: Path) -> None:
+    big = turbine("A", n_rows=105_120, seed=4)
+    index = write_demo_report(
+        tmp_path, [big], whatif(), title="t", attribution="data: test", max_points=3000
+    )
+    assert index.stat().st_size < 2_000_000
+
+
+def test_same_seed_writes_the_same_page(tmp_path: Path, turbines: list[TurbineResult]) -> None:
+    pages = []
+    for name in ("first", "second"):
+        index = write_demo_report(
+            tmp_path / name, turbines, whatif(), title="t", attribution="data: test", seed=5
+        )
+        pages.append(index.read_bytes())
+    assert pages[0] == pages[1]
+
+
+def test_pooled_scores_weigh_turbines_by_readings(turbines: list[TurbineResult]) -> None:
+    pooled = pooled_scores(turbines)
+    assert pooled["crps_kw"] == pytest.approx((4320 * 32.0 + 2880 * 48.0) / 7200)
+    assert pooled["n_turbines"] == 2
+
+
+def test_inputs_are_checked(turbines: list[TurbineResult]) -> None:
+    t = turbines[0]
+    with pytest.raises(ValueError, match="alarm"):
+        TurbineResult("A", t.evaluation.drop(columns="alarm"), t.metrics, t.power_curve)
+    with pytest.raises(ValueError, match="UTC"):
+        naive = t.evaluation.assign(time=t.evaluation["time"].dt.tz_localize(None))
+        TurbineResult("A", naive, t.metrics, t.power_curve)
+    with pytest.raises(ValueError, match="baseline_crps_kw"):
+        metrics = {k: v for k, v in t.metrics.items() if k != "baseline_crps_kw"}
+        TurbineResult("A", t.evaluation, metrics, t.power_curve)
+    with pytest.raises(ValueError, match="difference_hi"):
+        WhatIfSummary("x", "y", whatif().table.drop(columns="difference_hi"))
+    with pytest.raises(ValueError, match="distinct"):
+        write_demo_report("unused", [t, t], None, title="t", attribution="data: test")
+
+
+def test_metrics_are_read_only_copies(turbines: list[TurbineResult]) -> None:
+    source = dict(turbines[0].metrics)
+    t = TurbineResult("A", turbines[0].evaluation, source, turbines[0].power_curve)
+    source["rmse_kw"] = -1.0
+    assert t.metrics["rmse_kw"] == 80.0
+    with pytest.raises(TypeError):
+        t.metrics["rmse_kw"] = 0.0  # type: ignore[index]
+
+
+@pytest.mark.service
+def test_page_renders_in_chromium_offline(report: Path, tmp_path: Path) -> None:
+    if shutil.which(str(CHROMIUM)) is None:
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: run scripts/install-system-deps.sh as root "
+            "(installs Debian's chromium)."
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install playwright (a dev dependency)")
+
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.plotly-graph-div')]"
+                ".every(d => d.querySelector('.main-svg'))",
+                timeout=30_000,
+            )
+            plots = page.evaluate(
+                """() => [...document.querySelectorAll('.plotly-graph-div')].map(d => ({
+                    id: d.id,
+                    svg: d.querySelectorAll('.main-svg').length,
+                    canvas: d.querySelectorAll('canvas').length,
+                    traces: (d._fullData || []).length,
+                }))"""
+            )
+            screenshot = tmp_path / "report.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+
+    assert errors == []
+    assert [u for u in requests if not u.startswith("file://")] == []
+    ids = [plot["id"] for plot in plots]
+    assert ids == [
+        "calibration-plot",
+        "turbine-0-A-power-curve",
+        "turbine-0-A-residuals",
+        "turbine-1-B-power-curve",
+        "turbine-1-B-residuals",
+        "whatif-quantities",
+        "whatif-series",
+    ]
+    for plot in plots:
+        assert plot["svg"] > 0 and plot["traces"] > 0, plot
+    # Scattergl draws the readings on a WebGL canvas.
+    assert all(p["canvas"] > 0 for p in plots if p["id"].endswith("power-curve"))
+    assert screenshot.stat().st_size > 50_000
