@@ -278,3 +278,41 @@ def machine_info() -> dict[str, Any]:
     except ImportError:
         pass
     return info
+
+
+def noise_floor(n_calls: int = 5_000) -> dict[str, float]:
+    """Spread of a fixed ~30 us NumPy workload's CPU time on this machine right now.
+
+    A dedicated core gives p99 close to p50; a shared one does not, and the tail of any
+    per-call latency measured here is inflated by about the same factor.
+    """
+    one = np.array([1.5])
+
+    def work() -> None:
+        x = one
+        for _ in range(60):
+            x = x * 1.0000001
+
+    latencies = per_call(lambda _: work(), range(n_calls))
+    p50 = float(np.percentile(latencies.cpu, 50) * 1e6)
+    p99 = float(np.percentile(latencies.cpu, 99) * 1e6)
+    return {"fixed_work_cpu_p50_us": p50, "fixed_work_cpu_p99_us": p99, "p99_over_p50": p99 / p50}
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident memory [KiB] since it started its program.
+
+    Linux's ``ru_maxrss`` (``getrusage`` or ``wait4``) carries the parent's peak over
+    ``fork`` and ``exec``, so a child started by a large parent reports at least the
+    parent's size; ``VmHWM`` in ``/proc/self/status`` belongs to the new program alone.
+    Elsewhere, ``ru_maxrss`` is the best there is.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -374,3 +374,56 @@ def version() -> None:
     from twinweave import __version__
 
     console.print(json.dumps({"twinweave": __version__, "at": datetime.now(UTC).isoformat()}))
+
+
+@app.command()
+def quarantine(
+    store: StoreOption,
+    asset: Annotated[str | None, typer.Option(help="Only this asset.")] = None,
+    check: Annotated[str | None, typer.Option(help="Only this check, e.g. downtime.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write all rows to this CSV.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """List quarantined readings with the check that failed and why."""
+    with Store(store, read_only=True) as db:
+        rows = db.quarantine(asset, check)
+    counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
+    table = Table(title=f"quarantine: {len(rows)} rows")
+    for column in ("asset_id", "check", "rows"):
+        table.add_column(column)
+    for record in counts.to_dict("records"):
+        table.add_row(str(record["asset_id"]), str(record["check"]), str(record["rows"]))
+    console.print(table)
+    console.print(rows.head(limit).to_string(index=False))
+    if output is not None:
+        rows.to_csv(output, index=False)
+        console.print(f"wrote {len(rows)} rows to {output}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/demo"),
+) -> None:
+    """The main job: La Haute Borne twins fitted on 2014, evaluated on 2015, with a report."""
+    from twinweave.demo import run_demo
+
+    result = run_demo(output, step=lambda line: console.print(f"[bold cyan]>[/] {line}"))
+    columns = {
+        "rmse_kw": "RMSE [kW]",
+        "baseline_rmse_kw": "IEC RMSE [kW]",
+        "crps_kw": "CRPS [kW]",
+        "baseline_crps_kw": "IEC CRPS [kW]",
+        "coverage90": "cov90",
+        "live_rmse_kw": "live RMSE [kW]",
+        "live_coverage90": "live cov90",
+        "live_coverage90_min_bin": "live min bin cov90",
+    }
+    table = Table(title="2015 held-out scores (twin trained on 2014; IEC = method of bins)")
+    table.add_column("turbine")
+    for label in columns.values():
+        table.add_column(label, justify="right")
+    for asset_id, row in result.metrics.iterrows():
+        table.add_row(str(asset_id), *(f"{float(row[c]):.3f}" for c in columns))
+    console.print(table)
+    console.print(f"report: {result.report}")
+    console.print(f"store:  {result.store}")

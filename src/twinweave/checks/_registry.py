@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from types import ModuleType
 
+from twinweave.checks._checks import EmulatorFactory, Settings
 from twinweave.checks._problems import SyntheticProblem
 from twinweave.core import Emulator
-
-EmulatorFactory = Callable[[], Emulator]
 
 #: What an emulator class must have to be checked (the :class:`~twinweave.core.Emulator`
 #: members that live on the class; ``target`` and ``n_observations_`` may be set per
@@ -29,11 +28,15 @@ class Case:
         Builds a fresh, unfitted emulator; called once per check.
     problem
         The truth the emulator's data are drawn from.
+    settings
+        Sizes and tolerances of the checks: enough readings for the emulator's priors
+        to stop mattering, so calibration is judged where the emulator claims it.
     """
 
     name: str
     factory: EmulatorFactory
     problem: SyntheticProblem
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def emulator_type(self) -> type:
@@ -43,7 +46,12 @@ class Case:
 _CASES: dict[type, list[Case]] = {}
 
 
-def register(name: str, factory: EmulatorFactory, problem: SyntheticProblem) -> Case:
+def register(
+    name: str,
+    factory: EmulatorFactory,
+    problem: SyntheticProblem,
+    settings: Settings | None = None,
+) -> Case:
     """Declare that emulators built by ``factory`` are checked on ``problem``.
 
     The emulator class is that of ``factory()`` (constructors do no fitting, so this is
@@ -71,7 +79,7 @@ def register(name: str, factory: EmulatorFactory, problem: SyntheticProblem) -> 
     cases = _CASES.setdefault(type(emulator), [])
     if any(case.name == name for case in cases):
         raise ValueError(f"name: {type(emulator).__name__} already has a case called {name!r}")
-    case = Case(name, factory, problem)
+    case = Case(name, factory, problem, Settings() if settings is None else settings)
     cases.append(case)
     return case
 
@@ -102,3 +110,8 @@ def find_emulators(modules: Iterable[ModuleType]) -> list[type]:
             if is_emulator_class(candidate):
                 found[candidate] = None
     return list(found)
+
+
+def unregistered_emulators(modules: Iterable[ModuleType]) -> list[type]:
+    """Emulator classes exported by ``modules`` that have no registered case."""
+    return [kind for kind in find_emulators(modules) if not registered_cases(kind)]

@@ -33,7 +33,7 @@ How a :class:`~twinweave.core.TwinSchema` is exported
       twinweave: unit=kW; lower=0; upper=2050
 
   with ``lower``/``upper`` omitted when unbounded and ``value=...`` added for a property
-  with a value.
+  with a value (a number, or JSON-quoted text).
 
 What :func:`validate_dtdl` checks
 ---------------------------------
@@ -443,14 +443,15 @@ def _number(value: float) -> str:
 
 
 def _comment(variable: Variable) -> str:
-    parts = [f"unit={variable.unit}" if variable.unit else "unit="]
+    parts = [f"unit={variable.unit}"]
     if variable.lower is not None:
         parts.append(f"lower={_number(variable.lower)}")
     if variable.upper is not None:
         parts.append(f"upper={_number(variable.upper)}")
     if isinstance(variable, Property) and variable.value is not None:
         value = variable.value
-        parts.append(f"value={_number(value) if isinstance(value, float) else value}")
+        # Text is JSON-quoted so that a "; " inside it cannot split the field.
+        parts.append(f"value={_number(value) if isinstance(value, float) else json.dumps(value)}")
     return "twinweave: " + "; ".join(parts)
 
 
@@ -590,10 +591,11 @@ class _Checker:
         self.problems.append(f"{where}: {member} = {shown}: expected {expected}")
 
     # -- scalar forms ------------------------------------------------------------------
-    def dtmi(self, where: str, member: str, value: object, *, max_length: int) -> bool:
+    def dtmi(self, where: str, member: str, value: object, *, max_length: int) -> str | None:
+        """``value`` if it is a valid DTMI of at most ``max_length`` characters."""
         if not isinstance(value, str):
             self.report(where, member, value, "a DTMI string such as 'dtmi:com:example:Thing;1'")
-            return False
+            return None
         if not _DTMI.match(value):
             self.report(
                 where,
@@ -604,32 +606,32 @@ class _Checker:
                 "with '_', and a version of 1-9 digits (optionally '.' and 1-6 digits) "
                 "without leading zeros",
             )
-            return False
+            return None
         if len(value) > max_length:
             self.report(where, member, value, f"at most {max_length} characters, got {len(value)}")
-            return False
-        return True
+            return None
+        return value
 
     def identifier(self, where: str, value: object, *, max_length: int) -> None:
-        if not self.dtmi(where, "@id", value, max_length=max_length):
+        text = self.dtmi(where, "@id", value, max_length=max_length)
+        if text is None:
             return
-        assert isinstance(value, str)
-        if value.startswith(_RESERVED_PREFIXES):
+        if text.startswith(_RESERVED_PREFIXES):
             self.report(
                 where,
                 "@id",
                 value,
                 "an identifier outside the reserved 'dtmi:dtdl:' and 'dtmi:standard:' prefixes",
             )
-        if value in self.ids:
+        if text in self.ids:
             self.report(
                 where,
                 "@id",
-                value,
-                f"an identifier unique in the document (also on {self.ids[value]})",
+                text,
+                f"an identifier unique in the document (also on {self.ids[text]})",
             )
         else:
-            self.ids[value] = where
+            self.ids[text] = where
 
     def plain_string(self, value: object) -> str | None:
         """The string of a representational string (a string or {"@value": ...})."""
@@ -826,7 +828,7 @@ class _Checker:
                     element["@type"],
                     "'Interface' in a top-level element" if top else "'Interface'",
                 )
-            for extra in types:
+            for extra in types if len(types) > 1 else ():
                 if extra not in ("Interface", _class_dtmi("Interface")):
                     self.report(where, "@type", extra, "no co-type on an Interface")
         self.keywords(where, element)
@@ -887,10 +889,8 @@ class _Checker:
         for index, item in enumerate(items):
             at = f"{where} contents[{index}]"
             if isinstance(item, str):
-                if (
-                    self.dtmi(at, "contents", item, max_length=_MAX_USER_DTMI)
-                    and item not in self.defined_ids
-                ):
+                reference = self.dtmi(at, "contents", item, max_length=_MAX_USER_DTMI)
+                if reference is not None and reference not in self.defined_ids:
                     self.report(
                         at, "contents", item, "a reference to an element defined in the document"
                     )
@@ -906,7 +906,8 @@ class _Checker:
             checked = self.content(at, item, active)
             if checked is None:
                 continue
-            elements.append((at, item, checked))
+            at, cotypes = checked
+            elements.append((at, item, cotypes))
             if name is not None:
                 if name in names:
                     self.report(
@@ -931,8 +932,9 @@ class _Checker:
 
     def content(
         self, where: str, element: Mapping[str, Any], inherited: frozenset[str]
-    ) -> list[str] | None:
-        """Check one content element; return its co-types (None if unusable)."""
+    ) -> tuple[str, list[str]] | None:
+        """Check one content element; return where it is and its co-types (None if
+        it has no usable class)."""
         active = inherited
         if "@context" in element:
             active = self.context(where, element["@context"], inherited, top=False)
@@ -956,7 +958,7 @@ class _Checker:
         kind = classes[0]
         where = f"{where} ({kind})"
         cotypes = [t for t in types if t not in (kind, _class_dtmi(kind))]
-        semantic = self.cotypes(where, kind, cotypes, active)
+        semantic, informal = self.cotypes(where, kind, cotypes, active)
         if "@id" in element:
             self.identifier(where, element["@id"], max_length=_MAX_USER_DTMI)
         self.keywords(where, element)
@@ -965,7 +967,8 @@ class _Checker:
             allowed = allowed | {"unit"}
         if "ValueAnnotation" in cotypes:
             allowed = allowed | {"annotates"}
-        self.members(where, element, allowed)
+        if not informal:
+            self.members(where, element, allowed)
         for required in _REQUIRED[kind]:
             if not self.has(element, required):
                 self.report(where, required, None, f"a {required!r} member on every {kind}")
@@ -980,13 +983,18 @@ class _Checker:
                 self.report(where, "writable", writable, "true or false")
         if semantic is not None:
             self.semantic(where, element, semantic)
-        return cotypes
+        return where, cotypes
 
     def cotypes(
         self, where: str, kind: str, cotypes: list[str], active: frozenset[str]
-    ) -> str | None:
-        """Check co-types; return the semantic type, if any."""
+    ) -> tuple[str | None, bool]:
+        """Check co-types; return the semantic type (if any) and whether one was bad.
+
+        An element with a bad co-type is "informally co-typed": the specification then
+        permits members this checker does not know, so they are not reported twice.
+        """
         semantic: str | None = None
+        n_problems = len(self.problems)
         for cotype in cotypes:
             if cotype in _SEMANTIC_TYPES:
                 if QUANTITATIVE_TYPES_CONTEXT not in active:
@@ -1030,7 +1038,7 @@ class _Checker:
                     f"QuantitativeTypes semantic type ('Power', 'Temperature', ...); "
                     f"{cotype!r} is not one",
                 )
-        return semantic
+        return semantic, len(self.problems) > n_problems
 
     def name(self, where: str, value: object) -> None:
         text = self.plain_string(value)
@@ -1083,7 +1091,7 @@ class _Checker:
         schema = self.value(element, "schema")
         if isinstance(schema, list) and len(schema) == 1:
             schema = schema[0]
-        if not (isinstance(schema, str) and schema in _NUMERIC):
+        if self.has(element, "schema") and not (isinstance(schema, str) and schema in _NUMERIC):
             self.report(
                 where,
                 "schema",

@@ -194,8 +194,10 @@ class CensoredNormal:
         pa, pb = _norm_cdf(a), _norm_cdf(b)
         fa, fb = _norm_pdf(a), _norm_pdf(b)
         # E[X^2; a < Z < b] for X = loc + s Z, written with finite-safe products.
-        a_fa = np.where(np.isfinite(a), a * fa, 0.0)
-        b_fb = np.where(np.isfinite(b), b * fb, 0.0)
+        # An infinite bound has zero density there; zero it before the product, as
+        # inf * 0 is NaN (and warns) even where np.where then discards it.
+        a_fa = np.where(np.isfinite(a), a, 0.0) * fa
+        b_fb = np.where(np.isfinite(b), b, 0.0) * fb
         mu, s2 = self.loc, s * s
         second_inside = (mu * mu + s2) * (pb - pa) + 2 * mu * s * (fa - fb) + s2 * (a_fa - b_fb)
         low = self.lower**2 * pa if np.isfinite(self.lower) else 0.0

@@ -23,7 +23,9 @@ without revealing any single reading once the counts are large.
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Self, cast
 
@@ -56,6 +58,8 @@ _MIN_SCALE = 1e-150
 _CHUNK_ROWS = 1 << 15
 # Largest grouping-key space counted with a dense bincount; beyond it, np.unique.
 _MAX_DENSE_KEYS = 1 << 24
+# Window layouts whose indices single-reading updates keep at hand.
+_MAX_CACHED_LAYOUTS = 4096
 
 
 class _Windows:
@@ -77,6 +81,8 @@ class _Windows:
         # Column index of each windowed value, relative to the window starts.
         self.columns = [np.arange(w, dtype=np.intp) for w in self.widths]
         self.n_starts = tuple(t.n_features - w + 1 for t, w in zip(terms, self.widths, strict=True))
+        self.n_features = int(offsets[-1])
+        self._layouts: dict[tuple[int, ...], tuple[IndexArray, IndexArray]] = {}
 
     def evaluate(self, data: Columns, n_rows: int) -> tuple[list[IndexArray], list[FloatArray]]:
         """Absolute first column and values of each term's window."""
@@ -96,6 +102,19 @@ class _Windows:
         return np.concatenate(
             [start[row] + cols for start, cols in zip(starts, self.columns, strict=True)]
         )
+
+    def layout(self, starts: list[IndexArray]) -> tuple[IndexArray, IndexArray]:
+        """Columns of the first row's windows, and their flat positions in a ``(p, p)``
+        matrix; kept, since a stream revisits the same few layouts."""
+        key = tuple(int(start[0]) for start in starts)
+        found = self._layouts.get(key)
+        if found is None:
+            cols = self.window_columns(starts, 0)
+            found = (cols, (cols[:, None] * self.n_features + cols).ravel())
+            if len(self._layouts) >= _MAX_CACHED_LAYOUTS:
+                self._layouts.clear()
+            self._layouts[key] = found
+        return found
 
     def groups(
         self, starts: list[IndexArray], extra: IndexArray | None, n_extra: int
@@ -123,12 +142,13 @@ class _Windows:
         return order.astype(np.intp, copy=False), bounds
 
     def gather(self, values: list[FloatArray], order: IndexArray) -> FloatArray:
-        """The windowed values of all terms side by side, rows in ``order``."""
-        out = np.empty((order.shape[0], self.span), dtype=np.float64)
-        left = 0
+        """The windowed values of all terms stacked feature-major, ``(span, n_rows)``,
+        rows in ``order``."""
+        out = np.empty((self.span, order.shape[0]), dtype=np.float64)
+        top = 0
         for value, width in zip(values, self.widths, strict=True):
-            np.take(value, order, axis=0, out=out[:, left : left + width])
-            left += width
+            np.take(value.T, order, axis=1, out=out[top : top + width])
+            top += width
         return out
 
 
@@ -162,6 +182,9 @@ class BayesianBasisRegression:
         Pseudo-readings with which each bin's variance is shrunk to the pooled variance.
     n_em_iterations
         Upper bound on EM iterations for the noise variances.
+    prior_mean
+        Prior mean of the weights (``n_features`` values; default zeros): what the
+        model predicts where it has no data, e.g. a generic power curve [units].
 
     Examples
     --------
@@ -193,6 +216,7 @@ class BayesianBasisRegression:
         forgetting: float = 1.0,
         noise_prior_count: float = 10.0,
         n_em_iterations: int = 50,
+        prior_mean: Sequence[float] | FloatArray | None = None,
     ) -> None:
         self.target = target
         self.terms = tuple(terms)
@@ -206,9 +230,12 @@ class BayesianBasisRegression:
         self.forgetting = forgetting
         self.noise_prior_count = noise_prior_count
         self.n_em_iterations = n_em_iterations
+        self.prior_mean = None if prior_mean is None else np.asarray(prior_mean, np.float64)
         self._validate_params()
         self.n_features = sum(term.n_features for term in self.terms)
+        self._prior_mean = self._checked_prior_mean()
         self._windows = _Windows(self.terms)
+        self._edges = tuple(float(e) for e in self.noise_edges)
         self._reset_state()
 
     # -- configuration ---------------------------------------------------------------------
@@ -243,8 +270,19 @@ class BayesianBasisRegression:
             "ridge": self.ridge,
             "forgetting": self.forgetting,
             "noise_prior_count": self.noise_prior_count,
+            "prior_mean": None if self.prior_mean is None else self.prior_mean.copy(),
             "n_em_iterations": self.n_em_iterations,
         }
+
+    def _checked_prior_mean(self) -> FloatArray:
+        if self.prior_mean is None:
+            return np.zeros(self.n_features)
+        if self.prior_mean.shape != (self.n_features,):
+            raise ValueError(
+                f"prior_mean: expected {self.n_features} values (one per feature), "
+                f"got shape {self.prior_mean.shape}"
+            )
+        return self.prior_mean
 
     @property
     def n_bins(self) -> int:
@@ -308,6 +346,10 @@ class BayesianBasisRegression:
                 f"missing input {input_name(self.noise_source)!r}: the noise model needs it; "
                 f"got columns {sorted(data)}"
             )
+        if n_rows == 1 and x.shape[0] == 1:
+            # One reading: bisect on the edges gives searchsorted's answer (NaN included).
+            one = bisect.bisect_right(self._edges, float(x[0])) - 1
+            return np.array([min(max(one, 0), self.n_bins - 1)], dtype=np.intp)
         if x.shape[0] != n_rows:
             x = np.broadcast_to(x, (n_rows,))
         index = np.searchsorted(self.noise_edges, x, side="right") - 1
@@ -333,15 +375,19 @@ class BayesianBasisRegression:
         n = y.shape[0]
         if n == 1:
             starts, values, bins = self._windowed(EvaluatedInputs(observations), y, 0, observations)
-            cols = self._windows.window_columns(starts, 0)
+            cols, flat = self._windows.layout(starts)
             x = np.concatenate([value[0] for value in values])
             y0 = float(y[0])
-            if not np.isfinite(y0 + x.sum()):
+            if not math.isfinite(y0 + float(x.sum())):
                 self._check_finite(y, values, 0)
             weight = self._advance(1)
             j = int(bins[0])
             xw = weight * x
-            self.gram_[j, cols[:, None], cols] += xw[:, None] * x
+            gram = self.gram_[j]
+            if gram.flags.c_contiguous:
+                gram.reshape(-1)[flat] += np.multiply.outer(xw, x).ravel()
+            else:
+                gram[cols[:, None], cols] += np.multiply.outer(xw, x)
             self.moment_[j, cols] += y0 * xw
             self.sum_sq_[j] += weight * y0 * y0
             self.count_[j] += weight
@@ -411,7 +457,7 @@ class BayesianBasisRegression:
     def _check_finite(self, y: FloatArray, values: list[FloatArray], first_row: int) -> None:
         # One sum is finite only if every term is; the row-by-row check runs on failure.
         total = float(y.sum()) + sum(float(value.sum()) for value in values)
-        if np.isfinite(total):
+        if math.isfinite(total):
             return
         ok = np.isfinite(y)
         for value in values:
@@ -447,7 +493,7 @@ class BayesianBasisRegression:
         else:
             scale = 1.0
             w_sorted = weights[order]
-            xw_sorted = x_sorted * w_sorted[:, None]
+            xw_sorted = x_sorted * w_sorted
             yw_sorted = y[order] * w_sorted
             sum_sq += np.bincount(bins, weights * y * y, minlength=self.n_bins)
             count += np.bincount(bins, weights, minlength=self.n_bins)
@@ -455,9 +501,9 @@ class BayesianBasisRegression:
             first = int(order[lo])
             j = int(bins[first])
             cols = windows.window_columns(starts, first)
-            x = x_sorted[lo:hi]
-            block = xw_sorted[lo:hi].T @ x
-            block_moment = x.T @ yw_sorted[lo:hi]
+            x = x_sorted[:, lo:hi]
+            block = xw_sorted[:, lo:hi] @ x.T
+            block_moment = x @ yw_sorted[lo:hi]
             if scale != 1.0:
                 block *= scale
                 block_moment *= scale
@@ -483,21 +529,15 @@ class BayesianBasisRegression:
             stats["count"],
         )
         prior = self.prior_precision()
+        prior_rhs = prior @ self._prior_mean
         n_total = count.sum()
         if n_total <= 0:
-            chol = linalg.cholesky(prior, lower=True)
-            inv_chol = linalg.solve_triangular(chol, np.eye(self.n_features), lower=True)
-            return np.zeros(self.n_features), inv_chol, np.ones(self.n_bins)
-        # Start from the pooled variance of y; EM then refines per bin.
-        pooled = max(float(sum_sq.sum() / n_total), 1e-12)
-        noise_var = np.full(self.n_bins, pooled)
+            return (*self._solve(prior, prior_rhs, gram, moment, None), np.ones(self.n_bins))
+        # Start from the pooled second moment of y; EM then refines per bin.
+        noise_var = np.full(self.n_bins, max(float(sum_sq.sum() / n_total), 1e-12))
         nu = self.noise_prior_count
         for _ in range(self.n_em_iterations):
-            precision = prior + np.einsum("j,jab->ab", 1.0 / noise_var, gram)
-            chol = linalg.cholesky(precision, lower=True)
-            rhs = np.einsum("j,ja->a", 1.0 / noise_var, moment)
-            mean = linalg.cho_solve((chol, True), rhs)
-            inv_chol = linalg.solve_triangular(chol, np.eye(self.n_features), lower=True)
+            mean, inv_chol = self._solve(prior, prior_rhs, gram, moment, noise_var)
             covariance = inv_chol.T @ inv_chol
             residual_ss = (
                 sum_sq
@@ -512,12 +552,25 @@ class BayesianBasisRegression:
             noise_var = updated
             if converged:
                 break
-        precision = prior + np.einsum("j,jab->ab", 1.0 / noise_var, gram)
+        return (*self._solve(prior, prior_rhs, gram, moment, noise_var), noise_var)
+
+    def _solve(
+        self,
+        prior: FloatArray,
+        prior_rhs: FloatArray,
+        gram: FloatArray,
+        moment: FloatArray,
+        noise_var: FloatArray | None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Posterior mean and inverse Cholesky factor of the precision given the noise."""
+        precision, rhs = prior, prior_rhs
+        if noise_var is not None:
+            precision = prior + np.einsum("j,jab->ab", 1.0 / noise_var, gram)
+            rhs = prior_rhs + np.einsum("j,ja->a", 1.0 / noise_var, moment)
         chol = linalg.cholesky(precision, lower=True)
-        rhs = np.einsum("j,ja->a", 1.0 / noise_var, moment)
         mean = linalg.cho_solve((chol, True), rhs)
         inv_chol = linalg.solve_triangular(chol, np.eye(self.n_features), lower=True)
-        return mean, inv_chol, noise_var
+        return np.asarray(mean, dtype=np.float64), np.asarray(inv_chol, dtype=np.float64)
 
     def _posterior_parts(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         if self._posterior is None:
@@ -580,7 +633,7 @@ class BayesianBasisRegression:
         for lo, hi in itertools.pairwise(bounds):
             rows = order[lo:hi]
             cols = windows.window_columns(starts, int(rows[0]))
-            out[rows] = x_sorted[lo:hi] @ projection[cols]
+            out[rows] = x_sorted[:, lo:hi].T @ projection[cols]
 
     def __repr__(self) -> str:
         return (

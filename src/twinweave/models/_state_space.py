@@ -635,7 +635,7 @@ def em_noise(
     diagonal
         Keep ``Q`` and ``R`` diagonal (the constrained M-step is the diagonal of the
         unconstrained one); use it when components' noises are independent, or when
-        some state has no noise of its own (its variance then stays at zero).
+        some state has no noise of its own: a variance that starts at zero stays zero.
     estimate_process_noise, estimate_observation_noise
         Set either to ``False`` to keep that matrix at its starting value (for example a
         sensor noise known from its data sheet).
@@ -676,6 +676,18 @@ def em_noise(
     )
 
 
+def _diagonal_update(estimate: FloatArray, current: FloatArray) -> FloatArray:
+    """The diagonal of ``estimate``, non-negative, with the current zeros kept exactly.
+
+    A variance that is zero is a fixed point of EM (the smoothed states then satisfy
+    the noiseless equation exactly); keeping it at zero stops rounding from turning it
+    into a tiny, possibly negative, variance.
+    """
+    variances = np.maximum(np.diagonal(estimate, axis1=-2, axis2=-1), 0.0)
+    variances = np.where(np.diagonal(current, axis1=-2, axis2=-1) == 0.0, 0.0, variances)
+    return np.asarray(np.eye(estimate.shape[-1]) * variances[..., None, :], dtype=np.float64)
+
+
 def _run_em(
     model: StateSpaceModel,
     y: FloatArray,
@@ -707,8 +719,8 @@ def _run_em(
         if estimate_observation_noise:
             r = _m_step_observation_noise(model, smoothed, y)
         if diagonal:
-            q = np.eye(model.n_state) * np.diagonal(q, axis1=-2, axis2=-1)[..., None, :]
-            r = np.eye(model.n_obs) * np.diagonal(r, axis1=-2, axis2=-1)[..., None, :]
+            q = _diagonal_update(q, model.process_noise)
+            r = _diagonal_update(r, model.observation_noise)
         model = model._with(process_noise=q, observation_noise=r)
     return EMResult(model, np.stack(history), converged)
 
@@ -1061,7 +1073,8 @@ class StateSpaceEmulator:
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise ValueError(
-                    f"{name}: expected finite control inputs, got {array[row]!r} at row {row}"
+                    f"{name}: expected finite control inputs, got {float(array[row])!r} "
+                    f"at row {row}"
                 )
             arrays.append(array)
         if not arrays:
@@ -1074,8 +1087,8 @@ class StateSpaceEmulator:
         if np.any(np.isinf(y)):
             row = int(np.flatnonzero(np.isinf(y))[0])
             raise ValueError(
-                f"{self.target}: expected finite readings or NaN for missing, got {y[row]!r} "
-                f"at row {row}"
+                f"{self.target}: expected finite readings or NaN for missing, got "
+                f"{float(y[row])!r} at row {row}"
             )
         return y
 

@@ -104,7 +104,9 @@ def fit_baseline(spec: TurbineSpec, training: pd.DataFrame) -> MethodOfBins:
 
 def weekly_blocks(observations: pd.DataFrame) -> Iterator[pd.DataFrame]:
     """Consecutive calendar weeks (Monday 00:00 UTC) of ``observations``."""
-    week = observations["time"].dt.tz_convert("UTC").dt.to_period("W-SUN")
+    # 1970-01-05 was a Monday: whole weeks since then, counted in UTC.
+    since = observations["time"].dt.tz_convert("UTC") - pd.Timestamp("1970-01-05", tz="UTC")
+    week = since // pd.Timedelta(days=7)
     for _, block in observations.groupby(week.to_numpy(), sort=True):
         yield block
 

@@ -90,6 +90,29 @@ class NormalisedWindSpeed:
         return np.asarray(speed * np.cbrt(rho / self.reference_density), dtype=np.float64)
 
 
+def generic_power_curve(
+    wind_speed: FloatArray,
+    rated_power: float,
+    *,
+    cut_in: float = 3.0,
+    rated_wind_speed: float = 13.0,
+) -> FloatArray:
+    """A generic power curve [kW]: zero below cut-in, rising with the cube of wind speed
+    [m/s] to rated power at ``rated_wind_speed``, flat above.
+
+    Power in the wind grows with the cube of its speed (Manwell, McGowan and Rogers,
+    *Wind Energy Explained*, 2nd ed., 2009, section 2.2); the twin uses this only as a
+    weak prior, which matters where it has no data (above the strongest wind seen).
+
+    Examples
+    --------
+    >>> generic_power_curve(np.array([2.0, 13.0, 20.0]), 2050.0).tolist()
+    [0.0, 2050.0, 2050.0]
+    """
+    ramp = (wind_speed**3 - cut_in**3) / (rated_wind_speed**3 - cut_in**3)
+    return np.asarray(rated_power * np.clip(ramp, 0.0, 1.0), dtype=np.float64)
+
+
 def turbine_schema(rated_power: float, *, name: str = "WindTurbine") -> TwinSchema:
     """Schema of a turbine twin: SCADA telemetry with units and physical bounds."""
     return TwinSchema(
@@ -137,6 +160,12 @@ def power_curve_emulator(
         Per-reading discount; ``1 - 1/52560`` remembers about a year of 10-minute data.
     cut_out
         Upper end of the spline's knots [m/s].
+
+    Notes
+    -----
+    The weights' prior mean is :func:`generic_power_curve`, so where the twin has seen
+    no wind (above about 19 m/s at La Haute Borne) it predicts rated power with wide
+    uncertainty instead of falling back to zero.
     """
     speed = NormalisedWindSpeed(site_pressure, fallback_density)
     main = SplineTerm(speed, 0.0, cut_out, round(2 * cut_out))
@@ -146,6 +175,11 @@ def power_curve_emulator(
         terms.append(ModulatedSpline(coarse, Harmonics("wind_direction", 2)))
     if use_temperature:
         terms.append(ModulatedSpline(coarse, Centred("temp_air", 10.0, 10.0)))
+    # The main spline starts from a generic curve; modulations start from no effect.
+    prior_mean = np.zeros(sum(term.n_features for term in terms))
+    prior_mean[: main.n_features] = generic_power_curve(
+        np.clip(main.centres(), 0.0, None), rated_power
+    )
     return BayesianBasisRegression(
         target="power",
         terms=tuple(terms),
@@ -157,6 +191,7 @@ def power_curve_emulator(
         smoothing=1e-3,
         ridge=1e-6,
         forgetting=forgetting,
+        prior_mean=prior_mean,
     )
 
 

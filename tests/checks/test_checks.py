@@ -1,0 +1,238 @@
+"""The conformance checks catch the defects they are for (a check that cannot fail is a
+defect of its own): each broken emulator below fails the check aimed at it."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from typing import Any, Self
+
+import numpy as np
+import pytest
+
+from twinweave.checks import (
+    ConformanceError,
+    LinearPartLoad,
+    PumpCurve,
+    ReservoirBalance,
+    Settings,
+    SyntheticProblem,
+    bins_emulator,
+    check_bounds,
+    check_branch_isolation,
+    check_calibration,
+    check_clone,
+    check_emulator,
+    check_provenance,
+    check_restore,
+    check_streaming_equals_batch,
+    check_units,
+    pump_emulator,
+    register,
+    registered_cases,
+    reservoir_emulator,
+    unregistered_emulators,
+    yield_checks,
+)
+from twinweave.core import CensoredNormal, Columns, State, Twin
+from twinweave.domains.wind import MethodOfBins
+from twinweave.models import BayesianBasisRegression, StateSpaceEmulator
+
+SMALL = Settings(n_train=1000, n_test=1000)
+
+
+def run(check: Any, factory: Any, problem: SyntheticProblem) -> None:
+    check(factory, problem, np.random.default_rng(0), SMALL)
+
+
+class Overconfident(BayesianBasisRegression):
+    def predict(self, inputs: Columns) -> CensoredNormal:
+        p = super().predict(inputs)
+        return CensoredNormal(
+            p.loc, p.noise_var / 4, lower=p.lower, upper=p.upper, units=p.units, factor=p.factor
+        )
+
+
+class Unbounded(BayesianBasisRegression):
+    def predict(self, inputs: Columns) -> CensoredNormal:
+        p = super().predict(inputs)
+        return CensoredNormal(p.loc, p.latent_var, units=p.units)
+
+
+class InWatts(MethodOfBins):
+    def predict(self, inputs: Columns) -> CensoredNormal:
+        p = super().predict(inputs)
+        return CensoredNormal(p.loc, p.noise_var, lower=p.lower, upper=p.upper, units="W")
+
+
+class SharesItsState(MethodOfBins):
+    """Hands out and keeps the very arrays it learns in (no copies)."""
+
+    def state(self) -> State:
+        return {
+            "count_": self.count_,
+            "sum_speed_": self.sum_speed_,
+            "sum_power_": self.sum_power_,
+            "sum_power_sq_": self.sum_power_sq_,
+        }
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
+        model = cls(**params)
+        for name, value in state.items():
+            setattr(model, name, value)
+        return model
+
+
+class SkipsSingleReadings(MethodOfBins):
+    def update(self, observations: Columns) -> Self:
+        if np.ndim(observations["power"]) == 0:
+            return self
+        return super().update(observations)
+
+
+class ForgetsSmoothing(BayesianBasisRegression):
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        del params["smoothing"]
+        return params
+
+
+def overconfident() -> Overconfident:
+    return Overconfident(**pump_emulator().get_params())
+
+
+def test_the_shipped_emulators_pass() -> None:
+    names = check_emulator(pump_emulator, PumpCurve(), settings=SMALL)
+    assert names[0] == "clone" and names[-1] == "provenance" and len(names) == 8
+
+
+def test_calibration_catches_overconfidence() -> None:
+    with pytest.raises(ConformanceError, match=r"calibration: 50 % intervals covered"):
+        run(check_calibration, overconfident, PumpCurve())
+
+
+def test_calibration_catches_a_wrong_sequential_model() -> None:
+    # The reservoir's gauge noise set 16 times too small: one-step intervals too narrow.
+    def wrong() -> StateSpaceEmulator:
+        params = reservoir_emulator().get_params()
+        params["observation_noise"] = params["observation_noise"] / 16
+        return StateSpaceEmulator(**params)
+
+    with pytest.raises(ConformanceError, match=r"calibration: .* intervals covered"):
+        run(check_calibration, wrong, ReservoirBalance())
+
+
+def test_bounds_catch_an_uncensored_predictive() -> None:
+    def unbounded() -> Unbounded:
+        return Unbounded(**pump_emulator().get_params())
+
+    with pytest.raises(ConformanceError, match=r"bounds: the predictive is censored to \[-inf"):
+        run(check_bounds, unbounded, PumpCurve())
+
+
+def test_units_catch_a_unit_unlike_the_schema() -> None:
+    def in_watts() -> InWatts:
+        return InWatts(**bins_emulator().get_params())
+
+    with pytest.raises(ConformanceError, match=r"units: predictions are in 'W'.*'kW'"):
+        run(check_units, in_watts, LinearPartLoad())
+
+
+def test_restore_and_branches_catch_shared_state() -> None:
+    def sharing() -> SharesItsState:
+        return SharesItsState(**bins_emulator().get_params())
+
+    with pytest.raises(ConformanceError, match=r"restore: changing arrays returned by state"):
+        run(check_restore, sharing, LinearPartLoad())
+    with pytest.raises(ConformanceError, match=r"branch_isolation: updating a branch changed"):
+        run(check_branch_isolation, sharing, LinearPartLoad())
+
+
+def test_streaming_catches_dropped_readings() -> None:
+    def skipping() -> SkipsSingleReadings:
+        return SkipsSingleReadings(**bins_emulator().get_params())
+
+    with pytest.raises(ConformanceError, match=r"streaming_equals_batch: n_observations_ 0"):
+        run(check_streaming_equals_batch, skipping, LinearPartLoad())
+
+
+def test_clone_catches_incomplete_params_and_fitted_factories() -> None:
+    def forgetful() -> ForgetsSmoothing:
+        params = pump_emulator().get_params()
+        params["smoothing"] = 10.0
+        return ForgetsSmoothing(**params)
+
+    with pytest.raises(ConformanceError, match=r"clone: a clone fitted on the same readings"):
+        run(check_clone, forgetful, PumpCurve())
+
+    def fitted() -> BayesianBasisRegression:
+        return pump_emulator().update(PumpCurve().observations(10, 0))
+
+    with pytest.raises(ConformanceError, match=r"clone: factory: expected an unfitted emulator"):
+        run(check_clone, fitted, PumpCurve())
+
+
+def test_provenance_catches_a_branch_writing_to_its_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class SharedRecorderTwin(Twin):
+        def branch(self, *interventions: Any, name: str | None = None) -> Twin:
+            child = super().branch(*interventions, name=name)
+            child.recorder = self.recorder
+            return child
+
+    monkeypatch.setattr("twinweave.checks._checks.Twin", SharedRecorderTwin)
+    with pytest.raises(ConformanceError, match=r"provenance: a branch wrote \d+ records"):
+        run(check_provenance, pump_emulator, PumpCurve())
+
+
+def test_check_emulator_lists_every_failure() -> None:
+    with pytest.raises(ConformanceError, match=r"Overconfident failed 1 of 8 checks:\ncalibration"):
+        check_emulator(overconfident, PumpCurve(), settings=SMALL)
+
+
+def test_checks_are_reproducible_and_independent_of_each_other() -> None:
+    # A check's data come from its own seed: running one alone draws what it draws
+    # within the suite.
+    first = dict(yield_checks(pump_emulator, PumpCurve(), seed=3))
+    second = dict(yield_checks(pump_emulator, PumpCurve(), seed=3))
+    assert list(first) == list(second)
+    problem = PumpCurve()
+    no_streaming = dict(
+        yield_checks(
+            pump_emulator,
+            types.SimpleNamespace(
+                **{
+                    "schema": problem.schema,
+                    "sequential": False,
+                    "streaming_rtol": None,
+                    "observations": problem.observations,
+                    "inputs": problem.inputs,
+                }
+            ),
+        )  # type: ignore[arg-type]
+    )
+    assert "streaming_equals_batch" not in no_streaming and "calibration" in no_streaming
+
+
+def test_an_unregistered_emulator_is_found() -> None:
+    class NewEmulator(StateSpaceEmulator):
+        """A new emulator class nobody registered a problem for."""
+
+    module = types.ModuleType("fake_domain")
+    module.NewEmulator = NewEmulator  # type: ignore[attr-defined]
+    module.__all__ = ["NewEmulator"]  # type: ignore[attr-defined]
+    assert unregistered_emulators([module]) == [NewEmulator]
+    # Its parent's cases do not count for it.
+    assert registered_cases(StateSpaceEmulator)
+    assert registered_cases(NewEmulator) == ()
+
+
+def test_register_rejects_what_cannot_be_checked() -> None:
+    with pytest.raises(TypeError, match=r"factory: expected a callable returning"):
+        register("nothing", lambda: object(), PumpCurve())  # type: ignore[arg-type,return-value]
+    with pytest.raises(TypeError, match=r"problem: expected a twinweave.checks.SyntheticProblem"):
+        register("no_problem", pump_emulator, object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"already has a case called 'pump'"):
+        register("pump", pump_emulator, PumpCurve())

@@ -1,0 +1,161 @@
+"""Statistical contracts of BayesianBasisRegression."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from twinweave.models import BayesianBasisRegression, SplineTerm
+
+EDGES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0)
+SD = np.array([0.5, 1.0, 1.5, 2.0, 3.0])
+
+
+def curve(flow: np.ndarray) -> np.ndarray:
+    return 20.0 + 2.0 * flow + 6.0 * np.sin(0.8 * flow)
+
+
+def noise_sd(flow: np.ndarray) -> np.ndarray:
+    return SD[np.clip(np.searchsorted(EDGES, flow, side="right") - 1, 0, SD.size - 1)]
+
+
+def readings(n: int, seed: int, shift: float = 0.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    flow = rng.uniform(0.0, 10.0, n)
+    power = curve(flow) + shift + noise_sd(flow) * rng.standard_normal(n)
+    return {"flow": flow, "power": power}
+
+
+def model(**changes: Any) -> BayesianBasisRegression:
+    params: dict[str, Any] = {
+        "target": "power",
+        "terms": (SplineTerm("flow", 0.0, 10.0, 20),),
+        "noise_source": "flow",
+        "noise_edges": EDGES,
+        "lower": 0.0,
+        "upper": 80.0,
+        "units": "kW",
+        "smoothing": 1e-2,
+        "ridge": 1e-6,
+    }
+    params.update(changes)
+    return BayesianBasisRegression(**params)
+
+
+def assert_relatively_close(a: np.ndarray, b: np.ndarray, rtol: float) -> None:
+    # Relative to the largest entry: small off-diagonal covariances carry no scale.
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.abs(a).max()))
+
+
+@pytest.mark.parametrize("forgetting", [1.0, 0.999])
+def test_batch_equals_stream_posterior(forgetting: float) -> None:
+    data = readings(1500, seed=0)
+    batch = model(forgetting=forgetting).update(data)
+    stream = model(forgetting=forgetting)
+    for flow, power in zip(data["flow"], data["power"], strict=True):
+        stream.update({"flow": float(flow), "power": float(power)})
+    assert stream.n_observations_ == pytest.approx(batch.n_observations_, rel=1e-9)
+    assert_relatively_close(batch.posterior_mean_, stream.posterior_mean_, 1e-9)
+    assert_relatively_close(batch.posterior_covariance_, stream.posterior_covariance_, 1e-9)
+    assert_relatively_close(batch.noise_var_, stream.noise_var_, 1e-9)
+    if forgetting < 1.0:
+        # The discount is real: about 1 / (1 - lambda) readings' worth remain.
+        assert batch.n_observations_ == pytest.approx((1 - forgetting**1500) / (1 - forgetting))
+
+
+def test_batches_of_any_size_give_one_posterior() -> None:
+    data = readings(3000, seed=1)
+    whole = model(forgetting=0.9995).update(data)
+    parts = model(forgetting=0.9995)
+    for lo in range(0, 3000, 701):
+        parts.update({name: values[lo : lo + 701] for name, values in data.items()})
+    assert_relatively_close(whole.posterior_mean_, parts.posterior_mean_, 1e-9)
+    assert_relatively_close(whole.posterior_covariance_, parts.posterior_covariance_, 1e-9)
+
+
+def test_heteroscedastic_noise_is_recovered() -> None:
+    fitted = model().update(readings(200_000, seed=2))
+    # About 40,000 readings per bin: the sd estimate's standard error is ~0.4 %.
+    np.testing.assert_allclose(np.sqrt(fitted.noise_var_), SD, rtol=0.03)
+    grid = np.linspace(0.25, 9.75, 39)
+    np.testing.assert_allclose(fitted.predict({"flow": grid}).mean, curve(grid), atol=0.1)
+
+
+def test_forgetting_tracks_a_step_change() -> None:
+    before, after = readings(5000, seed=3), readings(3000, seed=4, shift=5.0)
+    grid = {"flow": np.linspace(0.5, 9.5, 50)}
+    # A memory of about 500 readings: 3000 readings after the step, the old level
+    # carries weight exp(-6).
+    tracking = model(forgetting=1 - 1 / 500).update(before).update(after)
+    frozen = model().update(before).update(after)
+    predictive = tracking.predict(grid)
+    error = predictive.mean - (curve(grid["flow"]) + 5.0)
+    assert abs(error.mean()) < 0.15
+    # Pointwise, the error is within what the posterior itself expects (~500 readings).
+    assert predictive.factor is not None
+    parameter_sd = np.sqrt(np.sum(predictive.factor**2, axis=1))
+    assert np.max(np.abs(error) / parameter_sd) < 4.0
+    # Without forgetting the fit sits between the old and new levels (3/8 of the way).
+    shift = frozen.predict(grid).mean - curve(grid["flow"])
+    assert shift.mean() == pytest.approx(5.0 * 3 / 8, abs=0.1)
+    # The tracking model's intervals hold in the new regime.
+    test = readings(4000, seed=5, shift=5.0)
+    lo, hi = tracking.predict(test).interval(0.9)
+    coverage = np.mean((test["power"] >= lo) & (test["power"] <= hi))
+    assert abs(coverage - 0.9) < 3 * np.sqrt(0.9 * 0.1 / 4000) + 0.01
+
+
+def test_coverage_is_nominal_in_every_region() -> None:
+    fitted = model().update(readings(20_000, seed=6))
+    test = readings(40_000, seed=7)
+    region = np.clip(np.searchsorted(EDGES, test["flow"], side="right") - 1, 0, 4)
+    predictive = fitted.predict(test)
+    for level in (0.5, 0.9):
+        lo, hi = predictive.interval(level)
+        covered = (test["power"] >= lo) & (test["power"] <= hi)
+        for j in range(5):
+            inside = covered[region == j]
+            se = np.sqrt(level * (1 - level) / inside.size)
+            assert abs(inside.mean() - level) < 3 * se, (level, j, inside.mean())
+
+
+def test_predictions_respect_bounds_and_units() -> None:
+    fitted = model(upper=30.0).update(readings(5000, seed=8))
+    predictive = fitted.predict({"flow": np.linspace(0, 10, 50)})
+    assert predictive.units == "kW"
+    quantiles = predictive.quantile([0.001, 0.999])
+    assert quantiles.min() >= 0.0 and quantiles.max() == 30.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"forgetting": 1.5}, r"forgetting: expected a value in \(0, 1\], got 1.5"),
+        (
+            {"noise_edges": [0.0, 5.0, 3.0]},
+            r"noise_edges: expected .* increasing .*\[0.0, 5.0, 3.0\]",
+        ),
+        ({"lower": 5.0, "upper": 1.0}, r"bounds: expected lower < upper, got \[5.0, 1.0\]"),
+        ({"ridge": 0.0}, r"ridge: expected .*ridge > 0, got .*0.0"),
+        ({"terms": ()}, r"terms: expected at least one basis term"),
+    ],
+)
+def test_bad_configuration_is_named(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        model(**changes)
+
+
+def test_bad_readings_are_named() -> None:
+    fitted = model()
+    with pytest.raises(ValueError, match=r"row 3: expected finite power .*power=.*nan"):
+        fitted.update({"flow": [1.0, 2.0, 3.0, 4.0], "power": [1.0, 2.0, 3.0, np.nan]})
+    with pytest.raises(ValueError, match=r"power: expected 2 values, got 3"):
+        fitted.update({"flow": [1.0, 2.0], "power": [1.0, 2.0, 3.0]})
+    with pytest.raises(KeyError, match=r"missing target 'power'.*\['flow'\]"):
+        fitted.update({"flow": [1.0]})
+    with pytest.raises(KeyError, match=r"missing input 'flow'.*\['power'\]"):
+        fitted.update({"power": [1.0]})
+    # Nothing was assimilated by the failed calls.
+    assert fitted.n_observations_ == 0

@@ -1,0 +1,426 @@
+"""Statistical contracts of the linear-Gaussian state-space emulator and its algorithms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twinweave.models import (
+    StateSpaceEmulator,
+    StateSpaceModel,
+    em_noise,
+    kalman_filter,
+    rts_smoother,
+)
+
+
+def local_level(
+    n_time: int,
+    *,
+    level_var: float,
+    noise_var: float,
+    seed: int,
+    n_series: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random walk from N(0, 1) and its noisy readings."""
+    rng = np.random.default_rng(seed)
+    shape = (n_time,) if n_series is None else (n_series, n_time)
+    start = rng.standard_normal((*shape[:-1], 1))
+    level = start + np.cumsum(np.sqrt(level_var) * rng.standard_normal(shape), axis=-1)
+    return level, level + np.sqrt(noise_var) * rng.standard_normal(shape)
+
+
+def level_model(level_var: float, noise_var: float) -> StateSpaceModel:
+    return StateSpaceModel(
+        transition=1.0,
+        observation=1.0,
+        process_noise=level_var,
+        observation_noise=noise_var,
+        initial_mean=0.0,
+        initial_cov=1.0,
+    )
+
+
+def reservoir_data(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    inflow = rng.gamma(4.0, 250.0, n)
+    outflow = inflow + rng.normal(0.0, 150.0, n)
+    storage = 50_000.0 + np.cumsum(inflow - outflow + rng.normal(0.0, 30.0, n))
+    reading = storage + rng.normal(0.0, 50.0, n)
+    reading[rng.random(n) < 0.1] = np.nan
+    return {"storage": reading, "inflow": inflow, "outflow": outflow}
+
+
+def reservoir() -> StateSpaceEmulator:
+    return StateSpaceEmulator.reservoir(
+        capacity=100_000.0,
+        initial_storage=50_000.0,
+        initial_var=1e6,
+        process_var=900.0,
+        noise_var=2500.0,
+    )
+
+
+# -- filtering and smoothing ---------------------------------------------------------------
+def test_filter_recovers_a_known_local_level() -> None:
+    level, y = local_level(5000, level_var=0.01, noise_var=1.0, seed=0)
+    result = kalman_filter(level_model(0.01, 1.0), y)
+    mean = result.filtered_mean[:, 0]
+    sd = np.sqrt(result.filtered_cov[:, 0, 0])
+    # Past the start, the filter's error matches its own variance (standardised error
+    # has unit variance) and is far smaller than the readings' noise.
+    z = (mean - level)[100:] / sd[100:]
+    assert abs(np.mean(z)) < 0.2  # z is strongly autocorrelated: a loose bound on the mean
+    assert 0.85 < np.mean(z**2) < 1.15
+    assert np.sqrt(np.mean((mean - level)[100:] ** 2)) < 0.35
+    # The steady-state variance of the local level (Durbin and Koopman 2012, 2.11):
+    # P = q/2 (1 + sqrt(1 + 4 r/q)) predicted; filtered = P r / (P + r).
+    q, r = 0.01, 1.0
+    predicted = q / 2 * (1 + np.sqrt(1 + 4 * r / q))
+    assert sd[-1] ** 2 == pytest.approx(predicted * r / (predicted + r), rel=1e-6)
+
+
+def test_one_step_forecast_coverage_is_nominal() -> None:
+    # 40 independent series of 500 steps: one-step forecast errors of a correct model
+    # are independent, so coverage counts are binomial.
+    _, y = local_level(500, level_var=0.05, noise_var=0.5, seed=1, n_series=40)
+    result = kalman_filter(level_model(0.05, 0.5), y)
+    mean = result.predicted_mean[..., 0]
+    sd = np.sqrt(result.predicted_cov[..., 0, 0] + 0.5)
+    covered = np.abs(y - mean) <= 1.6448536269514722 * sd
+    n = covered.size
+    se = np.sqrt(0.9 * 0.1 / n)
+    assert abs(covered.mean() - 0.9) < 3 * se
+
+
+def test_emulator_one_step_intervals_are_calibrated() -> None:
+    _, y = local_level(3000, level_var=0.05, noise_var=0.5, seed=2)
+    emulator = StateSpaceEmulator.local_level(
+        "temp_air", level_var=0.05, noise_var=0.5, initial_var=1.0, units="degC"
+    )
+    emulator.update({"temp_air": y[:500]})
+    covered = []
+    for value in y[500:]:
+        lo, hi = emulator.predict({"step": [1.0]}).interval(0.9)
+        covered.append(lo[0] <= value <= hi[0])
+        emulator.update({"temp_air": [value]})
+    se = np.sqrt(0.9 * 0.1 / len(covered))
+    assert abs(np.mean(covered) - 0.9) < 3 * se
+
+
+def test_h_step_forecasts_are_calibrated() -> None:
+    # Many independent replications, each filtered (vectorised) and then forecast 10
+    # steps ahead by an emulator holding its filtered state: the 10th step's interval
+    # must cover the truth as often as it claims.
+    n_rep, n_time, horizon = 2000, 200, 10
+    _, y = local_level(n_time + horizon, level_var=0.05, noise_var=0.5, seed=3, n_series=n_rep)
+    filtered = kalman_filter(level_model(0.05, 0.5), y[:, :n_time])
+    params = StateSpaceEmulator.local_level(
+        "temp_air", level_var=0.05, noise_var=0.5, initial_var=1.0
+    ).get_params()
+    covered = np.empty(n_rep, dtype=bool)
+    for i in range(n_rep):
+        state = {
+            "mean_": filtered.filtered_mean[i, -1],
+            "cov_": filtered.filtered_cov[i, -1],
+            "n_observations_": float(n_time),
+            "n_steps_": n_time,
+            "log_likelihood_": float(filtered.log_likelihood[i]),
+        }
+        forecast = StateSpaceEmulator.from_state(params, state).predict(
+            {"step": np.arange(horizon)}
+        )
+        lo, hi = forecast.interval(0.9)
+        covered[i] = lo[-1] <= y[i, -1] <= hi[-1]
+    se = np.sqrt(0.9 * 0.1 / n_rep)
+    assert abs(covered.mean() - 0.9) < 3 * se
+    # Uncertainty grows with the horizon by the level noise: Q per step.
+    np.testing.assert_allclose(np.diff(forecast.latent_var), 0.05, rtol=1e-9)
+
+
+def test_smoother_variance_never_exceeds_filter_variance() -> None:
+    model = StateSpaceModel(
+        transition=[[1.0, 1.0], [0.0, 1.0]],
+        observation=[[1.0, 0.0]],
+        process_noise=np.diag([0.01, 1e-4]),
+        observation_noise=0.5,
+        initial_mean=[0.0, 0.0],
+        initial_cov=np.eye(2),
+    )
+    rng = np.random.default_rng(4)
+    y = np.cumsum(np.cumsum(rng.normal(0, 0.01, (3, 400)), axis=-1), axis=-1)
+    y += rng.normal(0, 0.7, y.shape)
+    y[:, 150:170] = np.nan
+    filtered = kalman_filter(model, y)
+    smoothed = rts_smoother(model, filtered)
+    gap = filtered.filtered_cov - smoothed.smoothed_cov
+    # P_{t|t} - P_{t|n} is positive semi-definite at every step.
+    assert np.linalg.eigvalsh(gap).min() > -1e-10
+    # Strictly smaller before the end, equal at the last step.
+    assert np.all(smoothed.smoothed_cov[:, :-1, 0, 0] < filtered.filtered_cov[:, :-1, 0, 0])
+    np.testing.assert_array_equal(smoothed.smoothed_cov[:, -1], filtered.filtered_cov[:, -1])
+
+
+def test_smoother_is_closer_to_the_truth_than_the_filter() -> None:
+    level, y = local_level(3000, level_var=0.01, noise_var=1.0, seed=5)
+    model = level_model(0.01, 1.0)
+    filtered = kalman_filter(model, y)
+    smoothed = rts_smoother(model, filtered)
+    filter_mse = np.mean((filtered.filtered_mean[:, 0] - level) ** 2)
+    smoother_mse = np.mean((smoothed.smoothed_mean[:, 0] - level) ** 2)
+    assert smoother_mse < 0.8 * filter_mse
+    # The smoother's own variance is honest too.
+    z = (smoothed.smoothed_mean[:, 0] - level) / np.sqrt(smoothed.smoothed_cov[:, 0, 0])
+    assert 0.85 < np.mean(z**2) < 1.15
+
+
+def test_missing_readings_only_predict() -> None:
+    model = level_model(0.1, 1.0)
+    y = np.array([1.0, 2.0, np.nan, np.nan, 3.0])
+    result = kalman_filter(model, y)
+    # Through a gap the mean stays and the variance grows by Q per step.
+    np.testing.assert_array_equal(result.filtered_mean[2:4, 0], result.filtered_mean[1, 0])
+    np.testing.assert_allclose(np.diff(result.filtered_cov[1:4, 0, 0]), 0.1, rtol=1e-12)
+    # A gap is the same as filtering the shorter series and predicting through it.
+    short = kalman_filter(model, y[:2])
+    np.testing.assert_allclose(result.filtered_mean[1], short.filtered_mean[-1], rtol=1e-15)
+    assert result.n_observed == 3.0
+
+
+def test_partly_missing_vector_equals_filtering_its_observed_part() -> None:
+    # Two sensors of one level: a step with sensor 2 missing must update exactly as a
+    # one-sensor model does.
+    two = StateSpaceModel(
+        transition=1.0,
+        observation=[[1.0], [1.0]],
+        process_noise=0.1,
+        observation_noise=[[1.0, 0.3], [0.3, 2.0]],
+        initial_mean=0.0,
+        initial_cov=1.0,
+    )
+    one = StateSpaceModel(
+        transition=1.0,
+        observation=[[1.0]],
+        process_noise=0.1,
+        observation_noise=1.0,
+        initial_mean=0.0,
+        initial_cov=1.0,
+    )
+    a = kalman_filter(two, np.array([[0.5, np.nan]]))
+    b = kalman_filter(one, np.array([0.5]))
+    np.testing.assert_allclose(a.filtered_mean, b.filtered_mean, rtol=1e-14)
+    np.testing.assert_allclose(a.filtered_cov, b.filtered_cov, rtol=1e-14)
+    np.testing.assert_allclose(a.log_likelihood, b.log_likelihood, rtol=1e-14)
+
+
+def test_batch_dimension_equals_series_one_by_one() -> None:
+    _, y = local_level(300, level_var=0.05, noise_var=0.5, seed=6, n_series=5)
+    y[1, 40:60] = np.nan
+    model = level_model(0.05, 0.5)
+    batch = kalman_filter(model, y)
+    for i in range(5):
+        single = kalman_filter(model, y[i])
+        np.testing.assert_allclose(batch.filtered_mean[i], single.filtered_mean, rtol=1e-12)
+        np.testing.assert_allclose(batch.filtered_cov[i], single.filtered_cov, rtol=1e-12)
+        np.testing.assert_allclose(batch.log_likelihood[i], single.log_likelihood, rtol=1e-12)
+
+
+def test_log_likelihood_matches_the_joint_gaussian() -> None:
+    # For a short series the likelihood is that of y ~ N(0, Sigma) with Sigma built
+    # from the random walk's covariance; the filter's prediction-error decomposition
+    # must reproduce it.
+    q, r, p0, n = 0.3, 0.7, 2.0, 6
+    y = np.random.default_rng(7).normal(0, 1, n)
+    steps = np.arange(1, n + 1)
+    sigma = p0 + q * np.minimum.outer(steps, steps) + r * np.eye(n)
+    _, log_det = np.linalg.slogdet(sigma)
+    expected = -0.5 * (n * np.log(2 * np.pi) + log_det + y @ np.linalg.solve(sigma, y))
+    model = StateSpaceModel(
+        transition=1.0,
+        observation=1.0,
+        process_noise=q,
+        observation_noise=r,
+        initial_mean=0.0,
+        initial_cov=p0,
+    )
+    assert float(kalman_filter(model, y).log_likelihood) == pytest.approx(expected, rel=1e-12)
+
+
+# -- EM ------------------------------------------------------------------------------
+def test_em_recovers_process_and_observation_noise() -> None:
+    q, r, n_series = 0.25, 4.0, 12
+    _, y = local_level(2000, level_var=q, noise_var=r, seed=8, n_series=n_series)
+    start = level_model(1.0, 1.0)
+    fit = em_noise(start, y, n_iterations=500, tol=1e-7)
+    assert fit.converged
+    q_hat = fit.model.process_noise[:, 0, 0]
+    r_hat = fit.model.observation_noise[:, 0, 0]
+    # Each series' estimate is close; their average is within 3 of its standard errors.
+    assert np.all(np.abs(q_hat / q - 1) < 0.5)
+    assert np.all(np.abs(r_hat / r - 1) < 0.15)
+    for estimate, truth in ((q_hat, q), (r_hat, r)):
+        se = estimate.std(ddof=1) / np.sqrt(n_series)
+        assert abs(estimate.mean() - truth) < 3 * se + 0.02 * truth
+    # EM never decreases the likelihood.
+    assert np.all(np.diff(fit.log_likelihood, axis=0) > -1e-8)
+
+
+def test_em_with_controls_and_gaps_recovers_reservoir_noise() -> None:
+    data = reservoir_data(6000, seed=9)
+    wrong = StateSpaceEmulator.reservoir(
+        capacity=100_000.0,
+        initial_storage=50_000.0,
+        initial_var=1e6,
+        process_var=100.0,
+        noise_var=100.0,
+    )
+    fitted = wrong.estimate_noise(data, n_iterations=500, tol=1e-8)
+    assert fitted.n_observations_ == 0
+    assert fitted.process_noise[0, 0] == pytest.approx(900.0, rel=0.25)
+    assert fitted.observation_noise[0, 0] == pytest.approx(2500.0, rel=0.1)
+    # The rest of the configuration is kept.
+    np.testing.assert_array_equal(fitted.control_matrix, wrong.control_matrix)
+    assert fitted.control_inputs == ("inflow", "outflow")
+
+
+def test_em_diagonal_keeps_an_absent_noise_at_zero() -> None:
+    model = StateSpaceModel(
+        transition=[[1.0, 1.0], [0.0, 1.0]],
+        observation=[[1.0, 0.0]],
+        process_noise=np.diag([0.05, 0.0]),
+        observation_noise=1.0,
+        initial_mean=[0.0, 0.0],
+        initial_cov=np.eye(2),
+    )
+    y = np.random.default_rng(10).normal(0, 1, 300)
+    fit = em_noise(model, y, n_iterations=20, diagonal=True)
+    assert fit.model.process_noise[1, 1] == 0.0
+    assert fit.model.process_noise[0, 1] == 0.0
+
+
+# -- the emulator's contracts ----------------------------------------------------------
+def test_streaming_equals_batch_bit_for_bit() -> None:
+    data = reservoir_data(400, seed=11)
+    batch = reservoir().update(data)
+    stream = reservoir()
+    for i in range(400):
+        stream.update({name: float(values[i]) for name, values in data.items()})
+    chunks = reservoir()
+    for lo in range(0, 400, 37):
+        chunks.update({name: values[lo : lo + 37] for name, values in data.items()})
+    for other in (stream, chunks):
+        np.testing.assert_array_equal(other.mean_, batch.mean_)
+        np.testing.assert_array_equal(other.cov_, batch.cov_)
+        assert other.n_observations_ == batch.n_observations_
+        assert other.n_steps_ == batch.n_steps_ == 400
+    assert stream.log_likelihood_ == batch.log_likelihood_
+    inputs = {"inflow": [900.0, 950.0], "outflow": [1000.0, 800.0]}
+    np.testing.assert_array_equal(stream.predict(inputs).loc, batch.predict(inputs).loc)
+
+
+def test_restore_is_bit_identical() -> None:
+    emulator = reservoir().update(reservoir_data(300, seed=12))
+    restored = StateSpaceEmulator.from_state(emulator.get_params(), emulator.state())
+    inputs = {"inflow": np.full(30, 1000.0), "outflow": np.full(30, 1100.0)}
+    a, b = emulator.predict(inputs), restored.predict(inputs)
+    np.testing.assert_array_equal(a.loc, b.loc)
+    np.testing.assert_array_equal(a.noise_var, b.noise_var)
+    assert a.factor is not None and b.factor is not None
+    np.testing.assert_array_equal(a.factor, b.factor)
+    more = reservoir_data(50, seed=13)
+    emulator.update(more)
+    restored.update(more)
+    np.testing.assert_array_equal(emulator.mean_, restored.mean_)
+    np.testing.assert_array_equal(emulator.cov_, restored.cov_)
+
+
+def test_forecast_follows_the_mass_balance_with_bounds_and_units() -> None:
+    emulator = reservoir().update(reservoir_data(200, seed=14))
+    inflow = np.full(20, 1000.0)
+    outflow = np.full(20, 1500.0)
+    forecast = emulator.predict({"inflow": inflow, "outflow": outflow})
+    # Mean falls by dt (outflow - inflow) = 500 m^3 per day; variance grows by Q per day.
+    np.testing.assert_allclose(np.diff(forecast.loc), -500.0, rtol=1e-12)
+    np.testing.assert_allclose(np.diff(forecast.latent_var), 900.0, rtol=1e-9)
+    assert forecast.units == "m^3"
+    assert (forecast.lower, forecast.upper) == (0.0, 100_000.0)
+    # A dry spell long enough to empty it: forecasts sit on the lower bound, not below.
+    dry = emulator.predict({"inflow": np.zeros(200), "outflow": np.full(200, 1000.0)})
+    assert dry.quantile(0.01).min() == 0.0
+    assert dry.mean.min() >= 0.0
+
+
+def test_smooth_does_not_change_the_emulator() -> None:
+    data = reservoir_data(100, seed=15)
+    emulator = reservoir()
+    before = emulator.state()
+    smoothed = emulator.smooth(data)
+    assert smoothed.smoothed_mean.shape == (100, 1)
+    for name, value in before.items():
+        np.testing.assert_array_equal(emulator.state()[name], value)
+    # Smoothing then updating agrees with updating: the last smoothed state is filtered.
+    emulator.update(data)
+    np.testing.assert_allclose(smoothed.smoothed_mean[-1], emulator.mean_, rtol=1e-12)
+
+
+def test_clone_has_configuration_only() -> None:
+    emulator = reservoir().update(reservoir_data(50, seed=16))
+    clone = StateSpaceEmulator(**emulator.get_params())
+    assert clone.n_observations_ == 0 and clone.n_steps_ == 0
+    np.testing.assert_array_equal(clone.mean_, [50_000.0])
+
+
+# -- errors name the field, the value and what was expected -----------------------------
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"process_noise": [[-1.0]]}, r"process_noise: expected a positive semi-definite"),
+        ({"observation_noise": [[0.0]]}, r"observation_noise: expected a positive definite"),
+        ({"transition": [[1.0, 0.0]]}, r"transition: expected shape \(\.\.\., 2, 2\)"),
+        ({"initial_mean": [0.0, 1.0]}, r"initial_mean: expected shape \(\.\.\., 1\).*\(2,\)"),
+        ({"initial_cov": [[np.nan]]}, r"initial_cov: expected finite values, got \[\[nan\]\]"),
+        ({"control_inputs": ("inflow",)}, r"control_inputs: expected 2 names.*\['inflow'\]"),
+        ({"lower": 5.0, "upper": 1.0}, r"bounds: expected lower < upper, got \[5.0, 1.0\]"),
+        (
+            {"observation": [[1.0], [1.0]], "observation_noise": np.eye(2)},
+            r"observation: expected one row \(the target 'storage'\), got shape \(2, 1\)",
+        ),
+        ({"control_inputs": ("storage", "x")}, r"other than the target 'storage'"),
+    ],
+)
+def test_bad_configuration_is_named(changes: dict[str, object], message: str) -> None:
+    params = reservoir().get_params()
+    params.update(changes)
+    with pytest.raises(ValueError, match=message):
+        StateSpaceEmulator(**params)
+
+
+def test_bad_readings_are_named() -> None:
+    emulator = reservoir()
+    with pytest.raises(KeyError, match=r"missing input 'outflow'"):
+        emulator.update({"storage": [1.0], "inflow": [1.0]})
+    with pytest.raises(
+        ValueError, match=r"inflow: expected finite control inputs, got nan at row 1"
+    ):
+        emulator.update({"storage": [1.0, 2.0], "inflow": [1.0, np.nan], "outflow": [1.0, 1.0]})
+    with pytest.raises(ValueError, match=r"storage: expected finite readings or NaN.*inf at row 0"):
+        emulator.update({"storage": [np.inf], "inflow": [1.0], "outflow": [1.0]})
+    with pytest.raises(ValueError, match=r"outflow: expected 2 values \(one per reading"):
+        emulator.update({"storage": [1.0, 2.0], "inflow": [1.0, 1.0], "outflow": [1.0]})
+    with pytest.raises(ValueError, match=r"inputs: expected columns of one length"):
+        emulator.predict({"inflow": [1.0, 2.0], "outflow": [1.0]})
+    level = StateSpaceEmulator.local_level("temp_air", level_var=1.0, noise_var=1.0)
+    with pytest.raises(ValueError, match=r"inputs: expected at least one column"):
+        level.predict({})
+    # Nothing was assimilated by the failed calls.
+    assert emulator.n_steps_ == 0
+
+
+def test_functional_api_errors_are_named() -> None:
+    model = level_model(1.0, 1.0)
+    with pytest.raises(ValueError, match=r"controls: the model has no control_matrix"):
+        kalman_filter(model, [1.0, 2.0], controls=[[1.0], [2.0]])
+    with pytest.raises(ValueError, match=r"observations: expected shape \(\.\.\., n_time, 2\)"):
+        kalman_filter(model.replace(observation=[[1.0], [1.0]], observation_noise=np.eye(2)), [1.0])
+    with pytest.raises(ValueError, match=r"n_iterations: expected >= 0, got -1"):
+        em_noise(model, [1.0], n_iterations=-1)
