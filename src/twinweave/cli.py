@@ -285,6 +285,9 @@ def predict(
     )
     result.to_csv(output, index=False)
     console.print(f"wrote {len(result)} predictions to {output}")
+    console.print(
+        f"where they came from: twinweave provenance {loaded.last_prediction_} --store {store}"
+    )
 
 
 @app.command()
@@ -361,8 +364,10 @@ def provenance(
     """Print the chain from raw file to ``ENTITY_ID``."""
     with Store(store, read_only=True) as db:
         recorder = Recorder.from_store(db)
-    for depth, record in enumerate(recorder.chain(entity_id)):
-        console.print("  " * depth + str(record))
+    chain = recorder.chain(entity_id)
+    console.print(f"{len(chain)} records, raw files first, {entity_id} last:")
+    for record in chain:
+        console.print(record.describe(), markup=False, highlight=False)
     if json_out is not None:
         json_out.write_text(recorder.to_json())
         console.print(f"wrote PROV-JSON to {json_out}")

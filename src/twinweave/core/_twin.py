@@ -103,6 +103,8 @@ class Twin:
         self.parent = parent
         self._owns_emulator = parent is None
         self.model_version_: str | None = None
+        # Provenance id of the most recent prediction, to look its chain up later.
+        self.last_prediction_: str | None = None
         self._check_target()
 
     def _check_target(self) -> None:
@@ -152,7 +154,7 @@ class Twin:
             predictive = intervention.apply_predictive(predictive)
         if self.recorder is not None:
             used = [u for u in (source, self.model_version_) if u is not None]
-            self.recorder.record(
+            self.last_prediction_ = self.recorder.record(
                 "predict",
                 used=used,
                 generated="prediction",
