@@ -131,10 +131,16 @@ def _ingest(
             f"{data} is already in the store (sha256 {info.sha256[:12]}); not ingested again"
         )
         return specs
+    if "pitch" not in raw.columns:
+        console.print(
+            "[yellow]warning:[/] no pitch column: curtailment and derating cannot be "
+            "detected, so curtailed readings stay in the training data"
+        )
     observations, quarantine = [], []
     for asset_id in asset_ids:
         rows = raw[raw["asset_id"] == asset_id]
-        kept, rejected = clean(rows, normal_operation_checks(specs[asset_id].rated_power))
+        checks = normal_operation_checks(specs[asset_id].rated_power, raw.columns)
+        kept, rejected = clean(rows, checks)
         observations.append(kept)
         quarantine.append(rejected)
     cleaned = pd.concat(observations, ignore_index=True)

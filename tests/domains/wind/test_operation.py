@@ -151,3 +151,11 @@ def test_la_haute_borne_reads_and_cleans_without_losing_a_reading() -> None:
     assert len(observations) + len(quarantined) == len(raw)
     assert not observations["source_row"].isin(quarantined).any()
     assert elapsed < 5.0
+
+
+def test_checks_of_absent_optional_variables_are_left_out() -> None:
+    names = [c.name for c in normal_operation_checks(2050.0, ["wind_speed", "power"])]
+    assert "curtailment" not in names
+    assert names.count("range") == 2
+    full = [c.name for c in normal_operation_checks(2050.0, ["wind_speed", "power", "pitch"])]
+    assert "curtailment" in full

@@ -14,6 +14,7 @@ twinweave (Senvion MM82, 2050 kW rated).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import pandas as pd
@@ -131,7 +132,9 @@ class Curtailment:
         )
 
 
-def normal_operation_checks(rated_power: float) -> tuple[Check, ...]:
+def normal_operation_checks(
+    rated_power: float, variables: Collection[str] | None = None
+) -> tuple[Check, ...]:
     """The default check chain for a turbine's SCADA readings, in the order run.
 
     1. ``RequireFinite(("wind_speed", "power"))``: the power curve needs both;
@@ -149,13 +152,15 @@ def normal_operation_checks(rated_power: float) -> tuple[Check, ...]:
     6. :class:`Curtailment` (``pitch > 5`` degree, ``power < 0.9 * rated`` and
        ``wind_speed > 3.5`` m/s).
 
-    The frame must have ``wind_speed``, ``power``, ``temp_air`` and ``pitch`` columns;
-    build a chain from the parts for SCADA without them.
-
     Parameters
     ----------
     rated_power
         Rated power of the turbine [kW].
+    variables
+        The variables the data has. When given, the checks of an absent optional
+        variable are left out: without ``temp_air`` its range check, without ``pitch``
+        the curtailment check (curtailed readings then stay in; say so to the user).
+        ``wind_speed`` and ``power`` are always required.
 
     Examples
     --------
@@ -163,13 +168,18 @@ def normal_operation_checks(rated_power: float) -> tuple[Check, ...]:
     ['missing', 'range', 'range', 'range', 'duplicate_timestamp', 'stuck_sensor',
      'downtime', 'curtailment']
     """
+    present = None if variables is None else set(variables)
+
+    def has(name: str) -> bool:
+        return present is None or name in present
+
     return (
         RequireFinite(("wind_speed", "power")),
         RangeCheck("wind_speed", 0.0, 40.0),
         RangeCheck("power", -100.0, 1.05 * rated_power),
-        RangeCheck("temp_air", -40.0, 50.0),
+        *((RangeCheck("temp_air", -40.0, 50.0),) if has("temp_air") else ()),
         DuplicateTimestamps(),
         StuckSensor("wind_speed", n_repeats=3),
         Downtime(),
-        Curtailment(rated_power),
+        *((Curtailment(rated_power),) if has("pitch") else ()),
     )

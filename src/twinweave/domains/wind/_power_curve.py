@@ -9,6 +9,7 @@ standard atmosphere at the site's elevation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
@@ -83,11 +84,36 @@ class NormalisedWindSpeed:
         return np.where(np.isfinite(rho), rho, self.fallback_density)
 
     def __call__(self, data: Columns) -> FloatArray | None:
+        single = self._single(data)
+        if single is not None:
+            return np.array([single])
         speed = read_input(data, "wind_speed")
         if speed is None:
             return None
         rho = self.density(data, speed.shape[0])
         return np.asarray(speed * np.cbrt(rho / self.reference_density), dtype=np.float64)
+
+    def _single(self, data: Columns) -> float | None:
+        """The same for one reading given as Python numbers (a stream), without arrays:
+        numpy's per-call overhead would dominate a single update."""
+        speed = data.get("wind_speed")
+        if not isinstance(speed, float | int):
+            return None
+        rho: object = data.get("air_density")
+        if rho is None:
+            temp = data.get("temp_air")
+            pressure = data.get("pressure", self.site_pressure)
+            if temp is None:
+                rho = self.fallback_density
+            elif isinstance(temp, float | int) and isinstance(pressure, float | int):
+                rho = pressure / (GAS_CONSTANT_DRY_AIR * (temp + 273.15))
+            else:
+                return None
+        if not isinstance(rho, float | int):
+            return None
+        if not math.isfinite(rho):
+            rho = self.fallback_density
+        return float(speed) * (rho / self.reference_density) ** (1.0 / 3.0)
 
 
 def generic_power_curve(

@@ -1,0 +1,73 @@
+"""Power-curve physics: density normalisation, the IEC baseline, the physical prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twinweave.domains.wind import (
+    MethodOfBins,
+    NormalisedWindSpeed,
+    air_density,
+    generic_power_curve,
+    power_curve_emulator,
+    pressure_at_elevation,
+)
+
+RATED = 2050.0
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        {"wind_speed": 7.0},
+        {"wind_speed": 7.0, "temp_air": -5.0},
+        {"wind_speed": 7.0, "temp_air": float("nan")},
+        {"wind_speed": 7.0, "temp_air": 5.0, "pressure": 95000.0},
+        {"wind_speed": 7.0, "air_density": 1.3},
+    ],
+)
+def test_one_reading_path_equals_the_array_path(reading: dict[str, float]) -> None:
+    speed = NormalisedWindSpeed(pressure_at_elevation(411.0), fallback_density=1.17)
+    one = speed(reading)
+    many = speed({k: np.array([v, v]) for k, v in reading.items()})
+    assert one is not None and many is not None
+    np.testing.assert_allclose(one, many[:1], rtol=1e-14)
+
+
+def test_normalisation_follows_iec_61400_12_1() -> None:
+    # V_n = V (rho / 1.225)^(1/3), rho = p / (287.05 T): at 15 degC and 101325 Pa,
+    # rho = 1.2250 kg/m^3 and V_n = V.
+    rho = air_density(np.array([15.0]), 101325.0)
+    assert rho[0] == pytest.approx(1.2250, abs=1e-4)
+    speed = NormalisedWindSpeed(101325.0)
+    assert speed({"wind_speed": [10.0], "temp_air": [15.0]})[0] == pytest.approx(10.0, abs=1e-3)
+    cold = speed({"wind_speed": [10.0], "temp_air": [-15.0]})[0]
+    assert cold == pytest.approx(10.0 * (288.15 / 258.15) ** (1 / 3), rel=1e-4)
+
+
+def test_method_of_bins_is_the_bin_mean() -> None:
+    model = MethodOfBins(rated_power=RATED, site_pressure=101325.0, fallback_density=1.225)
+    v = np.array([6.9, 7.0, 7.1, 7.9, 8.0, 8.1])
+    p = np.array([600.0, 610.0, 620.0, 900.0, 910.0, 920.0])
+    model.update({"wind_speed": v, "power": p})
+    speeds, powers, _ = model.curve()
+    np.testing.assert_allclose(speeds, [7.0, 8.0])
+    np.testing.assert_allclose(powers, [610.0, 910.0])
+    assert model.predict({"wind_speed": [7.5]}).mean[0] == pytest.approx(760.0, abs=1e-6)
+
+
+def test_the_twin_predicts_rated_power_above_the_winds_it_has_seen() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.uniform(0.0, 14.0, 20_000)  # no wind above 14 m/s in the data
+    p = np.clip(
+        generic_power_curve(v, RATED, rated_wind_speed=12.5) + rng.normal(0, 30, v.size), 0, RATED
+    )
+    model = power_curve_emulator(RATED, site_pressure=101325.0).update(
+        {"wind_speed": v, "power": p}
+    )
+    beyond = model.predict({"wind_speed": np.array([18.0, 22.0])})
+    assert np.all(beyond.mean > 0.9 * RATED)
+    seen = model.predict({"wind_speed": np.array([13.5])})
+    # Less certain where there was no data.
+    assert np.all(beyond.latent_std > seen.latent_std[0])

@@ -1,0 +1,192 @@
+"""The command line as a user runs it: real processes, the shipped data, a DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twinweave.domains.wind import scada_path
+
+pytestmark = pytest.mark.slow
+
+RATED_POWER = 2050.0
+
+
+def twinweave(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
+    assert executable is not None, "the twinweave entry point is not installed"
+    result = subprocess.run(
+        [executable, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    if ok:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def fitted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("cli") / "S.duckdb"
+    # The exact form the issue asks for.
+    result = twinweave("fit", scada_path(), "--store", store, "--train-until", "2015-01-01")
+    for turbine in ("R80711", "R80721", "R80736", "R80790"):
+        assert turbine in result.stdout
+    return store
+
+
+def test_fit_builds_one_twin_per_turbine_and_refuses_nothing_twice(fitted_store: Path) -> None:
+    again = twinweave("fit", scada_path(), "--store", fitted_store, "--train-until", "2015-01-01")
+    assert "already in the store" in again.stdout
+
+
+def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "X.csv"
+    pd.DataFrame({"wind_speed": [0.0, 3.5, 7.0, 11.0, 15.0, 24.0]}).to_csv(inputs, index=False)
+    output = tmp_path / "Y.csv"
+    result = twinweave(
+        "predict",
+        "--store",
+        fitted_store,
+        "--twin",
+        "R80711",
+        "--input",
+        inputs,
+        "--output",
+        output,
+    )
+    predictions = pd.read_csv(output)
+    assert {"wind_speed", "mean", "q05", "q50", "q95"} <= set(predictions.columns)
+    q = predictions[["q05", "q50", "q95"]].to_numpy()
+    assert np.all(np.diff(q, axis=1) >= 0)
+    assert q.min() >= 0.0 and q.max() <= RATED_POWER
+    # The power curve rises: a twin of a real turbine, not a constant.
+    assert predictions["mean"].iloc[3] > predictions["mean"].iloc[2] > predictions["mean"].iloc[1]
+    assert predictions["mean"].iloc[5] > 1500.0  # rated region, above the data seen
+
+    prediction_id = re.search(r"provenance (prediction:[0-9a-f]+)", result.stdout)
+    assert prediction_id is not None, result.stdout
+    prov_json = tmp_path / "prov.json"
+    chain = twinweave(
+        "provenance", prediction_id.group(1), "--store", fitted_store, "--json", prov_json
+    ).stdout
+    # From the raw file (with its hash) through ingest, clean, fit to the number.
+    for step in ("sha256=", "ingest:", "clean:", "fit:", "model_version:", prediction_id.group(1)):
+        assert step in chain
+    assert chain.index("ingest:") < chain.index("fit:") < chain.rindex(prediction_id.group(1))
+    document = json.loads(prov_json.read_text())
+    assert {"entity", "activity", "used", "wasGeneratedBy"} <= set(document)
+
+
+def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "bad.csv"
+    pd.DataFrame({"speed": [5.0]}).to_csv(inputs, index=False)
+    result = twinweave(
+        "predict",
+        "--store",
+        fitted_store,
+        "--twin",
+        "R80711",
+        "--input",
+        inputs,
+        "--output",
+        tmp_path / "out.csv",
+        ok=False,
+    )
+    assert result.returncode == 2
+    assert "bad.csv" in result.stdout and "'wind_speed'" in result.stdout
+
+
+def test_whatif_reports_quantities_side_by_side(fitted_store: Path) -> None:
+    result = twinweave(
+        "whatif",
+        "--store",
+        fitted_store,
+        "--twin",
+        "R80721",
+        "--derate",
+        "1000",
+        "--start",
+        "2015-03-01",
+        "--end",
+        "2015-03-08",
+        "--samples",
+        "200",
+    )
+    for quantity in ("energy", "capacity_factor", "hours_at_rated"):
+        assert quantity in result.stdout
+
+
+def test_quarantine_lists_reasons(fitted_store: Path, tmp_path: Path) -> None:
+    rows = tmp_path / "q.csv"
+    twinweave("quarantine", "--store", fitted_store, "--check", "downtime", "--output", rows)
+    listed = pd.read_csv(rows)
+    assert len(listed) > 0 and set(listed["check"]) == {"downtime"}
+    assert listed["reason"].str.len().min() > 10
+
+
+def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
+    """A CSV with other column names and units (W, km/h, K), one turbine, naive local time."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    speed = rng.uniform(0, 20, n)  # [m/s]
+    power = np.clip(RATED_POWER * ((speed - 3) / 10).clip(0, 1) ** 3, 0, RATED_POWER)
+    frame = pd.DataFrame(
+        {
+            "stamp": pd.date_range("2020-01-01", periods=n, freq="10min").strftime(
+                "%Y-%m-%d %H:%M"
+            ),
+            "ws_kmh": speed * 3.6,
+            "p_w": (power + rng.normal(0, 20, n)) * 1000.0,
+            "t_k": 283.15 + rng.normal(0, 3, n),
+        }
+    )
+    data = tmp_path / "other.csv"
+    frame.to_csv(data, index=False)
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(
+        json.dumps(
+            {
+                "asset_id": "T1",
+                "time_column": "stamp",
+                "time_zone": "Europe/Berlin",
+                "columns": {
+                    "wind_speed": {"source": "ws_kmh", "unit": "km/h"},
+                    "power": {"source": "p_w", "unit": "W"},
+                    "temp_air": {"source": "t_k", "unit": "K"},
+                },
+            }
+        )
+    )
+    store = tmp_path / "other.duckdb"
+    twinweave(
+        "fit",
+        data,
+        "--store",
+        store,
+        "--train-until",
+        "2020-01-20",
+        "--mapping",
+        mapping,
+        "--rated-power",
+        str(RATED_POWER),
+    )
+    inputs = tmp_path / "x.csv"
+    pd.DataFrame({"wind_speed": [8.0]}).to_csv(inputs, index=False)
+    out = tmp_path / "y.csv"
+    twinweave("predict", "--store", store, "--twin", "T1", "--input", inputs, "--output", out)
+    expected = RATED_POWER * 0.5**3  # the synthetic curve at 8 m/s [kW]
+    assert pd.read_csv(out)["mean"].iloc[0] == pytest.approx(expected, abs=40.0)
