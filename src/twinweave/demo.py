@@ -9,18 +9,19 @@ what-if, and write ``index.html`` and ``metrics.json``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from twinweave.core import CensoredNormal, Derate, compare
+from twinweave.core import CensoredNormal, Derate, Twin, compare
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     READINGS_PER_YEAR,
+    MonitorResult,
     TurbineSpec,
     asset_table,
     build_turbine_twin,
@@ -28,6 +29,7 @@ from twinweave.domains.wind import (
     fit_baseline,
     live_predictions,
     model_inputs,
+    monitor_fleet,
     normal_operation_checks,
     scada_path,
     turbine_metrics,
@@ -44,6 +46,10 @@ from twinweave.report import (
 SPLIT = pd.Timestamp("2015-01-01", tz="UTC")
 #: A live twin remembers about half a year of 10-minute readings.
 LIVE_FORGETTING = 1.0 - 2.0 / READINGS_PER_YEAR
+#: The monitor's twins learn January-June 2014; its detectors calibrate on the rest of
+#: 2014 and watch from the first Monday of 2015.
+MONITOR_LIVE_FROM = pd.Timestamp("2014-07-07", tz="UTC")
+MONITOR_FROM = pd.Timestamp("2015-01-05", tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -120,13 +126,29 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
             f"ingested {summary.n_raw} readings: {summary.n_observations} kept, "
             f"{summary.n_quarantine} quarantine rows (listed by `twinweave quarantine`)"
         )
+        twins = fit_fleet(store, recorder, specs, SPLIT)
+        step("monitoring 2015 for persistent underperformance (fleet CUSUM)")
+        monitored = monitor_fleet(
+            store_observations(store, specs),
+            specs,
+            live_from=MONITOR_LIVE_FROM,
+            monitor_from=MONITOR_FROM,
+        )
         results, rows_out = [], []
         for asset_id, spec in specs.items():
-            step(f"{asset_id}: fit on 2014, evaluate on 2015")
-            result, row = _evaluate_turbine(store, recorder, spec)
+            step(f"{asset_id}: score 2015 (frozen and live) against the IEC baseline")
+            result, row = evaluate_turbine(store, spec, twins[asset_id], SPLIT, monitored[asset_id])
             results.append(result)
             rows_out.append(row)
-        whatif = _whatif(store, recorder, specs["R80711"], n_samples)
+        whatif = whatif_summary(
+            store,
+            recorder,
+            specs["R80711"],
+            start=pd.Timestamp("2015-02-01", tz="UTC"),
+            end=pd.Timestamp("2015-03-01", tz="UTC"),
+            limit=1500.0,
+            n_samples=n_samples,
+        )
     metrics = pd.DataFrame(rows_out).set_index("asset_id")
     notes = [
         "Twins fitted on 2014 normal-operation data (IEC 61400-12-1 clause 8.5 style "
@@ -150,54 +172,76 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
     return DemoResult(report=report, store=store_path, metrics=metrics)
 
 
-def _evaluate_turbine(
-    store: Store, recorder: Recorder, spec: TurbineSpec
+def store_observations(store: Store, specs: Mapping[str, TurbineSpec]) -> pd.DataFrame:
+    """Every stored observation of the turbines in ``specs``, in one frame."""
+    return pd.concat([store.observations(a) for a in specs], ignore_index=True)
+
+
+def fit_fleet(
+    store: Store, recorder: Recorder, specs: Mapping[str, TurbineSpec], until: pd.Timestamp
+) -> dict[str, Twin]:
+    """Fit and save one twin per turbine on its observations before ``until``."""
+    twins = {}
+    for asset_id, spec in specs.items():
+        training = store.observations(asset_id, end=until)
+        if training.empty:
+            raise ValueError(f"asset {asset_id!r}: no observations before {until.isoformat()}")
+        twin = build_turbine_twin(spec, training, recorder=recorder)
+        twin.update(
+            model_inputs(training, spec.rated_power),
+            source=store.observations_entity(asset_id, end=until),
+        )
+        store.save_twin(twin, note=f"trained until {until.isoformat()}")
+        twins[asset_id] = twin
+    return twins
+
+
+def evaluate_turbine(
+    store: Store,
+    spec: TurbineSpec,
+    twin: Twin,
+    since: pd.Timestamp,
+    monitored: MonitorResult | None = None,
 ) -> tuple[TurbineResult, dict[str, float | str]]:
-    training = store.observations(spec.asset_id, end=SPLIT)
-    evaluation = store.observations(spec.asset_id, start=SPLIT)
-    source = store.observations_entity(spec.asset_id, end=SPLIT)
-    train_inputs = model_inputs(training, spec.rated_power)
+    """Score ``twin`` (trained before ``since``) on the readings from ``since`` on.
 
-    twin = build_turbine_twin(spec, training, recorder=recorder)
-    twin.update(train_inputs, source=source)
-    store.save_twin(twin, note="frozen: trained on 2014")
+    Reports the frozen twin, the IEC method of bins fitted on the same training data,
+    and a live twin that predicts each week from everything before it, then assimilates
+    it; ``monitored`` adds the monitor's anomaly scores and alarms.
+    """
+    training = store.observations(spec.asset_id, end=since)
+    evaluation = store.observations(spec.asset_id, start=since)
+    if evaluation.empty:
+        raise ValueError(f"asset {spec.asset_id!r}: no observations from {since.isoformat()}")
     baseline = fit_baseline(spec, training)
-
     test_inputs = model_inputs(evaluation, spec.rated_power)
     frozen = twin.predict(test_inputs)
     reference = baseline.predict(test_inputs)
     live_twin = build_turbine_twin(spec, training, forgetting=LIVE_FORGETTING)
-    live_twin.update(train_inputs)
+    live_twin.update(model_inputs(training, spec.rated_power))
     live = live_predictions(live_twin, evaluation, spec.rated_power)
-
-    frozen_scores = evaluation_scores(frozen, evaluation, spec.rated_power)
-    baseline_scores = evaluation_scores(reference, evaluation, spec.rated_power)
-    live_scores = evaluation_scores(live, evaluation, spec.rated_power)
     metrics: dict[str, float] = {
-        **_prefixed("", frozen_scores),
-        **_prefixed("baseline_", baseline_scores),
-        **_prefixed("live_", live_scores),
+        **_prefixed("", evaluation_scores(frozen, evaluation, spec.rated_power)),
+        **_prefixed("baseline_", evaluation_scores(reference, evaluation, spec.rated_power)),
+        **_prefixed("live_", evaluation_scores(live, evaluation, spec.rated_power)),
     }
-    y = test_inputs["power"]
-    anomaly = -live.log_prob(y)
     table = pd.DataFrame(
         {
-            "time": evaluation["time"].to_numpy(),
+            "time": pd.to_datetime(evaluation["time"].to_numpy(), utc=True),
             "wind_speed": evaluation["wind_speed"].to_numpy(np.float64),
-            "power": y,
+            "power": test_inputs["power"],
             **_interval_frame(frozen),
             "baseline_mean": reference.mean,
-            "anomaly_score": anomaly,
-            "alarm": np.zeros(len(evaluation), dtype=bool),
         }
     )
-    table["time"] = pd.to_datetime(table["time"], utc=True)
+    table = _with_monitoring(table, monitored)
+    if monitored is not None:
+        metrics["n_alarms"] = float(len(monitored.alarms))
     grid = np.arange(0.0, 25.01, 0.25)
-    curve_twin = twin.predict({"wind_speed": grid})
     curve = pd.DataFrame(
         {
             "wind_speed": grid,
-            **_interval_frame(curve_twin),
+            **_interval_frame(twin.emulator.predict({"wind_speed": grid})),
             "baseline_mean": baseline.predict({"wind_speed": grid}).mean,
         }
     )
@@ -205,38 +249,64 @@ def _evaluate_turbine(
     return TurbineResult(spec.asset_id, table, metrics, curve), row
 
 
-def _whatif(store: Store, recorder: Recorder, spec: TurbineSpec, n_samples: int) -> WhatIfSummary:
+def _with_monitoring(table: pd.DataFrame, monitored: MonitorResult | None) -> pd.DataFrame:
+    """Join the monitor's scores and alarms on time; unmonitored readings get NaN/False."""
+    if monitored is None:
+        return table.assign(anomaly_score=np.nan, alarm=False)
+    scores = monitored.readings[["time", "anomaly_score", "alarm"]]
+    joined = table.merge(scores, on="time", how="left")
+    joined["alarm"] = joined["alarm"].astype("boolean").fillna(False).astype(bool)
+    return joined
+
+
+def whatif_summary(
+    store: Store,
+    recorder: Recorder,
+    spec: TurbineSpec,
+    *,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    limit: float,
+    n_samples: int = 1000,
+) -> WhatIfSummary:
+    """Derate the stored twin to ``limit`` [kW] over ``[start, end)``, against the live twin.
+
+    The series shown is the windiest day of the period, where the derate bites most.
+    """
     live = store.load_twin(spec.asset_id, recorder=recorder)
-    start, end = pd.Timestamp("2015-06-01", tz="UTC"), pd.Timestamp("2015-07-01", tz="UTC")
     period = store.observations(spec.asset_id, start=start, end=end)
+    if period.empty:
+        raise ValueError(f"asset {spec.asset_id!r}: no observations in [{start}, {end})")
     inputs = model_inputs(period, spec.rated_power)
     inputs.pop("power")
-    limit = 1500.0
     branch = live.branch(Derate(limit))
     result = compare(
         live, branch, inputs, turbine_metrics(spec.rated_power), n_samples=n_samples, seed=0
     )
-    day = (period["time"] >= pd.Timestamp("2015-06-11", tz="UTC")) & (
-        period["time"] < pd.Timestamp("2015-06-12", tz="UTC")
-    )
-    day_inputs = {name: values[day.to_numpy()] for name, values in inputs.items()}
+    days = period["time"].dt.floor("D")
+    windiest = period.groupby(days)["wind_speed"].mean().idxmax()
+    day = (days == windiest).to_numpy()
+    day_inputs = {name: values[day] for name, values in inputs.items()}
     base_day, scen_day = live.predict(day_inputs), branch.predict(day_inputs)
+    base_lo, base_hi = base_day.interval(0.9)
+    scen_lo, scen_hi = scen_day.interval(0.9)
     series = pd.DataFrame(
         {
             "time": pd.to_datetime(period.loc[day, "time"].to_numpy(), utc=True),
             "baseline_mean": base_day.mean,
-            "baseline_lo": base_day.interval(0.9)[0],
-            "baseline_hi": base_day.interval(0.9)[1],
+            "baseline_lo": base_lo,
+            "baseline_hi": base_hi,
             "scenario_mean": scen_day.mean,
-            "scenario_lo": scen_day.interval(0.9)[0],
-            "scenario_hi": scen_day.interval(0.9)[1],
+            "scenario_lo": scen_lo,
+            "scenario_hi": scen_hi,
         }
     )
     return WhatIfSummary(
         title=f"Derate {spec.asset_id} to {limit:g} kW",
         description=(
             f"A branch of the {spec.asset_id} twin capped at {limit:g} kW, against the live "
-            f"twin, on the wind of June 2015 ({len(period)} readings); "
+            f"twin, on the recorded wind from {start:%Y-%m-%d} to {end:%Y-%m-%d} "
+            f"({len(period)} readings; the plot shows the windiest day, {windiest:%Y-%m-%d}); "
             f"{n_samples} joint sample paths with common random numbers."
         ),
         table=result.to_frame(),

@@ -57,6 +57,16 @@ def test_residuals_at_a_bound_fall_in_its_tail(predictive: CensoredNormal) -> No
     assert np.all(high >= (2050.0 - predictive.loc) / s)
 
 
+def test_residuals_at_a_bound_far_in_the_tail_are_finite() -> None:
+    # Rated power where the twin expected 100 kW, zero where it expected 1950 kW: the
+    # bounds' masses underflow in linear probabilities.
+    p = CensoredNormal([100.0, 1950.0], [5.0**2] * 2, lower=0.0, upper=2050.0)
+    r = standardised_residuals(p, [2050.0, 0.0], seed=0)
+    assert np.all(np.isfinite(r)), r
+    assert r[0] >= (2050.0 - 100.0) / 5.0 and r[1] <= (0.0 - 1950.0) / 5.0
+    assert r[0] < (2050.0 - 100.0) / 5.0 + 1.0 and r[1] > (0.0 - 1950.0) / 5.0 - 1.0
+
+
 def test_residuals_are_reproducible_with_a_seed(predictive: CensoredNormal) -> None:
     y = predictive.sample(1, seed=4)[0]
     first = standardised_residuals(predictive, y, seed=5)

@@ -3,7 +3,8 @@
 The issue: inject a -8 % power loss into one turbine for 30 days of 2015; it is flagged
 within 7 days, with under 1 false alarm per turbine-year on the untouched turbines.
 
-The pipeline, as a live fleet would run it, week by week:
+The pipeline is the library's :class:`twinweave.domains.wind.FleetMonitor`; as a live
+fleet runs it, week by week:
 
 1. Each turbine's twin (``power_curve_emulator`` with a forgetting factor of about half a
    year) is fitted on January-June 2014 and from July 2014 predicts each coming week
@@ -27,31 +28,23 @@ Run with ``pytest -s`` to see the measured delays and alarm rates.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
-from numpy.typing import NDArray
 
+from twinweave.core import Twin
 from twinweave.data import clean, read_source
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
-    air_density,
+    FleetMonitor,
+    TurbineSpec,
+    model_inputs,
     normal_operation_checks,
-    power_curve_emulator,
-    pressure_at_elevation,
     scada_path,
 )
-from twinweave.models import BayesianBasisRegression
-from twinweave.monitoring import (
-    Alarm,
-    CusumDetector,
-    fleet_contrast,
-    loss_sensitivity,
-    standardised_residuals,
-)
+from twinweave.monitoring import Alarm
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +65,7 @@ def load_observations() -> pd.DataFrame:
     """Cleaned La Haute Borne SCADA through the data pathway, power clipped to the bounds.
 
     Negative power is the turbine's own consumption while idle; delivered power is zero.
+    Clipped here (the monitor clips too), so that the injected loss scales delivered power.
     """
     _, raw = read_source(scada_path(), LA_HAUTE_BORNE)
     observations, _ = clean(raw, normal_operation_checks(RATED_POWER))
@@ -79,83 +73,15 @@ def load_observations() -> pd.DataFrame:
     return observations[["asset_id", "time", "power", *INPUTS]].reset_index(drop=True)
 
 
-def model_columns(block: pd.DataFrame) -> dict[str, NDArray[np.float64]]:
-    return {c: block[c].to_numpy(np.float64) for c in ("power", *INPUTS)}
-
-
-def fit_twin(training: pd.DataFrame) -> BayesianBasisRegression:
-    pressure = pressure_at_elevation(ELEVATION)
-    density = air_density(training["temp_air"].to_numpy(np.float64), pressure)
-    emulator = power_curve_emulator(
-        RATED_POWER,
-        site_pressure=pressure,
-        fallback_density=float(np.nanmean(density)),
-        forgetting=FORGETTING,
+def new_monitor(seed: int) -> FleetMonitor:
+    return FleetMonitor(
+        loss=LOSS, icing_temperature=ICING_TEMPERATURE, forgetting=FORGETTING, seed=seed
     )
-    return emulator.update(model_columns(training))
-
-
-@dataclass
-class Monitor:
-    """One turbine's live twin, its detector, and readings awaiting the detector."""
-
-    emulator: BayesianBasisRegression
-    detector: CusumDetector
-    pending: pd.DataFrame
-
-    def clone(self) -> Monitor:
-        emulator = BayesianBasisRegression.from_state(
-            self.emulator.get_params(), self.emulator.state()
-        )
-        return Monitor(emulator, copy.deepcopy(self.detector), self.pending.copy())
-
-    def assimilate(self, block: pd.DataFrame) -> None:
-        """Learn from the readings the detector cleared; drop those it rejected."""
-        pending = pd.concat([self.pending, block]) if len(self.pending) else block
-        times = pd.DatetimeIndex(pending["time"])
-        cleared = self.detector.cleared(times)
-        rejected = self.detector.rejected(times)
-        if cleared.any():
-            self.emulator.update(model_columns(pending[cleared]))
-        self.pending = pending[~cleared & ~rejected]
-
-
-def week_residuals(
-    emulator: BayesianBasisRegression, block: pd.DataFrame, rng: np.random.Generator
-) -> pd.DataFrame:
-    """Week-ahead residuals [sd] and loss sensitivities [sd] of one turbine."""
-    predictive = emulator.predict(model_columns(block))
-    residual = standardised_residuals(predictive, block["power"].to_numpy(np.float64), seed=rng)
-    cold = block["temp_air"].to_numpy(np.float64) < ICING_TEMPERATURE
-    return pd.DataFrame(
-        {
-            "time": block["time"].to_numpy(),
-            "residual": np.where(cold, np.nan, residual),
-            "sensitivity": loss_sensitivity(predictive, LOSS),
-        }
-    )
-
-
-def with_contrasts(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Add each turbine's fleet contrast at its own reading times."""
-    residuals = pd.DataFrame({t: f.set_index("time")["residual"] for t, f in frames.items()})
-    contrast = fleet_contrast(residuals)
-    return {
-        t: f.assign(contrast=contrast[t].reindex(f["time"]).to_numpy()) for t, f in frames.items()
-    }
-
-
-def observe(detector: CusumDetector, frame: pd.DataFrame) -> list[Alarm]:
-    return detector.update(pd.DatetimeIndex(frame["time"]), frame["contrast"], frame["sensitivity"])
 
 
 def weeks(observations: pd.DataFrame, start: pd.Timestamp, stop: pd.Timestamp) -> pd.DatetimeIndex:
     last = min(stop, observations["time"].max())
     return pd.date_range(start, last, freq="7D")
-
-
-def split(frame: pd.DataFrame, week: pd.Timestamp) -> pd.DataFrame:
-    return frame[(frame["time"] >= week) & (frame["time"] < week + WEEK)]
 
 
 #: Where the twins' power curves are compared: 4-12 m/s at 10 degC, any direction.
@@ -166,67 +92,42 @@ CURVE_GRID = {
 }
 
 
-def curve_level(emulator: BayesianBasisRegression) -> float:
+def curve_level(twin: Twin) -> float:
     """Mean predicted power over the grid [kW]."""
-    return float(emulator.predict(CURVE_GRID).mean.mean())
+    return float(twin.predict(CURVE_GRID).mean.mean())
 
 
 @dataclass
 class Fleet:
-    """The fleet run on the untouched data, with what injections start from.
+    """The fleet monitored on the untouched data, with what injections start from.
 
-    ``snapshots`` holds copies of chosen monitors at the start of chosen weeks;
-    ``detectors`` every detector at the start of every monitored week; ``curves`` each
-    twin's curve level at the start of every monitored week.
+    ``snapshots`` holds copies of the monitor at the start of chosen weeks; ``curves``
+    each twin's curve level at the start of every monitored week.
     """
 
-    residuals: dict[str, pd.DataFrame]
-    monitors: dict[str, Monitor]
-    snapshots: dict[tuple[str, pd.Timestamp], Monitor] = field(default_factory=dict)
-    detectors: dict[tuple[str, pd.Timestamp], CusumDetector] = field(default_factory=dict)
-    curves: dict[tuple[str, pd.Timestamp], float] = field(default_factory=dict)
+    monitor: FleetMonitor
+    snapshots: dict[pd.Timestamp, FleetMonitor]
+    curves: dict[tuple[str, pd.Timestamp], float]
 
 
 def run_fleet(
-    observations: pd.DataFrame, snapshot_at: set[tuple[str, pd.Timestamp]], seed: int = 0
+    observations: pd.DataFrame,
+    specs: dict[str, TurbineSpec],
+    snapshot_at: set[pd.Timestamp],
+    seed: int = 0,
 ) -> Fleet:
-    rng = np.random.default_rng(seed)
-    by_turbine = {str(t): g for t, g in observations.groupby("asset_id")}
-    monitors = {
-        t: Monitor(fit_twin(g[g["time"] < LIVE_FROM]), CusumDetector(), g.iloc[:0])
-        for t, g in by_turbine.items()
-    }
-    fleet = Fleet({}, monitors)
-    history: dict[str, list[pd.DataFrame]] = {t: [] for t in by_turbine}
-    for week in weeks(observations, LIVE_FROM, observations["time"].max()):
-        if week == MONITOR_FROM:
-            for t, monitor in monitors.items():
-                calibration = pd.concat(history[t])
-                monitor.detector.calibrate(
-                    pd.DatetimeIndex(calibration["time"]),
-                    calibration["contrast"],
-                    calibration["sensitivity"],
-                )
-        for t, monitor in monitors.items():
-            if (t, week) in snapshot_at:
-                fleet.snapshots[(t, week)] = monitor.clone()
-            if week >= MONITOR_FROM:
-                fleet.detectors[(t, week)] = copy.deepcopy(monitor.detector)
-                fleet.curves[(t, week)] = curve_level(monitor.emulator)
-        blocks = {t: split(g, week) for t, g in by_turbine.items()}
-        frames = with_contrasts(
-            {t: week_residuals(monitors[t].emulator, b, rng) for t, b in blocks.items()}
-        )
-        for t, frame in frames.items():
-            history[t].append(frame)
-            if week < MONITOR_FROM:
-                monitors[t].emulator.update(model_columns(blocks[t]))
-            else:
-                observe(monitors[t].detector, frame)
-                monitors[t].assimilate(blocks[t])
-    for monitor in monitors.values():
-        monitor.detector.flush()
-    fleet.residuals = {t: pd.concat(h, ignore_index=True) for t, h in history.items()}
+    """Fit on January-June 2014, run live through 2014 and calibrate, monitor 2015."""
+    monitor = new_monitor(seed).fit(observations[observations["time"] < LIVE_FROM], specs)
+    monitor.run(observations, LIVE_FROM, MONITOR_FROM)
+    monitor.calibrate()
+    fleet = Fleet(monitor, {}, {})
+    for week in weeks(observations, MONITOR_FROM, observations["time"].max()):
+        if week in snapshot_at:
+            fleet.snapshots[week] = monitor.copy()
+        for turbine, twin in monitor.twins_.items():
+            fleet.curves[(turbine, week)] = curve_level(twin)
+        monitor.run(observations, week, week + WEEK)
+    monitor.flush()
     return fleet
 
 
@@ -251,46 +152,44 @@ class Injection:
 
 
 def run_injection(
-    observations: pd.DataFrame, fleet: Fleet, turbine: str, start: pd.Timestamp, seed: int = 1
+    observations: pd.DataFrame, fleet: Fleet, turbine: str, start: pd.Timestamp
 ) -> Injection:
-    """Re-run one turbine from ``start`` with the loss injected for 30 days.
+    """Re-run the fleet from ``start`` with the loss injected into one turbine for 30 days.
 
-    The other turbines' twins never see this turbine's data, so their residuals are the
-    untouched run's; their contrasts change (this turbine is one of their neighbours)
-    and their detectors are re-run on them.
+    The copy of the monitor runs every turbine on as the untouched fleet did, the same
+    random numbers included, so what differs is the loss and what follows from it: this
+    turbine's residuals and their gating, and its neighbours' contrasts (this turbine is
+    one of their references) and detectors.
     """
-    rng = np.random.default_rng(seed)
-    mine = observations[observations["asset_id"] == turbine].copy()
-    hit = (mine["time"] >= start) & (mine["time"] < start + pd.Timedelta(days=INJECTION_DAYS))
-    mine.loc[hit, "power"] *= 1.0 - LOSS
-    monitor = fleet.snapshots[(turbine, start)].clone()
+    injected = observations.copy()
+    hit = (
+        (injected["asset_id"] == turbine)
+        & (injected["time"] >= start)
+        & (injected["time"] < start + pd.Timedelta(days=INJECTION_DAYS))
+    )
+    injected.loc[hit, "power"] *= 1.0 - LOSS
+    monitor = fleet.snapshots[start].copy()
     # The counterfactual twin that assimilates every reading, loss included.
-    credulous = monitor.clone().emulator
-    detectors = {
-        t: copy.deepcopy(fleet.detectors[(t, start)]) for t in fleet.monitors if t != turbine
-    }
+    credulous = monitor.twins_[turbine].branch()
+    mine = injected[injected["asset_id"] == turbine]
     stop = start + pd.Timedelta(days=INJECTION_DAYS)
     scenario_weeks = weeks(observations, start, stop)
     for week in scenario_weeks:
-        block = split(mine, week)
-        frames = {turbine: week_residuals(monitor.emulator, block, rng)}
-        frames |= {t: split(fleet.residuals[t], week) for t in detectors}
-        frames = with_contrasts(frames)
-        observe(monitor.detector, frames[turbine])
-        for t, detector in detectors.items():
-            observe(detector, frames[t])
-        monitor.assimilate(block)
-        credulous.update(model_columns(block))
-    monitor.detector.flush()
+        monitor.run(injected, week, week + WEEK)
+        block = mine[(mine["time"] >= week) & (mine["time"] < week + WEEK)]
+        credulous.update(model_inputs(block, RATED_POWER))
     # Did the twin learn the loss? Compare its curve with the untouched twin's then.
     untouched = fleet.curves[(turbine, scenario_weeks[-1] + WEEK)]
-    ratio = curve_level(monitor.emulator) / untouched
+    ratio = curve_level(monitor.twins_[turbine]) / untouched
     credulous_ratio = curve_level(credulous) / untouched
+    monitor.flush()
+    alarms = monitor.alarms_
+    others = {t: raised for t, raised in alarms.items() if t != turbine}
     return Injection(
         turbine,
         start,
-        [a for a in monitor.detector.alarms_ if a.time > start],
-        {t: [a for a in d.alarms_ if start < a.time <= stop] for t, d in detectors.items()},
+        [a for a in alarms[turbine] if a.time > start],
+        {t: [a for a in raised if start < a.time <= stop] for t, raised in others.items()},
         ratio,
         credulous_ratio,
     )
@@ -313,8 +212,9 @@ class Evaluation:
 def evaluation() -> Evaluation:
     observations = load_observations()
     turbines = sorted(str(t) for t in observations["asset_id"].unique())
+    specs = {t: TurbineSpec(t, RATED_POWER, ELEVATION) for t in turbines}
     plan = [(t, s) for k, t in enumerate(turbines) for s in injection_starts(k)]
-    fleet = run_fleet(observations, set(plan))
+    fleet = run_fleet(observations, specs, {s for _, s in plan})
     injections = [run_injection(observations, fleet, t, s) for t, s in plan]
     monitored = observations["time"].max() - MONITOR_FROM
     result = Evaluation(fleet, injections, len(turbines) * monitored / pd.Timedelta(days=365))
@@ -324,8 +224,8 @@ def evaluation() -> Evaluation:
 
 def report(result: Evaluation) -> None:
     print("\nUntouched fleet, 2015:")
-    for turbine, monitor in result.fleet.monitors.items():
-        alarms = [(str(a.start.date()), str(a.time.date())) for a in monitor.detector.alarms_]
+    for turbine, turbine_alarms in result.fleet.monitor.alarms_.items():
+        alarms = [(str(a.start.date()), str(a.time.date())) for a in turbine_alarms]
         print(f"  {turbine}: {len(alarms)} alarm(s) {alarms}")
     print(f"  turbine-years monitored: {result.turbine_years:.2f}")
     print("Injected -8 % for 30 days:")
@@ -361,14 +261,14 @@ def test_most_injected_losses_are_detected_within_a_week(evaluation: Evaluation)
 def test_false_alarms_on_untouched_turbines_are_rarer_than_one_per_turbine_year(
     evaluation: Evaluation,
 ) -> None:
-    alarms = {t: m.detector.alarms_ for t, m in evaluation.fleet.monitors.items()}
+    alarms = evaluation.fleet.monitor.alarms_
     n_alarms = sum(len(a) for a in alarms.values())
     assert n_alarms < evaluation.turbine_years, alarms
 
 
 def test_a_loss_on_one_turbine_raises_no_alarm_on_the_others(evaluation: Evaluation) -> None:
     # Every contrast of a neighbour moves up when one turbine loses power, never down.
-    clean = {t: m.detector.alarms_ for t, m in evaluation.fleet.monitors.items()}
+    clean = evaluation.fleet.monitor.alarms_
     for injection in evaluation.injections:
         for turbine, alarms in injection.others.items():
             expected = [a for a in clean[turbine] if injection.start < a.time <= injection.end]

@@ -8,7 +8,7 @@ from twinweave.models._basis import (
     ModulatedSpline,
     SplineTerm,
 )
-from twinweave.models._bayes_basis import BayesianBasisRegression
+from twinweave.models._bayes_basis import BayesianBasisRegression, posterior_from_statistics
 from twinweave.models._state_space import (
     EMResult,
     FilterResult,
@@ -35,5 +35,6 @@ __all__ = [
     "StateSpaceModel",
     "em_noise",
     "kalman_filter",
+    "posterior_from_statistics",
     "rts_smoother",
 ]

@@ -152,6 +152,108 @@ class _Windows:
         return out
 
 
+def posterior_from_statistics(
+    gram: FloatArray,
+    moment: FloatArray,
+    sum_sq: FloatArray,
+    count: FloatArray,
+    prior_precision: FloatArray,
+    prior_mean: FloatArray,
+    *,
+    noise_prior_count: float,
+    n_em_iterations: int,
+    noise_target: FloatArray | None = None,
+    tol: float = 1e-10,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Conjugate posterior of the weights and EM noise variances from binned statistics.
+
+    The weights' prior is ``N(prior_mean, prior_precision^-1)``; each bin's noise
+    variance is shrunk with ``noise_prior_count`` pseudo-readings towards
+    ``noise_target`` (one variance per bin), or, without a target, towards the pooled
+    residual variance of all bins (the single twin's own model). Variational EM
+    (Bishop 2006, sections 3.3 and 9.3) alternates the Gaussian posterior of the weights
+    given the noise and the noise given the expected residual sums of squares, from
+    ``noise_target`` (or the pooled second moment of the target) until the largest
+    relative change is below ``tol`` or after ``n_em_iterations``.
+
+    Parameters
+    ----------
+    gram, moment, sum_sq, count
+        Per-bin statistics ``sum phi phi^T``, ``sum phi y`` [units], ``sum y^2``
+        [units^2] and the number of readings, shapes ``(K, p, p)``, ``(K, p)``, ``(K,)``,
+        ``(K,)``.
+    prior_precision
+        ``(p, p)`` [1/units^2].
+    prior_mean
+        ``(p,)`` [units].
+    noise_prior_count
+        Pseudo-readings of the shrinkage of each bin's variance.
+    n_em_iterations
+        Upper bound on EM iterations.
+    noise_target
+        Per-bin variance to shrink towards [units^2]; ``None`` for the pooled variance.
+    tol
+        Relative change of every variance at which EM stops.
+
+    Returns
+    -------
+    tuple
+        Posterior mean ``(p,)`` [units], inverse Cholesky factor ``L^-1`` of the posterior
+        precision ``L L^T`` (so the covariance is ``L^-T L^-1``), noise variances ``(K,)``
+        [units^2]. Without readings the noise is ``noise_target`` (or ones).
+    """
+    n_bins = count.shape[0]
+    prior_rhs = prior_precision @ prior_mean
+    n_total = count.sum()
+    if n_total <= 0:
+        noise = np.ones(n_bins) if noise_target is None else noise_target.copy()
+        return (*_solve(prior_precision, prior_rhs, gram, moment, None), noise)
+    if noise_target is None:
+        # Start from the pooled second moment of y; EM then refines per bin.
+        noise_var = np.full(n_bins, max(float(sum_sq.sum() / n_total), 1e-12))
+    else:
+        noise_var = noise_target.copy()
+    nu = noise_prior_count
+    for _ in range(n_em_iterations):
+        mean, inv_chol = _solve(prior_precision, prior_rhs, gram, moment, noise_var)
+        covariance = inv_chol.T @ inv_chol
+        residual_ss = (
+            sum_sq
+            - 2.0 * moment @ mean
+            + np.einsum("a,jab,b->j", mean, gram, mean)
+            + np.einsum("jab,ab->j", gram, covariance)
+        )
+        residual_ss = np.maximum(residual_ss, 0.0)
+        if noise_target is None:
+            pooled = max(float(residual_ss.sum() / n_total), 1e-12)
+            updated = (residual_ss + nu * pooled) / (count + nu)
+        else:
+            updated = (residual_ss + nu * noise_target) / (count + nu)
+        converged = np.max(np.abs(updated - noise_var) / noise_var) < tol
+        noise_var = updated
+        if converged:
+            break
+    return (*_solve(prior_precision, prior_rhs, gram, moment, noise_var), noise_var)
+
+
+def _solve(
+    prior: FloatArray,
+    prior_rhs: FloatArray,
+    gram: FloatArray,
+    moment: FloatArray,
+    noise_var: FloatArray | None,
+) -> tuple[FloatArray, FloatArray]:
+    """Posterior mean and inverse Cholesky factor of the precision given the noise."""
+    precision, rhs = prior, prior_rhs
+    if noise_var is not None:
+        precision = prior + np.einsum("j,jab->ab", 1.0 / noise_var, gram)
+        rhs = prior_rhs + np.einsum("j,ja->a", 1.0 / noise_var, moment)
+    chol = linalg.cholesky(precision, lower=True)
+    mean = linalg.cho_solve((chol, True), rhs)
+    inv_chol = linalg.solve_triangular(chol, np.eye(prior.shape[0]), lower=True)
+    return np.asarray(mean, dtype=np.float64), np.asarray(inv_chol, dtype=np.float64)
+
+
 class BayesianBasisRegression:
     """Bayesian regression on basis features with binned (heteroscedastic) noise.
 
@@ -522,55 +624,16 @@ class BayesianBasisRegression:
     def _fit(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Posterior mean, inverse Cholesky factor of the precision, noise variances."""
         stats = self.statistics()
-        gram, moment, sum_sq, count = (
+        return posterior_from_statistics(
             stats["gram"],
             stats["moment"],
             stats["sum_sq"],
             stats["count"],
+            self.prior_precision(),
+            self._prior_mean,
+            noise_prior_count=self.noise_prior_count,
+            n_em_iterations=self.n_em_iterations,
         )
-        prior = self.prior_precision()
-        prior_rhs = prior @ self._prior_mean
-        n_total = count.sum()
-        if n_total <= 0:
-            return (*self._solve(prior, prior_rhs, gram, moment, None), np.ones(self.n_bins))
-        # Start from the pooled second moment of y; EM then refines per bin.
-        noise_var = np.full(self.n_bins, max(float(sum_sq.sum() / n_total), 1e-12))
-        nu = self.noise_prior_count
-        for _ in range(self.n_em_iterations):
-            mean, inv_chol = self._solve(prior, prior_rhs, gram, moment, noise_var)
-            covariance = inv_chol.T @ inv_chol
-            residual_ss = (
-                sum_sq
-                - 2.0 * moment @ mean
-                + np.einsum("a,jab,b->j", mean, gram, mean)
-                + np.einsum("jab,ab->j", gram, covariance)
-            )
-            residual_ss = np.maximum(residual_ss, 0.0)
-            pooled = max(float(residual_ss.sum() / n_total), 1e-12)
-            updated = (residual_ss + nu * pooled) / (count + nu)
-            converged = np.max(np.abs(updated - noise_var) / noise_var) < 1e-10
-            noise_var = updated
-            if converged:
-                break
-        return (*self._solve(prior, prior_rhs, gram, moment, noise_var), noise_var)
-
-    def _solve(
-        self,
-        prior: FloatArray,
-        prior_rhs: FloatArray,
-        gram: FloatArray,
-        moment: FloatArray,
-        noise_var: FloatArray | None,
-    ) -> tuple[FloatArray, FloatArray]:
-        """Posterior mean and inverse Cholesky factor of the precision given the noise."""
-        precision, rhs = prior, prior_rhs
-        if noise_var is not None:
-            precision = prior + np.einsum("j,jab->ab", 1.0 / noise_var, gram)
-            rhs = prior_rhs + np.einsum("j,ja->a", 1.0 / noise_var, moment)
-        chol = linalg.cholesky(precision, lower=True)
-        mean = linalg.cho_solve((chol, True), rhs)
-        inv_chol = linalg.solve_triangular(chol, np.eye(self.n_features), lower=True)
-        return np.asarray(mean, dtype=np.float64), np.asarray(inv_chol, dtype=np.float64)
 
     def _posterior_parts(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         if self._posterior is None:

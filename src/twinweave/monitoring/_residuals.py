@@ -93,13 +93,16 @@ def standardised_residuals(
     rng = _as_rng(seed)
     z, a, b = _standardise(predictive, y_arr)
     # V in (0, 1]: the position of the PIT inside the jump, measured from the tail end.
-    v = 1.0 - rng.random(y_arr.shape)
+    log_v = np.log(1.0 - rng.random(y_arr.shape))
+    # In log probabilities, so that a bound far in the predictive's tail (a turbine at
+    # rated power where the twin expected 400 kW) gives a large finite residual instead
+    # of an underflow to infinity.
     with np.errstate(divide="ignore"):
         # Lower atom: u = V * P(Y = lower) = V * Phi(a).
-        at_lower = special.ndtri(v * special.ndtr(a))
+        at_lower = special.ndtri_exp(log_v + special.log_ndtr(a))
         # Upper atom: 1 - u = V * P(Y = upper) = V * Phi(-b), written in the upper tail
         # so that a tiny mass does not round to u = 1.
-        at_upper = -special.ndtri(v * special.ndtr(-b))
+        at_upper = -special.ndtri_exp(log_v + special.log_ndtr(-b))
     out = np.where(y_arr <= predictive.lower, at_lower, z)
     out = np.where(y_arr >= predictive.upper, at_upper, out)
     out = np.where(y_arr < predictive.lower, -np.inf, out)

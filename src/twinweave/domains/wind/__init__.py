@@ -1,4 +1,5 @@
-"""Wind turbine twins: power-curve emulators, the IEC baseline, what-if metrics."""
+"""Wind turbine twins: power-curve emulators, the IEC baseline, what-if metrics, and
+fleet monitoring for persistent underperformance."""
 
 from twinweave.domains.wind._fleet import (
     READINGS_PER_YEAR,
@@ -16,6 +17,7 @@ from twinweave.domains.wind._la_haute_borne import (
     era5_path,
     scada_path,
 )
+from twinweave.domains.wind._monitoring import FleetMonitor, MonitorResult, monitor_fleet
 from twinweave.domains.wind._operation import Curtailment, Downtime, normal_operation_checks
 from twinweave.domains.wind._power_curve import (
     REFERENCE_DENSITY,
@@ -42,8 +44,10 @@ __all__ = [
     "Curtailment",
     "Downtime",
     "Energy",
+    "FleetMonitor",
     "HoursAtRated",
     "MethodOfBins",
+    "MonitorResult",
     "NormalisedWindSpeed",
     "TurbineSpec",
     "air_density",
@@ -55,6 +59,7 @@ __all__ = [
     "generic_power_curve",
     "live_predictions",
     "model_inputs",
+    "monitor_fleet",
     "normal_operation_checks",
     "power_curve_emulator",
     "pressure_at_elevation",

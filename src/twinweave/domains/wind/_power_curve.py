@@ -229,7 +229,11 @@ class MethodOfBins:
     the per-bin mean speed, linearly interpolated; its predictive spread is the per-bin
     standard deviation of power (clause 9.1.6's category A uncertainty basis), also
     interpolated. Bins with fewer than ``min_count`` readings are left out (the standard
-    asks for at least three 10-minute values per bin).
+    asks for at least three 10-minute values per bin). The spread is floored at
+    ``min_std_fraction`` of rated power, the order of a class 0.5 power transducer's
+    category B uncertainty in IEC 61400-12-1:2017; without a floor, bins where every reading
+    was zero (below cut-in) would claim certainty and any later reading there would
+    score minus infinity.
 
     Examples
     --------
@@ -249,8 +253,10 @@ class MethodOfBins:
         bin_width: float = 0.5,
         max_speed: float = 30.0,
         min_count: int = 3,
+        min_std_fraction: float = 0.005,
     ) -> None:
         self.rated_power = rated_power
+        self.min_std_fraction = min_std_fraction
         self.site_pressure = site_pressure
         self.fallback_density = fallback_density
         self.bin_width = bin_width
@@ -280,6 +286,7 @@ class MethodOfBins:
             "bin_width": self.bin_width,
             "max_speed": self.max_speed,
             "min_count": self.min_count,
+            "min_std_fraction": self.min_std_fraction,
         }
 
     def _bin(self, speed: FloatArray) -> NDArray[np.intp]:
@@ -327,7 +334,11 @@ class MethodOfBins:
         loc = np.interp(speed, bin_speed, bin_power)
         std = np.interp(speed, bin_speed, bin_std)
         return CensoredNormal(
-            loc, np.maximum(std, 1e-6) ** 2, lower=0.0, upper=self.rated_power, units="kW"
+            loc,
+            np.maximum(std, self.min_std_fraction * self.rated_power) ** 2,
+            lower=0.0,
+            upper=self.rated_power,
+            units="kW",
         )
 
     def state(self) -> State:
