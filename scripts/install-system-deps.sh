@@ -8,6 +8,10 @@ set -eu
 
 PACKAGES="chromium fonts-dejavu-core fonts-liberation"
 
+if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "dejavu\|liberation"; then
+    echo "install-system-deps: chromium and fonts present; nothing to do"
+    exit 0
+fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-system-deps: must run as root (try: sudo $0)" >&2
     exit 1

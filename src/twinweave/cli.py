@@ -25,13 +25,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, compare
+from twinweave.core import Derate, Intervention, ScaleTarget, Stop, compare
 from twinweave.data import SourceSpec, Store, clean, read_source
+from twinweave.demo import fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     TurbineSpec,
     asset_table,
-    model_inputs,
     normal_operation_checks,
     turbine_metrics,
 )
@@ -49,7 +49,9 @@ TwinOption = Annotated[str, typer.Option("--twin", help="Twin id (the asset's na
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print("[bold red]error:[/] ", end="")
+    # Messages hold units in brackets ("[kW]"): print them as they are, not as markup.
+    console.print(message, markup=False, highlight=False)
     return typer.Exit(code=2)
 
 
@@ -227,30 +229,27 @@ def fit(
     with Store(store) as db:
         recorder = Recorder(store=db)
         specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+        with console.status("fitting"):
+            try:
+                twins = fit_fleet(db, recorder, specs, until)
+            except ValueError as error:
+                raise _fail(str(error)) from None
         table = Table(title=f"twins fitted on readings before {until.isoformat()}")
         for column in ("twin", "readings", "version"):
             table.add_column(column)
-        with _progress() as progress:
-            task = progress.add_task("fit", total=len(specs))
-            for asset_id, spec in specs.items():
-                training = db.observations(asset_id, end=until)
-                if training.empty:
-                    raise _fail(f"asset {asset_id!r}: no observations before {until.isoformat()}")
-                twin = fit_twin(spec, training, recorder, db)
-                version = db.save_twin(twin, note=f"trained until {until.isoformat()}")
-                table.add_row(asset_id, str(len(training)), str(version))
-                progress.advance(task)
+        for asset_id, twin in twins.items():
+            version = db.versions(asset_id)["version"].max()
+            table.add_row(asset_id, f"{twin.emulator.n_observations_:.0f}", str(version))
         console.print(table)
 
 
-def fit_twin(spec: TurbineSpec, training: pd.DataFrame, recorder: Recorder, db: Store) -> Twin:
-    """Build and fit one turbine twin, recording which stored observations it used."""
-    from twinweave.domains.wind import build_turbine_twin
-
-    twin = build_turbine_twin(spec, training, recorder=recorder)
-    source = db.observations_entity(spec.asset_id)
-    twin.update(model_inputs(training, spec.rated_power), source=source)
-    return twin
+def _numeric_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The numeric input columns; others (a time, an asset name) are left out, said once."""
+    numeric = frame.select_dtypes("number")
+    ignored = [c for c in frame.columns if c not in numeric.columns]
+    if ignored:
+        console.print(f"not used as model inputs (not numeric): {ignored}", markup=False)
+    return {c: numeric[c].to_numpy(np.float64) for c in numeric.columns}
 
 
 def _read_inputs(path: Path) -> pd.DataFrame:
@@ -283,7 +282,7 @@ def predict(
     with Store(store) as db:
         recorder = Recorder(store=db)
         loaded = db.load_twin(twin, recorder=recorder)
-        columns = {c: frame[c].to_numpy(np.float64) for c in frame.columns if c != "time"}
+        columns = _numeric_columns(frame)
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
     quantiles = predictive.quantile([0.05, 0.5, 0.95])
     result = frame.assign(
@@ -339,11 +338,7 @@ def whatif(
         if frame.empty:
             raise _fail("no inputs in the chosen period")
         rated = float(live.schema.variable("power").bounds[1])
-        inputs = {
-            c: frame[c].to_numpy(np.float64)
-            for c in frame.columns
-            if c in {"wind_speed", "temp_air", "wind_direction"}
-        }
+        inputs = _numeric_columns(frame.drop(columns=["power", "source_row"], errors="ignore"))
         branch = live.branch(*interventions)
         result = compare(live, branch, inputs, turbine_metrics(rated), n_samples=samples, seed=seed)
     table = Table(title=f"what-if for {twin}: {result.interventions} ({len(frame)} readings)")
@@ -473,7 +468,11 @@ def monitor(
 
     start = _utc(since)
     with Store(store, read_only=True) as db:
-        specs = _turbine_specs(db.asset_ids(), assets, rated_power, elevation)
+        stored = set(db.twin_ids())
+        specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
+        specs |= _turbine_specs(
+            [a for a in db.asset_ids() if a not in stored], assets, rated_power, elevation
+        )
         if len(specs) < 3:
             raise _fail(
                 f"monitor compares each turbine with the others: expected >= 3 turbines "
@@ -512,9 +511,6 @@ def report(
     store: StoreOption,
     since: SinceOption,
     output: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/twinweave"),
-    assets: AssetsOption = None,
-    rated_power: RatedOption = None,
-    elevation: ElevationOption = 0.0,
 ) -> None:
     """Score every stored twin on the readings from ``--since`` and write the HTML report."""
     from twinweave.demo import evaluate_turbine, store_observations
@@ -523,7 +519,7 @@ def report(
 
     start = _utc(since)
     with Store(store, read_only=True) as db:
-        specs = _turbine_specs(db.twin_ids(), assets, rated_power, elevation)
+        specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.twin_ids()}
         if not specs:
             raise _fail(f"{store}: no twins; run `twinweave fit` first")
         monitored = (

@@ -523,19 +523,15 @@ def test_killed_ingest_leaves_the_store_as_before(
 
 
 @pytest.mark.slow
-def test_ingesting_a_year_of_a_fleet_takes_seconds(tmp_path: Path) -> None:
+def test_ingesting_a_year_of_a_fleet_keeps_every_row(tmp_path: Path) -> None:
     assets = [f"T{i}" for i in range(1, 9)]
     extra = ("pitch", "rotor_speed", "temp_nacelle", "yaw")
     raw, observations, quarantine = scada(52_560, assets, extra=extra)
     assert len(raw) == 420_480
     info = source(tmp_path, "year.csv", b"year", len(raw))
     with Store(tmp_path / "s.duckdb") as store:
-        started = time.perf_counter()
         store.ingest(info, raw, observations, quarantine)
-        seconds = time.perf_counter() - started
         assert len(store.observations("T8")) == (observations["asset_id"] == "T8").sum()
-    # Row-by-row inserts would take minutes; the bound leaves room for slow machines.
-    assert seconds < 20
 
 
 def test_a_duckdb_file_of_something_else_is_refused(tmp_path: Path) -> None:
@@ -558,9 +554,14 @@ def test_observations_entity_names_the_files_behind_the_readings(
         assert store.has_source(first.sha256) and not store.has_source(second.sha256)
         later = store.ingest(second, raw, observations, quarantine)
         assert store.has_source(second.sha256)
-        # one file behind the readings: that file's cleaned observations
+        # all of one file's readings: that file's cleaned observations
         assert store.observations_entity("T2") == summary.observations_entity
-        assert store.observations_entity("T1", start="2025-01-01") == later.observations_entity
+        # a window of one file: a selection that says which window, derived from it
+        window = store.observations_entity("T1", start="2025-01-01")
+        selected = store.recorder().get(window)
+        select = store.recorder().get(str(selected.generated_by))
+        assert select.kind == "select" and select.used == (later.observations_entity,)
+        assert str(select.attributes["start"]).startswith("2025-01-01")
         with pytest.raises(KeyError, match="no cleaned readings of asset 'T2'"):
             store.observations_entity("T2", start="2025-01-01")
         # two files: a selection derived from both

@@ -258,6 +258,16 @@ def test_most_injected_losses_are_detected_within_a_week(evaluation: Evaluation)
     assert np.median(delays) <= 5.0, delays
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 2 asks for every injection within 7 days; 20 of 24 are (the four slow "
+    "ones start in calm or cold weeks). Strict: this test fails loudly once all are.",
+)
+def test_every_injected_loss_is_detected_within_a_week(evaluation: Evaluation) -> None:
+    delays = np.array([i.delay_days for i in evaluation.injections])
+    assert np.all(delays <= DETECTION_DAYS), delays
+
+
 def test_false_alarms_on_untouched_turbines_are_rarer_than_one_per_turbine_year(
     evaluation: Evaluation,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 from html import escape
@@ -24,7 +25,9 @@ from twinweave.report import (
 )
 
 RATED = 2050.0
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(
+    os.environ.get("TWINWEAVE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

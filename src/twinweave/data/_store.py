@@ -557,16 +557,17 @@ class Store:
         """Provenance id of the readings ``observations(asset_id, start=, end=)`` returns.
 
         Pass it as ``source`` to :meth:`Twin.update <twinweave.core.Twin.update>`. When
-        the readings come from one file it is that file's cleaned-observations entity;
-        when they come from several, a new ``observations`` entity derived from each
-        file's is recorded in the store by a ``select`` activity.
+        all of one file's readings are meant it is that file's cleaned-observations
+        entity; for a time window or several files, a new ``observations`` entity
+        derived from each file's is recorded in the store by a ``select`` activity with
+        the asset, start and end.
 
         Raises
         ------
         KeyError
             If the store has no cleaned readings of ``asset_id`` in the window.
         PermissionError
-            If several files contribute and the store is open read-only.
+            If a ``select`` must be recorded and the store is open read-only.
         """
         where, parameters = self._window(asset_id, start, end)
         rows = self._con.execute(
@@ -581,8 +582,10 @@ class Store:
                 f"no cleaned readings of asset {asset_id!r} in {self.path}"
                 + ("" if start is None and end is None else f" between {start} and {end}")
             )
-        if len(entities) == 1:
+        if len(entities) == 1 and start is None and end is None:
             return entities[0]
+        # A window or several files: record which readings were selected, so the chain
+        # says what a twin was trained on (asset, start, end and the files).
         return self.recorder().record(
             "select",
             used=entities,

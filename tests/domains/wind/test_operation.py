@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -114,10 +113,8 @@ def test_shipped_files_and_asset_table() -> None:
 
 @pytest.mark.slow
 def test_la_haute_borne_reads_and_cleans_without_losing_a_reading() -> None:
-    start = time.perf_counter()
     info, raw = read_source(scada_path(), LA_HAUTE_BORNE)
     observations, quarantine = clean(raw, normal_operation_checks(RATED))
-    elapsed = time.perf_counter() - start
 
     assert info.n_rows == len(raw) == 420_480
     assert len(info.sha256) == 64
@@ -150,7 +147,6 @@ def test_la_haute_borne_reads_and_cleans_without_losing_a_reading() -> None:
     quarantined = quarantine["source_row"].unique()
     assert len(observations) + len(quarantined) == len(raw)
     assert not observations["source_row"].isin(quarantined).any()
-    assert elapsed < 5.0
 
 
 def test_checks_of_absent_optional_variables_are_left_out() -> None:

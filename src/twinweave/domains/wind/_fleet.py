@@ -49,6 +49,18 @@ class TurbineSpec:
         """[Pa]"""
         return pressure_at_elevation(self.elevation)
 
+    @classmethod
+    def from_twin(cls, twin: Twin) -> TurbineSpec:
+        """The spec a turbine twin was built from, read back from its schema."""
+        values = {p.name: p.value for p in twin.schema.properties}
+        rated, elevation = values.get("rated_power"), values.get("elevation", 0.0)
+        if not isinstance(rated, float | int) or not isinstance(elevation, float | int):
+            raise ValueError(
+                f"twin {twin.twin_id!r}: expected numeric properties rated_power and "
+                f"elevation in its schema, got {values}"
+            )
+        return cls(twin.twin_id, float(rated), float(elevation))
+
 
 def model_inputs(observations: pd.DataFrame, rated_power: float) -> dict[str, np.ndarray]:
     """Columns the power-curve emulator reads, power clipped to ``[0, rated_power]``.
@@ -89,7 +101,8 @@ def build_turbine_twin(
         fallback_density=site_mean_density(training, spec.site_pressure),
         forgetting=forgetting,
     )
-    return Twin(spec.asset_id, turbine_schema(spec.rated_power), emulator, recorder=recorder)
+    schema = turbine_schema(spec.rated_power, elevation=spec.elevation)
+    return Twin(spec.asset_id, schema, emulator, recorder=recorder)
 
 
 def fit_baseline(spec: TurbineSpec, training: pd.DataFrame) -> MethodOfBins:

@@ -139,8 +139,11 @@ def generic_power_curve(
     return np.asarray(rated_power * np.clip(ramp, 0.0, 1.0), dtype=np.float64)
 
 
-def turbine_schema(rated_power: float, *, name: str = "WindTurbine") -> TwinSchema:
-    """Schema of a turbine twin: SCADA telemetry with units and physical bounds."""
+def turbine_schema(
+    rated_power: float, *, elevation: float = 0.0, name: str = "WindTurbine"
+) -> TwinSchema:
+    """Schema of a turbine twin: SCADA telemetry with units and physical bounds, and the
+    asset's rated power [kW] and site elevation [m] as properties."""
     return TwinSchema(
         name=name,
         description="Wind turbine twin from 10-minute SCADA averages",
@@ -151,7 +154,10 @@ def turbine_schema(rated_power: float, *, name: str = "WindTurbine") -> TwinSche
             Telemetry(name="wind_direction", unit="degree", lower=0, upper=360),
             Telemetry(name="pitch", unit="degree", lower=-10, upper=130),
         ),
-        properties=(Property(name="rated_power", unit="kW", lower=0, value=rated_power),),
+        properties=(
+            Property(name="rated_power", unit="kW", lower=0, value=rated_power),
+            Property(name="elevation", unit="m", lower=-500, upper=9000, value=elevation),
+        ),
     )
 
 
