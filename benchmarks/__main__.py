@@ -3,7 +3,8 @@
 Prints a table of measured values, targets, competitors' values and ratios, and writes
 ``benchmarks/results.json`` (machine, date, every number with its details).
 
-Options: ``--only TOPIC`` (repeatable: assimilation, river, openoa, pipeline),
+Options: ``--only TOPIC`` (repeatable: assimilation, river, openoa, pipeline, federated,
+gossip, transfer),
 ``--output PATH``, ``--no-install`` (do not create ``.venv-openoa`` for OpenOA).
 """
 
@@ -23,12 +24,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import assimilation, openoa_comparison, pipeline, river_comparison
+from benchmarks import (
+    assimilation,
+    federated,
+    gossip,
+    openoa_comparison,
+    pipeline,
+    river_comparison,
+    transfer,
+)
 from benchmarks._data import Fleet, load_fleet
 from benchmarks._harness import Result, machine_info, noise_floor
 from benchmarks._openoa_env import OpenOAPython, find_openoa
 
-TOPICS = ("assimilation", "river", "openoa", "pipeline")
+TOPICS = ("assimilation", "river", "openoa", "pipeline", "federated", "gossip", "transfer")
 DEFAULT_OUTPUT = Path(__file__).with_name("results.json")
 
 
@@ -129,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "river": lambda: river_comparison.run(the_fleet()),
         "openoa": lambda: openoa_comparison.run(the_fleet(), the_openoa()),
         "pipeline": lambda: pipeline.run(the_openoa()),
+        "federated": lambda: federated.run(),
+        "gossip": lambda: gossip.run(),
+        "transfer": lambda: transfer.run(the_fleet()),
     }
     results: list[Result] = []
     durations: dict[str, float] = {}

@@ -1,0 +1,166 @@
+"""Knowledge transfer across La Haute Borne's turbines: the new-turbine experiment.
+
+Targets (issue 3, point 2): each turbine in turn is the new one with only its first day,
+week, month or year of 2014, the others with all of 2014; scored on 2015 normal
+operation. Partial pooling beats no pooling at 1 day and 1 week on every metric (NMSE,
+CRPS, joint log-likelihood, distance of the 90 % coverage from 90 %) and is no worse
+than the better baseline at 1 year; a turbine with no data is predicted from the
+population with honest (wider) intervals.
+
+Each number below is the mean over the four turbines of one metric for one history;
+``details`` holds every turbine's row. Write the whole table as Markdown with
+``python -m benchmarks.transfer --markdown docs/TRANSFER.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._data import Fleet, load_fleet
+from benchmarks._harness import Result
+from twinweave.transfer import (
+    HISTORIES,
+    TransferRow,
+    markdown_table,
+    new_turbine_experiment,
+)
+
+TOPIC = "transfer"
+NOMINAL = 0.9
+# "No worse than the better baseline" at 1 year, allowing for differences this small.
+TOLERANCE = {"nmse": 0.05, "crps": 0.05, "joint_log_likelihood": 0.02, "coverage": 0.01}
+
+
+def _mean(rows: Sequence[TransferRow], history: str, method: str, metric: str) -> float:
+    values = [
+        abs(r.coverage - NOMINAL) if metric == "coverage" else float(getattr(r, metric))
+        for r in rows
+        if r.history == history and r.method == method
+    ]
+    return float(np.mean(values))
+
+
+def summarise(rows: Sequence[TransferRow]) -> list[Result]:
+    """Per history and metric: partial pooling against no pooling (or, at 1 year and
+    with no data, against the better baseline)."""
+    results: list[Result] = []
+    units = {"nmse": "", "crps": "kW", "joint_log_likelihood": "nats/pt", "coverage": ""}
+    names = {
+        "nmse": "NMSE",
+        "crps": "CRPS",
+        "joint_log_likelihood": "joint log-likelihood",
+        "coverage": "|90 % coverage - 0.9|",
+    }
+    histories = [h for h in HISTORIES if any(r.history == h for r in rows)]
+    for history in histories:
+        for metric, unit in units.items():
+            higher = metric == "joint_log_likelihood"
+            ours = _mean(rows, history, "partial pooling", metric)
+            baselines = {
+                m: _mean(rows, history, m, metric) for m in ("no pooling", "complete pooling")
+            }
+            if history in ("1 day", "1 week"):
+                competitor = "no pooling"
+            else:
+                competitor = (max if higher else min)(baselines, key=baselines.__getitem__)
+            theirs = baselines[competitor]
+            note = ""
+            target: float | None = None
+            if history in ("1 day", "1 week", "1 year"):
+                # Expressed on the difference ours - theirs, so that one sign convention
+                # serves scores of either sign.
+                slack = 0.0 if history != "1 year" else TOLERANCE[metric] * abs(theirs)
+                target = slack
+                note = f"target: partial pooling {'above' if higher else 'below'} {competitor}" + (
+                    f" within {TOLERANCE[metric]:.0%}" if slack else ""
+                )
+            difference = ours - theirs
+            results.append(
+                Result(
+                    TOPIC,
+                    f"{names[metric]}, {history}: partial - {competitor}",
+                    -difference if higher else difference,
+                    unit,
+                    "lower",
+                    target=target,
+                    note=note,
+                    details={
+                        "partial_pooling": ours,
+                        **{m.replace(" ", "_"): v for m, v in baselines.items()},
+                        "rows": [r.as_dict() for r in rows if r.history == history],
+                    },
+                )
+            )
+    no_data = [r for r in rows if r.history == "no data"]
+    if no_data:
+        widths = {
+            m: float(np.mean([r.interval_width for r in no_data if r.method == m]))
+            for m in ("partial pooling", "complete pooling")
+        }
+        results.append(
+            Result(
+                TOPIC,
+                "no data: 90 % interval width, partial / complete pooling",
+                widths["partial pooling"],
+                "kW",
+                "higher",
+                competitor="complete pooling",
+                competitor_value=widths["complete pooling"],
+                target=1.0,
+                target_on="ratio",
+                note="honest: a turbine with no data is less certain than the fleet's curve",
+            )
+        )
+    return results
+
+
+def run(fleet: Fleet, *, histories: Sequence[str] = tuple(HISTORIES)) -> list[Result]:
+    """The experiment on the benchmark fleet; one result per history and metric."""
+    start = time.perf_counter()
+    rows = new_turbine_experiment(fleet.observations, fleet.specs, histories=histories)
+    results = summarise(rows)
+    elapsed = time.perf_counter() - start
+    for result in results:
+        result.details["experiment_s"] = elapsed
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.transfer", description=__doc__)
+    parser.add_argument("--markdown", type=Path, help="write the table to this file")
+    args = parser.parse_args(argv)
+    fleet = load_fleet()
+    start = time.perf_counter()
+    rows = new_turbine_experiment(fleet.observations, fleet.specs)
+    elapsed = time.perf_counter() - start
+    table = markdown_table(rows)
+    print(table)
+    print(f"{elapsed:.0f} s")
+    if args.markdown is not None:
+        write_markdown(args.markdown, table, elapsed)
+    return 0
+
+
+def write_markdown(path: Path, table: str, elapsed: float) -> None:
+    """Replace the table between the markers in ``path`` (or write the file)."""
+    begin, end = "<!-- transfer-table:begin -->", "<!-- transfer-table:end -->"
+    block = (
+        f"{begin}\nProduced by `python -m benchmarks.transfer --markdown {path.as_posix()}` "
+        f"({elapsed:.0f} s).\n\n{table}\n{end}"
+    )
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text + ("\n" if text else "") + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Knowledge transfer across twins: hierarchical fleet models from sufficient statistics.
+
+A twin shares only summaries of its data. The hierarchical (partial-pooling) fleet model
+of Bull et al. (2023), *Computer-Aided Civil and Infrastructure Engineering* 38(7),
+821-848, and Brealy et al. (2025), arXiv:2502.14527, is fitted by rounds of a local step
+on every twin (:func:`local_step`) and an aggregation of the summed summaries
+(:func:`aggregate`), so the same fit runs centrally (:func:`fit_central`), federated or
+by gossip. ``docs/FLEET_MODEL.md`` gives the equations and the messages.
+"""
+
+from twinweave.transfer._experiment import (
+    HISTORIES,
+    TransferRow,
+    joint_log_likelihood,
+    markdown_table,
+    new_turbine_experiment,
+    transfer_scores,
+)
+from twinweave.transfer._federated import (
+    FederatedResult,
+    FitIns,
+    FitRes,
+    FitStrategy,
+    FleetPooling,
+    RoundReport,
+    fit_federated,
+    run_rounds,
+)
+from twinweave.transfer._fit import (
+    FleetPosterior,
+    complete_pooling,
+    fit_central,
+    no_pooling,
+    population_twins,
+)
+from twinweave.transfer._flower import (
+    FlowerRun,
+    FlowerRunError,
+    FlowerSettings,
+    LoggedMessage,
+    LoopbackFederation,
+    load_statistics,
+    read_message_log,
+    save_statistics,
+)
+from twinweave.transfer._gossip import (
+    GossipMessages,
+    GossipResult,
+    PeerGraph,
+    PushSum,
+    gossip_mean,
+    predicted_rounds,
+    spectral_gap,
+)
+from twinweave.transfer._gossip_fit import (
+    GossipFit,
+    fit_gossip,
+    summary_from_payload,
+    summary_payload,
+)
+from twinweave.transfer._hierarchy import (
+    aggregate,
+    initial_population,
+    kinds_of,
+    local_step,
+    local_steps,
+    population_change,
+    twin_posterior,
+    twin_posteriors,
+)
+from twinweave.transfer._records import (
+    DEFAULT_KIND,
+    Design,
+    FleetPrior,
+    LocalSummary,
+    Population,
+    TwinPosterior,
+    TwinStatistics,
+    sum_summaries,
+)
+
+__all__ = [
+    "DEFAULT_KIND",
+    "HISTORIES",
+    "Design",
+    "FederatedResult",
+    "FitIns",
+    "FitRes",
+    "FitStrategy",
+    "FleetPooling",
+    "FleetPosterior",
+    "FleetPrior",
+    "FlowerRun",
+    "FlowerRunError",
+    "FlowerSettings",
+    "GossipFit",
+    "GossipMessages",
+    "GossipResult",
+    "LocalSummary",
+    "LoggedMessage",
+    "LoopbackFederation",
+    "PeerGraph",
+    "Population",
+    "PushSum",
+    "RoundReport",
+    "TransferRow",
+    "TwinPosterior",
+    "TwinStatistics",
+    "aggregate",
+    "complete_pooling",
+    "fit_central",
+    "fit_federated",
+    "fit_gossip",
+    "gossip_mean",
+    "initial_population",
+    "joint_log_likelihood",
+    "kinds_of",
+    "load_statistics",
+    "local_step",
+    "local_steps",
+    "markdown_table",
+    "new_turbine_experiment",
+    "no_pooling",
+    "population_change",
+    "population_twins",
+    "predicted_rounds",
+    "read_message_log",
+    "run_rounds",
+    "save_statistics",
+    "spectral_gap",
+    "sum_summaries",
+    "summary_from_payload",
+    "summary_payload",
+    "transfer_scores",
+    "twin_posterior",
+    "twin_posteriors",
+]

@@ -1,0 +1,287 @@
+"""The new-turbine experiment: how much a fleet helps a twin with little data.
+
+Each turbine of a fleet in turn is the new one, with only the first day, week, month or
+year of its training year (or no data at all); the other turbines have the whole
+training year. Partial pooling (:func:`~twinweave.transfer.fit_central`), no pooling and
+complete pooling are fitted from the same statistics and scored on the new turbine's
+readings of the evaluation year, as in the fleet studies of Bull et al. (2023),
+*Computer-Aided Civil and Infrastructure Engineering* 38(7), 821-848, and Brealy et al.
+(2025), arXiv:2502.14527.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from twinweave.core import CensoredNormal
+from twinweave.domains.wind import (
+    TurbineSpec,
+    model_inputs,
+    power_curve_emulator,
+    site_mean_density,
+)
+from twinweave.models import BayesianBasisRegression
+from twinweave.transfer._fit import FleetPosterior, complete_pooling, fit_central, no_pooling
+from twinweave.transfer._records import FleetPrior, TwinStatistics
+
+#: How much of the training year the new turbine has: its first readings within this
+#: span from the year's start (UTC); ``None`` is the whole year, zero no data.
+HISTORIES: dict[str, pd.Timedelta | None] = {
+    "no data": pd.Timedelta(0),
+    "1 day": pd.Timedelta(days=1),
+    "1 week": pd.Timedelta(days=7),
+    "1 month": pd.Timedelta(days=31),
+    "1 year": None,
+}
+METHODS = ("partial pooling", "no pooling", "complete pooling")
+
+
+def joint_log_likelihood(predictive: CensoredNormal, y: ArrayLike) -> float:
+    """Log-likelihood of all points together under the predictive, per point [nats].
+
+    Points strictly inside the bounds are scored with their joint Gaussian density,
+    the shared factor (the weights' uncertainty) included: ``log N(y | loc, D + F F^T)``
+    by the matrix determinant lemma and the Woodbury identity, ``O(n k^2)``. Points at a
+    bound (censored: idle or at rated power) add their marginal probability mass; their
+    correlation with the rest is left out (it would need a multivariate normal
+    probability over thousands of dimensions).
+
+    Unlike the mean of marginal log densities, this score penalises a curve that is
+    wrong everywhere at once more than independent errors: it rewards honest parameter
+    uncertainty.
+    """
+    y_arr = np.asarray(y, dtype=np.float64)
+    inside = (y_arr > predictive.lower) & (y_arr < predictive.upper)
+    total = float(predictive[~inside].log_prob(y_arr[~inside]).sum()) if (~inside).any() else 0.0
+    if inside.any():
+        residual = y_arr[inside] - predictive.loc[inside]
+        noise = predictive.noise_var[inside]
+        total += -0.5 * float(residual.size * np.log(2.0 * np.pi) + np.log(noise).sum())
+        quadratic = float((residual * residual / noise).sum())
+        if predictive.factor is not None:
+            factor = predictive.factor[inside]
+            scaled = factor / noise[:, None]
+            capacitance = np.eye(factor.shape[1]) + factor.T @ scaled
+            chol = np.linalg.cholesky(capacitance)
+            projected = np.linalg.solve(chol, scaled.T @ residual)
+            quadratic -= float(projected @ projected)
+            total -= float(np.log(np.diagonal(chol)).sum())
+        total -= 0.5 * quadratic
+    return total / y_arr.size
+
+
+def transfer_scores(
+    predictive: CensoredNormal, y: ArrayLike, *, level: float = 0.9
+) -> dict[str, float]:
+    """NMSE, CRPS, joint log-likelihood, interval coverage and width.
+
+    Returns
+    -------
+    dict
+        ``nmse`` (mean squared error over the variance of ``y``), ``crps`` [units],
+        ``joint_log_likelihood`` [nats per point], ``coverage`` (of the central
+        ``level`` interval), ``interval_width`` (its mean width) [units].
+    """
+    y_arr = np.asarray(y, dtype=np.float64)
+    lower, upper = predictive.interval(level)
+    return {
+        "nmse": float(np.mean((y_arr - predictive.mean) ** 2) / np.var(y_arr)),
+        "crps": float(np.mean(predictive.crps(y_arr))),
+        "joint_log_likelihood": joint_log_likelihood(predictive, y_arr),
+        "coverage": float(np.mean((y_arr >= lower) & (y_arr <= upper))),
+        "interval_width": float(np.mean(upper - lower)),
+    }
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """One method's scores for one new turbine and history.
+
+    Parameters
+    ----------
+    asset_id
+        The new turbine.
+    history
+        How much of the training year it had (a key of :data:`HISTORIES`).
+    method
+        ``"partial pooling"``, ``"no pooling"`` or ``"complete pooling"``.
+    n_readings
+        The new turbine's training readings.
+    n_evaluated
+        Its readings in the evaluation year.
+    nmse, crps, joint_log_likelihood, coverage, interval_width
+        See :func:`transfer_scores`; ``crps`` and ``interval_width`` [kW],
+        ``joint_log_likelihood`` [nats per point].
+    n_rounds
+        Rounds of the partial-pooling fit (0 for the baselines).
+    """
+
+    asset_id: str
+    history: str
+    method: str
+    n_readings: int
+    n_evaluated: int
+    nmse: float
+    crps: float
+    joint_log_likelihood: float
+    coverage: float
+    interval_width: float
+    n_rounds: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _first(readings: pd.DataFrame, span: pd.Timedelta | None, year: int) -> pd.DataFrame:
+    if span is None:
+        return readings
+    start = pd.Timestamp(year=year, month=1, day=1, tz="UTC")
+    return readings[readings["time"] < start + span]
+
+
+def _statistics(
+    emulator: BayesianBasisRegression, columns: dict[str, np.ndarray]
+) -> TwinStatistics:
+    fresh = BayesianBasisRegression(**emulator.get_params())
+    if columns["power"].size:
+        fresh.update(columns)
+    return TwinStatistics.from_emulator(fresh)
+
+
+def new_turbine_experiment(
+    observations: pd.DataFrame,
+    specs: Mapping[str, TurbineSpec],
+    *,
+    histories: Sequence[str] = tuple(HISTORIES),
+    new_turbines: Sequence[str] | None = None,
+    training_year: int = 2014,
+    evaluation_year: int = 2015,
+    smoothness: float = 4.0,
+    twin_noise_prior_count: float = 300.0,
+    tol: float = 1e-5,
+) -> list[TransferRow]:
+    """Score partial, no and complete pooling for each new turbine and history.
+
+    Parameters
+    ----------
+    observations
+        Cleaned normal-operation readings of the fleet (``asset_id``, ``time`` (UTC),
+        ``wind_speed`` [m/s], ``power`` [kW], optionally ``temp_air`` [degC],
+        ``wind_direction`` [degree]).
+    specs
+        Every turbine of the fleet, by asset id.
+    histories
+        Keys of :data:`HISTORIES` to run.
+    new_turbines
+        Which turbines take the new one's part (default: all, in sorted order).
+    training_year, evaluation_year
+        Calendar years (UTC) of training and scoring.
+    smoothness, twin_noise_prior_count
+        :meth:`FleetPrior.from_emulator`'s.
+    tol
+        Tolerance of the partial-pooling rounds.
+
+    Returns
+    -------
+    list of TransferRow
+        One per new turbine, history and method. With no data, no pooling is the
+        emulator's prior (a generic curve) and partial pooling predicts from the
+        population of the other turbines.
+    """
+    assets = sorted(specs)
+    year = observations["time"].dt.year
+    emulators: dict[str, BayesianBasisRegression] = {}
+    training: dict[str, pd.DataFrame] = {}
+    evaluation: dict[str, pd.DataFrame] = {}
+    full: dict[str, TwinStatistics] = {}
+    for asset in assets:
+        spec = specs[asset]
+        frame = observations[observations["asset_id"] == asset].sort_values("time")
+        training[asset] = frame[year.loc[frame.index] == training_year]
+        evaluation[asset] = frame[year.loc[frame.index] == evaluation_year]
+        emulators[asset] = power_curve_emulator(
+            spec.rated_power,
+            site_pressure=spec.site_pressure,
+            fallback_density=site_mean_density(training[asset], spec.site_pressure),
+        )
+        full[asset] = _statistics(emulators[asset], model_inputs(training[asset], spec.rated_power))
+    prior = FleetPrior.from_emulator(
+        emulators[assets[0]], smoothness=smoothness, twin_noise_prior_count=twin_noise_prior_count
+    )
+    rows: list[TransferRow] = []
+    # With the whole year, every turbine's fleet is the same: fit it once.
+    whole_year: FleetPosterior | None = None
+    for new in new_turbines if new_turbines is not None else assets:
+        spec = specs[new]
+        index = assets.index(new)
+        target = evaluation[new]
+        inputs = model_inputs(target, spec.rated_power)
+        y = inputs["power"]
+        for history in histories:
+            span = HISTORIES[history]
+            few = _first(training[new], span, training_year)
+            n_readings = len(few)
+            if n_readings == 0:
+                others = [full[a] for a in assets if a != new]
+                fits = {
+                    "partial pooling": fit_central(others, prior, tol=tol),
+                    "no pooling": no_pooling(others, prior),
+                    "complete pooling": complete_pooling(others, prior),
+                }
+                predict_index: int | None = None
+            else:
+                stats = [
+                    full[a]
+                    if a != new or span is None
+                    else _statistics(emulators[a], model_inputs(few, spec.rated_power))
+                    for a in assets
+                ]
+                if span is None and whole_year is None:
+                    whole_year = fit_central(stats, prior, tol=tol)
+                partial = (
+                    whole_year
+                    if span is None and whole_year is not None
+                    else fit_central(stats, prior, tol=tol)
+                )
+                fits = {
+                    "partial pooling": partial,
+                    "no pooling": no_pooling(stats, prior),
+                    "complete pooling": complete_pooling(stats, prior),
+                }
+                predict_index = index
+            for method in METHODS:
+                fit = fits[method]
+                predictive = fit.predict(predict_index, inputs, emulators[new])
+                rows.append(
+                    TransferRow(
+                        asset_id=new,
+                        history=history,
+                        method=method,
+                        n_readings=n_readings,
+                        n_evaluated=int(y.size),
+                        **transfer_scores(predictive, y),
+                        n_rounds=fit.n_rounds,
+                    )
+                )
+    return rows
+
+
+def markdown_table(rows: Sequence[TransferRow]) -> str:
+    """The rows as a Markdown table, one line per new turbine, history and method."""
+    lines = [
+        "| new turbine | history | readings | method | NMSE | CRPS [kW] | joint log-lik "
+        "[nats/pt] | 90 % coverage | 90 % width [kW] | rounds |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.asset_id} | {r.history} | {r.n_readings} | {r.method} | {r.nmse:.4f} | "
+            f"{r.crps:.1f} | {r.joint_log_likelihood:.3f} | {r.coverage:.3f} | "
+            f"{r.interval_width:.0f} | {r.n_rounds or '-'} |"
+        )
+    return "\n".join(lines)

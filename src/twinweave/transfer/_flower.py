@@ -1,0 +1,861 @@
+"""Federated fleet fits over Flower: one SuperLink and one SuperNode per twin, on loopback.
+
+:class:`LoopbackFederation` starts the Flower deployment runtime as real processes on
+``127.0.0.1`` (Flower 1.42 names: ``flower-superlink``, ``flower-supernode`` and the
+``flwr run`` command line; Beutel et al., *Flower: A Friendly Federated Learning
+Research Framework*, arXiv:2007.14390, 2020), runs the app in
+:mod:`twinweave.transfer.flower_app` on it and collects the result. Every SuperNode is
+told which twin it is through its node configuration: the twin's identifier and the path
+of the file holding that twin's :class:`~twinweave.transfer.TwinStatistics`. The
+statistics file stays on the twin's side; only the summaries that
+:class:`~twinweave.transfer.FleetPooling` documents travel.
+
+What runs where::
+
+    flower-superlink       Fleet, Control and Runtime APIs on one HTTP port
+      flower-superexec     starts one flwr-serverapp per run (subprocess isolation)
+    flower-supernode  x N  one per twin, polls the SuperLink, --node-config node.toml
+      flower-superexec     starts one flwr-clientapp per message
+    flwr run               submits the app (a FAB built from a generated pyproject.toml)
+
+The launcher writes the coordinator's knowledge (the prior and the kinds) into the run's
+directory; the ServerApp writes the result (``population.npz``, then ``result.json``),
+its round log (``rounds.jsonl``) and, when asked, a log of every message there, and the
+launcher reads them back. Processes are started with a marker in their environment,
+which their children inherit, so that :meth:`LoopbackFederation.close` finds and ends
+all of them, including those Flower starts detached, whatever state a test left them in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from twinweave.transfer._federated import FederatedResult, RoundReport
+from twinweave.transfer._records import FleetPrior, Population, TwinStatistics
+
+__all__ = [
+    "FlowerRun",
+    "FlowerRunError",
+    "FlowerSettings",
+    "LoggedMessage",
+    "LoopbackFederation",
+    "load_statistics",
+    "read_message_log",
+    "save_statistics",
+]
+
+# Environment variable set on every process of one federation; children inherit it.
+_MARKER = "TWINWEAVE_FLOWER_FEDERATION"
+_HOST = "127.0.0.1"
+_CONNECTION = "twinweave-loopback"
+_APP_NAME = "twinweave-fleet"
+# Import paths of the two components, as Flower loads them in its app processes.
+SERVER_APP = "twinweave.transfer.flower_app:server_app"
+CLIENT_APP = "twinweave.transfer.flower_app:client_app"
+# Files in a run's directory: the launcher writes the fleet, the ServerApp the rest.
+FLEET_FILE = "fleet.npz"
+RESULT_FILE = "result.json"
+RESULT_ARRAYS = "population.npz"
+ERROR_FILE = "error.json"
+ROUNDS_FILE = "rounds.jsonl"
+SERVER_MESSAGES_DIR = "messages"
+_MESSAGE_INDEX = "index.jsonl"
+
+
+class FlowerRunError(RuntimeError):
+    """A Flower run that failed, timed out or left no result."""
+
+
+@dataclass(frozen=True)
+class _Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    log_file: IO[bytes]
+
+
+def _free_port() -> int:
+    """A port on loopback that nothing listens on now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((_HOST, port)) == 0
+
+
+def _toml_string(value: str) -> str:
+    # JSON string escapes are a subset of TOML basic-string escapes.
+    return json.dumps(value)
+
+
+def _tail(path: Path, n_lines: int = 25) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n_lines:])
+
+
+def _marked_pids(token: str) -> list[int]:
+    """Live (not zombie) processes whose environment carries this federation's marker."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    needle = f"{_MARKER}={token}".encode()
+    found: list[int] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        if state != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _savez(handle: IO[bytes], arrays: Mapping[str, NDArray[Any]]) -> None:
+    """``np.savez`` of named arrays (pickles are never written, nor read back)."""
+    np.savez(handle, allow_pickle=False, **arrays)
+
+
+def save_statistics(statistics: TwinStatistics, path: str | os.PathLike[str]) -> Path:
+    """Write a twin's statistics to an ``.npz`` file (no pickles), for its SuperNode.
+
+    Parameters
+    ----------
+    statistics
+        The twin's statistics.
+    path
+        Where to write; the file stays on the twin's side.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    path = Path(path)
+    with path.open("wb") as handle:
+        _savez(
+            handle,
+            {
+                "gram": statistics.gram,
+                "moment": statistics.moment,
+                "sum_sq": statistics.sum_sq,
+                "count": statistics.count,
+                "kind": np.asarray(statistics.kind),
+            },
+        )
+    return path
+
+
+def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
+    """Read statistics written by :func:`save_statistics`."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        return TwinStatistics(
+            data["gram"], data["moment"], data["sum_sq"], data["count"], str(data["kind"])
+        )
+
+
+def save_fleet(prior: FleetPrior, kinds: Sequence[str], path: Path) -> None:
+    """Write what the coordinator knows before round 1: the prior and the kinds."""
+    arrays = {f"prior.{k}": v for k, v in prior.to_arrays().items()}
+    with path.open("wb") as handle:
+        _savez(handle, {"kinds": np.asarray(list(kinds), dtype=str), **arrays})
+
+
+def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...]]:
+    """Inverse of :func:`save_fleet`."""
+    with np.load(path, allow_pickle=False) as data:
+        prior = FleetPrior.from_arrays(
+            {k.removeprefix("prior."): data[k] for k in data.files if k.startswith("prior.")}
+        )
+        return prior, tuple(str(k) for k in data["kinds"])
+
+
+def write_result(directory: Path, result: FederatedResult) -> None:
+    """Write a result for :func:`read_result`; ``result.json`` last, so that its presence
+    means the whole result is there."""
+    with (directory / RESULT_ARRAYS).open("wb") as handle:
+        _savez(handle, result.population.to_arrays())
+    summary = {
+        "kinds": list(result.population.kinds),
+        "rounds": [r.to_dict() for r in result.rounds],
+        "converged": result.converged,
+        "twin_ids": list(result.twin_ids),
+    }
+    partial = directory / (RESULT_FILE + ".part")
+    partial.write_text(json.dumps(summary))
+    partial.replace(directory / RESULT_FILE)
+
+
+def read_result(directory: Path) -> FederatedResult:
+    """Inverse of :func:`write_result`."""
+    summary = json.loads((directory / RESULT_FILE).read_text())
+    with np.load(directory / RESULT_ARRAYS, allow_pickle=False) as data:
+        population = Population.from_arrays({k: data[k] for k in data.files}, summary["kinds"])
+    return FederatedResult(
+        population=population,
+        rounds=tuple(RoundReport.from_dict(r) for r in summary["rounds"]),
+        converged=bool(summary["converged"]),
+        twin_ids=tuple(str(t) for t in summary["twin_ids"]),
+    )
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    """One message as a side of the federation sent or received it.
+
+    Attributes
+    ----------
+    side
+        ``"server"`` (the ServerApp) or ``"twin"`` (a ClientApp).
+    direction
+        ``"sent"`` or ``"received"``, from that side.
+    server_round
+        The round.
+    node_id
+        The SuperNode the message went to or came from (for a twin: its own).
+    twin_id
+        The twin, when known (``None`` for the server's outgoing messages).
+    config
+        Every ``ConfigRecord`` value, by ``record/key``.
+    arrays
+        Every array of every ``ArrayRecord``, by ``record/key``.
+    error
+        The error reason of an error reply, else ``None``.
+    """
+
+    side: str
+    direction: str
+    server_round: int
+    node_id: int
+    twin_id: str | None
+    config: dict[str, object]
+    arrays: dict[str, NDArray[Any]]
+    error: str | None = None
+
+
+class MessageLogWriter:
+    """Appends messages to a log directory (an index line and an ``.npz`` of arrays each).
+
+    Parameters
+    ----------
+    directory
+        The log directory (created if needed).
+    side
+        ``"server"`` or ``"twin"``.
+    """
+
+    def __init__(self, directory: Path, side: str) -> None:
+        self.directory = directory
+        self.side = side
+
+    def write(
+        self,
+        direction: str,
+        server_round: int,
+        node_id: int,
+        twin_id: str | None,
+        config: Mapping[str, object],
+        arrays: Mapping[str, NDArray[Any]],
+        error: str | None = None,
+    ) -> None:
+        """Append one message."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.npz"
+        with (self.directory / name).open("wb") as handle:
+            _savez(handle, {key.replace("/", "|"): value for key, value in arrays.items()})
+        line = {
+            "side": self.side,
+            "direction": direction,
+            "server_round": server_round,
+            "node_id": node_id,
+            "twin_id": twin_id,
+            "config": dict(config),
+            "arrays": name,
+            "error": error,
+        }
+        with (self.directory / _MESSAGE_INDEX).open("a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+
+def read_message_log(directory: str | os.PathLike[str]) -> list[LoggedMessage]:
+    """Every message of a log directory, in the order written."""
+    directory = Path(directory)
+    index = directory / _MESSAGE_INDEX
+    if not index.exists():
+        return []
+    out: list[LoggedMessage] = []
+    for line in index.read_text().splitlines():
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        with np.load(directory / entry["arrays"], allow_pickle=False) as data:
+            arrays = {key.replace("|", "/"): data[key] for key in data.files}
+        out.append(
+            LoggedMessage(
+                side=str(entry["side"]),
+                direction=str(entry["direction"]),
+                server_round=int(entry["server_round"]),
+                node_id=int(entry["node_id"]),
+                twin_id=None if entry["twin_id"] is None else str(entry["twin_id"]),
+                config=dict(entry["config"]),
+                arrays=arrays,
+                error=entry["error"],
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class FlowerSettings:
+    """What the ServerApp reads from its run configuration (``[tool.flwr.app.config]``).
+
+    Attributes
+    ----------
+    n_rounds, tol, max_missed_rounds
+        Those of :class:`~twinweave.transfer.FleetPooling` (the defaults of
+        :func:`~twinweave.transfer.fit_central` for the first two).
+    min_twins
+        SuperNodes that must be connected before the first round.
+    round_timeout : [s]
+        How long a round waits for replies; twins that have not answered by then have
+        missed the round.
+    connect_timeout : [s]
+        How long the ServerApp waits for ``min_twins`` SuperNodes.
+    poll_interval : [s]
+        How often the ServerApp asks the SuperLink for replies.
+    record_messages
+        Log every message the ServerApp sends and receives
+        (:meth:`FlowerRun.server_messages`).
+    """
+
+    n_rounds: int = 1000
+    tol: float = 1e-6
+    max_missed_rounds: int = 3
+    min_twins: int = 1
+    round_timeout: float = 60.0
+    connect_timeout: float = 60.0
+    poll_interval: float = 0.02
+    record_messages: bool = False
+
+    def as_toml(self, run_dir: Path) -> str:
+        """The ``[tool.flwr.app.config]`` table of the generated app (keys with dashes)."""
+        lines = [f"run-dir = {_toml_string(str(run_dir))}"]
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+            lines.append(f"{item.name.replace('_', '-')} = {text}")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_run_config(cls, config: Mapping[str, bool | float | int | str]) -> tuple[Self, Path]:
+        """Inverse of :meth:`as_toml`: the settings and the run directory."""
+        defaults = cls()  # every field has a default, of the field's type
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            kind = type(getattr(defaults, item.name))
+            values[item.name] = kind(config[item.name.replace("_", "-")])
+        return cls(**values), Path(str(config["run-dir"]))
+
+
+def _app_pyproject(settings: FlowerSettings, run_dir: Path) -> str:
+    return f"""[build-system]
+requires = ["setuptools>=69"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{_APP_NAME}"
+version = "1.0.0"
+description = "twinweave fleet pooling as Flower rounds (generated by LoopbackFederation)"
+license = "Apache-2.0"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "twinweave"
+
+[tool.flwr.app.components]
+serverapp = "{SERVER_APP}"
+clientapp = "{CLIENT_APP}"
+
+[tool.flwr.app.config]
+{settings.as_toml(run_dir)}
+"""
+
+
+class FlowerRun:
+    """One submitted run: its directory, progress and result.
+
+    Parameters
+    ----------
+    run_id
+        Flower's run identifier, as ``flwr run`` reported it.
+    directory
+        Where the ServerApp writes the round log and the result.
+    federation
+        The federation the run belongs to (for stopping it and for log tails).
+    """
+
+    def __init__(self, run_id: str, directory: Path, federation: LoopbackFederation) -> None:
+        self.run_id = run_id
+        self.directory = directory
+        self._federation = federation
+
+    def _round_lines(self) -> list[dict[str, Any]]:
+        path = self.directory / ROUNDS_FILE
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def rounds(self) -> list[RoundReport]:
+        """The rounds the ServerApp has aggregated so far, in order."""
+        return [RoundReport.from_dict(line) for line in self._round_lines()]
+
+    def exchange_seconds(self) -> list[float]:
+        """Per round so far, the wall time [s] from pushing the round's messages to
+        having every reply (or the round timeout)."""
+        return [float(line["exchange_seconds"]) for line in self._round_lines()]
+
+    def errors(self) -> list[dict[str, str]]:
+        """Per round so far, the error reason of every SuperNode that answered with an
+        error (a ClientApp that raised, a node the SuperLink found unavailable)."""
+        return [dict(line["errors"]) for line in self._round_lines()]
+
+    def wait_for_round(self, server_round: int, timeout: float) -> RoundReport:
+        """Block until round ``server_round`` has been aggregated, and return its report."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for report in self.rounds():
+                if report.server_round == server_round:
+                    return report
+            self._raise_if_failed()
+            time.sleep(0.02)
+        raise FlowerRunError(
+            f"round {server_round} of run {self.run_id} not aggregated within {timeout:g} s\n"
+            + self._federation.log_tails()
+        )
+
+    def _raise_if_failed(self) -> None:
+        error = self.directory / ERROR_FILE
+        if error.exists():
+            raise FlowerRunError(
+                f"the ServerApp of run {self.run_id} failed:\n"
+                + json.loads(error.read_text())["traceback"]
+            )
+
+    def result(self, timeout: float) -> FederatedResult:
+        """Block until the run has written its result (at most ``timeout`` seconds).
+
+        Raises
+        ------
+        FlowerRunError
+            If the ServerApp failed, or no result appeared in time (the run is then
+            stopped).
+        """
+        deadline = time.monotonic() + timeout
+        path = self.directory / RESULT_FILE
+        while time.monotonic() < deadline:
+            if path.exists():
+                return read_result(self.directory)
+            self._raise_if_failed()
+            time.sleep(0.02)
+        self._federation.stop_run(self.run_id)
+        raise FlowerRunError(
+            f"run {self.run_id} wrote no result within {timeout:g} s\n"
+            + self._federation.log_tails()
+        )
+
+    def server_messages(self) -> list[LoggedMessage]:
+        """Every message the ServerApp sent or received (with ``record_messages``)."""
+        return read_message_log(self.directory / SERVER_MESSAGES_DIR)
+
+
+class LoopbackFederation:
+    """A Flower SuperLink and one SuperNode per twin, as processes on 127.0.0.1.
+
+    Use it as a context manager: leaving the ``with`` block ends every process the
+    federation started, directly or through Flower, also after a failure.
+
+    Parameters
+    ----------
+    directory
+        Working directory: Flower's home directories, the generated app, logs, runs.
+    startup_timeout : [s]
+        How long a process may take to open its port.
+    shutdown_timeout : [s]
+        How long processes get to end after SIGTERM before they are killed.
+
+    Examples
+    --------
+    >>> from twinweave.transfer import FlowerSettings, LoopbackFederation
+    >>> with LoopbackFederation(tmp_dir) as federation:  # doctest: +SKIP
+    ...     for twin_id, stats in statistics.items():
+    ...         federation.add_twin(twin_id, save_statistics(stats, f"{tmp_dir}/{twin_id}.npz"))
+    ...     result = federation.fit(prior, ["default"], FlowerSettings(min_twins=4))
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        startup_timeout: float = 60.0,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.directory = Path(directory)
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.token = uuid.uuid4().hex
+        self._superlink: _Process | None = None
+        self._supernodes: dict[str, _Process] = {}
+        self._stopped: list[_Process] = []
+        self._port: int | None = None
+        self._n_runs = 0
+        self._n_supernodes = 0
+
+    # -- processes -------------------------------------------------------------------
+
+    def _environment(self, flwr_home: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        # Flower starts its helpers (flower-superexec, flwr-serverapp, flwr-clientapp)
+        # by name: they must come from this interpreter's environment.
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        env["FLWR_HOME"] = str(flwr_home)
+        env["FLWR_TELEMETRY_ENABLED"] = "0"
+        env["FLWR_DISABLE_UPDATE_CHECK"] = "1"
+        # SuperExec asks for new app processes every second by default; rounds are short.
+        env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = "0.05"
+        env[_MARKER] = self.token
+        return env
+
+    def _spawn(self, name: str, command: Sequence[str], flwr_home: Path) -> _Process:
+        logs = self.directory / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        flwr_home.mkdir(parents=True, exist_ok=True)
+        log = logs / f"{name}.log"
+        log_file = log.open("ab")
+        popen = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=self._environment(flwr_home),
+            cwd=self.directory,
+            start_new_session=True,  # its own process group, ended as one
+        )
+        return _Process(name, popen, log, log_file)
+
+    def _wait_listening(self, process: _Process, port: int) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise FlowerRunError(
+                    f"{process.name} exited with {process.popen.returncode}:\n" + _tail(process.log)
+                )
+            if _listening(port):
+                return
+            time.sleep(0.05)
+        raise FlowerRunError(
+            f"{process.name} did not listen on {_HOST}:{port} within "
+            f"{self.startup_timeout:g} s:\n" + _tail(process.log)
+        )
+
+    def start(self) -> Self:
+        """Start the SuperLink (idempotent) and write the ``flwr`` CLI's connection.
+
+        If the SuperLink does not come up, everything started is ended before the error
+        propagates (``__exit__`` does not run when ``__enter__`` fails).
+        """
+        if self._superlink is not None:
+            return self
+        try:
+            return self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> Self:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        home = self.directory / "superlink-home"
+        process = self._spawn(
+            "superlink",
+            [
+                "flower-superlink",
+                "--insecure",
+                "--host",
+                _HOST,
+                "--port",
+                str(port),
+                # The app's dependencies are this environment's; never run `uv sync`.
+                "--disable-runtime-dependency-installation",
+            ],
+            home,
+        )
+        self._superlink = process
+        self._port = port
+        self._wait_listening(process, port)
+        cli_home = self.directory / "cli-home"
+        cli_home.mkdir(parents=True, exist_ok=True)
+        (cli_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{_CONNECTION}"\n\n'
+            f'[superlink.{_CONNECTION}]\naddress = "{_HOST}:{port}"\ninsecure = true\n'
+        )
+        return self
+
+    @property
+    def address(self) -> str:
+        """The SuperLink's address, ``127.0.0.1:PORT``."""
+        if self._port is None:
+            raise FlowerRunError("the federation has not been started")
+        return f"{_HOST}:{self._port}"
+
+    @property
+    def twin_ids(self) -> list[str]:
+        """Twins whose SuperNode is running."""
+        return [t for t, p in self._supernodes.items() if p.popen.poll() is None]
+
+    def add_twin(
+        self,
+        twin_id: str,
+        statistics: str | os.PathLike[str],
+        *,
+        message_log: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Start a SuperNode for one twin (see :meth:`add_twins`)."""
+        logs = None if message_log is None else {twin_id: message_log}
+        self.add_twins({twin_id: statistics}, message_logs=logs)
+
+    def add_twins(
+        self,
+        statistics: Mapping[str, str | os.PathLike[str]],
+        *,
+        message_logs: Mapping[str, str | os.PathLike[str]] | None = None,
+    ) -> None:
+        """Start one SuperNode per twin, all at once, and wait until each listens.
+
+        Parameters
+        ----------
+        statistics
+            Per twin identifier (which its replies carry), the file with the twin's
+            statistics (:func:`save_statistics`).
+        message_logs
+            Per twin, a directory where its ClientApp logs every message it receives and
+            every reply it sends (:func:`read_message_log`); twins not named log nothing.
+        """
+        self.start()
+        message_logs = message_logs or {}
+        started: list[tuple[_Process, int]] = []
+        for twin_id, path in statistics.items():
+            running = self._supernodes.get(twin_id)
+            if running is not None and running.popen.poll() is None:
+                raise ValueError(f"twin {twin_id!r} already has a running SuperNode")
+            self._n_supernodes += 1
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in twin_id)
+            node_dir = self.directory / "supernodes" / f"{self._n_supernodes}-{safe}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            config = [
+                f"twin-id = {_toml_string(twin_id)}",
+                f"statistics = {_toml_string(str(Path(path).resolve()))}",
+            ]
+            if twin_id in message_logs:
+                log_dir = str(Path(message_logs[twin_id]).resolve())
+                config.append(f"message-log = {_toml_string(log_dir)}")
+            node_config = node_dir / "node.toml"
+            node_config.write_text("\n".join(config) + "\n")
+            port = _free_port()
+            process = self._spawn(
+                f"supernode-{self._n_supernodes}-{safe}",
+                [
+                    "flower-supernode",
+                    "--insecure",
+                    "--superlink",
+                    self.address,
+                    "--host",
+                    _HOST,
+                    "--port",
+                    str(port),
+                    "--node-config",
+                    str(node_config),
+                ],
+                node_dir / "home",
+            )
+            self._supernodes[twin_id] = process
+            started.append((process, port))
+        for process, port in started:
+            self._wait_listening(process, port)
+
+    def kill_twin(self, twin_id: str) -> None:
+        """End a twin's SuperNode at once (SIGKILL to its process group), as a crash would.
+
+        The SuperLink is not told; the twin misses the rounds that follow.
+        """
+        process = self._supernodes.pop(twin_id)
+        self._signal_group(process, signal.SIGKILL)
+        process.popen.wait(timeout=self.shutdown_timeout)
+        self._stopped.append(process)
+
+    # -- runs ------------------------------------------------------------------------
+
+    def _flwr(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["flwr", *args],
+            capture_output=True,
+            text=True,
+            env=self._environment(self.directory / "cli-home"),
+            cwd=self.directory,
+            timeout=timeout,
+            check=False,
+        )
+
+    def submit(
+        self,
+        prior: FleetPrior,
+        kinds: Sequence[str],
+        settings: FlowerSettings | None = None,
+    ) -> FlowerRun:
+        """Submit the fleet-pooling app with ``flwr run`` and return at once.
+
+        Parameters
+        ----------
+        prior
+            The fleet prior, which the coordinator holds.
+        kinds
+            The kinds pooled, in the order :func:`~twinweave.transfer.fit_central`
+            meets them.
+        settings
+            Rounds, tolerance, drop-out rule and timeouts.
+
+        Returns
+        -------
+        FlowerRun
+            The submitted run; :meth:`FlowerRun.result` waits for its result.
+        """
+        self.start()
+        settings = settings or FlowerSettings()
+        self._n_runs += 1
+        run_dir = (self.directory / "runs" / f"run-{self._n_runs}").resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_fleet(prior, kinds, run_dir / FLEET_FILE)
+        app_dir = self.directory / "apps" / f"run-{self._n_runs}" / "twinweave_fleet"
+        app_dir.mkdir(parents=True, exist_ok=True)
+        (app_dir / "pyproject.toml").write_text(_app_pyproject(settings, run_dir))
+        completed = self._flwr("run", str(app_dir), _CONNECTION, "--format", "json")
+        try:
+            answer = json.loads(completed.stdout[completed.stdout.index("{") :])
+            run_id = str(answer["run-id"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise FlowerRunError(
+                f"flwr run failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+            ) from error
+        if not answer.get("success") or run_id == "None":
+            raise FlowerRunError(f"flwr run did not start a run:\n{completed.stdout}")
+        return FlowerRun(run_id, run_dir, self)
+
+    def fit(
+        self,
+        prior: FleetPrior,
+        kinds: Sequence[str],
+        settings: FlowerSettings | None = None,
+        *,
+        timeout: float = 600.0,
+    ) -> FederatedResult:
+        """Submit the app (:meth:`submit`) and wait at most ``timeout`` [s] for its result."""
+        return self.submit(prior, kinds, settings).result(timeout)
+
+    def stop_run(self, run_id: str) -> None:
+        """Ask the SuperLink to stop a run (best effort)."""
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            self._flwr("stop", run_id, _CONNECTION, timeout=30.0)
+
+    # -- teardown --------------------------------------------------------------------
+
+    def _processes(self) -> Iterator[_Process]:
+        yield from self._supernodes.values()
+        if self._superlink is not None:
+            yield self._superlink
+
+    @staticmethod
+    def _signal_group(process: _Process, signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.popen.pid, signum)
+
+    def pids(self) -> list[int]:
+        """Live processes this federation started, directly or through Flower (Linux).
+
+        Elsewhere, only the processes the federation started itself.
+        """
+        if Path("/proc").is_dir():
+            return _marked_pids(self.token)
+        return sorted(p.popen.pid for p in self._processes() if p.popen.poll() is None)
+
+    def close(self) -> None:
+        """End every process of the federation: SIGTERM, then SIGKILL after the timeout."""
+        processes = list(self._processes())
+        for process in processes:
+            self._signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + self.shutdown_timeout
+        for process in processes:
+            try:
+                process.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._signal_group(process, signal.SIGKILL)
+                process.popen.wait(timeout=self.shutdown_timeout)
+        # What Flower started detached (its SuperExec, app processes) ends with its
+        # parent; give it a moment, then end what is left.
+        deadline = time.monotonic() + self.shutdown_timeout
+        while (left := _marked_pids(self.token)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        for process in [*processes, *self._stopped]:
+            process.log_file.close()
+        self._supernodes.clear()
+        self._stopped.clear()
+        self._superlink = None
+        self._port = None
+
+    def log_tails(self, n_lines: int = 15) -> str:
+        """The last lines of every process's log, for error messages."""
+        parts = [
+            f"--- {p.name} ({p.log}):\n{_tail(p.log, n_lines)}"
+            for p in [*self._processes(), *self._stopped]
+        ]
+        return "\n".join(parts)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

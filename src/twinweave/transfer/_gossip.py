@@ -1,0 +1,1089 @@
+"""Peer-to-peer averaging of twin summaries: push-sum gossip over running sums.
+
+Each twin holds a payload (an array, or a dict / dataclass / tuple of arrays) and a peer
+graph says who may talk to whom. With no coordinator, every twin ends holding the
+average of all payloads: push-sum (Kempe, Dobra & Gehrke 2003) in its synchronous
+"ratio consensus" form, each twin splitting its numerator and weight equally between
+itself and its neighbours every round, its estimate being numerator / weight. With an
+*initiator* (the only twin to start with weight one) the estimates converge to the sum
+instead, with no twin knowing how many twins there are.
+
+Messages can be lost. Plain push-sum then loses mass and converges to a wrong answer;
+here every link carries *running sums* instead (Hadjicostis, Vaidya & Domínguez-García
+2016): a twin sends the total it has ever sent on that link, the receiver keeps the last
+total it received, and the difference is what arrives, so a lost message is not lost
+mass, only late mass, delivered with the next message that gets through. The average is
+then exact with any loss probability below one.
+
+Membership changes:
+
+* **join** -- a twin arrives with its payload and its own weight (one for a mean, zero
+  for a sum); the answer becomes the average (sum) including it. Nothing else changes.
+* **leave** (graceful) -- the twin settles its links (it takes back what it sent that
+  did not arrive, returns what was sent to it that did not arrive) and hands its
+  holdings minus its own payload and weight to its neighbours: it takes exactly its own
+  contribution away, and the answer becomes the survivors' average (sum).
+* **crash** -- a twin vanishes with whatever mass it held. Its neighbours detect the
+  loss and start a new *epoch*: every twin that hears of a newer epoch restarts from
+  its own payload and discards messages of older epochs, so the network converges on
+  the survivors' average, at the price of a restart. An epoch is named by the round it
+  began in and the twin that began it, so a later restart always wins.
+
+The simulation is synchronous and vectorised: a round is one sparse matrix product over
+all twins at once, plus bookkeeping for the links whose message was lost, applied to a
+block of payload columns at a time so that the block stays in cache for many rounds.
+``docs/GOSSIP.md`` describes the protocol, its messages and its rounds.
+
+References
+----------
+.. [1] D. Kempe, A. Dobra and J. Gehrke, "Gossip-based computation of aggregate
+   information", 44th IEEE Symposium on Foundations of Computer Science (FOCS), 2003,
+   pp. 482-491. doi:10.1109/SFCS.2003.1238221
+.. [2] C. N. Hadjicostis, N. H. Vaidya and A. D. Domínguez-García, "Robust distributed
+   average consensus via exchange of running sums", IEEE Transactions on Automatic
+   Control 61(6), 2016, pp. 1492-1507. doi:10.1109/TAC.2015.2471695
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, Self
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+import scipy.sparse.linalg as spla
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "GossipMessages",
+    "GossipResult",
+    "PeerGraph",
+    "PushSum",
+    "gossip_mean",
+    "predicted_rounds",
+    "spectral_gap",
+]
+
+Seed = int | np.random.Generator | None
+Payload = Any
+"""An array-like, or a (nested) mapping, dataclass, tuple or list of array-likes."""
+
+_NO_EPOCH = np.iinfo(np.int64).min
+# An epoch is (round it began, slot of the twin that began it), packed in one integer.
+_EPOCH_ROUND = np.int64(2**32)
+_DENSE_EIGEN_MAX_NODES = 200
+
+
+# -- payloads: nested arrays <-> one flat vector per twin -----------------------------------
+class _Spec:
+    """The structure of a payload: flattens it to floats and rebuilds it."""
+
+    size: int
+
+    def flatten(self, value: Payload, out: list[NDArray[np.float64]]) -> None:
+        raise NotImplementedError
+
+    def unflatten(self, vector: NDArray[np.float64], start: int) -> Payload:
+        raise NotImplementedError
+
+
+class _Leaf(_Spec):
+    def __init__(self, value: ArrayLike) -> None:
+        array = np.asarray(value)
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise TypeError(f"gossip averages numbers; got an array of {array.dtype}")
+        self.shape = array.shape
+        self.scalar = array.ndim == 0 and not isinstance(value, np.ndarray)
+        self.size = int(array.size)
+
+    def flatten(self, value: Payload, out: list[NDArray[np.float64]]) -> None:
+        array = np.asarray(value, dtype=np.float64)
+        if array.shape != self.shape:
+            raise ValueError(f"payload part has shape {array.shape}, expected {self.shape}")
+        out.append(array.reshape(-1))
+
+    def unflatten(self, vector: NDArray[np.float64], start: int) -> Payload:
+        part = vector[start : start + self.size]
+        return float(part[0]) if self.scalar else part.reshape(self.shape).copy()
+
+
+class _Mapping(_Spec):
+    def __init__(self, value: Mapping[Any, Payload]) -> None:
+        self.keys = tuple(value)
+        self.parts = tuple(_spec(value[k]) for k in self.keys)
+        self.size = sum(p.size for p in self.parts)
+
+    def flatten(self, value: Payload, out: list[NDArray[np.float64]]) -> None:
+        if set(value) != set(self.keys):
+            raise ValueError(f"payload keys {sorted(map(str, value))} differ from the first")
+        for key, part in zip(self.keys, self.parts, strict=True):
+            part.flatten(value[key], out)
+
+    def unflatten(self, vector: NDArray[np.float64], start: int) -> Payload:
+        result: dict[Any, Payload] = {}
+        for key, part in zip(self.keys, self.parts, strict=True):
+            result[key] = part.unflatten(vector, start)
+            start += part.size
+        return result
+
+
+class _Record(_Spec):
+    """A dataclass instance: rebuilt with :func:`dataclasses.replace` on the first one."""
+
+    def __init__(self, value: Any) -> None:
+        self.template = value
+        self.names = tuple(f.name for f in dataclasses.fields(value) if f.init)
+        self.parts = tuple(_spec(getattr(value, name)) for name in self.names)
+        self.size = sum(p.size for p in self.parts)
+
+    def flatten(self, value: Payload, out: list[NDArray[np.float64]]) -> None:
+        if type(value) is not type(self.template):
+            raise TypeError(f"payload is {type(value).__name__}, expected {type(self.template)}")
+        for name, part in zip(self.names, self.parts, strict=True):
+            part.flatten(getattr(value, name), out)
+
+    def unflatten(self, vector: NDArray[np.float64], start: int) -> Payload:
+        values: dict[str, Payload] = {}
+        for name, part in zip(self.names, self.parts, strict=True):
+            values[name] = part.unflatten(vector, start)
+            start += part.size
+        return dataclasses.replace(self.template, **values)
+
+
+class _Sequence(_Spec):
+    def __init__(self, value: Sequence[Payload]) -> None:
+        self.rebuild: Callable[[list[Payload]], Payload] = (
+            type(value)._make  # a named tuple
+            if isinstance(value, tuple) and hasattr(value, "_make")
+            else tuple
+            if isinstance(value, tuple)
+            else list
+        )
+        self.parts = tuple(_spec(v) for v in value)
+        self.size = sum(p.size for p in self.parts)
+
+    def flatten(self, value: Payload, out: list[NDArray[np.float64]]) -> None:
+        if len(value) != len(self.parts):
+            raise ValueError(f"payload has {len(value)} parts, expected {len(self.parts)}")
+        for item, part in zip(value, self.parts, strict=True):
+            part.flatten(item, out)
+
+    def unflatten(self, vector: NDArray[np.float64], start: int) -> Payload:
+        items = []
+        for part in self.parts:
+            items.append(part.unflatten(vector, start))
+            start += part.size
+        return self.rebuild(items)
+
+
+def _spec(value: Payload) -> _Spec:
+    if isinstance(value, Mapping):
+        return _Mapping(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _Record(value)
+    if isinstance(value, tuple | list):
+        return _Sequence(value)
+    return _Leaf(value)
+
+
+def _flatten(spec: _Spec, value: Payload) -> NDArray[np.float64]:
+    parts: list[NDArray[np.float64]] = []
+    spec.flatten(value, parts)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+# -- what travels -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GossipMessages:
+    """Every message of one round (or of one departure), for inspection.
+
+    Message ``i`` goes from ``sender[i]`` to ``receiver[i]`` (twin labels) and carries
+    ``numerator[i]`` (the payload-sized running sum, or for a departure the settled
+    amount), ``weight[i]`` and ``epoch[i]``: nothing else. Gossip messages are
+    broadcast, one running sum per sender, repeated for each of its links.
+
+    Attributes
+    ----------
+    round
+        Number of rounds completed before these messages were sent
+    kind
+        ``"gossip"`` for a round's running sums, ``"farewell"`` for what a departing
+        twin hands its neighbours
+    sender, receiver
+        Twin labels, one per message
+    delivered
+        Whether each message arrived (farewells always do)
+    numerator
+        (n_messages, n_values) flattened payload-sized vectors
+    weight
+        (n_messages,) push-sum weights
+    epoch
+        (n_messages,) the sender's epoch
+    """
+
+    round: int
+    kind: Literal["gossip", "farewell"]
+    sender: tuple[Hashable, ...]
+    receiver: tuple[Hashable, ...]
+    delivered: NDArray[np.bool_]
+    numerator: NDArray[np.float64]
+    weight: NDArray[np.float64]
+    epoch: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class GossipResult:
+    """Where a gossip run stopped.
+
+    Attributes
+    ----------
+    nodes
+        The twins present at the end, in the order of ``estimates``' rows
+    estimates
+        (n_nodes, n_values) every twin's estimate of the average, flattened
+    n_rounds
+        Rounds run in this call
+    converged
+        Every twin's own stopping test passed at the same check
+    settled_at
+        (n_nodes,) total round since ``start`` from which each twin's test has
+        passed at every check, ``-1`` if it did not pass at the last one
+    """
+
+    nodes: tuple[Hashable, ...]
+    estimates: NDArray[np.float64]
+    n_rounds: int
+    converged: bool
+    settled_at: NDArray[np.int64]
+
+    def relative_error(self, reference: ArrayLike) -> float:
+        """Largest disagreement of any twin with ``reference``, relative to its size.
+
+        ``max_i max_k |estimate[i, k] - reference[k]| / max_k |reference[k]|``: norm-wise,
+        so that entries near zero (a covariance's off-diagonal) do not dominate.
+        """
+        return _relative_error(self.estimates, np.asarray(reference, dtype=np.float64))
+
+
+def _relative_error(estimates: NDArray[np.float64], reference: NDArray[np.float64]) -> float:
+    scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+    deviation = float(np.max(np.abs(estimates - reference))) if estimates.size else 0.0
+    return deviation / scale if scale > 0 else deviation
+
+
+# -- the graph --------------------------------------------------------------------------------
+class PeerGraph(Protocol):
+    """A peer graph as gossip reads it: its twins, by iteration, and its links.
+
+    A :class:`networkx.Graph` is one; links are undirected, self-loops are ignored.
+    """
+
+    def __iter__(self) -> Iterator[Hashable]: ...
+
+    @property
+    def edges(self) -> Iterable[tuple[Hashable, Hashable]]: ...
+
+
+@dataclass(frozen=True)
+class _Links:
+    """A peer graph given by its node and edge lists."""
+
+    nodes: tuple[Hashable, ...]
+    edges: tuple[tuple[Hashable, Hashable], ...]
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self.nodes)
+
+
+def _neighbours(graph: PeerGraph) -> dict[Hashable, set[Hashable]]:
+    adjacency: dict[Hashable, set[Hashable]] = {node: set() for node in graph}
+    for u, v in graph.edges:
+        if u != v:
+            adjacency[u].add(v)
+            adjacency[v].add(u)
+    return adjacency
+
+
+def _induced(graph: PeerGraph, nodes: Iterable[Hashable]) -> PeerGraph:
+    """The peer graph of ``nodes`` and the links among them, in the graph's node order."""
+    keep = set(nodes)
+    return _Links(
+        tuple(node for node in graph if node in keep),
+        tuple((u, v) for u, v in graph.edges if u in keep and v in keep),
+    )
+
+
+def _adjacency_matrix(adjacency: Mapping[Hashable, set[Hashable]]) -> sp.csr_array:
+    index = {node: i for i, node in enumerate(adjacency)}
+    rows = [index[u] for u, links in adjacency.items() for _ in links]
+    columns = [index[v] for links in adjacency.values() for v in links]
+    n = len(index)
+    return sp.csr_array((np.ones(len(rows)), (rows, columns)), shape=(n, n))
+
+
+def _is_connected(graph: PeerGraph) -> bool:
+    """Whether every twin can reach every other through links (and there is a twin)."""
+    adjacency = _neighbours(graph)
+    if not adjacency:
+        return False
+    n_components, _ = csgraph.connected_components(_adjacency_matrix(adjacency), directed=False)
+    return int(n_components) == 1
+
+
+def spectral_gap(graph: PeerGraph) -> float:
+    """One minus the second-largest eigenvalue modulus of the gossip matrix.
+
+    The matrix is push-sum's ``W = (I + A)(I + D)^(-1)``: each twin keeps a share of
+    ``1 / (1 + degree)`` and sends one to each neighbour. ``W`` is similar to a
+    symmetric matrix, so its eigenvalues are real; the error of every twin's estimate
+    shrinks like ``(1 - gap)^rounds``, so about ``log(1 / eps) / gap`` rounds reach a
+    relative error ``eps``.
+
+    Parameters
+    ----------
+    graph
+        An undirected peer graph
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``; zero for a disconnected graph.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> round(spectral_gap(nx.complete_graph(5)), 12)
+    1.0
+    >>> round(spectral_gap(nx.cycle_graph(4)), 6)  # eigenvalues (1 + 2 cos(pi k / 2)) / 3
+    0.666667
+    """
+    adjacency = _adjacency_matrix(_neighbours(graph))
+    n = adjacency.shape[0]
+    if n < 2:
+        return 1.0
+    if int(csgraph.connected_components(adjacency, directed=False)[0]) > 1:
+        return 0.0
+    # W = (I + A)(I + D)^-1 is similar to the symmetric (I + D)^-1/2 (I + A) (I + D)^-1/2.
+    root_weight = np.sqrt(1.0 + np.asarray(adjacency.sum(axis=1)).ravel())
+    scale = sp.diags_array(1.0 / root_weight)
+    matrix = sp.csr_array(scale @ (sp.eye_array(n) + adjacency) @ scale)
+    # The top eigenvector is known exactly: sqrt(1 + degree). Project it out.
+    top = root_weight / np.linalg.norm(root_weight)
+    if n <= _DENSE_EIGEN_MAX_NODES:
+        dense = matrix.toarray() - np.outer(top, top)
+        second = float(np.max(np.abs(np.linalg.eigvalsh(dense))))
+    else:
+
+        def deflated(x: NDArray[np.float64]) -> NDArray[np.float64]:
+            x = np.asarray(x, dtype=np.float64).reshape(-1)
+            return np.asarray(matrix @ x - top * (top @ x))
+
+        operator = spla.LinearOperator((n, n), matvec=deflated, dtype=np.float64)
+        values = spla.eigsh(operator, k=1, which="LM", tol=1e-10, return_eigenvectors=False)
+        second = float(np.max(np.abs(values)))
+    return max(0.0, 1.0 - second)
+
+
+# -- push-sum ---------------------------------------------------------------------------------
+_ROUNDS_PER_BATCH = 16
+# Rounds are applied to a block of payload columns at a time, all rounds of a batch while
+# the block stays in cache: n_twins x width x 8 bytes of about this size.
+_BLOCK_BYTES = 2**21
+_MIN_BLOCK = 16
+
+
+def _csr(
+    rows: NDArray[np.intp],
+    columns: NDArray[np.intp],
+    data: NDArray[np.float64],
+    shape: tuple[int, int],
+) -> sp.csr_array:
+    """A sparse matrix from entries whose ``rows`` are sorted (no conversion needed)."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.intp)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    return sp.csr_array((data, columns, indptr), shape=shape)
+
+
+def _selection(
+    rows: NDArray[np.intp], columns: NDArray[np.intp], n_rows: int, n_columns: int
+) -> sp.csr_array | None:
+    """A 0/1 matrix adding column ``columns[k]`` of its operand into row ``rows[k]``."""
+    if rows.size == 0:
+        return None
+    return _csr(rows, columns, np.ones(rows.size), (n_rows, n_columns))
+
+
+@dataclass(frozen=True)
+class _RoundPlan:
+    """One round as linear maps, the same for every payload column.
+
+    ``state' = transfer @ state + from_pending @ pending`` (plus the own payload on the
+    rows of restarting twins) and ``pending' = to_pending @ state + carried @ pending``,
+    where ``pending`` has one row per link whose mass waits for a message to get through.
+    """
+
+    transfer: sp.csr_array
+    n_pending: int = 0
+    from_pending: sp.csr_array | None = None
+    to_pending: sp.csr_array | None = None
+    carried: sp.csr_array | None = None
+    reset: NDArray[np.intp] = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    delivered: NDArray[np.bool_] | None = None
+    sender_epoch: NDArray[np.int64] | None = None
+
+    def apply(
+        self,
+        state: NDArray[np.float64],
+        pending: NDArray[np.float64],
+        own: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        new_state = np.asarray(self.transfer @ state)
+        if self.from_pending is not None:
+            new_state += self.from_pending @ pending
+        if self.reset.size:
+            new_state[self.reset] += own[self.reset]
+        if self.to_pending is None:
+            return new_state, pending
+        new_pending = np.asarray(self.to_pending @ state)
+        if self.carried is not None:
+            new_pending += self.carried @ pending
+        return new_state, new_pending
+
+
+class _Movement:
+    """How far each twin's estimate moved since the previous check, block by block."""
+
+    def __init__(self, blocks: list[NDArray[np.float64]]) -> None:
+        weight = blocks[-1][:, -1]
+        last = len(blocks) - 1
+        self.previous = [self._estimate(b, weight, i == last) for i, b in enumerate(blocks)]
+        self.moved = np.zeros(weight.size)
+        self.size = np.zeros(weight.size)
+
+    @staticmethod
+    def _estimate(
+        block: NDArray[np.float64], weight: NDArray[np.float64], last: bool
+    ) -> NDArray[np.float64]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (block[:, :-1] if last else block) / weight[:, None]
+
+    def clear(self) -> None:
+        self.moved[:] = 0.0
+        self.size[:] = 0.0
+
+    def update(
+        self, index: int, block: NDArray[np.float64], weight: NDArray[np.float64], last: bool
+    ) -> None:
+        estimate = self._estimate(block, weight, last)
+        if estimate.shape[1]:
+            # In place on the previous estimates: this runs on every block at every check.
+            change = self.previous[index]
+            with np.errstate(invalid="ignore"):
+                np.subtract(estimate, change, out=change)
+                np.abs(change, out=change)
+                moved = change.max(axis=1)
+                np.maximum(self.moved, moved, out=self.moved)
+                np.maximum(self.size, estimate.max(axis=1), out=self.size)
+                np.maximum(self.size, -estimate.min(axis=1), out=self.size)
+            # A twin with no weight yet has no estimate: it has not settled.
+            self.moved[~np.isfinite(moved)] = np.inf
+        self.previous[index] = estimate
+
+
+class PushSum:
+    """Loss-robust push-sum over a peer graph, simulated round by round.
+
+    Parameters
+    ----------
+    graph
+        Undirected peer graph; twins are its nodes, links its edges. It is copied
+        on :meth:`start` and never modified.
+    loss
+        Probability ``[0, 1)`` that any one message is lost, independently
+    seed
+        Randomness of the losses
+    initiator
+        By default every twin starts with weight one and the estimates converge
+        to the *mean* of the payloads. Given a twin, only it starts with weight one and
+        they converge to the *sum* (Kempe et al. 2003): no twin needs to know how many
+        twins there are. After a crash the twin that names the winning epoch takes the
+        initiator's part.
+    on_messages
+        Called with every round's (and every departure's) messages, for
+        inspecting what travels; costs ``n_links x n_values`` memory per round.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> import numpy as np
+    >>> graph = nx.cycle_graph(6)
+    >>> values = {node: np.array([float(node), 1.0]) for node in graph}
+    >>> result = PushSum(graph, loss=0.2, seed=0).start(values).run(tol=1e-12)
+    >>> bool(result.converged), result.relative_error([2.5, 1.0]) < 1e-9
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        graph: PeerGraph,
+        *,
+        loss: float = 0.0,
+        seed: Seed = None,
+        initiator: Hashable | None = None,
+        on_messages: Callable[[GossipMessages], None] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.loss = loss
+        self.seed = seed
+        self.initiator = initiator
+        self.on_messages = on_messages
+
+    # -- setting up ----------------------------------------------------------------------
+    def start(self, payloads: Mapping[Hashable, Payload] | ArrayLike) -> Self:
+        """Give every twin its payload and reset the gossip state.
+
+        Parameters
+        ----------
+        payloads
+            A payload per twin (keys: the graph's nodes), every payload of the
+            same structure; or an array of shape ``(n_nodes, n_values)`` whose rows
+            follow ``list(graph)``
+
+        Returns
+        -------
+        PushSum
+            ``self``, ready to :meth:`step` or :meth:`run`.
+        """
+        if not 0.0 <= self.loss < 1.0:
+            raise ValueError(f"loss must be in [0, 1), got {self.loss}")
+        if not hasattr(self, "_rng"):
+            # Kept across starts: a fit that gossips every round draws fresh losses.
+            self._rng = (
+                self.seed
+                if isinstance(self.seed, np.random.Generator)
+                else np.random.default_rng(self.seed)
+            )
+        nodes = list(self.graph)
+        if not nodes:
+            raise ValueError("the graph has no nodes")
+        if isinstance(payloads, Mapping):
+            missing = set(nodes) - set(payloads)
+            extra = set(payloads) - set(nodes)
+            if missing or extra:
+                raise ValueError(f"payloads missing for {missing or '{}'}, extra for {extra}")
+            self._spec: _Spec = _spec(payloads[nodes[0]])
+            values = np.stack([_flatten(self._spec, payloads[node]) for node in nodes])
+        else:
+            values = np.asarray(payloads, dtype=np.float64)
+            if values.ndim != 2 or values.shape[0] != len(nodes):
+                raise ValueError(
+                    f"payload array must be (n_nodes={len(nodes)}, n_values), got {values.shape}"
+                )
+            self._spec = _Leaf(values[0])
+        if values.shape[1] == 0:
+            raise ValueError("payloads hold no numbers")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("payloads must be finite")
+        n, d = values.shape
+        self._neighbours = _neighbours(self.graph)
+        self._slot: dict[Hashable, int] = {node: i for i, node in enumerate(nodes)}
+        self._label: list[Hashable] = list(nodes)
+        # The last column is the push-sum weight: numerator and weight travel together.
+        # A twin's own weight is what it takes away when it leaves: for a sum, none.
+        self._own_weight = 1.0 if self.initiator is None else 0.0
+        self._own = np.hstack([values, np.full((n, 1), self._own_weight)])
+        width = max(_MIN_BLOCK, _BLOCK_BYTES // (8 * n))
+        self._bounds = [(a, min(a + width, d + 1)) for a in range(0, d + 1, width)]
+        self._blocks = self._split(self._own)
+        if self.initiator is not None:
+            if self.initiator not in self._neighbours:
+                raise ValueError(f"initiator {self.initiator!r} is not in the graph")
+            self._blocks[-1][nodes.index(self.initiator), -1] = 1.0
+        self._pending = self._split(np.zeros((0, d + 1)))
+        self._sent = np.zeros_like(self._own) if self.on_messages is not None else None
+        self._alive = np.ones(n, dtype=bool)
+        self._epoch = np.zeros(n, dtype=np.int64)
+        self._pending_arcs = np.zeros(0, dtype=np.intp)
+        self._n_rounds = 0
+        self._clock = 0
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._rebuild_links()
+        return self
+
+    def _split(self, matrix: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+        # Copies, never views: the blocks are updated in place.
+        return [np.array(matrix[:, a:b], order="C") for a, b in self._bounds]
+
+    @staticmethod
+    def _join(blocks: list[NDArray[np.float64]]) -> NDArray[np.float64]:
+        return np.hstack(blocks)
+
+    def _rebuild_links(self) -> None:
+        """Arcs sorted by (receiver, sender), the lossless round, pending mass remapped."""
+        old_keys = self._keys
+        capacity = len(self._label)
+        arcs = np.array(
+            [
+                (self._slot[u], self._slot[v])
+                for u, links in self._neighbours.items()
+                for v in links
+            ],
+            dtype=np.intp,
+        ).reshape(-1, 2)
+        src, dst = arcs[:, 0], arcs[:, 1]
+        order = np.lexsort((src, dst))
+        self._src, self._dst = src[order], dst[order]
+        self._keys = self._dst.astype(np.int64) * _EPOCH_ROUND + self._src
+        # The arcs and every twin's own loop, sorted by (receiver, sender): the entries
+        # of a round's matrix; _arc_of maps each to its arc (a loop to any arc).
+        loops = np.arange(capacity)
+        every_dst = np.concatenate([self._dst, loops])
+        every_src = np.concatenate([self._src, loops])
+        order = np.lexsort((every_src, every_dst))
+        self._loop_dst, self._loop_src = every_dst[order], every_src[order]
+        self._loop = order >= self._dst.size
+        self._arc_of = np.where(self._loop, 0, order)
+        degree = np.bincount(self._src, minlength=capacity).astype(np.float64)
+        self._share = np.where(self._alive, 1.0 / (1.0 + degree), 0.0)
+        # A lossless round is state <- W @ state, W = (I + A) diag(share).
+        self._mixing = sp.csr_array(
+            sp.csr_array(
+                (self._share[self._src], (self._dst, self._src)), shape=(capacity, capacity)
+            )
+            + sp.diags_array(self._share)
+        )
+        if self._pending_arcs.size:
+            # Pending mass follows its link; a removed link was settled before removal.
+            keys = old_keys[self._pending_arcs]
+            where = np.searchsorted(self._keys, keys)
+            found = where < self._keys.size
+            found[found] = self._keys[where[found]] == keys[found]
+            self._pending_arcs = where[found].astype(np.intp)
+            self._pending = [p[found] for p in self._pending]
+
+    # -- state -----------------------------------------------------------------------------
+    def _require_started(self) -> None:
+        if not hasattr(self, "_blocks"):
+            raise RuntimeError("call start(payloads) first")
+
+    @property
+    def nodes_(self) -> tuple[Hashable, ...]:
+        """The twins present now, in the order of :attr:`estimates_`' rows."""
+        self._require_started()
+        return tuple(self._label[i] for i in np.flatnonzero(self._alive))
+
+    @property
+    def estimates_(self) -> NDArray[np.float64]:
+        """(n_nodes, n_values) every present twin's estimate: numerator / weight."""
+        self._require_started()
+        rows = slice(None) if self._alive.all() else np.flatnonzero(self._alive)
+        weight = self._blocks[-1][rows, -1:]
+        out = np.empty((weight.shape[0], self._own.shape[1] - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for block, (a, b) in zip(self._blocks, self._bounds, strict=True):
+                columns = min(b, out.shape[1]) - a
+                np.divide(block[rows, :columns], weight, out=out[:, a : a + columns])
+        return out
+
+    @property
+    def n_rounds_(self) -> int:
+        """Rounds run since :meth:`start`."""
+        self._require_started()
+        return self._n_rounds
+
+    def estimate(self, node: Hashable) -> Payload:
+        """One twin's estimate of the average, in the structure of the payloads."""
+        self._require_started()
+        slot = self._present_slot(node)
+        row = np.concatenate([block[slot] for block in self._blocks])
+        return self._spec.unflatten(row[:-1] / row[-1], 0)
+
+    # -- rounds ------------------------------------------------------------------------------
+    def step(self, n_rounds: int = 1) -> Self:
+        """Run ``n_rounds`` synchronous rounds."""
+        self._require_started()
+        self._advance(n_rounds, None)
+        return self
+
+    def _advance(self, n_rounds: int, movement: _Movement | None) -> None:
+        batch = 1 if self.on_messages is not None else _ROUNDS_PER_BATCH
+        done = 0
+        while done < n_rounds:
+            n = min(batch, n_rounds - done)
+            done += n
+            plans = [self._plan_round() for _ in range(n)]
+            self._apply(plans, movement if done == n_rounds else None)
+
+    def _plan_round(self) -> _RoundPlan:
+        """Draw one round's losses and work out who receives what; payload-free."""
+        alive_epochs = self._epoch[self._alive]
+        one_epoch = alive_epochs.size == 0 or alive_epochs.min() == alive_epochs.max()
+        src, dst, share, epoch = self._src, self._dst, self._share, self._epoch
+        self._n_rounds += 1
+        if self.loss == 0.0 and one_epoch and not self._pending_arcs.size:
+            # Nothing is lost and nothing is pending: the whole round is one product.
+            everything = np.ones(src.size, dtype=bool)
+            return _RoundPlan(self._mixing, delivered=everything, sender_epoch=epoch[src])
+        n = epoch.size
+        delivered = self._rng.random(src.size) >= self.loss
+        if one_epoch:
+            accepted = delivered
+            reset = np.zeros(n, dtype=bool)
+            new_epoch = epoch
+        else:
+            # A receiver adopts the newest epoch among the messages reaching it and
+            # restarts from its own payload; messages of other epochs are discarded.
+            heard = np.full(n, _NO_EPOCH, dtype=np.int64)
+            np.maximum.at(heard, dst[delivered], epoch[src[delivered]])
+            new_epoch = np.maximum(epoch, heard)
+            reset = (new_epoch > epoch) & self._alive
+            accepted = delivered & (epoch[src] == new_epoch[dst])
+        # Each twin keeps its share (a restarting twin its payload instead) and receives
+        # the shares carried by accepted messages, and the mass waiting on their links.
+        entries = self._loop | accepted[self._arc_of]
+        rows, columns = self._loop_dst[entries], self._loop_src[entries]
+        data = share[columns]
+        if reset.any():
+            data[(rows == columns) & reset[rows]] = 0.0
+        transfer = _csr(rows, columns, data, (n, n))
+        old_arcs = self._pending_arcs
+        arrive = accepted[old_arcs]
+        from_pending = _selection(dst[old_arcs[arrive]], np.flatnonzero(arrive), n, old_arcs.size)
+        # A lost message's share waits on its link, added to what already waited there;
+        # a restarting twin's unsent old-epoch mass is void.
+        lost_arcs = np.flatnonzero(~delivered)
+        lost_arcs = lost_arcs[~reset[src[lost_arcs]]]
+        to_pending = _csr(
+            np.arange(lost_arcs.size), src[lost_arcs], share[src[lost_arcs]], (lost_arcs.size, n)
+        )
+        where = np.searchsorted(lost_arcs, old_arcs)
+        waiting = where < lost_arcs.size
+        waiting[waiting] = lost_arcs[where[waiting]] == old_arcs[waiting]
+        carried = _selection(where[waiting], np.flatnonzero(waiting), lost_arcs.size, old_arcs.size)
+        self._pending_arcs = lost_arcs
+        self._epoch = new_epoch
+        return _RoundPlan(
+            transfer,
+            n_pending=lost_arcs.size,
+            from_pending=from_pending,
+            to_pending=to_pending,
+            carried=carried,
+            reset=np.flatnonzero(reset),
+            delivered=delivered,
+            sender_epoch=epoch[src],
+        )
+
+    def _apply(self, plans: list[_RoundPlan], movement: _Movement | None) -> None:
+        """Apply planned rounds, block of columns by block; the weights' block first."""
+        if self._sent is not None:
+            # Inspection only (one plan at a time): the running sums the messages carry.
+            (plan,) = plans
+            assert plan.delivered is not None and plan.sender_epoch is not None
+            self._sent += self._join(self._blocks) * self._share[:, None]
+            self._emit(
+                "gossip",
+                self._n_rounds - 1,
+                self._src,
+                self._dst,
+                plan.delivered,
+                self._sent[self._src],
+                plan.sender_epoch,
+            )
+            self._sent[plan.reset] = 0.0
+        last = len(self._blocks) - 1
+        weight = np.zeros(0)
+        for index in range(last, -1, -1):
+            a, b = self._bounds[index]
+            own = self._own[:, a:b]
+            state, pending = self._blocks[index], self._pending[index]
+            for plan in plans:
+                state, pending = plan.apply(state, pending, own)
+            self._blocks[index], self._pending[index] = state, pending
+            if movement is not None:
+                if index == last:
+                    weight = state[:, -1].copy()
+                movement.update(index, state, weight, index == last)
+
+    def _emit(
+        self,
+        kind: Literal["gossip", "farewell"],
+        round_index: int,
+        src: NDArray[np.intp],
+        dst: NDArray[np.intp],
+        delivered: NDArray[np.bool_],
+        carried: NDArray[np.float64],
+        epoch: NDArray[np.int64],
+    ) -> None:
+        assert self.on_messages is not None
+        self.on_messages(
+            GossipMessages(
+                round=round_index,
+                kind=kind,
+                sender=tuple(self._label[i] for i in src),
+                receiver=tuple(self._label[i] for i in dst),
+                delivered=np.array(delivered, dtype=bool),
+                numerator=np.array(carried[:, :-1]),
+                weight=np.array(carried[:, -1]),
+                epoch=np.array(epoch, dtype=np.int64),
+            )
+        )
+
+    def run(
+        self, *, tol: float = 1e-10, patience: int = 10, max_rounds: int = 1_000_000
+    ) -> GossipResult:
+        """Gossip until every twin's own stopping test passes, or ``max_rounds``.
+
+        A twin's test uses only its own estimates: over the last ``patience`` rounds its
+        estimate moved by at most ``tol`` relative to its size (max norm). The test is
+        evaluated every ``patience`` rounds; the run ends at the first check where every
+        twin passes. In a deployment a twin would fix its answer then but keep relaying
+        until its neighbours have too, since gossip only mixes while twins forward.
+
+        The test bounds the movement, not the error: about ``tol / min(1, patience *
+        gap)`` is left for a gossip matrix of spectral gap ``gap``, so a poorly connected
+        graph (a long ring) needs a smaller ``tol``.
+
+        Parameters
+        ----------
+        tol
+            Relative movement allowed over ``patience`` rounds
+        patience
+            Rounds between a twin's checks
+        max_rounds
+            Guard on the rounds of this call
+
+        Returns
+        -------
+        GossipResult
+        """
+        self._require_started()
+        if patience < 1:
+            raise ValueError("patience must be at least 1")
+        alive = self._alive
+        movement = _Movement(self._blocks)
+        since = np.full(int(alive.sum()), -1, dtype=np.int64)
+        n_rounds = 0
+        converged = False
+        while n_rounds < max_rounds:
+            batch = min(patience, max_rounds - n_rounds)
+            movement.clear()
+            self._advance(batch, movement)
+            n_rounds += batch
+            passed = movement.moved[alive] <= tol * movement.size[alive]
+            since = np.where(passed, np.where(since < 0, self._n_rounds, since), -1)
+            if batch == patience and passed.all():
+                converged = True
+                break
+        return GossipResult(
+            nodes=self.nodes_,
+            estimates=self.estimates_,
+            n_rounds=n_rounds,
+            converged=converged,
+            settled_at=since,
+        )
+
+    # -- membership --------------------------------------------------------------------------
+    def join(self, node: Hashable, payload: Payload, neighbours: Iterable[Hashable]) -> Self:
+        """A twin arrives with its payload and links to some present twins.
+
+        It takes the newest epoch among its neighbours; the average the network converges
+        to now includes its payload.
+        """
+        self._require_started()
+        if node in self._slot and self._alive[self._slot[node]]:
+            raise ValueError(f"{node!r} is already present")
+        links = [v for v in neighbours if v != node]
+        slots = [self._present_slot(v) for v in links]
+        own = np.append(_flatten(self._spec, payload), self._own_weight)
+        if not np.all(np.isfinite(own)):
+            raise ValueError("payload must be finite")
+        slot = len(self._label)
+        self._label.append(node)
+        self._slot[node] = slot
+        self._own = np.vstack([self._own, own])
+        self._blocks = [
+            np.vstack([blk, own[a:b]])
+            for blk, (a, b) in zip(self._blocks, self._bounds, strict=True)
+        ]
+        if self._sent is not None:
+            self._sent = np.vstack([self._sent, np.zeros_like(own)])
+        self._alive = np.append(self._alive, True)
+        self._epoch = np.append(self._epoch, max((self._epoch[s] for s in slots), default=0))
+        self._neighbours[node] = set(links)
+        for v in links:
+            self._neighbours[v].add(node)
+        self._rebuild_links()
+        return self
+
+    def leave(self, nodes: Iterable[Hashable]) -> Self:
+        """Twins leave gracefully, each taking exactly its own contribution with it.
+
+        The departing twin takes back what it sent that has not arrived, returns to each
+        neighbour what that neighbour sent it that has not arrived, and hands its
+        holdings minus its own payload (numerator and weight) in equal parts to its
+        neighbours of its epoch; with no such neighbour the departure counts as a
+        :meth:`crash`. Twins leaving together leave one after the other; the survivors
+        must stay connected for their average to be reached.
+        """
+        self._require_started()
+        for node in list(nodes):
+            self._leave_one(self._present_slot(node))
+        return self
+
+    def _leave_one(self, slot: int) -> None:
+        state = self._join(self._blocks)
+        pending = self._join(self._pending)
+        outgoing = self._src[self._pending_arcs] == slot
+        incoming = self._dst[self._pending_arcs] == slot
+        account = state[slot] + pending[outgoing].sum(axis=0)
+        senders = self._src[self._pending_arcs[incoming]]
+        returned = pending[incoming]
+        np.add.at(state, senders, returned)
+        keep = ~(outgoing | incoming)
+        self._pending_arcs = self._pending_arcs[keep]
+        self._pending = self._split(pending[keep])
+        peers = np.array(
+            [
+                self._slot[v]
+                for v in self._neighbours[self._label[slot]]
+                if self._epoch[self._slot[v]] == self._epoch[slot]
+            ],
+            dtype=np.intp,
+        )
+        residual = account - self._own[slot]
+        if peers.size == 0 and np.any(residual != 0.0):
+            self._blocks = self._split(state)
+            self._crash_slots([slot])
+            return
+        part = residual / max(peers.size, 1)
+        state[peers] += part
+        self._blocks = self._split(state)
+        if self._sent is not None:
+            n_messages = senders.size + peers.size
+            self._emit(
+                "farewell",
+                self._n_rounds,
+                np.full(n_messages, slot, dtype=np.intp),
+                np.concatenate([senders, peers]),
+                np.ones(n_messages, dtype=bool),
+                np.vstack([returned, np.tile(part, (peers.size, 1))]),
+                np.full(n_messages, self._epoch[slot], dtype=np.int64),
+            )
+        self._remove([slot])
+
+    def crash(self, nodes: Iterable[Hashable]) -> Self:
+        """Twins vanish with whatever mass they held; their neighbours start a new epoch.
+
+        Each present neighbour of a crashed twin restarts from its own payload in a new
+        epoch, named after the round and itself; the restart spreads with the messages
+        and the network converges on the survivors' average.
+        """
+        self._require_started()
+        self._crash_slots([self._present_slot(node) for node in nodes])
+        return self
+
+    def _crash_slots(self, slots: list[int]) -> None:
+        gone = set(slots)
+        detectors = sorted(
+            {
+                self._slot[v]
+                for s in slots
+                for v in self._neighbours[self._label[s]]
+                if self._slot[v] not in gone
+            }
+        )
+        self._remove(slots)
+        if not detectors:
+            return
+        # Later restarts must have larger names: a clock that follows the rounds and
+        # moves on when two restarts begin between the same two rounds.
+        self._clock = max(self._clock + 1, self._n_rounds + 1)
+        restarted = np.array(detectors, dtype=np.intp)
+        self._epoch[restarted] = self._clock * _EPOCH_ROUND + restarted
+        for block, (a, b) in zip(self._blocks, self._bounds, strict=True):
+            block[restarted] = self._own[restarted, a:b]
+        # Whichever restart wins, the twin that named it holds the one unit of weight.
+        self._blocks[-1][restarted, -1] = 1.0
+        if self._sent is not None:
+            self._sent[restarted] = 0.0
+        void = np.isin(self._src[self._pending_arcs], restarted)
+        self._pending_arcs = self._pending_arcs[~void]
+        self._pending = [p[~void] for p in self._pending]
+
+    def _present_slot(self, node: Hashable) -> int:
+        slot = self._slot.get(node)
+        if slot is None or not self._alive[slot]:
+            raise ValueError(f"{node!r} is not present")
+        return slot
+
+    def _remove(self, slots: list[int]) -> None:
+        for slot in slots:
+            self._alive[slot] = False
+            for block in self._blocks:
+                block[slot] = 0.0
+            for v in self._neighbours.pop(self._label[slot]):
+                self._neighbours[v].discard(self._label[slot])
+        self._rebuild_links()
+
+
+def gossip_mean(
+    payloads: Mapping[Hashable, Payload] | ArrayLike,
+    graph: PeerGraph,
+    *,
+    loss: float = 0.0,
+    tol: float = 1e-10,
+    patience: int = 10,
+    max_rounds: int = 1_000_000,
+    seed: Seed = None,
+) -> GossipResult:
+    """Average payloads over a peer graph by loss-robust push-sum, with no coordinator.
+
+    Parameters
+    ----------
+    payloads
+        A payload per twin, or an ``(n_nodes, n_values)`` array in ``list(graph)``
+        order; see :meth:`PushSum.start`
+    graph
+        Undirected, connected peer graph
+    loss
+        Probability that any one message is lost
+    tol, patience, max_rounds
+        The stopping test; see :meth:`PushSum.run`
+    seed
+        Randomness of the losses
+
+    Returns
+    -------
+    GossipResult
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> import numpy as np
+    >>> graph = nx.random_regular_graph(4, 100, seed=1)
+    >>> values = np.arange(200.0).reshape(100, 2)
+    >>> result = gossip_mean(values, graph, loss=0.2, seed=2)
+    >>> result.relative_error(values.mean(axis=0)) < 1e-8
+    True
+    """
+    return (
+        PushSum(graph, loss=loss, seed=seed)
+        .start(payloads)
+        .run(tol=tol, patience=patience, max_rounds=max_rounds)
+    )
+
+
+def predicted_rounds(gap: float, eps: float) -> float:
+    """Rounds for an error to shrink by ``eps`` at rate ``1 - gap``.
+
+    ``log(eps) / log(1 - gap)``: the theory behind :func:`spectral_gap`.
+    """
+    if gap <= 0.0:
+        return math.inf
+    if gap >= 1.0:
+        return 1.0
+    return max(1.0, math.log(eps) / math.log1p(-gap))

@@ -1,0 +1,277 @@
+"""The fleet fit peer to peer: the rounds of the central fit, push-sum in place of a server.
+
+Every twin keeps its own copy of the population. A round is: each twin runs
+:func:`~twinweave.transfer.local_step` on its statistics and its copy; the twins add up
+their summaries by push-sum over the peer graph (:class:`~twinweave.transfer.PushSum`
+with an initiator, so every twin ends holding the *sum*, with no twin counting the
+fleet); each twin runs :func:`~twinweave.transfer.aggregate` on its own estimate of the
+sum and tests :func:`~twinweave.transfer.population_change` on its own copy. The copies
+differ from the central fit's population by the gossip's remaining error, which EM
+contracts, so the fit agrees with :func:`~twinweave.transfer.fit_central` to about the
+gossip tolerance. ``docs/FLEET_MODEL.md`` gives the model and what travels;
+``docs/GOSSIP.md`` the protocol and its rounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Hashable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from twinweave.transfer._gossip import (
+    GossipMessages,
+    PeerGraph,
+    PushSum,
+    Seed,
+    _induced,
+    _is_connected,
+    _neighbours,
+)
+from twinweave.transfer._hierarchy import (
+    aggregate,
+    initial_population,
+    kinds_of,
+    local_step,
+    population_change,
+    twin_posterior,
+)
+from twinweave.transfer._records import (
+    FleetPrior,
+    FloatArray,
+    LocalSummary,
+    Population,
+    TwinPosterior,
+    TwinStatistics,
+)
+
+__all__ = ["GossipFit", "fit_gossip", "summary_from_payload", "summary_payload"]
+
+
+_PACKED = "_upper"
+
+
+def summary_payload(summary: LocalSummary) -> dict[str, FloatArray]:
+    """What a twin gossips: the numbers of its summary, nothing else.
+
+    The fields of :meth:`~twinweave.transfer.LocalSummary.to_arrays`; the per-kind
+    ``(T, p, p)`` matrices (sums of symmetric matrices) travel as their upper triangles,
+    row by row, under the field's name with ``_upper`` appended, which halves the
+    message.
+
+    Parameters
+    ----------
+    summary
+        The twin's answer to a round.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Every numeric field; a matrix field ``(T, p, p)`` as ``(T, p (p + 1) / 2)``.
+
+    Raises
+    ------
+    ValueError
+        If a matrix field is not symmetric, so that its upper triangle would not
+        carry it.
+    """
+    out: dict[str, FloatArray] = {}
+    for name, value in summary.to_arrays().items():
+        array = np.asarray(value, dtype=np.float64)
+        if array.ndim == 3 and array.shape[1] == array.shape[2]:
+            transposed = np.swapaxes(array, 1, 2)
+            if not np.allclose(array, transposed, rtol=1e-10, atol=1e-12 * np.abs(array).max()):
+                raise ValueError(f"{name}: expected symmetric matrices to send their triangles")
+            upper = np.triu_indices(array.shape[1])
+            out[name + _PACKED] = array[:, upper[0], upper[1]]
+        else:
+            out[name] = array
+    return out
+
+
+def summary_from_payload(payload: Mapping[str, FloatArray], kinds: tuple[str, ...]) -> LocalSummary:
+    """The inverse of :func:`summary_payload` (for a gossiped sum as for one twin's)."""
+    arrays: dict[str, FloatArray] = {}
+    for name, value in payload.items():
+        array = np.asarray(value, dtype=np.float64)
+        if name.endswith(_PACKED):
+            p = math.isqrt(8 * array.shape[1] + 1) // 2
+            upper = np.triu_indices(p)
+            full = np.zeros((array.shape[0], p, p))
+            full[:, upper[0], upper[1]] = array
+            full[:, upper[1], upper[0]] = array
+            arrays[name.removesuffix(_PACKED)] = full
+        else:
+            arrays[name] = array
+    return LocalSummary.from_arrays(arrays, kinds)
+
+
+@dataclass(frozen=True, eq=False)
+class GossipFit:
+    """A fleet fitted by gossip: what each twin ends up holding.
+
+    Parameters
+    ----------
+    populations
+        Each present twin's own copy of the population.
+    twins
+        Each present twin's posterior, from its statistics and its own population.
+    n_rounds
+        Rounds run (aggregations).
+    converged
+        Every twin's own stopping test passed in the same round, and every round's
+        gossip met its tolerance.
+    gossip_rounds
+        Push-sum rounds used by each fleet round.
+    """
+
+    populations: Mapping[Hashable, Population]
+    twins: Mapping[Hashable, TwinPosterior]
+    n_rounds: int
+    converged: bool
+    gossip_rounds: tuple[int, ...]
+
+
+def fit_gossip(
+    stats: Mapping[Hashable, TwinStatistics],
+    graph: PeerGraph,
+    prior: FleetPrior,
+    *,
+    loss: float = 0.0,
+    n_rounds: int = 1000,
+    tol: float = 1e-6,
+    gossip_tol: float = 1e-13,
+    patience: int = 10,
+    max_gossip_rounds: int = 1_000_000,
+    available: Callable[[int], Collection[Hashable]] | None = None,
+    seed: Seed = None,
+    on_messages: Callable[[GossipMessages], None] | None = None,
+) -> GossipFit:
+    """Partial pooling fitted peer to peer, with no coordinator.
+
+    Parameters
+    ----------
+    stats
+        Each twin's statistics, keyed by its node in ``graph`` (they never leave it).
+        Kinds are ordered by first appearance, as :func:`~twinweave.transfer.fit_central`
+        orders them: the fleet's configuration, known to every twin.
+    graph
+        Who talks to whom; the present twins' subgraph must be connected.
+    prior
+        The hierarchy's hyperprior and settings.
+    loss
+        Probability that any one gossip message is lost.
+    n_rounds, tol
+        Fleet rounds at most, and the tolerance of every twin's own test
+        ``population_change(old, new) < tol``: the central fit's rule and defaults.
+    gossip_tol, patience, max_gossip_rounds
+        Each round's push-sum stopping test (:meth:`~twinweave.transfer.PushSum.run`).
+    available
+        The twins present at a round (numbered from 1); by default all, every round.
+        A twin that arrives copies the population of a present neighbour.
+    seed
+        Randomness of the message losses.
+    on_messages
+        Called with every gossip message batch (:class:`GossipMessages`).
+
+    Returns
+    -------
+    GossipFit
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from twinweave.models import BayesianBasisRegression, SplineTerm
+    >>> from twinweave.transfer import FleetPrior, TwinStatistics, fit_central
+    >>> rng = np.random.default_rng(0)
+    >>> def twin(slope):
+    ...     x = rng.uniform(0, 1, 400)
+    ...     model = BayesianBasisRegression(
+    ...         target="y", terms=(SplineTerm("x", 0, 1, 4),), noise_source="x",
+    ...         noise_edges=[0.0, 0.5, 1.0])
+    ...     return model.update({"x": x, "y": slope * x + rng.normal(0, 0.1, 400)})
+    >>> emulators = [twin(1.0 + 0.05 * k) for k in range(6)]
+    >>> stats = {k: TwinStatistics.from_emulator(e) for k, e in enumerate(emulators)}
+    >>> prior = FleetPrior.from_emulator(emulators[0])
+    >>> fit = fit_gossip(stats, nx.cycle_graph(6), prior, loss=0.2, tol=1e-8, seed=1)
+    >>> central = fit_central(list(stats.values()), prior, tol=1e-8)
+    >>> fit.converged, fit.n_rounds == central.n_rounds
+    (True, True)
+    >>> scale = np.abs(central.population.mean).max()
+    >>> bool(np.abs(fit.populations[3].mean - central.population.mean).max() < 1e-9 * scale)
+    True
+    """
+    nodes = list(graph)
+    if set(stats) != set(nodes):
+        raise ValueError("stats: expected one entry per node of the graph")
+    if n_rounds < 1 or not tol > 0:
+        raise ValueError(f"n_rounds, tol: expected >= 1 and > 0, got {n_rounds}, {tol}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    kinds = kinds_of(list(stats.values()))
+    populations: dict[Hashable, Population] = {}
+    gossip_rounds: list[int] = []
+    all_gossip_converged = True
+    converged = False
+    n_done = 0
+    present: list[Hashable] = []
+    for round_number in range(1, n_rounds + 1):
+        wanted = set(nodes) if available is None else set(available(round_number))
+        present = [node for node in nodes if node in wanted]
+        peers = _induced(graph, present)
+        if not _is_connected(peers):
+            raise ValueError(f"round {round_number}: the present twins are not connected")
+        populations = _arrivals(populations, present, peers, prior, kinds)
+        payloads = {
+            node: summary_payload(local_step(stats[node], populations[node])) for node in present
+        }
+        gossip = PushSum(
+            peers, loss=loss, seed=rng, initiator=present[0], on_messages=on_messages
+        ).start(payloads)
+        result = gossip.run(tol=gossip_tol, patience=patience, max_rounds=max_gossip_rounds)
+        gossip_rounds.append(result.n_rounds)
+        all_gossip_converged = all_gossip_converged and result.converged
+        n_done += 1
+        settled = True
+        for node in present:
+            total = summary_from_payload(gossip.estimate(node), kinds)
+            updated = aggregate(total, populations[node])
+            settled = population_change(populations[node], updated) < tol and settled
+            populations[node] = updated
+        if settled:
+            converged = True
+            break
+    return GossipFit(
+        populations={node: populations[node] for node in present},
+        twins={node: twin_posterior(stats[node], populations[node]) for node in present},
+        n_rounds=n_done,
+        converged=converged and all_gossip_converged,
+        gossip_rounds=tuple(gossip_rounds),
+    )
+
+
+def _arrivals(
+    populations: Mapping[Hashable, Population],
+    present: list[Hashable],
+    peers: PeerGraph,
+    prior: FleetPrior,
+    kinds: tuple[str, ...],
+) -> dict[Hashable, Population]:
+    """The present twins' populations; a twin that arrives copies a neighbour's."""
+    out = {node: populations[node] for node in present if node in populations}
+    missing = [node for node in present if node not in out]
+    neighbours = _neighbours(peers)
+    while missing:
+        progressed = False
+        for node in missing:
+            known = [v for v in present if v in neighbours[node] and v in out]
+            if known:
+                out[node] = out[known[0]]
+                progressed = True
+        missing = [node for node in missing if node not in out]
+        if missing and not progressed:
+            # Nobody present holds a population yet: the fit starts here.
+            start = initial_population(prior, kinds)
+            out.update(dict.fromkeys(missing, start))
+            missing = []
+    return out

@@ -1,0 +1,613 @@
+"""The hierarchical fleet model as rounds: a twin's local step and the aggregation.
+
+Partial pooling of power curves across a fleet (Bull et al. 2023, *Computer-Aided Civil
+and Infrastructure Engineering* 38(7), 821-848, doi:10.1111/mice.12901; Brealy et al.
+2025, arXiv:2502.14527): each twin's basis weights are drawn around its kind's mean,
+the kinds' means around a global mean, and each twin's per-bin noise variance is shrunk
+towards its kind's. The population is fitted by variational EM for hierarchical linear
+models (Dempster, Laird and Rubin 1977, *JRSS B* 39(1), 1-38; Gelman et al., *Bayesian
+Data Analysis*, 3rd ed., 2013, chapter 15): the E-step runs on every twin from its own
+statistics (:func:`local_step`), the M-step on the sum of the twins' summaries
+(:func:`aggregate`). The equations are in ``docs/FLEET_MODEL.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lapack
+
+from twinweave.transfer._records import (
+    FleetPrior,
+    FloatArray,
+    LocalSummary,
+    Population,
+    TwinPosterior,
+    TwinStatistics,
+    sum_summaries,
+)
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+# Floor of a variance [units^2]: keeps a covariance positive definite when every twin
+# agrees exactly.
+_MIN_VARIANCE = 1e-12
+# Twins from which a batch's posteriors use numpy's stacked inverse rather than a loop of
+# LAPACK calls (faster for a few large matrices).
+_BATCHED_INVERSE = 16
+# Floats of stacked gram matrices handled at once by a batched local step.
+_BATCH_FLOATS = 1 << 24
+
+
+def _symmetric(matrix: FloatArray) -> FloatArray:
+    return np.asarray(0.5 * (matrix + np.swapaxes(matrix, -1, -2)), dtype=np.float64)
+
+
+def _inverse(matrix: FloatArray) -> FloatArray:
+    """Inverse of a symmetric positive-definite matrix (or a stack), through Cholesky."""
+    chol = np.linalg.cholesky(matrix)
+    eye = np.broadcast_to(np.eye(matrix.shape[-1]), matrix.shape)
+    inv_chol = np.linalg.solve(chol, eye)
+    return _symmetric(np.swapaxes(inv_chol, -1, -2) @ inv_chol)
+
+
+def _log_det(matrix: FloatArray) -> float:
+    return float(2.0 * np.log(np.diagonal(np.linalg.cholesky(matrix))).sum())
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Statistics of several twins of one kind, stacked along a leading axis."""
+
+    gram: FloatArray  # (n, K, p * p)
+    moment: FloatArray  # (n, K, p)
+    sum_sq: FloatArray  # (n, K)
+    count: FloatArray  # (n, K)
+
+    @classmethod
+    def of(cls, stats: Sequence[TwinStatistics]) -> _Batch:
+        n_bins, p = stats[0].n_bins, stats[0].n_features
+        for s in stats:
+            if (s.n_bins, s.n_features) != (n_bins, p):
+                raise ValueError(
+                    f"stats: expected every twin to have {n_bins} bins and {p} features, "
+                    f"got {s.n_bins} and {s.n_features}"
+                )
+        return cls(
+            np.stack([s.gram.reshape(n_bins, p * p) for s in stats]),
+            np.stack([s.moment for s in stats]),
+            np.stack([s.sum_sq for s in stats]),
+            np.stack([s.count for s in stats]),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return int(self.moment.shape[2])
+
+
+@dataclass(frozen=True)
+class _EStep:
+    """Posteriors of a batch of twins given their population."""
+
+    mean: FloatArray  # (n, p)
+    covariance: FloatArray  # (n, p, p)
+    data_rhs: FloatArray  # (n, p): sum_j b_ij / sigma2_ij
+    noise_var: FloatArray  # (n, K)
+    residual_ss: FloatArray  # (n, K)
+    log_evidence: FloatArray  # (n,)
+
+
+def _posterior(
+    batch: _Batch, inv_noise: FloatArray, precision: FloatArray, prior_rhs: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Mean, covariance, right-hand side and log-determinant of the precision of each
+    twin's weights given its noise."""
+    n, p = inv_noise.shape[0], batch.n_features
+    data_precision = (inv_noise[:, None, :] @ batch.gram).reshape(n, p, p)
+    rhs = prior_rhs + (inv_noise[:, None, :] @ batch.moment)[:, 0, :]
+    if n >= _BATCHED_INVERSE:
+        # Many twins: numpy's stacked Cholesky and inverse, one C loop over twins.
+        full = precision + data_precision
+        try:
+            chol_stack = np.linalg.cholesky(full)
+        except np.linalg.LinAlgError as error:
+            raise np.linalg.LinAlgError(
+                "a twin's posterior precision is not positive definite"
+            ) from error
+        covariance = _symmetric(np.asarray(np.linalg.inv(full), dtype=np.float64))
+        log_det = 2.0 * np.log(np.diagonal(chol_stack, axis1=1, axis2=2)).sum(axis=1)
+        mean = (covariance @ rhs[:, :, None])[:, :, 0]
+        return mean, covariance, rhs, log_det
+    covariance = np.empty((n, p, p))
+    log_det = np.empty(n)
+    for k in range(n):
+        # LAPACK's Cholesky factor and triangular inverse (potrf, trtri), then
+        # C = L^-T L^-1: faster here than numpy's general solve or inverse.
+        chol, info = lapack.dpotrf(precision + data_precision[k], lower=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(
+                f"twin {k}: posterior precision is not positive definite (potrf {info})"
+            )
+        inv_chol, info = lapack.dtrtri(np.tril(chol), lower=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"twin {k}: singular Cholesky factor (trtri {info})")
+        covariance[k] = inv_chol.T @ inv_chol
+        log_det[k] = 2.0 * np.log(np.diagonal(chol)).sum()
+    mean = (covariance @ rhs[:, :, None])[:, :, 0]
+    return mean, covariance, rhs, log_det
+
+
+def _residual_ss(batch: _Batch, mean: FloatArray, covariance: FloatArray) -> FloatArray:
+    """Expected residual sum of squares per bin under the weights' posterior:
+    ``s_j - 2 b_j.m + tr(G_j (C + m m^T))``."""
+    n, _, p = batch.moment.shape
+    linear = (batch.moment @ mean[:, :, None])[:, :, 0]
+    second = covariance + mean[:, :, None] * mean[:, None, :]
+    quadratic = (batch.gram @ second.reshape(n, p * p, 1))[:, :, 0]
+    return np.asarray(np.maximum(batch.sum_sq - 2.0 * linear + quadratic, 0.0))
+
+
+def _e_step(
+    batch: _Batch,
+    precision: FloatArray,
+    prior_mean: FloatArray,
+    noise_target: FloatArray | None,
+    prior: FleetPrior,
+) -> _EStep:
+    """Each twin's posterior of its weights and MAP noise given the prior
+    ``N(prior_mean, precision^-1)`` and its kind's per-bin ``noise_target`` (``None``:
+    each twin's own pooled variance, the single twin's model), by the EM of
+    :func:`~twinweave.models.posterior_from_statistics`, vectorised over twins.
+
+    A twin's per-bin variance is shrunk with ``twin_noise_prior_count`` pseudo-readings
+    towards ``w target_j + (1 - w) pooled_i``, ``w = own_noise_count / (n_i +
+    own_noise_count)``: a twin with few readings borrows its kind's per-bin variances,
+    a twin with many keeps the single twin's model (whose shrinkage towards its pooled
+    variance also keeps the bins where power sits at a bound from looking noiseless)."""
+    n, n_bins = batch.count.shape
+    prior_rhs = precision @ prior_mean
+    n_total = batch.count.sum(axis=1)
+    has_data = n_total > 0
+    safe_total = np.where(has_data, n_total, 1.0)
+    nu = prior.noise_prior_count
+    if noise_target is None:
+        second = np.maximum(batch.sum_sq.sum(axis=1) / safe_total, _MIN_VARIANCE)
+        noise = np.repeat(np.where(has_data, second, 1.0)[:, None], n_bins, axis=1)
+    else:
+        noise = np.tile(noise_target, (n, 1))
+    # A twin stops iterating once its noise has converged, as a single twin would.
+    active = has_data.copy()
+    for _ in range(prior.n_noise_iterations):
+        if not active.any():
+            break
+        mean, covariance, _, _ = _posterior(batch, 1.0 / noise, precision, prior_rhs)
+        rss = _residual_ss(batch, mean, covariance)
+        pooled = np.maximum(rss.sum(axis=1) / safe_total, _MIN_VARIANCE)[:, None]
+        if noise_target is None:
+            updated = (rss + nu * pooled) / (batch.count + nu)
+        else:
+            # The centre of the twin's noise prior moves from its kind's per-bin variance
+            # to its own pooled variance (the single twin's model) as its readings grow.
+            own = (n_total / (n_total + prior.own_noise_count))[:, None]
+            centre = own * pooled + (1.0 - own) * noise_target
+            weight = prior.twin_noise_prior_count
+            updated = (rss + weight * centre) / (batch.count + weight)
+        updated = np.maximum(updated, _MIN_VARIANCE)
+        change = np.max(np.abs(updated - noise) / noise, axis=1)
+        noise = np.where(active[:, None], updated, noise)
+        active &= change >= prior.noise_tol
+    mean, covariance, rhs, log_det = _posterior(batch, 1.0 / noise, precision, prior_rhs)
+    rss = _residual_ss(batch, mean, covariance)
+    # log N(y | F mu, F Sigma F^T + D) from the statistics (Bishop 2006, eq. 3.86).
+    quadratic = (
+        (batch.sum_sq / noise).sum(axis=1)
+        + float(prior_mean @ prior_rhs)
+        - np.einsum("np,np->n", mean, rhs)
+    )
+    log_evidence = -0.5 * (
+        (batch.count * (_LOG_2PI + np.log(noise))).sum(axis=1)
+        + quadratic
+        - _log_det(precision)
+        + log_det
+    )
+    return _EStep(
+        mean,
+        covariance,
+        rhs - prior_rhs,
+        noise,
+        rss,
+        np.asarray(log_evidence, dtype=np.float64),
+    )
+
+
+def _population_prior(
+    population: Population, kind: str
+) -> tuple[int, FloatArray, FloatArray, FloatArray | None]:
+    t = population.kind_index(kind)
+    noise = None if population.noise_var is None else population.noise_var[t]
+    return t, _inverse(population.covariance[t]), population.mean[t], noise
+
+
+def _batches(stats: Sequence[TwinStatistics]) -> list[tuple[str, list[int], _Batch]]:
+    """Twins grouped by kind (in order of first appearance), in chunks that fit memory."""
+    order: dict[str, list[int]] = {}
+    for i, s in enumerate(stats):
+        order.setdefault(s.kind, []).append(i)
+    out: list[tuple[str, list[int], _Batch]] = []
+    for kind, members in order.items():
+        first = stats[members[0]]
+        size = max(1, _BATCH_FLOATS // max(1, first.n_bins * first.n_features**2))
+        for lo in range(0, len(members), size):
+            chunk = members[lo : lo + size]
+            out.append((kind, chunk, _Batch.of([stats[i] for i in chunk])))
+    return out
+
+
+def _marginal(precision: FloatArray, step: _EStep) -> tuple[FloatArray, FloatArray]:
+    """What the twins' data say about their kind's mean with their own weights
+    integrated out: precision ``P - P C_i P`` and right-hand side ``P C_i h_i``."""
+    marginal_precision = _symmetric(precision - precision @ step.covariance @ precision)
+    marginal_shift = (precision @ (step.covariance @ step.data_rhs[:, :, None]))[:, :, 0]
+    return marginal_precision, marginal_shift
+
+
+def _summaries(
+    population: Population, kind: str, batch: _Batch
+) -> tuple[_EStep, list[LocalSummary]]:
+    t, precision, mean, noise = _population_prior(population, kind)
+    step = _e_step(batch, precision, mean, noise, population.prior)
+    n_kinds, p = population.n_kinds, batch.n_features
+    n_bins = batch.count.shape[1]
+    marginal_precision, marginal_shift = _marginal(precision, step)
+    out: list[LocalSummary] = []
+    for i in range(step.mean.shape[0]):
+        arrays = {
+            "n_twins": np.zeros(n_kinds),
+            "sum_mean": np.zeros((n_kinds, p)),
+            "sum_second": np.zeros((n_kinds, p, p)),
+            "sum_precision": np.zeros((n_kinds, p, p)),
+            "sum_shift": np.zeros((n_kinds, p)),
+            "residual_ss": np.zeros((n_kinds, n_bins)),
+            "count": np.zeros((n_kinds, n_bins)),
+        }
+        m = step.mean[i]
+        arrays["n_twins"][t] = 1.0
+        arrays["sum_mean"][t] = m
+        arrays["sum_second"][t] = step.covariance[i] + np.outer(m, m)
+        arrays["sum_precision"][t] = marginal_precision[i]
+        arrays["sum_shift"][t] = marginal_shift[i]
+        arrays["residual_ss"][t] = step.residual_ss[i]
+        arrays["count"][t] = batch.count[i]
+        out.append(
+            LocalSummary(population.kinds, **arrays, log_evidence=float(step.log_evidence[i]))
+        )
+    return step, out
+
+
+def _batch_total(population: Population, kind: str, batch: _Batch) -> LocalSummary:
+    """The sum of the summaries of a batch of twins, without building each (the central
+    fit of a large fleet)."""
+    t, precision, mean, noise = _population_prior(population, kind)
+    step = _e_step(batch, precision, mean, noise, population.prior)
+    n_kinds, p = population.n_kinds, batch.n_features
+    n_bins = batch.count.shape[1]
+    marginal_precision, marginal_shift = _marginal(precision, step)
+    arrays = {
+        "n_twins": np.zeros(n_kinds),
+        "sum_mean": np.zeros((n_kinds, p)),
+        "sum_second": np.zeros((n_kinds, p, p)),
+        "sum_precision": np.zeros((n_kinds, p, p)),
+        "sum_shift": np.zeros((n_kinds, p)),
+        "residual_ss": np.zeros((n_kinds, n_bins)),
+        "count": np.zeros((n_kinds, n_bins)),
+    }
+    arrays["n_twins"][t] = step.mean.shape[0]
+    arrays["sum_mean"][t] = step.mean.sum(axis=0)
+    arrays["sum_second"][t] = step.covariance.sum(axis=0) + step.mean.T @ step.mean
+    arrays["sum_precision"][t] = marginal_precision.sum(axis=0)
+    arrays["sum_shift"][t] = marginal_shift.sum(axis=0)
+    arrays["residual_ss"][t] = step.residual_ss.sum(axis=0)
+    arrays["count"][t] = batch.count.sum(axis=0)
+    return LocalSummary(population.kinds, **arrays, log_evidence=float(step.log_evidence.sum()))
+
+
+def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
+    """The E-step a twin runs on its own statistics: its summary for the M-step.
+
+    Parameters
+    ----------
+    stats
+        The twin's statistics (they do not leave the twin).
+    population
+        The population broadcast for this round.
+
+    Returns
+    -------
+    LocalSummary
+        Sums only: the twin's posterior mean ``m_i`` and second moment
+        ``C_i + m_i m_i^T`` of its weights, its expected per-bin residual sums of
+        squares and counts, its log evidence; all in its kind's row.
+
+    Examples
+    --------
+    >>> from twinweave.models import BayesianBasisRegression, SplineTerm
+    >>> emulator = BayesianBasisRegression(
+    ...     target="y", terms=(SplineTerm("x", 0, 1, 4),), noise_source="x",
+    ...     noise_edges=[0.0, 0.5, 1.0])
+    >>> x = np.linspace(0, 1, 50)
+    >>> stats = TwinStatistics.from_emulator(emulator.update({"x": x, "y": x}))
+    >>> population = initial_population(FleetPrior.from_emulator(emulator), ["default"])
+    >>> summary = local_step(stats, population)
+    >>> summary.n_twins.tolist(), summary.sum_mean.shape
+    ([1.0], (1, 7))
+    """
+    (summary,) = _summaries(population, stats.kind, _Batch.of([stats]))[1]
+    return summary
+
+
+def local_steps(stats: Sequence[TwinStatistics], population: Population) -> list[LocalSummary]:
+    """:func:`local_step` of every twin in ``stats`` (vectorised over twins of a kind),
+    in the order of ``stats``."""
+    return _local_steps(_batches(stats), len(stats), population)
+
+
+def _local_steps(
+    batches: list[tuple[str, list[int], _Batch]], n_twins: int, population: Population
+) -> list[LocalSummary]:
+    out: list[LocalSummary | None] = [None] * n_twins
+    for kind, members, batch in batches:
+        for i, summary in zip(members, _summaries(population, kind, batch)[1], strict=True):
+            out[i] = summary
+    return [s for s in out if s is not None]
+
+
+def twin_posterior(stats: TwinStatistics, population: Population) -> TwinPosterior:
+    """The twin's own posterior given the population (the E-step's result, kept locally)."""
+    return twin_posteriors([stats], population)[0]
+
+
+def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> list[TwinPosterior]:
+    """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
+    out: list[TwinPosterior | None] = [None] * len(stats)
+    for kind, members, batch in _batches(stats):
+        _, precision, mean, noise = _population_prior(population, kind)
+        step = _e_step(batch, precision, mean, noise, population.prior)
+        for j, i in enumerate(members):
+            out[i] = TwinPosterior(kind, step.mean[j], step.covariance[j], step.noise_var[j])
+    return [p for p in out if p is not None]
+
+
+def kinds_of(stats: Sequence[TwinStatistics]) -> tuple[str, ...]:
+    """The twins' kinds in order of first appearance."""
+    return tuple(dict.fromkeys(s.kind for s in stats))
+
+
+def initial_population(prior: FleetPrior, kinds: Sequence[str]) -> Population:
+    """Where the rounds start: every twin alone under the single-twin prior.
+
+    Weights ``N(prior_mean, prior_precision^-1)`` for every kind and no population noise
+    yet, so the first local step of each twin is exactly its no-pooling posterior.
+    """
+    kinds = tuple(kinds)
+    n_kinds, p = len(kinds), prior.n_features
+    prior_covariance = _inverse(prior.prior_precision)
+    return Population(
+        prior=prior,
+        kinds=kinds,
+        mean=np.tile(prior.prior_mean, (n_kinds, 1)),
+        mean_covariance=np.zeros((n_kinds, p, p)),
+        covariance=np.tile(prior_covariance, (n_kinds, 1, 1)),
+        noise_var=None,
+        global_mean=prior.prior_mean,
+        global_covariance=prior_covariance,
+        between_covariance=prior_covariance if n_kinds > 1 else None,
+    )
+
+
+def _block_scales(prior: FleetPrior, scatter: FloatArray) -> FloatArray:
+    """``tr(K_b^-1 X_bb) / p_b`` for each block ``b`` of the scatter ``X``: the scale
+    that makes ``s2_b K_b`` match ``X`` (the maximum-likelihood scale of ``n`` deviations
+    with scatter ``n X``)."""
+    out = np.empty(len(prior.blocks))
+    for b, block in enumerate(prior.block_slices):
+        size = block.stop - block.start
+        precision = prior.structure_precision[block, block]
+        out[b] = np.einsum("ab,ba->", precision, scatter[block, block]) / size
+    return out
+
+
+def _structured(prior: FleetPrior, scales: FloatArray) -> FloatArray:
+    """``blockdiag(s2_b K_b)``."""
+    out = np.zeros((prior.n_features, prior.n_features))
+    for scale, block in zip(scales, prior.block_slices, strict=True):
+        out[block, block] = (
+            max(float(scale), _MIN_VARIANCE) * prior.structure_covariance[block, block]
+        )
+    return out
+
+
+def _means(
+    population: Population, total: LocalSummary
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The joint Gaussian posterior of the global mean and the kinds' means given the
+    covariances and noise: the kinds' means and covariances, the global mean and
+    covariance, and each kind's covariance with the global mean.
+
+    Each twin's weights are integrated out exactly (its summary carries the precision
+    and right-hand side its data give its kind's mean), so the means reach their
+    conditional optimum in one round instead of crawling there by EM (an ECME step,
+    Liu and Rubin 1994, *Biometrika* 81(4), 633-648).
+    """
+    prior = population.prior
+    p, n_kinds = prior.n_features, population.n_kinds
+    p0, mu0 = prior.mean_prior_weight * prior.prior_precision, prior.prior_mean
+    if n_kinds == 1:
+        covariance = _inverse(p0 + total.sum_precision[0])
+        mean = covariance @ (p0 @ mu0 + total.sum_shift[0])
+        return mean[None], covariance[None], mean, covariance, covariance[None]
+    if population.between_covariance is None:
+        raise ValueError("population: expected a between-kind covariance with several kinds")
+    between_precision = _inverse(population.between_covariance)
+    size = (n_kinds + 1) * p
+    precision = np.zeros((size, size))
+    rhs = np.zeros(size)
+    precision[:p, :p] = p0 + n_kinds * between_precision
+    rhs[:p] = p0 @ mu0
+    for t in range(n_kinds):
+        block = slice((t + 1) * p, (t + 2) * p)
+        precision[block, block] = between_precision + total.sum_precision[t]
+        precision[:p, block] = -between_precision
+        precision[block, :p] = -between_precision
+        rhs[block] = total.sum_shift[t]
+    covariance = _inverse(precision)
+    mean = covariance @ rhs
+    kinds_mean = mean[p:].reshape(n_kinds, p)
+    kinds_cov = np.stack(
+        [covariance[(t + 1) * p : (t + 2) * p, (t + 1) * p : (t + 2) * p] for t in range(n_kinds)]
+    )
+    cross = np.stack([covariance[(t + 1) * p : (t + 2) * p, :p] for t in range(n_kinds)])
+    return kinds_mean, kinds_cov, mean[:p], covariance[:p, :p], cross
+
+
+def aggregate(
+    summaries: LocalSummary | Sequence[LocalSummary], population: Population
+) -> Population:
+    """The M-step: the next population from the twins' summaries (or their sum).
+
+    Parameters
+    ----------
+    summaries
+        The summaries the twins returned for ``population``, or their sum: the result
+        depends on the sum only (``aggregate(list) == aggregate(sum_summaries(list))``).
+        Twins absent from the sum are left out of this round's estimate.
+    population
+        The population the round was configured with.
+
+    Returns
+    -------
+    Population
+        The kinds' means and the global mean (their joint Gaussian posterior given the
+        covariances), the covariance of twins within each kind and of the kinds about
+        the global mean (structured, ``blockdiag(s2_b K_b)``, with the scales' EM
+        updates), and each kind's per-bin noise variance (the kind's pooled residual
+        variance per bin, shrunk towards its all-bin pooled variance).
+    """
+    total = summaries if isinstance(summaries, LocalSummary) else sum_summaries(summaries)
+    if total.kinds != population.kinds:
+        raise ValueError(
+            f"summaries: expected kinds {population.kinds}, got {total.kinds}; were they "
+            "computed for this population?"
+        )
+    prior = population.prior
+    if total.n_features != prior.n_features:
+        raise ValueError(f"summaries: expected {prior.n_features} features, got {total.n_features}")
+    n_all = float(total.n_twins.sum())
+    if not n_all > 0:
+        raise ValueError("summaries: expected at least one twin, got none")
+    kinds_mean, kinds_cov, global_mean, global_cov, cross = _means(population, total)
+    # Scatter of each kind's twins about its mean. The kind's mean enters as a point
+    # (the EM of BDA3 section 15.4 treats it as a parameter): adding its posterior
+    # covariance as well would count the twins' common uncertainty twice, once in each
+    # C_i (computed given the mean) and once more here, and inflate Sigma round after
+    # round in directions the data do not reach.
+    scatter = np.empty_like(population.covariance)
+    for t in range(population.n_kinds):
+        mu, m_sum, n_t = kinds_mean[t], total.sum_mean[t], total.n_twins[t]
+        scatter[t] = _symmetric(
+            total.sum_second[t] - np.outer(mu, m_sum) - np.outer(m_sum, mu) + n_t * np.outer(mu, mu)
+        )
+    # One scale per term block and kind, each kind's shrunk towards the fleet's with
+    # scale_prior_count pseudo-twins (with one kind: the EM update of the scales).
+    raw = np.stack([_block_scales(prior, scatter[t]) for t in range(population.n_kinds)])
+    fleet_scales = raw.sum(axis=0) / n_all
+    nu = prior.scale_prior_count
+    covariance = np.stack(
+        [
+            _structured(prior, (raw[t] + nu * fleet_scales) / (total.n_twins[t] + nu))
+            for t in range(population.n_kinds)
+        ]
+    )
+    between: FloatArray | None = None
+    if population.n_kinds > 1:
+        # The kinds' means are latent here: their joint posterior covariance enters.
+        between_scatter = np.zeros_like(global_cov)
+        for t in range(population.n_kinds):
+            d = kinds_mean[t] - global_mean
+            between_scatter += np.outer(d, d) + kinds_cov[t] + global_cov - cross[t] - cross[t].T
+        scales = _block_scales(prior, _symmetric(between_scatter)) / population.n_kinds
+        between = _structured(prior, scales)
+    return Population(
+        prior=prior,
+        kinds=population.kinds,
+        mean=kinds_mean,
+        mean_covariance=kinds_cov,
+        covariance=covariance,
+        noise_var=_noise(total, population.noise_var, prior.population_noise_prior_count),
+        global_mean=global_mean,
+        global_covariance=global_cov,
+        between_covariance=between,
+    )
+
+
+def _noise(
+    total: LocalSummary, previous: FloatArray | None, prior_count: float
+) -> FloatArray | None:
+    """Each kind's per-bin noise variance: what a typical twin of the kind would estimate
+    alone. Per twin, the kind's residual sum of squares and count in each bin, shrunk
+    with ``prior_count`` pseudo-readings towards the kind's all-bin pooled variance, as
+    :class:`~twinweave.models.BayesianBasisRegression` shrinks its own; a kind without
+    readings takes the fleet's."""
+    n_all = float(total.count.sum())
+    if not n_all > 0:
+        return previous
+    n_twins = total.n_twins[:, None]
+    has_twins = (total.n_twins > 0)[:, None]
+    per_twin_rss = np.where(
+        has_twins,
+        total.residual_ss / np.where(has_twins, n_twins, 1.0),
+        total.residual_ss.sum(axis=0) / total.n_twins.sum(),
+    )
+    per_twin_count = np.where(
+        has_twins,
+        total.count / np.where(has_twins, n_twins, 1.0),
+        total.count.sum(axis=0) / total.n_twins.sum(),
+    )
+    n_kind = per_twin_count.sum(axis=1, keepdims=True)
+    fleet_pooled = max(float(total.residual_ss.sum()) / n_all, _MIN_VARIANCE)
+    pooled = np.where(
+        n_kind > 0,
+        per_twin_rss.sum(axis=1, keepdims=True) / np.maximum(n_kind, 1e-300),
+        fleet_pooled,
+    )
+    pooled = np.maximum(pooled, _MIN_VARIANCE)
+    weight = per_twin_count + prior_count
+    shrunk = (per_twin_rss + prior_count * pooled) / np.where(weight > 0, weight, 1.0)
+    return np.asarray(np.maximum(np.where(weight > 0, shrunk, pooled), _MIN_VARIANCE))
+
+
+def _relative(old: FloatArray | None, new: FloatArray | None) -> float:
+    if old is None or new is None:
+        return 0.0 if old is None and new is None else float("inf")
+    scale = float(np.linalg.norm(old))
+    return float(np.linalg.norm(new - old)) / scale if scale > 0 else float(np.linalg.norm(new))
+
+
+def population_change(old: Population, new: Population) -> float:
+    """Largest relative change between two populations: of the kinds' means, the
+    covariances (Frobenius norms), and every per-bin noise variance.
+
+    The rounds stop when it falls below a tolerance; every runner (central, federated,
+    gossip) uses this rule, so they stop at the same round.
+    """
+    noise = (
+        _relative(old.noise_var, new.noise_var)
+        if old.noise_var is None or new.noise_var is None
+        else float(np.max(np.abs(new.noise_var - old.noise_var) / old.noise_var))
+    )
+    return max(
+        _relative(old.mean, new.mean),
+        _relative(old.covariance, new.covariance),
+        _relative(old.between_covariance, new.between_covariance),
+        noise,
+    )

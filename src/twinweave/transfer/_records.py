@@ -1,0 +1,651 @@
+"""The typed records of fleet learning: what a twin holds, what travels, what is learned.
+
+A twin keeps its :class:`TwinStatistics` (binned sufficient statistics of its readings);
+a coordinator, or every peer, broadcasts a :class:`Population`; a twin answers with a
+:class:`LocalSummary`, which holds only sums, so that summaries of any set of twins add
+up element-wise (in any order, by a coordinator or by gossip). ``docs/FLEET_MODEL.md``
+lists what travels in each message.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from twinweave.core import CensoredNormal, Columns
+from twinweave.models import BayesianBasisRegression
+from twinweave.models._basis import block_diagonal
+
+FloatArray = NDArray[np.float64]
+
+#: The kind of a twin whose statistics do not name one.
+DEFAULT_KIND = "default"
+
+
+def _array(value: Any, name: str, ndim: int) -> FloatArray:
+    out = np.array(value, dtype=np.float64)
+    if out.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {out.shape}")
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name}: expected finite values")
+    out.setflags(write=False)
+    return out
+
+
+def _shape(value: FloatArray, name: str, shape: tuple[int, ...]) -> None:
+    if value.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
+
+
+class Design(Protocol):
+    """What turns inputs into a twin's features: the twin's own emulator.
+
+    :class:`~twinweave.models.BayesianBasisRegression` is one; twins at different sites
+    have different designs (their density-normalised wind speed) but weights of the
+    same meaning.
+    """
+
+    @property
+    def lower(self) -> float: ...
+
+    @property
+    def upper(self) -> float: ...
+
+    @property
+    def units(self) -> str: ...
+
+    def design(self, data: Columns) -> tuple[FloatArray, NDArray[np.intp]]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class TwinStatistics:
+    """What a twin exposes to fleet learning: per-noise-bin sufficient statistics.
+
+    Parameters
+    ----------
+    gram
+        ``sum phi phi^T`` per bin, shape ``(K, p, p)``.
+    moment
+        ``sum phi y`` per bin, ``(K, p)`` [units].
+    sum_sq
+        ``sum y^2`` per bin, ``(K,)`` [units^2].
+    count
+        Number of (possibly discounted) readings per bin, ``(K,)``.
+    kind
+        The twin's type (for a turbine: its model); twins of one kind share a population.
+
+    Notes
+    -----
+    These never leave the twin in federated or gossip fits: only
+    :class:`LocalSummary` does. Two sets of readings with equal statistics give equal
+    fits, however the readings arrived (one batch or a stream).
+    """
+
+    gram: FloatArray
+    moment: FloatArray
+    sum_sq: FloatArray
+    count: FloatArray
+    kind: str = DEFAULT_KIND
+
+    def __post_init__(self) -> None:
+        gram = _array(self.gram, "gram", 3)
+        n_bins, n_features = gram.shape[0], gram.shape[1]
+        _shape(gram, "gram", (n_bins, n_features, n_features))
+        moment = _array(self.moment, "moment", 2)
+        _shape(moment, "moment", (n_bins, n_features))
+        sum_sq = _array(self.sum_sq, "sum_sq", 1)
+        _shape(sum_sq, "sum_sq", (n_bins,))
+        count = _array(self.count, "count", 1)
+        _shape(count, "count", (n_bins,))
+        if np.any(count < 0) or np.any(sum_sq < 0):
+            raise ValueError("count, sum_sq: expected non-negative values")
+        for name, value in (("gram", gram), ("moment", moment), ("sum_sq", sum_sq)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "count", count)
+
+    @classmethod
+    def from_emulator(cls, emulator: BayesianBasisRegression, kind: str = DEFAULT_KIND) -> Self:
+        """The statistics an emulator has accumulated (its forgetting folded in)."""
+        stats = emulator.statistics()
+        return cls(stats["gram"], stats["moment"], stats["sum_sq"], stats["count"], kind)
+
+    @classmethod
+    def pooled(cls, stats: Sequence[TwinStatistics], kind: str = DEFAULT_KIND) -> Self:
+        """The statistics of all readings of ``stats`` together (complete pooling)."""
+        if not stats:
+            raise ValueError("stats: expected at least one twin, got none")
+        return cls(
+            np.sum([s.gram for s in stats], axis=0),
+            np.sum([s.moment for s in stats], axis=0),
+            np.sum([s.sum_sq for s in stats], axis=0),
+            np.sum([s.count for s in stats], axis=0),
+            kind,
+        )
+
+    @property
+    def n_features(self) -> int:
+        return int(self.gram.shape[1])
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.gram.shape[0])
+
+    @property
+    def n_observations(self) -> float:
+        return float(self.count.sum())
+
+
+@dataclass(frozen=True, eq=False)
+class FleetPrior:
+    """The hyperprior and settings of the hierarchy (configuration, not learned).
+
+    Parameters
+    ----------
+    prior_mean
+        Mean of the top-level (global) mean of the weights, ``(p,)`` [units]: the single
+        twin's prior mean (for a power curve, a generic curve).
+    prior_precision
+        The single twin's P-spline prior precision, ``(p, p)`` [1/units^2]: where the
+        rounds start (every twin alone) and the no-pooling baseline.
+    structure_precision
+        Block-diagonal ``(p, p)`` precision of the shape of deviations between twins (and
+        between kinds): on each basis term's block, ``smoothness * D2^T D2 + I`` (the
+        term's own ``penalty(smoothness, 1)``) [dimensionless]. The covariances are this
+        shape's inverse, ``K_b``, times one learned scale per block.
+    blocks
+        Number of weights of each basis term, in order; each block's deviations get
+        their own scale.
+    scale_prior_count
+        Pseudo-twins with which a kind's block scales shrink towards the fleet's (a kind
+        of one twin takes mostly the fleet's scales; with one kind it has no effect).
+    mean_prior_weight
+        The global mean's precision is ``mean_prior_weight * prior_precision``: a weak
+        prior, since a population mean is better known than any one twin's curve. With
+        the single twin's full prior it would overrule the twins wherever ``Sigma`` is
+        wide, and EM would settle where it is wide because the mean is wrong.
+    noise_prior_count
+        The single twin's pseudo-readings (its emulator's): each bin's variance shrinks
+        with them towards the twin's pooled variance in the first round and in the
+        no-pooling and complete-pooling baselines.
+    twin_noise_prior_count
+        Pseudo-readings with which a twin's per-bin noise variance shrinks towards the
+        centre of its noise prior: its kind's per-bin variance for a twin with few
+        readings, its own pooled variance (the single twin's model) for one with many.
+        Larger than a single twin's count: ten-minute readings of a few days are
+        strongly correlated, and a calm week says less about a turbine's noise than its
+        number of readings suggests.
+    own_noise_count
+        Readings at which a twin's own pooled variance and its kind's per-bin variance
+        weigh equally in that centre.
+    population_noise_prior_count
+        Pseudo-readings with which a kind's per-bin variance shrinks towards its pooled
+        variance.
+    n_noise_iterations
+        Upper bound on a twin's EM iterations for its noise in one local step.
+    noise_tol
+        Relative change at which a twin's noise iterations stop.
+    """
+
+    prior_mean: FloatArray
+    prior_precision: FloatArray
+    structure_precision: FloatArray
+    blocks: tuple[int, ...]
+    scale_prior_count: float = 4.0
+    mean_prior_weight: float = 1e-2
+    noise_prior_count: float = 10.0
+    twin_noise_prior_count: float = 300.0
+    own_noise_count: float = 1000.0
+    population_noise_prior_count: float = 10.0
+    n_noise_iterations: int = 50
+    noise_tol: float = 1e-10
+
+    def __post_init__(self) -> None:
+        mean = _array(self.prior_mean, "prior_mean", 1)
+        p = mean.shape[0]
+        precision = _array(self.prior_precision, "prior_precision", 2)
+        _shape(precision, "prior_precision", (p, p))
+        structure = _array(self.structure_precision, "structure_precision", 2)
+        _shape(structure, "structure_precision", (p, p))
+        blocks = tuple(int(b) for b in self.blocks)
+        if sum(blocks) != p or any(b <= 0 for b in blocks):
+            raise ValueError(f"blocks: expected positive sizes adding up to {p}, got {blocks}")
+        if not self.mean_prior_weight > 0:
+            raise ValueError(f"mean_prior_weight: expected > 0, got {self.mean_prior_weight}")
+        if not self.scale_prior_count > 0:
+            raise ValueError(f"scale_prior_count: expected > 0, got {self.scale_prior_count}")
+        for name in (
+            "noise_prior_count",
+            "twin_noise_prior_count",
+            "own_noise_count",
+            "population_noise_prior_count",
+        ):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
+        if self.n_noise_iterations < 1 or not self.noise_tol > 0:
+            raise ValueError(
+                f"n_noise_iterations, noise_tol: expected >= 1 and > 0, got "
+                f"{self.n_noise_iterations}, {self.noise_tol}"
+            )
+        object.__setattr__(self, "prior_mean", mean)
+        object.__setattr__(self, "prior_precision", precision)
+        object.__setattr__(self, "structure_precision", structure)
+        object.__setattr__(self, "blocks", blocks)
+
+    @classmethod
+    def from_emulator(
+        cls,
+        emulator: BayesianBasisRegression,
+        *,
+        smoothness: float = 4.0,
+        scale_prior_count: float = 4.0,
+        mean_prior_weight: float = 1e-2,
+        noise_prior_count: float | None = None,
+        twin_noise_prior_count: float = 300.0,
+        own_noise_count: float = 1000.0,
+        population_noise_prior_count: float | None = None,
+    ) -> Self:
+        """The hierarchy for twins that all use ``emulator``'s basis.
+
+        Parameters
+        ----------
+        emulator
+            Any twin's emulator (configuration only; its data are not read).
+        smoothness
+            Weight of the second-difference roughness against the ridge in the shape of
+            between-twin deviations: larger is smoother (deviations correlated over about
+            ``smoothness ** 0.25`` neighbouring weights).
+        scale_prior_count, mean_prior_weight
+            See the class.
+        twin_noise_prior_count, own_noise_count
+            See the class.
+        noise_prior_count, population_noise_prior_count
+            See the class; by default the emulator's ``noise_prior_count``.
+        """
+        prior_mean = (
+            np.zeros(emulator.n_features) if emulator.prior_mean is None else emulator.prior_mean
+        )
+        return cls(
+            prior_mean=prior_mean,
+            prior_precision=emulator.prior_precision(),
+            structure_precision=block_diagonal(
+                [term.penalty(smoothness, 1.0) for term in emulator.terms]
+            ),
+            blocks=tuple(term.n_features for term in emulator.terms),
+            scale_prior_count=scale_prior_count,
+            mean_prior_weight=mean_prior_weight,
+            noise_prior_count=(
+                emulator.noise_prior_count if noise_prior_count is None else noise_prior_count
+            ),
+            population_noise_prior_count=(
+                emulator.noise_prior_count
+                if population_noise_prior_count is None
+                else population_noise_prior_count
+            ),
+            twin_noise_prior_count=twin_noise_prior_count,
+            own_noise_count=own_noise_count,
+            n_noise_iterations=emulator.n_em_iterations,
+        )
+
+    @property
+    def n_features(self) -> int:
+        return int(self.prior_mean.shape[0])
+
+    @functools.cached_property
+    def block_slices(self) -> tuple[slice, ...]:
+        edges = np.cumsum([0, *self.blocks])
+        return tuple(slice(int(a), int(b)) for a, b in itertools.pairwise(edges))
+
+    @functools.cached_property
+    def structure_covariance(self) -> FloatArray:
+        """Inverse of ``structure_precision`` (block by block)."""
+        out = np.zeros_like(self.structure_precision)
+        for block in self.block_slices:
+            out[block, block] = np.linalg.inv(self.structure_precision[block, block])
+        out = 0.5 * (out + out.T)
+        out.setflags(write=False)
+        return out
+
+    def to_arrays(self) -> dict[str, FloatArray]:
+        """Every field as a float64 array (scalars 0-d), for a message."""
+        return {
+            "prior_mean": self.prior_mean,
+            "prior_precision": self.prior_precision,
+            "structure_precision": self.structure_precision,
+            "blocks": np.asarray(self.blocks, dtype=np.float64),
+            **{
+                name: np.asarray(getattr(self, name), dtype=np.float64)
+                for name in (
+                    "scale_prior_count",
+                    "mean_prior_weight",
+                    "noise_prior_count",
+                    "twin_noise_prior_count",
+                    "own_noise_count",
+                    "population_noise_prior_count",
+                    "n_noise_iterations",
+                    "noise_tol",
+                )
+            },
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]]) -> Self:
+        """The inverse of :meth:`to_arrays`."""
+        return cls(
+            prior_mean=arrays["prior_mean"],
+            prior_precision=arrays["prior_precision"],
+            structure_precision=arrays["structure_precision"],
+            blocks=tuple(int(b) for b in np.asarray(arrays["blocks"])),
+            scale_prior_count=float(arrays["scale_prior_count"]),
+            mean_prior_weight=float(arrays["mean_prior_weight"]),
+            noise_prior_count=float(arrays["noise_prior_count"]),
+            twin_noise_prior_count=float(arrays["twin_noise_prior_count"]),
+            own_noise_count=float(arrays["own_noise_count"]),
+            population_noise_prior_count=float(arrays["population_noise_prior_count"]),
+            n_noise_iterations=int(arrays["n_noise_iterations"]),
+            noise_tol=float(arrays["noise_tol"]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """The learned population: what a coordinator (or every peer) broadcasts.
+
+    Parameters
+    ----------
+    prior
+        The hyperprior and settings (travels with the population, so a twin needs no
+        other configuration).
+    kinds
+        Names of the kinds, in order; row ``t`` of every per-kind array is kind ``t``.
+    mean
+        Posterior mean of each kind's mean weights ``E[mu_t]``, ``(T, p)`` [units].
+    mean_covariance
+        Posterior covariance of each kind's mean ``Cov[mu_t]``, ``(T, p, p)``
+        [units^2].
+    covariance
+        Covariance of the twins' weights about their kind's mean ``Sigma_t``,
+        ``(T, p, p)`` [units^2].
+    noise_var
+        Each kind's per-bin noise variance ``tau2_t``, ``(T, K)`` [units^2]; ``None``
+        before the first aggregation (each twin then shrinks towards its own pooled
+        variance, as a single twin does).
+    global_mean, global_covariance
+        Posterior mean and covariance of the global mean ``mu_g``, ``(p,)`` [units] and
+        ``(p, p)`` [units^2]; with one kind, the same as that kind's.
+    between_covariance
+        Covariance of the kinds' means about the global mean ``Sigma_B``, ``(p, p)``
+        [units^2]; ``None`` with one kind.
+    """
+
+    prior: FleetPrior
+    kinds: tuple[str, ...]
+    mean: FloatArray
+    mean_covariance: FloatArray
+    covariance: FloatArray
+    noise_var: FloatArray | None
+    global_mean: FloatArray
+    global_covariance: FloatArray
+    between_covariance: FloatArray | None = None
+
+    def __post_init__(self) -> None:
+        kinds = tuple(str(k) for k in self.kinds)
+        if not kinds or len(set(kinds)) != len(kinds):
+            raise ValueError(f"kinds: expected distinct names, got {kinds}")
+        n_kinds, p = len(kinds), self.prior.n_features
+        checks: list[tuple[str, int, tuple[int, ...]]] = [
+            ("mean", 2, (n_kinds, p)),
+            ("mean_covariance", 3, (n_kinds, p, p)),
+            ("covariance", 3, (n_kinds, p, p)),
+            ("global_mean", 1, (p,)),
+            ("global_covariance", 2, (p, p)),
+        ]
+        if self.noise_var is not None:
+            noise = _array(self.noise_var, "noise_var", 2)
+            if noise.shape[0] != n_kinds or np.any(noise <= 0):
+                raise ValueError(
+                    f"noise_var: expected positive values, shape ({n_kinds}, K), got {noise.shape}"
+                )
+            object.__setattr__(self, "noise_var", noise)
+        if self.between_covariance is not None:
+            checks.append(("between_covariance", 2, (p, p)))
+        elif n_kinds > 1:
+            raise ValueError("between_covariance: expected a (p, p) array with several kinds")
+        for name, ndim, shape in checks:
+            value = _array(getattr(self, name), name, ndim)
+            _shape(value, name, shape)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "kinds", kinds)
+
+    @property
+    def n_kinds(self) -> int:
+        return len(self.kinds)
+
+    def kind_index(self, kind: str) -> int:
+        try:
+            return self.kinds.index(kind)
+        except ValueError:
+            raise KeyError(f"kind {kind!r}: not in the population's kinds {self.kinds}") from None
+
+    def to_arrays(self) -> dict[str, FloatArray]:
+        """Every numeric field as a float64 array; the prior's under ``prior.``."""
+        out = {f"prior.{k}": v for k, v in self.prior.to_arrays().items()}
+        for name in (
+            "mean",
+            "mean_covariance",
+            "covariance",
+            "noise_var",
+            "global_mean",
+            "global_covariance",
+            "between_covariance",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]], kinds: Sequence[str]) -> Self:
+        """The inverse of :meth:`to_arrays` (absent optional arrays are ``None``)."""
+        prior = FleetPrior.from_arrays(
+            {k.removeprefix("prior."): v for k, v in arrays.items() if k.startswith("prior.")}
+        )
+        return cls(
+            prior=prior,
+            kinds=tuple(kinds),
+            mean=arrays["mean"],
+            mean_covariance=arrays["mean_covariance"],
+            covariance=arrays["covariance"],
+            noise_var=arrays.get("noise_var"),
+            global_mean=arrays["global_mean"],
+            global_covariance=arrays["global_covariance"],
+            between_covariance=arrays.get("between_covariance"),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class LocalSummary:
+    """A twin's answer to a round (or the sum of several twins' answers).
+
+    Every field is a sum over twins, with one row per kind, so summaries add up
+    element-wise; the M-step (:func:`~twinweave.transfer.aggregate`) needs only the total.
+    For twin ``i`` with posterior precision ``Lambda_i``, covariance ``C_i`` and mean
+    ``m_i`` of its weights given the population's ``mu`` and ``Sigma`` (``P = Sigma^-1``),
+    and data part ``h_i = sum_j b_ij / sigma2_ij`` of the right-hand side:
+
+    Parameters
+    ----------
+    kinds
+        The population's kinds (rows of every per-kind array).
+    n_twins
+        Twins per kind, ``(T,)``.
+    sum_mean
+        ``sum_i m_i``, ``(T, p)`` [units].
+    sum_second
+        ``sum_i (C_i + m_i m_i^T)``, ``(T, p, p)`` [units^2].
+    sum_precision
+        ``sum_i (P - P C_i P)``: the precision each twin's data give its kind's mean
+        once its own weights are integrated out, ``(T, p, p)`` [1/units^2].
+    sum_shift
+        ``sum_i P C_i h_i``: the matching right-hand side, ``(T, p)`` [1/units].
+    residual_ss
+        ``sum_i R_ij``, expected residual sums of squares per bin, ``(T, K)``
+        [units^2].
+    count
+        ``sum_i n_ij``, readings per bin, ``(T, K)``.
+    log_evidence
+        ``sum_i log p(y_i | population, sigma2_i)`` [nats]: for monitoring only.
+    """
+
+    kinds: tuple[str, ...]
+    n_twins: FloatArray
+    sum_mean: FloatArray
+    sum_second: FloatArray
+    sum_precision: FloatArray
+    sum_shift: FloatArray
+    residual_ss: FloatArray
+    count: FloatArray
+    log_evidence: float = 0.0
+
+    #: The summed array fields, in order, with their number of dimensions.
+    ARRAYS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("n_twins", 1),
+        ("sum_mean", 2),
+        ("sum_second", 3),
+        ("sum_precision", 3),
+        ("sum_shift", 2),
+        ("residual_ss", 2),
+        ("count", 2),
+    )
+
+    def __post_init__(self) -> None:
+        kinds = tuple(str(k) for k in self.kinds)
+        arrays = {name: _array(getattr(self, name), name, ndim) for name, ndim in self.ARRAYS}
+        n_kinds, p = arrays["sum_mean"].shape
+        n_bins = arrays["count"].shape[1]
+        if len(kinds) != n_kinds:
+            raise ValueError(f"kinds: expected {n_kinds} names, got {kinds}")
+        expected = {
+            "n_twins": (n_kinds,),
+            "sum_mean": (n_kinds, p),
+            "sum_second": (n_kinds, p, p),
+            "sum_precision": (n_kinds, p, p),
+            "sum_shift": (n_kinds, p),
+            "residual_ss": (n_kinds, n_bins),
+            "count": (n_kinds, n_bins),
+        }
+        for name, value in arrays.items():
+            _shape(value, name, expected[name])
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "kinds", kinds)
+        object.__setattr__(self, "log_evidence", float(self.log_evidence))
+
+    def __add__(self, other: LocalSummary) -> LocalSummary:
+        if other.kinds != self.kinds:
+            raise ValueError(f"kinds: cannot add summaries of {self.kinds} and {other.kinds}")
+        summed: dict[str, Any] = {
+            name: getattr(self, name) + getattr(other, name) for name, _ in self.ARRAYS
+        }
+        return LocalSummary(
+            self.kinds, **summed, log_evidence=self.log_evidence + other.log_evidence
+        )
+
+    def scaled(self, factor: float) -> LocalSummary:
+        """Every field times ``factor`` (an average of ``N`` summaries times ``N`` is their
+        sum)."""
+        scaled: dict[str, Any] = {name: getattr(self, name) * factor for name, _ in self.ARRAYS}
+        return LocalSummary(self.kinds, **scaled, log_evidence=self.log_evidence * factor)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.sum_mean.shape[1])
+
+    def to_arrays(self) -> dict[str, FloatArray]:
+        """Every numeric field as a float64 array (``log_evidence`` 0-d)."""
+        out: dict[str, FloatArray] = {name: getattr(self, name) for name, _ in self.ARRAYS}
+        out["log_evidence"] = np.asarray(self.log_evidence, dtype=np.float64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]], kinds: Sequence[str]) -> Self:
+        """The inverse of :meth:`to_arrays`."""
+        fields: dict[str, Any] = {name: arrays[name] for name, _ in cls.ARRAYS}
+        return cls(tuple(kinds), **fields, log_evidence=float(arrays["log_evidence"]))
+
+
+def sum_summaries(summaries: Iterable[LocalSummary]) -> LocalSummary:
+    """The sum of ``summaries``, added in the given order."""
+    iterator = iter(summaries)
+    try:
+        total = next(iterator)
+    except StopIteration:
+        raise ValueError("summaries: expected at least one, got none") from None
+    for summary in iterator:
+        total = total + summary
+    return total
+
+
+@dataclass(frozen=True, eq=False)
+class TwinPosterior:
+    """One twin's posterior of its weights and its noise (it stays with the twin).
+
+    Parameters
+    ----------
+    kind
+        The twin's kind.
+    mean
+        Posterior mean of the weights, ``(p,)`` [units].
+    covariance
+        Posterior covariance of the weights, ``(p, p)`` [units^2].
+    noise_var
+        Noise variance per bin, ``(K,)`` [units^2].
+    """
+
+    kind: str
+    mean: FloatArray
+    covariance: FloatArray
+    noise_var: FloatArray
+
+    def __post_init__(self) -> None:
+        mean = _array(self.mean, "mean", 1)
+        covariance = _array(self.covariance, "covariance", 2)
+        _shape(covariance, "covariance", (mean.shape[0], mean.shape[0]))
+        noise = _array(self.noise_var, "noise_var", 1)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "covariance", covariance)
+        object.__setattr__(self, "noise_var", noise)
+
+    def predict(self, inputs: Columns, design: Design) -> CensoredNormal:
+        """Predictive distribution at ``inputs`` with ``design``'s features [units].
+
+        The weights' uncertainty is the shared factor (points are correlated through
+        it); the noise is independent between points.
+        """
+        features, bins = design.design(inputs)
+        if features.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"design: expected {self.mean.shape[0]} features, got {features.shape[1]}"
+            )
+        return CensoredNormal(
+            features @ self.mean,
+            self.noise_var[bins],
+            lower=design.lower,
+            upper=design.upper,
+            units=design.units,
+            factor=features @ _factor(self.covariance),
+        )
+
+
+def _factor(covariance: FloatArray) -> FloatArray:
+    """A square root ``A`` with ``A A^T = covariance`` (Cholesky; eigenvalues if the
+    matrix is only semi-definite)."""
+    try:
+        return np.asarray(np.linalg.cholesky(covariance), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(0.5 * (covariance + covariance.T))
+        return np.asarray(vectors * np.sqrt(np.clip(values, 0.0, None)), dtype=np.float64)

@@ -1,0 +1,303 @@
+"""The Flower app of fleet pooling: a ServerApp running :class:`FleetPooling` and a ClientApp
+per twin.
+
+Flower loads these two objects by import path (``[tool.flwr.app.components]`` of the
+app that :class:`~twinweave.transfer.LoopbackFederation` generates): the ServerApp in a
+``flwr-serverapp`` process started by the SuperLink, the ClientApp in a
+``flwr-clientapp`` process started by a SuperNode for every message.
+
+Messages (Flower's Message API, type ``train``, ``group_id`` the round):
+
+* to a twin: ``RecordDict`` with ``"population"`` (an ``ArrayRecord`` of
+  :meth:`Population.to_arrays <twinweave.transfer.Population.to_arrays>`) and
+  ``"fit"`` (a ``ConfigRecord``: ``server-round`` and ``kinds``);
+* from a twin: ``"summary"`` (an ``ArrayRecord`` of
+  :meth:`LocalSummary.to_arrays <twinweave.transfer.LocalSummary.to_arrays>`) and
+  ``"fit"`` (``server-round``, ``twin-id``, ``kinds``).
+
+Arrays travel as NumPy ``.npy`` bytes (``Array.from_numpy_ndarray``), so float64 values
+arrive bit for bit. The ClientApp reads its twin's statistics from the file its node
+configuration names (``statistics``) and sends only the summary.
+
+This module imports Flower; :mod:`twinweave.transfer` itself does not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+
+from twinweave.transfer._federated import FitIns, FitRes, FleetPooling, RoundReport, run_rounds
+from twinweave.transfer._flower import (
+    ERROR_FILE,
+    FLEET_FILE,
+    ROUNDS_FILE,
+    SERVER_MESSAGES_DIR,
+    FlowerSettings,
+    MessageLogWriter,
+    load_fleet,
+    load_statistics,
+    write_result,
+)
+from twinweave.transfer._hierarchy import local_step
+from twinweave.transfer._records import LocalSummary, Population
+
+__all__ = ["client_app", "server_app"]
+
+POPULATION_RECORD = "population"
+SUMMARY_RECORD = "summary"
+FIT_RECORD = "fit"
+
+server_app = ServerApp()
+client_app = ClientApp()
+
+
+def _array_record(arrays: Mapping[str, np.ndarray[Any, Any]]) -> ArrayRecord:
+    return ArrayRecord(
+        {name: Array.from_numpy_ndarray(np.asarray(v)) for name, v in arrays.items()}
+    )
+
+
+def _numpy(record: ArrayRecord) -> dict[str, np.ndarray[Any, Any]]:
+    return {name: array.numpy() for name, array in record.items()}
+
+
+def fit_ins_content(instruction: FitIns) -> RecordDict:
+    """The content of a message to a twin."""
+    population = instruction.population
+    return RecordDict(
+        {
+            POPULATION_RECORD: _array_record(population.to_arrays()),
+            FIT_RECORD: ConfigRecord(
+                {"server-round": instruction.server_round, "kinds": list(population.kinds)}
+            ),
+        }
+    )
+
+
+def fit_ins_from_content(content: RecordDict) -> FitIns:
+    """Inverse of :func:`fit_ins_content`."""
+    config = content.config_records[FIT_RECORD]
+    kinds = [str(k) for k in _strings(config["kinds"])]
+    population = Population.from_arrays(_numpy(content.array_records[POPULATION_RECORD]), kinds)
+    return FitIns(int(_int(config["server-round"])), population)
+
+
+def fit_res_content(result: FitRes) -> RecordDict:
+    """The content of a twin's reply."""
+    return RecordDict(
+        {
+            SUMMARY_RECORD: _array_record(result.summary.to_arrays()),
+            FIT_RECORD: ConfigRecord(
+                {
+                    "server-round": result.server_round,
+                    "twin-id": list(result.twin_ids),
+                    "kinds": list(result.summary.kinds),
+                }
+            ),
+        }
+    )
+
+
+def fit_res_from_content(content: RecordDict) -> FitRes:
+    """Inverse of :func:`fit_res_content`."""
+    config = content.config_records[FIT_RECORD]
+    kinds = [str(k) for k in _strings(config["kinds"])]
+    summary = LocalSummary.from_arrays(_numpy(content.array_records[SUMMARY_RECORD]), kinds)
+    twin_ids = tuple(str(t) for t in _strings(config["twin-id"]))
+    return FitRes(int(_int(config["server-round"])), twin_ids, summary)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [str(v) for v in value]
+    raise TypeError(f"expected a list of strings, got {value!r}")
+
+
+def _int(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+def _log_content(content: RecordDict) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
+    """Config values and arrays of a message's content, for a message log."""
+    config: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for name, record in content.items():
+        if isinstance(record, ArrayRecord):
+            arrays.update({f"{name}/{key}": a.numpy() for key, a in record.items()})
+        else:
+            config.update({f"{name}/{key}": value for key, value in record.items()})
+    return config, arrays
+
+
+# -- the ServerApp -------------------------------------------------------------------
+
+
+@server_app.main()
+def serve(grid: Grid, context: Context) -> None:
+    """Wait for the twins' SuperNodes, run :class:`FleetPooling` rounds, write the result.
+
+    Parameters
+    ----------
+    grid
+        Flower's handle on the SuperLink.
+    context
+        The run configuration (``[tool.flwr.app.config]``, written by
+        :class:`~twinweave.transfer.LoopbackFederation`).
+    """
+    settings, run_dir = FlowerSettings.from_run_config(context.run_config)
+    try:
+        _serve(grid, settings, run_dir)
+    except BaseException as error:
+        (run_dir / ERROR_FILE).write_text(
+            json.dumps({"error": repr(error), "traceback": traceback.format_exc()})
+        )
+        raise
+
+
+def _serve(grid: Grid, settings: FlowerSettings, run_dir: Path) -> None:
+    prior, kinds = load_fleet(run_dir / FLEET_FILE)
+    strategy = FleetPooling(
+        prior,
+        kinds,
+        n_rounds=settings.n_rounds,
+        tol=settings.tol,
+        max_missed_rounds=settings.max_missed_rounds,
+    )
+    log = (
+        MessageLogWriter(run_dir / SERVER_MESSAGES_DIR, "server")
+        if settings.record_messages
+        else None
+    )
+    deadline = time.monotonic() + settings.connect_timeout
+    while len(list(grid.get_node_ids())) < settings.min_twins:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"fewer than {settings.min_twins} SuperNodes connected within "
+                f"{settings.connect_timeout:g} s"
+            )
+        time.sleep(settings.poll_interval)
+    timings: dict[int, float] = {}
+    errors: dict[int, dict[str, str]] = {}
+
+    def exchange(
+        server_round: int, instructions: Mapping[str, FitIns]
+    ) -> tuple[list[FitRes], list[str]]:
+        start = time.perf_counter()
+        messages = []
+        for address, instruction in instructions.items():
+            content = fit_ins_content(instruction)
+            messages.append(
+                Message(
+                    content,
+                    dst_node_id=int(address),
+                    message_type=MessageType.TRAIN,
+                    group_id=str(server_round),
+                    ttl=settings.round_timeout + 30.0,
+                )
+            )
+            if log is not None:
+                log.write("sent", server_round, int(address), None, *_log_content(content))
+        pending = {
+            mid: int(m.metadata.dst_node_id)
+            for mid, m in zip(grid.push_messages(messages), messages, strict=True)
+        }
+        results: list[FitRes] = []
+        failures: list[str] = []
+        end = time.monotonic() + settings.round_timeout
+        while pending and time.monotonic() < end:
+            for reply in grid.pull_messages(list(pending)):
+                node = pending.pop(reply.metadata.reply_to_message_id, None)
+                if node is None:
+                    continue
+                reason = reply.error.reason if reply.has_error() else None
+                if reason is None:
+                    try:
+                        result = fit_res_from_content(reply.content)
+                    except (KeyError, TypeError, ValueError) as error:
+                        reason = f"malformed reply: {error!r}"
+                if reason is not None:
+                    failures.append(str(node))
+                    errors.setdefault(server_round, {})[str(node)] = reason
+                    if log is not None:
+                        log.write("received", server_round, node, None, {}, {}, reason)
+                    continue
+                if log is not None:
+                    log.write(
+                        "received",
+                        server_round,
+                        node,
+                        ",".join(result.twin_ids),
+                        *_log_content(reply.content),
+                    )
+                results.append(result)
+            if pending:
+                time.sleep(settings.poll_interval)
+        failures.extend(str(node) for node in pending.values())
+        timings[server_round] = time.perf_counter() - start
+        return results, failures
+
+    def on_round(report: RoundReport, population: Population) -> None:
+        del population
+        line = {
+            **report.to_dict(),
+            "exchange_seconds": timings.get(report.server_round),
+            "errors": errors.get(report.server_round, {}),
+        }
+        with (run_dir / ROUNDS_FILE).open("a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    result = run_rounds(
+        strategy,
+        exchange,
+        lambda _: [str(node) for node in grid.get_node_ids()],
+        on_round=on_round,
+    )
+    write_result(run_dir, result)
+
+
+# -- the ClientApp -------------------------------------------------------------------
+
+
+@client_app.train()
+def fit(message: Message, context: Context) -> Message:
+    """A twin's answer to a round: its local step on its own statistics.
+
+    Parameters
+    ----------
+    message
+        The round's instruction (the population).
+    context
+        ``node_config`` names the twin (``twin-id``), its statistics file
+        (``statistics``) and, optionally, a directory to log messages (``message-log``).
+
+    Returns
+    -------
+    Message
+        The reply: the twin's :class:`~twinweave.transfer.LocalSummary` only.
+    """
+    twin_id = str(context.node_config["twin-id"])
+    statistics = load_statistics(Path(str(context.node_config["statistics"])))
+    instruction = fit_ins_from_content(message.content)
+    summary = local_step(statistics, instruction.population)
+    content = fit_res_content(FitRes(instruction.server_round, (twin_id,), summary))
+    log_dir = context.node_config.get("message-log")
+    if log_dir:
+        log = MessageLogWriter(Path(str(log_dir)), "twin")
+        node = int(context.node_id)
+        log.write(
+            "received", instruction.server_round, node, twin_id, *_log_content(message.content)
+        )
+        log.write("sent", instruction.server_round, node, twin_id, *_log_content(content))
+    return Message(content, reply_to=message)

@@ -1,0 +1,251 @@
+"""Statistical contracts of the hierarchical fleet model, on synthetic fleets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twinweave.models import BayesianBasisRegression, SplineTerm
+from twinweave.transfer import (
+    FleetPrior,
+    LocalSummary,
+    Population,
+    TwinStatistics,
+    aggregate,
+    complete_pooling,
+    fit_central,
+    initial_population,
+    local_step,
+    local_steps,
+    no_pooling,
+    sum_summaries,
+)
+
+EDGES = np.linspace(0.0, 10.0, 6)
+NOISE_SD = np.array([0.05, 0.1, 0.2, 0.15, 0.1])
+GRID = {"x": np.linspace(0.0, 10.0, 201)}
+
+
+def emulator() -> BayesianBasisRegression:
+    return BayesianBasisRegression(
+        target="y",
+        terms=(SplineTerm("x", 0.0, 10.0, 6),),
+        noise_source="x",
+        noise_edges=EDGES,
+        smoothing=1e-3,
+        ridge=1e-6,
+    )
+
+
+def prior() -> FleetPrior:
+    return FleetPrior.from_emulator(emulator(), smoothness=4.0)
+
+
+def true_population(rng: np.random.Generator, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth mean curve and the model's structured covariance with ``scale``."""
+    p = emulator().n_features
+    mean = np.sin(np.linspace(-0.5, 3.5, p)) + 2.0
+    return mean, scale**2 * prior().structure_covariance[:p, :p]
+
+
+def readings(rng: np.random.Generator, weights: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    x = rng.uniform(0.0, 10.0, n)
+    features, bins = emulator().design({"x": x})
+    return {"x": x, "y": features @ weights + rng.normal(0.0, NOISE_SD[bins])}
+
+
+def statistics(rng: np.random.Generator, weights: np.ndarray, n: int) -> TwinStatistics:
+    model = emulator()
+    if n:
+        model.update(readings(rng, weights, n))
+    return TwinStatistics.from_emulator(model)
+
+
+def fleet(
+    rng: np.random.Generator, n_twins: int, n_readings: int, scale: float = 0.3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[TwinStatistics]]:
+    mean, covariance = true_population(rng, scale)
+    weights = rng.multivariate_normal(mean, covariance, size=n_twins)
+    return mean, covariance, weights, [statistics(rng, w, n_readings) for w in weights]
+
+
+def curve(weights: np.ndarray) -> np.ndarray:
+    features, _ = emulator().design(GRID)
+    return np.asarray(features @ weights)
+
+
+def test_recovers_the_population_mean_covariance_and_noise() -> None:
+    rng = np.random.default_rng(1)
+    mean, covariance, weights, stats = fleet(rng, n_twins=80, n_readings=400, scale=0.3)
+    fit = fit_central(stats, prior(), tol=1e-8)
+    assert fit.converged and fit.population is not None
+    population = fit.population
+    # The mean is known to about sqrt(Sigma / N) per weight.
+    error = np.abs(population.mean[0] - weights.mean(axis=0))
+    assert np.all(error < 4.0 * np.sqrt(np.diag(covariance) / 80) + 1e-3)
+    assert np.sqrt(np.mean((population.mean[0] - mean) ** 2)) < 0.15
+    # The covariance's scale: 80 twins of p weights estimate it to a few per cent.
+    ratio = np.trace(np.linalg.solve(covariance, population.covariance[0])) / len(mean)
+    assert ratio == pytest.approx(1.0, abs=0.15)
+    assert population.noise_var is not None
+    # A typical twin's noise estimate: 80 readings per bin, shrunk with 10 pseudo-readings
+    # towards the pooled variance, as one emulator alone would estimate it.
+    pooled = np.mean(NOISE_SD**2)
+    expected = (80 * NOISE_SD**2 + 10 * pooled) / (80 + 10)
+    np.testing.assert_allclose(population.noise_var[0], expected, rtol=0.1)
+
+
+def test_partial_pooling_shrinks_towards_the_population_and_helps_a_poor_twin() -> None:
+    rng = np.random.default_rng(2)
+    mean, covariance = true_population(rng, 0.3)
+    rich = rng.multivariate_normal(mean, covariance, size=15)
+    poor = rng.multivariate_normal(mean, covariance, size=12)
+    stats = [statistics(rng, w, 500) for w in rich] + [statistics(rng, w, 6) for w in poor]
+    partial = fit_central(stats, prior())
+    alone = no_pooling(stats, prior())
+    assert partial.population is not None
+    population_curve = curve(partial.population.mean[0])
+    errors_partial, errors_alone = [], []
+    for k, w in enumerate(poor):
+        i = len(rich) + k
+        towards = np.linalg.norm(curve(partial.twins[i].mean) - population_curve)
+        away = np.linalg.norm(curve(alone.twins[i].mean) - population_curve)
+        assert towards < away
+        errors_partial.append(np.sqrt(np.mean((curve(partial.twins[i].mean) - curve(w)) ** 2)))
+        errors_alone.append(np.sqrt(np.mean((curve(alone.twins[i].mean) - curve(w)) ** 2)))
+    assert np.mean(errors_partial) < 0.5 * np.mean(errors_alone)
+    # Data-rich twins keep their own curves.
+    for i in range(len(rich)):
+        gap = np.abs(curve(partial.twins[i].mean) - curve(alone.twins[i].mean)).max()
+        assert gap < 0.1
+
+
+def test_with_huge_data_every_twin_approaches_its_own_posterior() -> None:
+    rng = np.random.default_rng(3)
+    _, _, _, stats = fleet(rng, n_twins=5, n_readings=200_000)
+    partial = fit_central(stats, prior())
+    alone = no_pooling(stats, prior())
+    for mine, own in zip(partial.twins, alone.twins, strict=True):
+        assert np.abs(curve(mine.mean) - curve(own.mean)).max() < 5e-3
+        # The noise differs by about twin_noise_prior_count * pooled / n_j (300 * 0.017 /
+        # 40,000 in the quietest bin, 5 % of its variance) and vanishes with more data.
+        np.testing.assert_allclose(mine.noise_var, own.noise_var, rtol=0.06)
+
+
+def test_the_fit_depends_only_on_the_statistics() -> None:
+    rng = np.random.default_rng(4)
+    mean, covariance = true_population(rng, 0.3)
+    weights = rng.multivariate_normal(mean, covariance, size=4)
+    batches = [readings(rng, w, 300) for w in weights]
+    batch_stats = [TwinStatistics.from_emulator(emulator().update(b)) for b in batches]
+    streamed = []
+    for b in batches:
+        model = emulator()
+        for i in range(len(b["x"])):
+            model.update({"x": b["x"][i : i + 1], "y": b["y"][i : i + 1]})
+        streamed.append(TwinStatistics.from_emulator(model))
+    one = fit_central(batch_stats, prior(), tol=1e-10)
+    other = fit_central(streamed, prior(), tol=1e-10)
+    assert one.population is not None and other.population is not None
+    np.testing.assert_allclose(other.population.mean, one.population.mean, rtol=1e-9)
+    np.testing.assert_allclose(
+        other.population.covariance, one.population.covariance, rtol=1e-8, atol=1e-14
+    )
+    for a, b in zip(one.twins, other.twins, strict=True):
+        np.testing.assert_allclose(b.mean, a.mean, rtol=1e-9, atol=1e-12)
+
+
+def test_summaries_are_summable_in_any_order_and_grouping() -> None:
+    rng = np.random.default_rng(5)
+    _, _, _, stats = fleet(rng, n_twins=6, n_readings=200)
+    population = fit_central(stats, prior(), n_rounds=3, tol=1e-12).population
+    assert population is not None
+    summaries = [local_step(s, population) for s in stats]
+    regrouped = sum_summaries(
+        [summaries[5] + summaries[2], summaries[0] + summaries[4] + summaries[1], summaries[3]]
+    )
+    one = aggregate(summaries, population)
+    other = aggregate(regrouped, population)
+    for name in ("mean", "covariance", "noise_var", "mean_covariance"):
+        np.testing.assert_allclose(getattr(other, name), getattr(one, name), rtol=1e-12)
+    # An average of summaries times the number of twins is their sum.
+    average = sum_summaries(summaries).scaled(1 / 6)
+    np.testing.assert_allclose(aggregate(average.scaled(6), population).mean, one.mean, rtol=1e-12)
+    # The vectorised local step gives each twin's own summary.
+    for mine, own in zip(local_steps(stats, population), summaries, strict=True):
+        for name, _ in LocalSummary.ARRAYS:
+            np.testing.assert_allclose(
+                getattr(mine, name), getattr(own, name), rtol=1e-12, atol=1e-12
+            )
+
+
+def test_a_new_twin_is_covered_at_the_nominal_rate() -> None:
+    rng = np.random.default_rng(6)
+    mean, covariance, _, stats = fleet(rng, n_twins=60, n_readings=300, scale=0.3)
+    fit = fit_central(stats, prior())
+    design = emulator()
+    hits, widths_new, widths_known = [], [], []
+    for w in rng.multivariate_normal(mean, covariance, size=400):
+        data = readings(rng, w, 20)
+        low, high = fit.predict(None, data, design).interval(0.9)
+        hits.append((data["y"] >= low) & (data["y"] <= high))
+        widths_new.append(np.mean(high - low))
+    for i in range(5):
+        low, high = fit.predict(i, readings(rng, mean, 20), design).interval(0.9)
+        widths_known.append(np.mean(high - low))
+    assert np.mean(hits) == pytest.approx(0.9, abs=0.02)
+    # A twin with no data gets wider intervals than a twin with data.
+    assert np.mean(widths_new) > 1.5 * np.mean(widths_known)
+
+
+def test_no_pooling_is_the_emulators_own_posterior_and_the_first_round() -> None:
+    rng = np.random.default_rng(7)
+    mean, covariance = true_population(rng, 0.3)
+    batches = [
+        readings(rng, w, n)
+        for w, n in zip(
+            rng.multivariate_normal(mean, covariance, size=3), (50, 500, 5), strict=True
+        )
+    ]
+    models = [emulator().update(b) for b in batches]
+    stats = [TwinStatistics.from_emulator(m) for m in models]
+    alone = no_pooling(stats, prior())
+    first = local_steps(stats, initial_population(prior(), ["default"]))
+    for model, mine, summary in zip(models, alone.twins, first, strict=True):
+        np.testing.assert_allclose(mine.mean, model.posterior_mean_, rtol=1e-12)
+        np.testing.assert_allclose(mine.noise_var, model.noise_var_, rtol=1e-12)
+        np.testing.assert_allclose(summary.sum_mean[0], model.posterior_mean_, rtol=1e-8)
+    pooled = emulator().update({k: np.concatenate([b[k] for b in batches]) for k in ("x", "y")})
+    together = complete_pooling(stats, prior())
+    np.testing.assert_allclose(together.twins[1].mean, pooled.posterior_mean_, rtol=1e-8)
+    np.testing.assert_allclose(
+        together.predict(None, GRID, emulator()).mean, pooled.predict(GRID).mean, rtol=1e-8
+    )
+
+
+def test_records_travel_as_arrays() -> None:
+    rng = np.random.default_rng(8)
+    _, _, _, stats = fleet(rng, n_twins=3, n_readings=100)
+    population = fit_central(stats, prior(), n_rounds=2).population
+    assert population is not None
+    again = Population.from_arrays(population.to_arrays(), population.kinds)
+    summary = local_step(stats[0], population)
+    np.testing.assert_array_equal(local_step(stats[0], again).sum_mean, summary.sum_mean)
+    back = LocalSummary.from_arrays(summary.to_arrays(), summary.kinds)
+    np.testing.assert_array_equal(back.sum_second, summary.sum_second)
+    assert back.log_evidence == summary.log_evidence
+    assert set(summary.to_arrays()) == {name for name, _ in LocalSummary.ARRAYS} | {"log_evidence"}
+
+
+def test_mismatched_summaries_are_named() -> None:
+    rng = np.random.default_rng(9)
+    _, _, _, stats = fleet(rng, n_twins=2, n_readings=50)
+    population = initial_population(prior(), ["a"])
+    other = initial_population(prior(), ["b"])
+    with pytest.raises(KeyError, match="kind 'default'"):
+        local_step(stats[0], population)
+    relabelled = [TwinStatistics(s.gram, s.moment, s.sum_sq, s.count, kind="a") for s in stats]
+    with pytest.raises(ValueError, match="kinds"):
+        aggregate(local_steps(relabelled, population), other)
+    with pytest.raises(ValueError, match="at least one"):
+        fit_central([], prior())

@@ -1,0 +1,254 @@
+"""Federated rounds over Flower: a SuperLink and one SuperNode per twin, as processes on
+loopback; the same answer as the central fit, drop-outs as documented, nothing but the
+documented summaries in any message, and no process left behind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twinweave.models import BayesianBasisRegression, SplineTerm
+from twinweave.transfer import (
+    FederatedResult,
+    FleetPooling,
+    FleetPrior,
+    FlowerRunError,
+    FlowerSettings,
+    LocalSummary,
+    LoggedMessage,
+    LoopbackFederation,
+    Population,
+    TwinStatistics,
+    fit_central,
+    fit_federated,
+    local_step,
+    read_message_log,
+    save_statistics,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+
+# Rounds over Flower take seconds each (a ClientApp process per message): the fit to
+# convergence is capped, the drop-out run does exactly N_ROUNDS (NEVER is a tolerance no
+# round meets).
+TOL = 1e-10
+MAX_ROUNDS = 20
+NEVER = 1e-300
+N_ROUNDS = 3
+# What a twin may send: the summary's documented fields (docs/FLEET_MODEL.md).
+SUMMARY_FIELDS = {name for name, _ in LocalSummary.ARRAYS} | {"log_evidence"}
+
+
+def _emulator() -> BayesianBasisRegression:
+    return BayesianBasisRegression(
+        target="y",
+        terms=(SplineTerm("x", 0.0, 1.0, 4),),
+        noise_source="x",
+        noise_edges=[0.0, 0.5, 1.0],
+    )
+
+
+def make_fleet(
+    n_readings: Sequence[int], seed: int
+) -> tuple[dict[str, TwinStatistics], FleetPrior, dict[str, np.ndarray]]:
+    """Scaled sine curves with noise: statistics, prior and each twin's raw ``y``."""
+    rng = np.random.default_rng(seed)
+    stats: dict[str, TwinStatistics] = {}
+    readings: dict[str, np.ndarray] = {}
+    for k, n in enumerate(n_readings):
+        x = rng.uniform(0.0, 1.0, n)
+        y = (1.0 + 0.3 * rng.standard_normal()) * np.sin(2.0 * x) + rng.normal(0.0, 0.02, n)
+        stats[f"T{k}"] = TwinStatistics.from_emulator(_emulator().update({"x": x, "y": y}))
+        readings[f"T{k}"] = y
+    return stats, FleetPrior.from_emulator(_emulator()), readings
+
+
+def relative(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    assert a is not None and b is not None
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def assert_same_population(a: Population, b: Population, rtol: float) -> None:
+    assert a.kinds == b.kinds
+    for name in ("mean", "mean_covariance", "covariance", "noise_var", "global_mean"):
+        assert relative(getattr(a, name), getattr(b, name)) <= rtol, name
+
+
+@dataclass
+class Session:
+    stats: dict[str, TwinStatistics]
+    prior: FleetPrior
+    readings: dict[str, np.ndarray]
+    result: FederatedResult
+    server_messages: list[LoggedMessage]
+    twin_messages: dict[str, list[LoggedMessage]]
+    pids_while_running: list[int]
+    pids_after: list[int]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
+    """Four twins (with 2,000 to 20,000 readings) over Flower, every message logged."""
+    directory = tmp_path_factory.mktemp("flower")
+    stats, prior, readings = make_fleet([2_000, 5_000, 10_000, 20_000], seed=11)
+    logs = {twin: directory / f"log-{twin}" for twin in stats}
+    with LoopbackFederation(directory / "federation") as federation:
+        federation.add_twins(
+            {t: save_statistics(s, directory / f"{t}.npz") for t, s in stats.items()},
+            message_logs=logs,
+        )
+        run = federation.submit(
+            prior,
+            ["default"],
+            FlowerSettings(
+                n_rounds=MAX_ROUNDS, tol=TOL, min_twins=len(stats), record_messages=True
+            ),
+        )
+        result = run.result(timeout=600)
+        pids_while_running = federation.pids()
+    return Session(
+        stats,
+        prior,
+        readings,
+        result,
+        run.server_messages(),
+        {twin: read_message_log(path) for twin, path in logs.items()},
+        pids_while_running,
+        federation.pids(),
+    )
+
+
+def test_flower_rounds_give_the_central_answer(session: Session) -> None:
+    result = session.result
+    central = fit_central(list(session.stats.values()), session.prior, n_rounds=MAX_ROUNDS, tol=TOL)
+    assert central.converged and result.converged
+    assert result.n_rounds == central.n_rounds
+    assert all(r.answered == tuple(session.stats) and not r.missing for r in result.rounds)
+    assert central.population is not None
+    assert_same_population(result.population, central.population, 1e-9)
+    in_process = fit_federated(
+        FleetPooling(session.prior, ["default"], n_rounds=MAX_ROUNDS, tol=TOL), session.stats
+    )
+    # Arrays travel as .npy bytes: bit for bit what the twins computed.
+    assert_same_population(result.population, in_process.population, 0.0)
+
+
+def test_the_federation_leaves_no_process_behind(session: Session) -> None:
+    # SuperLink, its SuperExec, four SuperNodes and theirs at least.
+    assert len(session.pids_while_running) >= 10
+    assert session.pids_after == []
+
+
+def test_every_message_over_flower_carries_only_the_documented_records(
+    session: Session,
+) -> None:
+    n_twins = len(session.stats)
+    population_keys = {f"population/{k}" for k in session.result.population.to_arrays()}
+    sent = [m for m in session.server_messages if m.direction == "sent"]
+    received = [m for m in session.server_messages if m.direction == "received"]
+    assert len(sent) == len(received) == session.result.n_rounds * n_twins
+    for message in sent:
+        # Round 1's population has no noise variances yet (each twin uses its own).
+        expected = population_keys - (
+            {"population/noise_var"} if message.server_round == 1 else set()
+        )
+        assert set(message.arrays) == expected
+        assert set(message.config) == {"fit/server-round", "fit/kinds"}
+    shapes = set()
+    for message in received:
+        assert message.error is None and message.twin_id in session.stats
+        assert set(message.arrays) == {f"summary/{k}" for k in SUMMARY_FIELDS}
+        assert set(message.config) == {"fit/server-round", "fit/twin-id", "fit/kinds"}
+        shapes.add(tuple(sorted((k, v.shape) for k, v in message.arrays.items())))
+    # Twins with 2,000 and with 20,000 readings send arrays of one shape.
+    assert len(shapes) == 1
+
+
+def test_a_twin_sends_its_local_step_and_no_reading(session: Session) -> None:
+    for twin, messages in session.twin_messages.items():
+        assert [m.direction for m in messages] == ["received", "sent"] * session.result.n_rounds
+        for instruction, answer in zip(messages[::2], messages[1::2], strict=True):
+            assert instruction.server_round == answer.server_round
+            kinds = instruction.config["fit/kinds"]
+            assert isinstance(kinds, list)
+            population = Population.from_arrays(
+                {k.removeprefix("population/"): v for k, v in instruction.arrays.items()},
+                kinds,
+            )
+            expected = local_step(session.stats[twin], population).to_arrays()
+            assert set(answer.arrays) == {f"summary/{k}" for k in expected}
+            for key, value in expected.items():
+                np.testing.assert_array_equal(answer.arrays[f"summary/{key}"], value)
+                assert not np.isin(answer.arrays[f"summary/{key}"], session.readings[twin]).any()
+    # What the server received is what the twins sent.
+    by_round = {
+        (m.twin_id, m.server_round): m for m in session.server_messages if m.direction == "received"
+    }
+    for twin, messages in session.twin_messages.items():
+        for answer in messages[1::2]:
+            got = by_round[(twin, answer.server_round)]
+            for key, value in answer.arrays.items():
+                np.testing.assert_array_equal(got.arrays[key], value)
+
+
+def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
+    tmp_path: Path,
+) -> None:
+    stats, prior, _ = make_fleet([3_000, 4_000, 5_000, 6_000], seed=13)
+    paths = {twin: save_statistics(s, tmp_path / f"{twin}.npz") for twin, s in stats.items()}
+    with LoopbackFederation(tmp_path / "federation") as federation:
+        federation.add_twins(paths)
+        run = federation.submit(
+            prior,
+            ["default"],
+            FlowerSettings(
+                n_rounds=N_ROUNDS,
+                tol=NEVER,
+                min_twins=len(stats),
+                max_missed_rounds=2,
+                round_timeout=30.0,
+            ),
+        )
+        run.wait_for_round(1, timeout=300)
+        # Killed as soon as round 1 is aggregated: it cannot answer round 2 (a ClientApp
+        # alone takes longer to start than this).
+        federation.kill_twin("T3")
+        time.sleep(1.0)
+        federation.add_twin("T3", paths["T3"])  # a new SuperNode for the same twin
+        result = run.result(timeout=600)
+    assert federation.pids() == []
+    rounds = result.rounds
+    assert rounds[0].answered == ("T0", "T1", "T2", "T3")
+    assert rounds[1].answered == ("T0", "T1", "T2") and rounds[1].missing == ("T3",)
+    assert rounds[2].answered == ("T0", "T1", "T2", "T3") and rounds[2].missing == ()
+    assert not any(r.gone for r in rounds)
+    # The documented semantics, replayed in process: round 2 pools the three that
+    # answered, round 3 all four again.
+    everyone, three = list(stats), ["T0", "T1", "T2"]
+    replay = fit_federated(
+        FleetPooling(prior, ["default"], n_rounds=N_ROUNDS, tol=NEVER, max_missed_rounds=2),
+        stats,
+        available=lambda r: three if r == 2 else everyone,
+    )
+    assert [r.answered for r in replay.rounds] == [r.answered for r in rounds]
+    assert_same_population(result.population, replay.population, 1e-12)
+    uninterrupted = fit_central(list(stats.values()), prior, n_rounds=N_ROUNDS, tol=NEVER)
+    assert uninterrupted.population is not None
+    assert relative(result.population.covariance, uninterrupted.population.covariance) > 1e-6
+
+
+def test_a_failed_run_raises_and_leaves_no_process(tmp_path: Path) -> None:
+    stats, prior, _ = make_fleet([1_000], seed=17)
+    federation = LoopbackFederation(tmp_path / "federation")
+    with pytest.raises(FlowerRunError, match="SuperNodes connected"), federation:
+        federation.add_twin("T0", save_statistics(stats["T0"], tmp_path / "T0.npz"))
+        # Waits for two SuperNodes where there is one: the ServerApp gives up.
+        federation.fit(
+            prior, ["default"], FlowerSettings(min_twins=2, connect_timeout=3.0), timeout=300
+        )
+    assert federation.pids() == []

@@ -1,0 +1,472 @@
+"""Push-sum gossip: exact averages with loss and churn, rounds against the spectral gap,
+what travels, and the fleet fit peer to peer against the central fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Hashable, Sequence
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from twinweave.models import BayesianBasisRegression, SplineTerm
+from twinweave.transfer import (
+    FleetPrior,
+    GossipMessages,
+    Population,
+    PushSum,
+    TwinStatistics,
+    fit_central,
+    fit_gossip,
+    gossip_mean,
+    initial_population,
+    local_step,
+    predicted_rounds,
+    spectral_gap,
+    summary_payload,
+)
+
+GRAPHS: dict[str, Callable[[int, int], nx.Graph]] = {
+    "ring": lambda n, seed: nx.cycle_graph(n),
+    "regular": lambda n, seed: nx.random_regular_graph(4, n, seed=seed),
+    "small-world": lambda n, seed: nx.connected_watts_strogatz_graph(n, 4, 0.1, seed=seed),
+}
+
+
+def payloads(n: int, d: int = 5, seed: int = 0) -> np.ndarray:
+    """Positive and negative values of different sizes, as a summary's fields are."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)) * np.logspace(-2, 3, d) + np.linspace(-5, 5, d)
+
+
+def relative_error(estimates: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.max(np.abs(estimates - reference)) / np.max(np.abs(reference)))
+
+
+def oracle_rounds(graph: nx.Graph, values: np.ndarray, eps: float = 1e-6) -> int:
+    """Rounds until every twin is within ``eps`` of the true mean (lossless)."""
+    gossip = PushSum(graph).start(values)
+    mean = values.mean(axis=0)
+    while relative_error(gossip.estimates_, mean) > eps:
+        gossip.step(1)
+    return gossip.n_rounds_
+
+
+# -- the average, exactly -----------------------------------------------------------------------
+CASES = [
+    (kind, n)
+    for kind in GRAPHS
+    for n in (10, 100, 1_000)
+    if not (kind == "ring" and n == 1_000)  # about 1.2 million rounds: see the slow test
+]
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.2])
+@pytest.mark.parametrize(("kind", "n"), CASES)
+def test_every_twin_reaches_the_exact_average(kind: str, n: int, loss: float) -> None:
+    graph = GRAPHS[kind](n, 1)
+    values = payloads(n)
+    # Movement over `patience` rounds bounds the error to about tol / (patience * gap).
+    tol = 1e-8 * min(1.0, 10 * spectral_gap(graph))
+    result = gossip_mean(values, graph, loss=loss, tol=tol, seed=2)
+    assert result.converged
+    assert result.relative_error(values.mean(axis=0)) < 1e-6
+    assert result.nodes == tuple(graph)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "n"), [("ring", 1_000), ("regular", 10_000), ("small-world", 10_000)]
+)
+def test_large_graphs_reach_the_exact_average(kind: str, n: int) -> None:
+    graph = GRAPHS[kind](n, 1)
+    values = payloads(n, d=3)
+    # The ring needs about 1.2 million rounds; leave it no more error than needed.
+    tol = 2e-7 * min(1.0, 100 * spectral_gap(graph))
+    result = gossip_mean(values, graph, tol=tol, patience=100, max_rounds=3_000_000)
+    assert result.converged
+    assert result.relative_error(values.mean(axis=0)) < 1e-6
+
+
+def test_lost_messages_delay_mass_but_never_lose_it() -> None:
+    graph = GRAPHS["regular"](200, 3)
+    values = payloads(200)
+    mean = values.mean(axis=0)
+    errors = []
+    for loss in (0.0, 0.2, 0.5, 0.8):
+        result = gossip_mean(values, graph, loss=loss, tol=1e-12, seed=4)
+        assert result.converged
+        errors.append(result.relative_error(mean))
+    # Plain push-sum would converge to a wrong answer, further off the more it loses.
+    assert max(errors) < 1e-9
+
+
+def test_more_loss_takes_more_rounds() -> None:
+    graph = GRAPHS["small-world"](300, 5)
+    values = payloads(300)
+    rounds = [gossip_mean(values, graph, loss=q, tol=1e-10, seed=6).n_rounds for q in (0, 0.2, 0.5)]
+    assert rounds[0] < rounds[1] < rounds[2]
+
+
+# -- rounds against the spectral gap ------------------------------------------------------------
+def test_spectral_gap_matches_closed_forms() -> None:
+    for n in (9, 301):  # dense and sparse eigenvalue paths
+        expected = 1 - (1 + 2 * math.cos(2 * math.pi / n)) / 3
+        assert spectral_gap(nx.cycle_graph(n)) == pytest.approx(expected, rel=1e-6)
+    assert spectral_gap(nx.complete_graph(7)) == pytest.approx(1.0)
+    # A 4-regular graph: W = (I + A) / 5, so the gap follows A's spectrum.
+    graph = GRAPHS["regular"](60, 2)
+    adjacency = nx.to_numpy_array(graph)
+    eigenvalues = np.sort(np.linalg.eigvalsh(adjacency))
+    second = max(abs(1 + eigenvalues[-2]), abs(1 + eigenvalues[0])) / 5
+    assert spectral_gap(graph) == pytest.approx(1 - second, rel=1e-9)
+    assert spectral_gap(nx.disjoint_union(nx.cycle_graph(3), nx.cycle_graph(3))) == 0.0
+
+
+def test_rounds_grow_as_one_over_the_spectral_gap() -> None:
+    graphs = [nx.cycle_graph(n) for n in (8, 16, 32, 64, 128)]
+    graphs += [GRAPHS["regular"](n, 7) for n in (16, 128, 512)]
+    graphs += [GRAPHS["small-world"](n, 7) for n in (64, 256)]
+    graphs += [nx.random_regular_graph(8, 256, seed=7), nx.path_graph(30)]
+    graphs += [nx.convert_node_labels_to_integers(nx.hypercube_graph(6))]
+    gaps = np.array([spectral_gap(g) for g in graphs])
+    rounds = np.array([oracle_rounds(g, payloads(g.number_of_nodes(), seed=1)) for g in graphs])
+    # Theory: rounds ~ log(1 / eps) / gap. Over two and a half decades of gaps the
+    # log-log slope is one, and each count is within a small factor of the theory.
+    slope, _ = np.polyfit(np.log(1 / gaps), np.log(rounds), 1)
+    assert 0.85 < slope < 1.15
+    theory = np.array([predicted_rounds(gap, 1e-6) for gap in gaps])
+    assert np.all((rounds > 0.7 * theory) & (rounds < 1.6 * theory))
+    assert np.ptp(np.log10(gaps)) > 2.5
+
+
+# -- stopping -----------------------------------------------------------------------------------
+def test_stopping_rule_and_round_guard() -> None:
+    graph = nx.cycle_graph(40)
+    values = payloads(40)
+    guarded = gossip_mean(values, graph, tol=1e-12, max_rounds=50)
+    assert not guarded.converged
+    assert guarded.n_rounds == 50
+    assert guarded.relative_error(values.mean(axis=0)) > 1e-3
+    done = PushSum(graph).start(values).run(tol=1e-9, patience=5)
+    assert done.converged
+    assert done.n_rounds % 5 == 0
+    # Every twin's own test passed at the last check, from the round it settled.
+    assert np.all((done.settled_at > 0) & (done.settled_at <= done.n_rounds))
+
+
+# -- churn --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["regular", "small-world"])
+def test_leave_join_and_crash_converge_on_the_survivors_average(kind: str) -> None:
+    graph = GRAPHS[kind](120, 8)
+    values = payloads(120, seed=3)
+    own = {node: values[i] for i, node in enumerate(graph)}
+    gossip = PushSum(graph, loss=0.2, seed=9).start(own)
+    gossip.step(15)
+    gossip.leave([0, 1, 2, 60])
+    gossip.step(10)
+    newcomers = {"a": np.full(5, 40.0), "b": -np.arange(5.0)}
+    gossip.join("a", newcomers["a"], [3, 4, 5])
+    gossip.join("b", newcomers["b"], ["a", 70])
+    gossip.step(10)
+    gossip.crash([80, 81])
+    result = gossip.run(tol=1e-12)
+    present = {**{k: v for k, v in own.items() if k not in {0, 1, 2, 60, 80, 81}}, **newcomers}
+    assert set(result.nodes) == set(present)
+    survivors = np.mean(list(present.values()), axis=0)
+    assert result.converged
+    assert result.relative_error(survivors) < 1e-9
+    # Not the average of everyone who ever took part.
+    everyone = np.mean([*own.values(), *newcomers.values()], axis=0)
+    assert relative_error(survivors, everyone) > 1e-3
+
+
+def test_a_crash_restarts_its_neighbours_and_reaches_the_survivors_average() -> None:
+    graph = GRAPHS["regular"](50, 2)
+    values = payloads(50, seed=4)
+    gossip = PushSum(graph, loss=0.2, seed=1).start(values)
+    gossip.step(5)
+    gossip.crash([10])
+    # Right after the crash the twins that restarted are a new epoch apart from the rest.
+    estimates = dict(zip(gossip.nodes_, gossip.estimates_, strict=True))
+    for node in graph.neighbors(10):
+        np.testing.assert_array_equal(estimates[node], values[list(graph).index(node)])
+    result = gossip.run(tol=1e-12)
+    survivors = np.delete(values, list(graph).index(10), axis=0).mean(axis=0)
+    assert result.relative_error(survivors) < 1e-9
+
+
+def test_sums_with_an_initiator_survive_its_departure_and_crash() -> None:
+    graph = GRAPHS["small-world"](80, 3)
+    values = payloads(80, seed=5)
+    total = values.sum(axis=0)
+    nodes = list(graph)
+    result = PushSum(graph, loss=0.2, seed=2, initiator=nodes[7]).start(values).run(tol=1e-12)
+    assert result.relative_error(total) < 1e-9
+
+    leaving = PushSum(graph, loss=0.2, seed=2, initiator=nodes[7]).start(values).step(12)
+    after_leave = leaving.leave([nodes[7], nodes[8]]).run(tol=1e-12)
+    assert after_leave.relative_error(total - values[7] - values[8]) < 1e-9
+
+    crashing = PushSum(graph, loss=0.2, seed=2, initiator=nodes[7]).start(values).step(12)
+    after_crash = crashing.crash([nodes[7]]).run(tol=1e-12)
+    assert after_crash.relative_error(total - values[7]) < 1e-9
+
+
+# -- what travels -------------------------------------------------------------------------------
+def test_messages_carry_only_the_payloads_running_sums() -> None:
+    graph = nx.cycle_graph(6)
+    values = payloads(6, d=4, seed=8)
+
+    def record(scale: float) -> list[GossipMessages]:
+        seen: list[GossipMessages] = []
+        gossip = PushSum(graph, loss=0.3, seed=5, on_messages=seen.append)
+        gossip.start(values * scale).step(20)
+        gossip.leave([2])
+        gossip.step(5)
+        return seen
+
+    seen = record(1.0)
+    assert {f.name for f in dataclasses.fields(GossipMessages)} == {
+        "round",
+        "kind",
+        "sender",
+        "receiver",
+        "delivered",
+        "numerator",
+        "weight",
+        "epoch",
+    }
+    assert [m.round for m in seen if m.kind == "gossip"] == list(range(25))
+    assert sum(m.kind == "farewell" for m in seen) == 1
+    for batch in seen:
+        assert batch.numerator.shape == (len(batch.sender), values.shape[1])
+    # The first round's message from twin j is j's share of its own payload: 1/3 on a ring.
+    first = seen[0]
+    for k, sender in enumerate(first.sender):
+        np.testing.assert_allclose(first.numerator[k], values[sender] / 3, rtol=1e-15)
+    # Every message is linear in the payloads and in nothing else: scaled payloads give
+    # scaled messages, the same weights, the same deliveries.
+    for one, two in zip(seen, record(2.0), strict=True):
+        np.testing.assert_allclose(two.numerator, 2 * one.numerator, rtol=1e-12, atol=1e-300)
+        np.testing.assert_array_equal(two.weight, one.weight)
+        np.testing.assert_array_equal(two.delivered, one.delivered)
+
+
+def test_structured_payloads_come_back_in_their_structure() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Summary:
+        count: float
+        moments: dict[str, np.ndarray]
+
+    graph = nx.random_regular_graph(3, 12, seed=1)
+    rng = np.random.default_rng(0)
+    own = {
+        node: Summary(float(i), {"first": rng.normal(size=3), "second": rng.normal(size=(3, 3))})
+        for i, node in enumerate(graph)
+    }
+    gossip = PushSum(graph, loss=0.1, seed=0).start(own)
+    gossip.run(tol=1e-13)
+    estimate = gossip.estimate(5)
+    assert isinstance(estimate, Summary)
+    assert estimate.count == pytest.approx(5.5, rel=1e-10)
+    expected = np.mean([s.moments["second"] for s in own.values()], axis=0)
+    assert estimate.moments["second"].shape == (3, 3)
+    np.testing.assert_allclose(estimate.moments["second"], expected, rtol=1e-9, atol=1e-11)
+
+
+def test_same_seed_same_run_other_seed_other_losses() -> None:
+    graph = GRAPHS["small-world"](200, 1)
+    values = payloads(200)
+    one = gossip_mean(values, graph, loss=0.2, seed=11)
+    two = gossip_mean(values, graph, loss=0.2, seed=11)
+    np.testing.assert_array_equal(one.estimates, two.estimates)
+    assert one.n_rounds == two.n_rounds
+    a = PushSum(graph, loss=0.2, seed=11).start(values).step(30).estimates_
+    b = PushSum(graph, loss=0.2, seed=12).start(values).step(30).estimates_
+    assert not np.array_equal(a, b)
+    generator = np.random.default_rng(11)
+    c = PushSum(graph, loss=0.2, seed=generator).start(values).step(30).estimates_
+    np.testing.assert_array_equal(a, c)
+
+
+def test_bad_arguments_are_refused() -> None:
+    graph = nx.cycle_graph(4)
+    with pytest.raises(ValueError, match="loss"):
+        PushSum(graph, loss=1.0).start(payloads(4))
+    with pytest.raises(ValueError, match="n_nodes"):
+        PushSum(graph).start(payloads(5))
+    with pytest.raises(ValueError, match="missing"):
+        PushSum(graph).start({0: 1.0, 1: 2.0})
+    with pytest.raises(RuntimeError, match="start"):
+        PushSum(graph).step()
+    gossip = PushSum(graph).start(payloads(4))
+    with pytest.raises(ValueError, match="not present"):
+        gossip.leave([9])
+
+
+# -- the fleet, peer to peer --------------------------------------------------------------------
+def synthetic_fleet(
+    n_twins: int, seed: int, offsets: Sequence[float] | None = None
+) -> list[BayesianBasisRegression]:
+    """Twins whose curves differ around a common shape (shifted by ``offsets``, per
+    twin), with 20 to 400 readings each."""
+    rng = np.random.default_rng(seed)
+    twins = []
+    for k in range(n_twins):
+        n = int(rng.integers(20, 400))
+        x = rng.uniform(0, 1, n)
+        a, b, c = rng.normal(0, 0.5), 1 + rng.normal(0, 0.5), rng.normal(0, 0.3)
+        a += 0.0 if offsets is None else offsets[k]
+        model = BayesianBasisRegression(
+            target="y",
+            terms=(SplineTerm("x", 0, 1, 6),),
+            noise_source="x",
+            noise_edges=[0.0, 0.5, 1.0],
+        )
+        y = a + b * x + c * np.sin(3 * x) + rng.normal(0, 0.1, n)
+        twins.append(model.update({"x": x, "y": y}))
+    return twins
+
+
+def population_error(population: Population, reference: Population) -> float:
+    """Largest relative difference of the kinds' means and covariances, the uncertainty
+    of the means, the global mean, the noise variances (and the between-kind
+    covariance)."""
+    assert population.kinds == reference.kinds
+    names = ["mean", "mean_covariance", "covariance", "noise_var", "global_mean"]
+    if reference.between_covariance is not None:
+        names.append("between_covariance")
+    errors = []
+    for name in names:
+        ours, theirs = getattr(population, name), getattr(reference, name)
+        assert ours is not None and theirs is not None
+        errors.append(relative_error(ours, theirs))
+    return max(errors)
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.2])
+def test_fleet_fit_by_gossip_equals_the_central_fit(loss: float) -> None:
+    emulators = synthetic_fleet(12, seed=0)
+    stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
+    prior = FleetPrior.from_emulator(emulators[0])
+    central = fit_central(list(stats.values()), prior, tol=1e-7)
+    graph = GRAPHS["small-world"](12, 4)
+    fit = fit_gossip(stats, graph, prior, loss=loss, tol=1e-7, seed=3)
+    assert central.converged and fit.converged
+    assert fit.n_rounds == central.n_rounds
+    assert central.population is not None
+    for node in graph:
+        assert population_error(fit.populations[node], central.population) < 1e-6
+        np.testing.assert_allclose(
+            fit.twins[node].mean, central.twins[node].mean, rtol=1e-6, atol=1e-9
+        )
+
+
+def test_two_kinds_by_gossip_equal_the_central_fit() -> None:
+    # Kinds that differ: B's curves sit higher.
+    emulators = synthetic_fleet(8, seed=5, offsets=[0.0, 1.5] * 4)
+    kinds = ["A", "B"] * 4
+    stats = {
+        i: TwinStatistics.from_emulator(e, kind)
+        for i, (e, kind) in enumerate(zip(emulators, kinds, strict=True))
+    }
+    prior = FleetPrior.from_emulator(emulators[0])
+    central = fit_central(list(stats.values()), prior, tol=1e-8)
+    fit = fit_gossip(stats, nx.cycle_graph(8), prior, loss=0.2, tol=1e-8, seed=1)
+    assert central.converged
+    assert central.population is not None and central.population.kinds == ("A", "B")
+    assert fit.converged and fit.n_rounds == central.n_rounds
+    for population in fit.populations.values():
+        assert population_error(population, central.population) < 1e-6
+
+
+def test_fleet_gossip_messages_are_summaries() -> None:
+    emulators = synthetic_fleet(5, seed=1)
+    stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
+    prior = FleetPrior.from_emulator(emulators[0])
+    graph = nx.cycle_graph(5)
+    seen: list[GossipMessages] = []
+    fit_gossip(stats, graph, prior, loss=0.2, n_rounds=3, seed=0, on_messages=seen.append)
+    # The first message of the first fleet round: a third of the sender's summary, as
+    # local_step computes it from the initial population; nothing else.
+    start = initial_population(prior, ["default"])
+    payload_size = sum(np.size(v) for v in summary_payload(local_step(stats[0], start)).values())
+    private = {float(v) for s in stats.values() for v in (*s.sum_sq, *np.ravel(s.moment))}
+    first = seen[0]
+    for k, sender in enumerate(first.sender):
+        summary = summary_payload(local_step(stats[sender], start))
+        flat = np.concatenate([np.ravel(v) for v in summary.values()])
+        np.testing.assert_allclose(first.numerator[k], flat / 3, rtol=1e-14)
+    for batch in seen:
+        assert batch.numerator.shape[1] == payload_size
+        # The twins' own sufficient statistics never travel either.
+        assert not private & {float(v) for v in np.ravel(batch.numerator)}
+
+
+def test_fleet_fit_follows_twins_that_leave_and_join() -> None:
+    emulators = synthetic_fleet(10, seed=2)
+    stats: dict[Hashable, TwinStatistics] = {
+        i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)
+    }
+    prior = FleetPrior.from_emulator(emulators[0])
+    graph = GRAPHS["regular"](10, 1)
+
+    def available(round_number: int) -> list[Hashable]:
+        # Twins 8 and 9 leave after round 3; twin 9 is back from round 6.
+        if round_number <= 3:
+            return list(range(10))
+        return list(range(8)) + ([9] if round_number >= 6 else [])
+
+    present = [*range(8), 9]
+    assert nx.is_connected(graph.subgraph(range(8))) and nx.is_connected(graph.subgraph(present))
+    fit = fit_gossip(stats, graph, prior, tol=1e-9, available=available, seed=0)
+    central = fit_central([stats[i] for i in present], prior, tol=1e-9)
+    assert fit.converged and central.population is not None
+    assert set(fit.populations) == set(present)
+    for node in present:
+        assert population_error(fit.populations[node], central.population) < 1e-6
+
+
+@pytest.mark.slow
+def test_la_haute_borne_by_gossip_equals_the_central_fit() -> None:
+    """The four turbines' 2014 normal operation, on a ring, with 20 % of messages lost."""
+    from twinweave.data import clean, read_source
+    from twinweave.domains.wind import (
+        LA_HAUTE_BORNE,
+        TurbineSpec,
+        asset_table,
+        model_inputs,
+        normal_operation_checks,
+        power_curve_emulator,
+        scada_path,
+        site_mean_density,
+    )
+
+    _, raw = read_source(scada_path(), LA_HAUTE_BORNE)
+    observations, _ = clean(raw, normal_operation_checks(2050.0))
+    stats: dict[Hashable, TwinStatistics] = {}
+    emulators = []
+    for row in asset_table().itertuples():
+        spec = TurbineSpec(str(row.asset_id), float(row.rated_power), float(row.elevation))
+        mine = observations[
+            (observations["asset_id"] == spec.asset_id) & (observations["time"].dt.year == 2014)
+        ].sort_values("time", kind="stable")
+        emulator = power_curve_emulator(
+            spec.rated_power,
+            site_pressure=spec.site_pressure,
+            fallback_density=site_mean_density(mine, spec.site_pressure),
+        ).update(model_inputs(mine, spec.rated_power))
+        emulators.append(emulator)
+        stats[spec.asset_id] = TwinStatistics.from_emulator(emulator)
+    assert len(stats) == 4
+    prior = FleetPrior.from_emulator(emulators[0])
+    central = fit_central(list(stats.values()), prior, tol=1e-7)
+    ring = nx.relabel_nodes(nx.cycle_graph(4), dict(enumerate(stats)))
+    fit = fit_gossip(stats, ring, prior, loss=0.2, tol=1e-7, seed=0)
+    assert central.converged and fit.converged and fit.n_rounds == central.n_rounds
+    assert central.population is not None
+    for population in fit.populations.values():
+        assert population_error(population, central.population) < 1e-6
