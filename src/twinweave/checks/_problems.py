@@ -21,11 +21,6 @@ FloatArray = NDArray[np.float64]
 Seed = int | np.random.Generator | None
 
 
-def as_rng(seed: Seed) -> np.random.Generator:
-    """A generator from ``seed`` (a generator is used as it is)."""
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 @runtime_checkable
 class SyntheticProblem(Protocol):
     """A data-generating process with known truth, to check an emulator against.
@@ -100,10 +95,10 @@ class PumpCurve:
         return np.asarray(self.noise_sd, dtype=np.float64)[index]
 
     def inputs(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        return {"flow": as_rng(seed).uniform(0.0, 10.0, n)}
+        return {"flow": np.random.default_rng(seed).uniform(0.0, 10.0, n)}
 
     def observations(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        rng = as_rng(seed)
+        rng = np.random.default_rng(seed)
         flow = rng.uniform(0.0, 10.0, n)
         power = self.curve(flow) + self.sd(flow) * rng.standard_normal(n)
         return {"flow": flow, "power": power}
@@ -168,10 +163,10 @@ class TurbinePowerCurve:
         return np.asarray(self.noise_floor + 200.0 * share * (1.0 - share), dtype=np.float64)
 
     def inputs(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        return {"wind_speed": as_rng(seed).uniform(0.0, 25.0, n)}
+        return {"wind_speed": np.random.default_rng(seed).uniform(0.0, 25.0, n)}
 
     def observations(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        rng = as_rng(seed)
+        rng = np.random.default_rng(seed)
         speed = rng.uniform(self.wind_low, self.wind_high, n)
         latent = self.curve(speed) + self.sd(speed) * rng.standard_normal(n)
         return {"wind_speed": speed, "power": np.clip(latent, 0.0, self.rated_power)}
@@ -203,10 +198,10 @@ class LinearPartLoad:
 
     def inputs(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
         # Keep clear of the outermost half bins, where interpolation turns extrapolation.
-        return {"wind_speed": as_rng(seed).uniform(4.0, 11.0, n)}
+        return {"wind_speed": np.random.default_rng(seed).uniform(4.0, 11.0, n)}
 
     def observations(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        rng = as_rng(seed)
+        rng = np.random.default_rng(seed)
         speed = rng.uniform(3.5, 11.5, n)
         power = 200.0 + self.slope * (speed - 3.0) + self.noise_sd * rng.standard_normal(n)
         return {"wind_speed": speed, "power": power}
@@ -240,7 +235,7 @@ class RandomWalkTemperature:
         return {"step": np.arange(1.0, n + 1.0)}
 
     def observations(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        rng = as_rng(seed)
+        rng = np.random.default_rng(seed)
         start = self.initial_level + np.sqrt(self.initial_var) * rng.standard_normal()
         level = start + np.cumsum(np.sqrt(self.level_var) * rng.standard_normal(n))
         reading = level + np.sqrt(self.noise_var) * rng.standard_normal(n)
@@ -286,7 +281,7 @@ class TrendingTemperature:
         return {"step": np.arange(1.0, n + 1.0)}
 
     def observations(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        rng = as_rng(seed)
+        rng = np.random.default_rng(seed)
         level0 = self.initial_level + np.sqrt(self.initial_var) * rng.standard_normal()
         # Small enough that a few thousand steps stay well inside [-60, 60] degC.
         slope0 = 1e-3 * rng.standard_normal()
@@ -348,12 +343,12 @@ class ReservoirBalance:
         )
 
     def inputs(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        rng = as_rng(seed)
+        rng = np.random.default_rng(seed)
         inflow = rng.gamma(4.0, 250.0, n)
         return {"inflow": inflow, "outflow": inflow + rng.normal(0.0, 100.0, n)}
 
     def observations(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
-        rng = as_rng(seed)
+        rng = np.random.default_rng(seed)
         inflow = rng.gamma(4.0, 250.0, n)
         outflow = np.empty(n)
         storage = np.empty(n)

@@ -66,10 +66,6 @@ def _norm_pdf(z: FloatArray) -> FloatArray:
     return np.asarray(np.exp(-0.5 * z * z - _LOG_SQRT_2PI), dtype=np.float64)
 
 
-def _as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 @dataclass(frozen=True)
 class CensoredNormal:
     """Gaussian latent variable censored to ``[lower, upper]``.
@@ -233,7 +229,7 @@ class CensoredNormal:
         The shared factor is drawn once per path, so points within a path are correlated
         exactly as the emulator's parameter uncertainty implies.
         """
-        rng = _as_rng(seed)
+        rng = np.random.default_rng(seed)
         n = len(self)
         latent = self.loc[None, :] + np.sqrt(self.noise_var)[None, :] * rng.standard_normal(
             (n_samples, n)

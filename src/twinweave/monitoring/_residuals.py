@@ -20,10 +20,6 @@ FloatArray = NDArray[np.float64]
 _LOG10 = np.log(10.0)
 
 
-def _as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 def _observed(predictive: CensoredNormal, y: ArrayLike) -> FloatArray:
     y_arr = np.asarray(y, dtype=np.float64)
     if y_arr.shape != predictive.loc.shape:
@@ -90,7 +86,7 @@ def standardised_residuals(
     True
     """
     y_arr = _observed(predictive, y)
-    rng = _as_rng(seed)
+    rng = np.random.default_rng(seed)
     z, a, b = _standardise(predictive, y_arr)
     # V in (0, 1]: the position of the PIT inside the jump, measured from the tail end.
     log_v = np.log(1.0 - rng.random(y_arr.shape))

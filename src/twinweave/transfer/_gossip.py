@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Self
@@ -79,16 +80,19 @@ _DENSE_EIGEN_MAX_NODES = 200
 
 
 # -- payloads: nested arrays <-> one flat vector per twin -----------------------------------
-class _Spec:
-    """The structure of a payload: flattens it to floats and rebuilds it."""
+class _Spec(ABC):
+    """The structure of a payload: flattens it to floats and rebuilds it.
+
+    One subclass per kind of node (array leaf, mapping, dataclass record, sequence).
+    """
 
     size: int
 
-    def flatten(self, value: Payload, out: list[NDArray[np.float64]]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def flatten(self, value: Payload, out: list[NDArray[np.float64]]) -> None: ...
 
-    def unflatten(self, vector: NDArray[np.float64], start: int) -> Payload:
-        raise NotImplementedError
+    @abstractmethod
+    def unflatten(self, vector: NDArray[np.float64], start: int) -> Payload: ...
 
 
 class _Leaf(_Spec):

@@ -100,10 +100,6 @@ class MonitorResult:
     alarms: list[Alarm]
 
 
-def _as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 def _utc(value: TimeLike, name: str) -> pd.Timestamp:
     time = pd.Timestamp(value)
     if time.tz is None:
@@ -360,7 +356,7 @@ class FleetMonitor:
                 f"observations: no readings of turbine(s) {empty}; expected readings of "
                 f"every turbine in specs {names} to fit its twin on"
             )
-        streams = _as_rng(self.seed).spawn(len(names))
+        streams = np.random.default_rng(self.seed).spawn(len(names))
         self.specs_ = {t: specs[t] for t in names}
         self.twins_ = {}
         self.last_time_ = {}
