@@ -13,6 +13,7 @@ from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     Curtailment,
     Downtime,
+    Icing,
     asset_table,
     era5_path,
     normal_operation_checks,
@@ -142,6 +143,7 @@ def test_la_haute_borne_reads_and_cleans_without_losing_a_reading() -> None:
         ("missing", "wind_speed"): 2569,
         ("duplicate_timestamp", "*"): 96,
         ("range", "temp_air"): 1,
+        ("icing", "power"): 404,
     }
     # Nothing lost: every raw reading is an observation or quarantined, never both.
     quarantined = quarantine["source_row"].unique()
@@ -155,3 +157,61 @@ def test_checks_of_absent_optional_variables_are_left_out() -> None:
     assert names.count("range") == 2
     full = [c.name for c in normal_operation_checks(2050.0, ["wind_speed", "power", "pitch"])]
     assert "curtailment" in full
+    assert "icing" not in full
+    assert "icing" in [c.name for c in normal_operation_checks(2050.0, ["temp_air"])]
+
+
+def _icing_frame(power_cold: list[float], temp_cold: list[float]) -> pd.DataFrame:
+    """40 ice-free readings at 8 m/s (power 900-939 kW), then the cold readings."""
+    warm = list(np.linspace(900.0, 939.0, 40))
+    n_cold = len(power_cold)
+    return readings(
+        wind_speed=[8.1] * (40 + n_cold),
+        power=warm + power_cold,
+        temp_air=[10.0] * 40 + temp_cold,
+    )
+
+
+def test_icing_is_sub_zero_power_loss_lasting_half_an_hour() -> None:
+    # Ice-free P10 of the 8.0-8.5 m/s bin is about 904 kW.
+    frame = _icing_frame(
+        power_cold=[700.0, 700.0, 700.0, 950.0, 700.0, 700.0, 700.0, 700.0],
+        temp_cold=[-2.0, -2.0, -2.0, -2.0, -2.0, 1.0, -2.0, -2.0],
+    )
+    quarantine = Icing()(frame)
+    # Rows 40-42: three low readings below 0 degC in a row. Row 43 produces well; rows
+    # 44 and 46-47 are too short a run once the 1 degC reading (45) breaks it.
+    assert quarantine["source_row"].tolist() == [40, 41, 42]
+    assert quarantine["variable"].tolist() == ["power"] * 3
+    reason = quarantine["reason"].iloc[0]
+    assert reason.startswith("power = 700.0 kW at wind_speed = 8.1 m/s and temp_air = -2.0 degC")
+    assert "for 3 readings in a row" in reason
+    assert "(probable rotor icing)" in reason
+
+
+def test_icing_is_not_flagged_below_cut_in_or_without_a_reference() -> None:
+    frame = _icing_frame(power_cold=[-5.0, -5.0, -5.0], temp_cold=[-3.0, -3.0, -3.0])
+    frame.loc[40:, "wind_speed"] = 3.0
+    assert Icing()(frame).empty
+    # Too few ice-free readings in the bin: nothing to compare with.
+    sparse = _icing_frame(power_cold=[500.0] * 3, temp_cold=[-3.0] * 3).iloc[30:]
+    assert Icing()(sparse).empty
+
+
+def test_icing_runs_do_not_cross_gaps_or_assets() -> None:
+    frame = _icing_frame(power_cold=[700.0] * 4, temp_cold=[-2.0] * 4)
+    gap = frame.copy()
+    gap.loc[42:, "time"] += pd.Timedelta(hours=1)
+    assert Icing()(gap).empty
+    other = frame.copy()
+    other.loc[42:, "asset_id"] = "T2"
+    # T2 has no ice-free reference of its own, and T1's run is two readings long.
+    assert Icing()(other).empty
+    assert len(Icing()(frame)) == 4
+
+
+def test_icing_rejects_inconsistent_parameters() -> None:
+    with pytest.raises(ValueError, match="reference_temp_min >= temp_max"):
+        Icing(temp_max=5.0, reference_temp_min=3.0)
+    with pytest.raises(ValueError, match="quantile in"):
+        Icing(quantile=1.5)

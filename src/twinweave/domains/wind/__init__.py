@@ -17,8 +17,19 @@ from twinweave.domains.wind._la_haute_borne import (
     era5_path,
     scada_path,
 )
+from twinweave.domains.wind._memory import (
+    MemoryScore,
+    MemorySelection,
+    forgetting_for,
+    select_forgetting,
+)
 from twinweave.domains.wind._monitoring import FleetMonitor, MonitorResult, monitor_fleet
-from twinweave.domains.wind._operation import Curtailment, Downtime, normal_operation_checks
+from twinweave.domains.wind._operation import (
+    Curtailment,
+    Downtime,
+    Icing,
+    normal_operation_checks,
+)
 from twinweave.domains.wind._power_curve import (
     REFERENCE_DENSITY,
     MethodOfBins,
@@ -46,6 +57,9 @@ __all__ = [
     "Energy",
     "FleetMonitor",
     "HoursAtRated",
+    "Icing",
+    "MemoryScore",
+    "MemorySelection",
     "MethodOfBins",
     "MonitorResult",
     "NormalisedWindSpeed",
@@ -56,6 +70,7 @@ __all__ = [
     "era5_path",
     "evaluation_scores",
     "fit_baseline",
+    "forgetting_for",
     "generic_power_curve",
     "live_predictions",
     "model_inputs",
@@ -64,6 +79,7 @@ __all__ = [
     "power_curve_emulator",
     "pressure_at_elevation",
     "scada_path",
+    "select_forgetting",
     "site_mean_density",
     "turbine_metrics",
     "turbine_schema",

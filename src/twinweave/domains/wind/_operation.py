@@ -1,4 +1,4 @@
-"""Normal-operation filters for wind turbine SCADA: downtime and curtailment.
+"""Normal-operation filters for wind turbine SCADA: downtime, curtailment and icing.
 
 A power curve describes a turbine that is available and free to produce. IEC
 61400-12-1:2017, clause 8.5 (data rejection), excludes data recorded while the turbine
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from twinweave.data import (
@@ -132,6 +133,124 @@ class Curtailment:
         )
 
 
+@dataclass(frozen=True)
+class Icing:
+    """Quarantine readings of a turbine whose rotor is probably iced.
+
+    Ice on the blades spoils their profile: the turbine produces clearly less than its
+    ice-free curve while the air is at or below freezing. Following the IEA Wind Task 19
+    ice loss method (T19IceLossMethod; IEA Wind TCP Task 19, *Wind Energy in Cold
+    Climates*), the ice-free reference is each turbine's own power at air temperatures
+    above ``reference_temp_min``: its ``quantile`` (P10) of power per
+    ``bin_width`` wind-speed bin. A reading belongs to an icing event when the air is
+    below ``temp_max`` and power is below the reference P10 of its bin for at least
+    ``min_readings`` consecutive readings (30 minutes of 10-minute data). IEC
+    61400-12-1:2017, clause 8.5, rejects data taken in icing conditions.
+
+    The check needs ``temp_air``; the variable reported in the quarantine is ``power``.
+    Bins with fewer than ``min_reference`` ice-free readings flag nothing.
+
+    Parameters
+    ----------
+    temp_max
+        Air temperature below which ice can form on the rotor [degC].
+    wind_speed_min
+        Wind speed above which the turbine should be producing [m/s]; below it, an idling
+        rotor's power says nothing about ice.
+    reference_temp_min
+        Air temperature above which readings are taken as ice-free [degC].
+    quantile
+        Quantile of ice-free power per bin below which power counts as lost [-].
+    min_readings
+        Shortest run of consecutive suspect readings that counts as an icing event.
+    bin_width
+        Width of the wind-speed bins of the reference [m/s].
+    min_reference
+        Fewest ice-free readings a bin needs to be used.
+    max_step_minutes
+        Longest gap between two readings that still counts as consecutive [min].
+    """
+
+    temp_max: float = 0.0
+    wind_speed_min: float = 3.5
+    reference_temp_min: float = 3.0
+    quantile: float = 0.1
+    min_readings: int = 3
+    bin_width: float = 0.5
+    min_reference: int = 20
+    max_step_minutes: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.reference_temp_min >= self.temp_max:
+            raise ValueError(
+                f"Icing: expected reference_temp_min >= temp_max, got "
+                f"{self.reference_temp_min} < {self.temp_max} degC"
+            )
+        if not 0 < self.quantile < 1:
+            raise ValueError(f"Icing: expected quantile in (0, 1), got {self.quantile}")
+        if self.min_readings < 1:
+            raise ValueError(f"Icing: expected min_readings >= 1, got {self.min_readings}")
+
+    @property
+    def name(self) -> str:
+        return "icing"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        wind_speed = require_column(frame, "wind_speed", self.name)
+        power = require_column(frame, "power", self.name)
+        temp = require_column(frame, "temp_air", self.name)
+        if "asset_id" not in frame.columns or "time" not in frame.columns:
+            raise KeyError(
+                f"check {self.name!r} needs columns 'asset_id' and 'time'; the frame has "
+                f"{list(frame.columns)}"
+            )
+        asset = pd.factorize(frame["asset_id"])[0]
+        finite = np.isfinite(wind_speed) & np.isfinite(power) & np.isfinite(temp)
+        speed_bin = np.where(finite, np.floor(np.nan_to_num(wind_speed) / self.bin_width), -1)
+        reference = finite & (temp > self.reference_temp_min) & (power > 0.0)
+        keys = pd.DataFrame({"asset": asset, "bin": speed_bin.astype(np.int64)})
+        grouped = pd.Series(power[reference]).groupby(
+            [keys["asset"][reference].to_numpy(), keys["bin"][reference].to_numpy()]
+        )
+        table = pd.DataFrame(
+            {"p_ref": grouped.quantile(self.quantile), "n_ref": grouped.size()}
+        ).query("n_ref >= @self.min_reference")
+        index = pd.MultiIndex.from_arrays([keys["asset"], keys["bin"]])
+        p_ref = table["p_ref"].reindex(index).to_numpy(np.float64)
+        suspect = (
+            finite
+            & (wind_speed > self.wind_speed_min)
+            & (temp < self.temp_max)
+            & (power < np.nan_to_num(p_ref, nan=-np.inf))
+        )
+        # Runs of suspect readings, per asset in time order, without gaps.
+        time_ns = np.asarray(pd.DatetimeIndex(frame["time"]).as_unit("ns").asi8)
+        order = np.lexsort((time_ns, asset))
+        step_ok = np.diff(time_ns[order]) <= self.max_step_minutes * 60e9
+        same_asset = asset[order][1:] == asset[order][:-1]
+        sorted_suspect = suspect[order]
+        continues = sorted_suspect[1:] & sorted_suspect[:-1] & step_ok & same_asset
+        run = np.concatenate(([0], np.cumsum(~continues)))
+        run_length = np.bincount(run)[run]
+        iced = np.zeros(len(frame), dtype=bool)
+        iced[order] = sorted_suspect & (run_length >= self.min_readings)
+        length = np.zeros(len(frame), dtype=np.int64)
+        length[order] = run_length
+        return quarantine_rows(
+            frame,
+            iced,
+            check=self.name,
+            variable="power",
+            value=power,
+            reason="power = {value} kW at wind_speed = {wind_speed} m/s and temp_air = "
+            "{temp_air} degC, below the ice-free P"
+            f"{round(100 * self.quantile)}"
+            " of {p_ref} kW for {run} readings in a row; expected power at or above the "
+            f"ice-free curve when temp_air < {self.temp_max} degC (probable rotor icing)",
+            fields={"p_ref": np.round(p_ref, 1), "run": length},
+        )
+
+
 def normal_operation_checks(
     rated_power: float, variables: Collection[str] | None = None
 ) -> tuple[Check, ...]:
@@ -151,6 +270,8 @@ def normal_operation_checks(
     5. :class:`Downtime` with its defaults (``wind_speed >= 4`` m/s, ``power <= 0`` kW).
     6. :class:`Curtailment` (``pitch > 5`` degree, ``power < 0.9 * rated`` and
        ``wind_speed > 3.5`` m/s).
+    7. :class:`Icing` with its defaults (below 0 degC, power under the ice-free P10 for
+       30 minutes or more).
 
     Parameters
     ----------
@@ -166,7 +287,7 @@ def normal_operation_checks(
     --------
     >>> [check.name for check in normal_operation_checks(2050.0)]  # doctest: +NORMALIZE_WHITESPACE
     ['missing', 'range', 'range', 'range', 'duplicate_timestamp', 'stuck_sensor',
-     'downtime', 'curtailment']
+     'downtime', 'curtailment', 'icing']
     """
     present = None if variables is None else set(variables)
 
@@ -182,4 +303,5 @@ def normal_operation_checks(
         StuckSensor("wind_speed", n_repeats=3),
         Downtime(),
         *((Curtailment(rated_power),) if has("pitch") else ()),
+        *((Icing(),) if has("temp_air") else ()),
     )
