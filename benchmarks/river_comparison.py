@@ -23,6 +23,7 @@ cheapest input for it; building the dicts is not timed.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,7 @@ def run(
     with one_core() as threads:
         batch = measure(lambda: holder[0].update(columns), repeats=n_repeats, setup=fresh)
         fresh()
+        load_average = os.getloadavg()
         one_by_one = per_call(holder[0].update, singles)
         streamed_mean = holder[0].posterior_mean_
         fresh()
@@ -188,6 +190,7 @@ def run(
             details={
                 **common,
                 "twinweave_latency": one_by_one.percentiles(),
+                "load_average_1_5_15": list(load_average),
                 "streamed_vs_batch_mean": relative_difference(streamed_mean, mean),
             },
         ),

@@ -65,6 +65,50 @@ def test_batch_equals_stream_posterior(forgetting: float) -> None:
         assert batch.n_observations_ == pytest.approx((1 - forgetting**1500) / (1 - forgetting))
 
 
+@pytest.mark.parametrize("forgetting", [1.0, 0.999])
+def test_warm_refits_agree_with_a_cold_fit(forgetting: float) -> None:
+    warm = model(forgetting=forgetting).update(readings(3000, seed=9))
+    stream = readings(40, seed=10)
+    for flow, power in zip(stream["flow"], stream["power"], strict=True):
+        before = warm.noise_var_  # a fit: cold the first time, warm after
+        warm.update({"flow": float(flow), "power": float(power)})
+        # The next fit starts from the last answer.
+        np.testing.assert_array_equal(warm.state()["noise_start_"], before)
+    state = warm.state()
+    cold_state = {name: value for name, value in state.items() if name != "noise_start_"}
+    cold = BayesianBasisRegression.from_state(warm.get_params(), cold_state)
+    assert np.isnan(cold.state()["noise_start_"]).all()
+    # The same fixed point, to EM's tolerance (1e-10 relative change per step).
+    assert_relatively_close(warm.noise_var_, cold.noise_var_, 1e-9)
+    assert_relatively_close(warm.posterior_mean_, cold.posterior_mean_, 1e-9)
+    assert_relatively_close(warm.posterior_covariance_, cold.posterior_covariance_, 1e-9)
+
+
+def test_a_warm_started_twin_restores_bit_for_bit() -> None:
+    warm = model().update(readings(2000, seed=11))
+    warm.predict({"flow": [1.0]})
+    warm.update(readings(10, seed=12))
+    restored = BayesianBasisRegression.from_state(warm.get_params(), warm.state())
+    grid = {"flow": np.linspace(0.0, 10.0, 41)}
+    a, b = warm.predict(grid), restored.predict(grid)
+    assert a.factor is not None and b.factor is not None
+    for left, right in ((a.loc, b.loc), (a.noise_var, b.noise_var), (a.factor, b.factor)):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_deep_forgetting_rescales_streamed_readings_too() -> None:
+    # lambda^n falls below the rescaling threshold (1e-150) every ~680 readings.
+    data = readings(3000, seed=13)
+    batch = model(forgetting=0.6).update(data)
+    stream = model(forgetting=0.6)
+    for flow, power in zip(data["flow"], data["power"], strict=True):
+        stream.update({"flow": flow, "power": power})
+    assert stream.scale_ > 1e-150
+    assert stream.n_observations_ == pytest.approx(1 / (1 - 0.6), rel=1e-9)
+    for name, value in batch.statistics().items():
+        assert_relatively_close(stream.statistics()[name], value, 1e-12)
+
+
 def test_batches_of_any_size_give_one_posterior() -> None:
     data = readings(3000, seed=1)
     whole = model(forgetting=0.9995).update(data)
@@ -157,5 +201,15 @@ def test_bad_readings_are_named() -> None:
         fitted.update({"flow": [1.0]})
     with pytest.raises(KeyError, match=r"missing input 'flow'.*\['power'\]"):
         fitted.update({"power": [1.0]})
+    # One target value but two inputs: not one reading, and said so.
+    with pytest.raises(ValueError, match=r"power: expected 2 values, got 1"):
+        fitted.update({"flow": [1.0, 2.0], "power": [1.0]})
+    with pytest.raises(ValueError, match=r"row 0: expected finite power .*power=.*inf"):
+        fitted.update({"flow": 1.0, "power": np.inf})
     # Nothing was assimilated by the failed calls.
     assert fitted.n_observations_ == 0
+
+
+def test_one_reading_may_carry_columns_the_model_does_not_read() -> None:
+    fitted = model().update({"flow": 1.0, "power": 22.0, "asset_id": "pump-1"})
+    assert fitted.n_observations_ == 1

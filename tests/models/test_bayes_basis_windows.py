@@ -5,6 +5,7 @@ predictive means and variances from the full posterior covariance."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,12 +20,12 @@ from twinweave.models._bayes_basis import _CHUNK_ROWS
 N_LARGE = _CHUNK_ROWS + 7_000
 
 
-def _readings(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+def _readings(n: int, seed: int = 0, *, missing: float = 0.05) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     speed = rng.uniform(-1.0, 27.0, n)  # beyond both ends of the knots
     power = np.clip(2050 / (1 + np.exp(-(speed - 8.0))) + rng.normal(0, 40, n), 0, 2050)
     temp = rng.normal(10.0, 8.0, n)
-    temp[rng.random(n) < 0.05] = np.nan  # missing temperatures fall back to the mean
+    temp[rng.random(n) < missing] = np.nan  # missing temperatures: zero features
     return {
         "wind_speed": speed,
         "power": power,
@@ -34,11 +35,11 @@ def _readings(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _dense_statistics(
-    model: BayesianBasisRegression, batches: list[dict[str, np.ndarray]]
+    model: BayesianBasisRegression, batches: list[dict[str, Any]]
 ) -> dict[str, np.ndarray]:
     features = np.vstack([model.design(b)[0] for b in batches])
     bins = np.concatenate([model.design(b)[1] for b in batches])
-    y = np.concatenate([b["power"] for b in batches])
+    y = np.concatenate([np.atleast_1d(b["power"]) for b in batches])
     weights = model.forgetting ** np.arange(len(y) - 1, -1, -1)
     gram = np.zeros((model.n_bins, model.n_features, model.n_features))
     moment = np.zeros((model.n_bins, model.n_features))
@@ -55,7 +56,8 @@ def _dense_statistics(
 def test_statistics_equal_the_dense_formulas(forgetting: float) -> None:
     model = power_curve_emulator(2050.0, forgetting=forgetting)
     big, small = _readings(N_LARGE, seed=1), _readings(300, seed=2)
-    singles = [{k: v[i : i + 1] for k, v in small.items()} for i in range(50)]
+    singles: list[dict[str, Any]] = [{k: v[i : i + 1] for k, v in small.items()} for i in range(50)]
+    singles += [{k: float(v[i]) for k, v in small.items()} for i in range(50, 100)]
     model.update(big).update(small)
     for reading in singles:
         model.update(reading)
@@ -79,9 +81,31 @@ def test_one_reading_has_the_features_of_its_row_in_a_batch() -> None:
         assert one_bin[0] == bins[i]
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_one_reading_adds_exactly_its_row_of_a_batch() -> None:
+    batch = _readings(60, seed=10)
+    batch["wind_direction"][:3] = [np.nan, np.inf, -720.0]
+    template = power_curve_emulator(2050.0)
+    features, bins = template.design(batch)
+    for i in range(len(batch["power"])):
+        as_floats = {k: float(v[i]) for k, v in batch.items()}
+        as_arrays = {k: v[i : i + 1] for k, v in batch.items()}
+        for reading in (as_floats, as_arrays):
+            stats = power_curve_emulator(2050.0).update(reading).statistics()
+            # A single product each, so the one-reading path must give the same bits.
+            np.testing.assert_array_equal(
+                stats["gram"][bins[i]], np.outer(features[i], features[i])
+            )
+            np.testing.assert_array_equal(stats["moment"][bins[i]], batch["power"][i] * features[i])
+            assert stats["count"][bins[i]] == 1.0
+            stats["gram"][bins[i]] = 0.0
+            assert not stats["gram"].any(), "a bin other than the reading's changed"
+
+
 def test_predictions_equal_the_dense_formulas() -> None:
     model = power_curve_emulator(2050.0).update(_readings(20_000, seed=4))
-    inputs = _readings(N_LARGE, seed=5)
+    # Every input present: absent ones are marginalised (test_bayes_basis_marginal.py).
+    inputs = _readings(N_LARGE, seed=5, missing=0.0)
     features, bins = model.design(inputs)
     predictive = model.predict(inputs)
     covariance = model.posterior_covariance_

@@ -110,6 +110,98 @@ class EvaluatedInputs(Mapping[str, ArrayLike]):
         return cast(T, found[1])
 
 
+class NotOneReading(Exception):
+    """A column of what was offered as one reading holds other than one number."""
+
+
+class OneReading(Mapping[str, float]):
+    """One reading as Python floats, for the streaming update.
+
+    Columns are converted when first read (a reading may carry columns a model never
+    reads, such as a timestamp). NumPy's overhead per call would dominate the work of a
+    single reading, so the terms evaluate it with Python floats (:class:`OneReadingTerm`),
+    by the same IEEE operations as their batch path. Reading a column that holds other
+    than one number raises :class:`NotOneReading`, for the caller to take the general
+    path, which names the problem.
+    """
+
+    __slots__ = ("_data", "_floats", "_memo")
+
+    def __init__(self, data: Columns) -> None:
+        self._data = data
+        self._floats: dict[str, float] = {}
+        # Keyed by identity and holding the owner, so the id cannot be reused meanwhile.
+        self._memo: dict[int, tuple[object, Any]] = {}
+
+    def __getitem__(self, key: str) -> float:
+        found = self._get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = self._get(key)
+        return default if found is None else found
+
+    def _get(self, key: str) -> float | None:
+        found = self._floats.get(key)
+        if found is None:
+            value = self._data.get(key)
+            if value is None:
+                return None
+            found = self._floats[key] = _one_float(value)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def value(self, source: Input) -> float | None:
+        """``source`` for this reading: a column by name, or a derived input (once)."""
+        if isinstance(source, str):
+            return self._get(source)
+        found = self._memo.get(id(source))
+        if found is None:
+            found = self._memo[id(source)] = (source, _first(source(self)))
+        return cast(float | None, found[1])
+
+    def remember(self, owner: object, compute: Callable[[OneReading], T]) -> T:
+        """``compute(self)``, evaluated once per ``owner`` for this reading."""
+        found = self._memo.get(id(owner))
+        if found is None:
+            found = self._memo[id(owner)] = (owner, compute(self))
+        return cast(T, found[1])
+
+
+def _one_float(value: object) -> float:
+    if type(value) is float:
+        return value
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise NotOneReading
+        return float(value.item())
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise NotOneReading from error
+    if array.size != 1:
+        raise NotOneReading
+    return float(array.reshape(-1)[0])
+
+
+def _first(values: FloatArray | None) -> float | None:
+    if values is None:
+        return None
+    if values.size != 1:
+        raise NotOneReading
+    return float(values.item())
+
+
 def read_input(data: Columns, source: Input) -> FloatArray | None:
     """Evaluate ``source`` on ``data``: a column by name, or a derived input."""
     if isinstance(source, str):
@@ -167,6 +259,18 @@ class LocalBasisTerm(BasisTerm, Protocol):
 def term_width(term: BasisTerm) -> int:
     """Columns of ``term``'s window: all of them for a term without windows."""
     return term.width if isinstance(term, LocalBasisTerm) else term.n_features
+
+
+@runtime_checkable
+class OneReadingTerm(LocalBasisTerm, Protocol):
+    """A local term that also evaluates one reading with Python floats (the streaming
+    update's fast path); terms without it take the general path for a single reading."""
+
+    def local_one(self, reading: OneReading) -> tuple[int, list[float]] | None:
+        """First column and values of the reading's window, equal to ``local_design``'s
+        row; ``None`` where the general path must decide (a missing or non-finite
+        input), which then raises or evaluates as usual."""
+        ...
 
 
 # Power-series coefficients of the four uniform cubic B-spline pieces on [0, 1): row k
@@ -299,16 +403,30 @@ class SplineTerm:
                 f"got columns {sorted(data)}"
             )
         if n_rows == 1 and x.shape[0] == 1 and not math.isnan(x[0]):
-            # One reading (a streaming update): the same arithmetic in Python floats.
-            width = (self.upper - self.lower) / self.n_segments
-            at = (min(max(float(x[0]), self.lower), self.upper) - self.lower) / width
-            first = int(min(at, self.n_segments - 1))
-            weights = _cubic_bspline_weights_one(at - first)
+            first, weights = self._locate_one(float(x[0]))
             return np.array([first], dtype=np.intp), np.array([weights], dtype=np.float64)
         if x.shape[0] != n_rows:
             x = np.broadcast_to(x, (n_rows,))
         segment, u = self.locate(x)
         return segment, _cubic_bspline_weights(u)
+
+    def local_one(self, reading: OneReading) -> tuple[int, list[float]] | None:
+        # Shared, like local_design, by the terms that modulate this spline.
+        return reading.remember(self, self._one)
+
+    def _one(self, reading: OneReading) -> tuple[int, list[float]] | None:
+        x = reading.value(self.source)
+        if x is None or math.isnan(x):
+            return None
+        return self._locate_one(x)
+
+    def _locate_one(self, x: float) -> tuple[int, list[float]]:
+        """:meth:`locate` and the weights of one value not NaN, in Python floats (the
+        same IEEE operations, without NumPy's overhead per call)."""
+        width = (self.upper - self.lower) / self.n_segments
+        at = (min(max(x, self.lower), self.upper) - self.lower) / width
+        first = int(min(at, self.n_segments - 1))
+        return first, _cubic_bspline_weights_one(at - first)
 
     def design(self, data: Columns, n_rows: int) -> FloatArray:
         segment, weights = self.local_design(data, n_rows)
@@ -327,8 +445,9 @@ class SplineTerm:
 class Harmonics:
     """Fourier features of an angle [degree]: sin and cos of 1..``n_harmonics`` times it.
 
-    Each feature averages to zero over a full turn, so an absent angle (features zero)
-    predicts the direction-averaged response.
+    An absent or non-finite angle gives zero features (each feature averages to zero
+    over a full turn); predictions without an angle average over the angles assimilated
+    instead (see :class:`ModulatedSpline`).
     """
 
     source: Input
@@ -342,14 +461,8 @@ class Harmonics:
         angle = read_input(data, self.source)
         if angle is None:
             return np.zeros((n_rows, self.n_features), dtype=np.float64)
-        if n_rows == 1 and angle.shape[0] == 1 and math.isfinite(angle[0]):
-            # One reading: the same values from Python floats, without NumPy's overhead.
-            theta_one = math.radians(float(angle[0]))
-            row: list[float] = []
-            for k in range(self.n_harmonics):
-                times = theta_one if k == 0 else (k + 1) * theta_one
-                row += [math.sin(times), math.cos(times)]
-            return np.array([row], dtype=np.float64)
+        if n_rows == 1 and angle.shape[0] == 1:
+            return np.array([self._values_one(float(angle[0]))], dtype=np.float64)
         if angle.shape[0] != n_rows:
             angle = np.broadcast_to(angle, (n_rows,))
         theta = np.deg2rad(angle)
@@ -364,10 +477,32 @@ class Harmonics:
             out[:, ~np.isfinite(theta)] = 0.0
         return out.T
 
+    def values_one(self, reading: OneReading) -> list[float]:
+        """:meth:`values` of one reading, in Python floats."""
+        angle = reading.value(self.source)
+        return [0.0] * self.n_features if angle is None else self._values_one(angle)
+
+    def _values_one(self, angle: float) -> list[float]:
+        # The same IEEE operations as the batch path, without NumPy's overhead per call.
+        if not math.isfinite(angle):
+            return [0.0] * self.n_features
+        theta = math.radians(angle)
+        row: list[float] = []
+        for k in range(self.n_harmonics):
+            times = theta if k == 0 else (k + 1) * theta
+            row += [math.sin(times), math.cos(times)]
+        return row
+
+    def missing(self, data: Columns, n_rows: int) -> NDArray[np.bool_] | None:
+        """Rows whose angle is absent or not finite; ``None`` if there are none."""
+        return _missing(read_input(data, self.source), n_rows)
+
 
 @dataclass(frozen=True)
 class Centred:
-    """A linear feature ``(x - centre) / scale``; absent or NaN means zero (the centre)."""
+    """A linear feature ``(x - centre) / scale``; absent or not finite means zero (the
+    centre) in the features, and is marginalised when predicting (see
+    :class:`~twinweave.models.BayesianBasisRegression`)."""
 
     source: Input
     centre: float
@@ -381,14 +516,36 @@ class Centred:
         x = read_input(data, self.source)
         if x is None:
             return np.zeros((n_rows, 1), dtype=np.float64)
-        if n_rows == 1 and x.shape[0] == 1 and math.isfinite(x[0]):
-            return np.array([[(float(x[0]) - self.centre) / self.scale]], dtype=np.float64)
+        if n_rows == 1 and x.shape[0] == 1:
+            return np.array([self._values_one(float(x[0]))], dtype=np.float64)
         if x.shape[0] != n_rows:
             x = np.broadcast_to(x, (n_rows,))
         z = (x - self.centre) / self.scale
         if not np.isfinite(z).all():
-            z = np.nan_to_num(z, nan=0.0)
+            z = np.where(np.isfinite(z), z, 0.0)
         return z.reshape(n_rows, 1)
+
+    def values_one(self, reading: OneReading) -> list[float]:
+        """:meth:`values` of one reading, in Python floats."""
+        x = reading.value(self.source)
+        return [0.0] if x is None else self._values_one(x)
+
+    def _values_one(self, x: float) -> list[float]:
+        z = (x - self.centre) / self.scale
+        return [z] if math.isfinite(z) else [0.0]
+
+    def missing(self, data: Columns, n_rows: int) -> NDArray[np.bool_] | None:
+        """Rows whose value is absent or not finite; ``None`` if there are none."""
+        return _missing(read_input(data, self.source), n_rows)
+
+
+def _missing(x: FloatArray | None, n_rows: int) -> NDArray[np.bool_] | None:
+    if x is None:
+        return np.ones(n_rows, dtype=np.bool_)
+    # A sum is finite only if every value is; the mask is built only when needed.
+    if math.isfinite(float(x.sum())):
+        return None
+    return np.broadcast_to(~np.isfinite(x), (n_rows,))
 
 
 Modulator = Harmonics | Centred
@@ -400,7 +557,9 @@ class ModulatedSpline:
 
     Lets the effect of, say, wind direction change with wind speed: features are the
     outer product of the spline basis and the modulator's features. The modulator's
-    inputs are optional: missing values contribute nothing.
+    inputs are optional: a reading assimilated without them has zero modulator features
+    (its reference value), and a prediction without them is marginalised over the
+    readings assimilated (:class:`~twinweave.models.BayesianBasisRegression`).
     """
 
     spline: SplineTerm
@@ -429,6 +588,14 @@ class ModulatedSpline:
         # Built feature-major, (spline piece, modulator feature, row), then transposed.
         values = (weights.T[:, None, :] * mod.T[None, :, :]).reshape(self.width, n_rows)
         return segment * m, values.T
+
+    def local_one(self, reading: OneReading) -> tuple[int, list[float]] | None:
+        found = self.spline.local_one(reading)
+        if found is None:
+            return None
+        segment, weights = found
+        mod = self.modulator.values_one(reading)
+        return segment * len(mod), [w * v for w in weights for v in mod]
 
     def design(self, data: Columns, n_rows: int) -> FloatArray:
         base = self.spline.design(data, n_rows)

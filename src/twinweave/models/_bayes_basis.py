@@ -17,6 +17,17 @@ squares with exponential forgetting, Ljung and Soderstrom, *Theory and Practice 
 Recursive Identification*, 1983), so the emulator tracks drift; the effective memory is
 about ``1 / (1 - lambda)`` readings.
 
+After an update the posterior is refitted when next needed, with EM started from the
+previous fit's noise variances (a warm start): a few readings move the fixed point little,
+so EM needs a fraction of the iterations of a fit from scratch and reaches the same
+answer within its tolerance.
+
+A prediction without the inputs of a :class:`~twinweave.models.ModulatedSpline` (wind
+direction, say) averages the modulation over the readings assimilated near the same
+value of the first :class:`~twinweave.models.SplineTerm`'s input, and adds the spread of
+the modulation to the predictive variance; see
+:meth:`BayesianBasisRegression.predict`.
+
 The statistics are what later fleet learning shares: they summarise a twin's data
 without revealing any single reading once the counts are large.
 """
@@ -27,11 +38,12 @@ import bisect
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Self, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import linalg
+from scipy.linalg import blas, lapack
 
 from twinweave.core import CensoredNormal, Columns, State
 from twinweave.models._basis import (
@@ -39,7 +51,12 @@ from twinweave.models._basis import (
     EvaluatedInputs,
     Input,
     LocalBasisTerm,
+    ModulatedSpline,
+    NotOneReading,
+    OneReading,
+    OneReadingTerm,
     RowSlice,
+    SplineTerm,
     block_diagonal,
     design_matrix,
     input_name,
@@ -60,6 +77,13 @@ _CHUNK_ROWS = 1 << 15
 _MAX_DENSE_KEYS = 1 << 24
 # Window layouts whose indices single-reading updates keep at hand.
 _MAX_CACHED_LAYOUTS = 4096
+# Blocks of single readings awaiting addition to the statistics (a stream fills one per
+# noise bin and window layout, a few dozen for a power curve).
+_MAX_PENDING_BLOCKS = 1024
+# Pseudo-readings with which the local mean of a modulator's features (for predictions
+# without its inputs) is shrunk to its overall mean: it matters only where few readings
+# were assimilated.
+_MARGINAL_PRIOR_COUNT = 10.0
 
 
 class _Windows:
@@ -82,6 +106,12 @@ class _Windows:
         self.columns = [np.arange(w, dtype=np.intp) for w in self.widths]
         self.n_starts = tuple(t.n_features - w + 1 for t, w in zip(terms, self.widths, strict=True))
         self.n_features = int(offsets[-1])
+        # Terms that evaluate one reading in Python floats, when all of them do.
+        self.one_reading: tuple[OneReadingTerm, ...] | None = (
+            cast(tuple[OneReadingTerm, ...], terms)
+            if all(isinstance(t, OneReadingTerm) for t in terms)
+            else None
+        )
         self._layouts: dict[tuple[int, ...], tuple[IndexArray, IndexArray]] = {}
 
     def evaluate(self, data: Columns, n_rows: int) -> tuple[list[IndexArray], list[FloatArray]]:
@@ -103,17 +133,33 @@ class _Windows:
             [start[row] + cols for start, cols in zip(starts, self.columns, strict=True)]
         )
 
-    def layout(self, starts: list[IndexArray]) -> tuple[IndexArray, IndexArray]:
-        """Columns of the first row's windows, and their flat positions in a ``(p, p)``
-        matrix; kept, since a stream revisits the same few layouts."""
-        key = tuple(int(start[0]) for start in starts)
-        found = self._layouts.get(key)
+    def evaluate_one(self, reading: OneReading) -> tuple[tuple[int, ...], list[float]] | None:
+        """Absolute first column of each term's window, and the windows' values one after
+        another, for one reading; ``None`` where the general path must take it."""
+        if self.one_reading is None:
+            return None
+        firsts: list[int] = []
+        values: list[float] = []
+        for term, offset in zip(self.one_reading, self.offsets, strict=True):
+            found = term.local_one(reading)
+            if found is None:
+                return None
+            firsts.append(found[0] + offset)
+            values += found[1]
+        return tuple(firsts), values
+
+    def layout(self, firsts: tuple[int, ...]) -> tuple[IndexArray, IndexArray]:
+        """Columns of the windows starting at ``firsts``, and their flat positions in a
+        ``(p, p)`` matrix; kept, since a stream revisits the same few layouts."""
+        found = self._layouts.get(firsts)
         if found is None:
-            cols = self.window_columns(starts, 0)
+            cols = np.concatenate(
+                [first + c for first, c in zip(firsts, self.columns, strict=True)]
+            )
             found = (cols, (cols[:, None] * self.n_features + cols).ravel())
             if len(self._layouts) >= _MAX_CACHED_LAYOUTS:
                 self._layouts.clear()
-            self._layouts[key] = found
+            self._layouts[firsts] = found
         return found
 
     def groups(
@@ -163,6 +209,7 @@ def posterior_from_statistics(
     noise_prior_count: float,
     n_em_iterations: int,
     noise_target: FloatArray | None = None,
+    noise_start: FloatArray | None = None,
     tol: float = 1e-10,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Conjugate posterior of the weights and EM noise variances from binned statistics.
@@ -172,9 +219,10 @@ def posterior_from_statistics(
     ``noise_target`` (one variance per bin), or, without a target, towards the pooled
     residual variance of all bins (the single twin's own model). Variational EM
     (Bishop 2006, sections 3.3 and 9.3) alternates the Gaussian posterior of the weights
-    given the noise and the noise given the expected residual sums of squares, from
-    ``noise_target`` (or the pooled second moment of the target) until the largest
-    relative change is below ``tol`` or after ``n_em_iterations``.
+    given the noise and the noise given the expected residual sums of squares. It starts
+    from ``noise_start``, else ``noise_target``, else the pooled second moment of the
+    target, and stops at the first variances that an EM step changes by less than
+    ``tol`` (relative, every bin), or after ``n_em_iterations`` steps.
 
     Parameters
     ----------
@@ -192,6 +240,9 @@ def posterior_from_statistics(
         Upper bound on EM iterations.
     noise_target
         Per-bin variance to shrink towards [units^2]; ``None`` for the pooled variance.
+    noise_start
+        Per-bin variances to start EM from [units^2]: the answer for statistics that
+        differ little from these (a warm start) needs a fraction of the iterations.
     tol
         Relative change of every variance at which EM stops.
 
@@ -199,59 +250,81 @@ def posterior_from_statistics(
     -------
     tuple
         Posterior mean ``(p,)`` [units], inverse Cholesky factor ``L^-1`` of the posterior
-        precision ``L L^T`` (so the covariance is ``L^-T L^-1``), noise variances ``(K,)``
-        [units^2]. Without readings the noise is ``noise_target`` (or ones).
+        precision ``L L^T`` (so the covariance is ``L^-T L^-1``), both given the noise
+        variances ``(K,)`` [units^2] returned. Without readings the noise is
+        ``noise_target`` (or ones).
     """
-    n_bins = count.shape[0]
+    n_bins, n_features = moment.shape
     prior_rhs = prior_precision @ prior_mean
     n_total = count.sum()
     if n_total <= 0:
         noise = np.ones(n_bins) if noise_target is None else noise_target.copy()
-        return (*_solve(prior_precision, prior_rhs, gram, moment, None), noise)
-    if noise_target is None:
+        return (*_solve(prior_precision, prior_rhs), noise)
+    if noise_start is not None:
+        noise_var = noise_start.copy()
+    elif noise_target is None:
         # Start from the pooled second moment of y; EM then refines per bin.
         noise_var = np.full(n_bins, max(float(sum_sq.sum() / n_total), 1e-12))
     else:
         noise_var = noise_target.copy()
+    # Bins by flattened matrices: the sums over bins below are matrix-vector products.
+    flat_gram = gram.reshape(n_bins, n_features * n_features)
+
+    def given(noise: FloatArray) -> tuple[FloatArray, FloatArray]:
+        precision = prior_precision + ((1.0 / noise) @ flat_gram).reshape(prior_precision.shape)
+        return _solve(precision, prior_rhs + (1.0 / noise) @ moment)
+
     nu = noise_prior_count
     for _ in range(n_em_iterations):
-        mean, inv_chol = _solve(prior_precision, prior_rhs, gram, moment, noise_var)
-        covariance = inv_chol.T @ inv_chol
-        residual_ss = (
-            sum_sq
-            - 2.0 * moment @ mean
-            + np.einsum("a,jab,b->j", mean, gram, mean)
-            + np.einsum("jab,ab->j", gram, covariance)
-        )
+        mean, inv_chol = given(noise_var)
+        # E[w w^T] under the posterior; its inner product with each bin's Gram matrix is
+        # the expected sum of (phi . w)^2 there.
+        second = inv_chol.T @ inv_chol
+        second += np.outer(mean, mean)
+        residual_ss = sum_sq - 2.0 * (moment @ mean) + flat_gram @ second.ravel()
         residual_ss = np.maximum(residual_ss, 0.0)
         if noise_target is None:
             pooled = max(float(residual_ss.sum() / n_total), 1e-12)
             updated = (residual_ss + nu * pooled) / (count + nu)
         else:
             updated = (residual_ss + nu * noise_target) / (count + nu)
-        converged = np.max(np.abs(updated - noise_var) / noise_var) < tol
+        if np.max(np.abs(updated - noise_var) / noise_var) < tol:
+            return mean, inv_chol, noise_var
         noise_var = updated
-        if converged:
-            break
-    return (*_solve(prior_precision, prior_rhs, gram, moment, noise_var), noise_var)
+    return (*given(noise_var), noise_var)
 
 
-def _solve(
-    prior: FloatArray,
-    prior_rhs: FloatArray,
-    gram: FloatArray,
-    moment: FloatArray,
-    noise_var: FloatArray | None,
-) -> tuple[FloatArray, FloatArray]:
-    """Posterior mean and inverse Cholesky factor of the precision given the noise."""
-    precision, rhs = prior, prior_rhs
-    if noise_var is not None:
-        precision = prior + np.einsum("j,jab->ab", 1.0 / noise_var, gram)
-        rhs = prior_rhs + np.einsum("j,ja->a", 1.0 / noise_var, moment)
-    chol = linalg.cholesky(precision, lower=True)
-    mean = linalg.cho_solve((chol, True), rhs)
-    inv_chol = linalg.solve_triangular(chol, np.eye(prior.shape[0]), lower=True)
+def _solve(precision: FloatArray, rhs: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Mean and inverse Cholesky factor of a Gaussian given its precision and
+    ``precision @ mean``.
+
+    LAPACK directly: ``dtrtri`` inverts the factor several times faster than a
+    triangular solve against the identity, and the posterior is refitted often.
+    """
+    chol, info = lapack.dpotrf(precision, lower=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(
+            f"posterior precision: expected positive definite, leading minor {info} is not"
+        )
+    mean, _ = lapack.dpotrs(chol, rhs, lower=1)
+    inv_chol, _ = lapack.dtrtri(chol, lower=1)
     return np.asarray(mean, dtype=np.float64), np.asarray(inv_chol, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Marginal:
+    """Moments of the modulators' features over the readings assimilated.
+
+    ``local_mean[c]`` is the mean near basis function ``c`` of the conditioning spline
+    (weighted by it), shrunk towards the overall mean; ``covariance`` is the spread about
+    the local means, averaged over the readings (the within part of the law of total
+    variance). Columns are the modulated terms' modulator features one after another;
+    ``columns[t]`` gives each term's.
+    """
+
+    local_mean: FloatArray
+    covariance: FloatArray
+    columns: tuple[tuple[int, int], ...]
 
 
 class BayesianBasisRegression:
@@ -338,6 +411,16 @@ class BayesianBasisRegression:
         self._prior_mean = self._checked_prior_mean()
         self._windows = _Windows(self.terms)
         self._edges = tuple(float(e) for e in self.noise_edges)
+        self._prior_precision = block_diagonal(
+            [t.penalty(self.smoothing, self.ridge) for t in self.terms]
+        )
+        # Predictions without a modulator's inputs average it given the first spline's.
+        self._modulated = tuple(
+            i for i, t in enumerate(self.terms) if isinstance(t, ModulatedSpline)
+        )
+        self._conditioning = next(
+            (i for i, t in enumerate(self.terms) if isinstance(t, SplineTerm)), None
+        )
         self._reset_state()
 
     # -- configuration ---------------------------------------------------------------------
@@ -398,12 +481,47 @@ class BayesianBasisRegression:
     # -- learned state -----------------------------------------------------------------
     def _reset_state(self) -> None:
         p, k = self.n_features, self.n_bins
-        self.gram_: FloatArray = np.zeros((k, p, p))
-        self.moment_: FloatArray = np.zeros((k, p))
-        self.sum_sq_: FloatArray = np.zeros(k)
-        self.count_: FloatArray = np.zeros(k)
+        self._gram: FloatArray = np.zeros((k, p, p))
+        self._moment: FloatArray = np.zeros((k, p))
+        self._sum_sq: FloatArray = np.zeros(k)
+        self._count: FloatArray = np.zeros(k)
+        # Single readings not yet added to the statistics, by noise bin and window layout:
+        # the outer product of ``(window values, y, 1)`` summed in one small dense block,
+        # so a reading costs one BLAS rank-one update of contiguous memory instead of a
+        # scatter into the (p, p) matrix. Blocks are Fortran-ordered (BLAS then updates
+        # them in place) and are added to the statistics before these are read.
+        self._pending: dict[tuple[int, tuple[int, ...]], FloatArray] = {}
         self.scale_: float = 1.0
+        # Where the next posterior fit starts EM: the noise of the last fit before the
+        # latest update (a warm start), NaN before any (a cold start). It is state, so a
+        # restored emulator refits from the same start to the same bits.
+        self.noise_start_: FloatArray = np.full(k, np.nan)
         self._posterior: tuple[FloatArray, FloatArray, FloatArray] | None = None
+        self._marginal: _Marginal | None = None
+
+    @property
+    def gram_(self) -> FloatArray:
+        """Per-bin ``sum phi phi^T``, divided by ``scale_``."""
+        self._settle()
+        return self._gram
+
+    @property
+    def moment_(self) -> FloatArray:
+        """Per-bin ``sum phi y`` [units], divided by ``scale_``."""
+        self._settle()
+        return self._moment
+
+    @property
+    def sum_sq_(self) -> FloatArray:
+        """Per-bin ``sum y^2`` [units^2], divided by ``scale_``."""
+        self._settle()
+        return self._sum_sq
+
+    @property
+    def count_(self) -> FloatArray:
+        """Per-bin (discounted) number of readings, divided by ``scale_``."""
+        self._settle()
+        return self._count
 
     @property
     def n_observations_(self) -> float:
@@ -416,17 +534,25 @@ class BayesianBasisRegression:
             "sum_sq_": self.sum_sq_.copy(),
             "count_": self.count_.copy(),
             "scale_": self.scale_,
+            "noise_start_": self.noise_start_.copy(),
         }
 
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
+        """The emulator holding ``state``; a state saved before ``noise_start_`` existed
+        restores with a cold start, which is how it was fitted."""
         model = cls(**params)
-        for name in ("gram_", "moment_", "sum_sq_", "count_"):
-            value = np.array(state[name], dtype=np.float64)
-            expected = getattr(model, name).shape
+        # State name and where it is kept.
+        names = {"gram_": "_gram", "moment_": "_moment", "sum_sq_": "_sum_sq", "count_": "_count"}
+        if "noise_start_" in state:
+            names["noise_start_"] = "noise_start_"
+        for name, attribute in names.items():
+            # C order: single readings are added through flat views of these arrays.
+            value = np.array(state[name], dtype=np.float64, order="C")
+            expected = getattr(model, attribute).shape
             if value.shape != expected:
                 raise ValueError(f"state {name}: expected shape {expected}, got {value.shape}")
-            setattr(model, name, value)
+            setattr(model, attribute, value)
         model.scale_ = float(state["scale_"])
         return model
 
@@ -449,13 +575,16 @@ class BayesianBasisRegression:
                 f"got columns {sorted(data)}"
             )
         if n_rows == 1 and x.shape[0] == 1:
-            # One reading: bisect on the edges gives searchsorted's answer (NaN included).
-            one = bisect.bisect_right(self._edges, float(x[0])) - 1
-            return np.array([min(max(one, 0), self.n_bins - 1)], dtype=np.intp)
+            return np.array([self._bin_one(float(x[0]))], dtype=np.intp)
         if x.shape[0] != n_rows:
             x = np.broadcast_to(x, (n_rows,))
         index = np.searchsorted(self.noise_edges, x, side="right") - 1
         return np.minimum(np.maximum(index, 0), self.n_bins - 1).astype(np.intp, copy=False)
+
+    def _bin_one(self, x: float) -> int:
+        # Bisect on the edges gives searchsorted's answer (NaN included).
+        one = bisect.bisect_right(self._edges, x) - 1
+        return min(max(one, 0), self.n_bins - 1)
 
     def _n_rows(self, data: Columns) -> int:
         first = read_input(data, self.noise_source)
@@ -468,6 +597,12 @@ class BayesianBasisRegression:
         return design_matrix(self.terms, data, n_rows), self.noise_bin(data, n_rows)
 
     def update(self, observations: Columns) -> Self:
+        """Assimilate ``observations``: a batch of readings, or one reading (numbers or
+        one-element arrays), which takes a path in Python floats whose rank-one update
+        goes to a small block per noise bin and window layout, added to the statistics
+        before they are next read."""
+        if self._update_one(OneReading(observations)):
+            return self
         y = read_input(observations, self.target)
         if y is None:
             raise KeyError(
@@ -475,26 +610,6 @@ class BayesianBasisRegression:
                 f"got {sorted(observations)}"
             )
         n = y.shape[0]
-        if n == 1:
-            starts, values, bins = self._windowed(EvaluatedInputs(observations), y, 0, observations)
-            cols, flat = self._windows.layout(starts)
-            x = np.concatenate([value[0] for value in values])
-            y0 = float(y[0])
-            if not math.isfinite(y0 + float(x.sum())):
-                self._check_finite(y, values, 0)
-            weight = self._advance(1)
-            j = int(bins[0])
-            xw = weight * x
-            gram = self.gram_[j]
-            if gram.flags.c_contiguous:
-                gram.reshape(-1)[flat] += np.multiply.outer(xw, x).ravel()
-            else:
-                gram[cols[:, None], cols] += np.multiply.outer(xw, x)
-            self.moment_[j, cols] += y0 * xw
-            self.sum_sq_[j] += weight * y0 * y0
-            self.count_[j] += weight
-            self._posterior = None
-            return self
         # Reading i of n is discounted by lambda^(n-1-i) relative to the newest.
         decay = (
             None
@@ -507,15 +622,15 @@ class BayesianBasisRegression:
             inv_scale = self._advance(n)
             weights = inv_scale if decay is None else decay * inv_scale
             self._accumulate(starts, values, y, bins, weights, self._state_arrays())
-            self._posterior = None
+            self._invalidate()
             return self
         # Larger batches go by chunks of rows, into scratch statistics that are added to
         # the state only once every chunk has passed validation.
         scratch = (
-            np.zeros_like(self.gram_),
-            np.zeros_like(self.moment_),
-            np.zeros_like(self.sum_sq_),
-            np.zeros_like(self.count_),
+            np.zeros_like(self._gram),
+            np.zeros_like(self._moment),
+            np.zeros_like(self._sum_sq),
+            np.zeros_like(self._count),
         )
         for lo in range(0, n, _CHUNK_ROWS):
             hi = min(lo + _CHUNK_ROWS, n)
@@ -527,11 +642,65 @@ class BayesianBasisRegression:
         inv_scale = self._advance(n)
         for state, added in zip(self._state_arrays(), scratch, strict=True):
             state += added * inv_scale
-        self._posterior = None
+        self._invalidate()
         return self
 
+    def _update_one(self, reading: OneReading) -> bool:
+        """Assimilate one reading with Python floats and a rank-one update of the few
+        statistics its feature windows touch; ``False``, with nothing changed, where the
+        general path must take it (not one reading, a missing or non-finite value, a
+        term without a one-reading path), which then assimilates it or says why not."""
+        try:
+            y = reading.value(self.target)
+            window = self._windows.evaluate_one(reading)
+            source = reading.value(self.noise_source)
+        except NotOneReading:
+            return False
+        if y is None or window is None or source is None:
+            return False
+        firsts, values = window
+        # One sum is finite only if every term is.
+        if not math.isfinite(y + sum(values)):
+            return False
+        j = self._bin_one(source)
+        weight = self._advance(1)
+        key = (j, firsts)
+        block = self._pending.get(key)
+        if block is None:
+            if len(self._pending) >= _MAX_PENDING_BLOCKS:
+                self._settle()
+            size = len(values) + 2
+            block = self._pending[key] = np.zeros((size, size), order="F")
+        values += (y, 1.0)
+        z = np.array(values)
+        blas.dger(weight, z, z, a=block, overwrite_a=True)
+        self._invalidate()
+        return True
+
+    def _settle(self) -> None:
+        """Add the pending single readings to the statistics."""
+        if not self._pending:
+            return
+        for (j, firsts), block in self._pending.items():
+            cols, flat = self._windows.layout(firsts)
+            w = cols.shape[0]
+            self._gram[j].reshape(-1)[flat] += block[:w, :w].ravel()
+            self._moment[j][cols] += block[:w, w]
+            self._sum_sq[j] += block[w, w]
+            self._count[j] += block[w + 1, w + 1]
+        self._pending.clear()
+
+    def _invalidate(self) -> None:
+        """The statistics changed: refit the posterior when next needed, from this one's
+        noise variances."""
+        if self._posterior is not None:
+            self.noise_start_ = self._posterior[2]
+            self._posterior = None
+        self._marginal = None
+
     def _state_arrays(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        return self.gram_, self.moment_, self.sum_sq_, self.count_
+        # Pending single readings may stay pending: the batch's statistics are added.
+        return self._gram, self._moment, self._sum_sq, self._count
 
     def _advance(self, n: int) -> float:
         """Discount the state for ``n`` new readings; the weight of an undiscounted one."""
@@ -613,26 +782,29 @@ class BayesianBasisRegression:
             moment[j, cols] += block_moment
 
     def _fold_scale(self) -> None:
-        for name in ("gram_", "moment_", "sum_sq_", "count_"):
+        self._settle()
+        for name in ("_gram", "_moment", "_sum_sq", "_count"):
             setattr(self, name, getattr(self, name) * self.scale_)
         self.scale_ = 1.0
 
     # -- the posterior -------------------------------------------------------------------
     def prior_precision(self) -> FloatArray:
-        return block_diagonal([t.penalty(self.smoothing, self.ridge) for t in self.terms])
+        return self._prior_precision.copy()
 
     def _fit(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Posterior mean, inverse Cholesky factor of the precision, noise variances."""
         stats = self.statistics()
+        start = self.noise_start_
         return posterior_from_statistics(
             stats["gram"],
             stats["moment"],
             stats["sum_sq"],
             stats["count"],
-            self.prior_precision(),
+            self._prior_precision,
             self._prior_mean,
             noise_prior_count=self.noise_prior_count,
             n_em_iterations=self.n_em_iterations,
+            noise_start=None if np.isnan(start).any() else start,
         )
 
     def _posterior_parts(self) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -657,11 +829,32 @@ class BayesianBasisRegression:
         return self._posterior_parts()[2].copy()
 
     def predict(self, inputs: Columns) -> CensoredNormal:
+        """Predictive distribution of the target at ``inputs``.
+
+        Where the inputs of a :class:`~twinweave.models.ModulatedSpline`'s modulator are
+        absent or not finite (a prediction from wind speed alone), its features are
+        their expectation over the readings assimilated: ``E[phi(v) m(T)] =
+        phi(v) E[m(T) | u]``, with ``u`` the input of the first
+        :class:`~twinweave.models.SplineTerm` and the conditional mean taken with that
+        spline's basis functions as weights. The model being linear, the mean is then
+        the prediction averaged over the modulator's values seen at that ``u``; the
+        spread of those predictions, ``a^T C a`` with ``a`` the modulation's weights at
+        the posterior mean and ``C`` the covariance of ``m`` about its local means,
+        averaged over all readings (one matrix for every ``u``), is added to the noise
+        variance. Readings assimilated without the modulator's inputs count at its
+        reference value (zero features).
+
+        All of it comes from the Gram matrices, with no state of its own: the first
+        spline's features sum to one in every row, so a row of the Gram matrix summed
+        over them gives the sums of the features, and a modulated spline's features,
+        summed over its spline, give the modulator's.
+        """
         mean, inv_chol, noise_var = self._posterior_parts()
         data = EvaluatedInputs(inputs)
         n_rows = self._n_rows(data)
         starts, values = self._windows.evaluate(data, n_rows)
         bins = self.noise_bin(data, n_rows)
+        spread = self._marginalise(data, n_rows, starts, values, mean)
         # Column 0 gives the latent mean, the rest the shared factor ``features @ inv_chol.T``.
         projection = np.column_stack([mean, inv_chol.T])
         out = np.empty((n_rows, 1 + self.n_features), dtype=np.float64)
@@ -675,12 +868,105 @@ class BayesianBasisRegression:
             )
         return CensoredNormal(
             out[:, 0],
-            noise_var[bins],
+            noise_var[bins] if spread is None else noise_var[bins] + spread,
             lower=self.lower,
             upper=self.upper,
             units=self.units,
             factor=out[:, 1:],
         )
+
+    def _marginalise(
+        self,
+        data: EvaluatedInputs,
+        n_rows: int,
+        starts: list[IndexArray],
+        values: list[FloatArray],
+        mean: FloatArray,
+    ) -> FloatArray | None:
+        """Put the expected features of absent modulators into ``values``; the variance
+        their spread adds per row, ``None`` where nothing is absent."""
+        marginal: _Marginal | None = None
+        coefficients: FloatArray | None = None
+        for index, t in enumerate(self._modulated):
+            term = cast(ModulatedSpline, self.terms[t])
+            missing = term.modulator.missing(data, n_rows)
+            if missing is None:
+                continue
+            if marginal is None:
+                marginal = self._marginal_parts()
+                if marginal is None:
+                    return None
+            c = cast(int, self._conditioning)
+            rows = np.flatnonzero(missing)
+            lo, hi = marginal.columns[index]
+            # E[m | u] at each row: the local means of the conditioning spline's window
+            # functions, weighted by their values there.
+            window = starts[c][rows] - self._windows.offsets[c]
+            local = marginal.local_mean[window[:, None] + self._windows.columns[c], lo:hi]
+            expected = np.einsum("rc,rcm->rm", values[c][rows], local)
+            segment, weights = term.spline.local_design(data, n_rows)
+            spline_rows = weights[rows]
+            filled = np.array(values[t])
+            filled[rows] = (spline_rows[:, :, None] * expected[:, None, :]).reshape(
+                rows.size, term.width
+            )
+            values[t] = filled
+            # The modulation's weights at each row, sum_i phi_i(v) w_(i, k).
+            m = hi - lo
+            first = self._windows.offsets[t] + (segment[rows] * m)
+            spline_cols = first[:, None] + m * np.arange(term.spline.width)
+            weights_at = mean[spline_cols[:, :, None] + np.arange(m)]
+            if coefficients is None:
+                coefficients = np.zeros((n_rows, marginal.covariance.shape[0]))
+            coefficients[rows, lo:hi] = np.einsum("ri,rim->rm", spline_rows, weights_at)
+        if coefficients is None or marginal is None:
+            return None
+        spread = np.einsum("rq,qs,rs->r", coefficients, marginal.covariance, coefficients)
+        return np.asarray(np.maximum(spread, 0.0), dtype=np.float64)
+
+    def _marginal_parts(self) -> _Marginal | None:
+        """Moments of the modulators' features from the Gram matrices (see
+        :meth:`predict`); ``None`` without a modulated term or a spline to condition
+        on."""
+        if self._marginal is None and self._modulated and self._conditioning is not None:
+            self._marginal = self._marginal_moments()
+        return self._marginal
+
+    def _marginal_moments(self) -> _Marginal:
+        # The decay scale cancels in every ratio below.
+        total = self.gram_.sum(axis=0)
+        p = self.n_features
+        blocks = []
+        for t in self._modulated:
+            term = cast(ModulatedSpline, self.terms[t])
+            n, m = term.spline.n_features, term.modulator.n_features
+            lo = self._windows.offsets[t]
+            blocks.append((lo, n, m))
+        # Sum each modulated block over its spline: columns become modulator features.
+        by_feature = np.hstack(
+            [total[:, lo : lo + n * m].reshape(p, n, m).sum(axis=1) for lo, n, m in blocks]
+        )
+        q = by_feature.shape[1]
+        second = np.vstack(
+            [by_feature[lo : lo + n * m].reshape(n, m, q).sum(axis=0) for lo, n, m in blocks]
+        )
+        c = cast(int, self._conditioning)
+        lo_c = self._windows.offsets[c]
+        hi_c = lo_c + self.terms[c].n_features
+        near = by_feature[lo_c:hi_c]
+        weight = total[lo_c:hi_c, lo_c:hi_c].sum(axis=1)
+        n_total = float(weight.sum())
+        columns = tuple(itertools.pairwise(np.cumsum([0, *(m for _, _, m in blocks)]).tolist()))
+        if n_total <= 0:
+            return _Marginal(np.zeros_like(near), np.zeros((q, q)), columns)
+        overall = near.sum(axis=0) / n_total
+        local = (near + _MARGINAL_PRIOR_COUNT * overall) / (weight + _MARGINAL_PRIOR_COUNT)[:, None]
+        # The spread about the local means, averaged over the readings: the overall
+        # second moment less that of the (unshrunk) local means, which by Cauchy-Schwarz
+        # leaves a positive semi-definite matrix.
+        seen = weight > 0
+        between = (near[seen] / weight[seen, None]).T @ near[seen]
+        return _Marginal(local, (second - between) / n_total, columns)
 
     def _project(
         self,

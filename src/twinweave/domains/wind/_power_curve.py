@@ -95,7 +95,8 @@ class NormalisedWindSpeed:
 
     def _single(self, data: Columns) -> float | None:
         """The same for one reading given as Python numbers (a stream), without arrays:
-        numpy's per-call overhead would dominate a single update."""
+        numpy's per-call overhead would dominate a single update. ``None`` when the
+        reading is not given as numbers."""
         speed = data.get("wind_speed")
         if not isinstance(speed, float | int):
             return None
@@ -113,7 +114,9 @@ class NormalisedWindSpeed:
             return None
         if not math.isfinite(rho):
             rho = self.fallback_density
-        return float(speed) * (rho / self.reference_density) ** (1.0 / 3.0)
+        # NumPy's cbrt on a Python float gives the batch path's values; math.cbrt and
+        # ** (1 / 3) differ from it in the last bit for some.
+        return float(speed) * float(np.cbrt(rho / self.reference_density))
 
 
 def generic_power_curve(
@@ -183,11 +186,10 @@ def power_curve_emulator(
         Density [kg/m^3] used when temperature is missing (the site mean).
     use_direction
         Let the curve vary with wind direction (wakes, terrain), through Fourier terms
-        modulating a coarse spline of wind speed; absent directions predict the
-        direction-averaged curve.
+        modulating a coarse spline of wind speed.
     use_temperature
         Let the curve vary with temperature beyond the density effect (a linear
-        modulation of a coarse spline); absent temperatures predict at 10 degC.
+        modulation of a coarse spline).
     forgetting
         Per-reading discount; ``1 - 1/52560`` remembers about a year of 10-minute data.
     cut_out
@@ -198,6 +200,11 @@ def power_curve_emulator(
     The weights' prior mean is :func:`generic_power_curve`, so where the twin has seen
     no wind (above about 19 m/s at La Haute Borne) it predicts rated power with wide
     uncertainty instead of falling back to zero.
+
+    A prediction without direction or temperature averages their effect over the
+    readings assimilated at about the same wind speed and widens the interval by its
+    spread (:meth:`~twinweave.models.BayesianBasisRegression.predict`). Density is not
+    averaged the same way: without temperature it is ``fallback_density``.
     """
     speed = NormalisedWindSpeed(site_pressure, fallback_density)
     main = SplineTerm(speed, 0.0, cut_out, round(2 * cut_out))
