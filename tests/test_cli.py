@@ -110,7 +110,9 @@ def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) ->
     assert "bad.csv" in result.stdout and "'wind_speed'" in result.stdout
 
 
-def test_whatif_reports_quantities_side_by_side(fitted_store: Path) -> None:
+def test_whatif_reports_quantities_side_by_side_with_their_provenance(
+    fitted_store: Path,
+) -> None:
     result = twinweave(
         "whatif",
         "--store",
@@ -128,6 +130,38 @@ def test_whatif_reports_quantities_side_by_side(fitted_store: Path) -> None:
     )
     for quantity in ("energy", "capacity_factor", "hours_at_rated"):
         assert quantity in result.stdout
+    assert "no 'time' column" not in result.stdout  # stored readings carry their times
+    result_id = re.search(r"provenance (whatif_result:[0-9a-f]+)", result.stdout)
+    assert result_id is not None, result.stdout
+    chain = twinweave("provenance", result_id.group(1), "--store", fitted_store).stdout
+    # Raw file (with its hash), ingest, clean, the week selected, fit, the branch with its
+    # intervention, both predictions and the what-if, in that order.
+    steps = ("sha256=", "ingest:", "clean:", "select:", "fit:", "branch:", "whatif:")
+    positions = [chain.index(step) for step in steps]
+    assert positions == sorted(positions), chain
+    assert chain.count("predict:") == 2
+    assert "interventions=derate to 1000" in chain
+    assert chain.rstrip().endswith(result_id.group(1))
+
+
+def test_monitor_and_report_record_their_provenance(fitted_store: Path, tmp_path: Path) -> None:
+    monitored = twinweave(
+        "monitor", "--store", fitted_store, "--since", "2015-06-01", "--until", "2015-08-01"
+    )
+    alarms_id = re.search(r"provenance (alarms:[0-9a-f]+)", monitored.stdout)
+    assert alarms_id is not None, monitored.stdout
+    chain = twinweave("provenance", alarms_id.group(1), "--store", fitted_store).stdout
+    assert chain.index("sha256=") < chain.index("clean:") < chain.index("monitor:")
+    assert "since=2015-06-01" in chain and "n_alarms=" in chain
+    reported = twinweave(
+        "report", "--store", fitted_store, "--since", "2015-11-01", "--output", tmp_path / "r"
+    )
+    report_id = re.search(r"provenance (report:[0-9a-f]+)", reported.stdout)
+    assert report_id is not None, reported.stdout
+    chain = twinweave("provenance", report_id.group(1), "--store", fitted_store).stdout
+    assert chain.index("sha256=") < chain.index("fit:") < chain.index("write_report:")
+    assert str((tmp_path / "r" / "index.html").resolve()) in chain
+    assert chain.count("model_version:") >= 4  # one per twin scored
 
 
 def test_quarantine_lists_reasons(fitted_store: Path, tmp_path: Path) -> None:

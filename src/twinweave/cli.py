@@ -6,6 +6,7 @@ Thin by design: every command composes the public API; no model logic lives here
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from twinweave.core import Derate, Intervention, ScaleTarget, Stop, compare
+from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, WhatIfResult, compare
 from twinweave.data import SourceSpec, Store, clean, read_source
 from twinweave.demo import fit_fleet
 from twinweave.domains.wind import (
@@ -169,7 +170,14 @@ def _ingest(
         )
     console.print(table)
     console.print(f"quarantine by check: {rejected_all['check'].value_counts().to_dict()}")
-    del summary
+    n_conflicts = summary.n_quarantine - len(rejected_all)
+    if summary.n_skipped or n_conflicts:
+        console.print(
+            f"already stored from another file: {summary.n_skipped} readings with the same "
+            f"values (skipped), {n_conflicts} with other values (quarantined, check "
+            f"duplicate_across_sources)",
+            markup=False,
+        )
     return specs
 
 
@@ -243,13 +251,24 @@ def fit(
         console.print(table)
 
 
-def _numeric_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The numeric input columns; others (a time, an asset name) are left out, said once."""
+def _model_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The numeric input columns and the readings' ``time`` (UTC; a time without a zone
+    is taken as UTC); others (an asset name) are left out, said once.
+
+    The time lets sample paths carry the twin's correlation in time.
+    """
     numeric = frame.select_dtypes("number")
-    ignored = [c for c in frame.columns if c not in numeric.columns]
+    ignored = [c for c in frame.columns if c not in numeric.columns and c != "time"]
     if ignored:
         console.print(f"not used as model inputs (not numeric): {ignored}", markup=False)
-    return {c: numeric[c].to_numpy(np.float64) for c in numeric.columns}
+    columns = {c: numeric[c].to_numpy(np.float64) for c in numeric.columns if c != "time"}
+    if "time" in frame:
+        try:
+            times = pd.to_datetime(frame["time"], utc=True)
+        except (ValueError, TypeError) as error:
+            raise _fail(f"column 'time': expected times (UTC), got {error}") from None
+        columns["time"] = times.dt.tz_localize(None).to_numpy("datetime64[ns]")
+    return columns
 
 
 def _read_inputs(path: Path) -> pd.DataFrame:
@@ -282,7 +301,7 @@ def predict(
     with Store(store) as db:
         recorder = Recorder(store=db)
         loaded = db.load_twin(twin, recorder=recorder)
-        columns = _numeric_columns(frame)
+        columns = _model_columns(frame)
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
     quantiles = predictive.quantile([0.05, 0.5, 0.95])
     result = frame.assign(
@@ -314,7 +333,11 @@ def whatif(
     samples: Annotated[int, typer.Option(help="Monte Carlo sample paths.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Compare a branch with an intervention against the live twin, side by side."""
+    """Compare a branch with an intervention against the live twin, side by side.
+
+    The branch, its intervention and the result are recorded in the store's provenance;
+    the command prints the result's id for ``twinweave provenance``.
+    """
     interventions: list[Intervention] = []
     if derate is not None:
         interventions.append(Derate(derate))
@@ -324,23 +347,48 @@ def whatif(
         interventions.append(ScaleTarget(scale))
     if not interventions:
         raise _fail("expected at least one intervention: --derate KW, --stop or --scale F")
+    period_start = None if start is None else _utc(start)
+    period_end = None if end is None else _utc(end)
     with Store(store) as db:
         recorder = Recorder(store=db)
-        live = db.load_twin(twin, recorder=recorder)
+        try:
+            live = db.load_twin(twin, recorder=recorder)
+        except KeyError as error:
+            raise _fail(str(error.args[0])) from None
         if input is not None:
             frame = _read_inputs(input)
         else:
-            frame = db.observations(
-                twin,
-                start=None if start is None else pd.Timestamp(start, tz="UTC"),
-                end=None if end is None else pd.Timestamp(end, tz="UTC"),
-            )
+            frame = db.observations(twin, start=period_start, end=period_end)
         if frame.empty:
             raise _fail("no inputs in the chosen period")
+        source = (
+            recorder.file_entity(input)
+            if input is not None
+            else db.observations_entity(twin, start=period_start, end=period_end)
+        )
         rated = float(live.schema.variable("power").bounds[1])
-        inputs = _numeric_columns(frame.drop(columns=["power", "source_row"], errors="ignore"))
+        inputs = _model_columns(
+            frame.drop(columns=["power", "source_row", "asset_id"], errors="ignore")
+        )
+        if "time" not in inputs:
+            console.print(
+                "[yellow]warning:[/] inputs have no 'time' column: sample paths treat "
+                "readings as independent, so intervals of energy and hours are too narrow"
+            )
         branch = live.branch(*interventions)
-        result = compare(live, branch, inputs, turbine_metrics(rated), n_samples=samples, seed=seed)
+        with warnings.catch_warnings():
+            # Said above, in the command's words.
+            warnings.filterwarnings("ignore", "inputs have no 'time' column")
+            result = compare(
+                live,
+                branch,
+                inputs,
+                turbine_metrics(rated),
+                n_samples=samples,
+                seed=seed,
+                source=source,
+            )
+        result_id = _record_whatif(recorder, live, branch, result, len(frame), samples, seed)
     table = Table(title=f"what-if for {twin}: {result.interventions} ({len(frame)} readings)")
     for column in ("quantity", "live twin", "branch", "difference"):
         table.add_column(column, justify="right")
@@ -352,6 +400,48 @@ def whatif(
         table.add_row(f"{row['metric']} [{row['units']}]", *cells)
     console.print(table)
     console.print("brackets: 90 % intervals; branch and live twin share random numbers")
+    console.print(f"where it came from: twinweave provenance {result_id} --store {store}")
+
+
+def _record_whatif(
+    recorder: Recorder,
+    live: Twin,
+    branch: Twin,
+    result: WhatIfResult,
+    n_readings: int,
+    n_samples: int,
+    seed: int,
+) -> str:
+    """Record the what-if in the store; return the id of its result.
+
+    A branch records into a fork of its parent's recorder, so that nothing done to it
+    changes the store; the result depends on it, so its records (the branch with its
+    interventions, its prediction) are kept with the result.
+    """
+    if isinstance(branch.recorder, Recorder):
+        recorder.adopt(branch.recorder.own_records())
+    used = [p for p in (live.last_prediction_, branch.last_prediction_) if p is not None]
+    summary = [
+        f"{row['metric']} [{row['units']}]: live {row['baseline_mean']:.4g}, branch "
+        f"{row['scenario_mean']:.4g}, difference {row['difference_mean']:.4g} "
+        f"[{row['difference_lo']:.4g}, {row['difference_hi']:.4g}]"
+        for row in result.to_frame().to_dict("records")
+    ]
+    return recorder.record(
+        "whatif",
+        used=used,
+        generated="whatif_result",
+        attributes={
+            "twin": live.twin_id,
+            "branch": branch.twin_id,
+            "interventions": result.interventions,
+            "n_readings": n_readings,
+            "n_samples": n_samples,
+            "seed": seed,
+            "level": result.level,
+            "results": summary,
+        },
+    )
 
 
 @app.command()
@@ -461,13 +551,14 @@ def monitor(
     """Anomaly scores and persistent-underperformance alarms for every stored turbine.
 
     Twins learn the readings before the calibration period, run live through it (the
-    detectors calibrate there), then watch from ``--since``.
+    detectors calibrate there), then watch from ``--since``. The run and its alarms are
+    recorded in the store's provenance.
     """
     from twinweave.demo import store_observations
     from twinweave.domains.wind import monitor_fleet
 
     start = _utc(since)
-    with Store(store, read_only=True) as db:
+    with Store(store) as db:
         stored = set(db.twin_ids())
         specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
         specs |= _turbine_specs(
@@ -479,13 +570,33 @@ def monitor(
                 f"in the store, got {len(specs)}"
             )
         observations = store_observations(db, specs)
-    with console.status("monitoring"):
-        results = monitor_fleet(
-            observations,
-            specs,
-            live_from=start - pd.Timedelta(days=calibration_days),
-            monitor_from=start,
-            stop=None if until is None else _utc(until),
+        with console.status("monitoring"):
+            results = monitor_fleet(
+                observations,
+                specs,
+                live_from=start - pd.Timedelta(days=calibration_days),
+                monitor_from=start,
+                stop=None if until is None else _utc(until),
+            )
+        alarms = [
+            f"{asset_id} {alarm.time:%Y-%m-%d} (run from {alarm.start:%Y-%m-%d}, "
+            f"{alarm.run_length} days, CUSUM {alarm.statistic:.1f})"
+            for asset_id, result in results.items()
+            for alarm in result.alarms
+        ]
+        alarms_id = Recorder(store=db).record(
+            "monitor",
+            used=[db.observations_entity(a) for a in specs],
+            generated="alarms",
+            attributes={
+                "turbines": list(specs),
+                "since": start,
+                "until": None if until is None else _utc(until),
+                "calibration_days": calibration_days,
+                "n_alarms": len(alarms),
+                "alarms": alarms,
+                "output": None if output is None else str(output.resolve()),
+            },
         )
     table = Table(title=f"underperformance alarms from {start:%Y-%m-%d}")
     for column in ("turbine", "alarm at", "run started", "days in run", "CUSUM"):
@@ -504,6 +615,7 @@ def monitor(
         frames = [r.readings.assign(asset_id=a) for a, r in results.items()]
         pd.concat(frames, ignore_index=True).to_csv(output, index=False)
         console.print(f"wrote per-reading scores to {output}")
+    console.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
 
 
 @app.command()
@@ -512,14 +624,19 @@ def report(
     since: SinceOption,
     output: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/twinweave"),
 ) -> None:
-    """Score every stored twin on the readings from ``--since`` and write the HTML report."""
+    """Score every stored twin on the readings from ``--since`` and write the HTML report.
+
+    The report is recorded in the store's provenance, derived from the twins' versions
+    and the readings scored.
+    """
     from twinweave.demo import evaluate_turbine, store_observations
     from twinweave.domains.wind import monitor_fleet
     from twinweave.report import write_demo_report
 
     start = _utc(since)
-    with Store(store, read_only=True) as db:
-        specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.twin_ids()}
+    with Store(store) as db:
+        twins = {a: db.load_twin(a) for a in db.twin_ids()}
+        specs = {a: TurbineSpec.from_twin(twin) for a, twin in twins.items()}
         if not specs:
             raise _fail(f"{store}: no twins; run `twinweave fit` first")
         monitored = (
@@ -536,18 +653,37 @@ def report(
         with _progress() as progress:
             task = progress.add_task("score", total=len(specs))
             for asset_id, spec in specs.items():
-                twin = db.load_twin(asset_id)
-                result, _ = evaluate_turbine(db, spec, twin, start, monitored.get(asset_id))
+                try:
+                    result, _ = evaluate_turbine(
+                        db, spec, twins[asset_id], start, monitored.get(asset_id)
+                    )
+                except ValueError as error:
+                    raise _fail(str(error)) from None
                 results.append(result)
                 progress.advance(task)
         sources = db.sources()
-    attribution = "; ".join(str(path) for path in sources["path"]) or str(store)
-    page = write_demo_report(
-        output,
-        results,
-        None,
-        title=f"twinweave report: {len(results)} twins scored from {start:%Y-%m-%d}",
-        notes=[f"Store {store}; readings from {start.isoformat()} on."],
-        attribution=f"Data: {attribution}",
-    )
+        attribution = "; ".join(str(path) for path in sources["path"]) or str(store)
+        title = f"twinweave report: {len(results)} twins scored from {start:%Y-%m-%d}"
+        page = write_demo_report(
+            output,
+            results,
+            None,
+            title=title,
+            notes=[f"Store {store}; readings from {start.isoformat()} on."],
+            attribution=f"Data: {attribution}",
+        )
+        versions = [t.model_version_ for t in twins.values() if t.model_version_ is not None]
+        report_id = Recorder(store=db).record(
+            "write_report",
+            used=[*versions, *(db.observations_entity(a, start=start) for a in specs)],
+            generated="report",
+            attributes={
+                "path": str(Path(page).resolve()),
+                "title": title,
+                "since": start,
+                "twins": list(specs),
+                "monitored": bool(monitored),
+            },
+        )
     console.print(f"report: {page}")
+    console.print(f"where it came from: twinweave provenance {report_id} --store {store}")

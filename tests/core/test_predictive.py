@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinweave.core import CensoredNormal, Predictive
+from twinweave.core import CensoredNormal, ExponentialCorrelation, Predictive, ResidualCorrelation
 
 
 @pytest.fixture
@@ -93,3 +93,144 @@ def test_rejects_bad_arguments() -> None:
         CensoredNormal([0.0], [1.0], lower=2.0, upper=1.0)
     with pytest.raises(ValueError, match=r"q: expected probabilities in \(0, 1\)"):
         CensoredNormal([0.0], [1.0]).quantile(1.5)
+
+
+# -- correlation in time ------------------------------------------------------------------
+STEP = 600.0  # [s], 10-minute readings
+
+
+def ar1_sum_variance(times: np.ndarray, std: np.ndarray, rho: float) -> float:
+    """Var(sum) of an AR(1) with coefficient rho per STEP at ``times``: sum_ij s_i s_j rho^|dt|."""
+    lag = np.abs(times[:, None] - times[None, :]) / STEP
+    return float(std @ rho**lag @ std)
+
+
+def test_sums_of_correlated_paths_have_the_variance_of_an_ar1_sum() -> None:
+    rng = np.random.default_rng(7)
+    n, rho = 400, 0.7
+    # Regular 10-minute steps with irregular gaps (stops of 20 min to a day).
+    steps = np.where(rng.random(n) < 0.05, rng.integers(2, 144, n), 1)
+    times = 1.42e9 + STEP * np.cumsum(steps)
+    std = rng.uniform(20.0, 120.0, n)
+    p = CensoredNormal(
+        np.zeros(n), std**2, times=times, correlation=ExponentialCorrelation.ar1(rho, STEP)
+    )
+    n_paths = 20_000
+    totals = p.sample(n_paths, seed=8).sum(axis=1)
+    expected = ar1_sum_variance(times, std, rho)
+    # The sample variance of 20,000 Gaussian sums has relative standard error
+    # sqrt(2 / 20,000) = 1 %; independent noise would give a third of the variance.
+    assert totals.var() == pytest.approx(expected, rel=0.04)
+    assert np.sum(std**2) < 0.4 * expected
+    # Lag-one correlation of the paths at one step apart, as the AR(1) says.
+    paths = p.sample(4_000, seed=9) / std
+    adjacent = np.flatnonzero(np.diff(times) == STEP)
+    r = np.mean(paths[:, adjacent] * paths[:, adjacent + 1])
+    assert r == pytest.approx(rho, abs=0.01)
+
+
+def test_correlation_changes_sample_paths_but_no_marginal() -> None:
+    rng = np.random.default_rng(10)
+    n = 300
+    loc = rng.uniform(-300, 2300, n)
+    noise = rng.uniform(50, 200, n) ** 2
+    factor = rng.normal(0, 30, (n, 2))
+    times = STEP * np.arange(n)
+    plain = CensoredNormal(loc, noise, lower=0.0, upper=2050.0, factor=factor)
+    correlated = CensoredNormal(
+        loc,
+        noise,
+        lower=0.0,
+        upper=2050.0,
+        factor=factor,
+        times=times,
+        correlation=ExponentialCorrelation((0.5, 0.2), (1_200.0, 86_400.0)),
+    )
+    y = np.clip(loc + rng.normal(0, 100, n), 0, 2050)
+    for name in ("mean", "var", "latent_var"):
+        assert np.array_equal(getattr(plain, name), getattr(correlated, name))
+    assert np.array_equal(plain.quantile([0.05, 0.5, 0.95]), correlated.quantile([0.05, 0.5, 0.95]))
+    for method in ("log_prob", "cdf", "crps"):
+        assert np.array_equal(getattr(plain, method)(y), getattr(correlated, method)(y))
+    # Sample marginals agree too; only the joint (here: the spread of sums) differs.
+    samples = correlated.sample(40_000, seed=11)
+    rel = np.abs(samples.var(axis=0) - plain.var) / np.maximum(plain.var, 1.0)
+    assert np.median(rel) < 0.02
+    se_mean = samples.std(axis=0) / np.sqrt(samples.shape[0])
+    # Sample means of the points err together (shared factor, correlation): allow a few
+    # beyond 4 standard errors, not a bias.
+    assert np.mean(np.abs(samples.mean(axis=0) - plain.mean) < 4 * se_mean + 1e-9) > 0.98
+    assert samples.sum(axis=1).var() > 3 * plain.sample(40_000, seed=11).sum(axis=1).var()
+
+
+def test_a_slice_keeps_the_joint_distribution_of_its_points() -> None:
+    n, rho = 600, 0.8
+    times = 1.42e9 + STEP * np.arange(n)
+    std = np.full(n, 50.0)
+    p = CensoredNormal(
+        np.zeros(n), std**2, times=times, correlation=ExponentialCorrelation.ar1(rho, STEP)
+    )
+    keep = (np.arange(n) % 3 != 0) & (np.arange(n) < 450)
+    part = p[keep]
+    assert part.times is not None and np.array_equal(part.times, times[keep])
+    assert part.correlation == p.correlation
+    totals = part.sample(20_000, seed=12).sum(axis=1)
+    # An AR(1) seen at a subset of its times is the same process at those times.
+    assert totals.var() == pytest.approx(ar1_sum_variance(times[keep], std[keep], rho), rel=0.04)
+    assert np.array_equal(p[10:20].times, times[10:20])
+
+
+def test_ar1_and_mixture_correlation_functions() -> None:
+    c = ExponentialCorrelation.ar1(0.5, STEP)
+    assert c([0.0, STEP, 3 * STEP]) == pytest.approx([1.0, 0.5, 0.125])
+    # A gap of 2.5 steps: rho ** 2.5.
+    assert float(c(2.5 * STEP)[()]) == pytest.approx(0.5**2.5)
+    mixed = ExponentialCorrelation((0.3, 0.2), (STEP, 10 * STEP))
+    assert mixed.white == pytest.approx(0.5)
+    assert float(mixed(STEP)[()]) == pytest.approx(0.3 * np.exp(-1) + 0.2 * np.exp(-0.1))
+    with pytest.raises(ValueError, match="summing to at most 1"):
+        ExponentialCorrelation((0.7, 0.6), (STEP, STEP))
+    with pytest.raises(ValueError, match="needs the points' times"):
+        CensoredNormal([0.0], [1.0], correlation=c)
+    with pytest.raises(ValueError, match="one time per point"):
+        CensoredNormal([0.0, 1.0], [1.0], times=[0.0], correlation=c)
+
+
+def test_residual_correlation_recovers_the_correlation_of_residuals() -> None:
+    """Censored AR(1)-plus-slow-component residuals with gaps: the fitted correlation
+    matches the truth at every lag, and so the variance of daily sums."""
+    rng = np.random.default_rng(13)
+    truth = ExponentialCorrelation((0.55, 0.1), (1_500.0, 2 * 86_400.0))
+    n = 60_000
+    steps = np.where(rng.random(n) < 0.01, rng.integers(2, 300, n), 1)
+    times = 1.42e9 + STEP * np.cumsum(steps)
+    loc = rng.uniform(0.0, 2000.0, n)
+    std = rng.uniform(30.0, 150.0, n)
+    y = np.clip(loc + std * truth.sample(times, 1, rng)[0], 0.0, 2050.0)
+    predictive = CensoredNormal(loc, std**2, lower=0.0, upper=2050.0)
+    # In two batches: the statistics add up.
+    learner = ResidualCorrelation()
+    half = n // 2
+    learner.update(predictive[:half], y[:half], times[:half])
+    learner.update(predictive[half:], y[half:], times[half:])
+    fitted = learner.correlation_
+    assert fitted is not None
+    lags = STEP * np.array([1, 2, 6, 36, 144, 288, 720])
+    np.testing.assert_allclose(fitted(lags), truth(lags), atol=0.03)
+    day = STEP * np.arange(144)
+    lag = np.abs(day[:, None] - day[None, :])
+    assert fitted(lag).sum() == pytest.approx(truth(lag).sum(), rel=0.15)
+    # Restored from its state, it is the same learner.
+    again = ResidualCorrelation.from_state(learner.get_params(), learner.state())
+    assert again.correlation_ == fitted
+
+
+def test_residual_correlation_needs_pairs_before_it_claims_any() -> None:
+    learner = ResidualCorrelation()
+    assert learner.correlation_ is None
+    learner.update(CensoredNormal([1.0, 2.0], [1.0, 1.0]), [1.5, 1.0], [0.0, STEP])
+    assert learner.correlation_ is None  # two readings: far fewer pairs than min_pairs
+    independent = np.random.default_rng(14).standard_normal(20_000)
+    learner.update(CensoredNormal(np.zeros(20_000), 1.0), independent, STEP * np.arange(20_000))
+    fitted = learner.correlation_
+    assert fitted is None or float(fitted(STEP)[()]) < 0.03

@@ -18,7 +18,7 @@ import pandas as pd
 import prov.model
 import pytest
 
-from twinweave.core import Derate, Twin
+from twinweave.core import Derate, ExponentialCorrelation, ResidualCorrelation, Twin, time_seconds
 from twinweave.data import DataError, IngestSummary, SourceInfo, Store
 from twinweave.domains.wind import power_curve_emulator, turbine_schema
 from twinweave.provenance import Recorder
@@ -106,10 +106,40 @@ def filled(tmp_path: Path) -> tuple[Path, SourceInfo, IngestSummary]:
     return path, info, summary
 
 
-def fitted_twin(store: Store, summary: IngestSummary, recorder: Recorder | None) -> Twin:
-    twin = Twin("T1", turbine_schema(RATED), power_curve_emulator(RATED), recorder=recorder)
+def fitted_twin(
+    store: Store,
+    summary: IngestSummary,
+    recorder: Recorder | None,
+    correlation: ResidualCorrelation | None = None,
+) -> Twin:
+    twin = Twin(
+        "T1",
+        turbine_schema(RATED),
+        power_curve_emulator(RATED),
+        recorder=recorder,
+        residual_correlation=correlation,
+    )
     twin.update(store.observations("T1"), source=summary.observations_entity)
     return twin
+
+
+def window(
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], start: int, stop: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Readings ``start:stop`` of one asset's frames, as their own file (rows from 0)."""
+    parts = []
+    for frame in frames:
+        part = frame[(frame["source_row"] >= start) & (frame["source_row"] < stop)].copy()
+        part["source_row"] -= start
+        parts.append(part.reset_index(drop=True))
+    return parts[0], parts[1], parts[2]
+
+
+def quarantined_readings(quarantine: pd.DataFrame, store: Store) -> int:
+    """Readings of the file last ingested with a quarantine row: those its checks failed
+    and those set aside as different from a reading an earlier file holds."""
+    across = store.quarantine(check="duplicate_across_sources")["source_row"]
+    return len(set(quarantine["source_row"]) | set(across))
 
 
 # -- observations --------------------------------------------------------------------------
@@ -310,6 +340,46 @@ def test_restored_twin_predicts_bit_identically(
     assert versions["note"].tolist() == ["first fit", ""]
     assert versions["n_observations"].iloc[1] == twin.emulator.n_observations_
     assert first.emulator.n_observations_ < restored.emulator.n_observations_
+
+
+def test_restored_twin_keeps_its_residual_correlation_bit_for_bit(tmp_path: Path) -> None:
+    raw, observations, quarantine = scada(3_000, seed=9)
+    # Residuals correlated in time (AR(1), 0.8 per 10 minutes), for the twin to learn.
+    rng = np.random.default_rng(10)
+    ar1 = ExponentialCorrelation.ar1(0.8, 600.0)
+    for asset in ("T1", "T2"):
+        rows = raw["asset_id"] == asset
+        raw.loc[rows, "power"] += 80.0 * ar1.sample(time_seconds(raw.loc[rows, "time"]), 1, rng)[0]
+    observations["power"] = (
+        raw.set_index("source_row").loc[observations["source_row"], "power"].to_numpy()
+    )
+    path = tmp_path / "s.duckdb"
+    with Store(path) as store:
+        summary = store.ingest(
+            source(tmp_path, "a.csv", b"a", len(raw)), raw, observations, quarantine
+        )
+        twin = fitted_twin(store, summary, recorder=None, correlation=ResidualCorrelation())
+        store.save_twin(twin)
+        inputs = store.observations("T2")
+    assert twin.noise_correlation_ is not None
+    assert float(twin.noise_correlation_(600.0)[()]) > 0.5
+    with Store(path, read_only=True) as store:
+        restored = store.load_twin("T1")
+    assert restored.residual_correlation is not None
+    assert restored.noise_correlation_ == twin.noise_correlation_
+    for name, value in twin.residual_correlation.state().items():  # type: ignore[union-attr]
+        assert np.array_equal(restored.residual_correlation.state()[name], value)
+    expected, got = twin.predict(inputs), restored.predict(inputs)
+    assert got.correlation == expected.correlation is not None
+    assert np.array_equal(got.sample(20, seed=3), expected.sample(20, seed=3))
+    # A restored twin goes on learning from the same statistics as the original.
+    more = store_frame_later(inputs)
+    assert restored.update(more).noise_correlation_ == twin.update(more).noise_correlation_
+
+
+def store_frame_later(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same readings a year later."""
+    return frame.assign(time=frame["time"] + pd.Timedelta(days=365))
 
 
 def test_unknown_twin_or_version_is_a_clear_key_error(
@@ -582,3 +652,104 @@ def test_recorder_from_store_outlives_the_store(
     assert [r.kind for r in chain] == ["file", "ingest", "raw_observations", "clean", "quarantine"]
     assert info.sha256 in str(chain[0])
     assert json.loads(recorder.to_json())["entity"][summary.file_entity]
+
+
+# -- files that overlap ----------------------------------------------------------------------
+def test_the_same_reading_in_two_files_is_stored_once_and_counted(tmp_path: Path) -> None:
+    frames = scada(300, ("T1",), seed=6)
+    first, second = window(frames, 0, 200), window(frames, 100, 300)
+    a = source(tmp_path, "a.csv", b"january", len(first[0]))
+    b = source(tmp_path, "b.csv", b"january again", len(second[0]))
+    with Store(tmp_path / "s.duckdb") as store:
+        one = store.ingest(a, *first)
+        two = store.ingest(b, *second)
+        stored = store.observations("T1")
+        raw = store.observations("T1", raw=True)
+        sources = store.sources().set_index("sha256")
+        assert store.quarantine(check="duplicate_across_sources").empty
+        for summary, info, frames_in in ((one, a, first), (two, b, second)):
+            # Nothing lost: every raw reading is an observation, quarantined or skipped.
+            n_quarantined = quarantined_readings(frames_in[2], store)
+            assert summary.n_raw == summary.n_observations + n_quarantined + summary.n_skipped
+            assert sources.loc[info.sha256, "n_skipped"] == summary.n_skipped
+        clean = store.recorder().get(str(store.recorder().get(two.quarantine_entity).generated_by))
+    overlap = (frames[1]["source_row"] >= 100) & (frames[1]["source_row"] < 200)
+    assert one.n_skipped == 0 and two.n_skipped == int(overlap.sum()) > 50
+    assert not stored["time"].duplicated().any()
+    pd.testing.assert_frame_equal(
+        stored[frames[1].columns].drop(columns="source_row"),
+        frames[1].drop(columns="source_row"),
+        check_dtype=False,
+    )
+    assert len(raw) == 400  # the raw table keeps every row of both files
+    assert clean is not None and one.raw_entity in clean.used
+    assert clean.attributes["n_skipped"] == two.n_skipped
+
+
+def test_a_different_reading_at_a_stored_time_is_quarantined_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    frames = scada(300, ("T1",), seed=7)
+    first = window(frames, 0, 200)
+    raw, observations, quarantine = window(frames, 150, 300)
+    # A re-export with corrected power in the overlap (readings 150-199).
+    changed = raw["source_row"] < 50
+    raw.loc[changed, "power"] += 5.0
+    observations.loc[observations["source_row"] < 50, "power"] += 5.0
+    a = source(tmp_path, "a.csv", b"export 1", len(first[0]))
+    b = source(tmp_path, "b.csv", b"export 2", len(raw))
+    with Store(tmp_path / "s.duckdb") as store:
+        store.ingest(a, *first)
+        before = store.observations("T1")
+        summary = store.ingest(b, raw, observations, quarantine)
+        after = store.observations("T1")
+        duplicates = store.quarantine(check="duplicate_across_sources")
+        n_quarantined = quarantined_readings(quarantine, store)
+    n_overlap = int((observations["source_row"] < 50).sum())
+    assert len(duplicates) == n_overlap > 20 and summary.n_skipped == 0
+    assert summary.n_raw == summary.n_observations + n_quarantined
+    # The stored readings stand unchanged; the new ones are only in the quarantine.
+    kept = after[after["time"].isin(before["time"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before)
+    assert not after["time"].duplicated().any()
+    reason = duplicates["reason"].iloc[0]
+    assert "duplicate timestamp across sources" in reason
+    assert a.path in reason and b.path in reason
+    stored = before.loc[before["time"] == duplicates["time"].iloc[0], "power"].iloc[0]
+    assert f"power: stored {float(stored)!r}, this file {float(stored) + 5.0!r}" in reason
+    assert "wind_speed" not in reason  # only the values that differ are listed
+    assert set(duplicates["variable"]) == {"*"}
+
+
+def test_a_store_of_format_1_is_read_and_upgraded(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+) -> None:
+    import duckdb
+
+    path, _, summary = filled
+    with Store(path) as store:
+        store.save_twin(fitted_twin(store, summary, recorder=None))
+    # Undo what format 2 added.
+    with duckdb.connect(str(path)) as connection:
+        for table, column in (
+            ("sources", "n_skipped"),
+            ("model_versions", "correlation_params"),
+            ("model_versions", "correlation_state"),
+            ("model_versions", "correlation_state_kinds"),
+        ):
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    with Store(path, read_only=True) as store:
+        assert store.load_twin("T1").residual_correlation is None
+    raw, observations, quarantine = scada(20, ("T5",), seed=8)
+    with Store(path) as store:
+        later = store.ingest(
+            source(tmp_path, "c.csv", b"later", len(raw)), raw, observations, quarantine
+        )
+        assert store.sources()["n_skipped"].tolist() == [0, 0]
+        assert later.n_observations == len(observations)
+        twin = fitted_twin(store, summary, recorder=None, correlation=ResidualCorrelation())
+        store.save_twin(twin)
+        learner = store.load_twin("T1").residual_correlation
+    assert learner is not None and twin.residual_correlation is not None
+    assert learner.n_squares_ == twin.residual_correlation.n_squares_ > 0

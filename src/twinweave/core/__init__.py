@@ -3,7 +3,13 @@
 from twinweave.core._dtdl import to_dtdl, validate_dtdl
 from twinweave.core._emulator import Columns, Emulator, State, column
 from twinweave.core._glossary import GLOSSARY, canonical_unit
-from twinweave.core._predictive import CensoredNormal, Predictive
+from twinweave.core._predictive import (
+    CensoredNormal,
+    ExponentialCorrelation,
+    Predictive,
+    ResidualCorrelation,
+    time_seconds,
+)
 from twinweave.core._schema import Property, Telemetry, TwinSchema, Variable, parse_unit
 from twinweave.core._scores import coverage_by_bin, scores
 from twinweave.core._twin import Intervention, ProvenanceSink, Twin, clone_emulator
@@ -23,11 +29,13 @@ __all__ = [
     "Columns",
     "Derate",
     "Emulator",
+    "ExponentialCorrelation",
     "Intervention",
     "Metric",
     "Predictive",
     "Property",
     "ProvenanceSink",
+    "ResidualCorrelation",
     "ScaleTarget",
     "SetInputs",
     "State",
@@ -44,6 +52,7 @@ __all__ = [
     "coverage_by_bin",
     "parse_unit",
     "scores",
+    "time_seconds",
     "to_dtdl",
     "validate_dtdl",
 ]

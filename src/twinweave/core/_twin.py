@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
-from twinweave.core._emulator import Columns, Emulator
-from twinweave.core._predictive import CensoredNormal
+from twinweave.core._emulator import Columns, Emulator, column
+from twinweave.core._predictive import (
+    CensoredNormal,
+    ExponentialCorrelation,
+    ResidualCorrelation,
+    time_seconds,
+)
 from twinweave.core._schema import TwinSchema
 
 
@@ -63,6 +69,22 @@ class Twin:
         The model that assimilates observations and predicts the target.
     recorder
         Provenance sink; ``None`` records nothing.
+    residual_correlation
+        Learns how the twin's residuals are correlated in time from the readings it
+        assimilates (those with a ``time`` column); ``None`` treats them as independent.
+        Use it with an emulator whose ``predict`` after ``update`` gives the fit to the
+        readings assimilated (a regression), not a forecast beyond them.
+    interventions
+        What-if changes applied by a branch.
+    parent
+        The twin this one is a branch of.
+
+    Notes
+    -----
+    Inputs with a ``time`` column (datetimes, or seconds since the epoch) give
+    predictions that carry their times and the learnt :attr:`noise_correlation_`, so
+    sample paths of sums over time (a month's energy) are as uncertain as the twin's
+    residuals say; marginals (mean, quantiles) do not depend on it.
 
     Examples
     --------
@@ -92,6 +114,7 @@ class Twin:
         emulator: Emulator,
         *,
         recorder: ProvenanceSink | None = None,
+        residual_correlation: ResidualCorrelation | None = None,
         interventions: Sequence[Intervention] = (),
         parent: Twin | None = None,
     ) -> None:
@@ -99,6 +122,7 @@ class Twin:
         self.schema = schema
         self.emulator = emulator
         self.recorder = recorder
+        self.residual_correlation = residual_correlation
         self.interventions = tuple(interventions)
         self.parent = parent
         self._owns_emulator = parent is None
@@ -124,13 +148,29 @@ class Twin:
     def is_branch(self) -> bool:
         return self.parent is not None
 
+    @property
+    def noise_correlation_(self) -> ExponentialCorrelation | None:
+        """Correlation in time of the residuals learnt so far; ``None``: independent."""
+        learner = self.residual_correlation
+        return None if learner is None else learner.correlation_
+
     def update(self, observations: Columns, *, source: str | None = None) -> Self:
-        """Assimilate ``observations``; ``source`` is their provenance entity id."""
+        """Assimilate ``observations``; ``source`` is their provenance entity id.
+
+        With a ``residual_correlation`` and a ``time`` column, the residuals of the
+        readings under the updated emulator also refine the correlation in time.
+        """
         if not self._owns_emulator:
             # Copy on first write: until now the branch shared its parent's emulator.
             self.emulator = clone_emulator(self.emulator)
             self._owns_emulator = True
         self.emulator.update(observations)
+        if self.residual_correlation is not None and "time" in observations:
+            target = column(observations, self.target)
+            if target is not None and target.size > 1:
+                self.residual_correlation.update(
+                    self.emulator.predict(observations), target, observations["time"]
+                )
         if self.recorder is not None:
             used = [u for u in (source, self.model_version_) if u is not None]
             self.model_version_ = self.recorder.record(
@@ -146,10 +186,20 @@ class Twin:
         return self
 
     def predict(self, inputs: Columns, *, source: str | None = None) -> CensoredNormal:
-        """Predictive distribution of the target; interventions of a branch applied."""
+        """Predictive distribution of the target; interventions of a branch applied.
+
+        A ``time`` column in ``inputs`` gives the prediction its times and the twin's
+        :attr:`noise_correlation_`.
+        """
         for intervention in self.interventions:
             inputs = intervention.apply_inputs(inputs)
         predictive = self.emulator.predict(inputs)
+        if "time" in inputs:
+            predictive = dataclasses.replace(
+                predictive,
+                times=time_seconds(inputs["time"]),
+                correlation=self.noise_correlation_,
+            )
         for intervention in self.interventions:
             predictive = intervention.apply_predictive(predictive)
         if self.recorder is not None:
@@ -177,6 +227,9 @@ class Twin:
             self.schema,
             self.emulator,
             recorder=recorder,
+            residual_correlation=(
+                None if self.residual_correlation is None else self.residual_correlation.copy()
+            ),
             interventions=(*self.interventions, *interventions),
             parent=self,
         )

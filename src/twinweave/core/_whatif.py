@@ -7,6 +7,8 @@ EDI 2 and 3).
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -54,14 +56,7 @@ class Derate:
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
         upper = min(predictive.upper, self.limit)
         lower = min(predictive.lower, upper)
-        return CensoredNormal(
-            predictive.loc,
-            predictive.noise_var,
-            lower=lower,
-            upper=upper,
-            units=predictive.units,
-            factor=predictive.factor,
-        )
+        return dataclasses.replace(predictive, lower=lower, upper=upper)
 
     def describe(self) -> str:
         return f"derate to {self.limit:g}"
@@ -97,12 +92,10 @@ class ScaleTarget:
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
         f = self.factor
-        return CensoredNormal(
-            predictive.loc * f,
-            predictive.noise_var * f * f,
-            lower=predictive.lower,
-            upper=predictive.upper,
-            units=predictive.units,
+        return dataclasses.replace(
+            predictive,
+            loc=predictive.loc * f,
+            noise_var=predictive.noise_var * f * f,
             factor=None if predictive.factor is None else predictive.factor * f,
         )
 
@@ -160,18 +153,46 @@ def compare(
     n_samples: int = 1000,
     level: float = 0.9,
     seed: int | np.random.Generator | None = 0,
+    source: str | None = None,
 ) -> WhatIfResult:
     """Sample both twins on ``inputs`` and report every metric side by side.
 
     Both are sampled with the same random numbers (common random numbers), so the
-    difference reflects the intervention rather than sampling noise.
+    difference reflects the intervention rather than sampling noise. Give ``inputs`` a
+    ``time`` column: sample paths then carry the twins' correlation in time
+    (:attr:`Twin.noise_correlation_ <twinweave.core.Twin.noise_correlation_>`), without
+    which the intervals of sums over time (energy, hours at rated) are far too narrow.
+
+    Parameters
+    ----------
+    baseline, scenario
+        The live twin and a branch of it.
+    inputs
+        Columns the twins predict from, with a ``time`` column.
+    metrics
+        Quantities computed from sample paths, one value per path each.
+    n_samples
+        Sample paths per twin.
+    level
+        Probability of the central intervals reported.
+    seed
+        Seed of the common random numbers.
+    source
+        Provenance entity id of ``inputs``, passed to both twins' ``predict``.
     """
     if not metrics:
         raise ValueError("metrics: expected at least one metric, got none")
+    if "time" not in inputs and baseline.noise_correlation_ is not None:
+        warnings.warn(
+            "inputs have no 'time' column: sample paths are drawn with noise independent "
+            "between readings, so intervals of sums over time are too narrow",
+            stacklevel=2,
+        )
     seed_int = int(seed.integers(2**63)) if isinstance(seed, np.random.Generator) else seed
     values = []
     for twin in (baseline, scenario):
-        paths = twin.predict(inputs).sample(n_samples, np.random.default_rng(seed_int))
+        predictive = twin.predict(inputs, source=source)
+        paths = predictive.sample(n_samples, np.random.default_rng(seed_int))
         values.append(np.column_stack([metric(paths) for metric in metrics]))
     return WhatIfResult(
         metrics=tuple(m.name for m in metrics),

@@ -29,15 +29,39 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from twinweave.core import Emulator, Intervention, ProvenanceSink, State, Twin, TwinSchema
+from twinweave.core import (
+    Emulator,
+    Intervention,
+    ProvenanceSink,
+    ResidualCorrelation,
+    State,
+    Twin,
+    TwinSchema,
+)
 from twinweave.data._errors import DataError
-from twinweave.data._quality import QUARANTINE_COLUMNS
+from twinweave.data._quality import QUARANTINE_COLUMNS, quarantine_rows
 from twinweave.data._sources import RECORD_COLUMNS, SourceInfo
 from twinweave.provenance import ProvRecord, Recorder
 
 #: Version of the table layout written by this code; a store written by a newer layout
-#: is refused rather than misread.
-FORMAT_VERSION = 1
+#: is refused rather than misread, one written by an older layout is upgraded when
+#: opened for writing (version 2 added ``sources.n_skipped`` and the twins' residual
+#: correlation to ``model_versions``).
+FORMAT_VERSION = 2
+
+#: Check name of a reading whose asset and time are already stored from another file
+#: with different values.
+DUPLICATE_ACROSS_SOURCES = "duplicate_across_sources"
+
+# Columns added by each upgrade of the layout, as (table, column definition).
+_UPGRADES: dict[int, tuple[tuple[str, str], ...]] = {
+    2: (
+        ("sources", "n_skipped BIGINT NOT NULL DEFAULT 0"),
+        ("model_versions", "correlation_params BLOB"),
+        ("model_versions", "correlation_state BLOB"),
+        ("model_versions", "correlation_state_kinds VARCHAR"),
+    ),
+}
 
 # Columns that identify a reading in raw and observation frames (docs/CONTRACTS.md).
 KEY_COLUMNS = RECORD_COLUMNS
@@ -59,7 +83,8 @@ CREATE TABLE IF NOT EXISTS sources (
     file_entity VARCHAR NOT NULL,
     raw_entity VARCHAR NOT NULL,
     observations_entity VARCHAR NOT NULL,
-    quarantine_entity VARCHAR NOT NULL
+    quarantine_entity VARCHAR NOT NULL,
+    n_skipped BIGINT NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS raw_observations (
     {_SOURCE_COLUMN} VARCHAR NOT NULL,
@@ -96,6 +121,9 @@ CREATE TABLE IF NOT EXISTS model_versions (
     interventions BLOB NOT NULL,
     provenance_id VARCHAR,
     note VARCHAR NOT NULL,
+    correlation_params BLOB,
+    correlation_state BLOB,
+    correlation_state_kinds VARCHAR,
     PRIMARY KEY (twin_id, version)
 );
 CREATE TABLE IF NOT EXISTS provenance (
@@ -134,6 +162,9 @@ class IngestSummary:
         The file ingested.
     n_raw, n_observations, n_quarantine
         Rows written to the raw, cleaned and quarantine tables.
+    n_skipped
+        Cleaned readings not stored because an earlier file holds the same reading
+        (same asset, time and values).
     asset_ids
         Assets with readings in the file.
     new_variables
@@ -148,6 +179,7 @@ class IngestSummary:
     n_raw: int
     n_observations: int
     n_quarantine: int
+    n_skipped: int
     asset_ids: tuple[str, ...]
     new_variables: tuple[str, ...]
     file_entity: str
@@ -203,7 +235,9 @@ class Store:
             self._con.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 self._create_tables()
-            self._check_format()
+            version = self._check_format()
+            if not read_only and version < FORMAT_VERSION:
+                self._upgrade(version)
         except BaseException:
             self._con.close()
             raise
@@ -249,7 +283,7 @@ class Store:
                 "INSERT INTO meta VALUES ('format_version', $1)", [str(FORMAT_VERSION)]
             )
 
-    def _check_format(self) -> None:
+    def _check_format(self) -> int:
         try:
             row = self._con.execute(
                 "SELECT value FROM meta WHERE key = 'format_version'"
@@ -263,6 +297,25 @@ class Store:
                 f"store {self.path}: written in format {row[0]}, this twinweave reads up "
                 f"to format {FORMAT_VERSION}; upgrade twinweave"
             )
+        return int(row[0])
+
+    def _upgrade(self, version: int) -> None:
+        """Add the columns of later layouts to a store written by an older one."""
+        with self._transaction():
+            for later in range(version + 1, FORMAT_VERSION + 1):
+                for table, definition in _UPGRADES[later]:
+                    self._con.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
+            self._con.execute(
+                "UPDATE meta SET value = $1 WHERE key = 'format_version'", [str(FORMAT_VERSION)]
+            )
+
+    def _columns(self, table: str) -> list[str]:
+        rows = self._con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
+            "ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -320,6 +373,21 @@ class Store:
         written in the same transaction, so the store never holds data without its
         provenance or the reverse.
 
+        Files may overlap (monthly exports sharing a day, a re-export of a period). A
+        cleaned reading whose asset and time are already among the raw readings of a
+        file stored before is not stored as a second observation:
+
+        - with the same value of every variable (missing equals missing) it is the same
+          reading, and is *skipped*: counted in ``n_skipped``, not stored again, and
+          its earlier verdict (observation or quarantine) stands;
+        - with any value different it is *quarantined* with check
+          ``"duplicate_across_sources"`` and a reason naming both files, rows and the
+          values that differ. The reading stored first is kept; nothing is overwritten,
+          and which one is right is for a person to decide.
+
+        Every row of the file stays in the raw table, so for each file
+        ``n_raw = n_observations + quarantined readings + n_skipped``.
+
         Parameters
         ----------
         info
@@ -354,6 +422,9 @@ class Store:
         known = set(self.variables())
         new_variables = tuple(v for v in variables if v not in known)
         asset_ids = tuple(sorted(pd.unique(raw["asset_id"].astype(str))))
+        observations, conflicts, n_skipped, overlapping = self._against_stored(info, observations)
+        if len(conflicts):
+            quarantine = pd.concat([quarantine, conflicts], ignore_index=True)
         checks = sorted(pd.unique(quarantine["check"].astype(str)))
         total = len(raw) + len(observations) + len(quarantine)
         done = 0
@@ -381,13 +452,17 @@ class Store:
                 "variables": list(variables),
             },
         )
+        # Readings compared with those of earlier files: their raw frames were used too.
+        earlier = [self._raw_entity(sha256) for sha256 in overlapping]
         observations_entity, quarantine_entity = staging.record_many(
             "clean",
-            used=[raw_entity],
+            used=[raw_entity, *earlier],
             generated=["observations", "quarantine"],
             attributes={
                 "n_observations": len(observations),
                 "n_quarantine": len(quarantine),
+                "n_skipped": n_skipped,
+                "n_duplicates_across_sources": len(conflicts),
                 "checks": checks,
             },
         )
@@ -410,7 +485,10 @@ class Store:
                 advance,
             )
             self._con.execute(
-                "INSERT INTO sources VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO sources (sha256, path, n_rows, ingested_at, n_raw, "
+                "n_observations, n_quarantine, file_entity, raw_entity, observations_entity, "
+                "quarantine_entity, n_skipped) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 [
                     info.sha256,
                     info.path,
@@ -423,6 +501,7 @@ class Store:
                     raw_entity,
                     observations_entity,
                     quarantine_entity,
+                    n_skipped,
                 ],
             )
             self._insert_provenance(staging.own_records())
@@ -433,6 +512,7 @@ class Store:
             n_raw=len(raw),
             n_observations=len(observations),
             n_quarantine=len(quarantine),
+            n_skipped=n_skipped,
             asset_ids=asset_ids,
             new_variables=new_variables,
             file_entity=file_entity,
@@ -441,6 +521,103 @@ class Store:
             quarantine_entity=quarantine_entity,
             seconds=clock.perf_counter() - started,
         )
+
+    def _against_stored(
+        self, info: SourceInfo, observations: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame, int, list[str]]:
+        """Split cleaned readings by whether an earlier file holds their asset and time.
+
+        Returns the readings to store, quarantine rows of those whose values differ from
+        the stored reading's, the number of identical ones skipped, and the SHA-256 of
+        the earlier files that hold any of them (oldest first).
+        """
+        none = observations.iloc[:0]
+        if observations.empty:
+            return observations, none, 0, []
+        stored = self.variables()
+        keys = pd.DataFrame(
+            {
+                "row": np.arange(len(observations), dtype=np.int64),
+                "asset_id": observations["asset_id"].astype(str).to_numpy(),
+                "time": observations["time"].to_numpy(),
+            }
+        )
+        view = f"keys_{secrets.token_hex(4)}"
+        self._con.register(view, keys)
+        try:
+            matches = self._con.execute(
+                f"SELECT k.row, s.sha256, s.path, r.source_row, "
+                f"{', '.join(f'r.{_quote(v)}' for v in stored) or 'NULL AS none'} "
+                f"FROM {view} AS k JOIN raw_observations AS r "
+                "ON r.asset_id = k.asset_id AND r.time = k.time "
+                f"JOIN sources AS s ON s.sha256 = r.{_SOURCE_COLUMN} "
+                "ORDER BY k.row, s.ingested_at, r.source_row"
+            ).df()
+        finally:
+            self._con.unregister(view)
+        if matches.empty:
+            return observations, none, 0, []
+        # Every variable of either side; one the other side lacks is missing there.
+        names = list(dict.fromkeys([*stored, *_frame_variables(observations)]))
+        rows = matches["row"].to_numpy(np.int64)
+        new = observations.iloc[rows].reset_index(drop=True)
+        same = np.ones(len(matches), dtype=bool)
+        differences = np.full(len(matches), "", dtype=object)
+        for name in names:
+            ours = _floats(new, name)
+            theirs = _floats(matches, name)
+            differ = ~((ours == theirs) | (np.isnan(ours) & np.isnan(theirs)))
+            same &= ~differ
+            for at in np.flatnonzero(differ):
+                differences[at] += (
+                    f"; {name}: stored {_number(theirs[at])}, this file {_number(ours[at])}"
+                )
+        identical = pd.Series(same).groupby(rows).any()
+        skipped = identical.index.to_numpy()[identical.to_numpy()]
+        conflicting = identical.index.to_numpy()[~identical.to_numpy()]
+        # The first stored match of each conflicting reading names the earlier file.
+        first = ~pd.Series(rows).duplicated().to_numpy()
+        detail = matches.loc[first].set_index("row")
+        detail["differences"] = [text[2:] for text in differences[first]]
+        detail["source_row"] = detail["source_row"].astype(np.int64).astype(str)
+        detail["sha256"] = detail["sha256"].astype(str).str[:12]
+        mask = np.zeros(len(observations), dtype=bool)
+        mask[conflicting] = True
+        fields = {
+            name: detail[column].reindex(np.arange(len(observations))).to_numpy()
+            for name, column in (
+                ("stored_path", "path"),
+                ("stored_sha", "sha256"),
+                ("stored_row", "source_row"),
+                ("differences", "differences"),
+            )
+        }
+        fields["path"] = np.full(len(observations), info.path, dtype=object)
+        conflicts = quarantine_rows(
+            observations,
+            mask,
+            check=DUPLICATE_ACROSS_SOURCES,
+            variable="*",
+            reason="duplicate timestamp across sources: asset {asset_id} at {time} is "
+            "already stored from {stored_path} (sha256 {stored_sha}, row {stored_row}) "
+            "with other values ({differences}); this reading of {path} (row "
+            "{source_row}) is set aside and the stored one kept",
+            fields=fields,
+        )
+        keep = np.ones(len(observations), dtype=bool)
+        keep[skipped] = False
+        keep[conflicting] = False
+        overlapping = list(dict.fromkeys(matches["sha256"].astype(str)))
+        kept = observations.loc[keep].reset_index(drop=True)
+        return kept, conflicts.reset_index(drop=True), int(skipped.size), overlapping
+
+    def _raw_entity(self, sha256: str) -> str:
+        row = self._con.execute(
+            "SELECT raw_entity FROM sources WHERE sha256 = $1", [sha256]
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no source with sha256 {sha256} in {self.path}")
+        return str(row[0])
 
     def _refuse_duplicate(self, info: SourceInfo) -> None:
         row = self._con.execute(
@@ -636,7 +813,8 @@ class Store:
 
     # -- twins -------------------------------------------------------------------------
     def save_twin(self, twin: Twin, *, note: str = "") -> int:
-        """Save the twin's emulator, schema and interventions as a new version.
+        """Save the twin's emulator, residual correlation, schema and interventions as a
+        new version.
 
         The provenance chain of the twin's model version is copied into the store
         (when its recorder is a :class:`~twinweave.provenance.Recorder`), so the chain
@@ -652,6 +830,15 @@ class Store:
         state, kinds = _encode_state(emulator.state())
         params = pickle.dumps(emulator.get_params(), protocol=pickle.HIGHEST_PROTOCOL)
         interventions = pickle.dumps(twin.interventions, protocol=pickle.HIGHEST_PROTOCOL)
+        learner = twin.residual_correlation
+        correlation: list[bytes | str | None] = [None, None, None]
+        if learner is not None:
+            learner_state, learner_kinds = _encode_state(dict(learner.state()))
+            correlation = [
+                pickle.dumps(learner.get_params(), protocol=pickle.HIGHEST_PROTOCOL),
+                learner_state,
+                json.dumps(learner_kinds),
+            ]
         lineage: list[ProvRecord] = []
         model_version = twin.model_version_
         recorder = twin.recorder
@@ -668,8 +855,11 @@ class Store:
             ).fetchone()
             version = 1 + (0 if found is None else int(found[0]))
             self._con.execute(
-                "INSERT INTO model_versions VALUES "
-                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO model_versions (twin_id, version, created_at, emulator, "
+                "n_observations, params, state, state_kinds, schema, interventions, "
+                "provenance_id, note, correlation_params, correlation_state, "
+                "correlation_state_kinds) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 [
                     twin.twin_id,
                     version,
@@ -683,6 +873,7 @@ class Store:
                     interventions,
                     model_version,
                     note,
+                    *correlation,
                 ],
             )
             self._insert_provenance(lineage)
@@ -708,9 +899,15 @@ class Store:
         KeyError
             If the twin or version is not in the store.
         """
+        # A store of format 1 opened read-only has no correlation columns yet.
+        correlation = (
+            "correlation_params, correlation_state, correlation_state_kinds"
+            if "correlation_params" in self._columns("model_versions")
+            else "NULL, NULL, NULL"
+        )
         query = (
             "SELECT version, emulator, params, state, state_kinds, schema, interventions, "
-            "provenance_id FROM model_versions WHERE twin_id = $1"
+            f"provenance_id, {correlation} FROM model_versions WHERE twin_id = $1"
         )
         if version is None:
             found = self._con.execute(f"{query} ORDER BY version DESC LIMIT 1", [twin_id])
@@ -725,17 +922,38 @@ class Store:
                 + f" in {self.path}; "
                 + (f"versions: {versions}" if versions else f"twins: {self.twin_ids()}")
             )
-        _, class_path, params, state, kinds, schema, interventions, provenance_id = row
+        (
+            _,
+            class_path,
+            params,
+            state,
+            kinds,
+            schema,
+            interventions,
+            provenance_id,
+            correlation_params,
+            correlation_state,
+            correlation_kinds,
+        ) = row
         emulator_class = _import_class(class_path)
         emulator = emulator_class.from_state(
             pickle.loads(params), _decode_state(bytes(state), json.loads(kinds))
         )
         restored_interventions: tuple[Intervention, ...] = pickle.loads(interventions)
+        learner = (
+            None
+            if correlation_params is None
+            else ResidualCorrelation.from_state(
+                pickle.loads(correlation_params),
+                _decode_state(bytes(correlation_state), json.loads(correlation_kinds)),
+            )
+        )
         twin = Twin(
             twin_id,
             TwinSchema.model_validate_json(schema),
             emulator,
             recorder=recorder,
+            residual_correlation=learner,
             interventions=restored_interventions,
         )
         twin.model_version_ = provenance_id
@@ -835,6 +1053,17 @@ def _utc(value: TimeLike) -> datetime:
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     result: datetime = stamp.to_pydatetime()
     return result
+
+
+def _floats(frame: pd.DataFrame, name: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Column ``name`` as floats, all missing if the frame lacks it."""
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _number(value: float) -> str:
+    return "missing" if np.isnan(value) else repr(float(value))
 
 
 def _frame_variables(frame: pd.DataFrame) -> list[str]:

@@ -1,0 +1,127 @@
+"""The twin learns how its residuals are correlated in time and carries it into predictions."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from twinweave.core import (
+    Derate,
+    ExponentialCorrelation,
+    ResidualCorrelation,
+    Telemetry,
+    Twin,
+    TwinSchema,
+    compare,
+)
+from twinweave.models import BayesianBasisRegression, SplineTerm
+
+STEP = 600.0  # [s]
+RHO = 0.7
+
+
+def pump(correlation: ResidualCorrelation | None = None) -> Twin:
+    schema = TwinSchema(
+        name="Pump",
+        telemetry=[
+            Telemetry(name="flow", unit="m^3/h"),
+            Telemetry(name="power", unit="kW", lower=0, upper=50),
+        ],
+    )
+    emulator = BayesianBasisRegression(
+        target="power",
+        terms=(SplineTerm("flow", 0, 10, 8),),
+        noise_source="flow",
+        noise_edges=[0, 10],
+        lower=0,
+        upper=50,
+        units="kW",
+    )
+    return Twin("pump-1", schema, emulator, residual_correlation=correlation)
+
+
+def readings(n: int, seed: int, start: float = 1.42e9) -> dict[str, np.ndarray]:
+    """Pump power with AR(1) noise (coefficient RHO per 10 minutes) [kW]."""
+    rng = np.random.default_rng(seed)
+    times = start + STEP * np.arange(n)
+    flow = 5 + 3 * np.sin(np.arange(n) / 50) + rng.normal(0, 0.3, n)
+    noise = 1.5 * ExponentialCorrelation.ar1(RHO, STEP).sample(times, 1, rng)[0]
+    return {
+        "time": times.astype("datetime64[s]"),
+        "flow": flow,
+        "power": np.clip(4 * flow + noise, 0, 50),
+    }
+
+
+def test_twin_learns_the_correlation_and_predictions_carry_it() -> None:
+    twin = pump(ResidualCorrelation()).update(readings(20_000, seed=1))
+    learnt = twin.noise_correlation_
+    assert learnt is not None
+    assert float(learnt(STEP)[()]) == pytest.approx(RHO, abs=0.03)
+    assert float(learnt(6 * STEP)[()]) == pytest.approx(RHO**6, abs=0.03)
+    new = readings(100, seed=2, start=1.5e9)
+    predictive = twin.predict(new)
+    assert predictive.correlation == learnt
+    assert predictive.times is not None and predictive.times[1] - predictive.times[0] == STEP
+    without_time = twin.predict({"flow": new["flow"]})
+    assert without_time.correlation is None
+    assert np.array_equal(without_time.mean, predictive.mean)
+
+
+def test_a_twin_without_a_learner_or_times_keeps_noise_independent() -> None:
+    assert pump().update(readings(2_000, seed=3)).noise_correlation_ is None
+    data = readings(2_000, seed=3)
+    del data["time"]
+    assert pump(ResidualCorrelation()).update(data).noise_correlation_ is None
+
+
+def test_a_branch_learns_apart_from_its_parent() -> None:
+    twin = pump(ResidualCorrelation()).update(readings(5_000, seed=4))
+    before = twin.noise_correlation_
+    branch = twin.branch(Derate(20.0))
+    assert branch.noise_correlation_ == before
+    branch.update(readings(5_000, seed=5, start=1.6e9))
+    assert twin.noise_correlation_ == before
+    assert branch.noise_correlation_ != before
+    # Interventions keep the times and the correlation of the prediction.
+    predictive = branch.predict(readings(50, seed=6, start=1.7e9))
+    assert predictive.upper == 20.0 and predictive.correlation == branch.noise_correlation_
+
+
+def test_compare_samples_paths_correlated_in_time() -> None:
+    twin = pump(ResidualCorrelation()).update(readings(20_000, seed=7))
+    learnt = twin.noise_correlation_
+    assert learnt is not None
+    week = readings(1_008, seed=8, start=1.5e9)
+
+    def total(paths: np.ndarray) -> np.ndarray:
+        return paths.sum(axis=1)
+
+    class Total:
+        name, units = "total", "kW"
+
+        def __call__(self, paths: np.ndarray) -> np.ndarray:
+            return total(paths)
+
+    branch = twin.branch(Derate(60.0))  # never binds: the difference must be zero
+    result = compare(twin, branch, week, [Total()], n_samples=4_000, seed=9)
+    spread = result.baseline[:, 0].std()
+    predictive = twin.predict(week)
+    times = predictive.times
+    assert times is not None
+    std = np.sqrt(predictive.noise_var)
+    expected = np.sqrt(std @ learnt(times[:, None] - times[None, :]) @ std)
+    # Points sit far from the bounds, so the sum's spread is the latent one.
+    assert spread == pytest.approx(expected, rel=0.06)
+    assert np.array_equal(result.baseline, result.scenario)
+    del week["time"]
+    with pytest.warns(UserWarning, match="no 'time' column"):
+        narrow = compare(twin, branch, week, [Total()], n_samples=4_000, seed=9)
+    # Independent noise: the spread of a week's sum is about 2.4 times too small.
+    assert narrow.baseline[:, 0].std() < 0.5 * spread
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = pump().update(readings(500, seed=10))
+        compare(plain, plain.branch(), week, [Total()], n_samples=10)
