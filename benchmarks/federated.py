@@ -1,8 +1,11 @@
-"""Federated fleet fits: in process against the central fit, and the latency of a round
-over Flower.
+"""Fleet fits of 1,000 twins: central, federated in process against central, and the
+latency of a round over Flower.
 
-Targets (issue 3): the federated fit in process takes at most twice the central fit's
-time; the latency of one Flower round with 10 SuperNodes is reported.
+Targets (issue 3): the central fit of 1,000 twins that hold the statistics of 50,000
+readings each takes at most 1 s, and at most 60 s from the raw readings end to end
+(summarising every twin's readings, then the fit); the federated fit in process takes
+at most twice the central fit's time; the latency of one Flower round with 10
+SuperNodes is reported.
 
 The fleet is synthetic and of the issue's size: 1,000 twins, each holding the statistics
 of 50,000 readings of a power-curve-like response (a scaled sine of ``x`` in [0, 1] with
@@ -16,13 +19,16 @@ reply, which includes the ClientApp process Flower starts for every message.
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._harness import Result, measure
+from benchmarks._harness import Result, Timing, measure
 from twinweave.models import BayesianBasisRegression, SplineTerm
 from twinweave.transfer import (
     FleetPooling,
@@ -50,23 +56,82 @@ def emulator() -> BayesianBasisRegression:
     )
 
 
-def synthetic_fleet(
+def summarised_fleet(
     n_twins: int, n_readings: int, seed: int = 0
-) -> tuple[dict[str, TwinStatistics], FleetPrior]:
-    """Statistics of ``n_twins`` twins with ``n_readings`` readings each, and the prior."""
+) -> tuple[dict[str, TwinStatistics], FleetPrior, Timing]:
+    """Statistics of ``n_twins`` twins with ``n_readings`` readings each, the prior, and
+    the time spent turning the readings into statistics (drawing them left out)."""
     rng = np.random.default_rng(seed)
     stats: dict[str, TwinStatistics] = {}
+    cpu = wall = 0.0
     for k in range(n_twins):
         x = rng.uniform(0.0, 1.0, n_readings)
         y = (1.0 + 0.2 * rng.standard_normal()) * np.sin(3.0 * x) + rng.normal(
             0.0, 0.05, n_readings
         )
+        wall_start, cpu_start = time.perf_counter(), time.thread_time()
         stats[f"T{k:05d}"] = TwinStatistics.from_emulator(emulator().update({"x": x, "y": y}))
-    return stats, FleetPrior.from_emulator(emulator())
+        cpu += time.thread_time() - cpu_start
+        wall += time.perf_counter() - wall_start
+    return stats, FleetPrior.from_emulator(emulator()), Timing((cpu,), (wall,))
+
+
+def synthetic_fleet(
+    n_twins: int, n_readings: int, seed: int = 0
+) -> tuple[dict[str, TwinStatistics], FleetPrior]:
+    """Statistics of ``n_twins`` twins with ``n_readings`` readings each, and the prior."""
+    stats, prior, _ = summarised_fleet(n_twins, n_readings, seed)
+    return stats, prior
 
 
 def _max_relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def central(n_twins: int = 1_000, n_readings: int = 50_000, *, n_repeats: int = 3) -> list[Result]:
+    """The central fit from the twins' statistics, and from their raw readings."""
+    stats, prior, summarising = summarised_fleet(n_twins, n_readings)
+    ordered = list(stats.values())
+    fit = fit_central(ordered, prior)
+    fit_time = measure(lambda: fit_central(ordered, prior), repeats=n_repeats)
+    end_to_end = summarising.wall_median + fit_time.wall_median
+    sizes = f"{n_twins:,} twins x {n_readings:,} readings"
+    return [
+        Result(
+            TOPIC,
+            f"central fit from statistics, {sizes} (wall time)",
+            fit_time.wall_median,
+            "s",
+            "lower",
+            target=1.0,
+            note=(
+                f"{fit.n_rounds} rounds to tol 1e-6 and every twin's posterior; "
+                f"{prior.n_features} weights, {prior.n_noise_iterations} noise iterations "
+                f"at most per local step; median of {n_repeats}; thread CPU "
+                f"{fit_time.cpu_median:.2f} s"
+            ),
+            details={
+                "n_twins": n_twins,
+                "n_readings_per_twin": n_readings,
+                "n_rounds": fit.n_rounds,
+                "fit": fit_time.summary(),
+            },
+        ),
+        Result(
+            TOPIC,
+            f"central fit from raw readings, {sizes}, end to end (wall time)",
+            end_to_end,
+            "s",
+            "lower",
+            target=60.0,
+            note=(
+                f"every twin's readings summarised by its emulator ({summarising.wall_median:.1f}"
+                f" s, thread CPU {summarising.cpu_median:.1f} s; drawing the synthetic readings "
+                f"not counted), then the fit ({fit_time.wall_median:.2f} s)"
+            ),
+            details={"summarise": summarising.summary(), "fit": fit_time.summary()},
+        ),
+    ]
 
 
 def in_process(
@@ -195,8 +260,40 @@ def run(
     n_supernodes: int = 10,
     n_flower_rounds: int = 3,
 ) -> list[Result]:
-    """Both measurements."""
+    """Every measurement."""
     return [
+        *central(n_twins, n_readings, n_repeats=n_repeats),
         *in_process(n_twins, n_readings, n_repeats=n_repeats),
         *flower_rounds(n_supernodes, n_readings, n_rounds=n_flower_rounds),
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.federated``: the in-process rows (Flower with ``--flower``),
+    printed with the machine's load average before and after."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.federated", description=__doc__)
+    parser.add_argument("--twins", type=int, default=1_000)
+    parser.add_argument("--readings", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flower", action="store_true", help="also time Flower rounds")
+    args = parser.parse_args(argv)
+    print(f"load average (1, 5, 15 min) at start: {os.getloadavg()}")
+    results = [
+        *central(args.twins, args.readings, n_repeats=args.repeats),
+        *in_process(args.twins, args.readings, n_repeats=args.repeats),
+    ]
+    if args.flower:
+        results.extend(flower_rounds(n_readings=args.readings))
+    for result in results:
+        ratio = "" if result.ratio is None else f", ratio {result.ratio:.2f}"
+        value = "-" if result.value is None else f"{result.value:.3g}"
+        print(
+            f"{result.name}: {value} {result.unit} (target {result.target}{ratio}, "
+            f"met {result.met}); {result.note}"
+        )
+    print(f"load average (1, 5, 15 min) at end: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,7 @@
 Target (issue 3): every twin within 1e-6 relative of the fleet average, 10,000 twins on
 a random 4-regular peer graph, in <= 30 s. Each twin's payload has the size of a
 La Haute Borne fleet summary (:func:`~twinweave.transfer.summary_payload` of the
-turbine power-curve model: about 9,000 numbers); its values are independent Gamma(2)
+turbine power-curve model: about 4,700 numbers); its values are independent Gamma(2)
 draws, a harder case than real summaries, which differ less between twins. The twins
 stop by their own test (no coordinator); the error is then measured against the exact
 average.

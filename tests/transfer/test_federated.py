@@ -235,13 +235,15 @@ def test_only_the_documented_summaries_leave_a_twin() -> None:
     # One shape for every answer, whatever the number of readings behind it: every
     # dimension is the number of kinds, of weights or of noise bins.
     assert len(shapes["few"]) == 1 and shapes["few"] == shapes["many"]
-    p, k = prior.n_features, many["T0"].n_bins
+    p, k, n_blocks = prior.n_features, many["T0"].n_bins, len(prior.blocks)
     for name, shape in next(iter(shapes["many"])):
         if name == "log_evidence":
             assert shape == ()
         else:
-            assert shape[0] == 1 and set(shape[1:]) <= {p, k}, name
-    assert dict(next(iter(shapes["many"])))["sum_second"] == (1, p, p)
+            assert shape[0] == 1 and set(shape[1:]) <= {p, k, n_blocks}, name
+    sent = dict(next(iter(shapes["many"])))
+    # Of the weights' second moments only one number per term block travels.
+    assert sent["sum_precision"] == (1, p, p) and sent["sum_quadratic"] == (1, n_blocks)
 
 
 def test_an_answer_is_the_twins_local_step_and_holds_no_reading() -> None:

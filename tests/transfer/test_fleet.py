@@ -19,6 +19,7 @@ from twinweave.transfer import (
     local_steps,
     no_pooling,
     sum_summaries,
+    twin_posterior,
 )
 
 EDGES = np.linspace(0.0, 10.0, 6)
@@ -179,6 +180,43 @@ def test_summaries_are_summable_in_any_order_and_grouping() -> None:
             )
 
 
+@pytest.mark.parametrize("n_knots", [6, 40])
+def test_twins_computed_together_send_what_each_computes_alone(n_knots: int) -> None:
+    """The central fit and the in-process federation compute many twins' local steps
+    together; a twin alone (over Flower, in gossip) must send the very same numbers,
+    with few weights (numpy's stacked inverse) and with many (LAPACK per twin)."""
+
+    def wide() -> BayesianBasisRegression:
+        return BayesianBasisRegression(
+            target="y",
+            terms=(SplineTerm("x", 0.0, 10.0, n_knots),),
+            noise_source="x",
+            noise_edges=EDGES,
+        )
+
+    rng = np.random.default_rng(12)
+    stats = []
+    for n in [0, 3, 40, *rng.integers(100, 3_000, size=37)]:
+        x = rng.uniform(0.0, 10.0, n)
+        y = (1.0 + 0.2 * rng.standard_normal()) * np.sin(x / 3.0) + rng.normal(0.0, 0.1, n)
+        stats.append(TwinStatistics.from_emulator(wide().update({"x": x, "y": y})))
+    fleet_prior = FleetPrior.from_emulator(wide())
+    fitted = fit_central(stats, fleet_prior, n_rounds=2).population
+    assert fitted is not None
+    for population in (initial_population(fleet_prior, ["default"]), fitted):
+        together = local_steps(stats, population)
+        for twin, summary in zip(stats, together, strict=True):
+            alone = local_step(twin, population).to_arrays()
+            for name, value in summary.to_arrays().items():
+                np.testing.assert_array_equal(value, alone[name], err_msg=name)
+    posteriors = fit_central(stats, fleet_prior, n_rounds=2).twins
+    for twin, posterior in zip(stats, posteriors, strict=True):
+        own = twin_posterior(twin, fitted)
+        np.testing.assert_array_equal(posterior.mean, own.mean)
+        np.testing.assert_array_equal(posterior.covariance, own.covariance)
+        np.testing.assert_array_equal(posterior.noise_var, own.noise_var)
+
+
 def test_a_new_twin_is_covered_at_the_nominal_rate() -> None:
     rng = np.random.default_rng(6)
     mean, covariance, _, stats = fleet(rng, n_twins=60, n_readings=300, scale=0.3)
@@ -232,7 +270,7 @@ def test_records_travel_as_arrays() -> None:
     summary = local_step(stats[0], population)
     np.testing.assert_array_equal(local_step(stats[0], again).sum_mean, summary.sum_mean)
     back = LocalSummary.from_arrays(summary.to_arrays(), summary.kinds)
-    np.testing.assert_array_equal(back.sum_second, summary.sum_second)
+    np.testing.assert_array_equal(back.sum_quadratic, summary.sum_quadratic)
     assert back.log_evidence == summary.log_evidence
     assert set(summary.to_arrays()) == {name for name, _ in LocalSummary.ARRAYS} | {"log_evidence"}
 

@@ -215,6 +215,29 @@ def test_sums_with_an_initiator_survive_its_departure_and_crash() -> None:
     assert after_crash.relative_error(total - values[7]) < 1e-9
 
 
+def test_new_payloads_continue_from_the_old_sums_to_the_new_answer() -> None:
+    graph = GRAPHS["small-world"](150, 7)
+    nodes = list(graph)
+    values = payloads(150, seed=6)
+    moved = values * (1.0 + 1e-6 * np.random.default_rng(7).standard_normal(values.shape))
+    # Gossip that has settled on the old sum; with loss, mass still waits on links.
+    warm = PushSum(graph, loss=0.2, seed=3, initiator=nodes[0]).start(values)
+    assert warm.run(tol=1e-13).relative_error(values.sum(axis=0)) < 1e-9
+    result = warm.update(dict(zip(nodes, moved, strict=True))).run(tol=1e-13)
+    assert result.converged and result.relative_error(moved.sum(axis=0)) < 1e-9
+    # Much closer to the new answer than a fresh start: fewer rounds to the same test.
+    fresh = PushSum(graph, loss=0.2, seed=3, initiator=nodes[0]).start(moved).run(tol=1e-13)
+    assert fresh.relative_error(moved.sum(axis=0)) < 1e-9
+    assert result.n_rounds < 0.8 * fresh.n_rounds
+    # A twin that crashes afterwards takes its new payload's mass, no more, no less.
+    after = warm.crash([nodes[5]]).run(tol=1e-13)
+    assert after.relative_error(np.delete(moved, 5, axis=0).sum(axis=0)) < 1e-9
+    with pytest.raises(ValueError, match="missing"):
+        warm.update({node: moved[0] for node in nodes[:10]})
+    with pytest.raises(ValueError, match="n_present"):
+        warm.update(moved)
+
+
 # -- what travels -------------------------------------------------------------------------------
 def test_messages_carry_only_the_payloads_running_sums() -> None:
     graph = nx.cycle_graph(6)
@@ -363,6 +386,9 @@ def test_fleet_fit_by_gossip_equals_the_central_fit(loss: float) -> None:
         np.testing.assert_allclose(
             fit.twins[node].mean, central.twins[node].mean, rtol=1e-6, atol=1e-9
         )
+    # Each round's push-sum continues from the last one's sums: once the summaries
+    # change little, it takes fewer rounds than the first.
+    assert fit.gossip_rounds[-1] < 0.7 * fit.gossip_rounds[0]
 
 
 def test_two_kinds_by_gossip_equal_the_central_fit() -> None:

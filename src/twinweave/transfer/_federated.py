@@ -48,9 +48,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twinweave.transfer._hierarchy import (
+    _Batches,
+    _batches,
+    _local_steps,
     aggregate,
     initial_population,
-    local_steps,
     population_change,
 )
 from twinweave.transfer._records import (
@@ -424,7 +426,7 @@ def fit_federated(
     records pass between twin and coordinator. As in Flower's simulation engine, the
     twins that receive the same instruction in a round are computed together
     (:func:`~twinweave.transfer.local_steps`, vectorised over twins, each summary
-    from its own twin's statistics alone).
+    from its own twin's statistics alone and bit for bit what the twin computes alone).
 
     Parameters
     ----------
@@ -469,10 +471,14 @@ def fit_federated(
     True
     """
     everyone = list(statistics)
+    # The twins computed together are usually the same from round to round: their
+    # statistics stay stacked while they are (as each twin holds its own).
+    stacked: dict[tuple[str, ...], _Batches] = {}
 
     def exchange(
         server_round: int, instructions: Mapping[str, FitIns]
     ) -> tuple[list[FitRes], list[str]]:
+        nonlocal stacked
         del server_round
         groups: dict[int, tuple[FitIns, list[str]]] = {}
         failures: list[str] = []
@@ -484,8 +490,12 @@ def fit_federated(
                 on_message("to_twin", address, instruction)
             groups.setdefault(id(instruction), (instruction, []))[1].append(address)
         results: list[FitRes] = []
+        kept, stacked = stacked, {}
         for instruction, twin_ids in groups.values():
-            summaries = local_steps([statistics[t] for t in twin_ids], instruction.population)
+            key = tuple(twin_ids)
+            batches = kept[key] if key in kept else _batches([statistics[t] for t in twin_ids])
+            stacked[key] = batches
+            summaries = _local_steps(batches, len(twin_ids), instruction.population)
             for twin_id, summary in zip(twin_ids, summaries, strict=True):
                 answer = FitRes(instruction.server_round, (twin_id,), summary)
                 if on_message is not None:

@@ -472,8 +472,13 @@ class _Movement:
     def _estimate(
         block: NDArray[np.float64], weight: NDArray[np.float64], last: bool
     ) -> NDArray[np.float64]:
+        # Column-major, twins along the contiguous axis: the per-twin maxima below then
+        # reduce long runs rather than a block's short rows (several times faster).
+        numerator = block[:, :-1] if last else block
+        out = np.empty(numerator.shape, order="F")
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (block[:, :-1] if last else block) / weight[:, None]
+            np.divide(numerator, weight[:, None], out=out)
+        return out
 
     def clear(self) -> None:
         self.moved[:] = 0.0
@@ -705,6 +710,53 @@ class PushSum:
         slot = self._present_slot(node)
         row = np.concatenate([block[slot] for block in self._blocks])
         return self._spec.unflatten(row[:-1] / row[-1], 0)
+
+    def update(self, payloads: Mapping[Hashable, Payload] | ArrayLike) -> Self:
+        """Give the present twins new payloads, keeping the gossip's state.
+
+        Each twin adds the change of its payload to its numerator and keeps its weight,
+        so the totals are those of the new payloads at once and every estimate moves on
+        from where it was. When the payloads changed little (a fleet's summaries from
+        one round to the next) far fewer rounds reach a tolerance than after a fresh
+        :meth:`start`. Mass waiting on links, epochs and the round count are kept.
+
+        Parameters
+        ----------
+        payloads
+            A payload per present twin, of the structure given to :meth:`start`; or an
+            array of shape ``(n_present, n_values)`` whose rows follow :attr:`nodes_`
+
+        Returns
+        -------
+        PushSum
+            ``self``, ready to :meth:`step` or :meth:`run`.
+        """
+        self._require_started()
+        present = np.flatnonzero(self._alive)
+        nodes = [self._label[i] for i in present]
+        n_values = self._own.shape[1] - 1
+        if isinstance(payloads, Mapping):
+            missing = set(nodes) - set(payloads)
+            extra = set(payloads) - set(nodes)
+            if missing or extra:
+                raise ValueError(f"payloads missing for {missing or '{}'}, extra for {extra}")
+            values = np.stack([_flatten(self._spec, payloads[node]) for node in nodes])
+        else:
+            values = np.asarray(payloads, dtype=np.float64)
+            if values.shape != (len(nodes), n_values):
+                raise ValueError(
+                    f"payload array must be (n_present={len(nodes)}, {n_values}), "
+                    f"got {values.shape}"
+                )
+        if not np.all(np.isfinite(values)):
+            raise ValueError("payloads must be finite")
+        change = values - self._own[present, :-1]
+        for block, (a, b) in zip(self._blocks, self._bounds, strict=True):
+            # The last block also holds the weights, which keep their values.
+            width = min(b, n_values) - a
+            block[present, :width] += change[:, a : a + width]
+        self._own[present, :-1] = values
+        return self
 
     # -- rounds ------------------------------------------------------------------------------
     def step(self, n_rounds: int = 1) -> Self:

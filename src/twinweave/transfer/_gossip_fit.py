@@ -5,7 +5,10 @@ Every twin keeps its own copy of the population. A round is: each twin runs
 their summaries by push-sum over the peer graph (:class:`~twinweave.transfer.PushSum`
 with an initiator, so every twin ends holding the *sum*, with no twin counting the
 fleet); each twin runs :func:`~twinweave.transfer.aggregate` on its own estimate of the
-sum and tests :func:`~twinweave.transfer.population_change` on its own copy. The copies
+sum and tests :func:`~twinweave.transfer.population_change` on its own copy. While the
+same twins are present, a round's push-sum continues the last one's, each twin adding
+the change of its summary (:meth:`~twinweave.transfer.PushSum.update`), so that only
+the change has to spread. The copies
 differ from the central fit's population by the gossip's remaining error, which EM
 contracts, so the fit agrees with :func:`~twinweave.transfer.fit_central` to about the
 gossip tolerance. ``docs/FLEET_MODEL.md`` gives the model and what travels;
@@ -215,6 +218,8 @@ def fit_gossip(
     converged = False
     n_done = 0
     present: list[Hashable] = []
+    gossip: PushSum | None = None
+    gossip_nodes: list[Hashable] = []
     for round_number in range(1, n_rounds + 1):
         wanted = set(nodes) if available is None else set(available(round_number))
         present = [node for node in nodes if node in wanted]
@@ -225,9 +230,15 @@ def fit_gossip(
         payloads = {
             node: summary_payload(local_step(stats[node], populations[node])) for node in present
         }
-        gossip = PushSum(
-            peers, loss=loss, seed=rng, initiator=present[0], on_messages=on_messages
-        ).start(payloads)
+        if gossip is not None and present == gossip_nodes:
+            # The same twins: each adds the change of its summary to the sums it holds,
+            # which are already close to the new total once the fit settles.
+            gossip.update(payloads)
+        else:
+            gossip = PushSum(
+                peers, loss=loss, seed=rng, initiator=present[0], on_messages=on_messages
+            ).start(payloads)
+            gossip_nodes = present
         result = gossip.run(tol=gossip_tol, patience=patience, max_rounds=max_gossip_rounds)
         gossip_rounds.append(result.n_rounds)
         all_gossip_converged = all_gossip_converged and result.converged

@@ -33,9 +33,9 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 # Floor of a variance [units^2]: keeps a covariance positive definite when every twin
 # agrees exactly.
 _MIN_VARIANCE = 1e-12
-# Twins from which a batch's posteriors use numpy's stacked inverse rather than a loop of
-# LAPACK calls (faster for a few large matrices).
-_BATCHED_INVERSE = 16
+# Weights up to which the twins' posteriors use numpy's stacked inverse (per-call
+# overhead dominates) rather than a loop of LAPACK Cholesky inverses (faster beyond).
+_STACKED_INVERSE_MAX_FEATURES = 32
 # Floats of stacked gram matrices handled at once by a batched local step.
 _BATCH_FLOATS = 1 << 24
 
@@ -102,13 +102,17 @@ def _posterior(
     batch: _Batch, inv_noise: FloatArray, precision: FloatArray, prior_rhs: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Mean, covariance, right-hand side and log-determinant of the precision of each
-    twin's weights given its noise."""
+    twin's weights given its noise.
+
+    Each twin's numbers are computed alone, by a method that depends on the number of
+    weights only, so a twin's local step gives the same bits in a batch of any size.
+    """
     n, p = inv_noise.shape[0], batch.n_features
     data_precision = (inv_noise[:, None, :] @ batch.gram).reshape(n, p, p)
     rhs = prior_rhs + (inv_noise[:, None, :] @ batch.moment)[:, 0, :]
-    if n >= _BATCHED_INVERSE:
-        # Many twins: numpy's stacked Cholesky and inverse, one C loop over twins.
-        full = precision + data_precision
+    full = precision + data_precision
+    if p <= _STACKED_INVERSE_MAX_FEATURES:
+        # Small matrices: numpy's stacked Cholesky and inverse loop over twins in C.
         try:
             chol_stack = np.linalg.cholesky(full)
         except np.linalg.LinAlgError as error:
@@ -117,23 +121,22 @@ def _posterior(
             ) from error
         covariance = _symmetric(np.asarray(np.linalg.inv(full), dtype=np.float64))
         log_det = 2.0 * np.log(np.diagonal(chol_stack, axis1=1, axis2=2)).sum(axis=1)
-        mean = (covariance @ rhs[:, :, None])[:, :, 0]
-        return mean, covariance, rhs, log_det
-    covariance = np.empty((n, p, p))
-    log_det = np.empty(n)
-    for k in range(n):
-        # LAPACK's Cholesky factor and triangular inverse (potrf, trtri), then
-        # C = L^-T L^-1: faster here than numpy's general solve or inverse.
-        chol, info = lapack.dpotrf(precision + data_precision[k], lower=True)
-        if info != 0:
-            raise np.linalg.LinAlgError(
-                f"twin {k}: posterior precision is not positive definite (potrf {info})"
-            )
-        inv_chol, info = lapack.dtrtri(np.tril(chol), lower=True)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"twin {k}: singular Cholesky factor (trtri {info})")
-        covariance[k] = inv_chol.T @ inv_chol
-        log_det[k] = 2.0 * np.log(np.diagonal(chol)).sum()
+    else:
+        covariance = np.empty((n, p, p))
+        log_det = np.empty(n)
+        for k in range(n):
+            # LAPACK's Cholesky factor and triangular inverse (potrf, trtri), then
+            # C = L^-T L^-1: about twice as fast as a general inverse at this size.
+            chol, info = lapack.dpotrf(full[k], lower=True)
+            if info != 0:
+                raise np.linalg.LinAlgError(
+                    f"twin {k}: posterior precision is not positive definite (potrf {info})"
+                )
+            inv_chol, info = lapack.dtrtri(np.tril(chol), lower=True)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"twin {k}: singular Cholesky factor (trtri {info})")
+            covariance[k] = inv_chol.T @ inv_chol
+            log_det[k] = 2.0 * np.log(np.diagonal(chol)).sum()
     mean = (covariance @ rhs[:, :, None])[:, :, 0]
     return mean, covariance, rhs, log_det
 
@@ -229,12 +232,16 @@ def _population_prior(
     return t, _inverse(population.covariance[t]), population.mean[t], noise
 
 
-def _batches(stats: Sequence[TwinStatistics]) -> list[tuple[str, list[int], _Batch]]:
+_Batches = list[tuple[str, list[int], _Batch]]
+"""Twins' statistics stacked by kind: ``(kind, positions in the fleet, batch)``."""
+
+
+def _batches(stats: Sequence[TwinStatistics]) -> _Batches:
     """Twins grouped by kind (in order of first appearance), in chunks that fit memory."""
     order: dict[str, list[int]] = {}
     for i, s in enumerate(stats):
         order.setdefault(s.kind, []).append(i)
-    out: list[tuple[str, list[int], _Batch]] = []
+    out: _Batches = []
     for kind, members in order.items():
         first = stats[members[0]]
         size = max(1, _BATCH_FLOATS // max(1, first.n_bins * first.n_features**2))
@@ -252,64 +259,63 @@ def _marginal(precision: FloatArray, step: _EStep) -> tuple[FloatArray, FloatArr
     return marginal_precision, marginal_shift
 
 
-def _summaries(
+def _block_quadratic(prior: FleetPrior, mean: FloatArray, covariance: FloatArray) -> FloatArray:
+    """``tr(K_b^-1 (C_i + m_i m_i^T)_bb)`` per twin and term block, ``(n, B)``."""
+    out = np.empty((mean.shape[0], len(prior.blocks)))
+    for b, block in enumerate(prior.block_slices):
+        structure = prior.structure_precision[block, block]
+        m = mean[:, block]
+        out[:, b] = np.einsum("ab,nba->n", structure, covariance[:, block, block]) + np.einsum(
+            "na,ab,nb->n", m, structure, m
+        )
+    return out
+
+
+def _twin_sums(
     population: Population, kind: str, batch: _Batch
-) -> tuple[_EStep, list[LocalSummary]]:
+) -> tuple[int, dict[str, FloatArray], FloatArray]:
+    """Each twin's contribution to its kind's row of every summary field, stacked over
+    the batch's twins, and each twin's log evidence."""
     t, precision, mean, noise = _population_prior(population, kind)
     step = _e_step(batch, precision, mean, noise, population.prior)
-    n_kinds, p = population.n_kinds, batch.n_features
-    n_bins = batch.count.shape[1]
     marginal_precision, marginal_shift = _marginal(precision, step)
-    out: list[LocalSummary] = []
-    for i in range(step.mean.shape[0]):
-        arrays = {
-            "n_twins": np.zeros(n_kinds),
-            "sum_mean": np.zeros((n_kinds, p)),
-            "sum_second": np.zeros((n_kinds, p, p)),
-            "sum_precision": np.zeros((n_kinds, p, p)),
-            "sum_shift": np.zeros((n_kinds, p)),
-            "residual_ss": np.zeros((n_kinds, n_bins)),
-            "count": np.zeros((n_kinds, n_bins)),
-        }
-        m = step.mean[i]
-        arrays["n_twins"][t] = 1.0
-        arrays["sum_mean"][t] = m
-        arrays["sum_second"][t] = step.covariance[i] + np.outer(m, m)
-        arrays["sum_precision"][t] = marginal_precision[i]
-        arrays["sum_shift"][t] = marginal_shift[i]
-        arrays["residual_ss"][t] = step.residual_ss[i]
-        arrays["count"][t] = batch.count[i]
-        out.append(
-            LocalSummary(population.kinds, **arrays, log_evidence=float(step.log_evidence[i]))
-        )
-    return step, out
+    n = step.mean.shape[0]
+    sums = {
+        "n_twins": np.ones(n),
+        "sum_mean": step.mean,
+        "sum_quadratic": _block_quadratic(population.prior, step.mean, step.covariance),
+        "sum_precision": marginal_precision,
+        "sum_shift": marginal_shift,
+        "residual_ss": step.residual_ss,
+        "count": batch.count,
+    }
+    return t, sums, step.log_evidence
+
+
+def _in_row(population: Population, t: int, value: FloatArray, n_leading: int) -> FloatArray:
+    """``value`` in row ``t`` of a per-kind field (zeros in the other kinds' rows)."""
+    lead, rest = value.shape[:n_leading], value.shape[n_leading:]
+    out = np.zeros((*lead, population.n_kinds, *rest))
+    out[(slice(None),) * n_leading + (t,)] = value
+    return out
+
+
+def _summaries(population: Population, kind: str, batch: _Batch) -> list[LocalSummary]:
+    """Each twin's :func:`local_step`, computed together for a batch of one kind."""
+    t, sums, log_evidence = _twin_sums(population, kind, batch)
+    stacked = {name: _in_row(population, t, value, 1) for name, value in sums.items()}
+    return LocalSummary._rows(population.kinds, stacked, log_evidence)
 
 
 def _batch_total(population: Population, kind: str, batch: _Batch) -> LocalSummary:
     """The sum of the summaries of a batch of twins, without building each (the central
     fit of a large fleet)."""
-    t, precision, mean, noise = _population_prior(population, kind)
-    step = _e_step(batch, precision, mean, noise, population.prior)
-    n_kinds, p = population.n_kinds, batch.n_features
-    n_bins = batch.count.shape[1]
-    marginal_precision, marginal_shift = _marginal(precision, step)
-    arrays = {
-        "n_twins": np.zeros(n_kinds),
-        "sum_mean": np.zeros((n_kinds, p)),
-        "sum_second": np.zeros((n_kinds, p, p)),
-        "sum_precision": np.zeros((n_kinds, p, p)),
-        "sum_shift": np.zeros((n_kinds, p)),
-        "residual_ss": np.zeros((n_kinds, n_bins)),
-        "count": np.zeros((n_kinds, n_bins)),
-    }
-    arrays["n_twins"][t] = step.mean.shape[0]
-    arrays["sum_mean"][t] = step.mean.sum(axis=0)
-    arrays["sum_second"][t] = step.covariance.sum(axis=0) + step.mean.T @ step.mean
-    arrays["sum_precision"][t] = marginal_precision.sum(axis=0)
-    arrays["sum_shift"][t] = marginal_shift.sum(axis=0)
-    arrays["residual_ss"][t] = step.residual_ss.sum(axis=0)
-    arrays["count"][t] = batch.count.sum(axis=0)
-    return LocalSummary(population.kinds, **arrays, log_evidence=float(step.log_evidence.sum()))
+    t, sums, log_evidence = _twin_sums(population, kind, batch)
+    return LocalSummary(
+        population.kinds,
+        **{name: _in_row(population, t, value.sum(axis=0), 0) for name, value in sums.items()},
+        log_evidence=float(log_evidence.sum()),
+    )
 
 
 def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
@@ -342,22 +348,23 @@ def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
     >>> summary.n_twins.tolist(), summary.sum_mean.shape
     ([1.0], (1, 7))
     """
-    (summary,) = _summaries(population, stats.kind, _Batch.of([stats]))[1]
+    (summary,) = _summaries(population, stats.kind, _Batch.of([stats]))
     return summary
 
 
 def local_steps(stats: Sequence[TwinStatistics], population: Population) -> list[LocalSummary]:
-    """:func:`local_step` of every twin in ``stats`` (vectorised over twins of a kind),
-    in the order of ``stats``."""
+    """:func:`local_step` of every twin in ``stats``, in the order of ``stats``.
+
+    Vectorised over the twins of a kind, and each twin's summary is bit for bit the one
+    it computes alone: simulating many twins in one process changes no number.
+    """
     return _local_steps(_batches(stats), len(stats), population)
 
 
-def _local_steps(
-    batches: list[tuple[str, list[int], _Batch]], n_twins: int, population: Population
-) -> list[LocalSummary]:
+def _local_steps(batches: _Batches, n_twins: int, population: Population) -> list[LocalSummary]:
     out: list[LocalSummary | None] = [None] * n_twins
     for kind, members, batch in batches:
-        for i, summary in zip(members, _summaries(population, kind, batch)[1], strict=True):
+        for i, summary in zip(members, _summaries(population, kind, batch), strict=True):
             out[i] = summary
     return [s for s in out if s is not None]
 
@@ -414,6 +421,27 @@ def _block_scales(prior: FleetPrior, scatter: FloatArray) -> FloatArray:
         size = block.stop - block.start
         precision = prior.structure_precision[block, block]
         out[b] = np.einsum("ab,ba->", precision, scatter[block, block]) / size
+    return out
+
+
+def _scatter_scales(
+    prior: FleetPrior,
+    quadratic: FloatArray,
+    sum_mean: FloatArray,
+    n_twins: float,
+    mean: FloatArray,
+) -> FloatArray:
+    """:func:`_block_scales` of the scatter ``E = sum_i E[(w_i - mu)(w_i - mu)^T]`` of
+    ``n_twins`` twins about ``mean``, from their summed block quadratics
+    ``Q_b = sum_i tr(K_b^-1 (C_i + m_i m_i^T)_bb)`` and means ``M = sum_i m_i``:
+    ``tr(K_b^-1 E_bb) = Q_b - 2 mu_b^T K_b^-1 M_b + N mu_b^T K_b^-1 mu_b``."""
+    out = np.empty(len(prior.blocks))
+    for b, block in enumerate(prior.block_slices):
+        structure = prior.structure_precision[block, block]
+        mu = mean[block]
+        cross = mu @ structure @ sum_mean[block]
+        trace = quadratic[b] - 2.0 * cross + n_twins * (mu @ structure @ mu)
+        out[b] = trace / (block.stop - block.start)
     return out
 
 
@@ -502,24 +530,30 @@ def aggregate(
     prior = population.prior
     if total.n_features != prior.n_features:
         raise ValueError(f"summaries: expected {prior.n_features} features, got {total.n_features}")
+    if total.sum_quadratic.shape[1] != len(prior.blocks):
+        raise ValueError(
+            f"summaries: expected {len(prior.blocks)} term blocks, got "
+            f"{total.sum_quadratic.shape[1]}"
+        )
     n_all = float(total.n_twins.sum())
     if not n_all > 0:
         raise ValueError("summaries: expected at least one twin, got none")
     kinds_mean, kinds_cov, global_mean, global_cov, cross = _means(population, total)
-    # Scatter of each kind's twins about its mean. The kind's mean enters as a point
-    # (the EM of BDA3 section 15.4 treats it as a parameter): adding its posterior
-    # covariance as well would count the twins' common uncertainty twice, once in each
-    # C_i (computed given the mean) and once more here, and inflate Sigma round after
-    # round in directions the data do not reach.
-    scatter = np.empty_like(population.covariance)
-    for t in range(population.n_kinds):
-        mu, m_sum, n_t = kinds_mean[t], total.sum_mean[t], total.n_twins[t]
-        scatter[t] = _symmetric(
-            total.sum_second[t] - np.outer(mu, m_sum) - np.outer(m_sum, mu) + n_t * np.outer(mu, mu)
-        )
+    # Scatter of each kind's twins about its mean, through each block's quadratic
+    # form. The kind's mean enters as a point (the EM of BDA3 section 15.4 treats it as
+    # a parameter): adding its posterior covariance as well would count the twins'
+    # common uncertainty twice, once in each C_i (computed given the mean) and once more
+    # here, and inflate Sigma round after round in directions the data do not reach.
     # One scale per term block and kind, each kind's shrunk towards the fleet's with
     # scale_prior_count pseudo-twins (with one kind: the EM update of the scales).
-    raw = np.stack([_block_scales(prior, scatter[t]) for t in range(population.n_kinds)])
+    raw = np.stack(
+        [
+            _scatter_scales(
+                prior, total.sum_quadratic[t], total.sum_mean[t], total.n_twins[t], kinds_mean[t]
+            )
+            for t in range(population.n_kinds)
+        ]
+    )
     fleet_scales = raw.sum(axis=0) / n_all
     nu = prior.scale_prior_count
     covariance = np.stack(

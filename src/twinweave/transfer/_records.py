@@ -486,8 +486,11 @@ class LocalSummary:
         Twins per kind, ``(T,)``.
     sum_mean
         ``sum_i m_i``, ``(T, p)`` [units].
-    sum_second
-        ``sum_i (C_i + m_i m_i^T)``, ``(T, p, p)`` [units^2].
+    sum_quadratic
+        ``sum_i tr(K_b^-1 (C_i + m_i m_i^T)_bb)`` for each term block ``b`` of the
+        prior (``K_b^-1``: the block of ``FleetPrior.structure_precision``), ``(T, B)``
+        [units^2]: ``E[w_ib^T K_b^-1 w_ib]``, all the M-step needs of the weights'
+        second moments (it updates one scale per block).
     sum_precision
         ``sum_i (P - P C_i P)``: the precision each twin's data give its kind's mean
         once its own weights are integrated out, ``(T, p, p)`` [1/units^2].
@@ -505,7 +508,7 @@ class LocalSummary:
     kinds: tuple[str, ...]
     n_twins: FloatArray
     sum_mean: FloatArray
-    sum_second: FloatArray
+    sum_quadratic: FloatArray
     sum_precision: FloatArray
     sum_shift: FloatArray
     residual_ss: FloatArray
@@ -516,7 +519,7 @@ class LocalSummary:
     ARRAYS: ClassVar[tuple[tuple[str, int], ...]] = (
         ("n_twins", 1),
         ("sum_mean", 2),
-        ("sum_second", 3),
+        ("sum_quadratic", 2),
         ("sum_precision", 3),
         ("sum_shift", 2),
         ("residual_ss", 2),
@@ -526,24 +529,56 @@ class LocalSummary:
     def __post_init__(self) -> None:
         kinds = tuple(str(k) for k in self.kinds)
         arrays = {name: _array(getattr(self, name), name, ndim) for name, ndim in self.ARRAYS}
-        n_kinds, p = arrays["sum_mean"].shape
-        n_bins = arrays["count"].shape[1]
-        if len(kinds) != n_kinds:
-            raise ValueError(f"kinds: expected {n_kinds} names, got {kinds}")
-        expected = {
-            "n_twins": (n_kinds,),
-            "sum_mean": (n_kinds, p),
-            "sum_second": (n_kinds, p, p),
-            "sum_precision": (n_kinds, p, p),
-            "sum_shift": (n_kinds, p),
-            "residual_ss": (n_kinds, n_bins),
-            "count": (n_kinds, n_bins),
-        }
+        _check_summary_shapes(kinds, arrays, 0)
         for name, value in arrays.items():
-            _shape(value, name, expected[name])
             object.__setattr__(self, name, value)
         object.__setattr__(self, "kinds", kinds)
         object.__setattr__(self, "log_evidence", float(self.log_evidence))
+
+    @classmethod
+    def _rows(
+        cls,
+        kinds: Sequence[str],
+        stacked: Mapping[str, FloatArray],
+        log_evidence: FloatArray,
+    ) -> list[Self]:
+        """One summary per row of fields stacked along a leading axis.
+
+        For the local steps of many twins computed together (one row per twin): the
+        stack is checked once, and each summary holds read-only views of its row, so
+        building a twin's summary costs no copy and no check of its own.
+
+        Parameters
+        ----------
+        kinds
+            The population's kinds.
+        stacked
+            Every field of :attr:`ARRAYS` with a leading axis of ``n`` rows.
+        log_evidence
+            ``(n,)`` each row's log evidence [nats].
+
+        Returns
+        -------
+        list of LocalSummary
+            ``n`` summaries, row by row.
+        """
+        kinds = tuple(str(k) for k in kinds)
+        arrays = {name: _array(stacked[name], name, ndim + 1) for name, ndim in cls.ARRAYS}
+        evidence = _array(log_evidence, "log_evidence", 1)
+        n = evidence.shape[0]
+        _check_summary_shapes(kinds, arrays, 1)
+        if any(value.shape[0] != n for value in arrays.values()):
+            raise ValueError(f"stacked: expected {n} rows in every field")
+        out: list[Self] = []
+        for i in range(n):
+            # The checks of __post_init__ hold for every row of the checked stack.
+            summary = object.__new__(cls)
+            object.__setattr__(summary, "kinds", kinds)
+            for name, value in arrays.items():
+                object.__setattr__(summary, name, value[i])
+            object.__setattr__(summary, "log_evidence", float(evidence[i]))
+            out.append(summary)
+        return out
 
     def __add__(self, other: LocalSummary) -> LocalSummary:
         if other.kinds != self.kinds:
@@ -578,16 +613,57 @@ class LocalSummary:
         return cls(tuple(kinds), **fields, log_evidence=float(arrays["log_evidence"]))
 
 
+def _check_summary_shapes(
+    kinds: tuple[str, ...], arrays: Mapping[str, FloatArray], n_leading: int
+) -> None:
+    """The shapes of a summary's fields (after ``n_leading`` stacking axes) agree."""
+    lead = arrays["sum_mean"].shape[:n_leading]
+    n_kinds, p = arrays["sum_mean"].shape[n_leading:]
+    n_blocks = arrays["sum_quadratic"].shape[-1]
+    n_bins = arrays["count"].shape[-1]
+    if len(kinds) != n_kinds:
+        raise ValueError(f"kinds: expected {n_kinds} names, got {kinds}")
+    expected = {
+        "n_twins": (n_kinds,),
+        "sum_mean": (n_kinds, p),
+        "sum_quadratic": (n_kinds, n_blocks),
+        "sum_precision": (n_kinds, p, p),
+        "sum_shift": (n_kinds, p),
+        "residual_ss": (n_kinds, n_bins),
+        "count": (n_kinds, n_bins),
+    }
+    for name, value in arrays.items():
+        _shape(value, name, lead + expected[name])
+
+
 def sum_summaries(summaries: Iterable[LocalSummary]) -> LocalSummary:
-    """The sum of ``summaries``, added in the given order."""
-    iterator = iter(summaries)
-    try:
-        total = next(iterator)
-    except StopIteration:
-        raise ValueError("summaries: expected at least one, got none") from None
-    for summary in iterator:
-        total = total + summary
-    return total
+    """The sum of ``summaries``.
+
+    Field by field over the summaries stacked in the given order (numpy's reduction:
+    the same order gives the same bits); the log evidence is added one by one.
+    """
+    items = list(summaries)
+    if not items:
+        raise ValueError("summaries: expected at least one, got none")
+    first = items[0]
+    if len(items) == 1:
+        return first
+    for summary in items[1:]:
+        if summary.kinds != first.kinds:
+            raise ValueError(f"kinds: cannot add summaries of {first.kinds} and {summary.kinds}")
+        for name, _ in LocalSummary.ARRAYS:
+            if getattr(summary, name).shape != getattr(first, name).shape:
+                raise ValueError(
+                    f"{name}: cannot add shapes {getattr(first, name).shape} and "
+                    f"{getattr(summary, name).shape}"
+                )
+    summed: dict[str, Any] = {
+        name: np.sum([getattr(s, name) for s in items], axis=0) for name, _ in LocalSummary.ARRAYS
+    }
+    log_evidence = first.log_evidence
+    for summary in items[1:]:
+        log_evidence += summary.log_evidence
+    return LocalSummary(first.kinds, **summed, log_evidence=log_evidence)
 
 
 @dataclass(frozen=True, eq=False)
