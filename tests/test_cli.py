@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from twinweave.data import Store
 from twinweave.domains.wind import scada_path
 
 pytestmark = pytest.mark.slow
@@ -217,6 +218,29 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
         mapping,
         "--rated-power",
         str(RATED_POWER),
+        "--memory",
+        "inf",
+    )
+    with Store(store, read_only=True) as db:
+        assert db.load_twin("T1").emulator.get_params()["forgetting"] == 1.0
+    refused = twinweave(
+        "fit",
+        data,
+        "--store",
+        store,
+        "--train-until",
+        "2020-01-20",
+        "--mapping",
+        mapping,
+        "--rated-power",
+        "2050",
+        "--memory",
+        "0.5",
+        ok=False,
+    )
+    assert refused.returncode != 0
+    assert (
+        "--memory: memory: expected more than 1 reading, got 0.5" in refused.stdout + refused.stderr
     )
     inputs = tmp_path / "x.csv"
     pd.DataFrame({"wind_speed": [8.0]}).to_csv(inputs, index=False)

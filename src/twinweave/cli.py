@@ -28,11 +28,12 @@ from rich.table import Table
 
 from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, WhatIfResult, compare
 from twinweave.data import SourceSpec, Store, clean, read_source
-from twinweave.demo import fit_fleet
+from twinweave.demo import MEMORY, fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     TurbineSpec,
     asset_table,
+    forgetting_for,
     normal_operation_checks,
     turbine_metrics,
 )
@@ -227,8 +228,22 @@ def fit(
     assets: AssetsOption = None,
     rated_power: RatedOption = None,
     elevation: ElevationOption = 0.0,
+    memory: Annotated[
+        float,
+        typer.Option(
+            "--memory",
+            help="Readings a twin remembers (forgetting factor 1 - 1/MEMORY); 'inf' for "
+            "no forgetting. The default was chosen on La Haute Borne 2014 "
+            "(python -m benchmarks.memory); twinweave.domains.wind.select_forgetting "
+            "chooses one for other data.",
+        ),
+    ] = MEMORY,
 ) -> None:
     """Ingest ``DATA`` (if new) and fit one twin per asset on readings before ``--train-until``."""
+    try:
+        forgetting = forgetting_for(memory)
+    except ValueError as error:
+        raise _fail(f"--memory: {error}") from None
     until = (
         pd.Timestamp(train_until).tz_localize("UTC")
         if train_until.tzinfo is None
@@ -239,7 +254,7 @@ def fit(
         specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
         with console.status("fitting"):
             try:
-                twins = fit_fleet(db, recorder, specs, until)
+                twins = fit_fleet(db, recorder, specs, until, forgetting=forgetting)
             except ValueError as error:
                 raise _fail(str(error)) from None
         table = Table(title=f"twins fitted on readings before {until.isoformat()}")

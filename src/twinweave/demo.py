@@ -43,10 +43,12 @@ from twinweave.report import (
 
 #: Training period ends (exclusive) and evaluation starts here.
 SPLIT = pd.Timestamp("2015-01-01", tz="UTC")
-#: The twins remember about 13,140 readings (three months): the memory that
+#: The twins remember about 13,140 readings (three months; ``FORGETTING`` is the
+#: per-reading discount): the memory that
 #: :func:`~twinweave.domains.wind.select_forgetting` chooses on 2014 alone
 #: (``python -m benchmarks.memory``; 2015 is not looked at).
-FORGETTING = 1.0 - 1.0 / 13_140
+MEMORY = 13_140.0
+FORGETTING = 1.0 - 1.0 / MEMORY
 #: The monitor's twins learn January-June 2014; its detectors calibrate on the rest of
 #: 2014 and watch from the first Monday of 2015.
 MONITOR_LIVE_FROM = pd.Timestamp("2014-07-07", tz="UTC")
