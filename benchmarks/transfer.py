@@ -84,7 +84,10 @@ def summarise(rows: Sequence[TransferRow]) -> list[Result]:
             results.append(
                 Result(
                     TOPIC,
-                    f"{names[metric]}, {history}: partial - {competitor}",
+                    # Lower is better for every row: a score where higher is better is
+                    # reported as theirs - ours.
+                    f"{names[metric]}, {history}: "
+                    + (f"{competitor} - partial" if higher else f"partial - {competitor}"),
                     -difference if higher else difference,
                     unit,
                     "lower",
