@@ -4,7 +4,7 @@ Prints a table of measured values, targets, competitors' values and ratios, and 
 ``benchmarks/results.json`` (machine, date, every number with its details).
 
 Options: ``--only TOPIC`` (repeatable: assimilation, river, openoa, pipeline, federated,
-gossip, transfer),
+gossip, transfer, pymc, memory),
 ``--output PATH``, ``--no-install`` (do not create ``.venv-openoa`` for OpenOA).
 """
 
@@ -28,8 +28,10 @@ from benchmarks import (
     assimilation,
     federated,
     gossip,
+    memory,
     openoa_comparison,
     pipeline,
+    pymc_comparison,
     river_comparison,
     transfer,
 )
@@ -37,7 +39,17 @@ from benchmarks._data import Fleet, load_fleet
 from benchmarks._harness import Result, machine_info, noise_floor
 from benchmarks._openoa_env import OpenOAPython, find_openoa
 
-TOPICS = ("assimilation", "river", "openoa", "pipeline", "federated", "gossip", "transfer")
+TOPICS = (
+    "assimilation",
+    "river",
+    "openoa",
+    "pipeline",
+    "federated",
+    "gossip",
+    "transfer",
+    "pymc",
+    "memory",
+)
 DEFAULT_OUTPUT = Path(__file__).with_name("results.json")
 
 
@@ -141,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "federated": lambda: federated.run(),
         "gossip": lambda: gossip.run(),
         "transfer": lambda: transfer.run(the_fleet()),
+        "pymc": lambda: pymc_comparison.run(the_fleet()),
+        "memory": lambda: memory.run(the_fleet()),
     }
     results: list[Result] = []
     durations: dict[str, float] = {}
