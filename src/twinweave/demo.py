@@ -163,7 +163,7 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         "predicts each week of 2015, then assimilates it, as a running twin does.",
         "The turbines' behaviour changed late in 2014: residuals from November on are "
         "wider than before at every turbine, and stay so through 2015. Intervals "
-        "under-cover at 9-15 m/s in 2015; see docs/RESULTS.md.",
+        "under-cover at 6-15 m/s in 2015; see docs/RESULTS.md.",
     ]
     report = write_demo_report(
         output_dir,
