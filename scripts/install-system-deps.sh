@@ -4,12 +4,14 @@
 # Playwright, and fonts to render the page's text. Idempotent: installs only what is
 # missing and runs apt-get update at most once. The Python side (playwright) comes with
 # the dev extras; never run `playwright install`, the test uses /usr/bin/chromium.
+# g++: PyTensor (under PyMC, for the PyMC comparison test) compiles its C kernels with it.
 set -eu
 
-PACKAGES="chromium fonts-dejavu-core fonts-liberation"
+PACKAGES="chromium fonts-dejavu-core fonts-liberation g++"
 
-if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "dejavu\|liberation"; then
-    echo "install-system-deps: chromium and fonts present; nothing to do"
+if command -v chromium >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 \
+    && fc-list 2>/dev/null | grep -qi "dejavu\|liberation"; then
+    echo "install-system-deps: chromium, g++ and fonts present; nothing to do"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -207,37 +207,11 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
         )
     )
     store = tmp_path / "other.duckdb"
-    twinweave(
-        "fit",
-        data,
-        "--store",
-        store,
-        "--train-until",
-        "2020-01-20",
-        "--mapping",
-        mapping,
-        "--rated-power",
-        str(RATED_POWER),
-        "--memory",
-        "inf",
-    )
+    fit = ("fit", data, "--store", store, "--train-until", "2020-01-20", "--mapping", mapping)
+    twinweave(*fit, "--rated-power", str(RATED_POWER), "--memory", "inf")
     with Store(store, read_only=True) as db:
         assert db.load_twin("T1").emulator.get_params()["forgetting"] == 1.0
-    refused = twinweave(
-        "fit",
-        data,
-        "--store",
-        store,
-        "--train-until",
-        "2020-01-20",
-        "--mapping",
-        mapping,
-        "--rated-power",
-        "2050",
-        "--memory",
-        "0.5",
-        ok=False,
-    )
+    refused = twinweave(*fit, "--rated-power", str(RATED_POWER), "--memory", "0.5", ok=False)
     assert refused.returncode != 0
     assert (
         "--memory: memory: expected more than 1 reading, got 0.5" in refused.stdout + refused.stderr

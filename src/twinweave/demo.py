@@ -26,6 +26,7 @@ from twinweave.domains.wind import (
     build_turbine_twin,
     evaluation_scores,
     fit_baseline,
+    forgetting_for,
     live_predictions,
     model_inputs,
     monitor_fleet,
@@ -48,7 +49,7 @@ SPLIT = pd.Timestamp("2015-01-01", tz="UTC")
 #: :func:`~twinweave.domains.wind.select_forgetting` chooses on 2014 alone
 #: (``python -m benchmarks.memory``; 2015 is not looked at).
 MEMORY = 13_140.0
-FORGETTING = 1.0 - 1.0 / MEMORY
+FORGETTING = forgetting_for(MEMORY)
 #: The monitor's twins learn January-June 2014; its detectors calibrate on the rest of
 #: 2014 and watch from the first Monday of 2015.
 MONITOR_LIVE_FROM = pd.Timestamp("2014-07-07", tz="UTC")

@@ -152,13 +152,17 @@ def select_forgetting(
             )
         periods[asset_id] = (fit, scored)
 
+    # Batch means over days (pooled across turbines): one mean difference per day. The
+    # scored readings are the same for every candidate, in the same order.
+    day_codes = pd.factorize(
+        np.concatenate([scored["time"].dt.floor("1D").to_numpy() for _, scored in periods.values()])
+    )[0]
     log_scores: list[np.ndarray] = []
     crps: list[float] = []
     covered: list[float] = []
-    days: np.ndarray | None = None
     for memory in memories:
         forgetting = forgetting_for(memory)
-        parts, crps_parts, hits, day_parts = [], [], [], []
+        parts, crps_parts, hits = [], [], []
         for asset_id, spec in specs.items():
             fit, scored = periods[asset_id]
             twin = build_turbine_twin(spec, fit, forgetting=forgetting)
@@ -169,18 +173,13 @@ def select_forgetting(
             parts.append(predictive.log_prob(y))
             crps_parts.append(predictive.crps(y))
             hits.append((y >= low) & (y <= high))
-            day_parts.append(scored["time"].dt.floor("1D").to_numpy())
         log_scores.append(np.concatenate(parts))
         crps.append(float(np.concatenate(crps_parts).mean()))
         covered.append(float(np.concatenate(hits).mean()))
-        days = np.concatenate(day_parts)
         if progress is not None:
             progress(
                 f"memory {memory:g} readings: log score {log_scores[-1].mean():.4f} nats/reading"
             )
-    assert days is not None  # memories is not empty
-    # Batch means over days (pooled across turbines): one mean difference per day.
-    day_codes = pd.factorize(days)[0]
     means = np.array([s.mean() for s in log_scores])
     best = int(np.argmax(means))
     scores: list[MemoryScore] = []
