@@ -206,16 +206,15 @@ class Icing:
             )
         asset = pd.factorize(frame["asset_id"])[0]
         finite = np.isfinite(wind_speed) & np.isfinite(power) & np.isfinite(temp)
-        speed_bin = np.where(finite, np.floor(np.nan_to_num(wind_speed) / self.bin_width), -1)
+        speed_bin = np.where(
+            finite, np.floor(np.nan_to_num(wind_speed) / self.bin_width), -1
+        ).astype(np.int64)
         reference = finite & (temp > self.reference_temp_min) & (power > 0.0)
-        keys = pd.DataFrame({"asset": asset, "bin": speed_bin.astype(np.int64)})
-        grouped = pd.Series(power[reference]).groupby(
-            [keys["asset"][reference].to_numpy(), keys["bin"][reference].to_numpy()]
-        )
+        grouped = pd.Series(power[reference]).groupby([asset[reference], speed_bin[reference]])
         table = pd.DataFrame(
             {"p_ref": grouped.quantile(self.quantile), "n_ref": grouped.size()}
         ).query("n_ref >= @self.min_reference")
-        index = pd.MultiIndex.from_arrays([keys["asset"], keys["bin"]])
+        index = pd.MultiIndex.from_arrays([asset, speed_bin])
         p_ref = table["p_ref"].reindex(index).to_numpy(np.float64)
         suspect = (
             finite
