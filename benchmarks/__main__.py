@@ -4,7 +4,7 @@ Prints a table of measured values, targets, competitors' values and ratios, and 
 ``benchmarks/results.json`` (machine, date, every number with its details).
 
 Options: ``--only TOPIC`` (repeatable: assimilation, river, openoa, pipeline, federated,
-gossip, transfer, pymc, memory),
+gossip, transfer, pymc, memory, drift),
 ``--output PATH``, ``--no-install`` (do not create ``.venv-openoa`` for OpenOA).
 """
 
@@ -26,6 +26,7 @@ from rich.table import Table
 
 from benchmarks import (
     assimilation,
+    drift,
     federated,
     gossip,
     memory,
@@ -49,6 +50,7 @@ TOPICS = (
     "transfer",
     "pymc",
     "memory",
+    "drift",
 )
 DEFAULT_OUTPUT = Path(__file__).with_name("results.json")
 
@@ -155,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "transfer": lambda: transfer.run(the_fleet()),
         "pymc": lambda: pymc_comparison.run(the_fleet()),
         "memory": lambda: memory.run(the_fleet()),
+        "drift": lambda: drift.run(the_fleet()),
     }
     results: list[Result] = []
     durations: dict[str, float] = {}
