@@ -164,3 +164,60 @@ def test_fleet_contrast_needs_enough_other_assets() -> None:
     assert fleet_contrast(frame, min_others=1).loc[1, "a"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 3 asset columns"):
         fleet_contrast(frame[["a", "b"]])
+
+
+# -- with the bounds' probabilities given (a hurdle) ----------------------------------------
+@pytest.fixture
+def hurdle(predictive: CensoredNormal) -> CensoredNormal:
+    """The same points with masses at the bounds unrelated to the latent tails."""
+    rng = np.random.default_rng(8)
+    low = rng.uniform(0.0, 0.8, len(predictive))
+    high = rng.uniform(0.0, 0.2, len(predictive))
+    return CensoredNormal(
+        predictive.loc,
+        predictive.latent_var,
+        lower=0.0,
+        upper=2050.0,
+        units="kW",
+        lower_mass=low,
+        upper_mass=high,
+    )
+
+
+def test_hurdle_residuals_of_its_draws_are_standard_normal(hurdle: CensoredNormal) -> None:
+    y = hurdle.sample(1, seed=9)[0]
+    at_bound = (y == 0.0) | (y == 2050.0)
+    assert 0.3 < at_bound.mean() < 0.7
+    r = standardised_residuals(hurdle, y, seed=10)
+    assert stats.kstest(r, "norm").pvalue > 0.01
+    # Between the bounds the PIT is uniform over the interior's share of probability.
+    share = (stats.norm.cdf(r) - hurdle.mass_at_lower) / (
+        1.0 - hurdle.mass_at_lower - hurdle.mass_at_upper
+    )
+    assert stats.kstest(share[~at_bound], "uniform").pvalue > 0.01
+    assert abs(r.mean()) < 4 / np.sqrt(r.size)
+    # Under the censored normal with the same latent Gaussian they are not.
+    latent = CensoredNormal(hurdle.loc, hurdle.latent_var, lower=0.0, upper=2050.0)
+    assert stats.kstest(standardised_residuals(latent, y, seed=10), "norm").pvalue < 1e-6
+
+
+def test_hurdle_anomaly_scores_are_calibrated(hurdle: CensoredNormal) -> None:
+    y = hurdle.sample(1, seed=11)[0]
+    score = anomaly_score(hurdle, y)
+    inside = (y > 0.0) & (y < 2050.0)
+    n = int(inside.sum())
+    for level in (1.0, 2.0):
+        rate = float(np.mean(score[inside] >= level))
+        # Between the bounds a two-sided tail of 10^-s has probability 10^-s at most
+        # (less where a bound's mass sits in the tail).
+        assert rate <= 10.0**-level + 4 * np.sqrt(10.0**-level / n), (level, rate)
+    assert np.all(
+        score[y == 0.0]
+        == pytest.approx(-np.log10(np.minimum(1.0, 2 * hurdle.mass_at_lower[y == 0.0])))
+    )
+
+
+def test_hurdle_sensitivity_is_zero_where_the_median_is_idle() -> None:
+    p = CensoredNormal([10.0, 10.0], [20.0**2] * 2, lower=0.0, upper=2050.0, lower_mass=[0.9, 0.1])
+    sensitivity = loss_sensitivity(p, 0.08)
+    assert sensitivity[0] == 0.0 and sensitivity[1] > 0.0

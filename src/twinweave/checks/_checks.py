@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from twinweave.checks._problems import Seed, SyntheticProblem
 from twinweave.core import CensoredNormal, Emulator, Twin, Variable, parse_unit
@@ -380,14 +379,6 @@ def check_bounds(
             )
 
 
-def _interval_probability(predictive: CensoredNormal, lo: FloatArray, hi: FloatArray) -> FloatArray:
-    """``P(lo <= Y <= hi)`` under the predictive, counting the mass on the bounds."""
-    std = np.maximum(predictive.latent_std, 1e-300)
-    below = np.where(lo <= predictive.lower, 0.0, special.ndtr((lo - predictive.loc) / std))
-    up_to = np.where(hi >= predictive.upper, 1.0, special.ndtr((hi - predictive.loc) / std))
-    return np.asarray(up_to - below, dtype=np.float64)
-
-
 def check_calibration(
     factory: EmulatorFactory,
     problem: SyntheticProblem,
@@ -412,19 +403,14 @@ def check_calibration(
             reading = _rows(held_out, row, row + 1)
             steps.append(emulator.predict(reading))
             emulator.update(reading)
-        loc = np.concatenate([p.loc for p in steps])
-        latent_var = np.concatenate([p.latent_var for p in steps])
-        first = steps[0]
-        predictive = CensoredNormal(
-            loc, latent_var, lower=first.lower, upper=first.upper, units=first.units
-        )
+        predictive = CensoredNormal.concatenate(steps)
     else:
         predictive = emulator.predict(held_out)
     failures = []
     for level in settings.levels:
         lo, hi = predictive.interval(level)
         covered = (y >= lo) & (y <= hi)
-        claimed = _interval_probability(predictive, lo, hi)
+        claimed = predictive.probability_between(lo, hi)
         se = float(np.sqrt(np.sum(claimed * (1.0 - claimed))))
         gap = float(covered.sum() - claimed.sum())
         if abs(gap) > settings.n_se * max(se, 1.0):

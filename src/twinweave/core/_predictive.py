@@ -3,7 +3,9 @@
 A :class:`CensoredNormal` is a Gaussian latent variable clipped to physical bounds, the
 usual model for a quantity such as turbine power that piles up at zero (idle) and at rated
 power (the controller caps it). Quantiles and samples never leave the bounds; the bounds
-carry probability mass equal to the latent tail beyond them.
+carry probability mass equal to the latent tail beyond them, or, where an emulator knows
+better (a turbine idles below cut-in far more often than the tail says), a given
+probability, the rest of the Gaussian truncated between them.
 
 The latent Gaussian may carry a shared low-rank ``factor``: the part of the uncertainty
 that is common to all points (an emulator's parameter uncertainty). Sampling draws it once
@@ -20,7 +22,8 @@ residuals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -438,7 +441,8 @@ class ResidualCorrelation:
 
 @dataclass(frozen=True)
 class CensoredNormal:
-    """Gaussian latent variable censored to ``[lower, upper]``.
+    """Gaussian latent variable censored to ``[lower, upper]``, optionally with the
+    bounds' probabilities given (a hurdle).
 
     Parameters
     ----------
@@ -459,13 +463,25 @@ class CensoredNormal:
     correlation
         Optional correlation in time of the independent noise ``noise_var`` (it needs
         ``times``). Only joint sample paths use it; marginals do not depend on it.
+    lower_mass, upper_mass
+        Optional probability of exactly ``lower`` / ``upper`` per point. Without them the
+        bounds carry the latent tails beyond them (censoring). With them, the value lies
+        at a bound with the given probability and otherwise follows the latent Gaussian
+        truncated to ``(lower, upper)``: Cragg's (1971) two-part generalisation of the
+        Tobit model, for quantities whose pile-up at a bound has its own cause (a turbine
+        idles below cut-in far more often than a Gaussian spread of power around zero
+        says). A bound that is infinite carries no mass.
 
     Notes
     -----
     Moments of the censored normal follow Greene, *Econometric Analysis*, 7th ed.,
-    section 19.3 (censored normal distribution); the CRPS is evaluated by Gauss-Legendre
-    quadrature of the threshold decomposition of Gneiting and Raftery (2007),
-    doi:10.1198/016214506000001437.
+    section 19.3 (censored normal distribution); with given masses the part between the
+    bounds is the censored one scaled by ``(1 - lower_mass - upper_mass) / (Phi(b) -
+    Phi(a))`` (the generalised truncated/censored normal of Jordan, Krueger and Lerch
+    2019, *Journal of Statistical Software* 90(12), doi:10.18637/jss.v090.i12). The
+    CRPS is evaluated by Gauss-Legendre quadrature of the threshold decomposition of
+    Gneiting and Raftery (2007), doi:10.1198/016214506000001437. Cragg (1971),
+    *Econometrica* 39(5), 829-844, doi:10.2307/1909582.
 
     Examples
     --------
@@ -475,6 +491,10 @@ class CensoredNormal:
     True
     >>> p.interval(0.9)[0].round(1)
     array([  67.1, 1835.5])
+    >>> idle = CensoredNormal([0.0], [100.0], lower=0.0, upper=2050.0, lower_mass=[0.9],
+    ...                       upper_mass=[0.0])
+    >>> idle.quantile([0.85, 0.95]).ravel().round(2)
+    array([0.  , 6.74])
     """
 
     loc: FloatArray
@@ -485,6 +505,8 @@ class CensoredNormal:
     factor: FloatArray | None = field(default=None)
     times: FloatArray | None = field(default=None)
     correlation: ExponentialCorrelation | None = field(default=None)
+    lower_mass: FloatArray | None = field(default=None)
+    upper_mass: FloatArray | None = field(default=None)
 
     def __init__(
         self,
@@ -497,7 +519,11 @@ class CensoredNormal:
         factor: ArrayLike | None = None,
         times: ArrayLike | None = None,
         correlation: ExponentialCorrelation | None = None,
+        lower_mass: ArrayLike | None = None,
+        upper_mass: ArrayLike | None = None,
     ) -> None:
+        # Derived per-point arrays (latent spread, bounds' masses), computed once, read-only.
+        object.__setattr__(self, "_derived", {})
         loc_arr = np.atleast_1d(np.asarray(loc, dtype=np.float64))
         var_arr = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), loc_arr.shape).copy()
         if np.any(var_arr < 0):
@@ -527,6 +553,17 @@ class CensoredNormal:
             raise ValueError("correlation: needs the points' times; pass times as well")
         object.__setattr__(self, "times", times_arr)
         object.__setattr__(self, "correlation", correlation)
+        masses = {"lower_mass": (lower_mass, lower), "upper_mass": (upper_mass, upper)}
+        for name, (mass, bound) in masses.items():
+            object.__setattr__(self, name, _checked_mass(name, mass, bound, loc_arr.shape))
+        if self.lower_mass is not None or self.upper_mass is not None:
+            total = self.mass_at_lower + self.mass_at_upper
+            if np.any(total > 1.0 + 1e-9):
+                row = int(np.argmax(total))
+                raise ValueError(
+                    f"lower_mass, upper_mass: expected the bounds' probabilities to sum to "
+                    f"at most 1, got {total[row]!r} at point {row}"
+                )
 
     def __len__(self) -> int:
         return int(self.loc.shape[0])
@@ -546,43 +583,117 @@ class CensoredNormal:
             factor=None if self.factor is None else self.factor[index],
             times=None if self.times is None else self.times[index],
             correlation=self.correlation,
+            lower_mass=None if self.lower_mass is None else self.lower_mass[index],
+            upper_mass=None if self.upper_mass is None else self.upper_mass[index],
+        )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[CensoredNormal]) -> CensoredNormal:
+        """The marginals of consecutive predictives joined into one (shared factors,
+        times and correlation are dropped: the parts' joint structure is not kept)."""
+        if not parts:
+            raise ValueError("parts: expected at least one predictive, got none")
+        first = parts[0]
+        for part in parts[1:]:
+            if (part.lower, part.upper, part.units) != (first.lower, first.upper, first.units):
+                raise ValueError(
+                    f"parts: expected the same bounds and units, got [{first.lower}, "
+                    f"{first.upper}] {first.units!r} and [{part.lower}, {part.upper}] "
+                    f"{part.units!r}"
+                )
+        hurdle = any(p.lower_mass is not None or p.upper_mass is not None for p in parts)
+        return cls(
+            np.concatenate([p.loc for p in parts]),
+            np.concatenate([p.latent_var for p in parts]),
+            lower=first.lower,
+            upper=first.upper,
+            units=first.units,
+            lower_mass=np.concatenate([p.mass_at_lower for p in parts]) if hurdle else None,
+            upper_mass=np.concatenate([p.mass_at_upper for p in parts]) if hurdle else None,
         )
 
     # -- the latent Gaussian ------------------------------------------------------------
+    def _once(self, name: str, compute: Callable[[], FloatArray]) -> FloatArray:
+        """``compute()``, kept read-only for the next call: the parameters never change."""
+        derived: dict[str, FloatArray] = self.__dict__["_derived"]
+        if name not in derived:
+            value = np.asarray(compute(), dtype=np.float64)
+            value.flags.writeable = False
+            derived[name] = value
+        return derived[name]
+
     @property
     def latent_var(self) -> FloatArray:
         """Variance of the uncensored Gaussian [units^2]."""
         if self.factor is None:
             return self.noise_var
-        shared = np.einsum("ij,ij->i", self.factor, self.factor)
-        return np.asarray(self.noise_var + shared, dtype=np.float64)
+        factor = self.factor
+        return self._once(
+            "latent_var", lambda: self.noise_var + np.einsum("ij,ij->i", factor, factor)
+        )
 
     @property
     def latent_std(self) -> FloatArray:
-        return np.sqrt(self.latent_var)
+        return self._once("latent_std", lambda: np.sqrt(self.latent_var))
 
     def _standardised_bounds(self) -> tuple[FloatArray, FloatArray, FloatArray]:
-        s = np.maximum(self.latent_std, 1e-300)
-        a = (self.lower - self.loc) / s
-        b = (self.upper - self.loc) / s
+        s = self._once("scale", lambda: np.maximum(self.latent_std, 1e-300))
+        a = self._once("a", lambda: (self.lower - self.loc) / s)
+        b = self._once("b", lambda: (self.upper - self.loc) / s)
         return a, b, s
+
+    # -- the bounds' probabilities ------------------------------------------------------
+    @property
+    def is_hurdle(self) -> bool:
+        """Whether a bound's probability is given rather than the latent tail."""
+        return self.lower_mass is not None or self.upper_mass is not None
+
+    @property
+    def mass_at_lower(self) -> FloatArray:
+        """``P(Y = lower)`` per point."""
+        if self.lower_mass is not None:
+            return self.lower_mass
+        return self._once("lower_tail", lambda: _norm_cdf(self._standardised_bounds()[0]))
+
+    @property
+    def mass_at_upper(self) -> FloatArray:
+        """``P(Y = upper)`` per point."""
+        if self.upper_mass is not None:
+            return self.upper_mass
+        return self._once("upper_tail", lambda: _norm_cdf(-self._standardised_bounds()[1]))
+
+    def _interior_scale(self) -> FloatArray:
+        """Probability between the bounds over the latent Gaussian's there: the factor
+        that turns the censored normal's interior into this distribution's (1 without
+        given masses)."""
+        if not self.is_hurdle:
+            return np.ones_like(self.loc)
+        return self._once("interior_scale", self._hurdle_interior_scale)
+
+    def _hurdle_interior_scale(self) -> FloatArray:
+        a, b, _ = self._standardised_bounds()
+        inside = np.maximum(1.0 - self.mass_at_lower - self.mass_at_upper, 0.0)
+        latent = _norm_between(a, b)
+        return np.asarray(
+            np.where(latent > 0.0, inside / np.maximum(latent, 1e-300), 0.0), dtype=np.float64
+        )
 
     # -- moments --------------------------------------------------------------------------
     @property
     def mean(self) -> FloatArray:
-        """Mean of the censored variable [units]."""
+        """Mean [units]."""
         a, b, s = self._standardised_bounds()
-        pa, pb = _norm_cdf(a), _norm_cdf(b)
-        inside = self.loc * (pb - pa) + s * (_norm_pdf(a) - _norm_pdf(b))
-        low = self.lower * pa if np.isfinite(self.lower) else 0.0
-        high = self.upper * (1.0 - pb) if np.isfinite(self.upper) else 0.0
+        inside = self._interior_scale() * (
+            self.loc * _norm_between(a, b) + s * (_norm_pdf(a) - _norm_pdf(b))
+        )
+        low = self.lower * self.mass_at_lower if np.isfinite(self.lower) else 0.0
+        high = self.upper * self.mass_at_upper if np.isfinite(self.upper) else 0.0
         return np.asarray(low + inside + high, dtype=np.float64)
 
     @property
     def var(self) -> FloatArray:
-        """Variance of the censored variable [units^2]."""
+        """Variance [units^2]."""
         a, b, s = self._standardised_bounds()
-        pa, pb = _norm_cdf(a), _norm_cdf(b)
         fa, fb = _norm_pdf(a), _norm_pdf(b)
         # E[X^2; a < Z < b] for X = loc + s Z, written with finite-safe products.
         # An infinite bound has zero density there; zero it before the product, as
@@ -590,9 +701,11 @@ class CensoredNormal:
         a_fa = np.where(np.isfinite(a), a, 0.0) * fa
         b_fb = np.where(np.isfinite(b), b, 0.0) * fb
         mu, s2 = self.loc, s * s
-        second_inside = (mu * mu + s2) * (pb - pa) + 2 * mu * s * (fa - fb) + s2 * (a_fa - b_fb)
-        low = self.lower**2 * pa if np.isfinite(self.lower) else 0.0
-        high = self.upper**2 * (1.0 - pb) if np.isfinite(self.upper) else 0.0
+        second_inside = self._interior_scale() * (
+            (mu * mu + s2) * _norm_between(a, b) + 2 * mu * s * (fa - fb) + s2 * (a_fa - b_fb)
+        )
+        low = self.lower**2 * self.mass_at_lower if np.isfinite(self.lower) else 0.0
+        high = self.upper**2 * self.mass_at_upper if np.isfinite(self.upper) else 0.0
         m = self.mean
         return np.asarray(np.maximum(low + second_inside + high - m * m, 0.0), dtype=np.float64)
 
@@ -602,13 +715,41 @@ class CensoredNormal:
         q_arr = np.asarray(q, dtype=np.float64)
         if np.any((q_arr <= 0) | (q_arr >= 1)):
             raise ValueError(f"q: expected probabilities in (0, 1), got {q_arr.tolist()}")
-        z = _SQRT2 * special.erfinv(2 * q_arr - 1)
+        return self._inverse_cdf(q_arr if q_arr.ndim == 0 else q_arr.reshape(-1, 1))
+
+    def _inverse_cdf(self, q: FloatArray) -> FloatArray:
+        """Quantile function at ``q``, broadcast against the points (last axis)."""
         s = self.latent_std
-        if q_arr.ndim == 0:
-            out = self.loc + s * z
-        else:
-            out = self.loc[None, :] + s[None, :] * z.reshape(-1, 1)
-        return np.asarray(np.clip(out, self.lower, self.upper), dtype=np.float64)
+        if not self.is_hurdle:
+            z = _SQRT2 * special.erfinv(2 * q - 1)
+            return np.asarray(np.clip(self.loc + s * z, self.lower, self.upper), dtype=np.float64)
+        a, b, _ = self._standardised_bounds()
+        low, high = self.mass_at_lower, self.mass_at_upper
+        scale = self._once("safe_scale", lambda: np.maximum(self._interior_scale(), 1e-300))
+        below_a = self._once("lower_tail", lambda: _norm_cdf(a))
+        above_b = self._once("upper_tail", lambda: _norm_cdf(-b))
+
+        # Between the bounds F(y) = low + scale (Phi(z) - Phi(a)); solved for z from the
+        # nearer tail, so that probabilities close to 1 keep their precision.
+        def from_below(q: FloatArray) -> FloatArray:
+            return np.asarray(special.ndtri(below_a + (q - low) / scale), dtype=np.float64)
+
+        def from_above(q: FloatArray) -> FloatArray:
+            return np.asarray(-special.ndtri(above_b + (1.0 - q - high) / scale), dtype=np.float64)
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if q.ndim == 0 or q.shape[-1] == 1:
+                # One probability per row (quantiles): one tail each.
+                rows = np.atleast_1d(q).reshape(-1, 1)
+                z = np.vstack([from_below(r) if r[0] < 0.5 else from_above(r) for r in rows])
+                z = z.reshape(np.broadcast_shapes(q.shape, a.shape))
+            else:
+                z = np.where(q < 0.5, from_below(q), from_above(q))
+        # Probabilities of the masses make z NaN or infinite; the bounds replace those.
+        z = np.clip(np.nan_to_num(z), -40.0, 40.0)
+        value = np.clip(self.loc + s * z, self.lower, self.upper)
+        value = np.where(q <= low, self.lower, value)
+        return np.asarray(np.where(q >= 1.0 - high, self.upper, value), dtype=np.float64)
 
     def interval(self, level: float = 0.9) -> tuple[FloatArray, FloatArray]:
         """Central interval holding probability ``level`` [units]."""
@@ -617,6 +758,47 @@ class CensoredNormal:
         tail = (1 - level) / 2
         return self.quantile(tail), self.quantile(1 - tail)
 
+    def probability_between(self, lo: ArrayLike, hi: ArrayLike) -> FloatArray:
+        """``P(lo <= Y <= hi)`` per point, counting a bound's mass when it is included."""
+        lo_arr = np.broadcast_to(np.asarray(lo, dtype=np.float64), self.loc.shape)
+        hi_arr = np.broadcast_to(np.asarray(hi, dtype=np.float64), self.loc.shape)
+        mass_at_lo = np.where(lo_arr == self.lower, self.mass_at_lower, 0.0)
+        mass_at_lo = np.where(lo_arr == self.upper, self.mass_at_upper, mass_at_lo)
+        below = np.where(lo_arr <= self.lower, 0.0, self.cdf(lo_arr) - mass_at_lo)
+        return np.asarray(np.maximum(self.cdf(hi_arr) - below, 0.0), dtype=np.float64)
+
+    def clipped(self, lower: float, upper: float) -> CensoredNormal:
+        """The distribution of ``Y`` clipped to ``[lower, upper]`` (a derating, a stop).
+
+        The new bounds' masses are the probabilities of ``Y`` at or beyond them; between
+        them the density is unchanged. Bounds outside the current ones change nothing.
+        """
+        if not lower <= upper:
+            raise ValueError(f"bounds: expected lower <= upper, got [{lower}, {upper}]")
+        new_lower = min(max(lower, self.lower), self.upper)
+        new_upper = max(min(upper, self.upper), new_lower)
+        if not self.is_hurdle:
+            return dataclasses.replace(self, lower=new_lower, upper=new_upper)
+        if new_upper == new_lower:
+            # Everything sits on one value: all of the mass on the (single) bound.
+            at = np.ones_like(self.loc)
+            return dataclasses.replace(
+                self,
+                lower=new_lower,
+                upper=new_upper,
+                lower_mass=at,
+                upper_mass=np.zeros_like(at),
+            )
+        at_lower = self.cdf(np.full_like(self.loc, new_lower))
+        at_upper = np.where(
+            new_upper < self.upper,
+            1.0 - self.cdf(np.full_like(self.loc, new_upper)),
+            self.mass_at_upper,
+        )
+        return dataclasses.replace(
+            self, lower=new_lower, upper=new_upper, lower_mass=at_lower, upper_mass=at_upper
+        )
+
     # -- sampling and scores -------------------------------------------------------------
     def sample(self, n_samples: int, seed: int | np.random.Generator | None = None) -> FloatArray:
         """Joint sample paths, shape ``(n_samples, n_points)`` [units].
@@ -624,7 +806,10 @@ class CensoredNormal:
         The shared factor is drawn once per path, so points within a path are correlated
         exactly as the emulator's parameter uncertainty implies. With ``times`` and a
         ``correlation``, the independent noise of a path is correlated in time as the
-        correlation says; without, it is independent between points.
+        correlation says; without, it is independent between points. With given bound
+        masses each latent draw is mapped through its probability to this
+        distribution's quantile (a Gaussian copula: marginals exact, dependence that of
+        the latent paths).
         """
         rng = np.random.default_rng(seed)
         n = len(self)
@@ -635,7 +820,10 @@ class CensoredNormal:
         latent = self.loc[None, :] + np.sqrt(self.noise_var)[None, :] * noise
         if self.factor is not None:
             latent += rng.standard_normal((n_samples, self.factor.shape[1])) @ self.factor.T
-        return np.asarray(np.clip(latent, self.lower, self.upper), dtype=np.float64)
+        if not self.is_hurdle:
+            return np.asarray(np.clip(latent, self.lower, self.upper), dtype=np.float64)
+        u = _norm_cdf((latent - self.loc[None, :]) / np.maximum(self.latent_std, 1e-300))
+        return self._inverse_cdf(np.clip(u, 1e-300, 1.0 - 1e-16))
 
     def log_prob(self, y: ArrayLike) -> FloatArray:
         """Log density at ``y``; at a bound, the log of the probability mass there."""
@@ -643,17 +831,49 @@ class CensoredNormal:
         a, b, s = self._standardised_bounds()
         z = (y_arr - self.loc) / s
         density = -0.5 * z * z - _LOG_SQRT_2PI - np.log(s)
-        out = np.where(y_arr <= self.lower, _norm_logcdf(a), density)
-        out = np.where(y_arr >= self.upper, _norm_logcdf(-b), out)
+        with np.errstate(divide="ignore"):
+            if self.is_hurdle:
+                density = density + np.log(self._interior_scale())
+                at_lower, at_upper = np.log(self.mass_at_lower), np.log(self.mass_at_upper)
+            else:
+                at_lower, at_upper = _norm_logcdf(a), _norm_logcdf(-b)
+        out = np.where(y_arr <= self.lower, at_lower, density)
+        out = np.where(y_arr >= self.upper, at_upper, out)
         outside = (y_arr < self.lower) | (y_arr > self.upper)
         return np.asarray(np.where(outside, -np.inf, out), dtype=np.float64)
 
     def cdf(self, y: ArrayLike) -> FloatArray:
         """Cumulative probability at ``y``."""
         y_arr = np.broadcast_to(np.asarray(y, dtype=np.float64), self.loc.shape)
-        c = _norm_cdf((y_arr - self.loc) / np.maximum(self.latent_std, 1e-300))
-        c = np.where(y_arr < self.lower, 0.0, c)
-        return np.asarray(np.where(y_arr >= self.upper, 1.0, c), dtype=np.float64)
+        z = (y_arr - self.loc) / np.maximum(self.latent_std, 1e-300)
+        return self._cdf_at(y_arr, z)
+
+    def sf(self, y: ArrayLike) -> FloatArray:
+        """Survival probability ``P(Y > y)``, computed in the upper tail (no ``1 - cdf``
+        rounding for values far above the mean)."""
+        y_arr = np.broadcast_to(np.asarray(y, dtype=np.float64), self.loc.shape)
+        _, b, s = self._standardised_bounds()
+        z = (y_arr - self.loc) / s
+        if self.is_hurdle:
+            above = self.mass_at_upper + self._interior_scale() * _norm_between(z, b)
+        else:
+            above = _norm_cdf(-z)
+        above = np.where(y_arr < self.lower, 1.0, np.minimum(above, 1.0))
+        return np.asarray(np.where(y_arr >= self.upper, 0.0, above), dtype=np.float64)
+
+    def _cdf_at(self, y: FloatArray, z: FloatArray, *, per_row: bool = False) -> FloatArray:
+        """The CDF at values ``y`` whose latent standard scores are ``z``: one per point,
+        or with ``per_row`` a grid of shape ``(n_points, m)``, a row per point."""
+        if self.is_hurdle:
+            a, _, _ = self._standardised_bounds()
+            low, scale = self.mass_at_lower, self._interior_scale()
+            if per_row:
+                a, low, scale = a[:, None], low[:, None], scale[:, None]
+            c = low + scale * _norm_between(a, z)
+        else:
+            c = _norm_cdf(z)
+        c = np.where(y < self.lower, 0.0, c)
+        return np.asarray(np.where(y >= self.upper, 1.0, np.minimum(c, 1.0)), dtype=np.float64)
 
     def crps(self, y: ArrayLike, n_nodes: int = 64) -> FloatArray:
         """Continuous ranked probability score at ``y`` [units]; lower is better.
@@ -661,7 +881,8 @@ class CensoredNormal:
         ``CRPS(F, y) = integral of (F(z) - 1{y <= z})^2 dz``; the integrand is zero outside
         the bounds and the span where the Gaussian has mass, so the integral is taken by
         Gauss-Legendre quadrature over ``[lo, y]`` and ``[y, hi]`` with ``lo``/``hi`` the
-        bounds or ``loc -/+ 9 std``, whichever is tighter.
+        bounds or ``loc -/+ 9 std``, whichever is tighter; with given bound masses the
+        flat stretches between a bound and that span are added exactly.
         """
         y_arr = np.broadcast_to(np.asarray(y, dtype=np.float64), self.loc.shape)
         s = self.latent_std
@@ -674,7 +895,40 @@ class CensoredNormal:
         for left, right, indicator in ((lo, y_arr, 0.0), (y_arr, hi, 1.0)):
             half = 0.5 * (right - left)
             z = 0.5 * (right + left)[:, None] + half[:, None] * nodes[None, :]
-            f = _norm_cdf((z - self.loc[:, None]) / np.maximum(s, 1e-300)[:, None])
-            f = np.where(z < self.lower, 0.0, np.where(z >= self.upper, 1.0, f))
+            standard = (z - self.loc[:, None]) / np.maximum(s, 1e-300)[:, None]
+            f = self._cdf_at(z, standard, per_row=True)
             total += half * ((f - indicator) ** 2 @ weights)
+        if self.is_hurdle:
+            # Beyond the Gaussian's span the CDF is flat at a bound's mass, which a
+            # hurdle makes large: those stretches add their length times the square.
+            if np.isfinite(self.lower):
+                total += self.mass_at_lower**2 * (lo - self.lower)
+            if np.isfinite(self.upper):
+                total += self.mass_at_upper**2 * (self.upper - hi)
         return np.asarray(total, dtype=np.float64)
+
+
+def _norm_between(lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """``Phi(hi) - Phi(lo)``, from the upper tail where both lie above zero (no
+    cancellation there)."""
+    lo, hi = np.broadcast_arrays(lo, hi)
+    out = np.asarray(_norm_cdf(hi) - _norm_cdf(lo), dtype=np.float64)
+    upper_tail = lo > 0.0
+    if upper_tail.any():
+        out[upper_tail] = _norm_cdf(-lo[upper_tail]) - _norm_cdf(-hi[upper_tail])
+    return np.asarray(np.maximum(out, 0.0), dtype=np.float64)
+
+
+def _checked_mass(
+    name: str, mass: ArrayLike | None, bound: float, shape: tuple[int, ...]
+) -> FloatArray | None:
+    if mass is None:
+        return None
+    values = np.broadcast_to(np.asarray(mass, dtype=np.float64), shape).copy()
+    bad = ~((values >= 0.0) & (values <= 1.0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}: expected probabilities in [0, 1], got {values[row]!r}")
+    if not np.isfinite(bound) and np.any(values > 0.0):
+        raise ValueError(f"{name}: expected 0 at an infinite bound ({bound}), got a mass")
+    return values

@@ -54,9 +54,7 @@ class Derate:
         return inputs
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
-        upper = min(predictive.upper, self.limit)
-        lower = min(predictive.lower, upper)
-        return dataclasses.replace(predictive, lower=lower, upper=upper)
+        return predictive.clipped(min(predictive.lower, self.limit), self.limit)
 
     def describe(self) -> str:
         return f"derate to {self.limit:g}"
@@ -79,7 +77,12 @@ class Stop:
 
 @dataclass(frozen=True)
 class ScaleTarget:
-    """Changed parameter: the target scales by ``factor`` (a 3 % loss is ``0.97``)."""
+    """Changed parameter: the target scales by ``factor`` (a 3 % loss is ``0.97``).
+
+    The latent Gaussian scales; the bounds and any given bound masses stay (a stopped
+    turbine still delivers zero; the chance of reaching rated power is taken as unchanged,
+    a small error for factors near one).
+    """
 
     factor: float
 

@@ -35,6 +35,7 @@ without revealing any single reading once the counts are large.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,10 @@ from twinweave.models._basis import (
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
+# Smallest probability a bound is given (the smallest normal double).
+_TINY = float(np.finfo(np.float64).tiny)
+# gram, moment, sum_sq, count, count at the lower and at the upper bound, per noise bin.
+_Statistics = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
 
 # Stored statistics are kept divided by a running decay scale; fold the scale back in
 # before it underflows.
@@ -392,6 +397,8 @@ class BayesianBasisRegression:
         noise_prior_count: float = 10.0,
         n_em_iterations: int = 50,
         prior_mean: Sequence[float] | FloatArray | None = None,
+        bound_masses: bool = True,
+        bound_prior_count: float = 10.0,
     ) -> None:
         self.target = target
         self.terms = tuple(terms)
@@ -406,6 +413,8 @@ class BayesianBasisRegression:
         self.noise_prior_count = noise_prior_count
         self.n_em_iterations = n_em_iterations
         self.prior_mean = None if prior_mean is None else np.asarray(prior_mean, np.float64)
+        self.bound_masses = bound_masses
+        self.bound_prior_count = bound_prior_count
         self._validate_params()
         self.n_features = sum(term.n_features for term in self.terms)
         self._prior_mean = self._checked_prior_mean()
@@ -441,6 +450,10 @@ class BayesianBasisRegression:
             )
         if not self.lower < self.upper:
             raise ValueError(f"bounds: expected lower < upper, got [{self.lower}, {self.upper}]")
+        if not self.bound_prior_count > 0:
+            raise ValueError(
+                f"bound_prior_count: expected a positive number, got {self.bound_prior_count}"
+            )
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -457,6 +470,8 @@ class BayesianBasisRegression:
             "noise_prior_count": self.noise_prior_count,
             "prior_mean": None if self.prior_mean is None else self.prior_mean.copy(),
             "n_em_iterations": self.n_em_iterations,
+            "bound_masses": self.bound_masses,
+            "bound_prior_count": self.bound_prior_count,
         }
 
     def _checked_prior_mean(self) -> FloatArray:
@@ -485,6 +500,10 @@ class BayesianBasisRegression:
         self._moment: FloatArray = np.zeros((k, p))
         self._sum_sq: FloatArray = np.zeros(k)
         self._count: FloatArray = np.zeros(k)
+        # Readings exactly at the lower / upper bound, per bin (NaN: not counted, as in a
+        # state saved before they were).
+        self._count_lower: FloatArray = np.zeros(k)
+        self._count_upper: FloatArray = np.zeros(k)
         # Single readings not yet added to the statistics, by noise bin and window layout:
         # the outer product of ``(window values, y, 1)`` summed in one small dense block,
         # so a reading costs one BLAS rank-one update of contiguous memory instead of a
@@ -524,6 +543,18 @@ class BayesianBasisRegression:
         return self._count
 
     @property
+    def count_lower_(self) -> FloatArray:
+        """Per-bin (discounted) number of readings at the lower bound, divided by
+        ``scale_``."""
+        return self._count_lower
+
+    @property
+    def count_upper_(self) -> FloatArray:
+        """Per-bin (discounted) number of readings at the upper bound, divided by
+        ``scale_``."""
+        return self._count_upper
+
+    @property
     def n_observations_(self) -> float:
         return float(self.count_.sum() * self.scale_)
 
@@ -533,6 +564,8 @@ class BayesianBasisRegression:
             "moment_": self.moment_.copy(),
             "sum_sq_": self.sum_sq_.copy(),
             "count_": self.count_.copy(),
+            "count_lower_": self.count_lower_.copy(),
+            "count_upper_": self.count_upper_.copy(),
             "scale_": self.scale_,
             "noise_start_": self.noise_start_.copy(),
         }
@@ -540,12 +573,20 @@ class BayesianBasisRegression:
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
         """The emulator holding ``state``; a state saved before ``noise_start_`` existed
-        restores with a cold start, which is how it was fitted."""
+        restores with a cold start, which is how it was fitted, and one saved before the
+        bounds' counts existed predicts the bounds' masses of the censored normal."""
         model = cls(**params)
         # State name and where it is kept.
         names = {"gram_": "_gram", "moment_": "_moment", "sum_sq_": "_sum_sq", "count_": "_count"}
-        if "noise_start_" in state:
-            names["noise_start_"] = "noise_start_"
+        later = {
+            "noise_start_": "noise_start_",
+            "count_lower_": "_count_lower",
+            "count_upper_": "_count_upper",
+        }
+        names.update({name: kept for name, kept in later.items() if name in state})
+        if "count_lower_" not in state:
+            model._count_lower[:] = np.nan
+            model._count_upper[:] = np.nan
         for name, attribute in names.items():
             # C order: single readings are added through flat views of these arrays.
             value = np.array(state[name], dtype=np.float64, order="C")
@@ -626,11 +667,14 @@ class BayesianBasisRegression:
             return self
         # Larger batches go by chunks of rows, into scratch statistics that are added to
         # the state only once every chunk has passed validation.
-        scratch = (
-            np.zeros_like(self._gram),
-            np.zeros_like(self._moment),
-            np.zeros_like(self._sum_sq),
-            np.zeros_like(self._count),
+        gram, moment, sum_sq, count, count_lower, count_upper = self._state_arrays()
+        scratch: _Statistics = (
+            np.zeros_like(gram),
+            np.zeros_like(moment),
+            np.zeros_like(sum_sq),
+            np.zeros_like(count),
+            np.zeros_like(count_lower),
+            np.zeros_like(count_upper),
         )
         for lo in range(0, n, _CHUNK_ROWS):
             hi = min(lo + _CHUNK_ROWS, n)
@@ -664,6 +708,10 @@ class BayesianBasisRegression:
             return False
         j = self._bin_one(source)
         weight = self._advance(1)
+        if y <= self.lower:
+            self._count_lower[j] += weight
+        elif y >= self.upper:
+            self._count_upper[j] += weight
         key = (j, firsts)
         block = self._pending.get(key)
         if block is None:
@@ -698,9 +746,16 @@ class BayesianBasisRegression:
             self._posterior = None
         self._marginal = None
 
-    def _state_arrays(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    def _state_arrays(self) -> _Statistics:
         # Pending single readings may stay pending: the batch's statistics are added.
-        return self._gram, self._moment, self._sum_sq, self._count
+        return (
+            self._gram,
+            self._moment,
+            self._sum_sq,
+            self._count,
+            self._count_lower,
+            self._count_upper,
+        )
 
     def _advance(self, n: int) -> float:
         """Discount the state for ``n`` new readings; the weight of an undiscounted one."""
@@ -747,11 +802,14 @@ class BayesianBasisRegression:
         y: FloatArray,
         bins: IndexArray,
         weights: FloatArray | float,
-        into: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+        into: _Statistics,
     ) -> None:
         """Add the weighted statistics of these rows to ``into`` (gram, moment, sum_sq,
-        count)."""
-        gram, moment, sum_sq, count = into
+        count, counts at the lower and upper bound)."""
+        gram, moment, sum_sq, count, count_lower, count_upper = into
+        row_weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), y.shape)
+        count_lower += np.bincount(bins, row_weights * (y <= self.lower), minlength=self.n_bins)
+        count_upper += np.bincount(bins, row_weights * (y >= self.upper), minlength=self.n_bins)
         windows = self._windows
         order, bounds = windows.groups(starts, bins, self.n_bins)
         x_sorted = windows.gather(values, order)
@@ -783,7 +841,7 @@ class BayesianBasisRegression:
 
     def _fold_scale(self) -> None:
         self._settle()
-        for name in ("_gram", "_moment", "_sum_sq", "_count"):
+        for name in ("_gram", "_moment", "_sum_sq", "_count", "_count_lower", "_count_upper"):
             setattr(self, name, getattr(self, name) * self.scale_)
         self.scale_ = 1.0
 
@@ -866,7 +924,7 @@ class BayesianBasisRegression:
                 projection,
                 out[lo:hi],
             )
-        return CensoredNormal(
+        predictive = CensoredNormal(
             out[:, 0],
             noise_var[bins] if spread is None else noise_var[bins] + spread,
             lower=self.lower,
@@ -874,6 +932,37 @@ class BayesianBasisRegression:
             units=self.units,
             factor=out[:, 1:],
         )
+        if not self.bound_masses:
+            return predictive
+        return self._with_bound_masses(predictive, bins)
+
+    def _with_bound_masses(self, predictive: CensoredNormal, bins: IndexArray) -> CensoredNormal:
+        """``predictive`` with each finite bound's probability estimated per noise bin:
+        the share of readings there, shrunk with ``bound_prior_count`` pseudo-readings
+        towards the censored normal's own tail (which is also the answer where the bin
+        has no readings, or its counts were never kept)."""
+        lower = self._bound_mass(self.lower, self._count_lower, predictive.mass_at_lower, bins)
+        upper = self._bound_mass(self.upper, self._count_upper, predictive.mass_at_upper, bins)
+        if lower is None and upper is None:
+            return predictive
+        return dataclasses.replace(predictive, lower_mass=lower, upper_mass=upper)
+
+    def _bound_mass(
+        self, bound: float, counted: FloatArray, tail: FloatArray, bins: IndexArray
+    ) -> FloatArray | None:
+        if not np.isfinite(bound):
+            return None
+        # Counts are kept divided by the decay scale; put it back so that the prior's
+        # pseudo-readings weigh the same whatever the scale.
+        self._settle()
+        at_bound = counted[bins] * self.scale_
+        n = self._count[bins] * self.scale_
+        c = self.bound_prior_count
+        shrunk = (at_bound + c * tail) / (n + c)
+        mass = np.where(np.isnan(at_bound), tail, shrunk)
+        # Never exactly impossible: a reading at a bound the twin thought far away (the
+        # tail underflowed) is then very surprising, with a finite residual and score.
+        return np.asarray(np.maximum(mass, _TINY), dtype=np.float64)
 
     def _marginalise(
         self,

@@ -1,7 +1,8 @@
 """Residuals and anomaly scores of observations under a twin's predictive distribution.
 
-A twin's predictive is a censored normal: a density between the bounds and point masses
-at them (power piles up at zero and at rated). Residuals and scores here are defined
+A twin's predictive is a censored normal, possibly with the bounds' probabilities given:
+a density between the bounds and point masses at them (power piles up at zero and at
+rated). Residuals and scores here are defined
 through the predictive cumulative distribution function, so readings at a bound and
 readings between the bounds are judged on one scale.
 """
@@ -42,6 +43,29 @@ def _standardise(
     )
 
 
+def _probits(
+    predictive: CensoredNormal, y: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The probit of the CDF at ``y`` between the bounds, and the log probabilities of
+    the lower and the upper bound.
+
+    For the censored normal the probit is the latent standard score and the bounds'
+    probabilities are the latent tails; with given bound masses (a hurdle) both come
+    from the distribution's CDF and survival function, each from its nearer tail.
+    """
+    z, a, b = _standardise(predictive, y)
+    if not predictive.is_hurdle:
+        return z, special.log_ndtr(a), special.log_ndtr(-b)
+    below, above = predictive.cdf(y), predictive.sf(y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        probit = np.where(below < 0.5, special.ndtri(below), -special.ndtri(above))
+        return (
+            np.asarray(probit, dtype=np.float64),
+            np.log(predictive.mass_at_lower),
+            np.log(predictive.mass_at_upper),
+        )
+
+
 def standardised_residuals(
     predictive: CensoredNormal,
     y: ArrayLike,
@@ -50,14 +74,14 @@ def standardised_residuals(
 ) -> FloatArray:
     """Probit of the randomised probability integral transform of ``y``.
 
-    Between the bounds the residual is ``(y - loc) / latent_std``, the probit of the
-    predictive CDF. At a bound the CDF jumps (the bound holds probability mass), so the
-    PIT is drawn uniformly over the jump, ``u ~ U(F(y-), F(y))``, and the residual is
-    ``Phi^-1(u)``: the randomised PIT of Czado, Gneiting and Held (2009), "Predictive model
-    assessment for count data", Biometrics 65:1254-1261, doi:10.1111/j.1541-0420.2009.01191.x.
-    When ``y`` is drawn from ``predictive`` the residuals are then exactly independent
-    standard normal, bounds included, so a shift in their mean is evidence against the
-    twin.
+    Between the bounds the residual is the probit of the predictive CDF (for the
+    censored normal, ``(y - loc) / latent_std``). At a bound the CDF jumps (the bound
+    holds probability mass), so the PIT is drawn uniformly over the jump,
+    ``u ~ U(F(y-), F(y))``, and the residual is ``Phi^-1(u)``: the randomised PIT of
+    Czado, Gneiting and Held (2009), "Predictive model assessment for count data",
+    Biometrics 65:1254-1261, doi:10.1111/j.1541-0420.2009.01191.x. When ``y`` is drawn
+    from ``predictive`` the residuals are then exactly independent standard normal,
+    bounds included, so a shift in their mean is evidence against the twin.
 
     Parameters
     ----------
@@ -87,19 +111,19 @@ def standardised_residuals(
     """
     y_arr = _observed(predictive, y)
     rng = np.random.default_rng(seed)
-    z, a, b = _standardise(predictive, y_arr)
+    inside, log_low, log_high = _probits(predictive, y_arr)
     # V in (0, 1]: the position of the PIT inside the jump, measured from the tail end.
     log_v = np.log(1.0 - rng.random(y_arr.shape))
     # In log probabilities, so that a bound far in the predictive's tail (a turbine at
     # rated power where the twin expected 400 kW) gives a large finite residual instead
     # of an underflow to infinity.
     with np.errstate(divide="ignore"):
-        # Lower atom: u = V * P(Y = lower) = V * Phi(a).
-        at_lower = special.ndtri_exp(log_v + special.log_ndtr(a))
-        # Upper atom: 1 - u = V * P(Y = upper) = V * Phi(-b), written in the upper tail
-        # so that a tiny mass does not round to u = 1.
-        at_upper = -special.ndtri_exp(log_v + special.log_ndtr(-b))
-    out = np.where(y_arr <= predictive.lower, at_lower, z)
+        # Lower atom: u = V * P(Y = lower).
+        at_lower = special.ndtri_exp(log_v + log_low)
+        # Upper atom: 1 - u = V * P(Y = upper), written in the upper tail so that a tiny
+        # mass does not round to u = 1.
+        at_upper = -special.ndtri_exp(log_v + log_high)
+    out = np.where(y_arr <= predictive.lower, at_lower, inside)
     out = np.where(y_arr >= predictive.upper, at_upper, out)
     out = np.where(y_arr < predictive.lower, -np.inf, out)
     out = np.where(y_arr > predictive.upper, np.inf, out)
@@ -140,11 +164,11 @@ def anomaly_score(predictive: CensoredNormal, y: ArrayLike) -> FloatArray:
     array([0., 3., 0.])
     """
     y_arr = _observed(predictive, y)
-    z, a, b = _standardise(predictive, y_arr)
+    probit, log_low, log_high = _probits(predictive, y_arr)
     with np.errstate(divide="ignore"):
-        log_tail = special.log_ndtr(-np.abs(z))
-        log_tail = np.where(y_arr <= predictive.lower, special.log_ndtr(a), log_tail)
-        log_tail = np.where(y_arr >= predictive.upper, special.log_ndtr(-b), log_tail)
+        log_tail = special.log_ndtr(-np.abs(probit))
+        log_tail = np.where(y_arr <= predictive.lower, log_low, log_tail)
+        log_tail = np.where(y_arr >= predictive.upper, log_high, log_tail)
     log_p = np.minimum(np.log(2.0) + log_tail, 0.0)
     outside = (y_arr < predictive.lower) | (y_arr > predictive.upper)
     # Adding 0.0 turns the -0.0 of a certain event into 0.0.
@@ -189,7 +213,7 @@ def loss_sensitivity(
         raise ValueError(f"loss: expected a fraction in (0, 1), got {loss}")
     if not max_sensitivity > 0.0:
         raise ValueError(f"max_sensitivity: expected a positive number, got {max_sensitivity}")
-    median = np.clip(predictive.loc, predictive.lower, predictive.upper)
+    median = predictive.quantile(0.5)
     shift = loss * median / np.maximum(predictive.latent_std, 1e-300)
     return np.asarray(np.clip(shift, 0.0, max_sensitivity), dtype=np.float64)
 

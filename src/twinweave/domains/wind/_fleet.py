@@ -159,22 +159,7 @@ def live_predictions(twin: Twin, evaluation: pd.DataFrame, rated_power: float) -
         inputs = model_inputs(block, rated_power)
         parts.append(twin.predict(inputs))
         twin.update(inputs)
-    return concatenate(parts)
-
-
-def concatenate(parts: list[CensoredNormal]) -> CensoredNormal:
-    """Join predictive distributions of consecutive blocks (their shared factors are
-    independent between blocks, so the joint factor is block-diagonal; only marginals
-    are kept here)."""
-    if not parts:
-        raise ValueError("parts: expected at least one predictive, got none")
-    return CensoredNormal(
-        np.concatenate([p.loc for p in parts]),
-        np.concatenate([p.latent_var for p in parts]),
-        lower=parts[0].lower,
-        upper=parts[0].upper,
-        units=parts[0].units,
-    )
+    return CensoredNormal.concatenate(parts)
 
 
 def evaluation_scores(

@@ -36,7 +36,7 @@ a time:
 
 On the La Haute Borne data of 2015 (twins fitted on January-June 2014, calibrated on
 July-December 2014), a -8 % loss injected for 30 days is flagged after a median of 3 days,
-20 of 24 injections within 7 days, with 0.25 false alarms per turbine-year
+21 of 24 injections within 7 days, with 0.25 false alarms per turbine-year
 (``tests/monitoring/test_underperformance.py``).
 """
 

@@ -1,0 +1,156 @@
+"""The censored normal with the bounds' probabilities given (a hurdle): the same
+contracts as the censored one, checked against sampling from its definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from twinweave.core import CensoredNormal
+
+LOWER, UPPER = 0.0, 2050.0
+
+
+@pytest.fixture
+def hurdle() -> CensoredNormal:
+    rng = np.random.default_rng(11)
+    n = 60
+    loc = rng.uniform(-100, 2200, n)
+    low = rng.uniform(0.0, 0.9, n)
+    high = rng.uniform(0.0, 1.0, n) * (1.0 - low) * 0.5
+    return CensoredNormal(
+        loc,
+        rng.uniform(30, 150, n) ** 2,
+        lower=LOWER,
+        upper=UPPER,
+        units="kW",
+        lower_mass=low,
+        upper_mass=high,
+    )
+
+
+def draw_from_definition(p: CensoredNormal, n: int, seed: int) -> np.ndarray:
+    """Draws by the definition: a bound with its probability, else the latent Gaussian
+    truncated to the open interval between the bounds."""
+    rng = np.random.default_rng(seed)
+    s = p.latent_std
+    a, b = (p.lower - p.loc) / s, (p.upper - p.loc) / s
+    inside = stats.truncnorm.rvs(a, b, loc=p.loc, scale=s, size=(n, len(p)), random_state=rng)
+    u = rng.random((n, len(p)))
+    out = np.where(u < p.mass_at_lower, p.lower, inside)
+    return np.where(u > 1.0 - p.mass_at_upper, p.upper, out)
+
+
+def test_moments_quantiles_and_masses_match_the_definition(hurdle: CensoredNormal) -> None:
+    draws = draw_from_definition(hurdle, 40_000, seed=1)
+    se = draws.std(axis=0) / np.sqrt(draws.shape[0])
+    assert np.all(np.abs(draws.mean(axis=0) - hurdle.mean) < 4 * np.maximum(se, 1e-9))
+    rel = np.abs(draws.var(axis=0) - hurdle.var) / np.maximum(hurdle.var, 1.0)
+    assert np.median(rel) < 0.02
+    # Each quantile has the claimed probability below it (ties at a bound count).
+    for q in (0.05, 0.5, 0.95):
+        value = hurdle.quantile(q)
+        at_or_below = (draws <= value + 1e-9).mean(axis=0)
+        strictly_below = (draws < value - 1e-9).mean(axis=0)
+        assert np.all(at_or_below >= q - 0.015)
+        assert np.all(strictly_below <= q + 0.015)
+    np.testing.assert_allclose((draws == LOWER).mean(axis=0), hurdle.mass_at_lower, atol=0.01)
+    np.testing.assert_allclose((draws == UPPER).mean(axis=0), hurdle.mass_at_upper, atol=0.01)
+
+
+def test_sampling_and_cdf_agree_with_the_definition(hurdle: CensoredNormal) -> None:
+    sampled = hurdle.sample(20_000, seed=2)
+    reference = draw_from_definition(hurdle, 20_000, seed=3)
+    for value in (LOWER, 500.0, 1500.0, UPPER - 1.0):
+        cdf = hurdle.cdf(np.full(len(hurdle), value))
+        np.testing.assert_allclose((sampled <= value).mean(axis=0), cdf, atol=0.015)
+        np.testing.assert_allclose((reference <= value).mean(axis=0), cdf, atol=0.015)
+
+
+def test_log_prob_integrates_to_one_and_gives_the_masses() -> None:
+    grid = np.linspace(LOWER, 300.0, 30_001)[1:-1]
+    p = CensoredNormal(
+        np.full(grid.size, 20.0), 40.0**2, lower=LOWER, upper=300.0, lower_mass=0.7, upper_mass=0.05
+    )
+    inside = np.trapezoid(np.exp(p.log_prob(grid)), grid)
+    assert inside == pytest.approx(0.25, abs=1e-4)
+    assert np.exp(p.log_prob(np.zeros(grid.size))[0]) == pytest.approx(0.7)
+    assert np.exp(p.log_prob(np.full(grid.size, 300.0))[0]) == pytest.approx(0.05)
+
+
+def test_crps_matches_its_expectation_form(hurdle: CensoredNormal) -> None:
+    part = hurdle[np.arange(6)]
+    y = np.array([0.0, 2050.0, 700.0, 1200.0, 30.0, 1900.0])
+    s = draw_from_definition(part, 200_000, seed=4)
+    s2 = draw_from_definition(part, 200_000, seed=5)
+    expected = np.abs(s - y).mean(axis=0) - 0.5 * np.abs(s - s2).mean(axis=0)
+    np.testing.assert_allclose(part.crps(y), expected, rtol=0.02, atol=0.3)
+
+
+def test_given_masses_equal_to_the_tails_are_the_censored_normal() -> None:
+    rng = np.random.default_rng(5)
+    loc, var = rng.uniform(-200, 2300, 50), rng.uniform(40, 200, 50) ** 2
+    censored = CensoredNormal(loc, var, lower=LOWER, upper=UPPER)
+    same = CensoredNormal(
+        loc,
+        var,
+        lower=LOWER,
+        upper=UPPER,
+        lower_mass=censored.mass_at_lower,
+        upper_mass=censored.mass_at_upper,
+    )
+    y = np.clip(loc + rng.normal(0, 100, 50), LOWER, UPPER)
+    for name in ("mean", "var"):
+        np.testing.assert_allclose(getattr(same, name), getattr(censored, name), rtol=1e-9)
+    np.testing.assert_allclose(
+        same.quantile([0.05, 0.5, 0.95]), censored.quantile([0.05, 0.5, 0.95]), atol=1e-6
+    )
+    np.testing.assert_allclose(same.log_prob(y), censored.log_prob(y), atol=1e-9)
+    np.testing.assert_allclose(same.cdf(y), censored.cdf(y), atol=1e-12)
+    np.testing.assert_allclose(same.crps(y), censored.crps(y), rtol=1e-9)
+
+
+def test_clipping_to_new_bounds_is_the_distribution_of_the_clipped_value(
+    hurdle: CensoredNormal,
+) -> None:
+    draws = draw_from_definition(hurdle, 40_000, seed=6)
+    derated = hurdle.clipped(LOWER, 1200.0)
+    assert derated.upper == 1200.0
+    clipped = np.minimum(draws, 1200.0)
+    np.testing.assert_allclose((clipped == 1200.0).mean(axis=0), derated.mass_at_upper, atol=0.01)
+    np.testing.assert_allclose(clipped.mean(axis=0), derated.mean, rtol=0.02, atol=2.0)
+    stopped = hurdle.clipped(LOWER, LOWER)
+    assert np.all(stopped.quantile([0.01, 0.99]) == 0.0)
+    assert np.all(stopped.mean == 0.0)
+
+
+def test_probability_between_counts_included_bounds(hurdle: CensoredNormal) -> None:
+    n = len(hurdle)
+    everything = hurdle.probability_between(np.full(n, LOWER), np.full(n, UPPER))
+    np.testing.assert_allclose(everything, 1.0, atol=1e-12)
+    lo, hi = hurdle.interval(0.9)
+    draws = draw_from_definition(hurdle, 40_000, seed=7)
+    covered = ((draws >= lo) & (draws <= hi)).mean(axis=0)
+    np.testing.assert_allclose(covered, hurdle.probability_between(lo, hi), atol=0.012)
+    # At least the level: a bound's mass can only add to a central interval.
+    assert np.all(hurdle.probability_between(lo, hi) >= 0.9 - 1e-9)
+
+
+def test_concatenate_keeps_the_masses(hurdle: CensoredNormal) -> None:
+    censored = CensoredNormal([100.0], [50.0**2], lower=LOWER, upper=UPPER, units="kW")
+    joined = CensoredNormal.concatenate([hurdle, censored])
+    assert len(joined) == len(hurdle) + 1
+    np.testing.assert_allclose(joined.mass_at_lower[:-1], hurdle.mass_at_lower)
+    assert joined.mass_at_lower[-1] == pytest.approx(censored.mass_at_lower[0])
+    with pytest.raises(ValueError, match="same bounds"):
+        CensoredNormal.concatenate([hurdle, CensoredNormal([1.0], [1.0])])
+
+
+def test_rejects_impossible_masses() -> None:
+    with pytest.raises(ValueError, match=r"lower_mass: expected probabilities in \[0, 1\]"):
+        CensoredNormal([0.0], [1.0], lower=0.0, upper=1.0, lower_mass=[1.5])
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        CensoredNormal([0.0], [1.0], lower=0.0, upper=1.0, lower_mass=[0.7], upper_mass=[0.6])
+    with pytest.raises(ValueError, match="infinite bound"):
+        CensoredNormal([0.0], [1.0], lower_mass=[0.1])
