@@ -9,7 +9,9 @@ population with honest (wider) intervals.
 
 Each number below is the mean over the four turbines of one metric for one history;
 ``details`` holds every turbine's row. Write the whole table as Markdown with
-``python -m benchmarks.transfer --markdown docs/TRANSFER.md``.
+``python -m benchmarks.transfer --markdown docs/TRANSFER.md``; compare the period
+lengths of partial pooling's period effects on 2014 alone with
+``python -m benchmarks.transfer --select-periods``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from benchmarks._data import Fleet, load_fleet
 from benchmarks._harness import Result
 from twinweave.transfer import (
     HISTORIES,
+    PeriodLabels,
     TransferRow,
+    calendar_months,
+    calendar_weeks,
     markdown_table,
     new_turbine_experiment,
 )
@@ -134,11 +140,84 @@ def run(fleet: Fleet, *, histories: Sequence[str] = tuple(HISTORIES)) -> list[Re
     return results
 
 
+#: The period lengths compared by :func:`select_periods` (``None``: no period effects).
+PERIODS: dict[str, PeriodLabels | None] = {
+    "none": None,
+    "calendar week": calendar_weeks,
+    "calendar month": calendar_months,
+}
+#: Choosing the period length from the training year alone: the new turbine's first
+#: day, week, month or half-year of 2014 (the others: that half-year), scored on the
+#: second half of 2014. 2015 is never read.
+SELECTION_TRAINING = (pd.Timestamp("2014-01-01", tz="UTC"), pd.Timestamp("2014-07-01", tz="UTC"))
+SELECTION_EVALUATION = (
+    pd.Timestamp("2014-07-01", tz="UTC"),
+    pd.Timestamp("2015-01-01", tz="UTC"),
+)
+
+
+def select_periods(fleet: Fleet, *, tol: float = 1e-4) -> str:
+    """The period comparison on 2014 alone, as a Markdown table.
+
+    Per period length and history: the mean over the four new turbines of each score,
+    and on how many turbines partial pooling beats no pooling on all four metrics
+    (NMSE, CRPS, joint log-likelihood, coverage closer to 90 %). The rounds stop at
+    ``tol`` (the slow tests' tolerance, for time).
+    """
+    observations = fleet.observations[fleet.observations["time"].dt.year == 2014]
+    lines = [
+        "| periods | history | NMSE | CRPS [kW] | joint log-lik [nats/pt] | "
+        "\\|coverage - 0.9\\| | beats no pooling on every metric |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, labels in PERIODS.items():
+        rows = new_turbine_experiment(
+            observations,
+            fleet.specs,
+            histories=("1 day", "1 week", "1 month", "1 year"),
+            training_window=SELECTION_TRAINING,
+            evaluation_window=SELECTION_EVALUATION,
+            periods=labels,
+            tol=tol,
+        )
+        for history in ("1 day", "1 week", "1 month", "1 year"):
+            ours = [r for r in rows if r.history == history and r.method == "partial pooling"]
+            alone = {
+                r.asset_id: r for r in rows if r.history == history and r.method == "no pooling"
+            }
+            wins = sum(
+                r.nmse < alone[r.asset_id].nmse
+                and r.crps < alone[r.asset_id].crps
+                and r.joint_log_likelihood > alone[r.asset_id].joint_log_likelihood
+                and abs(r.coverage - NOMINAL) < abs(alone[r.asset_id].coverage - NOMINAL)
+                for r in ours
+            )
+            lines.append(
+                f"| {name} | {history.replace('1 year', 'half-year')} | "
+                f"{np.mean([r.nmse for r in ours]):.4f} | "
+                f"{np.mean([r.crps for r in ours]):.1f} | "
+                f"{np.mean([r.joint_log_likelihood for r in ours]):.3f} | "
+                f"{np.mean([abs(r.coverage - NOMINAL) for r in ours]):.3f} | "
+                f"{wins} of {len(ours)} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.transfer", description=__doc__)
     parser.add_argument("--markdown", type=Path, help="write the table to this file")
+    parser.add_argument(
+        "--select-periods",
+        action="store_true",
+        help="compare period lengths on 2014 alone (first half to second half) and exit",
+    )
     args = parser.parse_args(argv)
     fleet = load_fleet()
+    if args.select_periods:
+        start = time.perf_counter()
+        print(select_periods(fleet))
+        print(f"{time.perf_counter() - start:.0f} s")
+        return 0
     start = time.perf_counter()
     rows = new_turbine_experiment(fleet.observations, fleet.specs)
     elapsed = time.perf_counter() - start

@@ -89,16 +89,18 @@ def test_la_haute_borne_targets(experiment: list[TransferRow]) -> None:
     assert assets == ["R80711", "R80721", "R80736", "R80790"]
     for asset in assets:
         # A day or a week of data: partial pooling beats no pooling on every turbine in
-        # accuracy and sharpness-with-calibration (CRPS); at a day also in joint
-        # log-likelihood (a week: test below).
+        # accuracy, sharpness-with-calibration (CRPS) and joint log-likelihood.
         for history in ("1 day", "1 week"):
             partial = _by(experiment, asset, history, "partial pooling")
             alone = _by(experiment, asset, history, "no pooling")
             assert partial.nmse < alone.nmse, (asset, history)
             assert partial.crps < alone.crps, (asset, history)
+            assert partial.joint_log_likelihood > alone.joint_log_likelihood, (asset, history)
+        # At a day, its coverage is also closer to 90 % on every turbine (a week: every
+        # turbine but R80790, test below).
         partial = _by(experiment, asset, "1 day", "partial pooling")
         alone = _by(experiment, asset, "1 day", "no pooling")
-        assert partial.joint_log_likelihood > alone.joint_log_likelihood, asset
+        assert abs(partial.coverage - 0.9) < abs(alone.coverage - 0.9), asset
         # A turbine with no data, from the population: about as accurate as the fleet's
         # one curve, with wider intervals than it and at least its coverage.
         new = _by(experiment, asset, "no data", "partial pooling")
@@ -112,6 +114,10 @@ def test_la_haute_borne_targets(experiment: list[TransferRow]) -> None:
         assert partial.nmse < 1.06 * alone.nmse, asset
         assert partial.crps < 1.04 * alone.crps, asset
         assert partial.joint_log_likelihood > alone.joint_log_likelihood - 0.07, asset
+    for asset in ("R80711", "R80721", "R80736"):
+        partial = _by(experiment, asset, "1 week", "partial pooling")
+        alone = _by(experiment, asset, "1 week", "no pooling")
+        assert abs(partial.coverage - 0.9) < abs(alone.coverage - 0.9), asset
     # Coverage: closer to 90 % than no pooling's, on average over the turbines.
     for history in ("1 day", "1 week"):
         assert _coverage_gap(experiment, assets, history, "partial pooling") < _coverage_gap(
@@ -122,18 +128,34 @@ def test_la_haute_borne_targets(experiment: list[TransferRow]) -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 3 asks partial pooling to beat no pooling on every metric at a week; its "
-    "joint log-likelihood does on R80711 and R80721 but is a hair worse on R80736 "
-    "(-4.306 vs -4.305) and R80790 (-4.960 vs -4.956), docs/TRANSFER.md. Strict: this "
-    "fails loudly once the target holds.",
+    reason="issue 3 asks partial pooling's coverage to be closer to 90 % than no pooling's "
+    "at a week on every turbine; on R80790 it is not (0.70 against 0.81, whose intervals "
+    "are nearly twice as wide): R80790's 2015 readings between 4 and 14 m/s scatter more "
+    "than the fleet's 2014 noise and period effects allow, docs/TRANSFER.md. Strict: "
+    "this fails loudly once the target holds.",
 )
-def test_a_week_of_data_beats_no_pooling_in_joint_log_likelihood_everywhere(
+def test_a_week_of_data_covers_closer_to_90_percent_than_no_pooling_at_r80790(
     experiment: list[TransferRow],
 ) -> None:
-    for asset in sorted({r.asset_id for r in experiment}):
-        partial = _by(experiment, asset, "1 week", "partial pooling")
-        alone = _by(experiment, asset, "1 week", "no pooling")
-        assert partial.joint_log_likelihood > alone.joint_log_likelihood, asset
+    partial = _by(experiment, "R80790", "1 week", "partial pooling")
+    alone = _by(experiment, "R80790", "1 week", "no pooling")
+    assert abs(partial.coverage - 0.9) < abs(alone.coverage - 0.9)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 asks partial pooling at a year to be no worse than the better "
+    "baseline; on R80711 complete pooling's NMSE is lower (0.0142 against 0.0162): its "
+    "2014 curve describes its 2015 worse than the fleet's average does, docs/TRANSFER.md. "
+    "Strict: this fails loudly once the target holds.",
+)
+def test_a_year_of_data_is_as_accurate_as_the_fleets_curve_at_r80711(
+    experiment: list[TransferRow],
+) -> None:
+    partial = _by(experiment, "R80711", "1 year", "partial pooling")
+    fleet_curve = _by(experiment, "R80711", "1 year", "complete pooling")
+    assert partial.nmse <= fleet_curve.nmse
 
 
 def test_histories_are_the_first_readings_of_the_year() -> None:

@@ -42,9 +42,15 @@ Fleet = tuple[dict[str, TwinStatistics], FleetPrior, dict[str, np.ndarray]]
 
 
 def make_fleet(
-    n_readings: Sequence[int], seed: int = 1, kinds: Sequence[str] | None = None
+    n_readings: Sequence[int],
+    seed: int = 1,
+    kinds: Sequence[str] | None = None,
+    n_periods: int | None = None,
 ) -> Fleet:
-    """A synthetic fleet: scaled sine curves with noise; statistics, prior, raw ``y``."""
+    """A synthetic fleet: scaled sine curves with noise; statistics, prior, raw ``y``.
+
+    With ``n_periods``, each twin's readings fall in that many consecutive periods and
+    its statistics hold the period blocks."""
     rng = np.random.default_rng(seed)
     stats: dict[str, TwinStatistics] = {}
     readings: dict[str, np.ndarray] = {}
@@ -52,7 +58,15 @@ def make_fleet(
         x = rng.uniform(0.0, 1.0, n)
         y = (1.0 + 0.3 * rng.standard_normal()) * np.sin(2.0 * x) + rng.normal(0.0, 0.02, n)
         kind = "default" if kinds is None else kinds[k]
-        stats[f"T{k}"] = TwinStatistics.from_emulator(_emulator().update({"x": x, "y": y}), kind)
+        columns = {"x": x, "y": y}
+        model = _emulator().update(columns)
+        if n_periods is None:
+            stats[f"T{k}"] = TwinStatistics.from_emulator(model, kind)
+        else:
+            periods = np.arange(n) * n_periods // n
+            stats[f"T{k}"] = TwinStatistics.from_emulator(
+                model, kind, readings=columns, periods=periods
+            )
         readings[f"T{k}"] = y
     return stats, FleetPrior.from_emulator(_emulator()), readings
 
@@ -216,8 +230,8 @@ def _payloads(
 
 
 def test_only_the_documented_summaries_leave_a_twin() -> None:
-    few, prior, _ = make_fleet([40, 60, 90], seed=5)
-    many, _, _ = make_fleet([30_000, 50_000, 70_000], seed=5)
+    few, prior, _ = make_fleet([40, 60, 90], seed=5, n_periods=3)
+    many, _, _ = make_fleet([30_000, 50_000, 70_000], seed=5, n_periods=20)
     shapes: dict[str, set[tuple[tuple[str, tuple[int, ...]], ...]]] = {}
     for name, stats in (("few", few), ("many", many)):
         messages = _payloads(stats, prior, n_rounds=5)
@@ -247,7 +261,7 @@ def test_only_the_documented_summaries_leave_a_twin() -> None:
 
 
 def test_an_answer_is_the_twins_local_step_and_holds_no_reading() -> None:
-    stats, prior, readings = make_fleet([2_000, 3_000, 4_000], seed=7)
+    stats, prior, readings = make_fleet([2_000, 3_000, 4_000], seed=7, n_periods=8)
     populations: dict[int, Population] = {}
     for direction, twin, record in _payloads(stats, prior, n_rounds=4):
         if isinstance(record, FitIns):
@@ -260,8 +274,15 @@ def test_an_answer_is_the_twins_local_step_and_holds_no_reading() -> None:
         for key, value in record.summary.to_arrays().items():
             np.testing.assert_allclose(value, alone.to_arrays()[key], rtol=1e-12, atol=0)
             assert not np.isin(value, readings[twin]).any()
-        # The raw statistics stay behind too (only the per-bin counts travel).
-        values = np.concatenate([v.ravel() for v in record.summary.to_arrays().values()])
+        # The raw statistics stay behind too (only the per-bin counts of readings and
+        # of period blocks travel).
+        arrays = record.summary.to_arrays()
+        values = np.concatenate([v.ravel() for v in arrays.values()])
         own = stats[twin]
-        for private in (own.gram, own.moment, own.sum_sq):
+        assert own.period_count is not None and (arrays["period_ss"] > 0).all()
+        np.testing.assert_array_equal(
+            arrays["period_blocks"][0], (own.period_count > 0).sum(axis=0)
+        )
+        for private in (own.gram, own.moment, own.sum_sq, own.period_sum, own.period_features):
+            assert private is not None
             assert not np.isin(private.ravel(), values).any()

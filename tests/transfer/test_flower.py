@@ -54,16 +54,27 @@ def _emulator() -> BayesianBasisRegression:
 
 
 def make_fleet(
-    n_readings: Sequence[int], seed: int
+    n_readings: Sequence[int], seed: int, n_periods: int | None = None
 ) -> tuple[dict[str, TwinStatistics], FleetPrior, dict[str, np.ndarray]]:
-    """Scaled sine curves with noise: statistics, prior and each twin's raw ``y``."""
+    """Scaled sine curves with noise: statistics, prior and each twin's raw ``y``; with
+    ``n_periods``, each twin's readings in that many consecutive periods, shifted by a
+    period effect (sd 0.01) per period and noise bin."""
     rng = np.random.default_rng(seed)
     stats: dict[str, TwinStatistics] = {}
     readings: dict[str, np.ndarray] = {}
     for k, n in enumerate(n_readings):
         x = rng.uniform(0.0, 1.0, n)
         y = (1.0 + 0.3 * rng.standard_normal()) * np.sin(2.0 * x) + rng.normal(0.0, 0.02, n)
-        stats[f"T{k}"] = TwinStatistics.from_emulator(_emulator().update({"x": x, "y": y}))
+        if n_periods is None:
+            stats[f"T{k}"] = TwinStatistics.from_emulator(_emulator().update({"x": x, "y": y}))
+        else:
+            periods = np.arange(n) * n_periods // n
+            # Without period effects in the data their variance heads for zero, which EM
+            # nears only slowly: the fit would not converge in MAX_ROUNDS.
+            y = y + rng.normal(0.0, 0.01, (n_periods, 2))[periods, (x >= 0.5).astype(int)]
+            stats[f"T{k}"] = TwinStatistics.from_emulator(
+                _emulator().update({"x": x, "y": y}), readings={"x": x, "y": y}, periods=periods
+            )
         readings[f"T{k}"] = y
     return stats, FleetPrior.from_emulator(_emulator()), readings
 
@@ -77,6 +88,9 @@ def assert_same_population(a: Population, b: Population, rtol: float) -> None:
     assert a.kinds == b.kinds
     for name in ("mean", "mean_covariance", "covariance", "noise_var", "global_mean"):
         assert relative(getattr(a, name), getattr(b, name)) <= rtol, name
+    assert (a.period_var is None) == (b.period_var is None)
+    if b.period_var is not None:
+        assert relative(a.period_var, b.period_var) <= rtol, "period_var"
 
 
 @dataclass
@@ -93,9 +107,10 @@ class Session:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
-    """Four twins (with 2,000 to 20,000 readings) over Flower, every message logged."""
+    """Four twins (with 2,000 to 20,000 readings, in 10 periods each) over Flower, every
+    message logged."""
     directory = tmp_path_factory.mktemp("flower")
-    stats, prior, readings = make_fleet([2_000, 5_000, 10_000, 20_000], seed=11)
+    stats, prior, readings = make_fleet([2_000, 5_000, 10_000, 20_000], seed=11, n_periods=10)
     logs = {twin: directory / f"log-{twin}" for twin in stats}
     with LoopbackFederation(directory / "federation") as federation:
         federation.add_twins(
@@ -153,9 +168,12 @@ def test_every_message_over_flower_carries_only_the_documented_records(
     received = [m for m in session.server_messages if m.direction == "received"]
     assert len(sent) == len(received) == session.result.n_rounds * n_twins
     for message in sent:
-        # Round 1's population has no noise variances yet (each twin uses its own).
+        # Round 1's population has no noise or period variances yet (each twin uses its
+        # own noise and takes its blocks' levels as free).
         expected = population_keys - (
-            {"population/noise_var"} if message.server_round == 1 else set()
+            {"population/noise_var", "population/period_var"}
+            if message.server_round == 1
+            else set()
         )
         assert set(message.arrays) == expected
         assert set(message.config) == {"fit/server-round", "fit/kinds"}
@@ -182,9 +200,17 @@ def test_a_twin_sends_its_local_step_and_no_reading(session: Session) -> None:
             )
             expected = local_step(session.stats[twin], population).to_arrays()
             assert set(answer.arrays) == {f"summary/{k}" for k in expected}
+            own = session.stats[twin]
+            assert own.period_sum is not None and own.period_features is not None
             for key, value in expected.items():
                 np.testing.assert_array_equal(answer.arrays[f"summary/{key}"], value)
                 assert not np.isin(answer.arrays[f"summary/{key}"], session.readings[twin]).any()
+                # Nor the sums of a period block (a zero, a feature absent from a bin,
+                # says nothing).
+                for private in (own.period_sum, own.period_features):
+                    values = private[private != 0.0]
+                    assert not np.isin(answer.arrays[f"summary/{key}"], values).any()
+            assert (answer.arrays["summary/period_ss"] > 0).all()
     # What the server received is what the twins sent.
     by_round = {
         (m.twin_id, m.server_round): m for m in session.server_messages if m.direction == "received"

@@ -332,10 +332,13 @@ def test_bad_arguments_are_refused() -> None:
 
 # -- the fleet, peer to peer --------------------------------------------------------------------
 def synthetic_fleet(
-    n_twins: int, seed: int, offsets: Sequence[float] | None = None
+    n_twins: int,
+    seed: int,
+    offsets: Sequence[float] | None = None,
+    columns: list[dict[str, np.ndarray]] | None = None,
 ) -> list[BayesianBasisRegression]:
     """Twins whose curves differ around a common shape (shifted by ``offsets``, per
-    twin), with 20 to 400 readings each."""
+    twin), with 20 to 400 readings each (appended to ``columns`` if given)."""
     rng = np.random.default_rng(seed)
     twins = []
     for k in range(n_twins):
@@ -351,6 +354,8 @@ def synthetic_fleet(
         )
         y = a + b * x + c * np.sin(3 * x) + rng.normal(0, 0.1, n)
         twins.append(model.update({"x": x, "y": y}))
+        if columns is not None:
+            columns.append({"x": x, "y": y})
     return twins
 
 
@@ -410,8 +415,15 @@ def test_two_kinds_by_gossip_equal_the_central_fit() -> None:
 
 
 def test_fleet_gossip_messages_are_summaries() -> None:
-    emulators = synthetic_fleet(5, seed=1)
-    stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
+    columns: list[dict[str, np.ndarray]] = []
+    emulators = synthetic_fleet(5, seed=1, columns=columns)
+    # With period statistics: four consecutive periods per twin.
+    stats = {
+        i: TwinStatistics.from_emulator(
+            e, readings=c, periods=np.arange(c["y"].size) * 4 // c["y"].size
+        )
+        for i, (e, c) in enumerate(zip(emulators, columns, strict=True))
+    }
     prior = FleetPrior.from_emulator(emulators[0])
     graph = nx.cycle_graph(5)
     seen: list[GossipMessages] = []
@@ -421,6 +433,11 @@ def test_fleet_gossip_messages_are_summaries() -> None:
     start = initial_population(prior, ["default"])
     payload_size = sum(np.size(v) for v in summary_payload(local_step(stats[0], start)).values())
     private = {float(v) for s in stats.values() for v in (*s.sum_sq, *np.ravel(s.moment))}
+    # And the period blocks' sums (a zero there, a feature absent from a bin, says nothing).
+    for s in stats.values():
+        assert s.period_sum is not None and s.period_features is not None
+        blocks = np.concatenate([np.ravel(s.period_sum), np.ravel(s.period_features)])
+        private |= {float(v) for v in blocks if v != 0.0}
     first = seen[0]
     for k, sender in enumerate(first.sender):
         summary = summary_payload(local_step(stats[sender], start))

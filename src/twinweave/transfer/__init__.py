@@ -10,7 +10,10 @@ by gossip. ``docs/FLEET_MODEL.md`` gives the equations and the messages.
 
 from twinweave.transfer._experiment import (
     HISTORIES,
+    PeriodLabels,
     TransferRow,
+    calendar_months,
+    calendar_weeks,
     joint_log_likelihood,
     markdown_table,
     new_turbine_experiment,
@@ -100,6 +103,7 @@ __all__ = [
     "LoggedMessage",
     "LoopbackFederation",
     "PeerGraph",
+    "PeriodLabels",
     "Population",
     "PushSum",
     "RoundReport",
@@ -107,6 +111,8 @@ __all__ = [
     "TwinPosterior",
     "TwinStatistics",
     "aggregate",
+    "calendar_months",
+    "calendar_weeks",
     "complete_pooling",
     "fit_central",
     "fit_federated",

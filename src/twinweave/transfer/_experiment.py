@@ -11,12 +11,12 @@ readings of the evaluation year, as in the fleet studies of Bull et al. (2023),
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core import CensoredNormal
 from twinweave.domains.wind import (
@@ -39,6 +39,22 @@ HISTORIES: dict[str, pd.Timedelta | None] = {
     "1 year": None,
 }
 METHODS = ("partial pooling", "no pooling", "complete pooling")
+
+#: Labels readings by period from their times (UTC, ``datetime64[ns]``): the readings
+#: of one label share a period effect in the fleet model.
+PeriodLabels = Callable[[NDArray[np.datetime64]], NDArray[np.int64]]
+
+
+def calendar_weeks(times: NDArray[np.datetime64]) -> NDArray[np.int64]:
+    """Calendar week (Monday to Sunday, UTC) of each time, as weeks since 1970-01-05."""
+    days = times.astype("datetime64[D]").astype(np.int64)
+    # 1970-01-01 was a Thursday: day 4 is the first Monday.
+    return np.asarray((days - 4) // 7, dtype=np.int64)
+
+
+def calendar_months(times: NDArray[np.datetime64]) -> NDArray[np.int64]:
+    """Calendar month (UTC) of each time, as months since 1970-01."""
+    return np.asarray(times.astype("datetime64[M]").astype(np.int64), dtype=np.int64)
 
 
 def joint_log_likelihood(predictive: CensoredNormal, y: ArrayLike) -> float:
@@ -137,20 +153,30 @@ class TransferRow:
         return asdict(self)
 
 
-def _first(readings: pd.DataFrame, span: pd.Timedelta | None, year: int) -> pd.DataFrame:
+def _first(readings: pd.DataFrame, span: pd.Timedelta | None, start: pd.Timestamp) -> pd.DataFrame:
     if span is None:
         return readings
-    start = pd.Timestamp(year=year, month=1, day=1, tz="UTC")
     return readings[readings["time"] < start + span]
 
 
 def _statistics(
-    emulator: BayesianBasisRegression, columns: dict[str, np.ndarray]
+    emulator: BayesianBasisRegression,
+    columns: dict[str, np.ndarray],
+    periods: PeriodLabels | None,
 ) -> TwinStatistics:
     fresh = BayesianBasisRegression(**emulator.get_params())
     if columns["power"].size:
         fresh.update(columns)
-    return TwinStatistics.from_emulator(fresh)
+    if periods is None:
+        return TwinStatistics.from_emulator(fresh)
+    return TwinStatistics.from_emulator(fresh, readings=columns, periods=periods(columns["time"]))
+
+
+def _window(year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    return (
+        pd.Timestamp(year=year, month=1, day=1, tz="UTC"),
+        pd.Timestamp(year=year + 1, month=1, day=1, tz="UTC"),
+    )
 
 
 def new_turbine_experiment(
@@ -161,6 +187,9 @@ def new_turbine_experiment(
     new_turbines: Sequence[str] | None = None,
     training_year: int = 2014,
     evaluation_year: int = 2015,
+    training_window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+    evaluation_window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+    periods: PeriodLabels | None = calendar_weeks,
     smoothness: float = 4.0,
     twin_noise_prior_count: float = 300.0,
     tol: float = 1e-5,
@@ -181,6 +210,14 @@ def new_turbine_experiment(
         Which turbines take the new one's part (default: all, in sorted order).
     training_year, evaluation_year
         Calendar years (UTC) of training and scoring.
+    training_window, evaluation_window
+        ``[start, end)`` (UTC) of training and scoring, instead of the years (for
+        choosing settings within one year). A history is the first readings from the
+        training window's start.
+    periods
+        How partial pooling groups each twin's readings into periods that share a
+        period effect (:func:`calendar_weeks`, :func:`calendar_months`); ``None``: no
+        period effects (the baselines never have them).
     smoothness, twin_noise_prior_count
         :meth:`FleetPrior.from_emulator`'s.
     tol
@@ -194,22 +231,30 @@ def new_turbine_experiment(
         population of the other turbines.
     """
     assets = sorted(specs)
-    year = observations["time"].dt.year
+    train_start, train_end = training_window or _window(training_year)
+    eval_start, eval_end = evaluation_window or _window(evaluation_year)
     emulators: dict[str, BayesianBasisRegression] = {}
     training: dict[str, pd.DataFrame] = {}
     evaluation: dict[str, pd.DataFrame] = {}
     full: dict[str, TwinStatistics] = {}
+    # Without period effects partial pooling reads the same statistics as the baselines.
+    full_periods: dict[str, TwinStatistics] = {}
     for asset in assets:
         spec = specs[asset]
         frame = observations[observations["asset_id"] == asset].sort_values("time")
-        training[asset] = frame[year.loc[frame.index] == training_year]
-        evaluation[asset] = frame[year.loc[frame.index] == evaluation_year]
+        time = frame["time"]
+        training[asset] = frame[(time >= train_start) & (time < train_end)]
+        evaluation[asset] = frame[(time >= eval_start) & (time < eval_end)]
         emulators[asset] = power_curve_emulator(
             spec.rated_power,
             site_pressure=spec.site_pressure,
             fallback_density=site_mean_density(training[asset], spec.site_pressure),
         )
-        full[asset] = _statistics(emulators[asset], model_inputs(training[asset], spec.rated_power))
+        columns = model_inputs(training[asset], spec.rated_power)
+        full[asset] = _statistics(emulators[asset], columns, None)
+        full_periods[asset] = (
+            full[asset] if periods is None else _statistics(emulators[asset], columns, periods)
+        )
     prior = FleetPrior.from_emulator(
         emulators[assets[0]], smoothness=smoothness, twin_noise_prior_count=twin_noise_prior_count
     )
@@ -224,29 +269,42 @@ def new_turbine_experiment(
         y = inputs["power"]
         for history in histories:
             span = HISTORIES[history]
-            few = _first(training[new], span, training_year)
+            few = _first(training[new], span, train_start)
             n_readings = len(few)
             if n_readings == 0:
                 others = [full[a] for a in assets if a != new]
                 fits = {
-                    "partial pooling": fit_central(others, prior, tol=tol),
+                    "partial pooling": fit_central(
+                        [full_periods[a] for a in assets if a != new], prior, tol=tol
+                    ),
                     "no pooling": no_pooling(others, prior),
                     "complete pooling": complete_pooling(others, prior),
                 }
                 predict_index: int | None = None
             else:
+                few_columns = model_inputs(few, spec.rated_power)
                 stats = [
                     full[a]
                     if a != new or span is None
-                    else _statistics(emulators[a], model_inputs(few, spec.rated_power))
+                    else _statistics(emulators[a], few_columns, None)
                     for a in assets
                 ]
+                stats_periods = (
+                    stats
+                    if periods is None
+                    else [
+                        full_periods[a]
+                        if a != new or span is None
+                        else _statistics(emulators[a], few_columns, periods)
+                        for a in assets
+                    ]
+                )
                 if span is None and whole_year is None:
-                    whole_year = fit_central(stats, prior, tol=tol)
+                    whole_year = fit_central(stats_periods, prior, tol=tol)
                 partial = (
                     whole_year
                     if span is None and whole_year is not None
-                    else fit_central(stats, prior, tol=tol)
+                    else fit_central(stats_periods, prior, tol=tol)
                 )
                 fits = {
                     "partial pooling": partial,

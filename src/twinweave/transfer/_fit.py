@@ -47,7 +47,8 @@ class FleetPosterior:
         Each twin's posterior, in the order of the statistics fitted.
     new_twin
         Per kind, the weights and noise of a twin of that kind with no data: for partial
-        pooling, the population (``N(E[mu_t], Sigma_t + Cov[mu_t])``, noise ``tau2_t``).
+        pooling, the population (``N(E[mu_t], Sigma_t + Cov[mu_t])``, noise ``tau2_t``,
+        with period effects of variance ``omega2_t``).
     population
         The fitted population (``None`` for the baselines).
     n_rounds
@@ -121,6 +122,7 @@ def population_twins(population: Population) -> dict[str, TwinPosterior]:
             population.mean[t],
             population.covariance[t] + population.mean_covariance[t],
             population.noise_var[t],
+            None if population.period_var is None else population.period_var[t],
         )
         for t, kind in enumerate(population.kinds)
     }

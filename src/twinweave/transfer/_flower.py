@@ -159,25 +159,37 @@ def save_statistics(statistics: TwinStatistics, path: str | os.PathLike[str]) ->
         The path written.
     """
     path = Path(path)
+    arrays: dict[str, NDArray[Any]] = {
+        "gram": statistics.gram,
+        "moment": statistics.moment,
+        "sum_sq": statistics.sum_sq,
+        "count": statistics.count,
+        "kind": np.asarray(statistics.kind),
+    }
+    for name in _PERIOD_FIELDS:
+        value = getattr(statistics, name)
+        if value is not None:
+            arrays[name] = value
     with path.open("wb") as handle:
-        _savez(
-            handle,
-            {
-                "gram": statistics.gram,
-                "moment": statistics.moment,
-                "sum_sq": statistics.sum_sq,
-                "count": statistics.count,
-                "kind": np.asarray(statistics.kind),
-            },
-        )
+        _savez(handle, arrays)
     return path
+
+
+# The optional period statistics of TwinStatistics (all three or none).
+_PERIOD_FIELDS = ("period_count", "period_sum", "period_features")
 
 
 def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
     """Read statistics written by :func:`save_statistics`."""
     with np.load(Path(path), allow_pickle=False) as data:
+        periods = {name: data[name] for name in _PERIOD_FIELDS if name in data.files}
         return TwinStatistics(
-            data["gram"], data["moment"], data["sum_sq"], data["count"], str(data["kind"])
+            data["gram"],
+            data["moment"],
+            data["sum_sq"],
+            data["count"],
+            str(data["kind"]),
+            **periods,
         )
 
 

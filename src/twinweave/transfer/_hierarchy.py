@@ -4,7 +4,11 @@ Partial pooling of power curves across a fleet (Bull et al. 2023, *Computer-Aide
 and Infrastructure Engineering* 38(7), 821-848, doi:10.1111/mice.12901; Brealy et al.
 2025, arXiv:2502.14527): each twin's basis weights are drawn around its kind's mean,
 the kinds' means around a global mean, and each twin's per-bin noise variance is shrunk
-towards its kind's. The population is fitted by variational EM for hierarchical linear
+towards its kind's. With period statistics, the readings of one twin in one period and
+noise bin also share a level shift, a random intercept whose variance is learned per
+kind and bin (Laird and Ware 1982, *Biometrics* 38(4), 963-974): a deviation seen in a
+short window is then not all taken as the twin's own, lasting curve. The population is
+fitted by variational EM for hierarchical linear
 models (Dempster, Laird and Rubin 1977, *JRSS B* 39(1), 1-38; Gelman et al., *Bayesian
 Data Analysis*, 3rd ed., 2013, chapter 15): the E-step runs on every twin from its own
 statistics (:func:`local_step`), the M-step on the sum of the twins' summaries
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.linalg import lapack
 
 from twinweave.transfer._records import (
@@ -57,6 +62,53 @@ def _log_det(matrix: FloatArray) -> float:
 
 
 @dataclass(frozen=True)
+class _Blocks:
+    """A twin's (period, noise bin) blocks that hold readings: each shares a period
+    effect ``u ~ N(0, omega2_j)``."""
+
+    bin: NDArray[np.intp]  # (C,)
+    count: FloatArray  # (C,) readings
+    total: FloatArray  # (C,) sum y
+    features: FloatArray  # (C, p) sum phi
+    n_per_bin: FloatArray  # (K,) blocks per bin
+
+    @classmethod
+    def of(cls, stats: TwinStatistics) -> _Blocks | None:
+        if stats.period_count is None or stats.period_sum is None:
+            return None
+        if stats.period_features is None:
+            return None
+        period, bins = np.nonzero(stats.period_count > 0)
+        return cls(
+            bins.astype(np.intp),
+            stats.period_count[period, bins],
+            stats.period_sum[period, bins],
+            stats.period_features[period, bins],
+            np.bincount(bins, minlength=stats.n_bins).astype(np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class _PeriodTerms:
+    """Per block of a twin, given its noise ``s2`` and the period variance ``omega2``
+    of the block's bin: ``weight = omega2 / (s2 (s2 + n omega2))`` (the rank-one
+    correction of the block's information), ``shrink = omega2 / (s2 + n omega2)``
+    (``E[u | w] = shrink * r``, ``r = sum y - sum phi . w``) and ``variance =
+    omega2 s2 / (s2 + n omega2)`` (``Var[u | w]``)."""
+
+    weight: FloatArray
+    shrink: FloatArray
+    variance: FloatArray
+
+    @classmethod
+    def of(cls, blocks: _Blocks, noise: FloatArray, period_var: FloatArray) -> _PeriodTerms:
+        s2, omega2 = noise[blocks.bin], period_var[blocks.bin]
+        denominator = s2 + blocks.count * omega2
+        shrink = omega2 / denominator
+        return cls(shrink / s2, shrink, s2 * shrink)
+
+
+@dataclass(frozen=True)
 class _Batch:
     """Statistics of several twins of one kind, stacked along a leading axis."""
 
@@ -64,6 +116,7 @@ class _Batch:
     moment: FloatArray  # (n, K, p)
     sum_sq: FloatArray  # (n, K)
     count: FloatArray  # (n, K)
+    periods: tuple[_Blocks | None, ...]  # (n,) each twin's period blocks
 
     @classmethod
     def of(cls, stats: Sequence[TwinStatistics]) -> _Batch:
@@ -79,6 +132,7 @@ class _Batch:
             np.stack([s.moment for s in stats]),
             np.stack([s.sum_sq for s in stats]),
             np.stack([s.count for s in stats]),
+            tuple(_Blocks.of(s) for s in stats),
         )
 
     @property
@@ -95,21 +149,40 @@ class _EStep:
     data_rhs: FloatArray  # (n, p): sum_j b_ij / sigma2_ij
     noise_var: FloatArray  # (n, K)
     residual_ss: FloatArray  # (n, K)
+    period_ss: FloatArray  # (n, K): sum of E[u^2] over each bin's blocks
     log_evidence: FloatArray  # (n,)
 
 
 def _posterior(
-    batch: _Batch, inv_noise: FloatArray, precision: FloatArray, prior_rhs: FloatArray
+    batch: _Batch,
+    noise: FloatArray,
+    precision: FloatArray,
+    prior_rhs: FloatArray,
+    period_var: FloatArray | None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Mean, covariance, right-hand side and log-determinant of the precision of each
-    twin's weights given its noise.
+    twin's weights given its noise (and the period effects' variance ``period_var``).
+
+    A (period, bin) block of ``n`` readings has covariance ``s2 I + omega2 1 1^T``
+    (Laird and Ware 1982, *Biometrics* 38(4), 963-974): its information about the
+    weights is ``G / s2`` less the rank-one ``weight s s^T`` (``s = sum phi``,
+    :class:`_PeriodTerms`), its right-hand side ``b / s2 - weight (sum y) s``.
 
     Each twin's numbers are computed alone, by a method that depends on the number of
     weights only, so a twin's local step gives the same bits in a batch of any size.
     """
+    inv_noise = 1.0 / noise
     n, p = inv_noise.shape[0], batch.n_features
     data_precision = (inv_noise[:, None, :] @ batch.gram).reshape(n, p, p)
     rhs = prior_rhs + (inv_noise[:, None, :] @ batch.moment)[:, 0, :]
+    if period_var is not None:
+        for k, blocks in enumerate(batch.periods):
+            if blocks is None:
+                continue
+            terms = _PeriodTerms.of(blocks, noise[k], period_var)
+            weighted = terms.weight[:, None] * blocks.features
+            data_precision[k] -= _symmetric(blocks.features.T @ weighted)
+            rhs[k] -= weighted.T @ blocks.total
     full = precision + data_precision
     if p <= _STACKED_INVERSE_MAX_FEATURES:
         # Small matrices: numpy's stacked Cholesky and inverse loop over twins in C.
@@ -141,14 +214,67 @@ def _posterior(
     return mean, covariance, rhs, log_det
 
 
-def _residual_ss(batch: _Batch, mean: FloatArray, covariance: FloatArray) -> FloatArray:
-    """Expected residual sum of squares per bin under the weights' posterior:
-    ``s_j - 2 b_j.m + tr(G_j (C + m m^T))``."""
-    n, _, p = batch.moment.shape
+def _residual_ss(
+    batch: _Batch,
+    mean: FloatArray,
+    covariance: FloatArray,
+    noise: FloatArray,
+    period_var: FloatArray | None,
+) -> tuple[FloatArray, FloatArray]:
+    """Expected residual sum of squares per bin under the posterior of the weights (and
+    of the period effects), and the period effects' summed ``E[u^2]`` per bin.
+
+    Without period effects, ``s_j - 2 b_j.m + tr(G_j (C + m m^T))``. With them, a
+    block's residuals about ``phi . w + u`` lose ``(2 k - n k^2) E[r^2]`` and gain
+    ``n v`` (``k``: :class:`_PeriodTerms`' ``shrink``, ``v`` its ``variance``,
+    ``r = sum y - s . w``, ``E[r^2] = (sum y - s . m)^2 + s^T C s``), and
+    ``E[u^2] = k^2 E[r^2] + v``. Before the period variance is known
+    (``period_var is None``), ``E[u^2]`` is taken with every block's level free
+    (``omega2`` infinite: ``k = 1 / n``, ``v = s2 / n``), an upper start for its EM.
+    """
+    n, n_bins, p = batch.moment.shape
     linear = (batch.moment @ mean[:, :, None])[:, :, 0]
     second = covariance + mean[:, :, None] * mean[:, None, :]
     quadratic = (batch.gram @ second.reshape(n, p * p, 1))[:, :, 0]
-    return np.asarray(np.maximum(batch.sum_sq - 2.0 * linear + quadratic, 0.0))
+    rss = batch.sum_sq - 2.0 * linear + quadratic
+    period_ss = np.zeros((n, n_bins))
+    for k, blocks in enumerate(batch.periods):
+        if blocks is None:
+            continue
+        residual = blocks.total - blocks.features @ mean[k]
+        spread = np.einsum("ca,ca->c", blocks.features @ covariance[k], blocks.features)
+        residual_sq = residual * residual + spread
+        if period_var is None:
+            shrink = 1.0 / blocks.count
+            variance = noise[k][blocks.bin] * shrink
+        else:
+            terms = _PeriodTerms.of(blocks, noise[k], period_var)
+            shrink, variance = terms.shrink, terms.variance
+            change = blocks.count * variance - (2.0 - blocks.count * shrink) * shrink * residual_sq
+            rss[k] += np.bincount(blocks.bin, weights=change, minlength=n_bins)
+        period_ss[k] = np.bincount(
+            blocks.bin, weights=shrink * shrink * residual_sq + variance, minlength=n_bins
+        )
+    return np.asarray(np.maximum(rss, 0.0)), period_ss
+
+
+def _period_evidence(batch: _Batch, noise: FloatArray, period_var: FloatArray | None) -> FloatArray:
+    """What the period effects add to each twin's ``-2 log p(y)`` beyond the noise's:
+    ``sum_c log(1 + n_c omega2 / s2) - sum_c weight_c (sum y)_c^2`` (the determinant
+    and quadratic of ``s2 I + omega2 1 1^T``)."""
+    out = np.zeros(noise.shape[0])
+    if period_var is None:
+        return out
+    for k, blocks in enumerate(batch.periods):
+        if blocks is None:
+            continue
+        terms = _PeriodTerms.of(blocks, noise[k], period_var)
+        s2 = noise[k][blocks.bin]
+        out[k] = float(
+            np.log1p(blocks.count * period_var[blocks.bin] / s2).sum()
+            - (terms.weight * blocks.total * blocks.total).sum()
+        )
+    return out
 
 
 def _e_step(
@@ -157,10 +283,12 @@ def _e_step(
     prior_mean: FloatArray,
     noise_target: FloatArray | None,
     prior: FleetPrior,
+    period_var: FloatArray | None = None,
 ) -> _EStep:
     """Each twin's posterior of its weights and MAP noise given the prior
-    ``N(prior_mean, precision^-1)`` and its kind's per-bin ``noise_target`` (``None``:
-    each twin's own pooled variance, the single twin's model), by the EM of
+    ``N(prior_mean, precision^-1)``, its kind's per-bin ``noise_target`` (``None``:
+    each twin's own pooled variance, the single twin's model) and per-bin period
+    variance ``period_var`` (``None``: no period effects in the posterior), by the EM of
     :func:`~twinweave.models.posterior_from_statistics`, vectorised over twins.
 
     A twin's per-bin variance is shrunk with ``twin_noise_prior_count`` pseudo-readings
@@ -184,8 +312,8 @@ def _e_step(
     for _ in range(prior.n_noise_iterations):
         if not active.any():
             break
-        mean, covariance, _, _ = _posterior(batch, 1.0 / noise, precision, prior_rhs)
-        rss = _residual_ss(batch, mean, covariance)
+        mean, covariance, _, _ = _posterior(batch, noise, precision, prior_rhs, period_var)
+        rss, _ = _residual_ss(batch, mean, covariance, noise, period_var)
         pooled = np.maximum(rss.sum(axis=1) / safe_total, _MIN_VARIANCE)[:, None]
         if noise_target is None:
             updated = (rss + nu * pooled) / (batch.count + nu)
@@ -200,8 +328,8 @@ def _e_step(
         change = np.max(np.abs(updated - noise) / noise, axis=1)
         noise = np.where(active[:, None], updated, noise)
         active &= change >= prior.noise_tol
-    mean, covariance, rhs, log_det = _posterior(batch, 1.0 / noise, precision, prior_rhs)
-    rss = _residual_ss(batch, mean, covariance)
+    mean, covariance, rhs, log_det = _posterior(batch, noise, precision, prior_rhs, period_var)
+    rss, period_ss = _residual_ss(batch, mean, covariance, noise, period_var)
     # log N(y | F mu, F Sigma F^T + D) from the statistics (Bishop 2006, eq. 3.86).
     quadratic = (
         (batch.sum_sq / noise).sum(axis=1)
@@ -213,6 +341,7 @@ def _e_step(
         + quadratic
         - _log_det(precision)
         + log_det
+        + _period_evidence(batch, noise, period_var)
     )
     return _EStep(
         mean,
@@ -220,16 +349,18 @@ def _e_step(
         rhs - prior_rhs,
         noise,
         rss,
+        period_ss,
         np.asarray(log_evidence, dtype=np.float64),
     )
 
 
 def _population_prior(
     population: Population, kind: str
-) -> tuple[int, FloatArray, FloatArray, FloatArray | None]:
+) -> tuple[int, FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
     t = population.kind_index(kind)
     noise = None if population.noise_var is None else population.noise_var[t]
-    return t, _inverse(population.covariance[t]), population.mean[t], noise
+    period = None if population.period_var is None else population.period_var[t]
+    return t, _inverse(population.covariance[t]), population.mean[t], noise, period
 
 
 _Batches = list[tuple[str, list[int], _Batch]]
@@ -276,8 +407,8 @@ def _twin_sums(
 ) -> tuple[int, dict[str, FloatArray], FloatArray]:
     """Each twin's contribution to its kind's row of every summary field, stacked over
     the batch's twins, and each twin's log evidence."""
-    t, precision, mean, noise = _population_prior(population, kind)
-    step = _e_step(batch, precision, mean, noise, population.prior)
+    t, precision, mean, noise, period = _population_prior(population, kind)
+    step = _e_step(batch, precision, mean, noise, population.prior, period)
     marginal_precision, marginal_shift = _marginal(precision, step)
     n = step.mean.shape[0]
     sums = {
@@ -288,6 +419,10 @@ def _twin_sums(
         "sum_shift": marginal_shift,
         "residual_ss": step.residual_ss,
         "count": batch.count,
+        "period_ss": step.period_ss,
+        "period_blocks": np.stack(
+            [np.zeros(batch.count.shape[1]) if b is None else b.n_per_bin for b in batch.periods]
+        ),
     }
     return t, sums, step.log_evidence
 
@@ -378,10 +513,14 @@ def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> 
     """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
     out: list[TwinPosterior | None] = [None] * len(stats)
     for kind, members, batch in _batches(stats):
-        _, precision, mean, noise = _population_prior(population, kind)
-        step = _e_step(batch, precision, mean, noise, population.prior)
+        _, precision, mean, noise, period = _population_prior(population, kind)
+        step = _e_step(batch, precision, mean, noise, population.prior, period)
         for j, i in enumerate(members):
-            out[i] = TwinPosterior(kind, step.mean[j], step.covariance[j], step.noise_var[j])
+            # A twin without period statistics is modelled without period effects.
+            own_period = None if batch.periods[j] is None else period
+            out[i] = TwinPosterior(
+                kind, step.mean[j], step.covariance[j], step.noise_var[j], own_period
+            )
     return [p for p in out if p is not None]
 
 
@@ -518,8 +657,9 @@ def aggregate(
         The kinds' means and the global mean (their joint Gaussian posterior given the
         covariances), the covariance of twins within each kind and of the kinds about
         the global mean (structured, ``blockdiag(s2_b K_b)``, with the scales' EM
-        updates), and each kind's per-bin noise variance (the kind's pooled residual
-        variance per bin, shrunk towards its all-bin pooled variance).
+        updates), each kind's per-bin noise variance (the kind's pooled residual
+        variance per bin, shrunk towards its all-bin pooled variance) and, where twins
+        hold period statistics, each kind's per-bin variance of the period effects.
     """
     total = summaries if isinstance(summaries, LocalSummary) else sum_summaries(summaries)
     if total.kinds != population.kinds:
@@ -581,7 +721,32 @@ def aggregate(
         global_mean=global_mean,
         global_covariance=global_cov,
         between_covariance=between,
+        period_var=_period_var(total),
     )
+
+
+def _period_var(total: LocalSummary) -> FloatArray | None:
+    """Each kind's per-bin variance of the period effects: the EM update
+    ``omega2_tj = sum E[u_c^2] / (number of blocks)`` over the kind's blocks in bin
+    ``j`` (Laird and Ware 1982, *Biometrics* 38(4), 963-974); a bin without blocks
+    takes the kind's all-bin value, a kind without blocks the fleet's. ``None`` where
+    no twin has period statistics: the model without period effects."""
+    n_all = float(total.period_blocks.sum())
+    if not n_all > 0:
+        return None
+    fleet = max(float(total.period_ss.sum()) / n_all, _MIN_VARIANCE)
+    blocks_of_kind = total.period_blocks.sum(axis=1, keepdims=True)
+    kind = np.where(
+        blocks_of_kind > 0,
+        total.period_ss.sum(axis=1, keepdims=True) / np.maximum(blocks_of_kind, 1.0),
+        fleet,
+    )
+    per_bin = np.where(
+        total.period_blocks > 0,
+        total.period_ss / np.maximum(total.period_blocks, 1.0),
+        kind,
+    )
+    return np.asarray(np.maximum(per_bin, _MIN_VARIANCE), dtype=np.float64)
 
 
 def _noise(
@@ -639,9 +804,20 @@ def population_change(old: Population, new: Population) -> float:
         if old.noise_var is None or new.noise_var is None
         else float(np.max(np.abs(new.noise_var - old.noise_var) / old.noise_var))
     )
+    # A period variance is measured against a reading's whole variance about the
+    # curve: where it heads for zero (bins where power sits at a bound), EM approaches
+    # the boundary slowly and its own relative change would never settle.
+    period = (
+        _relative(old.period_var, new.period_var)
+        if old.period_var is None or new.period_var is None or old.noise_var is None
+        else float(
+            np.max(np.abs(new.period_var - old.period_var) / (old.noise_var + old.period_var))
+        )
+    )
     return max(
         _relative(old.mean, new.mean),
         _relative(old.covariance, new.covariance),
         _relative(old.between_covariance, new.between_covariance),
         noise,
+        period,
     )

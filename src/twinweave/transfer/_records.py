@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
 
 from twinweave.core import CensoredNormal, Columns
 from twinweave.models import BayesianBasisRegression
@@ -79,12 +80,21 @@ class TwinStatistics:
         Number of (possibly discounted) readings per bin, ``(K,)``.
     kind
         The twin's type (for a turbine: its model); twins of one kind share a population.
+    period_count
+        Readings per period (say, calendar week) and bin, ``(M, K)``, or ``None``: the
+        blocks that share a period effect (``docs/FLEET_MODEL.md``). Summed over
+        periods, equal to ``count``.
+    period_sum
+        ``sum y`` per period and bin, ``(M, K)`` [units], or ``None``.
+    period_features
+        ``sum phi`` per period and bin, ``(M, K, p)``, or ``None``.
 
     Notes
     -----
     These never leave the twin in federated or gossip fits: only
     :class:`LocalSummary` does. Two sets of readings with equal statistics give equal
-    fits, however the readings arrived (one batch or a stream).
+    fits, however the readings arrived (one batch or a stream). Without the period
+    fields (all three ``None``) the fleet model has no period effects.
     """
 
     gram: FloatArray
@@ -92,6 +102,9 @@ class TwinStatistics:
     sum_sq: FloatArray
     count: FloatArray
     kind: str = DEFAULT_KIND
+    period_count: FloatArray | None = None
+    period_sum: FloatArray | None = None
+    period_features: FloatArray | None = None
 
     def __post_init__(self) -> None:
         gram = _array(self.gram, "gram", 3)
@@ -108,12 +121,75 @@ class TwinStatistics:
         for name, value in (("gram", gram), ("moment", moment), ("sum_sq", sum_sq)):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "count", count)
+        self._check_periods()
+
+    def _check_periods(self) -> None:
+        fields = (self.period_count, self.period_sum, self.period_features)
+        if all(f is None for f in fields):
+            return
+        if any(f is None for f in fields):
+            raise ValueError(
+                "period_count, period_sum, period_features: expected all three or none"
+            )
+        n_bins, p = self.n_bins, self.n_features
+        period_count = _array(self.period_count, "period_count", 2)
+        n_periods = period_count.shape[0]
+        _shape(period_count, "period_count", (n_periods, n_bins))
+        period_sum = _array(self.period_sum, "period_sum", 2)
+        _shape(period_sum, "period_sum", (n_periods, n_bins))
+        period_features = _array(self.period_features, "period_features", 3)
+        _shape(period_features, "period_features", (n_periods, n_bins, p))
+        if np.any(period_count < 0):
+            raise ValueError("period_count: expected non-negative values")
+        if not np.allclose(period_count.sum(axis=0), self.count, rtol=1e-9, atol=1e-9):
+            raise ValueError("period_count: expected its sum over periods to equal count")
+        object.__setattr__(self, "period_count", period_count)
+        object.__setattr__(self, "period_sum", period_sum)
+        object.__setattr__(self, "period_features", period_features)
 
     @classmethod
-    def from_emulator(cls, emulator: BayesianBasisRegression, kind: str = DEFAULT_KIND) -> Self:
-        """The statistics an emulator has accumulated (its forgetting folded in)."""
+    def from_emulator(
+        cls,
+        emulator: BayesianBasisRegression,
+        kind: str = DEFAULT_KIND,
+        *,
+        readings: Columns | None = None,
+        periods: ArrayLike | None = None,
+    ) -> Self:
+        """The statistics an emulator has accumulated (its forgetting folded in).
+
+        Parameters
+        ----------
+        emulator
+            The twin's emulator.
+        kind
+            The twin's type.
+        readings, periods
+            With period effects: the readings the emulator has assimilated (without
+            forgetting) and each reading's period label (any values; equal labels are
+            one period, for instance the calendar week). Each (period, noise bin) block
+            adds its count, ``sum y`` and ``sum phi``.
+        """
         stats = emulator.statistics()
-        return cls(stats["gram"], stats["moment"], stats["sum_sq"], stats["count"], kind)
+        if periods is None:
+            if readings is not None:
+                raise ValueError("readings: expected periods with them")
+            return cls(stats["gram"], stats["moment"], stats["sum_sq"], stats["count"], kind)
+        if readings is None:
+            raise ValueError("periods: expected the readings they label")
+        if emulator.forgetting != 1.0:
+            raise ValueError("periods: expected an emulator without forgetting")
+        count, total, features = _period_blocks(emulator, readings, periods)
+        return cls(
+            stats["gram"],
+            stats["moment"],
+            stats["sum_sq"],
+            stats["count"],
+            kind,
+            period_count=count,
+            period_sum=total,
+            period_features=features,
+        )
 
     @classmethod
     def pooled(cls, stats: Sequence[TwinStatistics], kind: str = DEFAULT_KIND) -> Self:
@@ -139,6 +215,37 @@ class TwinStatistics:
     @property
     def n_observations(self) -> float:
         return float(self.count.sum())
+
+    @property
+    def has_periods(self) -> bool:
+        return self.period_count is not None
+
+
+def _period_blocks(
+    emulator: BayesianBasisRegression, readings: Columns, periods: ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Count, ``sum y`` and ``sum phi`` of ``readings`` per period and noise bin."""
+    features, bins = emulator.design(readings)
+    y = np.asarray(readings[emulator.target], dtype=np.float64)
+    labels = np.asarray(periods)
+    if labels.shape != y.shape:
+        raise ValueError(f"periods: expected one label per reading, {y.shape}, got {labels.shape}")
+    _, period = np.unique(labels, return_inverse=True)
+    n_periods = int(period.max()) + 1 if period.size else 0
+    n_bins, p = emulator.n_bins, features.shape[1]
+    block = period.ravel() * n_bins + bins
+    size = n_periods * n_bins
+    count = np.bincount(block, minlength=size).astype(np.float64)
+    total = np.asarray(np.bincount(block, weights=y, minlength=size), dtype=np.float64)
+    indicator = sparse.csr_matrix(
+        (np.ones(y.size), (block, np.arange(y.size))), shape=(size, y.size)
+    )
+    summed = np.asarray(indicator @ features, dtype=np.float64)
+    return (
+        count.reshape(n_periods, n_bins),
+        total.reshape(n_periods, n_bins),
+        summed.reshape(n_periods, n_bins, p),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -381,6 +488,10 @@ class Population:
     between_covariance
         Covariance of the kinds' means about the global mean ``Sigma_B``, ``(p, p)``
         [units^2]; ``None`` with one kind.
+    period_var
+        Each kind's per-bin variance of the period effects ``omega2_t``, ``(T, K)``
+        [units^2]; ``None`` where no twin has period statistics, or before the first
+        aggregation.
     """
 
     prior: FleetPrior
@@ -392,6 +503,7 @@ class Population:
     global_mean: FloatArray
     global_covariance: FloatArray
     between_covariance: FloatArray | None = None
+    period_var: FloatArray | None = None
 
     def __post_init__(self) -> None:
         kinds = tuple(str(k) for k in self.kinds)
@@ -412,6 +524,14 @@ class Population:
                     f"noise_var: expected positive values, shape ({n_kinds}, K), got {noise.shape}"
                 )
             object.__setattr__(self, "noise_var", noise)
+        if self.period_var is not None:
+            period = _array(self.period_var, "period_var", 2)
+            if period.shape[0] != n_kinds or np.any(period <= 0):
+                raise ValueError(
+                    f"period_var: expected positive values, shape ({n_kinds}, K), got "
+                    f"{period.shape}"
+                )
+            object.__setattr__(self, "period_var", period)
         if self.between_covariance is not None:
             checks.append(("between_covariance", 2, (p, p)))
         elif n_kinds > 1:
@@ -443,6 +563,7 @@ class Population:
             "global_mean",
             "global_covariance",
             "between_covariance",
+            "period_var",
         ):
             value = getattr(self, name)
             if value is not None:
@@ -465,6 +586,7 @@ class Population:
             global_mean=arrays["global_mean"],
             global_covariance=arrays["global_covariance"],
             between_covariance=arrays.get("between_covariance"),
+            period_var=arrays.get("period_var"),
         )
 
 
@@ -501,6 +623,13 @@ class LocalSummary:
         [units^2].
     count
         ``sum_i n_ij``, readings per bin, ``(T, K)``.
+    period_ss
+        ``sum_i sum_c E[u_c^2]`` over the twin's (period, bin) blocks ``c`` of each bin:
+        the period effects' expected second moments, ``(T, K)`` [units^2] (zero
+        without period statistics).
+    period_blocks
+        ``sum_i`` the number of (period, bin) blocks with readings in each bin,
+        ``(T, K)``.
     log_evidence
         ``sum_i log p(y_i | population, sigma2_i)`` [nats]: for monitoring only.
     """
@@ -513,6 +642,8 @@ class LocalSummary:
     sum_shift: FloatArray
     residual_ss: FloatArray
     count: FloatArray
+    period_ss: FloatArray
+    period_blocks: FloatArray
     log_evidence: float = 0.0
 
     #: The summed array fields, in order, with their number of dimensions.
@@ -524,6 +655,8 @@ class LocalSummary:
         ("sum_shift", 2),
         ("residual_ss", 2),
         ("count", 2),
+        ("period_ss", 2),
+        ("period_blocks", 2),
     )
 
     def __post_init__(self) -> None:
@@ -631,6 +764,8 @@ def _check_summary_shapes(
         "sum_shift": (n_kinds, p),
         "residual_ss": (n_kinds, n_bins),
         "count": (n_kinds, n_bins),
+        "period_ss": (n_kinds, n_bins),
+        "period_blocks": (n_kinds, n_bins),
     }
     for name, value in arrays.items():
         _shape(value, name, lead + expected[name])
@@ -680,12 +815,16 @@ class TwinPosterior:
         Posterior covariance of the weights, ``(p, p)`` [units^2].
     noise_var
         Noise variance per bin, ``(K,)`` [units^2].
+    period_var
+        Variance of a period effect per bin, ``(K,)`` [units^2], or ``None`` (a model
+        without period effects).
     """
 
     kind: str
     mean: FloatArray
     covariance: FloatArray
     noise_var: FloatArray
+    period_var: FloatArray | None = None
 
     def __post_init__(self) -> None:
         mean = _array(self.mean, "mean", 1)
@@ -695,12 +834,27 @@ class TwinPosterior:
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "covariance", covariance)
         object.__setattr__(self, "noise_var", noise)
+        if self.period_var is not None:
+            period = _array(self.period_var, "period_var", 1)
+            _shape(period, "period_var", noise.shape)
+            object.__setattr__(self, "period_var", period)
+
+    @property
+    def reading_var(self) -> FloatArray:
+        """Variance of a reading about the curve per bin, ``(K,)`` [units^2]: the noise
+        plus, with period effects, the variance of a new period's effect."""
+        if self.period_var is None:
+            return self.noise_var
+        return np.asarray(self.noise_var + self.period_var, dtype=np.float64)
 
     def predict(self, inputs: Columns, design: Design) -> CensoredNormal:
         """Predictive distribution at ``inputs`` with ``design``'s features [units].
 
         The weights' uncertainty is the shared factor (points are correlated through
-        it); the noise is independent between points.
+        it); the noise is independent between points. With period effects, each
+        point's variance adds a new period's effect (:attr:`reading_var`): the points
+        are taken as from periods not seen in training, and their correlation within
+        a period is left out (it would need one more shared factor per period).
         """
         features, bins = design.design(inputs)
         if features.shape[1] != self.mean.shape[0]:
@@ -709,7 +863,7 @@ class TwinPosterior:
             )
         return CensoredNormal(
             features @ self.mean,
-            self.noise_var[bins],
+            self.reading_var[bins],
             lower=design.lower,
             upper=design.upper,
             units=design.units,
