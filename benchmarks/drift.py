@@ -116,7 +116,10 @@ def run(fleet: Fleet) -> list[Result]:
             ),
             details={
                 "seconds": elapsed,
-                "monthly": monthly_table(readings).round(3).to_dict(orient="index"),
+                "monthly": {
+                    " ".join(map(str, key)): row
+                    for key, row in monthly_table(readings).round(3).to_dict(orient="index").items()
+                },
                 "bins": {
                     " ".join(k): v for k, v in by_bin.round(3).to_dict(orient="index").items()
                 },

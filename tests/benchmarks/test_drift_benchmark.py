@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from benchmarks._data import load_fleet
@@ -34,3 +36,11 @@ def test_frozen_twins_lose_calibration_in_the_second_quarter_ahead() -> None:
     assert (monthly.loc["spread"][12] > monthly.loc["spread"][8]).all()
     assert by_bin.shape == (2 * len(fleet.asset_ids), drift.BIN_EDGES.size - 1)
     assert np.nanmax(by_bin.to_numpy()) <= 1.0
+
+
+@pytest.mark.slow
+def test_the_result_is_written_as_json() -> None:
+    (result,) = drift.run(load_fleet())
+    text = json.dumps(result.details)
+    assert "R80711 Oct-Dec" in text and "coverage R80711" in text
+    assert 0.0 < result.value < 1.0

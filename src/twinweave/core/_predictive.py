@@ -587,6 +587,17 @@ class CensoredNormal:
             upper_mass=None if self.upper_mass is None else self.upper_mass[index],
         )
 
+    def with_bound_masses(
+        self, lower_mass: FloatArray | None, upper_mass: FloatArray | None
+    ) -> CensoredNormal:
+        """The same latent Gaussian with the bounds' probabilities given (``None``: the
+        latent tail). What only the latent Gaussian determines is not computed again."""
+        out = dataclasses.replace(self, lower_mass=lower_mass, upper_mass=upper_mass)
+        kept = {"latent_var", "latent_std", "scale", "a", "b", "lower_tail", "upper_tail"}
+        derived: dict[str, FloatArray] = self.__dict__["_derived"]
+        out.__dict__["_derived"].update({k: v for k, v in derived.items() if k in kept})
+        return out
+
     @classmethod
     def concatenate(cls, parts: Sequence[CensoredNormal]) -> CensoredNormal:
         """The marginals of consecutive predictives joined into one (shared factors,

@@ -35,7 +35,6 @@ without revealing any single reading once the counts are large.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -945,7 +944,7 @@ class BayesianBasisRegression:
         upper = self._bound_mass(self.upper, self._count_upper, predictive.mass_at_upper, bins)
         if lower is None and upper is None:
             return predictive
-        return dataclasses.replace(predictive, lower_mass=lower, upper_mass=upper)
+        return predictive.with_bound_masses(lower, upper)
 
     def _bound_mass(
         self, bound: float, counted: FloatArray, tail: FloatArray, bins: IndexArray
