@@ -806,9 +806,12 @@ class BayesianBasisRegression:
         """Add the weighted statistics of these rows to ``into`` (gram, moment, sum_sq,
         count, counts at the lower and upper bound)."""
         gram, moment, sum_sq, count, count_lower, count_upper = into
+        # Readings at a bound; an infinite bound has none, so no pass over the rows.
         row_weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), y.shape)
-        count_lower += np.bincount(bins, row_weights * (y <= self.lower), minlength=self.n_bins)
-        count_upper += np.bincount(bins, row_weights * (y >= self.upper), minlength=self.n_bins)
+        if np.isfinite(self.lower):
+            count_lower += np.bincount(bins, row_weights * (y <= self.lower), self.n_bins)
+        if np.isfinite(self.upper):
+            count_upper += np.bincount(bins, row_weights * (y >= self.upper), self.n_bins)
         windows = self._windows
         order, bounds = windows.groups(starts, bins, self.n_bins)
         x_sorted = windows.gather(values, order)
@@ -940,6 +943,8 @@ class BayesianBasisRegression:
         the share of readings there, shrunk with ``bound_prior_count`` pseudo-readings
         towards the censored normal's own tail (which is also the answer where the bin
         has no readings, or its counts were never kept)."""
+        # Single readings still pending hold part of the counts per bin.
+        self._settle()
         lower = self._bound_mass(self.lower, self._count_lower, predictive.mass_at_lower, bins)
         upper = self._bound_mass(self.upper, self._count_upper, predictive.mass_at_upper, bins)
         if lower is None and upper is None:
@@ -953,7 +958,6 @@ class BayesianBasisRegression:
             return None
         # Counts are kept divided by the decay scale; put it back so that the prior's
         # pseudo-readings weigh the same whatever the scale.
-        self._settle()
         at_bound = counted[bins] * self.scale_
         n = self._count[bins] * self.scale_
         c = self.bound_prior_count
