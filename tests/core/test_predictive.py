@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinweave.core import CensoredNormal, ExponentialCorrelation, Predictive, ResidualCorrelation
+from twinweave.core import (
+    CensoredNormal,
+    DeferredFactor,
+    ExponentialCorrelation,
+    Predictive,
+    ResidualCorrelation,
+)
 
 
 @pytest.fixture
@@ -84,6 +90,67 @@ def test_shared_factor_correlates_sample_paths() -> None:
     totals = p.sample(20_000, seed=6).sum(axis=1)
     # Var(sum) = n * 1 + (3 n)^2 when the factor is shared; n * 10 if it were not.
     assert totals.var() == pytest.approx(n + (3 * n) ** 2, rel=0.05)
+
+
+def deferred(factor: np.ndarray, builds: list[int]) -> DeferredFactor:
+    """``factor`` handed over deferred; ``builds`` counts the calls of its build."""
+
+    def build() -> np.ndarray:
+        builds.append(1)
+        return factor
+
+    return DeferredFactor(build, np.einsum("ij,ij->i", factor, factor))
+
+
+def test_a_deferred_factor_is_built_once_and_only_for_joint_quantities(
+    predictive: CensoredNormal,
+) -> None:
+    dense = predictive.factor
+    assert dense is not None
+    builds: list[int] = []
+    lazy = predictive.replace(factor=deferred(dense, builds))
+    for name in ("mean", "var", "latent_var"):
+        np.testing.assert_array_equal(getattr(lazy, name), getattr(predictive, name))
+    np.testing.assert_array_equal(lazy.quantile([0.05, 0.95]), predictive.quantile([0.05, 0.95]))
+    np.testing.assert_array_equal(
+        lazy.with_bound_masses(None, None).interval()[0], lazy.interval()[0]
+    )
+    assert builds == []
+    # Sample paths need the factor itself; the same seed gives the same paths.
+    np.testing.assert_array_equal(lazy.sample(3, seed=2), predictive.sample(3, seed=2))
+    lazy.sample(3, seed=3)
+    assert builds == [1]
+
+
+def test_a_deferred_factor_stays_deferred_through_slices_and_replace() -> None:
+    rng = np.random.default_rng(4)
+    dense = rng.normal(0.0, 2.0, (6, 2))
+    builds: list[int] = []
+    lazy = CensoredNormal(np.zeros(6), np.ones(6), factor=deferred(dense, builds))
+    part = lazy[np.array([4, 1])].replace(units="kW")
+    np.testing.assert_array_equal(part.latent_var, 1.0 + np.sum(dense[[4, 1]] ** 2, axis=1))
+    assert builds == []
+    assert part.factor is not None
+    np.testing.assert_array_equal(part.factor, dense[[4, 1]])
+    assert builds == [1]
+
+
+def test_rejects_a_deferred_factor_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"factor: expected a row variance per point \(3\), got 2"):
+        CensoredNormal(
+            np.zeros(3), np.ones(3), factor=DeferredFactor(lambda: np.ones((3, 1)), np.ones(2))
+        )
+    with pytest.raises(ValueError, match="row_var: expected one non-negative variance per point"):
+        DeferredFactor(lambda: np.ones((3, 1)), -np.ones(3))
+    wrong = CensoredNormal(
+        np.zeros(3), np.ones(3), factor=DeferredFactor(lambda: np.ones((2, 1)), np.ones(3))
+    )
+    with pytest.raises(
+        ValueError, match=r"factor: expected its build to give shape \(3, k\), got \(2, 1\)"
+    ):
+        wrong.sample(1)
+    with pytest.raises(TypeError, match=r"replace: unknown arguments \['scale'\]"):
+        wrong.replace(scale=2.0)
 
 
 def test_rejects_bad_arguments() -> None:

@@ -96,6 +96,24 @@ def test_a_warm_started_twin_restores_bit_for_bit() -> None:
         np.testing.assert_array_equal(left, right)
 
 
+def test_predictions_defer_the_shared_factor_and_it_matches_the_dense_one() -> None:
+    fitted = model().update(readings(3000, seed=14))
+    grid = {"flow": np.linspace(-1.0, 11.0, 61)}
+    predictive = fitted.predict(grid)
+    features, _ = fitted.design(grid)
+    root = np.linalg.cholesky(fitted.posterior_covariance_)
+    weight_var = np.einsum("ij,ij->i", features @ fitted.posterior_covariance_, features)
+    # Marginals come from the quadratic form alone; the factor, once built, is
+    # features @ L^-T: the same covariance of the points as features @ chol(C).
+    np.testing.assert_allclose(predictive.latent_var - predictive.noise_var, weight_var, rtol=1e-9)
+    factor = predictive.factor
+    assert factor is not None and factor.shape == (61, fitted.n_features)
+    np.testing.assert_allclose(
+        factor @ factor.T, (features @ root) @ (features @ root).T, rtol=1e-8, atol=1e-12
+    )
+    np.testing.assert_allclose(np.sum(factor**2, axis=1), weight_var, rtol=1e-9)
+
+
 def test_deep_forgetting_rescales_streamed_readings_too() -> None:
     # lambda^n falls below the rescaling threshold (1e-150) every ~680 readings.
     data = readings(3000, seed=13)

@@ -5,6 +5,7 @@ from twinweave.core._emulator import Columns, Emulator, State, column
 from twinweave.core._glossary import GLOSSARY, canonical_unit
 from twinweave.core._predictive import (
     CensoredNormal,
+    DeferredFactor,
     ExponentialCorrelation,
     Predictive,
     ResidualCorrelation,
@@ -27,6 +28,7 @@ __all__ = [
     "GLOSSARY",
     "CensoredNormal",
     "Columns",
+    "DeferredFactor",
     "Derate",
     "Emulator",
     "ExponentialCorrelation",

@@ -10,7 +10,11 @@ probability, the rest of the Gaussian truncated between them.
 The latent Gaussian may carry a shared low-rank ``factor``: the part of the uncertainty
 that is common to all points (an emulator's parameter uncertainty). Sampling draws it once
 per sample path, so sums over time (energy, hours at rated) get honest, correlated
-uncertainty, while marginal summaries (mean, var, quantile) use only its row norms.
+uncertainty, while marginal summaries (mean, var, quantile) use only its row norms. An
+emulator may hand it over as a :class:`DeferredFactor`, its row norms computed and the
+factor itself built only when a joint quantity (a sample path, a joint likelihood) needs
+it: a year of ten-minute predictions of a 93-weight emulator would otherwise carry a
+40 MB matrix that marginals never read.
 
 The independent part of the noise may be correlated in time: given the points' ``times``
 and a :class:`ExponentialCorrelation`, sample paths carry that correlation (a wind
@@ -22,7 +26,6 @@ residuals.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -440,6 +443,31 @@ class ResidualCorrelation:
 
 
 @dataclass(frozen=True)
+class DeferredFactor:
+    """A shared factor built on first use, its rows' sums of squares known beforehand.
+
+    Parameters
+    ----------
+    build
+        Returns the ``(n_points, k)`` loading; called at most once per predictive.
+    row_var
+        ``sum(loading**2, axis=1)``, shape ``(n_points,)`` [units^2]: the variance the
+        factor adds to each point, which is all that marginals need.
+    """
+
+    build: Callable[[], FloatArray]
+    row_var: FloatArray
+
+    def __post_init__(self) -> None:
+        row_var = np.asarray(self.row_var, dtype=np.float64)
+        if row_var.ndim != 1 or np.any(row_var < 0):
+            raise ValueError(
+                f"row_var: expected one non-negative variance per point, got shape {row_var.shape}"
+            )
+        object.__setattr__(self, "row_var", row_var)
+
+
+@dataclass(frozen=True)
 class CensoredNormal:
     """Gaussian latent variable censored to ``[lower, upper]``, optionally with the
     bounds' probabilities given (a hurdle).
@@ -452,7 +480,8 @@ class CensoredNormal:
         Latent variance per point that is independent between points [units^2].
     factor
         Optional ``(n_points, k)`` loading of shared standard-normal factors; adds
-        ``sum(factor**2, axis=1)`` to the latent variance and correlates the points.
+        ``sum(factor**2, axis=1)`` to the latent variance and correlates the points. A
+        :class:`DeferredFactor` gives the same, built only when first read.
     lower, upper
         Censoring bounds [units]; ``-inf``/``inf`` for none.
     units
@@ -502,7 +531,7 @@ class CensoredNormal:
     lower: float = -np.inf
     upper: float = np.inf
     units: str = ""
-    factor: FloatArray | None = field(default=None)
+    _factor: FloatArray | DeferredFactor | None = field(default=None, repr=False)
     times: FloatArray | None = field(default=None)
     correlation: ExponentialCorrelation | None = field(default=None)
     lower_mass: FloatArray | None = field(default=None)
@@ -516,7 +545,7 @@ class CensoredNormal:
         lower: float = -np.inf,
         upper: float = np.inf,
         units: str = "",
-        factor: ArrayLike | None = None,
+        factor: ArrayLike | DeferredFactor | None = None,
         times: ArrayLike | None = None,
         correlation: ExponentialCorrelation | None = None,
         lower_mass: ArrayLike | None = None,
@@ -535,15 +564,22 @@ class CensoredNormal:
         object.__setattr__(self, "lower", float(lower))
         object.__setattr__(self, "upper", float(upper))
         object.__setattr__(self, "units", units)
-        if factor is not None:
+        if isinstance(factor, DeferredFactor):
+            if factor.row_var.shape != loc_arr.shape:
+                raise ValueError(
+                    f"factor: expected a row variance per point ({loc_arr.shape[0]}), got "
+                    f"{factor.row_var.size}"
+                )
+            object.__setattr__(self, "_factor", factor)
+        elif factor is not None:
             factor_arr = np.asarray(factor, dtype=np.float64)
             if factor_arr.ndim != 2 or factor_arr.shape[0] != loc_arr.shape[0]:
                 raise ValueError(
                     f"factor: expected shape ({loc_arr.shape[0]}, k), got {factor_arr.shape}"
                 )
-            object.__setattr__(self, "factor", factor_arr)
+            object.__setattr__(self, "_factor", factor_arr)
         else:
-            object.__setattr__(self, "factor", None)
+            object.__setattr__(self, "_factor", None)
         times_arr = None if times is None else time_seconds(times)
         if times_arr is not None and times_arr.shape != loc_arr.shape:
             raise ValueError(
@@ -574,26 +610,54 @@ class CensoredNormal:
         The subset keeps its shared factor, times and correlation, so its joint
         distribution is the full one's restricted to the subset.
         """
+        factor: FloatArray | DeferredFactor | None = None
+        if isinstance(self._factor, DeferredFactor):
+            whole = self._factor
+            factor = DeferredFactor(lambda: self._built_factor(whole)[index], whole.row_var[index])
+        elif self._factor is not None:
+            factor = self._factor[index]
         return CensoredNormal(
             self.loc[index],
             self.noise_var[index],
             lower=self.lower,
             upper=self.upper,
             units=self.units,
-            factor=None if self.factor is None else self.factor[index],
+            factor=factor,
             times=None if self.times is None else self.times[index],
             correlation=self.correlation,
             lower_mass=None if self.lower_mass is None else self.lower_mass[index],
             upper_mass=None if self.upper_mass is None else self.upper_mass[index],
         )
 
+    def replace(self, **changes: Any) -> CensoredNormal:
+        """A copy with the given constructor arguments changed (``factor`` included; a
+        deferred factor stays deferred)."""
+        arguments: dict[str, Any] = {
+            "loc": self.loc,
+            "noise_var": self.noise_var,
+            "lower": self.lower,
+            "upper": self.upper,
+            "units": self.units,
+            "factor": self._factor,
+            "times": self.times,
+            "correlation": self.correlation,
+            "lower_mass": self.lower_mass,
+            "upper_mass": self.upper_mass,
+        }
+        unknown = sorted(set(changes) - set(arguments))
+        if unknown:
+            raise TypeError(
+                f"replace: unknown arguments {unknown}; expected some of {list(arguments)}"
+            )
+        return CensoredNormal(**{**arguments, **changes})
+
     def with_bound_masses(
         self, lower_mass: FloatArray | None, upper_mass: FloatArray | None
     ) -> CensoredNormal:
         """The same latent Gaussian with the bounds' probabilities given (``None``: the
         latent tail). What only the latent Gaussian determines is not computed again."""
-        out = dataclasses.replace(self, lower_mass=lower_mass, upper_mass=upper_mass)
-        kept = {"latent_var", "latent_std", "scale", "a", "b", "lower_tail", "upper_tail"}
+        out = self.replace(lower_mass=lower_mass, upper_mass=upper_mass)
+        kept = {"factor", "latent_var", "latent_std", "scale", "a", "b", "lower_tail", "upper_tail"}
         derived: dict[str, FloatArray] = self.__dict__["_derived"]
         out.__dict__["_derived"].update({k: v for k, v in derived.items() if k in kept})
         return out
@@ -634,11 +698,32 @@ class CensoredNormal:
         return derived[name]
 
     @property
+    def factor(self) -> FloatArray | None:
+        """``(n_points, k)`` loading of the shared factors, or ``None`` [units]."""
+        if isinstance(self._factor, DeferredFactor):
+            return self._built_factor(self._factor)
+        return self._factor
+
+    def _built_factor(self, deferred: DeferredFactor) -> FloatArray:
+        def build() -> FloatArray:
+            loading = np.asarray(deferred.build(), dtype=np.float64)
+            if loading.ndim != 2 or loading.shape[0] != len(self):
+                raise ValueError(
+                    f"factor: expected its build to give shape ({len(self)}, k), got "
+                    f"{loading.shape}"
+                )
+            return loading
+
+        return self._once("factor", build)
+
+    @property
     def latent_var(self) -> FloatArray:
         """Variance of the uncensored Gaussian [units^2]."""
-        if self.factor is None:
+        factor = self._factor
+        if factor is None:
             return self.noise_var
-        factor = self.factor
+        if isinstance(factor, DeferredFactor):
+            return self._once("latent_var", lambda: self.noise_var + factor.row_var)
         return self._once(
             "latent_var", lambda: self.noise_var + np.einsum("ij,ij->i", factor, factor)
         )
@@ -789,12 +874,11 @@ class CensoredNormal:
         new_lower = min(max(lower, self.lower), self.upper)
         new_upper = max(min(upper, self.upper), new_lower)
         if not self.is_hurdle:
-            return dataclasses.replace(self, lower=new_lower, upper=new_upper)
+            return self.replace(lower=new_lower, upper=new_upper)
         if new_upper == new_lower:
             # Everything sits on one value: all of the mass on the (single) bound.
             at = np.ones_like(self.loc)
-            return dataclasses.replace(
-                self,
+            return self.replace(
                 lower=new_lower,
                 upper=new_upper,
                 lower_mass=at,
@@ -806,8 +890,8 @@ class CensoredNormal:
             1.0 - self.cdf(np.full_like(self.loc, new_upper)),
             self.mass_at_upper,
         )
-        return dataclasses.replace(
-            self, lower=new_lower, upper=new_upper, lower_mass=at_lower, upper_mass=at_upper
+        return self.replace(
+            lower=new_lower, upper=new_upper, lower_mass=at_lower, upper_mass=at_upper
         )
 
     # -- sampling and scores -------------------------------------------------------------
@@ -829,8 +913,9 @@ class CensoredNormal:
         else:
             noise = self.correlation.sample(self.times, n_samples, rng)
         latent = self.loc[None, :] + np.sqrt(self.noise_var)[None, :] * noise
-        if self.factor is not None:
-            latent += rng.standard_normal((n_samples, self.factor.shape[1])) @ self.factor.T
+        factor = self.factor
+        if factor is not None:
+            latent += rng.standard_normal((n_samples, factor.shape[1])) @ factor.T
         if not self.is_hurdle:
             return np.asarray(np.clip(latent, self.lower, self.upper), dtype=np.float64)
         u = _norm_cdf((latent - self.loc[None, :]) / np.maximum(self.latent_std, 1e-300))

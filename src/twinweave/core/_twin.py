@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -195,8 +194,7 @@ class Twin:
             inputs = intervention.apply_inputs(inputs)
         predictive = self.emulator.predict(inputs)
         if "time" in inputs:
-            predictive = dataclasses.replace(
-                predictive,
+            predictive = predictive.replace(
                 times=time_seconds(inputs["time"]),
                 correlation=self.noise_correlation_,
             )

@@ -7,7 +7,6 @@ EDI 2 and 3).
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,8 +94,7 @@ class ScaleTarget:
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
         f = self.factor
-        return dataclasses.replace(
-            predictive,
+        return predictive.replace(
             loc=predictive.loc * f,
             noise_var=predictive.noise_var * f * f,
             factor=None if predictive.factor is None else predictive.factor * f,

@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import blas, lapack
 
-from twinweave.core import CensoredNormal, Columns, State
+from twinweave.core import CensoredNormal, Columns, DeferredFactor, State
 from twinweave.models._basis import (
     BasisTerm,
     EvaluatedInputs,
@@ -915,24 +915,43 @@ class BayesianBasisRegression:
         starts, values = self._windows.evaluate(data, n_rows)
         bins = self.noise_bin(data, n_rows)
         spread = self._marginalise(data, n_rows, starts, values, mean)
-        # Column 0 gives the latent mean, the rest the shared factor ``features @ inv_chol.T``.
-        projection = np.column_stack([mean, inv_chol.T])
-        out = np.empty((n_rows, 1 + self.n_features), dtype=np.float64)
+        # The latent mean and the variance of ``features @ w``, from each row's few
+        # nonzero features; the shared factor ``features @ inv_chol.T`` (n x p) is built
+        # only if a joint quantity asks for it.
+        covariance = inv_chol.T @ inv_chol
+        loc = np.empty(n_rows, dtype=np.float64)
+        weight_var = np.empty(n_rows, dtype=np.float64)
         for lo in range(0, n_rows, _CHUNK_ROWS):
             hi = min(lo + _CHUNK_ROWS, n_rows)
-            self._project(
+            self._mean_and_var(
                 [start[lo:hi] for start in starts],
                 [value[lo:hi] for value in values],
-                projection,
-                out[lo:hi],
+                mean,
+                covariance,
+                loc[lo:hi],
+                weight_var[lo:hi],
             )
+        root = inv_chol.T.copy()
+
+        def build_factor() -> FloatArray:
+            factor = np.empty((n_rows, self.n_features), dtype=np.float64)
+            for lo in range(0, n_rows, _CHUNK_ROWS):
+                hi = min(lo + _CHUNK_ROWS, n_rows)
+                self._project(
+                    [start[lo:hi] for start in starts],
+                    [value[lo:hi] for value in values],
+                    root,
+                    factor[lo:hi],
+                )
+            return factor
+
         predictive = CensoredNormal(
-            out[:, 0],
+            loc,
             noise_var[bins] if spread is None else noise_var[bins] + spread,
             lower=self.lower,
             upper=self.upper,
             units=self.units,
-            factor=out[:, 1:],
+            factor=DeferredFactor(build_factor, np.maximum(weight_var, 0.0)),
         )
         if not self.bound_masses:
             return predictive
@@ -1059,6 +1078,28 @@ class BayesianBasisRegression:
         seen = weight > 0
         between = (near[seen] / weight[seen, None]).T @ near[seen]
         return _Marginal(local, (second - between) / n_total, columns)
+
+    def _mean_and_var(
+        self,
+        starts: list[IndexArray],
+        values: list[FloatArray],
+        mean: FloatArray,
+        covariance: FloatArray,
+        loc: FloatArray,
+        var: FloatArray,
+    ) -> None:
+        """``loc = features @ mean`` and ``var = diag(features @ covariance @ features^T)``
+        from the windowed features: each group's rows share their nonzero columns, so
+        the quadratic form needs only that block of ``covariance``."""
+        windows = self._windows
+        order, bounds = windows.groups(starts, None, 1)
+        x_sorted = windows.gather(values, order)
+        for lo, hi in itertools.pairwise(bounds):
+            rows = order[lo:hi]
+            cols = windows.window_columns(starts, int(rows[0]))
+            x = x_sorted[:, lo:hi].T
+            loc[rows] = x @ mean[cols]
+            var[rows] = np.einsum("ij,ij->i", x @ covariance[np.ix_(cols, cols)], x)
 
     def _project(
         self,

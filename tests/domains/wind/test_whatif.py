@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,7 +108,7 @@ def test_monthly_energy_intervals_of_la_haute_borne_cover_about_nine_in_ten() ->
             inputs = model_inputs(month, spec.rated_power)
             actual = float(energy(inputs["power"][None, :])[0])
             predictive = twin.predict(inputs)
-            independent = dataclasses.replace(predictive, times=None, correlation=None)
+            independent = predictive.replace(times=None, correlation=None)
             for kind, p in (("correlated", predictive), ("independent", independent)):
                 lo, hi = np.quantile(energy(p.sample(400, seed=2)), [0.05, 0.95])
                 covered[kind] += lo <= actual <= hi
