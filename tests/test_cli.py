@@ -222,3 +222,74 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
     twinweave("predict", "--store", store, "--twin", "T1", "--input", inputs, "--output", out)
     expected = RATED_POWER * 0.5**3  # the synthetic curve at 8 m/s [kW]
     assert pd.read_csv(out)["mean"].iloc[0] == pytest.approx(expected, abs=40.0)
+
+
+# -- a user's mistakes: one line naming what is wrong, exit code 2, no traceback ----------
+def assert_user_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.startswith("error: "), result.stdout
+    for text in expected:
+        assert text in result.stdout, result.stdout
+
+
+def test_predict_names_file_column_row_and_value_of_a_bad_input(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "typo.csv"
+    inputs.write_text("wind_speed\n5.0\nabc\n7.0\n")
+    result = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs,
+        "--output", tmp_path / "out.csv", ok=False,
+    )  # fmt: skip
+    assert_user_error(result, "typo.csv", "'wind_speed'", "row 1 (line 3)", "got 'abc'")
+
+
+def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "X.csv"
+    inputs.write_text("wind_speed\n5.0\n")
+    unknown_twin = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R99999", "--input", inputs,
+        "--output", tmp_path / "out.csv", ok=False,
+    )  # fmt: skip
+    assert_user_error(unknown_twin, "no twin 'R99999'", "R80711")
+    missing = tmp_path / "nope.duckdb"
+    for command in (
+        ("predict", "--twin", "R80711", "--input", inputs, "--output", tmp_path / "o.csv"),
+        ("whatif", "--twin", "R80711", "--stop"),
+        ("monitor", "--since", "2015-01-01"),
+        ("provenance",),
+        ("quarantine",),
+    ):
+        assert_user_error(twinweave(*command, "--store", missing, ok=False), "no such store")
+    assert not missing.exists()
+
+
+def test_nonsense_interventions_are_refused(fitted_store: Path) -> None:
+    for option, value in (("--derate", "-100"), ("--scale", "-2")):
+        result = twinweave(
+            "whatif", "--store", fitted_store, "--twin", "R80711", option, value, ok=False
+        )
+        assert_user_error(result, option, value)
+
+
+def test_provenance_takes_a_twin_id_and_lists_ids(fitted_store: Path) -> None:
+    chain = twinweave("provenance", "R80736", "--store", fitted_store).stdout
+    assert "sha256=" in chain and "fit:" in chain
+    assert re.search(r"model_version:[0-9a-f]+\s*$", chain.rstrip()), chain
+    listed = twinweave("provenance", "--store", fitted_store, "--limit", "3").stdout
+    assert len(re.findall(r"^\S+Z  \w+:[0-9a-f]{12}", listed, flags=re.MULTILINE)) == 3, listed
+    unknown = twinweave("provenance", "prediction:000000000000", "--store", fitted_store, ok=False)
+    assert_user_error(unknown, "prediction:000000000000", "R80711")
+
+
+def test_quarantine_names_the_checks_there_are(fitted_store: Path) -> None:
+    result = twinweave("quarantine", "--store", fitted_store, "--check", "nosuch", ok=False)
+    assert_user_error(result, "--check nosuch", "downtime", "curtailment")
+
+
+def test_help_keeps_the_units() -> None:
+    assert "[kW]" in twinweave("predict", "--help").stdout
+    assert "[m/s]" in twinweave("predict", "--help").stdout

@@ -6,6 +6,8 @@ Thin by design: every command composes the public API; no model logic lives here
 from __future__ import annotations
 
 import json
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +45,33 @@ app = typer.Typer(
     help="Digital twins of assets from their sensor data, with calibrated uncertainty.",
     no_args_is_help=True,
     add_completion=False,
+    # Help texts carry units in brackets ("[kW]"), which Rich markup would swallow.
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
 )
-console = Console()
+# Piped into a file or a log, lines are not wrapped at 80 columns: commands and paths
+# printed for copying stay whole.
+console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty())
+
+#: Errors whose message is written for the user (bad input, an unknown id, a missing or
+#: locked file): ``main`` prints them as one line; anything else is a bug and keeps its
+#: traceback.
+USER_ERRORS = (ValueError, KeyError, OSError)
+
+
+def main() -> None:
+    """The ``twinweave`` entry point: a user error prints ``error: ...`` and exits with
+    code 2; ``TWINWEAVE_DEBUG=1`` shows its traceback instead."""
+    try:
+        app()
+    except USER_ERRORS as error:
+        if os.environ.get("TWINWEAVE_DEBUG"):
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        console.print("[bold red]error:[/] ", end="")
+        console.print(str(message), markup=False, highlight=False)
+        raise SystemExit(2) from None
+
 
 StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.")]
 TwinOption = Annotated[str, typer.Option("--twin", help="Twin id (the asset's name).")]
@@ -55,6 +82,16 @@ def _fail(message: str) -> typer.Exit:
     # Messages hold units in brackets ("[kW]"): print them as they are, not as markup.
     console.print(message, markup=False, highlight=False)
     return typer.Exit(code=2)
+
+
+def _existing_store(path: Path) -> Path:
+    """``path`` if it is a store; commands that read twins never create an empty one."""
+    if not path.exists():
+        raise _fail(
+            f"{path}: no such store; create it with `twinweave fit DATA --store {path} "
+            f"--train-until TIME` (or `twinweave ingest`)"
+        )
+    return path
 
 
 @contextmanager
@@ -258,12 +295,18 @@ def fit(
             except ValueError as error:
                 raise _fail(str(error)) from None
         table = Table(title=f"twins fitted on readings before {until.isoformat()}")
-        for column in ("twin", "readings", "version"):
-            table.add_column(column)
+        for column in ("twin", "readings fitted", "remembered (weighted)", "version"):
+            table.add_column(column, justify="left" if column == "twin" else "right")
         for asset_id, twin in twins.items():
             version = db.versions(asset_id)["version"].max()
-            table.add_row(asset_id, f"{twin.emulator.n_observations_:.0f}", str(version))
+            n_fitted = len(db.observations(asset_id, end=until))
+            remembered = f"{twin.emulator.n_observations_:.0f}"
+            table.add_row(asset_id, str(n_fitted), remembered, str(version))
         console.print(table)
+        console.print(
+            "remembered: the readings' total weight after forgetting (--memory "
+            f"{memory:g}); older readings count less"
+        )
 
 
 def _model_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -289,17 +332,23 @@ def _model_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 def _read_inputs(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise _fail(f"{path}: no such file")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    is_parquet = path.suffix == ".parquet"
+    frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path)
     if "wind_speed" not in frame:
         raise _fail(f"{path}: expected a column 'wind_speed' [m/s], got {list(frame.columns)}")
-    bad = ~np.isfinite(frame["wind_speed"].to_numpy(np.float64))
+    speed = pd.to_numeric(frame["wind_speed"], errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(speed)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        value = frame["wind_speed"].iloc[row]
+        got = "a missing value" if pd.isna(value) else repr(str(value))
+        # Rows count data rows from 0; a CSV's line adds its header.
+        where = f"row {row}" if is_parquet else f"row {row} (line {row + 2})"
         raise _fail(
-            f"{path}: column 'wind_speed', row {row}: expected a finite number [m/s], "
-            f"got {frame['wind_speed'].iloc[row]!r}"
+            f"{path}: column 'wind_speed', {where}: expected a finite number [m/s], got "
+            f"{got} ({int(bad.sum())} of {len(frame)} rows are not)"
         )
-    return frame
+    return frame.assign(wind_speed=speed)
 
 
 @app.command()
@@ -313,7 +362,7 @@ def predict(
 ) -> None:
     """Predict power [kW] with uncertainty from wind speed (and optional inputs)."""
     frame = _read_inputs(input)
-    with Store(store) as db:
+    with Store(_existing_store(store)) as db:
         recorder = Recorder(store=db)
         loaded = db.load_twin(twin, recorder=recorder)
         columns = _model_columns(frame)
@@ -355,21 +404,22 @@ def whatif(
     """
     interventions: list[Intervention] = []
     if derate is not None:
+        if not derate >= 0.0:
+            raise _fail(f"--derate: expected a power cap >= 0 kW, got {derate:g}")
         interventions.append(Derate(derate))
     if stop:
         interventions.append(Stop())
     if scale is not None:
+        if not scale >= 0.0:
+            raise _fail(f"--scale: expected a non-negative factor, e.g. 0.97, got {scale:g}")
         interventions.append(ScaleTarget(scale))
     if not interventions:
         raise _fail("expected at least one intervention: --derate KW, --stop or --scale F")
     period_start = None if start is None else _utc(start)
     period_end = None if end is None else _utc(end)
-    with Store(store) as db:
+    with Store(_existing_store(store)) as db:
         recorder = Recorder(store=db)
-        try:
-            live = db.load_twin(twin, recorder=recorder)
-        except KeyError as error:
-            raise _fail(str(error.args[0])) from None
+        live = db.load_twin(twin, recorder=recorder)
         if input is not None:
             frame = _read_inputs(input)
         else:
@@ -382,6 +432,11 @@ def whatif(
             else db.observations_entity(twin, start=period_start, end=period_end)
         )
         rated = float(live.schema.variable("power").bounds[1])
+        if derate is not None and derate >= rated:
+            console.print(
+                f"[yellow]warning:[/] --derate {derate:g} kW is at or above rated power "
+                f"({rated:g} kW): it changes nothing"
+            )
         inputs = _model_columns(
             frame.drop(columns=["power", "source_row", "asset_id"], errors="ignore")
         )
@@ -461,15 +516,42 @@ def _record_whatif(
 
 @app.command()
 def provenance(
-    entity_id: Annotated[str, typer.Argument(help="Entity id, e.g. a prediction's.")],
     store: StoreOption,
+    entity_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="Entity id (a prediction's, a what-if result's, ...) or a twin id (its "
+            "latest version); without one, the latest entities are listed."
+        ),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write PROV-JSON here.")
     ] = None,
+    limit: Annotated[int, typer.Option(help="Entities to list without an id.")] = 20,
 ) -> None:
-    """Print the chain from raw file to ``ENTITY_ID``."""
-    with Store(store, read_only=True) as db:
+    """Print the chain from raw file to ENTITY_ID: a prediction's, a what-if result's or
+    any other entity's id, or a twin id (its latest version). Without one, list the
+    latest entities."""
+    with Store(_existing_store(store), read_only=True) as db:
         recorder = Recorder.from_store(db)
+        twin_ids = set(db.twin_ids())
+        if entity_id in twin_ids:
+            entity_id = str(db.versions(entity_id)["provenance_id"].iloc[-1])
+    if entity_id is None:
+        entities = [r for r in recorder.records() if r.category == "entity"]
+        console.print(
+            f"{len(entities)} entities in {store}; the latest {min(limit, len(entities))} "
+            f"(twins: {sorted(twin_ids)}):"
+        )
+        for record in entities[-limit:]:
+            console.print(record.describe(), markup=False, highlight=False)
+        return
+    if entity_id not in recorder:
+        raise _fail(
+            f"{entity_id}: no such provenance id in {store}; `twinweave provenance --store "
+            f"{store}` lists the latest, and a twin id ({', '.join(sorted(twin_ids))}) "
+            f"gives its latest version"
+        )
     chain = recorder.chain(entity_id)
     console.print(f"{len(chain)} records, raw files first, {entity_id} last:")
     for record in chain:
@@ -496,10 +578,25 @@ def quarantine(
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
     """List quarantined readings with the check that failed and why."""
-    with Store(store, read_only=True) as db:
+    with Store(_existing_store(store), read_only=True) as db:
         rows = db.quarantine(asset, check)
+        if rows.empty and (asset is not None or check is not None):
+            everything = db.quarantine(None, None)
+            for name, value, known in (
+                ("--asset", asset, everything["asset_id"]),
+                ("--check", check, everything["check"]),
+            ):
+                if value is not None and value not in set(known):
+                    raise _fail(
+                        f"{name} {value}: none in the quarantine; expected one of "
+                        f"{sorted(set(known.astype(str)))}"
+                    )
     counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
-    table = Table(title=f"quarantine: {len(rows)} rows")
+    n_readings = rows[["asset_id", "time", "source_row"]].drop_duplicates().shape[0]
+    table = Table(
+        title=f"quarantine: {len(rows)} failed checks of {n_readings} readings "
+        "(a reading can fail several)"
+    )
     for column in ("asset_id", "check", "rows"):
         table.add_column(column)
     for record in counts.to_dict("records"):
@@ -563,7 +660,8 @@ def monitor(
     rated_power: RatedOption = None,
     elevation: ElevationOption = 0.0,
 ) -> None:
-    """Anomaly scores and persistent-underperformance alarms for every stored turbine.
+    """Persistent-underperformance alarms for every stored turbine; with ``--output``,
+    every reading's anomaly score too.
 
     Twins learn the readings before the calibration period, run live through it (the
     detectors calibrate there), then watch from ``--since``. The run and its alarms are
@@ -573,7 +671,7 @@ def monitor(
     from twinweave.domains.wind import monitor_fleet
 
     start = _utc(since)
-    with Store(store) as db:
+    with Store(_existing_store(store)) as db:
         stored = set(db.twin_ids())
         specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
         specs |= _turbine_specs(
@@ -649,7 +747,7 @@ def report(
     from twinweave.report import write_demo_report
 
     start = _utc(since)
-    with Store(store) as db:
+    with Store(_existing_store(store)) as db:
         twins = {a: db.load_twin(a) for a in db.twin_ids()}
         specs = {a: TurbineSpec.from_twin(twin) for a, twin in twins.items()}
         if not specs:

@@ -128,7 +128,9 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         )
         step(
             f"ingested {summary.n_raw} readings: {summary.n_observations} kept, "
-            f"{summary.n_quarantine} quarantine rows (listed by `twinweave quarantine`)"
+            f"{summary.n_raw - summary.n_observations} quarantined with "
+            f"{summary.n_quarantine} failed checks (a reading can fail several; listed by "
+            "`twinweave quarantine`)"
         )
         twins = fit_fleet(store, recorder, specs, SPLIT)
         step("monitoring 2015 for persistent underperformance (fleet CUSUM)")

@@ -40,7 +40,7 @@ def scores(predictive: CensoredNormal, y: ArrayLike, *, level: float = 0.9) -> d
         "crps": float(np.mean(predictive.crps(y_arr))),
         "log_likelihood": float(np.mean(predictive.log_prob(y_arr))),
         "coverage": float(np.mean((y_arr >= lo) & (y_arr <= hi))),
-        "n": float(y_arr.size),
+        "n": y_arr.size,
     }
 
 

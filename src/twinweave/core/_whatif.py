@@ -53,7 +53,12 @@ class Derate:
         return inputs
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
-        return predictive.clipped(min(predictive.lower, self.limit), self.limit)
+        if not self.limit >= predictive.lower:
+            raise ValueError(
+                f"derate: expected a limit at or above the lower bound {predictive.lower:g} "
+                f"{predictive.units}, got {self.limit:g}; a stop is Stop()"
+            )
+        return predictive.clipped(predictive.lower, self.limit)
 
     def describe(self) -> str:
         return f"derate to {self.limit:g}"

@@ -1,0 +1,33 @@
+"""Control setpoints on a predictive: limits a user can get wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twinweave.core import CensoredNormal, Derate, Stop
+
+
+def power() -> CensoredNormal:
+    return CensoredNormal(
+        [100.0, 1500.0, 2040.0], [50.0**2] * 3, lower=0.0, upper=2050.0, units="kW"
+    )
+
+
+def test_a_limit_below_the_lower_bound_is_refused_and_points_to_stop() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"lower bound 0 kW, got -100; a stop is Stop\(\)",
+    ):
+        Derate(-100.0).apply_predictive(power())
+    stopped = Stop().apply_predictive(power())
+    np.testing.assert_array_equal(stopped.quantile(0.99), 0.0)
+
+
+def test_a_limit_at_or_above_the_upper_bound_changes_nothing() -> None:
+    before = power()
+    after = Derate(3000.0).apply_predictive(before)
+    np.testing.assert_array_equal(
+        after.quantile([0.05, 0.5, 0.95]), before.quantile([0.05, 0.5, 0.95])
+    )
+    np.testing.assert_array_equal(after.mean, before.mean)
