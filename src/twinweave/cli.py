@@ -343,7 +343,9 @@ def _read_inputs(path: Path) -> pd.DataFrame:
         value = frame["wind_speed"].iloc[row]
         got = "a missing value" if pd.isna(value) else repr(str(value))
         # Rows count data rows from 0; a CSV's line adds its header.
-        where = f"row {row}" if is_parquet else f"row {row} (line {row + 2})"
+        where = (
+            f"row {row}, counting data rows from 0" if is_parquet else f"row {row} (line {row + 2})"
+        )
         raise _fail(
             f"{path}: column 'wind_speed', {where}: expected a finite number [m/s], got "
             f"{got} ({int(bad.sum())} of {len(frame)} rows are not)"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from twinweave.data import (
     SourceSpec,
     read_source,
 )
+from twinweave.domains.wind import LA_HAUTE_BORNE
 
 SPEC = SourceSpec(
     asset_column="turbine",
@@ -49,19 +52,41 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def assert_names_everything(
-    error: DataError, path: Path, column: str | None, row: int | None, value: object
+    error: DataError,
+    path: Path,
+    column: str | None,
+    row: int | None,
+    value: object,
+    line: int | None = None,
 ) -> None:
-    """The message names the file, column, row, value and what was expected."""
+    """The message names the file, column, row, value and what was expected.
+
+    ``row`` is the 0-based data row; ``line`` the 1-based line of a CSV file, which the
+    message gives next to the row. Without a line (Parquet), the message says how rows
+    are counted.
+    """
     message = str(error)
     assert str(path) in message
     assert error.path == str(path)
     assert error.column == column
     assert error.row == row
+    assert error.line == line
     assert error.value == value
     if column is not None:
         assert f"column {column!r}" in message
-    assert (f"row {row}" if row is not None else "row n/a") in message
-    assert (repr(value) if value is not None else "value n/a") in message
+    if row is None:
+        assert "row n/a" in message
+    elif line is None:
+        assert f", row {row}, counting data rows from 0," in message
+    else:
+        assert f", row {row} (line {line})," in message
+    if value is None:
+        assert "value n/a" in message
+    elif isinstance(value, str):
+        assert f"value {value!r}" in message
+    else:
+        assert f"value {value}" in message
+    assert "np." not in message  # no numpy reprs such as np.float64(nan)
     assert error.expected
     assert f"expected {error.expected}" in message
 
@@ -253,6 +278,7 @@ def test_parquet_timestamps_with_and_without_zone(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
     assert_names_everything(caught.value, path, "time_utc", 0, "2014-10-26 01:50:00")
+    assert "row 0, counting data rows from 0" in str(caught.value)
 
 
 # -- bad input: each error names the file, column, row, value and expectation ------------
@@ -270,7 +296,7 @@ def test_unparseable_time_names_the_first_bad_row(tmp_path: Path) -> None:
     path = write(tmp_path, "scada.csv", text)
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
-    assert_names_everything(caught.value, path, "time_utc", 2, "2014-13-01T01:10:00+01:00")
+    assert_names_everything(caught.value, path, "time_utc", 2, "2014-13-01T01:10:00+01:00", 4)
     assert "ISO 8601" in caught.value.expected
     assert "1 of 4 rows" in str(caught.value)
 
@@ -286,7 +312,7 @@ def test_time_in_the_wrong_format_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError) as caught:
         read_source(path, spec)
-    assert_names_everything(caught.value, path, "when", 1, "2014-03-30 03:00")
+    assert_names_everything(caught.value, path, "when", 1, "2014-03-30 03:00", 3)
     assert "'%d/%m/%Y %H:%M'" in caught.value.expected
 
 
@@ -295,7 +321,8 @@ def test_time_without_offset_needs_a_time_zone(tmp_path: Path) -> None:
     path = write(tmp_path, "scada.csv", text)
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
-    assert_names_everything(caught.value, path, "time_utc", 3, "2014-01-01T01:10:00")
+    assert_names_everything(caught.value, path, "time_utc", 3, "2014-01-01T01:10:00", 5)
+    assert "no UTC offset" in str(caught.value)
     assert "time_zone" in caught.value.expected
 
 
@@ -305,7 +332,7 @@ def test_local_time_in_the_skipped_hour_is_an_error(tmp_path: Path) -> None:
     spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
     with pytest.raises(DataError) as caught:
         read_source(path, spec)
-    assert_names_everything(caught.value, path, "time_utc", 1, "2014-03-30 02:00:00")
+    assert_names_everything(caught.value, path, "time_utc", 1, "2014-03-30 02:00:00", 3)
     assert "Europe/Paris" in caught.value.expected
 
 
@@ -318,7 +345,7 @@ def test_all_missing_column_is_an_error(tmp_path: Path) -> None:
     assert error.path == str(path) and error.column == "t" and error.row is None
     assert np.isnan(error.value)  # type: ignore[arg-type]
     assert "all 4 rows are missing after missing codes [-273.2, 'n/a']" in str(error)
-    assert "column 't', row n/a, value nan" in str(error)
+    assert "column 't', row n/a, a missing value (NaN))" in str(error)
     assert f"expected {error.expected}" in str(error) and "temp_air" in error.expected
 
 
@@ -327,7 +354,7 @@ def test_non_numeric_value_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "scada.csv", text)
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
-    assert_names_everything(caught.value, path, "ws", 2, "fast")
+    assert_names_everything(caught.value, path, "ws", 2, "fast", 4)
     assert "a number in m/s" in caught.value.expected
 
 
@@ -338,8 +365,7 @@ def test_row_with_more_fields_than_the_header_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "scada.csv", text)
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
-    assert_names_everything(caught.value, path, None, 2, "6 fields")
-    assert "line 4" in str(caught.value)
+    assert_names_everything(caught.value, path, None, 2, "6 fields", 4)
     assert caught.value.expected == "5 fields separated by ',', as in the header"
 
 
@@ -349,8 +375,10 @@ def test_missing_asset_id_is_named(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
     error = caught.value
-    assert error.column == "turbine" and error.row == 3
-    assert "row 3" in str(error) and str(path) in str(error) and "non-empty asset id" in str(error)
+    assert error.column == "turbine" and error.row == 3 and error.line == 5
+    assert "row 3 (line 5)" in str(error) and str(path) in str(error)
+    assert "non-empty asset id" in str(error)
+    assert "a missing value (NaN)" in str(error)
 
 
 def test_duplicated_timestamps_are_not_an_error_when_reading(tmp_path: Path) -> None:
@@ -436,3 +464,192 @@ def test_mapping_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         SourceSpec.from_file(zone)
     assert_names_everything(caught.value, zone, "time_zone", None, "Europe/Pariss")
+
+
+# -- times that do not parse are not called naive; values are written for people ---------
+LHB_HEADER = "Wind_turbine_name,Date_time,Ws_avg,P_avg,Ot_avg,Wa_avg,Ba_avg,Ya_avg,Va_avg\n"
+
+
+def _lhb_csv(times: list[str]) -> str:
+    return LHB_HEADER + "".join(f"R80711,{time},5,300,4,1,1,1,1\n" for time in times)
+
+
+def test_unparseable_time_is_not_reported_as_a_missing_offset(tmp_path: Path) -> None:
+    times = [f"2014-01-01T00:{m}0:00+01:00" for m in range(3)] + ["2014-13-45 25:99"]
+    path = write(tmp_path, "lhb.csv", _lhb_csv(times))
+    with pytest.raises(DataError) as caught:
+        read_source(path, LA_HAUTE_BORNE)
+    message = str(caught.value)
+    assert_names_everything(caught.value, path, "Date_time", 3, "2014-13-45 25:99", 5)
+    assert "time cannot be parsed (1 of 4 rows)" in message
+    assert "no UTC offset" not in message
+    assert "'2014-01-01T01:00:00+01:00'" in caught.value.expected
+
+
+def test_unparseable_time_with_a_time_zone_is_not_reported_as_an_offset(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.csv", _lhb_csv(["2014-01-01 00:00", "2014-13-45T25:99+01:00"]))
+    spec = LA_HAUTE_BORNE.model_copy(update={"time_zone": "Europe/Paris"})
+    with pytest.raises(DataError) as caught:
+        read_source(path, spec)
+    assert_names_everything(caught.value, path, "Date_time", 1, "2014-13-45T25:99+01:00", 3)
+    assert "time cannot be parsed" in str(caught.value)
+    assert "Europe/Paris" in caught.value.expected
+
+
+def test_first_bad_time_decides_the_error(tmp_path: Path) -> None:
+    # A naive time before an unparseable one: the first problem is the missing offset.
+    path = write(tmp_path, "x.csv", _lhb_csv(["2014-01-01 00:00", "2014-13-45 25:99"]))
+    with pytest.raises(DataError) as caught:
+        read_source(path, LA_HAUTE_BORNE)
+    assert_names_everything(caught.value, path, "Date_time", 0, "2014-01-01 00:00", 2)
+    assert "time has no UTC offset (1 of 2 rows)" in str(caught.value)
+
+
+def test_a_date_is_not_mistaken_for_an_offset(tmp_path: Path) -> None:
+    # "2014-01-01" ends in "-01", which is no UTC offset. (The basic-format time makes
+    # Arrow's strict parser refuse the column, so pandas and the offset test read it.)
+    path = write(tmp_path, "x.csv", _lhb_csv(["2014-01-01", "20140101T0010"]))
+    _, raw = read_source(path, LA_HAUTE_BORNE.model_copy(update={"time_zone": "UTC"}))
+    assert raw["time"].tolist() == [
+        pd.Timestamp("2014-01-01T00:00", tz="UTC"),
+        pd.Timestamp("2014-01-01T00:10", tz="UTC"),
+    ]
+
+
+def test_basic_format_offsets_are_offsets(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.csv", _lhb_csv(["2014-01-01T00:00+01:00", "20140101T0010+0100"]))
+    _, raw = read_source(path, LA_HAUTE_BORNE)
+    assert raw["time"].tolist() == [
+        pd.Timestamp("2013-12-31T23:00", tz="UTC"),
+        pd.Timestamp("2013-12-31T23:10", tz="UTC"),
+    ]
+
+
+def test_missing_time_is_said_in_words(tmp_path: Path) -> None:
+    path = write(tmp_path, "lhb.csv", _lhb_csv(["2014-01-01T00:00:00+01:00", ""]))
+    with pytest.raises(DataError) as caught:
+        read_source(path, LA_HAUTE_BORNE)
+    message = str(caught.value)
+    assert "time is missing" in message
+    assert "column 'Date_time', row 1 (line 3), a missing value (NaN))" in message
+    assert "nan" not in message
+
+
+def test_missing_numeric_asset_id_in_parquet_has_no_numpy_repr(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"turbine": [1.0, np.nan], "time_utc": ["2014-01-01T00:00Z"] * 2, "ws": 1.0, "p": 2.0}
+    )
+    frame["t"] = 3.0
+    path = tmp_path / "scada.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    message = str(caught.value)
+    assert "np.float64" not in message
+    assert "(column 'turbine', row 1, counting data rows from 0, a missing value (NaN))" in message
+    assert isinstance(caught.value.value, float) and np.isnan(caught.value.value)
+
+
+# -- rows are named as data rows from 0, with the line of a CSV file --------------------
+def test_csv_line_counts_blank_lines_and_quoted_line_breaks(tmp_path: Path) -> None:
+    text = (
+        "turbine,time_utc,ws,p,t\n"
+        "\n"
+        'T1,2014-01-01T00:00Z,5,300,"4"\n'
+        '"T\n1",2014-01-01T00:10Z,5,300,4\n'
+        "\n"
+        "T1,2014-01-01T00:20Z,fast,300,4\n"
+    )
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    # Data row 2 starts on line 7: header, blank, row 0, row 1 over two lines, blank.
+    assert_names_everything(caught.value, path, "ws", 2, "fast", 7)
+
+
+def test_compressed_csv_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "scada.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write(GOOD_CSV.replace(",5.7,", ",fast,"))
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, "ws", 2, "fast", 4)
+
+
+def test_parquet_rows_say_how_they_are_counted(tmp_path: Path) -> None:
+    csv_path = write(tmp_path, "scada.csv", GOOD_CSV.replace(",5.7,", ",fast,"))
+    path = tmp_path / "scada.parquet"
+    pd.read_csv(csv_path, dtype=str).to_parquet(path)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, "ws", 2, "fast")
+    assert "line" not in str(caught.value)
+
+
+def test_error_with_a_line_survives_pickling() -> None:
+    error = DataError("x", path="f.csv", column="c", row=3, line=5, value="v", expected="y")
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.line == 5
+
+
+# -- the example mapping of docs/MAPPING.md ----------------------------------------------
+EXAMPLE_MAPPING = Path(__file__).resolve().parents[2] / "examples" / "mapping_example.toml"
+
+
+FARM_CSV = """turbine;timestamp;ws_kmh;p_mw;temp_f;status
+WT01;30/03/2014 01:50;36;1.2;50;ok
+WT01;30/03/2014 03:00;-999;0.8;32;ok
+WT02;30/03/2014 03:00;18;-;212;ok
+"""
+
+
+def test_example_mapping_file_reads_its_layout(tmp_path: Path) -> None:
+    spec = SourceSpec.from_file(EXAMPLE_MAPPING)
+    _, raw = read_source(write(tmp_path, "farm.csv", FARM_CSV), spec)
+    assert list(raw.columns) == [*RECORD_COLUMNS, "wind_speed", "power", "temp_air"]
+    assert raw["asset_id"].tolist() == ["WT01", "WT01", "WT02"]
+    assert raw["source_row"].tolist() == [0, 1, 2]
+    # Paris local times, 10 minutes apart across the spring clock change.
+    assert raw["time"].tolist() == [
+        pd.Timestamp("2014-03-30T00:50Z"),
+        pd.Timestamp("2014-03-30T01:00Z"),
+        pd.Timestamp("2014-03-30T01:00Z"),
+    ]
+    np.testing.assert_allclose(raw["wind_speed"], [10.0, np.nan, 5.0])  # km/h -> m/s
+    np.testing.assert_allclose(raw["power"], [1200.0, 800.0, np.nan])  # MW -> kW
+    np.testing.assert_allclose(raw["temp_air"], [10.0, 0.0, 100.0], atol=1e-9)  # degF -> degC
+
+
+def _message(error: DataError, path: Path) -> str:
+    return str(error).replace(str(path), path.name)
+
+
+def test_mapping_doc_shows_the_example_and_the_errors_users_get(tmp_path: Path) -> None:
+    doc = (EXAMPLE_MAPPING.parents[1] / "docs" / "MAPPING.md").read_text(encoding="utf-8")
+    example = EXAMPLE_MAPPING.read_text(encoding="utf-8")
+    assert example.strip() in doc
+    assert FARM_CSV.strip() in doc
+    json_block = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    from_json = SourceSpec.from_file(write(tmp_path, "mapping.json", json_block))
+    assert from_json == SourceSpec.from_file(EXAMPLE_MAPPING)
+    mapping_errors = {
+        "unknown unit": ('unit = "km/h"', 'unit = "kmh"'),
+        "wrong kind": ('unit = "km/h"', 'unit = "kW"'),
+        "unknown zone": ('"Europe/Paris"', '"Europe/Pariss"'),
+    }
+    for old, new in mapping_errors.values():
+        path = write(tmp_path, "mapping.toml", example.replace(old, new))
+        with pytest.raises(DataError) as caught:
+            SourceSpec.from_file(path)
+        assert _message(caught.value, path) in doc
+    spec = SourceSpec.from_file(EXAMPLE_MAPPING)
+    data_errors = {
+        "time": ("WT01;30/03/2014 03:00", "WT01;2014-03-30 03:00"),
+        "number": (";-999;", ";fast;"),
+        "asset": ("WT02;", ";"),
+    }
+    for old, new in data_errors.values():
+        path = write(tmp_path, "farm.csv", FARM_CSV.replace(old, new))
+        with pytest.raises(DataError) as caught:
+            read_source(path, spec)
+        assert _message(caught.value, path) in doc

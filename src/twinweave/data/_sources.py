@@ -8,15 +8,21 @@ values in the glossary's canonical units, missing codes turned into NaN.
 
 Structural problems (a missing column, an unparseable time, an all-missing column, a
 non-numeric value) raise :class:`~twinweave.data.DataError` naming the file, column, row
-and value. Problems with individual readings (duplicated times, values out of range) are
-not errors here: the raw frame keeps every row, and :func:`~twinweave.data.clean`
+and value. Problems with individual readings (duplicated times, values out of range)
+are not errors here: the raw frame keeps every row, and :func:`~twinweave.data.clean`
 quarantines the readings that fail a check.
+
+``docs/MAPPING.md`` describes the mapping file format with a complete example.
 """
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
 import hashlib
 import json
+import lzma
 import math
 import os
 import re
@@ -24,7 +30,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import IO, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -48,8 +54,11 @@ RECORD_COLUMNS: Final[tuple[str, ...]] = ("asset_id", "time", "source_row")
 #: ``-273.2`` matches the float32 value ``-273.20001`` a SCADA export stores.
 _CODE_RTOL: Final = 1e-6
 
-# A trailing UTC offset or "Z" marks an ISO 8601 time as zone-aware.
-_OFFSET_PATTERN: Final = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+# A trailing UTC offset or "Z" after a time of day marks an ISO 8601 time as zone-aware;
+# requiring the time ("T01:00", " 0100") keeps a date's "-01" from passing for an offset.
+_OFFSET_PATTERN: Final = (
+    r"[Tt\s]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+)
 
 _CSV_SUFFIXES: Final = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".txt")
 _PARQUET_SUFFIXES: Final = (".parquet", ".pq")
@@ -421,6 +430,9 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
         If a declared column is missing, a time cannot be parsed, has no offset when no
         time zone is declared, or does not exist in the declared zone; if a value is not
         a number; if a declared column holds no value at all; if an asset id is missing.
+        The error names the 0-based data row (the row's ``source_row``) and, for a CSV
+        file, the 1-based line of the file it starts on: ``row 3 (line 5)``; for a
+        Parquet file, ``row 3, counting data rows from 0``.
 
     Notes
     -----
@@ -473,15 +485,21 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
     with file.open("rb") as handle:
         sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
 
-    asset = _assets(frame, spec, name)
-    times = _times(frame[spec.time_column], asset, spec, name)
-    data: dict[str, Any] = {
-        "asset_id": asset.array,
-        "time": times.array,
-        "source_row": np.arange(n_rows, dtype=np.int64),
-    }
-    for variable, column in spec.columns.items():
-        data[variable] = _values(frame[column.source], column, variable, name)
+    try:
+        asset = _assets(frame, spec, name)
+        times = _times(frame[spec.time_column], asset, spec, name)
+        data: dict[str, Any] = {
+            "asset_id": asset.array,
+            "time": times.array,
+            "source_row": np.arange(n_rows, dtype=np.int64),
+        }
+        for variable, column in spec.columns.items():
+            data[variable] = _values(frame[column.source], column, variable, name)
+    except DataError as error:
+        # Errors name the 0-based data row; a CSV's reader also wants the line to go to.
+        if kind == "csv" and error.row is not None and error.line is None:
+            raise error.with_line(_line_of(file, error.row, spec.delimiter)) from None
+        raise
     return SourceInfo(path=name, sha256=sha256, n_rows=n_rows), pd.DataFrame(data)
 
 
@@ -516,10 +534,11 @@ def _unreadable(name: str, kind: str, error: Exception, spec: SourceSpec) -> Dat
     if ragged is not None:
         n_expected, line, n_found = (int(group) for group in ragged.groups())
         return DataError(
-            f"row has more fields than the header (line {line} of the file)",
+            "row has more fields than the header",
             path=name,
             column=None,
             row=line - 2,  # one header line, and lines count from 1
+            line=line,
             value=f"{n_found} fields",
             expected=f"{n_expected} fields separated by {spec.delimiter!r}, as in the header",
         )
@@ -574,8 +593,59 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
         raise _unreadable(name, kind, error, spec) from None
 
 
+def _open_text(file: Path) -> IO[str] | None:
+    """The file as text, decompressed; ``None`` for a compression we cannot open here."""
+    suffix = file.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(file, "rt", encoding="utf-8", newline="")
+    if suffix == ".bz2":
+        return bz2.open(file, "rt", encoding="utf-8", newline="")
+    if suffix == ".xz":
+        return lzma.open(file, "rt", encoding="utf-8", newline="")
+    if suffix in (".csv", ".txt"):
+        return file.open(encoding="utf-8", newline="")
+    return None
+
+
+def _line_of(file: Path, row: int, delimiter: str) -> int | None:
+    """1-based line of a CSV file where 0-based data row ``row`` starts.
+
+    Counted as pandas reads: the first non-blank line is the header, blank lines are
+    skipped, and a quoted field may span lines. ``None`` if the line cannot be found
+    (an unsupported compression, or text pandas and :mod:`csv` read differently), so
+    that an error never names a wrong line.
+    """
+    handle = _open_text(file)
+    if handle is None:
+        return None
+    with handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        data_row = -1  # the header
+        start = 1
+        try:
+            for record in reader:
+                if record:  # csv gives [] for a blank line
+                    if data_row == row:
+                        return start
+                    data_row += 1
+                start = reader.line_num + 1
+        except (csv.Error, UnicodeDecodeError, OSError, EOFError):
+            return None
+    return None
+
+
 def _first(mask: NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
+
+
+def _cell(values: pd.Series[Any], row: int) -> object:
+    """The value of one cell for an error: a Python scalar, a missing cell as NaN."""
+    value = values.iloc[row]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    return value
 
 
 def _assets(frame: pd.DataFrame, spec: SourceSpec, name: str) -> pd.Series[str]:
@@ -590,7 +660,7 @@ def _assets(frame: pd.DataFrame, spec: SourceSpec, name: str) -> pd.Series[str]:
             path=name,
             column=spec.asset_column,
             row=row,
-            value=frame[spec.asset_column].iloc[row],
+            value=_cell(frame[spec.asset_column], row),
             expected="a non-empty asset id in every row",
         )
     return assets
@@ -642,7 +712,7 @@ def _require_times(
             path=name,
             column=column,
             row=row,
-            value=values.iloc[row],
+            value=_cell(values, row),
             expected="a time in every row",
         )
 
@@ -684,53 +754,56 @@ def _parse_with_pandas(
 ) -> pd.Series[pd.Timestamp]:
     column = spec.time_column
     example = "2014-01-01T01:00:00+01:00"
+    if spec.time_format is not None:
+        expected = f"a time in the format {spec.time_format!r}"
+    elif spec.time_zone is None:
+        expected = f"an ISO 8601 time with a UTC offset such as {example!r}"
+    else:
+        expected = f"an ISO 8601 local time such as '2014-01-01 01:00:00' in {spec.time_zone}"
+    # utc=True reads naive and offset times alike (naive ones as UTC), so a time that
+    # does not parse is told apart from one that parses but has or lacks an offset.
+    parsed = pd.to_datetime(text, format=spec.time_format or "ISO8601", utc=True, errors="coerce")
+    unparseable = parsed.isna().to_numpy()
+    wrong_kind = np.zeros(len(text), dtype=bool)
     if spec.time_format is None:
         has_offset = text.str.contains(_OFFSET_PATTERN, regex=True).to_numpy(
             dtype=bool, na_value=False
         )
-        if spec.time_zone is None and not has_offset.all():
-            row = _first(~has_offset)
-            raise DataError(
-                f"time has no UTC offset ({int((~has_offset).sum())} of {len(text)} rows)",
-                path=name,
-                column=column,
-                row=row,
-                value=values.iloc[row],
-                expected=f"an ISO 8601 time with a UTC offset such as {example!r}, or a "
-                "time_zone in the mapping for naive local times",
-            )
-        if spec.time_zone is not None and has_offset.any():
-            row = _first(has_offset)
-            raise DataError(
-                "time carries a UTC offset but the mapping declares time_zone",
-                path=name,
-                column=column,
-                row=row,
-                value=values.iloc[row],
-                expected=f"naive local times in {spec.time_zone} (or no time_zone, to use "
-                "the offsets)",
-            )
-        expected = (
-            f"an ISO 8601 time with a UTC offset such as {example!r}"
-            if spec.time_zone is None
-            else f"an ISO 8601 local time such as '2014-01-01 01:00:00' in {spec.time_zone}"
-        )
-    else:
-        expected = f"a time in the format {spec.time_format!r}"
-    parsed = pd.to_datetime(
-        text, format=spec.time_format or "ISO8601", utc=spec.time_zone is None, errors="coerce"
-    )
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        row = _first(bad)
+        wrong_kind = ~unparseable & (has_offset if spec.time_zone is not None else ~has_offset)
+    # The first bad row in file order decides which error describes it.
+    if unparseable.any() and not (wrong_kind.any() and _first(wrong_kind) < _first(unparseable)):
+        row = _first(unparseable)
         raise DataError(
-            f"time cannot be parsed ({int(bad.sum())} of {len(text)} rows)",
+            f"time cannot be parsed ({int(unparseable.sum())} of {len(text)} rows)",
             path=name,
             column=column,
             row=row,
-            value=values.iloc[row],
+            value=_cell(values, row),
             expected=expected,
         )
+    if wrong_kind.any() and spec.time_zone is None:
+        row = _first(wrong_kind)
+        raise DataError(
+            f"time has no UTC offset ({int(wrong_kind.sum())} of {len(text)} rows)",
+            path=name,
+            column=column,
+            row=row,
+            value=_cell(values, row),
+            expected=f"{expected}, or a time_zone in the mapping for naive local times",
+        )
+    if wrong_kind.any():
+        row = _first(wrong_kind)
+        raise DataError(
+            "time carries a UTC offset but the mapping declares time_zone",
+            path=name,
+            column=column,
+            row=row,
+            value=_cell(values, row),
+            expected=f"naive local times in {spec.time_zone} (or no time_zone, to use the offsets)",
+        )
+    if spec.time_zone is not None:
+        # Naive times were read as UTC above; drop that zone to get the local wall time.
+        parsed = parsed.dt.tz_localize(None)
     return parsed
 
 
@@ -789,7 +862,7 @@ def _values(values: pd.Series[Any], column: ColumnSpec, variable: str, name: str
                 path=name,
                 column=column.source,
                 row=row,
-                value=values.iloc[row],
+                value=_cell(values, row),
                 expected=f"a number in {column.unit}, an empty cell, or a declared "
                 f"missing code (missing_codes = {list(column.missing_codes)})",
             )
