@@ -77,6 +77,10 @@ def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
     # The power curve rises: a twin of a real turbine, not a constant.
     assert predictions["mean"].iloc[3] > predictions["mean"].iloc[2] > predictions["mean"].iloc[1]
     assert predictions["mean"].iloc[5] > 1500.0  # rated region, above the data seen
+    # ... which the twin says: 24 m/s is beyond the strongest wind of its training year.
+    assert re.search(
+        r"warning: 1 of 6 inputs are at wind speeds the twin has no readings", result.stdout
+    )
 
     prediction_id = re.search(r"provenance (prediction:[0-9a-f]+)", result.stdout)
     assert prediction_id is not None, result.stdout

@@ -39,6 +39,7 @@ from twinweave.domains.wind import (
     normal_operation_checks,
     turbine_metrics,
 )
+from twinweave.models import BayesianBasisRegression
 from twinweave.provenance import Recorder
 
 app = typer.Typer(
@@ -353,6 +354,19 @@ def _read_inputs(path: Path) -> pd.DataFrame:
     return frame.assign(wind_speed=speed)
 
 
+def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
+    """Say where a prediction rests on the prior, not on readings."""
+    if seen.all():
+        return
+    unseen = wind_speed[~seen]
+    console.print(
+        f"[yellow]warning:[/] {unseen.size} of {seen.size} inputs are at wind speeds the "
+        f"twin has no readings near ({unseen.min():g}-{unseen.max():g} m/s): there it "
+        "extrapolates its power curve and prior, and knows nothing of cut-out",
+        highlight=False,
+    )
+
+
 @app.command()
 def predict(
     store: StoreOption,
@@ -369,6 +383,8 @@ def predict(
         loaded = db.load_twin(twin, recorder=recorder)
         columns = _model_columns(frame)
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
+        if isinstance(loaded.emulator, BayesianBasisRegression):
+            _warn_unseen(loaded.emulator.seen(columns), columns["wind_speed"])
     quantiles = predictive.quantile([0.05, 0.5, 0.95])
     result = frame.assign(
         mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]

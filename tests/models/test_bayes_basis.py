@@ -231,3 +231,37 @@ def test_bad_readings_are_named() -> None:
 def test_one_reading_may_carry_columns_the_model_does_not_read() -> None:
     fitted = model().update({"flow": 1.0, "power": 22.0, "asset_id": "pump-1"})
     assert fitted.n_observations_ == 1
+
+
+def test_seen_is_true_where_readings_were_assimilated_and_false_beyond() -> None:
+    # Data on [0, 10), noise bins to 20: the bins above 10 hold no reading.
+    fitted = model(
+        terms=(SplineTerm("flow", 0.0, 20.0, 20),), noise_edges=np.linspace(0.0, 20.0, 11)
+    ).update(readings(500, seed=0))
+    flow = np.array([0.5, 5.0, 9.9, 10.5, 15.0, 19.5, 30.0, -3.0, np.nan])
+    expected = [True, True, True, False, False, False, False, True, False]
+    assert fitted.seen({"flow": flow}).tolist() == expected
+    assert fitted.seen({"flow": 15.0}).tolist() == [False]
+    assert not model().seen({"flow": [5.0]}).any()
+
+
+def test_seen_counts_effective_readings_and_survives_a_state_round_trip() -> None:
+    fitted = model(noise_edges=np.linspace(0.0, 20.0, 11), forgetting=0.5)
+    # One reading at 5, discounted to half a reading by the next one, at 15.
+    fitted.update({"flow": 5.0, "power": 30.0}).update({"flow": 15.0, "power": 50.0})
+    assert fitted.seen({"flow": [5.0, 15.0]}).tolist() == [False, True]
+    restored = BayesianBasisRegression.from_state(fitted.get_params(), fitted.state())
+    flow = {"flow": np.linspace(-1.0, 21.0, 45)}
+    np.testing.assert_array_equal(restored.seen(flow), fitted.seen(flow))
+    batch = model(noise_edges=np.linspace(0.0, 20.0, 11)).update(readings(200, seed=1))
+    again = BayesianBasisRegression.from_state(batch.get_params(), batch.state())
+    # Below the first edge is the first bin, which has readings.
+    np.testing.assert_array_equal(again.seen(flow), flow["flow"] < 10.0)
+
+
+def test_a_prediction_names_a_missing_noise_source() -> None:
+    fitted = model().update(readings(500, seed=15))
+    with pytest.raises(
+        ValueError, match=r"flow: 2 of 3 values missing or not finite, first at row 1 \(nan\)"
+    ):
+        fitted.predict({"flow": [1.0, np.nan, np.inf]})

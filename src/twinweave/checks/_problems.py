@@ -345,7 +345,8 @@ class ReservoirBalance:
     def inputs(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
         rng = np.random.default_rng(seed)
         inflow = rng.gamma(4.0, 250.0, n)
-        return {"inflow": inflow, "outflow": inflow + rng.normal(0.0, 100.0, n)}
+        # A release cannot be negative (the schema's lower bound on outflow).
+        return {"inflow": inflow, "outflow": np.maximum(inflow + rng.normal(0.0, 100.0, n), 0.0)}
 
     def observations(self, n: int, seed: Seed = None) -> dict[str, FloatArray]:
         rng = np.random.default_rng(seed)
@@ -355,7 +356,8 @@ class ReservoirBalance:
         current = self.target_storage + np.sqrt(self.initial_var) * rng.standard_normal()
         for t in range(n):
             excess = current - self.target_storage
-            outflow[t] = inflow[t] + self.reversion * excess + rng.normal(0.0, 20.0)
+            release = inflow[t] + self.reversion * excess + rng.normal(0.0, 20.0)
+            outflow[t] = max(release, 0.0)
             current = (
                 current
                 + (inflow[t] - outflow[t])

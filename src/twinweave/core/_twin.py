@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
+import numpy as np
+
 from twinweave.core._emulator import Columns, Emulator, column
 from twinweave.core._predictive import (
     CensoredNormal,
@@ -189,7 +191,16 @@ class Twin:
 
         A ``time`` column in ``inputs`` gives the prediction its times and the twin's
         :attr:`noise_correlation_`.
+
+        Raises
+        ------
+        ValueError
+            If an input that is a telemetry variable of the schema (the target aside)
+            lies outside its physical bounds; the message names the variable, how many
+            values are outside, the first row and its value. Missing values (NaN) pass:
+            optional inputs may be absent from some rows.
         """
+        self._check_bounds(inputs)
         for intervention in self.interventions:
             inputs = intervention.apply_inputs(inputs)
         predictive = self.emulator.predict(inputs)
@@ -209,6 +220,34 @@ class Twin:
                 attributes={"twin": self.twin_id, "n_points": len(predictive)},
             )
         return predictive
+
+    def _check_bounds(self, inputs: Columns) -> None:
+        """Reject inputs outside the schema's physical bounds: the emulator would
+        extrapolate from them without complaint (a negative wind speed, say)."""
+        for variable in self.schema.telemetry:
+            name = variable.name
+            if name == self.target or name not in inputs:
+                continue
+            lower, upper = variable.bounds
+            if lower == -np.inf and upper == np.inf:
+                continue
+            values = column(inputs, name)
+            if values is None or values.size == 0:
+                continue
+            # Two fast reductions decide almost every call; a NaN makes both comparisons
+            # false and sends the column to the row-wise test, where NaN passes.
+            if lower <= values.min() and values.max() <= upper:
+                continue
+            outside = (values < lower) | (values > upper)
+            n_outside = int(np.count_nonzero(outside))
+            if n_outside == 0:
+                continue
+            row = int(np.argmax(outside))
+            unit = f" {variable.unit}" if variable.unit else ""
+            raise ValueError(
+                f"{name}: {n_outside} of {values.size} values outside the physical bounds "
+                f"[{lower:.15g}, {upper:.15g}]{unit}; first at row {row}: {values[row]:.15g}"
+            )
 
     def branch(self, *interventions: Intervention, name: str | None = None) -> Twin:
         """A what-if copy: shares the emulator until it is updated (copy-on-write).

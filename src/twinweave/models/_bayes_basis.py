@@ -621,6 +621,51 @@ class BayesianBasisRegression:
         index = np.searchsorted(self.noise_edges, x, side="right") - 1
         return np.minimum(np.maximum(index, 0), self.n_bins - 1).astype(np.intp, copy=False)
 
+    def _check_noise_source(self, data: Columns, n_rows: int) -> None:
+        """A prediction needs the noise source in every row (it picks the noise)."""
+        source = read_input(data, self.noise_source)
+        if source is None:
+            return
+        values = np.broadcast_to(source, (n_rows,))
+        missing = ~np.isfinite(values)
+        if missing.any():
+            row = int(np.argmax(missing))
+            raise ValueError(
+                f"{input_name(self.noise_source)}: {int(missing.sum())} of {n_rows} values "
+                f"missing or not finite, first at row {row} ({float(values[row])}); expected "
+                "a number in every row: a prediction cannot do without it"
+            )
+
+    def seen(self, inputs: Columns) -> NDArray[np.bool_]:
+        """Whether readings were assimilated near each input: its noise bin holds at
+        least one (effective, i.e. discounted) reading.
+
+        Where it does not, the prediction rests on the prior (``prior_mean``) and the
+        spline's extrapolation, not on readings, and its interval on the pooled noise:
+        for a power curve, above the strongest wind the twin has seen. Values beyond the
+        outer ``noise_edges`` fall in the end bins, so beyond the edges this tells
+        whether an end bin has readings; a missing (NaN) ``noise_source`` is not seen.
+
+        Examples
+        --------
+        >>> from twinweave.models import SplineTerm
+        >>> model = BayesianBasisRegression(
+        ...     target="y", terms=(SplineTerm("x", 0, 20, 10),), noise_source="x",
+        ...     noise_edges=np.linspace(0, 20, 11),
+        ... ).update({"x": np.linspace(0, 10, 100), "y": np.zeros(100)})
+        >>> model.seen({"x": [5.0, 15.0]}).tolist()
+        [True, False]
+        """
+        data = EvaluatedInputs(inputs)
+        n_rows = self._n_rows(data)
+        bins = self.noise_bin(data, n_rows)
+        # The count is kept divided by the decay scale; put it back for readings' worth.
+        seen = self.count_[bins] * self.scale_ >= 1.0
+        source = read_input(data, self.noise_source)
+        if source is not None:
+            seen &= np.isfinite(np.broadcast_to(source, (n_rows,)))
+        return np.asarray(seen, dtype=np.bool_)
+
     def _bin_one(self, x: float) -> int:
         # Bisect on the edges gives searchsorted's answer (NaN included).
         one = bisect.bisect_right(self._edges, x) - 1
@@ -914,6 +959,7 @@ class BayesianBasisRegression:
         n_rows = self._n_rows(data)
         starts, values = self._windows.evaluate(data, n_rows)
         bins = self.noise_bin(data, n_rows)
+        self._check_noise_source(data, n_rows)
         spread = self._marginalise(data, n_rows, starts, values, mean)
         # The latent mean and the variance of ``features @ w``, from each row's few
         # nonzero features; the shared factor ``features @ inv_chol.T`` (n x p) is built

@@ -1,0 +1,124 @@
+"""A twin refuses inputs outside its schema's physical bounds instead of extrapolating."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from twinweave.core import CensoredNormal, Columns, SetInputs, Telemetry, Twin, TwinSchema
+from twinweave.domains.wind import power_curve_emulator, turbine_schema
+from twinweave.models import BayesianBasisRegression, SplineTerm
+
+RATED = 2050.0  # [kW]
+
+
+def turbine() -> Twin:
+    """A turbine twin fitted on synthetic readings with wind, temperature and direction."""
+    rng = np.random.default_rng(0)
+    n = 5000
+    wind_speed = rng.uniform(0.0, 20.0, n)
+    power = np.clip(RATED * ((wind_speed - 3.0) / 10.0) ** 3, 0.0, RATED)
+    twin = Twin("T1", turbine_schema(RATED), power_curve_emulator(RATED))
+    return twin.update(
+        {
+            "wind_speed": wind_speed,
+            "power": np.clip(power + rng.normal(0.0, 30.0, n), 0.0, RATED),
+            "temp_air": rng.uniform(-10.0, 30.0, n),
+            "wind_direction": rng.uniform(0.0, 360.0, n),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def twin() -> Twin:
+    return turbine()
+
+
+def test_out_of_bounds_wind_speed_is_rejected_with_where_and_how_many(twin: Twin) -> None:
+    wind_speed = np.linspace(0.0, 20.0, 14)
+    wind_speed[[3, 9]] = [-5.0, 1e9]
+    message = (
+        "wind_speed: 2 of 14 values outside the physical bounds [0, 60] m/s; first at row 3: -5"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        twin.predict({"wind_speed": wind_speed})
+    with pytest.raises(ValueError, match=re.escape("first at row 0: 1000000000")):
+        twin.predict({"wind_speed": [1e9]})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "bounds"),
+    [("temp_air", -92.0, "[-60, 60] degC"), ("wind_direction", 361.0, "[0, 360] degree")],
+)
+def test_every_bounded_input_of_the_schema_is_checked(
+    twin: Twin, name: str, value: float, bounds: str
+) -> None:
+    values = np.full(5, 10.0)
+    values[4] = value
+    with pytest.raises(ValueError, match=re.escape(f"{name}: 1 of 5 values outside")) as error:
+        twin.predict({"wind_speed": np.full(5, 8.0), name: values})
+    assert f"{bounds}; first at row 4: {value:g}" in str(error.value)
+
+
+def test_values_at_the_bounds_and_missing_values_pass(twin: Twin) -> None:
+    inputs = {
+        "wind_speed": np.array([0.0, 8.0, 8.0, 60.0]),
+        "temp_air": np.array([-60.0, np.nan, 60.0, 10.0]),
+        "wind_direction": np.array([0.0, 90.0, 360.0, np.nan]),
+    }
+    assert np.isfinite(twin.predict(inputs).mean).all()
+    # A missing optional input is a prediction without it (from wind speed alone), as
+    # before the check existed.
+    with_nan = twin.predict({"wind_speed": [8.0], "temp_air": [np.nan]}).mean
+    without = twin.predict({"wind_speed": [8.0]}).mean
+    np.testing.assert_array_equal(with_nan, without)
+
+
+def test_a_missing_wind_speed_is_left_to_the_emulator(twin: Twin) -> None:
+    # The bounds check lets NaN through: whatever the emulator does with it stands.
+    inputs = {"wind_speed": [np.nan, 8.0]}
+
+    def outcome(predict: Callable[[Columns], CensoredNormal]) -> object:
+        try:
+            return repr(predict(inputs).mean.tolist())
+        except ValueError as error:
+            return str(error)
+
+    assert outcome(twin.predict) == outcome(twin.emulator.predict)
+
+
+def test_the_target_is_not_an_input_and_is_not_checked(twin: Twin) -> None:
+    twin.predict({"wind_speed": [8.0], "power": [-50.0]})
+
+
+def test_branches_check_their_callers_inputs(twin: Twin) -> None:
+    branch = twin.branch(SetInputs({"temp_air": 15.0}))
+    with pytest.raises(ValueError, match=r"^wind_speed: 1 of 1 values"):
+        branch.predict({"wind_speed": [-1.0]})
+
+
+def test_unbounded_and_one_sided_variables() -> None:
+    schema = TwinSchema(
+        name="Pump",
+        telemetry=[
+            Telemetry(name="head", unit="m"),
+            Telemetry(name="flow", unit="m^3/h", lower=0),
+            Telemetry(name="power", unit="kW", lower=0, upper=50),
+        ],
+    )
+    emulator = BayesianBasisRegression(
+        target="power",
+        terms=(SplineTerm("flow", 0, 10, 8),),
+        noise_source="flow",
+        noise_edges=[0, 10],
+        lower=0,
+        upper=50,
+    )
+    flow = np.linspace(0, 10, 200)
+    twin = Twin("pump", schema, emulator).update({"flow": flow, "power": 4 * flow})
+    twin.predict({"flow": [1e6], "head": [-1e6]})
+    with pytest.raises(ValueError, match=re.escape("[0, inf] m^3/h; first at row 1: -0.5")):
+        twin.predict({"flow": [1.0, -0.5]})
