@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, cast
 
@@ -200,6 +200,15 @@ class _Windows:
             np.take(value.T, order, axis=1, out=out[top : top + width])
             top += width
         return out
+
+
+def _chunks(
+    starts: list[IndexArray], values: list[FloatArray], n_rows: int
+) -> Iterator[tuple[slice, list[IndexArray], list[FloatArray]]]:
+    """The windowed features in blocks of ``_CHUNK_ROWS`` rows (bounded scratch memory)."""
+    for lo in range(0, n_rows, _CHUNK_ROWS):
+        rows = slice(lo, min(lo + _CHUNK_ROWS, n_rows))
+        yield rows, [start[rows] for start in starts], [value[rows] for value in values]
 
 
 def posterior_from_statistics(
@@ -967,28 +976,16 @@ class BayesianBasisRegression:
         covariance = inv_chol.T @ inv_chol
         loc = np.empty(n_rows, dtype=np.float64)
         weight_var = np.empty(n_rows, dtype=np.float64)
-        for lo in range(0, n_rows, _CHUNK_ROWS):
-            hi = min(lo + _CHUNK_ROWS, n_rows)
+        for rows, chunk_starts, chunk_values in _chunks(starts, values, n_rows):
             self._mean_and_var(
-                [start[lo:hi] for start in starts],
-                [value[lo:hi] for value in values],
-                mean,
-                covariance,
-                loc[lo:hi],
-                weight_var[lo:hi],
+                chunk_starts, chunk_values, mean, covariance, loc[rows], weight_var[rows]
             )
         root = inv_chol.T.copy()
 
         def build_factor() -> FloatArray:
             factor = np.empty((n_rows, self.n_features), dtype=np.float64)
-            for lo in range(0, n_rows, _CHUNK_ROWS):
-                hi = min(lo + _CHUNK_ROWS, n_rows)
-                self._project(
-                    [start[lo:hi] for start in starts],
-                    [value[lo:hi] for value in values],
-                    root,
-                    factor[lo:hi],
-                )
+            for rows, chunk_starts, chunk_values in _chunks(starts, values, n_rows):
+                self._project(chunk_starts, chunk_values, root, factor[rows])
             return factor
 
         predictive = CensoredNormal(
