@@ -27,7 +27,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 unit: $(STAMP) system-deps
-	$(BIN)/pytest src tests
+	$(BIN)/pytest src tests --durations=15
 
 test: lint typecheck unit
 
