@@ -241,12 +241,13 @@ def test_predict_names_file_column_row_and_value_of_a_bad_input(
     fitted_store: Path, tmp_path: Path
 ) -> None:
     inputs = tmp_path / "typo.csv"
-    inputs.write_text("wind_speed\n5.0\nabc\n7.0\n")
+    # A blank line (which pandas skips) puts 'abc' on line 4 of the file.
+    inputs.write_text("wind_speed\n5.0\n\nabc\n7.0\n")
     result = twinweave(
         "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs,
         "--output", tmp_path / "out.csv", ok=False,
     )  # fmt: skip
-    assert_user_error(result, "typo.csv", "'wind_speed'", "row 1 (line 3)", "got 'abc'")
+    assert_user_error(result, "typo.csv", "'wind_speed'", "row 1 (line 4)", "got 'abc'")
 
 
 def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(

@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, WhatIfResult, compare
-from twinweave.data import SourceSpec, Store, clean, read_source
+from twinweave.data import SourceSpec, Store, clean, csv_line, describe_row, read_source
 from twinweave.demo import MEMORY, fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
@@ -343,10 +343,7 @@ def _read_inputs(path: Path) -> pd.DataFrame:
         row = int(np.flatnonzero(bad)[0])
         value = frame["wind_speed"].iloc[row]
         got = "a missing value" if pd.isna(value) else repr(str(value))
-        # Rows count data rows from 0; a CSV's line adds its header.
-        where = (
-            f"row {row}, counting data rows from 0" if is_parquet else f"row {row} (line {row + 2})"
-        )
+        where = describe_row(row, None if is_parquet else csv_line(path, row))
         raise _fail(
             f"{path}: column 'wind_speed', {where}: expected a finite number [m/s], got "
             f"{got} ({int(bad.sum())} of {len(frame)} rows are not)"
@@ -545,7 +542,7 @@ def provenance(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write PROV-JSON here.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Entities to list without an id.")] = 20,
+    limit: Annotated[int, typer.Option(help="Entities to list without an id.", min=1)] = 20,
 ) -> None:
     """Print the chain from raw file to ENTITY_ID: a prediction's, a what-if result's or
     any other entity's id, or a twin id (its latest version). Without one, list the

@@ -24,6 +24,11 @@ def test_a_limit_below_the_lower_bound_is_refused_and_points_to_stop() -> None:
     np.testing.assert_array_equal(stopped.quantile(0.99), 0.0)
 
 
+def test_a_limit_must_be_a_number() -> None:
+    with pytest.raises(ValueError, match="limit: expected a number, got NaN"):
+        Derate(float("nan"))
+
+
 def test_a_limit_at_or_above_the_upper_bound_changes_nothing() -> None:
     before = power()
     after = Derate(3000.0).apply_predictive(before)

@@ -135,6 +135,28 @@ def test_a_deferred_factor_stays_deferred_through_slices_and_replace() -> None:
     assert builds == [1]
 
 
+def test_a_slice_of_a_deferred_factor_does_not_follow_a_changed_index() -> None:
+    dense = np.arange(12.0).reshape(6, 2)
+    lazy = CensoredNormal(np.zeros(6), np.ones(6), factor=deferred(dense, []))
+    index = np.array([4, 1])
+    part = lazy[index]
+    index[:] = [0, 0]  # the caller reuses its array before the factor is built
+    assert part.factor is not None
+    np.testing.assert_array_equal(part.factor, dense[[4, 1]])
+
+
+def test_scaling_keeps_a_deferred_factor_deferred_and_scales_it() -> None:
+    dense = np.arange(12.0).reshape(6, 2)
+    builds: list[int] = []
+    lazy = CensoredNormal(np.ones(6), np.ones(6), factor=deferred(dense, builds))
+    scaled = lazy.scaled(0.5)
+    np.testing.assert_allclose(scaled.latent_var, 0.25 * lazy.latent_var)
+    np.testing.assert_allclose(scaled.loc, 0.5)
+    assert builds == []
+    assert scaled.factor is not None
+    np.testing.assert_array_equal(scaled.factor, 0.5 * dense)
+
+
 def test_rejects_a_deferred_factor_of_the_wrong_shape() -> None:
     with pytest.raises(ValueError, match=r"factor: expected a row variance per point \(3\), got 2"):
         CensoredNormal(

@@ -558,13 +558,15 @@ def test_csv_line_counts_blank_lines_and_quoted_line_breaks(tmp_path: Path) -> N
         'T1,2014-01-01T00:00Z,5,300,"4"\n'
         '"T\n1",2014-01-01T00:10Z,5,300,4\n'
         "\n"
+        "   \n"
         "T1,2014-01-01T00:20Z,fast,300,4\n"
     )
     path = write(tmp_path, "scada.csv", text)
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
-    # Data row 2 starts on line 7: header, blank, row 0, row 1 over two lines, blank.
-    assert_names_everything(caught.value, path, "ws", 2, "fast", 7)
+    # Data row 2 starts on line 8: header, blank, row 0, row 1 over two lines, an empty
+    # line and one of spaces (pandas skips both).
+    assert_names_everything(caught.value, path, "ws", 2, "fast", 8)
 
 
 def test_compressed_csv_names_its_line(tmp_path: Path) -> None:

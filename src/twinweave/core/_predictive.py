@@ -611,6 +611,9 @@ class CensoredNormal:
         distribution is the full one's restricted to the subset.
         """
         factor: FloatArray | DeferredFactor | None = None
+        if isinstance(index, np.ndarray):
+            # The deferred build reads it later: a caller's array may change by then.
+            index = index.copy()
         if isinstance(self._factor, DeferredFactor):
             whole = self._factor
             factor = DeferredFactor(lambda: self._built_factor(whole)[index], whole.row_var[index])
@@ -650,6 +653,21 @@ class CensoredNormal:
                 f"replace: unknown arguments {unknown}; expected some of {list(arguments)}"
             )
         return CensoredNormal(**{**arguments, **changes})
+
+    def scaled(self, factor: float) -> CensoredNormal:
+        """The latent Gaussian scaled by ``factor`` (mean, noise and shared factor; a
+        deferred factor stays deferred); bounds and given bound masses stay."""
+        shared = self._factor
+        if isinstance(shared, DeferredFactor):
+            deferred = shared
+            shared = DeferredFactor(
+                lambda: self._built_factor(deferred) * factor, deferred.row_var * factor**2
+            )
+        elif shared is not None:
+            shared = shared * factor
+        return self.replace(
+            loc=self.loc * factor, noise_var=self.noise_var * factor**2, factor=shared
+        )
 
     def with_bound_masses(
         self, lower_mass: FloatArray | None, upper_mass: FloatArray | None

@@ -49,6 +49,10 @@ class Derate:
 
     limit: float
 
+    def __post_init__(self) -> None:
+        if np.isnan(self.limit):
+            raise ValueError("limit: expected a number, got NaN")
+
     def apply_inputs(self, inputs: Columns) -> Columns:
         return inputs
 
@@ -98,12 +102,7 @@ class ScaleTarget:
         return inputs
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
-        f = self.factor
-        return predictive.replace(
-            loc=predictive.loc * f,
-            noise_var=predictive.noise_var * f * f,
-            factor=None if predictive.factor is None else predictive.factor * f,
-        )
+        return predictive.scaled(self.factor)
 
     def describe(self) -> str:
         return f"scale target by {self.factor:g}"

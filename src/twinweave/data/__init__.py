@@ -1,6 +1,6 @@
 """Data pathway: file sources with declared units and time zones, quality checks, quarantine."""
 
-from twinweave.data._errors import DataError
+from twinweave.data._errors import DataError, describe_row
 from twinweave.data._quality import (
     QUARANTINE_COLUMNS,
     Check,
@@ -18,6 +18,7 @@ from twinweave.data._sources import (
     ColumnSpec,
     SourceInfo,
     SourceSpec,
+    csv_line,
     read_source,
 )
 from twinweave.data._store import IngestSummary, Store
@@ -37,6 +38,8 @@ __all__ = [
     "Store",
     "StuckSensor",
     "clean",
+    "csv_line",
+    "describe_row",
     "quarantine_rows",
     "quarantine_summary",
     "read_source",

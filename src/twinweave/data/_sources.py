@@ -498,7 +498,7 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
     except DataError as error:
         # Errors name the 0-based data row; a CSV's reader also wants the line to go to.
         if kind == "csv" and error.row is not None and error.line is None:
-            raise error.with_line(_line_of(file, error.row, spec.delimiter)) from None
+            raise error.with_line(csv_line(file, error.row, spec.delimiter)) from None
         raise
     return SourceInfo(path=name, sha256=sha256, n_rows=n_rows), pd.DataFrame(data)
 
@@ -607,7 +607,7 @@ def _open_text(file: Path) -> IO[str] | None:
     return None
 
 
-def _line_of(file: Path, row: int, delimiter: str) -> int | None:
+def csv_line(file: Path, row: int, delimiter: str = ",") -> int | None:
     """1-based line of a CSV file where 0-based data row ``row`` starts.
 
     Counted as pandas reads: the first non-blank line is the header, blank lines are
@@ -624,7 +624,8 @@ def _line_of(file: Path, row: int, delimiter: str) -> int | None:
         start = 1
         try:
             for record in reader:
-                if record:  # csv gives [] for a blank line
+                # csv gives [] for an empty line; pandas also skips one of blanks only.
+                if record and not (len(record) == 1 and not record[0].strip()):
                     if data_row == row:
                         return start
                     data_row += 1
