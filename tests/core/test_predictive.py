@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -155,6 +157,15 @@ def test_scaling_keeps_a_deferred_factor_deferred_and_scales_it() -> None:
     assert builds == []
     assert scaled.factor is not None
     np.testing.assert_array_equal(scaled.factor, 0.5 * dense)
+
+
+def test_a_deferred_factor_is_pickled_built() -> None:
+    dense = np.arange(12.0).reshape(6, 2)
+    lazy = CensoredNormal(np.ones(6), np.ones(6), lower=0.0, factor=deferred(dense, []))[1:5]
+    restored = pickle.loads(pickle.dumps(lazy))
+    assert restored.factor is not None
+    np.testing.assert_array_equal(restored.factor, dense[1:5])
+    np.testing.assert_array_equal(restored.quantile(0.9), lazy.quantile(0.9))
 
 
 def test_rejects_a_deferred_factor_of_the_wrong_shape() -> None:

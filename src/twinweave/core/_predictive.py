@@ -442,6 +442,11 @@ class ResidualCorrelation:
         return f"ResidualCorrelation({self.correlation_!r})"
 
 
+def _censored_normal(arguments: dict[str, Any]) -> CensoredNormal:
+    """Unpickles a :class:`CensoredNormal` from its constructor arguments."""
+    return CensoredNormal(**arguments)
+
+
 @dataclass(frozen=True)
 class DeferredFactor:
     """A shared factor built on first use, its rows' sums of squares known beforehand.
@@ -632,9 +637,12 @@ class CensoredNormal:
             upper_mass=None if self.upper_mass is None else self.upper_mass[index],
         )
 
-    def replace(self, **changes: Any) -> CensoredNormal:
-        """A copy with the given constructor arguments changed (``factor`` included; a
-        deferred factor stays deferred)."""
+    def __reduce__(self) -> tuple[Callable[..., CensoredNormal], tuple[dict[str, Any]]]:
+        # A deferred factor's build is a closure, which pickle cannot take: the factor
+        # travels built.
+        return _censored_normal, (self._arguments(factor=self.factor),)
+
+    def _arguments(self, **changes: Any) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "loc": self.loc,
             "noise_var": self.noise_var,
@@ -652,7 +660,12 @@ class CensoredNormal:
             raise TypeError(
                 f"replace: unknown arguments {unknown}; expected some of {list(arguments)}"
             )
-        return CensoredNormal(**{**arguments, **changes})
+        return {**arguments, **changes}
+
+    def replace(self, **changes: Any) -> CensoredNormal:
+        """A copy with the given constructor arguments changed (``factor`` included; a
+        deferred factor stays deferred)."""
+        return CensoredNormal(**self._arguments(**changes))
 
     def scaled(self, factor: float) -> CensoredNormal:
         """The latent Gaussian scaled by ``factor`` (mean, noise and shared factor; a
