@@ -300,7 +300,7 @@ def fit(
             table.add_column(column, justify="left" if column == "twin" else "right")
         for asset_id, twin in twins.items():
             version = db.versions(asset_id)["version"].max()
-            n_fitted = len(db.observations(asset_id, end=until))
+            n_fitted = db.count_observations(asset_id, end=until)
             remembered = f"{twin.emulator.n_observations_:.0f}"
             table.add_row(asset_id, str(n_fitted), remembered, str(version))
         console.print(table)

@@ -181,6 +181,19 @@ def test_time_window_is_start_inclusive_end_exclusive(
             store.observations("T9")
 
 
+def test_counting_readings_agrees_with_reading_them(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, _ = filled
+    with Store(path, read_only=True) as store:
+        for window in ({}, {"start": "2024-01-01 01:00"}, {"end": "2024-01-01 02:00"}):
+            for asset in ("T1", "T2"):
+                assert store.count_observations(asset, **window) == len(
+                    store.observations(asset, **window)
+                )
+        assert store.count_observations("T9") == 0
+
+
 def test_new_variables_become_columns_and_older_rows_read_as_nan(
     filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
 ) -> None:

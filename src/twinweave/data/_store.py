@@ -728,6 +728,17 @@ class Store:
         ).df()
         return _contract_dtypes(frame)
 
+    def count_observations(
+        self, asset_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
+    ) -> int:
+        """How many readings ``observations(asset_id, start=, end=)`` returns, without
+        reading them."""
+        where, parameters = self._window(asset_id, start, end)
+        found = self._con.execute(
+            f"SELECT COUNT(*) FROM observations WHERE {where}", parameters
+        ).fetchone()
+        return 0 if found is None else int(found[0])
+
     def observations_entity(
         self, asset_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> str:

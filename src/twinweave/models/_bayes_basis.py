@@ -1122,6 +1122,18 @@ class BayesianBasisRegression:
         between = (near[seen] / weight[seen, None]).T @ near[seen]
         return _Marginal(local, (second - between) / n_total, columns)
 
+    def _groups(
+        self, starts: list[IndexArray], values: list[FloatArray]
+    ) -> Iterator[tuple[IndexArray, IndexArray, FloatArray]]:
+        """Rows that share their nonzero feature columns: the rows, those columns, and
+        the rows' values there ``(n_group, n_columns)``."""
+        windows = self._windows
+        order, bounds = windows.groups(starts, None, 1)
+        x_sorted = windows.gather(values, order)
+        for lo, hi in itertools.pairwise(bounds):
+            rows = order[lo:hi]
+            yield rows, windows.window_columns(starts, int(rows[0])), x_sorted[:, lo:hi].T
+
     def _mean_and_var(
         self,
         starts: list[IndexArray],
@@ -1134,13 +1146,7 @@ class BayesianBasisRegression:
         """``loc = features @ mean`` and ``var = diag(features @ covariance @ features^T)``
         from the windowed features: each group's rows share their nonzero columns, so
         the quadratic form needs only that block of ``covariance``."""
-        windows = self._windows
-        order, bounds = windows.groups(starts, None, 1)
-        x_sorted = windows.gather(values, order)
-        for lo, hi in itertools.pairwise(bounds):
-            rows = order[lo:hi]
-            cols = windows.window_columns(starts, int(rows[0]))
-            x = x_sorted[:, lo:hi].T
+        for rows, cols, x in self._groups(starts, values):
             loc[rows] = x @ mean[cols]
             var[rows] = np.einsum("ij,ij->i", x @ covariance[np.ix_(cols, cols)], x)
 
@@ -1152,13 +1158,8 @@ class BayesianBasisRegression:
         out: FloatArray,
     ) -> None:
         """``out = features @ projection`` from the windowed features."""
-        windows = self._windows
-        order, bounds = windows.groups(starts, None, 1)
-        x_sorted = windows.gather(values, order)
-        for lo, hi in itertools.pairwise(bounds):
-            rows = order[lo:hi]
-            cols = windows.window_columns(starts, int(rows[0]))
-            out[rows] = x_sorted[:, lo:hi].T @ projection[cols]
+        for rows, cols, x in self._groups(starts, values):
+            out[rows] = x @ projection[cols]
 
     def __repr__(self) -> str:
         return (
