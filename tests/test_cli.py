@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 RATED_POWER = 2050.0
 
 
-def twinweave(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def twinweave(
+    *args: str | Path, ok: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
     assert executable is not None, "the twinweave entry point is not installed"
     result = subprocess.run(
@@ -30,7 +32,7 @@ def twinweave(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -79,7 +81,7 @@ def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
     assert predictions["mean"].iloc[5] > 1500.0  # rated region, above the data seen
     # ... which the twin says: 24 m/s is beyond the strongest wind of its training year.
     assert re.search(
-        r"warning: 1 of 6 inputs are at wind speeds the twin has no readings", result.stdout
+        r"warning: 1 of 6 inputs are at wind speeds the twin has no readings", result.stderr
     )
 
     prediction_id = re.search(r"provenance (prediction:[0-9a-f]+)", result.stdout)
@@ -111,8 +113,7 @@ def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) ->
         tmp_path / "out.csv",
         ok=False,
     )
-    assert result.returncode == 2
-    assert "bad.csv" in result.stdout and "'wind_speed'" in result.stdout
+    assert_user_error(result, "bad.csv", "'wind_speed'")
 
 
 def test_whatif_reports_quantities_side_by_side_with_their_provenance(
@@ -232,9 +233,14 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
 def assert_user_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stdout.startswith("error: "), result.stdout
+    # On stderr, so that whatever is piped on from stdout is never an error message.
+    assert result.stderr.startswith("error: "), result.stderr
+    assert "error" not in result.stdout, result.stdout
     for text in expected:
-        assert text in result.stdout, result.stdout
+        assert text in result.stderr, result.stderr
+
+
+DEBUG_HINT = "TWINWEAVE_DEBUG=1"
 
 
 def test_predict_names_file_column_row_and_value_of_a_bad_input(
@@ -248,6 +254,8 @@ def test_predict_names_file_column_row_and_value_of_a_bad_input(
         "--output", tmp_path / "out.csv", ok=False,
     )  # fmt: skip
     assert_user_error(result, "typo.csv", "'wind_speed'", "row 1 (line 4)", "got 'abc'")
+    # An error raised only for bad input needs no hint that it may be a bug.
+    assert DEBUG_HINT not in result.stderr
 
 
 def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(
@@ -260,6 +268,15 @@ def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(
         "--output", tmp_path / "out.csv", ok=False,
     )  # fmt: skip
     assert_user_error(unknown_twin, "no twin 'R99999'", "R80711")
+    # A KeyError from the store may also be a bug: the line says how to see where it was
+    # raised, and TWINWEAVE_DEBUG=1 shows that.
+    assert DEBUG_HINT in unknown_twin.stderr
+    debug = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R99999", "--input", inputs,
+        "--output", tmp_path / "out.csv",
+        ok=False, env={"TWINWEAVE_DEBUG": "1"},
+    )  # fmt: skip
+    assert debug.returncode != 0 and "Traceback" in debug.stderr, debug.stderr
     missing = tmp_path / "nope.duckdb"
     for command in (
         ("predict", "--twin", "R80711", "--input", inputs, "--output", tmp_path / "o.csv"),

@@ -29,7 +29,15 @@ from rich.progress import (
 from rich.table import Table
 
 from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, WhatIfResult, compare
-from twinweave.data import SourceSpec, Store, clean, csv_line, describe_row, read_source
+from twinweave.data import (
+    DataError,
+    SourceSpec,
+    Store,
+    clean,
+    csv_line,
+    describe_row,
+    read_source,
+)
 from twinweave.demo import MEMORY, fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
@@ -53,11 +61,21 @@ app = typer.Typer(
 # Piped into a file or a log, lines are not wrapped at 80 columns: commands and paths
 # printed for copying stay whole.
 console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty())
+# Errors and warnings go to stderr, so that output piped on (a table, JSON) stays clean.
+diagnostics = Console(
+    stderr=True,
+    width=None if sys.stderr.isatty() else 200,
+    soft_wrap=not sys.stderr.isatty(),
+)
 
 #: Errors whose message is written for the user (bad input, an unknown id, a missing or
 #: locked file): ``main`` prints them as one line; anything else is a bug and keeps its
 #: traceback.
 USER_ERRORS = (ValueError, KeyError, OSError)
+#: Of those, the ones raised only for the user's input or files; the others (a
+#: ValueError, KeyError or OSError from deeper down) may be a bug, so their line says how
+#: to see the traceback.
+INPUT_ERRORS = (DataError, FileNotFoundError, IsADirectoryError, PermissionError)
 
 
 def main() -> None:
@@ -69,8 +87,14 @@ def main() -> None:
         if os.environ.get("TWINWEAVE_DEBUG"):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        console.print("[bold red]error:[/] ", end="")
-        console.print(str(message), markup=False, highlight=False)
+        _error(str(message))
+        if not isinstance(error, INPUT_ERRORS):
+            diagnostics.print(
+                "(if this looks like a bug rather than your input, rerun with "
+                "TWINWEAVE_DEBUG=1 for the traceback)",
+                style="dim",
+                highlight=False,
+            )
         raise SystemExit(2) from None
 
 
@@ -78,10 +102,19 @@ StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.")
 TwinOption = Annotated[str, typer.Option("--twin", help="Twin id (the asset's name).")]
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print("[bold red]error:[/] ", end="")
+def _error(message: str) -> None:
+    diagnostics.print("[bold red]error:[/] ", end="")
     # Messages hold units in brackets ("[kW]"): print them as they are, not as markup.
-    console.print(message, markup=False, highlight=False)
+    diagnostics.print(message, markup=False, highlight=False)
+
+
+def _warn(message: str) -> None:
+    diagnostics.print("[yellow]warning:[/] ", end="")
+    diagnostics.print(message, markup=False, highlight=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    _error(message)
     return typer.Exit(code=2)
 
 
@@ -174,9 +207,9 @@ def _ingest(
         )
         return specs
     if "pitch" not in raw.columns:
-        console.print(
-            "[yellow]warning:[/] no pitch column: curtailment and derating cannot be "
-            "detected, so curtailed readings stay in the training data"
+        _warn(
+            "no pitch column: curtailment and derating cannot be detected, so curtailed "
+            "readings stay in the training data"
         )
     observations, quarantine = [], []
     for asset_id in asset_ids:
@@ -356,11 +389,10 @@ def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
     if seen.all():
         return
     unseen = wind_speed[~seen]
-    console.print(
-        f"[yellow]warning:[/] {unseen.size} of {seen.size} inputs are at wind speeds the "
-        f"twin has no readings near ({unseen.min():g}-{unseen.max():g} m/s): there it "
-        "extrapolates its power curve and prior, and knows nothing of cut-out",
-        highlight=False,
+    _warn(
+        f"{unseen.size} of {seen.size} inputs are at wind speeds the twin has no readings "
+        f"near ({unseen.min():g}-{unseen.max():g} m/s): there it extrapolates its power "
+        "curve and prior, and knows nothing of cut-out"
     )
 
 
@@ -448,17 +480,14 @@ def whatif(
         )
         rated = float(live.schema.variable("power").bounds[1])
         if derate is not None and derate >= rated:
-            console.print(
-                f"[yellow]warning:[/] --derate {derate:g} kW is at or above rated power "
-                f"({rated:g} kW): it changes nothing"
-            )
+            _warn(f"--derate {derate:g} kW is at or above rated power ({rated:g} kW): no change")
         inputs = _model_columns(
             frame.drop(columns=["power", "source_row", "asset_id"], errors="ignore")
         )
         if "time" not in inputs:
-            console.print(
-                "[yellow]warning:[/] inputs have no 'time' column: sample paths treat "
-                "readings as independent, so intervals of energy and hours are too narrow"
+            _warn(
+                "inputs have no 'time' column: sample paths treat readings as independent, "
+                "so intervals of energy and hours are too narrow"
             )
         branch = live.branch(*interventions)
         with warnings.catch_warnings():
