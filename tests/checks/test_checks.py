@@ -23,6 +23,7 @@ from twinweave.checks import (
     check_calibration,
     check_clone,
     check_emulator,
+    check_inputs,
     check_provenance,
     check_restore,
     check_streaming_equals_batch,
@@ -91,6 +92,22 @@ class SkipsSingleReadings(MethodOfBins):
         return super().update(observations)
 
 
+class HidesItsInput(BayesianBasisRegression):
+    """Reads ``flow`` like its parent but declares nothing: a twin would not check it."""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ()
+
+
+class HidesItsSpeed(MethodOfBins):
+    """Reads ``wind_speed`` like its parent but declares nothing."""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ()
+
+
 class ForgetsSmoothing(BayesianBasisRegression):
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
@@ -104,7 +121,7 @@ def overconfident() -> Overconfident:
 
 def test_the_shipped_emulators_pass() -> None:
     names = check_emulator(pump_emulator, PumpCurve(), settings=SMALL)
-    assert names[0] == "clone" and names[-1] == "provenance" and len(names) == 8
+    assert names[0] == "clone" and names[-1] == "inputs" and len(names) == 9
 
 
 def test_calibration_catches_overconfidence() -> None:
@@ -137,6 +154,21 @@ def test_units_catch_a_unit_unlike_the_schema() -> None:
 
     with pytest.raises(ConformanceError, match=r"units: predictions are in 'W'.*'kW'"):
         run(check_units, in_watts, LinearPartLoad())
+
+
+def test_inputs_catch_a_column_read_but_not_declared() -> None:
+    def hiding() -> HidesItsInput:
+        return HidesItsInput(**pump_emulator().get_params())
+
+    blanked_raised = r"inputs: predicting with .*\['flow'\].* blanked raised"
+    with pytest.raises(ConformanceError, match=blanked_raised):
+        run(check_inputs, hiding, PumpCurve())
+
+    def hiding_bins() -> HidesItsSpeed:
+        return HidesItsSpeed(**bins_emulator().get_params())
+
+    with pytest.raises(ConformanceError, match=r"inputs: predictions changed when .*wind_speed"):
+        run(check_inputs, hiding_bins, LinearPartLoad())
 
 
 def test_restore_and_branches_catch_shared_state() -> None:
@@ -188,7 +220,7 @@ def test_provenance_catches_a_branch_writing_to_its_parent(
 
 
 def test_check_emulator_lists_every_failure() -> None:
-    with pytest.raises(ConformanceError, match=r"Overconfident failed 1 of 8 checks:\ncalibration"):
+    with pytest.raises(ConformanceError, match=r"Overconfident failed 1 of 9 checks:\ncalibration"):
         check_emulator(overconfident, PumpCurve(), settings=SMALL)
 
 

@@ -63,6 +63,28 @@ def test_every_bounded_input_of_the_schema_is_checked(
     assert f"{bounds}; first at row 4: {value:g}" in str(error.value)
 
 
+def test_columns_the_emulator_does_not_read_are_not_checked(twin: Twin) -> None:
+    # A raw export's other signals: a pitch of 200 degrees is outside the schema's
+    # [-10, 130], but the power curve never reads pitch, so it cannot mislead it.
+    assert "pitch" in [v.name for v in twin.schema.telemetry]
+    assert "pitch" not in twin.emulator.inputs
+    inputs = {"wind_speed": np.full(3, 8.0), "pitch": np.array([0.0, 200.0, -50.0])}
+    np.testing.assert_array_equal(
+        twin.predict(inputs).mean, twin.predict({"wind_speed": np.full(3, 8.0)}).mean
+    )
+
+
+def test_the_power_curve_declares_what_it_reads() -> None:
+    emulator = power_curve_emulator(RATED)
+    assert set(emulator.inputs) == {
+        "wind_speed",
+        "air_density",
+        "temp_air",
+        "pressure",
+        "wind_direction",
+    }
+
+
 def test_values_at_the_bounds_and_missing_values_pass(twin: Twin) -> None:
     inputs = {
         "wind_speed": np.array([0.0, 8.0, 8.0, 60.0]),

@@ -150,6 +150,10 @@ class DenseRamp:
     def required(self) -> bool:
         return False
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.source,)
+
     def design(self, data: Columns, n_rows: int) -> np.ndarray:
         x = read_input(data, self.source)
         assert x is not None

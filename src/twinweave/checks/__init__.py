@@ -3,16 +3,16 @@
 Each emulator class is paired with a :class:`SyntheticProblem` whose truth is known
 (:func:`register`); :func:`check_emulator` (or :func:`yield_checks`, for a test runner)
 then checks it: clone, restore, streaming equals batch, branch isolation, units, bounds,
-calibration on synthetic data, provenance written. ``tests/checks`` runs the suite on
-every emulator that ``twinweave.models`` and ``twinweave.domains`` export, and fails for
-one without a registered problem.
+calibration on synthetic data, provenance written, inputs declared. ``tests/checks``
+runs the suite on every emulator that ``twinweave.models`` and ``twinweave.domains``
+export, and fails for one without a registered problem.
 
 Examples
 --------
 >>> from twinweave.checks import ReservoirBalance, check_emulator, reservoir_emulator
 >>> check_emulator(reservoir_emulator, ReservoirBalance(),
 ...                settings=Settings(n_train=300, n_test=300))  # doctest: +ELLIPSIS
-['clone', 'restore', 'streaming_equals_batch', ..., 'provenance']
+['clone', 'restore', 'streaming_equals_batch', ..., 'provenance', 'inputs']
 """
 
 from twinweave.checks._builtin import register_builtin
@@ -26,6 +26,7 @@ from twinweave.checks._checks import (
     check_calibration,
     check_clone,
     check_emulator,
+    check_inputs,
     check_provenance,
     check_restore,
     check_streaming_equals_batch,
@@ -77,6 +78,7 @@ __all__ = [
     "check_calibration",
     "check_clone",
     "check_emulator",
+    "check_inputs",
     "check_provenance",
     "check_restore",
     "check_streaming_equals_batch",

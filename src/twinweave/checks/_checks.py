@@ -350,6 +350,38 @@ def check_units(
         )
 
 
+def check_inputs(
+    factory: EmulatorFactory,
+    problem: SyntheticProblem,
+    rng: np.random.Generator,
+    settings: Settings,
+) -> None:
+    """Predictions read no column beyond ``inputs``: with every other column's values
+    made NaN, and an unrelated column added, they do not change. A twin checks only the
+    declared inputs against its schema's bounds, so an undeclared one would go unchecked.
+    """
+    emulator = _fitted(factory, problem, rng, settings.n_train)
+    declared = emulator.inputs
+    if not (isinstance(declared, tuple) and all(isinstance(n, str) for n in declared)):
+        raise _fail("inputs", f"expected a tuple of column names, got {declared!r}")
+    inputs = problem.inputs(settings.n_test, rng)
+    # A column's length may still set the number of steps; its values are not to be read.
+    blanked: dict[str, ArrayLike] = {
+        name: value if name in declared else np.full(np.shape(value), np.nan)
+        for name, value in inputs.items()
+    }
+    blanked["not_an_input"] = np.full(_length(inputs), np.nan)
+    expected = emulator.predict(inputs)
+    undeclared = f"the columns it does not declare ({sorted(set(inputs) - set(declared))}; "
+    undeclared += f"it declares {list(declared)})"
+    try:
+        difference = _predictive_difference(expected, emulator.predict(blanked), 0.0)
+    except (ValueError, KeyError) as error:
+        raise _fail("inputs", f"predicting with {undeclared} blanked raised {error!r}") from None
+    if difference is not None:
+        raise _fail("inputs", f"predictions changed when {undeclared} were blanked: {difference}")
+
+
 def check_bounds(
     factory: EmulatorFactory,
     problem: SyntheticProblem,
@@ -490,6 +522,8 @@ CHECKS: tuple[tuple[str, CheckFunction], ...] = (
     ("bounds", check_bounds),
     ("calibration", check_calibration),
     ("provenance", check_provenance),
+    # Last, so that adding it left the other checks' random streams as they were.
+    ("inputs", check_inputs),
 )
 
 
@@ -518,7 +552,7 @@ def yield_checks(
     >>> [name for name, _ in yield_checks(temperature_emulator, RandomWalkTemperature())]
     ... # doctest: +NORMALIZE_WHITESPACE
     ['clone', 'restore', 'streaming_equals_batch', 'branch_isolation', 'units', 'bounds',
-     'calibration', 'provenance']
+     'calibration', 'provenance', 'inputs']
     """
     chosen = Settings() if settings is None else settings
     children = _seed_sequence(seed).spawn(len(CHECKS))

@@ -32,6 +32,12 @@ class Emulator(Protocol):
         ...
 
     @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the columns a prediction may read: those it needs and those it uses
+        where present. A twin checks these against its schema's bounds."""
+        ...
+
+    @property
     def n_observations_(self) -> float:
         """(Effective) number of readings assimilated so far."""
         ...

@@ -223,10 +223,12 @@ class Twin:
 
     def _check_bounds(self, inputs: Columns) -> None:
         """Reject inputs outside the schema's physical bounds: the emulator would
-        extrapolate from them without complaint (a negative wind speed, say)."""
+        extrapolate from them without complaint (a negative wind speed, say). Columns the
+        emulator does not read pass as they are (a raw export's other signals)."""
+        read = set(self.emulator.inputs)
         for variable in self.schema.telemetry:
             name = variable.name
-            if name == self.target or name not in inputs:
+            if name == self.target or name not in inputs or name not in read:
                 continue
             lower, upper = variable.bounds
             if lower == -np.inf and upper == np.inf:

@@ -12,7 +12,7 @@ doi:10.1214/ss/1038425655.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
@@ -34,6 +34,11 @@ class DerivedInput(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Names of the columns it reads."""
+        ...
 
     def __call__(self, data: Columns) -> FloatArray | None: ...
 
@@ -218,6 +223,16 @@ def input_name(source: Input) -> str:
     return source if isinstance(source, str) else source.name
 
 
+def input_sources(source: Input) -> tuple[str, ...]:
+    """Names of the columns an input reads: itself, or a derived input's sources."""
+    return (source,) if isinstance(source, str) else tuple(source.sources)
+
+
+def unique(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` without repeats, in first-seen order."""
+    return tuple(dict.fromkeys(names))
+
+
 @runtime_checkable
 class BasisTerm(Protocol):
     """A block of features computed from the inputs."""
@@ -228,6 +243,11 @@ class BasisTerm(Protocol):
     @property
     def required(self) -> bool:
         """Whether predictions need this term's inputs (else missing means zero)."""
+        ...
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the columns the term reads."""
         ...
 
     def design(self, data: Columns, n_rows: int) -> FloatArray:
@@ -367,6 +387,10 @@ class SplineTerm:
     def required(self) -> bool:
         return True
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return input_sources(self.source)
+
     def centres(self) -> FloatArray:
         """Where each basis function peaks [input units]; with a partition of unity a
         weight is about the function's value there, which is how prior means are set."""
@@ -457,6 +481,10 @@ class Harmonics:
     def n_features(self) -> int:
         return 2 * self.n_harmonics
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return input_sources(self.source)
+
     def values(self, data: Columns, n_rows: int) -> FloatArray:
         angle = read_input(data, self.source)
         if angle is None:
@@ -511,6 +539,10 @@ class Centred:
     @property
     def n_features(self) -> int:
         return 1
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return input_sources(self.source)
 
     def values(self, data: Columns, n_rows: int) -> FloatArray:
         x = read_input(data, self.source)
@@ -572,6 +604,10 @@ class ModulatedSpline:
     @property
     def required(self) -> bool:
         return False
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return unique((*self.spline.inputs, *self.modulator.inputs))
 
     @property
     def width(self) -> int:

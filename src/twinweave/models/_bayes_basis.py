@@ -60,8 +60,10 @@ from twinweave.models._basis import (
     block_diagonal,
     design_matrix,
     input_name,
+    input_sources,
     read_input,
     term_width,
+    unique,
 )
 
 FloatArray = NDArray[np.float64]
@@ -500,6 +502,17 @@ class BayesianBasisRegression:
     def required_inputs(self) -> tuple[str, ...]:
         """Names of the inputs a prediction cannot do without."""
         return (input_name(self.noise_source),)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the columns a prediction may read (those it needs, those it uses
+        where present, and the columns of derived inputs)."""
+        return unique(
+            (
+                *(name for term in self.terms for name in term.inputs),
+                *input_sources(self.noise_source),
+            )
+        )
 
     # -- learned state -----------------------------------------------------------------
     def _reset_state(self) -> None:

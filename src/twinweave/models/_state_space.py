@@ -826,6 +826,12 @@ class StateSpaceEmulator:
         self.log_likelihood_: float = 0.0
 
     # -- configuration -----------------------------------------------------------------
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the columns a forecast reads: the control inputs (without controls,
+        any one column sets the number of steps and its values are not read)."""
+        return self.control_inputs
+
     def _validate_params(self) -> StateSpaceModel:
         model = StateSpaceModel(
             transition=self.transition,

@@ -71,6 +71,10 @@ class NormalisedWindSpeed:
     def name(self) -> str:
         return "wind_speed_normalised"
 
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return ("wind_speed", "air_density", "temp_air", "pressure")
+
     def density(self, data: Columns, n_rows: int) -> FloatArray:
         rho = read_input(data, "air_density")
         if rho is None:
@@ -286,6 +290,11 @@ class MethodOfBins:
     @property
     def _speed(self) -> NormalisedWindSpeed:
         return NormalisedWindSpeed(self.site_pressure, self.fallback_density)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Names of the columns a prediction may read."""
+        return self._speed.sources
 
     @property
     def n_observations_(self) -> float:
