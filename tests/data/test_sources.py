@@ -369,6 +369,25 @@ def test_row_with_more_fields_than_the_header_is_named(tmp_path: Path) -> None:
     assert caught.value.expected == "5 fields separated by ',', as in the header"
 
 
+def test_a_ragged_row_after_blank_lines_and_a_quoted_line_break_is_named(
+    tmp_path: Path,
+) -> None:
+    # pandas counts records and blank lines ("line 6" here), not the file's lines: the
+    # error names data row 2 on line 7 all the same.
+    text = (
+        "turbine,time_utc,ws,p,t\n"
+        '"T\n1",2014-01-01T01:00:00+01:00,5.5,300.0,4.0\n'
+        "\n"
+        "T2,2014-01-01T01:00:00+01:00,6.0,350.0,4.2\n"
+        "   \n"
+        "T1,2014-01-01T01:10:00+01:00,5,7,320.0,4.1\n"
+    )
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, None, 2, "6 fields", 7)
+
+
 def test_missing_asset_id_is_named(tmp_path: Path) -> None:
     text = GOOD_CSV.replace("T2,2014-01-01T01:10", ",2014-01-01T01:10")
     path = write(tmp_path, "scada.csv", text)

@@ -529,15 +529,16 @@ def _roles(spec: SourceSpec) -> list[tuple[str, str]]:
     return roles
 
 
-def _unreadable(name: str, kind: str, error: Exception, spec: SourceSpec) -> DataError:
+def _unreadable(file: Path, name: str, kind: str, error: Exception, spec: SourceSpec) -> DataError:
     ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
     if ragged is not None:
-        n_expected, line, n_found = (int(group) for group in ragged.groups())
+        n_expected, record, n_found = (int(group) for group in ragged.groups())
+        row, line = _ragged_position(file, record, spec.delimiter)
         return DataError(
             "row has more fields than the header",
             path=name,
             column=None,
-            row=line - 2,  # one header line, and lines count from 1
+            row=row,
             line=line,
             value=f"{n_found} fields",
             expected=f"{n_expected} fields separated by {spec.delimiter!r}, as in the header",
@@ -563,7 +564,7 @@ def _header(file: Path, kind: str, spec: SourceSpec, name: str) -> list[str]:
             return list(pq.read_schema(file).names)
         header = pd.read_csv(file, sep=spec.delimiter, nrows=0)
     except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise _unreadable(name, kind, error, spec) from None
+        raise _unreadable(file, name, kind, error, spec) from None
     return [str(column) for column in header.columns]
 
 
@@ -590,7 +591,7 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
         pd.errors.ParserWarning,
         pd.errors.EmptyDataError,
     ) as error:
-        raise _unreadable(name, kind, error, spec) from None
+        raise _unreadable(file, name, kind, error, spec) from None
 
 
 def _open_text(file: Path) -> IO[str] | None:
@@ -605,6 +606,31 @@ def _open_text(file: Path) -> IO[str] | None:
     if suffix in (".csv", ".txt"):
         return file.open(encoding="utf-8", newline="")
     return None
+
+
+def _ragged_position(file: Path, record: int, delimiter: str) -> tuple[int | None, int | None]:
+    """0-based data row and 1-based line of the ``record``-th record pandas complains of.
+
+    pandas counts records and blank lines, not lines: a quoted line break does not count.
+    ``(None, None)`` where the file cannot be read again as text.
+    """
+    handle = _open_text(file)
+    if handle is None:
+        return None, None
+    with handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        data_row = -1  # the header
+        start = 1
+        try:
+            for count, fields in enumerate(reader, start=1):
+                if count == record:
+                    return data_row, start
+                if fields and not (len(fields) == 1 and not fields[0].strip()):
+                    data_row += 1
+                start = reader.line_num + 1
+        except (csv.Error, UnicodeDecodeError, OSError, EOFError):
+            return None, None
+    return None, None
 
 
 def csv_line(file: Path, row: int, delimiter: str = ",") -> int | None:
