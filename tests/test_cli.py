@@ -98,6 +98,32 @@ def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
     assert {"entity", "activity", "used", "wasGeneratedBy"} <= set(document)
 
 
+def test_predict_says_which_columns_it_reads_and_ignores_the_others(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # A raw export: temperature under another name, a pitch far outside the schema's
+    # bounds. Neither is read, the prediction is made from wind speed, and the user is
+    # told so rather than refused.
+    inputs = tmp_path / "export.csv"
+    pd.DataFrame(
+        {"wind_speed": [6.0, 9.0], "temperature": [-5.0, 25.0], "pitch": [0.0, 200.0]}
+    ).to_csv(inputs, index=False)
+    plain = tmp_path / "plain.csv"
+    pd.DataFrame({"wind_speed": [6.0, 9.0]}).to_csv(plain, index=False)
+    runs, means = [], []
+    for source in (inputs, plain):
+        output = source.with_suffix(".out.csv")
+        command = ("predict", "--store", fitted_store, "--twin", "R80711", "--input", source)
+        runs.append(twinweave(*command, "--output", output))
+        means.append(pd.read_csv(output)["mean"].to_numpy())
+    export_run, plain_run = runs
+    assert "columns the twin does not read: ['temperature', 'pitch']" in export_run.stdout
+    assert "temp_air" in export_run.stdout  # what it would have read
+    assert "inputs read: ['wind_speed']" in plain_run.stdout
+    assert "does not read" not in plain_run.stdout
+    np.testing.assert_array_equal(means[0], means[1])
+
+
 def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "bad.csv"
     pd.DataFrame({"speed": [5.0]}).to_csv(inputs, index=False)

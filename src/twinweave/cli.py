@@ -363,6 +363,22 @@ def _model_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return columns
 
 
+def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin) -> None:
+    """Name the input columns the twin reads and those it does not: a column named
+    otherwise than the twin expects ('temperature' for 'temp_air') is not an error, but
+    the prediction is made without it."""
+    reads = twin.emulator.inputs
+    used = [c for c in columns if c in reads]
+    unread = [c for c in columns if c not in reads and c != "time"]
+    console.print(f"inputs read: {used}", markup=False, highlight=False)
+    if unread:
+        console.print(
+            f"columns the twin does not read: {unread} (it reads {list(reads)})",
+            markup=False,
+            highlight=False,
+        )
+
+
 def _read_inputs(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise _fail(f"{path}: no such file")
@@ -411,6 +427,7 @@ def predict(
         recorder = Recorder(store=db)
         loaded = db.load_twin(twin, recorder=recorder)
         columns = _model_columns(frame)
+        _say_what_is_read(columns, loaded)
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
         if isinstance(loaded.emulator, BayesianBasisRegression):
             _warn_unseen(loaded.emulator.seen(columns), columns["wind_speed"])
@@ -484,6 +501,8 @@ def whatif(
         inputs = _model_columns(
             frame.drop(columns=["power", "source_row", "asset_id"], errors="ignore")
         )
+        if input is not None:
+            _say_what_is_read(inputs, live)
         if "time" not in inputs:
             _warn(
                 "inputs have no 'time' column: sample paths treat readings as independent, "
