@@ -341,3 +341,143 @@ def test_quarantine_names_the_checks_there_are(fitted_store: Path) -> None:
 def test_help_keeps_the_units() -> None:
     assert "[kW]" in twinweave("predict", "--help").stdout
     assert "[m/s]" in twinweave("predict", "--help").stdout
+
+
+# -- what a new user ran into (walk-through of 2026-11-28) --------------------------------
+def whatif_energy(result: subprocess.CompletedProcess[str]) -> float:
+    """The live twin's energy [MWh] from the what-if table."""
+    found = re.search(r"energy \[MWh\]\s*│\s*([-0-9.e+]+)", result.stdout)
+    assert found is not None, result.stdout
+    return float(found.group(1))
+
+
+def test_whatif_counts_each_reading_for_its_own_time_step(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # One day at a steady 10 m/s, given hourly and every ten minutes: the same energy.
+    energies, titles = {}, {}
+    for step, n in (("1h", 24), ("10min", 144)):
+        inputs = tmp_path / f"day_{step}.csv"
+        times = pd.date_range("2015-06-01", periods=n, freq=step, tz="UTC")
+        pd.DataFrame({"time": times, "wind_speed": 10.0}).to_csv(inputs, index=False)
+        result = twinweave(
+            "whatif", "--store", fitted_store, "--twin", "R80711", "--scale", "0.97",
+            "--input", inputs, "--samples", "200",
+        )  # fmt: skip
+        energies[step] = whatif_energy(result)
+        titles[step] = result.stdout
+        assert "hours_at_rated [h]" in result.stdout  # units are text, not markup
+    assert "24 readings of 60 minutes" in titles["1h"]
+    assert "144 readings of 10 minutes" in titles["10min"]
+    assert energies["1h"] == pytest.approx(energies["10min"], rel=0.01), energies
+
+
+def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "x.csv"
+    inputs.write_text("wind_speed\n8\n")
+    base = ("whatif", "--store", fitted_store, "--twin", "R80711")
+    assert_user_error(twinweave(*base, "--scale", "inf", ok=False), "--scale", "finite")
+    both = twinweave(*base, "--stop", "--input", inputs, "--start", "2015-01-01", ok=False)
+    assert_user_error(both, "--start/--end", "--input")
+    backwards = twinweave(*base, "--stop", "--start", "2015-07-01", "--end", "2015-06-01", ok=False)
+    assert_user_error(backwards, "--end 2015-06-01", "after --start")
+    no_samples = twinweave(*base, "--stop", "--samples", "0", ok=False)
+    assert no_samples.returncode == 2 and "--samples" in no_samples.stderr
+    assert "Traceback" not in no_samples.stderr
+
+
+def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path: Path) -> None:
+    before = len(twinweave("provenance", "--store", fitted_store, "--limit", "1000").stdout)
+    good = tmp_path / "good.csv"
+    good.write_text("wind_speed\n8\n")
+    (tmp_path / "adir").mkdir()
+    files = {
+        "empty.csv": ("", "empty"),
+        "header.csv": ("wind_speed\n", "no rows"),
+        "twice.csv": ("wind_speed,wind_speed\n5,6\n", "'wind_speed' appears more than once"),
+        "data.json": ('[{"wind_speed": 5}]', "expected a CSV"),
+        "negative.csv": ("wind_speed\n-3\n", "negative.csv: wind_speed: 1 of 1 values outside"),
+    }
+    for name, (text, expected) in files.items():
+        (tmp_path / name).write_text(text)
+        result = twinweave(
+            "predict", "--store", fitted_store, "--twin", "R80711", "--input", tmp_path / name,
+            "--output", tmp_path / "out.csv", ok=False,
+        )  # fmt: skip
+        assert_user_error(result, expected)
+    for output, expected in (
+        (tmp_path / "adir", "is a directory"),
+        (tmp_path / "missing" / "out.csv", "no such directory"),
+        (tmp_path / "out.xlsx", "expected a CSV"),
+    ):
+        result = twinweave(
+            "predict", "--store", fitted_store, "--twin", "R80711", "--input", good,
+            "--output", output, ok=False,
+        )  # fmt: skip
+        assert_user_error(result, expected)
+    # Refused before predicting: no prediction was recorded for an output never written.
+    after = len(twinweave("provenance", "--store", fitted_store, "--limit", "1000").stdout)
+    assert after == before
+    parquet = tmp_path / "out.parquet"
+    twinweave("predict", "--store", fitted_store, "--twin", "R80711", "--input", good,
+              "--output", parquet)  # fmt: skip
+    assert list(pd.read_parquet(parquet).columns) == ["wind_speed", "mean", "q05", "q50", "q95"]
+
+
+def test_predict_warns_where_an_input_it_reads_is_missing(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "gaps.csv"
+    inputs.write_text("wind_speed,temp_air\n5,15\n5,\n")
+    result = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs,
+        "--output", tmp_path / "out.csv",
+    )  # fmt: skip
+    assert "column 'temp_air': 1 of 2 rows are missing" in result.stderr
+
+
+def test_report_refuses_to_call_training_readings_held_out(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    result = twinweave(
+        "report", "--store", fitted_store, "--since", "2014-06-01", "--output", tmp_path / "r",
+        ok=False,
+    )  # fmt: skip
+    assert_user_error(result, "--since 2014-06-01", "not be held out", "--train-until")
+    assert not (tmp_path / "r").exists()
+
+
+def test_monitor_names_its_options_when_the_period_is_wrong(fitted_store: Path) -> None:
+    base = ("monitor", "--store", fitted_store)
+    late = twinweave(*base, "--since", "2030-01-01", ok=False)
+    assert_user_error(late, "--since 2030-01-01", "after the last stored reading")
+    early = twinweave(*base, "--since", "2014-03-01", ok=False)
+    assert_user_error(early, "--calibration-days 180", "start at")
+    backwards = twinweave(*base, "--since", "2015-06-01", "--until", "2015-05-01", ok=False)
+    assert_user_error(backwards, "--until", "after --since")
+
+
+def test_fit_piped_into_head_still_saves_its_twins(tmp_path: Path) -> None:
+    # The reader goes after two lines; the fit goes on and saves every twin, and says
+    # on stderr that --train-until left nothing to score on.
+    store = tmp_path / "piped.duckdb"
+    executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
+    assert executable is not None
+    command = [executable, "fit", str(scada_path()), "--store", str(store)]
+    process = subprocess.Popen(
+        [*command, "--train-until", "2030-01-01"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = [process.stdout.readline() for _ in range(2)]
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0, stderr
+    assert any(first), first
+    assert "after the last reading" in stderr
+    assert "ingest (rows written)" in stderr  # progress goes to stderr
+    with Store(store, read_only=True) as db:
+        assert db.twin_ids() == ["R80711", "R80721", "R80736", "R80790"]

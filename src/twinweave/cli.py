@@ -5,20 +5,24 @@ Thin by design: every command composes the public API; no model logic lives here
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, cast
 
 import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -58,9 +62,51 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,
 )
+
+
 # Piped into a file or a log, lines are not wrapped at 80 columns: commands and paths
 # printed for copying stay whole.
-console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty())
+class _StdoutUntilClosed(io.TextIOBase):
+    """Standard output that, once its reader has gone (``twinweave fit ... | head``),
+    discards what follows instead of raising: the command's work (a fit saved to the
+    store) still completes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reader_gone = False
+
+    def _gone(self) -> None:
+        self._reader_gone = True
+        # Python flushes stdout at exit; pointed at /dev/null that flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self._reader_gone:
+            try:
+                sys.stdout.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._reader_gone:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
+console = Console(
+    # Rich writes, flushes and asks isatty: what the class implements of IO[str].
+    file=cast(IO[str], _StdoutUntilClosed()),
+    width=None if sys.stdout.isatty() else 200,
+    soft_wrap=not sys.stdout.isatty(),
+)
 # Errors and warnings go to stderr, so that output piped on (a table, JSON) stays clean.
 diagnostics = Console(
     stderr=True,
@@ -135,7 +181,8 @@ def _progress() -> Iterator[Progress]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        # On stderr with the other diagnostics: stdout carries results only.
+        console=diagnostics,
         transient=False,
     ) as progress:
         yield progress
@@ -197,7 +244,7 @@ def _ingest(
     recorder: Recorder,
 ) -> dict[str, TurbineSpec]:
     """Read, clean and store ``data`` once; return the turbine specs of its assets."""
-    with console.status(f"reading {data}"):
+    with diagnostics.status(f"reading {data}"):
         info, raw = read_source(data, spec)
     asset_ids = sorted(raw["asset_id"].unique())
     specs = _turbine_specs(asset_ids, assets, rated_power, elevation)
@@ -221,7 +268,10 @@ def _ingest(
     cleaned = pd.concat(observations, ignore_index=True)
     rejected_all = pd.concat(quarantine, ignore_index=True)
     with _progress() as progress:
-        task = progress.add_task("ingest", total=len(raw) + len(cleaned) + len(rejected_all))
+        # Rows written: the raw readings, the cleaned ones and the quarantine's entries.
+        task = progress.add_task(
+            "ingest (rows written)", total=len(raw) + len(cleaned) + len(rejected_all)
+        )
         summary = store.ingest(
             info,
             raw,
@@ -323,11 +373,17 @@ def fit(
     with Store(store) as db:
         recorder = Recorder(store=db)
         specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
-        with console.status("fitting"):
+        with diagnostics.status("fitting"):
             try:
                 twins = fit_fleet(db, recorder, specs, until, forgetting=forgetting)
             except ValueError as error:
                 raise _fail(str(error)) from None
+        if all(db.count_observations(a, start=until) == 0 for a in specs):
+            _warn(
+                f"--train-until {until.isoformat()} is after the last reading: the twins "
+                "are fitted on every reading, and none is left to score them on "
+                "(`twinweave report` needs readings after it)"
+            )
         table = Table(title=f"twins fitted on readings before {until.isoformat()}")
         for column in ("twin", "readings fitted", "remembered (weighted)", "version"):
             table.add_column(column, justify="left" if column == "twin" else "right")
@@ -379,11 +435,78 @@ def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin) -> None:
         )
 
 
+#: Input and output files the CLI reads and writes besides stores.
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _table_kind(path: Path, role: str) -> str:
+    """``"csv"`` or ``"parquet"`` by the file's name; anything else is refused."""
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    raise _fail(
+        f"{path}: expected a CSV ({', '.join(CSV_SUFFIXES)}) or Parquet "
+        f"({', '.join(PARQUET_SUFFIXES)}) file for {role}, got {path.suffix or 'no suffix'}"
+    )
+
+
+def _check_output_table(path: Path, option: str) -> None:
+    """Refuse an output table that cannot be written, before any work is done (and any
+    provenance recorded for an output that would never exist)."""
+    if path.is_dir():
+        raise _fail(f"{option} {path}: is a directory; expected a file name")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise _fail(f"{option} {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _fail(f"{option} {path}: not writable")
+    _table_kind(path, f"{option}")
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    if _table_kind(path, "the output") == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def _warn_missing_optional(columns: dict[str, np.ndarray], twin: Twin) -> None:
+    """Say where a column the twin reads has gaps: there it predicts without it (wind
+    speed alone, for example, without the air-density correction)."""
+    for name in twin.emulator.inputs:
+        values = columns.get(name)
+        if name == "wind_speed" or values is None:
+            continue
+        missing = int(np.count_nonzero(~np.isfinite(values)))
+        if missing:
+            _warn(
+                f"column {name!r}: {missing} of {values.size} rows are missing; those are "
+                f"predicted without {name}"
+            )
+
+
 def _read_inputs(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise _fail(f"{path}: no such file")
-    is_parquet = path.suffix == ".parquet"
-    frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path)
+    if path.is_dir():
+        raise _fail(f"{path}: is a directory; expected a CSV or Parquet file")
+    is_parquet = _table_kind(path, "the inputs") == "parquet"
+    try:
+        frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise _fail(f"{path}: empty; expected a header line with 'wind_speed' [m/s]") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        kind = "Parquet" if is_parquet else "CSV"
+        raise _fail(f"{path}: cannot be read as {kind}: {error}") from None
+    if not is_parquet:
+        # pandas renames a repeated column ('wind_speed.1'); the header as written says.
+        header = [str(c) for c in pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0]]
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise _fail(f"{path}: column {repeated[0]!r} appears more than once in the header")
     if "wind_speed" not in frame:
         raise _fail(f"{path}: expected a column 'wind_speed' [m/s], got {list(frame.columns)}")
     speed = pd.to_numeric(frame["wind_speed"], errors="coerce").to_numpy(np.float64)
@@ -397,6 +520,8 @@ def _read_inputs(path: Path) -> pd.DataFrame:
             f"{path}: column 'wind_speed', {where}: expected a finite number [m/s], got "
             f"{got} ({int(bad.sum())} of {len(frame)} rows are not)"
         )
+    if frame.empty:
+        raise _fail(f"{path}: a header and no rows; expected one row per prediction")
     return frame.assign(wind_speed=speed)
 
 
@@ -418,16 +543,25 @@ def predict(
     twin: TwinOption,
     input: Annotated[Path, typer.Option("--input", help="CSV/Parquet with wind_speed [m/s].")],
     output: Annotated[
-        Path, typer.Option("--output", help="CSV to write mean, q05, q50, q95 [kW].")
+        Path,
+        typer.Option("--output", help="CSV or Parquet file to write mean, q05, q50, q95 [kW] to."),
     ],
 ) -> None:
     """Predict power [kW] with uncertainty from wind speed (and optional inputs)."""
+    _check_output_table(output, "--output")
     frame = _read_inputs(input)
     with Store(_existing_store(store)) as db:
         recorder = Recorder(store=db)
         loaded = db.load_twin(twin, recorder=recorder)
         columns = _model_columns(frame)
         _say_what_is_read(columns, loaded)
+        _warn_missing_optional(columns, loaded)
+        try:
+            # Checked before the file is recorded as read: nothing is recorded for inputs
+            # that are refused.
+            loaded.check_inputs(columns)
+        except ValueError as error:
+            raise _fail(f"{input}: {error}") from None
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
         if isinstance(loaded.emulator, BayesianBasisRegression):
             _warn_unseen(loaded.emulator.seen(columns), columns["wind_speed"])
@@ -435,7 +569,7 @@ def predict(
     result = frame.assign(
         mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]
     )
-    result.to_csv(output, index=False)
+    _write_table(result, output)
     console.print(f"wrote {len(result)} predictions to {output}")
     console.print(
         f"where they came from: twinweave provenance {loaded.last_prediction_} --store {store}"
@@ -458,7 +592,7 @@ def whatif(
     input: Annotated[
         Path | None, typer.Option("--input", help="Hypothetical inputs instead of stored ones.")
     ] = None,
-    samples: Annotated[int, typer.Option(help="Monte Carlo sample paths.")] = 1000,
+    samples: Annotated[int, typer.Option(help="Monte Carlo sample paths.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Compare a branch with an intervention against the live twin, side by side.
@@ -474,13 +608,23 @@ def whatif(
     if stop:
         interventions.append(Stop())
     if scale is not None:
-        if not scale >= 0.0:
-            raise _fail(f"--scale: expected a non-negative factor, e.g. 0.97, got {scale:g}")
+        if not (math.isfinite(scale) and scale >= 0.0):
+            raise _fail(f"--scale: expected a finite non-negative factor, e.g. 0.97, got {scale:g}")
         interventions.append(ScaleTarget(scale))
     if not interventions:
         raise _fail("expected at least one intervention: --derate KW, --stop or --scale F")
+    if input is not None and (start is not None or end is not None):
+        raise _fail(
+            "--start/--end choose stored readings; with --input the file's rows are the "
+            "period: give one or the other"
+        )
     period_start = None if start is None else _utc(start)
     period_end = None if end is None else _utc(end)
+    if period_start is not None and period_end is not None and period_end <= period_start:
+        raise _fail(
+            f"--end {period_end.isoformat()}: expected a time after --start "
+            f"{period_start.isoformat()}"
+        )
     with Store(_existing_store(store)) as db:
         recorder = Recorder(store=db)
         live = db.load_twin(twin, recorder=recorder)
@@ -490,11 +634,13 @@ def whatif(
             frame = db.observations(twin, start=period_start, end=period_end)
         if frame.empty:
             raise _fail("no inputs in the chosen period")
-        source = (
-            recorder.file_entity(input)
-            if input is not None
-            else db.observations_entity(twin, start=period_start, end=period_end)
-        )
+        if input is None and (start is None or end is None):
+            times = frame["time"]
+            console.print(
+                f"period: the stored readings of {twin} from {times.min():%Y-%m-%d %H:%M} "
+                f"to {times.max():%Y-%m-%d %H:%M} UTC (--start/--end choose another)",
+                highlight=False,
+            )
         rated = float(live.schema.variable("power").bounds[1])
         if derate is not None and derate >= rated:
             _warn(f"--derate {derate:g} kW is at or above rated power ({rated:g} kW): no change")
@@ -503,11 +649,22 @@ def whatif(
         )
         if input is not None:
             _say_what_is_read(inputs, live)
+            try:
+                live.check_inputs(inputs)  # before the file is recorded as read
+            except ValueError as error:
+                raise _fail(f"{input}: {error}") from None
+        source = (
+            recorder.file_entity(input)
+            if input is not None
+            else db.observations_entity(twin, start=period_start, end=period_end)
+        )
         if "time" not in inputs:
             _warn(
                 "inputs have no 'time' column: sample paths treat readings as independent, "
-                "so intervals of energy and hours are too narrow"
+                "so intervals of energy and hours are too narrow; each row counts as "
+                f"{_duration(READING_HOURS)}"
             )
+        step_hours = _reading_hours(inputs)
         branch = live.branch(*interventions)
         with warnings.catch_warnings():
             # Said above, in the command's words.
@@ -516,24 +673,74 @@ def whatif(
                 live,
                 branch,
                 inputs,
-                turbine_metrics(rated),
+                turbine_metrics(rated, interval_hours=step_hours),
                 n_samples=samples,
                 seed=seed,
                 source=source,
             )
         result_id = _record_whatif(recorder, live, branch, result, len(frame), samples, seed)
-    table = Table(title=f"what-if for {twin}: {result.interventions} ({len(frame)} readings)")
+    table = Table(
+        title=f"what-if for {twin}: {result.interventions} ({len(frame)} readings of "
+        f"{_duration(step_hours)})"
+    )
     for column in ("quantity", "live twin", "branch", "difference"):
         table.add_column(column, justify="right")
     for row in result.to_frame().to_dict("records"):
         cells = [
-            f"{row[f'{part}_mean']:.4g} [{row[f'{part}_lo']:.4g}, {row[f'{part}_hi']:.4g}]"
+            f"{_number(row[f'{part}_mean'])} [{_number(row[f'{part}_lo'])}, "
+            f"{_number(row[f'{part}_hi'])}]"
             for part in ("baseline", "scenario", "difference")
         ]
-        table.add_row(f"{row['metric']} [{row['units']}]", *cells)
+        # Units in brackets ("[h]") are text, not Rich markup.
+        table.add_row(escape(f"{row['metric']} [{row['units']}]"), *cells)
     console.print(table)
+    _say_coverage(inputs, len(frame), step_hours)
     console.print("brackets: 90 % intervals; branch and live twin share random numbers")
     console.print(f"where it came from: twinweave provenance {result_id} --store {store}")
+
+
+#: Length of one reading when the inputs do not say [h]: SCADA's 10-minute averages.
+READING_HOURS = 1.0 / 6.0
+
+
+def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
+    """Hours one reading stands for: the usual step between the inputs' times (their
+    median difference), or :data:`READING_HOURS` without times."""
+    if "time" not in inputs:
+        return READING_HOURS
+    times = np.unique(inputs["time"])
+    if times.size < 2:
+        return READING_HOURS
+    step = np.median(np.diff(times)) / np.timedelta64(1, "s") / 3600.0
+    if not step > 0:
+        raise _fail(f"column 'time': expected increasing times, got a step of {step:g} h")
+    return float(step)
+
+
+def _duration(hours: float) -> str:
+    minutes = hours * 60.0
+    return f"{minutes:g} minutes" if minutes < 120 else f"{hours:g} hours"
+
+
+def _number(value: float) -> str:
+    # Differences of equal quantities come out as 1e-19 rather than 0 after summation.
+    return f"{0.0 if abs(value) < 1e-12 else value:.4g}"
+
+
+def _say_coverage(inputs: dict[str, np.ndarray], n_readings: int, step_hours: float) -> None:
+    """Say how much of the period the readings cover: energy and hours count only the
+    readings there are (quarantined or missing ones are not filled in)."""
+    if "time" not in inputs or n_readings < 2:
+        return
+    times = inputs["time"]
+    span = (times.max() - times.min()) / np.timedelta64(1, "s") / 3600.0 + step_hours
+    covered = n_readings * step_hours
+    if covered < 0.99 * span:
+        _warn(
+            f"the readings cover {covered:,.0f} h of the {span:,.0f} h from the first to the "
+            f"last ({covered / span:.0%}): energy and hours at rated count only the readings "
+            "present; missing or quarantined ones are not filled in"
+        )
 
 
 def _record_whatif(
@@ -637,10 +844,14 @@ def quarantine(
     store: StoreOption,
     asset: Annotated[str | None, typer.Option(help="Only this asset.")] = None,
     check: Annotated[str | None, typer.Option(help="Only this check, e.g. downtime.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Write all rows to this CSV.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+    output: Annotated[
+        Path | None, typer.Option(help="Write all rows to this CSV or Parquet file.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.", min=1)] = 20,
 ) -> None:
     """List quarantined readings with the check that failed and why."""
+    if output is not None:
+        _check_output_table(output, "--output")
     with Store(_existing_store(store), read_only=True) as db:
         rows = db.quarantine(asset, check)
         if rows.empty and (asset is not None or check is not None):
@@ -667,7 +878,7 @@ def quarantine(
     console.print(table)
     console.print(rows.head(limit).to_string(index=False))
     if output is not None:
-        rows.to_csv(output, index=False)
+        _write_table(rows, output)
         console.print(f"wrote {len(rows)} rows to {output}")
 
 
@@ -715,10 +926,12 @@ def monitor(
     store: StoreOption,
     since: SinceOption,
     calibration_days: Annotated[
-        int, typer.Option(help="Days before --since the detectors calibrate on.")
+        int, typer.Option(help="Days before --since the detectors calibrate on.", min=1)
     ] = 180,
     until: Annotated[datetime | None, typer.Option(help="End (UTC), exclusive.")] = None,
-    output: Annotated[Path | None, typer.Option(help="CSV of per-reading scores.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="CSV or Parquet file of per-reading scores.")
+    ] = None,
     assets: AssetsOption = None,
     rated_power: RatedOption = None,
     elevation: ElevationOption = 0.0,
@@ -734,6 +947,13 @@ def monitor(
     from twinweave.domains.wind import monitor_fleet
 
     start = _utc(since)
+    stop = None if until is None else _utc(until)
+    if stop is not None and stop <= start:
+        raise _fail(
+            f"--until {stop.isoformat()}: expected a time after --since {start.isoformat()}"
+        )
+    if output is not None:
+        _check_output_table(output, "--output")
     with Store(_existing_store(store)) as db:
         stored = set(db.twin_ids())
         specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
@@ -746,14 +966,30 @@ def monitor(
                 f"in the store, got {len(specs)}"
             )
         observations = store_observations(db, specs)
-        with console.status("monitoring"):
-            results = monitor_fleet(
-                observations,
-                specs,
-                live_from=start - pd.Timedelta(days=calibration_days),
-                monitor_from=start,
-                stop=None if until is None else _utc(until),
+        live_from = start - pd.Timedelta(days=calibration_days)
+        first, last = observations["time"].min(), observations["time"].max()
+        if start > last:
+            raise _fail(
+                f"--since {start.isoformat()}: after the last stored reading ({last}); "
+                "nothing to monitor"
             )
+        if live_from <= first:
+            raise _fail(
+                f"--since {start.isoformat()} with --calibration-days {calibration_days}: "
+                f"the twins learn from the readings before {live_from.isoformat()}, and the "
+                f"store's readings start at {first}; use a later --since or fewer "
+                "--calibration-days"
+            )
+        with diagnostics.status("monitoring"):
+            try:
+                results = monitor_fleet(
+                    observations, specs, live_from=live_from, monitor_from=start, stop=stop
+                )
+            except ValueError as error:
+                raise _fail(
+                    f"monitor --since {start.isoformat()} --calibration-days "
+                    f"{calibration_days}: {error}"
+                ) from None
         alarms = [
             f"{asset_id} {alarm.time:%Y-%m-%d} (run from {alarm.start:%Y-%m-%d}, "
             f"{alarm.run_length} days, CUSUM {alarm.statistic:.1f})"
@@ -767,7 +1003,7 @@ def monitor(
             attributes={
                 "turbines": list(specs),
                 "since": start,
-                "until": None if until is None else _utc(until),
+                "until": stop,
                 "calibration_days": calibration_days,
                 "n_alarms": len(alarms),
                 "alarms": alarms,
@@ -789,9 +1025,17 @@ def monitor(
     console.print(table)
     if output is not None:
         frames = [r.readings.assign(asset_id=a) for a, r in results.items()]
-        pd.concat(frames, ignore_index=True).to_csv(output, index=False)
+        _write_table(pd.concat(frames, ignore_index=True), output)
         console.print(f"wrote per-reading scores to {output}")
     console.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
+
+
+def _trained_until(db: Store, twin_id: str) -> pd.Timestamp | None:
+    """End of the readings the latest version of a twin was fitted on, as ``twinweave
+    fit`` notes it; ``None`` for a twin saved otherwise."""
+    notes = db.versions(twin_id)["note"]
+    found = re.search(r"trained until (\S+)", str(notes.iloc[-1])) if len(notes) else None
+    return None if found is None else pd.Timestamp(found.group(1))
 
 
 @app.command()
@@ -810,11 +1054,26 @@ def report(
     from twinweave.report import write_demo_report
 
     start = _utc(since)
+    if output.exists() and not output.is_dir():
+        raise _fail(f"--output {output}: a file; expected a folder for the report")
+    writable = next((p for p in (output, *output.resolve().parents) if p.exists()), None)
+    if writable is None or not os.access(writable, os.W_OK):
+        raise _fail(f"--output {output}: cannot create or write the folder ({writable})")
     with Store(_existing_store(store)) as db:
         twins = {a: db.load_twin(a) for a in db.twin_ids()}
         specs = {a: TurbineSpec.from_twin(twin) for a, twin in twins.items()}
         if not specs:
             raise _fail(f"{store}: no twins; run `twinweave fit` first")
+        # The report scores held-out readings: none a twin was fitted on.
+        for asset_id in specs:
+            until = _trained_until(db, asset_id)
+            if until is not None and until > start:
+                raise _fail(
+                    f"--since {start.isoformat()}: twin {asset_id} was fitted on readings "
+                    f"before {until.isoformat()}, so its scores from --since on would not "
+                    f"be held out; use --since {until.isoformat()} or later, or fit with "
+                    f"--train-until {start.isoformat()}"
+                )
         monitored = (
             monitor_fleet(
                 store_observations(db, specs),
@@ -827,7 +1086,7 @@ def report(
         )
         results = []
         with _progress() as progress:
-            task = progress.add_task("score", total=len(specs))
+            task = progress.add_task("score (twins)", total=len(specs))
             for asset_id, spec in specs.items():
                 try:
                     result, _ = evaluate_turbine(

@@ -200,7 +200,7 @@ class Twin:
             values are outside, the first row and its value. Missing values (NaN) pass:
             optional inputs may be absent from some rows.
         """
-        self._check_bounds(inputs)
+        self.check_inputs(inputs)
         for intervention in self.interventions:
             inputs = intervention.apply_inputs(inputs)
         predictive = self.emulator.predict(inputs)
@@ -221,10 +221,18 @@ class Twin:
             )
         return predictive
 
-    def _check_bounds(self, inputs: Columns) -> None:
-        """Reject inputs outside the schema's physical bounds: the emulator would
-        extrapolate from them without complaint (a negative wind speed, say). Columns the
-        emulator does not read pass as they are (a raw export's other signals)."""
+    def check_inputs(self, inputs: Columns) -> None:
+        """Reject inputs outside the schema's physical bounds, as :meth:`predict` does
+        first: the emulator would extrapolate from them without complaint (a negative
+        wind speed, say). Columns the emulator does not read pass as they are (a raw
+        export's other signals).
+
+        Raises
+        ------
+        ValueError
+            Naming the column, how many values are outside, the bounds with their unit,
+            and the first such row and value.
+        """
         read = set(self.emulator.inputs)
         for variable in self.schema.telemetry:
             name = variable.name

@@ -226,6 +226,11 @@ class Store:
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as error:
+            # DuckDB says which: a file of another kind, or a lock held by another process.
+            if "not a valid DuckDB database file" in str(error):
+                raise OSError(
+                    f"store {self.path}: not a DuckDB file, so not a twinweave store"
+                ) from error
             raise OSError(
                 f"store {self.path}: cannot open ({error}); another process may have it "
                 f"open for writing"
