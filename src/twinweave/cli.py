@@ -876,7 +876,8 @@ def quarantine(
     for record in counts.to_dict("records"):
         table.add_row(str(record["asset_id"]), str(record["check"]), str(record["rows"]))
     console.print(table)
-    console.print(rows.head(limit).to_string(index=False))
+    # Plain text: Rich's highlighting of a long table costs seconds and gigabytes.
+    console.print(rows.head(limit).to_string(index=False), markup=False, highlight=False)
     if output is not None:
         _write_table(rows, output)
         console.print(f"wrote {len(rows)} rows to {output}")
