@@ -5,7 +5,6 @@ Thin by design: every command composes the public API; no model logic lives here
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, cast
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,8 @@ from rich.table import Table
 
 from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, WhatIfResult, compare
 from twinweave.data import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
     DataError,
     SourceSpec,
     Store,
@@ -64,51 +65,26 @@ app = typer.Typer(
 )
 
 
-# Piped into a file or a log, lines are not wrapped at 80 columns: commands and paths
-# printed for copying stay whole.
-class _StdoutUntilClosed(io.TextIOBase):
-    """Standard output that, once its reader has gone (``twinweave fit ... | head``),
-    discards what follows instead of raising: the command's work (a fit saved to the
-    store) still completes."""
+class _ReaderMayLeave(Console):
+    """A console whose reader may go away (``twinweave fit ... | head``): it falls
+    quiet, and the command's work (a fit saved to the store) still completes. Rich's own
+    handler exits instead."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._reader_gone = False
-
-    def _gone(self) -> None:
-        self._reader_gone = True
-        # Python flushes stdout at exit; pointed at /dev/null that flush cannot fail.
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        # Python flushes the stream at exit; pointed at /dev/null that cannot fail.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, self.file.fileno())
         os.close(devnull)
 
-    def write(self, text: str) -> int:
-        if not self._reader_gone:
-            try:
-                sys.stdout.write(text)
-            except BrokenPipeError:
-                self._gone()
-        return len(text)
 
-    def flush(self) -> None:
-        if not self._reader_gone:
-            try:
-                sys.stdout.flush()
-            except BrokenPipeError:
-                self._gone()
-
-    def isatty(self) -> bool:
-        return sys.stdout.isatty()
-
-
-console = Console(
-    # Rich writes, flushes and asks isatty: what the class implements of IO[str].
-    file=cast(IO[str], _StdoutUntilClosed()),
-    width=None if sys.stdout.isatty() else 200,
-    soft_wrap=not sys.stdout.isatty(),
+# Piped into a file or a log, lines are not wrapped at 80 columns: commands and paths
+# printed for copying stay whole.
+console = _ReaderMayLeave(
+    width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty()
 )
 # Errors and warnings go to stderr, so that output piped on (a table, JSON) stays clean.
-diagnostics = Console(
+diagnostics = _ReaderMayLeave(
     stderr=True,
     width=None if sys.stderr.isatty() else 200,
     soft_wrap=not sys.stderr.isatty(),
@@ -164,14 +140,26 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _existing_store(path: Path) -> Path:
-    """``path`` if it is a store; commands that read twins never create an empty one."""
-    if not path.exists():
+def _open_store(path: Path, *, create: bool = False, read_only: bool = False) -> Store:
+    """The store at ``path``; commands that read twins never create an empty one, and a
+    file that is not a store (or is locked) is named as the user's to fix."""
+    if not create and not path.exists():
         raise _fail(
             f"{path}: no such store; create it with `twinweave fit DATA --store {path} "
             f"--train-until TIME` (or `twinweave ingest`)"
         )
-    return path
+    try:
+        return Store(path, read_only=read_only)
+    except OSError as error:
+        raise _fail(str(error)) from None
+
+
+def _load_twin(db: Store, twin_id: str, recorder: Recorder | None = None) -> Twin:
+    """The latest version of a stored twin; an unknown id is the user's to fix."""
+    try:
+        return db.load_twin(twin_id, recorder=recorder)
+    except KeyError as error:
+        raise _fail(str(error.args[0] if error.args else error)) from None
 
 
 @contextmanager
@@ -333,7 +321,7 @@ def ingest(
     elevation: ElevationOption = 0.0,
 ) -> None:
     """Read a data file, check it, quarantine what fails, and store the rest."""
-    with Store(store) as db:
+    with _open_store(store, create=True) as db:
         recorder = Recorder(store=db)
         _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
 
@@ -370,7 +358,7 @@ def fit(
         if train_until.tzinfo is None
         else pd.Timestamp(train_until)
     )
-    with Store(store) as db:
+    with _open_store(store, create=True) as db:
         recorder = Recorder(store=db)
         specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
         with diagnostics.status("fitting"):
@@ -435,11 +423,6 @@ def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin) -> None:
         )
 
 
-#: Input and output files the CLI reads and writes besides stores.
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".txt")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
 def _table_kind(path: Path, role: str) -> str:
     """``"csv"`` or ``"parquet"`` by the file's name; anything else is refused."""
     name = path.name.lower()
@@ -488,7 +471,10 @@ def _warn_missing_optional(columns: dict[str, np.ndarray], twin: Twin) -> None:
             )
 
 
-def _read_inputs(path: Path) -> pd.DataFrame:
+def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
+    """A user's input file, checked: ``wind_speed`` a finite number in every row, the
+    other columns the twin reads numbers or blank, ``time`` (if there) a time in every
+    row. Each refusal names the file, column, row and value."""
     if not path.exists():
         raise _fail(f"{path}: no such file")
     if path.is_dir():
@@ -503,26 +489,52 @@ def _read_inputs(path: Path) -> pd.DataFrame:
         raise _fail(f"{path}: cannot be read as {kind}: {error}") from None
     if not is_parquet:
         # pandas renames a repeated column ('wind_speed.1'); the header as written says.
-        header = [str(c) for c in pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0]]
-        repeated = sorted({c for c in header if header.count(c) > 1})
+        header = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0]
+        named = [str(c) for c in header if pd.notna(c) and str(c).strip()]
+        repeated = sorted({c for c in named if named.count(c) > 1})
         if repeated:
             raise _fail(f"{path}: column {repeated[0]!r} appears more than once in the header")
     if "wind_speed" not in frame:
         raise _fail(f"{path}: expected a column 'wind_speed' [m/s], got {list(frame.columns)}")
-    speed = pd.to_numeric(frame["wind_speed"], errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(speed)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        value = frame["wind_speed"].iloc[row]
-        got = "a missing value" if pd.isna(value) else repr(str(value))
-        where = describe_row(row, None if is_parquet else csv_line(path, row))
-        raise _fail(
-            f"{path}: column 'wind_speed', {where}: expected a finite number [m/s], got "
-            f"{got} ({int(bad.sum())} of {len(frame)} rows are not)"
-        )
     if frame.empty:
         raise _fail(f"{path}: a header and no rows; expected one row per prediction")
-    return frame.assign(wind_speed=speed)
+
+    def refuse(name: str, bad: np.ndarray, expected: str) -> typer.Exit:
+        row = int(np.flatnonzero(bad)[0])
+        value = frame[name].iloc[row]
+        got = "a missing value" if pd.isna(value) else repr(str(value))
+        where = describe_row(row, None if is_parquet else csv_line(path, row))
+        return _fail(
+            f"{path}: column {name!r}, {where}: expected {expected}, got {got} "
+            f"({int(bad.sum())} of {len(frame)} rows are not)"
+        )
+
+    for name in (c for c in twin.emulator.inputs if c in frame.columns):
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
+        known = {v.name: v.unit for v in twin.schema.telemetry}
+        unit = known.get(name, "")
+        if name == "wind_speed":
+            bad = ~np.isfinite(values)
+            expected = "a finite number [m/s]"
+        else:
+            # A blank cell is a missing value (predicted without it, and said); text is
+            # a mistake.
+            bad = np.isnan(values) & frame[name].notna().to_numpy()
+            expected = f"a number{f' [{unit}]' if unit else ''} or a blank cell"
+        if bad.any():
+            raise refuse(name, bad, expected)
+        frame[name] = values
+    if "time" in frame:
+        if pd.api.types.is_numeric_dtype(frame["time"]):
+            raise _fail(
+                f"{path}: column 'time': expected times such as 2015-06-01T00:10:00Z, got "
+                f"numbers ({frame['time'].iloc[0]!r}, ...)"
+            )
+        times = pd.to_datetime(frame["time"], utc=True, errors="coerce", format="mixed")
+        if times.isna().any():
+            raise refuse("time", times.isna().to_numpy(), "a time such as 2015-06-01T00:10:00Z")
+        frame["time"] = times
+    return frame
 
 
 def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
@@ -549,10 +561,10 @@ def predict(
 ) -> None:
     """Predict power [kW] with uncertainty from wind speed (and optional inputs)."""
     _check_output_table(output, "--output")
-    frame = _read_inputs(input)
-    with Store(_existing_store(store)) as db:
+    with _open_store(store) as db:
         recorder = Recorder(store=db)
-        loaded = db.load_twin(twin, recorder=recorder)
+        loaded = _load_twin(db, twin, recorder)
+        frame = _read_inputs(input, loaded)
         columns = _model_columns(frame)
         _say_what_is_read(columns, loaded)
         _warn_missing_optional(columns, loaded)
@@ -625,11 +637,11 @@ def whatif(
             f"--end {period_end.isoformat()}: expected a time after --start "
             f"{period_start.isoformat()}"
         )
-    with Store(_existing_store(store)) as db:
+    with _open_store(store) as db:
         recorder = Recorder(store=db)
-        live = db.load_twin(twin, recorder=recorder)
+        live = _load_twin(db, twin, recorder)
         if input is not None:
-            frame = _read_inputs(input)
+            frame = _read_inputs(input, live)
         else:
             frame = db.observations(twin, start=period_start, end=period_end)
         if frame.empty:
@@ -709,12 +721,15 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
     if "time" not in inputs:
         return READING_HOURS
     times = np.unique(inputs["time"])
+    repeated = inputs["time"].size - times.size
+    if repeated:
+        _warn(
+            f"column 'time': {repeated} readings repeat an earlier reading's time; each is "
+            "counted in energy and hours"
+        )
     if times.size < 2:
         return READING_HOURS
-    step = np.median(np.diff(times)) / np.timedelta64(1, "s") / 3600.0
-    if not step > 0:
-        raise _fail(f"column 'time': expected increasing times, got a step of {step:g} h")
-    return float(step)
+    return float(np.median(np.diff(times)) / np.timedelta64(1, "s") / 3600.0)
 
 
 def _duration(hours: float) -> str:
@@ -802,7 +817,7 @@ def provenance(
     """Print the chain from raw file to ENTITY_ID: a prediction's, a what-if result's or
     any other entity's id, or a twin id (its latest version). Without one, list the
     latest entities."""
-    with Store(_existing_store(store), read_only=True) as db:
+    with _open_store(store, read_only=True) as db:
         recorder = Recorder.from_store(db)
         twin_ids = set(db.twin_ids())
         if entity_id in twin_ids:
@@ -852,7 +867,7 @@ def quarantine(
     """List quarantined readings with the check that failed and why."""
     if output is not None:
         _check_output_table(output, "--output")
-    with Store(_existing_store(store), read_only=True) as db:
+    with _open_store(store, read_only=True) as db:
         rows = db.quarantine(asset, check)
         if rows.empty and (asset is not None or check is not None):
             everything = db.quarantine(None, None)
@@ -955,7 +970,7 @@ def monitor(
         )
     if output is not None:
         _check_output_table(output, "--output")
-    with Store(_existing_store(store)) as db:
+    with _open_store(store) as db:
         stored = set(db.twin_ids())
         specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
         specs |= _turbine_specs(
@@ -1058,9 +1073,9 @@ def report(
     if output.exists() and not output.is_dir():
         raise _fail(f"--output {output}: a file; expected a folder for the report")
     writable = next((p for p in (output, *output.resolve().parents) if p.exists()), None)
-    if writable is None or not os.access(writable, os.W_OK):
+    if writable is None or not writable.is_dir() or not os.access(writable, os.W_OK):
         raise _fail(f"--output {output}: cannot create or write the folder ({writable})")
-    with Store(_existing_store(store)) as db:
+    with _open_store(store) as db:
         twins = {a: db.load_twin(a) for a in db.twin_ids()}
         specs = {a: TurbineSpec.from_twin(twin) for a, twin in twins.items()}
         if not specs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_out_of_bounds_wind_speed_is_rejected_with_where_and_how_many(twin: Twin
     ("name", "value", "bounds"),
     [("temp_air", -92.0, "[-60, 60] degC"), ("wind_direction", 361.0, "[0, 360] degree")],
 )
-def test_every_bounded_input_of_the_schema_is_checked(
+def test_every_bounded_input_the_emulator_reads_is_checked(
     twin: Twin, name: str, value: float, bounds: str
 ) -> None:
     values = np.full(5, 10.0)
@@ -144,3 +145,24 @@ def test_unbounded_and_one_sided_variables() -> None:
     twin.predict({"flow": [1e6], "head": [-1e6]})
     with pytest.raises(ValueError, match=re.escape("[0, inf] m^3/h; first at row 1: -0.5")):
         twin.predict({"flow": [1.0, -0.5]})
+
+
+class WithoutDeclaredInputs:
+    """An emulator written before the protocol declared its inputs."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inputs":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_an_emulator_that_declares_no_inputs_has_every_bounded_column_checked(
+    twin: Twin,
+) -> None:
+    older = Twin("T1", twin.schema, WithoutDeclaredInputs(twin.emulator))  # type: ignore[arg-type]
+    inputs = {"wind_speed": np.full(2, 8.0), "pitch": np.array([0.0, 200.0])}
+    with pytest.raises(ValueError, match=re.escape("pitch: 1 of 2 values outside")):
+        older.predict(inputs)

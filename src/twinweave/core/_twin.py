@@ -195,10 +195,11 @@ class Twin:
         Raises
         ------
         ValueError
-            If an input that is a telemetry variable of the schema (the target aside)
-            lies outside its physical bounds; the message names the variable, how many
-            values are outside, the first row and its value. Missing values (NaN) pass:
-            optional inputs may be absent from some rows.
+            If an input the emulator reads that is a telemetry variable of the schema
+            (the target aside) lies outside its physical bounds (:meth:`check_inputs`);
+            the message names the variable, how many values are outside, the first row
+            and its value. Missing values (NaN) pass: optional inputs may be absent from
+            some rows. Columns the emulator does not read are not checked.
         """
         self.check_inputs(inputs)
         for intervention in self.interventions:
@@ -233,10 +234,12 @@ class Twin:
             Naming the column, how many values are outside, the bounds with their unit,
             and the first such row and value.
         """
-        read = set(self.emulator.inputs)
+        # An emulator written before the protocol declared its inputs: check them all.
+        declared = getattr(self.emulator, "inputs", None)
+        read = None if declared is None else set(declared)
         for variable in self.schema.telemetry:
             name = variable.name
-            if name == self.target or name not in inputs or name not in read:
+            if name == self.target or name not in inputs or (read is not None and name not in read):
                 continue
             lower, upper = variable.bounds
             if lower == -np.inf and upper == np.inf:

@@ -14,6 +14,8 @@ from twinweave.data._quality import (
     require_column,
 )
 from twinweave.data._sources import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
     RECORD_COLUMNS,
     ColumnSpec,
     SourceInfo,
@@ -24,6 +26,8 @@ from twinweave.data._sources import (
 from twinweave.data._store import IngestSummary, Store
 
 __all__ = [
+    "CSV_SUFFIXES",
+    "PARQUET_SUFFIXES",
     "QUARANTINE_COLUMNS",
     "RECORD_COLUMNS",
     "Check",

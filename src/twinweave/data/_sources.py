@@ -60,8 +60,8 @@ _OFFSET_PATTERN: Final = (
     r"[Tt\s]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 )
 
-_CSV_SUFFIXES: Final = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".txt")
-_PARQUET_SUFFIXES: Final = (".parquet", ".pq")
+CSV_SUFFIXES: Final = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".txt")
+PARQUET_SUFFIXES: Final = (".parquet", ".pq")
 
 
 class _SpecProblem(ValueError):
@@ -506,9 +506,9 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
 # -- reading ------------------------------------------------------------------------------
 def _file_kind(name: str) -> Literal["csv", "parquet"]:
     lower = name.lower()
-    if lower.endswith(_PARQUET_SUFFIXES):
+    if lower.endswith(PARQUET_SUFFIXES):
         return "parquet"
-    if lower.endswith(_CSV_SUFFIXES):
+    if lower.endswith(CSV_SUFFIXES):
         return "csv"
     raise DataError(
         "unknown file type",
@@ -516,7 +516,7 @@ def _file_kind(name: str) -> Literal["csv", "parquet"]:
         column=None,
         row=None,
         value=Path(name).suffix,
-        expected=f"one of {[*_CSV_SUFFIXES, *_PARQUET_SUFFIXES]}",
+        expected=f"one of {[*CSV_SUFFIXES, *PARQUET_SUFFIXES]}",
     )
 
 
@@ -534,13 +534,15 @@ def _unreadable(file: Path, name: str, kind: str, error: Exception, spec: Source
     if ragged is not None:
         n_expected, record, n_found = (int(group) for group in ragged.groups())
         row, line = _ragged_position(file, record, spec.delimiter)
+        # Where the file cannot be read again as text, pandas' own count is all there is.
+        counted = "" if row is not None else f" in record {record} (header 1, blank lines counted)"
         return DataError(
             "row has more fields than the header",
             path=name,
             column=None,
             row=row,
             line=line,
-            value=f"{n_found} fields",
+            value=f"{n_found} fields{counted}",
             expected=f"{n_expected} fields separated by {spec.delimiter!r}, as in the header",
         )
     expected = (
