@@ -369,7 +369,8 @@ def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) 
     inputs = tmp_path / "x.csv"
     inputs.write_text("wind_speed\n8\n")
     base = ("whatif", "--store", fitted_store, "--twin", "R80711")
-    assert_user_error(twinweave(*base, "--scale", "inf", ok=False), "--scale", "finite")
+    for factor in ("inf", "nan", "2"):
+        assert_user_error(twinweave(*base, "--scale", factor, ok=False), "--scale", "[0, 1.25]")
     both = twinweave(*base, "--stop", "--input", inputs, "--start", "2015-01-01", ok=False)
     assert_user_error(both, "--start/--end", "--input")
     backwards = twinweave(*base, "--stop", "--start", "2015-07-01", "--end", "2015-06-01", ok=False)

@@ -6,7 +6,6 @@ Thin by design: every command composes the public API; no model logic lives here
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -620,9 +619,10 @@ def whatif(
     if stop:
         interventions.append(Stop())
     if scale is not None:
-        if not (math.isfinite(scale) and scale >= 0.0):
-            raise _fail(f"--scale: expected a finite non-negative factor, e.g. 0.97, got {scale:g}")
-        interventions.append(ScaleTarget(scale))
+        try:
+            interventions.append(ScaleTarget(scale))
+        except ValueError as error:
+            raise _fail(f"--scale: {error}") from None
     if not interventions:
         raise _fail("expected at least one intervention: --derate KW, --stop or --scale F")
     if input is not None and (start is not None or end is not None):

@@ -532,3 +532,8 @@ def test_other_content_classes_and_inheritance_are_accepted() -> None:
         },
     ]
     assert validate_dtdl(farm) == []
+
+
+def test_a_nan_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match="lower bound: expected a number or none, got NaN"):
+        Telemetry(name="a", unit="kW", lower=float("nan"), upper=1.0)

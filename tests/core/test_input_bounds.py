@@ -166,3 +166,26 @@ def test_an_emulator_that_declares_no_inputs_has_every_bounded_column_checked(
     inputs = {"wind_speed": np.full(2, 8.0), "pitch": np.array([0.0, 200.0])}
     with pytest.raises(ValueError, match=re.escape("pitch: 1 of 2 values outside")):
         older.predict(inputs)
+
+
+def test_set_inputs_keep_one_prediction_per_row_and_meet_the_bounds(twin: Twin) -> None:
+    x = {"wind_speed": np.array([3.0, 9.0, 13.0, 18.0])}
+    one_value = twin.branch(SetInputs({"wind_speed": 8.0})).predict(x)
+    assert len(one_value) == 4
+    np.testing.assert_array_equal(
+        one_value.mean, twin.predict({"wind_speed": np.full(4, 8.0)}).mean
+    )
+    with pytest.raises(ValueError, match=r"SetInputs 'wind_speed': expected one value or 4"):
+        twin.branch(SetInputs({"wind_speed": np.array([8.0, 9.0])})).predict(x)
+    # A hypothetical input is held to the schema's bounds as a real one is.
+    with pytest.raises(ValueError, match="wind_speed: 4 of 4 values outside"):
+        twin.branch(SetInputs({"wind_speed": -8.0})).predict(x)
+    # A misspelt input would change nothing: refused when the branch is made.
+    with pytest.raises(ValueError, match=r"does not read \['windspeed'\]"):
+        twin.branch(SetInputs({"windspeed": 8.0}))
+
+
+def test_a_missing_wind_speed_is_named_by_the_column_to_give(twin: Twin) -> None:
+    # The power curve reads a derived input; the message names the columns behind it.
+    with pytest.raises(KeyError, match=r"computed from columns 'wind_speed'"):
+        twin.predict({"windspeed": [8.0]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinweave.core import CensoredNormal, Derate, Stop
+from twinweave.core import CensoredNormal, Derate, ScaleTarget, Stop
 
 
 def power() -> CensoredNormal:
@@ -36,3 +36,11 @@ def test_a_limit_at_or_above_the_upper_bound_changes_nothing() -> None:
         after.quantile([0.05, 0.5, 0.95]), before.quantile([0.05, 0.5, 0.95])
     )
     np.testing.assert_array_equal(after.mean, before.mean)
+
+
+@pytest.mark.parametrize("factor", [-0.1, 1.5, float("nan"), float("inf")])
+def test_a_scale_the_predictive_cannot_follow_is_refused(factor: float) -> None:
+    # Past about 1.3 the scaled curve crosses rated power where the kept bound masses no
+    # longer describe it: samples and quantiles would contradict the mean.
+    with pytest.raises(ValueError, match=r"factor: expected a scale in \[0, 1.25\]"):
+        ScaleTarget(factor)

@@ -334,3 +334,8 @@ def test_residual_correlation_needs_pairs_before_it_claims_any() -> None:
     learner.update(CensoredNormal(np.zeros(20_000), 1.0), independent, STEP * np.arange(20_000))
     fitted = learner.correlation_
     assert fitted is None or float(fitted(STEP)[()]) < 0.03
+
+
+def test_a_nan_probability_is_refused(predictive: CensoredNormal) -> None:
+    with pytest.raises(ValueError, match=r"q: expected probabilities in \(0, 1\)"):
+        predictive.quantile(np.nan)

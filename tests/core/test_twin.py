@@ -125,3 +125,32 @@ def test_compare_samples_paths_correlated_in_time() -> None:
         warnings.simplefilter("error")
         plain = pump().update(readings(500, seed=10))
         compare(plain, plain.branch(), week, [Total()], n_samples=10)
+
+
+def test_an_update_refused_for_its_times_leaves_the_twin_as_it_was() -> None:
+    twin = pump(ResidualCorrelation()).update(readings(2_000, seed=7))
+    grid = {"flow": np.linspace(0.5, 9.5, 10)}
+    before = twin.predict(grid).mean.copy()
+    n_before = twin.emulator.n_observations_
+    bad = readings(500, seed=8, start=1.5e9)
+    bad["time"] = bad["time"][:-1]  # one time short
+    with pytest.raises(ValueError, match="time: expected 500 times"):
+        twin.update(bad)
+    assert twin.emulator.n_observations_ == n_before
+    np.testing.assert_array_equal(twin.predict(grid).mean, before)
+
+
+def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
+    twin = pump().update(readings(500, seed=12))
+    week = readings(100, seed=13, start=1.5e9)
+
+    class Total:
+        name, units = "total", "kW"
+
+        def __call__(self, paths: np.ndarray) -> np.ndarray:
+            return paths.sum(axis=1)
+
+    with pytest.raises(ValueError, match="n_samples: expected at least 1"):
+        compare(twin, twin.branch(), week, [Total()], n_samples=0)
+    with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\)"):
+        compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)

@@ -287,3 +287,16 @@ def test_mismatched_summaries_are_named() -> None:
         aggregate(local_steps(relabelled, population), other)
     with pytest.raises(ValueError, match="at least one"):
         fit_central([], prior())
+
+
+def test_a_twin_is_named_by_its_index_in_range() -> None:
+    rng = np.random.default_rng(11)
+    _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
+    fit = fit_central(stats, prior())
+    data = readings(rng, np.zeros(emulator().n_features), 5)
+    # A negative index would silently pick a twin from the end.
+    for index in (-1, 3):
+        with pytest.raises(IndexError, match=r"twin: expected an index in \[0, 2\]"):
+            fit.predict(index, data, emulator())
+    with pytest.raises(TypeError, match="twin: expected an index"):
+        fit.predict("R80711", data, emulator())  # type: ignore[arg-type]

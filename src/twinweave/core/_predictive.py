@@ -840,7 +840,7 @@ class CensoredNormal:
     def quantile(self, q: ArrayLike) -> FloatArray:
         """Quantiles [units]; ``q`` scalar gives shape ``(n,)``, a vector ``(len(q), n)``."""
         q_arr = np.asarray(q, dtype=np.float64)
-        if np.any((q_arr <= 0) | (q_arr >= 1)):
+        if not np.all((q_arr > 0) & (q_arr < 1)):  # NaN fails both comparisons
             raise ValueError(f"q: expected probabilities in (0, 1), got {q_arr.tolist()}")
         return self._inverse_cdf(q_arr if q_arr.ndim == 0 else q_arr.reshape(-1, 1))
 

@@ -68,6 +68,9 @@ class Variable(BaseModel):
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> Variable:
+        for side, bound in (("lower", self.lower), ("upper", self.upper)):
+            if bound is not None and math.isnan(bound):
+                raise ValueError(f"{self.name}: {side} bound: expected a number or none, got NaN")
         if self.lower is not None and self.upper is not None and self.lower > self.upper:
             raise ValueError(
                 f"{self.name}: expected lower <= upper, got [{self.lower}, {self.upper}]"

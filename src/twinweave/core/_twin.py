@@ -15,6 +15,7 @@ from twinweave.core._predictive import (
     time_seconds,
 )
 from twinweave.core._schema import TwinSchema
+from twinweave.core._whatif import SetInputs
 
 
 @runtime_checkable
@@ -161,17 +162,23 @@ class Twin:
         With a ``residual_correlation`` and a ``time`` column, the residuals of the
         readings under the updated emulator also refine the correlation in time.
         """
+        correlation = self.residual_correlation if "time" in observations else None
+        target = column(observations, self.target, required=False)
+        if correlation is not None and target is not None:
+            # Checked before the emulator learns anything: an error leaves the twin as it
+            # was, not half updated.
+            n_times = time_seconds(observations["time"]).size
+            if n_times != target.size:
+                raise ValueError(
+                    f"time: expected {target.size} times (one per reading), got {n_times}"
+                )
         if not self._owns_emulator:
             # Copy on first write: until now the branch shared its parent's emulator.
             self.emulator = clone_emulator(self.emulator)
             self._owns_emulator = True
         self.emulator.update(observations)
-        if self.residual_correlation is not None and "time" in observations:
-            target = column(observations, self.target)
-            if target is not None and target.size > 1:
-                self.residual_correlation.update(
-                    self.emulator.predict(observations), target, observations["time"]
-                )
+        if correlation is not None and target is not None and target.size > 1:
+            correlation.update(self.emulator.predict(observations), target, observations["time"])
         if self.recorder is not None:
             used = [u for u in (source, self.model_version_) if u is not None]
             self.model_version_ = self.recorder.record(
@@ -201,9 +208,10 @@ class Twin:
             and its value. Missing values (NaN) pass: optional inputs may be absent from
             some rows. Columns the emulator does not read are not checked.
         """
-        self.check_inputs(inputs)
         for intervention in self.interventions:
             inputs = intervention.apply_inputs(inputs)
+        # After the interventions: a hypothetical input is held to the bounds too.
+        self.check_inputs(inputs)
         predictive = self.emulator.predict(inputs)
         if "time" in inputs:
             predictive = predictive.replace(
@@ -268,6 +276,16 @@ class Twin:
         The branch writes provenance to a fork of this twin's recorder, so neither this
         twin nor its store changes because of anything done to the branch.
         """
+        declared: tuple[str, ...] | None = getattr(self.emulator, "inputs", None)
+        for intervention in interventions:
+            if declared is None or not isinstance(intervention, SetInputs):
+                continue
+            unread = sorted(set(intervention.values) - set(declared))
+            if unread:
+                raise ValueError(
+                    f"SetInputs: the twin does not read {unread}, so setting them would "
+                    f"change nothing; it reads {list(declared)}"
+                )
         recorder = None if self.recorder is None else self.recorder.fork()
         # The emulator is now shared both ways: whichever twin updates first copies it,
         # so the parent assimilating new data does not change the branch either.

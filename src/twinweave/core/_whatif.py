@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -32,8 +32,21 @@ class SetInputs:
     values: Mapping[str, ArrayLike] = field(default_factory=dict)
 
     def apply_inputs(self, inputs: Columns) -> Columns:
+        """The inputs with these columns replaced: one value for every row, or a value
+        per row (as many as the inputs have)."""
+        lengths = {np.size(inputs[name]) for name in inputs if np.ndim(inputs[name]) > 0}
+        n_rows = max(lengths) if lengths else None
         merged: dict[str, ArrayLike] = {name: inputs[name] for name in inputs}
-        merged.update(self.values)
+        for name, value in self.values.items():
+            array = np.atleast_1d(np.asarray(value, dtype=np.float64))
+            if n_rows is not None and array.size == 1:
+                array = np.full(n_rows, array[0])
+            elif n_rows is not None and array.size != n_rows:
+                raise ValueError(
+                    f"SetInputs {name!r}: expected one value or {n_rows} (one per input "
+                    f"row), got {array.size}"
+                )
+            merged[name] = array
         return merged
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
@@ -94,9 +107,17 @@ class ScaleTarget:
 
     factor: float
 
+    #: Largest factor taken: beyond it the scaled curve passes the upper bound where the
+    #: kept bound masses no longer describe it (at 1.5, a turbine's samples and quantiles
+    #: disagree with its mean by hundreds of standard errors).
+    MAX_FACTOR: ClassVar[float] = 1.25
+
     def __post_init__(self) -> None:
-        if self.factor < 0:
-            raise ValueError(f"factor: expected a non-negative scale, got {self.factor}")
+        if not 0.0 <= self.factor <= self.MAX_FACTOR:
+            raise ValueError(
+                f"factor: expected a scale in [0, {self.MAX_FACTOR:g}] (0.97 for a 3 % loss), "
+                f"got {self.factor}; a larger change is a new twin, not a branch"
+            )
 
     def apply_inputs(self, inputs: Columns) -> Columns:
         return inputs
@@ -187,6 +208,10 @@ def compare(
     """
     if not metrics:
         raise ValueError("metrics: expected at least one metric, got none")
+    if n_samples < 1:
+        raise ValueError(f"n_samples: expected at least 1 sample path, got {n_samples}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level: expected a probability in (0, 1), got {level}")
     if "time" not in inputs and baseline.noise_correlation_ is not None:
         warnings.warn(
             "inputs have no 'time' column: sample paths are drawn with noise independent "

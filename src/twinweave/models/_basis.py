@@ -223,6 +223,13 @@ def input_name(source: Input) -> str:
     return source if isinstance(source, str) else source.name
 
 
+def describe_input(source: Input) -> str:
+    """An input as a message names it: a derived input with the columns it comes from."""
+    if isinstance(source, str):
+        return repr(source)
+    return f"{source.name!r} (computed from columns {', '.join(map(repr, source.sources))})"
+
+
 def input_sources(source: Input) -> tuple[str, ...]:
     """Names of the columns an input reads: itself, or a derived input's sources."""
     return (source,) if isinstance(source, str) else tuple(source.sources)
@@ -423,7 +430,7 @@ class SplineTerm:
         x = read_input(data, self.source)
         if x is None:
             raise KeyError(
-                f"missing input {input_name(self.source)!r}: the spline term needs it; "
+                f"missing input {describe_input(self.source)}: the spline term needs it; "
                 f"got columns {sorted(data)}"
             )
         if n_rows == 1 and x.shape[0] == 1 and not math.isnan(x[0]):

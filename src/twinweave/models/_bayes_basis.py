@@ -58,6 +58,7 @@ from twinweave.models._basis import (
     RowSlice,
     SplineTerm,
     block_diagonal,
+    describe_input,
     design_matrix,
     input_name,
     input_sources,
@@ -633,7 +634,7 @@ class BayesianBasisRegression:
         x = read_input(data, self.noise_source)
         if x is None:
             raise KeyError(
-                f"missing input {input_name(self.noise_source)!r}: the noise model needs it; "
+                f"missing input {describe_input(self.noise_source)}: the noise model needs it; "
                 f"got columns {sorted(data)}"
             )
         if n_rows == 1 and x.shape[0] == 1:
@@ -652,8 +653,10 @@ class BayesianBasisRegression:
         missing = ~np.isfinite(values)
         if missing.any():
             row = int(np.argmax(missing))
+            source_name = self.noise_source
+            name = source_name if isinstance(source_name, str) else describe_input(source_name)
             raise ValueError(
-                f"{input_name(self.noise_source)}: {int(missing.sum())} of {n_rows} values "
+                f"{name}: {int(missing.sum())} of {n_rows} values "
                 f"missing or not finite, first at row {row} ({float(values[row])}); expected "
                 "a number in every row: a prediction cannot do without it"
             )

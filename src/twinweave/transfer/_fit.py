@@ -99,6 +99,14 @@ class FleetPosterior:
         if twin is not None:
             if kind is not None:
                 raise ValueError("kind: expected None for a fitted twin (it has its kind)")
+            # A negative index would silently pick a twin from the end.
+            if isinstance(twin, bool) or not isinstance(twin, int | np.integer):
+                raise TypeError(f"twin: expected an index (int) or None, got {twin!r}")
+            if not 0 <= twin < len(self.twins):
+                raise IndexError(
+                    f"twin: expected an index in [0, {len(self.twins) - 1}] (the order the "
+                    f"twins' statistics were given in) or None for a new twin, got {twin}"
+                )
             return self.twins[twin].predict(inputs, design)
         if kind is None:
             if len(self.new_twin) != 1:
