@@ -189,3 +189,9 @@ def test_a_missing_wind_speed_is_named_by_the_column_to_give(twin: Twin) -> None
     # The power curve reads a derived input; the message names the columns behind it.
     with pytest.raises(KeyError, match=r"computed from columns 'wind_speed'"):
         twin.predict({"windspeed": [8.0]})
+
+
+def test_a_column_of_the_wrong_length_is_named(twin: Twin) -> None:
+    inputs = {"wind_speed": [5.0, 6.0, 7.0], "wind_direction": [10.0, 20.0]}
+    with pytest.raises(ValueError, match=r"wind_direction: expected 3 values .* got 2"):
+        twin.predict(inputs)

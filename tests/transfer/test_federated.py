@@ -286,3 +286,9 @@ def test_an_answer_is_the_twins_local_step_and_holds_no_reading() -> None:
         for private in (own.gram, own.moment, own.sum_sq, own.period_sum, own.period_features):
             assert private is not None
             assert not np.isin(private.ravel(), values).any()
+
+
+def test_a_federation_of_no_twins_is_refused() -> None:
+    prior = FleetPrior.from_emulator(_emulator())
+    with pytest.raises(ValueError, match="statistics: expected at least one twin, got none"):
+        fit_federated(FleetPooling(prior, ["default"]), {})

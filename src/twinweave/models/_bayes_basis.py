@@ -696,6 +696,16 @@ class BayesianBasisRegression:
         one = bisect.bisect_right(self._edges, x) - 1
         return min(max(one, 0), self.n_bins - 1)
 
+    def _check_lengths(self, inputs: Columns, n_rows: int) -> None:
+        """Every column read has a value per row, or one value for all of them."""
+        for name in self.inputs:
+            if name in inputs:
+                size = int(np.size(inputs[name]))
+                if size not in (1, n_rows):
+                    raise ValueError(
+                        f"{name}: expected {n_rows} values (one per row) or one for all, got {size}"
+                    )
+
     def _n_rows(self, data: Columns) -> int:
         first = read_input(data, self.noise_source)
         return 1 if first is None else int(first.shape[0])
@@ -982,6 +992,7 @@ class BayesianBasisRegression:
         mean, inv_chol, noise_var = self._posterior_parts()
         data = EvaluatedInputs(inputs)
         n_rows = self._n_rows(data)
+        self._check_lengths(inputs, n_rows)
         starts, values = self._windows.evaluate(data, n_rows)
         bins = self.noise_bin(data, n_rows)
         self._check_noise_source(data, n_rows)

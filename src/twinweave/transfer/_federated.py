@@ -471,6 +471,8 @@ def fit_federated(
     True
     """
     everyone = list(statistics)
+    if not everyone:
+        raise ValueError("statistics: expected at least one twin, got none")
     # The twins computed together are usually the same from round to round: their
     # statistics stay stacked while they are (as each twin holds its own).
     stacked: dict[tuple[str, ...], _Batches] = {}
