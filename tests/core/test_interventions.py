@@ -24,9 +24,10 @@ def test_a_limit_below_the_lower_bound_is_refused_and_points_to_stop() -> None:
     np.testing.assert_array_equal(stopped.quantile(0.99), 0.0)
 
 
-def test_a_limit_must_be_a_number() -> None:
-    with pytest.raises(ValueError, match="limit: expected a number, got NaN"):
-        Derate(float("nan"))
+@pytest.mark.parametrize("limit", [float("nan"), "1500", None])
+def test_a_limit_must_be_a_number(limit: object) -> None:
+    with pytest.raises(ValueError, match=r"limit: expected a number \[target units\], got"):
+        Derate(limit)  # type: ignore[arg-type]
 
 
 def test_a_limit_at_or_above_the_upper_bound_changes_nothing() -> None:

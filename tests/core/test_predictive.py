@@ -339,3 +339,13 @@ def test_residual_correlation_needs_pairs_before_it_claims_any() -> None:
 def test_a_nan_probability_is_refused(predictive: CensoredNormal) -> None:
     with pytest.raises(ValueError, match=r"q: expected probabilities in \(0, 1\)"):
         predictive.quantile(np.nan)
+
+
+def test_sizes_that_cannot_be_are_named(predictive: CensoredNormal) -> None:
+    with pytest.raises(ValueError, match="n_samples: expected a count >= 0, got -1"):
+        predictive.sample(-1)
+    n = len(predictive)
+    with pytest.raises(ValueError, match=rf"y: expected {n} values \(one per point\) or one"):
+        predictive.log_prob(np.zeros(n + 1))
+    # One value for every point is still taken.
+    assert predictive.log_prob(0.0).shape == (n,)

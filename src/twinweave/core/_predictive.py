@@ -937,6 +937,8 @@ class CensoredNormal:
         distribution's quantile (a Gaussian copula: marginals exact, dependence that of
         the latent paths).
         """
+        if n_samples < 0:
+            raise ValueError(f"n_samples: expected a count >= 0, got {n_samples}")
         rng = np.random.default_rng(seed)
         n = len(self)
         if self.correlation is None or self.times is None:
@@ -952,9 +954,18 @@ class CensoredNormal:
         u = _norm_cdf((latent - self.loc[None, :]) / np.maximum(self.latent_std, 1e-300))
         return self._inverse_cdf(np.clip(u, 1e-300, 1.0 - 1e-16))
 
+    def _observed(self, y: ArrayLike) -> FloatArray:
+        """``y`` as one value per point (a single value for all of them broadcast)."""
+        y_arr = np.asarray(y, dtype=np.float64)
+        if y_arr.size not in (1, len(self)) or y_arr.ndim > 1:
+            raise ValueError(
+                f"y: expected {len(self)} values (one per point) or one, got shape {y_arr.shape}"
+            )
+        return np.broadcast_to(y_arr.reshape(-1) if y_arr.ndim else y_arr, self.loc.shape)
+
     def log_prob(self, y: ArrayLike) -> FloatArray:
         """Log density at ``y``; at a bound, the log of the probability mass there."""
-        y_arr = np.broadcast_to(np.asarray(y, dtype=np.float64), self.loc.shape)
+        y_arr = self._observed(y)
         a, b, s = self._standardised_bounds()
         z = (y_arr - self.loc) / s
         density = -0.5 * z * z - _LOG_SQRT_2PI - np.log(s)
@@ -971,14 +982,14 @@ class CensoredNormal:
 
     def cdf(self, y: ArrayLike) -> FloatArray:
         """Cumulative probability at ``y``."""
-        y_arr = np.broadcast_to(np.asarray(y, dtype=np.float64), self.loc.shape)
+        y_arr = self._observed(y)
         z = (y_arr - self.loc) / np.maximum(self.latent_std, 1e-300)
         return self._cdf_at(y_arr, z)
 
     def sf(self, y: ArrayLike) -> FloatArray:
         """Survival probability ``P(Y > y)``, computed in the upper tail (no ``1 - cdf``
         rounding for values far above the mean)."""
-        y_arr = np.broadcast_to(np.asarray(y, dtype=np.float64), self.loc.shape)
+        y_arr = self._observed(y)
         _, b, s = self._standardised_bounds()
         z = (y_arr - self.loc) / s
         if self.is_hurdle:
@@ -1011,7 +1022,7 @@ class CensoredNormal:
         bounds or ``loc -/+ 9 std``, whichever is tighter; with given bound masses the
         flat stretches between a bound and that span are added exactly.
         """
-        y_arr = np.broadcast_to(np.asarray(y, dtype=np.float64), self.loc.shape)
+        y_arr = self._observed(y)
         s = self.latent_std
         lo = np.maximum(self.lower, self.loc - 9 * s)
         hi = np.minimum(self.upper, self.loc + 9 * s)

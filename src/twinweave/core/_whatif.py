@@ -63,8 +63,8 @@ class Derate:
     limit: float
 
     def __post_init__(self) -> None:
-        if np.isnan(self.limit):
-            raise ValueError("limit: expected a number, got NaN")
+        if not isinstance(self.limit, int | float | np.number) or np.isnan(self.limit):
+            raise ValueError(f"limit: expected a number [target units], got {self.limit!r}")
 
     def apply_inputs(self, inputs: Columns) -> Columns:
         return inputs
