@@ -39,6 +39,16 @@ def twinweave(
     return result
 
 
+def predict(
+    store: Path, inputs: Path, output: Path, *, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``twinweave predict`` of R80711, the twin most tests ask."""
+    return twinweave(
+        "predict", "--store", store, "--twin", "R80711", "--input", inputs, "--output", output,
+        ok=ok,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def fitted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("cli") / "S.duckdb"
@@ -113,8 +123,7 @@ def test_predict_says_which_columns_it_reads_and_ignores_the_others(
     runs, means = [], []
     for source in (inputs, plain):
         output = source.with_suffix(".out.csv")
-        command = ("predict", "--store", fitted_store, "--twin", "R80711", "--input", source)
-        runs.append(twinweave(*command, "--output", output))
+        runs.append(predict(fitted_store, source, output))
         means.append(pd.read_csv(output)["mean"].to_numpy())
     export_run, plain_run = runs
     assert "columns the twin does not read: ['temperature', 'pitch']" in export_run.stdout
@@ -127,18 +136,7 @@ def test_predict_says_which_columns_it_reads_and_ignores_the_others(
 def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "bad.csv"
     pd.DataFrame({"speed": [5.0]}).to_csv(inputs, index=False)
-    result = twinweave(
-        "predict",
-        "--store",
-        fitted_store,
-        "--twin",
-        "R80711",
-        "--input",
-        inputs,
-        "--output",
-        tmp_path / "out.csv",
-        ok=False,
-    )
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
     assert_user_error(result, "bad.csv", "'wind_speed'")
 
 
@@ -275,10 +273,7 @@ def test_predict_names_file_column_row_and_value_of_a_bad_input(
     inputs = tmp_path / "typo.csv"
     # A blank line (which pandas skips) puts 'abc' on line 4 of the file.
     inputs.write_text("wind_speed\n5.0\n\nabc\n7.0\n")
-    result = twinweave(
-        "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs,
-        "--output", tmp_path / "out.csv", ok=False,
-    )  # fmt: skip
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
     assert_user_error(result, "typo.csv", "'wind_speed'", "row 1 (line 4)", "got 'abc'")
     # An error raised only for bad input needs no hint that it may be a bug.
     assert DEBUG_HINT not in result.stderr
@@ -394,27 +389,20 @@ def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path:
     }
     for name, (text, expected) in files.items():
         (tmp_path / name).write_text(text)
-        result = twinweave(
-            "predict", "--store", fitted_store, "--twin", "R80711", "--input", tmp_path / name,
-            "--output", tmp_path / "out.csv", ok=False,
-        )  # fmt: skip
+        result = predict(fitted_store, tmp_path / name, tmp_path / "out.csv", ok=False)
         assert_user_error(result, expected)
     for output, expected in (
         (tmp_path / "adir", "is a directory"),
         (tmp_path / "missing" / "out.csv", "no such directory"),
         (tmp_path / "out.xlsx", "expected a CSV"),
     ):
-        result = twinweave(
-            "predict", "--store", fitted_store, "--twin", "R80711", "--input", good,
-            "--output", output, ok=False,
-        )  # fmt: skip
+        result = predict(fitted_store, good, output, ok=False)
         assert_user_error(result, expected)
     # Refused before predicting: no prediction was recorded for an output never written.
     after = len(twinweave("provenance", "--store", fitted_store, "--limit", "1000").stdout)
     assert after == before
     parquet = tmp_path / "out.parquet"
-    twinweave("predict", "--store", fitted_store, "--twin", "R80711", "--input", good,
-              "--output", parquet)  # fmt: skip
+    predict(fitted_store, good, parquet)
     assert list(pd.read_parquet(parquet).columns) == ["wind_speed", "mean", "q05", "q50", "q95"]
 
 
@@ -423,10 +411,7 @@ def test_predict_warns_where_an_input_it_reads_is_missing(
 ) -> None:
     inputs = tmp_path / "gaps.csv"
     inputs.write_text("wind_speed,temp_air\n5,15\n5,\n")
-    result = twinweave(
-        "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs,
-        "--output", tmp_path / "out.csv",
-    )  # fmt: skip
+    result = predict(fitted_store, inputs, tmp_path / "out.csv")
     assert "column 'temp_air': 1 of 2 rows are missing" in result.stderr
 
 

@@ -40,6 +40,7 @@ from twinweave.data import (
     clean,
     csv_line,
     describe_row,
+    file_kind,
     read_source,
 )
 from twinweave.demo import MEMORY, fit_fleet
@@ -423,16 +424,16 @@ def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin) -> None:
 
 
 def _table_kind(path: Path, role: str) -> str:
-    """``"csv"`` or ``"parquet"`` by the file's name; anything else is refused."""
-    name = path.name.lower()
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(CSV_SUFFIXES):
-        return "csv"
-    raise _fail(
-        f"{path}: expected a CSV ({', '.join(CSV_SUFFIXES)}) or Parquet "
-        f"({', '.join(PARQUET_SUFFIXES)}) file for {role}, got {path.suffix or 'no suffix'}"
-    )
+    """``"csv"`` or ``"parquet"`` by the file's name, as the data pathway tells them;
+    anything else is refused."""
+    try:
+        return file_kind(path.name)
+    except DataError:
+        raise _fail(
+            f"{path}: expected a CSV ({', '.join(CSV_SUFFIXES)}) or Parquet "
+            f"({', '.join(PARQUET_SUFFIXES)}) file for {role}, got "
+            f"{path.suffix or 'no suffix'}"
+        ) from None
 
 
 def _check_output_table(path: Path, option: str) -> None:

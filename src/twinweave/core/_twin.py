@@ -242,8 +242,7 @@ class Twin:
             Naming the column, how many values are outside, the bounds with their unit,
             and the first such row and value.
         """
-        # An emulator written before the protocol declared its inputs: check them all.
-        declared = getattr(self.emulator, "inputs", None)
+        declared = self._declared_inputs()
         read = None if declared is None else set(declared)
         for variable in self.schema.telemetry:
             name = variable.name
@@ -270,13 +269,19 @@ class Twin:
                 f"[{lower:.15g}, {upper:.15g}]{unit}; first at row {row}: {values[row]:.15g}"
             )
 
+    def _declared_inputs(self) -> tuple[str, ...] | None:
+        """The columns the emulator reads; ``None`` for an emulator written before the
+        protocol declared them (then every bounded column is checked)."""
+        declared: tuple[str, ...] | None = getattr(self.emulator, "inputs", None)
+        return declared
+
     def branch(self, *interventions: Intervention, name: str | None = None) -> Twin:
         """A what-if copy: shares the emulator until it is updated (copy-on-write).
 
         The branch writes provenance to a fork of this twin's recorder, so neither this
         twin nor its store changes because of anything done to the branch.
         """
-        declared: tuple[str, ...] | None = getattr(self.emulator, "inputs", None)
+        declared = self._declared_inputs()
         for intervention in interventions:
             if declared is None or not isinstance(intervention, SetInputs):
                 continue

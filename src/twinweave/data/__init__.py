@@ -21,6 +21,7 @@ from twinweave.data._sources import (
     SourceInfo,
     SourceSpec,
     csv_line,
+    file_kind,
     read_source,
 )
 from twinweave.data._store import IngestSummary, Store
@@ -44,6 +45,7 @@ __all__ = [
     "clean",
     "csv_line",
     "describe_row",
+    "file_kind",
     "quarantine_rows",
     "quarantine_summary",
     "read_source",

@@ -459,7 +459,7 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
     """
     name = os.fspath(path)
     file = Path(name)
-    kind = _file_kind(name)
+    kind = file_kind(name)
     present = _header(file, kind, spec, name)
     for role, source in _roles(spec):
         if source not in present:
@@ -504,7 +504,8 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
 
 
 # -- reading ------------------------------------------------------------------------------
-def _file_kind(name: str) -> Literal["csv", "parquet"]:
+def file_kind(name: str) -> Literal["csv", "parquet"]:
+    """``"csv"`` or ``"parquet"`` by a file's name; any other raises :class:`DataError`."""
     lower = name.lower()
     if lower.endswith(PARQUET_SUFFIXES):
         return "parquet"

@@ -430,6 +430,13 @@ class BayesianBasisRegression:
         self.n_features = sum(term.n_features for term in self.terms)
         self._prior_mean = self._checked_prior_mean()
         self._windows = _Windows(self.terms)
+        # Fixed by the terms: worked out once, read on every prediction.
+        self._inputs = unique(
+            (
+                *(name for term in self.terms for name in term.inputs),
+                *input_sources(self.noise_source),
+            )
+        )
         self._edges = tuple(float(e) for e in self.noise_edges)
         self._prior_precision = block_diagonal(
             [t.penalty(self.smoothing, self.ridge) for t in self.terms]
@@ -508,12 +515,7 @@ class BayesianBasisRegression:
     def inputs(self) -> tuple[str, ...]:
         """Names of the columns a prediction may read (those it needs, those it uses
         where present, and the columns of derived inputs)."""
-        return unique(
-            (
-                *(name for term in self.terms for name in term.inputs),
-                *input_sources(self.noise_source),
-            )
-        )
+        return self._inputs
 
     # -- learned state -----------------------------------------------------------------
     def _reset_state(self) -> None:
