@@ -359,7 +359,9 @@ class FlowerSettings:
         How long a round waits for replies; twins that have not answered by then have
         missed the round.
     connect_timeout : [s]
-        How long the ServerApp waits for ``min_twins`` SuperNodes.
+        How long the ServerApp waits for ``min_twins`` SuperNodes. Each SuperNode is a
+        Python process importing Flower: in one `make test` on two cores, four of them
+        had not all connected after 60 s.
     poll_interval : [s]
         How often the ServerApp asks the SuperLink for replies.
     record_messages
@@ -372,7 +374,7 @@ class FlowerSettings:
     max_missed_rounds: int = 3
     min_twins: int = 1
     round_timeout: float = 60.0
-    connect_timeout: float = 60.0
+    connect_timeout: float = 180.0
     poll_interval: float = 0.02
     record_messages: bool = False
 
