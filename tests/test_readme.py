@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -30,3 +32,34 @@ def test_the_python_tour_runs_twice(tmp_path: Path) -> None:
         assert "sha256=" in result.stdout and "prediction:" in result.stdout
         assert "hours_at_rated" in result.stdout
     assert (tmp_path / "farm.duckdb").exists()
+
+
+def test_the_fleet_tour_runs_and_the_three_fits_agree(tmp_path: Path) -> None:
+    found = re.search(r"## Fleet learning[^\n]*\n.*?```python\n(.*?)```", README.read_text(), re.S)
+    assert found is not None, "README: no fleet-learning tour"
+    script = tmp_path / "fleet_tour.py"
+    script.write_text(found.group(1))
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    scores = {
+        line[:16].strip(): ast.literal_eval(line[16:].strip())
+        for line in lines
+        if line.startswith(("partial pooling", "no pooling", "complete pooling"))
+    }
+    # What the README's prose says of R80790 with one week.
+    for metric in ("nmse", "crps"):
+        assert scores["partial pooling"][metric] < scores["no pooling"][metric]
+    assert (
+        scores["partial pooling"]["joint_log_likelihood"]
+        > scores["no pooling"]["joint_log_likelihood"]
+    )
+    # Central, federated and gossip: the same predicted means.
+    central, federated, gossip = (
+        np.array(line.strip("[] ").split(), dtype=float) for line in lines[-3:]
+    )
+    assert central.shape == (3,)
+    np.testing.assert_allclose(federated, central, rtol=1e-9)
+    np.testing.assert_allclose(gossip, central, rtol=1e-6)
