@@ -222,6 +222,9 @@ def test_a_twin_sends_its_local_step_and_no_reading(session: Session) -> None:
                 np.testing.assert_array_equal(got.arrays[key], value)
 
 
+@pytest.mark.filterwarnings(
+    "ignore::twinweave.transfer.ConvergenceWarning"
+)  # rounds capped on purpose
 def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
     tmp_path: Path,
 ) -> None:

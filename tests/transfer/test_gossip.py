@@ -414,6 +414,9 @@ def test_two_kinds_by_gossip_equal_the_central_fit() -> None:
         assert population_error(population, central.population) < 1e-6
 
 
+@pytest.mark.filterwarnings(
+    "ignore::twinweave.transfer.ConvergenceWarning"
+)  # rounds capped on purpose
 def test_fleet_gossip_messages_are_summaries() -> None:
     columns: list[dict[str, np.ndarray]] = []
     emulators = synthetic_fleet(5, seed=1, columns=columns)

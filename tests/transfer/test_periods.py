@@ -263,6 +263,9 @@ def test_without_period_statistics_the_model_has_no_period_effects() -> None:
     assert not summary.period_ss.any() and not summary.period_blocks.any()
 
 
+@pytest.mark.filterwarnings(
+    "ignore::twinweave.transfer.ConvergenceWarning"
+)  # rounds capped on purpose
 def test_federated_and_gossip_fits_with_periods_equal_the_central_fit() -> None:
     stats, _ = period_fleet(seed=8, n_twins=6, n_periods=12, n_per_period=80)
     fleet_prior = prior()
@@ -286,6 +289,9 @@ def test_federated_and_gossip_fits_with_periods_equal_the_central_fit() -> None:
         np.testing.assert_allclose(population.mean, central.population.mean, rtol=1e-6)
 
 
+@pytest.mark.filterwarnings(
+    "ignore::twinweave.transfer.ConvergenceWarning"
+)  # rounds capped on purpose
 def test_a_twin_with_periods_sends_summaries_and_no_reading() -> None:
     stats, ys = period_fleet(seed=9, n_twins=3, n_periods=6, n_per_period=60)
     fleet_prior = prior()

@@ -871,9 +871,19 @@ class BayesianBasisRegression:
             ok &= np.isfinite(value).all(axis=1)
         if not ok.all():
             row = int(np.flatnonzero(~ok)[0])
+            # Name the inputs of the first term that is not finite there (the terms see
+            # the columns, the check sees only the terms' values).
+            culprits = [
+                name
+                for term, value in zip(self.terms, values, strict=True)
+                if not np.isfinite(value[row]).all()
+                for name in term.inputs
+            ]
+            inputs = f" and non-finite {sorted(set(culprits))}" if culprits else ""
             raise ValueError(
                 f"row {first_row + row}: expected finite {self.target} and inputs, got "
-                f"{self.target}={y[row]!r}; quarantine or drop missing readings first"
+                f"{self.target}={float(y[row])!r}{inputs}; quarantine or drop missing "
+                "readings first"
             )
 
     def _accumulate(

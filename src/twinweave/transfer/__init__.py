@@ -73,6 +73,7 @@ from twinweave.transfer._hierarchy import (
 )
 from twinweave.transfer._records import (
     DEFAULT_KIND,
+    ConvergenceWarning,
     Design,
     FleetPrior,
     LocalSummary,
@@ -85,6 +86,7 @@ from twinweave.transfer._records import (
 __all__ = [
     "DEFAULT_KIND",
     "HISTORIES",
+    "ConvergenceWarning",
     "Design",
     "FederatedResult",
     "FitIns",

@@ -45,16 +45,42 @@ METHODS = ("partial pooling", "no pooling", "complete pooling")
 PeriodLabels = Callable[[NDArray[np.datetime64]], NDArray[np.int64]]
 
 
-def calendar_weeks(times: NDArray[np.datetime64]) -> NDArray[np.int64]:
-    """Calendar week (Monday to Sunday, UTC) of each time, as weeks since 1970-01-05."""
-    days = times.astype("datetime64[D]").astype(np.int64)
+Times = NDArray[np.datetime64] | pd.Series | pd.DatetimeIndex
+
+
+def _utc(times: Times) -> NDArray[np.datetime64]:
+    """Times as UTC ``datetime64[ns]`` (pandas times with a zone are converted), with
+    none missing: a missing time would make a period of its own."""
+    if isinstance(times, pd.Series | pd.DatetimeIndex):
+        index = pd.DatetimeIndex(times)
+        if index.tz is not None:
+            index = index.tz_convert("UTC").tz_localize(None)
+        values = index.to_numpy("datetime64[ns]")
+    else:
+        values = np.asarray(times, dtype="datetime64[ns]")
+    missing = np.flatnonzero(np.isnat(values))
+    if missing.size:
+        raise ValueError(
+            f"times: expected no missing times, got {missing.size} NaT (first at position "
+            f"{int(missing[0])})"
+        )
+    return values
+
+
+def calendar_weeks(times: Times) -> NDArray[np.int64]:
+    """Calendar week (Monday to Sunday, UTC) of each time, as weeks since 1970-01-05.
+
+    ``times`` are UTC ``datetime64`` values, or pandas times (with a zone: converted).
+    """
+    days = _utc(times).astype("datetime64[D]").astype(np.int64)
     # 1970-01-01 was a Thursday: day 4 is the first Monday.
     return np.asarray((days - 4) // 7, dtype=np.int64)
 
 
-def calendar_months(times: NDArray[np.datetime64]) -> NDArray[np.int64]:
-    """Calendar month (UTC) of each time, as months since 1970-01."""
-    return np.asarray(times.astype("datetime64[M]").astype(np.int64), dtype=np.int64)
+def calendar_months(times: Times) -> NDArray[np.int64]:
+    """Calendar month (UTC) of each time, as months since 1970-01 (times as for
+    :func:`calendar_weeks`)."""
+    return np.asarray(_utc(times).astype("datetime64[M]").astype(np.int64), dtype=np.int64)
 
 
 def joint_log_likelihood(predictive: CensoredNormal, y: ArrayLike) -> float:

@@ -33,7 +33,11 @@ from twinweave.transfer._records import (
     Population,
     TwinPosterior,
     TwinStatistics,
+    check_fleet,
+    check_readings,
+    check_rounds,
     sum_summaries,
+    warn_not_converged,
 )
 
 
@@ -187,16 +191,16 @@ def fit_central(
     >>> bool(abs(p.mean[0] - 0.99) < 0.1)
     True
     """
-    if not stats:
-        raise ValueError("stats: expected at least one twin, got none")
-    if n_rounds < 1 or not tol > 0:
-        raise ValueError(f"n_rounds, tol: expected >= 1 and > 0, got {n_rounds}, {tol}")
+    check_fleet(stats, prior)
+    check_rounds(n_rounds, tol)
+    check_readings(stats)
     population = initial_population(prior, kinds_of(stats))
     # Stacked once: every round's local steps read the same statistics.
     batches = _batches(stats)
     history: list[float] = []
     converged = False
     n_done = 0
+    change = np.inf
     for _ in range(n_rounds):
         total = sum_summaries(_batch_total(population, kind, batch) for kind, _, batch in batches)
         history.append(total.log_evidence)
@@ -207,6 +211,8 @@ def fit_central(
         if change < tol:
             converged = True
             break
+    if not converged:
+        warn_not_converged("fit_central", n_rounds, tol, change)
     return FleetPosterior(
         twins=tuple(twin_posteriors(stats, population)),
         new_twin=population_twins(population),
@@ -237,8 +243,7 @@ def no_pooling(stats: Sequence[TwinStatistics], prior: FleetPrior) -> FleetPoste
     A new twin has only the single-twin prior (unit noise variance, as an emulator
     without readings).
     """
-    if not stats:
-        raise ValueError("stats: expected at least one twin, got none")
+    check_fleet(stats, prior)
     empty = TwinPosterior(
         "",
         prior.prior_mean,
@@ -257,6 +262,7 @@ def no_pooling(stats: Sequence[TwinStatistics], prior: FleetPrior) -> FleetPoste
 def complete_pooling(stats: Sequence[TwinStatistics], prior: FleetPrior) -> FleetPosterior:
     """One curve for the whole fleet, fitted to the sum of every twin's statistics; a
     new twin gets the same curve."""
+    check_fleet(stats, prior)
     pooled = TwinStatistics.pooled(stats)
     posterior = _single(pooled, prior, pooled.kind)
     return FleetPosterior(

@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from twinweave.transfer._federated import FederatedResult, RoundReport
-from twinweave.transfer._records import FleetPrior, Population, TwinStatistics
+from twinweave.transfer._records import FleetPrior, Population, TwinStatistics, check_rounds
 
 __all__ = [
     "FlowerRun",
@@ -181,7 +183,20 @@ _PERIOD_FIELDS = ("period_count", "period_sum", "period_features")
 
 def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
     """Read statistics written by :func:`save_statistics`."""
-    with np.load(Path(path), allow_pickle=False) as data:
+    path = Path(path)
+    expected = "expected twin statistics written by save_statistics (an .npz file)"
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        if isinstance(error, FileNotFoundError | IsADirectoryError):
+            raise
+        raise ValueError(f"{path}: {expected}, got a file numpy cannot read as one") from error
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: {expected}, got a single array (.npy)")
+    with loaded as data:
+        missing = [n for n in ("gram", "moment", "sum_sq", "count", "kind") if n not in data.files]
+        if missing:
+            raise ValueError(f"{path}: {expected}, got an .npz file without {missing}")
         periods = {name: data[name] for name in _PERIOD_FIELDS if name in data.files}
         return TwinStatistics(
             data["gram"],
@@ -378,6 +393,17 @@ class FlowerSettings:
     poll_interval: float = 0.02
     record_messages: bool = False
 
+    def __post_init__(self) -> None:
+        # Checked here, in the user's process, rather than in the ServerApp's log.
+        check_rounds(self.n_rounds, self.tol)
+        if self.max_missed_rounds < 1:
+            raise ValueError(f"max_missed_rounds: expected >= 1, got {self.max_missed_rounds!r}")
+        if self.min_twins < 1:
+            raise ValueError(f"min_twins: expected >= 1, got {self.min_twins!r}")
+        for name in ("round_timeout", "connect_timeout", "poll_interval"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected > 0 [s], got {getattr(self, name)!r}")
+
     def as_toml(self, run_dir: Path) -> str:
         """The ``[tool.flwr.app.config]`` table of the generated app (keys with dashes)."""
         lines = [f"run-dir = {_toml_string(str(run_dir))}"]
@@ -495,7 +521,9 @@ class FlowerRun:
         path = self.directory / RESULT_FILE
         while time.monotonic() < deadline:
             if path.exists():
-                return read_result(self.directory)
+                result = read_result(self.directory)
+                self._warn_of_errors(result)
+                return result
             self._raise_if_failed()
             time.sleep(0.02)
         self._federation.stop_run(self.run_id)
@@ -503,6 +531,18 @@ class FlowerRun:
             f"run {self.run_id} wrote no result within {timeout:g} s\n"
             + self._federation.log_tails()
         )
+
+    def _warn_of_errors(self, result: FederatedResult) -> None:
+        """Say which SuperNodes answered the last round with an error: their twins are
+        not in the result (``result.twin_ids``), though the run may have converged."""
+        errors = self.errors()
+        if errors and errors[-1]:
+            reasons = "; ".join(f"{node}: {reason}" for node, reason in sorted(errors[-1].items()))
+            warnings.warn(
+                f"run {self.run_id}: {len(errors[-1])} SuperNode(s) answered the last round "
+                f"with an error ({reasons}); the result pools {list(result.twin_ids)}",
+                stacklevel=3,
+            )
 
     def server_messages(self) -> list[LoggedMessage]:
         """Every message the ServerApp sent or received (with ``record_messages``)."""
@@ -682,6 +722,10 @@ class LoopbackFederation:
             Per twin, a directory where its ClientApp logs every message it receives and
             every reply it sends (:func:`read_message_log`); twins not named log nothing.
         """
+        # A twin whose file cannot be read would answer every round with an error and
+        # never be pooled (a twin is expected once it has answered): refuse it here.
+        for path in statistics.values():
+            load_statistics(path)
         self.start()
         message_logs = message_logs or {}
         started: list[tuple[_Process, int]] = []

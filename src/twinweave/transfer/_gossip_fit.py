@@ -18,6 +18,7 @@ gossip tolerance. ``docs/FLEET_MODEL.md`` gives the model and what travels;
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
 
@@ -41,12 +42,17 @@ from twinweave.transfer._hierarchy import (
     twin_posterior,
 )
 from twinweave.transfer._records import (
+    ConvergenceWarning,
     FleetPrior,
     FloatArray,
     LocalSummary,
     Population,
     TwinPosterior,
     TwinStatistics,
+    check_fleet,
+    check_readings,
+    check_rounds,
+    warn_not_converged,
 )
 
 __all__ = ["GossipFit", "fit_gossip", "summary_from_payload", "summary_payload"]
@@ -207,14 +213,22 @@ def fit_gossip(
     """
     nodes = list(graph)
     if set(stats) != set(nodes):
-        raise ValueError("stats: expected one entry per node of the graph")
-    if n_rounds < 1 or not tol > 0:
-        raise ValueError(f"n_rounds, tol: expected >= 1 and > 0, got {n_rounds}, {tol}")
+        without_stats = _listed(set(nodes) - set(stats))
+        off_graph = _listed(set(stats) - set(nodes))
+        raise ValueError(
+            "stats: expected one entry per node of the graph; nodes without statistics: "
+            f"{without_stats}, statistics of no node: {off_graph}"
+        )
+    check_fleet(list(stats.values()), prior)
+    check_readings(stats.values())
+    check_rounds(n_rounds, tol)
+    if not gossip_tol > 0:
+        raise ValueError(f"gossip_tol: expected > 0, got {gossip_tol!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     kinds = kinds_of(list(stats.values()))
     populations: dict[Hashable, Population] = {}
     gossip_rounds: list[int] = []
-    all_gossip_converged = True
+    n_unsettled = 0  # fleet rounds whose gossip missed gossip_tol
     converged = False
     n_done = 0
     present: list[Hashable] = []
@@ -222,6 +236,11 @@ def fit_gossip(
     gossip_nodes: list[Hashable] = []
     for round_number in range(1, n_rounds + 1):
         wanted = set(nodes) if available is None else set(available(round_number))
+        strangers = wanted - set(nodes)
+        if strangers:
+            raise ValueError(
+                f"available: round {round_number} names twins not in the graph {_listed(strangers)}"
+            )
         present = [node for node in nodes if node in wanted]
         peers = _induced(graph, present)
         if not _is_connected(peers):
@@ -241,24 +260,54 @@ def fit_gossip(
             gossip_nodes = present
         result = gossip.run(tol=gossip_tol, patience=patience, max_rounds=max_gossip_rounds)
         gossip_rounds.append(result.n_rounds)
-        all_gossip_converged = all_gossip_converged and result.converged
+        n_unsettled += not result.converged
         n_done += 1
         settled = True
+        change = 0.0
         for node in present:
-            total = summary_from_payload(gossip.estimate(node), kinds)
-            updated = aggregate(total, populations[node])
-            settled = population_change(populations[node], updated) < tol and settled
+            try:
+                # A twin the gossip has not reached yet holds no weight: its estimate is
+                # 0/0, refused below with the reason.
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    estimate = gossip.estimate(node)
+                updated = aggregate(summary_from_payload(estimate, kinds), populations[node])
+            except (np.linalg.LinAlgError, ValueError) as error:
+                if result.converged:
+                    raise
+                raise RuntimeError(
+                    f"round {round_number}: the gossip did not settle in "
+                    f"max_gossip_rounds={max_gossip_rounds} (loss {loss}), and twin {node!r}'s "
+                    "estimate of the fleet's sums is too far off to aggregate; raise "
+                    "max_gossip_rounds"
+                ) from error
+            node_change = population_change(populations[node], updated)
+            change = max(change, node_change)
+            settled = node_change < tol and settled
             populations[node] = updated
         if settled:
             converged = True
             break
+    if not converged:
+        warn_not_converged("fit_gossip", n_rounds, tol, change)
+    elif n_unsettled:
+        warnings.warn(
+            f"fit_gossip: the gossip of {n_unsettled} round(s) stopped at "
+            f"max_gossip_rounds={max_gossip_rounds} before gossip_tol {gossip_tol:g}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     return GossipFit(
         populations={node: populations[node] for node in present},
         twins={node: twin_posterior(stats[node], populations[node]) for node in present},
         n_rounds=n_done,
-        converged=converged and all_gossip_converged,
+        converged=converged and not n_unsettled,
         gossip_rounds=tuple(gossip_rounds),
     )
+
+
+def _listed(nodes: Collection[Hashable]) -> str:
+    """Nodes of any type, sorted by their repr, as a list reads."""
+    return "[" + ", ".join(sorted(map(repr, nodes))) + "]"
 
 
 def _arrivals(

@@ -31,6 +31,7 @@ from twinweave.transfer._records import (
     Population,
     TwinPosterior,
     TwinStatistics,
+    check_fleet,
     sum_summaries,
 )
 
@@ -121,12 +122,6 @@ class _Batch:
     @classmethod
     def of(cls, stats: Sequence[TwinStatistics]) -> _Batch:
         n_bins, p = stats[0].n_bins, stats[0].n_features
-        for s in stats:
-            if (s.n_bins, s.n_features) != (n_bins, p):
-                raise ValueError(
-                    f"stats: expected every twin to have {n_bins} bins and {p} features, "
-                    f"got {s.n_bins} and {s.n_features}"
-                )
         return cls(
             np.stack([s.gram.reshape(n_bins, p * p) for s in stats]),
             np.stack([s.moment for s in stats]),
@@ -369,6 +364,7 @@ _Batches = list[tuple[str, list[int], _Batch]]
 
 def _batches(stats: Sequence[TwinStatistics]) -> _Batches:
     """Twins grouped by kind (in order of first appearance), in chunks that fit memory."""
+    check_fleet(stats)
     order: dict[str, list[int]] = {}
     for i, s in enumerate(stats):
         order.setdefault(s.kind, []).append(i)
@@ -407,6 +403,7 @@ def _twin_sums(
 ) -> tuple[int, dict[str, FloatArray], FloatArray]:
     """Each twin's contribution to its kind's row of every summary field, stacked over
     the batch's twins, and each twin's log evidence."""
+    _check_prior(population.prior, batch)
     t, precision, mean, noise, period = _population_prior(population, kind)
     step = _e_step(batch, precision, mean, noise, population.prior, period)
     marginal_precision, marginal_shift = _marginal(precision, step)
@@ -453,6 +450,14 @@ def _batch_total(population: Population, kind: str, batch: _Batch) -> LocalSumma
     )
 
 
+def _check_prior(prior: FleetPrior, batch: _Batch) -> None:
+    if prior.n_features != batch.n_features:
+        raise ValueError(
+            f"prior: expected {batch.n_features} features (the twins' statistics'), got "
+            f"{prior.n_features}: build the FleetPrior from the twins' emulator"
+        )
+
+
 def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
     """The E-step a twin runs on its own statistics: its summary for the M-step.
 
@@ -483,6 +488,7 @@ def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
     >>> summary.n_twins.tolist(), summary.sum_mean.shape
     ([1.0], (1, 7))
     """
+    check_fleet([stats])
     (summary,) = _summaries(population, stats.kind, _Batch.of([stats]))
     return summary
 
@@ -513,6 +519,7 @@ def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> 
     """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
     out: list[TwinPosterior | None] = [None] * len(stats)
     for kind, members, batch in _batches(stats):
+        _check_prior(population.prior, batch)
         _, precision, mean, noise, period = _population_prior(population, kind)
         step = _e_step(batch, precision, mean, noise, population.prior, period)
         for j, i in enumerate(members):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
@@ -62,6 +64,66 @@ class Design(Protocol):
     def units(self) -> str: ...
 
     def design(self, data: Columns) -> tuple[FloatArray, NDArray[np.intp]]: ...
+
+
+class ConvergenceWarning(UserWarning):
+    """A fleet fit stopped at its round limit before its tolerance was met."""
+
+
+def check_rounds(n_rounds: int, tol: float) -> None:
+    """Refuse a round limit that is not a positive integer, or a tolerance that is not
+    positive (the rounds would never stop on it)."""
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, int | np.integer) or n_rounds < 1:
+        raise ValueError(f"n_rounds: expected an integer >= 1, got {n_rounds!r}")
+    if not tol > 0:
+        raise ValueError(f"tol: expected > 0, got {tol!r}")
+
+
+def warn_not_converged(fit: str, n_rounds: int, tol: float | None, last_change: float) -> None:
+    """Say that ``fit`` ran out of rounds; its result is the last round's, not a fixed
+    point."""
+    against = "" if tol is None else f", tol {tol:g}"
+    warnings.warn(
+        f"{fit}: no convergence in {n_rounds} rounds (last relative change "
+        f"{last_change:.3g}{against}); raise n_rounds or tol, or see docs/FLEET_MODEL.md "
+        "on slow rounds",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+def check_readings(stats: Iterable[TwinStatistics]) -> None:
+    """Refuse a fleet in which no twin has a reading (nothing to learn a population
+    from)."""
+    if not any(s.n_observations > 0 for s in stats):
+        raise ValueError("stats: expected readings in at least one twin, every count is 0")
+
+
+def check_fleet(stats: Sequence[TwinStatistics], prior: FleetPrior | None = None) -> None:
+    """Refuse a fleet whose twins do not share one basis and one set of noise bins, or
+    whose prior was built for another basis.
+
+    The statistics carry only their shapes, so two bases of the same size (other knots)
+    cannot be told apart here.
+    """
+    if not stats:
+        raise ValueError("stats: expected at least one twin, got none")
+    for i, s in enumerate(stats):
+        if not isinstance(s, TwinStatistics):
+            raise TypeError(f"stats[{i}]: expected TwinStatistics, got {type(s).__name__}")
+    n_bins, p = stats[0].n_bins, stats[0].n_features
+    for i, s in enumerate(stats):
+        if (s.n_bins, s.n_features) != (n_bins, p):
+            raise ValueError(
+                f"stats[{i}]: expected {n_bins} noise bins and {p} features, as stats[0], got "
+                f"{s.n_bins} and {s.n_features}: every twin of a fleet needs the same emulator "
+                "settings (basis terms and noise edges)"
+            )
+    if prior is not None and prior.n_features != p:
+        raise ValueError(
+            f"prior: expected {p} features (the twins' statistics'), got {prior.n_features}: "
+            "build the FleetPrior from the twins' emulator"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,8 +256,7 @@ class TwinStatistics:
     @classmethod
     def pooled(cls, stats: Sequence[TwinStatistics], kind: str = DEFAULT_KIND) -> Self:
         """The statistics of all readings of ``stats`` together (complete pooling)."""
-        if not stats:
-            raise ValueError("stats: expected at least one twin, got none")
+        check_fleet(stats)
         return cls(
             np.sum([s.gram for s in stats], axis=0),
             np.sum([s.moment for s in stats], axis=0),
@@ -230,6 +291,12 @@ def _period_blocks(
     labels = np.asarray(periods)
     if labels.shape != y.shape:
         raise ValueError(f"periods: expected one label per reading, {y.shape}, got {labels.shape}")
+    unlabelled = np.flatnonzero(pd.isna(labels))
+    if unlabelled.size:
+        raise ValueError(
+            f"periods: expected a label for every reading, got {unlabelled.size} missing "
+            f"(NaN or NaT; first at reading {int(unlabelled[0])})"
+        )
     _, period = np.unique(labels, return_inverse=True)
     n_periods = int(period.max()) + 1 if period.size else 0
     n_bins, p = emulator.n_bins, features.shape[1]
@@ -860,6 +927,11 @@ class TwinPosterior:
         if features.shape[1] != self.mean.shape[0]:
             raise ValueError(
                 f"design: expected {self.mean.shape[0]} features, got {features.shape[1]}"
+            )
+        if bins.size and int(bins.max()) >= self.noise_var.shape[0]:
+            raise ValueError(
+                f"design: expected {self.noise_var.shape[0]} noise bins (the twin's), got a "
+                f"design with bin {int(bins.max())}: predict with the twins' emulator"
             )
         return CensoredNormal(
             features @ self.mean,

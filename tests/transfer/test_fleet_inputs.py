@@ -1,0 +1,263 @@
+"""What a fleet fit does with input users get wrong: it refuses it by name, or warns.
+
+From a new user's walk-through of the fleet API: each mistake here used to end in a
+numpy error, a hang to the round limit, or a silently smaller fleet.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from twinweave.models import BayesianBasisRegression, SplineTerm
+from twinweave.transfer import (
+    ConvergenceWarning,
+    FleetPooling,
+    FleetPrior,
+    LoopbackFederation,
+    TwinStatistics,
+    calendar_months,
+    calendar_weeks,
+    complete_pooling,
+    fit_central,
+    fit_federated,
+    fit_gossip,
+    load_statistics,
+    no_pooling,
+    save_statistics,
+)
+
+
+def emulator(
+    n_segments: int = 4, edges: tuple[float, ...] = (0.0, 0.5, 1.0)
+) -> BayesianBasisRegression:
+    return BayesianBasisRegression(
+        target="y",
+        terms=(SplineTerm("x", 0.0, 1.0, n_segments),),
+        noise_source="x",
+        noise_edges=edges,
+    )
+
+
+def twin(slope: float, n: int = 300, **settings: object) -> BayesianBasisRegression:
+    rng = np.random.default_rng(int(slope * 1000))
+    x = rng.uniform(0.0, 1.0, n)
+    return emulator(**settings).update({"x": x, "y": slope * x + rng.normal(0.0, 0.1, n)})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fleet() -> dict[str, TwinStatistics]:
+    return {f"T{k}": TwinStatistics.from_emulator(twin(1.0 + 0.05 * k)) for k in range(4)}
+
+
+@pytest.fixture(scope="module")
+def prior() -> FleetPrior:
+    return FleetPrior.from_emulator(emulator())
+
+
+def test_twins_of_another_basis_are_named(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    odd = TwinStatistics.from_emulator(twin(1.2, n_segments=6))
+    stats = [*fleet.values(), odd]
+    message = r"stats\[4\]: expected 2 noise bins and 7 features, as stats\[0\], got 2 and 9"
+    for fit in (fit_central, no_pooling, complete_pooling):
+        with pytest.raises(ValueError, match=message):
+            fit(stats, prior)
+    with pytest.raises(ValueError, match=message):
+        TwinStatistics.pooled(stats)
+    graph = nx.cycle_graph(5)
+    with pytest.raises(ValueError, match=message):
+        fit_gossip(dict(enumerate(stats)), graph, prior)
+    with pytest.raises(ValueError, match=r"stats\[4\]: expected 2 noise bins"):
+        fit_federated(FleetPooling(prior, ["default"]), {**fleet, "T4": odd})
+    more_bins = TwinStatistics.from_emulator(twin(1.2, edges=(0.0, 0.3, 0.6, 1.0)))
+    with pytest.raises(ValueError, match=r"stats\[4\]: expected 2 noise bins .* got 3 and 7"):
+        fit_central([*fleet.values(), more_bins], prior)
+
+
+def test_a_prior_of_another_basis_is_refused(fleet: dict[str, TwinStatistics]) -> None:
+    other = FleetPrior.from_emulator(emulator(n_segments=6))
+    message = r"prior: expected 7 features \(the twins' statistics'\), got 9"
+    for fit in (fit_central, no_pooling, complete_pooling):
+        with pytest.raises(ValueError, match=message):
+            fit(list(fleet.values()), other)
+    with pytest.raises(ValueError, match=message):
+        fit_federated(FleetPooling(other, ["default"]), fleet)
+    with pytest.raises(ValueError, match=message):
+        fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), other)
+
+
+def test_a_design_with_other_noise_bins_is_refused(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    fit = fit_central(list(fleet.values()), prior)
+    with pytest.raises(ValueError, match=r"design: expected 2 noise bins \(the twin's\)"):
+        fit.predict(0, {"x": np.array([0.5, 0.9])}, emulator(edges=(0.0, 0.3, 0.6, 1.0)))
+
+
+def test_a_fleet_without_readings_is_refused(prior: FleetPrior) -> None:
+    empty = TwinStatistics.from_emulator(emulator())
+    with pytest.raises(ValueError, match="expected readings in at least one twin"):
+        fit_central([empty, empty], prior)
+    with pytest.raises(ValueError, match="expected readings in at least one twin"):
+        fit_federated(FleetPooling(prior, ["default"]), {"A": empty, "B": empty})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"n_rounds": 2.5}, r"n_rounds: expected an integer >= 1, got 2.5"),
+        ({"n_rounds": 0}, r"n_rounds: expected an integer >= 1, got 0"),
+        ({"tol": 0.0}, r"tol: expected > 0, got 0.0"),
+        ({"tol": float("nan")}, r"tol: expected > 0, got nan"),
+    ],
+)
+def test_round_settings_are_checked_alike(
+    fleet: dict[str, TwinStatistics],
+    prior: FleetPrior,
+    settings: dict[str, float],
+    message: str,
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        fit_central(list(fleet.values()), prior, **settings)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        FleetPooling(prior, ["default"], **settings)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), prior, **settings)  # type: ignore[arg-type]
+
+
+def test_a_strategy_checks_its_kinds(prior: FleetPrior) -> None:
+    with pytest.raises(TypeError, match="kinds: expected a sequence of kinds, got the string"):
+        FleetPooling(prior, "default")
+    with pytest.raises(ValueError, match="kinds: expected at least one kind"):
+        FleetPooling(prior, [])
+    with pytest.raises(ValueError, match="max_missed_rounds: expected >= 1, got 0"):
+        FleetPooling(prior, ["default"], max_missed_rounds=0)
+
+
+def test_running_out_of_rounds_warns(fleet: dict[str, TwinStatistics], prior: FleetPrior) -> None:
+    stats = list(fleet.values())
+    with pytest.warns(ConvergenceWarning, match=r"fit_central: no convergence in 2 rounds"):
+        assert not fit_central(stats, prior, n_rounds=2).converged
+    with pytest.warns(ConvergenceWarning, match=r"federated rounds: no convergence in 2 rounds"):
+        assert not fit_federated(FleetPooling(prior, ["default"], n_rounds=2), fleet).converged
+    with pytest.warns(ConvergenceWarning, match=r"fit_gossip: no convergence in 2 rounds"):
+        assert not fit_gossip(
+            dict(enumerate(stats)), nx.cycle_graph(4), prior, n_rounds=2
+        ).converged
+    # A fit that converges says nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert fit_central(stats, prior).converged
+
+
+def test_unknown_twins_in_available_are_refused(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    with pytest.raises(
+        ValueError, match=r"available: round 1 names twins without statistics \['t3'\]"
+    ):
+        fit_federated(
+            FleetPooling(prior, ["default"]), fleet, available=lambda _: ["T0", "T1", "T2", "t3"]
+        )
+    with pytest.raises(
+        ValueError, match=r"available: round 1 names twins not in the graph \['7'\]"
+    ):
+        fit_gossip(
+            {str(k): s for k, s in enumerate(fleet.values())},
+            nx.relabel_nodes(nx.cycle_graph(4), str),
+            prior,
+            available=lambda _: ["0", "1", "2", "7"],
+        )
+
+
+def test_federated_statistics_must_be_a_mapping(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    with pytest.raises(TypeError, match=r"statistics: expected a mapping .* got list"):
+        fit_federated(FleetPooling(prior, ["default"]), list(fleet.values()))  # type: ignore[arg-type]
+
+
+def test_gossip_that_cannot_settle_says_so(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    stats = dict(enumerate(fleet.values()))
+    with pytest.raises(ValueError, match="gossip_tol: expected > 0, got 0"):
+        fit_gossip(stats, nx.cycle_graph(4), prior, gossip_tol=0)
+    # Nearly every message lost and few gossip rounds: the twins' sums are far off.
+    with pytest.raises(
+        RuntimeError, match=r"round 1: the gossip did not settle in max_gossip_rounds=3"
+    ):
+        fit_gossip(stats, nx.cycle_graph(4), prior, loss=0.99, max_gossip_rounds=3, seed=0)
+
+
+def test_period_labels_must_be_complete() -> None:
+    times = np.array(["2014-01-01T00:00", "NaT", "2014-01-09T00:00"], dtype="datetime64[ns]")
+    for labels in (calendar_weeks, calendar_months):
+        with pytest.raises(
+            ValueError, match=r"times: expected no missing times, got 1 NaT \(first at position 1\)"
+        ):
+            labels(times)
+    readings = {"x": np.array([0.1, 0.5, 0.9]), "y": np.array([0.1, 0.5, 0.9])}
+    with pytest.raises(
+        ValueError, match=r"periods: expected a label for every reading, got 1 missing"
+    ):
+        TwinStatistics.from_emulator(
+            emulator().update(readings), readings=readings, periods=np.array([1.0, np.nan, 2.0])
+        )
+
+
+def test_period_labels_take_pandas_times_with_a_zone() -> None:
+    paris = pd.Series(pd.date_range("2014-03-29 22:00", periods=6, freq="h", tz="Europe/Paris"))
+    utc = paris.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+    np.testing.assert_array_equal(calendar_weeks(paris), calendar_weeks(utc))
+    np.testing.assert_array_equal(calendar_weeks(pd.DatetimeIndex(paris)), calendar_weeks(utc))
+    # 2014-03-29 is a Saturday: the sixth hour (Monday 00:00 Paris) is still Sunday in UTC.
+    assert len(set(calendar_weeks(paris))) == 1
+
+
+def test_unreadable_statistics_files_are_named(
+    tmp_path: Path, fleet: dict[str, TwinStatistics]
+) -> None:
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not numpy at all")
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(save_statistics(fleet["T0"], tmp_path / "T0.npz").read_bytes()[:100])
+    for path, detail in (
+        (garbage, "a file numpy cannot read as one"),
+        (single, r"a single array \(.npy\)"),
+        (other, r"an .npz file without \['gram', 'moment', 'sum_sq', 'count', 'kind'\]"),
+        (truncated, "a file numpy cannot read as one"),
+    ):
+        with pytest.raises(ValueError, match=f"{path.name}: expected twin statistics .*{detail}"):
+            load_statistics(path)
+    with pytest.raises(FileNotFoundError, match=r"missing\.npz"):
+        load_statistics(tmp_path / "missing.npz")
+
+
+def test_a_missing_statistics_file_is_refused_before_any_flower_process(
+    tmp_path: Path, fleet: dict[str, TwinStatistics]
+) -> None:
+    good = save_statistics(fleet["T0"], tmp_path / "T0.npz")
+    with LoopbackFederation(tmp_path / "flower") as federation:
+        before = federation.pids()
+        with pytest.raises(FileNotFoundError, match=r"T1-typo\.npz"):
+            federation.add_twins({"T0": good, "T1": tmp_path / "T1-typo.npz"})
+        assert federation.pids() == before  # no SuperNode, not even T0's
+
+
+def test_a_non_finite_input_is_named() -> None:
+    with pytest.raises(
+        ValueError, match=r"row 1: expected finite y and inputs, got y=2.0 and non-finite \['x'\]"
+    ):
+        emulator().update({"x": np.array([0.1, np.nan, 0.3]), "y": np.array([1.0, 2.0, 3.0])})
