@@ -6,6 +6,7 @@ numpy error, a hang to the round limit, or a silently smaller fleet.
 
 from __future__ import annotations
 
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from twinweave.transfer import (
     ConvergenceWarning,
     FleetPooling,
     FleetPrior,
+    FlowerSettings,
     LoopbackFederation,
     TwinStatistics,
     calendar_months,
@@ -28,6 +30,7 @@ from twinweave.transfer import (
     fit_federated,
     fit_gossip,
     load_statistics,
+    local_step,
     no_pooling,
     save_statistics,
 )
@@ -63,22 +66,34 @@ def prior() -> FleetPrior:
 def test_twins_of_another_basis_are_named(
     fleet: dict[str, TwinStatistics], prior: FleetPrior
 ) -> None:
+    # The odd twin comes first: it is named, not the first of the others.
     odd = TwinStatistics.from_emulator(twin(1.2, n_segments=6))
-    stats = [*fleet.values(), odd]
-    message = r"stats\[4\]: expected 2 noise bins and 7 features, as stats\[0\], got 2 and 9"
+    stats = [odd, *fleet.values()]
+    message = r"stats\[0\]: expected 7 features \(the prior's\) and 2 noise bins .* got 9 and 2"
     for fit in (fit_central, no_pooling, complete_pooling):
         with pytest.raises(ValueError, match=message):
             fit(stats, prior)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=r"stats\[0\]: expected 7 features \(most twins'\)"):
         TwinStatistics.pooled(stats)
-    graph = nx.cycle_graph(5)
-    with pytest.raises(ValueError, match=message):
-        fit_gossip(dict(enumerate(stats)), graph, prior)
-    with pytest.raises(ValueError, match=r"stats\[4\]: expected 2 noise bins"):
-        fit_federated(FleetPooling(prior, ["default"]), {**fleet, "T4": odd})
+    names = ["north", *fleet]
+    with pytest.raises(ValueError, match=r"stats\['north'\]: expected 7 features"):
+        fit_gossip(dict(zip(names, stats, strict=True)), nx.cycle_graph(names), prior)
+    with pytest.raises(ValueError, match=r"statistics\['north'\]: expected 7 features"):
+        fit_federated(FleetPooling(prior, ["default"]), dict(zip(names, stats, strict=True)))
     more_bins = TwinStatistics.from_emulator(twin(1.2, edges=(0.0, 0.3, 0.6, 1.0)))
-    with pytest.raises(ValueError, match=r"stats\[4\]: expected 2 noise bins .* got 3 and 7"):
+    with pytest.raises(ValueError, match=r"stats\[4\]: expected .* 2 noise bins .* got 7 and 3"):
         fit_central([*fleet.values(), more_bins], prior)
+
+
+def test_a_twin_refuses_a_population_of_other_noise_bins(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    # Over Flower a twin sees only the population it receives.
+    population = fit_central(list(fleet.values()), prior).population
+    assert population is not None
+    more_bins = TwinStatistics.from_emulator(twin(1.2, edges=(0.0, 0.3, 0.6, 1.0)))
+    with pytest.raises(ValueError, match=r"population: expected 7 features and 3 noise bins"):
+        local_step(more_bins, population)
 
 
 def test_a_prior_of_another_basis_is_refused(fleet: dict[str, TwinStatistics]) -> None:
@@ -87,7 +102,8 @@ def test_a_prior_of_another_basis_is_refused(fleet: dict[str, TwinStatistics]) -
     for fit in (fit_central, no_pooling, complete_pooling):
         with pytest.raises(ValueError, match=message):
             fit(list(fleet.values()), other)
-    with pytest.raises(ValueError, match=message):
+    # The coordinator's strategy holds the prior; a twin refuses what it sends.
+    with pytest.raises(ValueError, match=r"population: expected 7 features .* got 9"):
         fit_federated(FleetPooling(other, ["default"]), fleet)
     with pytest.raises(ValueError, match=message):
         fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), other)
@@ -98,7 +114,9 @@ def test_a_design_with_other_noise_bins_is_refused(
 ) -> None:
     fit = fit_central(list(fleet.values()), prior)
     with pytest.raises(ValueError, match=r"design: expected 2 noise bins \(the twin's\)"):
-        fit.predict(0, {"x": np.array([0.5, 0.9])}, emulator(edges=(0.0, 0.3, 0.6, 1.0)))
+        fit.predict(0, {"x": np.array([0.1])}, emulator(edges=(0.0, 0.3, 0.6, 1.0)))
+    with pytest.raises(ValueError, match=r"design: expected 2 noise bins \(the twin's\), got 1"):
+        fit.predict(0, {"x": np.array([0.9])}, emulator(edges=(0.0, 1.0)))
 
 
 def test_a_fleet_without_readings_is_refused(prior: FleetPrior) -> None:
@@ -130,6 +148,19 @@ def test_round_settings_are_checked_alike(
         FleetPooling(prior, ["default"], **settings)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=message):
         fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), prior, **settings)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        FlowerSettings(**settings)  # type: ignore[arg-type]
+
+
+def test_flower_settings_are_checked_as_the_strategys(tmp_path: Path) -> None:
+    for bad in (True, 0):
+        with pytest.raises(ValueError, match="max_missed_rounds: expected an integer >= 1"):
+            FlowerSettings(max_missed_rounds=bad)
+    with pytest.raises(ValueError, match=r"round_timeout: expected > 0 \[s\], got 0"):
+        FlowerSettings(round_timeout=0)
+    # A numpy integer is a valid setting and must reach the app as TOML.
+    config = tomllib.loads(FlowerSettings(n_rounds=np.int64(5)).as_toml(tmp_path))  # type: ignore[arg-type]
+    assert config["n-rounds"] == 5
 
 
 def test_a_strategy_checks_its_kinds(prior: FleetPrior) -> None:
@@ -137,24 +168,45 @@ def test_a_strategy_checks_its_kinds(prior: FleetPrior) -> None:
         FleetPooling(prior, "default")
     with pytest.raises(ValueError, match="kinds: expected at least one kind"):
         FleetPooling(prior, [])
-    with pytest.raises(ValueError, match="max_missed_rounds: expected >= 1, got 0"):
+    assert FleetPooling(prior, np.array(["A", "B"])).kinds == ("A", "B")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_missed_rounds: expected an integer >= 1, got 0"):
         FleetPooling(prior, ["default"], max_missed_rounds=0)
 
 
-def test_running_out_of_rounds_warns(fleet: dict[str, TwinStatistics], prior: FleetPrior) -> None:
+def test_running_out_of_rounds_warns_at_the_callers_line(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
     stats = list(fleet.values())
-    with pytest.warns(ConvergenceWarning, match=r"fit_central: no convergence in 2 rounds"):
+    with pytest.warns(ConvergenceWarning, match=r"fit_central: no convergence in 2 rounds") as a:
         assert not fit_central(stats, prior, n_rounds=2).converged
-    with pytest.warns(ConvergenceWarning, match=r"federated rounds: no convergence in 2 rounds"):
+    with pytest.warns(
+        ConvergenceWarning, match=r"federated rounds: no convergence in 2 rounds"
+    ) as b:
         assert not fit_federated(FleetPooling(prior, ["default"], n_rounds=2), fleet).converged
-    with pytest.warns(ConvergenceWarning, match=r"fit_gossip: no convergence in 2 rounds"):
+    with pytest.warns(ConvergenceWarning, match=r"fit_gossip: no convergence in 2 rounds") as c:
         assert not fit_gossip(
             dict(enumerate(stats)), nx.cycle_graph(4), prior, n_rounds=2
         ).converged
-    # A fit that converges says nothing.
+    for record in (*a, *b, *c):
+        assert record.filename == __file__
+
+
+def test_a_twin_missing_at_the_round_limit_is_named(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    strategy = FleetPooling(prior, ["default"], n_rounds=4, max_missed_rounds=10)
+    others = ["T0", "T1", "T2"]
+    with pytest.warns(ConvergenceWarning, match=r"twins \['T3'\] missed the last round"):
+        fit_federated(strategy, fleet, available=lambda r: [*others, "T3"] if r == 1 else others)
+
+
+def test_converged_fits_say_nothing(fleet: dict[str, TwinStatistics], prior: FleetPrior) -> None:
+    stats = list(fleet.values())
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         assert fit_central(stats, prior).converged
+        assert fit_federated(FleetPooling(prior, ["default"]), fleet).converged
+        assert fit_gossip(dict(enumerate(stats)), nx.cycle_graph(4), prior).converged
 
 
 def test_unknown_twins_in_available_are_refused(
@@ -214,12 +266,15 @@ def test_period_labels_must_be_complete() -> None:
 
 
 def test_period_labels_take_pandas_times_with_a_zone() -> None:
-    paris = pd.Series(pd.date_range("2014-03-29 22:00", periods=6, freq="h", tz="Europe/Paris"))
+    # Sunday 2014-03-30 22:00 in Paris (CEST) is 20:00 UTC: the week turns at the fifth
+    # hour in UTC, at the third on Paris's wall clock.
+    paris = pd.Series(pd.date_range("2014-03-30 22:00", periods=6, freq="h", tz="Europe/Paris"))
     utc = paris.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
-    np.testing.assert_array_equal(calendar_weeks(paris), calendar_weeks(utc))
-    np.testing.assert_array_equal(calendar_weeks(pd.DatetimeIndex(paris)), calendar_weeks(utc))
-    # 2014-03-29 is a Saturday: the sixth hour (Monday 00:00 Paris) is still Sunday in UTC.
-    assert len(set(calendar_weeks(paris))) == 1
+    for times in (paris, pd.DatetimeIndex(paris), utc):
+        weeks = calendar_weeks(times)
+        assert (weeks == weeks[0]).tolist() == [True] * 4 + [False] * 2
+        months = calendar_months(times)
+        assert (months == months[0]).all()
 
 
 def test_unreadable_statistics_files_are_named(
@@ -231,6 +286,8 @@ def test_unreadable_statistics_files_are_named(
     np.save(single, np.zeros(3))
     other = tmp_path / "other.npz"
     np.savez(other, a=np.zeros(3))
+    empty = tmp_path / "empty.npz"
+    empty.touch()
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(save_statistics(fleet["T0"], tmp_path / "T0.npz").read_bytes()[:100])
     for path, detail in (
@@ -238,6 +295,7 @@ def test_unreadable_statistics_files_are_named(
         (single, r"a single array \(.npy\)"),
         (other, r"an .npz file without \['gram', 'moment', 'sum_sq', 'count', 'kind'\]"),
         (truncated, "a file numpy cannot read as one"),
+        (empty, "a file numpy cannot read as one"),
     ):
         with pytest.raises(ValueError, match=f"{path.name}: expected twin statistics .*{detail}"):
             load_statistics(path)
@@ -249,11 +307,13 @@ def test_a_missing_statistics_file_is_refused_before_any_flower_process(
     tmp_path: Path, fleet: dict[str, TwinStatistics]
 ) -> None:
     good = save_statistics(fleet["T0"], tmp_path / "T0.npz")
-    with LoopbackFederation(tmp_path / "flower") as federation:
-        before = federation.pids()
+    federation = LoopbackFederation(tmp_path / "flower")
+    try:
         with pytest.raises(FileNotFoundError, match=r"T1-typo\.npz"):
             federation.add_twins({"T0": good, "T1": tmp_path / "T1-typo.npz"})
-        assert federation.pids() == before  # no SuperNode, not even T0's
+        assert federation.pids() == []  # no SuperLink, no SuperNode (not even T0's)
+    finally:
+        federation.close()
 
 
 def test_a_non_finite_input_is_named() -> None:

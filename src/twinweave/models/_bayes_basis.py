@@ -871,8 +871,8 @@ class BayesianBasisRegression:
             ok &= np.isfinite(value).all(axis=1)
         if not ok.all():
             row = int(np.flatnonzero(~ok)[0])
-            # Name the inputs of the first term that is not finite there (the terms see
-            # the columns, the check sees only the terms' values).
+            # Name the inputs of every term that is not finite there (the terms see the
+            # columns, the check sees only the terms' values).
             culprits = [
                 name
                 for term, value in zip(self.terms, values, strict=True)

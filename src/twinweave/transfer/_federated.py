@@ -43,9 +43,12 @@ depend on the order in which answers arrive.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from twinweave.transfer._hierarchy import (
     _Batches,
@@ -56,6 +59,7 @@ from twinweave.transfer._hierarchy import (
     population_change,
 )
 from twinweave.transfer._records import (
+    ConvergenceWarning,
     FleetPrior,
     LocalSummary,
     Population,
@@ -260,13 +264,11 @@ class FleetPooling:
     ) -> None:
         if isinstance(kinds, str):
             raise TypeError(f"kinds: expected a sequence of kinds, got the string {kinds!r}")
-        if not kinds:
+        self.kinds = tuple(str(kind) for kind in kinds)
+        if not self.kinds:
             raise ValueError("kinds: expected at least one kind, got none")
-        check_rounds(n_rounds, tol)
-        if isinstance(max_missed_rounds, bool) or max_missed_rounds < 1:
-            raise ValueError(f"max_missed_rounds: expected >= 1, got {max_missed_rounds!r}")
+        check_round_settings(n_rounds, tol, max_missed_rounds)
         self.prior = prior
-        self.kinds = tuple(kinds)
         self.n_rounds = n_rounds
         self.tol = tol
         self.max_missed_rounds = max_missed_rounds
@@ -411,9 +413,6 @@ def run_rounds(
         if report.converged:
             break
     last = reports[-1] if reports else None
-    if last is not None and not last.converged:
-        tol = getattr(strategy, "tol", None)  # a strategy need not have one
-        warn_not_converged("federated rounds", len(reports), tol, last.change)
     return FederatedResult(
         population=population,
         rounds=tuple(reports),
@@ -488,9 +487,11 @@ def fit_federated(
             f"{type(statistics).__name__}"
         )
     everyone = list(statistics)
-    if not everyone:
-        raise ValueError("statistics: expected at least one twin, got none")
-    check_fleet(list(statistics.values()))
+    check_fleet(
+        list(statistics.values()),
+        argument="statistics",
+        names=[f"statistics[{t!r}]" for t in everyone],
+    )
     check_readings(statistics.values())
     # The twins computed together are usually the same from round to round: their
     # statistics stay stacked while they are (as each twin holds its own).
@@ -501,7 +502,6 @@ def fit_federated(
     ) -> tuple[list[FitRes], list[str]]:
         nonlocal stacked
         groups: dict[int, tuple[FitIns, list[str]]] = {}
-        failures: list[str] = []
         unknown = sorted(set(instructions) - set(statistics))
         if unknown:
             raise ValueError(
@@ -524,8 +524,42 @@ def fit_federated(
                 if on_message is not None:
                     on_message("from_twin", twin_id, answer)
                 results.append(answer)
-        return results, failures
+        return results, []  # every twin is in this process: none fails
 
-    return run_rounds(
+    result = run_rounds(
         strategy, exchange, available if available is not None else (lambda _: everyone)
     )
+    warn_if_not_converged(result, stacklevel=2)
+    return result
+
+
+def check_round_settings(n_rounds: int, tol: float, max_missed_rounds: int) -> None:
+    """The checks of :class:`FleetPooling`'s settings (also run where a Flower run is
+    configured, before any process starts)."""
+    check_rounds(n_rounds, tol)
+    if (
+        isinstance(max_missed_rounds, bool)
+        or not isinstance(max_missed_rounds, int | np.integer)
+        or max_missed_rounds < 1
+    ):
+        raise ValueError(f"max_missed_rounds: expected an integer >= 1, got {max_missed_rounds!r}")
+
+
+def warn_if_not_converged(result: FederatedResult, *, stacklevel: int) -> None:
+    """Warn when federated rounds ran out: because of twins missing in the last round
+    (the rounds do not stop while one is), or because the population kept changing."""
+    if result.converged or not result.rounds:
+        return
+    last = result.rounds[-1]
+    if last.missing:
+        warnings.warn(
+            f"federated rounds: no convergence in {result.n_rounds} rounds; twins "
+            f"{list(last.missing)} missed the last round, and the rounds do not stop while "
+            "an expected twin is missing (it counts as gone after max_missed_rounds)",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+    else:
+        warn_not_converged(
+            "federated rounds", result.n_rounds, last.change, stacklevel=stacklevel + 2
+        )

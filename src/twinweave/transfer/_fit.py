@@ -212,7 +212,7 @@ def fit_central(
             converged = True
             break
     if not converged:
-        warn_not_converged("fit_central", n_rounds, tol, change)
+        warn_not_converged("fit_central", n_rounds, change, tol=tol)
     return FleetPosterior(
         twins=tuple(twin_posteriors(stats, population)),
         new_twin=population_twins(population),

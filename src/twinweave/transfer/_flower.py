@@ -49,8 +49,13 @@ from typing import IO, Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from twinweave.transfer._federated import FederatedResult, RoundReport
-from twinweave.transfer._records import FleetPrior, Population, TwinStatistics, check_rounds
+from twinweave.transfer._federated import (
+    FederatedResult,
+    RoundReport,
+    check_round_settings,
+    warn_if_not_converged,
+)
+from twinweave.transfer._records import FleetPrior, Population, TwinStatistics
 
 __all__ = [
     "FlowerRun",
@@ -187,9 +192,9 @@ def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
     expected = "expected twin statistics written by save_statistics (an .npz file)"
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
-        if isinstance(error, FileNotFoundError | IsADirectoryError):
-            raise
+    except (ValueError, EOFError, zipfile.BadZipFile) as error:
+        # Not numpy's formats (an empty file: EOFError); errors of the file system name
+        # the path themselves and pass.
         raise ValueError(f"{path}: {expected}, got a file numpy cannot read as one") from error
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: {expected}, got a single array (.npy)")
@@ -395,9 +400,7 @@ class FlowerSettings:
 
     def __post_init__(self) -> None:
         # Checked here, in the user's process, rather than in the ServerApp's log.
-        check_rounds(self.n_rounds, self.tol)
-        if self.max_missed_rounds < 1:
-            raise ValueError(f"max_missed_rounds: expected >= 1, got {self.max_missed_rounds!r}")
+        check_round_settings(self.n_rounds, self.tol, self.max_missed_rounds)
         if self.min_twins < 1:
             raise ValueError(f"min_twins: expected >= 1, got {self.min_twins!r}")
         for name in ("round_timeout", "connect_timeout", "poll_interval"):
@@ -409,6 +412,8 @@ class FlowerSettings:
         lines = [f"run-dir = {_toml_string(str(run_dir))}"]
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
+            if isinstance(value, np.generic):  # repr would be np.int64(5), not TOML
+                value = value.item()
             text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
             lines.append(f"{item.name.replace('_', '-')} = {text}")
         return "\n".join(lines)
@@ -517,12 +522,17 @@ class FlowerRun:
             If the ServerApp failed, or no result appeared in time (the run is then
             stopped).
         """
+        return self._result(timeout)
+
+    def _result(self, timeout: float) -> FederatedResult:
+        # Called directly by result() and LoopbackFederation.fit, so that warnings name
+        # the user's line at the same depth.
         deadline = time.monotonic() + timeout
         path = self.directory / RESULT_FILE
         while time.monotonic() < deadline:
             if path.exists():
                 result = read_result(self.directory)
-                self._warn_of_errors(result)
+                self._warn(result)
                 return result
             self._raise_if_failed()
             time.sleep(0.02)
@@ -532,16 +542,19 @@ class FlowerRun:
             + self._federation.log_tails()
         )
 
-    def _warn_of_errors(self, result: FederatedResult) -> None:
-        """Say which SuperNodes answered the last round with an error: their twins are
-        not in the result (``result.twin_ids``), though the run may have converged."""
+    def _warn(self, result: FederatedResult) -> None:
+        """Warn of rounds that ran out (``ConvergenceWarning``, as in process), and of
+        SuperNodes that answered the last round with an error (their twins are not in
+        ``result.twin_ids``, though the run may have converged)."""
+        # 4: this, _result, result or LoopbackFederation.fit, the user's line.
+        warn_if_not_converged(result, stacklevel=4)
         errors = self.errors()
         if errors and errors[-1]:
             reasons = "; ".join(f"{node}: {reason}" for node, reason in sorted(errors[-1].items()))
             warnings.warn(
                 f"run {self.run_id}: {len(errors[-1])} SuperNode(s) answered the last round "
                 f"with an error ({reasons}); the result pools {list(result.twin_ids)}",
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def server_messages(self) -> list[LoggedMessage]:
@@ -844,7 +857,7 @@ class LoopbackFederation:
         timeout: float = 600.0,
     ) -> FederatedResult:
         """Submit the app (:meth:`submit`) and wait at most ``timeout`` [s] for its result."""
-        return self.submit(prior, kinds, settings).result(timeout)
+        return self.submit(prior, kinds, settings)._result(timeout)
 
     def stop_run(self, run_id: str) -> None:
         """Ask the SuperLink to stop a run (best effort)."""

@@ -188,6 +188,18 @@ def fit_gossip(
     -------
     GossipFit
 
+    Raises
+    ------
+    RuntimeError
+        When a round's gossip stopped at ``max_gossip_rounds`` so far from settled that a
+        twin's estimate of the fleet's sums cannot be aggregated.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the rounds stop at ``n_rounds``, or a round's gossip at
+        ``max_gossip_rounds`` before ``gossip_tol``.
+
     Examples
     --------
     >>> import networkx as nx
@@ -219,7 +231,7 @@ def fit_gossip(
             "stats: expected one entry per node of the graph; nodes without statistics: "
             f"{without_stats}, statistics of no node: {off_graph}"
         )
-    check_fleet(list(stats.values()), prior)
+    check_fleet(list(stats.values()), prior, names=[f"stats[{node!r}]" for node in stats])
     check_readings(stats.values())
     check_rounds(n_rounds, tol)
     if not gossip_tol > 0:
@@ -288,7 +300,7 @@ def fit_gossip(
             converged = True
             break
     if not converged:
-        warn_not_converged("fit_gossip", n_rounds, tol, change)
+        warn_not_converged("fit_gossip", n_rounds, change, tol=tol)
     elif n_unsettled:
         warnings.warn(
             f"fit_gossip: the gossip of {n_unsettled} round(s) stopped at "

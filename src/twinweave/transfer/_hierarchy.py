@@ -403,7 +403,7 @@ def _twin_sums(
 ) -> tuple[int, dict[str, FloatArray], FloatArray]:
     """Each twin's contribution to its kind's row of every summary field, stacked over
     the batch's twins, and each twin's log evidence."""
-    _check_prior(population.prior, batch)
+    _check_population(population, batch)
     t, precision, mean, noise, period = _population_prior(population, kind)
     step = _e_step(batch, precision, mean, noise, population.prior, period)
     marginal_precision, marginal_shift = _marginal(precision, step)
@@ -450,11 +450,16 @@ def _batch_total(population: Population, kind: str, batch: _Batch) -> LocalSumma
     )
 
 
-def _check_prior(prior: FleetPrior, batch: _Batch) -> None:
-    if prior.n_features != batch.n_features:
+def _check_population(population: Population, batch: _Batch) -> None:
+    """Refuse a population of another basis or other noise bins than the twins' (what a
+    twin checks of what it receives: over Flower it sees no other twin)."""
+    p, n_bins = population.prior.n_features, batch.count.shape[1]
+    noise_bins = None if population.noise_var is None else population.noise_var.shape[1]
+    if p != batch.n_features or noise_bins not in (None, n_bins):
         raise ValueError(
-            f"prior: expected {batch.n_features} features (the twins' statistics'), got "
-            f"{prior.n_features}: build the FleetPrior from the twins' emulator"
+            f"population: expected {batch.n_features} features and {n_bins} noise bins (the "
+            f"twin's statistics'), got {p} and {noise_bins or 'no noise yet'}: the fleet's "
+            "prior and every twin need the same emulator settings"
         )
 
 
@@ -488,7 +493,6 @@ def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
     >>> summary.n_twins.tolist(), summary.sum_mean.shape
     ([1.0], (1, 7))
     """
-    check_fleet([stats])
     (summary,) = _summaries(population, stats.kind, _Batch.of([stats]))
     return summary
 
@@ -519,7 +523,7 @@ def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> 
     """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
     out: list[TwinPosterior | None] = [None] * len(stats)
     for kind, members, batch in _batches(stats):
-        _check_prior(population.prior, batch)
+        _check_population(population, batch)
         _, precision, mean, noise, period = _population_prior(population, kind)
         step = _e_step(batch, precision, mean, noise, population.prior, period)
         for j, i in enumerate(members):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
@@ -63,6 +64,9 @@ class Design(Protocol):
     @property
     def units(self) -> str: ...
 
+    @property
+    def n_bins(self) -> int: ...
+
     def design(self, data: Columns) -> tuple[FloatArray, NDArray[np.intp]]: ...
 
 
@@ -79,16 +83,18 @@ def check_rounds(n_rounds: int, tol: float) -> None:
         raise ValueError(f"tol: expected > 0, got {tol!r}")
 
 
-def warn_not_converged(fit: str, n_rounds: int, tol: float | None, last_change: float) -> None:
+def warn_not_converged(
+    fit: str, n_rounds: int, last_change: float, *, tol: float | None = None, stacklevel: int = 3
+) -> None:
     """Say that ``fit`` ran out of rounds; its result is the last round's, not a fixed
-    point."""
+    point. ``stacklevel`` 3 names the line that called the function that calls this."""
     against = "" if tol is None else f", tol {tol:g}"
     warnings.warn(
         f"{fit}: no convergence in {n_rounds} rounds (last relative change "
         f"{last_change:.3g}{against}); raise n_rounds or tol, or see docs/FLEET_MODEL.md "
         "on slow rounds",
         ConvergenceWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 
@@ -99,31 +105,47 @@ def check_readings(stats: Iterable[TwinStatistics]) -> None:
         raise ValueError("stats: expected readings in at least one twin, every count is 0")
 
 
-def check_fleet(stats: Sequence[TwinStatistics], prior: FleetPrior | None = None) -> None:
+def check_fleet(
+    stats: Sequence[TwinStatistics],
+    prior: FleetPrior | None = None,
+    *,
+    argument: str = "stats",
+    names: Sequence[str] | None = None,
+) -> None:
     """Refuse a fleet whose twins do not share one basis and one set of noise bins, or
     whose prior was built for another basis.
 
-    The statistics carry only their shapes, so two bases of the same size (other knots)
-    cannot be told apart here.
+    ``argument`` is the caller's name for ``stats`` and ``names`` label the twins in
+    messages (default ``stats[i]``). A twin is compared with
+    the prior's number of weights and with the noise bins most twins have, so that the
+    odd one is named. The statistics carry only their shapes: two bases of the same size
+    (other knots) cannot be told apart here.
     """
     if not stats:
-        raise ValueError("stats: expected at least one twin, got none")
-    for i, s in enumerate(stats):
+        raise ValueError(f"{argument}: expected at least one twin, got none")
+    labels = list(names) if names is not None else [f"stats[{i}]" for i in range(len(stats))]
+    for label, s in zip(labels, stats, strict=True):
         if not isinstance(s, TwinStatistics):
-            raise TypeError(f"stats[{i}]: expected TwinStatistics, got {type(s).__name__}")
-    n_bins, p = stats[0].n_bins, stats[0].n_features
-    for i, s in enumerate(stats):
-        if (s.n_bins, s.n_features) != (n_bins, p):
-            raise ValueError(
-                f"stats[{i}]: expected {n_bins} noise bins and {p} features, as stats[0], got "
-                f"{s.n_bins} and {s.n_features}: every twin of a fleet needs the same emulator "
-                "settings (basis terms and noise edges)"
-            )
-    if prior is not None and prior.n_features != p:
+            raise TypeError(f"{label}: expected TwinStatistics, got {type(s).__name__}")
+    features = Counter(s.n_features for s in stats)
+    if prior is not None and len(features) == 1 and prior.n_features not in features:
         raise ValueError(
-            f"prior: expected {p} features (the twins' statistics'), got {prior.n_features}: "
-            "build the FleetPrior from the twins' emulator"
+            f"prior: expected {next(iter(features))} features (the twins' statistics'), got "
+            f"{prior.n_features}: build the FleetPrior from the twins' emulator"
         )
+    p, source = (
+        (prior.n_features, "the prior's")
+        if prior is not None
+        else (features.most_common(1)[0][0], "most twins'")
+    )
+    n_bins = Counter(s.n_bins for s in stats).most_common(1)[0][0]
+    for label, s in zip(labels, stats, strict=True):
+        if s.n_features != p or s.n_bins != n_bins:
+            raise ValueError(
+                f"{label}: expected {p} features ({source}) and {n_bins} noise bins (most "
+                f"twins'), got {s.n_features} and {s.n_bins}: every twin of a fleet needs the "
+                "same emulator settings (basis terms and noise edges) as the prior"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -928,10 +950,10 @@ class TwinPosterior:
             raise ValueError(
                 f"design: expected {self.mean.shape[0]} features, got {features.shape[1]}"
             )
-        if bins.size and int(bins.max()) >= self.noise_var.shape[0]:
+        if design.n_bins != self.noise_var.shape[0]:
             raise ValueError(
-                f"design: expected {self.noise_var.shape[0]} noise bins (the twin's), got a "
-                f"design with bin {int(bins.max())}: predict with the twins' emulator"
+                f"design: expected {self.noise_var.shape[0]} noise bins (the twin's), got "
+                f"{design.n_bins}: predict with the twins' emulator"
             )
         return CensoredNormal(
             features @ self.mean,
