@@ -33,10 +33,10 @@ from twinweave.transfer import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
-# Rounds over Flower take seconds each (a ClientApp process per message): the fit to
-# convergence is capped, the drop-out run does exactly N_ROUNDS (NEVER is a tolerance no
-# round meets).
-TOL = 1e-10
+# Rounds over Flower take seconds each (a ClientApp process per message): the fit runs
+# to fit_central's default tolerance (6 rounds here; 10 at 1e-10) within a cap, the
+# drop-out run does exactly N_ROUNDS (NEVER is a tolerance no round meets).
+TOL = 1e-6
 MAX_ROUNDS = 20
 NEVER = 1e-300
 N_ROUNDS = 3
