@@ -21,11 +21,11 @@ from twinweave.transfer._hierarchy import (
     _batch_total,
     _batches,
     _inverse,
+    _twin_posteriors,
     aggregate,
     initial_population,
     kinds_of,
     population_change,
-    twin_posteriors,
 )
 from twinweave.transfer._records import (
     Design,
@@ -214,7 +214,7 @@ def fit_central(
     if not converged:
         warn_not_converged("fit_central", n_rounds, change, tol=tol)
     return FleetPosterior(
-        twins=tuple(twin_posteriors(stats, population)),
+        twins=tuple(_twin_posteriors(batches, len(stats), population)),
         new_twin=population_twins(population),
         population=population,
         n_rounds=n_done,

@@ -363,8 +363,10 @@ _Batches = list[tuple[str, list[int], _Batch]]
 
 
 def _batches(stats: Sequence[TwinStatistics]) -> _Batches:
-    """Twins grouped by kind (in order of first appearance), in chunks that fit memory."""
-    check_fleet(stats)
+    """Twins grouped by kind (in order of first appearance), in chunks that fit memory.
+
+    The caller has checked that ``stats`` share one basis (:func:`check_fleet`).
+    """
     order: dict[str, list[int]] = {}
     for i, s in enumerate(stats):
         order.setdefault(s.kind, []).append(i)
@@ -503,6 +505,7 @@ def local_steps(stats: Sequence[TwinStatistics], population: Population) -> list
     Vectorised over the twins of a kind, and each twin's summary is bit for bit the one
     it computes alone: simulating many twins in one process changes no number.
     """
+    check_fleet(stats)
     return _local_steps(_batches(stats), len(stats), population)
 
 
@@ -521,8 +524,15 @@ def twin_posterior(stats: TwinStatistics, population: Population) -> TwinPosteri
 
 def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> list[TwinPosterior]:
     """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
-    out: list[TwinPosterior | None] = [None] * len(stats)
-    for kind, members, batch in _batches(stats):
+    check_fleet(stats)
+    return _twin_posteriors(_batches(stats), len(stats), population)
+
+
+def _twin_posteriors(
+    batches: _Batches, n_twins: int, population: Population
+) -> list[TwinPosterior]:
+    out: list[TwinPosterior | None] = [None] * n_twins
+    for kind, members, batch in batches:
         _check_population(population, batch)
         _, precision, mean, noise, period = _population_prior(population, kind)
         step = _e_step(batch, precision, mean, noise, population.prior, period)
