@@ -29,6 +29,7 @@ from twinweave.transfer import (
     fit_central,
     fit_federated,
     fit_gossip,
+    initial_population,
     load_statistics,
     local_step,
     no_pooling,
@@ -321,3 +322,41 @@ def test_a_non_finite_input_is_named() -> None:
         ValueError, match=r"row 1: expected finite y and inputs, got y=2.0 and non-finite \['x'\]"
     ):
         emulator().update({"x": np.array([0.1, np.nan, 0.3]), "y": np.array([1.0, 2.0, 3.0])})
+
+
+def test_a_start_that_is_not_the_fleets_population_is_refused(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior, tmp_path: Path
+) -> None:
+    stats = list(fleet.values())
+    fitted = fit_central(stats, prior)
+    assert fitted.population is not None
+    # The fit itself rather than its population: the likely slip.
+    with pytest.raises(TypeError, match=r"start: expected a Population \(a fit's \.population\)"):
+        fit_central(stats, prior, start=fitted)  # type: ignore[arg-type]
+    wider = initial_population(FleetPrior.from_emulator(emulator(n_segments=6)), ["default"])
+    with pytest.raises(ValueError, match=r"start: expected a population of the prior's basis"):
+        fit_central(stats, prior, start=wider)
+    three_bins = TwinStatistics.from_emulator(twin(1.0, edges=(0.0, 0.3, 0.6, 1.0)))
+    with pytest.warns(ConvergenceWarning):  # one round gives it noise variances
+        binned = fit_central([three_bins], prior, n_rounds=1)
+    assert binned.population is not None
+    with pytest.raises(ValueError, match=r"start: expected noise_var for the twins' 2 noise bins"):
+        fit_central(stats, prior, start=binned.population)
+    two_kinds = [TwinStatistics.from_emulator(twin(1.1), kind="other"), *stats]
+    kinds = r"start: expected the fleet's kinds \('other', 'default'\)"
+    with pytest.raises(ValueError, match=kinds):
+        fit_central(two_kinds, prior, start=fitted.population)
+    with pytest.raises(ValueError, match=r"start: expected the fleet's kinds"):
+        FleetPooling(prior, ["other", "default"], start=fitted.population)
+    with pytest.raises(ValueError, match=r"start: expected the fleet's kinds"):
+        fit_gossip(
+            dict(enumerate(two_kinds)),
+            nx.cycle_graph(len(two_kinds)),
+            prior,
+            start=fitted.population,
+        )
+    # Over Flower, before any process starts.
+    federation = LoopbackFederation(tmp_path / "federation")
+    with pytest.raises(ValueError, match=r"start: expected the fleet's kinds"), federation:
+        federation.submit(prior, ["other", "default"], start=fitted.population)
+    assert federation.pids() == []

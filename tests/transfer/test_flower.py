@@ -230,6 +230,9 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
 ) -> None:
     stats, prior, _ = make_fleet([3_000, 4_000, 5_000, 6_000], seed=13)
     paths = {twin: save_statistics(s, tmp_path / f"{twin}.npz") for twin, s in stats.items()}
+    # A refit: the rounds start from a population fitted before (two rounds in process).
+    start = fit_central(list(stats.values()), prior, n_rounds=2, tol=NEVER).population
+    assert start is not None
     with LoopbackFederation(tmp_path / "federation") as federation:
         federation.add_twins(paths)
         run = federation.submit(
@@ -242,6 +245,7 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
                 max_missed_rounds=2,
                 round_timeout=30.0,
             ),
+            start=start,
         )
         run.wait_for_round(1, timeout=300)
         # Killed as soon as round 1 is aggregated: it cannot answer round 2 (a ClientApp
@@ -259,14 +263,24 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
     # The documented semantics, replayed in process: round 2 pools the three that
     # answered, round 3 all four again.
     everyone, three = list(stats), ["T0", "T1", "T2"]
-    replay = fit_federated(
-        FleetPooling(prior, ["default"], n_rounds=N_ROUNDS, tol=NEVER, max_missed_rounds=2),
-        stats,
-        available=lambda r: three if r == 2 else everyone,
+
+    def replay(start: Population | None) -> FederatedResult:
+        return fit_federated(
+            FleetPooling(
+                prior, ["default"], n_rounds=N_ROUNDS, tol=NEVER, max_missed_rounds=2, start=start
+            ),
+            stats,
+            available=lambda r: three if r == 2 else everyone,
+        )
+
+    replayed = replay(start)
+    assert [r.answered for r in replayed.rounds] == [r.answered for r in rounds]
+    assert_same_population(result.population, replayed.population, 1e-12)
+    # The run started from ``start``, not from the prior.
+    assert relative(result.population.covariance, replay(None).population.covariance) > 1e-6
+    uninterrupted = fit_central(
+        list(stats.values()), prior, n_rounds=N_ROUNDS, tol=NEVER, start=start
     )
-    assert [r.answered for r in replay.rounds] == [r.answered for r in rounds]
-    assert_same_population(result.population, replay.population, 1e-12)
-    uninterrupted = fit_central(list(stats.values()), prior, n_rounds=N_ROUNDS, tol=NEVER)
     assert uninterrupted.population is not None
     assert relative(result.population.covariance, uninterrupted.population.covariance) > 1e-6
 

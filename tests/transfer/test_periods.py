@@ -289,6 +289,70 @@ def test_federated_and_gossip_fits_with_periods_equal_the_central_fit() -> None:
         np.testing.assert_allclose(population.mean, central.population.mean, rtol=1e-6)
 
 
+def _fleet_and_newcomer(seed: int) -> tuple[list[TwinStatistics], TwinStatistics]:
+    """Five twins with twenty periods each, and a sixth with its first period."""
+    rng = np.random.default_rng(seed)
+    weights = twin_weights(rng, 6)
+    fleet = [with_periods(*period_readings(rng, w, 20, 100)) for w in weights[:5]]
+    return fleet, with_periods(*period_readings(rng, weights[5], 1, 100))
+
+
+def test_a_refit_from_the_fleets_population_reaches_its_answer_in_fewer_rounds() -> None:
+    fleet, newcomer = _fleet_and_newcomer(seed=4)
+    fleet_prior = prior()
+    before = fit_central(fleet, fleet_prior, tol=1e-8, n_rounds=3000)
+    assert before.population is not None
+    stats = [*fleet, newcomer]
+    cold = fit_central(stats, fleet_prior, tol=1e-8, n_rounds=3000)
+    warm = fit_central(stats, fleet_prior, tol=1e-8, n_rounds=3000, start=before.population)
+    reference = fit_central(stats, fleet_prior, tol=1e-12, n_rounds=3000)
+    assert cold.converged and warm.converged and reference.converged
+    # Measured: 68 rounds from the prior, 28 from the fleet's population.
+    assert warm.n_rounds < 0.6 * cold.n_rounds, (warm.n_rounds, cold.n_rounds)
+    assert reference.population is not None
+    for fit in (cold, warm):
+        assert fit.population is not None
+        for name in ("mean", "covariance", "noise_var", "period_var"):
+            ours, exact = getattr(fit.population, name), getattr(reference.population, name)
+            # Measured: 6e-10 to 1.6e-9 from the fit to 1e-12, either way.
+            assert np.max(np.abs(ours - exact)) / np.max(np.abs(exact)) < 1e-8, name
+
+
+@pytest.mark.filterwarnings(
+    "ignore::twinweave.transfer.ConvergenceWarning"
+)  # rounds capped on purpose
+def test_federated_and_gossip_refits_from_a_population_equal_the_central_refit() -> None:
+    fleet, newcomer = _fleet_and_newcomer(seed=5)
+    fleet_prior = prior()
+    start = fit_central(fleet, fleet_prior, tol=1e-6).population
+    assert start is not None
+    stats = [*fleet, newcomer]
+    central = fit_central(stats, fleet_prior, tol=NEVER, n_rounds=20, start=start)
+    from_prior = fit_central(stats, fleet_prior, tol=NEVER, n_rounds=20)
+    federated = fit_federated(
+        FleetPooling(fleet_prior, ["default"], tol=NEVER, n_rounds=20, start=start),
+        dict(enumerate(stats)),
+    )
+    gossip = fit_gossip(
+        dict(enumerate(stats)),
+        nx.cycle_graph(len(stats)),
+        fleet_prior,
+        tol=NEVER,
+        n_rounds=20,
+        seed=3,
+        start=start,
+    )
+    assert central.population is not None and from_prior.population is not None
+    for name in ("mean", "covariance", "noise_var", "period_var"):
+        theirs = getattr(central.population, name)
+        scale = np.max(np.abs(theirs))
+        assert np.max(np.abs(getattr(federated.population, name) - theirs)) <= 1e-9 * scale
+        for population in gossip.populations.values():
+            assert np.max(np.abs(getattr(population, name) - theirs)) <= 1e-6 * scale, name
+        # Twenty rounds from the prior are elsewhere: the start was used.
+        assert np.max(np.abs(getattr(from_prior.population, name) - theirs)) > 1e-6 * scale
+
+
 @pytest.mark.filterwarnings(
     "ignore::twinweave.transfer.ConvergenceWarning"
 )  # rounds capped on purpose

@@ -160,7 +160,9 @@ class TransferRow:
         See :func:`transfer_scores`; ``crps`` and ``interval_width`` [kW],
         ``joint_log_likelihood`` [nats per point].
     n_rounds
-        Rounds of the partial-pooling fit (0 for the baselines).
+        Rounds of the partial-pooling fit (0 for the baselines): with the new turbine's
+        readings, of the refit that starts from the other turbines' population; with no
+        data, of that population's fit from the prior.
     """
 
     asset_id: str
@@ -254,7 +256,8 @@ def new_turbine_experiment(
     list of TransferRow
         One per new turbine, history and method. With no data, no pooling is the
         emulator's prior (a generic curve) and partial pooling predicts from the
-        population of the other turbines.
+        population of the other turbines; with data, partial pooling is refitted from
+        that population (``fit_central``'s ``start``).
     """
     assets = sorted(specs)
     train_start, train_end = training_window or _window(training_year)
@@ -293,6 +296,9 @@ def new_turbine_experiment(
         target = evaluation[new]
         inputs = model_inputs(target, spec.rated_power)
         y = inputs["power"]
+        # The fleet before the new turbine came: each fit with its readings starts from
+        # this population, as a fleet takes in a new twin (fewer rounds, same answer).
+        before = fit_central([full_periods[a] for a in assets if a != new], prior, tol=tol)
         for history in histories:
             span = HISTORIES[history]
             few = _first(training[new], span, train_start)
@@ -300,9 +306,7 @@ def new_turbine_experiment(
             if n_readings == 0:
                 others = [full[a] for a in assets if a != new]
                 fits = {
-                    "partial pooling": fit_central(
-                        [full_periods[a] for a in assets if a != new], prior, tol=tol
-                    ),
+                    "partial pooling": before,
                     "no pooling": no_pooling(others, prior),
                     "complete pooling": complete_pooling(others, prior),
                 }
@@ -326,11 +330,11 @@ def new_turbine_experiment(
                     ]
                 )
                 if span is None and whole_year is None:
-                    whole_year = fit_central(stats_periods, prior, tol=tol)
+                    whole_year = fit_central(stats_periods, prior, tol=tol, start=before.population)
                 partial = (
                     whole_year
                     if span is None and whole_year is not None
-                    else fit_central(stats_periods, prior, tol=tol)
+                    else fit_central(stats_periods, prior, tol=tol, start=before.population)
                 )
                 fits = {
                     "partial pooling": partial,

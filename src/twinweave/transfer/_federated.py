@@ -55,8 +55,8 @@ from twinweave.transfer._hierarchy import (
     _batches,
     _local_steps,
     aggregate,
-    initial_population,
     population_change,
+    starting_population,
 )
 from twinweave.transfer._records import (
     ConvergenceWarning,
@@ -246,6 +246,9 @@ class FleetPooling:
         nobody is missing (the default of :func:`~twinweave.transfer.fit_central`).
     max_missed_rounds
         Consecutive rounds an expected twin may miss before it counts as gone.
+    start
+        A population fitted before, to start round 1 from (as
+        :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
 
     See Also
     --------
@@ -261,6 +264,7 @@ class FleetPooling:
         n_rounds: int = 1000,
         tol: float = 1e-6,
         max_missed_rounds: int = 3,
+        start: Population | None = None,
     ) -> None:
         if isinstance(kinds, str):
             raise TypeError(f"kinds: expected a sequence of kinds, got the string {kinds!r}")
@@ -272,14 +276,15 @@ class FleetPooling:
         self.n_rounds = n_rounds
         self.tol = tol
         self.max_missed_rounds = max_missed_rounds
+        self.start = starting_population(prior, self.kinds, start)
         self.expected_: set[str] = set()
         self.missed_: dict[str, int] = {}
 
     def initialize(self) -> Population:
-        """Forget earlier rounds; the population of round 1 (the prior's)."""
+        """Forget earlier rounds; the population of round 1 (``start``, or the prior's)."""
         self.expected_ = set()
         self.missed_ = {}
-        return initial_population(self.prior, self.kinds)
+        return self.start
 
     def configure_fit(
         self, server_round: int, population: Population, available: Sequence[str]

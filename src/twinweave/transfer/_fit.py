@@ -23,9 +23,9 @@ from twinweave.transfer._hierarchy import (
     _inverse,
     _twin_posteriors,
     aggregate,
-    initial_population,
     kinds_of,
     population_change,
+    starting_population,
 )
 from twinweave.transfer._records import (
     Design,
@@ -146,6 +146,7 @@ def fit_central(
     *,
     n_rounds: int = 1000,
     tol: float = 1e-6,
+    start: Population | None = None,
 ) -> FleetPosterior:
     """Partial pooling: the hierarchical fleet model fitted by rounds, in one process.
 
@@ -166,6 +167,12 @@ def fit_central(
         Upper bound on rounds.
     tol
         Largest relative change of the population at which the rounds stop.
+    start
+        A population fitted before to start from (an earlier fit's ``population``, e.g.
+        before a twin joined or gathered more readings), instead of the prior's
+        (:func:`~twinweave.transfer.initial_population`). The rounds head for the same
+        answer and need fewer of them. Its kinds must be the fleet's; ``prior``'s
+        settings apply.
 
     Returns
     -------
@@ -194,7 +201,7 @@ def fit_central(
     check_fleet(stats, prior)
     check_rounds(n_rounds, tol)
     check_readings(stats)
-    population = initial_population(prior, kinds_of(stats))
+    population = starting_population(prior, kinds_of(stats), start, n_bins=stats[0].n_bins)
     # Stacked once: every round's local steps read the same statistics.
     batches = _batches(stats)
     history: list[float] = []

@@ -55,6 +55,7 @@ from twinweave.transfer._federated import (
     check_round_settings,
     warn_if_not_converged,
 )
+from twinweave.transfer._hierarchy import starting_population
 from twinweave.transfer._records import FleetPrior, Population, TwinStatistics
 
 __all__ = [
@@ -213,20 +214,27 @@ def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
         )
 
 
-def save_fleet(prior: FleetPrior, kinds: Sequence[str], path: Path) -> None:
-    """Write what the coordinator knows before round 1: the prior and the kinds."""
+def save_fleet(
+    prior: FleetPrior, kinds: Sequence[str], path: Path, start: Population | None = None
+) -> None:
+    """Write what the coordinator knows before round 1: the prior, the kinds and, when
+    the rounds start from a population fitted before, that population."""
     arrays = {f"prior.{k}": v for k, v in prior.to_arrays().items()}
+    if start is not None:
+        arrays |= {f"start.{k}": v for k, v in start.to_arrays().items()}
     with path.open("wb") as handle:
         _savez(handle, {"kinds": np.asarray(list(kinds), dtype=str), **arrays})
 
 
-def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...]]:
+def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...], Population | None]:
     """Inverse of :func:`save_fleet`."""
     with np.load(path, allow_pickle=False) as data:
         prior = FleetPrior.from_arrays(
             {k.removeprefix("prior."): data[k] for k in data.files if k.startswith("prior.")}
         )
-        return prior, tuple(str(k) for k in data["kinds"])
+        kinds = tuple(str(k) for k in data["kinds"])
+        start = {k.removeprefix("start."): data[k] for k in data.files if k.startswith("start.")}
+        return prior, kinds, Population.from_arrays(start, kinds) if start else None
 
 
 def write_result(directory: Path, result: FederatedResult) -> None:
@@ -809,6 +817,8 @@ class LoopbackFederation:
         prior: FleetPrior,
         kinds: Sequence[str],
         settings: FlowerSettings | None = None,
+        *,
+        start: Population | None = None,
     ) -> FlowerRun:
         """Submit the fleet-pooling app with ``flwr run`` and return at once.
 
@@ -821,18 +831,23 @@ class LoopbackFederation:
             meets them.
         settings
             Rounds, tolerance, drop-out rule and timeouts.
+        start
+            A population fitted before, to start round 1 from (as
+            :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
 
         Returns
         -------
         FlowerRun
             The submitted run; :meth:`FlowerRun.result` waits for its result.
         """
+        # Refused here, before a run is submitted (the ServerApp would refuse it too).
+        starting_population(prior, kinds, start)
         self.start()
         settings = settings or FlowerSettings()
         self._n_runs += 1
         run_dir = (self.directory / "runs" / f"run-{self._n_runs}").resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_fleet(prior, kinds, run_dir / FLEET_FILE)
+        save_fleet(prior, kinds, run_dir / FLEET_FILE, start)
         app_dir = self.directory / "apps" / f"run-{self._n_runs}" / "twinweave_fleet"
         app_dir.mkdir(parents=True, exist_ok=True)
         (app_dir / "pyproject.toml").write_text(_app_pyproject(settings, run_dir))
@@ -854,10 +869,11 @@ class LoopbackFederation:
         kinds: Sequence[str],
         settings: FlowerSettings | None = None,
         *,
+        start: Population | None = None,
         timeout: float = 600.0,
     ) -> FederatedResult:
         """Submit the app (:meth:`submit`) and wait at most ``timeout`` [s] for its result."""
-        return self.submit(prior, kinds, settings)._result(timeout)
+        return self.submit(prior, kinds, settings, start=start)._result(timeout)
 
     def stop_run(self, run_id: str) -> None:
         """Ask the SuperLink to stop a run (best effort)."""

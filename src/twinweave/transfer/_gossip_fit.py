@@ -35,10 +35,10 @@ from twinweave.transfer._gossip import (
 )
 from twinweave.transfer._hierarchy import (
     aggregate,
-    initial_population,
     kinds_of,
     local_step,
     population_change,
+    starting_population,
     twin_posterior,
 )
 from twinweave.transfer._records import (
@@ -156,6 +156,7 @@ def fit_gossip(
     available: Callable[[int], Collection[Hashable]] | None = None,
     seed: Seed = None,
     on_messages: Callable[[GossipMessages], None] | None = None,
+    start: Population | None = None,
 ) -> GossipFit:
     """Partial pooling fitted peer to peer, with no coordinator.
 
@@ -183,6 +184,9 @@ def fit_gossip(
         Randomness of the message losses.
     on_messages
         Called with every gossip message batch (:class:`GossipMessages`).
+    start
+        A population fitted before that every twin starts from (as
+        :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
 
     Returns
     -------
@@ -238,6 +242,7 @@ def fit_gossip(
         raise ValueError(f"gossip_tol: expected > 0, got {gossip_tol!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     kinds = kinds_of(list(stats.values()))
+    first = starting_population(prior, kinds, start, n_bins=next(iter(stats.values())).n_bins)
     populations: dict[Hashable, Population] = {}
     gossip_rounds: list[int] = []
     n_unsettled = 0  # fleet rounds whose gossip missed gossip_tol
@@ -257,7 +262,7 @@ def fit_gossip(
         peers = _induced(graph, present)
         if not _is_connected(peers):
             raise ValueError(f"round {round_number}: the present twins are not connected")
-        populations = _arrivals(populations, present, peers, prior, kinds)
+        populations = _arrivals(populations, present, peers, first)
         payloads = {
             node: summary_payload(local_step(stats[node], populations[node])) for node in present
         }
@@ -326,8 +331,7 @@ def _arrivals(
     populations: Mapping[Hashable, Population],
     present: list[Hashable],
     peers: PeerGraph,
-    prior: FleetPrior,
-    kinds: tuple[str, ...],
+    first: Population,
 ) -> dict[Hashable, Population]:
     """The present twins' populations; a twin that arrives copies a neighbour's."""
     out = {node: populations[node] for node in present if node in populations}
@@ -343,7 +347,6 @@ def _arrivals(
         missing = [node for node in missing if node not in out]
         if missing and not progressed:
             # Nobody present holds a population yet: the fit starts here.
-            start = initial_population(prior, kinds)
-            out.update(dict.fromkeys(missing, start))
+            out.update(dict.fromkeys(missing, first))
             missing = []
     return out

@@ -17,6 +17,7 @@ statistics (:func:`local_step`), the M-step on the sum of the twins' summaries
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -570,6 +571,47 @@ def initial_population(prior: FleetPrior, kinds: Sequence[str]) -> Population:
         global_covariance=prior_covariance,
         between_covariance=prior_covariance if n_kinds > 1 else None,
     )
+
+
+def starting_population(
+    prior: FleetPrior,
+    kinds: Sequence[str],
+    start: Population | None,
+    *,
+    n_bins: int | None = None,
+) -> Population:
+    """Where the rounds start: :func:`initial_population`, or ``start``, a population
+    fitted before (a refit after a twin joined or gathered readings), checked against
+    the fleet.
+
+    ``start`` gives the values; ``prior`` the settings the rounds use from here on
+    (it replaces ``start.prior``, which must share its basis and term blocks).
+    ``n_bins``, where known, is the twins' number of noise bins.
+    """
+    kinds = tuple(kinds)
+    if start is None:
+        return initial_population(prior, kinds)
+    if not isinstance(start, Population):
+        raise TypeError(
+            f"start: expected a Population (a fit's .population), got {type(start).__name__}"
+        )
+    if start.prior.n_features != prior.n_features or start.prior.blocks != prior.blocks:
+        raise ValueError(
+            f"start: expected a population of the prior's basis ({prior.n_features} weights "
+            f"in term blocks {prior.blocks}), got {start.prior.n_features} weights in "
+            f"{start.prior.blocks}"
+        )
+    if start.kinds != kinds:
+        raise ValueError(
+            f"start: expected the fleet's kinds {kinds} (in order of first appearance), got "
+            f"{start.kinds}"
+        )
+    for name, values in (("noise_var", start.noise_var), ("period_var", start.period_var)):
+        if n_bins is not None and values is not None and values.shape[1] != n_bins:
+            raise ValueError(
+                f"start: expected {name} for the twins' {n_bins} noise bins, got {values.shape[1]}"
+            )
+    return dataclasses.replace(start, prior=prior)
 
 
 def _block_scales(prior: FleetPrior, scatter: FloatArray) -> FloatArray:

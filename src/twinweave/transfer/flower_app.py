@@ -167,13 +167,14 @@ def serve(grid: Grid, context: Context) -> None:
 
 
 def _serve(grid: Grid, settings: FlowerSettings, run_dir: Path) -> None:
-    prior, kinds = load_fleet(run_dir / FLEET_FILE)
+    prior, kinds, start = load_fleet(run_dir / FLEET_FILE)
     strategy = FleetPooling(
         prior,
         kinds,
         n_rounds=settings.n_rounds,
         tol=settings.tol,
         max_missed_rounds=settings.max_missed_rounds,
+        start=start,
     )
     log = (
         MessageLogWriter(run_dir / SERVER_MESSAGES_DIR, "server")
