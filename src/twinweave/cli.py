@@ -407,16 +407,16 @@ def _model_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return columns
 
 
-def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin) -> None:
+def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin, out: Console = console) -> None:
     """Name the input columns the twin reads and those it does not: a column named
     otherwise than the twin expects ('temperature' for 'temp_air') is not an error, but
     the prediction is made without it."""
     reads = twin.emulator.inputs
     used = [c for c in columns if c in reads]
     unread = [c for c in columns if c not in reads and c != "time"]
-    console.print(f"inputs read: {used}", markup=False, highlight=False)
+    out.print(f"inputs read: {used}", markup=False, highlight=False)
     if unread:
-        console.print(
+        out.print(
             f"columns the twin does not read: {unread} (it reads {list(reads)})",
             markup=False,
             highlight=False,
@@ -556,17 +556,25 @@ def predict(
     input: Annotated[Path, typer.Option("--input", help="CSV/Parquet with wind_speed [m/s].")],
     output: Annotated[
         Path,
-        typer.Option("--output", help="CSV or Parquet file to write mean, q05, q50, q95 [kW] to."),
+        typer.Option(
+            "--output",
+            help="CSV or Parquet file to write mean, q05, q50, q95 [kW] to; - writes CSV "
+            "to stdout (and the rest to stderr).",
+        ),
     ],
 ) -> None:
     """Predict power [kW] with uncertainty from wind speed (and optional inputs)."""
-    _check_output_table(output, "--output")
+    to_stdout = str(output) == "-"
+    # With the table on stdout, everything else goes to stderr.
+    say = diagnostics if to_stdout else console
+    if not to_stdout:
+        _check_output_table(output, "--output")
     with _open_store(store) as db:
         recorder = Recorder(store=db)
         loaded = _load_twin(db, twin, recorder)
         frame = _read_inputs(input, loaded)
         columns = _model_columns(frame)
-        _say_what_is_read(columns, loaded)
+        _say_what_is_read(columns, loaded, say)
         _warn_missing_optional(columns, loaded)
         try:
             # Checked before the file is recorded as read: nothing is recorded for inputs
@@ -581,9 +589,13 @@ def predict(
     result = frame.assign(
         mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]
     )
-    _write_table(result, output)
-    console.print(f"wrote {len(result)} predictions to {output}")
-    console.print(
+    if to_stdout:
+        console.out(result.to_csv(index=False), end="", highlight=False)
+        say.print(f"wrote {len(result)} predictions to stdout")
+    else:
+        _write_table(result, output)
+        say.print(f"wrote {len(result)} predictions to {output}")
+    say.print(
         f"where they came from: twinweave provenance {loaded.last_prediction_} --store {store}"
     )
 
