@@ -360,3 +360,31 @@ def test_a_start_that_is_not_the_fleets_population_is_refused(
     with pytest.raises(ValueError, match=r"start: expected the fleet's kinds"), federation:
         federation.submit(prior, ["other", "default"], start=fitted.population)
     assert federation.pids() == []
+
+
+def test_a_kind_that_looks_like_a_typo_of_another_is_named() -> None:
+    def fleet_of(*kinds: str) -> list[TwinStatistics]:
+        return [
+            TwinStatistics.from_emulator(twin(1.0 + 0.05 * k), kind) for k, kind in enumerate(kinds)
+        ]
+
+    prior = FleetPrior.from_emulator(emulator())
+    for kinds, odd in (
+        (("MM82", "MM82", "mm-82"), "mm-82"),
+        (("default",) * 3 + ("defualt",), "defualt"),
+    ):
+        with pytest.warns(
+            UserWarning, match=rf"stats\[{len(kinds) - 1}\]: kind '{odd}' is this twin's alone"
+        ):
+            fit_central(fleet_of(*kinds), prior, n_rounds=2, tol=1e-300)
+    typo = dict(zip(["A", "B", "C"], fleet_of("default", "default", "defualt"), strict=True))
+    with pytest.warns(UserWarning, match=r"statistics\['C'\]: kind 'defualt'"):
+        fit_federated(FleetPooling(prior, ["default", "defualt"], n_rounds=2, tol=1e-300), typo)
+    with pytest.warns(UserWarning, match=r"stats\['C'\]: kind 'defualt'"):
+        fit_gossip(typo, nx.cycle_graph(["A", "B", "C"]), prior, n_rounds=2, tol=1e-300)
+    # Other models (their numbers differ), and a new type with one twin: no warning.
+    for kinds in (("Senvion MM82", "Senvion MM92", "Senvion MM92"), ("MM82", "MM82", "V90")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)  # two rounds on purpose
+            fit_central(fleet_of(*kinds), prior, n_rounds=2, tol=1e-300)

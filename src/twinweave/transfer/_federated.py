@@ -496,6 +496,7 @@ def fit_federated(
         list(statistics.values()),
         argument="statistics",
         names=[f"statistics[{t!r}]" for t in everyone],
+        pooled=True,
     )
     check_readings(statistics.values())
     # The twins computed together are usually the same from round to round: their

@@ -198,7 +198,7 @@ def fit_central(
     >>> bool(abs(p.mean[0] - 0.99) < 0.1)
     True
     """
-    check_fleet(stats, prior)
+    check_fleet(stats, prior, pooled=True)
     check_rounds(n_rounds, tol)
     check_readings(stats)
     population = starting_population(prior, kinds_of(stats), start, n_bins=stats[0].n_bins)

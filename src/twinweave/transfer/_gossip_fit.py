@@ -235,7 +235,9 @@ def fit_gossip(
             "stats: expected one entry per node of the graph; nodes without statistics: "
             f"{without_stats}, statistics of no node: {off_graph}"
         )
-    check_fleet(list(stats.values()), prior, names=[f"stats[{node!r}]" for node in stats])
+    check_fleet(
+        list(stats.values()), prior, names=[f"stats[{node!r}]" for node in stats], pooled=True
+    )
     check_readings(stats.values())
     check_rounds(n_rounds, tol)
     if not gossip_tol > 0:

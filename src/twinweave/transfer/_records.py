@@ -9,6 +9,7 @@ lists what travels in each message.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 import warnings
@@ -111,9 +112,11 @@ def check_fleet(
     *,
     argument: str = "stats",
     names: Sequence[str] | None = None,
+    pooled: bool = False,
 ) -> None:
     """Refuse a fleet whose twins do not share one basis and one set of noise bins, or
-    whose prior was built for another basis.
+    whose prior was built for another basis; where the fit pools twins by kind
+    (``pooled``), warn of a kind that looks like a typo of another.
 
     ``argument`` is the caller's name for ``stats`` and ``names`` label the twins in
     messages (default ``stats[i]``). A twin is compared with
@@ -145,6 +148,38 @@ def check_fleet(
                 f"{label}: expected {p} features ({source}) and {n_bins} noise bins (most "
                 f"twins'), got {s.n_features} and {s.n_bins}: every twin of a fleet needs the "
                 "same emulator settings (basis terms and noise edges) as the prior"
+            )
+    if pooled:
+        _warn_lonely_kinds(stats, labels)
+
+
+def _warn_lonely_kinds(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
+    """Warn of a kind held by one twin whose name is close to another kind's: likely a
+    typo, which would pool that twin with the others only through the shared top level.
+    (A kind of one twin is legitimate: the first turbine of a new type.) Close: the same
+    letters and digits up to case, spaces and punctuation, or a few letters apart with
+    the same digits ("defualt"); names whose numbers differ ("MM82", "MM92") are
+    models of their own."""
+    sizes = Counter(s.kind for s in stats)
+
+    def plain(kind: str) -> str:  # "MM 82", "mm82" and "MM-82" read the same
+        return "".join(c for c in kind.casefold() if c.isalnum())
+
+    def digits(kind: str) -> str:
+        return "".join(c for c in kind if c.isdigit())
+
+    for label, s in zip(labels, stats, strict=True):
+        if sizes[s.kind] != 1:
+            continue
+        others = {plain(k): k for k in sizes if k != s.kind and digits(k) == digits(s.kind)}
+        close = [others[k] for k in difflib.get_close_matches(plain(s.kind), others, 1, 0.8)]
+        if close:
+            warnings.warn(
+                f"{label}: kind {s.kind!r} is this twin's alone and close to kind "
+                f"{close[0]!r} ({sizes[close[0]]} twins); a kind of its own shares only the "
+                "fleet's top level. If it is a typo, correct the kind of its statistics",
+                UserWarning,
+                stacklevel=4,
             )
 
 
