@@ -220,7 +220,9 @@ def flower_rounds(
                 ),
             )
             submitted = time.perf_counter()
-            result = run.result(timeout)
+            with warnings.catch_warnings():  # the rounds are capped on purpose
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                result = run.result(timeout)
             total = time.perf_counter() - submitted
             latencies = run.exchange_seconds()
         left = federation.pids()
