@@ -110,7 +110,9 @@ def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
 
 def test_predict_writes_csv_to_stdout_with_output_dash(fitted_store: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "X.csv"
-    pd.DataFrame({"wind_speed": [4.0, 8.0, 12.0]}).to_csv(inputs, index=False)
+    # A text column too: what is said about it goes to stderr, not into the table.
+    frame = pd.DataFrame({"asset": ["R80711"] * 3, "wind_speed": [4.0, 8.0, 12.0]})
+    frame.to_csv(inputs, index=False)
     to_file = tmp_path / "Y.csv"
     predict(fitted_store, inputs, to_file)
     piped = twinweave(
@@ -119,6 +121,7 @@ def test_predict_writes_csv_to_stdout_with_output_dash(fitted_store: Path, tmp_p
     # stdout is the table alone, the same as the file; what is said goes to stderr.
     assert piped.stdout == to_file.read_text()
     assert "inputs read: ['wind_speed']" in piped.stderr
+    assert "not used as model inputs (not numeric): ['asset']" in piped.stderr
     assert "wrote 3 predictions to stdout" in piped.stderr
     assert re.search(r"provenance prediction:[0-9a-f]+ --store", piped.stderr)
 

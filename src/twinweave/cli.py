@@ -387,16 +387,16 @@ def fit(
         )
 
 
-def _model_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.ndarray]:
     """The numeric input columns and the readings' ``time`` (UTC; a time without a zone
-    is taken as UTC); others (an asset name) are left out, said once.
+    is taken as UTC); others (an asset name) are left out, said once on ``out``.
 
     The time lets sample paths carry the twin's correlation in time.
     """
     numeric = frame.select_dtypes("number")
     ignored = [c for c in frame.columns if c not in numeric.columns and c != "time"]
     if ignored:
-        console.print(f"not used as model inputs (not numeric): {ignored}", markup=False)
+        out.print(f"not used as model inputs (not numeric): {ignored}", markup=False)
     columns = {c: numeric[c].to_numpy(np.float64) for c in numeric.columns if c != "time"}
     if "time" in frame:
         try:
@@ -573,7 +573,7 @@ def predict(
         recorder = Recorder(store=db)
         loaded = _load_twin(db, twin, recorder)
         frame = _read_inputs(input, loaded)
-        columns = _model_columns(frame)
+        columns = _model_columns(frame, say)
         _say_what_is_read(columns, loaded, say)
         _warn_missing_optional(columns, loaded)
         try:

@@ -301,3 +301,23 @@ def test_a_federation_of_no_twins_is_refused() -> None:
     prior = FleetPrior.from_emulator(_emulator())
     with pytest.raises(ValueError, match="statistics: expected at least one twin, got none"):
         fit_federated(FleetPooling(prior, ["default"]), {})
+
+
+@pytest.mark.filterwarnings(
+    "ignore::twinweave.transfer.ConvergenceWarning"
+)  # rounds capped on purpose
+def test_a_refit_takes_a_start_whose_kinds_come_in_another_order() -> None:
+    kinds = ["A", "B", "A", "B", "A", "B"]
+    stats, prior, _ = make_fleet([3_000] * 6, seed=9, kinds=kinds)
+    start = fit_central(list(stats.values()), prior, n_rounds=3, tol=NEVER).population
+    assert start is not None and start.kinds == ("A", "B")
+    # A newcomer of kind B listed first: the fleet's kinds are now (B, A).
+    newcomer, _, _ = make_fleet([200], seed=10, kinds=["B"])
+    ab = [*stats.values(), newcomer["T0"]]
+    ba = [newcomer["T0"], *stats.values()]
+    refit_ab = fit_central(ab, prior, n_rounds=3, tol=NEVER, start=start).population
+    refit_ba = fit_central(ba, prior, n_rounds=3, tol=NEVER, start=start).population
+    assert refit_ab is not None and refit_ba is not None and refit_ba.kinds == ("B", "A")
+    for name in ("mean", "covariance", "noise_var"):
+        ours, theirs = getattr(refit_ba, name)[::-1], getattr(refit_ab, name)
+        assert relative(ours, theirs) <= 1e-12, name

@@ -161,8 +161,9 @@ class TransferRow:
         ``joint_log_likelihood`` [nats per point].
     n_rounds
         Rounds of the partial-pooling fit (0 for the baselines): with the new turbine's
-        readings, of the refit that starts from the other turbines' population; with no
-        data, of that population's fit from the prior.
+        readings, of the refit that starts from the other turbines' population (with the
+        whole year every new turbine's fleet is the same, fitted once: from the first new
+        turbine's); with no data, of that population's fit from the prior.
     """
 
     asset_id: str

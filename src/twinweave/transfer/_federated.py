@@ -55,6 +55,7 @@ from twinweave.transfer._hierarchy import (
     _batches,
     _local_steps,
     aggregate,
+    check_start_bins,
     population_change,
     starting_population,
 )
@@ -499,6 +500,9 @@ def fit_federated(
         pooled=True,
     )
     check_readings(statistics.values())
+    # Round 1 from a start of other noise bins: refused by name here (each twin would
+    # refuse it too, one by one).
+    check_start_bins(strategy.initialize(), next(iter(statistics.values())).n_bins)
     # The twins computed together are usually the same from round to round: their
     # statistics stay stacked while they are (as each twin holds its own).
     stacked: dict[tuple[str, ...], _Batches] = {}

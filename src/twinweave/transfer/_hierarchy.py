@@ -573,6 +573,15 @@ def initial_population(prior: FleetPrior, kinds: Sequence[str]) -> Population:
     )
 
 
+def check_start_bins(start: Population, n_bins: int) -> None:
+    """Refuse a starting population of other noise bins than the twins' ``n_bins``."""
+    for name, values in (("noise_var", start.noise_var), ("period_var", start.period_var)):
+        if values is not None and values.shape[1] != n_bins:
+            raise ValueError(
+                f"start: expected {name} for the twins' {n_bins} noise bins, got {values.shape[1]}"
+            )
+
+
 def starting_population(
     prior: FleetPrior,
     kinds: Sequence[str],
@@ -601,17 +610,25 @@ def starting_population(
             f"in term blocks {prior.blocks}), got {start.prior.n_features} weights in "
             f"{start.prior.blocks}"
         )
-    if start.kinds != kinds:
+    if set(start.kinds) != set(kinds):
         raise ValueError(
-            f"start: expected the fleet's kinds {kinds} (in order of first appearance), got "
-            f"{start.kinds}"
+            f"start: expected the fleet's kinds {kinds}, got {start.kinds}; a fleet with a "
+            "kind the start does not know fits from the prior (start=None)"
         )
-    for name, values in (("noise_var", start.noise_var), ("period_var", start.period_var)):
-        if n_bins is not None and values is not None and values.shape[1] != n_bins:
-            raise ValueError(
-                f"start: expected {name} for the twins' {n_bins} noise bins, got {values.shape[1]}"
-            )
-    return dataclasses.replace(start, prior=prior)
+    if n_bins is not None:
+        check_start_bins(start, n_bins)
+    # The kinds in the fleet's order (a newcomer listed first changes it).
+    order = [start.kinds.index(kind) for kind in kinds]
+    return dataclasses.replace(
+        start,
+        prior=prior,
+        kinds=kinds,
+        mean=start.mean[order],
+        mean_covariance=start.mean_covariance[order],
+        covariance=start.covariance[order],
+        noise_var=None if start.noise_var is None else start.noise_var[order],
+        period_var=None if start.period_var is None else start.period_var[order],
+    )
 
 
 def _block_scales(prior: FleetPrior, scatter: FloatArray) -> FloatArray:

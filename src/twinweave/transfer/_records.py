@@ -9,7 +9,6 @@ lists what travels in each message.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import itertools
 import warnings
@@ -154,28 +153,38 @@ def check_fleet(
 
 
 def _warn_lonely_kinds(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
-    """Warn of a kind held by one twin whose name is close to another kind's: likely a
-    typo, which would pool that twin with the others only through the shared top level.
-    (A kind of one twin is legitimate: the first turbine of a new type.) Close: the same
-    letters and digits up to case, spaces and punctuation, or a few letters apart with
-    the same digits ("defualt"); names whose numbers differ ("MM82", "MM92") are
-    models of their own."""
+    """Warn of a kind held by one twin whose name looks like a slip of another kind's:
+    such a twin would share only the fleet's top level with the others. (A kind of one
+    twin is legitimate: the first turbine of a new type.) A slip: the same letters and
+    digits up to case, spaces and punctuation ("mm-82" for "MM82"), or two neighbouring
+    letters swapped ("defualt"). Names that differ otherwise are taken as models of
+    their own: a letter or digit changed is how variants are named ("GE1.5sle" and
+    "GE1.5xle", "MM82" and "MM92")."""
     sizes = Counter(s.kind for s in stats)
 
-    def plain(kind: str) -> str:  # "MM 82", "mm82" and "MM-82" read the same
+    def plain(kind: str) -> str:
         return "".join(c for c in kind.casefold() if c.isalnum())
 
-    def digits(kind: str) -> str:
-        return "".join(c for c in kind if c.isdigit())
+    def slip(a: str, b: str) -> bool:
+        if a == b:
+            return True
+        differ = [i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
+        return (
+            len(a) == len(b)
+            and len(differ) == 2
+            and differ[1] == differ[0] + 1
+            and a[differ[0]] == b[differ[1]]
+            and a[differ[1]] == b[differ[0]]
+            and not (a[differ[0]] + a[differ[1]]).isdigit()
+        )
 
     for label, s in zip(labels, stats, strict=True):
         if sizes[s.kind] != 1:
             continue
-        others = {plain(k): k for k in sizes if k != s.kind and digits(k) == digits(s.kind)}
-        close = [others[k] for k in difflib.get_close_matches(plain(s.kind), others, 1, 0.8)]
+        close = [k for k in sizes if k != s.kind and slip(plain(s.kind), plain(k))]
         if close:
             warnings.warn(
-                f"{label}: kind {s.kind!r} is this twin's alone and close to kind "
+                f"{label}: kind {s.kind!r} is this twin's alone and looks like kind "
                 f"{close[0]!r} ({sizes[close[0]]} twins); a kind of its own shares only the "
                 "fleet's top level. If it is a typo, correct the kind of its statistics",
                 UserWarning,
