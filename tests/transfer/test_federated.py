@@ -29,6 +29,10 @@ NEVER = 1e-300
 SUMMARY_FIELDS = {name for name, _ in LocalSummary.ARRAYS} | {"log_evidence"}
 
 
+# For tests that cap the rounds on purpose: the fits warn that they did not converge.
+rounds_capped = pytest.mark.filterwarnings("ignore::twinweave.transfer.ConvergenceWarning")
+
+
 def _emulator() -> BayesianBasisRegression:
     return BayesianBasisRegression(
         target="y",
@@ -106,9 +110,7 @@ def test_in_process_rounds_equal_the_central_fit(fleet: Fleet) -> None:
     assert all(r.answered == tuple(stats) and not r.missing for r in result.rounds)
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_two_kinds_take_the_central_fits_rounds() -> None:
     kinds = ["A", "B", "A", "B", "A", "B"]
     stats, prior, _ = make_fleet([4_000] * 6, seed=3, kinds=kinds)
@@ -232,9 +234,7 @@ def _payloads(
     return messages
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_only_the_documented_summaries_leave_a_twin() -> None:
     few, prior, _ = make_fleet([40, 60, 90], seed=5, n_periods=3)
     many, _, _ = make_fleet([30_000, 50_000, 70_000], seed=5, n_periods=20)
@@ -266,9 +266,7 @@ def test_only_the_documented_summaries_leave_a_twin() -> None:
     assert sent["sum_precision"] == (1, p, p) and sent["sum_quadratic"] == (1, n_blocks)
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_an_answer_is_the_twins_local_step_and_holds_no_reading() -> None:
     stats, prior, readings = make_fleet([2_000, 3_000, 4_000], seed=7, n_periods=8)
     populations: dict[int, Population] = {}
@@ -303,9 +301,7 @@ def test_a_federation_of_no_twins_is_refused() -> None:
         fit_federated(FleetPooling(prior, ["default"]), {})
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_a_refit_takes_a_start_whose_kinds_come_in_another_order() -> None:
     kinds = ["A", "B", "A", "B", "A", "B"]
     stats, prior, _ = make_fleet([3_000] * 6, seed=9, kinds=kinds)

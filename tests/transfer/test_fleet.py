@@ -27,6 +27,10 @@ NOISE_SD = np.array([0.05, 0.1, 0.2, 0.15, 0.1])
 GRID = {"x": np.linspace(0.0, 10.0, 201)}
 
 
+# For tests that cap the rounds on purpose: the fits warn that they did not converge.
+rounds_capped = pytest.mark.filterwarnings("ignore::twinweave.transfer.ConvergenceWarning")
+
+
 def emulator() -> BayesianBasisRegression:
     return BayesianBasisRegression(
         target="y",
@@ -156,9 +160,7 @@ def test_the_fit_depends_only_on_the_statistics() -> None:
         np.testing.assert_allclose(b.mean, a.mean, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_summaries_are_summable_in_any_order_and_grouping() -> None:
     rng = np.random.default_rng(5)
     _, _, _, stats = fleet(rng, n_twins=6, n_readings=200)
@@ -183,9 +185,7 @@ def test_summaries_are_summable_in_any_order_and_grouping() -> None:
             )
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 @pytest.mark.parametrize("n_knots", [6, 40])
 def test_twins_computed_together_send_what_each_computes_alone(n_knots: int) -> None:
     """The central fit and the in-process federation compute many twins' local steps
@@ -267,9 +267,7 @@ def test_no_pooling_is_the_emulators_own_posterior_and_the_first_round() -> None
     )
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_records_travel_as_arrays() -> None:
     rng = np.random.default_rng(8)
     _, _, _, stats = fleet(rng, n_twins=3, n_readings=100)

@@ -33,6 +33,10 @@ PERIOD_SD = np.array([0.02, 0.15, 0.3, 0.2, 0.1])
 NEVER = 1e-300
 
 
+# For tests that cap the rounds on purpose: the fits warn that they did not converge.
+rounds_capped = pytest.mark.filterwarnings("ignore::twinweave.transfer.ConvergenceWarning")
+
+
 def emulator() -> BayesianBasisRegression:
     return BayesianBasisRegression(
         target="y",
@@ -263,9 +267,7 @@ def test_without_period_statistics_the_model_has_no_period_effects() -> None:
     assert not summary.period_ss.any() and not summary.period_blocks.any()
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_federated_and_gossip_fits_with_periods_equal_the_central_fit() -> None:
     stats, _ = period_fleet(seed=8, n_twins=6, n_periods=12, n_per_period=80)
     fleet_prior = prior()
@@ -318,9 +320,7 @@ def test_a_refit_from_the_fleets_population_reaches_its_answer_in_fewer_rounds()
             assert np.max(np.abs(ours - exact)) / np.max(np.abs(exact)) < 1e-8, name
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_federated_and_gossip_refits_from_a_population_equal_the_central_refit() -> None:
     fleet, newcomer = _fleet_and_newcomer(seed=5)
     fleet_prior = prior()
@@ -353,9 +353,7 @@ def test_federated_and_gossip_refits_from_a_population_equal_the_central_refit()
         assert np.max(np.abs(getattr(from_prior.population, name) - theirs)) > 1e-6 * scale
 
 
-@pytest.mark.filterwarnings(
-    "ignore::twinweave.transfer.ConvergenceWarning"
-)  # rounds capped on purpose
+@rounds_capped
 def test_a_twin_with_periods_sends_summaries_and_no_reading() -> None:
     stats, ys = period_fleet(seed=9, n_twins=3, n_periods=6, n_per_period=60)
     fleet_prior = prior()

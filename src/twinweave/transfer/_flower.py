@@ -221,7 +221,9 @@ def save_fleet(
     the rounds start from a population fitted before, that population."""
     arrays = {f"prior.{k}": v for k, v in prior.to_arrays().items()}
     if start is not None:
-        arrays |= {f"start.{k}": v for k, v in start.to_arrays().items()}
+        # Its values only: the rounds take their settings from ``prior``.
+        values = start.to_arrays().items()
+        arrays |= {f"start.{k}": v for k, v in values if not k.startswith("prior.")}
     with path.open("wb") as handle:
         _savez(handle, {"kinds": np.asarray(list(kinds), dtype=str), **arrays})
 
@@ -229,12 +231,15 @@ def save_fleet(
 def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...], Population | None]:
     """Inverse of :func:`save_fleet`."""
     with np.load(path, allow_pickle=False) as data:
+        saved_prior = {k: data[k] for k in data.files if k.startswith("prior.")}
         prior = FleetPrior.from_arrays(
-            {k.removeprefix("prior."): data[k] for k in data.files if k.startswith("prior.")}
+            {k.removeprefix("prior."): v for k, v in saved_prior.items()}
         )
         kinds = tuple(str(k) for k in data["kinds"])
         start = {k.removeprefix("start."): data[k] for k in data.files if k.startswith("start.")}
-        return prior, kinds, Population.from_arrays(start, kinds) if start else None
+        if not start:
+            return prior, kinds, None
+        return prior, kinds, Population.from_arrays({**saved_prior, **start}, kinds)
 
 
 def write_result(directory: Path, result: FederatedResult) -> None:
