@@ -50,6 +50,34 @@ def test_out_of_bounds_wind_speed_is_rejected_with_where_and_how_many(twin: Twin
         twin.predict({"wind_speed": [1e9]})
 
 
+def test_update_refuses_what_predict_refuses_and_learns_nothing() -> None:
+    twin = turbine()
+    before = twin.emulator.state()
+    readings = {"wind_speed": np.array([5.0, -2.0, 9.0]), "power": np.array([100.0, 0.0, 900.0])}
+    message = "wind_speed: 1 of 3 values outside the physical bounds [0, 60] m/s; first at row 1"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        twin.update(readings)
+    # A streamed reading (a number, or a one-element array) is held to the same bounds.
+    with pytest.raises(ValueError, match=re.escape("first at row 0: -2")):
+        twin.update({"wind_speed": -2.0, "power": 0.0})
+    with pytest.raises(ValueError, match=re.escape("temp_air: 1 of 1 values outside")):
+        twin.update({"wind_speed": 5.0, "power": 80.0, "temp_air": np.array([70.0])})
+    after = twin.emulator.state()
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value, err_msg=key)
+
+
+def test_a_target_beyond_its_bounds_is_taken_as_at_them() -> None:
+    # An idle turbine's auxiliary draw (-20 kW) is 0 kW of output; 2060 kW is rated.
+    raw, clipped = turbine(), turbine()
+    speeds = np.array([2.0, 14.0, 8.0])
+    raw.update({"wind_speed": speeds, "power": np.array([-20.0, 2060.0, 700.0])})
+    clipped.update({"wind_speed": speeds, "power": np.array([0.0, RATED, 700.0])})
+    probe = {"wind_speed": np.linspace(0.0, 20.0, 41)}
+    np.testing.assert_array_equal(raw.predict(probe).mean, clipped.predict(probe).mean)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "bounds"),
     [("temp_air", -92.0, "[-60, 60] degC"), ("wind_direction", 361.0, "[0, 360] degree")],

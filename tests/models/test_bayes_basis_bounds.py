@@ -148,3 +148,25 @@ def test_without_finite_bounds_there_is_no_hurdle() -> None:
 def test_bad_prior_count_is_named() -> None:
     with pytest.raises(ValueError, match="bound_prior_count: expected a positive number"):
         model(bound_prior_count=0.0)
+
+
+def test_readings_beyond_a_bound_are_assimilated_as_at_it() -> None:
+    # Raw SCADA power dips below 0 (auxiliary draw when idle) and overshoots rated.
+    data = readings(3_000, seed=7)
+    rng = np.random.default_rng(8)
+    raw = data["power"].copy()
+    raw[raw == 0.0] -= rng.uniform(0.0, 30.0, int(np.sum(raw == 0.0)))
+    raw[raw == RATED] += rng.uniform(0.0, 5.0, int(np.sum(raw == RATED)))
+    assert raw.min() < 0.0 and raw.max() > RATED
+    unclipped = {"speed": data["speed"], "power": raw}
+    expected = model().update(data)
+    batch = model().update(unclipped)
+    one_at_a_time = model()
+    for speed, power in zip(data["speed"][:500], raw[:500], strict=True):
+        one_at_a_time.update({"speed": float(speed), "power": float(power)})
+    one_at_a_time.update({"speed": data["speed"][500:], "power": raw[500:]})
+    for name in ("gram_", "moment_", "sum_sq_", "count_", "count_lower_", "count_upper_"):
+        np.testing.assert_allclose(getattr(batch, name), getattr(expected, name), rtol=1e-12)
+        np.testing.assert_allclose(
+            getattr(one_at_a_time, name), getattr(expected, name), rtol=1e-9, atol=1e-9
+        )

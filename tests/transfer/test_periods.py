@@ -123,6 +123,29 @@ def test_period_statistics_add_up_to_the_twins_statistics() -> None:
         )
 
 
+def test_period_statistics_take_a_reading_beyond_a_bound_as_at_it() -> None:
+    # As the emulator assimilates it, so that the period sums match its statistics.
+    rng = np.random.default_rng(1)
+    columns, periods = period_readings(rng, twin_weights(rng, 1)[0], 5, 80)
+    lower, upper = np.quantile(columns["y"], [0.1, 0.9])
+    bounded = BayesianBasisRegression(
+        target="y",
+        terms=(SplineTerm("x", 0.0, 10.0, 6),),
+        noise_source="x",
+        noise_edges=EDGES,
+        lower=lower,
+        upper=upper,
+    ).update(columns)
+    stats = TwinStatistics.from_emulator(bounded, readings=columns, periods=periods)
+    assert stats.period_sum is not None
+    clipped = np.clip(columns["y"], lower, upper)
+    _, bins = bounded.design(columns)
+    for j in range(stats.n_bins):
+        assert stats.period_sum[:, j].sum() == pytest.approx(clipped[bins == j].sum(), rel=1e-12)
+        # The B-splines sum to one, so the moments of a bin add up to its sum of y.
+        assert stats.moment[j].sum() == pytest.approx(stats.period_sum[:, j].sum(), rel=1e-9)
+
+
 def _known_population(omega2: np.ndarray, noise: np.ndarray) -> Population:
     """A population with period effects, as after some rounds (values set by hand)."""
     fleet_prior = prior()

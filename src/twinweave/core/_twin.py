@@ -160,13 +160,22 @@ class Twin:
         """Assimilate ``observations``; ``source`` is their provenance entity id.
 
         With a ``residual_correlation`` and a ``time`` column, the residuals of the
-        readings under the updated emulator also refine the correlation in time.
+        readings under the updated emulator also refine the correlation in time. A
+        target reading beyond the schema's bounds is the emulator's to take (a power
+        curve takes it as at the bound: an idle turbine's auxiliary draw is 0 kW of
+        output).
+
+        Raises
+        ------
+        ValueError
+            If an input the emulator reads lies outside its physical bounds, as in
+            :meth:`predict` (:meth:`check_inputs`); the twin is then left as it was.
         """
+        # Checked before the emulator learns anything: an error leaves the twin as it was.
+        self.check_inputs(observations)
         correlation = self.residual_correlation if "time" in observations else None
         target = column(observations, self.target, required=False)
         if correlation is not None and target is not None:
-            # Checked before the emulator learns anything: an error leaves the twin as it
-            # was, not half updated.
             n_times = time_seconds(observations["time"]).size
             if n_times != target.size:
                 raise ValueError(
@@ -251,6 +260,10 @@ class Twin:
             lower, upper = variable.bounds
             if lower == -np.inf and upper == np.inf:
                 continue
+            one = _one_value(inputs[name])
+            # A streamed reading is decided in Python floats (NaN passes: not outside).
+            if one is not None and not (one < lower or one > upper):
+                continue
             values = column(inputs, name)
             if values is None or values.size == 0:
                 continue
@@ -324,3 +337,12 @@ class Twin:
     def __repr__(self) -> str:
         kind = "branch of " + self.parent.twin_id if self.parent else "twin"
         return f"Twin({self.twin_id!r}, {kind}, emulator={self.emulator!r})"
+
+
+def _one_value(value: object) -> float | None:
+    """The value of a single number or one-element array; ``None`` for anything else."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiu":
+        return float(value.item())
+    return None

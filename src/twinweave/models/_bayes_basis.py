@@ -359,7 +359,9 @@ class BayesianBasisRegression:
         Increasing bin edges of ``noise_source``; values beyond the ends fall in the first
         or last bin.
     lower, upper
-        Physical bounds of the target; predictions are censored to them [units].
+        Physical bounds of the target; predictions are censored to them, and a reading
+        beyond one is assimilated as a reading at it (range checks that quarantine wild
+        values belong to the data pathway) [units].
     units
         Unit of the target.
     smoothing
@@ -791,8 +793,10 @@ class BayesianBasisRegression:
         weight = self._advance(1)
         if y <= self.lower:
             self._count_lower[j] += weight
+            y = self.lower
         elif y >= self.upper:
             self._count_upper[j] += weight
+            y = self.upper
         key = (j, firsts)
         block = self._pending.get(key)
         if block is None:
@@ -904,6 +908,10 @@ class BayesianBasisRegression:
             count_lower += np.bincount(bins, row_weights * (y <= self.lower), self.n_bins)
         if np.isfinite(self.upper):
             count_upper += np.bincount(bins, row_weights * (y >= self.upper), self.n_bins)
+        if np.isfinite(self.lower) or np.isfinite(self.upper):
+            # Beyond a bound is at it: the model is censored there (an idle turbine's
+            # -20 kW of auxiliary draw is 0 kW of output), so it enters the sums as such.
+            y = np.clip(y, self.lower, self.upper)
         windows = self._windows
         order, bounds = windows.groups(starts, bins, self.n_bins)
         x_sorted = windows.gather(values, order)

@@ -353,7 +353,10 @@ def _period_blocks(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Count, ``sum y`` and ``sum phi`` of ``readings`` per period and noise bin."""
     features, bins = emulator.design(readings)
-    y = np.asarray(readings[emulator.target], dtype=np.float64)
+    # As the emulator assimilates them: a reading beyond a bound counts as at it.
+    y = np.clip(
+        np.asarray(readings[emulator.target], dtype=np.float64), emulator.lower, emulator.upper
+    )
     labels = np.asarray(periods)
     if labels.shape != y.shape:
         raise ValueError(f"periods: expected one label per reading, {y.shape}, got {labels.shape}")
