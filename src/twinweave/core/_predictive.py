@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
+from scipy import special
 
 FloatArray = NDArray[np.float64]
 
@@ -95,6 +94,9 @@ def time_seconds(values: ArrayLike) -> FloatArray:
     array = np.atleast_1d(np.asarray(values))
     if array.dtype.kind in "iuf":
         return np.asarray(array, dtype=np.float64).ravel()
+    # Imported here: a process that never parses times (a Flower ClientApp) skips pandas.
+    import pandas as pd
+
     stamps = pd.to_datetime(array.ravel(), utc=True)
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna())[0])
@@ -430,6 +432,8 @@ class ResidualCorrelation:
         weights = np.zeros(self.time_constants.size)
         if candidate.any():
             design = np.exp(-lag[:, None] / self.time_constants[None, candidate])
+            from scipy import optimize  # here: most processes never fit a correlation
+
             fitted = optimize.lsq_linear(design, target, bounds=(0.0, 1.0), method="bvls").x
             # Shares below a millionth are the solver's rounding, not components.
             weights[candidate] = np.where(fitted < 1e-6, 0.0, np.minimum(fitted, 1.0))

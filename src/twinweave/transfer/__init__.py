@@ -8,80 +8,88 @@ on every twin (:func:`local_step`) and an aggregation of the summed summaries
 by gossip. ``docs/FLEET_MODEL.md`` gives the equations and the messages.
 """
 
-from twinweave.transfer._experiment import (
-    HISTORIES,
-    PeriodLabels,
-    TransferRow,
-    calendar_months,
-    calendar_weeks,
-    joint_log_likelihood,
-    markdown_table,
-    new_turbine_experiment,
-    transfer_scores,
-)
-from twinweave.transfer._federated import (
-    FederatedResult,
-    FitIns,
-    FitRes,
-    FitStrategy,
-    FleetPooling,
-    RoundReport,
-    fit_federated,
-    run_rounds,
-)
-from twinweave.transfer._fit import (
-    FleetPosterior,
-    complete_pooling,
-    fit_central,
-    no_pooling,
-    population_twins,
-)
-from twinweave.transfer._flower import (
-    FlowerRun,
-    FlowerRunError,
-    FlowerSettings,
-    LoggedMessage,
-    LoopbackFederation,
-    load_statistics,
-    read_message_log,
-    save_statistics,
-)
-from twinweave.transfer._gossip import (
-    GossipMessages,
-    GossipResult,
-    PeerGraph,
-    PushSum,
-    gossip_mean,
-    predicted_rounds,
-    spectral_gap,
-)
-from twinweave.transfer._gossip_fit import (
-    GossipFit,
-    fit_gossip,
-    summary_from_payload,
-    summary_payload,
-)
-from twinweave.transfer._hierarchy import (
-    aggregate,
-    initial_population,
-    kinds_of,
-    local_step,
-    local_steps,
-    population_change,
-    twin_posterior,
-    twin_posteriors,
-)
-from twinweave.transfer._records import (
-    DEFAULT_KIND,
-    ConvergenceWarning,
-    Design,
-    FleetPrior,
-    LocalSummary,
-    Population,
-    TwinPosterior,
-    TwinStatistics,
-    sum_summaries,
-)
+from typing import TYPE_CHECKING
+
+from twinweave._lazy import lazy_exports
+
+# Imported when first used (twinweave/_lazy.py): a process takes only what it needs.
+if TYPE_CHECKING:
+    from twinweave.transfer._experiment import (
+        HISTORIES,
+        PeriodLabels,
+        TransferRow,
+        calendar_months,
+        calendar_weeks,
+        joint_log_likelihood,
+        markdown_table,
+        new_turbine_experiment,
+        transfer_scores,
+    )
+    from twinweave.transfer._federated import (
+        FederatedResult,
+        FitIns,
+        FitRes,
+        FitStrategy,
+        FleetPooling,
+        RoundReport,
+        fit_federated,
+        run_rounds,
+    )
+    from twinweave.transfer._fit import (
+        FleetPosterior,
+        complete_pooling,
+        fit_central,
+        no_pooling,
+        population_twins,
+    )
+    from twinweave.transfer._flower import (
+        FlowerRun,
+        FlowerRunError,
+        FlowerSettings,
+        LoggedMessage,
+        LoopbackFederation,
+        load_statistics,
+        read_message_log,
+        save_statistics,
+    )
+    from twinweave.transfer._gossip import (
+        GossipMessages,
+        GossipResult,
+        PeerGraph,
+        PushSum,
+        gossip_mean,
+        predicted_rounds,
+        spectral_gap,
+    )
+    from twinweave.transfer._gossip_fit import (
+        GossipFit,
+        fit_gossip,
+        summary_from_payload,
+        summary_payload,
+    )
+    from twinweave.transfer._hierarchy import (
+        aggregate,
+        initial_population,
+        kinds_of,
+        local_step,
+        local_steps,
+        population_change,
+        twin_posterior,
+        twin_posteriors,
+    )
+    from twinweave.transfer._records import (
+        DEFAULT_KIND,
+        ConvergenceWarning,
+        Design,
+        FleetPrior,
+        LocalSummary,
+        Population,
+        TwinPosterior,
+        TwinStatistics,
+        sum_summaries,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "DEFAULT_KIND",

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
@@ -360,6 +359,8 @@ def _period_blocks(
     labels = np.asarray(periods)
     if labels.shape != y.shape:
         raise ValueError(f"periods: expected one label per reading, {y.shape}, got {labels.shape}")
+    import pandas as pd  # here: a Flower ClientApp process never labels periods
+
     unlabelled = np.flatnonzero(pd.isna(labels))
     if unlabelled.size:
         raise ValueError(
