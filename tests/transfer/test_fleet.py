@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -305,5 +307,31 @@ def test_a_twin_is_named_by_its_index_in_range() -> None:
     for index in (-1, 3):
         with pytest.raises(IndexError, match=r"twin: expected an index in \[0, 2\]"):
             fit.predict(index, data, emulator())
-    with pytest.raises(TypeError, match="twin: expected an index"):
-        fit.predict("R80711", data, emulator())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="twin: expected an identifier"):
+        fit.predict(1.0, data, emulator())  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="fitted as a sequence, so the twins are known by index"):
+        fit.predict("R80711", data, emulator())
+
+
+@pytest.mark.parametrize("method", [fit_central, no_pooling, complete_pooling])
+def test_a_fleet_given_by_identifier_is_predicted_by_identifier(method: Any) -> None:
+    rng = np.random.default_rng(12)
+    _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
+    names = ["R80711", "R80721", "R80736"]
+    by_index = method(stats, prior())
+    by_name = method(dict(zip(names, stats, strict=True)), prior())
+    assert by_name.twin_ids == tuple(names) and by_index.twin_ids == ()
+    data = readings(rng, np.zeros(emulator().n_features), 5)
+    for index, name in enumerate(names):
+        expected = by_index.predict(index, data, emulator())
+        for twin in (name, index):
+            got = by_name.predict(twin, data, emulator())
+            np.testing.assert_array_equal(got.mean, expected.mean)
+            np.testing.assert_array_equal(got.var, expected.var)
+    with pytest.raises(KeyError, match=r"twin 'R80790': expected one of \['R80711', 'R80721'"):
+        by_name.predict("R80790", data, emulator())
+    # Messages name a twin by its identifier.
+    with pytest.raises(TypeError, match=r"stats\['R80721'\]: expected TwinStatistics"):
+        method({"R80711": stats[0], "R80721": "statistics"}, prior())
+    with pytest.raises(TypeError, match="stats: expected twin identifiers"):
+        method({1: stats[0]}, prior())

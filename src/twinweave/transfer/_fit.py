@@ -40,6 +40,10 @@ from twinweave.transfer._records import (
     warn_not_converged,
 )
 
+#: A fleet's statistics: a mapping from twin identifier to statistics (the twins are then
+#: known by identifier in the fit), or a sequence (known by index).
+FleetStatistics = Sequence[TwinStatistics] | Mapping[str, TwinStatistics]
+
 
 @dataclass(frozen=True, eq=False)
 class FleetPosterior:
@@ -63,6 +67,9 @@ class FleetPosterior:
         Sum of the twins' log evidence given each round's population [nats], for
         monitoring: the noise updates are shrinkage estimators rather than exact EM
         steps, so it need not rise every round.
+    twin_ids
+        The twins' identifiers, in the order of ``twins``, when the statistics were
+        given as a mapping from identifier to statistics; empty for a sequence.
     """
 
     twins: tuple[TwinPosterior, ...]
@@ -71,10 +78,11 @@ class FleetPosterior:
     n_rounds: int = 0
     converged: bool = True
     log_evidence: tuple[float, ...] = ()
+    twin_ids: tuple[str, ...] = ()
 
     def predict(
         self,
-        twin: int | None,
+        twin: str | int | None,
         inputs: Columns,
         design: Design,
         *,
@@ -85,7 +93,8 @@ class FleetPosterior:
         Parameters
         ----------
         twin
-            Index of a fitted twin, or ``None`` for a new twin of ``kind``.
+            A fitted twin: its identifier (statistics given as a mapping) or its index
+            in the order fitted; ``None`` for a new twin of ``kind``.
         inputs
             Input columns (for a power curve: ``wind_speed`` [m/s] and optionally
             ``temp_air`` [degC], ``wind_direction`` [degree]).
@@ -100,12 +109,16 @@ class FleetPosterior:
             Per point, censored to the design's bounds [units]; the weights' uncertainty
             is a shared factor (points are correlated through it).
         """
+        if isinstance(twin, str):
+            twin = self._index(twin)
         if twin is not None:
             if kind is not None:
                 raise ValueError("kind: expected None for a fitted twin (it has its kind)")
             # A negative index would silently pick a twin from the end.
             if isinstance(twin, bool) or not isinstance(twin, int | np.integer):
-                raise TypeError(f"twin: expected an index (int) or None, got {twin!r}")
+                raise TypeError(
+                    f"twin: expected an identifier (str), an index (int) or None, got {twin!r}"
+                )
             if not 0 <= twin < len(self.twins):
                 raise IndexError(
                     f"twin: expected an index in [0, {len(self.twins) - 1}] (the order the "
@@ -122,6 +135,29 @@ class FleetPosterior:
         if kind not in self.new_twin:
             raise KeyError(f"kind {kind!r}: not among the fleet's kinds {sorted(self.new_twin)}")
         return self.new_twin[kind].predict(inputs, design)
+
+    def _index(self, twin_id: str) -> int:
+        if not self.twin_ids:
+            raise KeyError(
+                f"twin {twin_id!r}: the statistics were fitted as a sequence, so the twins "
+                "are known by index; fit a mapping {twin_id: statistics} to name them"
+            )
+        if twin_id not in self.twin_ids:
+            raise KeyError(f"twin {twin_id!r}: expected one of {list(self.twin_ids)}")
+        return self.twin_ids.index(twin_id)
+
+
+def _fleet(
+    stats: FleetStatistics,
+) -> tuple[list[TwinStatistics], tuple[str, ...], list[str] | None]:
+    """The statistics in order, the twins' identifiers (none for a sequence) and the
+    twins' labels in messages (default: their index)."""
+    if isinstance(stats, Mapping):
+        for twin_id in stats:
+            if not isinstance(twin_id, str):
+                raise TypeError(f"stats: expected twin identifiers (str) as keys, got {twin_id!r}")
+        return list(stats.values()), tuple(stats), [f"stats[{t!r}]" for t in stats]
+    return list(stats), (), None
 
 
 def population_twins(population: Population) -> dict[str, TwinPosterior]:
@@ -141,7 +177,7 @@ def population_twins(population: Population) -> dict[str, TwinPosterior]:
 
 
 def fit_central(
-    stats: Sequence[TwinStatistics],
+    stats: FleetStatistics,
     prior: FleetPrior,
     *,
     n_rounds: int = 1000,
@@ -160,7 +196,8 @@ def fit_central(
     ----------
     stats
         Every twin's statistics (any mix of kinds; kinds are ordered by first
-        appearance).
+        appearance): a mapping from twin identifier to statistics, as federated and
+        gossip fits take them, or a sequence (twins then known by index).
     prior
         The hierarchy's hyperprior and settings.
     n_rounds
@@ -198,7 +235,8 @@ def fit_central(
     >>> bool(abs(p.mean[0] - 0.99) < 0.1)
     True
     """
-    check_fleet(stats, prior, pooled=True)
+    stats, twin_ids, labels = _fleet(stats)
+    check_fleet(stats, prior, pooled=True, names=labels)
     check_rounds(n_rounds, tol)
     check_readings(stats)
     population = starting_population(prior, kinds_of(stats), start, n_bins=stats[0].n_bins)
@@ -227,6 +265,7 @@ def fit_central(
         n_rounds=n_done,
         converged=converged,
         log_evidence=tuple(history),
+        twin_ids=twin_ids,
     )
 
 
@@ -244,13 +283,14 @@ def _single(stats: TwinStatistics, prior: FleetPrior, kind: str) -> TwinPosterio
     return TwinPosterior(kind, mean, inv_chol.T @ inv_chol, noise_var)
 
 
-def no_pooling(stats: Sequence[TwinStatistics], prior: FleetPrior) -> FleetPosterior:
+def no_pooling(stats: FleetStatistics, prior: FleetPrior) -> FleetPosterior:
     """Every twin alone: each twin's posterior is its own emulator's.
 
     A new twin has only the single-twin prior (unit noise variance, as an emulator
-    without readings).
+    without readings). ``stats`` as in :func:`fit_central`.
     """
-    check_fleet(stats, prior)
+    stats, twin_ids, labels = _fleet(stats)
+    check_fleet(stats, prior, names=labels)
     empty = TwinPosterior(
         "",
         prior.prior_mean,
@@ -263,13 +303,15 @@ def no_pooling(stats: Sequence[TwinStatistics], prior: FleetPrior) -> FleetPoste
             kind: TwinPosterior(kind, empty.mean, empty.covariance, empty.noise_var)
             for kind in kinds_of(stats)
         },
+        twin_ids=twin_ids,
     )
 
 
-def complete_pooling(stats: Sequence[TwinStatistics], prior: FleetPrior) -> FleetPosterior:
+def complete_pooling(stats: FleetStatistics, prior: FleetPrior) -> FleetPosterior:
     """One curve for the whole fleet, fitted to the sum of every twin's statistics; a
-    new twin gets the same curve."""
-    check_fleet(stats, prior)
+    new twin gets the same curve. ``stats`` as in :func:`fit_central`."""
+    stats, twin_ids, labels = _fleet(stats)
+    check_fleet(stats, prior, names=labels)
     pooled = TwinStatistics.pooled(stats)
     posterior = _single(pooled, prior, pooled.kind)
     return FleetPosterior(
@@ -281,4 +323,5 @@ def complete_pooling(stats: Sequence[TwinStatistics], prior: FleetPrior) -> Flee
             kind: TwinPosterior(kind, posterior.mean, posterior.covariance, posterior.noise_var)
             for kind in kinds_of(stats)
         },
+        twin_ids=twin_ids,
     )
