@@ -6,9 +6,10 @@ aggregation", Data & Policy 7:e9 (2025), doi:10.1017/dap.2024.86.
 
 from typing import TYPE_CHECKING
 
-from twinweave._lazy import lazy_exports
+from twinweave.core._lazy import lazy_exports
 
-# Imported when first used (twinweave/_lazy.py): a process takes only what it needs.
+# Imported when first used (twinweave/core/_lazy.py): a process takes only what it
+# needs. The table lists the same names as the imports (tests/test_lazy_exports.py).
 if TYPE_CHECKING:
     from twinweave.core import (
         CensoredNormal,
@@ -22,8 +23,37 @@ if TYPE_CHECKING:
         TwinSchema,
         compare,
     )
-
-__getattr__, __dir__ = lazy_exports(__name__, __file__)
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "twinweave.core": (
+                "CensoredNormal",
+                "Derate",
+                "Predictive",
+                "ScaleTarget",
+                "SetInputs",
+                "Stop",
+                "Telemetry",
+                "Twin",
+                "TwinSchema",
+                "compare",
+            ),
+        },
+        subpackages=(
+            "checks",
+            "cli",
+            "core",
+            "data",
+            "demo",
+            "domains",
+            "models",
+            "monitoring",
+            "provenance",
+            "report",
+            "transfer",
+        ),
+    )
 
 __version__ = "0.1.0"
 

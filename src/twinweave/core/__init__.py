@@ -2,9 +2,10 @@
 
 from typing import TYPE_CHECKING
 
-from twinweave._lazy import lazy_exports
+from twinweave.core._lazy import lazy_exports
 
-# Imported when first used (twinweave/_lazy.py): a process takes only what it needs.
+# Imported when first used (twinweave/core/_lazy.py): a process takes only what it
+# needs. The table lists the same names as the imports (tests/test_lazy_exports.py).
 if TYPE_CHECKING:
     from twinweave.core._dtdl import to_dtdl, validate_dtdl
     from twinweave.core._emulator import Columns, Emulator, State, column
@@ -29,8 +30,60 @@ if TYPE_CHECKING:
         WhatIfResult,
         compare,
     )
-
-__getattr__, __dir__ = lazy_exports(__name__, __file__)
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "twinweave.core._dtdl": (
+                "to_dtdl",
+                "validate_dtdl",
+            ),
+            "twinweave.core._emulator": (
+                "Columns",
+                "Emulator",
+                "State",
+                "column",
+            ),
+            "twinweave.core._glossary": (
+                "GLOSSARY",
+                "canonical_unit",
+            ),
+            "twinweave.core._predictive": (
+                "CensoredNormal",
+                "DeferredFactor",
+                "ExponentialCorrelation",
+                "Predictive",
+                "ResidualCorrelation",
+                "time_seconds",
+            ),
+            "twinweave.core._schema": (
+                "Property",
+                "Telemetry",
+                "TwinSchema",
+                "Variable",
+                "parse_unit",
+            ),
+            "twinweave.core._scores": (
+                "coverage_by_bin",
+                "scores",
+            ),
+            "twinweave.core._twin": (
+                "Intervention",
+                "ProvenanceSink",
+                "Twin",
+                "clone_emulator",
+            ),
+            "twinweave.core._whatif": (
+                "Derate",
+                "Metric",
+                "ScaleTarget",
+                "SetInputs",
+                "Stop",
+                "WhatIfResult",
+                "compare",
+            ),
+        },
+    )
 
 __all__ = [
     "GLOSSARY",

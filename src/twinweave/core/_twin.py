@@ -240,10 +240,10 @@ class Twin:
         return predictive
 
     def check_inputs(self, inputs: Columns) -> None:
-        """Reject inputs outside the schema's physical bounds, as :meth:`predict` does
-        first: the emulator would extrapolate from them without complaint (a negative
-        wind speed, say). Columns the emulator does not read pass as they are (a raw
-        export's other signals).
+        """Reject inputs outside the schema's physical bounds, as :meth:`update` and
+        :meth:`predict` do first: the emulator would learn or extrapolate from them
+        without complaint (a negative wind speed, say). Columns the emulator does not
+        read pass as they are (a raw export's other signals).
 
         Raises
         ------

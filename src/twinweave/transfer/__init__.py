@@ -10,9 +10,10 @@ by gossip. ``docs/FLEET_MODEL.md`` gives the equations and the messages.
 
 from typing import TYPE_CHECKING
 
-from twinweave._lazy import lazy_exports
+from twinweave.core._lazy import lazy_exports
 
-# Imported when first used (twinweave/_lazy.py): a process takes only what it needs.
+# Imported when first used (twinweave/core/_lazy.py): a process takes only what it
+# needs. The table lists the same names as the imports (tests/test_lazy_exports.py).
 if TYPE_CHECKING:
     from twinweave.transfer._experiment import (
         HISTORIES,
@@ -88,8 +89,87 @@ if TYPE_CHECKING:
         TwinStatistics,
         sum_summaries,
     )
-
-__getattr__, __dir__ = lazy_exports(__name__, __file__)
+else:
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "twinweave.transfer._experiment": (
+                "HISTORIES",
+                "PeriodLabels",
+                "TransferRow",
+                "calendar_months",
+                "calendar_weeks",
+                "joint_log_likelihood",
+                "markdown_table",
+                "new_turbine_experiment",
+                "transfer_scores",
+            ),
+            "twinweave.transfer._federated": (
+                "FederatedResult",
+                "FitIns",
+                "FitRes",
+                "FitStrategy",
+                "FleetPooling",
+                "RoundReport",
+                "fit_federated",
+                "run_rounds",
+            ),
+            "twinweave.transfer._fit": (
+                "FleetPosterior",
+                "complete_pooling",
+                "fit_central",
+                "no_pooling",
+                "population_twins",
+            ),
+            "twinweave.transfer._flower": (
+                "FlowerRun",
+                "FlowerRunError",
+                "FlowerSettings",
+                "LoggedMessage",
+                "LoopbackFederation",
+                "load_statistics",
+                "read_message_log",
+                "save_statistics",
+            ),
+            "twinweave.transfer._gossip": (
+                "GossipMessages",
+                "GossipResult",
+                "PeerGraph",
+                "PushSum",
+                "gossip_mean",
+                "predicted_rounds",
+                "spectral_gap",
+            ),
+            "twinweave.transfer._gossip_fit": (
+                "GossipFit",
+                "fit_gossip",
+                "summary_from_payload",
+                "summary_payload",
+            ),
+            "twinweave.transfer._hierarchy": (
+                "aggregate",
+                "initial_population",
+                "kinds_of",
+                "local_step",
+                "local_steps",
+                "population_change",
+                "twin_posterior",
+                "twin_posteriors",
+            ),
+            "twinweave.transfer._records": (
+                "DEFAULT_KIND",
+                "ConvergenceWarning",
+                "Design",
+                "FleetPrior",
+                "LocalSummary",
+                "Population",
+                "TwinPosterior",
+                "TwinStatistics",
+                "sum_summaries",
+            ),
+        },
+        subpackages=("flower_app",),
+    )
 
 __all__ = [
     "DEFAULT_KIND",
