@@ -93,9 +93,8 @@ def _max_relative(a: np.ndarray, b: np.ndarray) -> float:
 def central(n_twins: int = 1_000, n_readings: int = 50_000, *, n_repeats: int = 3) -> list[Result]:
     """The central fit from the twins' statistics, and from their raw readings."""
     stats, prior, summarising = summarised_fleet(n_twins, n_readings)
-    ordered = list(stats.values())
-    fit = fit_central(ordered, prior)
-    fit_time = measure(lambda: fit_central(ordered, prior), repeats=n_repeats)
+    fit = fit_central(stats, prior)
+    fit_time = measure(lambda: fit_central(stats, prior), repeats=n_repeats)
     end_to_end = summarising.wall_median + fit_time.wall_median
     sizes = f"{n_twins:,} twins x {n_readings:,} readings"
     return [
@@ -141,15 +140,14 @@ def in_process(
 ) -> list[Result]:
     """Federated rounds in process against the central fit, on the same statistics."""
     stats, prior = synthetic_fleet(n_twins, n_readings)
-    ordered = list(stats.values())
-    central = fit_central(ordered, prior)
+    central = fit_central(stats, prior)
     federated = fit_federated(FleetPooling(prior, ["default"]), stats)
     assert central.population is not None
     difference = max(
         _max_relative(getattr(federated.population, name), getattr(central.population, name))
         for name in ("mean", "covariance", "noise_var")
     )
-    central_time = measure(lambda: fit_central(ordered, prior), repeats=n_repeats)
+    central_time = measure(lambda: fit_central(stats, prior), repeats=n_repeats)
     federated_time = measure(
         lambda: fit_federated(FleetPooling(prior, ["default"]), stats), repeats=n_repeats
     )
@@ -228,7 +226,7 @@ def flower_rounds(
         left = federation.pids()
     with warnings.catch_warnings():  # the rounds are capped on purpose
         warnings.simplefilter("ignore", ConvergenceWarning)
-        central = fit_central(list(stats.values()), prior, n_rounds=n_rounds, tol=_NEVER)
+        central = fit_central(stats, prior, n_rounds=n_rounds, tol=_NEVER)
     assert central.population is not None
     difference = _max_relative(result.population.mean, central.population.mean)
     answered = [len(r.answered) for r in result.rounds]

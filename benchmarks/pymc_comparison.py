@@ -192,19 +192,20 @@ def build_problem(
 
 
 # -- twinweave ------------------------------------------------------------------------------
-def twin_statistics(problem: Problem) -> list[TwinStatistics]:
-    """Each turbine's statistics: a fresh emulator updated with its training readings."""
-    return [
-        TwinStatistics.from_emulator(BayesianBasisRegression(**e.get_params()).update(columns))
-        for e, columns in zip(problem.emulators, problem.train, strict=True)
-    ]
+def twin_statistics(problem: Problem) -> dict[int, TwinStatistics]:
+    """Each turbine's statistics, by its position in the problem: a fresh emulator
+    updated with its training readings."""
+    return {
+        i: TwinStatistics.from_emulator(BayesianBasisRegression(**e.get_params()).update(columns))
+        for i, (e, columns) in enumerate(zip(problem.emulators, problem.train, strict=True))
+    }
 
 
 def fleet_prior(problem: Problem) -> FleetPrior:
     return FleetPrior.from_emulator(problem.emulators[0])
 
 
-def fit_twinweave(problem: Problem) -> FleetPosterior:
+def fit_twinweave(problem: Problem) -> FleetPosterior[int]:
     """Partial pooling from the readings: statistics, then ``fit_central``."""
     return fit_central(twin_statistics(problem), fleet_prior(problem))
 
@@ -219,7 +220,7 @@ class TwinData:
     noise_sd: np.ndarray  # (n,) [kW], the twin's fitted noise in the reading's bin
 
 
-def twin_data(problem: Problem, fit: FleetPosterior) -> list[TwinData]:
+def twin_data(problem: Problem, fit: FleetPosterior[int]) -> list[TwinData]:
     """Each twin's design matrix and readings, with twinweave's fitted noise."""
     out = []
     for i, (emulator, columns) in enumerate(zip(problem.emulators, problem.train, strict=True)):
@@ -307,7 +308,7 @@ class PyMCRun:
 
 def sample_pymc(
     problem: Problem,
-    fit: FleetPosterior,
+    fit: FleetPosterior[int],
     *,
     chains: int = N_CHAINS,
     cores: int | None = None,
@@ -382,7 +383,7 @@ def sample_pymc(
 
 
 # -- held-out scores ------------------------------------------------------------------------
-def lpd_twinweave(problem: Problem, fit: FleetPosterior) -> float:
+def lpd_twinweave(problem: Problem, fit: FleetPosterior[int]) -> float:
     """Mean pointwise log predictive density of the held-out readings [nats/reading]."""
     total, count = 0.0, 0
     for i, (emulator, columns) in enumerate(zip(problem.emulators, problem.test, strict=True)):
@@ -394,7 +395,7 @@ def lpd_twinweave(problem: Problem, fit: FleetPosterior) -> float:
 
 def lpd_pymc(
     problem: Problem,
-    fit: FleetPosterior,
+    fit: FleetPosterior[int],
     weights: np.ndarray,
     *,
     n_draws: int = N_PREDICTIVE_DRAWS,
@@ -441,7 +442,7 @@ class Comparison:
     twinweave_scale: np.ndarray  # (n_blocks,) s_b [kW]
     pymc_scale: np.ndarray  # (n_blocks,) posterior mean of s_b [kW]
     n_rounds: int
-    fit: FleetPosterior
+    fit: FleetPosterior[int]
     run: PyMCRun
     n_readings: int
     n_test: int
@@ -486,7 +487,7 @@ def compare(
                 / run.weights[:, i].std(axis=0, ddof=1)
             )
         )
-        for i, twin in enumerate(fit.twins)
+        for i, twin in fit.twins.items()
     )
     k_diag = np.diag(prior.structure_covariance)
     scales = np.array(

@@ -100,7 +100,7 @@ def test_the_strategy_stops_as_the_central_fit_does_by_default() -> None:
 
 def test_in_process_rounds_equal_the_central_fit(fleet: Fleet) -> None:
     stats, prior, _ = fleet
-    central = fit_central(list(stats.values()), prior, tol=1e-10)
+    central = fit_central(stats, prior, tol=1e-10)
     result = fit_federated(FleetPooling(prior, ["default"], tol=1e-10), stats)
     assert central.converged and result.converged
     assert result.n_rounds == central.n_rounds
@@ -115,7 +115,7 @@ def test_two_kinds_take_the_central_fits_rounds() -> None:
     kinds = ["A", "B", "A", "B", "A", "B"]
     stats, prior, _ = make_fleet([4_000] * 6, seed=3, kinds=kinds)
     # The same rounds, whether or not they have converged by then.
-    central = fit_central(list(stats.values()), prior, n_rounds=50, tol=NEVER)
+    central = fit_central(stats, prior, n_rounds=50, tol=NEVER)
     result = fit_federated(FleetPooling(prior, ["A", "B"], n_rounds=50, tol=NEVER), stats)
     assert result.n_rounds == central.n_rounds == 50
     assert central.population is not None and central.population.between_covariance is not None
@@ -133,7 +133,7 @@ def test_a_twin_missing_two_rounds_comes_back_to_the_central_fit(fleet: Fleet) -
         stats,
         available=lambda r: schedule.get(r, everyone),
     )
-    central = fit_central(list(stats.values()), prior, tol=1e-12)
+    central = fit_central(stats, prior, tol=1e-12)
     assert central.population is not None
     assert [r.missing for r in result.rounds[2:5]] == [("T2",), ("T2",), ()]
     assert not any(r.gone for r in result.rounds)
@@ -154,10 +154,10 @@ def test_a_twin_that_stays_away_is_gone_and_the_fit_is_the_survivors(fleet: Flee
     assert result.rounds[2].missing == ("T2",) and result.rounds[2].gone == ()
     assert result.rounds[3].gone == ("T2",) and result.rounds[3].missing == ()
     assert result.converged and result.twin_ids == tuple(survivors)
-    central = fit_central([stats[t] for t in survivors], prior, tol=1e-12)
+    central = fit_central({t: stats[t] for t in survivors}, prior, tol=1e-12)
     assert central.population is not None
     assert_same_population(result.population, central.population, 1e-9)
-    whole = fit_central(list(stats.values()), prior, tol=1e-12).population
+    whole = fit_central(stats, prior, tol=1e-12).population
     assert whole is not None and relative(result.population.mean, whole.mean) > 1e-4
 
 
@@ -174,7 +174,7 @@ def test_the_fit_does_not_stop_while_a_twin_is_missing_and_takes_it_back(fleet: 
     assert all(r.missing == ("T0",) and not r.converged for r in away)
     assert min(r.change for r in away) < 1e-10  # the survivors had converged meanwhile
     assert result.converged and result.n_rounds > 300
-    central = fit_central(list(stats.values()), prior, tol=1e-10)
+    central = fit_central(stats, prior, tol=1e-10)
     assert central.population is not None
     assert_same_population(result.population, central.population, 1e-8)
 
@@ -190,7 +190,7 @@ def test_a_gone_twin_that_answers_again_is_pooled_again(fleet: Fleet) -> None:
     assert result.rounds[1].gone == ("T4",)
     assert all("T4" not in r.answered and not r.missing for r in result.rounds[2:5])
     assert result.rounds[5].answered == tuple(everyone)
-    central = fit_central(list(stats.values()), prior, tol=1e-12)
+    central = fit_central(stats, prior, tol=1e-12)
     assert central.population is not None
     assert_same_population(result.population, central.population, 1e-9)
 
@@ -305,12 +305,12 @@ def test_a_federation_of_no_twins_is_refused() -> None:
 def test_a_refit_takes_a_start_whose_kinds_come_in_another_order() -> None:
     kinds = ["A", "B", "A", "B", "A", "B"]
     stats, prior, _ = make_fleet([3_000] * 6, seed=9, kinds=kinds)
-    start = fit_central(list(stats.values()), prior, n_rounds=3, tol=NEVER).population
+    start = fit_central(stats, prior, n_rounds=3, tol=NEVER).population
     assert start is not None and start.kinds == ("A", "B")
     # A newcomer of kind B listed first: the fleet's kinds are now (B, A).
     newcomer, _, _ = make_fleet([200], seed=10, kinds=["B"])
-    ab = [*stats.values(), newcomer["T0"]]
-    ba = [newcomer["T0"], *stats.values()]
+    ab = {**stats, "new": newcomer["T0"]}
+    ba = {"new": newcomer["T0"], **stats}
     refit_ab = fit_central(ab, prior, n_rounds=3, tol=NEVER, start=start).population
     refit_ba = fit_central(ba, prior, n_rounds=3, tol=NEVER, start=start).population
     assert refit_ab is not None and refit_ba is not None and refit_ba.kinds == ("B", "A")

@@ -84,7 +84,7 @@ def curve(weights: np.ndarray) -> np.ndarray:
 def test_recovers_the_population_mean_covariance_and_noise() -> None:
     rng = np.random.default_rng(1)
     mean, covariance, weights, stats = fleet(rng, n_twins=80, n_readings=400, scale=0.3)
-    fit = fit_central(stats, prior(), tol=1e-8)
+    fit = fit_central(dict(enumerate(stats)), prior(), tol=1e-8)
     assert fit.converged and fit.population is not None
     population = fit.population
     # The mean is known to about sqrt(Sigma / N) per weight.
@@ -108,8 +108,8 @@ def test_partial_pooling_shrinks_towards_the_population_and_helps_a_poor_twin() 
     rich = rng.multivariate_normal(mean, covariance, size=15)
     poor = rng.multivariate_normal(mean, covariance, size=12)
     stats = [statistics(rng, w, 500) for w in rich] + [statistics(rng, w, 6) for w in poor]
-    partial = fit_central(stats, prior())
-    alone = no_pooling(stats, prior())
+    partial = fit_central(dict(enumerate(stats)), prior())
+    alone = no_pooling(dict(enumerate(stats)), prior())
     assert partial.population is not None
     population_curve = curve(partial.population.mean[0])
     errors_partial, errors_alone = [], []
@@ -130,9 +130,9 @@ def test_partial_pooling_shrinks_towards_the_population_and_helps_a_poor_twin() 
 def test_with_huge_data_every_twin_approaches_its_own_posterior() -> None:
     rng = np.random.default_rng(3)
     _, _, _, stats = fleet(rng, n_twins=5, n_readings=200_000)
-    partial = fit_central(stats, prior())
-    alone = no_pooling(stats, prior())
-    for mine, own in zip(partial.twins, alone.twins, strict=True):
+    partial = fit_central(dict(enumerate(stats)), prior())
+    alone = no_pooling(dict(enumerate(stats)), prior())
+    for mine, own in zip(partial.twins.values(), alone.twins.values(), strict=True):
         assert np.abs(curve(mine.mean) - curve(own.mean)).max() < 5e-3
         # The noise differs by about twin_noise_prior_count * pooled / n_j (300 * 0.017 /
         # 40,000 in the quietest bin, 5 % of its variance) and vanishes with more data.
@@ -151,14 +151,14 @@ def test_the_fit_depends_only_on_the_statistics() -> None:
         for i in range(len(b["x"])):
             model.update({"x": b["x"][i : i + 1], "y": b["y"][i : i + 1]})
         streamed.append(TwinStatistics.from_emulator(model))
-    one = fit_central(batch_stats, prior(), tol=1e-10)
-    other = fit_central(streamed, prior(), tol=1e-10)
+    one = fit_central(dict(enumerate(batch_stats)), prior(), tol=1e-10)
+    other = fit_central(dict(enumerate(streamed)), prior(), tol=1e-10)
     assert one.population is not None and other.population is not None
     np.testing.assert_allclose(other.population.mean, one.population.mean, rtol=1e-9)
     np.testing.assert_allclose(
         other.population.covariance, one.population.covariance, rtol=1e-8, atol=1e-14
     )
-    for a, b in zip(one.twins, other.twins, strict=True):
+    for a, b in zip(one.twins.values(), other.twins.values(), strict=True):
         np.testing.assert_allclose(b.mean, a.mean, rtol=1e-9, atol=1e-12)
 
 
@@ -166,7 +166,7 @@ def test_the_fit_depends_only_on_the_statistics() -> None:
 def test_summaries_are_summable_in_any_order_and_grouping() -> None:
     rng = np.random.default_rng(5)
     _, _, _, stats = fleet(rng, n_twins=6, n_readings=200)
-    population = fit_central(stats, prior(), n_rounds=3, tol=1e-12).population
+    population = fit_central(dict(enumerate(stats)), prior(), n_rounds=3, tol=1e-12).population
     assert population is not None
     summaries = [local_step(s, population) for s in stats]
     regrouped = sum_summaries(
@@ -209,7 +209,7 @@ def test_twins_computed_together_send_what_each_computes_alone(n_knots: int) -> 
         y = (1.0 + 0.2 * rng.standard_normal()) * np.sin(x / 3.0) + rng.normal(0.0, 0.1, n)
         stats.append(TwinStatistics.from_emulator(wide().update({"x": x, "y": y})))
     fleet_prior = FleetPrior.from_emulator(wide())
-    fitted = fit_central(stats, fleet_prior, n_rounds=2).population
+    fitted = fit_central(dict(enumerate(stats)), fleet_prior, n_rounds=2).population
     assert fitted is not None
     for population in (initial_population(fleet_prior, ["default"]), fitted):
         together = local_steps(stats, population)
@@ -217,7 +217,7 @@ def test_twins_computed_together_send_what_each_computes_alone(n_knots: int) -> 
             alone = local_step(twin, population).to_arrays()
             for name, value in summary.to_arrays().items():
                 np.testing.assert_array_equal(value, alone[name], err_msg=name)
-    posteriors = fit_central(stats, fleet_prior, n_rounds=2).twins
+    posteriors = fit_central(dict(enumerate(stats)), fleet_prior, n_rounds=2).twins.values()
     for twin, posterior in zip(stats, posteriors, strict=True):
         own = twin_posterior(twin, fitted)
         np.testing.assert_array_equal(posterior.mean, own.mean)
@@ -228,7 +228,7 @@ def test_twins_computed_together_send_what_each_computes_alone(n_knots: int) -> 
 def test_a_new_twin_is_covered_at_the_nominal_rate() -> None:
     rng = np.random.default_rng(6)
     mean, covariance, _, stats = fleet(rng, n_twins=60, n_readings=300, scale=0.3)
-    fit = fit_central(stats, prior())
+    fit = fit_central(dict(enumerate(stats)), prior())
     design = emulator()
     hits, widths_new, widths_known = [], [], []
     for w in rng.multivariate_normal(mean, covariance, size=400):
@@ -255,14 +255,14 @@ def test_no_pooling_is_the_emulators_own_posterior_and_the_first_round() -> None
     ]
     models = [emulator().update(b) for b in batches]
     stats = [TwinStatistics.from_emulator(m) for m in models]
-    alone = no_pooling(stats, prior())
+    alone = no_pooling(dict(enumerate(stats)), prior())
     first = local_steps(stats, initial_population(prior(), ["default"]))
-    for model, mine, summary in zip(models, alone.twins, first, strict=True):
+    for model, mine, summary in zip(models, alone.twins.values(), first, strict=True):
         np.testing.assert_allclose(mine.mean, model.posterior_mean_, rtol=1e-12)
         np.testing.assert_allclose(mine.noise_var, model.noise_var_, rtol=1e-12)
         np.testing.assert_allclose(summary.sum_mean[0], model.posterior_mean_, rtol=1e-8)
     pooled = emulator().update({k: np.concatenate([b[k] for b in batches]) for k in ("x", "y")})
-    together = complete_pooling(stats, prior())
+    together = complete_pooling(dict(enumerate(stats)), prior())
     np.testing.assert_allclose(together.twins[1].mean, pooled.posterior_mean_, rtol=1e-8)
     np.testing.assert_allclose(
         together.predict(None, GRID, emulator()).mean, pooled.predict(GRID).mean, rtol=1e-8
@@ -273,7 +273,7 @@ def test_no_pooling_is_the_emulators_own_posterior_and_the_first_round() -> None
 def test_records_travel_as_arrays() -> None:
     rng = np.random.default_rng(8)
     _, _, _, stats = fleet(rng, n_twins=3, n_readings=100)
-    population = fit_central(stats, prior(), n_rounds=2).population
+    population = fit_central(dict(enumerate(stats)), prior(), n_rounds=2).population
     assert population is not None
     again = Population.from_arrays(population.to_arrays(), population.kinds)
     summary = local_step(stats[0], population)
@@ -295,43 +295,35 @@ def test_mismatched_summaries_are_named() -> None:
     with pytest.raises(ValueError, match="kinds"):
         aggregate(local_steps(relabelled, population), other)
     with pytest.raises(ValueError, match="at least one"):
-        fit_central([], prior())
-
-
-def test_a_twin_is_named_by_its_index_in_range() -> None:
-    rng = np.random.default_rng(11)
-    _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
-    fit = fit_central(stats, prior())
-    data = readings(rng, np.zeros(emulator().n_features), 5)
-    # A negative index would silently pick a twin from the end.
-    for index in (-1, 3):
-        with pytest.raises(IndexError, match=r"twin: expected an index in \[0, 2\]"):
-            fit.predict(index, data, emulator())
-    with pytest.raises(TypeError, match="twin: expected an identifier"):
-        fit.predict(1.0, data, emulator())  # type: ignore[arg-type]
-    with pytest.raises(KeyError, match="fitted as a sequence, so the twins are known by index"):
-        fit.predict("R80711", data, emulator())
+        fit_central({}, prior())
 
 
 @pytest.mark.parametrize("method", [fit_central, no_pooling, complete_pooling])
-def test_a_fleet_given_by_identifier_is_predicted_by_identifier(method: Any) -> None:
-    rng = np.random.default_rng(12)
+def test_a_fitted_twin_is_predicted_by_its_identifier(method: Any) -> None:
+    rng = np.random.default_rng(11)
     _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
     names = ["R80711", "R80721", "R80736"]
-    by_index = method(stats, prior())
     by_name = method(dict(zip(names, stats, strict=True)), prior())
-    assert by_name.twin_ids == tuple(names) and by_index.twin_ids == ()
+    by_position = method(dict(enumerate(stats)), prior())
+    assert list(by_name.twins) == names
     data = readings(rng, np.zeros(emulator().n_features), 5)
     for index, name in enumerate(names):
-        expected = by_index.predict(index, data, emulator())
-        for twin in (name, index):
-            got = by_name.predict(twin, data, emulator())
-            np.testing.assert_array_equal(got.mean, expected.mean)
-            np.testing.assert_array_equal(got.var, expected.var)
-    with pytest.raises(KeyError, match=r"twin 'R80790': expected one of \['R80711', 'R80721'"):
+        got = by_name.predict(name, data, emulator())
+        expected = by_position.predict(index, data, emulator())
+        np.testing.assert_array_equal(got.mean, expected.mean)
+        np.testing.assert_array_equal(got.var, expected.var)
+    with pytest.raises(KeyError, match=r"twin 'R80790': expected the identifier of a fitted"):
         by_name.predict("R80790", data, emulator())
+    # An index is not an identifier of a fleet named otherwise (nor -1 the last twin).
+    for index in (0, -1):
+        with pytest.raises(KeyError, match=rf"twin {index}: .* one of \['R80711', 'R80721'"):
+            by_name.predict(index, data, emulator())
     # Messages name a twin by its identifier.
     with pytest.raises(TypeError, match=r"stats\['R80721'\]: expected TwinStatistics"):
         method({"R80711": stats[0], "R80721": "statistics"}, prior())
-    with pytest.raises(TypeError, match="stats: expected twin identifiers"):
-        method({1: stats[0]}, prior())
+    with pytest.raises(
+        TypeError, match=r"stats: expected a mapping .* got list; .* dict\(enumerate"
+    ):
+        method(stats, prior())
+    with pytest.raises(ValueError, match="stats: None is not a twin identifier"):
+        method({None: stats[0]}, prior())

@@ -73,7 +73,7 @@ def test_twins_of_another_basis_are_named(
     message = r"stats\[0\]: expected 7 features \(the prior's\) and 2 noise bins .* got 9 and 2"
     for fit in (fit_central, no_pooling, complete_pooling):
         with pytest.raises(ValueError, match=message):
-            fit(stats, prior)
+            fit(dict(enumerate(stats)), prior)
     with pytest.raises(ValueError, match=r"stats\[0\]: expected 7 features \(most twins'\)"):
         TwinStatistics.pooled(stats)
     names = ["north", *fleet]
@@ -82,15 +82,15 @@ def test_twins_of_another_basis_are_named(
     with pytest.raises(ValueError, match=r"statistics\['north'\]: expected 7 features"):
         fit_federated(FleetPooling(prior, ["default"]), dict(zip(names, stats, strict=True)))
     more_bins = TwinStatistics.from_emulator(twin(1.2, edges=(0.0, 0.3, 0.6, 1.0)))
-    with pytest.raises(ValueError, match=r"stats\[4\]: expected .* 2 noise bins .* got 7 and 3"):
-        fit_central([*fleet.values(), more_bins], prior)
+    with pytest.raises(ValueError, match=r"stats\['T4'\]: expected .* 2 noise bins .* got 7 and 3"):
+        fit_central({**fleet, "T4": more_bins}, prior)
 
 
 def test_a_twin_refuses_a_population_of_other_noise_bins(
     fleet: dict[str, TwinStatistics], prior: FleetPrior
 ) -> None:
     # Over Flower a twin sees only the population it receives.
-    population = fit_central(list(fleet.values()), prior).population
+    population = fit_central(fleet, prior).population
     assert population is not None
     more_bins = TwinStatistics.from_emulator(twin(1.2, edges=(0.0, 0.3, 0.6, 1.0)))
     with pytest.raises(ValueError, match=r"population: expected 7 features and 3 noise bins"):
@@ -102,7 +102,7 @@ def test_a_prior_of_another_basis_is_refused(fleet: dict[str, TwinStatistics]) -
     message = r"prior: expected 7 features \(the twins' statistics'\), got 9"
     for fit in (fit_central, no_pooling, complete_pooling):
         with pytest.raises(ValueError, match=message):
-            fit(list(fleet.values()), other)
+            fit(fleet, other)
     # The coordinator's strategy holds the prior; a twin refuses what it sends.
     with pytest.raises(ValueError, match=r"population: expected 7 features .* got 9"):
         fit_federated(FleetPooling(other, ["default"]), fleet)
@@ -113,17 +113,17 @@ def test_a_prior_of_another_basis_is_refused(fleet: dict[str, TwinStatistics]) -
 def test_a_design_with_other_noise_bins_is_refused(
     fleet: dict[str, TwinStatistics], prior: FleetPrior
 ) -> None:
-    fit = fit_central(list(fleet.values()), prior)
+    fit = fit_central(fleet, prior)
     with pytest.raises(ValueError, match=r"design: expected 2 noise bins \(the twin's\)"):
-        fit.predict(0, {"x": np.array([0.1])}, emulator(edges=(0.0, 0.3, 0.6, 1.0)))
+        fit.predict("T0", {"x": np.array([0.1])}, emulator(edges=(0.0, 0.3, 0.6, 1.0)))
     with pytest.raises(ValueError, match=r"design: expected 2 noise bins \(the twin's\), got 1"):
-        fit.predict(0, {"x": np.array([0.9])}, emulator(edges=(0.0, 1.0)))
+        fit.predict("T0", {"x": np.array([0.9])}, emulator(edges=(0.0, 1.0)))
 
 
 def test_a_fleet_without_readings_is_refused(prior: FleetPrior) -> None:
     empty = TwinStatistics.from_emulator(emulator())
     with pytest.raises(ValueError, match="expected readings in at least one twin"):
-        fit_central([empty, empty], prior)
+        fit_central({"A": empty, "B": empty}, prior)
     with pytest.raises(ValueError, match="expected readings in at least one twin"):
         fit_federated(FleetPooling(prior, ["default"]), {"A": empty, "B": empty})
 
@@ -144,7 +144,7 @@ def test_round_settings_are_checked_alike(
     message: str,
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        fit_central(list(fleet.values()), prior, **settings)  # type: ignore[arg-type]
+        fit_central(fleet, prior, **settings)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=message):
         FleetPooling(prior, ["default"], **settings)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=message):
@@ -179,7 +179,7 @@ def test_running_out_of_rounds_warns_at_the_callers_line(
 ) -> None:
     stats = list(fleet.values())
     with pytest.warns(ConvergenceWarning, match=r"fit_central: no convergence in 2 rounds") as a:
-        assert not fit_central(stats, prior, n_rounds=2).converged
+        assert not fit_central(fleet, prior, n_rounds=2).converged
     with pytest.warns(
         ConvergenceWarning, match=r"federated rounds: no convergence in 2 rounds"
     ) as b:
@@ -205,7 +205,7 @@ def test_converged_fits_say_nothing(fleet: dict[str, TwinStatistics], prior: Fle
     stats = list(fleet.values())
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        assert fit_central(stats, prior).converged
+        assert fit_central(fleet, prior).converged
         assert fit_federated(FleetPooling(prior, ["default"]), fleet).converged
         assert fit_gossip(dict(enumerate(stats)), nx.cycle_graph(4), prior).converged
 
@@ -327,24 +327,23 @@ def test_a_non_finite_input_is_named() -> None:
 def test_a_start_that_is_not_the_fleets_population_is_refused(
     fleet: dict[str, TwinStatistics], prior: FleetPrior, tmp_path: Path
 ) -> None:
-    stats = list(fleet.values())
-    fitted = fit_central(stats, prior)
+    fitted = fit_central(fleet, prior)
     assert fitted.population is not None
     # The fit itself rather than its population: the likely slip.
     with pytest.raises(TypeError, match=r"start: expected a Population \(a fit's \.population\)"):
-        fit_central(stats, prior, start=fitted)  # type: ignore[arg-type]
+        fit_central(fleet, prior, start=fitted)  # type: ignore[arg-type]
     wider = initial_population(FleetPrior.from_emulator(emulator(n_segments=6)), ["default"])
     with pytest.raises(ValueError, match=r"start: expected a population of the prior's basis"):
-        fit_central(stats, prior, start=wider)
+        fit_central(fleet, prior, start=wider)
     three_bins = TwinStatistics.from_emulator(twin(1.0, edges=(0.0, 0.3, 0.6, 1.0)))
     with pytest.warns(ConvergenceWarning):  # one round gives it noise variances
-        binned = fit_central([three_bins], prior, n_rounds=1)
+        binned = fit_central({"T0": three_bins}, prior, n_rounds=1)
     assert binned.population is not None
     with pytest.raises(ValueError, match=r"start: expected noise_var for the twins' 2 noise bins"):
-        fit_central(stats, prior, start=binned.population)
+        fit_central(fleet, prior, start=binned.population)
     with pytest.raises(ValueError, match=r"start: expected noise_var for the twins' 2 noise bins"):
         fit_federated(FleetPooling(prior, ["default"], start=binned.population), fleet)
-    two_kinds = [TwinStatistics.from_emulator(twin(1.1), kind="other"), *stats]
+    two_kinds = {"new": TwinStatistics.from_emulator(twin(1.1), kind="other"), **fleet}
     kinds = r"start: expected the fleet's kinds \('other', 'default'\)"
     with pytest.raises(ValueError, match=kinds):
         fit_central(two_kinds, prior, start=fitted.population)
@@ -352,8 +351,8 @@ def test_a_start_that_is_not_the_fleets_population_is_refused(
         FleetPooling(prior, ["other", "default"], start=fitted.population)
     with pytest.raises(ValueError, match=r"start: expected the fleet's kinds"):
         fit_gossip(
-            dict(enumerate(two_kinds)),
-            nx.cycle_graph(len(two_kinds)),
+            two_kinds,
+            nx.cycle_graph(list(two_kinds)),
             prior,
             start=fitted.population,
         )
@@ -371,10 +370,11 @@ def test_a_start_that_is_not_the_fleets_population_is_refused(
     "ignore::twinweave.transfer.ConvergenceWarning"
 )  # two rounds on purpose
 def test_a_kind_that_looks_like_a_typo_of_another_is_named() -> None:
-    def fleet_of(*kinds: str) -> list[TwinStatistics]:
-        return [
-            TwinStatistics.from_emulator(twin(1.0 + 0.05 * k), kind) for k, kind in enumerate(kinds)
-        ]
+    def fleet_of(*kinds: str) -> dict[int, TwinStatistics]:
+        return {
+            k: TwinStatistics.from_emulator(twin(1.0 + 0.05 * k), kind)
+            for k, kind in enumerate(kinds)
+        }
 
     prior = FleetPrior.from_emulator(emulator())
     for kinds, odd in (
@@ -385,7 +385,9 @@ def test_a_kind_that_looks_like_a_typo_of_another_is_named() -> None:
             UserWarning, match=rf"stats\[{len(kinds) - 1}\]: kind '{odd}' is this twin's alone"
         ):
             fit_central(fleet_of(*kinds), prior, n_rounds=2, tol=1e-300)
-    typo = dict(zip(["A", "B", "C"], fleet_of("default", "default", "defualt"), strict=True))
+    typo = dict(
+        zip(["A", "B", "C"], fleet_of("default", "default", "defualt").values(), strict=True)
+    )
     with pytest.warns(UserWarning, match=r"statistics\['C'\]: kind 'defualt'"):
         fit_federated(FleetPooling(prior, ["default", "defualt"], n_rounds=2, tol=1e-300), typo)
     with pytest.warns(UserWarning, match=r"stats\['C'\]: kind 'defualt'"):

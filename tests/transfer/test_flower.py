@@ -140,7 +140,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
 
 def test_flower_rounds_give_the_central_answer(session: Session) -> None:
     result = session.result
-    central = fit_central(list(session.stats.values()), session.prior, n_rounds=MAX_ROUNDS, tol=TOL)
+    central = fit_central(session.stats, session.prior, n_rounds=MAX_ROUNDS, tol=TOL)
     assert central.converged and result.converged
     assert result.n_rounds == central.n_rounds
     assert all(r.answered == tuple(session.stats) and not r.missing for r in result.rounds)
@@ -231,7 +231,7 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
     stats, prior, _ = make_fleet([3_000, 4_000, 5_000, 6_000], seed=13)
     paths = {twin: save_statistics(s, tmp_path / f"{twin}.npz") for twin, s in stats.items()}
     # A refit: the rounds start from a population fitted before (two rounds in process).
-    start = fit_central(list(stats.values()), prior, n_rounds=2, tol=NEVER).population
+    start = fit_central(stats, prior, n_rounds=2, tol=NEVER).population
     assert start is not None
     with LoopbackFederation(tmp_path / "federation") as federation:
         federation.add_twins(paths)
@@ -278,9 +278,7 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
     assert_same_population(result.population, replayed.population, 1e-12)
     # The run started from ``start``, not from the prior.
     assert relative(result.population.covariance, replay(None).population.covariance) > 1e-6
-    uninterrupted = fit_central(
-        list(stats.values()), prior, n_rounds=N_ROUNDS, tol=NEVER, start=start
-    )
+    uninterrupted = fit_central(stats, prior, n_rounds=N_ROUNDS, tol=NEVER, start=start)
     assert uninterrupted.population is not None
     assert relative(result.population.covariance, uninterrupted.population.covariance) > 1e-6
 

@@ -380,7 +380,7 @@ def test_fleet_fit_by_gossip_equals_the_central_fit(loss: float) -> None:
     emulators = synthetic_fleet(12, seed=0)
     stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
     prior = FleetPrior.from_emulator(emulators[0])
-    central = fit_central(list(stats.values()), prior, tol=1e-7)
+    central = fit_central(stats, prior, tol=1e-7)
     graph = GRAPHS["small-world"](12, 4)
     fit = fit_gossip(stats, graph, prior, loss=loss, tol=1e-7, seed=3)
     assert central.converged and fit.converged
@@ -405,7 +405,7 @@ def test_two_kinds_by_gossip_equal_the_central_fit() -> None:
         for i, (e, kind) in enumerate(zip(emulators, kinds, strict=True))
     }
     prior = FleetPrior.from_emulator(emulators[0])
-    central = fit_central(list(stats.values()), prior, tol=1e-8)
+    central = fit_central(stats, prior, tol=1e-8)
     fit = fit_gossip(stats, nx.cycle_graph(8), prior, loss=0.2, tol=1e-8, seed=1)
     assert central.converged
     assert central.population is not None and central.population.kinds == ("A", "B")
@@ -469,7 +469,7 @@ def test_fleet_fit_follows_twins_that_leave_and_join() -> None:
     present = [*range(8), 9]
     assert nx.is_connected(graph.subgraph(range(8))) and nx.is_connected(graph.subgraph(present))
     fit = fit_gossip(stats, graph, prior, tol=1e-9, available=available, seed=0)
-    central = fit_central([stats[i] for i in present], prior, tol=1e-9)
+    central = fit_central({i: stats[i] for i in present}, prior, tol=1e-9)
     assert fit.converged and central.population is not None
     assert set(fit.populations) == set(present)
     for node in present:
@@ -509,7 +509,7 @@ def test_la_haute_borne_by_gossip_equals_the_central_fit() -> None:
         stats[spec.asset_id] = TwinStatistics.from_emulator(emulator)
     assert len(stats) == 4
     prior = FleetPrior.from_emulator(emulators[0])
-    central = fit_central(list(stats.values()), prior, tol=1e-7)
+    central = fit_central(stats, prior, tol=1e-7)
     ring = nx.relabel_nodes(nx.cycle_graph(4), dict(enumerate(stats)))
     fit = fit_gossip(stats, ring, prior, loss=0.2, tol=1e-7, seed=0)
     assert central.converged and fit.converged and fit.n_rounds == central.n_rounds

@@ -89,9 +89,9 @@ def test_transfer_helps_within_a_type_and_does_not_hurt_across_types() -> None:
     poor = len(stats_a) - 1
     inputs = {"wind_speed": SPEEDS}
 
-    alone = no_pooling(stats_a, prior).predict(poor, inputs, design).mean
-    within = fit_central(stats_a, prior).predict(poor, inputs, design).mean
-    both = fit_central(stats_a + stats_b, prior)
+    alone = no_pooling(dict(enumerate(stats_a)), prior).predict(poor, inputs, design).mean
+    within = fit_central(dict(enumerate(stats_a)), prior).predict(poor, inputs, design).mean
+    both = fit_central(dict(enumerate(stats_a + stats_b)), prior)
     across = both.predict(poor, inputs, design).mean
     # Transfer within the type: the poor turbine's curve is much closer to the truth.
     assert rmse(within, type_a, delta) < 0.7 * rmse(alone, type_a, delta)
@@ -100,7 +100,7 @@ def test_transfer_helps_within_a_type_and_does_not_hurt_across_types() -> None:
     # ... because the types have their own populations: lumping them into one is worse,
     # mildly for a turbine with some data and badly for a new one with none.
     lumped = [TwinStatistics(s.gram, s.moment, s.sum_sq, s.count) for s in stats_a + stats_b]
-    mixed = fit_central(lumped, prior)
+    mixed = fit_central(dict(enumerate(lumped)), prior)
     assert rmse(mixed.predict(poor, inputs, design).mean, type_a, delta) > rmse(
         across, type_a, delta
     )

@@ -223,7 +223,7 @@ def test_em_recovers_the_period_variance_and_the_noise() -> None:
     # (the single twin's model) inflates a quiet bin's noise, which then takes some of
     # the period effects' variance.
     unshrunk = FleetPrior.from_emulator(emulator(), twin_noise_prior_count=0.0)
-    fit = fit_central(stats, unshrunk, tol=1e-8, n_rounds=2000)
+    fit = fit_central(dict(enumerate(stats)), unshrunk, tol=1e-8, n_rounds=2000)
     assert fit.converged
     population = fit.population
     assert population is not None and population.period_var is not None
@@ -245,7 +245,7 @@ def test_without_period_effects_in_the_data_the_period_variance_is_small() -> No
     for weights in twin_weights(rng, 10):
         columns, periods = period_readings(rng, weights, 20, 100, period_sd=np.zeros(5))
         stats.append(with_periods(columns, periods))
-    fit = fit_central(stats, prior(), tol=1e-7, n_rounds=3000)
+    fit = fit_central(dict(enumerate(stats)), prior(), tol=1e-7, n_rounds=3000)
     assert fit.population is not None and fit.population.period_var is not None
     blocks = np.sum([s.period_count > 0 for s in stats if s.period_count is not None], axis=(0, 1))
     per_block = np.sum([s.count for s in stats], axis=0) / blocks
@@ -265,7 +265,7 @@ def test_a_new_period_is_covered_at_the_nominal_rate() -> None:
         stats.append(with_periods(columns, periods))
     columns, periods = period_readings(rng, weights[12], 2, 100)
     stats.append(with_periods(columns, periods))
-    fit = fit_central(stats, prior(), tol=1e-7, n_rounds=3000)
+    fit = fit_central(dict(enumerate(stats)), prior(), tol=1e-7, n_rounds=3000)
     later, _ = period_readings(rng, weights[12], 400, 50)
     predictive = fit.predict(12, later, emulator())
     lower, upper = predictive.interval(0.9)
@@ -283,9 +283,9 @@ def test_without_period_statistics_the_model_has_no_period_effects() -> None:
     for weights in twin_weights(rng, 4):
         columns, _ = period_readings(rng, weights, 5, 100)
         plain.append(TwinStatistics.from_emulator(emulator().update(columns)))
-    fit = fit_central(plain, prior(), tol=1e-8)
+    fit = fit_central(dict(enumerate(plain)), prior(), tol=1e-8)
     assert fit.population is not None and fit.population.period_var is None
-    assert all(t.period_var is None for t in fit.twins)
+    assert all(t.period_var is None for t in fit.twins.values())
     summary = local_step(plain[0], fit.population)
     assert not summary.period_ss.any() and not summary.period_blocks.any()
 
@@ -295,7 +295,7 @@ def test_federated_and_gossip_fits_with_periods_equal_the_central_fit() -> None:
     stats, _ = period_fleet(seed=8, n_twins=6, n_periods=12, n_per_period=80)
     fleet_prior = prior()
     # The same rounds, whether or not they have converged by then.
-    central = fit_central(stats, fleet_prior, tol=NEVER, n_rounds=60)
+    central = fit_central(dict(enumerate(stats)), fleet_prior, tol=NEVER, n_rounds=60)
     assert central.population is not None and central.population.period_var is not None
     federated = fit_federated(
         FleetPooling(fleet_prior, ["default"], tol=NEVER, n_rounds=60), dict(enumerate(stats))
@@ -325,12 +325,14 @@ def _fleet_and_newcomer(seed: int) -> tuple[list[TwinStatistics], TwinStatistics
 def test_a_refit_from_the_fleets_population_reaches_its_answer_in_fewer_rounds() -> None:
     fleet, newcomer = _fleet_and_newcomer(seed=4)
     fleet_prior = prior()
-    before = fit_central(fleet, fleet_prior, tol=1e-8, n_rounds=3000)
+    before = fit_central(dict(enumerate(fleet)), fleet_prior, tol=1e-8, n_rounds=3000)
     assert before.population is not None
     stats = [*fleet, newcomer]
-    cold = fit_central(stats, fleet_prior, tol=1e-8, n_rounds=3000)
-    warm = fit_central(stats, fleet_prior, tol=1e-8, n_rounds=3000, start=before.population)
-    reference = fit_central(stats, fleet_prior, tol=1e-12, n_rounds=3000)
+    cold = fit_central(dict(enumerate(stats)), fleet_prior, tol=1e-8, n_rounds=3000)
+    warm = fit_central(
+        dict(enumerate(stats)), fleet_prior, tol=1e-8, n_rounds=3000, start=before.population
+    )
+    reference = fit_central(dict(enumerate(stats)), fleet_prior, tol=1e-12, n_rounds=3000)
     assert cold.converged and warm.converged and reference.converged
     # Measured: 68 rounds from the prior, 28 from the fleet's population.
     assert warm.n_rounds < 0.6 * cold.n_rounds, (warm.n_rounds, cold.n_rounds)
@@ -347,11 +349,11 @@ def test_a_refit_from_the_fleets_population_reaches_its_answer_in_fewer_rounds()
 def test_federated_and_gossip_refits_from_a_population_equal_the_central_refit() -> None:
     fleet, newcomer = _fleet_and_newcomer(seed=5)
     fleet_prior = prior()
-    start = fit_central(fleet, fleet_prior, tol=1e-6).population
+    start = fit_central(dict(enumerate(fleet)), fleet_prior, tol=1e-6).population
     assert start is not None
     stats = [*fleet, newcomer]
-    central = fit_central(stats, fleet_prior, tol=NEVER, n_rounds=20, start=start)
-    from_prior = fit_central(stats, fleet_prior, tol=NEVER, n_rounds=20)
+    central = fit_central(dict(enumerate(stats)), fleet_prior, tol=NEVER, n_rounds=20, start=start)
+    from_prior = fit_central(dict(enumerate(stats)), fleet_prior, tol=NEVER, n_rounds=20)
     federated = fit_federated(
         FleetPooling(fleet_prior, ["default"], tol=NEVER, n_rounds=20, start=start),
         dict(enumerate(stats)),

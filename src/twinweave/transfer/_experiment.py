@@ -290,45 +290,44 @@ def new_turbine_experiment(
     )
     rows: list[TransferRow] = []
     # With the whole year, every turbine's fleet is the same: fit it once.
-    whole_year: FleetPosterior | None = None
+    whole_year: FleetPosterior[str] | None = None
     for new in new_turbines if new_turbines is not None else assets:
         spec = specs[new]
-        index = assets.index(new)
         target = evaluation[new]
         inputs = model_inputs(target, spec.rated_power)
         y = inputs["power"]
         # The fleet before the new turbine came: each fit with its readings starts from
         # this population, as a fleet takes in a new twin (fewer rounds, same answer).
-        before = fit_central([full_periods[a] for a in assets if a != new], prior, tol=tol)
+        before = fit_central({a: full_periods[a] for a in assets if a != new}, prior, tol=tol)
         for history in histories:
             span = HISTORIES[history]
             few = _first(training[new], span, train_start)
             n_readings = len(few)
             if n_readings == 0:
-                others = [full[a] for a in assets if a != new]
+                others = {a: full[a] for a in assets if a != new}
                 fits = {
                     "partial pooling": before,
                     "no pooling": no_pooling(others, prior),
                     "complete pooling": complete_pooling(others, prior),
                 }
-                predict_index: int | None = None
+                predicted: str | None = None
             else:
                 few_columns = model_inputs(few, spec.rated_power)
-                stats = [
-                    full[a]
+                stats = {
+                    a: full[a]
                     if a != new or span is None
                     else _statistics(emulators[a], few_columns, None)
                     for a in assets
-                ]
+                }
                 stats_periods = (
                     stats
                     if periods is None
-                    else [
-                        full_periods[a]
+                    else {
+                        a: full_periods[a]
                         if a != new or span is None
                         else _statistics(emulators[a], few_columns, periods)
                         for a in assets
-                    ]
+                    }
                 )
                 if span is None and whole_year is None:
                     whole_year = fit_central(stats_periods, prior, tol=tol, start=before.population)
@@ -342,10 +341,10 @@ def new_turbine_experiment(
                     "no pooling": no_pooling(stats, prior),
                     "complete pooling": complete_pooling(stats, prior),
                 }
-                predict_index = index
+                predicted = new
             for method in METHODS:
                 fit = fits[method]
-                predictive = fit.predict(predict_index, inputs, emulators[new])
+                predictive = fit.predict(predicted, inputs, emulators[new])
                 rows.append(
                     TransferRow(
                         asset_id=new,

@@ -481,7 +481,7 @@ def fit_federated(
     >>> stats = {name: TwinStatistics.from_emulator(e) for name, e in emulators.items()}
     >>> prior = FleetPrior.from_emulator(emulators["T0"])
     >>> result = fit_federated(FleetPooling(prior, ["default"]), stats)
-    >>> central = fit_central(list(stats.values()), prior)
+    >>> central = fit_central(stats, prior)
     >>> result.converged, result.n_rounds == central.n_rounds
     (True, True)
     >>> bool(np.allclose(result.population.mean, central.population.mean, rtol=1e-12))

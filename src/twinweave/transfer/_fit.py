@@ -10,8 +10,9 @@ Engineering* 38(7), 821-848, doi:10.1111/mice.12901.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -40,19 +41,18 @@ from twinweave.transfer._records import (
     warn_not_converged,
 )
 
-#: A fleet's statistics: a mapping from twin identifier to statistics (the twins are then
-#: known by identifier in the fit), or a sequence (known by index).
-FleetStatistics = Sequence[TwinStatistics] | Mapping[str, TwinStatistics]
+#: A twin's identifier: a name, a graph node, a position.
+TwinId = TypeVar("TwinId", bound=Hashable)
 
 
 @dataclass(frozen=True, eq=False)
-class FleetPosterior:
+class FleetPosterior(Generic[TwinId]):
     """Posteriors of a fleet's twins, and what a new twin of each kind would start from.
 
     Parameters
     ----------
     twins
-        Each twin's posterior, in the order of the statistics fitted.
+        Each twin's posterior by its identifier, in the order of the statistics fitted.
     new_twin
         Per kind, the weights and noise of a twin of that kind with no data: for partial
         pooling, the population (``N(E[mu_t], Sigma_t + Cov[mu_t])``, noise ``tau2_t``,
@@ -67,22 +67,18 @@ class FleetPosterior:
         Sum of the twins' log evidence given each round's population [nats], for
         monitoring: the noise updates are shrinkage estimators rather than exact EM
         steps, so it need not rise every round.
-    twin_ids
-        The twins' identifiers, in the order of ``twins``, when the statistics were
-        given as a mapping from identifier to statistics; empty for a sequence.
     """
 
-    twins: tuple[TwinPosterior, ...]
+    twins: Mapping[TwinId, TwinPosterior]
     new_twin: Mapping[str, TwinPosterior]
     population: Population | None = None
     n_rounds: int = 0
     converged: bool = True
     log_evidence: tuple[float, ...] = ()
-    twin_ids: tuple[str, ...] = ()
 
     def predict(
         self,
-        twin: str | int | None,
+        twin: TwinId | None,
         inputs: Columns,
         design: Design,
         *,
@@ -93,8 +89,7 @@ class FleetPosterior:
         Parameters
         ----------
         twin
-            A fitted twin: its identifier (statistics given as a mapping) or its index
-            in the order fitted; ``None`` for a new twin of ``kind``.
+            A fitted twin's identifier, or ``None`` for a new twin of ``kind``.
         inputs
             Input columns (for a power curve: ``wind_speed`` [m/s] and optionally
             ``temp_air`` [degC], ``wind_direction`` [degree]).
@@ -109,20 +104,15 @@ class FleetPosterior:
             Per point, censored to the design's bounds [units]; the weights' uncertainty
             is a shared factor (points are correlated through it).
         """
-        if isinstance(twin, str):
-            twin = self._index(twin)
         if twin is not None:
             if kind is not None:
                 raise ValueError("kind: expected None for a fitted twin (it has its kind)")
-            # A negative index would silently pick a twin from the end.
-            if isinstance(twin, bool) or not isinstance(twin, int | np.integer):
-                raise TypeError(
-                    f"twin: expected an identifier (str), an index (int) or None, got {twin!r}"
-                )
-            if not 0 <= twin < len(self.twins):
-                raise IndexError(
-                    f"twin: expected an index in [0, {len(self.twins) - 1}] (the order the "
-                    f"twins' statistics were given in) or None for a new twin, got {twin}"
+            if twin not in self.twins:
+                known = list(self.twins)
+                listed = f"{known[:8]}{' ...' if len(known) > 8 else ''} ({len(known)} twins)"
+                raise KeyError(
+                    f"twin {twin!r}: expected the identifier of a fitted twin, one of "
+                    f"{listed}, or None for a new twin"
                 )
             return self.twins[twin].predict(inputs, design)
         if kind is None:
@@ -136,28 +126,18 @@ class FleetPosterior:
             raise KeyError(f"kind {kind!r}: not among the fleet's kinds {sorted(self.new_twin)}")
         return self.new_twin[kind].predict(inputs, design)
 
-    def _index(self, twin_id: str) -> int:
-        if not self.twin_ids:
-            raise KeyError(
-                f"twin {twin_id!r}: the statistics were fitted as a sequence, so the twins "
-                "are known by index; fit a mapping {twin_id: statistics} to name them"
-            )
-        if twin_id not in self.twin_ids:
-            raise KeyError(f"twin {twin_id!r}: expected one of {list(self.twin_ids)}")
-        return self.twin_ids.index(twin_id)
 
-
-def _fleet(
-    stats: FleetStatistics,
-) -> tuple[list[TwinStatistics], tuple[str, ...], list[str] | None]:
-    """The statistics in order, the twins' identifiers (none for a sequence) and the
-    twins' labels in messages (default: their index)."""
-    if isinstance(stats, Mapping):
-        for twin_id in stats:
-            if not isinstance(twin_id, str):
-                raise TypeError(f"stats: expected twin identifiers (str) as keys, got {twin_id!r}")
-        return list(stats.values()), tuple(stats), [f"stats[{t!r}]" for t in stats]
-    return list(stats), (), None
+def _fleet(stats: Mapping[TwinId, TwinStatistics]) -> tuple[list[TwinStatistics], list[str]]:
+    """The statistics in the mapping's order, and the twins' labels in messages."""
+    if not isinstance(stats, Mapping):
+        raise TypeError(
+            "stats: expected a mapping from twin identifier to TwinStatistics (as "
+            f"fit_federated and fit_gossip take), got {type(stats).__name__}; for twins "
+            "known by position, dict(enumerate(stats))"
+        )
+    if None in stats:
+        raise ValueError("stats: None is not a twin identifier (predict(None) is a new twin)")
+    return list(stats.values()), [f"stats[{twin!r}]" for twin in stats]
 
 
 def population_twins(population: Population) -> dict[str, TwinPosterior]:
@@ -177,13 +157,13 @@ def population_twins(population: Population) -> dict[str, TwinPosterior]:
 
 
 def fit_central(
-    stats: FleetStatistics,
+    stats: Mapping[TwinId, TwinStatistics],
     prior: FleetPrior,
     *,
     n_rounds: int = 1000,
     tol: float = 1e-6,
     start: Population | None = None,
-) -> FleetPosterior:
+) -> FleetPosterior[TwinId]:
     """Partial pooling: the hierarchical fleet model fitted by rounds, in one process.
 
     Each round runs every twin's :func:`~twinweave.transfer.local_step` on the current
@@ -195,9 +175,8 @@ def fit_central(
     Parameters
     ----------
     stats
-        Every twin's statistics (any mix of kinds; kinds are ordered by first
-        appearance): a mapping from twin identifier to statistics, as federated and
-        gossip fits take them, or a sequence (twins then known by index).
+        Every twin's statistics by its identifier, as federated and gossip fits take
+        them (any mix of kinds; kinds are ordered by first appearance).
     prior
         The hierarchy's hyperprior and settings.
     n_rounds
@@ -227,21 +206,21 @@ def fit_central(
     ...         noise_edges=[0.0, 0.5, 1.0])
     ...     return model.update({"x": x, "y": slope * x + rng.normal(0, 0.1, n)})
     >>> emulators = [twin(1.0 + 0.05 * k, 500) for k in range(5)] + [twin(1.1, 3)]
-    >>> stats = [TwinStatistics.from_emulator(e) for e in emulators]
+    >>> stats = {f"T{k}": TwinStatistics.from_emulator(e) for k, e in enumerate(emulators)}
     >>> fleet = fit_central(stats, FleetPrior.from_emulator(emulators[0]))
     >>> fleet.converged
     True
-    >>> p = fleet.predict(5, {"x": [0.9]}, emulators[5])
+    >>> p = fleet.predict("T5", {"x": [0.9]}, emulators[5])
     >>> bool(abs(p.mean[0] - 0.99) < 0.1)
     True
     """
-    stats, twin_ids, labels = _fleet(stats)
-    check_fleet(stats, prior, pooled=True, names=labels)
+    fleet, labels = _fleet(stats)
+    check_fleet(fleet, prior, pooled=True, names=labels)
     check_rounds(n_rounds, tol)
-    check_readings(stats)
-    population = starting_population(prior, kinds_of(stats), start, n_bins=stats[0].n_bins)
+    check_readings(fleet)
+    population = starting_population(prior, kinds_of(fleet), start, n_bins=fleet[0].n_bins)
     # Stacked once: every round's local steps read the same statistics.
-    batches = _batches(stats)
+    batches = _batches(fleet)
     history: list[float] = []
     converged = False
     n_done = 0
@@ -259,13 +238,12 @@ def fit_central(
     if not converged:
         warn_not_converged("fit_central", n_rounds, change, tol=tol)
     return FleetPosterior(
-        twins=tuple(_twin_posteriors(batches, len(stats), population)),
+        twins=dict(zip(stats, _twin_posteriors(batches, len(fleet), population), strict=True)),
         new_twin=population_twins(population),
         population=population,
         n_rounds=n_done,
         converged=converged,
         log_evidence=tuple(history),
-        twin_ids=twin_ids,
     )
 
 
@@ -283,45 +261,45 @@ def _single(stats: TwinStatistics, prior: FleetPrior, kind: str) -> TwinPosterio
     return TwinPosterior(kind, mean, inv_chol.T @ inv_chol, noise_var)
 
 
-def no_pooling(stats: FleetStatistics, prior: FleetPrior) -> FleetPosterior:
+def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> FleetPosterior[TwinId]:
     """Every twin alone: each twin's posterior is its own emulator's.
 
     A new twin has only the single-twin prior (unit noise variance, as an emulator
     without readings). ``stats`` as in :func:`fit_central`.
     """
-    stats, twin_ids, labels = _fleet(stats)
-    check_fleet(stats, prior, names=labels)
+    fleet, labels = _fleet(stats)
+    check_fleet(fleet, prior, names=labels)
     empty = TwinPosterior(
         "",
         prior.prior_mean,
         _inverse(prior.prior_precision),
-        np.ones(stats[0].n_bins),
+        np.ones(fleet[0].n_bins),
     )
     return FleetPosterior(
-        twins=tuple(_single(s, prior, s.kind) for s in stats),
+        twins={twin: _single(s, prior, s.kind) for twin, s in stats.items()},
         new_twin={
             kind: TwinPosterior(kind, empty.mean, empty.covariance, empty.noise_var)
-            for kind in kinds_of(stats)
+            for kind in kinds_of(fleet)
         },
-        twin_ids=twin_ids,
     )
 
 
-def complete_pooling(stats: FleetStatistics, prior: FleetPrior) -> FleetPosterior:
+def complete_pooling(
+    stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior
+) -> FleetPosterior[TwinId]:
     """One curve for the whole fleet, fitted to the sum of every twin's statistics; a
     new twin gets the same curve. ``stats`` as in :func:`fit_central`."""
-    stats, twin_ids, labels = _fleet(stats)
-    check_fleet(stats, prior, names=labels)
-    pooled = TwinStatistics.pooled(stats)
+    fleet, labels = _fleet(stats)
+    check_fleet(fleet, prior, names=labels)
+    pooled = TwinStatistics.pooled(fleet)
     posterior = _single(pooled, prior, pooled.kind)
     return FleetPosterior(
-        twins=tuple(
-            TwinPosterior(s.kind, posterior.mean, posterior.covariance, posterior.noise_var)
-            for s in stats
-        ),
+        twins={
+            twin: TwinPosterior(s.kind, posterior.mean, posterior.covariance, posterior.noise_var)
+            for twin, s in stats.items()
+        },
         new_twin={
             kind: TwinPosterior(kind, posterior.mean, posterior.covariance, posterior.noise_var)
-            for kind in kinds_of(stats)
+            for kind in kinds_of(fleet)
         },
-        twin_ids=twin_ids,
     )

@@ -220,7 +220,7 @@ def fit_gossip(
     >>> stats = {k: TwinStatistics.from_emulator(e) for k, e in enumerate(emulators)}
     >>> prior = FleetPrior.from_emulator(emulators[0])
     >>> fit = fit_gossip(stats, nx.cycle_graph(6), prior, loss=0.2, tol=1e-8, seed=1)
-    >>> central = fit_central(list(stats.values()), prior, tol=1e-8)
+    >>> central = fit_central(stats, prior, tol=1e-8)
     >>> fit.converged, fit.n_rounds == central.n_rounds
     (True, True)
     >>> scale = np.abs(central.population.mean).max()
