@@ -205,7 +205,7 @@ def fleet_prior(problem: Problem) -> FleetPrior:
     return FleetPrior.from_emulator(problem.emulators[0])
 
 
-def fit_twinweave(problem: Problem) -> FleetPosterior[int]:
+def fit_twinweave(problem: Problem) -> FleetPosterior:
     """Partial pooling from the readings: statistics, then ``fit_central``."""
     return fit_central(twin_statistics(problem), fleet_prior(problem))
 
@@ -220,7 +220,7 @@ class TwinData:
     noise_sd: np.ndarray  # (n,) [kW], the twin's fitted noise in the reading's bin
 
 
-def twin_data(problem: Problem, fit: FleetPosterior[int]) -> list[TwinData]:
+def twin_data(problem: Problem, fit: FleetPosterior) -> list[TwinData]:
     """Each twin's design matrix and readings, with twinweave's fitted noise."""
     out = []
     for i, (emulator, columns) in enumerate(zip(problem.emulators, problem.train, strict=True)):
@@ -308,7 +308,7 @@ class PyMCRun:
 
 def sample_pymc(
     problem: Problem,
-    fit: FleetPosterior[int],
+    fit: FleetPosterior,
     *,
     chains: int = N_CHAINS,
     cores: int | None = None,
@@ -383,7 +383,7 @@ def sample_pymc(
 
 
 # -- held-out scores ------------------------------------------------------------------------
-def lpd_twinweave(problem: Problem, fit: FleetPosterior[int]) -> float:
+def lpd_twinweave(problem: Problem, fit: FleetPosterior) -> float:
     """Mean pointwise log predictive density of the held-out readings [nats/reading]."""
     total, count = 0.0, 0
     for i, (emulator, columns) in enumerate(zip(problem.emulators, problem.test, strict=True)):
@@ -395,7 +395,7 @@ def lpd_twinweave(problem: Problem, fit: FleetPosterior[int]) -> float:
 
 def lpd_pymc(
     problem: Problem,
-    fit: FleetPosterior[int],
+    fit: FleetPosterior,
     weights: np.ndarray,
     *,
     n_draws: int = N_PREDICTIVE_DRAWS,
@@ -442,7 +442,7 @@ class Comparison:
     twinweave_scale: np.ndarray  # (n_blocks,) s_b [kW]
     pymc_scale: np.ndarray  # (n_blocks,) posterior mean of s_b [kW]
     n_rounds: int
-    fit: FleetPosterior[int]
+    fit: FleetPosterior
     run: PyMCRun
     n_readings: int
     n_test: int

@@ -302,7 +302,7 @@ def test_mismatched_summaries_are_named() -> None:
 def test_a_fitted_twin_is_predicted_by_its_identifier(method: Any) -> None:
     rng = np.random.default_rng(11)
     _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
-    names = ["R80711", "R80721", "R80736"]
+    names = ["R80736", "R80711", "R80721"]  # not sorted: the mapping's order is kept
     by_name = method(dict(zip(names, stats, strict=True)), prior())
     by_position = method(dict(enumerate(stats)), prior())
     assert list(by_name.twins) == names
@@ -316,14 +316,14 @@ def test_a_fitted_twin_is_predicted_by_its_identifier(method: Any) -> None:
         by_name.predict("R80790", data, emulator())
     # An index is not an identifier of a fleet named otherwise (nor -1 the last twin).
     for index in (0, -1):
-        with pytest.raises(KeyError, match=rf"twin {index}: .* one of \['R80711', 'R80721'"):
+        with pytest.raises(KeyError, match=rf"twin {index}: .* one of \['R80736', 'R80711'"):
             by_name.predict(index, data, emulator())
     # Messages name a twin by its identifier.
     with pytest.raises(TypeError, match=r"stats\['R80721'\]: expected TwinStatistics"):
         method({"R80711": stats[0], "R80721": "statistics"}, prior())
-    with pytest.raises(
-        TypeError, match=r"stats: expected a mapping .* got list; .* dict\(enumerate"
-    ):
+    with pytest.raises(TypeError, match=r"twin: expected a fitted twin's identifier .* got list"):
+        by_name.predict(["R80711"], data, emulator())
+    with pytest.raises(TypeError, match=r"stats: expected a mapping .* got list; .*\(enumerate"):
         method(stats, prior())
     with pytest.raises(ValueError, match="stats: None is not a twin identifier"):
         method({None: stats[0]}, prior())

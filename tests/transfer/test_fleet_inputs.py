@@ -230,11 +230,17 @@ def test_unknown_twins_in_available_are_refused(
         )
 
 
-def test_federated_statistics_must_be_a_mapping(
+def test_every_fleet_fit_takes_a_mapping_and_says_so(
     fleet: dict[str, TwinStatistics], prior: FleetPrior
 ) -> None:
-    with pytest.raises(TypeError, match=r"statistics: expected a mapping .* got list"):
-        fit_federated(FleetPooling(prior, ["default"]), list(fleet.values()))  # type: ignore[arg-type]
+    listed = list(fleet.values())
+    hint = r"expected a mapping from twin identifier to TwinStatistics, got list; .*enumerate"
+    with pytest.raises(TypeError, match=rf"statistics: {hint}"):
+        fit_federated(FleetPooling(prior, ["default"]), listed)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=rf"stats: {hint}"):
+        fit_gossip(listed, nx.cycle_graph(4), prior)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=rf"stats: {hint}"):
+        fit_central(listed, prior)  # type: ignore[arg-type]
 
 
 def test_gossip_that_cannot_settle_says_so(

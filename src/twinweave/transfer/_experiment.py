@@ -290,7 +290,7 @@ def new_turbine_experiment(
     )
     rows: list[TransferRow] = []
     # With the whole year, every turbine's fleet is the same: fit it once.
-    whole_year: FleetPosterior[str] | None = None
+    whole_year: FleetPosterior | None = None
     for new in new_turbines if new_turbines is not None else assets:
         spec = specs[new]
         target = evaluation[new]

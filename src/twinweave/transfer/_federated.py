@@ -66,6 +66,7 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_fleet,
+    check_fleet_mapping,
     check_readings,
     check_rounds,
     sum_summaries,
@@ -487,11 +488,7 @@ def fit_federated(
     >>> bool(np.allclose(result.population.mean, central.population.mean, rtol=1e-12))
     True
     """
-    if not isinstance(statistics, Mapping):
-        raise TypeError(
-            f"statistics: expected a mapping of twin identifier to TwinStatistics, got "
-            f"{type(statistics).__name__}"
-        )
+    check_fleet_mapping(statistics, "statistics")
     everyone = list(statistics)
     check_fleet(
         list(statistics.values()),

@@ -10,9 +10,8 @@ Engineering* 38(7), 821-848, doi:10.1111/mice.12901.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -32,21 +31,20 @@ from twinweave.transfer._records import (
     Design,
     FleetPrior,
     Population,
+    TwinId,
     TwinPosterior,
     TwinStatistics,
     check_fleet,
+    check_fleet_mapping,
     check_readings,
     check_rounds,
     sum_summaries,
     warn_not_converged,
 )
 
-#: A twin's identifier: a name, a graph node, a position.
-TwinId = TypeVar("TwinId", bound=Hashable)
-
 
 @dataclass(frozen=True, eq=False)
-class FleetPosterior(Generic[TwinId]):
+class FleetPosterior:
     """Posteriors of a fleet's twins, and what a new twin of each kind would start from.
 
     Parameters
@@ -69,7 +67,7 @@ class FleetPosterior(Generic[TwinId]):
         steps, so it need not rise every round.
     """
 
-    twins: Mapping[TwinId, TwinPosterior]
+    twins: Mapping[Hashable, TwinPosterior]
     new_twin: Mapping[str, TwinPosterior]
     population: Population | None = None
     n_rounds: int = 0
@@ -78,7 +76,7 @@ class FleetPosterior(Generic[TwinId]):
 
     def predict(
         self,
-        twin: TwinId | None,
+        twin: Hashable | None,
         inputs: Columns,
         design: Design,
         *,
@@ -107,6 +105,11 @@ class FleetPosterior(Generic[TwinId]):
         if twin is not None:
             if kind is not None:
                 raise ValueError("kind: expected None for a fitted twin (it has its kind)")
+            if not isinstance(twin, Hashable):
+                raise TypeError(
+                    "twin: expected a fitted twin's identifier or None for a new twin, got "
+                    f"{type(twin).__name__}"
+                )
             if twin not in self.twins:
                 known = list(self.twins)
                 listed = f"{known[:8]}{' ...' if len(known) > 8 else ''} ({len(known)} twins)"
@@ -129,15 +132,17 @@ class FleetPosterior(Generic[TwinId]):
 
 def _fleet(stats: Mapping[TwinId, TwinStatistics]) -> tuple[list[TwinStatistics], list[str]]:
     """The statistics in the mapping's order, and the twins' labels in messages."""
-    if not isinstance(stats, Mapping):
-        raise TypeError(
-            "stats: expected a mapping from twin identifier to TwinStatistics (as "
-            f"fit_federated and fit_gossip take), got {type(stats).__name__}; for twins "
-            "known by position, dict(enumerate(stats))"
-        )
+    check_fleet_mapping(stats)
     if None in stats:
         raise ValueError("stats: None is not a twin identifier (predict(None) is a new twin)")
     return list(stats.values()), [f"stats[{twin!r}]" for twin in stats]
+
+
+def _keyed(
+    stats: Mapping[TwinId, TwinStatistics], posteriors: Sequence[TwinPosterior]
+) -> dict[Hashable, TwinPosterior]:
+    """The posteriors by the identifiers of ``stats``, in its order."""
+    return dict(zip(stats, posteriors, strict=True))
 
 
 def population_twins(population: Population) -> dict[str, TwinPosterior]:
@@ -163,7 +168,7 @@ def fit_central(
     n_rounds: int = 1000,
     tol: float = 1e-6,
     start: Population | None = None,
-) -> FleetPosterior[TwinId]:
+) -> FleetPosterior:
     """Partial pooling: the hierarchical fleet model fitted by rounds, in one process.
 
     Each round runs every twin's :func:`~twinweave.transfer.local_step` on the current
@@ -238,7 +243,7 @@ def fit_central(
     if not converged:
         warn_not_converged("fit_central", n_rounds, change, tol=tol)
     return FleetPosterior(
-        twins=dict(zip(stats, _twin_posteriors(batches, len(fleet), population), strict=True)),
+        twins=_keyed(stats, _twin_posteriors(batches, len(fleet), population)),
         new_twin=population_twins(population),
         population=population,
         n_rounds=n_done,
@@ -261,7 +266,7 @@ def _single(stats: TwinStatistics, prior: FleetPrior, kind: str) -> TwinPosterio
     return TwinPosterior(kind, mean, inv_chol.T @ inv_chol, noise_var)
 
 
-def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> FleetPosterior[TwinId]:
+def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> FleetPosterior:
     """Every twin alone: each twin's posterior is its own emulator's.
 
     A new twin has only the single-twin prior (unit noise variance, as an emulator
@@ -276,7 +281,7 @@ def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> Fle
         np.ones(fleet[0].n_bins),
     )
     return FleetPosterior(
-        twins={twin: _single(s, prior, s.kind) for twin, s in stats.items()},
+        twins=_keyed(stats, [_single(s, prior, s.kind) for s in fleet]),
         new_twin={
             kind: TwinPosterior(kind, empty.mean, empty.covariance, empty.noise_var)
             for kind in kinds_of(fleet)
@@ -284,9 +289,7 @@ def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> Fle
     )
 
 
-def complete_pooling(
-    stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior
-) -> FleetPosterior[TwinId]:
+def complete_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> FleetPosterior:
     """One curve for the whole fleet, fitted to the sum of every twin's statistics; a
     new twin gets the same curve. ``stats`` as in :func:`fit_central`."""
     fleet, labels = _fleet(stats)
@@ -294,10 +297,13 @@ def complete_pooling(
     pooled = TwinStatistics.pooled(fleet)
     posterior = _single(pooled, prior, pooled.kind)
     return FleetPosterior(
-        twins={
-            twin: TwinPosterior(s.kind, posterior.mean, posterior.covariance, posterior.noise_var)
-            for twin, s in stats.items()
-        },
+        twins=_keyed(
+            stats,
+            [
+                TwinPosterior(s.kind, posterior.mean, posterior.covariance, posterior.noise_var)
+                for s in fleet
+            ],
+        ),
         new_twin={
             kind: TwinPosterior(kind, posterior.mean, posterior.covariance, posterior.noise_var)
             for kind in kinds_of(fleet)

@@ -47,9 +47,11 @@ from twinweave.transfer._records import (
     FloatArray,
     LocalSummary,
     Population,
+    TwinId,
     TwinPosterior,
     TwinStatistics,
     check_fleet,
+    check_fleet_mapping,
     check_readings,
     check_rounds,
     warn_not_converged,
@@ -143,7 +145,7 @@ class GossipFit:
 
 
 def fit_gossip(
-    stats: Mapping[Hashable, TwinStatistics],
+    stats: Mapping[TwinId, TwinStatistics],
     graph: PeerGraph,
     prior: FleetPrior,
     *,
@@ -227,6 +229,9 @@ def fit_gossip(
     >>> bool(np.abs(fit.populations[3].mean - central.population.mean).max() < 1e-9 * scale)
     True
     """
+    check_fleet_mapping(stats)
+    # Looked up by the graph's nodes.
+    by_node: dict[Hashable, TwinStatistics] = dict(stats.items())
     nodes = list(graph)
     if set(stats) != set(nodes):
         without_stats = _listed(set(nodes) - set(stats))
@@ -266,7 +271,7 @@ def fit_gossip(
             raise ValueError(f"round {round_number}: the present twins are not connected")
         populations = _arrivals(populations, present, peers, first)
         payloads = {
-            node: summary_payload(local_step(stats[node], populations[node])) for node in present
+            node: summary_payload(local_step(by_node[node], populations[node])) for node in present
         }
         if gossip is not None and present == gossip_nodes:
             # The same twins: each adds the change of its summary to the sums it holds,
@@ -317,7 +322,7 @@ def fit_gossip(
         )
     return GossipFit(
         populations={node: populations[node] for node in present},
-        twins={node: twin_posterior(stats[node], populations[node]) for node in present},
+        twins={node: twin_posterior(by_node[node], populations[node]) for node in present},
         n_rounds=n_done,
         converged=converged and not n_unsettled,
         gossip_rounds=tuple(gossip_rounds),

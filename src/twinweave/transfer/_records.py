@@ -13,9 +13,9 @@ import functools
 import itertools
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -102,6 +102,20 @@ def check_readings(stats: Iterable[TwinStatistics]) -> None:
     from)."""
     if not any(s.n_observations > 0 for s in stats):
         raise ValueError("stats: expected readings in at least one twin, every count is 0")
+
+
+#: A twin's identifier in a fleet: a name, a graph node.
+TwinId = TypeVar("TwinId", bound=Hashable)
+
+
+def check_fleet_mapping(stats: object, argument: str = "stats") -> None:
+    """Refuse a fleet that is not a mapping from twin identifier to statistics, the one
+    form every fleet fit takes, with what to write instead."""
+    if not isinstance(stats, Mapping):
+        raise TypeError(
+            f"{argument}: expected a mapping from twin identifier to TwinStatistics, got "
+            f"{type(stats).__name__}; for twins known by position, dict(enumerate(...))"
+        )
 
 
 def check_fleet(
