@@ -66,9 +66,9 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_fleet,
-    check_fleet_mapping,
     check_readings,
     check_rounds,
+    fleet_entries,
     sum_summaries,
     warn_not_converged,
 )
@@ -488,18 +488,13 @@ def fit_federated(
     >>> bool(np.allclose(result.population.mean, central.population.mean, rtol=1e-12))
     True
     """
-    check_fleet_mapping(statistics, "statistics")
+    twins, labels = fleet_entries(statistics, "statistics")
     everyone = list(statistics)
-    check_fleet(
-        list(statistics.values()),
-        argument="statistics",
-        names=[f"statistics[{t!r}]" for t in everyone],
-        pooled=True,
-    )
-    check_readings(statistics.values())
+    check_fleet(twins, argument="statistics", names=labels, pooled=True)
+    check_readings(twins)
     # Round 1 from a start of other noise bins: refused by name here (each twin would
     # refuse it too, one by one).
-    check_start_bins(strategy.initialize(), next(iter(statistics.values())).n_bins)
+    check_start_bins(strategy.initialize(), twins[0].n_bins)
     # The twins computed together are usually the same from round to round: their
     # statistics stay stacked while they are (as each twin holds its own).
     stacked: dict[tuple[str, ...], _Batches] = {}

@@ -35,9 +35,9 @@ from twinweave.transfer._records import (
     TwinPosterior,
     TwinStatistics,
     check_fleet,
-    check_fleet_mapping,
     check_readings,
     check_rounds,
+    fleet_entries,
     sum_summaries,
     warn_not_converged,
 )
@@ -131,11 +131,11 @@ class FleetPosterior:
 
 
 def _fleet(stats: Mapping[TwinId, TwinStatistics]) -> tuple[list[TwinStatistics], list[str]]:
-    """The statistics in the mapping's order, and the twins' labels in messages."""
-    check_fleet_mapping(stats)
+    """:func:`fleet_entries`, refusing ``None`` as an identifier."""
+    entries = fleet_entries(stats)
     if None in stats:
         raise ValueError("stats: None is not a twin identifier (predict(None) is a new twin)")
-    return list(stats.values()), [f"stats[{twin!r}]" for twin in stats]
+    return entries
 
 
 def _keyed(

@@ -51,9 +51,9 @@ from twinweave.transfer._records import (
     TwinPosterior,
     TwinStatistics,
     check_fleet,
-    check_fleet_mapping,
     check_readings,
     check_rounds,
+    fleet_entries,
     warn_not_converged,
 )
 
@@ -229,7 +229,7 @@ def fit_gossip(
     >>> bool(np.abs(fit.populations[3].mean - central.population.mean).max() < 1e-9 * scale)
     True
     """
-    check_fleet_mapping(stats)
+    twins, labels = fleet_entries(stats)
     # Looked up by the graph's nodes.
     by_node: dict[Hashable, TwinStatistics] = dict(stats.items())
     nodes = list(graph)
@@ -240,16 +240,14 @@ def fit_gossip(
             "stats: expected one entry per node of the graph; nodes without statistics: "
             f"{without_stats}, statistics of no node: {off_graph}"
         )
-    check_fleet(
-        list(stats.values()), prior, names=[f"stats[{node!r}]" for node in stats], pooled=True
-    )
-    check_readings(stats.values())
+    check_fleet(twins, prior, names=labels, pooled=True)
+    check_readings(twins)
     check_rounds(n_rounds, tol)
     if not gossip_tol > 0:
         raise ValueError(f"gossip_tol: expected > 0, got {gossip_tol!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    kinds = kinds_of(list(stats.values()))
-    first = starting_population(prior, kinds, start, n_bins=next(iter(stats.values())).n_bins)
+    kinds = kinds_of(twins)
+    first = starting_population(prior, kinds, start, n_bins=twins[0].n_bins)
     populations: dict[Hashable, Population] = {}
     gossip_rounds: list[int] = []
     n_unsettled = 0  # fleet rounds whose gossip missed gossip_tol

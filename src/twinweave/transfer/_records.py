@@ -108,14 +108,19 @@ def check_readings(stats: Iterable[TwinStatistics]) -> None:
 TwinId = TypeVar("TwinId", bound=Hashable)
 
 
-def check_fleet_mapping(stats: object, argument: str = "stats") -> None:
-    """Refuse a fleet that is not a mapping from twin identifier to statistics, the one
-    form every fleet fit takes, with what to write instead."""
+def fleet_entries(
+    stats: Mapping[TwinId, TwinStatistics], argument: str = "stats"
+) -> tuple[list[TwinStatistics], list[str]]:
+    """A fleet's statistics in the mapping's order, and the twins' labels for
+    :func:`check_fleet` (``stats['R80711']``). A fleet that is not a mapping from twin
+    identifier to statistics, the one form every fleet fit takes, is refused with what
+    to write instead."""
     if not isinstance(stats, Mapping):
         raise TypeError(
             f"{argument}: expected a mapping from twin identifier to TwinStatistics, got "
             f"{type(stats).__name__}; for twins known by position, dict(enumerate(...))"
         )
+    return list(stats.values()), [f"{argument}[{twin!r}]" for twin in stats]
 
 
 def check_fleet(
