@@ -103,8 +103,9 @@ def test_a_prior_of_another_basis_is_refused(fleet: dict[str, TwinStatistics]) -
     for fit in (fit_central, no_pooling, complete_pooling):
         with pytest.raises(ValueError, match=message):
             fit(fleet, other)
-    # The coordinator's strategy holds the prior; a twin refuses what it sends.
-    with pytest.raises(ValueError, match=r"population: expected 7 features .* got 9"):
+    # The coordinator's strategy holds the prior: refused by name before round 1, as
+    # the central fit does (each twin would otherwise refuse what it is sent).
+    with pytest.raises(ValueError, match=message):
         fit_federated(FleetPooling(other, ["default"]), fleet)
     with pytest.raises(ValueError, match=message):
         fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), other)
@@ -133,8 +134,10 @@ def test_a_fleet_without_readings_is_refused(prior: FleetPrior) -> None:
     [
         ({"n_rounds": 2.5}, r"n_rounds: expected an integer >= 1, got 2.5"),
         ({"n_rounds": 0}, r"n_rounds: expected an integer >= 1, got 0"),
-        ({"tol": 0.0}, r"tol: expected > 0, got 0.0"),
-        ({"tol": float("nan")}, r"tol: expected > 0, got nan"),
+        ({"tol": 0.0}, r"tol: expected a number > 0, got 0.0"),
+        ({"tol": float("nan")}, r"tol: expected a number > 0, got nan"),
+        ({"tol": "1e-3"}, r"tol: expected a number > 0, got '1e-3'"),
+        ({"tol": None}, r"tol: expected a number > 0, got None"),
     ],
 )
 def test_round_settings_are_checked_alike(
@@ -157,8 +160,12 @@ def test_flower_settings_are_checked_as_the_strategys(tmp_path: Path) -> None:
     for bad in (True, 0):
         with pytest.raises(ValueError, match="max_missed_rounds: expected an integer >= 1"):
             FlowerSettings(max_missed_rounds=bad)
-    with pytest.raises(ValueError, match=r"round_timeout: expected > 0 \[s\], got 0"):
+    with pytest.raises(ValueError, match=r"round_timeout: expected a number > 0 \[s\], got 0"):
         FlowerSettings(round_timeout=0)
+    # min_twins is a count: 2.5 used to be read back as 2, "3" to fail in a comparison.
+    for bad_count in (2.5, "3", 0, True):
+        with pytest.raises(ValueError, match="min_twins: expected an integer >= 1"):
+            FlowerSettings(min_twins=bad_count)  # type: ignore[arg-type]
     # A numpy integer is a valid setting and must reach the app as TOML.
     config = tomllib.loads(FlowerSettings(n_rounds=np.int64(5)).as_toml(tmp_path))  # type: ignore[arg-type]
     assert config["n-rounds"] == 5
@@ -247,7 +254,7 @@ def test_gossip_that_cannot_settle_says_so(
     fleet: dict[str, TwinStatistics], prior: FleetPrior
 ) -> None:
     stats = dict(enumerate(fleet.values()))
-    with pytest.raises(ValueError, match="gossip_tol: expected > 0, got 0"):
+    with pytest.raises(ValueError, match="gossip_tol: expected a number > 0, got 0"):
         fit_gossip(stats, nx.cycle_graph(4), prior, gossip_tol=0)
     # Nearly every message lost and few gossip rounds: the twins' sums are far off.
     with pytest.raises(
@@ -410,3 +417,86 @@ def test_a_kind_that_looks_like_a_typo_of_another_is_named() -> None:
             warnings.simplefilter("error", UserWarning)
             warnings.simplefilter("ignore", ConvergenceWarning)
             fit_central(fleet_of(*kinds), prior, n_rounds=2, tol=1e-300)
+
+
+def test_kinds_are_names(prior: FleetPrior, tmp_path: Path) -> None:
+    # Kinds travel as text (Flower's configuration, saved files): 5 and "5" would merge.
+    model = twin(1.0)
+    for bad in (5, None, "", ["A"]):
+        with pytest.raises(TypeError, match=r"kind: expected a kind's name \(a non-empty str\)"):
+            TwinStatistics.from_emulator(model, bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"kinds: expected a kind's name .* got 5"):
+        FleetPooling(prior, [5])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="kinds: expected a sequence of kinds, got the string"):
+        initial_population(prior, "default")
+    with pytest.raises(ValueError, match="kinds: expected distinct names"):
+        initial_population(prior, ["A", "A"])
+    # Over Flower, refused in the user's process: before, "default" became seven kinds
+    # of one letter, every twin refused every round and the run timed out.
+    federation = LoopbackFederation(tmp_path / "federation")
+    try:
+        with pytest.raises(TypeError, match="kinds: expected a sequence of kinds, got the string"):
+            federation.submit(prior, "default")
+        assert federation.pids() == []
+    finally:
+        federation.close()
+
+
+def test_a_twin_of_a_kind_the_strategy_does_not_pool_is_named(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    stats = {**fleet, "T9": TwinStatistics.from_emulator(twin(1.3), "other")}
+    with pytest.raises(
+        ValueError, match=r"statistics\['T9'\]: kind 'other' is not one the strategy pools"
+    ):
+        fit_federated(FleetPooling(prior, ["default"]), stats)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda g: g + np.triu(np.ones_like(g[0]), 1) * 100.0,
+            r"gram: expected symmetric matrices .* bin 0 with \[0, 1\]",
+        ),
+        (lambda g: -g, r"gram: expected a non-negative diagonal .* bin 0 feature 0"),
+    ],
+)
+def test_statistics_that_no_readings_give_are_refused(change: object, message: str) -> None:
+    good = TwinStatistics.from_emulator(twin(1.0))
+    with pytest.raises(ValueError, match=message):
+        TwinStatistics(change(good.gram), good.moment, good.sum_sq, good.count)  # type: ignore[operator]
+    # Sums over no readings are zero: non-zero sums in a bin counted empty are not
+    # a twin's.
+    with pytest.raises(ValueError, match=r"expected zeros in bins without readings .* \[1\]"):
+        TwinStatistics(good.gram, good.moment, good.sum_sq, np.array([good.count[0], 0.0]))
+
+
+def test_federated_identifiers_must_sort_together(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    mixed = {0: fleet["T0"], "a": fleet["T1"]}
+    assert fit_central(mixed, prior).converged  # the central fit keeps the mapping's order
+    with pytest.raises(TypeError, match=r"twin identifiers that sort together .*\['int', 'str'\]"):
+        fit_federated(FleetPooling(prior, ["default"]), mixed)
+
+
+def test_available_is_a_function_of_the_round(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    strategy = FleetPooling(prior, ["default"])
+    with pytest.raises(TypeError, match="available: expected a function from round number"):
+        fit_federated(strategy, fleet, available=["T0"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="available: round 1 returned the string 'T0'"):
+        fit_federated(strategy, fleet, available=lambda _: "T0")
+    with pytest.warns(ConvergenceWarning, match="no twin answered in 3 rounds"):
+        fit_federated(FleetPooling(prior, ["default"], n_rounds=3), fleet, available=lambda _: [])
+    graph = nx.relabel_nodes(nx.cycle_graph(4), lambda k: f"T{k}")
+    with pytest.raises(TypeError, match="available: expected a function from round number"):
+        fit_gossip(fleet, graph, prior, available=["T0"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="available: round 1 returned the string 'T0'"):
+        fit_gossip(fleet, graph, prior, available=lambda _: "T0")
+    with pytest.raises(ValueError, match="available: round 1 names no twin"):
+        fit_gossip(fleet, graph, prior, available=lambda _: [])
+    with pytest.raises(ValueError, match=r"round 1: the present twins are not connected .* 2 par"):
+        fit_gossip(fleet, graph, prior, available=lambda _: ["T0", "T2"])

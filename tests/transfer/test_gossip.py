@@ -516,3 +516,15 @@ def test_la_haute_borne_by_gossip_equals_the_central_fit() -> None:
     assert central.population is not None
     for population in fit.populations.values():
         assert population_error(population, central.population) < 1e-6
+
+
+def test_gossip_refuses_what_cannot_mix() -> None:
+    two_parts = nx.Graph([(0, 1), (2, 3)])
+    with pytest.raises(ValueError, match=r"graph: expected a connected peer graph .* 2 parts"):
+        gossip_mean(np.ones((4, 1)), two_parts)
+    gossip = PushSum(nx.cycle_graph(3)).start(np.ones((3, 1)))
+    with pytest.raises(ValueError, match="neighbours: expected at least one present twin for 7"):
+        gossip.join(7, np.ones(1), [])
+    gossip.leave([0]).crash([1, 2])
+    with pytest.raises(ValueError, match="no twin is present"):
+        gossip.run()

@@ -7,6 +7,23 @@ from numpy.typing import ArrayLike
 
 from twinweave.core._predictive import CensoredNormal
 
+FloatVector = np.ndarray[tuple[int, ...], np.dtype[np.float64]]
+
+
+def observed_values(predictive: CensoredNormal, y: ArrayLike) -> FloatVector:
+    """``y`` as floats, checked against the predictive it is scored by: one finite value
+    per predicted point (a NaN would count as outside every interval)."""
+    y_arr = np.asarray(y, dtype=np.float64)
+    if y_arr.shape != predictive.loc.shape:
+        raise ValueError(f"y: expected shape {predictive.loc.shape}, got {y_arr.shape}")
+    bad = np.flatnonzero(~np.isfinite(y_arr))
+    if bad.size:
+        raise ValueError(
+            f"y: expected finite values, got {bad.size} not finite (first at index "
+            f"{int(bad[0])}: {y_arr.flat[bad[0]]}); drop those points from y and the inputs"
+        )
+    return y_arr
+
 
 def scores(predictive: CensoredNormal, y: ArrayLike, *, level: float = 0.9) -> dict[str, float]:
     """RMSE of the mean, mean CRPS, mean log-likelihood and interval coverage.
@@ -31,9 +48,7 @@ def scores(predictive: CensoredNormal, y: ArrayLike, *, level: float = 0.9) -> d
     CRPS and the log score are strictly proper (Gneiting and Raftery 2007,
     doi:10.1198/016214506000001437): they reward calibration and sharpness together.
     """
-    y_arr = np.asarray(y, dtype=np.float64)
-    if y_arr.shape != predictive.loc.shape:
-        raise ValueError(f"y: expected shape {predictive.loc.shape}, got {y_arr.shape}")
+    y_arr = observed_values(predictive, y)
     lo, hi = predictive.interval(level)
     return {
         "rmse": float(np.sqrt(np.mean((y_arr - predictive.mean) ** 2))),
@@ -58,8 +73,12 @@ def coverage_by_bin(
 
     Empty bins give NaN coverage.
     """
-    y_arr = np.asarray(y, dtype=np.float64)
+    y_arr = observed_values(predictive, y)
     x_arr = np.asarray(x, dtype=np.float64)
+    if x_arr.shape != y_arr.shape:
+        raise ValueError(
+            f"x: expected shape {y_arr.shape} (one value per point), got {x_arr.shape}"
+        )
     edges_arr = np.asarray(edges, dtype=np.float64)
     lo, hi = predictive.interval(level)
     inside = ((y_arr >= lo) & (y_arr <= hi)).astype(np.float64)

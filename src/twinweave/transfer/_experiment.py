@@ -19,6 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core import CensoredNormal
+from twinweave.core._scores import observed_values
 from twinweave.domains.wind import (
     TurbineSpec,
     model_inputs,
@@ -129,7 +130,12 @@ def transfer_scores(
         ``joint_log_likelihood`` [nats per point], ``coverage`` (of the central
         ``level`` interval), ``interval_width`` (its mean width) [units].
     """
-    y_arr = np.asarray(y, dtype=np.float64)
+    y_arr = observed_values(predictive, y)
+    if not np.ptp(y_arr) > 0:
+        raise ValueError(
+            f"y: expected at least two different values (NMSE divides by their variance), "
+            f"got {y_arr.size} value(s), all {y_arr.flat[0] if y_arr.size else 'absent'}"
+        )
     lower, upper = predictive.interval(level)
     return {
         "nmse": float(np.mean((y_arr - predictive.mean) ** 2) / np.var(y_arr)),

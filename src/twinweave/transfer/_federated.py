@@ -48,8 +48,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from twinweave.transfer._hierarchy import (
     _Batches,
     _batches,
@@ -65,7 +63,9 @@ from twinweave.transfer._records import (
     LocalSummary,
     Population,
     TwinStatistics,
+    check_count,
     check_fleet,
+    check_kinds,
     check_readings,
     check_rounds,
     fleet_entries,
@@ -268,11 +268,7 @@ class FleetPooling:
         max_missed_rounds: int = 3,
         start: Population | None = None,
     ) -> None:
-        if isinstance(kinds, str):
-            raise TypeError(f"kinds: expected a sequence of kinds, got the string {kinds!r}")
-        self.kinds = tuple(str(kind) for kind in kinds)
-        if not self.kinds:
-            raise ValueError("kinds: expected at least one kind, got none")
+        self.kinds = check_kinds(kinds)
         check_round_settings(n_rounds, tol, max_missed_rounds)
         self.prior = prior
         self.n_rounds = n_rounds
@@ -409,9 +405,13 @@ def run_rounds(
     population = strategy.initialize()
     reports: list[RoundReport] = []
     for server_round in range(1, strategy.n_rounds + 1):
-        instructions = strategy.configure_fit(
-            server_round, population, list(available(server_round))
-        )
+        reachable = available(server_round)
+        if isinstance(reachable, str):
+            raise TypeError(
+                f"available: round {server_round} returned the string {reachable!r}; "
+                "expected a sequence of twin identifiers"
+            )
+        instructions = strategy.configure_fit(server_round, population, list(reachable))
         results, failures = exchange(server_round, instructions)
         population, report = strategy.aggregate_fit(server_round, population, results, failures)
         reports.append(report)
@@ -490,11 +490,32 @@ def fit_federated(
     """
     twins, labels = fleet_entries(statistics, "statistics")
     everyone = list(statistics)
-    check_fleet(twins, argument="statistics", names=labels, pooled=True)
+    try:
+        sorted(everyone)
+    except TypeError:
+        kinds_of_id = sorted({type(twin).__name__ for twin in everyone})
+        raise TypeError(
+            f"statistics: expected twin identifiers that sort together (the rounds add the "
+            f"twins' summaries in identifier order), got a mix of {kinds_of_id}"
+        ) from None
+    if available is not None and not callable(available):
+        raise TypeError(
+            "available: expected a function from round number to the twins reachable in "
+            f"that round, got {type(available).__name__}; for the same twins every round, "
+            "lambda _: twins"
+        )
+    # Checked by name here rather than by each twin in its local step, one by one: the
+    # prior's basis, round 1's noise bins and the kinds the strategy pools.
+    first = strategy.initialize()
+    check_fleet(twins, first.prior, argument="statistics", names=labels, pooled=True)
     check_readings(twins)
-    # Round 1 from a start of other noise bins: refused by name here (each twin would
-    # refuse it too, one by one).
-    check_start_bins(strategy.initialize(), twins[0].n_bins)
+    check_start_bins(first, twins[0].n_bins)
+    for label, twin_statistics in zip(labels, twins, strict=True):
+        if twin_statistics.kind not in first.kinds:
+            raise ValueError(
+                f"{label}: kind {twin_statistics.kind!r} is not one the strategy pools "
+                f"{first.kinds}; list it in the strategy's kinds"
+            )
     # The twins computed together are usually the same from round to round: their
     # statistics stay stacked while they are (as each twin holds its own).
     stacked: dict[tuple[str, ...], _Batches] = {}
@@ -539,12 +560,7 @@ def check_round_settings(n_rounds: int, tol: float, max_missed_rounds: int) -> N
     """The checks of :class:`FleetPooling`'s settings (also run where a Flower run is
     configured, before any process starts)."""
     check_rounds(n_rounds, tol)
-    if (
-        isinstance(max_missed_rounds, bool)
-        or not isinstance(max_missed_rounds, int | np.integer)
-        or max_missed_rounds < 1
-    ):
-        raise ValueError(f"max_missed_rounds: expected an integer >= 1, got {max_missed_rounds!r}")
+    check_count(max_missed_rounds, "max_missed_rounds")
 
 
 def warn_if_not_converged(result: FederatedResult, *, stacklevel: int) -> None:
@@ -553,7 +569,14 @@ def warn_if_not_converged(result: FederatedResult, *, stacklevel: int) -> None:
     if result.converged or not result.rounds:
         return
     last = result.rounds[-1]
-    if last.missing:
+    if not any(report.answered for report in result.rounds):
+        warnings.warn(
+            f"federated rounds: no twin answered in {result.n_rounds} rounds (were any "
+            "available?); the population is the start's",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+    elif last.missing:
         warnings.warn(
             f"federated rounds: no convergence in {result.n_rounds} rounds; twins "
             f"{list(last.missing)} missed the last round, and the rounds do not stop while "

@@ -56,7 +56,13 @@ from twinweave.transfer._federated import (
     warn_if_not_converged,
 )
 from twinweave.transfer._hierarchy import starting_population
-from twinweave.transfer._records import FleetPrior, Population, TwinStatistics
+from twinweave.transfer._records import (
+    FleetPrior,
+    Population,
+    TwinStatistics,
+    check_count,
+    check_positive,
+)
 
 __all__ = [
     "FlowerRun",
@@ -414,11 +420,9 @@ class FlowerSettings:
     def __post_init__(self) -> None:
         # Checked here, in the user's process, rather than in the ServerApp's log.
         check_round_settings(self.n_rounds, self.tol, self.max_missed_rounds)
-        if self.min_twins < 1:
-            raise ValueError(f"min_twins: expected >= 1, got {self.min_twins!r}")
+        check_count(self.min_twins, "min_twins")
         for name in ("round_timeout", "connect_timeout", "poll_interval"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: expected > 0 [s], got {getattr(self, name)!r}")
+            check_positive(getattr(self, name), name, " [s]")
 
     def as_toml(self, run_dir: Path) -> str:
         """The ``[tool.flwr.app.config]`` table of the generated app (keys with dashes)."""

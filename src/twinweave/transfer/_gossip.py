@@ -329,13 +329,18 @@ def _adjacency_matrix(adjacency: Mapping[Hashable, set[Hashable]]) -> sp.csr_arr
     return sp.csr_array((np.ones(len(rows)), (rows, columns)), shape=(n, n))
 
 
-def _is_connected(graph: PeerGraph) -> bool:
-    """Whether every twin can reach every other through links (and there is a twin)."""
+def _n_parts(graph: PeerGraph) -> int:
+    """Connected parts of the graph (0 without twins)."""
     adjacency = _neighbours(graph)
     if not adjacency:
-        return False
+        return 0
     n_components, _ = csgraph.connected_components(_adjacency_matrix(adjacency), directed=False)
-    return int(n_components) == 1
+    return int(n_components)
+
+
+def _is_connected(graph: PeerGraph) -> bool:
+    """Whether every twin can reach every other through links (and there is a twin)."""
+    return _n_parts(graph) == 1
 
 
 def spectral_gap(graph: PeerGraph) -> float:
@@ -920,6 +925,8 @@ class PushSum:
         if patience < 1:
             raise ValueError("patience must be at least 1")
         alive = self._alive
+        if not alive.any():
+            raise ValueError("no twin is present: every twin has left or crashed")
         movement = _Movement(self._blocks)
         since = np.full(int(alive.sum()), -1, dtype=np.int64)
         n_rounds = 0
@@ -953,6 +960,11 @@ class PushSum:
         if node in self._slot and self._alive[self._slot[node]]:
             raise ValueError(f"{node!r} is already present")
         links = [v for v in neighbours if v != node]
+        if not links:
+            raise ValueError(
+                f"neighbours: expected at least one present twin for {node!r} to link to; "
+                "a twin without links can neither send nor receive"
+            )
         slots = [self._present_slot(v) for v in links]
         own = np.append(_flatten(self._spec, payload), self._own_weight)
         if not np.all(np.isfinite(own)):
@@ -1126,6 +1138,12 @@ def gossip_mean(
     >>> result.relative_error(values.mean(axis=0)) < 1e-8
     True
     """
+    if not _is_connected(graph):
+        raise ValueError(
+            "graph: expected a connected peer graph (every twin reachable from every other "
+            f"through links), got one of {_n_parts(graph)} parts: twins in different parts "
+            "never mix"
+        )
     return (
         PushSum(graph, loss=loss, seed=seed)
         .start(payloads)

@@ -31,6 +31,7 @@ from twinweave.transfer._gossip import (
     Seed,
     _induced,
     _is_connected,
+    _n_parts,
     _neighbours,
 )
 from twinweave.transfer._hierarchy import (
@@ -51,6 +52,7 @@ from twinweave.transfer._records import (
     TwinPosterior,
     TwinStatistics,
     check_fleet,
+    check_positive,
     check_readings,
     check_rounds,
     fleet_entries,
@@ -243,8 +245,12 @@ def fit_gossip(
     check_fleet(twins, prior, names=labels, pooled=True)
     check_readings(twins)
     check_rounds(n_rounds, tol)
-    if not gossip_tol > 0:
-        raise ValueError(f"gossip_tol: expected > 0, got {gossip_tol!r}")
+    check_positive(gossip_tol, "gossip_tol")
+    if available is not None and not callable(available):
+        raise TypeError(
+            "available: expected a function from round number to the twins present in "
+            f"that round, got {type(available).__name__}"
+        )
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     kinds = kinds_of(twins)
     first = starting_population(prior, kinds, start, n_bins=twins[0].n_bins)
@@ -257,7 +263,13 @@ def fit_gossip(
     gossip: PushSum | None = None
     gossip_nodes: list[Hashable] = []
     for round_number in range(1, n_rounds + 1):
-        wanted = set(nodes) if available is None else set(available(round_number))
+        reachable = nodes if available is None else available(round_number)
+        if isinstance(reachable, str):
+            raise TypeError(
+                f"available: round {round_number} returned the string {reachable!r}; "
+                "expected a collection of twins"
+            )
+        wanted = set(reachable)
         strangers = wanted - set(nodes)
         if strangers:
             raise ValueError(
@@ -265,8 +277,13 @@ def fit_gossip(
             )
         present = [node for node in nodes if node in wanted]
         peers = _induced(graph, present)
+        if not present:
+            raise ValueError(f"available: round {round_number} names no twin; expected some")
         if not _is_connected(peers):
-            raise ValueError(f"round {round_number}: the present twins are not connected")
+            raise ValueError(
+                f"round {round_number}: the present twins are not connected (the graph "
+                f"among them has {_n_parts(peers)} parts); gossip cannot mix their sums"
+            )
         populations = _arrivals(populations, present, peers, first)
         payloads = {
             node: summary_payload(local_step(by_node[node], populations[node])) for node in present

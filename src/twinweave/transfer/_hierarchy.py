@@ -33,6 +33,7 @@ from twinweave.transfer._records import (
     TwinPosterior,
     TwinStatistics,
     check_fleet,
+    check_kinds,
     sum_summaries,
 )
 
@@ -557,7 +558,7 @@ def initial_population(prior: FleetPrior, kinds: Sequence[str]) -> Population:
     Weights ``N(prior_mean, prior_precision^-1)`` for every kind and no population noise
     yet, so the first local step of each twin is exactly its no-pooling posterior.
     """
-    kinds = tuple(kinds)
+    kinds = check_kinds(kinds)
     n_kinds, p = len(kinds), prior.n_features
     prior_covariance = _inverse(prior.prior_precision)
     return Population(
@@ -597,7 +598,7 @@ def starting_population(
     (it replaces ``start.prior``, which must share its basis and term blocks).
     ``n_bins``, where known, is the twins' number of noise bins.
     """
-    kinds = tuple(kinds)
+    kinds = check_kinds(kinds)
     if start is None:
         return initial_population(prior, kinds)
     if not isinstance(start, Population):

@@ -41,6 +41,28 @@ def _array(value: Any, name: str, ndim: int) -> FloatArray:
     return out
 
 
+def _check_gram(gram: FloatArray) -> None:
+    """A sum of outer products ``phi phi^T`` per bin is symmetric with a non-negative
+    diagonal; anything else is not a twin's statistics (positive semi-definiteness in
+    full would cost an eigendecomposition per bin)."""
+    scale = np.abs(gram).max(axis=(1, 2), keepdims=True)
+    asymmetric = np.abs(gram - gram.transpose(0, 2, 1)) > 1e-9 * np.maximum(scale, 1e-300)
+    if asymmetric.any():
+        bin_, row, col = (int(i) for i in np.argwhere(asymmetric)[0])
+        raise ValueError(
+            f"gram: expected symmetric matrices (sums of phi phi^T), got bin {bin_} with "
+            f"[{row}, {col}] = {gram[bin_, row, col]:.6g} and [{col}, {row}] = "
+            f"{gram[bin_, col, row]:.6g}"
+        )
+    diagonal = np.diagonal(gram, axis1=1, axis2=2)
+    if np.any(diagonal < 0):
+        bin_, feature = (int(i) for i in np.argwhere(diagonal < 0)[0])
+        raise ValueError(
+            f"gram: expected a non-negative diagonal (sums of squares), got bin {bin_} "
+            f"feature {feature} = {diagonal[bin_, feature]:.6g}"
+        )
+
+
 def _shape(value: FloatArray, name: str, shape: tuple[int, ...]) -> None:
     if value.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
@@ -73,13 +95,50 @@ class ConvergenceWarning(UserWarning):
     """A fleet fit stopped at its round limit before its tolerance was met."""
 
 
+def check_count(value: object, name: str, minimum: int = 1) -> None:
+    """Refuse a count that is not an integer of at least ``minimum`` (``True`` and
+    ``2.5`` included)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+
+def check_positive(value: object, name: str, unit: str = "") -> None:
+    """Refuse a setting that is not a positive real number (a string or ``None`` too)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not value > 0
+    ):
+        raise ValueError(f"{name}: expected a number > 0{unit}, got {value!r}")
+
+
 def check_rounds(n_rounds: int, tol: float) -> None:
     """Refuse a round limit that is not a positive integer, or a tolerance that is not
-    positive (the rounds would never stop on it)."""
-    if isinstance(n_rounds, bool) or not isinstance(n_rounds, int | np.integer) or n_rounds < 1:
-        raise ValueError(f"n_rounds: expected an integer >= 1, got {n_rounds!r}")
-    if not tol > 0:
-        raise ValueError(f"tol: expected > 0, got {tol!r}")
+    a positive number (the rounds would never stop on it)."""
+    check_count(n_rounds, "n_rounds")
+    check_positive(tol, "tol")
+
+
+def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    """The kinds a population pools, in order: a sequence of distinct non-empty names
+    (a string alone is refused: it would be read as one kind per letter)."""
+    if isinstance(kinds, str):
+        raise TypeError(f"kinds: expected a sequence of kinds, got the string {kinds!r}")
+    listed = tuple(kinds)
+    if not listed:
+        raise ValueError("kinds: expected at least one kind, got none")
+    for kind in listed:
+        check_kind(kind, "kinds")
+    if len(set(listed)) != len(listed):
+        raise ValueError(f"kinds: expected distinct names, got {listed}")
+    return listed
+
+
+def check_kind(kind: object, name: str = "kind") -> None:
+    """Refuse a kind that is not a non-empty string (kinds travel as text to twins
+    and through saved files, so ``5`` and ``"5"`` would become one)."""
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{name}: expected a kind's name (a non-empty str), got {kind!r}")
 
 
 def warn_not_converged(
@@ -264,6 +323,14 @@ class TwinStatistics:
         _shape(count, "count", (n_bins,))
         if np.any(count < 0) or np.any(sum_sq < 0):
             raise ValueError("count, sum_sq: expected non-negative values")
+        check_kind(self.kind)
+        _check_gram(gram)
+        empty = np.flatnonzero(count == 0)
+        if empty.size and (np.any(gram[empty]) or np.any(moment[empty]) or np.any(sum_sq[empty])):
+            raise ValueError(
+                f"gram, moment, sum_sq: expected zeros in bins without readings (count 0 in "
+                f"bins {empty.tolist()[:8]}), got non-zero sums there"
+            )
         for name, value in (("gram", gram), ("moment", moment), ("sum_sq", sum_sq)):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "count", count)
@@ -662,9 +729,7 @@ class Population:
     period_var: FloatArray | None = None
 
     def __post_init__(self) -> None:
-        kinds = tuple(str(k) for k in self.kinds)
-        if not kinds or len(set(kinds)) != len(kinds):
-            raise ValueError(f"kinds: expected distinct names, got {kinds}")
+        kinds = check_kinds(self.kinds)
         n_kinds, p = len(kinds), self.prior.n_features
         checks: list[tuple[str, int, tuple[int, ...]]] = [
             ("mean", 2, (n_kinds, p)),
