@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from twinweave.core import CensoredNormal
+from twinweave.core import CensoredNormal, coverage_by_bin, scores
 from twinweave.data import clean, read_source
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
@@ -51,10 +51,25 @@ def test_joint_log_likelihood_is_the_joint_gaussian_inside_the_bounds() -> None:
 
 def test_scores_name_every_metric() -> None:
     predictive = CensoredNormal([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
-    scores = transfer_scores(predictive, [1.0, 2.5, 10.0])
-    assert set(scores) == {"nmse", "crps", "joint_log_likelihood", "coverage", "interval_width"}
-    assert scores["coverage"] == pytest.approx(2 / 3)
-    assert scores["interval_width"] == pytest.approx(2 * 1.6448536, rel=1e-6)
+    result = transfer_scores(predictive, [1.0, 2.5, 10.0])
+    assert set(result) == {"nmse", "crps", "joint_log_likelihood", "coverage", "interval_width"}
+    assert result["coverage"] == pytest.approx(2 / 3)
+    assert result["interval_width"] == pytest.approx(2 * 1.6448536, rel=1e-6)
+
+
+def test_scores_refuse_observations_they_cannot_score() -> None:
+    predictive = CensoredNormal([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
+    # A NaN used to count as a reading outside the interval (coverage 2/3 here).
+    with pytest.raises(ValueError, match=r"y: expected finite values, got 1 not finite .*index 1"):
+        transfer_scores(predictive, [1.0, np.nan, 3.0])
+    with pytest.raises(ValueError, match=r"y: expected shape \(3,\), got \(2,\)"):
+        transfer_scores(predictive, [1.0, 2.0])
+    with pytest.raises(ValueError, match="y: expected at least two different values"):
+        transfer_scores(predictive, [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match=r"x: expected shape \(3,\)"):
+        coverage_by_bin(predictive, [1.0, 2.0, 3.0], [5.0, 6.0], [0.0, 10.0])
+    with pytest.raises(ValueError, match="y: expected finite values"):
+        scores(predictive, [np.inf, 2.0, 3.0])
 
 
 def _by(rows: list[TransferRow], asset: str, history: str, method: str) -> TransferRow:
