@@ -873,12 +873,26 @@ def _relative(old: FloatArray | None, new: FloatArray | None) -> float:
     return float(np.linalg.norm(new - old)) / scale if scale > 0 else float(np.linalg.norm(new))
 
 
+def _relative_to(old: FloatArray | None, new: FloatArray | None, scale: FloatArray) -> float:
+    if old is None or new is None:
+        return _relative(old, new)
+    return float(np.linalg.norm(new - old)) / max(float(np.linalg.norm(scale)), 1e-300)
+
+
 def population_change(old: Population, new: Population) -> float:
     """Largest relative change between two populations: of the kinds' means, the
     covariances (Frobenius norms), and every per-bin noise variance.
 
     The rounds stop when it falls below a tolerance; every runner (central, federated,
     gossip) uses this rule, so they stop at the same round.
+
+    A covariance is measured against the covariance it enters a prediction with: the
+    twins' ``Sigma_t`` against a new twin's weights' ``Sigma_t + Cov[mu_t]``, the
+    kinds' ``Sigma_B`` against a new kind's mean's ``Sigma_B + Cov[mu_g]``. Where the
+    twins (or kinds) do not differ beyond what their data can tell, EM takes ``Sigma``
+    towards zero by about ``1 / round`` of itself per round and a change relative to
+    ``Sigma`` alone would never settle; beside the uncertainty of the mean, a
+    vanishing ``Sigma`` no longer changes what the fleet predicts.
     """
     noise = (
         _relative(old.noise_var, new.noise_var)
@@ -895,10 +909,19 @@ def population_change(old: Population, new: Population) -> float:
             np.max(np.abs(new.period_var - old.period_var) / (old.noise_var + old.period_var))
         )
     )
+    between = (
+        _relative(old.between_covariance, new.between_covariance)
+        if old.between_covariance is None
+        else _relative_to(
+            old.between_covariance,
+            new.between_covariance,
+            old.between_covariance + old.global_covariance,
+        )
+    )
     return max(
         _relative(old.mean, new.mean),
-        _relative(old.covariance, new.covariance),
-        _relative(old.between_covariance, new.between_covariance),
+        _relative_to(old.covariance, new.covariance, old.covariance + old.mean_covariance),
+        between,
         noise,
         period,
     )
