@@ -106,6 +106,11 @@ def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
     assert chain.index("ingest:") < chain.index("fit:") < chain.rindex(prediction_id.group(1))
     document = json.loads(prov_json.read_text())
     assert {"entity", "activity", "used", "wasGeneratedBy"} <= set(document)
+    # The export is the chain printed, not the whole store's provenance (other twins'
+    # fits, later what-ifs): as many entities and activities as records printed.
+    n_printed = int(re.search(r"(\d+) records, raw files first", chain).group(1))  # type: ignore[union-attr]
+    assert len(document["entity"]) + len(document["activity"]) == n_printed
+    assert f"wrote the chain's {n_printed} records as PROV-JSON" in chain
 
 
 def test_predict_writes_csv_to_stdout_with_output_dash(fitted_store: Path, tmp_path: Path) -> None:
@@ -536,3 +541,20 @@ def test_inputs_the_twin_reads_are_numbers_and_times_are_times(
         "--samples", "50",
     )  # fmt: skip
     assert "1 readings repeat an earlier reading's time" in result.stderr
+
+
+def test_a_failed_first_ingest_leaves_no_store_behind(tmp_path: Path) -> None:
+    frame = pd.read_parquet(scada_path()).head(50)
+    frame.loc[7, "Date_time"] = "not a time"
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    store = tmp_path / "S.duckdb"
+    for command in (("ingest",), ("fit", "--train-until", "2015-01-01")):
+        failed = twinweave(*command, bad, "--store", store, ok=False)
+        assert failed.returncode == 2
+        assert "Date_time" in failed.stderr and "not a time" in failed.stderr
+        # An empty store would have been taken for a real one by the next command.
+        assert not store.exists()
+    no_mapping = tmp_path / "no.toml"
+    missing = twinweave("ingest", bad, "--store", store, "--mapping", no_mapping, ok=False)
+    assert missing.returncode == 2 and "--mapping" in missing.stderr

@@ -154,6 +154,29 @@ def _open_store(path: Path, *, create: bool = False, read_only: bool = False) ->
         raise _fail(str(error)) from None
 
 
+@contextmanager
+def _store_to_write(path: Path) -> Iterator[Store]:
+    """The store at ``path``, created if absent; a store this command created is
+    removed again if the command fails before anything was stored in it (a bad input
+    file would otherwise leave an empty store that later commands take for a real one)."""
+    created = not path.exists()
+    failed = False
+    db = _open_store(path, create=True)
+    try:
+        with db:
+            try:
+                yield db
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                empty = db.sources().empty and not db.twin_ids()
+    finally:
+        if created and failed and empty:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+
+
 def _load_twin(db: Store, twin_id: str, recorder: Recorder | None = None) -> Twin:
     """The latest version of a stored twin; an unknown id is the user's to fix."""
     try:
@@ -293,11 +316,21 @@ def _ingest(
 
 MappingOption = Annotated[
     Path | None,
-    typer.Option("--mapping", help="Column mapping (JSON or TOML); default: La Haute Borne."),
+    typer.Option(
+        "--mapping",
+        help="Column mapping (JSON or TOML); default: La Haute Borne.",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 AssetsOption = Annotated[
     Path | None,
-    typer.Option("--assets", help="CSV with asset_id, rated_power [kW], elevation [m]."),
+    typer.Option(
+        "--assets",
+        help="CSV with asset_id, rated_power [kW], elevation [m].",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 RatedOption = Annotated[
     float | None, typer.Option("--rated-power", help="Rated power [kW] for unknown assets.")
@@ -321,7 +354,7 @@ def ingest(
     elevation: ElevationOption = 0.0,
 ) -> None:
     """Read a data file, check it, quarantine what fails, and store the rest."""
-    with _open_store(store, create=True) as db:
+    with _store_to_write(store) as db:
         recorder = Recorder(store=db)
         _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
 
@@ -358,7 +391,7 @@ def fit(
         if train_until.tzinfo is None
         else pd.Timestamp(train_until)
     )
-    with _open_store(store, create=True) as db:
+    with _store_to_write(store) as db:
         recorder = Recorder(store=db)
         specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
         with diagnostics.status("fitting"):
@@ -823,7 +856,12 @@ def provenance(
         ),
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write PROV-JSON here.")
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Also write PROV-JSON here: the chain printed, or without ENTITY_ID every "
+            "record of the store.",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Entities to list without an id.", min=1)] = 20,
 ) -> None:
@@ -843,6 +881,11 @@ def provenance(
         )
         for record in entities[-limit:]:
             console.print(record.describe(), markup=False, highlight=False)
+        if json_out is not None:
+            # Without an entity the export is the whole store's provenance.
+            records = recorder.records()
+            json_out.write_text(recorder.to_json(records))
+            console.print(f"wrote all {len(records)} records as PROV-JSON to {json_out}")
         return
     if entity_id not in recorder:
         raise _fail(
@@ -855,8 +898,8 @@ def provenance(
     for record in chain:
         console.print(record.describe(), markup=False, highlight=False)
     if json_out is not None:
-        json_out.write_text(recorder.to_json())
-        console.print(f"wrote PROV-JSON to {json_out}")
+        json_out.write_text(recorder.to_json(chain))
+        console.print(f"wrote the chain's {len(chain)} records as PROV-JSON to {json_out}")
 
 
 @app.command()
@@ -894,7 +937,7 @@ def quarantine(
                         f"{sorted(set(known.astype(str)))}"
                     )
     counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
-    n_readings = rows[["asset_id", "time", "source_row"]].drop_duplicates().shape[0]
+    n_readings = rows[["source_file", "source_row"]].drop_duplicates().shape[0]
     table = Table(
         title=f"quarantine: {len(rows)} failed checks of {n_readings} readings "
         "(a reading can fail several)"

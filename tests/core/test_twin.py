@@ -154,3 +154,26 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
         compare(twin, twin.branch(), week, [Total()], n_samples=0)
     with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\)"):
         compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)
+
+
+def test_a_fit_record_counts_the_readings_and_the_weight_held() -> None:
+    from twinweave.provenance import Recorder
+
+    live = pump()
+    emulator = live.emulator
+    assert isinstance(emulator, BayesianBasisRegression)
+    recorder = Recorder()
+    twin = Twin(
+        "pump-1",
+        live.schema,
+        BayesianBasisRegression(**{**emulator.get_params(), "forgetting": 0.99}),
+        recorder=recorder,
+    )
+    for seed in (1, 2):
+        twin.update(readings(500, seed=seed))
+    fits = [r for r in recorder.records() if r.kind == "fit"]
+    assert len(fits) == 2
+    # The readings of this update, and the weight the emulator holds after forgetting
+    # (about 1 / (1 - 0.99) readings), not a count of the readings ever seen.
+    assert fits[-1].attributes["n_readings"] == 500
+    assert 90 < float(fits[-1].attributes["weight_of_readings_held"]) < 101  # type: ignore[arg-type]

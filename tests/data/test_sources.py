@@ -92,12 +92,22 @@ def assert_names_everything(
 
 
 # -- the raw frame -----------------------------------------------------------------------
+def test_a_file_read_by_a_relative_path_is_known_by_its_absolute_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Provenance keeps this path: read from elsewhere, "scada.csv" would lead nowhere.
+    write(tmp_path, "scada.csv", GOOD_CSV)
+    monkeypatch.chdir(tmp_path)
+    info, _ = read_source("scada.csv", SPEC)
+    assert info.path == str(tmp_path.resolve() / "scada.csv")
+
+
 def test_csv_becomes_a_raw_frame_in_file_order(tmp_path: Path) -> None:
     path = write(tmp_path, "scada.csv", GOOD_CSV)
     info, raw = read_source(path, SPEC)
 
     assert info == SourceInfo(
-        path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(), n_rows=4
+        path=str(path.resolve()), sha256=hashlib.sha256(path.read_bytes()).hexdigest(), n_rows=4
     )
     assert list(raw.columns) == [*RECORD_COLUMNS, "wind_speed", "power", "temp_air"]
     assert raw["asset_id"].dtype == "string"

@@ -213,14 +213,17 @@ def test_new_variables_become_columns_and_older_rows_read_as_nan(
 def test_quarantine_lists_by_asset_and_check(
     filled: tuple[Path, SourceInfo, IngestSummary],
 ) -> None:
-    path, _, _ = filled
+    path, info, _ = filled
     _, _, quarantine = scada(500)
     with Store(path, read_only=True) as store:
         everything = store.quarantine()
         assert len(everything) == len(quarantine)
         assert list(everything.columns) == [
             "asset_id", "time", "source_row", "variable", "value", "check", "reason",
+            "source_file",
         ]  # fmt: skip
+        # Which file a source_row counts in: a store holds several.
+        assert set(everything["source_file"]) == {info.path}
         t1_range = store.quarantine("T1", check="range")
         expected = quarantine[(quarantine["asset_id"] == "T1") & (quarantine["check"] == "range")]
         assert len(t1_range) == len(expected) > 0

@@ -197,7 +197,9 @@ class Twin:
                 attributes={
                     "twin": self.twin_id,
                     "emulator": type(self.emulator).__name__,
-                    "n_observations": self.emulator.n_observations_,
+                    "n_readings": 0 if target is None else int(target.size),
+                    # With forgetting, less than the readings ever assimilated.
+                    "weight_of_readings_held": self.emulator.n_observations_,
                 },
             )
         return self

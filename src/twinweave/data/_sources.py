@@ -393,7 +393,8 @@ class SourceInfo:
     Parameters
     ----------
     path
-        The path as given to :func:`read_source`.
+        The file's absolute path (resolved when read), so that the provenance of what
+        came of it leads back to it from any working directory.
     sha256
         SHA-256 of the file's bytes (hex), for provenance.
     n_rows
@@ -500,7 +501,8 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
         if kind == "csv" and error.row is not None and error.line is None:
             raise error.with_line(csv_line(file, error.row, spec.delimiter)) from None
         raise
-    return SourceInfo(path=name, sha256=sha256, n_rows=n_rows), pd.DataFrame(data)
+    # Absolute: provenance must lead to the file from wherever the chain is read.
+    return SourceInfo(path=str(file.resolve()), sha256=sha256, n_rows=n_rows), pd.DataFrame(data)
 
 
 # -- reading ------------------------------------------------------------------------------

@@ -809,22 +809,27 @@ class Store:
         Returns
         -------
         pandas.DataFrame
-            The quarantine frame of ``docs/CONTRACTS.md``, sorted by asset and time.
+            The quarantine frame of ``docs/CONTRACTS.md``, sorted by asset and time,
+            and ``source_file``: the file each reading came from (its ``source_row``
+            counts that file's rows).
         """
         where = ["TRUE"]
         parameters: dict[str, object] = {}
         if asset_id is not None:
-            where.append("asset_id = $asset")
+            where.append("q.asset_id = $asset")
             parameters["asset"] = asset_id
         if check is not None:
-            where.append('"check" = $check')
+            where.append('q."check" = $check')
             parameters["check"] = check
-        columns = ", ".join(_quote(c) for c in QUARANTINE_COLUMNS)
+        columns = ", ".join(f"q.{_quote(c)}" for c in QUARANTINE_COLUMNS)
         frame = self._con.execute(
-            f"SELECT {columns} FROM quarantine WHERE {' AND '.join(where)} "
-            f"ORDER BY asset_id, time, {_SOURCE_COLUMN}, source_row, variable",
+            f"SELECT {columns}, s.path AS source_file FROM quarantine q "
+            f"LEFT JOIN sources s ON s.sha256 = q.{_SOURCE_COLUMN} "
+            f"WHERE {' AND '.join(where)} "
+            f"ORDER BY q.asset_id, q.time, q.{_SOURCE_COLUMN}, q.source_row, q.variable",
             parameters,
         ).df()
+        frame["source_file"] = frame["source_file"].astype("string")
         return _contract_dtypes(frame)
 
     # -- twins -------------------------------------------------------------------------
