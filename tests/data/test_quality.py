@@ -118,6 +118,27 @@ def test_range_check_is_inclusive_and_leaves_missing_values_alone() -> None:
         RangeCheck("temp_air", -40.0, 50.0)(raw)
 
 
+def test_a_row_exported_twice_is_one_reading() -> None:
+    # Rows 0 and 3 are the same reading (NaN power in both); rows 1 and 4 share T2's
+    # time with different values; row 2 and row 5 with the same wind but other power.
+    raw = frame(
+        [5.0, 5.1, 5.2, 5.0, 5.4, 5.2],
+        assets=["T1", "T2", "T1", "T1", "T2", "T1"],
+        minutes=[0, 0, 10, 0, 0, 10],
+        power=[math.nan, 10.0, 20.0, math.nan, 11.0, 21.0],
+    )
+    observations, quarantine = clean(raw, [DuplicateTimestamps()])
+    # The first copy is kept; conflicting copies are all quarantined, as before.
+    assert observations["source_row"].tolist() == [0]
+    assert sorted(quarantine["source_row"]) == [1, 2, 3, 4, 5]
+    reasons = dict(zip(quarantine["source_row"], quarantine["reason"], strict=True))
+    assert reasons[3] == (
+        "a copy of source row 0 (asset T1 at 2014-01-01 00:00:00+00:00, the same values); "
+        "expected one reading per asset and time, so the first is kept"
+    )
+    assert reasons[5].startswith("2 readings of asset T1 at 2014-01-01 00:10:00+00:00")
+
+
 def test_every_copy_of_a_duplicated_timestamp_is_quarantined() -> None:
     raw = frame(
         [5.0, 5.1, 5.2, 5.3, 5.4, 5.5],

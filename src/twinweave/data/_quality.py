@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core import GLOSSARY
+from twinweave.data._sources import RECORD_COLUMNS
 
 FloatArray = NDArray[np.float64]
 
@@ -365,12 +366,14 @@ def _time_ns(frame: pd.DataFrame) -> NDArray[np.int64]:
 
 @dataclass(frozen=True)
 class DuplicateTimestamps:
-    """Quarantine every copy of a reading whose asset and time are not unique.
+    """Quarantine the copies of a reading whose asset and time are not unique.
 
-    No copy is kept: when two readings of one asset share a time, nothing in the data
-    says which one is right. (In the La Haute Borne SCADA file, readings from the hour
-    skipped by the spring clock change were relabelled onto the next hour, so pairs of
-    readings share one UTC time with different values.)
+    Copies that differ are all quarantined: when two readings of one asset share a time
+    with different values, nothing in the data says which one is right. (In the La
+    Haute Borne SCADA file, readings from the hour skipped by the spring clock change
+    were relabelled onto the next hour, so pairs of readings share one UTC time with
+    different values.) Copies with the same values (a row exported twice) are one
+    reading: the first is kept and the others are quarantined as its copies.
     """
 
     @property
@@ -380,6 +383,37 @@ class DuplicateTimestamps:
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         keys = pd.DataFrame({"asset": _asset_codes(frame), "time": _time_ns(frame)})
         duplicated = keys.duplicated(keep=False).to_numpy()
+        if not duplicated.any():
+            return _empty_quarantine()
+        values = frame.drop(columns=[c for c in RECORD_COLUMNS if c in frame.columns])
+        readings = pd.concat([keys, values.reset_index(drop=True)], axis=1)
+        # A time held by one distinct reading (NaN equal to NaN) has only exact copies.
+        n_distinct = readings.drop_duplicates().groupby(["asset", "time"]).size()
+        alike = (
+            keys.join(n_distinct.rename("n"), on=["asset", "time"])["n"].to_numpy() == 1
+        ) & duplicated
+        later_copy = readings.duplicated(keep="first").to_numpy() & alike
+        differing = duplicated & ~alike
+        if later_copy.any():
+            first = _first_rows(keys, frame["source_row"].to_numpy())
+            copies = quarantine_rows(
+                frame,
+                later_copy,
+                check=self.name,
+                variable="*",
+                reason="a copy of source row {first} (asset {asset_id} at {time}, the same "
+                "values); expected one reading per asset and time, so the first is kept",
+                fields={"first": first},
+            )
+            if not differing.any():
+                return copies
+            # Indexed by row of the frame, as clean() expects of every check's rows.
+            return _concat([copies, self._differing(frame, keys, differing)])
+        return self._differing(frame, keys, differing)
+
+    def _differing(
+        self, frame: pd.DataFrame, keys: pd.DataFrame, duplicated: NDArray[np.bool_]
+    ) -> pd.DataFrame:
         if not duplicated.any():
             return _empty_quarantine()
         copies = keys[duplicated].assign(row=frame["source_row"].to_numpy()[duplicated].astype(str))
@@ -400,6 +434,13 @@ class DuplicateTimestamps:
             "expected one reading per asset and time",
             fields={"n_copies": n_copies, "rows": rows},
         )
+
+
+def _first_rows(keys: pd.DataFrame, source_rows: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Per row, the source row of the first reading with its asset and time."""
+    group = keys.groupby(["asset", "time"], sort=False).ngroup().to_numpy()
+    first_of_group = pd.Series(source_rows).groupby(group).transform("first")
+    return np.asarray(first_of_group.to_numpy(), dtype=np.int64)
 
 
 @dataclass(frozen=True)
