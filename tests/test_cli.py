@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -558,3 +559,137 @@ def test_a_failed_first_ingest_leaves_no_store_behind(tmp_path: Path) -> None:
     no_mapping = tmp_path / "no.toml"
     missing = twinweave("ingest", bad, "--store", store, "--mapping", no_mapping, ok=False)
     assert missing.returncode == 2 and "--mapping" in missing.stderr
+
+
+# -- small stores built from parts of the shipped data: seconds, not minutes ---------------
+def scada_subset(path: Path, *parts: tuple[str, str, str]) -> Path:
+    """The shipped readings of each (turbine, from, until) in ``parts``, as Parquet."""
+    frame = pd.read_parquet(scada_path())
+    time = pd.to_datetime(frame["Date_time"], utc=True)
+    keep = np.zeros(len(frame), dtype=bool)
+    for turbine, start, end in parts:
+        keep |= (
+            (frame["Wind_turbine_name"] == turbine)
+            & (time >= pd.Timestamp(start, tz="UTC"))
+            & (time < pd.Timestamp(end, tz="UTC"))
+        ).to_numpy()
+    frame[keep].to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_turbine_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("two")
+    data = scada_subset(
+        folder / "two.parquet",
+        ("R80711", "2014-11-01", "2015-02-01"),
+        ("R80721", "2014-11-01", "2015-02-01"),
+    )
+    store = folder / "two.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2015-01-01")
+    return store
+
+
+def test_fit_skips_a_turbine_without_training_readings_and_saves_the_others(
+    tmp_path: Path,
+) -> None:
+    data = scada_subset(
+        tmp_path / "late.parquet",
+        ("R80711", "2014-11-01", "2015-02-01"),
+        ("R80721", "2015-01-10", "2015-02-01"),
+    )
+    store = tmp_path / "late.duckdb"
+    fit = ("fit", data, "--store", store)
+    for run in (1, 2):
+        result = twinweave(*fit, "--train-until", "2015-01-01")
+        assert (
+            "warning: asset 'R80721': not fitted: no readings before --train-until "
+            "2015-01-01T00:00:00+00:00; its readings start at 2015-01-10" in result.stderr
+        ), result.stderr
+        assert f"saved 1 of 2 twins to {store}: R80711; not fitted" in result.stdout
+        with Store(store, read_only=True) as db:
+            assert db.twin_ids() == ["R80711"]
+            assert db.versions("R80711")["version"].max() == run
+    # No turbine to fit: an error, and nothing saved.
+    refused = twinweave(*fit, "--train-until", "2014-06-01", ok=False)
+    assert_user_error(refused, "--train-until 2014-06-01", "no twin was fitted")
+    with Store(store, read_only=True) as db:
+        assert db.versions("R80711")["version"].max() == 2
+
+
+def report_of(store: Path, output: Path, *options: str) -> tuple[str, dict[str, Any]]:
+    """``twinweave report --since 2014-12-15`` (or 2015-01-01 for two turbines): stderr
+    and metrics.json."""
+    since = "2015-01-01" if store.name == "two.duckdb" else "2014-12-15"
+    result = twinweave("report", "--store", store, "--since", since, "--output", output, *options)
+    assert (output / "index.html").exists()
+    return result.stderr, json.loads((output / "metrics.json").read_text())
+
+
+def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(
+    tmp_path: Path,
+) -> None:
+    # Three turbines from 2014-09-01 (R80736 from 2014-10-01), fitted before 2014-12-15.
+    data = scada_subset(
+        tmp_path / "three.parquet",
+        ("R80711", "2014-09-01", "2015-02-01"),
+        ("R80721", "2014-09-01", "2015-02-01"),
+        ("R80736", "2014-10-01", "2015-02-01"),
+    )
+    store = tmp_path / "three.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2014-12-15")
+    # 180 days of calibration by default: the twins would learn before 2014-06-18.
+    stderr, metrics = report_of(store, tmp_path / "short")
+    assert "warning: Monitoring did not run: --since 2014-12-15" in stderr, stderr
+    assert "--calibration-days 180" in stderr and "start at 2014-09-01" in stderr
+    assert metrics["monitoring"]["ran"] is False
+    assert "--calibration-days 180" in metrics["monitoring"]["reason"]
+    page = (tmp_path / "short" / "index.html").read_text()
+    assert "Monitoring did not run: --since 2014-12-15" in page
+    # 60 days: the twins learn September to mid-October, and the monitor runs.
+    stderr, metrics = report_of(store, tmp_path / "ran", "--calibration-days", "60")
+    assert "Monitoring did not run" not in stderr
+    assert metrics["monitoring"] == {"ran": True, "reason": None}
+    assert all("n_alarms" in scores for scores in metrics["turbines"].values())
+    assert "anomaly score (daily max)" in (tmp_path / "ran" / "index.html").read_text()
+    # 75 days: R80736 has no readings to learn from before the calibration period.
+    late = twinweave(
+        "monitor", "--store", store, "--since", "2014-12-15", "--calibration-days", "75",
+        ok=False,
+    )  # fmt: skip
+    assert_user_error(
+        late,
+        "--calibration-days 75",
+        "no readings of turbine(s) ['R80736'] before live_from=2014-10-01",
+        "before the calibration period",
+    )
+
+
+def test_report_of_two_turbines_says_the_monitor_did_not_run(
+    two_turbine_store: Path, tmp_path: Path
+) -> None:
+    help_text = twinweave("monitor", "--help").stdout
+    assert "at least 3 turbines" in help_text
+    stderr, metrics = report_of(two_turbine_store, tmp_path / "r")
+    expected = "expected >= 3 turbines in the store, got 2 (R80711, R80721)"
+    assert "warning: Monitoring did not run" in stderr and expected in stderr, stderr
+    assert metrics["monitoring"]["ran"] is False and expected in metrics["monitoring"]["reason"]
+    assert not any("n_alarms" in scores for scores in metrics["turbines"].values())
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Monitoring did not run" in page
+    # Neither "0 alarms" nor an empty anomaly-score panel, as if it had run.
+    assert "readings inside underperformance alarms" not in page
+    assert "anomaly score" not in page
+
+
+def test_text_from_the_user_is_printed_as_given(two_turbine_store: Path, tmp_path: Path) -> None:
+    # Rich read ':1234:' and ':ok:' as emoji codes and '[b]' as markup.
+    for entity in ("nonsense:1234", "prediction:ok"):
+        result = twinweave("provenance", entity, "--store", two_turbine_store, ok=False)
+        assert_user_error(result, f"error: {entity}: no such provenance id")
+    inputs = tmp_path / "x[b].csv"
+    pd.DataFrame({"wind_speed": [5.0, 8.0, 11.0]}).to_csv(inputs, index=False)
+    output = tmp_path / "o[b]:ok:.csv"
+    result = predict(two_turbine_store, inputs, output)
+    assert output.exists()
+    assert f"wrote 3 predictions to {output}\n" in result.stdout, result.stdout

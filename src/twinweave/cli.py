@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,6 +28,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, WhatIfResult, compare
 from twinweave.data import (
@@ -46,6 +46,7 @@ from twinweave.data import (
 from twinweave.demo import MEMORY, fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
+    MonitorResult,
     TurbineSpec,
     asset_table,
     forgetting_for,
@@ -78,17 +79,25 @@ class _ReaderMayLeave(Console):
         os.close(devnull)
 
 
-# Piped into a file or a log, lines are not wrapped at 80 columns: commands and paths
-# printed for copying stay whole.
-console = _ReaderMayLeave(
-    width=None if sys.stdout.isatty() else 200, soft_wrap=not sys.stdout.isatty()
-)
+def _console(*, stderr: bool) -> _ReaderMayLeave:
+    """A console that prints text as given: ids, paths and values come from the user or
+    the data, and Rich would read ``o[b].csv`` as markup and ``prediction:ok`` as an
+    emoji code. Styling is asked for where it is meant (``markup=True``)."""
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped into a file or a log, lines are not wrapped at 80 columns: commands and
+    # paths printed for copying stay whole.
+    return _ReaderMayLeave(
+        stderr=stderr,
+        width=None if stream.isatty() else 200,
+        soft_wrap=not stream.isatty(),
+        markup=False,
+        emoji=False,
+    )
+
+
+console = _console(stderr=False)
 # Errors and warnings go to stderr, so that output piped on (a table, JSON) stays clean.
-diagnostics = _ReaderMayLeave(
-    stderr=True,
-    width=None if sys.stderr.isatty() else 200,
-    soft_wrap=not sys.stderr.isatty(),
-)
+diagnostics = _console(stderr=True)
 
 #: Errors whose message is written for the user (bad input, an unknown id, a missing or
 #: locked file): ``main`` prints them as one line; anything else is a bug and keeps its
@@ -125,14 +134,13 @@ TwinOption = Annotated[str, typer.Option("--twin", help="Twin id (the asset's na
 
 
 def _error(message: str) -> None:
-    diagnostics.print("[bold red]error:[/] ", end="")
-    # Messages hold units in brackets ("[kW]"): print them as they are, not as markup.
-    diagnostics.print(message, markup=False, highlight=False)
+    diagnostics.print("[bold red]error:[/] ", end="", markup=True)
+    diagnostics.print(message, highlight=False)
 
 
 def _warn(message: str) -> None:
-    diagnostics.print("[yellow]warning:[/] ", end="")
-    diagnostics.print(message, markup=False, highlight=False)
+    diagnostics.print("[yellow]warning:[/] ", end="", markup=True)
+    diagnostics.print(message, highlight=False)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -255,7 +263,8 @@ def _ingest(
     recorder: Recorder,
 ) -> dict[str, TurbineSpec]:
     """Read, clean and store ``data`` once; return the turbine specs of its assets."""
-    with diagnostics.status(f"reading {data}"):
+    # A str status would be read as markup; the path is text.
+    with diagnostics.status(Text(f"reading {data}")):
         info, raw = read_source(data, spec)
     asset_ids = sorted(raw["asset_id"].unique())
     specs = _turbine_specs(asset_ids, assets, rated_power, elevation)
@@ -308,8 +317,7 @@ def _ingest(
         console.print(
             f"already stored from another file: {summary.n_skipped} readings with the same "
             f"values (skipped), {n_conflicts} with other values (quarantined, check "
-            f"duplicate_across_sources)",
-            markup=False,
+            f"duplicate_across_sources)"
         )
     return specs
 
@@ -381,7 +389,11 @@ def fit(
         ),
     ] = MEMORY,
 ) -> None:
-    """Ingest ``DATA`` (if new) and fit one twin per asset on readings before ``--train-until``."""
+    """Ingest ``DATA`` (if new) and fit one twin per asset on readings before ``--train-until``.
+
+    An asset without such readings is skipped with a warning that says why; the command
+    fails only if no asset can be fitted.
+    """
     try:
         forgetting = forgetting_for(memory)
     except ValueError as error:
@@ -394,9 +406,22 @@ def fit(
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
         specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+        # A turbine without training readings is skipped, not fatal: the others' twins
+        # are still wanted (and one refusal after some twins were saved left them saved).
+        skipped = {a: _why_not_fitted(db, a, until) for a in specs}
+        skipped = {a: why for a, why in skipped.items() if why is not None}
+        trainable = {a: spec for a, spec in specs.items() if a not in skipped}
+        if not trainable:
+            reasons = "; ".join(f"asset {a!r}: {why}" for a, why in skipped.items())
+            raise _fail(
+                f"--train-until {until.isoformat()}: no twin was fitted ({reasons}); "
+                "expected a --train-until after some asset's first reading"
+            )
+        for asset_id, why in skipped.items():
+            _warn(f"asset {asset_id!r}: not fitted: {why}")
         with diagnostics.status("fitting"):
             try:
-                twins = fit_fleet(db, recorder, specs, until, forgetting=forgetting)
+                twins = fit_fleet(db, recorder, trainable, until, forgetting=forgetting)
             except ValueError as error:
                 raise _fail(str(error)) from None
         if all(db.count_observations(a, start=until) == 0 for a in specs):
@@ -418,6 +443,27 @@ def fit(
             "remembered: the readings' total weight after forgetting (--memory "
             f"{memory:g}); older readings count less"
         )
+        saved = f"saved {len(twins)} of {len(specs)} twins to {store}: {', '.join(twins)}"
+        if skipped:
+            saved += f"; not fitted (see the warnings): {', '.join(skipped)}"
+        console.print(saved, highlight=False)
+
+
+def _why_not_fitted(db: Store, asset_id: str, until: pd.Timestamp) -> str | None:
+    """Why ``asset_id`` has no twin fitted on its readings before ``until``; ``None``
+    if it has readings to fit on."""
+    if db.count_observations(asset_id, end=until) > 0:
+        return None
+    if db.count_observations(asset_id) == 0:
+        return (
+            "none of its readings passed the checks (`twinweave quarantine --asset "
+            f"{asset_id}` lists why)"
+        )
+    first = db.observations(asset_id)["time"].min()
+    return (
+        f"no readings before --train-until {until.isoformat()}; its readings start at "
+        f"{first.isoformat()}"
+    )
 
 
 def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.ndarray]:
@@ -429,7 +475,7 @@ def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.
     numeric = frame.select_dtypes("number")
     ignored = [c for c in frame.columns if c not in numeric.columns and c != "time"]
     if ignored:
-        out.print(f"not used as model inputs (not numeric): {ignored}", markup=False)
+        out.print(f"not used as model inputs (not numeric): {ignored}")
     columns = {c: numeric[c].to_numpy(np.float64) for c in numeric.columns if c != "time"}
     if "time" in frame:
         try:
@@ -447,11 +493,10 @@ def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin, out: Console =
     reads = twin.emulator.inputs
     used = [c for c in columns if c in reads]
     unread = [c for c in columns if c not in reads and c != "time"]
-    out.print(f"inputs read: {used}", markup=False, highlight=False)
+    out.print(f"inputs read: {used}", highlight=False)
     if unread:
         out.print(
             f"columns the twin does not read: {unread} (it reads {list(reads)})",
-            markup=False,
             highlight=False,
         )
 
@@ -749,8 +794,7 @@ def whatif(
             f"{_number(row[f'{part}_hi'])}]"
             for part in ("baseline", "scenario", "difference")
         ]
-        # Units in brackets ("[h]") are text, not Rich markup.
-        table.add_row(escape(f"{row['metric']} [{row['units']}]"), *cells)
+        table.add_row(f"{row['metric']} [{row['units']}]", *cells)
     console.print(table)
     _say_coverage(inputs, len(frame), step_hours)
     console.print("brackets: 90 % intervals; branch and live twin share random numbers")
@@ -880,7 +924,7 @@ def provenance(
             f"(twins: {sorted(twin_ids)}):"
         )
         for record in entities[-limit:]:
-            console.print(record.describe(), markup=False, highlight=False)
+            console.print(record.describe(), highlight=False)
         if json_out is not None:
             # Without an entity the export is the whole store's provenance.
             records = recorder.records()
@@ -896,7 +940,7 @@ def provenance(
     chain = recorder.chain(entity_id)
     console.print(f"{len(chain)} records, raw files first, {entity_id} last:")
     for record in chain:
-        console.print(record.describe(), markup=False, highlight=False)
+        console.print(record.describe(), highlight=False)
     if json_out is not None:
         json_out.write_text(recorder.to_json(chain))
         console.print(f"wrote the chain's {len(chain)} records as PROV-JSON to {json_out}")
@@ -948,7 +992,7 @@ def quarantine(
         table.add_row(str(record["asset_id"]), str(record["check"]), str(record["rows"]))
     console.print(table)
     # Plain text: Rich's highlighting of a long table costs seconds and gigabytes.
-    console.print(rows.head(limit).to_string(index=False), markup=False, highlight=False)
+    console.print(rows.head(limit).to_string(index=False), highlight=False)
     if output is not None:
         _write_table(rows, output)
         console.print(f"wrote {len(rows)} rows to {output}")
@@ -961,7 +1005,9 @@ def demo(
     """The main job: La Haute Borne twins fitted on 2014, evaluated on 2015, with a report."""
     from twinweave.demo import run_demo
 
-    result = run_demo(output, step=lambda line: console.print(f"[bold cyan]>[/] {line}"))
+    result = run_demo(
+        output, step=lambda line: console.print(Text.assemble((">", "bold cyan"), " ", line))
+    )
     columns = {
         "rmse_kw": "RMSE [kW]",
         "baseline_rmse_kw": "IEC RMSE [kW]",
@@ -993,13 +1039,69 @@ def _utc(value: datetime) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+CalibrationDaysOption = Annotated[
+    int,
+    typer.Option(
+        "--calibration-days", help="Days before --since the detectors calibrate on.", min=1
+    ),
+]
+#: Days of calibration by default, in ``monitor`` and ``report`` alike.
+CALIBRATION_DAYS = 180
+#: The monitor compares each turbine with at least two others at the same time.
+MIN_MONITORED = 3
+
+
+def _run_monitor(
+    db: Store,
+    specs: dict[str, TurbineSpec],
+    start: pd.Timestamp,
+    stop: pd.Timestamp | None,
+    calibration_days: int,
+) -> dict[str, MonitorResult]:
+    """The monitor's results per turbine from ``start`` to ``stop``: the twins learn
+    the readings before the calibration period (``calibration_days`` before ``start``)
+    and run live through it. A ValueError says, in the options' words, why it cannot
+    run."""
+    from twinweave.demo import store_observations
+    from twinweave.domains.wind import monitor_fleet
+
+    if len(specs) < MIN_MONITORED:
+        raise ValueError(
+            f"the monitor compares each turbine with the others: expected >= {MIN_MONITORED} "
+            f"turbines in the store, got {len(specs)} ({', '.join(specs)})"
+        )
+    observations = store_observations(db, specs)
+    live_from = start - pd.Timedelta(days=calibration_days)
+    first, last = observations["time"].min(), observations["time"].max()
+    if start > last:
+        raise ValueError(
+            f"--since {start.isoformat()}: after the last stored reading ({last}); "
+            "nothing to monitor"
+        )
+    if live_from <= first:
+        raise ValueError(
+            f"--since {start.isoformat()} with --calibration-days {calibration_days}: "
+            f"the twins learn from the readings before {live_from.isoformat()}, and the "
+            f"store's readings start at {first}; use a later --since or fewer "
+            "--calibration-days"
+        )
+    with diagnostics.status("monitoring"):
+        try:
+            return monitor_fleet(
+                observations, specs, live_from=live_from, monitor_from=start, stop=stop
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"monitor --since {start.isoformat()} --calibration-days "
+                f"{calibration_days}: {error}"
+            ) from None
+
+
 @app.command()
 def monitor(
     store: StoreOption,
     since: SinceOption,
-    calibration_days: Annotated[
-        int, typer.Option(help="Days before --since the detectors calibrate on.", min=1)
-    ] = 180,
+    calibration_days: CalibrationDaysOption = CALIBRATION_DAYS,
     until: Annotated[datetime | None, typer.Option(help="End (UTC), exclusive.")] = None,
     output: Annotated[
         Path | None, typer.Option(help="CSV or Parquet file of per-reading scores.")
@@ -1014,10 +1116,11 @@ def monitor(
     Twins learn the readings before the calibration period, run live through it (the
     detectors calibrate there), then watch from ``--since``. The run and its alarms are
     recorded in the store's provenance.
-    """
-    from twinweave.demo import store_observations
-    from twinweave.domains.wind import monitor_fleet
 
+    Needs at least 3 turbines in the store: each turbine's residuals are compared with
+    those of the others at the same time, so that weather they all see is not taken for
+    a loss.
+    """
     start = _utc(since)
     stop = None if until is None else _utc(until)
     if stop is not None and stop <= start:
@@ -1032,36 +1135,10 @@ def monitor(
         specs |= _turbine_specs(
             [a for a in db.asset_ids() if a not in stored], assets, rated_power, elevation
         )
-        if len(specs) < 3:
-            raise _fail(
-                f"monitor compares each turbine with the others: expected >= 3 turbines "
-                f"in the store, got {len(specs)}"
-            )
-        observations = store_observations(db, specs)
-        live_from = start - pd.Timedelta(days=calibration_days)
-        first, last = observations["time"].min(), observations["time"].max()
-        if start > last:
-            raise _fail(
-                f"--since {start.isoformat()}: after the last stored reading ({last}); "
-                "nothing to monitor"
-            )
-        if live_from <= first:
-            raise _fail(
-                f"--since {start.isoformat()} with --calibration-days {calibration_days}: "
-                f"the twins learn from the readings before {live_from.isoformat()}, and the "
-                f"store's readings start at {first}; use a later --since or fewer "
-                "--calibration-days"
-            )
-        with diagnostics.status("monitoring"):
-            try:
-                results = monitor_fleet(
-                    observations, specs, live_from=live_from, monitor_from=start, stop=stop
-                )
-            except ValueError as error:
-                raise _fail(
-                    f"monitor --since {start.isoformat()} --calibration-days "
-                    f"{calibration_days}: {error}"
-                ) from None
+        try:
+            results = _run_monitor(db, specs, start, stop, calibration_days)
+        except ValueError as error:
+            raise _fail(str(error)) from None
         alarms = [
             f"{asset_id} {alarm.time:%Y-%m-%d} (run from {alarm.start:%Y-%m-%d}, "
             f"{alarm.run_length} days, CUSUM {alarm.statistic:.1f})"
@@ -1115,14 +1192,18 @@ def report(
     store: StoreOption,
     since: SinceOption,
     output: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/twinweave"),
+    calibration_days: CalibrationDaysOption = CALIBRATION_DAYS,
 ) -> None:
     """Score every stored twin on the readings from ``--since`` and write the HTML report.
+
+    The report shows the underperformance monitor's alarms as ``twinweave monitor``
+    finds them; where it cannot run (fewer than 3 turbines, or too few readings before
+    the calibration period) the report is written without them and says why.
 
     The report is recorded in the store's provenance, derived from the twins' versions
     and the readings scored.
     """
-    from twinweave.demo import evaluate_turbine, store_observations
-    from twinweave.domains.wind import monitor_fleet
+    from twinweave.demo import evaluate_turbine
     from twinweave.report import write_demo_report
 
     start = _utc(since)
@@ -1146,16 +1227,13 @@ def report(
                     f"be held out; use --since {until.isoformat()} or later, or fit with "
                     f"--train-until {start.isoformat()}"
                 )
-        monitored = (
-            monitor_fleet(
-                store_observations(db, specs),
-                specs,
-                live_from=start - pd.Timedelta(days=180),
-                monitor_from=start,
-            )
-            if len(specs) >= 3
-            else {}
-        )
+        not_monitored: str | None = None
+        try:
+            monitored = _run_monitor(db, specs, start, None, calibration_days)
+        except ValueError as error:
+            # The scores stand without the monitor: the report says it did not run.
+            monitored, not_monitored = {}, f"Monitoring did not run: {error}"
+            _warn(not_monitored)
         results = []
         with _progress() as progress:
             task = progress.add_task("score (twins)", total=len(specs))
@@ -1178,6 +1256,7 @@ def report(
             title=title,
             notes=[f"Store {store}; readings from {start.isoformat()} on."],
             attribution=f"Data: {attribution}",
+            not_monitored=not_monitored,
         )
         versions = [t.model_version_ for t in twins.values() if t.model_version_ is not None]
         report_id = Recorder(store=db).record(
@@ -1189,7 +1268,8 @@ def report(
                 "title": title,
                 "since": start,
                 "twins": list(specs),
-                "monitored": bool(monitored),
+                "calibration_days": calibration_days,
+                "not_monitored": not_monitored,
             },
         )
     console.print(f"report: {page}")

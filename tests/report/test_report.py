@@ -259,6 +259,36 @@ def test_page_shows_tables_targets_notes_and_attribution(report: Path) -> None:
         assert f'id="{div}"' in page
 
 
+def test_a_report_without_the_monitor_says_why_and_shows_no_alarms(
+    tmp_path: Path, turbines: list[TurbineResult]
+) -> None:
+    reason = "Monitoring did not run: expected >= 3 turbines, got 2 (A, B)"
+    page = write_demo_report(
+        tmp_path / "unmonitored",
+        turbines,
+        None,
+        title="two turbines",
+        notes=["Store S.duckdb."],
+        attribution=LA_HAUTE_BORNE_ATTRIBUTION,
+        not_monitored=reason,
+    ).read_text(encoding="utf-8")
+    assert f'<ul class="notes"><li>{escape(reason)}</li>' in page
+    # No "0 readings inside alarms" and no anomaly-score panel, as if it had run.
+    assert "readings inside underperformance alarms" not in page
+    assert page.count("Not monitored for underperformance") == 2
+    assert "anomaly score" not in page and "day with alarm" not in page
+    document = json.loads((tmp_path / "unmonitored" / "metrics.json").read_text())
+    assert document["monitoring"] == {"ran": False, "reason": reason}
+
+
+def test_a_monitored_report_shows_alarms_and_the_anomaly_score(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    assert "readings inside underperformance alarms" in page
+    assert "anomaly score (daily max)" in page
+    document = json.loads((report.parent / "metrics.json").read_text())
+    assert document["monitoring"] == {"ran": True, "reason": None}
+
+
 def test_page_size_is_bounded_by_the_subsample(tmp_path: Path) -> None:
     big = turbine("A", n_rows=105_120, seed=4)
     index = write_demo_report(

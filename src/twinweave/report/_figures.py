@@ -138,15 +138,20 @@ def power_curve_figure(turbine: TurbineResult, max_points: int, rng: np.random.G
     )
 
 
-def residual_figure(turbine: TurbineResult) -> Any:
-    """Daily mean residuals of twin and baseline, peak anomaly score, alarm periods."""
+def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
+    """Daily mean residuals of twin and baseline; if ``monitored``, below them the peak
+    anomaly score, and the alarm periods (else no score panel: an empty one would look
+    like a monitor that saw nothing)."""
     days = daily_residuals(turbine.evaluation)
     periods = alarm_periods(days)
     # Each day's mean is drawn at noon, inside the day's shading.
     days.index = days.index + pd.Timedelta(hours=12)
-    figure = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06
-    )
+    if monitored:
+        figure = make_subplots(
+            rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06
+        )
+    else:
+        figure = make_subplots(rows=1, cols=1)
     figure.add_trace(
         go.Scatter(
             x=days.index,
@@ -171,6 +176,11 @@ def residual_figure(turbine: TurbineResult) -> Any:
         row=1,
         col=1,
     )
+    figure.add_hline(y=0.0, line={"color": "#999999", "width": 1}, row=1, col=1)
+    figure.update_yaxes(title_text="residual [kW]<br>(daily mean)", row=1, col=1)
+    if not monitored:
+        figure.update_xaxes(title_text="day (UTC)", row=1, col=1)
+        return _layout(figure, 320)
     alarm_days = days[days["alarm"].to_numpy(dtype=bool)]
     figure.add_trace(
         go.Scatter(
@@ -198,8 +208,6 @@ def residual_figure(turbine: TurbineResult) -> Any:
     )
     for start, end in periods:
         figure.add_vrect(x0=start, x1=end, fillcolor=ALARM_SHADE, line_width=0, layer="below")
-    figure.add_hline(y=0.0, line={"color": "#999999", "width": 1}, row=1, col=1)
-    figure.update_yaxes(title_text="residual [kW]<br>(daily mean)", row=1, col=1)
     figure.update_yaxes(title_text="anomaly score", row=2, col=1)
     figure.update_xaxes(title_text="day (UTC)", row=2, col=1)
     return _layout(figure, 460)

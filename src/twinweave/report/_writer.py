@@ -61,8 +61,10 @@ def metrics_document(
     *,
     title: str,
     attribution: str,
+    not_monitored: str | None = None,
 ) -> dict[str, Any]:
-    """The content of ``metrics.json``: scores per turbine and pooled, targets, what-if."""
+    """The content of ``metrics.json``: scores per turbine and pooled, targets, what-if,
+    and whether the underperformance monitor ran (``monitoring``)."""
     calibration = {t.asset_id: coverage_by_wind_speed(t.evaluation) for t in turbines}
     edges = next(iter(calibration.values())).edges
     document: dict[str, Any] = {
@@ -72,6 +74,8 @@ def metrics_document(
             "coverage90": list(COVERAGE_TARGET),
             "coverage90_per_wind_speed_bin": list(BIN_COVERAGE_TARGET),
         },
+        # Without the monitor there is no n_alarms: said here, not left to be guessed.
+        "monitoring": {"ran": not_monitored is None, "reason": not_monitored},
         "turbines": {t.asset_id: _json_scores(t.metrics) for t in turbines},
         "overall": _json_scores(pooled_scores(turbines)),
         "calibration": {
@@ -101,7 +105,12 @@ def metrics_document(
 
 
 def _turbine_section(
-    turbine: TurbineResult, anchor: str, max_points: int, rng: np.random.Generator
+    turbine: TurbineResult,
+    anchor: str,
+    max_points: int,
+    rng: np.random.Generator,
+    *,
+    monitored: bool,
 ) -> str:
     m = turbine.metrics
     days = daily_residuals(turbine.evaluation)
@@ -111,8 +120,13 @@ def _turbine_section(
         f"RMSE {fmt(m['rmse_kw'], '.1f')} kW (baseline {fmt(m['baseline_rmse_kw'], '.1f')} kW), "
         f"CRPS {fmt(m['crps_kw'], '.1f')} kW (baseline {fmt(m['baseline_crps_kw'], '.1f')} kW), "
         f"90 % coverage {fmt(m['coverage90'], '.3f')}. "
+    )
+    # Without the monitor, no alarm is not "0 alarms": the page's notes say why.
+    summary += (
         f"{n_alarm_readings:,} readings inside underperformance alarms, "
         f"over {n_periods} period{'s' if n_periods != 1 else ''} of consecutive days."
+        if monitored
+        else "Not monitored for underperformance (see the notes above)."
     )
     n_finite = int(
         (turbine.evaluation["power"].notna() & turbine.evaluation["wind_speed"].notna()).sum()
@@ -126,11 +140,16 @@ def _turbine_section(
         "twin's mean and 90 % predictive interval, and the IEC 61400-12-1 binned baseline.",
     )
     residuals = plot_block(
-        residual_figure(turbine),
+        residual_figure(turbine, monitored=monitored),
         f"{anchor}-residuals",
         f"Residuals of {turbine.asset_id} (observed minus predicted power, daily means) "
-        "for twin and baseline; below, the monitor's anomaly score (daily maximum). "
-        "Shaded red: days inside a detected underperformance alarm.",
+        "for twin and baseline"
+        + (
+            "; below, the monitor's anomaly score (daily maximum). Shaded red: days inside "
+            "a detected underperformance alarm."
+            if monitored
+            else "."
+        ),
     )
     return (
         f'<section id="{anchor}"><h2>Turbine {escape(turbine.asset_id)}</h2>'
@@ -169,6 +188,7 @@ def write_demo_report(
     title: str,
     notes: Sequence[str] = (),
     attribution: str,
+    not_monitored: str | None = None,
     max_points: int = 5000,
     seed: int | np.random.Generator | None = 0,
 ) -> Path:
@@ -195,6 +215,10 @@ def write_demo_report(
     attribution
         The data's attribution, shown at the top and bottom of the page and written
         to ``metrics.json``; for La Haute Borne, ``LA_HAUTE_BORNE_ATTRIBUTION``.
+    not_monitored
+        Why the underperformance monitor did not run, or None if it ran. The reason is
+        the page's first note and goes to ``metrics.json``; the turbine sections then
+        show neither alarms nor the anomaly-score panel.
     max_points
         Most readings drawn per power-curve scatter (a random subsample beyond), and
         most times drawn in the what-if series; bounds the page's size.
@@ -245,7 +269,10 @@ def write_demo_report(
         )
         + calibration_table(turbines)
         + "</section>",
-        *(_turbine_section(t, a, max_points, rng) for t, a in zip(turbines, anchors, strict=True)),
+        *(
+            _turbine_section(t, a, max_points, rng, monitored=not_monitored is None)
+            for t, a in zip(turbines, anchors, strict=True)
+        ),
     ]
     if whatif is not None:
         contents.append(("whatif", "What-if"))
@@ -259,7 +286,7 @@ def write_demo_report(
     index.write_text(
         page(
             title=title,
-            notes=notes,
+            notes=notes if not_monitored is None else [not_monitored, *notes],
             attribution=attribution,
             contents=contents,
             sections=sections,
@@ -268,7 +295,9 @@ def write_demo_report(
         encoding="utf-8",
     )
     (out / PLOTLY_FILE).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
-    document = metrics_document(turbines, whatif, title=title, attribution=attribution)
+    document = metrics_document(
+        turbines, whatif, title=title, attribution=attribution, not_monitored=not_monitored
+    )
     (out / "metrics.json").write_text(
         json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )

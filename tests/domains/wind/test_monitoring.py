@@ -216,6 +216,19 @@ def test_a_turbine_without_readings_is_named(two_weeks: pd.DataFrame) -> None:
         FleetMonitor().fit(two_weeks[two_weeks["asset_id"] != "T4"], SPECS)
 
 
+def test_a_turbine_without_readings_before_the_calibration_period_is_named(
+    two_weeks: pd.DataFrame,
+) -> None:
+    # T4's readings start inside the calibration period: none to fit its twin on.
+    late = two_weeks[(two_weeks["asset_id"] != "T4") | (two_weeks["time"] >= LIVE_FROM)]
+    with pytest.raises(
+        ValueError,
+        match=r"no readings of turbine\(s\) \['T4'\] before live_from=2020-01-13 00:00:00\+00:00; "
+        r"expected readings of every turbine before the calibration period",
+    ):
+        monitor_fleet(late, SPECS, live_from=LIVE_FROM, monitor_from=MONITOR_FROM)
+
+
 def test_a_reading_of_an_unknown_turbine_is_named(two_weeks: pd.DataFrame) -> None:
     specs = {t: SPECS[t] for t in ("T1", "T2", "T3")}
     with pytest.raises(ValueError, match=r"asset_id'\]: \['T4'\] have no TurbineSpec; expected"):

@@ -651,12 +651,28 @@ def monitor_fleet(
     -------
     dict of str to MonitorResult
         Per turbine, the readings from ``monitor_from`` on and the alarms raised.
+
+    Raises
+    ------
+    ValueError
+        If ``monitor_from`` is not after ``live_from``, a turbine has no readings before
+        ``live_from``, or :meth:`FleetMonitor.fit` or :meth:`FleetMonitor.calibrate`
+        refuses the fleet or its readings.
     """
     live, monitored = _utc(live_from, "live_from"), _utc(monitor_from, "monitor_from")
     if not live < monitored:
         raise ValueError(f"monitor_from: expected a time after live_from={live}, got {monitored}")
     time = observations["time"]
-    monitor = FleetMonitor(seed=seed).fit(observations[time < live], specs)
+    initial = observations[time < live]
+    # FleetMonitor.fit would name only the missing turbines; here the period is known.
+    missing = sorted(set(specs) - set(initial["asset_id"].astype(str)))
+    if missing:
+        raise ValueError(
+            f"observations: no readings of turbine(s) {missing} before live_from={live}; "
+            f"expected readings of every turbine before the calibration period ({live} to "
+            f"monitor_from={monitored}) to fit its twin on"
+        )
+    monitor = FleetMonitor(seed=seed).fit(initial, specs)
     monitor.run(observations, live, monitored)
     monitor.calibrate()
     monitor.run(observations, monitored, stop)
