@@ -1120,6 +1120,14 @@ def monitor(
     Needs at least 3 turbines in the store: each turbine's residuals are compared with
     those of the others at the same time, so that weather they all see is not taken for
     a loss.
+
+    Columns of ``--output``, one row per reading: ``time`` (UTC);
+    ``residual``, the reading's randomised-PIT residual under the twin's week-ahead
+    predictive [standard deviations], empty below 2 degC (icing is not watched);
+    ``contrast``, the residual minus the other turbines' median at that time [sd];
+    ``sensitivity``, how far an 8 % power loss would lower the residual [sd];
+    ``anomaly_score``, how surprising the reading is [decades of probability];
+    ``alarm``, whether the reading lies inside an alarm's run; ``asset_id``.
     """
     start = _utc(since)
     stop = None if until is None else _utc(until)
