@@ -5,6 +5,7 @@ Thin by design: every command composes the public API; no model logic lives here
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -168,7 +169,7 @@ def _store_to_write(path: Path) -> Iterator[Store]:
     removed again if the command fails before anything was stored in it (a bad input
     file would otherwise leave an empty store that later commands take for a real one)."""
     created = not path.exists()
-    failed = False
+    failed = empty = False
     db = _open_store(path, create=True)
     try:
         with db:
@@ -178,7 +179,10 @@ def _store_to_write(path: Path) -> Iterator[Store]:
                 failed = True
                 raise
             finally:
-                empty = db.sources().empty and not db.twin_ids()
+                if created and failed:
+                    # A store that cannot say it is empty is kept: nothing may be lost.
+                    with contextlib.suppress(Exception):
+                        empty = db.sources().empty and not db.twin_ids()
     finally:
         if created and failed and empty:
             for leftover in (path, path.with_name(path.name + ".wal")):
@@ -981,7 +985,7 @@ def quarantine(
                         f"{sorted(set(known.astype(str)))}"
                     )
     counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
-    n_readings = rows[["source_file", "source_row"]].drop_duplicates().shape[0]
+    n_readings = rows[["source_sha256", "source_row"]].drop_duplicates().shape[0]
     table = Table(
         title=f"quarantine: {len(rows)} failed checks of {n_readings} readings "
         "(a reading can fail several)"
@@ -1255,7 +1259,8 @@ def report(
                 results.append(result)
                 progress.advance(task)
         sources = db.sources()
-        attribution = "; ".join(str(path) for path in sources["path"]) or str(store)
+        # The files' names: a shared report need not carry the reader's directories.
+        attribution = "; ".join(Path(path).name for path in sources["path"]) or store.name
         title = f"twinweave report: {len(results)} twins scored from {start:%Y-%m-%d}"
         page = write_demo_report(
             output,

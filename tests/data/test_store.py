@@ -220,10 +220,11 @@ def test_quarantine_lists_by_asset_and_check(
         assert len(everything) == len(quarantine)
         assert list(everything.columns) == [
             "asset_id", "time", "source_row", "variable", "value", "check", "reason",
-            "source_file",
+            "source_file", "source_sha256",
         ]  # fmt: skip
         # Which file a source_row counts in: a store holds several.
         assert set(everything["source_file"]) == {info.path}
+        assert set(everything["source_sha256"]) == {info.sha256}
         t1_range = store.quarantine("T1", check="range")
         expected = quarantine[(quarantine["asset_id"] == "T1") & (quarantine["check"] == "range")]
         assert len(t1_range) == len(expected) > 0

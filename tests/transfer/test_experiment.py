@@ -66,6 +66,8 @@ def test_scores_refuse_observations_they_cannot_score() -> None:
         transfer_scores(predictive, [1.0, 2.0])
     with pytest.raises(ValueError, match="y: expected at least two different values"):
         transfer_scores(predictive, [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="y: expected at least two different values"):
+        transfer_scores(CensoredNormal(np.zeros(0), np.ones(0)), np.zeros(0))
     with pytest.raises(ValueError, match=r"x: expected shape \(3,\)"):
         coverage_by_bin(predictive, [1.0, 2.0, 3.0], [5.0, 6.0], [0.0, 10.0])
     with pytest.raises(ValueError, match="y: expected finite values"):

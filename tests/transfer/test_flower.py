@@ -235,6 +235,9 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
     assert start is not None
     with LoopbackFederation(tmp_path / "federation") as federation:
         federation.add_twins(paths)
+        # Refused before any run: each twin would answer every round with an error.
+        with pytest.raises(ValueError, match=r"twin 'T0': kind 'default' is not one the run"):
+            federation.submit(prior, ["other"])
         run = federation.submit(
             prior,
             ["default"],

@@ -522,6 +522,8 @@ def test_gossip_refuses_what_cannot_mix() -> None:
     two_parts = nx.Graph([(0, 1), (2, 3)])
     with pytest.raises(ValueError, match=r"graph: expected a connected peer graph .* 2 parts"):
         gossip_mean(np.ones((4, 1)), two_parts)
+    with pytest.raises(ValueError, match="graph: expected a peer graph of twins, got one without"):
+        gossip_mean(np.ones((0, 1)), nx.Graph())
     gossip = PushSum(nx.cycle_graph(3)).start(np.ones((3, 1)))
     with pytest.raises(ValueError, match="neighbours: expected at least one present twin for 7"):
         gossip.join(7, np.ones(1), [])

@@ -477,11 +477,13 @@ def check_provenance(
         raise _fail("provenance", "Twin.update recorded no fit activity generating a model version")
     if source not in fit.used:
         raise _fail("provenance", f"the fit does not record using its readings {source!r}")
-    if fit.attributes.get("n_observations") != twin.emulator.n_observations_:
+    recorded = (fit.attributes.get("n_readings"), fit.attributes.get("weight_of_readings_held"))
+    if recorded != (_length(data), twin.emulator.n_observations_):
         raise _fail(
             "provenance",
-            f"the fit records n_observations={fit.attributes.get('n_observations')!r}, the "
-            f"emulator has {twin.emulator.n_observations_}",
+            f"the fit records n_readings={recorded[0]!r} and weight_of_readings_held="
+            f"{recorded[1]!r}; expected the {_length(data)} readings given and the "
+            f"emulator's n_observations_ {twin.emulator.n_observations_}",
         )
     inputs = problem.inputs(settings.n_test, rng)
     predictive = twin.predict(inputs)

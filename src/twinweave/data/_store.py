@@ -810,8 +810,9 @@ class Store:
         -------
         pandas.DataFrame
             The quarantine frame of ``docs/CONTRACTS.md``, sorted by asset and time,
-            and ``source_file``: the file each reading came from (its ``source_row``
-            counts that file's rows).
+            and ``source_file`` and ``source_sha256``: the file each reading came from
+            (its ``source_row`` counts that file's rows) and its content's hash, which
+            tells apart two versions of a file under one name.
         """
         where = ["TRUE"]
         parameters: dict[str, object] = {}
@@ -823,13 +824,14 @@ class Store:
             parameters["check"] = check
         columns = ", ".join(f"q.{_quote(c)}" for c in QUARANTINE_COLUMNS)
         frame = self._con.execute(
-            f"SELECT {columns}, s.path AS source_file FROM quarantine q "
+            f"SELECT {columns}, s.path AS source_file, q.{_SOURCE_COLUMN} FROM quarantine q "
             f"LEFT JOIN sources s ON s.sha256 = q.{_SOURCE_COLUMN} "
             f"WHERE {' AND '.join(where)} "
             f"ORDER BY q.asset_id, q.time, q.{_SOURCE_COLUMN}, q.source_row, q.variable",
             parameters,
         ).df()
-        frame["source_file"] = frame["source_file"].astype("string")
+        for name in ("source_file", _SOURCE_COLUMN):
+            frame[name] = frame[name].astype("string")
         return _contract_dtypes(frame)
 
     # -- twins -------------------------------------------------------------------------

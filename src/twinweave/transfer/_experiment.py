@@ -131,7 +131,7 @@ def transfer_scores(
         ``level`` interval), ``interval_width`` (its mean width) [units].
     """
     y_arr = observed_values(predictive, y)
-    if not np.ptp(y_arr) > 0:
+    if y_arr.size < 2 or not np.ptp(y_arr) > 0:
         raise ValueError(
             f"y: expected at least two different values (NMSE divides by their variance), "
             f"got {y_arr.size} value(s), all {y_arr.flat[0] if y_arr.size else 'absent'}"

@@ -616,6 +616,8 @@ class LoopbackFederation:
         self.token = uuid.uuid4().hex
         self._superlink: _Process | None = None
         self._supernodes: dict[str, _Process] = {}
+        # Each twin's kind, read from its statistics when it was added.
+        self._kinds: dict[str, str] = {}
         self._stopped: list[_Process] = []
         self._port: int | None = None
         self._n_runs = 0
@@ -754,8 +756,7 @@ class LoopbackFederation:
         """
         # A twin whose file cannot be read would answer every round with an error and
         # never be pooled (a twin is expected once it has answered): refuse it here.
-        for path in statistics.values():
-            load_statistics(path)
+        kinds = {twin_id: load_statistics(path).kind for twin_id, path in statistics.items()}
         self.start()
         message_logs = message_logs or {}
         started: list[tuple[_Process, int]] = []
@@ -794,6 +795,7 @@ class LoopbackFederation:
                 node_dir / "home",
             )
             self._supernodes[twin_id] = process
+            self._kinds[twin_id] = kinds[twin_id]
             started.append((process, port))
         for process, port in started:
             self._wait_listening(process, port)
@@ -850,7 +852,15 @@ class LoopbackFederation:
             The submitted run; :meth:`FlowerRun.result` waits for its result.
         """
         # Refused here, before a run is submitted (the ServerApp would refuse it too).
-        starting_population(prior, kinds, start)
+        pooled = starting_population(prior, kinds, start).kinds
+        # A twin of another kind would answer every round with an error, never be
+        # pooled, and be dropped after max_missed_rounds with only a warning.
+        for twin_id in self.twin_ids:
+            if self._kinds[twin_id] not in pooled:
+                raise ValueError(
+                    f"twin {twin_id!r}: kind {self._kinds[twin_id]!r} is not one the run "
+                    f"pools {pooled}; list it in kinds"
+                )
         self.start()
         settings = settings or FlowerSettings()
         self._n_runs += 1

@@ -1138,10 +1138,13 @@ def gossip_mean(
     >>> result.relative_error(values.mean(axis=0)) < 1e-8
     True
     """
-    if not _is_connected(graph):
+    n_parts = _n_parts(graph)
+    if n_parts == 0:
+        raise ValueError("graph: expected a peer graph of twins, got one without nodes")
+    if n_parts != 1:
         raise ValueError(
             "graph: expected a connected peer graph (every twin reachable from every other "
-            f"through links), got one of {_n_parts(graph)} parts: twins in different parts "
+            f"through links), got one of {n_parts} parts: twins in different parts "
             "never mix"
         )
     return (
