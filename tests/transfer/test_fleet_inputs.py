@@ -472,6 +472,15 @@ def test_statistics_that_no_readings_give_are_refused(change: object, message: s
         TwinStatistics(good.gram, good.moment, good.sum_sq, np.array([good.count[0], 0.0]))
 
 
+def test_a_kind_no_twin_holds_is_refused(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    # Nothing tells an empty kind's mean from the others': Sigma_B drifted for ever
+    # (2,000 rounds without settling at tol 1e-6 on this fleet).
+    with pytest.raises(ValueError, match=r"kinds: \['spare'\] held by no twin of the fleet"):
+        fit_federated(FleetPooling(prior, ["default", "spare"]), fleet)
+
+
 def test_federated_identifiers_must_sort_together(
     fleet: dict[str, TwinStatistics], prior: FleetPrior
 ) -> None:
