@@ -665,13 +665,14 @@ def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(
     )
 
 
-def test_report_of_two_turbines_says_the_monitor_did_not_run(
+def test_a_farm_of_fewer_than_three_turbines_is_monitored_with_a_warning(
     two_turbine_store: Path, tmp_path: Path
 ) -> None:
     help_text = twinweave("monitor", "--help").stdout
-    assert "at least 3 turbines" in help_text
+    assert "Works best with 3 turbines or more" in help_text
+    # Readings from 2014-11-01: 180 days of calibration before 2015-01-01 is too many.
     stderr, metrics = report_of(two_turbine_store, tmp_path / "r")
-    expected = "expected >= 3 turbines in the store, got 2 (R80711, R80721)"
+    expected = "the store's readings start at 2014-11-01"
     assert "warning: Monitoring did not run" in stderr and expected in stderr, stderr
     assert metrics["monitoring"]["ran"] is False and expected in metrics["monitoring"]["reason"]
     assert not any("n_alarms" in scores for scores in metrics["turbines"].values())
@@ -680,6 +681,27 @@ def test_report_of_two_turbines_says_the_monitor_did_not_run(
     # Neither "0 alarms" nor an empty anomaly-score panel, as if it had run.
     assert "readings inside underperformance alarms" not in page
     assert "anomaly score" not in page
+    # With 45 days it runs: each turbine compared with the other, and the user told what
+    # that costs.
+    stderr, metrics = report_of(two_turbine_store, tmp_path / "r45", "--calibration-days", "45")
+    assert "each is compared with the other, not with the median of a fleet" in stderr, stderr
+    assert "57 of 72 injected -8 % losses within 7 days" in stderr
+    assert all("n_alarms" in scores for scores in metrics["turbines"].values())
+    # One turbine is watched on its own residuals.
+    alone = tmp_path / "one.duckdb"
+    data = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-11-01", "2015-02-01"))
+    twinweave("fit", data, "--store", alone, "--train-until", "2015-01-01")
+    scores = tmp_path / "scores.csv"
+    result = twinweave(
+        "monitor", "--store", alone, "--since", "2015-01-01", "--calibration-days", "45",
+        "--output", scores,
+    )  # fmt: skip
+    assert "each is compared with its own twin only" in result.stderr, result.stderr
+    assert "1.26 false alarms per turbine-year" in result.stderr
+    readings = pd.read_csv(scores)
+    assert set(readings["asset_id"]) == {"R80711"} and readings["anomaly_score"].notna().any()
+    # Its contrast is its residual.
+    np.testing.assert_array_equal(readings["contrast"], readings["residual"])
 
 
 def test_text_from_the_user_is_printed_as_given(two_turbine_store: Path, tmp_path: Path) -> None:

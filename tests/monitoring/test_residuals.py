@@ -164,6 +164,11 @@ def test_fleet_contrast_needs_enough_other_assets() -> None:
     assert fleet_contrast(frame, min_others=1).loc[1, "a"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 3 asset columns"):
         fleet_contrast(frame[["a", "b"]])
+    # Without others (a farm of one turbine) the residuals are their own contrast.
+    alone = fleet_contrast(frame[["a"]], min_others=0)
+    pd.testing.assert_frame_equal(alone, frame[["a"]])
+    with pytest.raises(ValueError, match="min_others: expected an integer >= 0, got -1"):
+        fleet_contrast(frame, min_others=-1)
 
 
 # -- with the bounds' probabilities given (a hurdle) ----------------------------------------

@@ -234,7 +234,8 @@ def fleet_contrast(residuals: pd.DataFrame, *, min_others: int = 2) -> pd.DataFr
         Standardised residuals [sd], one column per asset, one row per time.
     min_others
         Fewest other assets with a residual at that time for the contrast to be
-        defined; otherwise it is NaN.
+        defined; otherwise it is NaN. ``0`` compares no asset with the others: the
+        residuals are returned as they are (a farm of one turbine).
 
     Returns
     -------
@@ -255,7 +256,11 @@ def fleet_contrast(residuals: pd.DataFrame, *, min_others: int = 2) -> pd.DataFr
             f"residuals: expected at least {min_others + 1} asset columns for "
             f"min_others={min_others}, got {list(residuals.columns)}"
         )
+    if min_others < 0:
+        raise ValueError(f"min_others: expected an integer >= 0, got {min_others}")
     values = residuals.to_numpy(dtype=np.float64)
+    if min_others == 0:
+        return pd.DataFrame(values.copy(), index=residuals.index, columns=residuals.columns)
     out = np.full(values.shape, np.nan)
     for j in range(values.shape[1]):
         others = np.delete(values, j, axis=1)
