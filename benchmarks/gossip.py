@@ -30,10 +30,14 @@ import numpy as np
 
 from benchmarks._harness import REPO_ROOT, Result, one_core
 from twinweave.domains.wind import power_curve_emulator
+from twinweave.models import BayesianBasisRegression, SplineTerm
 from twinweave.transfer import (
     FleetPrior,
+    Population,
     PushSum,
     TwinStatistics,
+    fit_central,
+    fit_gossip,
     initial_population,
     local_step,
     predicted_rounds,
@@ -256,6 +260,51 @@ def run(
     ]
 
 
+def fleet_fit_agreement(n_twins: int, graph_kind: str, seed: int = 0) -> dict[str, Any]:
+    """The fleet fit by gossip against the central fit, ``n_twins`` synthetic twins (a
+    4-segment spline, 200 readings each, slopes scattered by 10 %): rounds of each and
+    the largest relative difference of any twin's population (means, covariances,
+    noise variances). Long: 10,000 twins take minutes, so ``make bench`` leaves it out."""
+    rng = np.random.default_rng(seed)
+
+    def emulator() -> BayesianBasisRegression:
+        return BayesianBasisRegression(
+            target="y", terms=(SplineTerm("x", 0, 1, 4),), noise_source="x", noise_edges=[0, 0.5, 1]
+        )
+
+    stats = {}
+    for twin in range(n_twins):
+        x = rng.uniform(0.0, 1.0, 200)
+        y = (1.0 + 0.1 * rng.normal()) * x + rng.normal(0.0, 0.1, 200)
+        stats[twin] = TwinStatistics.from_emulator(emulator().update({"x": x, "y": y}))
+    prior = FleetPrior.from_emulator(emulator())
+    started = time.perf_counter()
+    central = fit_central(stats, prior)
+    central_s = time.perf_counter() - started
+    started = time.perf_counter()
+    gossip = fit_gossip(stats, GRAPHS[graph_kind](n_twins, seed + 1), prior, seed=seed)
+    gossip_s = time.perf_counter() - started
+    reference = central.population
+
+    def worst(population: Population) -> float:
+        return max(
+            float(np.linalg.norm(getattr(population, f) - getattr(reference, f)))
+            / float(np.linalg.norm(getattr(reference, f)))
+            for f in ("mean", "covariance", "noise_var")
+        )
+
+    return {
+        "twins": n_twins,
+        "graph": graph_kind,
+        "central_rounds": central.n_rounds,
+        "gossip_rounds": gossip.n_rounds,
+        "converged": central.converged and gossip.converged,
+        "max_relative_difference": max(worst(p) for p in gossip.populations.values()),
+        "central_s": central_s,
+        "gossip_s": gossip_s,
+    }
+
+
 def write_docs(table: str, path: Path = DOCS) -> None:
     """Replace the table between the markers in ``docs/GOSSIP.md``."""
     text = path.read_text()
@@ -269,7 +318,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gossip", description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000])
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS.name}")
+    parser.add_argument(
+        "--fleet-fit",
+        type=int,
+        metavar="N",
+        help="instead: the fleet fit by gossip of N twins (random 4-regular) against the "
+        "central fit",
+    )
     args = parser.parse_args(argv)
+    if args.fleet_fit is not None:
+        print(fleet_fit_agreement(args.fleet_fit, "random 4-regular"))
+        return 0
     command = "python -m benchmarks.gossip " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = gap_table(args.sizes)
     table = markdown(rows, command.strip())

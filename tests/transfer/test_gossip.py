@@ -396,6 +396,24 @@ def test_fleet_fit_by_gossip_equals_the_central_fit(loss: float) -> None:
     assert fit.gossip_rounds[-1] < 0.7 * fit.gossip_rounds[0]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "n"), [("ring", 10), ("ring", 60), ("small-world", 300), ("regular", 1_000)]
+)
+def test_fleets_of_ten_to_a_thousand_by_gossip_equal_the_central_fit(kind: str, n: int) -> None:
+    # The fit itself, not only one average, over each kind of graph: every round's sums
+    # reach each twin to the gossip's tolerance and EM does not accumulate the error.
+    # (10,000 twins on a random 4-regular graph: benchmarks/gossip.py.)
+    emulators = synthetic_fleet(n, seed=n)
+    stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
+    prior = FleetPrior.from_emulator(emulators[0])
+    central = fit_central(stats, prior)
+    fit = fit_gossip(stats, GRAPHS[kind](n, 1), prior, seed=0)
+    assert central.converged and fit.converged and fit.n_rounds == central.n_rounds
+    assert central.population is not None
+    assert max(population_error(p, central.population) for p in fit.populations.values()) < 1e-6
+
+
 def test_two_kinds_by_gossip_equal_the_central_fit() -> None:
     # Kinds that differ: B's curves sit higher.
     emulators = synthetic_fleet(8, seed=5, offsets=[0.0, 1.5] * 4)
