@@ -44,3 +44,10 @@ def test_the_table_goes_between_the_markers(tmp_path: Path) -> None:
 def test_the_payload_is_a_fleet_summary() -> None:
     # One packed 93 x 93 symmetric matrix and the vectors: some thousands of numbers.
     assert 93 * 94 // 2 < gossip.summary_size() < 20_000
+
+
+def test_the_fleet_fit_by_gossip_is_compared_with_the_central_fit() -> None:
+    agreement = gossip.fleet_fit_agreement(20, "random 4-regular")
+    assert agreement["converged"]
+    assert agreement["gossip_rounds"] == agreement["central_rounds"]
+    assert agreement["max_relative_difference"] < 1e-6
