@@ -687,6 +687,9 @@ def test_a_farm_of_fewer_than_three_turbines_is_monitored_with_a_warning(
     assert "each is compared with the other, not with the median of a fleet" in stderr, stderr
     assert "57 of 72 injected -8 % losses within 7 days" in stderr
     assert all("n_alarms" in scores for scores in metrics["turbines"].values())
+    # The page keeps what the warning said.
+    page = (tmp_path / "r45" / "index.html").read_text()
+    assert "Monitor: 2 turbine(s) in the store (R80711, R80721): each is compared" in page
     # One turbine is watched on its own residuals.
     alone = tmp_path / "one.duckdb"
     data = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-11-01", "2015-02-01"))

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1055,6 +1055,27 @@ CALIBRATION_DAYS = 180
 FLEET_OTHERS = 2
 
 
+def _small_farm_caveat(specs: Mapping[str, TurbineSpec]) -> str | None:
+    """What watching fewer than a fleet's turbines costs, or ``None`` for a fleet."""
+    min_others = min(FLEET_OTHERS, len(specs) - 1)
+    if min_others >= FLEET_OTHERS:
+        return None
+    # Measured on La Haute Borne 2015 (docs/RESULTS.md), so the user can weigh it.
+    measured = (
+        "pairs of turbines raised 0.25 false alarms per turbine-year and flagged 57 of "
+        "72 injected -8 % losses within 7 days"
+        if min_others == 1
+        else "a turbine alone raised 1.26 false alarms per turbine-year and flagged 13 "
+        "of 24 injected -8 % losses within 7 days"
+    )
+    return (
+        f"{len(specs)} turbine(s) in the store ({', '.join(specs)}): each is compared "
+        f"with {'the other' if min_others == 1 else 'its own twin only'}, not with the "
+        f"median of a fleet, so weather all twins mispredict is not removed; on La "
+        f"Haute Borne 2015 {measured} (a fleet of four: 0.25 and 21 of 24)"
+    )
+
+
 def _run_monitor(
     db: Store,
     specs: dict[str, TurbineSpec],
@@ -1070,21 +1091,9 @@ def _run_monitor(
     from twinweave.domains.wind import monitor_fleet
 
     min_others = min(FLEET_OTHERS, len(specs) - 1)
-    if min_others < FLEET_OTHERS:
-        # Measured on La Haute Borne 2015 (docs/RESULTS.md), so the user can weigh it.
-        measured = (
-            "pairs of turbines raised 0.25 false alarms per turbine-year and flagged 57 of "
-            "72 injected -8 % losses within 7 days"
-            if min_others == 1
-            else "a turbine alone raised 1.26 false alarms per turbine-year and flagged 13 "
-            "of 24 injected -8 % losses within 7 days"
-        )
-        _warn(
-            f"{len(specs)} turbine(s) in the store ({', '.join(specs)}): each is compared "
-            f"with {'the other' if min_others == 1 else 'its own twin only'}, not with the "
-            f"median of a fleet, so weather all twins mispredict is not removed; on La "
-            f"Haute Borne 2015 {measured} (a fleet of four: 0.25 and 21 of 24)"
-        )
+    caveat = _small_farm_caveat(specs)
+    if caveat is not None:
+        _warn(caveat)
     observations = store_observations(db, specs)
     live_from = start - pd.Timedelta(days=calibration_days)
     first, last = observations["time"].min(), observations["time"].max()
@@ -1277,6 +1286,9 @@ def report(
                     raise _fail(str(error)) from None
                 results.append(result)
                 progress.advance(task)
+        # The page keeps what the warning said of a monitor on fewer than a fleet.
+        small_farm = None if not_monitored is not None else _small_farm_caveat(specs)
+        caveat = [] if small_farm is None else [f"Monitor: {small_farm}."]
         sources = db.sources()
         # The files' names: a shared report need not carry the reader's directories.
         attribution = "; ".join(Path(path).name for path in sources["path"]) or store.name
@@ -1286,7 +1298,7 @@ def report(
             results,
             None,
             title=title,
-            notes=[f"Store {store}; readings from {start.isoformat()} on."],
+            notes=[f"Store {store}; readings from {start.isoformat()} on.", *caveat],
             attribution=f"Data: {attribution}",
             not_monitored=not_monitored,
         )
