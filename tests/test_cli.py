@@ -649,7 +649,7 @@ def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(
     # 60 days: the twins learn September to mid-October, and the monitor runs.
     stderr, metrics = report_of(store, tmp_path / "ran", "--calibration-days", "60")
     assert "Monitoring did not run" not in stderr
-    assert metrics["monitoring"] == {"ran": True, "reason": None}
+    assert metrics["monitoring"] == {"ran": True, "reason": None, "caveat": None}
     assert all("n_alarms" in scores for scores in metrics["turbines"].values())
     assert "anomaly score (daily max)" in (tmp_path / "ran" / "index.html").read_text()
     # 75 days: R80736 has no readings to learn from before the calibration period.
@@ -674,6 +674,8 @@ def test_a_farm_of_fewer_than_three_turbines_is_monitored_with_a_warning(
     stderr, metrics = report_of(two_turbine_store, tmp_path / "r")
     expected = "the store's readings start at 2014-11-01"
     assert "warning: Monitoring did not run" in stderr and expected in stderr, stderr
+    # No caveat about alarms that were not raised.
+    assert "each is compared with the other" not in stderr
     assert metrics["monitoring"]["ran"] is False and expected in metrics["monitoring"]["reason"]
     assert not any("n_alarms" in scores for scores in metrics["turbines"].values())
     page = (tmp_path / "r" / "index.html").read_text()
@@ -687,9 +689,10 @@ def test_a_farm_of_fewer_than_three_turbines_is_monitored_with_a_warning(
     assert "each is compared with the other, not with the median of a fleet" in stderr, stderr
     assert "57 of 72 injected -8 % losses within 7 days" in stderr
     assert all("n_alarms" in scores for scores in metrics["turbines"].values())
-    # The page keeps what the warning said.
+    # The page and metrics.json keep what the warning said.
     page = (tmp_path / "r45" / "index.html").read_text()
     assert "Monitor: 2 turbine(s) in the store (R80711, R80721): each is compared" in page
+    assert "each is compared with the other" in metrics["monitoring"]["caveat"]
     # One turbine is watched on its own residuals.
     alone = tmp_path / "one.duckdb"
     data = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-11-01", "2015-02-01"))
@@ -718,3 +721,11 @@ def test_text_from_the_user_is_printed_as_given(two_turbine_store: Path, tmp_pat
     result = predict(two_turbine_store, inputs, output)
     assert output.exists()
     assert f"wrote 3 predictions to {output}\n" in result.stdout, result.stdout
+
+
+def test_monitor_of_a_store_without_turbines_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.duckdb"
+    Store(empty).close()
+    result = twinweave("monitor", "--store", empty, "--since", "2015-01-01", ok=False)
+    assert result.returncode == 2
+    assert "error: the store holds no turbine to monitor" in result.stderr, result.stderr

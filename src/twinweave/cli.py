@@ -1051,7 +1051,8 @@ CalibrationDaysOption = Annotated[
 ]
 #: Days of calibration by default, in ``monitor`` and ``report`` alike.
 CALIBRATION_DAYS = 180
-#: The monitor compares each turbine with (up to) two others at the same time.
+#: The monitor compares each turbine with the median of the others at the same time,
+#: of at least two others where the farm has three turbines or more.
 FLEET_OTHERS = 2
 
 
@@ -1090,10 +1091,9 @@ def _run_monitor(
     from twinweave.demo import store_observations
     from twinweave.domains.wind import monitor_fleet
 
+    if not specs:
+        raise ValueError("the store holds no turbine to monitor; ingest readings first")
     min_others = min(FLEET_OTHERS, len(specs) - 1)
-    caveat = _small_farm_caveat(specs)
-    if caveat is not None:
-        _warn(caveat)
     observations = store_observations(db, specs)
     live_from = start - pd.Timedelta(days=calibration_days)
     first, last = observations["time"].min(), observations["time"].max()
@@ -1111,7 +1111,7 @@ def _run_monitor(
         )
     with diagnostics.status("monitoring"):
         try:
-            return monitor_fleet(
+            results = monitor_fleet(
                 observations,
                 specs,
                 live_from=live_from,
@@ -1124,6 +1124,11 @@ def _run_monitor(
                 f"monitor --since {start.isoformat()} --calibration-days "
                 f"{calibration_days}: {error}"
             ) from None
+    # Said once the monitor has run: its alarms are what the caveat is about.
+    caveat = _small_farm_caveat(specs)
+    if caveat is not None:
+        _warn(caveat)
+    return results
 
 
 @app.command()
@@ -1155,7 +1160,8 @@ def monitor(
     Columns of ``--output``, one row per reading: ``time`` (UTC);
     ``residual``, the reading's randomised-PIT residual under the twin's week-ahead
     predictive [standard deviations], empty below 2 degC (icing is not watched);
-    ``contrast``, the residual minus the other turbines' median at that time [sd];
+    ``contrast``, the residual minus the other turbines' median at that time (with two
+    turbines, minus the other's; with one, the residual itself) [sd];
     ``sensitivity``, how far an 8 % power loss would lower the residual [sd];
     ``anomaly_score``, how surprising the reading is [decades of probability];
     ``alarm``, whether the reading lies inside an alarm's run; ``asset_id``.
@@ -1193,6 +1199,8 @@ def monitor(
                 "since": start,
                 "until": stop,
                 "calibration_days": calibration_days,
+                # None for a fleet; else what these alarms are worth (fewer turbines).
+                "caveat": _small_farm_caveat(specs),
                 "n_alarms": len(alarms),
                 "alarms": alarms,
                 "output": None if output is None else str(output.resolve()),
@@ -1236,9 +1244,9 @@ def report(
     """Score every stored twin on the readings from ``--since`` and write the HTML report.
 
     The report shows the underperformance monitor's alarms as ``twinweave monitor``
-    finds them (with fewer than 3 turbines, with its warning); where it cannot run (too
-    few readings before the calibration period) the report is written without them and
-    says why.
+    finds them (with fewer than 3 turbines, with its warning); where it cannot run (for
+    example too few readings before or in the calibration period, or a --since after the
+    last reading) the report is written without them and says why.
 
     The report is recorded in the store's provenance, derived from the twins' versions
     and the readings scored.
@@ -1286,9 +1294,8 @@ def report(
                     raise _fail(str(error)) from None
                 results.append(result)
                 progress.advance(task)
-        # The page keeps what the warning said of a monitor on fewer than a fleet.
-        small_farm = None if not_monitored is not None else _small_farm_caveat(specs)
-        caveat = [] if small_farm is None else [f"Monitor: {small_farm}."]
+        # The report keeps what the warning said of a monitor on fewer than a fleet.
+        caveat = None if not_monitored is not None else _small_farm_caveat(specs)
         sources = db.sources()
         # The files' names: a shared report need not carry the reader's directories.
         attribution = "; ".join(Path(path).name for path in sources["path"]) or store.name
@@ -1298,9 +1305,10 @@ def report(
             results,
             None,
             title=title,
-            notes=[f"Store {store}; readings from {start.isoformat()} on.", *caveat],
+            notes=[f"Store {store}; readings from {start.isoformat()} on."],
             attribution=f"Data: {attribution}",
             not_monitored=not_monitored,
+            monitor_caveat=caveat,
         )
         versions = [t.model_version_ for t in twins.values() if t.model_version_ is not None]
         report_id = Recorder(store=db).record(
@@ -1314,6 +1322,7 @@ def report(
                 "twins": list(specs),
                 "calibration_days": calibration_days,
                 "not_monitored": not_monitored,
+                "monitor_caveat": caveat,
             },
         )
     console.print(f"report: {page}")

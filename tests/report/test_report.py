@@ -262,7 +262,10 @@ def test_page_shows_tables_targets_notes_and_attribution(report: Path) -> None:
 def test_a_report_without_the_monitor_says_why_and_shows_no_alarms(
     tmp_path: Path, turbines: list[TurbineResult]
 ) -> None:
-    reason = "Monitoring did not run: expected >= 3 turbines, got 2 (A, B)"
+    reason = (
+        "Monitoring did not run: --since 2015-01-01T00:00:00+00:00 with --calibration-days "
+        "180: the store's readings start at 2014-11-01"
+    )
     page = write_demo_report(
         tmp_path / "unmonitored",
         turbines,
@@ -278,7 +281,7 @@ def test_a_report_without_the_monitor_says_why_and_shows_no_alarms(
     assert page.count("Not monitored for underperformance") == 2
     assert "anomaly score" not in page and "day with alarm" not in page
     document = json.loads((tmp_path / "unmonitored" / "metrics.json").read_text())
-    assert document["monitoring"] == {"ran": False, "reason": reason}
+    assert document["monitoring"] == {"ran": False, "reason": reason, "caveat": None}
 
 
 def test_a_monitored_report_shows_alarms_and_the_anomaly_score(report: Path) -> None:
@@ -286,7 +289,7 @@ def test_a_monitored_report_shows_alarms_and_the_anomaly_score(report: Path) -> 
     assert "readings inside underperformance alarms" in page
     assert "anomaly score (daily max)" in page
     document = json.loads((report.parent / "metrics.json").read_text())
-    assert document["monitoring"] == {"ran": True, "reason": None}
+    assert document["monitoring"] == {"ran": True, "reason": None, "caveat": None}
 
 
 def test_page_size_is_bounded_by_the_subsample(tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ def metrics_document(
     title: str,
     attribution: str,
     not_monitored: str | None = None,
+    monitor_caveat: str | None = None,
 ) -> dict[str, Any]:
     """The content of ``metrics.json``: scores per turbine and pooled, targets, what-if,
     and whether the underperformance monitor ran (``monitoring``)."""
@@ -75,7 +76,11 @@ def metrics_document(
             "coverage90_per_wind_speed_bin": list(BIN_COVERAGE_TARGET),
         },
         # Without the monitor there is no n_alarms: said here, not left to be guessed.
-        "monitoring": {"ran": not_monitored is None, "reason": not_monitored},
+        "monitoring": {
+            "ran": not_monitored is None,
+            "reason": not_monitored,
+            "caveat": monitor_caveat,
+        },
         "turbines": {t.asset_id: _json_scores(t.metrics) for t in turbines},
         "overall": _json_scores(pooled_scores(turbines)),
         "calibration": {
@@ -189,6 +194,7 @@ def write_demo_report(
     notes: Sequence[str] = (),
     attribution: str,
     not_monitored: str | None = None,
+    monitor_caveat: str | None = None,
     max_points: int = 5000,
     seed: int | np.random.Generator | None = 0,
 ) -> Path:
@@ -219,6 +225,10 @@ def write_demo_report(
         Why the underperformance monitor did not run, or None if it ran. The reason is
         the page's first note and goes to ``metrics.json``; the turbine sections then
         show neither alarms nor the anomaly-score panel.
+    monitor_caveat
+        What the monitor's alarms are worth where it ran on fewer turbines than a
+        fleet, or None: a note on the page and ``monitoring.caveat`` in
+        ``metrics.json``.
     max_points
         Most readings drawn per power-curve scatter (a random subsample beyond), and
         most times drawn in the what-if series; bounds the page's size.
@@ -286,7 +296,11 @@ def write_demo_report(
     index.write_text(
         page(
             title=title,
-            notes=notes if not_monitored is None else [not_monitored, *notes],
+            notes=[
+                *([] if not_monitored is None else [not_monitored]),
+                *notes,
+                *([] if monitor_caveat is None else [f"Monitor: {monitor_caveat}."]),
+            ],
             attribution=attribution,
             contents=contents,
             sections=sections,
@@ -296,7 +310,12 @@ def write_demo_report(
     )
     (out / PLOTLY_FILE).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
     document = metrics_document(
-        turbines, whatif, title=title, attribution=attribution, not_monitored=not_monitored
+        turbines,
+        whatif,
+        title=title,
+        attribution=attribution,
+        not_monitored=not_monitored,
+        monitor_caveat=monitor_caveat,
     )
     (out / "metrics.json").write_text(
         json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"

@@ -66,7 +66,6 @@ from twinweave.transfer._records import (
     check_count,
     check_fleet,
     check_kinds,
-    check_kinds_held,
     check_readings,
     check_rounds,
     fleet_entries,
@@ -517,7 +516,6 @@ def fit_federated(
                 f"{label}: kind {twin_statistics.kind!r} is not one the strategy pools "
                 f"{first.kinds}; list it in the strategy's kinds"
             )
-    check_kinds_held(first.kinds, {twin.kind for twin in twins})
     # The twins computed together are usually the same from round to round: their
     # statistics stay stacked while they are (as each twin holds its own).
     stacked: dict[tuple[str, ...], _Batches] = {}

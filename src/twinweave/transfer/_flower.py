@@ -61,7 +61,6 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_count,
-    check_kinds_held,
     check_positive,
 )
 
@@ -862,8 +861,6 @@ class LoopbackFederation:
                     f"twin {twin_id!r}: kind {self._kinds[twin_id]!r} is not one the run "
                     f"pools {pooled}; list it in kinds"
                 )
-        if self.twin_ids:
-            check_kinds_held(pooled, {self._kinds[twin_id] for twin_id in self.twin_ids})
         self.start()
         settings = settings or FlowerSettings()
         self._n_runs += 1

@@ -783,14 +783,19 @@ def aggregate(
             for t in range(population.n_kinds)
         ]
     )
-    between: FloatArray | None = None
-    if population.n_kinds > 1:
+    between = population.between_covariance
+    # Only kinds with twins in this round's sum say how the kinds spread: a kind without
+    # (none yet, or all gone) has a mean the data do not reach, and counting it let
+    # Sigma_B drift round after round. With fewer than two such kinds nothing does, and
+    # Sigma_B keeps its value.
+    held = [t for t in range(population.n_kinds) if total.n_twins[t] > 0]
+    if population.n_kinds > 1 and len(held) > 1:
         # The kinds' means are latent here: their joint posterior covariance enters.
         between_scatter = np.zeros_like(global_cov)
-        for t in range(population.n_kinds):
+        for t in held:
             d = kinds_mean[t] - global_mean
             between_scatter += np.outer(d, d) + kinds_cov[t] + global_cov - cross[t] - cross[t].T
-        scales = _block_scales(prior, _symmetric(between_scatter)) / population.n_kinds
+        scales = _block_scales(prior, _symmetric(between_scatter)) / len(held)
         between = _structured(prior, scales)
     return Population(
         prior=prior,

@@ -13,7 +13,7 @@ import functools
 import itertools
 import warnings
 from collections import Counter
-from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
@@ -132,18 +132,6 @@ def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
     if len(set(listed)) != len(listed):
         raise ValueError(f"kinds: expected distinct names, got {listed}")
     return listed
-
-
-def check_kinds_held(kinds: Sequence[str], held: Collection[str]) -> None:
-    """Refuse pooling a kind that no twin holds: nothing in the data tells its mean from
-    the others', so the covariance of the kinds' means drifts round after round and the
-    rounds never settle."""
-    empty = [kind for kind in kinds if kind not in held]
-    if empty:
-        raise ValueError(
-            f"kinds: {empty} held by no twin of the fleet; expected only the twins' kinds "
-            f"{sorted(held)} (a new kind's first twin brings its kind with it)"
-        )
 
 
 def check_kind(kind: object, name: str = "kind") -> None:

@@ -89,11 +89,12 @@ class MonitorResult:
         the randomised-PIT residual under the twin's week-ahead predictive [sd], NaN
         below the icing temperature; ``contrast``, the residual minus the median of the
         other turbines' at that time [sd], NaN where fewer than ``min_others`` others
-        have one; ``sensitivity``, the downward shift of the residual that the design
-        loss would cause [sd]; ``anomaly_score``, how surprising the reading is under the
-        predictive (:func:`~twinweave.monitoring.anomaly_score`) [decades of
-        probability]; and ``alarm``, True for readings inside an alarm's run (from its
-        estimated start up to the alarm).
+        have one (with ``min_others=0``, the residual itself); ``sensitivity``, the
+        downward shift of the residual that the design loss would cause [sd];
+        ``anomaly_score``, how surprising the reading is under the predictive
+        (:func:`~twinweave.monitoring.anomaly_score`) [decades of probability]; and
+        ``alarm``, True for readings inside an alarm's run (from its estimated start
+        up to the alarm).
     alarms
         Every alarm raised, in time order.
     """
