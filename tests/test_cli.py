@@ -729,3 +729,12 @@ def test_monitor_of_a_store_without_turbines_says_so(tmp_path: Path) -> None:
     result = twinweave("monitor", "--store", empty, "--since", "2015-01-01", ok=False)
     assert result.returncode == 2
     assert "error: the store holds no turbine to monitor" in result.stderr, result.stderr
+
+
+def test_python_dash_m_twinweave_is_the_command() -> None:
+    # Where the venv's scripts are not on PATH, the module runs the same command.
+    result = subprocess.run(
+        [sys.executable, "-m", "twinweave", "version"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"twinweave"' in result.stdout
