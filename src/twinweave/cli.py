@@ -1056,9 +1056,14 @@ CALIBRATION_DAYS = 180
 FLEET_OTHERS = 2
 
 
+def _min_others(specs: Mapping[str, TurbineSpec]) -> int:
+    """How many other turbines the monitor compares each one with, at least."""
+    return min(FLEET_OTHERS, len(specs) - 1)
+
+
 def _small_farm_caveat(specs: Mapping[str, TurbineSpec]) -> str | None:
     """What watching fewer than a fleet's turbines costs, or ``None`` for a fleet."""
-    min_others = min(FLEET_OTHERS, len(specs) - 1)
+    min_others = _min_others(specs)
     if min_others >= FLEET_OTHERS:
         return None
     # Measured on La Haute Borne 2015 (docs/RESULTS.md), so the user can weigh it.
@@ -1093,7 +1098,6 @@ def _run_monitor(
 
     if not specs:
         raise ValueError("the store holds no turbine to monitor; ingest readings first")
-    min_others = min(FLEET_OTHERS, len(specs) - 1)
     observations = store_observations(db, specs)
     live_from = start - pd.Timedelta(days=calibration_days)
     first, last = observations["time"].min(), observations["time"].max()
@@ -1117,7 +1121,7 @@ def _run_monitor(
                 live_from=live_from,
                 monitor_from=start,
                 stop=stop,
-                min_others=min_others,
+                min_others=_min_others(specs),
             )
         except ValueError as error:
             raise ValueError(

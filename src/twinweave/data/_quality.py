@@ -393,23 +393,21 @@ class DuplicateTimestamps:
             keys.join(n_distinct.rename("n"), on=["asset", "time"])["n"].to_numpy() == 1
         ) & duplicated
         later_copy = readings.duplicated(keep="first").to_numpy() & alike
-        differing = duplicated & ~alike
-        if later_copy.any():
-            first = _first_rows(keys, frame["source_row"].to_numpy())
-            copies = quarantine_rows(
+        copies = (
+            quarantine_rows(
                 frame,
                 later_copy,
                 check=self.name,
                 variable="*",
                 reason="a copy of source row {first} (asset {asset_id} at {time}, the same "
                 "values); expected one reading per asset and time, so the first is kept",
-                fields={"first": first},
+                fields={"first": _first_rows(keys, frame["source_row"].to_numpy())},
             )
-            if not differing.any():
-                return copies
-            # Indexed by row of the frame, as clean() expects of every check's rows.
-            return _concat([copies, self._differing(frame, keys, differing)])
-        return self._differing(frame, keys, differing)
+            if later_copy.any()
+            else _empty_quarantine()
+        )
+        # Indexed by row of the frame, as clean() expects of every check's rows.
+        return _concat([copies, self._differing(frame, keys, duplicated & ~alike)])
 
     def _differing(
         self, frame: pd.DataFrame, keys: pd.DataFrame, duplicated: NDArray[np.bool_]
