@@ -316,7 +316,9 @@ def _ingest(
         )
     console.print(table)
     console.print(f"quarantine by check: {rejected_all['check'].value_counts().to_dict()}")
-    n_conflicts = summary.n_quarantine - len(rejected_all)
+    # Not n_quarantine - len(rejected_all): a failed reading already stored is skipped.
+    across = store.quarantine(check="duplicate_across_sources")
+    n_conflicts = int((across["source_sha256"] == info.sha256).sum())
     if summary.n_skipped or n_conflicts:
         console.print(
             f"already stored from another file: {summary.n_skipped} readings with the same "

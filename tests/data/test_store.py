@@ -135,11 +135,12 @@ def window(
     return parts[0], parts[1], parts[2]
 
 
-def quarantined_readings(quarantine: pd.DataFrame, store: Store) -> int:
-    """Readings of the file last ingested with a quarantine row: those its checks failed
-    and those set aside as different from a reading an earlier file holds."""
-    across = store.quarantine(check="duplicate_across_sources")["source_row"]
-    return len(set(quarantine["source_row"]) | set(across))
+def quarantined_readings(store: Store, info: SourceInfo) -> int:
+    """Readings of a file with a quarantine row in the store: those its checks failed
+    (and no earlier file holds) and those set aside as different from a reading an
+    earlier file holds."""
+    listed = store.quarantine()
+    return int(listed.loc[listed["source_sha256"] == info.sha256, "source_row"].nunique())
 
 
 # -- observations --------------------------------------------------------------------------
@@ -684,14 +685,14 @@ def test_the_same_reading_in_two_files_is_stored_once_and_counted(tmp_path: Path
         raw = store.observations("T1", raw=True)
         sources = store.sources().set_index("sha256")
         assert store.quarantine(check="duplicate_across_sources").empty
-        for summary, info, frames_in in ((one, a, first), (two, b, second)):
+        for summary, info in ((one, a), (two, b)):
             # Nothing lost: every raw reading is an observation, quarantined or skipped.
-            n_quarantined = quarantined_readings(frames_in[2], store)
+            n_quarantined = quarantined_readings(store, info)
             assert summary.n_raw == summary.n_observations + n_quarantined + summary.n_skipped
             assert sources.loc[info.sha256, "n_skipped"] == summary.n_skipped
         clean = store.recorder().get(str(store.recorder().get(two.quarantine_entity).generated_by))
-    overlap = (frames[1]["source_row"] >= 100) & (frames[1]["source_row"] < 200)
-    assert one.n_skipped == 0 and two.n_skipped == int(overlap.sum()) > 50
+    overlap = (frames[0]["source_row"] >= 100) & (frames[0]["source_row"] < 200)
+    assert one.n_skipped == 0 and two.n_skipped == int(overlap.sum()) == 100
     assert not stored["time"].duplicated().any()
     pd.testing.assert_frame_equal(
         stored[frames[1].columns].drop(columns="source_row"),
@@ -701,6 +702,28 @@ def test_the_same_reading_in_two_files_is_stored_once_and_counted(tmp_path: Path
     assert len(raw) == 400  # the raw table keeps every row of both files
     assert clean is not None and one.raw_entity in clean.used
     assert clean.attributes["n_skipped"] == two.n_skipped
+
+
+def test_a_quarantined_reading_in_two_files_is_listed_once(tmp_path: Path) -> None:
+    frames = scada(300, ("T1",), seed=6)
+    first, second = window(frames, 0, 200), window(frames, 100, 300)
+    a = source(tmp_path, "a.csv", b"january", len(first[0]))
+    b = source(tmp_path, "b.csv", b"january again", len(second[0]))
+    with Store(tmp_path / "s.duckdb") as store:
+        store.ingest(a, *first)
+        two = store.ingest(b, *second)
+        listed = store.quarantine()
+    raw, quarantine = frames[0], frames[2]
+    overlap = raw["source_row"].between(100, 199)
+    failed_in_overlap = quarantine["source_row"].between(100, 199)
+    assert quarantine.loc[failed_in_overlap, "source_row"].nunique() > 5
+    # Each failed check of a reading is listed once, under the file that stored it first.
+    assert not listed.duplicated(["asset_id", "time", "variable", "check"]).any()
+    in_overlap = listed["time"].isin(raw.loc[overlap, "time"])
+    assert set(listed.loc[in_overlap, "source_file"]) == {a.path}
+    # Every reading of the overlap is skipped by the second file, cleaned or not.
+    assert two.n_skipped == int(overlap.sum())
+    assert two.n_quarantine == int((quarantine["source_row"] >= 200).sum())
 
 
 def test_a_different_reading_at_a_stored_time_is_quarantined_not_overwritten(
@@ -721,7 +744,7 @@ def test_a_different_reading_at_a_stored_time_is_quarantined_not_overwritten(
         summary = store.ingest(b, raw, observations, quarantine)
         after = store.observations("T1")
         duplicates = store.quarantine(check="duplicate_across_sources")
-        n_quarantined = quarantined_readings(quarantine, store)
+        n_quarantined = quarantined_readings(store, b)
     n_overlap = int((observations["source_row"] < 50).sum())
     assert len(duplicates) == n_overlap > 20 and summary.n_skipped == 0
     assert summary.n_raw == summary.n_observations + n_quarantined

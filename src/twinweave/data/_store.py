@@ -28,6 +28,7 @@ from typing import Any, Self
 import duckdb
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from twinweave.core import (
     Emulator,
@@ -163,8 +164,8 @@ class IngestSummary:
     n_raw, n_observations, n_quarantine
         Rows written to the raw, cleaned and quarantine tables.
     n_skipped
-        Cleaned readings not stored because an earlier file holds the same reading
-        (same asset, time and values).
+        Readings not stored (as observations or in the quarantine) because an earlier
+        file holds the same reading (same asset, time and values).
     asset_ids
         Assets with readings in the file.
     new_variables
@@ -384,7 +385,9 @@ class Store:
 
         - with the same value of every variable (missing equals missing) it is the same
           reading, and is *skipped*: counted in ``n_skipped``, not stored again, and
-          its earlier verdict (observation or quarantine) stands;
+          its earlier verdict (observation or quarantine) stands. A reading this file's
+          checks failed is skipped in the same way, so the quarantine lists it once,
+          under the file it was first stored from;
         - with any value different it is *quarantined* with check
           ``"duplicate_across_sources"`` and a reason naming both files, rows and the
           values that differ. The reading stored first is kept; nothing is overwritten,
@@ -428,6 +431,9 @@ class Store:
         new_variables = tuple(v for v in variables if v not in known)
         asset_ids = tuple(sorted(pd.unique(raw["asset_id"].astype(str))))
         observations, conflicts, n_skipped, overlapping = self._against_stored(info, observations)
+        quarantine, n_copies, also_overlapping = self._without_stored_copies(raw, quarantine)
+        n_skipped += n_copies
+        overlapping = list(dict.fromkeys([*overlapping, *also_overlapping]))
         if len(conflicts):
             quarantine = pd.concat([quarantine, conflicts], ignore_index=True)
         checks = sorted(pd.unique(quarantine["check"].astype(str)))
@@ -537,46 +543,10 @@ class Store:
         the earlier files that hold any of them (oldest first).
         """
         none = observations.iloc[:0]
-        if observations.empty:
-            return observations, none, 0, []
-        stored = self.variables()
-        keys = pd.DataFrame(
-            {
-                "row": np.arange(len(observations), dtype=np.int64),
-                "asset_id": observations["asset_id"].astype(str).to_numpy(),
-                "time": observations["time"].to_numpy(),
-            }
-        )
-        view = f"keys_{secrets.token_hex(4)}"
-        self._con.register(view, keys)
-        try:
-            matches = self._con.execute(
-                f"SELECT k.row, s.sha256, s.path, r.source_row, "
-                f"{', '.join(f'r.{_quote(v)}' for v in stored) or 'NULL AS none'} "
-                f"FROM {view} AS k JOIN raw_observations AS r "
-                "ON r.asset_id = k.asset_id AND r.time = k.time "
-                f"JOIN sources AS s ON s.sha256 = r.{_SOURCE_COLUMN} "
-                "ORDER BY k.row, s.ingested_at, r.source_row"
-            ).df()
-        finally:
-            self._con.unregister(view)
+        matches, same, differences = self._stored_matches(observations)
         if matches.empty:
             return observations, none, 0, []
-        # Every variable of either side; one the other side lacks is missing there.
-        names = list(dict.fromkeys([*stored, *_frame_variables(observations)]))
         rows = matches["row"].to_numpy(np.int64)
-        new = observations.iloc[rows].reset_index(drop=True)
-        same = np.ones(len(matches), dtype=bool)
-        differences = np.full(len(matches), "", dtype=object)
-        for name in names:
-            ours = _floats(new, name)
-            theirs = _floats(matches, name)
-            differ = ~((ours == theirs) | (np.isnan(ours) & np.isnan(theirs)))
-            same &= ~differ
-            for at in np.flatnonzero(differ):
-                differences[at] += (
-                    f"; {name}: stored {_number(theirs[at])}, this file {_number(ours[at])}"
-                )
         identical = pd.Series(same).groupby(rows).any()
         skipped = identical.index.to_numpy()[identical.to_numpy()]
         conflicting = identical.index.to_numpy()[~identical.to_numpy()]
@@ -615,6 +585,81 @@ class Store:
         overlapping = list(dict.fromkeys(matches["sha256"].astype(str)))
         kept = observations.loc[keep].reset_index(drop=True)
         return kept, conflicts.reset_index(drop=True), int(skipped.size), overlapping
+
+    def _stored_matches(
+        self, frame: pd.DataFrame
+    ) -> tuple[pd.DataFrame, NDArray[np.bool_], NDArray[np.object_]]:
+        """Raw readings of earlier files at the asset and time of each reading of ``frame``.
+
+        Returns the matches (``row``, the reading's position in ``frame``; ``sha256``
+        and ``path`` of the earlier file; the stored reading's ``source_row`` and
+        values), by reading and then oldest file first; whether each match has the same
+        value of every variable as the reading (missing equals missing); and the values
+        that differ, as text starting with ``"; "``.
+        """
+        if frame.empty:
+            return pd.DataFrame(), np.zeros(0, dtype=bool), np.zeros(0, dtype=object)
+        stored = self.variables()
+        keys = pd.DataFrame(
+            {
+                "row": np.arange(len(frame), dtype=np.int64),
+                "asset_id": frame["asset_id"].astype(str).to_numpy(),
+                "time": frame["time"].to_numpy(),
+            }
+        )
+        view = f"keys_{secrets.token_hex(4)}"
+        self._con.register(view, keys)
+        try:
+            matches = self._con.execute(
+                f"SELECT k.row, s.sha256, s.path, r.source_row, "
+                f"{', '.join(f'r.{_quote(v)}' for v in stored) or 'NULL AS none'} "
+                f"FROM {view} AS k JOIN raw_observations AS r "
+                "ON r.asset_id = k.asset_id AND r.time = k.time "
+                f"JOIN sources AS s ON s.sha256 = r.{_SOURCE_COLUMN} "
+                "ORDER BY k.row, s.ingested_at, r.source_row"
+            ).df()
+        finally:
+            self._con.unregister(view)
+        # Every variable of either side; one the other side lacks is missing there.
+        names = list(dict.fromkeys([*stored, *_frame_variables(frame)]))
+        new = frame.iloc[matches["row"].to_numpy(np.int64)].reset_index(drop=True)
+        same = np.ones(len(matches), dtype=bool)
+        differences = np.full(len(matches), "", dtype=object)
+        for name in names:
+            ours = _floats(new, name)
+            theirs = _floats(matches, name)
+            differ = ~((ours == theirs) | (np.isnan(ours) & np.isnan(theirs)))
+            same &= ~differ
+            for at in np.flatnonzero(differ):
+                differences[at] += (
+                    f"; {name}: stored {_number(theirs[at])}, this file {_number(ours[at])}"
+                )
+        return matches, same, differences
+
+    def _without_stored_copies(
+        self, raw: pd.DataFrame, quarantine: pd.DataFrame
+    ) -> tuple[pd.DataFrame, int, list[str]]:
+        """Leave out of ``quarantine`` the readings equal to a raw reading of an earlier
+        file.
+
+        Such a reading is skipped as an identical cleaned one is: the earlier file's
+        verdict on it stands (a quarantined copy is listed there with its reason), and
+        quarantining it again would list one reading twice. A quarantined reading whose
+        values differ from the stored one's keeps its quarantine rows.
+
+        Returns the quarantine rows to store, the number of readings skipped, and the
+        SHA-256 of the earlier files that hold any quarantined reading of this file.
+        """
+        # A reading is one data row of the file: its ``source_row``.
+        readings = raw.loc[raw["source_row"].isin(quarantine["source_row"])]
+        matches, same, _ = self._stored_matches(readings.reset_index(drop=True))
+        if matches.empty:
+            return quarantine, 0, []
+        identical = pd.Series(same).groupby(matches["row"].to_numpy(np.int64)).any()
+        at = identical.index.to_numpy()[identical.to_numpy()]
+        copies = readings["source_row"].to_numpy()[at]
+        kept = quarantine.loc[~quarantine["source_row"].isin(copies)].reset_index(drop=True)
+        return kept, int(copies.size), list(dict.fromkeys(matches["sha256"].astype(str)))
 
     def _raw_entity(self, sha256: str) -> str:
         row = self._con.execute(
