@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -327,6 +329,44 @@ def test_a_fitted_twin_is_predicted_by_its_identifier(method: Any) -> None:
         method(stats, prior())
     with pytest.raises(ValueError, match="stats: None is not a twin identifier"):
         method({None: stats[0]}, prior())
+
+
+@pytest.mark.parametrize("method", [fit_central, no_pooling, complete_pooling])
+def test_a_bool_is_not_taken_for_twin_1_or_0(method: Any) -> None:
+    rng = np.random.default_rng(12)
+    _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
+    fit = method(dict(enumerate(stats)), prior())
+    data = readings(rng, np.zeros(emulator().n_features), 5)
+    # True == 1 and hash(True) == hash(1): a dict lookup would find twin 1.
+    for flag in (True, False, np.True_):
+        with pytest.raises(
+            TypeError,
+            match=rf"twin: expected one of the fleet's identifiers \[0, 1, 2\] .*, got the "
+            rf"bool {flag!r}",
+        ):
+            fit.predict(flag, data, emulator())
+    # A fleet whose identifiers are bools is asked with them.
+    by_flag = method({False: stats[0], True: stats[1]}, prior())
+    by_number = method({0: stats[0], 1: stats[1]}, prior())
+    got = by_flag.predict(True, data, emulator())
+    np.testing.assert_array_equal(got.mean, by_number.predict(1, data, emulator()).mean)
+
+
+def test_a_fitted_fleet_cannot_be_changed_by_accident_and_still_pickles() -> None:
+    rng = np.random.default_rng(13)
+    _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
+    fit = fit_central(dict(enumerate(stats)), prior())
+    data = readings(rng, np.zeros(emulator().n_features), 5)
+    expected = fit.predict(1, data, emulator()).mean
+    for copied in (fit, pickle.loads(pickle.dumps(fit)), copy.deepcopy(fit)):
+        with pytest.raises(TypeError):
+            copied.twins[1] = copied.twins[0]
+        with pytest.raises(TypeError):
+            copied.new_twin["default"] = copied.twins[0]
+        with pytest.raises(AttributeError):
+            copied.twins.clear()
+        assert list(copied.twins) == [0, 1, 2] and list(copied.new_twin) == ["default"]
+        np.testing.assert_array_equal(copied.predict(1, data, emulator()).mean, expected)
 
 
 def _line_twin(slope: float, seed: int, kind: str) -> TwinStatistics:

@@ -330,6 +330,23 @@ def test_bad_arguments_are_refused() -> None:
         gossip.leave([9])
 
 
+def test_a_bool_is_not_taken_for_node_1_or_0() -> None:
+    gossip = PushSum(nx.cycle_graph(4)).start(payloads(4))
+    before = gossip.estimates_.copy()
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("node", lambda: gossip.estimate(True)),
+        ("nodes", lambda: gossip.leave([True])),
+        ("nodes", lambda: gossip.crash([False])),
+        ("node", lambda: gossip.join(False, np.zeros(5), [2])),
+        ("neighbours", lambda: gossip.join("a", np.zeros(5), [True])),
+    ]
+    for argument, call in calls:
+        with pytest.raises(TypeError, match=rf"{argument}: expected .*, got the bool"):
+            call()
+    assert gossip.nodes_ == (0, 1, 2, 3)
+    np.testing.assert_array_equal(gossip.estimates_, before)
+
+
 # -- the fleet, peer to peer --------------------------------------------------------------------
 def synthetic_fleet(
     n_twins: int,

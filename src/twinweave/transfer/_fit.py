@@ -10,8 +10,9 @@ Engineering* 38(7), 821-848, doi:10.1111/mice.12901.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,9 +39,35 @@ from twinweave.transfer._records import (
     check_readings,
     check_rounds,
     fleet_entries,
+    refuse_bool,
     sum_summaries,
     warn_not_converged,
 )
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class _ReadOnly(Mapping[_K, _V]):
+    """A mapping that cannot be changed through its interface; unlike
+    :class:`types.MappingProxyType` it pickles and copies."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[_K, _V]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: _K) -> _V:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,11 +77,12 @@ class FleetPosterior:
     Parameters
     ----------
     twins
-        Each twin's posterior by its identifier, in the order of the statistics fitted.
+        Each twin's posterior by its identifier, in the order of the statistics fitted;
+        kept as a read-only copy, so a fitted fleet cannot be changed by accident.
     new_twin
         Per kind, the weights and noise of a twin of that kind with no data: for partial
         pooling, the population (``N(E[mu_t], Sigma_t + Cov[mu_t])``, noise ``tau2_t``,
-        with period effects of variance ``omega2_t``).
+        with period effects of variance ``omega2_t``); a read-only copy too.
     population
         The fitted population (``None`` for the baselines).
     n_rounds
@@ -74,6 +102,10 @@ class FleetPosterior:
     converged: bool = True
     log_evidence: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "twins", _ReadOnly(self.twins))
+        object.__setattr__(self, "new_twin", _ReadOnly(self.new_twin))
+
     def predict(
         self,
         twin: Hashable | None,
@@ -87,7 +119,8 @@ class FleetPosterior:
         Parameters
         ----------
         twin
-            A fitted twin's identifier, or ``None`` for a new twin of ``kind``.
+            A fitted twin's identifier, or ``None`` for a new twin of ``kind``. A bool
+            is refused unless the fleet's identifiers are bools (``True == 1``).
         inputs
             Input columns (for a power curve: ``wind_speed`` [m/s] and optionally
             ``temp_air`` [degC], ``wind_direction`` [degree]).
@@ -110,9 +143,11 @@ class FleetPosterior:
                     "twin: expected a fitted twin's identifier or None for a new twin, got "
                     f"{type(twin).__name__}"
                 )
+            known = list(self.twins)
+            listed = f"{known[:8]}{' ...' if len(known) > 8 else ''} ({len(known)} twins)"
+            expected = f"one of the fleet's identifiers {listed} or None for a new twin"
+            refuse_bool(twin, known, "twin", expected)
             if twin not in self.twins:
-                known = list(self.twins)
-                listed = f"{known[:8]}{' ...' if len(known) > 8 else ''} ({len(known)} twins)"
                 raise KeyError(
                     f"twin {twin!r}: expected the identifier of a fitted twin, one of "
                     f"{listed}, or None for a new twin"

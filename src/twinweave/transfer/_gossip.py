@@ -59,6 +59,8 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
+from twinweave.transfer._records import refuse_bool
+
 __all__ = [
     "GossipMessages",
     "GossipResult",
@@ -712,7 +714,7 @@ class PushSum:
     def estimate(self, node: Hashable) -> Payload:
         """One twin's estimate of the average, in the structure of the payloads."""
         self._require_started()
-        slot = self._present_slot(node)
+        slot = self._present_slot(node, "node")
         row = np.concatenate([block[slot] for block in self._blocks])
         return self._spec.unflatten(row[:-1] / row[-1], 0)
 
@@ -957,6 +959,7 @@ class PushSum:
         to now includes its payload.
         """
         self._require_started()
+        refuse_bool(node, self._slot, "node", "a label that is not a bool")
         if node in self._slot and self._alive[self._slot[node]]:
             raise ValueError(f"{node!r} is already present")
         links = [v for v in neighbours if v != node]
@@ -965,7 +968,7 @@ class PushSum:
                 f"neighbours: expected at least one present twin for {node!r} to link to; "
                 "a twin without links can neither send nor receive"
             )
-        slots = [self._present_slot(v) for v in links]
+        slots = [self._present_slot(v, "neighbours") for v in links]
         own = np.append(_flatten(self._spec, payload), self._own_weight)
         if not np.all(np.isfinite(own)):
             raise ValueError("payload must be finite")
@@ -999,7 +1002,7 @@ class PushSum:
         """
         self._require_started()
         for node in list(nodes):
-            self._leave_one(self._present_slot(node))
+            self._leave_one(self._present_slot(node, "nodes"))
         return self
 
     def _leave_one(self, slot: int) -> None:
@@ -1051,7 +1054,7 @@ class PushSum:
         and the network converges on the survivors' average.
         """
         self._require_started()
-        self._crash_slots([self._present_slot(node) for node in nodes])
+        self._crash_slots([self._present_slot(node, "nodes") for node in nodes])
         return self
 
     def _crash_slots(self, slots: list[int]) -> None:
@@ -1082,7 +1085,8 @@ class PushSum:
         self._pending_arcs = self._pending_arcs[~void]
         self._pending = [p[~void] for p in self._pending]
 
-    def _present_slot(self, node: Hashable) -> int:
+    def _present_slot(self, node: Hashable, name: str) -> int:
+        refuse_bool(node, self._slot, name, "a present twin's label")
         slot = self._slot.get(node)
         if slot is None or not self._alive[slot]:
             raise ValueError(f"{node!r} is not present")

@@ -102,6 +102,24 @@ def check_count(value: object, name: str, minimum: int = 1) -> None:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 
+def refuse_bool(value: object, keys: Iterable[Hashable], name: str, expected: str) -> None:
+    """Refuse ``True`` or ``False`` as an identifier unless one of ``keys`` is that bool.
+
+    ``True == 1`` and ``False == 0`` with equal hashes, so a mapping keyed by integers
+    would take a bool for the twin ``1`` or ``0``.
+
+    Raises
+    ------
+    TypeError
+        Naming the argument ``name``, what was ``expected`` and the bool.
+    """
+    if isinstance(value, bool | np.bool_) and not any(key is value for key in keys):
+        raise TypeError(
+            f"{name}: expected {expected}, got the bool {value!r} (a bool is not taken for "
+            "an identifier: True == 1 and False == 0 in Python)"
+        )
+
+
 def check_positive(value: object, name: str, unit: str = "") -> None:
     """Refuse a setting that is not a positive real number (a string or ``None`` too)."""
     if (
