@@ -427,6 +427,23 @@ def test_saved_branch_keeps_its_interventions(
     assert float(restored.predict(inputs).quantile(0.99).max()) <= 1000.0
 
 
+def test_a_saved_branch_is_a_branch_when_loaded(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, summary = filled
+    with Store(path) as store:
+        twin = fitted_twin(store, summary, recorder=None)
+        store.save_twin(twin)
+        store.save_twin(twin.branch(Derate(1000.0), name="T1-cap"))
+        store.save_twin(twin.branch(name="T1-copy"))  # a branch without interventions
+    with Store(path, read_only=True) as store:
+        capped, copied, parent = (store.load_twin(t) for t in ("T1-cap", "T1-copy", "T1"))
+    assert capped.is_branch and copied.is_branch and not parent.is_branch
+    assert capped.parent_id == copied.parent_id == "T1" and parent.parent_id is None
+    assert capped.parent is None  # the parent object itself is not restored
+    assert "branch of T1" in repr(capped)
+
+
 # -- provenance ----------------------------------------------------------------------------
 def test_chain_from_a_prediction_back_to_the_file_survives_reopening(
     filled: tuple[Path, SourceInfo, IngestSummary],
@@ -761,26 +778,38 @@ def test_a_different_reading_at_a_stored_time_is_quarantined_not_overwritten(
     assert set(duplicates["variable"]) == {"*"}
 
 
-def test_a_store_of_format_1_is_read_and_upgraded(
-    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+# Columns each format added, to undo them and make a store of an older format.
+ADDED_BY_FORMAT = {
+    2: (
+        ("sources", "n_skipped"),
+        ("model_versions", "correlation_params"),
+        ("model_versions", "correlation_state"),
+        ("model_versions", "correlation_state_kinds"),
+    ),
+    3: (("model_versions", "parent_id"),),
+}
+
+
+@pytest.mark.parametrize("old", [1, 2])
+def test_a_store_of_an_older_format_is_read_and_upgraded(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path, old: int
 ) -> None:
     import duckdb
 
     path, _, summary = filled
     with Store(path) as store:
         store.save_twin(fitted_twin(store, summary, recorder=None))
-    # Undo what format 2 added.
+        store.save_twin(fitted_twin(store, summary, recorder=None).branch(name="T1-copy"))
     with duckdb.connect(str(path)) as connection:
-        for table, column in (
-            ("sources", "n_skipped"),
-            ("model_versions", "correlation_params"),
-            ("model_versions", "correlation_state"),
-            ("model_versions", "correlation_state_kinds"),
-        ):
-            connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        connection.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+        for later, added in ADDED_BY_FORMAT.items():
+            if later > old:
+                for table, column in added:
+                    connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        connection.execute(f"UPDATE meta SET value = '{old}' WHERE key = 'format_version'")
     with Store(path, read_only=True) as store:
         assert store.load_twin("T1").residual_correlation is None
+        # The older store did not say the twin was a branch.
+        assert not store.load_twin("T1-copy").is_branch
     raw, observations, quarantine = scada(20, ("T5",), seed=8)
     with Store(path) as store:
         later = store.ingest(
@@ -791,5 +820,7 @@ def test_a_store_of_format_1_is_read_and_upgraded(
         twin = fitted_twin(store, summary, recorder=None, correlation=ResidualCorrelation())
         store.save_twin(twin)
         learner = store.load_twin("T1").residual_correlation
+        store.save_twin(twin.branch(name="T1-copy"))
+        assert store.load_twin("T1-copy").is_branch
     assert learner is not None and twin.residual_correlation is not None
     assert learner.n_squares_ == twin.residual_correlation.n_squares_ > 0

@@ -80,6 +80,10 @@ class Twin:
         What-if changes applied by a branch.
     parent
         The twin this one is a branch of.
+    parent_id
+        Identifier of the twin this one is a branch of; by default ``parent``'s. A
+        branch restored by :meth:`~twinweave.data.Store.load_twin` has it without its
+        ``parent``.
 
     Notes
     -----
@@ -119,6 +123,7 @@ class Twin:
         residual_correlation: ResidualCorrelation | None = None,
         interventions: Sequence[Intervention] = (),
         parent: Twin | None = None,
+        parent_id: str | None = None,
     ) -> None:
         self.twin_id = twin_id
         self.schema = schema
@@ -127,6 +132,12 @@ class Twin:
         self.residual_correlation = residual_correlation
         self.interventions = tuple(interventions)
         self.parent = parent
+        if parent is not None and parent_id not in (None, parent.twin_id):
+            raise ValueError(
+                f"parent_id: expected None or the parent's identifier {parent.twin_id!r}, "
+                f"got {parent_id!r}"
+            )
+        self.parent_id = parent.twin_id if parent is not None else parent_id
         self._owns_emulator = parent is None
         self.model_version_: str | None = None
         # Provenance id of the most recent prediction, to look its chain up later.
@@ -148,7 +159,9 @@ class Twin:
 
     @property
     def is_branch(self) -> bool:
-        return self.parent is not None
+        """Whether this twin is a branch of another (it has a :attr:`parent_id`), also
+        once saved and loaded again, when its :attr:`parent` is no longer at hand."""
+        return self.parent_id is not None
 
     @property
     def noise_correlation_(self) -> ExponentialCorrelation | None:
@@ -337,7 +350,7 @@ class Twin:
         return child
 
     def __repr__(self) -> str:
-        kind = "branch of " + self.parent.twin_id if self.parent else "twin"
+        kind = "twin" if self.parent_id is None else f"branch of {self.parent_id}"
         return f"Twin({self.twin_id!r}, {kind}, emulator={self.emulator!r})"
 
 

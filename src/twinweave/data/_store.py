@@ -47,8 +47,9 @@ from twinweave.provenance import ProvRecord, Recorder
 #: Version of the table layout written by this code; a store written by a newer layout
 #: is refused rather than misread, one written by an older layout is upgraded when
 #: opened for writing (version 2 added ``sources.n_skipped`` and the twins' residual
-#: correlation to ``model_versions``).
-FORMAT_VERSION = 2
+#: correlation to ``model_versions``, version 3 the parent of a branch,
+#: ``model_versions.parent_id``).
+FORMAT_VERSION = 3
 
 #: Check name of a reading whose asset and time are already stored from another file
 #: with different values.
@@ -62,6 +63,7 @@ _UPGRADES: dict[int, tuple[tuple[str, str], ...]] = {
         ("model_versions", "correlation_state BLOB"),
         ("model_versions", "correlation_state_kinds VARCHAR"),
     ),
+    3: (("model_versions", "parent_id VARCHAR"),),
 }
 
 # Columns that identify a reading in raw and observation frames (docs/CONTRACTS.md).
@@ -125,6 +127,7 @@ CREATE TABLE IF NOT EXISTS model_versions (
     correlation_params BLOB,
     correlation_state BLOB,
     correlation_state_kinds VARCHAR,
+    parent_id VARCHAR,
     PRIMARY KEY (twin_id, version)
 );
 CREATE TABLE IF NOT EXISTS provenance (
@@ -881,8 +884,8 @@ class Store:
 
     # -- twins -------------------------------------------------------------------------
     def save_twin(self, twin: Twin, *, note: str = "") -> int:
-        """Save the twin's emulator, residual correlation, schema and interventions as a
-        new version.
+        """Save the twin's emulator, residual correlation, schema, interventions and, for
+        a branch, its parent's identifier as a new version.
 
         The provenance chain of the twin's model version is copied into the store
         (when its recorder is a :class:`~twinweave.provenance.Recorder`), so the chain
@@ -926,8 +929,8 @@ class Store:
                 "INSERT INTO model_versions (twin_id, version, created_at, emulator, "
                 "n_observations, params, state, state_kinds, schema, interventions, "
                 "provenance_id, note, correlation_params, correlation_state, "
-                "correlation_state_kinds) VALUES "
-                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                "correlation_state_kinds, parent_id) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 [
                     twin.twin_id,
                     version,
@@ -942,6 +945,7 @@ class Store:
                     model_version,
                     note,
                     *correlation,
+                    twin.parent_id,
                 ],
             )
             self._insert_provenance(lineage)
@@ -967,15 +971,18 @@ class Store:
         KeyError
             If the twin or version is not in the store.
         """
-        # A store of format 1 opened read-only has no correlation columns yet.
+        # A store of an older format opened read-only lacks the later columns: those of
+        # the correlation (format 2) and the parent of a branch (format 3).
+        columns = self._columns("model_versions")
         correlation = (
             "correlation_params, correlation_state, correlation_state_kinds"
-            if "correlation_params" in self._columns("model_versions")
+            if "correlation_params" in columns
             else "NULL, NULL, NULL"
         )
+        parent = "parent_id" if "parent_id" in columns else "NULL"
         query = (
             "SELECT version, emulator, params, state, state_kinds, schema, interventions, "
-            f"provenance_id, {correlation} FROM model_versions WHERE twin_id = $1"
+            f"provenance_id, {correlation}, {parent} FROM model_versions WHERE twin_id = $1"
         )
         if version is None:
             found = self._con.execute(f"{query} ORDER BY version DESC LIMIT 1", [twin_id])
@@ -1002,6 +1009,7 @@ class Store:
             correlation_params,
             correlation_state,
             correlation_kinds,
+            parent_id,
         ) = row
         emulator_class = _import_class(class_path)
         emulator = emulator_class.from_state(
@@ -1023,6 +1031,7 @@ class Store:
             recorder=recorder,
             residual_correlation=learner,
             interventions=restored_interventions,
+            parent_id=parent_id,
         )
         twin.model_version_ = provenance_id
         if (
