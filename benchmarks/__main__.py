@@ -4,7 +4,7 @@ Prints a table of measured values, targets, competitors' values and ratios, and 
 ``benchmarks/results.json`` (machine, date, every number with its details).
 
 Options: ``--only TOPIC`` (repeatable: assimilation, river, openoa, pipeline, federated,
-gossip, transfer, pymc, memory, drift),
+gossip, transfer, pymc, memory, drift, reservoirs),
 ``--output PATH``, ``--no-install`` (do not create ``.venv-openoa`` for OpenOA).
 """
 
@@ -33,6 +33,7 @@ from benchmarks import (
     openoa_comparison,
     pipeline,
     pymc_comparison,
+    reservoirs,
     river_comparison,
     transfer,
 )
@@ -51,6 +52,7 @@ TOPICS = (
     "pymc",
     "memory",
     "drift",
+    "reservoirs",
 )
 DEFAULT_OUTPUT = Path(__file__).with_name("results.json")
 
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "pymc": lambda: pymc_comparison.run(the_fleet()),
         "memory": lambda: memory.run(the_fleet()),
         "drift": lambda: drift.run(the_fleet()),
+        "reservoirs": reservoirs.run,
     }
     results: list[Result] = []
     durations: dict[str, float] = {}

@@ -370,6 +370,46 @@ def test_clone_has_configuration_only() -> None:
     np.testing.assert_array_equal(clone.mean_, [50_000.0])
 
 
+def test_a_reservoir_learns_a_flow_its_gauges_miss() -> None:
+    """A diversion of 300 m^3/day that no gauge records: the twin with an unmeasured
+    flow finds it in the storage readings and forecasts with it; the balance of the
+    gauged flows alone forecasts no change at all."""
+    data = reservoir_data(2000, seed=21)
+    diversion = 300.0
+    days = np.arange(1, data["storage"].size + 1)
+    data["storage"] = data["storage"] + 1e6 - diversion * days
+
+    def twin(unmeasured_flow_var: float | None) -> StateSpaceEmulator:
+        return StateSpaceEmulator.reservoir(
+            capacity=2e6,
+            initial_storage=1.05e6,
+            initial_var=1e6,
+            process_var=900.0,
+            noise_var=2500.0,
+            unmeasured_flow_var=unmeasured_flow_var,
+        ).update(data)
+
+    learning = twin(1e-2)
+    flow, flow_sd = learning.mean_[1], np.sqrt(learning.cov_[1, 1])
+    assert flow_sd < 30.0
+    assert abs(flow + diversion) < 3 * flow_sd
+    ahead = {"inflow": np.full(30, 500.0), "outflow": np.full(30, 500.0)}
+    np.testing.assert_allclose(np.diff(learning.predict(ahead).mean), flow, rtol=1e-9)
+    np.testing.assert_allclose(np.diff(twin(None).predict(ahead).mean), 0.0, atol=1e-6)
+
+
+def test_an_unmeasured_flow_prior_needs_the_unmeasured_flow() -> None:
+    with pytest.raises(ValueError, match=r"initial_unmeasured_flow_var: expected None without"):
+        StateSpaceEmulator.reservoir(
+            capacity=1.0,
+            initial_storage=0.5,
+            initial_var=1.0,
+            process_var=1.0,
+            noise_var=1.0,
+            initial_unmeasured_flow_var=4.0,
+        )
+
+
 # -- errors name the field, the value and what was expected -----------------------------
 @pytest.mark.parametrize(
     ("changes", "message"),

@@ -993,6 +993,8 @@ class StateSpaceEmulator:
         process_var: float,
         noise_var: float,
         dt: float = 1.0,
+        unmeasured_flow_var: float | None = None,
+        initial_unmeasured_flow_var: float | None = None,
         target: str = "storage",
         inflow: str = "inflow",
         outflow: str = "outflow",
@@ -1003,6 +1005,13 @@ class StateSpaceEmulator:
         ``w_t`` lumps what the flows miss (evaporation, seepage, gauge error in the
         flows); the storage gauge reads ``storage_t + v_t``. Forecasts are censored to
         ``[0, capacity]``.
+
+        Where the gauged flows miss a flow that lasts (a canal diversion, seasonal
+        evaporation, an ungauged tributary), ``w_t`` is not white noise but a slowly
+        changing net flow. With ``unmeasured_flow_var`` the state holds it as a second
+        component, a random walk ``d_t = d_{t-1} + z_t`` [units/flow time unit] that
+        enters the balance as ``dt d_{t-1}``; the twin learns it from the storage
+        readings and a forecast carries today's value forward.
 
         Parameters
         ----------
@@ -1016,20 +1025,51 @@ class StateSpaceEmulator:
             Variance of the storage gauge's error [units^2].
         dt
             Length of a step in the flows' time unit [day for flows in m^3/day].
+        unmeasured_flow_var
+            Variance of the unmeasured net inflow's change per step [(units/flow time
+            unit)^2]; ``None`` (the default) for a balance whose flows are all gauged.
+        initial_unmeasured_flow_var
+            Prior variance of the unmeasured net inflow (prior mean 0); ``None`` for
+            ``initial_var / dt^2``, as vague as the storage's prior.
         target, inflow, outflow
             Column names (glossary: ``storage``, ``inflow``, ``outflow``).
         units
             Unit of storage.
         """
+        if unmeasured_flow_var is None:
+            if initial_unmeasured_flow_var is not None:
+                raise ValueError(
+                    "initial_unmeasured_flow_var: expected None without "
+                    f"unmeasured_flow_var, got {initial_unmeasured_flow_var}"
+                )
+            return cls(
+                target=target,
+                transition=[[1.0]],
+                observation=[[1.0]],
+                process_noise=[[process_var]],
+                observation_noise=[[noise_var]],
+                initial_mean=[initial_storage],
+                initial_cov=[[initial_var]],
+                control_matrix=[[dt, -dt]],
+                control_inputs=(inflow, outflow),
+                lower=0.0,
+                upper=capacity,
+                units=units,
+            )
+        flow_var = (
+            initial_var / dt**2
+            if initial_unmeasured_flow_var is None
+            else initial_unmeasured_flow_var
+        )
         return cls(
             target=target,
-            transition=[[1.0]],
-            observation=[[1.0]],
-            process_noise=[[process_var]],
+            transition=[[1.0, dt], [0.0, 1.0]],
+            observation=[[1.0, 0.0]],
+            process_noise=[[process_var, 0.0], [0.0, unmeasured_flow_var]],
             observation_noise=[[noise_var]],
-            initial_mean=[initial_storage],
-            initial_cov=[[initial_var]],
-            control_matrix=[[dt, -dt]],
+            initial_mean=[initial_storage, 0.0],
+            initial_cov=[[initial_var, 0.0], [0.0, flow_var]],
+            control_matrix=[[dt, -dt], [0.0, 0.0]],
             control_inputs=(inflow, outflow),
             lower=0.0,
             upper=capacity,
