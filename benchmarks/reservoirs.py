@@ -42,7 +42,7 @@ from twinweave.models._state_space import kalman_filter
 TOPIC = "reservoirs"
 LIVE_FROM = pd.Timestamp("2013-01-01", tz="America/Denver")
 HORIZONS = (1, 7, 30)
-EM_ITERATIONS = 200
+EM_ITERATIONS = 300
 MILLION = 1e6
 # Vague priors: storage within about 100 million m^3, an unmeasured flow within about
 # 10 million m^3/day, before the first reading.

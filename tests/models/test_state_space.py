@@ -298,6 +298,60 @@ def test_em_diagonal_keeps_an_absent_noise_at_zero() -> None:
     assert fit.model.process_noise[0, 1] == 0.0
 
 
+def test_em_of_full_matrices_never_lowers_the_likelihood_and_stays_a_covariance() -> None:
+    """Full 2 x 2 Q (local linear trend): every extrapolated step is checked to be a
+    covariance and to raise the likelihood, or replaced by plain EM's."""
+    rng = np.random.default_rng(12)
+    slope = np.cumsum(rng.normal(0.0, 0.05, (3, 800)), axis=-1)
+    level = np.cumsum(slope + rng.normal(0.0, 0.3, (3, 800)), axis=-1)
+    y = level + rng.normal(0.0, 1.0, (3, 800))
+    start = StateSpaceModel(
+        transition=[[1.0, 1.0], [0.0, 1.0]],
+        observation=[[1.0, 0.0]],
+        process_noise=np.eye(2),
+        observation_noise=1.0,
+        initial_mean=[0.0, 0.0],
+        initial_cov=100.0 * np.eye(2),
+    )
+    fit = em_noise(start, y, n_iterations=300, tol=1e-9)
+    assert np.all(np.diff(fit.log_likelihood, axis=0) > -1e-8)
+    assert np.all(np.linalg.eigvalsh(fit.model.process_noise) >= -1e-12)
+    assert np.all(fit.model.observation_noise[..., 0, 0] > 0)
+    assert fit.n_iterations <= 300
+    # The truth (0.09, 0.0025 and 1.0) is within reach of 800 readings per series.
+    np.testing.assert_allclose(fit.model.observation_noise[..., 0, 0], 1.0, rtol=0.3)
+
+
+def test_an_extrapolated_noise_that_is_no_covariance_is_found() -> None:
+    from twinweave.models._state_space import _valid_noise
+
+    # Built unchecked, as EM's extrapolation builds it (the constructor refuses it).
+    model = StateSpaceModel(
+        transition=np.eye(2),
+        observation=[[1.0, 0.0]],
+        process_noise=np.eye(2),
+        observation_noise=1.0,
+        initial_mean=[0.0, 0.0],
+        initial_cov=np.eye(2),
+    )._with(
+        process_noise=np.array([np.eye(2), [[1.0, 2.0], [2.0, 1.0]], np.zeros((2, 2))]),
+        observation_noise=np.ones((3, 1, 1)),
+    )
+    np.testing.assert_array_equal(_valid_noise(model), [True, False, True])
+    assert not _valid_noise(model._with(observation_noise=np.array([[0.0]])))[0]
+
+
+def test_em_with_no_iterations_returns_the_start() -> None:
+    _, y = local_level(200, level_var=0.1, noise_var=1.0, seed=13)
+    start = level_model(0.5, 0.5)
+    fit = em_noise(start, y, n_iterations=0)
+    assert fit.n_iterations == 0 and fit.log_likelihood.shape[0] == 1
+    np.testing.assert_array_equal(fit.model.process_noise, start.process_noise)
+    # Fewer steps than a cycle takes are plain EM steps.
+    two = em_noise(start, y, n_iterations=2)
+    assert two.n_iterations == 2 and np.all(np.diff(two.log_likelihood) > 0)
+
+
 # -- the emulator's contracts ----------------------------------------------------------
 def test_streaming_equals_batch_bit_for_bit() -> None:
     data = reservoir_data(400, seed=11)

@@ -12,12 +12,12 @@ space emulator counts steps, not hours, and does not notice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from twinweave.data import ColumnSpec, SourceSpec, read_source
+from twinweave.domains._datasets import packaged_file
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,7 @@ UPPER_SNAKE_RESERVOIRS: tuple[Reservoir, ...] = (
 
 
 def _data_file(name: str) -> Path:
-    resource = resources.files("twinweave") / "datasets" / "upper_snake_reservoirs" / name
-    path = Path(str(resource))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Upper Snake data file {name!r} not found at {path}; expected it in "
-            "twinweave's package data (datasets/upper_snake_reservoirs)"
-        )
-    return path
+    return packaged_file("upper_snake_reservoirs", name, "Upper Snake")
 
 
 def _reservoir(asset_id: str) -> Reservoir:
@@ -93,8 +86,9 @@ def load_upper_snake(asset_id: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``asset_id``, ``time`` (UTC, local midnight), ``storage`` [m^3], ``inflow`` and
-        ``outflow`` [m^3/day], one row per day from 2009-01-01 to 2016-12-31.
+        ``asset_id``, ``time`` (UTC, local midnight), ``source_row``, ``storage``
+        [m^3], ``inflow`` and ``outflow`` [m^3/day], one row per day from 2009-01-01 to
+        2016-12-31.
 
     Examples
     --------

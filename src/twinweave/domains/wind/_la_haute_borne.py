@@ -14,12 +14,12 @@ quarantined by :class:`~twinweave.data.DuplicateTimestamps`.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from twinweave.data import ColumnSpec, SourceSpec
+from twinweave.domains._datasets import packaged_file
 
 #: How to read ``scada_2014_2015.parquet`` (``Ot_avg`` codes a missing temperature as
 #: -273.2 degC, stored as the float32 value -273.20001).
@@ -51,16 +51,7 @@ _ASSET_COLUMNS = {
 
 
 def _data_file(name: str) -> Path:
-    resource = resources.files("twinweave") / "datasets" / "la_haute_borne" / name
-    # Installed packages are directories on disk; a zipped install would need
-    # resources.as_file, which hands out a temporary copy instead of a stable path.
-    path = Path(str(resource))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"La Haute Borne data file {name!r} not found at {path}; expected it in "
-            "twinweave's package data (datasets/la_haute_borne)"
-        )
-    return path
+    return packaged_file("la_haute_borne", name, "La Haute Borne")
 
 
 def scada_path() -> Path:
