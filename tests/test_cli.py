@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -738,3 +739,29 @@ def test_python_dash_m_twinweave_is_the_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert '"twinweave"' in result.stdout
+
+
+def test_ingest_counts_what_a_file_put_in_the_store_when_files_overlap(tmp_path: Path) -> None:
+    first = scada_subset(tmp_path / "a.parquet", ("R80711", "2014-11-01", "2014-11-21"))
+    second = scada_subset(tmp_path / "b.parquet", ("R80711", "2014-11-10", "2014-12-01"))
+    store = tmp_path / "S.duckdb"
+    twinweave("ingest", first, "--store", store)
+    result = twinweave("ingest", second, "--store", store)
+    with Store(store, read_only=True) as opened:
+        sha256 = opened.sources()["sha256"].iloc[-1]
+        counts = opened.source_summary(sha256).iloc[0]
+        quarantined = opened.quarantine()
+    quarantined = quarantined[quarantined["source_sha256"] == sha256]
+    # The readings of 11-10 to 11-21 are already stored: raw rows, not observations.
+    assert counts["raw"] > counts["observations"] + counts["quarantined"]
+    row = next(line for line in result.stdout.splitlines() if "R80711" in line)
+    assert [int(n) for n in re.findall(r"\d+", row.replace("R80711", ""))] == [
+        counts["raw"],
+        counts["observations"],
+        counts["quarantined"],
+    ]
+    by_check = quarantined["check"].value_counts().to_dict()
+    by_check.pop("duplicate_across_sources", None)
+    printed = re.search(r"quarantine by check: (\{.*\})", result.stdout)
+    assert printed is not None and ast.literal_eval(printed.group(1)) == by_check
+    assert "already stored from another file" in result.stdout

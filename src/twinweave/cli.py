@@ -304,21 +304,20 @@ def _ingest(
             recorder=recorder,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    # Counted in the store: a reading an earlier file already holds is not stored again.
+    stored = store.source_summary(info.sha256)
     table = Table(title=f"ingested {data.name}")
     for column in ("asset", "raw rows", "observations", "quarantined rows"):
         table.add_column(column, justify="right" if column != "asset" else "left")
-    for asset_id in asset_ids:
-        table.add_row(
-            asset_id,
-            str(int((raw["asset_id"] == asset_id).sum())),
-            str(int((cleaned["asset_id"] == asset_id).sum())),
-            str(rejected_all.loc[rejected_all["asset_id"] == asset_id, "source_row"].nunique()),
-        )
+    for row in stored.itertuples(index=False):
+        table.add_row(str(row.asset_id), str(row.raw), str(row.observations), str(row.quarantined))
     console.print(table)
-    console.print(f"quarantine by check: {rejected_all['check'].value_counts().to_dict()}")
-    # Not n_quarantine - len(rejected_all): a failed reading already stored is skipped.
-    across = store.quarantine(check="duplicate_across_sources")
-    n_conflicts = int((across["source_sha256"] == info.sha256).sum())
+    quarantined = store.quarantine()
+    quarantined = quarantined[quarantined["source_sha256"] == info.sha256]
+    across = quarantined["check"] == "duplicate_across_sources"
+    by_check = quarantined.loc[~across, "check"].value_counts().to_dict()
+    console.print(f"quarantine by check: {by_check}")
+    n_conflicts = int(across.sum())
     if summary.n_skipped or n_conflicts:
         console.print(
             f"already stored from another file: {summary.n_skipped} readings with the same "

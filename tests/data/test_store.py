@@ -741,6 +741,21 @@ def test_a_quarantined_reading_in_two_files_is_listed_once(tmp_path: Path) -> No
     # Every reading of the overlap is skipped by the second file, cleaned or not.
     assert two.n_skipped == int(overlap.sum())
     assert two.n_quarantine == int((quarantine["source_row"] >= 200).sum())
+    # What each file put in the store, per asset: the second file's overlap in raw only.
+    counts = summary_of(tmp_path, b)
+    assert counts["raw"] == two.n_raw == 200
+    assert counts["observations"] == two.n_observations
+    n_failed = quarantine.loc[quarantine["source_row"] >= 200, "source_row"].nunique()
+    assert counts["quarantined"] == n_failed
+    assert counts["raw"] == counts["observations"] + counts["quarantined"] + two.n_skipped
+
+
+def summary_of(folder: Path, info: SourceInfo) -> dict[str, int]:
+    """``Store.source_summary`` of the one asset, T1, of the file ``info``."""
+    with Store(folder / "s.duckdb", read_only=True) as store:
+        table = store.source_summary(info.sha256)
+    assert table["asset_id"].tolist() == ["T1"]
+    return {name: int(table[name].iloc[0]) for name in ("raw", "observations", "quarantined")}
 
 
 def test_a_different_reading_at_a_stored_time_is_quarantined_not_overwritten(

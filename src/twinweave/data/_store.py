@@ -721,6 +721,31 @@ class Store:
         """Files ingested, oldest first, with row counts and provenance ids."""
         return self._con.execute("SELECT * FROM sources ORDER BY ingested_at").df()
 
+    def source_summary(self, sha256: str) -> pd.DataFrame:
+        """What one file put in the store, per asset.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``asset_id``; ``raw`` (rows of the file), ``observations`` (cleaned readings
+            stored from it) and ``quarantined`` (its rows with at least one quarantine
+            entry), sorted by asset. A reading an earlier file already holds is in
+            ``raw`` only.
+        """
+        return self._con.execute(
+            "SELECT r.asset_id, count(*) AS raw, "
+            "  count(o.source_row) AS observations, count(q.source_row) AS quarantined "
+            f"FROM raw_observations r "
+            f"LEFT JOIN (SELECT DISTINCT asset_id, source_row FROM observations "
+            f"  WHERE {_SOURCE_COLUMN} = $1) o "
+            "  ON o.asset_id = r.asset_id AND o.source_row = r.source_row "
+            f"LEFT JOIN (SELECT DISTINCT asset_id, source_row FROM quarantine "
+            f"  WHERE {_SOURCE_COLUMN} = $1) q "
+            "  ON q.asset_id = r.asset_id AND q.source_row = r.source_row "
+            f"WHERE r.{_SOURCE_COLUMN} = $1 GROUP BY r.asset_id ORDER BY r.asset_id",
+            [sha256],
+        ).df()
+
     def variables(self) -> list[str]:
         """Variables (glossary names) the observation tables have columns for."""
         rows = self._con.execute(

@@ -266,8 +266,10 @@ class EMResult:
     model
         The model with the estimated ``process_noise`` and ``observation_noise``.
     log_likelihood
-        Log-likelihood at the start of each SQUAREM cycle and of the result, shape
-        ``(n_cycles + 1, ...)``; the last entry is that of ``model``. It never decreases.
+        Log-likelihood at the start of each SQUAREM cycle (and of each plain EM step
+        that a budget too small for a cycle leaves), and of the result, shape
+        ``(n_cycles + n_plain_steps + 1, ...)``; the last entry is that of ``model``. It
+        never decreases.
     converged
         Whether the relative change fell below the tolerance for every series.
     n_iterations
@@ -647,7 +649,8 @@ def em_noise(
     Returns
     -------
     EMResult
-        The fitted model and the log-likelihood of every iterate.
+        The fitted model, the log-likelihood at the start of each cycle and the number
+        of M-steps taken.
 
     Examples
     --------
@@ -1138,8 +1141,9 @@ class StateSpaceEmulator:
             Variance of the unmeasured net inflow's change per step [(units/flow time
             unit)^2]; ``None`` (the default) for a balance whose flows are all gauged.
         initial_unmeasured_flow_var
-            Prior variance of the unmeasured net inflow (prior mean 0); ``None`` for
-            ``initial_var / dt^2``, as vague as the storage's prior.
+            Prior variance of the unmeasured net inflow (prior mean 0) [(units/flow
+            time unit)^2]; ``None`` for ``initial_var / dt^2``, as vague as the
+            storage's prior.
         target, inflow, outflow
             Column names (glossary: ``storage``, ``inflow``, ``outflow``).
         units
