@@ -10,7 +10,6 @@ from benchmarks import reservoirs
 
 
 def test_one_reservoir_gives_every_twin_a_row_and_statsmodels_fits_at_least_as_well() -> None:
-    pytest.importorskip("statsmodels")
     milner = reservoirs.UPPER_SNAKE_RESERVOIRS[4]
     rows = reservoirs.run_reservoir(milner, em_iterations=5)
     assert [(row.model, row.fit) for row in rows] == [

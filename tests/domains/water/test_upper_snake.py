@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 
 from twinweave.domains.water import UPPER_SNAKE_RESERVOIRS, load_upper_snake, upper_snake_path
 from twinweave.models import StateSpaceEmulator
@@ -48,7 +49,6 @@ def test_the_filters_log_likelihood_equals_statsmodels(unmeasured_flow: bool) ->
     """A mass balance is a local level (with the unmeasured flow, a local linear trend)
     of storage minus the cumulative gauged balance; statsmodels' Kalman filter, started
     from the same state, gives the same likelihood on Minidoka's record."""
-    sm = pytest.importorskip("statsmodels.api")
     frame = load_upper_snake(MINIDOKA.asset_id)
     data = columns(frame)
     twin = minidoka_twin(
@@ -81,7 +81,6 @@ def test_em_reaches_the_maximum_statsmodels_finds_at_minidoka() -> None:
     """Minidoka's storage noise heads for zero, where plain EM creeps (200 plain
     iterations stopped 7 nats short); accelerated EM reaches statsmodels' maximum
     likelihood, both evaluated by twinweave's filter from the same initial state."""
-    sm = pytest.importorskip("statsmodels.api")
     frame = load_upper_snake(MINIDOKA.asset_id)
     training = frame[frame["time"] < pd.Timestamp("2013-01-01", tz="America/Denver")]
     data = columns(training)
