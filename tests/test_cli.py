@@ -752,6 +752,8 @@ def test_ingest_counts_what_a_file_put_in_the_store_when_files_overlap(tmp_path:
         counts = opened.source_summary(sha256).iloc[0]
         quarantined = opened.quarantine()
     quarantined = quarantined[quarantined["source_sha256"] == sha256]
+    with Store(store, read_only=True) as opened:
+        assert opened.quarantine(source_sha256=sha256).equals(quarantined.reset_index(drop=True))
     # The readings of 11-10 to 11-21 are already stored: raw rows, not observations.
     assert counts["raw"] > counts["observations"] + counts["quarantined"]
     row = next(line for line in result.stdout.splitlines() if "R80711" in line)

@@ -312,8 +312,7 @@ def _ingest(
     for row in stored.itertuples(index=False):
         table.add_row(str(row.asset_id), str(row.raw), str(row.observations), str(row.quarantined))
     console.print(table)
-    quarantined = store.quarantine()
-    quarantined = quarantined[quarantined["source_sha256"] == info.sha256]
+    quarantined = store.quarantine(source_sha256=info.sha256)
     across = quarantined["check"] == "duplicate_across_sources"
     by_check = quarantined.loc[~across, "check"].value_counts().to_dict()
     console.print(f"quarantine by check: {by_check}")

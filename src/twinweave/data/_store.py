@@ -876,8 +876,15 @@ class Store:
             parameters["end"] = _utc(end)
         return " AND ".join(where), parameters
 
-    def quarantine(self, asset_id: str | None = None, check: str | None = None) -> pd.DataFrame:
-        """Quarantined readings, optionally of one asset and/or one check.
+    def quarantine(
+        self,
+        asset_id: str | None = None,
+        check: str | None = None,
+        *,
+        source_sha256: str | None = None,
+    ) -> pd.DataFrame:
+        """Quarantined readings, optionally of one asset, one check and/or one file
+        (``source_sha256``, the SHA-256 of its content).
 
         Returns
         -------
@@ -895,6 +902,9 @@ class Store:
         if check is not None:
             where.append('q."check" = $check')
             parameters["check"] = check
+        if source_sha256 is not None:
+            where.append(f"q.{_SOURCE_COLUMN} = $source")
+            parameters["source"] = source_sha256
         columns = ", ".join(f"q.{_quote(c)}" for c in QUARANTINE_COLUMNS)
         frame = self._con.execute(
             f"SELECT {columns}, s.path AS source_file, q.{_SOURCE_COLUMN} FROM quarantine q "

@@ -697,15 +697,15 @@ def _diagonal_update(estimate: FloatArray, current: FloatArray) -> FloatArray:
 
 def _em_step(
     model: StateSpaceModel,
+    filtered: FilterResult,
     y: FloatArray,
     u: FloatArray,
     *,
     diagonal: bool,
     estimate_process_noise: bool,
     estimate_observation_noise: bool,
-) -> tuple[StateSpaceModel, FloatArray]:
-    """One EM iteration: the next model, and the log-likelihood of ``model``."""
-    filtered = _run_filter(model, y, u)
+) -> StateSpaceModel:
+    """One EM iteration from ``model``, whose filter pass ``filtered`` is."""
     smoothed = rts_smoother(model, filtered)
     q, r = model.process_noise, model.observation_noise
     if estimate_process_noise:
@@ -715,7 +715,7 @@ def _em_step(
     if diagonal:
         q = _diagonal_update(q, model.process_noise)
         r = _diagonal_update(r, model.observation_noise)
-    return model._with(process_noise=q, observation_noise=r), filtered.log_likelihood
+    return model._with(process_noise=q, observation_noise=r)
 
 
 def _noise_parameters(model: StateSpaceModel, batch: tuple[int, ...], diagonal: bool) -> FloatArray:
@@ -790,23 +790,23 @@ def _run_em(
     likelihood never decreases. Near a variance of zero, where plain EM creeps, this
     reaches the maximum in a fraction of the steps.
     """
-    step = functools.partial(
+    m_step = functools.partial(
         _em_step,
         diagonal=diagonal,
         estimate_process_noise=estimate_process_noise,
         estimate_observation_noise=estimate_observation_noise,
     )
+
+    def step(start: StateSpaceModel) -> StateSpaceModel:
+        return m_step(start, _run_filter(start, y, u), y, u)
+
     batch = _batch_shape(model, y, u)
     history: list[FloatArray] = []
     converged = False
     m_steps = 0
     while True:
-        cycle = m_steps + 3 <= n_iterations
-        if m_steps < n_iterations:
-            first, log_lik = step(model, y, u)
-        else:
-            first, log_lik = model, _run_filter(model, y, u).log_likelihood
-        history.append(np.broadcast_to(log_lik, batch).copy())
+        filtered = _run_filter(model, y, u)
+        history.append(np.broadcast_to(filtered.log_likelihood, batch).copy())
         if len(history) > 1:
             change = np.abs(history[-1] - history[-2])
             if np.all(change <= tol * np.maximum(np.abs(history[-2]), 1.0)):
@@ -814,11 +814,12 @@ def _run_em(
                 break
         if m_steps >= n_iterations:
             break
-        if not cycle:
+        first = m_step(model, filtered, y, u)
+        if m_steps + 3 > n_iterations:
             # Too few steps left for a cycle: plain EM steps up to the limit.
             model, m_steps = first, m_steps + 1
             continue
-        second, _ = step(first, y, u)
+        second = step(first)
         theta = [_noise_parameters(m, batch, diagonal) for m in (model, first, second)]
         # A variance at zero is -inf in log space: no extrapolation along it.
         finite = np.isfinite(theta[0]) & np.isfinite(theta[1]) & np.isfinite(theta[2])
@@ -830,9 +831,10 @@ def _run_em(
         jumped = _with_noise_parameters(model, extrapolated, diagonal)
         valid = np.ones(batch, dtype=bool) if diagonal else _valid_noise(jumped)
         jumped = _pick(valid, jumped, second)
-        third, jumped_log_lik = step(jumped, y, u)
-        accept = valid & (np.broadcast_to(jumped_log_lik, batch) >= history[-1])
-        model = _pick(accept, third, second)
+        jumped_filtered = _run_filter(jumped, y, u)
+        third = m_step(jumped, jumped_filtered, y, u)
+        jumped_log_lik = np.broadcast_to(jumped_filtered.log_likelihood, batch)
+        model = _pick(valid & (jumped_log_lik >= history[-1]), third, second)
         m_steps += 3
     return EMResult(model, np.stack(history), converged, m_steps)
 
@@ -1155,34 +1157,29 @@ class StateSpaceEmulator:
                     "initial_unmeasured_flow_var: expected None without "
                     f"unmeasured_flow_var, got {initial_unmeasured_flow_var}"
                 )
-            return cls(
-                target=target,
-                transition=[[1.0]],
-                observation=[[1.0]],
-                process_noise=[[process_var]],
-                observation_noise=[[noise_var]],
-                initial_mean=[initial_storage],
-                initial_cov=[[initial_var]],
-                control_matrix=[[dt, -dt]],
-                control_inputs=(inflow, outflow),
-                lower=0.0,
-                upper=capacity,
-                units=units,
+            # Storage alone.
+            transition = [[1.0]]
+            process, mean, cov = [process_var], [initial_storage], [initial_var]
+        else:
+            # Storage and the unmeasured net inflow, which enters the next step's balance.
+            flow_var = (
+                initial_var / dt**2
+                if initial_unmeasured_flow_var is None
+                else initial_unmeasured_flow_var
             )
-        flow_var = (
-            initial_var / dt**2
-            if initial_unmeasured_flow_var is None
-            else initial_unmeasured_flow_var
-        )
+            transition = [[1.0, dt], [0.0, 1.0]]
+            process, mean = [process_var, unmeasured_flow_var], [initial_storage, 0.0]
+            cov = [initial_var, flow_var]
+        k = len(mean)
         return cls(
             target=target,
-            transition=[[1.0, dt], [0.0, 1.0]],
-            observation=[[1.0, 0.0]],
-            process_noise=[[process_var, 0.0], [0.0, unmeasured_flow_var]],
+            transition=transition,
+            observation=[[1.0] + [0.0] * (k - 1)],
+            process_noise=np.diag(process),
             observation_noise=[[noise_var]],
-            initial_mean=[initial_storage, 0.0],
-            initial_cov=[[initial_var, 0.0], [0.0, flow_var]],
-            control_matrix=[[dt, -dt], [0.0, 0.0]],
+            initial_mean=mean,
+            initial_cov=np.diag(cov),
+            control_matrix=[[dt, -dt]] + [[0.0, 0.0]] * (k - 1),
             control_inputs=(inflow, outflow),
             lower=0.0,
             upper=capacity,
