@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import json
+import lzma
 import pickle
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 from pydantic import ValidationError
 
 from twinweave.core import canonical_unit
@@ -598,10 +601,27 @@ def test_csv_line_counts_blank_lines_and_quoted_line_breaks(tmp_path: Path) -> N
     assert_names_everything(caught.value, path, "ws", 2, "fast", 8)
 
 
-def test_compressed_csv_names_its_line(tmp_path: Path) -> None:
-    path = tmp_path / "scada.csv.gz"
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.write(GOOD_CSV.replace(",5.7,", ",fast,"))
+COMPRESSIONS = {
+    ".gz": gzip.compress,
+    ".bz2": bz2.compress,
+    ".xz": lzma.compress,
+    ".zst": zstandard.ZstdCompressor().compress,
+}
+
+
+@pytest.mark.parametrize("suffix", list(COMPRESSIONS))
+def test_compressed_csv_reads_as_the_plain_file_and_names_its_line(
+    tmp_path: Path, suffix: str
+) -> None:
+    def compressed(name: str, text: str) -> Path:
+        path = tmp_path / f"{name}.csv{suffix}"
+        path.write_bytes(COMPRESSIONS[suffix](text.encode()))
+        return path
+
+    _, plain = read_source(write(tmp_path, "scada.csv", GOOD_CSV), SPEC)
+    _, raw = read_source(compressed("scada", GOOD_CSV), SPEC)
+    pd.testing.assert_frame_equal(raw, plain)
+    path = compressed("bad", GOOD_CSV.replace(",5.7,", ",fast,"))
     with pytest.raises(DataError) as caught:
         read_source(path, SPEC)
     assert_names_everything(caught.value, path, "ws", 2, "fast", 4)

@@ -3,8 +3,10 @@ what travels, and the fleet fit peer to peer against the central fit."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import pickle
 from collections.abc import Callable, Hashable, Sequence
 
 import networkx as nx
@@ -411,6 +413,21 @@ def test_fleet_fit_by_gossip_equals_the_central_fit(loss: float) -> None:
     # Each round's push-sum continues from the last one's sums: once the summaries
     # change little, it takes fewer rounds than the first.
     assert fit.gossip_rounds[-1] < 0.7 * fit.gossip_rounds[0]
+
+
+def test_a_gossip_fit_cannot_be_changed_by_accident_and_still_pickles() -> None:
+    emulators = synthetic_fleet(4, seed=5)
+    stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
+    fit = fit_gossip(stats, nx.cycle_graph(4), FleetPrior.from_emulator(emulators[0]), seed=0)
+    for copied in (fit, pickle.loads(pickle.dumps(fit)), copy.deepcopy(fit)):
+        with pytest.raises(TypeError):
+            copied.twins[1] = copied.twins[0]  # type: ignore[index]
+        with pytest.raises(TypeError):
+            copied.populations[1] = copied.populations[0]  # type: ignore[index]
+        with pytest.raises(TypeError, match="key: expected a twin's identifier, got the bool"):
+            copied.populations[True]
+        assert list(copied.twins) == list(copied.populations) == [0, 1, 2, 3]
+        np.testing.assert_array_equal(copied.twins[1].mean, fit.twins[1].mean)
 
 
 @pytest.mark.slow

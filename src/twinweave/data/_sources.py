@@ -21,6 +21,7 @@ import bz2
 import csv
 import gzip
 import hashlib
+import io
 import json
 import lzma
 import math
@@ -38,6 +39,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import zstandard
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -608,6 +610,9 @@ def _open_text(file: Path) -> IO[str] | None:
         return bz2.open(file, "rt", encoding="utf-8", newline="")
     if suffix == ".xz":
         return lzma.open(file, "rt", encoding="utf-8", newline="")
+    if suffix == ".zst":
+        binary = zstandard.ZstdDecompressor().stream_reader(file.open("rb"), closefd=True)
+        return io.TextIOWrapper(binary, encoding="utf-8", newline="")
     if suffix in (".csv", ".txt"):
         return file.open(encoding="utf-8", newline="")
     return None

@@ -10,9 +10,8 @@ Engineering* 38(7), 821-848, doi:10.1111/mice.12901.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
@@ -32,6 +31,7 @@ from twinweave.transfer._records import (
     Design,
     FleetPrior,
     Population,
+    ReadOnlyMapping,
     TwinId,
     TwinPosterior,
     TwinStatistics,
@@ -43,31 +43,6 @@ from twinweave.transfer._records import (
     sum_summaries,
     warn_not_converged,
 )
-
-_K = TypeVar("_K", bound=Hashable)
-_V = TypeVar("_V")
-
-
-class _ReadOnly(Mapping[_K, _V]):
-    """A mapping that cannot be changed through its interface; unlike
-    :class:`types.MappingProxyType` it pickles and copies."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: Mapping[_K, _V]) -> None:
-        self._items = dict(items)
-
-    def __getitem__(self, key: _K) -> _V:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[_K]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return repr(self._items)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,8 +78,8 @@ class FleetPosterior:
     log_evidence: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "twins", _ReadOnly(self.twins))
-        object.__setattr__(self, "new_twin", _ReadOnly(self.new_twin))
+        object.__setattr__(self, "twins", ReadOnlyMapping(self.twins))
+        object.__setattr__(self, "new_twin", ReadOnlyMapping(self.new_twin))
 
     def predict(
         self,

@@ -48,6 +48,7 @@ from twinweave.transfer._records import (
     FloatArray,
     LocalSummary,
     Population,
+    ReadOnlyMapping,
     TwinId,
     TwinPosterior,
     TwinStatistics,
@@ -127,7 +128,8 @@ class GossipFit:
     Parameters
     ----------
     populations
-        Each present twin's own copy of the population.
+        Each present twin's own copy of the population (a read-only copy, as are
+        ``twins``).
     twins
         Each present twin's posterior, from its statistics and its own population.
     n_rounds
@@ -144,6 +146,10 @@ class GossipFit:
     n_rounds: int
     converged: bool
     gossip_rounds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "populations", ReadOnlyMapping(self.populations))
+        object.__setattr__(self, "twins", ReadOnlyMapping(self.twins))
 
 
 def fit_gossip(

@@ -13,7 +13,7 @@ import functools
 import itertools
 import warnings
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
@@ -118,6 +118,41 @@ def refuse_bool(value: object, keys: Iterable[Hashable], name: str, expected: st
             f"{name}: expected {expected}, got the bool {value!r} (a bool is not taken for "
             "an identifier: True == 1 and False == 0 in Python)"
         )
+
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class ReadOnlyMapping(Mapping[_K, _V]):
+    """A fitted fleet's twins by identifier: cannot be changed through its interface and,
+    unlike :class:`types.MappingProxyType`, pickles and copies.
+
+    A bool is refused as a key unless one of the keys is that bool (:func:`refuse_bool`):
+    a fleet keyed by integers would otherwise answer ``fleet.twins[True]`` with twin 1.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[_K, _V]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: _K) -> _V:
+        refuse_bool(key, self._items, "key", "a twin's identifier")
+        return self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        refuse_bool(key, self._items, "key", "a twin's identifier")
+        return key in self._items
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
 
 
 def check_positive(value: object, name: str, unit: str = "") -> None:
