@@ -26,8 +26,13 @@ typecheck: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# Tests run in TEST_WORKERS processes (CI has 2 cores), a test file to a worker so that
+# its module fixtures are computed once; one BLAS thread each, since two workers with two
+# OpenBLAS threads apiece fight over the cores.
+TEST_WORKERS ?= 2
+
 unit: $(STAMP) system-deps
-	$(BIN)/pytest src tests --durations=15
+	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest src tests -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test: lint typecheck unit
 
