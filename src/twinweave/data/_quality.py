@@ -385,14 +385,29 @@ class DuplicateTimestamps:
         duplicated = keys.duplicated(keep=False).to_numpy()
         if not duplicated.any():
             return _empty_quarantine()
+        # Only the rows that share an asset and time with another are compared (a few
+        # hundred in two years of a farm): comparing every row's values cost more than
+        # every other check together.
+        shared = np.flatnonzero(duplicated)
         values = frame.drop(columns=[c for c in RECORD_COLUMNS if c in frame.columns])
-        readings = pd.concat([keys, values.reset_index(drop=True)], axis=1)
+        readings = pd.concat(
+            [keys.iloc[shared].reset_index(drop=True), values.iloc[shared].reset_index(drop=True)],
+            axis=1,
+        )
         # A time held by one distinct reading (NaN equal to NaN) has only exact copies.
         n_distinct = readings.drop_duplicates().groupby(["asset", "time"]).size()
-        alike = (
-            keys.join(n_distinct.rename("n"), on=["asset", "time"])["n"].to_numpy() == 1
-        ) & duplicated
-        later_copy = readings.duplicated(keep="first").to_numpy() & alike
+        alike_shared = (
+            readings[["asset", "time"]]
+            .join(n_distinct.rename("n"), on=["asset", "time"])["n"]
+            .to_numpy()
+            == 1
+        )
+        alike = np.zeros(len(frame), dtype=bool)
+        alike[shared] = alike_shared
+        later_copy = np.zeros(len(frame), dtype=bool)
+        later_copy[shared] = readings.duplicated(keep="first").to_numpy() & alike_shared
+        first = np.zeros(len(frame), dtype=np.int64)
+        first[shared] = _first_rows(readings, frame["source_row"].to_numpy()[shared])
         copies = (
             quarantine_rows(
                 frame,
@@ -401,7 +416,7 @@ class DuplicateTimestamps:
                 variable="*",
                 reason="a copy of source row {first} (asset {asset_id} at {time}, the same "
                 "values); expected one reading per asset and time, so the first is kept",
-                fields={"first": _first_rows(keys, frame["source_row"].to_numpy())},
+                fields={"first": first},
             )
             if later_copy.any()
             else _empty_quarantine()
@@ -435,7 +450,8 @@ class DuplicateTimestamps:
 
 
 def _first_rows(keys: pd.DataFrame, source_rows: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Per row, the source row of the first reading with its asset and time."""
+    """Per row of ``keys`` (columns ``asset`` and ``time``), the source row of the first
+    reading with its asset and time."""
     group = keys.groupby(["asset", "time"], sort=False).ngroup().to_numpy()
     first_of_group = pd.Series(source_rows).groupby(group).transform("first")
     return np.asarray(first_of_group.to_numpy(), dtype=np.int64)
