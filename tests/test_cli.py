@@ -516,11 +516,16 @@ def test_inputs_the_twin_reads_are_numbers_and_times_are_times(
         "steps.csv": ("time,wind_speed\n0,8\n1,9\n", "column 'time': expected times"),
         "blank_time.csv": (
             "time,wind_speed\n2015-06-01T00:00Z,8\n,9\n",
-            "column 'time', row 1 (line 3): expected a time",
+            "column 'time', row 1 (line 3): expected an ISO 8601 time",
         ),
         "text_temp.csv": (
             "wind_speed,temp_air\n8,abc\n9,12\n",
             "column 'temp_air', row 0 (line 2): expected a number [degC] or a blank cell",
+        ),
+        # 1 June to some, 6 January to others: refused, not guessed.
+        "day_first.csv": (
+            "time,wind_speed\n2015-06-01T00:00Z,8\n01/06/2015 00:10,9\n",
+            "column 'time', row 1 (line 3): expected an ISO 8601 time such as 2015-06-01T00:10:00Z",
         ),
     }
     for name, (text, expected) in cases.items():

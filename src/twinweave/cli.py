@@ -612,9 +612,15 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
                 f"{path}: column 'time': expected times such as 2015-06-01T00:10:00Z, got "
                 f"numbers ({frame['time'].iloc[0]!r}, ...)"
             )
-        times = pd.to_datetime(frame["time"], utc=True, errors="coerce", format="mixed")
+        # ISO 8601 only: 01/06/2015 is the 1st of June to some and the 6th of January to
+        # others, and a guess would be silently wrong for one of them.
+        times = pd.to_datetime(frame["time"], utc=True, errors="coerce", format="ISO8601")
         if times.isna().any():
-            raise refuse("time", times.isna().to_numpy(), "a time such as 2015-06-01T00:10:00Z")
+            raise refuse(
+                "time",
+                times.isna().to_numpy(),
+                "an ISO 8601 time such as 2015-06-01T00:10:00Z or 2015-06-01 00:10 (UTC)",
+            )
         frame["time"] = times
     return frame
 
@@ -635,7 +641,14 @@ def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
 def predict(
     store: StoreOption,
     twin: TwinOption,
-    input: Annotated[Path, typer.Option("--input", help="CSV/Parquet with wind_speed [m/s].")],
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="CSV/Parquet with wind_speed [m/s], optionally the twin's other inputs and "
+            "time (ISO 8601, such as 2015-06-01T00:10:00Z; UTC without a zone).",
+        ),
+    ],
     output: Annotated[
         Path,
         typer.Option(
