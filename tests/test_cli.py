@@ -482,7 +482,7 @@ def test_fit_piped_into_head_still_saves_its_twins(tmp_path: Path) -> None:
     assert process.wait(timeout=300) == 0, stderr
     assert "ingested scada_2014_2015.parquet" in first[0], first
     assert "after the last reading" in stderr
-    assert "ingest (rows written)" in stderr  # progress goes to stderr
+    assert "ingest (rows written: raw, cleaned, quarantine)" in stderr  # progress goes to stderr
     with Store(store, read_only=True) as db:
         assert db.twin_ids() == ["R80711", "R80721", "R80736", "R80790"]
 

@@ -294,7 +294,8 @@ def _ingest(
     with _progress() as progress:
         # Rows written: the raw readings, the cleaned ones and the quarantine's entries.
         task = progress.add_task(
-            "ingest (rows written)", total=len(raw) + len(cleaned) + len(rejected_all)
+            "ingest (rows written: raw, cleaned, quarantine)",
+            total=len(raw) + len(cleaned) + len(rejected_all),
         )
         summary = store.ingest(
             info,
