@@ -655,7 +655,21 @@ def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(
     # 60 days: the twins learn September to mid-October, and the monitor runs.
     stderr, metrics = report_of(store, tmp_path / "ran", "--calibration-days", "60")
     assert "Monitoring did not run" not in stderr
-    assert metrics["monitoring"] == {"ran": True, "reason": None, "caveat": None}
+    assert metrics["monitoring"] == {
+        "ran": True,
+        "reason": None,
+        "caveat": None,
+        # 60 days before --since; the subset's readings end before 2015-02-01.
+        "window": {
+            "calibrated_from": "2014-10-16T00:00:00+00:00",
+            "monitored_from": "2014-12-15T00:00:00+00:00",
+            "monitored_until": metrics["monitoring"]["window"]["monitored_until"],
+        },
+    }
+    assert metrics["monitoring"]["window"]["monitored_until"] < "2015-02-01"
+    assert (
+        "calibrate the detectors up to 2014-12-15" in (tmp_path / "ran" / "index.html").read_text()
+    )
     assert all("n_alarms" in scores for scores in metrics["turbines"].values())
     assert "anomaly score (daily max)" in (tmp_path / "ran" / "index.html").read_text()
     # 75 days: R80736 has no readings to learn from before the calibration period.
@@ -772,3 +786,86 @@ def test_ingest_counts_what_a_file_put_in_the_store_when_files_overlap(tmp_path:
     printed = re.search(r"quarantine by check: (\{.*\})", result.stdout)
     assert printed is not None and ast.literal_eval(printed.group(1)) == by_check
     assert "already stored from another file" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``twinweave demo`` as ``make demo`` runs it, into a folder of its own."""
+    output = tmp_path_factory.mktemp("demo") / "report"
+    return twinweave("demo", "--output", output), output
+
+
+def test_demo_prints_results_on_stdout_and_progress_on_stderr(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, output = demo_run
+    for progress in ("> reading scada_2014_2015.parquet", "> ingested ", "> R80711: score 2015"):
+        assert progress in result.stderr, result.stderr
+        assert progress not in result.stdout, result.stdout
+    assert not [line for line in result.stdout.splitlines() if line.startswith(">")]
+    assert "2015 held-out scores" in result.stdout
+    assert f"report: {output / 'index.html'}" in result.stdout
+
+
+def test_demo_states_the_window_it_monitors(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, output = demo_run
+    assert (
+        "from 2015-01-05, the first Monday of 2015; its twins learn the readings before "
+        "2014-07-07 and its detectors calibrate on 2014-07-07 to 2015-01-05"
+    ) in result.stderr, result.stderr
+    assert "> monitored 2015-01-05 to the last reading, 2015-12-31" in result.stderr
+    page = (output / "index.html").read_text(encoding="utf-8")
+    assert (
+        "its twins learn the readings before 2014-07-07, run live from then and calibrate "
+        "the detectors up to 2015-01-05; readings are monitored from 2015-01-05"
+    ) in page
+    window = json.loads((output / "metrics.json").read_text())["monitoring"]["window"]
+    assert window["calibrated_from"] == "2014-07-07T00:00:00+00:00"
+    assert window["monitored_from"] == "2015-01-05T00:00:00+00:00"
+
+
+def page_cell(page: str, table_id: str, turbine: str, index: int) -> float:
+    """The number in cell ``index`` (after the turbine's name) of a row of a page table."""
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', page, re.S)
+    assert table is not None, f"the page has no table {table_id}"
+    row = re.search(rf'<tr><th scope="row">{turbine}</th>(.*?)</tr>', table[1], re.S)
+    assert row is not None, f"{table_id} has no row {turbine}"
+    cell = re.sub(r"<[^>]+>", "", re.findall(r"<td[^>]*>(.*?)</td>", row[1])[index])
+    return float(cell.split()[0].replace(",", ""))
+
+
+def test_the_demo_page_holds_every_score_the_terminal_printed(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, output = demo_run
+    page = (output / "index.html").read_text(encoding="utf-8")
+    # The terminal's columns, in order, and where the page shows each: table, cell
+    # (readings first) and decimals.
+    where = [
+        ("metrics-table", 1, 1),  # RMSE [kW]
+        ("metrics-table", 2, 1),  # IEC RMSE [kW]
+        ("metrics-table", 3, 1),  # CRPS [kW]
+        ("metrics-table", 4, 1),  # IEC CRPS [kW]
+        ("metrics-table", 5, 3),  # cov90
+        ("live-table", 2, 1),  # live RMSE [kW]
+        ("live-table", 6, 3),  # live cov90
+        ("live-table", 8, 3),  # live min bin cov90
+    ]
+    rows = [
+        [cell.strip() for cell in line.strip("│ ").split("│")]
+        for line in result.stdout.splitlines()
+        if re.match(r"^│\s*R80\d{3}\s*│", line)
+    ]
+    assert [row[0] for row in rows] == ["R80711", "R80721", "R80736", "R80790"], result.stdout
+    for turbine, *printed in rows:
+        assert len(printed) == len(where)
+        for value, (table_id, index, decimals) in zip(printed, where, strict=True):
+            shown = page_cell(page, table_id, turbine, index)
+            # Printed to 3 decimals, shown to ``decimals``: equal but for the rounding.
+            assert abs(shown - float(value)) <= 0.5 * 10.0**-decimals + 5e-4, (
+                turbine, table_id, index, value, shown,
+            )  # fmt: skip

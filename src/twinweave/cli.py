@@ -1023,8 +1023,9 @@ def demo(
     """The main job: La Haute Borne twins fitted on 2014, evaluated on 2015, with a report."""
     from twinweave.demo import run_demo
 
+    # Progress on stderr with the other diagnostics: stdout carries the results only.
     result = run_demo(
-        output, step=lambda line: console.print(Text.assemble((">", "bold cyan"), " ", line))
+        output, step=lambda line: diagnostics.print(Text.assemble((">", "bold cyan"), " ", line))
     )
     columns = {
         "rmse_kw": "RMSE [kW]",
@@ -1270,7 +1271,7 @@ def report(
     and the readings scored.
     """
     from twinweave.demo import evaluate_turbine
-    from twinweave.report import write_demo_report
+    from twinweave.report import MonitorWindow, write_demo_report
 
     start = _utc(since)
     if output.exists() and not output.is_dir():
@@ -1314,6 +1315,12 @@ def report(
                 progress.advance(task)
         # The report keeps what the warning said of a monitor on fewer than a fleet.
         caveat = None if not_monitored is not None else _small_farm_caveat(specs)
+        monitored_times = [r.readings["time"].max() for r in monitored.values() if len(r.readings)]
+        window = (
+            MonitorWindow(start - pd.Timedelta(days=calibration_days), start, max(monitored_times))
+            if monitored_times
+            else None
+        )
         sources = db.sources()
         # The files' names: a shared report need not carry the reader's directories.
         attribution = "; ".join(Path(path).name for path in sources["path"]) or store.name
@@ -1327,6 +1334,7 @@ def report(
             attribution=f"Data: {attribution}",
             not_monitored=not_monitored,
             monitor_caveat=caveat,
+            monitor_window=window,
         )
         versions = [t.model_version_ for t in twins.values() if t.model_version_ is not None]
         report_id = Recorder(store=db).record(

@@ -37,6 +37,7 @@ from twinweave.domains.wind import (
 from twinweave.provenance import Recorder
 from twinweave.report import (
     LA_HAUTE_BORNE_ATTRIBUTION,
+    MonitorWindow,
     TurbineResult,
     WhatIfSummary,
     write_demo_report,
@@ -51,7 +52,9 @@ SPLIT = pd.Timestamp("2015-01-01", tz="UTC")
 MEMORY = 13_140.0
 FORGETTING = forgetting_for(MEMORY)
 #: The monitor's twins learn January-June 2014; its detectors calibrate on the rest of
-#: 2014 and watch from the first Monday of 2015.
+#: 2014 and watch from the first Monday of 2015. The monitor steps in 7-day blocks from
+#: ``MONITOR_LIVE_FROM``, a Monday: calibration is 26 whole weeks, and the monitored
+#: blocks are calendar weeks (Monday to Sunday, UTC), like the live twins' weeks.
 MONITOR_LIVE_FROM = pd.Timestamp("2014-07-07", tz="UTC")
 MONITOR_FROM = pd.Timestamp("2015-01-05", tz="UTC")
 
@@ -101,7 +104,7 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         ``twinweave.duckdb`` are written. An existing store there is replaced, since the
         demo rebuilds it from the shipped data.
     step
-        Called with a line of text at each stage (the CLI prints it).
+        Called with a line of text at each stage (the CLI prints it on stderr).
     n_samples
         Sample paths for the what-if.
     """
@@ -133,12 +136,28 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
             "`twinweave quarantine`)"
         )
         twins = fit_fleet(store, recorder, specs, SPLIT)
-        step("monitoring 2015 for persistent underperformance (fleet CUSUM)")
+        step(
+            f"monitoring 2015 for persistent underperformance (fleet CUSUM) from "
+            f"{MONITOR_FROM:%Y-%m-%d}, the first Monday of 2015; its twins learn the readings "
+            f"before {MONITOR_LIVE_FROM:%Y-%m-%d} and its detectors calibrate on "
+            f"{MONITOR_LIVE_FROM:%Y-%m-%d} to {MONITOR_FROM:%Y-%m-%d}"
+        )
         monitored = monitor_fleet(
             store_observations(store, specs),
             specs,
             live_from=MONITOR_LIVE_FROM,
             monitor_from=MONITOR_FROM,
+        )
+        window = MonitorWindow(
+            MONITOR_LIVE_FROM,
+            MONITOR_FROM,
+            max(result.readings["time"].max() for result in monitored.values()),
+        )
+        n_alarms = sum(len(result.alarms) for result in monitored.values())
+        step(
+            f"monitored {window.monitored_from:%Y-%m-%d} to the last reading, "
+            f"{window.monitored_until:%Y-%m-%d %H:%M} UTC: {n_alarms} "
+            + ("alarm" if n_alarms == 1 else "alarms")
         )
         results, rows_out = [], []
         for asset_id, spec in specs.items():
@@ -175,6 +194,7 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         title="twinweave demo: La Haute Borne turbine twins",
         notes=notes,
         attribution=LA_HAUTE_BORNE_ATTRIBUTION,
+        monitor_window=window,
     )
     return DemoResult(report=report, store=store_path, metrics=metrics)
 

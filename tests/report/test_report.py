@@ -18,6 +18,7 @@ import pytest
 
 from twinweave.report import (
     LA_HAUTE_BORNE_ATTRIBUTION,
+    MonitorWindow,
     TurbineResult,
     WhatIfSummary,
     pooled_scores,
@@ -281,7 +282,12 @@ def test_a_report_without_the_monitor_says_why_and_shows_no_alarms(
     assert page.count("Not monitored for underperformance") == 2
     assert "anomaly score" not in page and "day with alarm" not in page
     document = json.loads((tmp_path / "unmonitored" / "metrics.json").read_text())
-    assert document["monitoring"] == {"ran": False, "reason": reason, "caveat": None}
+    assert document["monitoring"] == {
+        "ran": False,
+        "reason": reason,
+        "caveat": None,
+        "window": None,
+    }
 
 
 def test_a_monitored_report_shows_alarms_and_the_anomaly_score(report: Path) -> None:
@@ -289,7 +295,92 @@ def test_a_monitored_report_shows_alarms_and_the_anomaly_score(report: Path) -> 
     assert "readings inside underperformance alarms" in page
     assert "anomaly score (daily max)" in page
     document = json.loads((report.parent / "metrics.json").read_text())
-    assert document["monitoring"] == {"ran": True, "reason": None, "caveat": None}
+    assert document["monitoring"] == {"ran": True, "reason": None, "caveat": None, "window": None}
+
+
+def with_live_scores(t: TurbineResult, rmse: float, coverage: float) -> TurbineResult:
+    live = {
+        "live_rmse_kw": rmse,
+        "live_crps_kw": rmse / 3.0,
+        "live_coverage90": coverage,
+        "live_coverage90_min_bin": coverage - 0.1,
+        "live_log_likelihood": -5.5,
+        "coverage90_min_bin": 0.861,
+    }
+    return TurbineResult(t.asset_id, t.evaluation, dict(t.metrics) | live, t.power_curve)
+
+
+def table_row(page: str, table_id: str, label: str) -> list[str]:
+    """The text of the cells of one row of a table of the page, its header left out."""
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', page, re.S)
+    assert table is not None, f"no table {table_id}"
+    row = re.search(rf'<tr><th scope="row">{re.escape(label)}</th>(.*?)</tr>', table[1], re.S)
+    assert row is not None, f"no row {label} in {table_id}"
+    return [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row[1])]
+
+
+def test_live_scores_are_shown_beside_the_frozen_ones_and_pooled(
+    tmp_path: Path, turbines: list[TurbineResult]
+) -> None:
+    a, b = turbines
+    live = [with_live_scores(a, 70.0, 0.91), with_live_scores(b, 100.0, 0.86)]
+    index = write_demo_report(tmp_path, live, None, title="t", attribution="data: test")
+    page = index.read_text(encoding="utf-8")
+    assert '<a href="#live">Frozen and live</a>' in page
+    # readings, RMSE frozen/live, CRPS, coverage, lowest bin coverage, log-likelihood.
+    assert table_row(page, "live-table", "A") == [
+        "4,320", "80.0", "70.0", "32.0", "23.3", "0.900 pass", "0.910 pass",
+        "0.861", "0.810 under", "-5.900", "-5.500",
+    ]  # fmt: skip
+    pooled = table_row(page, "live-table", "all turbines")
+    expected_rmse = math.sqrt((4320 * 70.0**2 + 2880 * 100.0**2) / 7200)
+    assert pooled[2] == f"{expected_rmse:.1f}"
+    # The lowest bin of each turbine does not pool.
+    assert pooled[7:9] == ["–", "–"]
+    document = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert document["overall"]["live_rmse_kw"] == pytest.approx(expected_rmse)
+    assert document["turbines"]["B"]["live_coverage90_min_bin"] == pytest.approx(0.76)
+
+
+def test_without_live_scores_there_is_no_live_table(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    assert 'id="live-table"' not in page and 'href="#live"' not in page
+    document = json.loads((report.parent / "metrics.json").read_text(encoding="utf-8"))
+    assert not any(key.startswith("live_") for key in document["overall"])
+
+
+def test_the_monitor_window_is_stated_on_the_page_and_in_json(
+    tmp_path: Path, turbines: list[TurbineResult]
+) -> None:
+    window = MonitorWindow(
+        pd.Timestamp("2014-07-07", tz="UTC"),
+        pd.Timestamp("2015-01-05", tz="UTC"),
+        pd.Timestamp("2015-12-31 23:50", tz="UTC"),
+    )
+    index = write_demo_report(
+        tmp_path, turbines, None, title="t", attribution="data: test", monitor_window=window
+    )
+    page = index.read_text(encoding="utf-8")
+    assert (
+        "<li>Underperformance monitor: its twins learn the readings before 2014-07-07, run "
+        "live from then and calibrate the detectors up to 2015-01-05; readings are monitored "
+        "from 2015-01-05 to the last, 2015-12-31 23:50 UTC.</li>"
+    ) in page
+    document = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert document["monitoring"]["window"] == {
+        "calibrated_from": "2014-07-07T00:00:00+00:00",
+        "monitored_from": "2015-01-05T00:00:00+00:00",
+        "monitored_until": "2015-12-31T23:50:00+00:00",
+    }
+    with pytest.raises(ValueError, match="monitor_window: expected None where the monitor"):
+        write_demo_report(
+            tmp_path, turbines, None, title="t", attribution="data: test",
+            not_monitored="Monitoring did not run: no readings", monitor_window=window,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="monitored_from: expected calibrated_from <"):
+        MonitorWindow(window.monitored_from, window.calibrated_from, window.monitored_until)
+    with pytest.raises(ValueError, match="calibrated_from: expected a time-zone-aware"):
+        MonitorWindow(pd.Timestamp("2014-07-07"), window.monitored_from, window.monitored_until)
 
 
 def test_page_size_is_bounded_by_the_subsample(tmp_path: Path) -> None:
@@ -349,18 +440,26 @@ def test_page_renders_in_chromium_offline(report: Path, tmp_path: Path) -> None:
             "(installs Debian's chromium)."
         )
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import ConsoleMessage, sync_playwright
     except ImportError:
         pytest.fail("playwright is missing: pip install playwright (a dev dependency)")
 
-    errors: list[str] = []
+    # Any message the page logs is a defect (plotly.js logs its warnings as a trace,
+    # "WARN: ..."), except headless Chromium's notices that WebGL runs in software
+    # ("GPU stall due to ReadPixels").
+    messages: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "GPU stall" not in message.text:
+            messages.append(f"{message.type}: {message.text}")
+
     requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", on_console)
+            page.on("pageerror", lambda e: messages.append(f"page error: {e}"))
             page.on("request", lambda r: requests.append(r.url))
             page.goto(report.as_uri(), wait_until="load")
             page.wait_for_function(
@@ -374,6 +473,9 @@ def test_page_renders_in_chromium_offline(report: Path, tmp_path: Path) -> None:
                     svg: d.querySelectorAll('.main-svg').length,
                     canvas: d.querySelectorAll('canvas').length,
                     traces: (d._fullData || []).length,
+                    errorBarColours: (d._fullData || [])
+                        .filter(t => t.error_y && t.error_y.visible)
+                        .map(t => t.error_y.color),
                 }))"""
             )
             screenshot = tmp_path / "report.png"
@@ -381,7 +483,7 @@ def test_page_renders_in_chromium_offline(report: Path, tmp_path: Path) -> None:
         finally:
             browser.close()
 
-    assert errors == []
+    assert messages == []
     assert [u for u in requests if not u.startswith("file://")] == []
     ids = [plot["id"] for plot in plots]
     assert ids == [
@@ -398,3 +500,6 @@ def test_page_renders_in_chromium_offline(report: Path, tmp_path: Path) -> None:
     # Scattergl draws the readings on a WebGL canvas.
     assert all(p["canvas"] > 0 for p in plots if p["id"].endswith("power-curve"))
     assert screenshot.stat().st_size > 50_000
+    # Each what-if panel's error bars in the colours of their branch's marker, not black.
+    (quantities,) = [p for p in plots if p["id"] == "whatif-quantities"]
+    assert quantities["errorBarColours"] == ["#1f77b4", "#2ca02c"] * 3

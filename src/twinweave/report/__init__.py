@@ -1,8 +1,9 @@
 """The demo report: a static, offline HTML page of a fleet's held-out evaluation.
 
 :func:`write_demo_report` writes ``index.html`` (scores of twin and IEC 61400-12-1
-baseline, calibration, power curves, residuals with alarms, a what-if),
-``metrics.json`` and the installed plotly's ``plotly.min.js`` beside them.
+baseline, and of frozen and live twin; calibration, power curves, residuals with alarms,
+the monitor's window, a what-if), ``metrics.json`` and the installed plotly's
+``plotly.min.js`` beside them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     COVERAGE_TARGET,
     LA_HAUTE_BORNE_ATTRIBUTION,
+    MonitorWindow,
     TurbineResult,
     WhatIfSummary,
 )
@@ -21,6 +23,7 @@ __all__ = [
     "BIN_COVERAGE_TARGET",
     "COVERAGE_TARGET",
     "LA_HAUTE_BORNE_ATTRIBUTION",
+    "MonitorWindow",
     "TurbineResult",
     "WhatIfSummary",
     "pooled_scores",

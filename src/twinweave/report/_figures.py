@@ -256,29 +256,31 @@ def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
         horizontal_spacing=0.12,
     )
     for k, record in enumerate(table.to_dict("records"), start=1):
-        means = [float(record["baseline_mean"]), float(record["scenario_mean"])]
-        los = [float(record["baseline_lo"]), float(record["scenario_lo"])]
-        his = [float(record["baseline_hi"]), float(record["scenario_hi"])]
-        figure.add_trace(
-            go.Scatter(
-                x=["baseline", "scenario"],
-                y=means,
-                mode="markers",
-                marker={"color": [TWIN, SCENARIO], "size": 11},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [h - m for h, m in zip(his, means, strict=True)],
-                    "arrayminus": [m - lo for m, lo in zip(means, los, strict=True)],
-                    "thickness": 2,
-                    "width": 8,
-                },
-                showlegend=False,
-                hovertemplate="%{x}: %{y:.4g}<extra></extra>",
-            ),
-            row=1,
-            col=k,
-        )
+        # One trace per branch: plotly colours error bars by a single colour, not by a
+        # list of them (a list draws them black and logs a warning in the browser).
+        for branch, colour in (("baseline", TWIN), ("scenario", SCENARIO)):
+            mean = float(record[f"{branch}_mean"])
+            figure.add_trace(
+                go.Scatter(
+                    x=[branch],
+                    y=[mean],
+                    mode="markers",
+                    marker={"color": colour, "size": 11},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [float(record[f"{branch}_hi"]) - mean],
+                        "arrayminus": [mean - float(record[f"{branch}_lo"])],
+                        "color": colour,
+                        "thickness": 2,
+                        "width": 8,
+                    },
+                    showlegend=False,
+                    hovertemplate="%{x}: %{y:.4g}<extra></extra>",
+                ),
+                row=1,
+                col=k,
+            )
     return _layout(figure, 340)
 
 

@@ -34,6 +34,8 @@ POWER_CURVE_COLUMNS = ("wind_speed", "mean", "q05", "q95", "baseline_mean")
 #: Scores every turbine reports for the twin; each also appears prefixed ``baseline_``.
 SCORE_NAMES = ("rmse_kw", "crps_kw", "coverage90", "log_likelihood")
 REQUIRED_METRICS = SCORE_NAMES + tuple("baseline_" + name for name in SCORE_NAMES)
+#: Scores of the live twin (each prefixed ``live_``), shown where every turbine has them.
+LIVE_SCORES = tuple("live_" + name for name in (*SCORE_NAMES, "coverage90_min_bin"))
 WHATIF_COLUMNS = (
     "metric",
     "units",
@@ -163,3 +165,64 @@ class WhatIfSummary:
             _require_utc(self.series, "series")
         if not 0.0 < self.level < 1.0:
             raise ValueError(f"level: expected a probability in (0, 1), got {self.level}")
+
+
+def _day(time: pd.Timestamp) -> str:
+    # Midnight is shown as the date alone, as the demo's constants are written.
+    return f"{time:%Y-%m-%d}" if time == time.normalize() else time.isoformat()
+
+
+@dataclass(frozen=True)
+class MonitorWindow:
+    """When the underperformance monitor learned, calibrated and watched.
+
+    Parameters
+    ----------
+    calibrated_from
+        Start of the calibration period (UTC): the monitor's twins learn the readings
+        before it, then run live through the period, on which the detectors calibrate.
+    monitored_from
+        End of the calibration period and start of monitoring (UTC).
+    monitored_until
+        Time of the last reading monitored (UTC).
+
+    Raises
+    ------
+    ValueError
+        If a time is not time-zone aware or the times are not in order.
+    """
+
+    calibrated_from: pd.Timestamp
+    monitored_from: pd.Timestamp
+    monitored_until: pd.Timestamp
+
+    def __post_init__(self) -> None:
+        for name in ("calibrated_from", "monitored_from", "monitored_until"):
+            value = getattr(self, name)
+            if not isinstance(value, pd.Timestamp) or value.tz is None:
+                raise ValueError(
+                    f"{name}: expected a time-zone-aware pandas Timestamp, got {value!r}"
+                )
+            object.__setattr__(self, name, value.tz_convert("UTC"))
+        if not self.calibrated_from < self.monitored_from <= self.monitored_until:
+            raise ValueError(
+                f"monitored_from: expected calibrated_from < monitored_from <= monitored_until, "
+                f"got {self.calibrated_from}, {self.monitored_from}, {self.monitored_until}"
+            )
+
+    def describe(self) -> str:
+        """The window in one sentence, for the page."""
+        return (
+            f"Underperformance monitor: its twins learn the readings before "
+            f"{_day(self.calibrated_from)}, run live from then and calibrate the detectors "
+            f"up to {_day(self.monitored_from)}; readings are monitored from "
+            f"{_day(self.monitored_from)} to the last, {self.monitored_until:%Y-%m-%d %H:%M} UTC."
+        )
+
+    def to_json(self) -> dict[str, str]:
+        """The three times as ISO 8601 strings, for ``metrics.json``."""
+        return {
+            "calibrated_from": self.calibrated_from.isoformat(),
+            "monitored_from": self.monitored_from.isoformat(),
+            "monitored_until": self.monitored_until.isoformat(),
+        }

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from twinweave.report._results import SCORE_NAMES, TurbineResult
+from twinweave.report._results import LIVE_SCORES, SCORE_NAMES, TurbineResult
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -40,7 +40,8 @@ def pooled_scores(turbines: Sequence[TurbineResult]) -> dict[str, float]:
 
     Each turbine is weighted by its number of readings (:func:`n_scored`), so the mean
     scores (CRPS, coverage, log-likelihood) are those of the pooled readings and the
-    RMSE is the root of the pooled mean square error.
+    RMSE is the root of the pooled mean square error. The live twin's scores (prefixed
+    ``live_``) are pooled too where every turbine has them.
 
     Examples
     --------
@@ -63,7 +64,8 @@ def pooled_scores(turbines: Sequence[TurbineResult]) -> dict[str, float]:
     weights = np.array([n_scored(t) for t in turbines], dtype=np.float64)
     total = float(weights.sum())
     pooled: dict[str, float] = {"n": total, "n_turbines": float(len(turbines))}
-    for prefix in ("", "baseline_"):
+    prefixes = ["", "baseline_"] + (["live_"] if has_live_scores(turbines) else [])
+    for prefix in prefixes:
         for name in SCORE_NAMES:
             key = prefix + name
             values = np.array([t.metrics[key] for t in turbines], dtype=np.float64)
@@ -74,6 +76,11 @@ def pooled_scores(turbines: Sequence[TurbineResult]) -> dict[str, float]:
             else:
                 pooled[key] = float(np.sum(weights * values) / total)
     return pooled
+
+
+def has_live_scores(turbines: Sequence[TurbineResult]) -> bool:
+    """Whether every turbine reports the live twin's scores (:data:`LIVE_SCORES`)."""
+    return bool(turbines) and all(all(name in t.metrics for name in LIVE_SCORES) for t in turbines)
 
 
 def within(value: float, target: tuple[float, float]) -> bool:

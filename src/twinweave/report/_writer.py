@@ -26,6 +26,7 @@ from twinweave.report._html import (
     PLOTLY_FILE,
     calibration_table,
     fmt,
+    live_table,
     metrics_table,
     page,
     plot_block,
@@ -34,6 +35,7 @@ from twinweave.report._html import (
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     COVERAGE_TARGET,
+    MonitorWindow,
     TurbineResult,
     WhatIfSummary,
 )
@@ -42,6 +44,7 @@ from twinweave.report._summary import (
     alarm_periods,
     coverage_by_wind_speed,
     daily_residuals,
+    has_live_scores,
     pooled_scores,
 )
 
@@ -63,9 +66,10 @@ def metrics_document(
     attribution: str,
     not_monitored: str | None = None,
     monitor_caveat: str | None = None,
+    monitor_window: MonitorWindow | None = None,
 ) -> dict[str, Any]:
     """The content of ``metrics.json``: scores per turbine and pooled, targets, what-if,
-    and whether the underperformance monitor ran (``monitoring``)."""
+    and whether the underperformance monitor ran and over which window (``monitoring``)."""
     calibration = {t.asset_id: coverage_by_wind_speed(t.evaluation) for t in turbines}
     edges = next(iter(calibration.values())).edges
     document: dict[str, Any] = {
@@ -80,6 +84,7 @@ def metrics_document(
             "ran": not_monitored is None,
             "reason": not_monitored,
             "caveat": monitor_caveat,
+            "window": None if monitor_window is None else monitor_window.to_json(),
         },
         "turbines": {t.asset_id: _json_scores(t.metrics) for t in turbines},
         "overall": _json_scores(pooled_scores(turbines)),
@@ -195,6 +200,7 @@ def write_demo_report(
     attribution: str,
     not_monitored: str | None = None,
     monitor_caveat: str | None = None,
+    monitor_window: MonitorWindow | None = None,
     max_points: int = 5000,
     seed: int | np.random.Generator | None = 0,
 ) -> Path:
@@ -203,7 +209,8 @@ def write_demo_report(
     The page is static and works offline: plotly.js is copied from the installed plotly
     package and loaded by a relative path, and every table is plain HTML, readable
     without JavaScript. It shows the scores of twin and baseline per turbine against
-    the coverage target, the calibration per wind-speed bin, per turbine the power
+    the coverage target, those of frozen and live twin where the turbines have live
+    scores, the calibration per wind-speed bin, per turbine the power
     curve and the residuals with detected alarms, and the what-if.
 
     Parameters
@@ -229,6 +236,9 @@ def write_demo_report(
         What the monitor's alarms are worth where it ran on fewer turbines than a
         fleet, or None: a note on the page and ``monitoring.caveat`` in
         ``metrics.json``.
+    monitor_window
+        When the monitor calibrated and watched, or None: stated in the page's notes and
+        written to ``monitoring.window`` in ``metrics.json``.
     max_points
         Most readings drawn per power-curve scatter (a random subsample beyond), and
         most times drawn in the what-if series; bounds the page's size.
@@ -243,8 +253,8 @@ def write_demo_report(
     Raises
     ------
     ValueError
-        If there is no turbine, two share an ``asset_id``, ``max_points`` is below 1 or
-        ``attribution`` is empty.
+        If there is no turbine, two share an ``asset_id``, ``max_points`` is below 1,
+        ``attribution`` is empty, or a ``monitor_window`` is given with ``not_monitored``.
     """
     if not turbines:
         raise ValueError("turbines: expected at least one turbine, got none")
@@ -255,20 +265,35 @@ def write_demo_report(
         raise ValueError(f"max_points: expected at least 1, got {max_points}")
     if not attribution.strip():
         raise ValueError("attribution: expected the data's attribution, got an empty string")
+    if not_monitored is not None and monitor_window is not None:
+        raise ValueError(
+            f"monitor_window: expected None where the monitor did not run "
+            f"(not_monitored={not_monitored!r}), got {monitor_window}"
+        )
     rng = np.random.default_rng(seed)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     overall = pooled_scores(turbines)
     anchors = [f"turbine-{k}-{re.sub(r'[^A-Za-z0-9_-]', '-', t)}" for k, t in enumerate(ids)]
+    live = has_live_scores(turbines)
     contents = [
         ("metrics", "Scores"),
+        *([("live", "Frozen and live")] if live else []),
         ("calibration", "Calibration"),
         *((a, f"Turbine {t}") for a, t in zip(anchors, ids, strict=True)),
     ]
     sections = [
         '<section id="metrics"><h2>Twin against the IEC 61400-12-1 baseline</h2>'
         f"{metrics_table(turbines, overall)}</section>",
+        *(
+            [
+                '<section id="live"><h2>Frozen and live twin</h2>'
+                f"{live_table(turbines, overall)}</section>"
+            ]
+            if live
+            else []
+        ),
         '<section id="calibration"><h2>Calibration by wind speed</h2>'
         + plot_block(
             calibration_figure(turbines),
@@ -299,6 +324,7 @@ def write_demo_report(
             notes=[
                 *([] if not_monitored is None else [not_monitored]),
                 *notes,
+                *([] if monitor_window is None else [monitor_window.describe()]),
                 *([] if monitor_caveat is None else [f"Monitor: {monitor_caveat}."]),
             ],
             attribution=attribution,
@@ -316,6 +342,7 @@ def write_demo_report(
         attribution=attribution,
         not_monitored=not_monitored,
         monitor_caveat=monitor_caveat,
+        monitor_window=monitor_window,
     )
     (out / "metrics.json").write_text(
         json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"
