@@ -208,7 +208,7 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
     )
     for start, end in periods:
         figure.add_vrect(x0=start, x1=end, fillcolor=ALARM_SHADE, line_width=0, layer="below")
-    figure.update_yaxes(title_text="anomaly score", row=2, col=1)
+    figure.update_yaxes(title_text="anomaly score [-log10 p]", row=2, col=1)
     figure.update_xaxes(title_text="day (UTC)", row=2, col=1)
     return _layout(figure, 460)
 
