@@ -155,8 +155,13 @@ def _turbine_section(
         f"Residuals of {turbine.asset_id} (observed minus predicted power, daily means) "
         "for twin and baseline"
         + (
-            "; below, the monitor's anomaly score (daily maximum). Shaded red: days inside "
-            "a detected underperformance alarm."
+            "; below, the monitor's anomaly score (daily maximum: -log10 of a reading's "
+            "two-sided tail probability under the twin's predictive). Shaded red: days "
+            "inside a detected underperformance alarm. The score flags single surprising "
+            "readings; an alarm needs a shortfall that persists for days (a CUSUM of "
+            "daily evidence), so a spike alone raises none and "
+            "a small steady loss can raise one on low scores. Readings below 2 °C (possible "
+            "icing) are not watched."
             if monitored
             else "."
         ),
