@@ -258,6 +258,11 @@ def test_page_shows_tables_targets_notes_and_attribution(report: Path) -> None:
     assert "[366, 394]" in page and "[-0.022, -0.018]" in page
     for div in ("calibration-plot", "whatif-quantities", "whatif-series"):
         assert f'id="{div}"' in page
+    # "baseline" is the IEC method of bins on this page; the what-if names its branches.
+    table = re.search(r'<table id="whatif-table">(.*?)</table>', page, re.S)
+    assert table is not None
+    assert "live twin" in table[1] and "difference (what-if branch − live twin)" in table[1]
+    assert "baseline" not in table[1] and "scenario" not in table[1]
 
 
 def test_a_report_without_the_monitor_says_why_and_shows_no_alarms(

@@ -10,7 +10,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from twinweave.report._results import BIN_COVERAGE_TARGET, TurbineResult, WhatIfSummary
+from twinweave.report._results import (
+    BIN_COVERAGE_TARGET,
+    BRANCH_LABELS,
+    TurbineResult,
+    WhatIfSummary,
+)
 from twinweave.report._summary import (
     alarm_flags,
     alarm_periods,
@@ -247,7 +252,7 @@ def calibration_figure(turbines: Sequence[TurbineResult]) -> Any:
 
 
 def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
-    """Baseline and scenario per quantity, each with its interval, one panel each."""
+    """Live twin and what-if branch per quantity, each with its interval, one panel each."""
     table = whatif.table
     figure = make_subplots(
         rows=1,
@@ -262,7 +267,7 @@ def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
             mean = float(record[f"{branch}_mean"])
             figure.add_trace(
                 go.Scatter(
-                    x=[branch],
+                    x=[BRANCH_LABELS[branch]],
                     y=[mean],
                     mode="markers",
                     marker={"color": colour, "size": 11},
@@ -285,7 +290,7 @@ def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
 
 
 def whatif_series_figure(whatif: WhatIfSummary, max_points: int) -> Any:
-    """The predicted target under baseline and scenario over time, with intervals."""
+    """The predicted target for live twin and what-if branch over time, with intervals."""
     if whatif.series is None:
         raise ValueError("whatif.series: expected a series to plot, got None")
     series = whatif.series.sort_values("time")
@@ -317,7 +322,7 @@ def whatif_series_figure(whatif: WhatIfSummary, max_points: int) -> Any:
                 line={"width": 0},
                 fill="tonexty",
                 fillcolor=band,
-                name=f"{label} {level} interval",
+                name=f"{BRANCH_LABELS[label]} {level} interval",
                 hoverinfo="skip",
             )
         )
@@ -327,7 +332,7 @@ def whatif_series_figure(whatif: WhatIfSummary, max_points: int) -> Any:
                 y=series[f"{label}_mean"],
                 mode="lines",
                 line={"color": colour, "width": 1.5},
-                name=f"{label} mean",
+                name=f"{BRANCH_LABELS[label]} mean",
             )
         )
     return _layout(

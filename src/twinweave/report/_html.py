@@ -12,6 +12,7 @@ import plotly.io as pio
 
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
+    BRANCH_LABELS,
     COVERAGE_TARGET,
     WHATIF_COLUMNS,
     TurbineResult,
@@ -240,7 +241,8 @@ def whatif_table(whatif: WhatIfSummary) -> str:
             f'<tr><th scope="row">{escape(str(record["metric"]))}</th>'
             f"<td>{escape(str(record['units']))}</td>{cells}</tr>"
         )
-    titles = ("baseline", "scenario", "difference (scenario − baseline)")
+    live, branch = BRANCH_LABELS["baseline"], BRANCH_LABELS["scenario"]
+    titles = (live, branch, f"difference ({branch} − {live})")
     head = (
         '<tr><th rowspan="2" scope="col">quantity</th><th rowspan="2" scope="col">units</th>'
         + "".join(f'<th colspan="2" scope="colgroup">{t}</th>' for t in titles)

@@ -36,6 +36,9 @@ SCORE_NAMES = ("rmse_kw", "crps_kw", "coverage90", "log_likelihood")
 REQUIRED_METRICS = SCORE_NAMES + tuple("baseline_" + name for name in SCORE_NAMES)
 #: Scores of the live twin (each prefixed ``live_``), shown where every turbine has them.
 LIVE_SCORES = tuple("live_" + name for name in (*SCORE_NAMES, "coverage90_min_bin"))
+#: How the page names a what-if's two branches (its columns say ``baseline_`` and
+#: ``scenario_``): "baseline" alone is the IEC method of bins elsewhere on the page.
+BRANCH_LABELS = {"baseline": "live twin", "scenario": "what-if branch"}
 WHATIF_COLUMNS = (
     "metric",
     "units",

@@ -180,8 +180,8 @@ def _whatif_section(whatif: WhatIfSummary, max_points: int) -> str:
         plot_block(
             whatif_interval_figure(whatif),
             "whatif-quantities",
-            f"Each quantity under baseline and scenario, with its {100 * whatif.level:g} % "
-            "interval.",
+            f"Each quantity for the live twin and the what-if branch, with its "
+            f"{100 * whatif.level:g} % interval.",
         ),
     ]
     if whatif.series is not None:
@@ -189,7 +189,8 @@ def _whatif_section(whatif: WhatIfSummary, max_points: int) -> str:
             plot_block(
                 whatif_series_figure(whatif, max_points),
                 "whatif-series",
-                "The predicted target over time under baseline and scenario, with intervals.",
+                "The predicted target over time for the live twin and the what-if branch, "
+                "with intervals.",
             )
         )
     return f'<section id="whatif">{"".join(blocks)}</section>'
