@@ -869,3 +869,110 @@ def test_the_demo_page_holds_every_score_the_terminal_printed(
             assert abs(shown - float(value)) <= 0.5 * 10.0**-decimals + 5e-4, (
                 turbine, table_id, index, value, shown,
             )  # fmt: skip
+
+
+# -- what a new user ran into (walk-through of 2026-11-29) --------------------------------
+def one_line(text: str) -> str:
+    """Click's error panel as one line: its frame and wrapping removed."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_time_options_take_iso_times_with_z_or_an_offset(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    data = scada_subset(tmp_path / "nov.parquet", ("R80711", "2014-11-01", "2014-12-01"))
+    # One hour past midnight in Paris is midnight UTC.
+    fitted = twinweave(
+        "fit", data, "--store", tmp_path / "S.duckdb", "--train-until", "2014-11-20T01:00:00+01:00"
+    )
+    assert "twins fitted on readings before 2014-11-20T00:00:00+00:00" in fitted.stdout
+    # --start and --end: the same day, however it is written, has the same readings.
+    base = ("whatif", "--store", fitted_store, "--twin", "R80711", "--stop", "--samples", "50")
+    naive = twinweave(*base, "--start", "2015-06-01", "--end", "2015-06-02 00:00:00")
+    aware = twinweave(*base, "--start", "2015-06-01T00:00:00Z", "--end", "2015-06-02T02:00+02:00")
+    count = re.search(r"\((\d+) readings of", naive.stdout)
+    assert count is not None and count.group(1) != "0", naive.stdout
+    assert f"({count.group(1)} readings of" in aware.stdout
+    # --since and --until.
+    monitored = twinweave(
+        "monitor", "--store", fitted_store, "--since", "2015-06-01T00:00:00Z",
+        "--until", "2015-08-01T02:00:00+02:00",
+    )  # fmt: skip
+    assert "from 2015-06-01 until 2015-08-01" in monitored.stdout
+    # A time that is not one says what is wrong with it.
+    bad = twinweave(
+        "fit", data, "--store", tmp_path / "T.duckdb", "--train-until", "2015-13-01", ok=False
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    message = one_line(bad.stderr)
+    assert "'--train-until': '2015-13-01' (month must be in 1..12)" in message, message
+    assert "2015-01-01T00:00:00Z" in message and "2015-01-01T01:00:00+01:00" in message
+    assert not (tmp_path / "T.duckdb").exists()
+
+
+def test_monitor_says_there_were_no_alarms_in_the_window_it_watched(fitted_store: Path) -> None:
+    quiet = twinweave(
+        "monitor", "--store", fitted_store, "--since", "2015-06-01", "--until", "2015-08-01"
+    )
+    assert (
+        "no underperformance alarms for R80711, R80721, R80736, R80790 from 2015-06-01 "
+        "until 2015-08-01 (exclusive)" in quiet.stdout
+    ), quiet.stdout
+    assert "┏" not in quiet.stdout  # no empty table
+    # Without --until, to the last reading; R80711 and R80790 raise alarms in the autumn.
+    to_the_end = twinweave("monitor", "--store", fitted_store, "--since", "2015-06-01")
+    assert (
+        "underperformance alarms from 2015-06-01 to the last reading, 2015-12-31 23:50 UTC"
+        in to_the_end.stdout
+    ), to_the_end.stdout
+    assert "R80711" in to_the_end.stdout and "no underperformance alarms" not in to_the_end.stdout
+
+
+def test_whatif_says_the_unit_of_a_derate_and_that_one_above_rated_changes_nothing(
+    fitted_store: Path,
+) -> None:
+    base = ("whatif", "--store", fitted_store, "--twin", "R80711", "--samples", "50")
+    period = ("--start", "2015-06-01", "--end", "2015-06-02")
+    capped = twinweave(*base, *period, "--derate", "1500")
+    assert "what-if for R80711: derate to 1500 kW (" in capped.stdout, capped.stdout
+    above = twinweave(*base, *period, "--derate", "3000")
+    assert "derate to 3000 kW" in above.stdout
+    assert "warning: --derate 3000 kW is at or above rated power (2050 kW)" in above.stderr
+    assert "warning: --derate" not in capped.stderr
+
+
+def test_quarantine_says_how_many_rows_it_does_not_show(fitted_store: Path, tmp_path: Path) -> None:
+    base = ("quarantine", "--store", fitted_store, "--check", "downtime")
+    with Store(fitted_store, read_only=True) as opened:
+        n_rows = len(opened.quarantine(None, "downtime"))
+    assert n_rows > 20
+    shown = twinweave(*base)
+    assert f"showing 20 of {n_rows:,}; --limit N or --output FILE for all" in shown.stdout
+    assert "showing" not in twinweave(*base, "--limit", str(n_rows)).stdout
+    written = twinweave(*base, "--output", tmp_path / "q.csv")
+    assert f"showing 20 of {n_rows:,}\n" in written.stdout
+    assert f"wrote {n_rows:,} rows to" in written.stdout
+
+
+def test_a_store_that_is_a_directory_or_another_kind_of_file_is_named_as_such(
+    tmp_path: Path,
+) -> None:
+    inputs = tmp_path / "X.csv"
+    inputs.write_text("wind_speed\n5.0\n")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    expected = "expected a twinweave store (a DuckDB file such as S.duckdb)"
+    for store, what in (
+        (inputs, "a file that is not a DuckDB database (a CSV file, by its name)"),
+        (folder, "a directory"),
+    ):
+        for command in (
+            ("predict", "--twin", "R80711", "--input", inputs, "--output", tmp_path / "o.csv"),
+            ("quarantine",),
+            ("fit", inputs, "--train-until", "2015-01-01"),
+        ):
+            result = twinweave(*command, "--store", store, ok=False)
+            assert_user_error(result, f"store {store}: {what}; {expected}")
+            assert "another process" not in result.stderr
+            assert DEBUG_HINT not in result.stderr
+    assert inputs.read_text() == "wind_speed\n5.0\n"

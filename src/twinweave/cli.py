@@ -15,8 +15,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import click
 import numpy as np
 import pandas as pd
 import typer
@@ -129,6 +130,45 @@ def main() -> None:
             )
         raise SystemExit(2) from None
 
+
+if TYPE_CHECKING:
+    _TimeType = click.ParamType[datetime]
+else:
+    # Click is generic in its types only from 8.3; Typer accepts older ones.
+    _TimeType = click.ParamType
+
+
+class _UtcTime(_TimeType):
+    """An ISO 8601 time, as UTC: one with ``Z`` or an offset is converted, one without
+    is read as UTC. Click's ``DateTime`` (Typer's type for ``datetime``) refuses ``Z``
+    and offsets, which the shipped data and ``isoformat()`` write."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        text = str(value).strip()
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as error:
+            # Python names what is wrong ("month must be in 1..12"); its "Invalid
+            # isoformat string" only repeats the value.
+            why = "" if "isoformat" in str(error) else f" ({error})"
+            self.fail(
+                f"{text!r}{why}; expected an ISO 8601 time such as 2015-01-01, "
+                "2015-01-01T00:00:00Z or 2015-01-01T01:00:00+01:00 (UTC unless it "
+                "carries Z or an offset)",
+                param,
+                ctx,
+            )
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+#: The type of every time option.
+UTC_TIME = _UtcTime()
 
 StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.")]
 TwinOption = Annotated[str, typer.Option("--twin", help="Twin id (the asset's name).")]
@@ -377,7 +417,12 @@ def fit(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet file.", exists=True)],
     store: StoreOption,
     train_until: Annotated[
-        datetime, typer.Option("--train-until", help="Fit on readings before this UTC time.")
+        datetime,
+        typer.Option(
+            "--train-until",
+            click_type=UTC_TIME,
+            help="Fit on readings before this time (UTC unless it carries Z or an offset).",
+        ),
     ],
     mapping: MappingOption = None,
     assets: AssetsOption = None,
@@ -403,11 +448,7 @@ def fit(
         forgetting = forgetting_for(memory)
     except ValueError as error:
         raise _fail(f"--memory: {error}") from None
-    until = (
-        pd.Timestamp(train_until).tz_localize("UTC")
-        if train_until.tzinfo is None
-        else pd.Timestamp(train_until)
-    )
+    until = _utc(train_until)
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
         specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
@@ -706,9 +747,13 @@ def whatif(
         float | None, typer.Option(help="Scale power, e.g. 0.97 for a 3 % loss.")
     ] = None,
     start: Annotated[
-        datetime | None, typer.Option(help="Period start (UTC) from the store.")
+        datetime | None,
+        typer.Option(click_type=UTC_TIME, help="Period start (UTC) from the store."),
     ] = None,
-    end: Annotated[datetime | None, typer.Option(help="Period end (UTC) from the store.")] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(click_type=UTC_TIME, help="Period end (UTC) from the store."),
+    ] = None,
     input: Annotated[
         Path | None, typer.Option("--input", help="Hypothetical inputs instead of stored ones.")
     ] = None,
@@ -724,7 +769,7 @@ def whatif(
     if derate is not None:
         if not derate >= 0.0:
             raise _fail(f"--derate: expected a power cap >= 0 kW, got {derate:g}")
-        interventions.append(Derate(derate))
+        interventions.append(Derate(derate, units="kW"))
     if stop:
         interventions.append(Stop())
     if scale is not None:
@@ -1011,9 +1056,13 @@ def quarantine(
     console.print(table)
     # Plain text: Rich's highlighting of a long table costs seconds and gigabytes.
     console.print(rows.head(limit).to_string(index=False), highlight=False)
+    if len(rows) > limit:
+        # Else the rows printed pass for all there are.
+        rest = "; --limit N or --output FILE for all" if output is None else ""
+        console.print(f"showing {limit:,} of {len(rows):,}{rest}", highlight=False)
     if output is not None:
         _write_table(rows, output)
-        console.print(f"wrote {len(rows)} rows to {output}")
+        console.print(f"wrote {len(rows):,} rows to {output}")
 
 
 @app.command()
@@ -1049,7 +1098,10 @@ def demo(
 
 
 SinceOption = Annotated[
-    datetime, typer.Option("--since", help="Start (UTC) of the period to monitor or score.")
+    datetime,
+    typer.Option(
+        "--since", click_type=UTC_TIME, help="Start (UTC) of the period to monitor or score."
+    ),
 ]
 
 
@@ -1155,7 +1207,9 @@ def monitor(
     store: StoreOption,
     since: SinceOption,
     calibration_days: CalibrationDaysOption = CALIBRATION_DAYS,
-    until: Annotated[datetime | None, typer.Option(help="End (UTC), exclusive.")] = None,
+    until: Annotated[
+        datetime | None, typer.Option(click_type=UTC_TIME, help="End (UTC), exclusive.")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option(help="CSV or Parquet file of per-reading scores.")
     ] = None,
@@ -1225,24 +1279,50 @@ def monitor(
                 "output": None if output is None else str(output.resolve()),
             },
         )
-    table = Table(title=f"underperformance alarms from {start:%Y-%m-%d}")
-    for column in ("turbine", "alarm at", "run started", "days in run", "CUSUM"):
-        table.add_column(column)
-    for asset_id, result in results.items():
-        for alarm in result.alarms:
-            table.add_row(
-                asset_id,
-                f"{alarm.time:%Y-%m-%d}",
-                f"{alarm.start:%Y-%m-%d}",
-                str(alarm.run_length),
-                f"{alarm.statistic:.1f}",
-            )
-    console.print(table)
+    window = _monitored_window(results, start, stop)
+    if alarms:
+        table = Table(title=f"underperformance alarms {window}")
+        for column in ("turbine", "alarm at", "run started", "days in run", "CUSUM"):
+            table.add_column(column)
+        for asset_id, result in results.items():
+            for alarm in result.alarms:
+                table.add_row(
+                    asset_id,
+                    f"{alarm.time:%Y-%m-%d}",
+                    f"{alarm.start:%Y-%m-%d}",
+                    str(alarm.run_length),
+                    f"{alarm.statistic:.1f}",
+                )
+        console.print(table)
+    else:
+        # An empty table reads as a failure to show something; the answer is "none".
+        console.print(
+            f"no underperformance alarms for {', '.join(results)} {window}", highlight=False
+        )
     if output is not None:
         frames = [r.readings.assign(asset_id=a) for a, r in results.items()]
         _write_table(pd.concat(frames, ignore_index=True), output)
         console.print(f"wrote per-reading scores to {output}")
     console.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
+
+
+def _when(time: pd.Timestamp) -> str:
+    """A UTC time as short as it can be said: the day alone at midnight."""
+    return f"{time:%Y-%m-%d}" if time == time.normalize() else f"{time:%Y-%m-%d %H:%M} UTC"
+
+
+def _monitored_window(
+    results: Mapping[str, MonitorResult], start: pd.Timestamp, stop: pd.Timestamp | None
+) -> str:
+    """The period the monitor watched, in words: to ``--until``, or without it to the
+    last reading it scored."""
+    if stop is not None:
+        return f"from {_when(start)} until {_when(stop)} (exclusive)"
+    scored = [r.readings["time"].max() for r in results.values() if not r.readings.empty]
+    if not scored:
+        return f"from {_when(start)}"
+    last = max(scored)
+    return f"from {_when(start)} to the last reading, {last:%Y-%m-%d %H:%M} UTC"
 
 
 def _trained_until(db: Store, twin_id: str) -> pd.Timestamp | None:

@@ -313,7 +313,7 @@ def whatif_summary(
         raise ValueError(f"asset {spec.asset_id!r}: no observations in [{start}, {end})")
     inputs = model_inputs(period, spec.rated_power)
     inputs.pop("power")
-    branch = live.branch(Derate(limit))
+    branch = live.branch(Derate(limit, units="kW"))
     result = compare(
         live, branch, inputs, turbine_metrics(spec.rated_power), n_samples=n_samples, seed=0
     )

@@ -39,6 +39,15 @@ def test_a_limit_at_or_above_the_upper_bound_changes_nothing() -> None:
     np.testing.assert_array_equal(after.mean, before.mean)
 
 
+def test_a_limit_given_in_a_unit_says_it_and_must_be_the_targets() -> None:
+    assert Derate(1500.0, units="kW").describe() == "derate to 1500 kW"
+    assert Derate(1500.0).describe() == "derate to 1500"
+    capped = Derate(1500.0, units="kW").apply_predictive(power())
+    assert float(np.max(capped.quantile(0.99))) <= 1500.0
+    with pytest.raises(ValueError, match=r"target's unit 'kW', got 2000 W"):
+        Derate(2000.0, units="W").apply_predictive(power())
+
+
 @pytest.mark.parametrize("factor", [-0.1, 1.5, float("nan"), float("inf")])
 def test_a_scale_the_predictive_cannot_follow_is_refused(factor: float) -> None:
     # Past about 1.3 the scaled curve crosses rated power where the kept bound masses no

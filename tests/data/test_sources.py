@@ -476,6 +476,23 @@ def test_variable_not_in_the_glossary_is_named(tmp_path: Path) -> None:
     assert "wind_speed" in caught.value.expected
 
 
+def test_a_misspelt_key_is_named_before_the_key_it_leaves_missing(tmp_path: Path) -> None:
+    # "units" for "unit" also leaves "unit" missing; the misspelling is what to fix.
+    typo = write(tmp_path, "typo.toml", TOML_MAPPING.replace('unit = "m/s"', 'units = "km/h"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(typo)
+    assert_names_everything(caught.value, typo, "columns.wind_speed.units", None, "units")
+    assert "unknown key 'units' in columns.wind_speed" in caught.value.problem
+    assert "one of source, unit, missing_codes" in caught.value.expected
+    assert "did you mean 'unit'?" in caught.value.expected
+    top = write(tmp_path, "top.toml", 'time_zon = "UTC"\n' + TOML_MAPPING)
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(top)
+    assert_names_everything(caught.value, top, "time_zon", None, "time_zon")
+    assert "unknown key 'time_zon' in the mapping" in caught.value.problem
+    assert "did you mean 'time_zone'?" in caught.value.expected
+
+
 def test_mapping_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     broken = write(tmp_path, "map.json", '{"time_column": "t",\n "columns": {,}}')
     with pytest.raises(DataError, match=r"not valid JSON.*line 2"):

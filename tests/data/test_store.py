@@ -649,6 +649,26 @@ def test_a_duckdb_file_of_something_else_is_refused(tmp_path: Path) -> None:
         Store(path)
 
 
+def test_a_path_that_is_not_a_duckdb_file_is_named_for_what_it_is(tmp_path: Path) -> None:
+    parquet = tmp_path / "readings.duckdb"
+    pd.DataFrame({"wind_speed": [5.0]}).to_parquet(parquet)
+    csv = tmp_path / "X.csv"
+    csv.write_text("wind_speed\n5.0\n")
+    empty = tmp_path / "empty.duckdb"
+    empty.touch()
+    for path, what in (
+        (tmp_path, "a directory"),
+        (parquet, "a Parquet file, not a DuckDB database"),
+        (csv, "a file that is not a DuckDB database (a CSV file, by its name)"),
+        (empty, "an empty file, not a DuckDB database"),
+    ):
+        for read_only in (False, True):
+            with pytest.raises(OSError, match=r"expected a twinweave store") as caught:
+                Store(path, read_only=read_only)
+            assert str(caught.value).startswith(f"store {path}: {what}; "), caught.value
+    assert csv.read_text() == "wind_speed\n5.0\n"
+
+
 def test_observations_entity_names_the_files_behind_the_readings(
     filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
 ) -> None:

@@ -58,9 +58,14 @@ class SetInputs:
 
 @dataclass(frozen=True)
 class Derate:
-    """Control setpoint: the target may not exceed ``limit`` [target units]."""
+    """Control setpoint: the target may not exceed ``limit`` [target units].
+
+    ``units``, if given, is the unit ``limit`` is written in (``"kW"``): the description
+    says it, and a twin whose target is in another unit refuses the derate.
+    """
 
     limit: float
+    units: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.limit, int | float | np.number) or np.isnan(self.limit):
@@ -70,6 +75,11 @@ class Derate:
         return inputs
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
+        if self.units and predictive.units and self.units != predictive.units:
+            raise ValueError(
+                f"derate: expected a limit in the target's unit {predictive.units!r}, got "
+                f"{self.limit:g} {self.units}"
+            )
         if not self.limit >= predictive.lower:
             raise ValueError(
                 f"derate: expected a limit at or above the lower bound {predictive.lower:g} "
@@ -78,7 +88,7 @@ class Derate:
         return predictive.clipped(predictive.lower, self.limit)
 
     def describe(self) -> str:
-        return f"derate to {self.limit:g}"
+        return f"derate to {self.limit:g}" + (f" {self.units}" if self.units else "")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import difflib
 import gzip
 import hashlib
 import io
@@ -350,7 +351,9 @@ class SourceSpec(BaseModel):
 def _mapping_error(error: ValidationError, path: str) -> DataError:
     """The first problem of a failed validation, as a :class:`DataError`."""
     problems = error.errors()
-    first = problems[0]
+    # A misspelt key is named first: the "field required" it also causes (``units`` for
+    # ``unit``) does not say what to fix.
+    first = next((p for p in problems if p["type"] == "extra_forbidden"), problems[0])
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     original = first.get("ctx", {}).get("error")
     if isinstance(original, _SpecProblem):
@@ -369,10 +372,21 @@ def _mapping_error(error: ValidationError, path: str) -> DataError:
         )
     location = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
-        model: type[BaseModel] = ColumnSpec if first["loc"][0] == "columns" else SourceSpec
-        expected = f"only the keys {sorted(model.model_fields)}"
-        value: Any = first["loc"][-1]
-    elif first["type"] == "missing":
+        *parents, key = (str(part) for part in first["loc"])
+        model: type[BaseModel] = ColumnSpec if parents else SourceSpec
+        keys = list(model.model_fields)
+        close = difflib.get_close_matches(key, keys, n=1)
+        return DataError(
+            f"unknown key {key!r} in {'.'.join(parents) or 'the mapping'}{more}",
+            path=path,
+            column=location,
+            row=None,
+            value=key,
+            expected=f"one of {', '.join(keys)}"
+            + (f" (did you mean {close[0]!r}?)" if close else ""),
+        )
+    value: Any
+    if first["type"] == "missing":
         expected = f"a value for {location!r}"
         value = None
     else:

@@ -193,6 +193,38 @@ class IngestSummary:
     seconds: float
 
 
+#: Bytes 8 to 12 of every DuckDB database file.
+_DUCKDB_MAGIC = b"DUCK"
+_EXPECTED_STORE = (
+    "expected a twinweave store (a DuckDB file such as S.duckdb), or a new file name to create one"
+)
+
+
+def _refuse_what_is_not_a_store(path: Path) -> None:
+    """Refuse a directory or an existing file that is not a DuckDB database, saying
+    which: DuckDB's own errors ("Is a directory") read as a lock, and DuckDB 2 opens a
+    CSV file as a database of its rows."""
+    if path.is_dir():
+        raise IsADirectoryError(f"store {path}: a directory; {_EXPECTED_STORE}")
+    if not path.is_file():
+        return
+    with path.open("rb") as file:
+        head = file.read(12)
+    if head[8:12] == _DUCKDB_MAGIC:
+        return
+    if not head:
+        what = "an empty file, not a DuckDB database"
+    elif head.startswith(b"PAR1"):
+        what = "a Parquet file, not a DuckDB database"
+    elif head.startswith(b"SQLite format"):
+        what = "a SQLite database, not a DuckDB one"
+    elif re.search(r"\.(csv|txt)(\.\w+)?$", path.name, re.IGNORECASE):
+        what = "a file that is not a DuckDB database (a CSV file, by its name)"
+    else:
+        what = "a file that is not a DuckDB database"
+    raise OSError(f"store {path}: {what}; {_EXPECTED_STORE}")
+
+
 class Store:
     """Observations, quarantine, twin versions and provenance in one DuckDB file.
 
@@ -227,18 +259,22 @@ class Store:
         self.read_only = read_only
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"store {self.path}: no such file to open read-only")
+        _refuse_what_is_not_a_store(self.path)
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as error:
-            # DuckDB says which: a file of another kind, or a lock held by another process.
+            # Files of another kind were refused above; DuckDB says which of the rest.
             if "not a valid DuckDB database file" in str(error):
                 raise OSError(
-                    f"store {self.path}: not a DuckDB file, so not a twinweave store"
+                    f"store {self.path}: DuckDB cannot read it as a database ({error}); "
+                    f"{_EXPECTED_STORE}"
                 ) from error
-            raise OSError(
-                f"store {self.path}: cannot open ({error}); another process may have it "
-                f"open for writing"
-            ) from error
+            if "lock" in str(error).lower():
+                raise OSError(
+                    f"store {self.path}: cannot open ({error}); another process may have "
+                    f"it open for writing"
+                ) from error
+            raise OSError(f"store {self.path}: cannot open ({error})") from error
         try:
             # Timestamps come back in UTC whatever the machine's local time zone.
             self._con.execute("SET TimeZone = 'UTC'")
