@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -111,28 +111,45 @@ def _score_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
     )
 
 
-def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float]) -> str:
-    """Twin against baseline per turbine, with the pooled scores as the last row."""
-    lo, hi = COVERAGE_TARGET
-    groups = ("RMSE [kW]", "CRPS [kW]", "90 % interval coverage", "log-likelihood [nats]")
+def _paired_table(
+    table_id: str,
+    caption: str,
+    groups: Sequence[str],
+    pair: tuple[str, str],
+    row: Callable[[str, float, Mapping[str, float]], str],
+    turbines: Sequence[TurbineResult],
+    overall: Mapping[str, float],
+) -> str:
+    """A row per turbine and the pooled row last, each score in ``groups`` as two
+    columns named by ``pair``; ``row`` gives a row's cells from its label, number of
+    readings and scores."""
     head = (
         '<tr><th rowspan="2" scope="col">turbine</th><th rowspan="2" scope="col">readings</th>'
         + "".join(f'<th colspan="2" scope="colgroup">{g}</th>' for g in groups)
         + "</tr><tr>"
-        + '<th scope="col">twin</th><th scope="col">IEC baseline</th>' * len(groups)
+        + f'<th scope="col">{pair[0]}</th><th scope="col">{pair[1]}</th>' * len(groups)
         + "</tr>"
     )
-    body = "".join(f"<tr>{_score_row(t.asset_id, n_scored(t), t.metrics)}</tr>" for t in turbines)
-    foot = f"<tr>{_score_row('all turbines', overall['n'], overall)}</tr>"
+    body = "".join(f"<tr>{row(t.asset_id, n_scored(t), t.metrics)}</tr>" for t in turbines)
+    foot = f"<tr>{row('all turbines', overall['n'], overall)}</tr>"
+    return (
+        f'<div class="scroll"><table id="{table_id}"><caption>{caption}</caption>'
+        f"<thead>{head}</thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table></div>"
+    )
+
+
+def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float]) -> str:
+    """Twin against baseline per turbine, with the pooled scores as the last row."""
+    lo, hi = COVERAGE_TARGET
     caption = (
         "Scores on the held-out readings. Lower RMSE and CRPS are better, higher mean "
         "log-likelihood per reading is better; the better of twin and baseline is in bold. "
         f"Coverage of the nominal 90 % interval passes within {lo:.2f}–{hi:.2f}. "
         "The last row pools the readings of all turbines."
     )
-    return (
-        f'<div class="scroll"><table id="metrics-table"><caption>{caption}</caption>'
-        f"<thead>{head}</thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table></div>"
+    groups = ("RMSE [kW]", "CRPS [kW]", "90 % interval coverage", "log-likelihood [nats]")
+    return _paired_table(
+        "metrics-table", caption, groups, ("twin", "IEC baseline"), _score_row, turbines, overall
     )
 
 
@@ -160,22 +177,6 @@ def _live_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
 def live_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float]) -> str:
     """Frozen against live twin per turbine, with the pooled scores as the last row."""
     lo, hi = COVERAGE_TARGET
-    groups = (
-        "RMSE [kW]",
-        "CRPS [kW]",
-        "90 % interval coverage",
-        "lowest 90 % coverage of a wind-speed bin",
-        "log-likelihood [nats]",
-    )
-    head = (
-        '<tr><th rowspan="2" scope="col">turbine</th><th rowspan="2" scope="col">readings</th>'
-        + "".join(f'<th colspan="2" scope="colgroup">{g}</th>' for g in groups)
-        + "</tr><tr>"
-        + '<th scope="col">frozen</th><th scope="col">live</th>' * len(groups)
-        + "</tr>"
-    )
-    body = "".join(f"<tr>{_live_row(t.asset_id, n_scored(t), t.metrics)}</tr>" for t in turbines)
-    foot = f"<tr>{_live_row('all turbines', overall['n'], overall)}</tr>"
     caption = (
         "The frozen twin predicts every held-out reading as it stood at the end of "
         "training; the live twin predicts each week from everything before it, then "
@@ -184,9 +185,15 @@ def live_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float]) 
         "coverage of a 1 m/s wind-speed bin (3–15 m/s) is marked where it falls below "
         f"{BIN_COVERAGE_TARGET[0]:.2f}; it is per turbine, so the pooled row has none."
     )
-    return (
-        f'<div class="scroll"><table id="live-table"><caption>{caption}</caption>'
-        f"<thead>{head}</thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table></div>"
+    groups = (
+        "RMSE [kW]",
+        "CRPS [kW]",
+        "90 % interval coverage",
+        "lowest 90 % coverage of a wind-speed bin",
+        "log-likelihood [nats]",
+    )
+    return _paired_table(
+        "live-table", caption, groups, ("frozen", "live"), _live_row, turbines, overall
     )
 
 
