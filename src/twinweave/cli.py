@@ -57,6 +57,7 @@ from twinweave.domains.wind import (
 )
 from twinweave.models import BayesianBasisRegression
 from twinweave.provenance import Recorder
+from twinweave.report import utc_time_text
 
 app = typer.Typer(
     help="Digital twins of assets from their sensor data, with calibrated uncertainty.",
@@ -169,6 +170,8 @@ class _UtcTime(_TimeType):
 
 #: The type of every time option.
 UTC_TIME = _UtcTime()
+#: How every time option's help says what it takes.
+_ZONE = "(ISO 8601; UTC unless it carries Z or an offset)"
 
 StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.")]
 TwinOption = Annotated[str, typer.Option("--twin", help="Twin id (the asset's name).")]
@@ -421,7 +424,7 @@ def fit(
         typer.Option(
             "--train-until",
             click_type=UTC_TIME,
-            help="Fit on readings before this time (UTC unless it carries Z or an offset).",
+            help=f"Fit on readings before this time {_ZONE}.",
         ),
     ],
     mapping: MappingOption = None,
@@ -748,11 +751,11 @@ def whatif(
     ] = None,
     start: Annotated[
         datetime | None,
-        typer.Option(click_type=UTC_TIME, help="Period start (UTC) from the store."),
+        typer.Option(click_type=UTC_TIME, help=f"Period start from the store {_ZONE}."),
     ] = None,
     end: Annotated[
         datetime | None,
-        typer.Option(click_type=UTC_TIME, help="Period end (UTC) from the store."),
+        typer.Option(click_type=UTC_TIME, help=f"Period end from the store {_ZONE}."),
     ] = None,
     input: Annotated[
         Path | None, typer.Option("--input", help="Hypothetical inputs instead of stored ones.")
@@ -1100,7 +1103,7 @@ def demo(
 SinceOption = Annotated[
     datetime,
     typer.Option(
-        "--since", click_type=UTC_TIME, help="Start (UTC) of the period to monitor or score."
+        "--since", click_type=UTC_TIME, help=f"Start of the period to monitor or score {_ZONE}."
     ),
 ]
 
@@ -1208,7 +1211,7 @@ def monitor(
     since: SinceOption,
     calibration_days: CalibrationDaysOption = CALIBRATION_DAYS,
     until: Annotated[
-        datetime | None, typer.Option(click_type=UTC_TIME, help="End (UTC), exclusive.")
+        datetime | None, typer.Option(click_type=UTC_TIME, help=f"End, exclusive {_ZONE}.")
     ] = None,
     output: Annotated[
         Path | None, typer.Option(help="CSV or Parquet file of per-reading scores.")
@@ -1306,23 +1309,18 @@ def monitor(
     console.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
 
 
-def _when(time: pd.Timestamp) -> str:
-    """A UTC time as short as it can be said: the day alone at midnight."""
-    return f"{time:%Y-%m-%d}" if time == time.normalize() else f"{time:%Y-%m-%d %H:%M} UTC"
-
-
 def _monitored_window(
     results: Mapping[str, MonitorResult], start: pd.Timestamp, stop: pd.Timestamp | None
 ) -> str:
     """The period the monitor watched, in words: to ``--until``, or without it to the
     last reading it scored."""
     if stop is not None:
-        return f"from {_when(start)} until {_when(stop)} (exclusive)"
+        return f"from {utc_time_text(start)} until {utc_time_text(stop)} (exclusive)"
     scored = [r.readings["time"].max() for r in results.values() if not r.readings.empty]
     if not scored:
-        return f"from {_when(start)}"
+        return f"from {utc_time_text(start)}"
     last = max(scored)
-    return f"from {_when(start)} to the last reading, {last:%Y-%m-%d %H:%M} UTC"
+    return f"from {utc_time_text(start)} to the last reading, {last:%Y-%m-%d %H:%M} UTC"
 
 
 def _trained_until(db: Store, twin_id: str) -> pd.Timestamp | None:

@@ -40,6 +40,7 @@ from twinweave.report import (
     MonitorWindow,
     TurbineResult,
     WhatIfSummary,
+    utc_time_text,
     write_demo_report,
 )
 
@@ -138,9 +139,9 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         twins = fit_fleet(store, recorder, specs, SPLIT)
         step(
             f"monitoring 2015 for persistent underperformance (fleet CUSUM) from "
-            f"{MONITOR_FROM:%Y-%m-%d}, the first Monday of 2015; its twins learn the readings "
-            f"before {MONITOR_LIVE_FROM:%Y-%m-%d} and its detectors calibrate on "
-            f"{MONITOR_LIVE_FROM:%Y-%m-%d} to {MONITOR_FROM:%Y-%m-%d}"
+            f"{utc_time_text(MONITOR_FROM)}, the first Monday of 2015; its twins learn the "
+            f"readings before {utc_time_text(MONITOR_LIVE_FROM)} and its detectors calibrate "
+            f"on {utc_time_text(MONITOR_LIVE_FROM)} to {utc_time_text(MONITOR_FROM)}"
         )
         monitored = monitor_fleet(
             store_observations(store, specs),
@@ -155,7 +156,7 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         )
         n_alarms = sum(len(result.alarms) for result in monitored.values())
         step(
-            f"monitored {window.monitored_from:%Y-%m-%d} to the last reading, "
+            f"monitored {utc_time_text(window.monitored_from)} to the last reading, "
             f"{window.monitored_until:%Y-%m-%d %H:%M} UTC: {n_alarms} "
             + ("alarm" if n_alarms == 1 else "alarms")
         )

@@ -139,6 +139,27 @@ def test_a_row_exported_twice_is_one_reading() -> None:
     assert reasons[5].startswith("2 readings of asset T1 at 2014-01-01 00:10:00+00:00")
 
 
+def test_copies_are_told_apart_by_position_whatever_the_frames_index() -> None:
+    # The same rows as above, under a shuffled index of other labels: only the readings
+    # that share an asset and time are compared, and found by position.
+    raw = frame(
+        [5.0, 5.1, 5.2, 5.0, 5.4, 5.2],
+        assets=["T1", "T2", "T1", "T1", "T2", "T1"],
+        minutes=[0, 0, 10, 0, 0, 10],
+        power=[math.nan, 10.0, 20.0, math.nan, 11.0, 21.0],
+    )
+    plain = DuplicateTimestamps()(raw)
+    shuffled = raw.set_axis([50, 10, 40, 20, 30, 0])
+    quarantine = DuplicateTimestamps()(shuffled)
+    assert sorted(quarantine["source_row"]) == [1, 2, 3, 4, 5]
+    pd.testing.assert_frame_equal(
+        quarantine.sort_values("source_row").reset_index(drop=True),
+        plain.sort_values("source_row").reset_index(drop=True),
+    )
+    observations, _ = clean(shuffled, [DuplicateTimestamps()])
+    assert observations["source_row"].tolist() == [0]
+
+
 def test_every_copy_of_a_duplicated_timestamp_is_quarantined() -> None:
     raw = frame(
         [5.0, 5.1, 5.2, 5.3, 5.4, 5.5],

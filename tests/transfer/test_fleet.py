@@ -346,16 +346,20 @@ def test_a_bool_is_not_taken_for_twin_1_or_0(method: Any) -> None:
         ):
             fit.predict(flag, data, emulator())
         # Nor by the fitted twins' mapping.
-        with pytest.raises(TypeError, match=r"key: expected a twin's identifier, got the bool"):
+        with pytest.raises(TypeError, match=r"twin: expected a twin's identifier, got the bool"):
             fit.twins[flag]
-        with pytest.raises(TypeError, match=r"key: expected a twin's identifier, got the bool"):
+        with pytest.raises(TypeError, match=r"twin: expected a twin's identifier, got the bool"):
             flag in fit.twins  # noqa: B015 (the lookup is what is tested)
     # A fleet whose identifiers are bools is asked with them.
     by_flag = method({False: stats[0], True: stats[1]}, prior())
     by_number = method({0: stats[0], 1: stats[1]}, prior())
     got = by_flag.predict(True, data, emulator())
     np.testing.assert_array_equal(got.mean, by_number.predict(1, data, emulator()).mean)
-    assert True in by_flag.twins and by_flag.twins[True] is by_flag.twins[True]
+    assert True in by_flag.twins
+    np.testing.assert_array_equal(by_flag.twins[True].mean, by_number.twins[1].mean)
+    # A kind is a string: a bool for one is named as a kind, not as a twin.
+    with pytest.raises(TypeError, match=r"kind: expected one of the fleet's kinds, got the bool"):
+        fit.predict(None, data, emulator(), kind=True)
 
 
 def test_a_fitted_fleet_cannot_be_changed_by_accident_and_still_pickles() -> None:

@@ -424,7 +424,7 @@ def test_a_gossip_fit_cannot_be_changed_by_accident_and_still_pickles() -> None:
             copied.twins[1] = copied.twins[0]  # type: ignore[index]
         with pytest.raises(TypeError):
             copied.populations[1] = copied.populations[0]  # type: ignore[index]
-        with pytest.raises(TypeError, match="key: expected a twin's identifier, got the bool"):
+        with pytest.raises(TypeError, match="twin: expected a twin's identifier, got the bool"):
             copied.populations[True]
         assert list(copied.twins) == list(copied.populations) == [0, 1, 2, 3]
         np.testing.assert_array_equal(copied.twins[1].mean, fit.twins[1].mean)

@@ -625,7 +625,10 @@ def _open_text(file: Path) -> IO[str] | None:
     if suffix == ".xz":
         return lzma.open(file, "rt", encoding="utf-8", newline="")
     if suffix == ".zst":
-        binary = zstandard.ZstdDecompressor().stream_reader(file.open("rb"), closefd=True)
+        # Every frame, as pandas reads them (older zstandard stopped after the first).
+        binary = zstandard.ZstdDecompressor().stream_reader(
+            file.open("rb"), closefd=True, read_across_frames=True
+        )
         return io.TextIOWrapper(binary, encoding="utf-8", newline="")
     if suffix in (".csv", ".txt"):
         return file.open(encoding="utf-8", newline="")

@@ -15,6 +15,7 @@ from twinweave.report._results import (
     MonitorWindow,
     TurbineResult,
     WhatIfSummary,
+    utc_time_text,
 )
 from twinweave.report._summary import pooled_scores
 from twinweave.report._writer import write_demo_report
@@ -27,5 +28,6 @@ __all__ = [
     "TurbineResult",
     "WhatIfSummary",
     "pooled_scores",
+    "utc_time_text",
     "write_demo_report",
 ]

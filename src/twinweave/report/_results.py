@@ -170,9 +170,11 @@ class WhatIfSummary:
             raise ValueError(f"level: expected a probability in (0, 1), got {self.level}")
 
 
-def _day(time: pd.Timestamp) -> str:
-    # Midnight is shown as the date alone, as the demo's constants are written.
-    return f"{time:%Y-%m-%d}" if time == time.normalize() else time.isoformat()
+def utc_time_text(time: pd.Timestamp) -> str:
+    """A UTC time as short as it can be said, the same in the terminal and on the page:
+    the day alone at midnight (``2015-01-05``), else ``2015-06-01 06:00 UTC``."""
+    time = time.tz_convert("UTC")
+    return f"{time:%Y-%m-%d}" if time == time.normalize() else f"{time:%Y-%m-%d %H:%M} UTC"
 
 
 @dataclass(frozen=True)
@@ -217,9 +219,10 @@ class MonitorWindow:
         """The window in one sentence, for the page."""
         return (
             f"Underperformance monitor: its twins learn the readings before "
-            f"{_day(self.calibrated_from)}, run live from then and calibrate the detectors "
-            f"up to {_day(self.monitored_from)}; readings are monitored from "
-            f"{_day(self.monitored_from)} to the last, {self.monitored_until:%Y-%m-%d %H:%M} UTC."
+            f"{utc_time_text(self.calibrated_from)}, run live from then and calibrate the "
+            f"detectors up to {utc_time_text(self.monitored_from)}; readings are monitored "
+            f"from {utc_time_text(self.monitored_from)} to the last, "
+            f"{self.monitored_until:%Y-%m-%d %H:%M} UTC."
         )
 
     def to_json(self) -> dict[str, str]:

@@ -160,8 +160,8 @@ def _turbine_section(
             "inside a detected underperformance alarm. The score flags single surprising "
             "readings; an alarm needs a shortfall that persists for days (a CUSUM of "
             "daily evidence), so a spike alone raises none and "
-            "a small steady loss can raise one on low scores. Readings below 2 °C (possible "
-            "icing) are not watched."
+            "a small steady loss can raise one on low scores. Readings below the monitor's "
+            "icing temperature (2 °C unless set otherwise) are not watched."
             if monitored
             else "."
         ),

@@ -79,7 +79,9 @@ class FleetPosterior:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "twins", ReadOnlyMapping(self.twins))
-        object.__setattr__(self, "new_twin", ReadOnlyMapping(self.new_twin))
+        object.__setattr__(
+            self, "new_twin", ReadOnlyMapping(self.new_twin, "kind", "one of the fleet's kinds")
+        )
 
     def predict(
         self,

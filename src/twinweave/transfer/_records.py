@@ -125,24 +125,33 @@ _V = TypeVar("_V")
 
 
 class ReadOnlyMapping(Mapping[_K, _V]):
-    """A fitted fleet's twins by identifier: cannot be changed through its interface and,
-    unlike :class:`types.MappingProxyType`, pickles and copies.
+    """A fitted fleet's mapping (twins by identifier, populations, kinds): cannot be
+    changed through its interface and, unlike :class:`types.MappingProxyType`, pickles
+    and copies.
 
     A bool is refused as a key unless one of the keys is that bool (:func:`refuse_bool`):
     a fleet keyed by integers would otherwise answer ``fleet.twins[True]`` with twin 1.
+    The refusal names the key as ``key_name``, expected to be ``expected``.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_expected", "_items", "_key_name")
 
-    def __init__(self, items: Mapping[_K, _V]) -> None:
+    def __init__(
+        self,
+        items: Mapping[_K, _V],
+        key_name: str = "twin",
+        expected: str = "a twin's identifier",
+    ) -> None:
         self._items = dict(items)
+        self._key_name = key_name
+        self._expected = expected
 
     def __getitem__(self, key: _K) -> _V:
-        refuse_bool(key, self._items, "key", "a twin's identifier")
+        refuse_bool(key, self._items, self._key_name, self._expected)
         return self._items[key]
 
     def __contains__(self, key: object) -> bool:
-        refuse_bool(key, self._items, "key", "a twin's identifier")
+        refuse_bool(key, self._items, self._key_name, self._expected)
         return key in self._items
 
     def __iter__(self) -> Iterator[_K]:
