@@ -398,6 +398,14 @@ def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) 
     no_samples = twinweave(*base, "--stop", "--samples", "0", ok=False)
     assert no_samples.returncode == 2 and "--samples" in no_samples.stderr
     assert "Traceback" not in no_samples.stderr
+    # A period without stored readings names the twin and where its readings are.
+    later = twinweave(*base, "--stop", "--start", "2017-01-01", "--end", "2017-02-01", ok=False)
+    assert_user_error(
+        later,
+        "twin 'R80711': no stored readings from 2017-01-01 until 2017-02-01; its readings "
+        "run from 2014-01-",
+        " to 2015-12-31 ",
+    )
 
 
 def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path: Path) -> None:

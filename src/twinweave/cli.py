@@ -802,7 +802,20 @@ def whatif(
         else:
             frame = db.observations(twin, start=period_start, end=period_end)
         if frame.empty:
-            raise _fail("no inputs in the chosen period")
+            # Only stored readings can be empty here (an input file needs a row); say
+            # where the twin's readings are, so the next try lands in them.
+            stored = db.observations(twin)["time"]
+            asked = (
+                f"from {'the first' if period_start is None else utc_time_text(period_start)} "
+                f"until {'the last' if period_end is None else utc_time_text(period_end)}"
+            )
+            held = (
+                f"its readings run from {utc_time_text(stored.min())} to "
+                f"{utc_time_text(stored.max())}"
+                if len(stored)
+                else "the store holds no readings of it"
+            )
+            raise _fail(f"twin {twin!r}: no stored readings {asked}; {held}")
         if input is None and (start is None or end is None):
             times = frame["time"]
             console.print(
