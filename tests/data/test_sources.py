@@ -345,8 +345,13 @@ def test_local_time_in_the_skipped_hour_is_an_error(tmp_path: Path) -> None:
     spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
     with pytest.raises(DataError) as caught:
         read_source(path, spec)
-    assert_names_everything(caught.value, path, "time_utc", 1, "2014-03-30 02:00:00", 3)
+    # The cell as the file writes it, not as parsed (2014-03-30 02:00:00).
+    assert_names_everything(caught.value, path, "time_utc", 1, "2014-03-30 02:00", 3)
     assert "Europe/Paris" in caught.value.expected
+    day_first = write(tmp_path, "day_first.csv", text.replace("2014-03-30", "30/03/2014"))
+    with pytest.raises(DataError) as caught:
+        read_source(day_first, spec.model_copy(update={"time_format": "%d/%m/%Y %H:%M"}))
+    assert_names_everything(caught.value, day_first, "time_utc", 1, "30/03/2014 02:00", 3)
 
 
 def test_all_missing_column_is_an_error(tmp_path: Path) -> None:

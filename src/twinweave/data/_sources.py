@@ -749,7 +749,7 @@ def _times(
                 "(for example 'UTC' or 'Europe/Paris')",
             )
         _require_times(values.isna().to_numpy(), values, column, name)
-        times = _localise(values, asset, spec.time_zone, column, name)
+        times = _localise(values, values, asset, spec.time_zone, column, name)
     else:
         times = _parse_text_times(values, asset, spec, name)
     converted: pd.Series[pd.Timestamp] = times.astype("datetime64[ns, UTC]")
@@ -784,7 +784,7 @@ def _parse_text_times(
     if aware:
         return parsed
     assert spec.time_zone is not None  # aware is False exactly when a zone is declared
-    return _localise(parsed, asset, spec.time_zone, column, name)
+    return _localise(parsed, values, asset, spec.time_zone, column, name)
 
 
 def _parse_iso_strictly(text: pd.Series[str], *, aware: bool) -> pd.Series[pd.Timestamp] | None:
@@ -862,9 +862,18 @@ def _parse_with_pandas(
 
 
 def _localise(
-    naive: pd.Series[pd.Timestamp], asset: pd.Series[str], zone: str, column: str, name: str
+    naive: pd.Series[pd.Timestamp],
+    written: pd.Series[Any],
+    asset: pd.Series[str],
+    zone: str,
+    column: str,
+    name: str,
 ) -> pd.Series[pd.Timestamp]:
-    """Naive local times in ``zone`` -> zone-aware times (see :class:`SourceSpec` notes)."""
+    """Naive local times in ``zone`` -> zone-aware times (see :class:`SourceSpec` notes).
+
+    ``written`` holds the cells as the file has them, which an error quotes (a user
+    searches the file for ``30/03/2014 02:30``, not for the parsed time).
+    """
     first = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
     unresolved = first.isna().to_numpy()
     if not unresolved.any():
@@ -880,7 +889,7 @@ def _localise(
             path=name,
             column=column,
             row=row,
-            value=str(naive.iloc[row]),
+            value=_cell(written, row),
             expected=f"a local time that exists in {zone} (a time in the skipped hour "
             "usually means the file is not in that zone, or carries offsets)",
         )
