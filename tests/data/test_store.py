@@ -146,12 +146,22 @@ def quarantined_readings(store: Store, info: SourceInfo) -> int:
 # -- observations --------------------------------------------------------------------------
 def test_ingest_round_trips_raw_observations_and_quarantine(tmp_path: Path) -> None:
     raw, observations, quarantine = scada(300)
+    # A reading that fails two checks: two quarantine entries, one reading.
+    quarantine = pd.concat(
+        [quarantine, quarantine.iloc[[0]].assign(check="a_second_check")], ignore_index=True
+    )
     info = source(tmp_path, "a.csv", b"some bytes", len(raw))
     with Store(tmp_path / "s.duckdb") as store:
         summary = store.ingest(info, raw, observations, quarantine)
         assert store.asset_ids() == ["T1", "T2"]
         assert summary.n_raw == len(raw) and summary.n_observations == len(observations)
         assert summary.n_quarantine == len(quarantine) > 0
+        # The clean record counts the readings as well as the failed checks.
+        recorder = store.recorder()
+        clean = recorder.get(str(recorder.get(summary.quarantine_entity).generated_by))
+        assert clean is not None
+        n_readings = quarantine["source_row"].nunique()
+        assert clean.attributes["n_quarantined_readings"] == n_readings < len(quarantine)
         assert set(summary.new_variables) == {"wind_speed", "power", "temp_air", "wind_direction"}
         for asset in ("T1", "T2"):
             for stored, expected in (

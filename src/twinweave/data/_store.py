@@ -510,7 +510,10 @@ class Store:
             generated=["observations", "quarantine"],
             attributes={
                 "n_observations": len(observations),
+                # Entries (one per failed check) and the readings they are about: a
+                # reading can fail several checks.
                 "n_quarantine": len(quarantine),
+                "n_quarantined_readings": int(quarantine["source_row"].nunique()),
                 "n_skipped": n_skipped,
                 "n_duplicates_across_sources": len(conflicts),
                 "checks": checks,
