@@ -118,15 +118,19 @@ def test_range_check_is_inclusive_and_leaves_missing_values_alone() -> None:
         RangeCheck("temp_air", -40.0, 50.0)(raw)
 
 
-def test_a_row_exported_twice_is_one_reading() -> None:
-    # Rows 0 and 3 are the same reading (NaN power in both); rows 1 and 4 share T2's
-    # time with different values; row 2 and row 5 with the same wind but other power.
-    raw = frame(
+def exact_and_differing_copies() -> pd.DataFrame:
+    """Rows 0 and 3 are the same reading (NaN power in both); rows 1 and 4 share T2's
+    time with different values; row 2 and row 5 with the same wind but other power."""
+    return frame(
         [5.0, 5.1, 5.2, 5.0, 5.4, 5.2],
         assets=["T1", "T2", "T1", "T1", "T2", "T1"],
         minutes=[0, 0, 10, 0, 0, 10],
         power=[math.nan, 10.0, 20.0, math.nan, 11.0, 21.0],
     )
+
+
+def test_a_row_exported_twice_is_one_reading() -> None:
+    raw = exact_and_differing_copies()
     observations, quarantine = clean(raw, [DuplicateTimestamps()])
     # The first copy is kept; conflicting copies are all quarantined, as before.
     assert observations["source_row"].tolist() == [0]
@@ -140,14 +144,9 @@ def test_a_row_exported_twice_is_one_reading() -> None:
 
 
 def test_copies_are_told_apart_by_position_whatever_the_frames_index() -> None:
-    # The same rows as above, under a shuffled index of other labels: only the readings
-    # that share an asset and time are compared, and found by position.
-    raw = frame(
-        [5.0, 5.1, 5.2, 5.0, 5.4, 5.2],
-        assets=["T1", "T2", "T1", "T1", "T2", "T1"],
-        minutes=[0, 0, 10, 0, 0, 10],
-        power=[math.nan, 10.0, 20.0, math.nan, 11.0, 21.0],
-    )
+    # The same rows under a shuffled index of other labels: only the readings that
+    # share an asset and time are compared, and found by position.
+    raw = exact_and_differing_copies()
     plain = DuplicateTimestamps()(raw)
     shuffled = raw.set_axis([50, 10, 40, 20, 30, 0])
     quarantine = DuplicateTimestamps()(shuffled)
