@@ -28,8 +28,10 @@ def test_frozen_twins_lose_calibration_in_the_second_quarter_ahead() -> None:
     assert len(readings) == len(ahead)
     assert sorted(readings["month"].unique()) == list(range(7, 13))
     early = readings["month"] < 10
-    # One to three months ahead the twins are calibrated overall...
-    assert 0.87 <= readings.loc[early, "covered"].mean() <= 0.97
+    # One to three months ahead the twins cover a little more than the nominal 0.90 in
+    # every month at every turbine (0.925-0.952 measured; RESULTS.md: 0.93-0.95)...
+    monthly_coverage = readings[early].groupby(["asset_id", "month"])["covered"].mean()
+    assert monthly_coverage.between(0.92, 0.96).all(), monthly_coverage
     # ...four to six months ahead they are not, and their residuals are wider.
     assert readings.loc[~early, "covered"].mean() < 0.87
     monthly = drift.monthly_table(readings)

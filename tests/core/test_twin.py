@@ -14,6 +14,7 @@ from twinweave.core import (
     Telemetry,
     Twin,
     TwinSchema,
+    WhatIfResult,
     compare,
 )
 from twinweave.models import BayesianBasisRegression, SplineTerm
@@ -154,6 +155,30 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
         compare(twin, twin.branch(), week, [Total()], n_samples=0)
     with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\)"):
         compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)
+
+
+def test_a_what_if_table_reports_the_samples_own_quantiles_at_its_level() -> None:
+    """Each row's interval is the central ``level`` of its samples, and the difference
+    is taken path by path (common random numbers), not between the two intervals."""
+    rng = np.random.default_rng(14)
+    baseline = rng.normal(100.0, 10.0, (2_001, 2))
+    scenario = baseline - rng.uniform(0.0, 5.0, (2_001, 2))
+    result = WhatIfResult(("energy", "hours"), ("MWh", "h"), baseline, scenario, 0.8, "x")
+    frame = result.to_frame().set_index("metric")
+    for k, name in enumerate(("energy", "hours")):
+        for label, values in (
+            ("baseline", baseline[:, k]),
+            ("scenario", scenario[:, k]),
+            ("difference", scenario[:, k] - baseline[:, k]),
+        ):
+            ordered = np.sort(values)
+            # With 2,001 samples the 10 % and 90 % quantiles are order statistics.
+            assert frame.loc[name, f"{label}_lo"] == ordered[200]
+            assert frame.loc[name, f"{label}_hi"] == ordered[1_800]
+            assert frame.loc[name, f"{label}_mean"] == pytest.approx(values.mean())
+        # Path by path the difference lies in [-5, 0]; between intervals it would not.
+        assert -5.0 <= frame.loc[name, "difference_lo"] < frame.loc[name, "difference_hi"] <= 0
+    assert list(frame["units"]) == ["MWh", "h"]
 
 
 def test_a_fit_record_counts_the_readings_and_the_weight_held() -> None:

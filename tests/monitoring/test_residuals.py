@@ -210,12 +210,17 @@ def test_hurdle_anomaly_scores_are_calibrated(hurdle: CensoredNormal) -> None:
     y = hurdle.sample(1, seed=11)[0]
     score = anomaly_score(hurdle, y)
     inside = (y > 0.0) & (y < 2050.0)
-    n = int(inside.sum())
-    for level in (1.0, 2.0):
-        rate = float(np.mean(score[inside] >= level))
-        # Between the bounds a two-sided tail of 10^-s has probability 10^-s at most
-        # (less where a bound's mass sits in the tail).
-        assert rate <= 10.0**-level + 4 * np.sqrt(10.0**-level / n), (level, rate)
+    for level in (0.5, 1.0):
+        # Between the bounds the CDF runs from the mass at 0 to 1 less the mass at
+        # rated, so a reading there falls in the lower tail of 10^-s / 2 with
+        # probability max(0, 10^-s / 2 - mass at 0), and likewise in the upper one.
+        half = 10.0**-level / 2
+        chance = np.maximum(0.0, half - hurdle.mass_at_lower) + np.maximum(
+            0.0, half - hurdle.mass_at_upper
+        )
+        count = int(np.sum(inside & (score >= level)))
+        tolerance = 4 * np.sqrt(np.sum(chance * (1 - chance)))
+        assert abs(count - chance.sum()) < tolerance, (level, count, chance.sum())
     assert np.all(
         score[y == 0.0]
         == pytest.approx(-np.log10(np.minimum(1.0, 2 * hurdle.mass_at_lower[y == 0.0])))

@@ -111,8 +111,12 @@ def test_without_a_loss_there_is_no_alarm_and_residuals_are_standard(
         assert not result.readings["alarm"].any()
         residual = result.readings["residual"]
         # Week-ahead randomised-PIT residuals of a healthy turbine are standard normal.
-        assert abs(residual.mean()) < 0.15, (turbine, residual.mean())
-        assert 0.8 < residual.std() < 1.25, (turbine, residual.std())
+        # About 3,000 per turbine: a standard error of 0.018 for the mean and 0.013 for
+        # the spread were they independent; the twin's curve errors persist for hours,
+        # so the bands allow about four times that. Residuals scaled by 0.92 or 1.05
+        # (intervals 9 % too wide, 5 % too narrow) fail.
+        assert abs(residual.mean()) < 0.08, (turbine, residual.mean())
+        assert abs(residual.std() - 1.0) < 0.06, (turbine, residual.std())
 
 
 def test_monitor_fleet_runs_the_same_pipeline_in_one_call(
