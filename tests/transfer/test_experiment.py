@@ -74,6 +74,21 @@ def test_scores_refuse_observations_they_cannot_score() -> None:
         scores(predictive, [np.inf, 2.0, 3.0])
 
 
+def test_the_experiment_refuses_unknown_histories_and_turbines_before_fitting() -> None:
+    frame = pd.DataFrame(
+        {"asset_id": ["T1"], "time": [pd.Timestamp("2014-01-01", tz="UTC")], "power": [0.0]}
+    )
+    specs = {"T1": TurbineSpec("T1", 2050.0)}
+    with pytest.raises(
+        ValueError, match=r"histories: expected names among .*'1 week'.*, got '2 weeks'"
+    ):
+        new_turbine_experiment(frame, specs, histories=["1 day", "2 weeks"])
+    with pytest.raises(ValueError, match=r"new_turbines: expected names among \['T1'\], got 'T9'"):
+        new_turbine_experiment(frame, specs, new_turbines=["T9"])
+    with pytest.raises(TypeError, match="new_turbines: expected a list of names, got the string"):
+        new_turbine_experiment(frame, specs, new_turbines="T1")
+
+
 def _by(rows: list[TransferRow], asset: str, history: str, method: str) -> TransferRow:
     (row,) = [r for r in rows if (r.asset_id, r.history, r.method) == (asset, history, method)]
     return row

@@ -286,6 +286,42 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
     assert relative(result.population.covariance, uninterrupted.population.covariance) > 1e-6
 
 
+@pytest.mark.filterwarnings("ignore::twinweave.transfer.ConvergenceWarning")  # one round
+def test_twins_that_could_never_answer_are_refused_before_a_run(tmp_path: Path) -> None:
+    stats, prior, _ = make_fleet([1_000], seed=19)
+    x = np.random.default_rng(19).uniform(0.0, 1.0, 500)
+    other_basis = BayesianBasisRegression(
+        target="y", terms=(SplineTerm("x", 0.0, 1.0, 6),), noise_source="x", noise_edges=[0, 1]
+    ).update({"x": x, "y": np.sin(2.0 * x)})
+    path = save_statistics(stats["T0"], tmp_path / "T0.npz")
+    with LoopbackFederation(tmp_path / "federation") as federation:
+        superlink = federation.pids()
+        with pytest.raises(TypeError, match="expected twin identifiers as text, got 5"):
+            federation.add_twins({5: path})  # type: ignore[dict-item]
+        assert federation.pids() == superlink  # refused before a SuperNode started
+        federation.add_twins(
+            {
+                "T0": path,
+                "odd": save_statistics(
+                    TwinStatistics.from_emulator(other_basis), tmp_path / "odd.npz"
+                ),
+            }
+        )
+        # It would answer every round with an error and never be pooled.
+        with pytest.raises(ValueError, match=r"twin 'odd': expected 7 features .* got 9"):
+            federation.submit(prior, ["default"])
+        # A twin that fails in a round anyway (its file gone) is named, not only its
+        # node's number.
+        federation.kill_twin("odd")
+        federation.add_twin("T1", save_statistics(stats["T0"], tmp_path / "T1.npz"))
+        (tmp_path / "T1.npz").unlink()
+        settings = FlowerSettings(min_twins=2, n_rounds=1, tol=NEVER)
+        with pytest.warns(UserWarning, match=r"error \(\d+: .*twin 'T1': FileNotFoundError"):
+            result = federation.fit(prior, ["default"], settings, timeout=300)
+        assert result.twin_ids == ("T0",)
+    assert federation.pids() == []
+
+
 def test_a_failed_run_raises_and_leaves_no_process(tmp_path: Path) -> None:
     stats, prior, _ = make_fleet([1_000], seed=17)
     federation = LoopbackFederation(tmp_path / "federation")

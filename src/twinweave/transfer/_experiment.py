@@ -207,6 +207,17 @@ def _statistics(
     return TwinStatistics.from_emulator(fresh, readings=columns, periods=periods(columns["time"]))
 
 
+def _chosen(name: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    """``values`` as a list, each one of ``allowed``; a lone string is refused (it would
+    be read letter by letter)."""
+    if isinstance(values, str):
+        raise TypeError(f"{name}: expected a list of names, got the string {values!r}")
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"{name}: expected names among {list(allowed)}, got {unknown[0]!r}")
+    return list(values)
+
+
 def _window(year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
     return (
         pd.Timestamp(year=year, month=1, day=1, tz="UTC"),
@@ -267,6 +278,9 @@ def new_turbine_experiment(
         that population (``fit_central``'s ``start``).
     """
     assets = sorted(specs)
+    # Checked before the fits, which take minutes: a slip should not cost them.
+    histories = _chosen("histories", histories, list(HISTORIES))
+    new_turbines = None if new_turbines is None else _chosen("new_turbines", new_turbines, assets)
     train_start, train_end = training_window or _window(training_year)
     eval_start, eval_end = evaluation_window or _window(evaluation_year)
     emulators: dict[str, BayesianBasisRegression] = {}

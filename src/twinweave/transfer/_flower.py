@@ -61,6 +61,7 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_count,
+    check_fleet,
     check_positive,
 )
 
@@ -616,8 +617,8 @@ class LoopbackFederation:
         self.token = uuid.uuid4().hex
         self._superlink: _Process | None = None
         self._supernodes: dict[str, _Process] = {}
-        # Each twin's kind, read from its statistics when it was added.
-        self._kinds: dict[str, str] = {}
+        # Each twin's statistics, read when it was added, to refuse a run they do not fit.
+        self._statistics: dict[str, TwinStatistics] = {}
         self._stopped: list[_Process] = []
         self._port: int | None = None
         self._n_runs = 0
@@ -754,9 +755,17 @@ class LoopbackFederation:
             Per twin, a directory where its ClientApp logs every message it receives and
             every reply it sends (:func:`read_message_log`); twins not named log nothing.
         """
+        if not isinstance(statistics, Mapping):
+            raise TypeError(
+                f"statistics: expected a mapping from twin identifier to statistics file, "
+                f"got {type(statistics).__name__}"
+            )
+        for twin_id in statistics:
+            if not isinstance(twin_id, str) or not twin_id:
+                raise TypeError(f"statistics: expected twin identifiers as text, got {twin_id!r}")
         # A twin whose file cannot be read would answer every round with an error and
         # never be pooled (a twin is expected once it has answered): refuse it here.
-        kinds = {twin_id: load_statistics(path).kind for twin_id, path in statistics.items()}
+        loaded = {twin_id: load_statistics(path) for twin_id, path in statistics.items()}
         self.start()
         message_logs = message_logs or {}
         started: list[tuple[_Process, int]] = []
@@ -795,7 +804,7 @@ class LoopbackFederation:
                 node_dir / "home",
             )
             self._supernodes[twin_id] = process
-            self._kinds[twin_id] = kinds[twin_id]
+            self._statistics[twin_id] = loaded[twin_id]
             started.append((process, port))
         for process, port in started:
             self._wait_listening(process, port)
@@ -856,11 +865,21 @@ class LoopbackFederation:
         # A twin of another kind would answer every round with an error, never be
         # pooled, and be dropped after max_missed_rounds with only a warning.
         for twin_id in self.twin_ids:
-            if self._kinds[twin_id] not in pooled:
+            kind = self._statistics[twin_id].kind
+            if kind not in pooled:
                 raise ValueError(
-                    f"twin {twin_id!r}: kind {self._kinds[twin_id]!r} is not one the run "
-                    f"pools {pooled}; list it in kinds"
+                    f"twin {twin_id!r}: kind {kind!r} is not one the run pools {pooled}; "
+                    "list it in kinds"
                 )
+        # Nor could a twin of another basis or other noise bins ever answer a round.
+        if self.twin_ids:
+            check_fleet(
+                [self._statistics[t] for t in self.twin_ids],
+                prior,
+                argument="twins",
+                names=[f"twin {t!r}" for t in self.twin_ids],
+                pooled=True,
+            )
         self.start()
         settings = settings or FlowerSettings()
         self._n_runs += 1

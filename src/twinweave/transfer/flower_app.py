@@ -191,6 +191,9 @@ def _serve(grid: Grid, settings: FlowerSettings, run_dir: Path) -> None:
         time.sleep(settings.poll_interval)
     timings: dict[int, float] = {}
     errors: dict[int, dict[str, str]] = {}
+    # The twins each SuperNode answered for: Flower knows nodes only by number, and a
+    # node that falls silent should be reported by the twin a user knows.
+    twins_at_node: dict[int, str] = {}
 
     def exchange(
         server_round: int, instructions: Mapping[str, FitIns]
@@ -228,6 +231,8 @@ def _serve(grid: Grid, settings: FlowerSettings, run_dir: Path) -> None:
                         result = fit_res_from_content(reply.content)
                     except (KeyError, TypeError, ValueError) as error:
                         reason = f"malformed reply: {error!r}"
+                if reason is not None and node in twins_at_node:
+                    reason = f"twin {twins_at_node[node]} (answered before): {reason}"
                 if reason is not None:
                     failures.append(str(node))
                     errors.setdefault(server_round, {})[str(node)] = reason
@@ -242,6 +247,7 @@ def _serve(grid: Grid, settings: FlowerSettings, run_dir: Path) -> None:
                         ",".join(result.twin_ids),
                         *_log_content(reply.content),
                     )
+                twins_at_node[node] = ", ".join(repr(t) for t in result.twin_ids)
                 results.append(result)
             if pending:
                 time.sleep(settings.poll_interval)
@@ -289,9 +295,13 @@ def fit(message: Message, context: Context) -> Message:
         The reply: the twin's :class:`~twinweave.transfer.LocalSummary` only.
     """
     twin_id = str(context.node_config["twin-id"])
-    statistics = load_statistics(Path(str(context.node_config["statistics"])))
-    instruction = fit_ins_from_content(message.content)
-    summary = local_step(statistics, instruction.population)
+    try:
+        statistics = load_statistics(Path(str(context.node_config["statistics"])))
+        instruction = fit_ins_from_content(message.content)
+        summary = local_step(statistics, instruction.population)
+    except Exception as error:
+        # Flower reports an error by node number only: say which twin it was.
+        raise RuntimeError(f"twin {twin_id!r}: {type(error).__name__}: {error}") from error
     content = fit_res_content(FitRes(instruction.server_round, (twin_id,), summary))
     log_dir = context.node_config.get("message-log")
     if log_dir:
