@@ -678,3 +678,13 @@ def test_spectral_gap_and_predicted_rounds_refuse_what_has_none() -> None:
     for eps in (0.0, 1.0, 2.0, -1.0, math.nan):
         with pytest.raises(ValueError, match=rf"eps: expected a factor in \(0, 1\), got {eps}"):
             predicted_rounds(0.1, eps)
+
+
+def test_a_twin_alone_gossips_with_lossy_links_too() -> None:
+    # With no link left there is no message to lose: the lossy round must still run.
+    alone = PushSum(nx.path_graph(1), loss=0.2, seed=0).start(np.array([[3.0]])).run()
+    assert alone.converged and alone.estimates.tolist() == [[3.0]]
+    pair = PushSum(nx.path_graph(2), loss=0.2, seed=0).start(np.array([[3.0], [5.0]]))
+    survivor = pair.step(3).crash([1]).run(tol=1e-12)
+    assert survivor.converged and survivor.nodes == (0,)
+    assert survivor.estimates.tolist() == [[3.0]]

@@ -888,7 +888,8 @@ class PushSum:
             accepted = delivered & (epoch[src] == new_epoch[dst])
         # Each twin keeps its share (a restarting twin its payload instead) and receives
         # the shares carried by accepted messages, and the mass waiting on their links.
-        entries = self._loop | accepted[self._arc_of]
+        # A twin alone (no arcs at all) has no arc for its loop to point at.
+        entries = self._loop | accepted[self._arc_of] if src.size else self._loop
         rows, columns = self._loop_dst[entries], self._loop_src[entries]
         data = share[columns]
         if reset.any():
