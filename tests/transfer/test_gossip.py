@@ -582,3 +582,109 @@ def test_gossip_refuses_what_cannot_mix() -> None:
     gossip.leave([0]).crash([1, 2])
     with pytest.raises(ValueError, match="no twin is present"):
         gossip.run()
+
+
+def test_push_sum_refuses_a_graph_of_several_parts_as_gossip_mean_does() -> None:
+    # Each part would settle on its own mean ([0.5, 0.5, 2.5, 2.5]) and call it converged.
+    two_parts = nx.Graph([(0, 1), (2, 3)])
+    message = r"graph: expected a connected peer graph .* got one of 2 parts"
+    with pytest.raises(ValueError, match=message):
+        PushSum(two_parts).start(np.arange(4.0).reshape(4, 1))
+    with pytest.raises(ValueError, match=message):
+        gossip_mean(np.arange(4.0).reshape(4, 1), two_parts)
+
+
+def test_a_split_after_a_crash_is_refused_until_a_twin_links_the_parts() -> None:
+    # Twin 2's crash leaves 0-1 and 3-4, which would settle on 0.5 and 3.5.
+    gossip = PushSum(nx.path_graph(5)).start(np.arange(5.0).reshape(5, 1)).crash([2])
+    with pytest.raises(ValueError, match=r"present twins are not connected .* 2 parts"):
+        gossip.run()
+    result = gossip.join(9, np.array([7.0]), [1, 3]).run(tol=1e-12)
+    assert result.converged
+    assert result.relative_error([3.0]) < 1e-9  # mean of 0, 1, 3, 4 and 7
+
+
+def test_a_directed_graph_or_something_else_is_not_taken_for_a_peer_graph() -> None:
+    # Links carry messages both ways: a DiGraph would be read as its undirected version.
+    directed = nx.DiGraph([(0, 1), (1, 2), (2, 3)])
+    emulators = synthetic_fleet(4, seed=1)
+    stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
+    prior = FleetPrior.from_emulator(emulators[0])
+    calls: list[Callable[[], object]] = [
+        lambda: PushSum(directed).start(np.ones((4, 1))),
+        lambda: gossip_mean(np.ones((4, 1)), directed),
+        lambda: spectral_gap(directed),
+        lambda: fit_gossip(stats, directed, prior),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="graph: expected an undirected peer graph, got a"):
+            call()
+    with pytest.raises(TypeError, match=r"graph: expected a peer graph .*, got FleetPrior"):
+        fit_gossip(stats, prior, nx.cycle_graph(4))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="prior: expected a FleetPrior, got NoneType"):
+        fit_gossip(stats, nx.cycle_graph(4), None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"graph: expected a peer graph .*, got list"):
+        spectral_gap([(0, 1), (1, 2)])  # type: ignore[arg-type]
+
+
+def test_gossip_settings_are_refused_with_their_name_and_value() -> None:
+    gossip = PushSum(nx.cycle_graph(4)).start(payloads(4))
+    refused: list[tuple[str, Callable[[], object]]] = [
+        (r"tol: expected a number > 0, got -1", lambda: gossip.run(tol=-1)),
+        (r"tol: expected a number > 0, got nan", lambda: gossip.run(tol=math.nan)),
+        (r"max_rounds: expected an integer >= 1, got -5", lambda: gossip.run(max_rounds=-5)),
+        (r"max_rounds: expected an integer >= 1, got 0", lambda: gossip.run(max_rounds=0)),
+        (r"patience: expected an integer >= 1, got 0", lambda: gossip.run(patience=0)),
+        (r"patience: expected an integer >= 1, got 2.5", lambda: gossip.run(patience=2.5)),  # type: ignore[arg-type]
+        (r"n_rounds: expected an integer >= 0, got -1", lambda: gossip.step(-1)),
+        (
+            r"loss: expected a probability in \[0, 1\), got '0.2'",
+            lambda: PushSum(nx.cycle_graph(4), loss="0.2").start(payloads(4)),  # type: ignore[arg-type]
+        ),
+        (
+            r"tol: expected a number > 0, got '1e-6'",
+            lambda: gossip_mean(payloads(4), nx.cycle_graph(4), tol="1e-6"),  # type: ignore[arg-type]
+        ),
+    ]
+    for message, call in refused:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert gossip.n_rounds_ == 0
+    emulators = synthetic_fleet(4, seed=1)
+    stats = {i: TwinStatistics.from_emulator(e) for i, e in enumerate(emulators)}
+    prior = FleetPrior.from_emulator(emulators[0])
+    ring = nx.cycle_graph(4)
+    for setting, value, message in [
+        ("max_gossip_rounds", 0, r"max_gossip_rounds: expected an integer >= 1, got 0"),
+        ("patience", 0, r"patience: expected an integer >= 1, got 0"),
+        ("loss", "0.2", r"loss: expected a probability in \[0, 1\), got '0.2'"),
+        ("loss", 1.0, r"loss: expected a probability in \[0, 1\), got 1.0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            fit_gossip(stats, ring, prior, **{setting: value})  # type: ignore[arg-type]
+
+
+def test_spectral_gap_and_predicted_rounds_refuse_what_has_none() -> None:
+    with pytest.raises(ValueError, match="graph: expected a peer graph of twins, got one without"):
+        spectral_gap(nx.Graph())
+    # A twin alone holds the average from the start: nothing is left to shrink.
+    assert spectral_gap(nx.path_graph(1)) == 1.0
+    assert predicted_rounds(0.0, 1e-6) == math.inf  # a disconnected graph's gap
+    for gap in (math.nan, -0.1, 1.5):
+        with pytest.raises(
+            ValueError, match=rf"gap: expected a spectral gap in \[0, 1\], got {gap}"
+        ):
+            predicted_rounds(gap, 1e-6)
+    for eps in (0.0, 1.0, 2.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match=rf"eps: expected a factor in \(0, 1\), got {eps}"):
+            predicted_rounds(0.1, eps)
+
+
+def test_a_twin_alone_gossips_with_lossy_links_too() -> None:
+    # With no link left there is no message to lose: the lossy round must still run.
+    alone = PushSum(nx.path_graph(1), loss=0.2, seed=0).start(np.array([[3.0]])).run()
+    assert alone.converged and alone.estimates.tolist() == [[3.0]]
+    pair = PushSum(nx.path_graph(2), loss=0.2, seed=0).start(np.array([[3.0], [5.0]]))
+    survivor = pair.step(3).crash([1]).run(tol=1e-12)
+    assert survivor.converged and survivor.nodes == (0,)
+    assert survivor.estimates.tolist() == [[3.0]]

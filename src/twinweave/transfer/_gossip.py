@@ -51,7 +51,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,7 +59,7 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.transfer._records import refuse_bool
+from twinweave.transfer._records import check_count, check_positive, refuse_bool
 
 __all__ = [
     "GossipMessages",
@@ -345,6 +345,67 @@ def _is_connected(graph: PeerGraph) -> bool:
     return _n_parts(graph) == 1
 
 
+def check_peer_graph(graph: object) -> None:
+    """Refuse what is not an undirected peer graph (a fleet's statistics or prior given
+    in its place, a list of edges, a directed graph).
+
+    Every link carries messages both ways (the round matrix is ``(I + A)(I + D)^-1``
+    with ``A`` symmetric), so a :class:`networkx.DiGraph` would silently be read as its
+    undirected version.
+    """
+    if not isinstance(graph, Iterable) or not hasattr(graph, "edges"):
+        raise TypeError(
+            "graph: expected a peer graph (a networkx.Graph, or twins by iteration and "
+            f"links in .edges), got {type(graph).__name__}"
+        )
+    is_directed = getattr(graph, "is_directed", None)
+    if callable(is_directed) and is_directed():
+        raise TypeError(
+            f"graph: expected an undirected peer graph, got a directed {type(graph).__name__}: "
+            "gossip sends on every link both ways; pass graph.to_undirected() if the "
+            "twins' links do carry messages both ways"
+        )
+
+
+def check_connected(graph: PeerGraph) -> None:
+    """Refuse a peer graph gossip cannot average over: not an undirected peer graph,
+    without twins, or of several parts (each part would settle on its own average and
+    call it converged)."""
+    check_peer_graph(graph)
+    n_parts = _n_parts(graph)
+    if n_parts == 0:
+        raise ValueError("graph: expected a peer graph of twins, got one without nodes")
+    if n_parts != 1:
+        raise ValueError(
+            "graph: expected a connected peer graph (every twin reachable from every other "
+            f"through links), got one of {n_parts} parts: twins in different parts "
+            "never mix"
+        )
+
+
+def _is_real(value: object) -> TypeGuard[float]:
+    """A real number, not a bool (nor a string, which compares only by error)."""
+    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+
+
+def check_loss(loss: object) -> None:
+    """Refuse a message-loss probability outside ``[0, 1)``: with every message lost
+    nothing mixes."""
+    if not _is_real(loss) or not 0.0 <= loss < 1.0:
+        raise ValueError(f"loss: expected a probability in [0, 1), got {loss!r}")
+
+
+def check_stopping(
+    tol: object, patience: object, max_rounds: object, names: tuple[str, str, str]
+) -> None:
+    """Refuse a gossip stopping test that could not stop as documented: ``tol`` not a
+    positive number, ``patience`` or ``max_rounds`` not a positive integer. ``names``
+    are the caller's names of the three settings."""
+    check_positive(tol, names[0])
+    check_count(patience, names[1])
+    check_count(max_rounds, names[2])
+
+
 def spectral_gap(graph: PeerGraph) -> float:
     """One minus the second-largest eigenvalue modulus of the gossip matrix.
 
@@ -362,7 +423,17 @@ def spectral_gap(graph: PeerGraph) -> float:
     Returns
     -------
     float
-        In ``[0, 1]``; zero for a disconnected graph.
+        In ``[0, 1]``; zero for a disconnected graph. One for a single twin: the gap
+        bounds how fast an estimate's error leaves the consensus, and a twin alone
+        holds the average from the start (``W = [1]``, nothing left once the consensus
+        is projected out).
+
+    Raises
+    ------
+    ValueError
+        For a graph without twins, which has no gossip matrix.
+    TypeError
+        For what is not an undirected peer graph.
 
     Examples
     --------
@@ -372,9 +443,12 @@ def spectral_gap(graph: PeerGraph) -> float:
     >>> round(spectral_gap(nx.cycle_graph(4)), 6)  # eigenvalues (1 + 2 cos(pi k / 2)) / 3
     0.666667
     """
+    check_peer_graph(graph)
     adjacency = _adjacency_matrix(_neighbours(graph))
     n = adjacency.shape[0]
-    if n < 2:
+    if n == 0:
+        raise ValueError("graph: expected a peer graph of twins, got one without nodes")
+    if n == 1:
         return 1.0
     if int(csgraph.connected_components(adjacency, directed=False)[0]) > 1:
         return 0.0
@@ -516,8 +590,8 @@ class PushSum:
     Parameters
     ----------
     graph
-        Undirected peer graph; twins are its nodes, links its edges. It is copied
-        on :meth:`start` and never modified.
+        Undirected, connected peer graph; twins are its nodes, links its edges. It is
+        copied on :meth:`start` and never modified.
     loss
         Probability ``[0, 1)`` that any one message is lost, independently
     seed
@@ -573,9 +647,17 @@ class PushSum:
         -------
         PushSum
             ``self``, ready to :meth:`step` or :meth:`run`.
+
+        Raises
+        ------
+        TypeError
+            If ``graph`` is not an undirected peer graph (a directed one included).
+        ValueError
+            If ``graph`` has no twins or several parts (each would settle on its own
+            average), or ``loss`` is not in ``[0, 1)``.
         """
-        if not 0.0 <= self.loss < 1.0:
-            raise ValueError(f"loss must be in [0, 1), got {self.loss}")
+        check_loss(self.loss)
+        check_connected(self.graph)
         if not hasattr(self, "_rng"):
             # Kept across starts: a fit that gossips every round draws fresh losses.
             self._rng = (
@@ -584,8 +666,6 @@ class PushSum:
                 else np.random.default_rng(self.seed)
             )
         nodes = list(self.graph)
-        if not nodes:
-            raise ValueError("the graph has no nodes")
         if isinstance(payloads, Mapping):
             missing = set(nodes) - set(payloads)
             extra = set(payloads) - set(nodes)
@@ -767,8 +847,9 @@ class PushSum:
 
     # -- rounds ------------------------------------------------------------------------------
     def step(self, n_rounds: int = 1) -> Self:
-        """Run ``n_rounds`` synchronous rounds."""
+        """Run ``n_rounds`` synchronous rounds (none for zero)."""
         self._require_started()
+        check_count(n_rounds, "n_rounds", minimum=0)
         self._advance(n_rounds, None)
         return self
 
@@ -807,7 +888,8 @@ class PushSum:
             accepted = delivered & (epoch[src] == new_epoch[dst])
         # Each twin keeps its share (a restarting twin its payload instead) and receives
         # the shares carried by accepted messages, and the mass waiting on their links.
-        entries = self._loop | accepted[self._arc_of]
+        # A twin alone (no arcs at all) has no arc for its loop to point at.
+        entries = self._loop | accepted[self._arc_of] if src.size else self._loop
         rows, columns = self._loop_dst[entries], self._loop_src[entries]
         data = share[columns]
         if reset.any():
@@ -922,13 +1004,20 @@ class PushSum:
         Returns
         -------
         GossipResult
+
+        Raises
+        ------
+        ValueError
+            If ``tol`` is not a number > 0 or ``patience`` or ``max_rounds`` not an
+            integer >= 1; if no twin is present, or departures and crashes have split
+            the present twins into parts that cannot mix.
         """
         self._require_started()
-        if patience < 1:
-            raise ValueError("patience must be at least 1")
+        check_stopping(tol, patience, max_rounds, ("tol", "patience", "max_rounds"))
         alive = self._alive
         if not alive.any():
             raise ValueError("no twin is present: every twin has left or crashed")
+        self._require_connected()
         movement = _Movement(self._blocks)
         since = np.full(int(alive.sum()), -1, dtype=np.int64)
         n_rounds = 0
@@ -1085,6 +1174,19 @@ class PushSum:
         self._pending_arcs = self._pending_arcs[~void]
         self._pending = [p[~void] for p in self._pending]
 
+    def _require_connected(self) -> None:
+        """Refuse to run once departures or crashes have split the present twins: each
+        part would settle on its own average and the run would call it converged."""
+        # Removed twins have no links left: each is a part of its own, not counted.
+        _, part = csgraph.connected_components(self._mixing, directed=False)
+        n_parts = np.unique(part[self._alive]).size
+        if n_parts > 1:
+            raise ValueError(
+                f"the present twins are not connected (the graph among them has {n_parts} "
+                "parts, after twins left or crashed): twins in different parts never mix; "
+                "join a twin that links the parts"
+            )
+
     def _present_slot(self, node: Hashable, name: str) -> int:
         refuse_bool(node, self._slot, name, "a present twin's label")
         slot = self._slot.get(node)
@@ -1142,15 +1244,8 @@ def gossip_mean(
     >>> result.relative_error(values.mean(axis=0)) < 1e-8
     True
     """
-    n_parts = _n_parts(graph)
-    if n_parts == 0:
-        raise ValueError("graph: expected a peer graph of twins, got one without nodes")
-    if n_parts != 1:
-        raise ValueError(
-            "graph: expected a connected peer graph (every twin reachable from every other "
-            f"through links), got one of {n_parts} parts: twins in different parts "
-            "never mix"
-        )
+    # Before any payload is read; the graph and loss are checked by PushSum.start.
+    check_stopping(tol, patience, max_rounds, ("tol", "patience", "max_rounds"))
     return (
         PushSum(graph, loss=loss, seed=seed)
         .start(payloads)
@@ -1162,7 +1257,24 @@ def predicted_rounds(gap: float, eps: float) -> float:
     """Rounds for an error to shrink by ``eps`` at rate ``1 - gap``.
 
     ``log(eps) / log(1 - gap)``: the theory behind :func:`spectral_gap`.
+
+    Parameters
+    ----------
+    gap
+        A spectral gap, in ``[0, 1]`` as :func:`spectral_gap` returns it; zero (a
+        disconnected graph) takes infinitely many rounds
+    eps
+        The factor, in ``(0, 1)``
+
+    Returns
+    -------
+    float
+        At least one round.
     """
+    if not _is_real(gap) or not 0.0 <= gap <= 1.0:
+        raise ValueError(f"gap: expected a spectral gap in [0, 1], got {gap!r}")
+    if not _is_real(eps) or not 0.0 < eps < 1.0:
+        raise ValueError(f"eps: expected a factor in (0, 1), got {eps!r}")
     if gap <= 0.0:
         return math.inf
     if gap >= 1.0:

@@ -33,6 +33,9 @@ from twinweave.transfer._gossip import (
     _is_connected,
     _n_parts,
     _neighbours,
+    check_loss,
+    check_peer_graph,
+    check_stopping,
 )
 from twinweave.transfer._hierarchy import (
     aggregate,
@@ -53,7 +56,6 @@ from twinweave.transfer._records import (
     TwinPosterior,
     TwinStatistics,
     check_fleet,
-    check_positive,
     check_readings,
     check_rounds,
     fleet_entries,
@@ -204,6 +206,13 @@ def fit_gossip(
 
     Raises
     ------
+    TypeError
+        If ``graph`` is not an undirected peer graph or ``prior`` not a
+        :class:`~twinweave.transfer.FleetPrior` (arguments in another order, say).
+    ValueError
+        If a setting is out of its range: ``loss`` in ``[0, 1)``, ``tol`` and
+        ``gossip_tol`` > 0, ``n_rounds``, ``patience`` and ``max_gossip_rounds`` integers
+        >= 1.
     RuntimeError
         When a round's gossip stopped at ``max_gossip_rounds`` so far from settled that a
         twin's estimate of the fleet's sums cannot be aggregated.
@@ -238,6 +247,9 @@ def fit_gossip(
     True
     """
     twins, labels = fleet_entries(stats)
+    check_peer_graph(graph)
+    if not isinstance(prior, FleetPrior):
+        raise TypeError(f"prior: expected a FleetPrior, got {type(prior).__name__}")
     # Looked up by the graph's nodes.
     by_node: dict[Hashable, TwinStatistics] = dict(stats.items())
     nodes = list(graph)
@@ -251,7 +263,10 @@ def fit_gossip(
     check_fleet(twins, prior, names=labels, pooled=True)
     check_readings(twins)
     check_rounds(n_rounds, tol)
-    check_positive(gossip_tol, "gossip_tol")
+    check_loss(loss)
+    check_stopping(
+        gossip_tol, patience, max_gossip_rounds, ("gossip_tol", "patience", "max_gossip_rounds")
+    )
     if available is not None and not callable(available):
         raise TypeError(
             "available: expected a function from round number to the twins present in "
