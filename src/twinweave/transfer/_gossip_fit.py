@@ -53,9 +53,10 @@ from twinweave.transfer._records import (
     TwinPosterior,
     TwinStatistics,
     check_fleet,
-    check_positive,
+    check_number,
     check_readings,
     check_rounds,
+    check_type,
     fleet_entries,
     warn_not_converged,
 )
@@ -248,10 +249,11 @@ def fit_gossip(
             "stats: expected one entry per node of the graph; nodes without statistics: "
             f"{without_stats}, statistics of no node: {off_graph}"
         )
+    check_type(prior, FleetPrior, "prior")
     check_fleet(twins, prior, names=labels, pooled=True)
     check_readings(twins)
     check_rounds(n_rounds, tol)
-    check_positive(gossip_tol, "gossip_tol")
+    check_number(gossip_tol, "gossip_tol")
     if available is not None and not callable(available):
         raise TypeError(
             "available: expected a function from round number to the twins present in "
