@@ -6,6 +6,7 @@ numpy error, a hang to the round limit, or a silently smaller fleet.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ from twinweave.transfer import (
     FlowerSettings,
     LoopbackFederation,
     TwinStatistics,
+    aggregate,
     calendar_months,
     calendar_weeks,
     complete_pooling,
@@ -33,7 +35,9 @@ from twinweave.transfer import (
     load_statistics,
     local_step,
     no_pooling,
+    population_twins,
     save_statistics,
+    twin_posterior,
 )
 
 
@@ -138,6 +142,8 @@ def test_a_fleet_without_readings_is_refused(prior: FleetPrior) -> None:
         ({"tol": float("nan")}, r"tol: expected a number > 0, got nan"),
         ({"tol": "1e-3"}, r"tol: expected a number > 0, got '1e-3'"),
         ({"tol": None}, r"tol: expected a number > 0, got None"),
+        # With an infinite tolerance the rounds stopped after two, reporting convergence.
+        ({"tol": float("inf")}, r"tol: expected a finite number > 0, got inf"),
     ],
 )
 def test_round_settings_are_checked_alike(
@@ -525,3 +531,171 @@ def test_available_is_a_function_of_the_round(
         fit_gossip(fleet, graph, prior, available=lambda _: [])
     with pytest.raises(ValueError, match=r"round 1: the present twins are not connected .* 2 par"):
         fit_gossip(fleet, graph, prior, available=lambda _: ["T0", "T2"])
+
+
+def test_a_fleet_prediction_checks_its_inputs_as_the_emulator_does(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    # A fleet's prediction used to read the design's features unchecked: a NaN speed gave
+    # a NaN mean where the twin's own emulator refuses it.
+    design = twin(1.0)
+    bad = {"x": np.array([0.5, np.nan, 0.2])}
+    with pytest.raises(
+        ValueError, match=r"x: 1 of 3 values missing or not finite, first at row 1"
+    ) as single:
+        design.predict(bad)
+    refused = str(single.value)
+    fits = (fit_central(fleet, prior), no_pooling(fleet, prior), complete_pooling(fleet, prior))
+    for fit in fits:
+        for twin_id in ("T0", None):
+            with pytest.raises(ValueError) as error:
+                fit.predict(twin_id, bad, design)
+            assert str(error.value) == refused
+    # Beyond the basis's range neither refuses: one behaviour.
+    far = {"x": np.array([-3.0, 5.0])}
+    assert np.isfinite(design.predict(far).mean).all()
+    assert np.isfinite(fits[0].predict("T0", far, design).mean).all()
+
+
+def test_arguments_of_the_wrong_type_are_named(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior, tmp_path: Path
+) -> None:
+    # Each used to fail inside on an attribute ('NoneType' object has no attribute ...).
+    population = initial_population(prior, ["default"])
+    one = fleet["T0"]
+    graph = nx.relabel_nodes(nx.cycle_graph(4), lambda k: f"T{k}")
+    fitted = fit_central(fleet, prior)
+    not_a_prior = "prior: expected a FleetPrior, got None"
+    not_a_population = "population: expected a Population, got None"
+    cases: list[tuple[object, str]] = [
+        (lambda: fit_central(fleet, None), not_a_prior),
+        (lambda: fit_central(fleet, "prior"), "prior: expected a FleetPrior, got 'prior'"),
+        (lambda: no_pooling(fleet, None), not_a_prior),
+        (lambda: complete_pooling(fleet, None), not_a_prior),
+        (lambda: fit_gossip(fleet, graph, None), not_a_prior),
+        (lambda: FleetPooling(None, ["default"]), not_a_prior),
+        (lambda: initial_population(None, ["default"]), not_a_prior),
+        (lambda: fit_federated(None, fleet), "strategy: expected a strategy such as FleetPooling"),
+        (lambda: twin_posterior(one, None), not_a_population),
+        (lambda: local_step(one, None), not_a_population),
+        (lambda: local_step(None, population), "stats: expected a TwinStatistics, got None"),
+        (lambda: population_twins(None), not_a_population),
+        (lambda: aggregate(local_step(one, population), None), not_a_population),
+        (
+            lambda: save_statistics({}, tmp_path / "s.npz"),
+            "statistics: expected a TwinStatistics, got dict",
+        ),
+        (
+            lambda: TwinStatistics.from_emulator("e"),
+            "emulator: expected a BayesianBasisRegression, got 'e'",
+        ),
+        (
+            lambda: FleetPrior.from_emulator(None),
+            "emulator: expected a BayesianBasisRegression, got None",
+        ),
+        (
+            lambda: fitted.predict("T0", {"x": [0.5]}, "design"),
+            r"design: expected the twins' emulator \(a Design\), got 'design'",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(TypeError, match=message):
+            call()  # type: ignore[operator]
+    assert not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("mean_prior_weight", "a", r"mean_prior_weight: expected a number > 0, got 'a'"),
+        ("scale_prior_count", float("inf"), r"scale_prior_count: expected a finite number > 0"),
+        ("noise_prior_count", None, r"noise_prior_count: expected a number >= 0, got None"),
+        ("own_noise_count", float("inf"), r"own_noise_count: expected a finite number >= 0"),
+        ("n_noise_iterations", 2.5, r"n_noise_iterations: expected an integer >= 1, got 2.5"),
+        ("n_noise_iterations", 0, r"n_noise_iterations: expected an integer >= 1, got 0"),
+        ("noise_tol", float("inf"), r"noise_tol: expected a finite number > 0, got inf"),
+        ("blocks", (3.5, 3.5), r"blocks: expected an integer >= 1, got 3.5"),
+    ],
+)
+def test_prior_settings_are_checked_when_the_prior_is_built(
+    prior: FleetPrior, setting: str, value: object, message: str
+) -> None:
+    # Each used to be accepted (2.5 iterations failed in a fit, 3.5 was read as 3) or to
+    # raise a bare TypeError from a comparison.
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(prior, **{setting: value})
+
+
+def test_a_negative_smoothness_is_refused_before_a_fit() -> None:
+    # It made the deviations' structure indefinite: a LinAlgError in the fit.
+    with pytest.raises(ValueError, match=r"smoothness: expected a number >= 0, got -1.0"):
+        FleetPrior.from_emulator(emulator(), smoothness=-1.0)
+    assert FleetPrior.from_emulator(emulator(), smoothness=0.0).n_features == 7
+
+
+def test_statistics_errors_name_the_field_the_place_and_the_value(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    good = fleet["T0"]
+    moment = good.moment.copy()
+    moment[1, 3] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=r"moment: expected finite values, got 1 not finite \(first at index \[1, 3\]: nan\)",
+    ):
+        TwinStatistics(good.gram, moment, good.sum_sq, good.count)
+    count = good.count.copy()
+    count[1] = -2.0
+    with pytest.raises(
+        ValueError,
+        match=r"count: expected non-negative values \(one per bin\), got 1 negative "
+        r"\(first at index \[1\]: -2\)",
+    ):
+        TwinStatistics(good.gram, good.moment, good.sum_sq, count)
+    with pytest.raises(ValueError, match=r"sum_sq: expected non-negative .* \[0\]: -1\)"):
+        TwinStatistics(good.gram, good.moment, np.array([-1.0, 1.0]), good.count)
+    with pytest.raises(ValueError, match=r"gram: expected a 3-d array of numbers, got 'abc'"):
+        TwinStatistics("abc", good.moment, good.sum_sq, good.count)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"period_count: expected its sum .* got 1 and count \d+ in bin 0"
+    ):
+        TwinStatistics(
+            good.gram,
+            good.moment,
+            good.sum_sq,
+            good.count,
+            period_count=np.array([[1.0, good.count[1]]]),
+            period_sum=np.zeros((1, 2)),
+            period_features=np.zeros((1, 2, 7)),
+        )
+    summary = local_step(good, initial_population(prior, ["default"]))
+    with pytest.raises(ValueError, match=r"factor: expected a number >= 0, got -1.0"):
+        summary.scaled(-1.0)
+    with pytest.raises(ValueError, match=r"gossip_tol: expected a finite number > 0, got inf"):
+        fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), prior, gossip_tol=np.inf)
+
+
+def test_period_readings_must_be_those_the_emulator_assimilated() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.0, 1.0, 50)
+    y = x + rng.normal(0.0, 0.1, 50)
+    model = emulator().update({"x": x, "y": y})
+    weeks = np.arange(50) // 10
+    held = float(np.sum(y**2))
+    # Other values, same count: accepted silently before, beside the emulator's sums.
+    with pytest.raises(
+        ValueError,
+        match=rf"readings: expected the readings the emulator assimilated, got 50 readings "
+        rf"with a sum of squared y of [\d.]+ where the emulator holds 50 and {held:.6g} "
+        r"\(first difference in noise bin \d",
+    ):
+        TwinStatistics.from_emulator(model, readings={"x": x, "y": y + 1.0}, periods=weeks)
+    # One reading more: refused before as a mismatch of period_count.
+    more = {"x": np.append(x, 0.5), "y": np.append(y, 0.5)}
+    with pytest.raises(ValueError, match=r"readings: expected .* got 51 readings"):
+        TwinStatistics.from_emulator(model, readings=more, periods=np.append(weeks, 9))
+    # The same readings in another order are the emulator's.
+    stats = TwinStatistics.from_emulator(
+        model, readings={"x": x[::-1], "y": y[::-1]}, periods=weeks[::-1]
+    )
+    assert stats.period_count is not None and stats.period_count.sum() == 50

@@ -621,7 +621,7 @@ def test_a_directed_graph_or_something_else_is_not_taken_for_a_peer_graph() -> N
             call()
     with pytest.raises(TypeError, match=r"graph: expected a peer graph .*, got FleetPrior"):
         fit_gossip(stats, prior, nx.cycle_graph(4))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="prior: expected a FleetPrior, got NoneType"):
+    with pytest.raises(TypeError, match="prior: expected a FleetPrior, got None"):
         fit_gossip(stats, nx.cycle_graph(4), None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"graph: expected a peer graph .*, got list"):
         spectral_gap([(0, 1), (1, 2)])  # type: ignore[arg-type]

@@ -648,6 +648,28 @@ class BayesianBasisRegression:
         index = np.searchsorted(self.noise_edges, x, side="right") - 1
         return np.minimum(np.maximum(index, 0), self.n_bins - 1).astype(np.intp, copy=False)
 
+    def check_prediction_inputs(self, inputs: Columns) -> None:
+        """Refuse ``inputs`` that :meth:`predict` refuses, without predicting: a fleet's
+        predictions from this emulator's basis (:mod:`twinweave.transfer`) check their
+        inputs with it.
+
+        Raises
+        ------
+        ValueError
+            If a column read has neither one value per row nor one for all, or the
+            ``noise_source`` is missing or not finite in some row (naming the input, how
+            many rows, the first and its value).
+        """
+        self._prediction_rows(inputs)
+
+    def _prediction_rows(self, inputs: Columns) -> tuple[EvaluatedInputs, int]:
+        """``inputs`` evaluated and their number of rows, checked for a prediction."""
+        data = EvaluatedInputs(inputs)
+        n_rows = self._n_rows(data)
+        self._check_lengths(inputs, n_rows)
+        self._check_noise_source(data, n_rows)
+        return data, n_rows
+
     def _check_noise_source(self, data: Columns, n_rows: int) -> None:
         """A prediction needs the noise source in every row (it picks the noise)."""
         source = read_input(data, self.noise_source)
@@ -1010,12 +1032,9 @@ class BayesianBasisRegression:
         summed over its spline, give the modulator's.
         """
         mean, inv_chol, noise_var = self._posterior_parts()
-        data = EvaluatedInputs(inputs)
-        n_rows = self._n_rows(data)
-        self._check_lengths(inputs, n_rows)
+        data, n_rows = self._prediction_rows(inputs)
         starts, values = self._windows.evaluate(data, n_rows)
         bins = self.noise_bin(data, n_rows)
-        self._check_noise_source(data, n_rows)
         spread = self._marginalise(data, n_rows, starts, values, mean)
         # The latent mean and the variance of ``features @ w``, from each row's few
         # nonzero features; the shared factor ``features @ inv_chol.T`` (n x p) is built

@@ -46,7 +46,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from twinweave.transfer._hierarchy import (
     _Batches,
@@ -68,6 +68,7 @@ from twinweave.transfer._records import (
     check_kinds,
     check_readings,
     check_rounds,
+    check_type,
     fleet_entries,
     sum_summaries,
     warn_not_converged,
@@ -199,6 +200,7 @@ class FederatedResult:
         return len(self.rounds)
 
 
+@runtime_checkable
 class FitStrategy(Protocol):
     """What :func:`run_rounds` drives: Flower's configure / aggregate pair, per round.
 
@@ -268,6 +270,7 @@ class FleetPooling:
         max_missed_rounds: int = 3,
         start: Population | None = None,
     ) -> None:
+        check_type(prior, FleetPrior, "prior")
         self.kinds = check_kinds(kinds)
         check_round_settings(n_rounds, tol, max_missed_rounds)
         self.prior = prior
@@ -488,6 +491,7 @@ def fit_federated(
     >>> bool(np.allclose(result.population.mean, central.population.mean, rtol=1e-12))
     True
     """
+    check_type(strategy, FitStrategy, "strategy", "a strategy such as FleetPooling (a FitStrategy)")
     twins, labels = fleet_entries(statistics, "statistics")
     everyone = list(statistics)
     try:

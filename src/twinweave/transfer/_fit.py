@@ -38,6 +38,7 @@ from twinweave.transfer._records import (
     check_fleet,
     check_readings,
     check_rounds,
+    check_type,
     fleet_entries,
     refuse_bool,
     sum_summaries,
@@ -159,6 +160,7 @@ def _keyed(
 
 def population_twins(population: Population) -> dict[str, TwinPosterior]:
     """What a new twin of each kind, with no data, starts from: its kind's population."""
+    check_type(population, Population, "population")
     if population.noise_var is None:
         raise ValueError("population: expected one with noise variances (after a round)")
     return {
@@ -232,6 +234,7 @@ def fit_central(
     True
     """
     fleet, labels = _fleet(stats)
+    check_type(prior, FleetPrior, "prior")
     check_fleet(fleet, prior, pooled=True, names=labels)
     check_rounds(n_rounds, tol)
     check_readings(fleet)
@@ -285,6 +288,7 @@ def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> Fle
     without readings). ``stats`` as in :func:`fit_central`.
     """
     fleet, labels = _fleet(stats)
+    check_type(prior, FleetPrior, "prior")
     check_fleet(fleet, prior, names=labels)
     empty = TwinPosterior(
         "",
@@ -305,6 +309,7 @@ def complete_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) 
     """One curve for the whole fleet, fitted to the sum of every twin's statistics; a
     new twin gets the same curve. ``stats`` as in :func:`fit_central`."""
     fleet, labels = _fleet(stats)
+    check_type(prior, FleetPrior, "prior")
     check_fleet(fleet, prior, names=labels)
     pooled = TwinStatistics.pooled(fleet)
     posterior = _single(pooled, prior, pooled.kind)

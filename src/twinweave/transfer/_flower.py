@@ -62,7 +62,8 @@ from twinweave.transfer._records import (
     TwinStatistics,
     check_count,
     check_fleet,
-    check_positive,
+    check_number,
+    check_type,
 )
 
 __all__ = [
@@ -173,6 +174,7 @@ def save_statistics(statistics: TwinStatistics, path: str | os.PathLike[str]) ->
     Path
         The path written.
     """
+    check_type(statistics, TwinStatistics, "statistics")
     path = Path(path)
     arrays: dict[str, NDArray[Any]] = {
         "gram": statistics.gram,
@@ -423,7 +425,7 @@ class FlowerSettings:
         check_round_settings(self.n_rounds, self.tol, self.max_missed_rounds)
         check_count(self.min_twins, "min_twins")
         for name in ("round_timeout", "connect_timeout", "poll_interval"):
-            check_positive(getattr(self, name), name, " [s]")
+            check_number(getattr(self, name), name, finite=False, unit=" [s]")
 
     def as_toml(self, run_dir: Path) -> str:
         """The ``[tool.flwr.app.config]`` table of the generated app (keys with dashes)."""
@@ -861,6 +863,7 @@ class LoopbackFederation:
             The submitted run; :meth:`FlowerRun.result` waits for its result.
         """
         # Refused here, before a run is submitted (the ServerApp would refuse it too).
+        check_type(prior, FleetPrior, "prior")
         pooled = starting_population(prior, kinds, start).kinds
         # A twin of another kind would answer every round with an error, never be
         # pooled, and be dropped after max_missed_rounds with only a warning.

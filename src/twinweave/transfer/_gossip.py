@@ -59,7 +59,7 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.transfer._records import check_count, check_positive, refuse_bool
+from twinweave.transfer._records import check_count, check_number, refuse_bool
 
 __all__ = [
     "GossipMessages",
@@ -401,7 +401,7 @@ def check_stopping(
     """Refuse a gossip stopping test that could not stop as documented: ``tol`` not a
     positive number, ``patience`` or ``max_rounds`` not a positive integer. ``names``
     are the caller's names of the three settings."""
-    check_positive(tol, names[0])
+    check_number(tol, names[0])
     check_count(patience, names[1])
     check_count(max_rounds, names[2])
 

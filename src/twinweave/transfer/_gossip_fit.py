@@ -58,6 +58,7 @@ from twinweave.transfer._records import (
     check_fleet,
     check_readings,
     check_rounds,
+    check_type,
     fleet_entries,
     warn_not_converged,
 )
@@ -248,8 +249,7 @@ def fit_gossip(
     """
     twins, labels = fleet_entries(stats)
     check_peer_graph(graph)
-    if not isinstance(prior, FleetPrior):
-        raise TypeError(f"prior: expected a FleetPrior, got {type(prior).__name__}")
+    check_type(prior, FleetPrior, "prior")
     # Looked up by the graph's nodes.
     by_node: dict[Hashable, TwinStatistics] = dict(stats.items())
     nodes = list(graph)

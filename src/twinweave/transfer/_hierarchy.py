@@ -34,6 +34,7 @@ from twinweave.transfer._records import (
     TwinStatistics,
     check_fleet,
     check_kinds,
+    check_type,
     sum_summaries,
 )
 
@@ -497,6 +498,8 @@ def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
     >>> summary.n_twins.tolist(), summary.sum_mean.shape
     ([1.0], (1, 7))
     """
+    check_type(stats, TwinStatistics, "stats")
+    check_type(population, Population, "population")
     (summary,) = _summaries(population, stats.kind, _Batch.of([stats]))
     return summary
 
@@ -508,6 +511,7 @@ def local_steps(stats: Sequence[TwinStatistics], population: Population) -> list
     it computes alone: simulating many twins in one process changes no number.
     """
     check_fleet(stats)
+    check_type(population, Population, "population")
     return _local_steps(_batches(stats), len(stats), population)
 
 
@@ -521,12 +525,14 @@ def _local_steps(batches: _Batches, n_twins: int, population: Population) -> lis
 
 def twin_posterior(stats: TwinStatistics, population: Population) -> TwinPosterior:
     """The twin's own posterior given the population (the E-step's result, kept locally)."""
+    check_type(stats, TwinStatistics, "stats")
     return twin_posteriors([stats], population)[0]
 
 
 def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> list[TwinPosterior]:
     """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
     check_fleet(stats)
+    check_type(population, Population, "population")
     return _twin_posteriors(_batches(stats), len(stats), population)
 
 
@@ -558,6 +564,7 @@ def initial_population(prior: FleetPrior, kinds: Sequence[str]) -> Population:
     Weights ``N(prior_mean, prior_precision^-1)`` for every kind and no population noise
     yet, so the first local step of each twin is exactly its no-pooling posterior.
     """
+    check_type(prior, FleetPrior, "prior")
     kinds = check_kinds(kinds)
     n_kinds, p = len(kinds), prior.n_features
     prior_covariance = _inverse(prior.prior_precision)
@@ -601,10 +608,7 @@ def starting_population(
     kinds = check_kinds(kinds)
     if start is None:
         return initial_population(prior, kinds)
-    if not isinstance(start, Population):
-        raise TypeError(
-            f"start: expected a Population (a fit's .population), got {type(start).__name__}"
-        )
+    check_type(start, Population, "start", "a Population (a fit's .population)")
     if start.prior.n_features != prior.n_features or start.prior.blocks != prior.blocks:
         raise ValueError(
             f"start: expected a population of the prior's basis ({prior.n_features} weights "
@@ -742,6 +746,7 @@ def aggregate(
         variance per bin, shrunk towards its all-bin pooled variance) and, where twins
         hold period statistics, each kind's per-bin variance of the period effects.
     """
+    check_type(population, Population, "population")
     total = summaries if isinstance(summaries, LocalSummary) else sum_summaries(summaries)
     if total.kinds != population.kinds:
         raise ValueError(

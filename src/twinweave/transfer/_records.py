@@ -15,7 +15,7 @@ import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -32,13 +32,37 @@ DEFAULT_KIND = "default"
 
 
 def _array(value: Any, name: str, ndim: int) -> FloatArray:
-    out = np.array(value, dtype=np.float64)
+    try:
+        out = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{name}: expected a {ndim}-d array of numbers, got {_described(value)}"
+        ) from error
     if out.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {out.shape}")
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name}: expected finite values")
+    _first_bad(out, ~np.isfinite(out), name, "finite values", "not finite")
     out.setflags(write=False)
     return out
+
+
+def _first_bad(
+    values: FloatArray, bad: NDArray[np.bool_], name: str, expected: str, what: str
+) -> None:
+    """Refuse ``values`` where ``bad`` holds, naming how many and the first index and value
+    (a record's arrays are sums a user may have built by hand)."""
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name}: expected {expected}, got {int(bad.sum())} {what} (first at index "
+            f"{list(index)}: {values[index]:.6g})"
+        )
+
+
+def _described(value: object) -> str:
+    """``value`` for an error message: short values as written, others by their type."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return repr(value) if len(repr(value)) <= 40 else type(value).__name__
+    return type(value).__name__
 
 
 def _check_gram(gram: FloatArray) -> None:
@@ -68,6 +92,7 @@ def _shape(value: FloatArray, name: str, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
 
 
+@runtime_checkable
 class Design(Protocol):
     """What turns inputs into a twin's features: the twin's own emulator.
 
@@ -89,6 +114,8 @@ class Design(Protocol):
     def n_bins(self) -> int: ...
 
     def design(self, data: Columns) -> tuple[FloatArray, NDArray[np.intp]]: ...
+
+    def check_prediction_inputs(self, inputs: Columns) -> None: ...
 
 
 class ConvergenceWarning(UserWarning):
@@ -164,21 +191,44 @@ class ReadOnlyMapping(Mapping[_K, _V]):
         return repr(self._items)
 
 
-def check_positive(value: object, name: str, unit: str = "") -> None:
-    """Refuse a setting that is not a positive real number (a string or ``None`` too)."""
+def check_number(
+    value: object, name: str, *, zero: bool = False, finite: bool = True, unit: str = ""
+) -> None:
+    """Refuse a setting that is not a real number > 0 (>= 0 with ``zero``), a string or
+    ``None`` included; with ``finite``, infinity too (a tolerance, a prior's weight or
+    count: arithmetic on it gives NaN or stops at once; a timeout may wait for ever)."""
+    bound = ">= 0" if zero else "> 0"
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float | np.integer | np.floating)
-        or not value > 0
+        or not (value >= 0 if zero else value > 0)
     ):
-        raise ValueError(f"{name}: expected a number > 0{unit}, got {value!r}")
+        raise ValueError(f"{name}: expected a number {bound}{unit}, got {value!r}")
+    if finite and not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number {bound}{unit}, got {value!r}")
+
+
+def check_type(value: object, expected: type, name: str, description: str | None = None) -> None:
+    """Refuse an argument of a public function that is not an ``expected`` (``None`` or
+    a string for a prior, say), by name, before it fails deep inside on an attribute.
+
+    Raises
+    ------
+    TypeError
+        ``{name}: expected {description}, got ...``; ``description`` defaults to the
+        type's name.
+    """
+    if not isinstance(value, expected):
+        wanted = description or f"a {expected.__name__}"
+        raise TypeError(f"{name}: expected {wanted}, got {_described(value)}")
 
 
 def check_rounds(n_rounds: int, tol: float) -> None:
     """Refuse a round limit that is not a positive integer, or a tolerance that is not
-    a positive number (the rounds would never stop on it)."""
+    a positive finite number (the rounds would never stop on 0; on infinity they stop
+    after the first change, reporting convergence)."""
     check_count(n_rounds, "n_rounds")
-    check_positive(tol, "tol")
+    check_number(tol, "tol")
 
 
 def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
@@ -383,8 +433,8 @@ class TwinStatistics:
         _shape(sum_sq, "sum_sq", (n_bins,))
         count = _array(self.count, "count", 1)
         _shape(count, "count", (n_bins,))
-        if np.any(count < 0) or np.any(sum_sq < 0):
-            raise ValueError("count, sum_sq: expected non-negative values")
+        for name, value in (("count", count), ("sum_sq", sum_sq)):
+            _first_bad(value, value < 0, name, "non-negative values (one per bin)", "negative")
         check_kind(self.kind)
         _check_gram(gram)
         empty = np.flatnonzero(count == 0)
@@ -414,10 +464,21 @@ class TwinStatistics:
         _shape(period_sum, "period_sum", (n_periods, n_bins))
         period_features = _array(self.period_features, "period_features", 3)
         _shape(period_features, "period_features", (n_periods, n_bins, p))
-        if np.any(period_count < 0):
-            raise ValueError("period_count: expected non-negative values")
-        if not np.allclose(period_count.sum(axis=0), self.count, rtol=1e-9, atol=1e-9):
-            raise ValueError("period_count: expected its sum over periods to equal count")
+        _first_bad(
+            period_count,
+            period_count < 0,
+            "period_count",
+            "non-negative values (one per period and bin)",
+            "negative",
+        )
+        summed = period_count.sum(axis=0)
+        unequal = ~np.isclose(summed, self.count, rtol=1e-9, atol=1e-9)
+        if unequal.any():
+            bin_ = int(np.argmax(unequal))
+            raise ValueError(
+                f"period_count: expected its sum over periods to equal count, got "
+                f"{summed[bin_]:.6g} and count {self.count[bin_]:.6g} in bin {bin_}"
+            )
         object.__setattr__(self, "period_count", period_count)
         object.__setattr__(self, "period_sum", period_sum)
         object.__setattr__(self, "period_features", period_features)
@@ -443,8 +504,10 @@ class TwinStatistics:
             With period effects: the readings the emulator has assimilated (without
             forgetting) and each reading's period label (any values; equal labels are
             one period, for instance the calendar week). Each (period, noise bin) block
-            adds its count, ``sum y`` and ``sum phi``.
+            adds its count, ``sum y`` and ``sum phi``. Readings whose count or sum of
+            squared targets per noise bin differ from the emulator's are refused.
         """
+        check_type(emulator, BayesianBasisRegression, "emulator")
         stats = emulator.statistics()
         if periods is None:
             if readings is not None:
@@ -454,7 +517,7 @@ class TwinStatistics:
             raise ValueError("periods: expected the readings they label")
         if emulator.forgetting != 1.0:
             raise ValueError("periods: expected an emulator without forgetting")
-        count, total, features = _period_blocks(emulator, readings, periods)
+        count, total, features = _period_blocks(emulator, readings, periods, stats)
         return cls(
             stats["gram"],
             stats["moment"],
@@ -496,9 +559,13 @@ class TwinStatistics:
 
 
 def _period_blocks(
-    emulator: BayesianBasisRegression, readings: Columns, periods: ArrayLike
+    emulator: BayesianBasisRegression,
+    readings: Columns,
+    periods: ArrayLike,
+    assimilated: Mapping[str, FloatArray],
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Count, ``sum y`` and ``sum phi`` of ``readings`` per period and noise bin."""
+    """Count, ``sum y`` and ``sum phi`` of ``readings`` per period and noise bin, the
+    readings checked against the emulator's statistics (``assimilated``)."""
     features, bins = emulator.design(readings)
     # As the emulator assimilates them: a reading beyond a bound counts as at it.
     y = np.clip(
@@ -515,6 +582,7 @@ def _period_blocks(
             f"periods: expected a label for every reading, got {unlabelled.size} missing "
             f"(NaN or NaT; first at reading {int(unlabelled[0])})"
         )
+    _check_assimilated(assimilated, y, bins, emulator.target)
     _, period = np.unique(labels, return_inverse=True)
     n_periods = int(period.max()) + 1 if period.size else 0
     n_bins, p = emulator.n_bins, features.shape[1]
@@ -531,6 +599,32 @@ def _period_blocks(
         total.reshape(n_periods, n_bins),
         summed.reshape(n_periods, n_bins, p),
     )
+
+
+def _check_assimilated(
+    assimilated: Mapping[str, FloatArray], y: FloatArray, bins: NDArray[np.intp], target: str
+) -> None:
+    """Refuse readings that are not those the emulator assimilated: their count and sum
+    of squares per noise bin (two of its sufficient statistics, cheap to recompute)
+    would differ. Period blocks of other readings would otherwise fit silently beside
+    the emulator's sums."""
+    n_bins = assimilated["count"].shape[0]
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    sum_sq = np.bincount(bins, weights=y * y, minlength=n_bins)
+    held_count, held_sum_sq = assimilated["count"], assimilated["sum_sq"]
+    scale = float(np.abs(held_sum_sq).max(initial=0.0))
+    differ = ~np.isclose(count, held_count, rtol=1e-9, atol=1e-9) | ~np.isclose(
+        sum_sq, held_sum_sq, rtol=1e-9, atol=1e-9 * scale
+    )
+    if differ.any():
+        bin_ = int(np.argmax(differ))
+        raise ValueError(
+            f"readings: expected the readings the emulator assimilated, got {count.sum():.6g} "
+            f"readings with a sum of squared {target} of {sum_sq.sum():.6g} where the "
+            f"emulator holds {held_count.sum():.6g} and {held_sum_sq.sum():.6g} (first "
+            f"difference in noise bin {bin_}: {count[bin_]:.6g} and {sum_sq[bin_]:.6g} "
+            f"against {held_count[bin_]:.6g} and {held_sum_sq[bin_]:.6g})"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -604,26 +698,22 @@ class FleetPrior:
         _shape(precision, "prior_precision", (p, p))
         structure = _array(self.structure_precision, "structure_precision", 2)
         _shape(structure, "structure_precision", (p, p))
+        for size in self.blocks:
+            check_count(size, "blocks")
         blocks = tuple(int(b) for b in self.blocks)
-        if sum(blocks) != p or any(b <= 0 for b in blocks):
+        if sum(blocks) != p:
             raise ValueError(f"blocks: expected positive sizes adding up to {p}, got {blocks}")
-        if not self.mean_prior_weight > 0:
-            raise ValueError(f"mean_prior_weight: expected > 0, got {self.mean_prior_weight}")
-        if not self.scale_prior_count > 0:
-            raise ValueError(f"scale_prior_count: expected > 0, got {self.scale_prior_count}")
+        # Checked here, not where a fit first divides by them several rounds later.
+        for name in ("mean_prior_weight", "scale_prior_count", "noise_tol"):
+            check_number(getattr(self, name), name)
         for name in (
             "noise_prior_count",
             "twin_noise_prior_count",
             "own_noise_count",
             "population_noise_prior_count",
         ):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
-        if self.n_noise_iterations < 1 or not self.noise_tol > 0:
-            raise ValueError(
-                f"n_noise_iterations, noise_tol: expected >= 1 and > 0, got "
-                f"{self.n_noise_iterations}, {self.noise_tol}"
-            )
+            check_number(getattr(self, name), name, zero=True)
+        check_count(self.n_noise_iterations, "n_noise_iterations")
         object.__setattr__(self, "prior_mean", mean)
         object.__setattr__(self, "prior_precision", precision)
         object.__setattr__(self, "structure_precision", structure)
@@ -659,6 +749,9 @@ class FleetPrior:
         noise_prior_count, population_noise_prior_count
             See the class; by default the emulator's ``noise_prior_count``.
         """
+        check_type(emulator, BayesianBasisRegression, "emulator")
+        # A negative smoothness makes the structure indefinite: a fit would fail later.
+        check_number(smoothness, "smoothness", zero=True)
         prior_mean = (
             np.zeros(emulator.n_features) if emulator.prior_mean is None else emulator.prior_mean
         )
@@ -1008,7 +1101,8 @@ class LocalSummary:
 
     def scaled(self, factor: float) -> LocalSummary:
         """Every field times ``factor`` (an average of ``N`` summaries times ``N`` is their
-        sum)."""
+        sum): a count of twins, at least 0."""
+        check_number(factor, "factor", zero=True)
         scaled: dict[str, Any] = {name: getattr(self, name) * factor for name, _ in self.ARRAYS}
         return LocalSummary(self.kinds, **scaled, log_evidence=self.log_evidence * factor)
 
@@ -1138,7 +1232,13 @@ class TwinPosterior:
         point's variance adds a new period's effect (:attr:`reading_var`): the points
         are taken as from periods not seen in training, and their correlation within
         a period is left out (it would need one more shared factor per period).
+
+        ``inputs`` are checked as the design's own prediction checks them
+        (:meth:`~twinweave.models.BayesianBasisRegression.check_prediction_inputs`).
         """
+        check_type(design, Design, "design", "the twins' emulator (a Design)")
+        # design() is also how readings are summarised; it checks nothing of a prediction.
+        design.check_prediction_inputs(inputs)
         features, bins = design.design(inputs)
         if features.shape[1] != self.mean.shape[0]:
             raise ValueError(
