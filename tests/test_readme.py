@@ -34,9 +34,21 @@ def test_the_python_tour_runs_twice(tmp_path: Path) -> None:
     assert (tmp_path / "farm.duckdb").exists()
 
 
+def _score_lines(lines: list[str]) -> dict[str, dict[str, float]]:
+    return {
+        line[:16].strip(): ast.literal_eval(line[16:].strip())
+        for line in lines
+        if line.startswith(("partial pooling", "no pooling", "complete pooling"))
+    }
+
+
 def test_the_fleet_tour_runs_and_the_three_fits_agree(tmp_path: Path) -> None:
-    found = re.search(r"## Fleet learning[^\n]*\n.*?```python\n(.*?)```", README.read_text(), re.S)
-    assert found is not None, "README: no fleet-learning tour"
+    found = re.search(
+        r"## Fleet learning[^\n]*\n.*?```python\n(.*?)```.*?```text\n(.*?)```",
+        README.read_text(),
+        re.S,
+    )
+    assert found is not None, "README: no fleet-learning tour with its output"
     script = tmp_path / "fleet_tour.py"
     script.write_text(found.group(1))
     result = subprocess.run(
@@ -44,11 +56,18 @@ def test_the_fleet_tour_runs_and_the_three_fits_agree(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    scores = {
-        line[:16].strip(): ast.literal_eval(line[16:].strip())
-        for line in lines
-        if line.startswith(("partial pooling", "no pooling", "complete pooling"))
-    }
+    scores = _score_lines(lines)
+    # What the README shows it prints, to the digits shown (the predictions to 1e-6).
+    shown = found.group(2).strip().splitlines()
+    assert len(lines) == len(shown)
+    for method, printed in _score_lines(shown).items():
+        for metric, value in printed.items():
+            assert scores[method][metric] == pytest.approx(value, abs=2e-3), (method, metric)
+    for line, printed in zip(lines[3:], shown[3:], strict=True):
+        numbers = [float(v) for v in re.findall(r"-?\d+\.\d+", line)]
+        assert numbers == pytest.approx(
+            [float(v) for v in re.findall(r"-?\d+\.\d+", printed)], rel=1e-6
+        )
     # What the README's prose says of R80790 with one week.
     for metric in ("nmse", "crps"):
         assert scores["partial pooling"][metric] < scores["no pooling"][metric]

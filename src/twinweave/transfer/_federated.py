@@ -57,6 +57,7 @@ from twinweave.transfer._hierarchy import (
     population_change,
     starting_population,
 )
+from twinweave.transfer._progress import round_progress
 from twinweave.transfer._records import (
     ConvergenceWarning,
     FleetPrior,
@@ -210,6 +211,11 @@ class FitStrategy(Protocol):
     @property
     def n_rounds(self) -> int:
         """Rounds at most."""
+        ...
+
+    @property
+    def tol(self) -> float:
+        """The population change below which the rounds stop."""
         ...
 
     def initialize(self) -> Population:
@@ -437,6 +443,7 @@ def fit_federated(
     *,
     available: Callable[[int], Sequence[str]] | None = None,
     on_message: Callable[[str, str, FitIns | FitRes], None] | None = None,
+    progress: bool = False,
 ) -> FederatedResult:
     """Run the fleet fit as federated rounds, every twin simulated in this process.
 
@@ -459,6 +466,9 @@ def fit_federated(
     on_message
         Called with ``(direction, twin_id, record)`` for every record that crosses,
         ``direction`` being ``"to_twin"`` or ``"from_twin"``.
+    progress
+        Show on stderr, as the rounds run, how far the population's change has come
+        down towards the strategy's ``tol``.
 
     Returns
     -------
@@ -553,9 +563,13 @@ def fit_federated(
                 results.append(answer)
         return results, []  # every twin is in this process: none fails
 
-    result = run_rounds(
-        strategy, exchange, available if available is not None else (lambda _: everyone)
-    )
+    with round_progress(progress, "fit_federated", strategy.tol) as report:
+        result = run_rounds(
+            strategy,
+            exchange,
+            available if available is not None else (lambda _: everyone),
+            on_round=lambda done, _: report(done.server_round, done.change),
+        )
     warn_if_not_converged(result, stacklevel=2)
     return result
 

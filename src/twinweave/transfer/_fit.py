@@ -27,6 +27,7 @@ from twinweave.transfer._hierarchy import (
     population_change,
     starting_population,
 )
+from twinweave.transfer._progress import round_progress
 from twinweave.transfer._records import (
     Design,
     FleetPrior,
@@ -182,6 +183,7 @@ def fit_central(
     n_rounds: int = 1000,
     tol: float = 1e-6,
     start: Population | None = None,
+    progress: bool = False,
 ) -> FleetPosterior:
     """Partial pooling: the hierarchical fleet model fitted by rounds, in one process.
 
@@ -208,6 +210,9 @@ def fit_central(
         (:func:`~twinweave.transfer.initial_population`). The rounds head for the same
         answer and need fewer of them. Its kinds must be the fleet's; ``prior``'s
         settings apply.
+    progress
+        Show on stderr, as the rounds run, how far the population's change has come
+        down towards ``tol`` (the number of rounds is not known ahead).
 
     Returns
     -------
@@ -245,16 +250,20 @@ def fit_central(
     converged = False
     n_done = 0
     change = np.inf
-    for _ in range(n_rounds):
-        total = sum_summaries(_batch_total(population, kind, batch) for kind, _, batch in batches)
-        history.append(total.log_evidence)
-        updated = aggregate(total, population)
-        n_done += 1
-        change = population_change(population, updated)
-        population = updated
-        if change < tol:
-            converged = True
-            break
+    with round_progress(progress, "fit_central", tol) as report:
+        for _ in range(n_rounds):
+            total = sum_summaries(
+                _batch_total(population, kind, batch) for kind, _, batch in batches
+            )
+            history.append(total.log_evidence)
+            updated = aggregate(total, population)
+            n_done += 1
+            change = population_change(population, updated)
+            population = updated
+            report(n_done, change)
+            if change < tol:
+                converged = True
+                break
     if not converged:
         warn_not_converged("fit_central", n_rounds, change, tol=tol)
     return FleetPosterior(

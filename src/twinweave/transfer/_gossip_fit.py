@@ -45,6 +45,7 @@ from twinweave.transfer._hierarchy import (
     starting_population,
     twin_posterior,
 )
+from twinweave.transfer._progress import round_progress
 from twinweave.transfer._records import (
     ConvergenceWarning,
     FleetPrior,
@@ -170,6 +171,7 @@ def fit_gossip(
     seed: Seed = None,
     on_messages: Callable[[GossipMessages], None] | None = None,
     start: Population | None = None,
+    progress: bool = False,
 ) -> GossipFit:
     """Partial pooling fitted peer to peer, with no coordinator.
 
@@ -200,6 +202,9 @@ def fit_gossip(
     start
         A population fitted before that every twin starts from (as
         :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
+    progress
+        Show on stderr, as the rounds run, how far the largest change of a twin's
+        population has come down towards ``tol``.
 
     Returns
     -------
@@ -283,70 +288,74 @@ def fit_gossip(
     present: list[Hashable] = []
     gossip: PushSum | None = None
     gossip_nodes: list[Hashable] = []
-    for round_number in range(1, n_rounds + 1):
-        reachable = nodes if available is None else available(round_number)
-        if isinstance(reachable, str):
-            raise TypeError(
-                f"available: round {round_number} returned the string {reachable!r}; "
-                "expected a collection of twins"
-            )
-        wanted = set(reachable)
-        strangers = wanted - set(nodes)
-        if strangers:
-            raise ValueError(
-                f"available: round {round_number} names twins not in the graph {_listed(strangers)}"
-            )
-        present = [node for node in nodes if node in wanted]
-        peers = _induced(graph, present)
-        if not present:
-            raise ValueError(f"available: round {round_number} names no twin; expected some")
-        if not _is_connected(peers):
-            raise ValueError(
-                f"round {round_number}: the present twins are not connected (the graph "
-                f"among them has {_n_parts(peers)} parts); gossip cannot mix their sums"
-            )
-        populations = _arrivals(populations, present, peers, first)
-        payloads = {
-            node: summary_payload(local_step(by_node[node], populations[node])) for node in present
-        }
-        if gossip is not None and present == gossip_nodes:
-            # The same twins: each adds the change of its summary to the sums it holds,
-            # which are already close to the new total once the fit settles.
-            gossip.update(payloads)
-        else:
-            gossip = PushSum(
-                peers, loss=loss, seed=rng, initiator=present[0], on_messages=on_messages
-            ).start(payloads)
-            gossip_nodes = present
-        result = gossip.run(tol=gossip_tol, patience=patience, max_rounds=max_gossip_rounds)
-        gossip_rounds.append(result.n_rounds)
-        n_unsettled += not result.converged
-        n_done += 1
-        settled = True
-        change = 0.0
-        for node in present:
-            try:
-                # A twin the gossip has not reached yet holds no weight: its estimate is
-                # 0/0, refused below with the reason.
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    estimate = gossip.estimate(node)
-                updated = aggregate(summary_from_payload(estimate, kinds), populations[node])
-            except (np.linalg.LinAlgError, ValueError) as error:
-                if result.converged:
-                    raise
-                raise RuntimeError(
-                    f"round {round_number}: the gossip did not settle in "
-                    f"max_gossip_rounds={max_gossip_rounds} (loss {loss}), and twin {node!r}'s "
-                    "estimate of the fleet's sums is too far off to aggregate; raise "
-                    "max_gossip_rounds"
-                ) from error
-            node_change = population_change(populations[node], updated)
-            change = max(change, node_change)
-            settled = node_change < tol and settled
-            populations[node] = updated
-        if settled:
-            converged = True
-            break
+    with round_progress(progress, "fit_gossip", tol) as report:
+        for round_number in range(1, n_rounds + 1):
+            reachable = nodes if available is None else available(round_number)
+            if isinstance(reachable, str):
+                raise TypeError(
+                    f"available: round {round_number} returned the string {reachable!r}; "
+                    "expected a collection of twins"
+                )
+            wanted = set(reachable)
+            strangers = wanted - set(nodes)
+            if strangers:
+                raise ValueError(
+                    f"available: round {round_number} names twins not in the graph "
+                    f"{_listed(strangers)}"
+                )
+            present = [node for node in nodes if node in wanted]
+            peers = _induced(graph, present)
+            if not present:
+                raise ValueError(f"available: round {round_number} names no twin; expected some")
+            if not _is_connected(peers):
+                raise ValueError(
+                    f"round {round_number}: the present twins are not connected (the graph "
+                    f"among them has {_n_parts(peers)} parts); gossip cannot mix their sums"
+                )
+            populations = _arrivals(populations, present, peers, first)
+            payloads = {
+                node: summary_payload(local_step(by_node[node], populations[node]))
+                for node in present
+            }
+            if gossip is not None and present == gossip_nodes:
+                # The same twins: each adds the change of its summary to the sums it holds,
+                # which are already close to the new total once the fit settles.
+                gossip.update(payloads)
+            else:
+                gossip = PushSum(
+                    peers, loss=loss, seed=rng, initiator=present[0], on_messages=on_messages
+                ).start(payloads)
+                gossip_nodes = present
+            result = gossip.run(tol=gossip_tol, patience=patience, max_rounds=max_gossip_rounds)
+            gossip_rounds.append(result.n_rounds)
+            n_unsettled += not result.converged
+            n_done += 1
+            settled = True
+            change = 0.0
+            for node in present:
+                try:
+                    # A twin the gossip has not reached yet holds no weight: its estimate is
+                    # 0/0, refused below with the reason.
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        estimate = gossip.estimate(node)
+                    updated = aggregate(summary_from_payload(estimate, kinds), populations[node])
+                except (np.linalg.LinAlgError, ValueError) as error:
+                    if result.converged:
+                        raise
+                    raise RuntimeError(
+                        f"round {round_number}: the gossip did not settle in "
+                        f"max_gossip_rounds={max_gossip_rounds} (loss {loss}), and twin {node!r}'s "
+                        "estimate of the fleet's sums is too far off to aggregate; raise "
+                        "max_gossip_rounds"
+                    ) from error
+                node_change = population_change(populations[node], updated)
+                change = max(change, node_change)
+                settled = node_change < tol and settled
+                populations[node] = updated
+            report(round_number, change)
+            if settled:
+                converged = True
+                break
     if not converged:
         warn_not_converged("fit_gossip", n_rounds, change, tol=tol)
     elif n_unsettled:
