@@ -112,3 +112,12 @@ def test_transfer_helps_within_a_type_and_does_not_hurt_across_types() -> None:
     for kind in TYPES:
         new = both.predict(None, inputs, emulator(TYPES[kind]), kind=kind).mean
         assert rmse(new, kind, 0.0) < 0.04 * TYPES[kind]
+
+
+def test_pooled_statistics_keep_the_kind_their_twins_share() -> None:
+    twins, _ = fleet(np.random.default_rng(3), "E-82/2350", n_rich=2, n_poor_readings=200)
+    pooled = TwinStatistics.pooled(twins)
+    # It was relabelled "default", a kind no twin had.
+    assert pooled.kind == "E-82/2350"
+    assert pooled.count.sum() == sum(t.count.sum() for t in twins)
+    assert TwinStatistics.pooled(twins, kind="fleet").kind == "fleet"

@@ -316,7 +316,11 @@ def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> Fle
 
 def complete_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> FleetPosterior:
     """One curve for the whole fleet, fitted to the sum of every twin's statistics; a
-    new twin gets the same curve. ``stats`` as in :func:`fit_central`."""
+    new twin gets the same curve. ``stats`` as in :func:`fit_central`.
+
+    Kinds are pooled too: complete pooling ignores every grouping. The baseline per kind
+    is ``complete_pooling`` of each kind's twins.
+    """
     fleet, labels = _fleet(stats)
     check_type(prior, FleetPrior, "prior")
     check_fleet(fleet, prior, names=labels)

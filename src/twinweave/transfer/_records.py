@@ -530,9 +530,14 @@ class TwinStatistics:
         )
 
     @classmethod
-    def pooled(cls, stats: Sequence[TwinStatistics], kind: str = DEFAULT_KIND) -> Self:
-        """The statistics of all readings of ``stats`` together (complete pooling)."""
+    def pooled(cls, stats: Sequence[TwinStatistics], kind: str | None = None) -> Self:
+        """The statistics of all readings of ``stats`` together (complete pooling), of
+        ``kind``: by default the kind they share, or :data:`DEFAULT_KIND` if they are of
+        several."""
         check_fleet(stats)
+        kinds = {s.kind for s in stats}
+        if kind is None:
+            kind = kinds.pop() if len(kinds) == 1 else DEFAULT_KIND
         return cls(
             np.sum([s.gram for s in stats], axis=0),
             np.sum([s.moment for s in stats], axis=0),
