@@ -161,6 +161,15 @@ def test_a_twin_that_stays_away_is_gone_and_the_fit_is_the_survivors(fleet: Flee
     assert whole is not None and relative(result.population.mean, whole.mean) > 1e-4
 
 
+def test_a_twin_never_available_is_named_though_the_rounds_converge(fleet: Fleet) -> None:
+    stats, prior, _ = fleet
+    present = [t for t in stats if t != "T4"]
+    # Never expected, so never missing: the rounds converge on the others, as documented.
+    with pytest.warns(UserWarning, match=r"twins \['T4'\] have statistics but were never"):
+        result = fit_federated(FleetPooling(prior, ["default"]), stats, available=lambda _: present)
+    assert result.converged and result.twin_ids == tuple(present)
+
+
 def test_the_fit_does_not_stop_while_a_twin_is_missing_and_takes_it_back(fleet: Fleet) -> None:
     stats, prior, _ = fleet
     everyone = list(stats)

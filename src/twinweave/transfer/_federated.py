@@ -571,6 +571,15 @@ def fit_federated(
             on_round=lambda done, _: report(done.server_round, done.change),
         )
     warn_if_not_converged(result, stacklevel=2)
+    answered = {twin for done in result.rounds for twin in done.answered}
+    never = sorted(twin for twin in everyone if twin not in answered)
+    if never and answered:
+        # Not expected, so not missing: the rounds may converge without them.
+        warnings.warn(
+            f"fit_federated: twins {never} have statistics but were never available, so "
+            f"the result does not pool them (it pools {list(result.twin_ids)})",
+            stacklevel=2,
+        )
     return result
 
 
