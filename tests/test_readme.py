@@ -55,6 +55,7 @@ def test_the_fleet_tour_runs_and_the_three_fits_agree(tmp_path: Path) -> None:
         [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "R80790" in (tmp_path / "fleet.html").read_text()
     lines = result.stdout.strip().splitlines()
     scores = _score_lines(lines)
     # What the README shows it prints, to the digits shown (the predictions to 1e-6).

@@ -3,11 +3,12 @@
 :func:`write_demo_report` writes ``index.html`` (scores of twin and IEC 61400-12-1
 baseline, and of frozen and live twin; calibration, power curves, residuals with alarms,
 the monitor's window, a what-if), ``metrics.json`` and the installed plotly's
-``plotly.min.js`` beside them.
+``plotly.min.js`` beside them. :func:`fleet_figure` draws a fleet fit's curves.
 """
 
 from __future__ import annotations
 
+from twinweave.report._fleet import fleet_figure
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     COVERAGE_TARGET,
@@ -27,6 +28,7 @@ __all__ = [
     "MonitorWindow",
     "TurbineResult",
     "WhatIfSummary",
+    "fleet_figure",
     "pooled_scores",
     "utc_time_text",
     "write_demo_report",
