@@ -140,12 +140,19 @@ def test_la_haute_borne_targets(experiment: list[TransferRow]) -> None:
         assert new.nmse < 1.15 * fleet_curve.nmse, asset
         assert new.interval_width > fleet_curve.interval_width, asset
         assert new.coverage > fleet_curve.coverage - 0.01, asset
-        # A year: within a few per cent of the turbine's own curve.
+        # A year: within a few per cent of the turbine's own curve, and above it on
+        # joint log-likelihood (once fitted twins carried the population mean's
+        # uncertainty: R80790 was 0.008 nats below before).
         partial = _by(experiment, asset, "1 year", "partial pooling")
         alone = _by(experiment, asset, "1 year", "no pooling")
         assert partial.nmse < 1.06 * alone.nmse, asset
         assert partial.crps < 1.04 * alone.crps, asset
-        assert partial.joint_log_likelihood > alone.joint_log_likelihood - 0.07, asset
+        assert partial.joint_log_likelihood > alone.joint_log_likelihood, asset
+    # ... and at R80711 above the fleet's one curve on it too (-4.830 against -4.819
+    # before), though not on NMSE (the strict expected failure below).
+    partial = _by(experiment, "R80711", "1 year", "partial pooling")
+    fleet_curve = _by(experiment, "R80711", "1 year", "complete pooling")
+    assert partial.joint_log_likelihood > fleet_curve.joint_log_likelihood
     for asset in ("R80711", "R80721", "R80736"):
         partial = _by(experiment, asset, "1 week", "partial pooling")
         alone = _by(experiment, asset, "1 week", "no pooling")
@@ -161,7 +168,7 @@ def test_la_haute_borne_targets(experiment: list[TransferRow]) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="issue 3 asks partial pooling's coverage to be closer to 90 % than no pooling's "
-    "at a week on every turbine; on R80790 it is not (0.70 against 0.81, whose intervals "
+    "at a week on every turbine; on R80790 it is not (0.71 against 0.81, whose intervals "
     "are nearly twice as wide): R80790's 2015 readings between 4 and 14 m/s scatter more "
     "than the fleet's 2014 noise and period effects allow, docs/TRANSFER.md. Strict: "
     "this fails loudly once the target holds.",
@@ -178,7 +185,7 @@ def test_a_week_of_data_covers_closer_to_90_percent_than_no_pooling_at_r80790(
 @pytest.mark.xfail(
     strict=True,
     reason="issue 3 asks partial pooling at a year to be no worse than the better "
-    "baseline; on R80711 complete pooling's NMSE is lower (0.0142 against 0.0162): its "
+    "baseline; on R80711 complete pooling's NMSE is lower (0.0142 against 0.0163): its "
     "2014 curve describes its 2015 worse than the fleet's average does, docs/TRANSFER.md. "
     "Strict: this fails loudly once the target holds.",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
 from typing import Any
 
@@ -427,3 +428,68 @@ def test_rounds_settle_where_twins_do_not_differ(
         spread = np.trace(population.between_covariance)
         of_mean = np.trace(population.global_covariance)
     assert np.all(spread < 0.01 * (spread + of_mean))
+
+
+def test_a_fitted_twin_carries_the_uncertainty_of_its_kinds_mean() -> None:
+    """Given the covariance and noise, a twin's posterior is the marginal of the joint
+    Gaussian of ``(mu, w_1..w_n)`` given every twin's readings: the E-step's mean, and its
+    covariance plus what the population mean's uncertainty adds (Lindley and Smith 1972).
+    So a twin is as unsure as its kind's mean where no twin has readings."""
+    rng = np.random.default_rng(21)
+    mean, covariance = true_population(rng, 0.3)
+    weights = rng.multivariate_normal(mean, covariance, size=3)
+    # No twin has readings above 6: there only the prior speaks for the mean.
+    stats, readings_of = [], []
+    for w, n in zip(weights, (40, 400, 2_000), strict=True):
+        x = rng.uniform(0.0, 6.0, n)
+        features, bins = emulator().design({"x": x})
+        y = features @ w + rng.normal(0.0, NOISE_SD[bins])
+        stats.append(TwinStatistics.from_emulator(emulator().update({"x": x, "y": y})))
+        readings_of.append((features, bins, y))
+    # The twins' noise pinned to the kind's (no shrinkage towards their own), so that
+    # the dense model below has it exactly.
+    fixed = FleetPrior.from_emulator(
+        emulator(), smoothness=4.0, twin_noise_prior_count=1e12, own_noise_count=1e12
+    )
+    p = fixed.n_features
+    start = Population(
+        prior=fixed,
+        kinds=("default",),
+        mean=mean[None],
+        mean_covariance=np.zeros((1, p, p)),
+        covariance=covariance[None],
+        noise_var=(NOISE_SD**2)[None],
+        global_mean=mean,
+        global_covariance=covariance,
+    )
+    # The mean's posterior given the covariance and noise: an aggregation's first step.
+    given = aggregate(local_steps(stats, start), start)
+    population = dataclasses.replace(start, mean=given.mean, mean_covariance=given.mean_covariance)
+    posteriors = [twin_posterior(s, population) for s in stats]
+    # The same from the joint precision of (mu, w_1, w_2, w_3) given all readings.
+    inv_sigma = np.linalg.inv(covariance)
+    inv_v0 = fixed.mean_prior_weight * fixed.prior_precision
+    joint = np.zeros((4 * p, 4 * p))
+    rhs = np.zeros(4 * p)
+    joint[:p, :p] = inv_v0 + 3 * inv_sigma
+    rhs[:p] = inv_v0 @ fixed.prior_mean
+    for i, (features, bins, y) in enumerate(readings_of, start=1):
+        own = slice(i * p, (i + 1) * p)
+        weight = 1.0 / posteriors[i - 1].noise_var[bins]
+        joint[:p, own] = joint[own, :p] = -inv_sigma
+        joint[own, own] = inv_sigma + features.T @ (weight[:, None] * features)
+        rhs[own] = features.T @ (weight * y)
+    joint_cov = np.linalg.inv(joint)
+    joint_mean = joint_cov @ rhs
+    np.testing.assert_allclose(population.mean[0], joint_mean[:p], rtol=1e-6)
+    np.testing.assert_allclose(population.mean_covariance[0], joint_cov[:p, :p], rtol=1e-6)
+    grid, _ = emulator().design({"x": np.array([3.0, 9.0])})
+    for i, posterior in enumerate(posteriors, start=1):
+        own = slice(i * p, (i + 1) * p)
+        np.testing.assert_allclose(posterior.mean, joint_mean[own], rtol=1e-6)
+        np.testing.assert_allclose(posterior.covariance, joint_cov[own, own], rtol=1e-6)
+        # At 9, beyond every reading, the twin is nearly as unsure as the kind's mean
+        # plus its own deviation from it.
+        at_nine = grid[1] @ posterior.covariance @ grid[1]
+        unread = grid[1] @ (covariance + population.mean_covariance[0]) @ grid[1]
+        assert 0.9 * unread < at_nine <= unread * (1 + 1e-9)

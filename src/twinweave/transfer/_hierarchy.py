@@ -524,7 +524,9 @@ def _local_steps(batches: _Batches, n_twins: int, population: Population) -> lis
 
 
 def twin_posterior(stats: TwinStatistics, population: Population) -> TwinPosterior:
-    """The twin's own posterior given the population (the E-step's result, kept locally)."""
+    """The twin's own posterior given the population, kept locally: the E-step's mean,
+    and its covariance widened by the population mean's uncertainty (``Cov[mu]``) as
+    far as the twin's weights lean on the mean (where it has no readings)."""
     check_type(stats, TwinStatistics, "stats")
     return twin_posteriors([stats], population)[0]
 
@@ -542,14 +544,20 @@ def _twin_posteriors(
     out: list[TwinPosterior | None] = [None] * n_twins
     for kind, members, batch in batches:
         _check_population(population, batch)
-        _, precision, mean, noise, period = _population_prior(population, kind)
+        t, precision, mean, noise, period = _population_prior(population, kind)
         step = _e_step(batch, precision, mean, noise, population.prior, period)
+        # The E-step conditions on the population mean's estimate; given all the data
+        # the weights also carry its uncertainty, as far as they lean on it: from
+        # E[w | mu] = C (Sigma^-1 mu + h), C Sigma^-1 Cov[mu] Sigma^-1 C (Lindley and
+        # Smith 1972). Small where the twin has readings; where neither it nor its fleet
+        # has any (winds above all seen), the twin is as unsure as its kind's mean.
+        lean = step.covariance @ precision
+        carried = lean @ population.mean_covariance[t] @ lean.swapaxes(-1, -2)
+        covariance = step.covariance + 0.5 * (carried + carried.swapaxes(-1, -2))
         for j, i in enumerate(members):
             # A twin without period statistics is modelled without period effects.
             own_period = None if batch.periods[j] is None else period
-            out[i] = TwinPosterior(
-                kind, step.mean[j], step.covariance[j], step.noise_var[j], own_period
-            )
+            out[i] = TwinPosterior(kind, step.mean[j], covariance[j], step.noise_var[j], own_period)
     return [p for p in out if p is not None]
 
 

@@ -1194,7 +1194,8 @@ class TwinPosterior:
     mean
         Posterior mean of the weights, ``(p,)`` [units].
     covariance
-        Posterior covariance of the weights, ``(p, p)`` [units^2].
+        Posterior covariance of the weights given the fleet's data, ``(p, p)``
+        [units^2] (a fitted twin's includes the population mean's uncertainty).
     noise_var
         Noise variance per bin, ``(K,)`` [units^2].
     period_var
