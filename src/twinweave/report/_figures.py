@@ -60,6 +60,25 @@ def _naive_utc(times: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
 
 
+def add_band(figure: Any, x: Any, lo: Any, hi: Any, colour: str, name: str) -> None:
+    """A filled interval: its upper edge, then its lower edge filled up to it."""
+    figure.add_trace(
+        go.Scatter(x=x, y=hi, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=lo,
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor=colour,
+            name=name,
+            hoverinfo="skip",
+        )
+    )
+
+
 def power_curve_figure(turbine: TurbineResult, max_points: int, rng: np.random.Generator) -> Any:
     """Observed readings (a subsample) over the twin's 90 % band and the baseline."""
     ev = turbine.evaluation
@@ -93,27 +112,8 @@ def power_curve_figure(turbine: TurbineResult, max_points: int, rng: np.random.G
                 hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>in alarm</extra>",
             )
         )
-    figure.add_trace(
-        go.Scatter(
-            x=curve["wind_speed"],
-            y=curve["q95"],
-            mode="lines",
-            line={"width": 0},
-            showlegend=False,
-            hoverinfo="skip",
-        )
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=curve["wind_speed"],
-            y=curve["q05"],
-            mode="lines",
-            line={"width": 0},
-            fill="tonexty",
-            fillcolor=TWIN_BAND,
-            name="twin 90 % interval",
-            hoverinfo="skip",
-        )
+    add_band(
+        figure, curve["wind_speed"], curve["q05"], curve["q95"], TWIN_BAND, "twin 90 % interval"
     )
     figure.add_trace(
         go.Scatter(
@@ -304,27 +304,13 @@ def whatif_series_figure(whatif: WhatIfSummary, max_points: int) -> Any:
         ("baseline", TWIN, TWIN_BAND),
         ("scenario", SCENARIO, SCENARIO_BAND),
     ):
-        figure.add_trace(
-            go.Scatter(
-                x=times,
-                y=series[f"{label}_hi"],
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-            )
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=times,
-                y=series[f"{label}_lo"],
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=band,
-                name=f"{BRANCH_LABELS[label]} {level} interval",
-                hoverinfo="skip",
-            )
+        add_band(
+            figure,
+            times,
+            series[f"{label}_lo"],
+            series[f"{label}_hi"],
+            band,
+            f"{BRANCH_LABELS[label]} {level} interval",
         )
         figure.add_trace(
             go.Scatter(

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from twinweave.core import GLOSSARY, Columns
-from twinweave.report._figures import TURBINE_COLOURS, _layout
+from twinweave.report._figures import TURBINE_COLOURS, _layout, add_band
 
 if TYPE_CHECKING:
     from twinweave.transfer import Design, FleetPosterior
@@ -64,21 +64,7 @@ def fleet_figure(
         lo, hi = predictive.interval(level)
         band, line = KIND_BANDS[k % len(KIND_BANDS)], KIND_LINES[k % len(KIND_LINES)]
         name = f"a new twin of {kind!r}"
-        figure.add_trace(
-            go.Scatter(x=along, y=hi, mode="lines", line={"width": 0}, showlegend=False)
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=along,
-                y=lo,
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=band,
-                name=f"{name}: {round(100 * level)} % interval",
-                hoverinfo="skip",
-            )
-        )
+        add_band(figure, along, lo, hi, band, f"{name}: {round(100 * level)} % interval")
         figure.add_trace(
             go.Scatter(
                 x=along,
