@@ -36,12 +36,13 @@ def test_each_twin_and_each_kinds_new_twin_is_drawn_as_predicted(tmp_path: Path)
     figure = fleet_figure(fleet, emulator(), GRID, x="x", level=0.8)
     traces = {trace.name: trace for trace in figure.data if trace.name}
     for twin in stats:
-        np.testing.assert_array_equal(
-            traces[twin].y, fleet.predict(twin, GRID, emulator()).mean, err_msg=twin
-        )
+        median = fleet.predict(twin, GRID, emulator()).quantile(0.5).ravel()
+        np.testing.assert_array_equal(traces[twin].y, median, err_msg=twin)
     for kind in ("A", "B"):
         new = fleet.predict(None, GRID, emulator(), kind=kind)
-        np.testing.assert_array_equal(traces[f"a new twin of {kind!r}: mean"].y, new.mean)
+        np.testing.assert_array_equal(
+            traces[f"a new twin of {kind!r}: median"].y, new.quantile(0.5).ravel()
+        )
         lo, hi = new.interval(0.8)
         band = traces[f"a new twin of {kind!r}: 80 % interval"]
         np.testing.assert_array_equal(band.y, lo)
@@ -49,12 +50,12 @@ def test_each_twin_and_each_kinds_new_twin_is_drawn_as_predicted(tmp_path: Path)
         upper = figure.data[list(figure.data).index(band) - 1]
         np.testing.assert_array_equal(upper.y, hi)
         assert band.fill == "tonexty"
-    assert figure.layout.yaxis.title.text == "predicted mean [kW]"
+    assert figure.layout.yaxis.title.text == "predicted median [kW]"
     # A page that needs no network.
     page = tmp_path / "fleet.html"
     figure.write_html(page, include_plotlyjs=True)
     text = page.read_text()
-    assert "<script src=" not in text and "a new twin of 'B': mean" in text
+    assert "<script src=" not in text and "a new twin of 'B': median" in text
 
 
 def test_the_column_to_draw_along_must_be_in_the_inputs() -> None:

@@ -316,7 +316,9 @@ def test_twins_that_could_never_answer_are_refused_before_a_run(tmp_path: Path) 
         federation.add_twin("T1", save_statistics(stats["T0"], tmp_path / "T1.npz"))
         (tmp_path / "T1.npz").unlink()
         settings = FlowerSettings(min_twins=2, n_rounds=1, tol=NEVER)
-        with pytest.warns(UserWarning, match=r"error \(\d+: .*twin 'T1': FileNotFoundError"):
+        with pytest.warns(
+            UserWarning, match=r"no summary in the last round \(\d+: .*twin 'T1': FileNotFoundError"
+        ):
             result = federation.fit(prior, ["default"], settings, timeout=300)
         assert result.twin_ids == ("T0",)
     assert federation.pids() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
@@ -12,11 +13,14 @@ import pytest
 from twinweave.models import BayesianBasisRegression, SplineTerm
 from twinweave.transfer import (
     FederatedResult,
+    FitIns,
+    FitRes,
     FleetPooling,
     FleetPosterior,
     FleetPrior,
     GossipFit,
     Population,
+    RoundReport,
     TwinStatistics,
     fit_central,
     fit_federated,
@@ -83,3 +87,42 @@ def test_each_fit_shows_its_rounds_on_stderr_and_gives_the_same_answer(
         assert name in captured.err and "stops below 1e-06" in captured.err
         rounds = [int(r) for r in re.findall(r"round (\d+), change", captured.err)]
         assert rounds and rounds[-1] == shown.n_rounds, captured.err
+
+
+class _Wrapped:
+    """A strategy that wraps another (as a privacy layer would) and says no tolerance."""
+
+    def __init__(self, inner: FleetPooling) -> None:
+        self._inner = inner
+
+    @property
+    def n_rounds(self) -> int:
+        return self._inner.n_rounds
+
+    def initialize(self) -> Population:
+        return self._inner.initialize()
+
+    def configure_fit(
+        self, server_round: int, population: Population, available: Sequence[str]
+    ) -> dict[str, FitIns]:
+        return self._inner.configure_fit(server_round, population, available)
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        population: Population,
+        results: Sequence[FitRes],
+        failures: Sequence[str],
+    ) -> tuple[Population, RoundReport]:
+        return self._inner.aggregate_fit(server_round, population, results, failures)
+
+
+def test_a_wrapping_strategy_without_a_tolerance_shows_its_rounds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stats, prior = _fleet()
+    plain = fit_federated(FleetPooling(prior, ["default"]), stats)
+    wrapped = fit_federated(_Wrapped(FleetPooling(prior, ["default"])), stats, progress=True)
+    np.testing.assert_array_equal(wrapped.population.mean, plain.population.mean)
+    shown = capsys.readouterr().err
+    assert f"round {plain.n_rounds}, change" in shown and "stops below" not in shown

@@ -26,12 +26,14 @@ def fleet_figure(
     x: str = "wind_speed",
     level: float = 0.9,
 ) -> Any:
-    """Each twin's predicted mean over ``inputs``, and for each kind the mean and central
+    """Each twin's predicted curve over ``inputs``, and for each kind the curve and central
     ``level`` interval of a new twin of it (:meth:`FleetPosterior.predict` with no twin).
 
-    A fitted twin's mean lies near its kind's band where its readings agree with the
-    fleet; the band's width is the spread a new twin should expect, between-twin
-    differences and noise together.
+    A curve is the predictive median: the latent curve clipped to the bounds. (The mean
+    of a predictive censored at a bound rises with its variance there, and so would
+    draw how unsure a twin is as a bend in its curve.) A fitted twin's curve lies in
+    its kind's band where its readings agree with the fleet; the band's width is the
+    spread a new twin should expect, between-twin differences and noise together.
 
     Parameters
     ----------
@@ -68,10 +70,10 @@ def fleet_figure(
         figure.add_trace(
             go.Scatter(
                 x=along,
-                y=predictive.mean,
+                y=predictive.quantile(0.5).ravel(),
                 mode="lines",
                 line={"color": line, "width": 3, "dash": "dash"},
-                name=f"{name}: mean",
+                name=f"{name}: median",
                 hovertemplate=f"%{{x:.3g}}: %{{y:.4g}} {units}<extra>{name}</extra>",
             )
         )
@@ -79,7 +81,7 @@ def fleet_figure(
         figure.add_trace(
             go.Scatter(
                 x=along,
-                y=posterior.predict(inputs, design).mean,
+                y=posterior.predict(inputs, design).quantile(0.5).ravel(),
                 mode="lines",
                 line={"color": TURBINE_COLOURS[k % len(TURBINE_COLOURS)], "width": 1.5},
                 name=str(twin),
@@ -88,4 +90,4 @@ def fleet_figure(
         )
     x_unit = GLOSSARY[x][0] if x in GLOSSARY else ""
     x_title = f"{x.replace('_', ' ')} [{x_unit}]" if x_unit else x
-    return _layout(figure, 480, xaxis_title=x_title, yaxis_title=f"predicted mean [{units}]")
+    return _layout(figure, 480, xaxis_title=x_title, yaxis_title=f"predicted median [{units}]")

@@ -213,11 +213,6 @@ class FitStrategy(Protocol):
         """Rounds at most."""
         ...
 
-    @property
-    def tol(self) -> float:
-        """The population change below which the rounds stop."""
-        ...
-
     def initialize(self) -> Population:
         """Forget earlier rounds and return the population of round 1."""
         ...
@@ -468,7 +463,7 @@ def fit_federated(
         ``direction`` being ``"to_twin"`` or ``"from_twin"``.
     progress
         Show on stderr, as the rounds run, how far the population's change has come
-        down towards the strategy's ``tol``.
+        down towards the strategy's ``tol`` (if it has one).
 
     Returns
     -------
@@ -563,7 +558,9 @@ def fit_federated(
                 results.append(answer)
         return results, []  # every twin is in this process: none fails
 
-    with round_progress(progress, "fit_federated", strategy.tol) as report:
+    # A wrapping strategy need not say its tolerance; the bar then shows the change only.
+    tol = getattr(strategy, "tol", None)
+    with round_progress(progress, "fit_federated", tol) as report:
         result = run_rounds(
             strategy,
             exchange,

@@ -61,8 +61,8 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_count,
-    check_fleet,
     check_number,
+    check_shapes,
     check_type,
 )
 
@@ -507,8 +507,9 @@ class FlowerRun:
         return [float(line["exchange_seconds"]) for line in self._round_lines()]
 
     def errors(self) -> list[dict[str, str]]:
-        """Per round so far, the error reason of every SuperNode that answered with an
-        error (a ClientApp that raised, a node the SuperLink found unavailable)."""
+        """Per round so far, by node number, why each SuperNode sent no summary: a
+        ClientApp that raised, a node the SuperLink found unavailable, or no reply
+        within ``round_timeout``; the reason names the twin where it is known."""
         return [dict(line["errors"]) for line in self._round_lines()]
 
     def wait_for_round(self, server_round: int, timeout: float) -> RoundReport:
@@ -564,22 +565,36 @@ class FlowerRun:
 
     def _warn(self, result: FederatedResult) -> None:
         """Warn of rounds that ran out (``ConvergenceWarning``, as in process), and of
-        SuperNodes that answered the last round with an error (their twins are not in
-        ``result.twin_ids``, though the run may have converged)."""
+        SuperNodes that sent no summary in the last round, with an error or none in
+        time (their twins are not in ``result.twin_ids`` unless another node answered
+        for them, though the run may have converged)."""
         # 4: this, _result, result or LoopbackFederation.fit, the user's line.
         warn_if_not_converged(result, stacklevel=4)
         errors = self.errors()
         if errors and errors[-1]:
             reasons = "; ".join(f"{node}: {reason}" for node, reason in sorted(errors[-1].items()))
             warnings.warn(
-                f"run {self.run_id}: {len(errors[-1])} SuperNode(s) answered the last round "
-                f"with an error ({reasons}); the result pools {list(result.twin_ids)}",
+                f"run {self.run_id}: {len(errors[-1])} SuperNode(s) sent no summary in the "
+                f"last round ({reasons}); the result pools {list(result.twin_ids)}",
                 stacklevel=4,
             )
 
     def server_messages(self) -> list[LoggedMessage]:
         """Every message the ServerApp sent or received (with ``record_messages``)."""
         return read_message_log(self.directory / SERVER_MESSAGES_DIR)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A twin's kind and statistics' shapes: what a run's checks need of it."""
+
+    kind: str
+    n_features: int
+    n_bins: int
+
+    @classmethod
+    def of(cls, statistics: TwinStatistics) -> _Shape:
+        return cls(statistics.kind, statistics.n_features, statistics.n_bins)
 
 
 class LoopbackFederation:
@@ -619,8 +634,9 @@ class LoopbackFederation:
         self.token = uuid.uuid4().hex
         self._superlink: _Process | None = None
         self._supernodes: dict[str, _Process] = {}
-        # Each twin's statistics, read when it was added, to refuse a run they do not fit.
-        self._statistics: dict[str, TwinStatistics] = {}
+        # Each twin's kind and shapes, read from its statistics when it was added, to
+        # refuse a run they do not fit (the statistics themselves stay in their files).
+        self._shapes: dict[str, _Shape] = {}
         self._stopped: list[_Process] = []
         self._port: int | None = None
         self._n_runs = 0
@@ -767,7 +783,7 @@ class LoopbackFederation:
                 raise TypeError(f"statistics: expected twin identifiers as text, got {twin_id!r}")
         # A twin whose file cannot be read would answer every round with an error and
         # never be pooled (a twin is expected once it has answered): refuse it here.
-        loaded = {twin_id: load_statistics(path) for twin_id, path in statistics.items()}
+        loaded = {twin_id: _Shape.of(load_statistics(path)) for twin_id, path in statistics.items()}
         self.start()
         message_logs = message_logs or {}
         started: list[tuple[_Process, int]] = []
@@ -806,7 +822,7 @@ class LoopbackFederation:
                 node_dir / "home",
             )
             self._supernodes[twin_id] = process
-            self._statistics[twin_id] = loaded[twin_id]
+            self._shapes[twin_id] = loaded[twin_id]
             started.append((process, port))
         for process, port in started:
             self._wait_listening(process, port)
@@ -868,7 +884,7 @@ class LoopbackFederation:
         # A twin of another kind would answer every round with an error, never be
         # pooled, and be dropped after max_missed_rounds with only a warning.
         for twin_id in self.twin_ids:
-            kind = self._statistics[twin_id].kind
+            kind = self._shapes[twin_id].kind
             if kind not in pooled:
                 raise ValueError(
                     f"twin {twin_id!r}: kind {kind!r} is not one the run pools {pooled}; "
@@ -876,11 +892,10 @@ class LoopbackFederation:
                 )
         # Nor could a twin of another basis or other noise bins ever answer a round.
         if self.twin_ids:
-            check_fleet(
-                [self._statistics[t] for t in self.twin_ids],
+            check_shapes(
+                [self._shapes[t] for t in self.twin_ids],
                 prior,
-                argument="twins",
-                names=[f"twin {t!r}" for t in self.twin_ids],
+                labels=[f"twin {t!r}" for t in self.twin_ids],
                 pooled=True,
             )
         self.start()

@@ -31,10 +31,10 @@ def _ignore(server_round: int, change: float) -> None:
 
 
 @contextmanager
-def round_progress(show: bool, label: str, tol: float) -> Iterator[RoundCallback]:
+def round_progress(show: bool, label: str, tol: float | None) -> Iterator[RoundCallback]:
     """A callback for each round that draws the bar on stderr while the block runs;
-    with ``show`` false it does nothing (and rich is not imported: a Flower ClientApp
-    imports this module)."""
+    with ``show`` false it does nothing (and rich is not imported here). Without a
+    ``tol`` the bar stays empty and the round and change are shown."""
     if not show:
         yield _ignore
         return
@@ -45,7 +45,7 @@ def round_progress(show: bool, label: str, tol: float) -> Iterator[RoundCallback
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("round {task.fields[server_round]}, change {task.fields[change]}"),
-        TextColumn(f"(stops below {tol:.0e})"),
+        TextColumn("" if tol is None else f"(stops below {tol:.2g})"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
     ) as bar:
@@ -58,7 +58,7 @@ def round_progress(show: bool, label: str, tol: float) -> Iterator[RoundCallback
                 reference = change
             bar.update(
                 task,
-                completed=converged_fraction(change, reference, tol),
+                completed=0.0 if tol is None else converged_fraction(change, reference, tol),
                 server_round=server_round,
                 change=f"{change:.2e}",
             )

@@ -318,6 +318,31 @@ def check_fleet(
     for label, s in zip(labels, stats, strict=True):
         if not isinstance(s, TwinStatistics):
             raise TypeError(f"{label}: expected TwinStatistics, got {type(s).__name__}")
+    check_shapes(stats, prior, labels=labels, pooled=pooled)
+
+
+class StatisticsShape(Protocol):
+    """What :func:`check_shapes` reads of a twin's statistics."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    @property
+    def n_bins(self) -> int: ...
+
+
+def check_shapes(
+    stats: Sequence[StatisticsShape],
+    prior: FleetPrior | None,
+    *,
+    labels: Sequence[str],
+    pooled: bool,
+) -> None:
+    """:func:`check_fleet` once the twins are known to be statistics: from their kinds
+    and shapes alone (what a holder of many twins' files keeps of them)."""
     features = Counter(s.n_features for s in stats)
     if prior is not None and len(features) == 1 and prior.n_features not in features:
         raise ValueError(
@@ -341,7 +366,7 @@ def check_fleet(
         _warn_lonely_kinds(stats, labels)
 
 
-def _warn_lonely_kinds(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
+def _warn_lonely_kinds(stats: Sequence[StatisticsShape], labels: Sequence[str]) -> None:
     """Warn of a kind held by one twin whose name looks like a slip of another kind's:
     such a twin would share only the fleet's top level with the others. (A kind of one
     twin is legitimate: the first turbine of a new type.) A slip: the same letters and

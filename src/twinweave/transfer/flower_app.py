@@ -251,7 +251,14 @@ def _serve(grid: Grid, settings: FlowerSettings, run_dir: Path) -> None:
                 results.append(result)
             if pending:
                 time.sleep(settings.poll_interval)
-        failures.extend(str(node) for node in pending.values())
+        for node in pending.values():
+            # No reply within the round: as silent as a node Flower reports unavailable.
+            known = twins_at_node.get(node)
+            known = "" if known is None else f"twin {known} (answered before): "
+            errors.setdefault(server_round, {})[str(node)] = (
+                f"{known}no reply within round_timeout {settings.round_timeout:g} s"
+            )
+            failures.append(str(node))
         timings[server_round] = time.perf_counter() - start
         return results, failures
 
