@@ -51,7 +51,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Self, TypeGuard
+from typing import Any, Literal, Protocol, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,7 +59,7 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.transfer._records import check_count, check_number, refuse_bool
+from twinweave.transfer._records import check_count, check_number, is_real, refuse_bool
 
 __all__ = [
     "GossipMessages",
@@ -383,15 +383,10 @@ def check_connected(graph: PeerGraph) -> None:
         )
 
 
-def _is_real(value: object) -> TypeGuard[float]:
-    """A real number, not a bool (nor a string, which compares only by error)."""
-    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
-
-
 def check_loss(loss: object) -> None:
     """Refuse a message-loss probability outside ``[0, 1)``: with every message lost
     nothing mixes."""
-    if not _is_real(loss) or not 0.0 <= loss < 1.0:
+    if not is_real(loss) or not 0.0 <= loss < 1.0:
         raise ValueError(f"loss: expected a probability in [0, 1), got {loss!r}")
 
 
@@ -1271,9 +1266,9 @@ def predicted_rounds(gap: float, eps: float) -> float:
     float
         At least one round.
     """
-    if not _is_real(gap) or not 0.0 <= gap <= 1.0:
+    if not is_real(gap) or not 0.0 <= gap <= 1.0:
         raise ValueError(f"gap: expected a spectral gap in [0, 1], got {gap!r}")
-    if not _is_real(eps) or not 0.0 < eps < 1.0:
+    if not is_real(eps) or not 0.0 < eps < 1.0:
         raise ValueError(f"eps: expected a factor in (0, 1), got {eps!r}")
     if gap <= 0.0:
         return math.inf

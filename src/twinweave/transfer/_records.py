@@ -15,7 +15,7 @@ import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeGuard, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -191,6 +191,11 @@ class ReadOnlyMapping(Mapping[_K, _V]):
         return repr(self._items)
 
 
+def is_real(value: object) -> TypeGuard[float]:
+    """A real number, not a bool (nor a string, which compares only by error)."""
+    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+
+
 def check_number(
     value: object, name: str, *, zero: bool = False, finite: bool = True, unit: str = ""
 ) -> None:
@@ -198,11 +203,7 @@ def check_number(
     ``None`` included; with ``finite``, infinity too (a tolerance, a prior's weight or
     count: arithmetic on it gives NaN or stops at once; a timeout may wait for ever)."""
     bound = ">= 0" if zero else "> 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float | np.integer | np.floating)
-        or not (value >= 0 if zero else value > 0)
-    ):
+    if not is_real(value) or not (value >= 0 if zero else value > 0):
         raise ValueError(f"{name}: expected a number {bound}{unit}, got {value!r}")
     if finite and not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite number {bound}{unit}, got {value!r}")
