@@ -262,9 +262,26 @@ def write_result(directory: Path, result: FederatedResult) -> None:
         "converged": result.converged,
         "twin_ids": list(result.twin_ids),
     }
-    partial = directory / (RESULT_FILE + ".part")
-    partial.write_text(json.dumps(summary))
-    partial.replace(directory / RESULT_FILE)
+    write_text_atomically(directory / RESULT_FILE, json.dumps(summary))
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of the complete lines of ``path`` (none if it does not exist).
+
+    Another process may be appending to it: a last line without its newline is still
+    being written, and is left for the next read."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")
+    return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` aside and rename it to ``path``: a process polling for ``path``
+    (the submitter waits for a run's result or error) never reads it half-written."""
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def read_result(directory: Path) -> FederatedResult:
@@ -361,14 +378,8 @@ class MessageLogWriter:
 def read_message_log(directory: str | os.PathLike[str]) -> list[LoggedMessage]:
     """Every message of a log directory, in the order written."""
     directory = Path(directory)
-    index = directory / _MESSAGE_INDEX
-    if not index.exists():
-        return []
     out: list[LoggedMessage] = []
-    for line in index.read_text().splitlines():
-        if not line.strip():
-            continue
-        entry = json.loads(line)
+    for entry in read_json_lines(directory / _MESSAGE_INDEX):
         with np.load(directory / entry["arrays"], allow_pickle=False) as data:
             arrays = {key.replace("|", "/"): data[key] for key in data.files}
         out.append(
@@ -492,10 +503,7 @@ class FlowerRun:
         self._federation = federation
 
     def _round_lines(self) -> list[dict[str, Any]]:
-        path = self.directory / ROUNDS_FILE
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_json_lines(self.directory / ROUNDS_FILE)
 
     def rounds(self) -> list[RoundReport]:
         """The rounds the ServerApp has aggregated so far, in order."""

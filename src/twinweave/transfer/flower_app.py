@@ -47,6 +47,7 @@ from twinweave.transfer._flower import (
     load_fleet,
     load_statistics,
     write_result,
+    write_text_atomically,
 )
 from twinweave.transfer._hierarchy import local_step
 from twinweave.transfer._records import LocalSummary, Population
@@ -160,8 +161,9 @@ def serve(grid: Grid, context: Context) -> None:
     try:
         _serve(grid, settings, run_dir)
     except BaseException as error:
-        (run_dir / ERROR_FILE).write_text(
-            json.dumps({"error": repr(error), "traceback": traceback.format_exc()})
+        write_text_atomically(
+            run_dir / ERROR_FILE,
+            json.dumps({"error": repr(error), "traceback": traceback.format_exc()}),
         )
         raise
 

@@ -1,0 +1,30 @@
+"""The files through which a Flower run reports to the process that submitted it: the
+submitter polls them while the ServerApp writes, so it must never read half a record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from twinweave.transfer._flower import read_json_lines, write_text_atomically
+
+
+def test_a_line_still_being_appended_is_left_for_the_next_read(tmp_path: Path) -> None:
+    path = tmp_path / "rounds.jsonl"
+    assert read_json_lines(path) == []
+    complete = [{"server_round": 1}, {"server_round": 2}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in complete) + '{"server_ro')
+    assert read_json_lines(path) == complete
+    with path.open("a") as handle:
+        handle.write('und": 3}\n')
+    assert read_json_lines(path) == [*complete, {"server_round": 3}]
+
+
+def test_an_atomic_write_replaces_the_file_whole_and_leaves_nothing_aside(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "error.json"
+    write_text_atomically(path, '{"error": "first"}')
+    write_text_atomically(path, '{"error": "second"}')
+    assert json.loads(path.read_text()) == {"error": "second"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["error.json"]
