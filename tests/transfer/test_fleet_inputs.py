@@ -607,6 +607,7 @@ def test_arguments_of_the_wrong_type_are_named(
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
+        ("period_prior_count", "a", r"period_prior_count: expected a number >= 0, got 'a'"),
         ("mean_prior_weight", "a", r"mean_prior_weight: expected a number > 0, got 'a'"),
         ("scale_prior_count", float("inf"), r"scale_prior_count: expected a finite number > 0"),
         ("noise_prior_count", None, r"noise_prior_count: expected a number >= 0, got None"),

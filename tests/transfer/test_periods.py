@@ -239,6 +239,37 @@ def test_em_recovers_the_period_variance_and_the_noise() -> None:
     np.testing.assert_allclose(np.sqrt(population.noise_var[0]), NOISE_SD, rtol=0.05)
 
 
+def test_a_bin_few_periods_reach_shrinks_towards_the_all_bin_period_variance() -> None:
+    # The last bin is reached in 2 of 30 periods by each of 3 twins: 6 blocks.
+    rng = np.random.default_rng(5)
+    stats = []
+    for weights in twin_weights(rng, 3):
+        columns, periods = period_readings(rng, weights, 30, 150)
+        sparse = (columns["x"] >= EDGES[-2]) & (periods >= 2)
+        stats.append(with_periods({k: v[~sparse] for k, v in columns.items()}, periods[~sparse]))
+    shrunk = FleetPrior.from_emulator(emulator(), period_prior_count=4.0)
+    fit = fit_central(dict(enumerate(stats)), shrunk, tol=1e-10, n_rounds=2000)
+    plain = fit_central(dict(enumerate(stats)), prior(), tol=1e-10, n_rounds=2000)
+    assert fit.converged and plain.converged
+    assert fit.population is not None and fit.population.period_var is not None
+    # At the fixed point each bin's variance is the shrunk EM update of the summaries
+    # the twins send given it (docs/FLEET_MODEL.md, aggregation step 6).
+    summaries = [local_step(s, fit.population) for s in stats]
+    assert all(m.period_ss is not None and m.period_blocks is not None for m in summaries)
+    ss = np.sum([m.period_ss for m in summaries], axis=0)[0]
+    blocks = np.sum([m.period_blocks for m in summaries], axis=0)[0]
+    assert blocks[-1] == 6 and blocks[0] == 90
+    all_bins = ss.sum() / blocks.sum()
+    expected = (ss + 4.0 * all_bins) / (blocks + 4.0)
+    np.testing.assert_allclose(fit.population.period_var[0], expected, rtol=1e-6)
+    # The sparse bin sits 40 % of the way to the all-bin value, the others under 5 %;
+    # and the rounds are fewer than the plain EM update's (measured: 33 against 40).
+    weight_of_all_bins = 4.0 / (blocks + 4.0)
+    assert weight_of_all_bins[-1] == pytest.approx(0.4)
+    assert np.all(weight_of_all_bins[:-1] < 0.05)
+    assert fit.n_rounds < plain.n_rounds, (fit.n_rounds, plain.n_rounds)
+
+
 def test_without_period_effects_in_the_data_the_period_variance_is_small() -> None:
     rng = np.random.default_rng(4)
     stats = []

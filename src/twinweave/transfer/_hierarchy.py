@@ -820,15 +820,16 @@ def aggregate(
         global_mean=global_mean,
         global_covariance=global_cov,
         between_covariance=between,
-        period_var=_period_var(total),
+        period_var=_period_var(total, prior.period_prior_count),
     )
 
 
-def _period_var(total: LocalSummary) -> FloatArray | None:
+def _period_var(total: LocalSummary, prior_count: float) -> FloatArray | None:
     """Each kind's per-bin variance of the period effects: the EM update
     ``omega2_tj = sum E[u_c^2] / (number of blocks)`` over the kind's blocks in bin
-    ``j`` (Laird and Ware 1982, *Biometrics* 38(4), 963-974); a bin without blocks
-    takes the kind's all-bin value, a kind without blocks the fleet's. ``None`` where
+    ``j`` (Laird and Ware 1982, *Biometrics* 38(4), 963-974), shrunk with
+    ``prior_count`` pseudo-blocks towards the kind's all-bin value (so a bin without
+    blocks takes that value); a kind without blocks takes the fleet's. ``None`` where
     no twin has period statistics: the model without period effects."""
     n_all = float(total.period_blocks.sum())
     if not n_all > 0:
@@ -840,9 +841,10 @@ def _period_var(total: LocalSummary) -> FloatArray | None:
         total.period_ss.sum(axis=1, keepdims=True) / np.maximum(blocks_of_kind, 1.0),
         fleet,
     )
+    blocks = total.period_blocks + prior_count
     per_bin = np.where(
-        total.period_blocks > 0,
-        total.period_ss / np.maximum(total.period_blocks, 1.0),
+        blocks > 0,
+        (total.period_ss + prior_count * kind) / np.where(blocks > 0, blocks, 1.0),
         kind,
     )
     return np.asarray(np.maximum(per_bin, _MIN_VARIANCE), dtype=np.float64)

@@ -703,6 +703,13 @@ class FleetPrior:
     population_noise_prior_count
         Pseudo-readings with which a kind's per-bin variance shrinks towards its pooled
         variance.
+    period_prior_count
+        Pseudo-periods with which a kind's per-bin variance of the period effects
+        shrinks towards its all-bin value; 0 (the default) is the plain EM update. A few
+        make the rounds converge several times faster where bins that few periods reach
+        (near cut-out) head for zero, where EM crawls (docs/FLEET_MODEL.md: on La Haute
+        Borne, 4 took 1.1 to 11 times fewer rounds, and moved the scores by up to 0.006
+        nats per reading).
     n_noise_iterations
         Upper bound on a twin's EM iterations for its noise in one local step.
     noise_tol
@@ -719,6 +726,7 @@ class FleetPrior:
     twin_noise_prior_count: float = 300.0
     own_noise_count: float = 1000.0
     population_noise_prior_count: float = 10.0
+    period_prior_count: float = 0.0
     n_noise_iterations: int = 50
     noise_tol: float = 1e-10
 
@@ -742,6 +750,7 @@ class FleetPrior:
             "twin_noise_prior_count",
             "own_noise_count",
             "population_noise_prior_count",
+            "period_prior_count",
         ):
             check_number(getattr(self, name), name, zero=True)
         check_count(self.n_noise_iterations, "n_noise_iterations")
@@ -762,6 +771,7 @@ class FleetPrior:
         twin_noise_prior_count: float = 300.0,
         own_noise_count: float = 1000.0,
         population_noise_prior_count: float | None = None,
+        period_prior_count: float = 0.0,
     ) -> Self:
         """The hierarchy for twins that all use ``emulator``'s basis.
 
@@ -773,9 +783,9 @@ class FleetPrior:
             Weight of the second-difference roughness against the ridge in the shape of
             between-twin deviations: larger is smoother (deviations correlated over about
             ``smoothness ** 0.25`` neighbouring weights).
-        scale_prior_count, mean_prior_weight
+        scale_prior_count, mean_prior_weight, twin_noise_prior_count, own_noise_count
             See the class.
-        twin_noise_prior_count, own_noise_count
+        period_prior_count
             See the class.
         noise_prior_count, population_noise_prior_count
             See the class; by default the emulator's ``noise_prior_count``.
@@ -805,6 +815,7 @@ class FleetPrior:
             ),
             twin_noise_prior_count=twin_noise_prior_count,
             own_noise_count=own_noise_count,
+            period_prior_count=period_prior_count,
             n_noise_iterations=emulator.n_em_iterations,
         )
 
@@ -843,6 +854,7 @@ class FleetPrior:
                     "twin_noise_prior_count",
                     "own_noise_count",
                     "population_noise_prior_count",
+                    "period_prior_count",
                     "n_noise_iterations",
                     "noise_tol",
                 )
@@ -863,6 +875,7 @@ class FleetPrior:
             twin_noise_prior_count=float(arrays["twin_noise_prior_count"]),
             own_noise_count=float(arrays["own_noise_count"]),
             population_noise_prior_count=float(arrays["population_noise_prior_count"]),
+            period_prior_count=float(arrays["period_prior_count"]),
             n_noise_iterations=int(arrays["n_noise_iterations"]),
             noise_tol=float(arrays["noise_tol"]),
         )
