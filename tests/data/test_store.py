@@ -670,7 +670,11 @@ def test_a_path_that_is_not_a_duckdb_file_is_named_for_what_it_is(tmp_path: Path
         (tmp_path, "a directory"),
         (parquet, "a Parquet file, not a DuckDB database"),
         (csv, "a file that is not a DuckDB database (a CSV file, by its name)"),
-        (empty, "an empty file, not a DuckDB database"),
+        (
+            empty,
+            "an empty file, not a DuckDB database (unless another process is creating it "
+            "right now)",
+        ),
     ):
         for read_only in (False, True):
             with pytest.raises(OSError, match=r"expected a twinweave store") as caught:

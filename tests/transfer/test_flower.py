@@ -26,10 +26,12 @@ from twinweave.transfer import (
     TwinStatistics,
     fit_central,
     fit_federated,
+    initial_population,
     local_step,
     read_message_log,
     save_statistics,
 )
+from twinweave.transfer._flower import write_result
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
@@ -326,6 +328,13 @@ def test_twins_that_could_never_answer_are_refused_before_a_run(tmp_path: Path) 
 
 def test_a_failed_run_raises_and_leaves_no_process(tmp_path: Path) -> None:
     stats, prior, _ = make_fleet([1_000], seed=17)
+    # The directory was used before, by a run that succeeded: its result is not this
+    # run's (the run used to share its folder, and returned that result at once).
+    earlier = tmp_path / "federation" / "runs" / "run-1"
+    earlier.mkdir(parents=True)
+    write_result(
+        earlier, FederatedResult(initial_population(prior, ["default"]), (), True, ("T0",))
+    )
     federation = LoopbackFederation(tmp_path / "federation")
     with pytest.raises(FlowerRunError, match="SuperNodes connected"), federation:
         federation.add_twin("T0", save_statistics(stats["T0"], tmp_path / "T0.npz"))

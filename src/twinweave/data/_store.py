@@ -213,7 +213,11 @@ def _refuse_what_is_not_a_store(path: Path) -> None:
     if head[8:12] == _DUCKDB_MAGIC:
         return
     if not head:
-        what = "an empty file, not a DuckDB database"
+        # DuckDB writes its header after creating the file: another process may be
+        # creating this store right now.
+        what = (
+            "an empty file, not a DuckDB database (unless another process is creating it right now)"
+        )
     elif head.startswith(b"PAR1"):
         what = "a Parquet file, not a DuckDB database"
     elif head.startswith(b"SQLite format"):

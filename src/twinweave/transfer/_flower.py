@@ -187,8 +187,12 @@ def save_statistics(statistics: TwinStatistics, path: str | os.PathLike[str]) ->
         value = getattr(statistics, name)
         if value is not None:
             arrays[name] = value
-    with path.open("wb") as handle:
+    # Written aside and renamed: a ClientApp reads the file for every message, and must
+    # never find it half-written when the twin refreshes its statistics during a run.
+    partial = path.with_name(path.name + ".part")
+    with partial.open("wb") as handle:
         _savez(handle, arrays)
+    partial.replace(path)
     return path
 
 
@@ -908,9 +912,13 @@ class LoopbackFederation:
             )
         self.start()
         settings = settings or FlowerSettings()
+        # A directory used before holds earlier runs: a new run never shares theirs, or
+        # its submitter would find their result (or error) before its own is written.
         self._n_runs += 1
+        while (self.directory / "runs" / f"run-{self._n_runs}").exists():
+            self._n_runs += 1
         run_dir = (self.directory / "runs" / f"run-{self._n_runs}").resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True)
         save_fleet(prior, kinds, run_dir / FLEET_FILE, start)
         app_dir = self.directory / "apps" / f"run-{self._n_runs}" / "twinweave_fleet"
         app_dir.mkdir(parents=True, exist_ok=True)
@@ -985,6 +993,10 @@ class LoopbackFederation:
         for pid in left:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+        # A killed process is listed until it has exited: return when none is.
+        deadline = time.monotonic() + self.shutdown_timeout
+        while _marked_pids(self.token) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for process in [*processes, *self._stopped]:
             process.log_file.close()
         self._supernodes.clear()

@@ -157,8 +157,11 @@ def serve(grid: Grid, context: Context) -> None:
         The run configuration (``[tool.flwr.app.config]``, written by
         :class:`~twinweave.transfer.LoopbackFederation`).
     """
-    settings, run_dir = FlowerSettings.from_run_config(context.run_config)
+    # The run directory first, alone: whatever fails after it (the settings included)
+    # is reported there, where the submitter looks, instead of leaving it to time out.
+    run_dir = Path(str(context.run_config["run-dir"]))
     try:
+        settings, run_dir = FlowerSettings.from_run_config(context.run_config)
         _serve(grid, settings, run_dir)
     except BaseException as error:
         write_text_atomically(
