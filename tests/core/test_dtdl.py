@@ -49,6 +49,8 @@ def test_turbine_schema_exports_valid_dtdl(document: dict[str, Any]) -> None:
         "temp_air",
         "wind_direction",
         "pitch",
+        "air_density",
+        "pressure",
         "rated_power",
         "elevation",
     ]
@@ -69,6 +71,8 @@ def test_export_round_trips_through_json(document: dict[str, Any]) -> None:
         ("temp_air", "Telemetry", "Temperature", "degreeCelsius"),
         ("wind_direction", "Telemetry", "Angle", "degreeOfArc"),
         ("pitch", "Telemetry", "Angle", "degreeOfArc"),
+        ("air_density", "Telemetry", "Density", "kilogramPerCubicMetre"),
+        ("pressure", "Telemetry", "Pressure", "pascal"),
         ("rated_power", "Property", "Power", "kilowatt"),
         ("elevation", "Property", "Length", "metre"),
     ],
@@ -221,7 +225,7 @@ def test_context_is_required_at_top_level(document: dict[str, Any]) -> None:
 def test_semantic_type_needs_the_quantitative_types_context(document: dict[str, Any]) -> None:
     document["@context"] = "dtmi:dtdl:context;3"
     problems = validate_dtdl(document)
-    assert len(problems) == 7  # one per semantically typed element
+    assert len(problems) == 9  # one per semantically typed element
     assert_names(
         problems[1],
         "contents[1] 'power' (Telemetry)",

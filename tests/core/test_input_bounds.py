@@ -50,6 +50,32 @@ def test_out_of_bounds_wind_speed_is_rejected_with_where_and_how_many(twin: Twin
         twin.predict({"wind_speed": [1e9]})
 
 
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        # A pressure in hPa, a density in g/m^3: they predicted about 0 kW at 9 m/s.
+        (
+            {"temp_air": [10.0], "pressure": [1013.0]},
+            "pressure: 1 of 1 values outside the physical bounds [50000, 110000] Pa; "
+            "first at row 0: 1013",
+        ),
+        (
+            {"air_density": [1225.0]},
+            "air_density: 1 of 1 values outside the physical bounds [0.5, 2] kg/m^3; "
+            "first at row 0: 1225",
+        ),
+    ],
+)
+def test_density_inputs_in_the_wrong_unit_are_rejected(
+    twin: Twin, inputs: dict[str, list[float]], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        twin.predict({"wind_speed": [9.0], **inputs})
+    # In their units they are read: a denser air gives more power.
+    thin, dense = (twin.predict({"wind_speed": [9.0], "air_density": [rho]}) for rho in (1.0, 1.3))
+    assert dense.mean[0] > thin.mean[0]
+
+
 def test_update_refuses_what_predict_refuses_and_learns_nothing() -> None:
     twin = turbine()
     before = twin.emulator.state()

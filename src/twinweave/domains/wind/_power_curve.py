@@ -160,6 +160,11 @@ def turbine_schema(
             Telemetry(name="temp_air", unit="degC", lower=-60, upper=60),
             Telemetry(name="wind_direction", unit="degree", lower=0, upper=360),
             Telemetry(name="pitch", unit="degree", lower=-10, upper=130),
+            # Inputs of the density normalisation (IEC 61400-12-1 clause 9.1.5). Wide
+            # physical bounds (sea level to 5,000 m, -60 to 60 degC): a pressure in hPa
+            # or a density in g/m^3 is refused instead of predicting about 0 kW.
+            Telemetry(name="air_density", unit="kg/m^3", lower=0.5, upper=2.0),
+            Telemetry(name="pressure", unit="Pa", lower=50_000, upper=110_000),
         ),
         properties=(
             Property(name="rated_power", unit="kW", lower=0, value=rated_power),
