@@ -28,6 +28,7 @@ from twinweave.data import (
     SourceSpec,
     read_source,
 )
+from twinweave.data._sources import csv_line
 from twinweave.domains.wind import LA_HAUTE_BORNE
 
 SPEC = SourceSpec(
@@ -621,6 +622,14 @@ def test_csv_line_counts_blank_lines_and_quoted_line_breaks(tmp_path: Path) -> N
     # Data row 2 starts on line 8: header, blank, row 0, row 1 over two lines, an empty
     # line and one of spaces (pandas skips both).
     assert_names_everything(caught.value, path, "ws", 2, "fast", 8)
+
+
+def test_csv_line_counts_a_line_of_an_empty_quoted_field(tmp_path: Path) -> None:
+    # '""' is a row with a missing value (pandas writes NaN so in a one-column file),
+    # not a blank line: csv reads both as [''], and the line was named one too far.
+    path = tmp_path / "x.csv"
+    path.write_text('wind_speed\n5\n""\nfast\n   \n7\n')
+    assert [csv_line(path, row) for row in range(4)] == [2, 3, 4, 6]
 
 
 COMPRESSIONS = {

@@ -30,6 +30,7 @@ import os
 import re
 import tomllib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -672,13 +673,23 @@ def csv_line(file: Path, row: int, delimiter: str = ",") -> int | None:
     if handle is None:
         return None
     with handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        # The raw text of each record: pandas skips a line of blanks, but not a line
+        # of an empty quoted field ('""', a missing value), which csv reads alike.
+        pending: list[str] = []
+
+        def lines() -> Iterator[str]:
+            for line in handle:
+                pending.append(line)
+                yield line
+
+        reader = csv.reader(lines(), delimiter=delimiter)
         data_row = -1  # the header
         start = 1
         try:
-            for record in reader:
-                # csv gives [] for an empty line; pandas also skips one of blanks only.
-                if record and not (len(record) == 1 and not record[0].strip()):
+            for _ in reader:
+                blank = not "".join(pending).strip()
+                pending.clear()
+                if not blank:
                     if data_row == row:
                         return start
                     data_row += 1
