@@ -227,8 +227,9 @@ def test_quarantine_lists_reasons(fitted_store: Path, tmp_path: Path) -> None:
     assert listed["reason"].str.len().min() > 10
 
 
-def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
-    """A CSV with other column names and units (W, km/h, K), one turbine, naive local time."""
+def other_layout(tmp_path: Path) -> tuple[Path, Path]:
+    """A CSV with other column names and units (W, km/h, K), one turbine, naive local time,
+    and its mapping."""
     rng = np.random.default_rng(0)
     n = 3000
     speed = rng.uniform(0, 20, n)  # [m/s]
@@ -260,6 +261,11 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
             }
         )
     )
+    return data, mapping
+
+
+def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
+    data, mapping = other_layout(tmp_path)
     store = tmp_path / "other.duckdb"
     fit = ("fit", data, "--store", store, "--train-until", "2020-01-20", "--mapping", mapping)
     twinweave(*fit, "--rated-power", str(RATED_POWER), "--memory", "inf")
@@ -276,6 +282,33 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
     twinweave("predict", "--store", store, "--twin", "T1", "--input", inputs, "--output", out)
     expected = RATED_POWER * 0.5**3  # the synthetic curve at 8 m/s [kW]
     assert pd.read_csv(out)["mean"].iloc[0] == pytest.approx(expected, abs=40.0)
+
+
+def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
+    tmp_path: Path,
+) -> None:
+    data, mapping = other_layout(tmp_path)
+    assets = tmp_path / "assets.csv"
+    fit = ("fit", data, "--train-until", "2020-01-20", "--mapping", mapping, "--assets", assets)
+    assets.write_text("asset_id,rated_power,elevation\nT1,2.05MW,411\n")
+    assert_user_error(
+        twinweave(*fit, "--store", tmp_path / "a.duckdb", ok=False),
+        f"--assets {assets}: column 'rated_power', row 0 (line 2): expected a number > 0 "
+        "[kW], got '2.05MW'",
+    )
+    assets.write_text("turbine,rated_power\nT1,2050\n")
+    assert_user_error(
+        twinweave(*fit, "--store", tmp_path / "b.duckdb", ok=False),
+        "missing ['asset_id'], got ['turbine', 'rated_power']",
+    )
+    # In MW it is a number, and most readings are above it: fitted, but questioned.
+    assets.write_text("asset_id,rated_power,elevation\nT1,2.05,411\n")
+    in_mw = twinweave(*fit, "--store", tmp_path / "c.duckdb")
+    assert "readings are above its rated power 2.05 kW" in in_mw.stderr, in_mw.stderr
+    assert "is the rated power in kW" in in_mw.stderr
+    assets.write_text(f"asset_id,rated_power,elevation\nT1,{RATED_POWER},411\n")
+    in_kw = twinweave(*fit, "--store", tmp_path / "d.duckdb")
+    assert "rated power" not in in_kw.stderr, in_kw.stderr
 
 
 # -- a user's mistakes: one line naming what is wrong, exit code 2, no traceback ----------

@@ -258,8 +258,11 @@ def _turbine_specs(
     asset_ids: list[str], assets: Path | None, rated_power: float | None, elevation: float
 ) -> dict[str, TurbineSpec]:
     """Rated power and elevation per asset: from ``--assets``, else the shipped table."""
-    table = pd.read_csv(assets) if assets is not None else asset_table()
-    normalised = _normalise_asset_table(table)
+    normalised = (
+        _read_asset_table(assets)
+        if assets is not None
+        else _normalise_asset_table(asset_table(), "the shipped asset table")
+    )
     known = {
         str(asset_id): TurbineSpec(str(asset_id), float(rated), float(elevation_m))
         for asset_id, rated, elevation_m in zip(
@@ -283,7 +286,36 @@ def _turbine_specs(
     return specs
 
 
-def _normalise_asset_table(table: pd.DataFrame) -> pd.DataFrame:
+def _read_asset_table(path: Path) -> pd.DataFrame:
+    """``--assets FILE``, checked: every rated power a number > 0 [kW] and every elevation
+    a number [m], each refusal naming the file, column, row, line and value."""
+    if not path.is_file():
+        raise _fail(f"--assets {path}: no such file; expected a CSV file")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise _fail(f"--assets {path}: cannot be read as CSV: {error}") from None
+    table = _normalise_asset_table(table, f"--assets {path}")
+    for name, expected, lowest in (
+        ("rated_power", "a number > 0 [kW]", 0.0),
+        ("elevation", "a number [m]", -np.inf),
+    ):
+        text = table[name].astype(str)
+        values = pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(values) | (values <= lowest)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise _fail(
+                f"--assets {path}: column {name!r}, "
+                f"{describe_row(row, csv_line(path, row))}: expected {expected}, got "
+                f"{text.iloc[row]!r}"
+            )
+        table[name] = values
+    table["asset_id"] = table["asset_id"].astype(str)
+    return table
+
+
+def _normalise_asset_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     renames = {
         "Wind_turbine_name": "asset_id",
         "Rated_power": "rated_power",
@@ -293,11 +325,31 @@ def _normalise_asset_table(table: pd.DataFrame) -> pd.DataFrame:
     missing = {"asset_id", "rated_power"} - set(table.columns)
     if missing:
         raise _fail(
-            f"asset table: expected columns asset_id, rated_power; missing {sorted(missing)}"
+            f"{source}: expected columns asset_id, rated_power [kW] and optionally "
+            f"elevation [m]; missing {sorted(missing)}, got {list(table.columns)}"
         )
     if "elevation" not in table:
         table = table.assign(elevation=0.0)
     return table
+
+
+def _warn_if_mostly_above_rated(
+    asset_id: str, rows: pd.DataFrame, rejected: pd.DataFrame, rated_power: float
+) -> None:
+    """Warn when most of a turbine's readings exceed its rated power: a rated power
+    given in MW (2.05 for 2,050 kW) quarantines them all and fits the twin on the rest."""
+    above = rejected[
+        (rejected["check"] == "range")
+        & (rejected["variable"] == "power")
+        & (pd.to_numeric(rejected["value"], errors="coerce") > rated_power)
+    ]
+    n_above = above["source_row"].nunique()
+    if len(rows) and n_above > 0.5 * len(rows):
+        _warn(
+            f"asset {asset_id!r}: {n_above} of {len(rows)} readings are above its rated power "
+            f"{rated_power:g} kW (quarantined as out of range); is the rated power in kW "
+            "(--assets, --rated-power)?"
+        )
 
 
 def _ingest(
@@ -332,6 +384,7 @@ def _ingest(
         kept, rejected = clean(rows, checks)
         observations.append(kept)
         quarantine.append(rejected)
+        _warn_if_mostly_above_rated(asset_id, rows, rejected, specs[asset_id].rated_power)
     cleaned = pd.concat(observations, ignore_index=True)
     rejected_all = pd.concat(quarantine, ignore_index=True)
     with _progress() as progress:
