@@ -416,6 +416,19 @@ def test_whatif_counts_each_reading_for_its_own_time_step(
     assert "24 readings of 60 minutes" in titles["1h"]
     assert "144 readings of 10 minutes" in titles["10min"]
     assert energies["1h"] == pytest.approx(energies["10min"], rel=0.01), energies
+    # Two readings ten minutes apart and one two days later: ten minutes each, and the
+    # gap is said (the median step of two, a day, counted each reading for 24 hours).
+    sparse = tmp_path / "sparse.csv"
+    times = pd.to_datetime(["2015-06-01T00:00Z", "2015-06-01T00:10Z", "2015-06-03T00:00Z"])
+    pd.DataFrame({"time": times, "wind_speed": 10.0}).to_csv(sparse, index=False)
+    result = twinweave(
+        "whatif", "--store", fitted_store, "--twin", "R80711", "--scale", "0.97",
+        "--input", sparse, "--samples", "200",
+    )  # fmt: skip
+    assert "3 readings of 10 minutes" in result.stdout, result.stdout
+    assert (
+        "the readings cover 0.5 h of the 48 h from the first to the last (1%)" in result.stderr
+    ), result.stderr
 
 
 def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) -> None:

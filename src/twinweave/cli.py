@@ -939,7 +939,9 @@ READING_HOURS = 1.0 / 6.0
 
 def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
     """Hours one reading stands for: the usual step between the inputs' times (their
-    median difference), or :data:`READING_HOURS` without times."""
+    most frequent difference, the shortest of equally frequent ones: a median would take
+    a gap for the step when there are few readings), or :data:`READING_HOURS` without
+    times."""
     if "time" not in inputs:
         return READING_HOURS
     times = np.unique(inputs["time"])
@@ -951,7 +953,8 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
         )
     if times.size < 2:
         return READING_HOURS
-    return float(np.median(np.diff(times)) / np.timedelta64(1, "s") / 3600.0)
+    steps, counts = np.unique(np.diff(times), return_counts=True)
+    return float(steps[np.argmax(counts)] / np.timedelta64(1, "s") / 3600.0)
 
 
 def _duration(hours: float) -> str:
@@ -974,7 +977,8 @@ def _say_coverage(inputs: dict[str, np.ndarray], n_readings: int, step_hours: fl
     covered = n_readings * step_hours
     if covered < 0.99 * span:
         _warn(
-            f"the readings cover {covered:,.0f} h of the {span:,.0f} h from the first to the "
+            f"the readings cover {covered:,.{1 if covered < 10 else 0}f} h of the "
+            f"{span:,.{1 if span < 10 else 0}f} h from the first to the "
             f"last ({covered / span:.0%}): energy and hours at rated count only the readings "
             "present; missing or quarantined ones are not filled in"
         )
