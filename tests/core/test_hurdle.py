@@ -3,11 +3,13 @@ contracts as the censored one, checked against sampling from its definition."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from twinweave.core import CensoredNormal
+from twinweave.core import CensoredNormal, ExponentialCorrelation
 
 LOWER, UPPER = 0.0, 2050.0
 
@@ -154,3 +156,58 @@ def test_rejects_impossible_masses() -> None:
         CensoredNormal([0.0], [1.0], lower=0.0, upper=1.0, lower_mass=[0.7], upper_mass=[0.6])
     with pytest.raises(ValueError, match="infinite bound"):
         CensoredNormal([0.0], [1.0], lower_mass=[0.1])
+
+
+def test_sample_paths_are_the_copula_of_the_latent_paths_block_by_block() -> None:
+    # The copula runs on blocks of 64 paths (to bound the memory): 150 paths cross two
+    # block edges, and every value is the whole-array transform's, bit for bit.
+    rng = np.random.default_rng(5)
+    n = 40
+    loc = rng.uniform(-100, 2200, n)
+    factor = rng.normal(0.0, 30.0, (n, 3))
+    times = 600.0 * np.arange(n)
+    correlation = ExponentialCorrelation((0.5, 0.2), (1_200.0, 86_400.0))
+    p = CensoredNormal(
+        loc,
+        rng.uniform(30, 150, n) ** 2,
+        lower=LOWER,
+        upper=UPPER,
+        factor=factor,
+        times=times,
+        correlation=correlation,
+        lower_mass=rng.uniform(0.0, 0.3, n),
+        upper_mass=rng.uniform(0.0, 0.3, n),
+    )
+    draws = np.random.default_rng(9)
+    noise = correlation.sample(times, 150, draws)
+    latent = loc + np.sqrt(p.noise_var) * noise + draws.standard_normal((150, 3)) @ factor.T
+    u = stats.norm.cdf((latent - loc) / p.latent_std)
+    expected = p._inverse_cdf(np.clip(u, 1e-300, 1.0 - 1e-16))
+    np.testing.assert_array_equal(p.sample(150, seed=9), expected)
+
+
+def test_sample_paths_take_few_arrays_of_their_size() -> None:
+    # A year of 10-minute points times 1,000 paths is 400 MB per array: sampling took
+    # 7.1 arrays at its peak (a what-if over a year 3.5 GB), now 2.6 (measured with
+    # tracemalloc, which counts numpy's allocations whatever the machine).
+    rng = np.random.default_rng(5)
+    n, n_paths = 20_000, 200
+    p = CensoredNormal(
+        rng.uniform(-100, 2200, n),
+        rng.uniform(30, 150, n) ** 2,
+        lower=LOWER,
+        upper=UPPER,
+        factor=rng.normal(0.0, 30.0, (n, 3)),
+        times=600.0 * np.arange(n),
+        correlation=ExponentialCorrelation((0.5, 0.2), (1_200.0, 86_400.0)),
+        lower_mass=rng.uniform(0.0, 0.3, n),
+        upper_mass=rng.uniform(0.0, 0.3, n),
+    )
+    p.quantile(0.5)  # the per-point constants the copula caches, computed before
+    tracemalloc.start()
+    try:
+        p.sample(n_paths, seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3.0 * n * n_paths * 8, peak / (n * n_paths * 8)

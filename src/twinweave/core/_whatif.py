@@ -234,6 +234,7 @@ def compare(
         predictive = twin.predict(inputs, source=source)
         paths = predictive.sample(n_samples, np.random.default_rng(seed_int))
         values.append(np.column_stack([metric(paths) for metric in metrics]))
+        del paths  # before the next twin's paths are drawn: one set in memory at a time
     return WhatIfResult(
         metrics=tuple(m.name for m in metrics),
         units=tuple(m.units for m in metrics),
