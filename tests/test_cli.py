@@ -379,6 +379,24 @@ def test_provenance_takes_a_twin_id_and_lists_ids(fitted_store: Path) -> None:
     assert_user_error(unknown, "prediction:000000000000", "R80711")
 
 
+def test_provenance_json_goes_to_stdout_with_a_dash_and_a_bad_path_is_refused_first(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # '-' used to write a file named '-'; a missing folder failed after the chain was
+    # printed, with a bare "[Errno 2]".
+    piped = twinweave("provenance", "R80736", "--store", fitted_store, "--json", "-")
+    document = json.loads(piped.stdout)
+    assert "entity" in document and "activity" in document
+    assert "sha256=" in piped.stderr and "as PROV-JSON to stdout" in piped.stderr
+    assert not Path("-").exists()
+    missing = tmp_path / "nodir" / "p.json"
+    refused = twinweave(
+        "provenance", "R80736", "--store", fitted_store, "--json", missing, ok=False
+    )
+    assert_user_error(refused, f"--json {missing}: no such directory")
+    assert "records, raw files first" not in refused.stdout
+
+
 def test_quarantine_names_the_checks_there_are(fitted_store: Path) -> None:
     result = twinweave("quarantine", "--store", fitted_store, "--check", "nosuch", ok=False)
     assert_user_error(result, "--check nosuch", "downtime", "curtailment")

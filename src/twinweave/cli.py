@@ -56,7 +56,7 @@ from twinweave.domains.wind import (
     turbine_metrics,
 )
 from twinweave.models import BayesianBasisRegression
-from twinweave.provenance import Recorder
+from twinweave.provenance import ProvRecord, Recorder
 from twinweave.report import utc_time_text
 
 app = typer.Typer(
@@ -619,6 +619,12 @@ def _table_kind(path: Path, role: str) -> str:
 def _check_output_table(path: Path, option: str) -> None:
     """Refuse an output table that cannot be written, before any work is done (and any
     provenance recorded for an output that would never exist)."""
+    _check_output_path(path, option)
+    _table_kind(path, f"{option}")
+
+
+def _check_output_path(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written, before any work is done."""
     if path.is_dir():
         raise _fail(f"{option} {path}: is a directory; expected a file name")
     parent = path.resolve().parent
@@ -626,7 +632,6 @@ def _check_output_table(path: Path, option: str) -> None:
         raise _fail(f"{option} {path}: no such directory {parent}")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise _fail(f"{option} {path}: not writable")
-    _table_kind(path, f"{option}")
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -1040,7 +1045,7 @@ def provenance(
         typer.Option(
             "--json",
             help="Also write PROV-JSON here: the chain printed, or without ENTITY_ID every "
-            "record of the store.",
+            "record of the store; - writes it to stdout (and the rest to stderr).",
         ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Entities to list without an id.", min=1)] = 20,
@@ -1048,6 +1053,21 @@ def provenance(
     """Print the chain from raw file to ENTITY_ID: a prediction's, a what-if result's or
     any other entity's id, or a twin id (its latest version). Without one, list the
     latest entities."""
+    to_stdout = json_out is not None and str(json_out) == "-"
+    # With the JSON on stdout, everything else goes to stderr.
+    say = diagnostics if to_stdout else console
+    if json_out is not None and not to_stdout:
+        _check_output_path(json_out, "--json")
+
+    def write_json(records: list[ProvRecord], what: str) -> None:
+        text = recorder.to_json(records)
+        if to_stdout:
+            console.out(text, highlight=False)
+        elif json_out is not None:
+            json_out.write_text(text)
+        if json_out is not None:
+            say.print(f"wrote {what} as PROV-JSON to {'stdout' if to_stdout else json_out}")
+
     with _open_store(store, read_only=True) as db:
         recorder = Recorder.from_store(db)
         twin_ids = set(db.twin_ids())
@@ -1055,17 +1075,15 @@ def provenance(
             entity_id = str(db.versions(entity_id)["provenance_id"].iloc[-1])
     if entity_id is None:
         entities = [r for r in recorder.records() if r.category == "entity"]
-        console.print(
+        say.print(
             f"{len(entities)} entities in {store}; the latest {min(limit, len(entities))} "
             f"(twins: {sorted(twin_ids)}):"
         )
         for record in entities[-limit:]:
-            console.print(record.describe(), highlight=False)
-        if json_out is not None:
-            # Without an entity the export is the whole store's provenance.
-            records = recorder.records()
-            json_out.write_text(recorder.to_json(records))
-            console.print(f"wrote all {len(records)} records as PROV-JSON to {json_out}")
+            say.print(record.describe(), highlight=False)
+        # Without an entity the export is the whole store's provenance.
+        records = recorder.records()
+        write_json(records, f"all {len(records)} records")
         return
     if entity_id not in recorder:
         raise _fail(
@@ -1074,12 +1092,10 @@ def provenance(
             f"gives its latest version"
         )
     chain = recorder.chain(entity_id)
-    console.print(f"{len(chain)} records, raw files first, {entity_id} last:")
+    say.print(f"{len(chain)} records, raw files first, {entity_id} last:")
     for record in chain:
-        console.print(record.describe(), highlight=False)
-    if json_out is not None:
-        json_out.write_text(recorder.to_json(chain))
-        console.print(f"wrote the chain's {len(chain)} records as PROV-JSON to {json_out}")
+        say.print(record.describe(), highlight=False)
+    write_json(chain, f"the chain's {len(chain)} records")
 
 
 @app.command()
