@@ -492,9 +492,11 @@ def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path:
         (tmp_path / "adir", "is a directory"),
         (tmp_path / "missing" / "out.csv", "no such directory"),
         (tmp_path / "out.xlsx", "expected a CSV"),
+        (good, "the --input file; expected another file name"),
     ):
         result = predict(fitted_store, good, output, ok=False)
         assert_user_error(result, expected)
+    assert good.read_text() == "wind_speed\n8\n"  # the input was overwritten before
     # Refused before predicting: no prediction was recorded for an output never written.
     after = len(twinweave("provenance", "--store", fitted_store, "--limit", "1000").stdout)
     assert after == before

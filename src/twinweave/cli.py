@@ -733,10 +733,12 @@ def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
     if seen.all():
         return
     unseen = wind_speed[~seen]
+    low, high = unseen.min(), unseen.max()
+    where = f"{low:g} m/s" if low == high else f"{low:g}-{high:g} m/s"
     _warn(
         f"{unseen.size} of {seen.size} inputs are at wind speeds the twin has no readings "
-        f"near ({unseen.min():g}-{unseen.max():g} m/s): there it extrapolates its power "
-        "curve and prior, and knows nothing of cut-out"
+        f"near ({where}): there it extrapolates its power curve and prior, and knows "
+        "nothing of cut-out"
     )
 
 
@@ -767,6 +769,8 @@ def predict(
     say = diagnostics if to_stdout else console
     if not to_stdout:
         _check_output_table(output, "--output")
+        if output.resolve() == input.resolve():
+            raise _fail(f"--output {output}: the --input file; expected another file name")
     with _open_store(store) as db:
         recorder = Recorder(store=db)
         loaded = _load_twin(db, twin, recorder)
