@@ -156,6 +156,15 @@ def test_predict_says_which_columns_it_reads_and_ignores_the_others(
     assert "inputs read: ['wind_speed']" in plain_run.stdout
     assert "does not read" not in plain_run.stdout
     np.testing.assert_array_equal(means[0], means[1])
+    # A pressure without a temperature is read, and changes nothing: said so.
+    pressure = tmp_path / "pressure.csv"
+    pd.DataFrame({"wind_speed": [6.0, 9.0], "pressure": [95_000.0, 101_000.0]}).to_csv(
+        pressure, index=False
+    )
+    run = predict(fitted_store, pressure, pressure.with_suffix(".out.csv"))
+    assert "'pressure' is used only with 'temp_air'" in run.stderr, run.stderr
+    mean = pd.read_csv(pressure.with_suffix(".out.csv"))["mean"].to_numpy()
+    np.testing.assert_array_equal(mean, means[1])
 
 
 def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) -> None:

@@ -596,6 +596,9 @@ def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin, out: Console =
     used = [c for c in columns if c in reads]
     unread = [c for c in columns if c not in reads and c != "time"]
     out.print(f"inputs read: {used}", highlight=False)
+    if "pressure" in used and "temp_air" not in columns and "air_density" not in columns:
+        # The density normalisation (IEC 61400-12-1) needs the temperature with it.
+        _warn("'pressure' is used only with 'temp_air' (air density from both); without it, not")
     if unread:
         out.print(
             f"columns the twin does not read: {unread} (it reads {list(reads)})",
