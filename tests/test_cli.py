@@ -293,6 +293,37 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
     assert pd.read_csv(out)["mean"].iloc[0] == pytest.approx(expected, abs=40.0)
 
 
+def test_a_library_warning_is_one_warning_line(tmp_path: Path) -> None:
+    # Paris local time without the summer-time 02:xx of 26 October 2014: the winter-time
+    # readings are alone in the repeated hour, taken as summer time, and that is said.
+    local = pd.date_range("2014-10-26 01:00", periods=12, freq="10min").strftime("%Y-%m-%d %H:%M")
+    frame = pd.DataFrame({"stamp": local, "ws_kmh": 18.0, "p_w": 3e5, "t_k": 283.15})
+    data = tmp_path / "paris.csv"
+    frame.to_csv(data, index=False)
+    mapping = tmp_path / "mapping.json"
+    columns = {
+        "wind_speed": {"source": "ws_kmh", "unit": "km/h"},
+        "power": {"source": "p_w", "unit": "W"},
+        "temp_air": {"source": "t_k", "unit": "K"},
+    }
+    mapping.write_text(
+        json.dumps(
+            {
+                "asset_id": "T1",
+                "time_column": "stamp",
+                "time_zone": "Europe/Paris",
+                "columns": columns,
+            }
+        )
+    )
+    store = tmp_path / "paris.duckdb"
+    result = twinweave(
+        "ingest", data, "--store", store, "--mapping", mapping, "--rated-power", "2050"
+    )
+    assert "warning: " in result.stderr and "taken as summer time" in result.stderr
+    assert "UserWarning" not in result.stderr, result.stderr
+
+
 def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
     tmp_path: Path,
 ) -> None:

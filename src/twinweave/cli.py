@@ -115,6 +115,8 @@ INPUT_ERRORS = (DataError, FileNotFoundError, IsADirectoryError, PermissionError
 def main() -> None:
     """The ``twinweave`` entry point: a user error prints ``error: ...`` and exits with
     code 2; ``TWINWEAVE_DEBUG=1`` shows its traceback instead."""
+    # A library's warning reads as the CLI's own: one "warning:" line on stderr.
+    warnings.showwarning = lambda message, *_, **__: _warn(str(message))
     try:
         app()
     except USER_ERRORS as error:

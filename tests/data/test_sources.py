@@ -8,6 +8,7 @@ import hashlib
 import json
 import lzma
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +245,30 @@ def test_paris_local_times_across_both_clock_changes_become_utc(tmp_path: Path) 
     autumn = raw.loc[(raw["asset_id"] == "T1") & (raw["time"] > "2014-06-01"), "time"]
     assert (autumn.diff().dropna() == pd.Timedelta("10min")).all()
     assert len(autumn) == 24
+
+
+def test_a_reading_alone_in_the_repeated_hour_is_taken_as_summer_time_and_said(
+    tmp_path: Path,
+) -> None:
+    local, _, utc = _dst_rows()
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # both occurrences there: no doubt, no warning
+        read_source(write(tmp_path, "both.csv", _two_assets_csv(local)), spec)
+    # Without the summer-time 02:xx (as La Haute Borne's file lacks it in 2014), the
+    # winter-time ones are alone: taken as summer time, an hour early, and said.
+    first = local.index("2014-10-26 02:00:00")
+    kept = local[:first] + local[first + 6 :]
+    path = write(tmp_path, "one.csv", _two_assets_csv(kept))
+    with pytest.warns(UserWarning, match=r"12 readings in the hour that repeats") as caught:
+        _, raw = read_source(path, spec)
+    message = str(caught[0].message)
+    # Two turbines per time: T1's first lone reading is row 2 x its place in the list.
+    assert f"first: row {2 * first}, '2014-10-26 02:00:00', asset 'T1'" in message
+    assert "taken as summer time" in message
+    times = raw.loc[raw["asset_id"] == "T1", "time"]
+    # 00:00 UTC (summer time's 02:00), where 01:00 UTC (winter time's) was written.
+    assert (str(times.iloc[first]), utc[first + 6]) == (utc[first], "2014-10-26 01:00:00+00:00")
 
 
 def test_offsets_and_local_times_give_the_same_utc(tmp_path: Path) -> None:

@@ -175,7 +175,8 @@ class SourceSpec(BaseModel):
     when clocks go forward cannot be a real reading and raises :class:`DataError`. In the
     hour repeated when clocks go back, the first reading of an asset at a given local
     time is taken as summer time and the next as winter time, the order in which a
-    logger writes them; a single reading in that hour is taken as summer time.
+    logger writes them; a single reading in that hour is taken as summer time, with a
+    warning (it is an hour early if it was written in winter time).
 
     Examples
     --------
@@ -910,7 +911,21 @@ def _localise(
     repeated = pd.DataFrame(
         {"asset": asset.to_numpy()[positions], "time": naive.to_numpy()[positions]}
     )
-    occurrence = repeated.groupby(["asset", "time"], sort=False).cumcount().to_numpy()
+    groups = repeated.groupby(["asset", "time"], sort=False)
+    occurrence = groups.cumcount().to_numpy()
+    alone = groups["time"].transform("size").to_numpy() == 1
+    if alone.any():
+        row = int(positions[_first(alone)])
+        warnings.warn(
+            f"{name}: column {column!r}: {int(alone.sum())} readings in the hour that "
+            f"repeats when {zone} puts its clocks back are alone at their local time for "
+            f"their asset (first: row {row}, {_cell(written, row)!r}, asset "
+            f"{asset.iloc[row]!r}); each is taken as summer time, the first of the two, "
+            "and is an hour early if it was written in winter time (times with UTC "
+            "offsets leave no doubt)",
+            UserWarning,
+            stacklevel=2,
+        )
     is_summer = np.ones(n_rows, dtype=bool)
     is_summer[positions] = occurrence == 0
     return naive.dt.tz_localize(zone, ambiguous=is_summer, nonexistent="NaT")
