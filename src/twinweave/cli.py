@@ -313,7 +313,6 @@ def _read_asset_table(path: Path) -> pd.DataFrame:
                 f"{text.iloc[row]!r}"
             )
         table[name] = values
-    table["asset_id"] = table["asset_id"].astype(str)
     return table
 
 

@@ -93,6 +93,8 @@ ERROR_FILE = "error.json"
 ROUNDS_FILE = "rounds.jsonl"
 SERVER_MESSAGES_DIR = "messages"
 _MESSAGE_INDEX = "index.jsonl"
+# The key of the run directory in the app's run configuration.
+_RUN_DIR_KEY = "run-dir"
 
 
 class FlowerRunError(RuntimeError):
@@ -187,12 +189,9 @@ def save_statistics(statistics: TwinStatistics, path: str | os.PathLike[str]) ->
         value = getattr(statistics, name)
         if value is not None:
             arrays[name] = value
-    # Written aside and renamed: a ClientApp reads the file for every message, and must
-    # never find it half-written when the twin refreshes its statistics during a run.
-    partial = path.with_name(path.name + ".part")
-    with partial.open("wb") as handle:
+    # A ClientApp reads the file for every message: a twin may refresh it during a run.
+    with written_aside(path) as partial, partial.open("wb") as handle:
         _savez(handle, arrays)
-    partial.replace(path)
     return path
 
 
@@ -280,12 +279,20 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` aside and rename it to ``path``: a process polling for ``path``
-    (the submitter waits for a run's result or error) never reads it half-written."""
+@contextlib.contextmanager
+def written_aside(path: Path) -> Iterator[Path]:
+    """A file to write ``path``'s new content to, renamed to ``path`` once written: a
+    process that polls for ``path`` or reads it meanwhile never finds it half-written."""
     partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
+    yield partial
     partial.replace(path)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through :func:`written_aside` (the submitter polls for a
+    run's result and error files)."""
+    with written_aside(path) as partial:
+        partial.write_text(text)
 
 
 def read_result(directory: Path) -> FederatedResult:
@@ -444,7 +451,7 @@ class FlowerSettings:
 
     def as_toml(self, run_dir: Path) -> str:
         """The ``[tool.flwr.app.config]`` table of the generated app (keys with dashes)."""
-        lines = [f"run-dir = {_toml_string(str(run_dir))}"]
+        lines = [f"{_RUN_DIR_KEY} = {_toml_string(str(run_dir))}"]
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
             if isinstance(value, np.generic):  # repr would be np.int64(5), not TOML
@@ -454,14 +461,20 @@ class FlowerSettings:
         return "\n".join(lines)
 
     @classmethod
-    def from_run_config(cls, config: Mapping[str, bool | float | int | str]) -> tuple[Self, Path]:
-        """Inverse of :meth:`as_toml`: the settings and the run directory."""
+    def from_run_config(cls, config: Mapping[str, bool | float | int | str]) -> Self:
+        """Inverse of :meth:`as_toml`: the settings (:func:`run_directory`: the run's
+        directory)."""
         defaults = cls()  # every field has a default, of the field's type
         values: dict[str, Any] = {}
         for item in dataclasses.fields(cls):
             kind = type(getattr(defaults, item.name))
             values[item.name] = kind(config[item.name.replace("_", "-")])
-        return cls(**values), Path(str(config["run-dir"]))
+        return cls(**values)
+
+
+def run_directory(config: Mapping[str, bool | float | int | str]) -> Path:
+    """The run directory of a run configuration written by :meth:`FlowerSettings.as_toml`."""
+    return Path(str(config[_RUN_DIR_KEY]))
 
 
 def _app_pyproject(settings: FlowerSettings, run_dir: Path) -> str:

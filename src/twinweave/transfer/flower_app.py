@@ -46,6 +46,7 @@ from twinweave.transfer._flower import (
     MessageLogWriter,
     load_fleet,
     load_statistics,
+    run_directory,
     write_result,
     write_text_atomically,
 )
@@ -159,10 +160,9 @@ def serve(grid: Grid, context: Context) -> None:
     """
     # The run directory first, alone: whatever fails after it (the settings included)
     # is reported there, where the submitter looks, instead of leaving it to time out.
-    run_dir = Path(str(context.run_config["run-dir"]))
+    run_dir = run_directory(context.run_config)
     try:
-        settings, run_dir = FlowerSettings.from_run_config(context.run_config)
-        _serve(grid, settings, run_dir)
+        _serve(grid, FlowerSettings.from_run_config(context.run_config), run_dir)
     except BaseException as error:
         write_text_atomically(
             run_dir / ERROR_FILE,
