@@ -9,13 +9,16 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pandas as pd
 import pytest
 
+from twinweave.cli import UTC_TIME
 from twinweave.data import Store
 from twinweave.domains.wind import scada_path
 
@@ -499,8 +502,9 @@ def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) 
     assert_user_error(both, "--start/--end", "--input")
     backwards = twinweave(*base, "--stop", "--start", "2015-07-01", "--end", "2015-06-01", ok=False)
     assert_user_error(backwards, "--end 2015-06-01", "after --start")
-    no_samples = twinweave(*base, "--stop", "--samples", "0", ok=False)
+    no_samples = twinweave(*base, "--stop", "--samples", "19", ok=False)
     assert no_samples.returncode == 2 and "--samples" in no_samples.stderr
+    assert "19 is not in the range x>=20" in one_line(no_samples.stderr)
     assert "Traceback" not in no_samples.stderr
     # A period without stored readings names the twin and where its readings are.
     later = twinweave(*base, "--stop", "--start", "2017-01-01", "--end", "2017-02-01", ok=False)
@@ -1013,6 +1017,12 @@ def test_time_options_take_iso_times_with_z_or_an_offset(
         "--until", "2015-08-01T02:00:00+02:00",
     )  # fmt: skip
     assert "from 2015-06-01 until 2015-08-01" in monitored.stdout
+    # A month or a year alone (ISO 8601's reduced precision) is its first instant.
+    by_month = twinweave(
+        "monitor", "--store", fitted_store, "--since", "2015-06", "--until", "2015-08"
+    )
+    assert "from 2015-06-01 until 2015-08-01" in by_month.stdout
+    assert UTC_TIME.convert("2016", None, None) == datetime(2016, 1, 1, tzinfo=UTC)
     # A time that is not one says what is wrong with it.
     bad = twinweave(
         "fit", data, "--store", tmp_path / "T.duckdb", "--train-until", "2015-13-01", ok=False
@@ -1022,6 +1032,8 @@ def test_time_options_take_iso_times_with_z_or_an_offset(
     assert "'--train-until': '2015-13-01' (month must be in 1..12)" in message, message
     assert "2015-01-01T00:00:00Z" in message and "2015-01-01T01:00:00+01:00" in message
     assert not (tmp_path / "T.duckdb").exists()
+    with pytest.raises(click.BadParameter, match=r"'2015-13' \(month must be in 1\.\.12\)"):
+        UTC_TIME.convert("2015-13", None, None)
 
 
 def test_monitor_says_there_were_no_alarms_in_the_window_it_watched(fitted_store: Path) -> None:

@@ -141,10 +141,15 @@ else:
     _TimeType = click.ParamType
 
 
+_YEAR_OR_MONTH = re.compile(r"\d{4}(-\d{2})?")
+
+
 class _UtcTime(_TimeType):
     """An ISO 8601 time, as UTC: one with ``Z`` or an offset is converted, one without
     is read as UTC. Click's ``DateTime`` (Typer's type for ``datetime``) refuses ``Z``
-    and offsets, which the shipped data and ``isoformat()`` write."""
+    and offsets, which the shipped data and ``isoformat()`` write. A year or a month
+    alone (ISO 8601's reduced precision, ``2015`` or ``2015-02``) is its first instant,
+    which Python's ``fromisoformat`` refuses."""
 
     name = "TIME"
 
@@ -154,14 +159,17 @@ class _UtcTime(_TimeType):
         if isinstance(value, datetime):
             return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         text = str(value).strip()
+        completed = text
+        if _YEAR_OR_MONTH.fullmatch(text):
+            completed += "-01-01" if len(text) == 4 else "-01"
         try:
-            parsed = datetime.fromisoformat(text)
+            parsed = datetime.fromisoformat(completed)
         except ValueError as error:
             # Python names what is wrong ("month must be in 1..12"); its "Invalid
             # isoformat string" only repeats the value.
             why = "" if "isoformat" in str(error) else f" ({error})"
             self.fail(
-                f"{text!r}{why}; expected an ISO 8601 time such as 2015-01-01, "
+                f"{text!r}{why}; expected an ISO 8601 time such as 2015-01, 2015-01-01, "
                 "2015-01-01T00:00:00Z or 2015-01-01T01:00:00+01:00 (UTC unless it "
                 "carries Z or an offset)",
                 param,
@@ -826,7 +834,14 @@ def whatif(
     input: Annotated[
         Path | None, typer.Option("--input", help="Hypothetical inputs instead of stored ones.")
     ] = None,
-    samples: Annotated[int, typer.Option(help="Monte Carlo sample paths.", min=1)] = 1000,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="Monte Carlo sample paths (at least 20: a path beyond each end of the "
+            "90 % intervals).",
+            min=20,
+        ),
+    ] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Compare a branch with an intervention against the live twin, side by side.

@@ -125,7 +125,7 @@ def test_compare_samples_paths_correlated_in_time() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain = pump().update(readings(500, seed=10))
-        compare(plain, plain.branch(), week, [Total()], n_samples=10)
+        compare(plain, plain.branch(), week, [Total()], n_samples=20)
 
 
 def test_an_update_refused_for_its_times_leaves_the_twin_as_it_was() -> None:
@@ -151,8 +151,14 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
         def __call__(self, paths: np.ndarray) -> np.ndarray:
             return paths.sum(axis=1)
 
-    with pytest.raises(ValueError, match="n_samples: expected at least 1"):
+    with pytest.raises(ValueError, match=r"n_samples: expected at least 20 .* got 0"):
         compare(twin, twin.branch(), week, [Total()], n_samples=0)
+    # A sample's range is no 90 % interval: a path must lie beyond each end.
+    with pytest.raises(ValueError, match=r"n_samples: expected at least 20 .*90%.* got 19"):
+        compare(twin, twin.branch(), week, [Total()], n_samples=19)
+    with pytest.raises(ValueError, match=r"n_samples: expected at least 40 .*95%.* got 39"):
+        compare(twin, twin.branch(), week, [Total()], n_samples=39, level=0.95)
+    compare(twin, twin.branch(), week, [Total()], n_samples=40, level=0.95)
     with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\)"):
         compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)
 

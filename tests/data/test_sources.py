@@ -8,6 +8,7 @@ import hashlib
 import json
 import lzma
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 import zstandard
 from pydantic import ValidationError
 
-from twinweave.core import canonical_unit
+from twinweave.core import canonical_unit, parse_unit
 from twinweave.core._schema import unit_registry
 from twinweave.data import (
     RECORD_COLUMNS,
@@ -495,6 +496,32 @@ def test_unknown_unit_in_a_mapping_file_is_named(tmp_path: Path) -> None:
     assert "pint unit" in caught.value.expected
     with pytest.raises(ValidationError, match="unknown unit"):
         ColumnSpec(source="ws", unit="kmh")
+    assert caught.value.expected.endswith("; did you mean 'km/h'?")
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("KW", "kW"), ("kg/m3", "kg/m^3"), ("Watt", "watt"), ("kmh", "km/h"), ("m3/day", "m^3/day")],
+)
+def test_a_misspelt_unit_is_refused_with_the_unit_it_was_probably_meant_to_be(
+    written: str, meant: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"did you mean '{re.escape(meant)}'"):
+        ColumnSpec(source="x", unit=written)
+    with pytest.raises(ValueError, match=f"did you mean '{re.escape(meant)}'"):
+        parse_unit(written)
+
+
+def test_a_temperature_in_c_is_refused_as_a_charge_with_degc_suggested(tmp_path: Path) -> None:
+    path = write(tmp_path, "map.toml", TOML_MAPPING.replace('"degC"', '"C"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.temp_air.unit", None, "C")
+    assert caught.value.expected == "a unit convertible to 'degC'; did you mean 'degC'?"
+    # Nothing close: no suggestion, rather than a wrong one.
+    with pytest.raises(ValueError) as unknown:
+        parse_unit("zorkmid")
+    assert "did you mean" not in str(unknown.value)
 
 
 def test_variable_not_in_the_glossary_is_named(tmp_path: Path) -> None:

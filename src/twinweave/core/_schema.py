@@ -6,7 +6,9 @@ schema carries them and emulators censor their predictive distributions to them.
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from functools import cache
 from typing import Literal
 
@@ -26,7 +28,8 @@ def parse_unit(expression: str) -> pint.Unit:
     Raises
     ------
     ValueError
-        Naming the expression, if pint does not know it.
+        Naming the expression, if pint does not know it, and the unit it was probably
+        meant to be (:func:`suggest_unit`).
     """
     if expression == "":
         return unit_registry().dimensionless
@@ -35,8 +38,57 @@ def parse_unit(expression: str) -> pint.Unit:
     except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError) as error:
         raise ValueError(
             f"unknown unit {expression!r}: expected a pint unit expression such as "
-            f"'kW', 'm/s', 'degC' ({error})"
+            f"'kW', 'm/s', 'degC'{did_you_mean(expression)} ({error})"
         ) from None
+
+
+#: Units data files are often in: what a misspelt unit is compared with.
+_COMMON_UNITS = (
+    "W", "kW", "MW", "m/s", "km/h", "knot", "degC", "degF", "K", "Pa", "hPa", "kPa",
+    "bar", "mbar", "kg/m^3", "degree", "rad", "percent", "m^3", "m^3/s", "m^3/day",
+)  # fmt: skip
+
+
+def suggest_unit(expression: str, like: str | None = None) -> str | None:
+    """The unit that ``expression`` was probably meant to be, or ``None``.
+
+    Tried in order: exponents written without ``^`` (``kg/m3``), a common unit in other
+    letter case (``KW``), the expression in lower case (``Watt``), a temperature
+    without ``deg`` (``C``, which pint reads as coulomb), and the closest common unit
+    by spelling (``kmh``). With ``like``, only a unit of ``like``'s dimension is
+    suggested.
+
+    Examples
+    --------
+    >>> suggest_unit("kmh"), suggest_unit("KW"), suggest_unit("C", like="degC")
+    ('km/h', 'kW', 'degC')
+    """
+    by_case = {unit.lower(): unit for unit in _COMMON_UNITS}
+    candidates = [
+        re.sub(r"(?<=[A-Za-z])([23])(?!\d)", r"^\1", expression),
+        by_case.get(expression.lower(), ""),
+        expression.lower(),
+        f"deg{expression}",
+        *difflib.get_close_matches(expression, _COMMON_UNITS, n=3, cutoff=0.6),
+    ]
+    registry = unit_registry()
+    wanted = None if like is None else registry.Unit(like).dimensionality
+    for candidate in candidates:
+        if candidate in ("", expression):
+            continue
+        try:
+            unit = registry.Unit(candidate)
+        except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError):
+            continue
+        if wanted is None or unit.dimensionality == wanted:
+            return candidate
+    return None
+
+
+def did_you_mean(expression: str, like: str | None = None) -> str:
+    """``"; did you mean 'km/h'?"``, or nothing when no unit comes close."""
+    suggestion = suggest_unit(expression, like)
+    return "" if suggestion is None else f"; did you mean {suggestion!r}?"
 
 
 class Variable(BaseModel):

@@ -7,6 +7,7 @@ EDI 2 and 3).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -180,6 +181,13 @@ class WhatIfResult:
         return pd.DataFrame(rows)
 
 
+def _min_samples(level: float) -> int:
+    """The fewest sample paths whose quantiles bound a central ``level`` interval: with
+    fewer, no path lies beyond an end, and the interval is only the paths' range."""
+    # The tolerance keeps 2 / (1 - 0.9) = 19.999... at 20.
+    return math.ceil(2.0 / (1.0 - level) - 1e-9)
+
+
 def compare(
     baseline: Twin,
     scenario: Twin,
@@ -208,7 +216,8 @@ def compare(
     metrics
         Quantities computed from sample paths, one value per path each.
     n_samples
-        Sample paths per twin.
+        Sample paths per twin: at least ``2 / (1 - level)`` (20 for 90 %), so that a
+        path lies beyond each end of an interval.
     level
         Probability of the central intervals reported.
     seed
@@ -218,10 +227,13 @@ def compare(
     """
     if not metrics:
         raise ValueError("metrics: expected at least one metric, got none")
-    if n_samples < 1:
-        raise ValueError(f"n_samples: expected at least 1 sample path, got {n_samples}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level: expected a probability in (0, 1), got {level}")
+    if n_samples < (needed := _min_samples(level)):
+        raise ValueError(
+            f"n_samples: expected at least {needed} sample paths for central {level:.0%} "
+            f"intervals (a path beyond each end), got {n_samples}"
+        )
     if "time" not in inputs and baseline.noise_correlation_ is not None:
         warnings.warn(
             "inputs have no 'time' column: sample paths are drawn with noise independent "

@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from twinweave.core import GLOSSARY, canonical_unit, parse_unit
-from twinweave.core._schema import unit_registry
+from twinweave.core._schema import did_you_mean, unit_registry
 from twinweave.data._errors import DataError
 
 FloatArray = NDArray[np.float64]
@@ -122,7 +122,8 @@ class ColumnSpec(BaseModel):
                 "unknown unit",
                 field="unit",
                 value=value,
-                expected="a pint unit expression such as 'kW', 'm/s', 'km/h', 'degC'",
+                expected="a pint unit expression such as 'kW', 'm/s', 'km/h', 'degC'"
+                + did_you_mean(value),
             ) from None
         return value
 
@@ -216,7 +217,8 @@ class SourceSpec(BaseModel):
                     f"unit {canonical!r}",
                     field=f"columns.{name}.unit",
                     value=column.unit,
-                    expected=f"a unit convertible to {canonical!r}",
+                    expected=f"a unit convertible to {canonical!r}"
+                    + did_you_mean(column.unit, like=canonical),
                 )
         return columns
 
