@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import re
@@ -212,11 +213,16 @@ def test_whatif_reports_quantities_side_by_side_with_their_provenance(
 
 
 def test_monitor_and_report_record_their_provenance(fitted_store: Path, tmp_path: Path) -> None:
+    # With --output -, the scores are stdout's only content and the rest goes to stderr.
     monitored = twinweave(
-        "monitor", "--store", fitted_store, "--since", "2015-06-01", "--until", "2015-08-01"
-    )
-    alarms_id = re.search(r"provenance (alarms:[0-9a-f]+)", monitored.stdout)
-    assert alarms_id is not None, monitored.stdout
+        "monitor", "--store", fitted_store, "--since", "2015-06-01", "--until", "2015-08-01",
+        "--output", "-",
+    )  # fmt: skip
+    scores = pd.read_csv(io.StringIO(monitored.stdout))
+    assert list(scores.columns)[-1] == "asset_id" and len(scores) > 4 * 8_000
+    assert "wrote per-reading scores to stdout" in monitored.stderr
+    alarms_id = re.search(r"provenance (alarms:[0-9a-f]+)", monitored.stderr)
+    assert alarms_id is not None, monitored.stderr
     chain = twinweave("provenance", alarms_id.group(1), "--store", fitted_store).stdout
     assert chain.index("sha256=") < chain.index("clean:") < chain.index("monitor:")
     assert "since=2015-06-01" in chain and "n_alarms=" in chain
@@ -237,6 +243,11 @@ def test_quarantine_lists_reasons(fitted_store: Path, tmp_path: Path) -> None:
     listed = pd.read_csv(rows)
     assert len(listed) > 0 and set(listed["check"]) == {"downtime"}
     assert listed["reason"].str.len().min() > 10
+    # - writes the same rows to stdout, and the summary and sample to stderr.
+    piped = twinweave("quarantine", "--store", fitted_store, "--check", "downtime", "--output", "-")
+    assert piped.stdout == rows.read_text()
+    assert f"wrote {len(listed):,} rows to stdout" in piped.stderr
+    assert "failed checks of" in piped.stderr
 
 
 def other_layout(tmp_path: Path) -> tuple[Path, Path]:

@@ -628,9 +628,17 @@ def _table_kind(path: Path, role: str) -> str:
         ) from None
 
 
+def _to_stdout(path: Path | None) -> bool:
+    """Whether an output option is ``-``: the table as CSV on stdout, and everything
+    else the command says on stderr, so that the table can be piped on."""
+    return path is not None and str(path) == "-"
+
+
 def _check_output_table(path: Path, option: str) -> None:
     """Refuse an output table that cannot be written, before any work is done (and any
     provenance recorded for an output that would never exist)."""
+    if _to_stdout(path):
+        return
     _check_output_path(path, option)
     _table_kind(path, f"{option}")
 
@@ -646,11 +654,17 @@ def _check_output_path(path: Path, option: str) -> None:
         raise _fail(f"{option} {path}: not writable")
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
+def _write_table(frame: pd.DataFrame, path: Path) -> str:
+    """Write ``frame`` to ``path`` (``-``: CSV to stdout); returns where it went, for
+    the command's "wrote ... to" line."""
+    if _to_stdout(path):
+        console.out(frame.to_csv(index=False), end="", highlight=False)
+        return "stdout"
     if _table_kind(path, "the output") == "parquet":
         frame.to_parquet(path, index=False)
     else:
         frame.to_csv(path, index=False)
+    return str(path)
 
 
 def _warn_missing_optional(columns: dict[str, np.ndarray], twin: Twin) -> None:
@@ -776,13 +790,10 @@ def predict(
     ],
 ) -> None:
     """Predict power [kW] with uncertainty from wind speed (and optional inputs)."""
-    to_stdout = str(output) == "-"
-    # With the table on stdout, everything else goes to stderr.
-    say = diagnostics if to_stdout else console
-    if not to_stdout:
-        _check_output_table(output, "--output")
-        if output.resolve() == input.resolve():
-            raise _fail(f"--output {output}: the --input file; expected another file name")
+    say = diagnostics if _to_stdout(output) else console
+    _check_output_table(output, "--output")
+    if not _to_stdout(output) and output.resolve() == input.resolve():
+        raise _fail(f"--output {output}: the --input file; expected another file name")
     with _open_store(store) as db:
         recorder = Recorder(store=db)
         loaded = _load_twin(db, twin, recorder)
@@ -803,12 +814,8 @@ def predict(
     result = frame.assign(
         mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]
     )
-    if to_stdout:
-        console.out(result.to_csv(index=False), end="", highlight=False)
-        say.print(f"wrote {len(result)} predictions to stdout")
-    else:
-        _write_table(result, output)
-        say.print(f"wrote {len(result)} predictions to {output}")
+    where = _write_table(result, output)
+    say.print(f"wrote {len(result)} predictions to {where}")
     say.print(
         f"where they came from: twinweave provenance {loaded.last_prediction_} --store {store}"
     )
@@ -1076,8 +1083,7 @@ def provenance(
     """Print the chain from raw file to ENTITY_ID: a prediction's, a what-if result's or
     any other entity's id, or a twin id (its latest version). Without one, list the
     latest entities."""
-    to_stdout = json_out is not None and str(json_out) == "-"
-    # With the JSON on stdout, everything else goes to stderr.
+    to_stdout = _to_stdout(json_out)
     say = diagnostics if to_stdout else console
     if json_out is not None and not to_stdout:
         _check_output_path(json_out, "--json")
@@ -1135,11 +1141,16 @@ def quarantine(
     asset: Annotated[str | None, typer.Option(help="Only this asset.")] = None,
     check: Annotated[str | None, typer.Option(help="Only this check, e.g. downtime.")] = None,
     output: Annotated[
-        Path | None, typer.Option(help="Write all rows to this CSV or Parquet file.")
+        Path | None,
+        typer.Option(
+            help="Write all rows to this CSV or Parquet file; - writes CSV to stdout (and "
+            "the rest to stderr)."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print.", min=1)] = 20,
 ) -> None:
     """List quarantined readings with the check that failed and why."""
+    say = diagnostics if _to_stdout(output) else console
     if output is not None:
         _check_output_table(output, "--output")
     with _open_store(store, read_only=True) as db:
@@ -1165,16 +1176,16 @@ def quarantine(
         table.add_column(column)
     for record in counts.to_dict("records"):
         table.add_row(str(record["asset_id"]), str(record["check"]), str(record["rows"]))
-    console.print(table)
+    say.print(table)
     # Plain text: Rich's highlighting of a long table costs seconds and gigabytes.
-    console.print(rows.head(limit).to_string(index=False), highlight=False)
+    say.print(rows.head(limit).to_string(index=False), highlight=False)
     if len(rows) > limit:
         # Else the rows printed pass for all there are.
         rest = "; --limit N or --output FILE for all" if output is None else ""
-        console.print(f"showing {limit:,} of {len(rows):,}{rest}", highlight=False)
+        say.print(f"showing {limit:,} of {len(rows):,}{rest}", highlight=False)
     if output is not None:
-        _write_table(rows, output)
-        console.print(f"wrote {len(rows):,} rows to {output}")
+        where = _write_table(rows, output)
+        say.print(f"wrote {len(rows):,} rows to {where}")
 
 
 @app.command()
@@ -1323,7 +1334,11 @@ def monitor(
         datetime | None, typer.Option(click_type=UTC_TIME, help=f"End, exclusive {_ZONE}.")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option(help="CSV or Parquet file of per-reading scores.")
+        Path | None,
+        typer.Option(
+            help="CSV or Parquet file of per-reading scores; - writes CSV to stdout (and "
+            "the rest to stderr)."
+        ),
     ] = None,
     assets: AssetsOption = None,
     rated_power: RatedOption = None,
@@ -1357,6 +1372,7 @@ def monitor(
         raise _fail(
             f"--until {stop.isoformat()}: expected a time after --since {start.isoformat()}"
         )
+    say = diagnostics if _to_stdout(output) else console
     if output is not None:
         _check_output_table(output, "--output")
     with _open_store(store) as db:
@@ -1388,7 +1404,7 @@ def monitor(
                 "caveat": _small_farm_caveat(specs),
                 "n_alarms": len(alarms),
                 "alarms": alarms,
-                "output": None if output is None else str(output.resolve()),
+                "output": None if output is None or _to_stdout(output) else str(output.resolve()),
             },
         )
     window = _monitored_window(results, start, stop)
@@ -1405,17 +1421,15 @@ def monitor(
                     str(alarm.run_length),
                     f"{alarm.statistic:.1f}",
                 )
-        console.print(table)
+        say.print(table)
     else:
         # An empty table reads as a failure to show something; the answer is "none".
-        console.print(
-            f"no underperformance alarms for {', '.join(results)} {window}", highlight=False
-        )
+        say.print(f"no underperformance alarms for {', '.join(results)} {window}", highlight=False)
     if output is not None:
         frames = [r.readings.assign(asset_id=a) for a, r in results.items()]
-        _write_table(pd.concat(frames, ignore_index=True), output)
-        console.print(f"wrote per-reading scores to {output}")
-    console.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
+        where = _write_table(pd.concat(frames, ignore_index=True), output)
+        say.print(f"wrote per-reading scores to {where}")
+    say.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
 
 
 def _monitored_window(
