@@ -12,6 +12,7 @@ from twinweave.checks._problems import (
     TurbinePowerCurve,
     bins_emulator,
     pump_emulator,
+    pump_fleet_emulator,
     reservoir_emulator,
     temperature_emulator,
     trend_emulator,
@@ -23,6 +24,7 @@ from twinweave.checks._registry import register
 def register_builtin() -> None:
     """Register a case for every emulator twinweave ships (done once, on import)."""
     register("pump", pump_emulator, PumpCurve())
+    register("pump_fleet_prior", pump_fleet_emulator, PumpCurve())
     # 74 features and 50 noise bins: the smoothing and noise priors fade only with
     # thousands of readings, as a turbine's year of 10-minute data has.
     register("power_curve", turbine_emulator, TurbinePowerCurve(), Settings(n_train=10_000))

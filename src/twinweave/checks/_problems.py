@@ -120,6 +120,22 @@ def pump_emulator() -> BayesianBasisRegression:
     )
 
 
+def pump_fleet_emulator() -> BayesianBasisRegression:
+    """:func:`pump_emulator` with a full prior covariance and per-bin noise target, as a
+    twin that starts from its fleet's knowledge has them (a smooth covariance about a
+    flat 25 kW curve and 1 kW^2 in every bin here)."""
+    plain = pump_emulator()
+    smooth = plain.terms[0].penalty(1e-2, 1e-4)
+    return BayesianBasisRegression(
+        **{
+            **plain.get_params(),
+            "prior_mean": np.full(plain.n_features, 25.0),
+            "prior_covariance": np.linalg.inv(smooth),
+            "noise_target": np.ones(plain.n_bins),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class TurbinePowerCurve:
     """Turbine power [kW] against wind speed [m/s]: a logistic curve, noise largest mid-curve.

@@ -64,6 +64,16 @@ class Emulator(Protocol):
         ...
 
 
+def check_columns(data: object, name: str) -> None:
+    """Refuse ``data`` unless it is columns by name (a mapping or a DataFrame): an array
+    alone says nothing of which input is which."""
+    if isinstance(data, np.ndarray) or not hasattr(data, "keys"):
+        raise TypeError(
+            f"{name}: expected columns by name (a mapping such as {{'wind_speed': [8.0]}}, "
+            f"or a DataFrame), got {type(data).__name__}"
+        )
+
+
 def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.float64] | None:
     """Read column ``name`` of ``data`` as a 1-D float array.
 

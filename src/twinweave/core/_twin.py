@@ -7,7 +7,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from twinweave.core._emulator import Columns, Emulator, column
+from twinweave.core._emulator import Columns, Emulator, check_columns, column
 from twinweave.core._predictive import (
     CensoredNormal,
     ExponentialCorrelation,
@@ -185,6 +185,7 @@ class Twin:
             :meth:`predict` (:meth:`check_inputs`); the twin is then left as it was.
         """
         # Checked before the emulator learns anything: an error leaves the twin as it was.
+        check_columns(observations, "observations")
         self.check_inputs(observations)
         correlation = self.residual_correlation if "time" in observations else None
         target = column(observations, self.target, required=False)
@@ -266,6 +267,7 @@ class Twin:
             Naming the column, how many values are outside, the bounds with their unit,
             and the first such row and value.
         """
+        check_columns(inputs, "inputs")
         declared = self._declared_inputs()
         read = None if declared is None else set(declared)
         for variable in self.schema.telemetry:

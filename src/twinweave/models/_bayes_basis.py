@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from scipy.linalg import blas, lapack
 
 from twinweave.core import CensoredNormal, Columns, DeferredFactor, State
+from twinweave.core._emulator import check_columns
 from twinweave.models._basis import (
     BasisTerm,
     EvaluatedInputs,
@@ -310,6 +311,27 @@ def posterior_from_statistics(
     return (*given(noise_var), noise_var)
 
 
+def _value_at(column: object, row: int) -> float:
+    """A column's value at ``row`` as a float (NaN where it is not a number)."""
+    values = np.atleast_1d(np.asarray(column))
+    try:
+        return float(values[row if values.shape[0] > 1 else 0])
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _precision_of(covariance: FloatArray) -> FloatArray:
+    """The inverse of a prior covariance, refused by name unless positive definite."""
+    chol, info = lapack.dpotrf(covariance, lower=1, clean=1)
+    if info != 0:
+        raise ValueError(
+            f"prior_covariance: expected a positive definite matrix, leading minor {info} is not"
+        )
+    inv_chol, _ = lapack.dtrtri(chol, lower=1)
+    precision = inv_chol.T @ inv_chol
+    return np.asarray(0.5 * (precision + precision.T), dtype=np.float64)
+
+
 def _solve(precision: FloatArray, rhs: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Mean and inverse Cholesky factor of a Gaussian given its precision and
     ``precision @ mean``.
@@ -378,6 +400,15 @@ class BayesianBasisRegression:
     prior_mean
         Prior mean of the weights (``n_features`` values; default zeros): what the
         model predicts where it has no data, e.g. a generic power curve [units].
+    prior_covariance
+        Prior covariance of the weights, ``(n_features, n_features)`` [units^2], in
+        place of the roughness and ridge penalties (``smoothing`` and ``ridge`` are then
+        not used): for a twin that starts from what its fleet knows
+        (:func:`twinweave.transfer.fleet_emulator`). ``None``: the penalties.
+    noise_target
+        Per-bin variance that each bin's variance is shrunk towards with
+        ``noise_prior_count`` pseudo-readings, and the noise before any reading
+        (``n_bins`` values) [units^2]; ``None``: the pooled variance of all bins.
 
     Examples
     --------
@@ -412,6 +443,8 @@ class BayesianBasisRegression:
         prior_mean: Sequence[float] | FloatArray | None = None,
         bound_masses: bool = True,
         bound_prior_count: float = 10.0,
+        prior_covariance: FloatArray | None = None,
+        noise_target: Sequence[float] | FloatArray | None = None,
     ) -> None:
         self.target = target
         self.terms = tuple(terms)
@@ -428,9 +461,14 @@ class BayesianBasisRegression:
         self.prior_mean = None if prior_mean is None else np.asarray(prior_mean, np.float64)
         self.bound_masses = bound_masses
         self.bound_prior_count = bound_prior_count
+        self.prior_covariance = (
+            None if prior_covariance is None else np.asarray(prior_covariance, np.float64)
+        )
+        self.noise_target = None if noise_target is None else np.asarray(noise_target, np.float64)
         self._validate_params()
         self.n_features = sum(term.n_features for term in self.terms)
         self._prior_mean = self._checked_prior_mean()
+        self._check_fleet_prior()
         self._windows = _Windows(self.terms)
         # Fixed by the terms: worked out once, read on every prediction.
         self._inputs = unique(
@@ -440,8 +478,10 @@ class BayesianBasisRegression:
             )
         )
         self._edges = tuple(float(e) for e in self.noise_edges)
-        self._prior_precision = block_diagonal(
-            [t.penalty(self.smoothing, self.ridge) for t in self.terms]
+        self._prior_precision = (
+            block_diagonal([t.penalty(self.smoothing, self.ridge) for t in self.terms])
+            if self.prior_covariance is None
+            else _precision_of(self.prior_covariance)
         )
         # Predictions without a modulator's inputs average it given the first spline's.
         self._modulated = tuple(
@@ -492,6 +532,10 @@ class BayesianBasisRegression:
             "n_em_iterations": self.n_em_iterations,
             "bound_masses": self.bound_masses,
             "bound_prior_count": self.bound_prior_count,
+            "prior_covariance": (
+                None if self.prior_covariance is None else self.prior_covariance.copy()
+            ),
+            "noise_target": None if self.noise_target is None else self.noise_target.copy(),
         }
 
     def _checked_prior_mean(self) -> FloatArray:
@@ -503,6 +547,30 @@ class BayesianBasisRegression:
                 f"got shape {self.prior_mean.shape}"
             )
         return self.prior_mean
+
+    def _check_fleet_prior(self) -> None:
+        p = self.n_features
+        if self.prior_covariance is not None:
+            covariance = self.prior_covariance
+            if covariance.shape != (p, p):
+                raise ValueError(
+                    f"prior_covariance: expected shape ({p}, {p}) (one row and column per "
+                    f"feature), got {covariance.shape}"
+                )
+            if not np.all(np.isfinite(covariance)) or not np.allclose(
+                covariance, covariance.T, rtol=1e-10, atol=0.0
+            ):
+                raise ValueError("prior_covariance: expected a finite symmetric matrix")
+        if self.noise_target is not None:
+            target = self.noise_target
+            if target.shape != (self.n_bins,):
+                raise ValueError(
+                    f"noise_target: expected {self.n_bins} variances (one per noise bin), "
+                    f"got shape {target.shape}"
+                )
+            if not np.all(np.isfinite(target) & (target > 0)):
+                bad = target[~(np.isfinite(target) & (target > 0))][0]
+                raise ValueError(f"noise_target: expected positive variances, got {float(bad)!r}")
 
     @property
     def n_bins(self) -> int:
@@ -660,6 +728,7 @@ class BayesianBasisRegression:
             ``noise_source`` is missing or not finite in some row (naming the input, how
             many rows, the first and its value).
         """
+        check_columns(inputs, "inputs")
         self._prediction_rows(inputs)
 
     def _prediction_rows(self, inputs: Columns) -> tuple[EvaluatedInputs, int]:
@@ -738,6 +807,7 @@ class BayesianBasisRegression:
 
     def design(self, data: Columns) -> tuple[FloatArray, NDArray[np.intp]]:
         """Feature matrix and noise-bin index for ``data``."""
+        check_columns(data, "data")
         data = EvaluatedInputs(data)
         n_rows = self._n_rows(data)
         return design_matrix(self.terms, data, n_rows), self.noise_bin(data, n_rows)
@@ -747,6 +817,7 @@ class BayesianBasisRegression:
         one-element arrays), which takes a path in Python floats whose rank-one update
         goes to a small block per noise bin and window layout, added to the statistics
         before they are next read."""
+        check_columns(observations, "observations")
         if self._update_one(OneReading(observations)):
             return self
         y = read_input(observations, self.target)
@@ -764,7 +835,7 @@ class BayesianBasisRegression:
         )
         if n <= _CHUNK_ROWS:
             starts, values, bins = self._windowed(EvaluatedInputs(observations), y, 0, observations)
-            self._check_finite(y, values, 0)
+            self._check_finite(y, values, 0, observations)
             inv_scale = self._advance(n)
             weights = inv_scale if decay is None else decay * inv_scale
             self._accumulate(starts, values, y, bins, weights, self._state_arrays())
@@ -785,7 +856,7 @@ class BayesianBasisRegression:
             hi = min(lo + _CHUNK_ROWS, n)
             chunk = EvaluatedInputs(RowSlice(observations, lo, hi, n))
             starts, values, bins = self._windowed(chunk, y[lo:hi], lo, observations)
-            self._check_finite(y[lo:hi], values, lo)
+            self._check_finite(y[lo:hi], values, lo, observations)
             weights = 1.0 if decay is None else decay[lo:hi]
             self._accumulate(starts, values, y[lo:hi], bins, weights, scratch)
         inv_scale = self._advance(n)
@@ -887,7 +958,9 @@ class BayesianBasisRegression:
         starts, values = self._windows.evaluate(data, n_rows)
         return starts, values, self.noise_bin(data, n_rows)
 
-    def _check_finite(self, y: FloatArray, values: list[FloatArray], first_row: int) -> None:
+    def _check_finite(
+        self, y: FloatArray, values: list[FloatArray], first_row: int, observations: Columns
+    ) -> None:
         # One sum is finite only if every term is; the row-by-row check runs on failure.
         total = float(y.sum()) + sum(float(value.sum()) for value in values)
         if math.isfinite(total):
@@ -897,15 +970,21 @@ class BayesianBasisRegression:
             ok &= np.isfinite(value).all(axis=1)
         if not ok.all():
             row = int(np.flatnonzero(~ok)[0])
-            # Name the inputs of every term that is not finite there (the terms see the
-            # columns, the check sees only the terms' values).
-            culprits = [
+            # The inputs of the terms that are not finite there; of those, the columns
+            # given that are not finite, else (a derived input failed) all of them.
+            suspects = unique(
                 name
                 for term, value in zip(self.terms, values, strict=True)
                 if not np.isfinite(value[row]).all()
                 for name in term.inputs
-            ]
-            inputs = f" and non-finite {sorted(set(culprits))}" if culprits else ""
+            )
+            culprits = [
+                name
+                for name in suspects
+                if name in observations
+                and not np.isfinite(_value_at(observations[name], first_row + row))
+            ] or list(suspects)
+            inputs = f" and non-finite {sorted(culprits)}" if culprits else ""
             raise ValueError(
                 f"row {first_row + row}: expected finite {self.target} and inputs, got "
                 f"{self.target}={float(y[row])!r}{inputs}; quarantine or drop missing "
@@ -986,6 +1065,7 @@ class BayesianBasisRegression:
             self._prior_mean,
             noise_prior_count=self.noise_prior_count,
             n_em_iterations=self.n_em_iterations,
+            noise_target=self.noise_target,
             noise_start=None if np.isnan(start).any() else start,
         )
 
@@ -1032,6 +1112,7 @@ class BayesianBasisRegression:
         summed over its spline, give the modulator's.
         """
         mean, inv_chol, noise_var = self._posterior_parts()
+        check_columns(inputs, "inputs")
         data, n_rows = self._prediction_rows(inputs)
         starts, values = self._windows.evaluate(data, n_rows)
         bins = self.noise_bin(data, n_rows)

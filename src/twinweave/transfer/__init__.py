@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         FleetPosterior,
         complete_pooling,
         fit_central,
+        fleet_emulator,
         no_pooling,
         population_twins,
     )
@@ -118,6 +119,7 @@ else:
                 "FleetPosterior",
                 "complete_pooling",
                 "fit_central",
+                "fleet_emulator",
                 "no_pooling",
                 "population_twins",
             ),
@@ -207,6 +209,7 @@ __all__ = [
     "fit_central",
     "fit_federated",
     "fit_gossip",
+    "fleet_emulator",
     "gossip_mean",
     "initial_population",
     "joint_log_likelihood",

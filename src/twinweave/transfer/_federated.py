@@ -567,7 +567,7 @@ def fit_federated(
             available if available is not None else (lambda _: everyone),
             on_round=lambda done, _: report(done.server_round, done.change),
         )
-    warn_if_not_converged(result, stacklevel=2)
+    warn_if_not_converged(result, tol=tol, stacklevel=2)
     answered = {twin for done in result.rounds for twin in done.answered}
     never = sorted(twin for twin in everyone if twin not in answered)
     if never and answered:
@@ -587,7 +587,9 @@ def check_round_settings(n_rounds: int, tol: float, max_missed_rounds: int) -> N
     check_count(max_missed_rounds, "max_missed_rounds")
 
 
-def warn_if_not_converged(result: FederatedResult, *, stacklevel: int) -> None:
+def warn_if_not_converged(
+    result: FederatedResult, *, tol: float | None = None, stacklevel: int
+) -> None:
     """Warn when federated rounds ran out: because of twins missing in the last round
     (the rounds do not stop while one is), or because the population kept changing."""
     if result.converged or not result.rounds:
@@ -610,5 +612,5 @@ def warn_if_not_converged(result: FederatedResult, *, stacklevel: int) -> None:
         )
     else:
         warn_not_converged(
-            "federated rounds", result.n_rounds, last.change, stacklevel=stacklevel + 2
+            "federated rounds", result.n_rounds, last.change, tol=tol, stacklevel=stacklevel + 2
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twinweave.core import CensoredNormal, Columns
-from twinweave.models import posterior_from_statistics
+from twinweave.models import BayesianBasisRegression, posterior_from_statistics
 from twinweave.transfer._hierarchy import (
     _batch_total,
     _batches,
@@ -29,6 +29,7 @@ from twinweave.transfer._hierarchy import (
 )
 from twinweave.transfer._progress import round_progress
 from twinweave.transfer._records import (
+    DEFAULT_KIND,
     Design,
     FleetPrior,
     Population,
@@ -174,6 +175,61 @@ def population_twins(population: Population) -> dict[str, TwinPosterior]:
         )
         for t, kind in enumerate(population.kinds)
     }
+
+
+def fleet_emulator(
+    emulator: BayesianBasisRegression, population: Population, kind: str = DEFAULT_KIND
+) -> BayesianBasisRegression:
+    """A new, unfitted copy of ``emulator`` that starts from what ``population`` knows
+    of twins of ``kind``: a twin born into its fleet.
+
+    Its weights' prior is the kind's population, ``N(mu, Sigma + Cov[mu])`` (a new
+    member of the kind, the kind's mean as uncertain as the fleet left it), and each
+    bin's noise shrinks towards the kind's variance of a reading about its curve (the
+    noise plus, with period effects, a new period's effect) with the fleet's
+    ``twin_noise_prior_count`` pseudo-readings. Before any reading it predicts what
+    :meth:`FleetPosterior.predict` predicts for a new twin of the kind; its readings
+    then update it as any twin's do (forgetting, the bounds' counts, streaming), and a
+    :class:`~twinweave.core.Twin` built on it is stored, branched and monitored like
+    any other.
+
+    Where it differs from the fleet model's own posterior of a twin in the fleet
+    (:func:`twin_posterior`): the twin's readings do not move the population it started
+    from (it is not in the fleet's fit), its noise prior stays centred on its kind's
+    per-bin variances however many readings it has, and its readings are taken as
+    independent (no period effects). docs/FLEET_MODEL.md#a-twin-born-into-its-fleet.
+
+    Parameters
+    ----------
+    emulator
+        The twin's own emulator, configured as the fleet's twins were (its readings,
+        if any, are not used).
+    population
+        A fitted fleet's population (``FleetPosterior.population``, a federated or a
+        gossip fit's).
+    kind
+        The kind the new twin belongs to.
+    """
+    check_type(emulator, BayesianBasisRegression, "emulator")
+    new_twin = population_twins(population)
+    if kind not in new_twin:
+        raise KeyError(f"kind {kind!r}: not among the population's kinds {sorted(new_twin)}")
+    start = new_twin[kind]
+    if emulator.n_features != start.mean.shape[0] or emulator.n_bins != start.noise_var.shape[0]:
+        raise ValueError(
+            f"emulator: expected the fleet's basis ({start.mean.shape[0]} features, "
+            f"{start.noise_var.shape[0]} noise bins), got {emulator.n_features} features "
+            f"and {emulator.n_bins} noise bins"
+        )
+    return BayesianBasisRegression(
+        **{
+            **emulator.get_params(),
+            "prior_mean": start.mean,
+            "prior_covariance": start.covariance,
+            "noise_target": start.reading_var,
+            "noise_prior_count": population.prior.twin_noise_prior_count,
+        }
+    )
 
 
 def fit_central(

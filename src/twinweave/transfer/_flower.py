@@ -514,10 +514,18 @@ class FlowerRun:
         The federation the run belongs to (for stopping it and for log tails).
     """
 
-    def __init__(self, run_id: str, directory: Path, federation: LoopbackFederation) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        directory: Path,
+        federation: LoopbackFederation,
+        *,
+        tol: float | None = None,
+    ) -> None:
         self.run_id = run_id
         self.directory = directory
         self._federation = federation
+        self._tol = tol  # named in a warning that the rounds ran out
 
     def _round_lines(self) -> list[dict[str, Any]]:
         return read_json_lines(self.directory / ROUNDS_FILE)
@@ -594,7 +602,7 @@ class FlowerRun:
         time (their twins are not in ``result.twin_ids`` unless another node answered
         for them, though the run may have converged)."""
         # 4: this, _result, result or LoopbackFederation.fit, the user's line.
-        warn_if_not_converged(result, stacklevel=4)
+        warn_if_not_converged(result, tol=self._tol, stacklevel=4)
         errors = self.errors()
         if errors and errors[-1]:
             reasons = "; ".join(f"{node}: {reason}" for node, reason in sorted(errors[-1].items()))
@@ -946,7 +954,7 @@ class LoopbackFederation:
             ) from error
         if not answer.get("success") or run_id == "None":
             raise FlowerRunError(f"flwr run did not start a run:\n{completed.stdout}")
-        return FlowerRun(run_id, run_dir, self)
+        return FlowerRun(run_id, run_dir, self, tol=settings.tol)
 
     def fit(
         self,

@@ -71,3 +71,27 @@ def test_the_twin_predicts_rated_power_above_the_winds_it_has_seen() -> None:
     seen = model.predict({"wind_speed": np.array([13.5])})
     # Less certain where there was no data.
     assert np.all(beyond.latent_std > seen.latent_std[0])
+
+
+def test_a_missing_wind_speed_is_named_alone_among_the_inputs_read_from_it() -> None:
+    # Every term reads the density-normalised wind speed; only the column that is NaN
+    # is at fault, not the finite temperature and direction, nor absent columns.
+    readings = {
+        "wind_speed": np.array([6.0, np.nan, 9.0]),
+        "temp_air": np.array([4.0, 4.3, 4.1]),
+        "wind_direction": np.array([180.0, 182.0, 185.0]),
+        "power": np.array([300.0, 560.0, 1200.0]),
+    }
+    with pytest.raises(ValueError, match=r"got power=560.0 and non-finite \['wind_speed'\];"):
+        power_curve_emulator(2050.0).update(readings)
+
+
+def test_an_array_is_refused_where_columns_by_name_are_expected() -> None:
+    emulator = power_curve_emulator(2050.0)
+    for call, name in (
+        (lambda: emulator.predict(np.array([8.0])), "inputs"),
+        (lambda: emulator.update(np.array([8.0])), "observations"),
+        (lambda: emulator.design([8.0]), "data"),
+    ):
+        with pytest.raises(TypeError, match=rf"{name}: expected columns by name .* got"):
+            call()

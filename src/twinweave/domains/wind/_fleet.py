@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from twinweave.domains.wind._power_curve import (
     pressure_at_elevation,
     turbine_schema,
 )
+
+if TYPE_CHECKING:
+    from twinweave.transfer import Population
 
 #: One year of 10-minute readings: the memory of a live twin's forgetting factor.
 READINGS_PER_YEAR = 52_560
@@ -105,6 +109,8 @@ def build_turbine_twin(
     *,
     forgetting: float = 1.0,
     recorder: ProvenanceSink | None = None,
+    population: Population | None = None,
+    kind: str = "default",
 ) -> Twin:
     """An unfitted twin whose emulator is configured from the training period's site.
 
@@ -112,6 +118,11 @@ def build_turbine_twin(
     (:class:`~twinweave.core.Twin`'s ``residual_correlation``): 10-minute power
     residuals have lag-one autocorrelation about 0.6 and some correlation that lasts for
     days, which is what the uncertainty of a month's energy depends on.
+
+    With ``population`` (a fleet fit's, from statistics of twins built as this one is),
+    the twin starts from what its fleet knows of turbines of ``kind`` rather than from
+    a generic power curve (:func:`twinweave.transfer.fleet_emulator`): a new turbine
+    with a day of readings predicts nearly as well as its fleet's turbines do.
     """
     emulator = power_curve_emulator(
         spec.rated_power,
@@ -119,6 +130,11 @@ def build_turbine_twin(
         fallback_density=site_mean_density(training, spec.site_pressure),
         forgetting=forgetting,
     )
+    if population is not None:
+        # Imported here: twinweave.transfer's experiment imports this module.
+        from twinweave.transfer import fleet_emulator
+
+        emulator = fleet_emulator(emulator, population, kind)
     schema = turbine_schema(spec.rated_power, elevation=spec.elevation)
     return Twin(
         spec.asset_id,
