@@ -1113,3 +1113,52 @@ def test_a_store_that_is_a_directory_or_another_kind_of_file_is_named_as_such(
             assert "another process" not in result.stderr
             assert DEBUG_HINT not in result.stderr
     assert inputs.read_text() == "wind_speed\n5.0\n"
+
+
+def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> None:
+    # R80736 has a day of readings before --train-until, the others two months.
+    data = scada_subset(
+        tmp_path / "fleet.parquet",
+        ("R80711", "2014-11-01", "2015-02-01"),
+        ("R80721", "2014-11-01", "2015-02-01"),
+        ("R80736", "2014-12-31", "2015-02-01"),
+    )
+    fit = ("fit", data, "--train-until", "2015-01-01")
+    twinweave(*fit, "--store", tmp_path / "alone.duckdb")
+    born = twinweave(*fit, "--store", tmp_path / "fleet.duckdb", "--fleet")
+    assert "each starting from the other turbines' fleet model" in born.stdout
+    assert "saved 3 of 3 twins" in born.stdout
+    # January, predicted by each store's R80736 twin.
+    january = pd.read_parquet(data)
+    january = january[
+        (january["Wind_turbine_name"] == "R80736") & (january["Date_time"] >= "2015-01-01")
+    ]
+    inputs = tmp_path / "january.csv"
+    frame = pd.DataFrame({"wind_speed": january["Ws_avg"], "power": january["P_avg"]})
+    frame = frame[(frame["wind_speed"] > 4.0) & (frame["power"] > 0.0)].dropna()
+    frame[["wind_speed"]].to_csv(inputs, index=False)
+    errors = {}
+    for name in ("alone", "fleet"):
+        output = tmp_path / f"{name}.csv"
+        result = twinweave(
+            "predict", "--store", tmp_path / f"{name}.duckdb", "--twin", "R80736",
+            "--input", inputs, "--output", output,
+        )  # fmt: skip
+        predicted = pd.read_csv(output)["mean"].to_numpy()
+        errors[name] = float(np.sqrt(np.mean((predicted - frame["power"].to_numpy()) ** 2)))
+        prediction_id = re.search(r"provenance (prediction:[0-9a-f]+)", result.stdout)
+        assert prediction_id is not None
+        chain = twinweave(
+            "provenance", prediction_id.group(1), "--store", tmp_path / f"{name}.duckdb"
+        )
+        # Born into its fleet, its numbers come from the other turbines' readings too.
+        assert ("fleet_fit:" in chain.stdout) == (name == "fleet"), chain.stdout
+    assert errors["fleet"] < 0.7 * errors["alone"], errors
+    # One turbine has no fleet.
+    alone = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-12-01", "2015-01-10"))
+    twinweave("ingest", alone, "--store", tmp_path / "one.duckdb")  # its bar on stderr first
+    refused = twinweave(
+        "fit", alone, "--store", tmp_path / "one.duckdb", "--train-until", "2015-01-01",
+        "--fleet", ok=False,
+    )  # fmt: skip
+    assert_user_error(refused, "--fleet", "needs another turbine", "found 1 (R80711)")

@@ -503,11 +503,22 @@ def fit(
             "chooses one for other data.",
         ),
     ] = MEMORY,
+    fleet: Annotated[
+        bool,
+        typer.Option(
+            "--fleet",
+            help="Each twin starts from what the other turbines know (a hierarchical "
+            "fleet model of their readings), so a turbine with a day of readings predicts "
+            "nearly as well as one with a year. Needs two turbines or more.",
+        ),
+    ] = False,
 ) -> None:
     """Ingest ``DATA`` (if new) and fit one twin per asset on readings before ``--train-until``.
 
     An asset without such readings is skipped with a warning that says why; the command
-    fails only if no asset can be fitted.
+    fails only if no asset can be fitted. With ``--fleet``, each twin is born into its
+    fleet: its prior is the population that the other turbines' readings give
+    (docs/FLEET_MODEL.md#a-twin-born-into-its-fleet).
     """
     try:
         forgetting = forgetting_for(memory)
@@ -530,18 +541,34 @@ def fit(
             )
         for asset_id, why in skipped.items():
             _warn(f"asset {asset_id!r}: not fitted: {why}")
-        with diagnostics.status("fitting"):
-            try:
-                twins = fit_fleet(db, recorder, trainable, until, forgetting=forgetting)
-            except ValueError as error:
-                raise _fail(str(error)) from None
+        if fleet and len(trainable) < 2:
+            raise _fail(
+                f"--fleet: a twin born into its fleet needs another turbine with readings "
+                f"before --train-until {until.isoformat()}; found {len(trainable)} "
+                f"({', '.join(trainable)})"
+            )
+        try:
+            if fleet:
+                # The fleet fits draw their rounds' progress on stderr.
+                twins = fit_fleet(
+                    db, recorder, trainable, until, forgetting=forgetting, pooled=True,
+                    progress=True,
+                )  # fmt: skip
+            else:
+                with diagnostics.status("fitting"):
+                    twins = fit_fleet(db, recorder, trainable, until, forgetting=forgetting)
+        except ValueError as error:
+            raise _fail(str(error)) from None
         if all(db.count_observations(a, start=until) == 0 for a in specs):
             _warn(
                 f"--train-until {until.isoformat()} is after the last reading: the twins "
                 "are fitted on every reading, and none is left to score them on "
                 "(`twinweave report` needs readings after it)"
             )
-        table = Table(title=f"twins fitted on readings before {until.isoformat()}")
+        title = f"twins fitted on readings before {until.isoformat()}"
+        if fleet:
+            title += ", each starting from the other turbines' fleet model"
+        table = Table(title=title)
         for column in ("twin", "readings fitted", "remembered (weighted)", "version"):
             table.add_column(column, justify="left" if column == "twin" else "right")
         for asset_id, twin in twins.items():

@@ -10,6 +10,7 @@ from twinweave.domains.wind._fleet import (
     live_predictions,
     model_inputs,
     site_mean_density,
+    turbine_emulator,
 )
 from twinweave.domains.wind._la_haute_borne import (
     LA_HAUTE_BORNE,
@@ -81,6 +82,7 @@ __all__ = [
     "scada_path",
     "select_forgetting",
     "site_mean_density",
+    "turbine_emulator",
     "turbine_metrics",
     "turbine_schema",
 ]

@@ -31,6 +31,7 @@ from twinweave.domains.wind._power_curve import (
 )
 
 if TYPE_CHECKING:
+    from twinweave.models import BayesianBasisRegression
     from twinweave.transfer import Population
 
 #: One year of 10-minute readings: the memory of a live twin's forgetting factor.
@@ -103,6 +104,20 @@ def site_mean_density(observations: pd.DataFrame, site_pressure: float) -> float
     return float(finite.mean()) if finite.size else REFERENCE_DENSITY
 
 
+def turbine_emulator(
+    spec: TurbineSpec, training: pd.DataFrame, *, forgetting: float = 1.0
+) -> BayesianBasisRegression:
+    """The unfitted power-curve emulator of a turbine's twin, configured for its site
+    (pressure from its elevation; the training period's mean air density where a
+    prediction has no temperature)."""
+    return power_curve_emulator(
+        spec.rated_power,
+        site_pressure=spec.site_pressure,
+        fallback_density=site_mean_density(training, spec.site_pressure),
+        forgetting=forgetting,
+    )
+
+
 def build_turbine_twin(
     spec: TurbineSpec,
     training: pd.DataFrame,
@@ -124,12 +139,7 @@ def build_turbine_twin(
     a generic power curve (:func:`twinweave.transfer.fleet_emulator`): a new turbine
     with a day of readings predicts nearly as well as its fleet's turbines do.
     """
-    emulator = power_curve_emulator(
-        spec.rated_power,
-        site_pressure=spec.site_pressure,
-        fallback_density=site_mean_density(training, spec.site_pressure),
-        forgetting=forgetting,
-    )
+    emulator = turbine_emulator(spec, training, forgetting=forgetting)
     if population is not None:
         # Imported here: twinweave.transfer's experiment imports this module.
         from twinweave.transfer import fleet_emulator
