@@ -19,12 +19,10 @@ import warnings
 import numpy as np
 
 from benchmarks._data import Fleet, load_fleet
-from twinweave.demo import FORGETTING
-from twinweave.domains.wind import build_turbine_twin, model_inputs
+from twinweave.demo import FORGETTING, fleet_statistics
+from twinweave.domains.wind import build_turbine_twin, model_inputs, turbine_emulator
 from twinweave.transfer import (
     FleetPrior,
-    TwinStatistics,
-    calendar_weeks,
     fit_central,
     fleet_emulator,
     population_twins,
@@ -34,23 +32,18 @@ from twinweave.transfer import (
 HISTORIES = {"1 day": "2014-01-02", "1 week": "2014-01-08", "1 month": "2014-02-01"}
 
 
-def _statistics(fleet: Fleet, asset_id: str) -> TwinStatistics:
-    readings = fleet.readings(asset_id, 2014)
-    columns = model_inputs(readings, fleet.specs[asset_id].rated_power)
-    emulator = build_turbine_twin(fleet.specs[asset_id], readings).emulator.update(columns)
-    return TwinStatistics.from_emulator(
-        emulator, readings=columns, periods=calendar_weeks(columns["time"])
-    )
-
-
 def rows(fleet: Fleet) -> list[str]:
     """The table's rows, a turbine and history at a time (markdown)."""
     out = []
     for new in fleet.asset_ids:
         spec = fleet.specs[new]
-        others = {a: _statistics(fleet, a) for a in fleet.asset_ids if a != new}
+        others = {
+            a: fleet_statistics(fleet.specs[a], fleet.readings(a, 2014))
+            for a in fleet.asset_ids
+            if a != new
+        }
         own = fleet.readings(new, 2014)
-        design = build_turbine_twin(spec, own).emulator
+        design = turbine_emulator(spec, own)
         prior = FleetPrior.from_emulator(design)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the round limit, said by fit_central

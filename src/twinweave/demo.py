@@ -284,7 +284,7 @@ def _leave_one_out_populations(
             f"readings before {until.isoformat()}, got {len(specs)} ({', '.join(specs)})"
         )
     stats = {
-        asset_id: _week_statistics(specs[asset_id], training)
+        asset_id: fleet_statistics(specs[asset_id], training)
         for asset_id, training in trainings.items()
     }
     first = next(iter(specs.values()))
@@ -313,7 +313,7 @@ def _leave_one_out_populations(
     return out
 
 
-def _week_statistics(spec: TurbineSpec, training: pd.DataFrame) -> TwinStatistics:
+def fleet_statistics(spec: TurbineSpec, training: pd.DataFrame) -> TwinStatistics:
     """A turbine's statistics by calendar week, from an emulator configured as its
     twin's (without forgetting: the fleet's model has its own period effects)."""
     columns = model_inputs(training, spec.rated_power)

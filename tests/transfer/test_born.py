@@ -6,11 +6,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from twinweave.checks._problems import PumpCurve, pump_emulator
 from twinweave.data import Store, clean, read_source
+from twinweave.demo import fleet_statistics
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     TurbineSpec,
@@ -18,13 +18,13 @@ from twinweave.domains.wind import (
     model_inputs,
     normal_operation_checks,
     scada_path,
+    turbine_emulator,
 )
 from twinweave.models import BayesianBasisRegression
 from twinweave.transfer import (
     FleetPosterior,
     FleetPrior,
     TwinStatistics,
-    calendar_weeks,
     fit_central,
     fleet_emulator,
     initial_population,
@@ -104,16 +104,6 @@ def test_it_refuses_a_population_it_cannot_start_from(pumps: FleetPosterior) -> 
 SPEC = {a: TurbineSpec(a, rated_power=2050.0, elevation=411.0) for a in ("R80736", "R80790")}
 
 
-def summarise(spec: TurbineSpec, readings: pd.DataFrame) -> TwinStatistics:
-    """A turbine's 2014 statistics by calendar week, from an emulator configured as its
-    twin's (without forgetting)."""
-    columns = model_inputs(readings, spec.rated_power)
-    emulator = build_turbine_twin(spec, readings).emulator.update(columns)
-    return TwinStatistics.from_emulator(
-        emulator, readings=columns, periods=calendar_weeks(columns["time"])
-    )
-
-
 @pytest.mark.slow
 def test_a_new_turbine_born_into_its_fleet_beats_one_alone_and_restores_exactly(
     tmp_path: Path,
@@ -124,8 +114,8 @@ def test_a_new_turbine_born_into_its_fleet_beats_one_alone_and_restores_exactly(
     held_out = observations[observations["time"] >= "2015-01-01"]
     for new, spec in SPEC.items():
         others = year_2014[year_2014["asset_id"] != new].groupby("asset_id")
-        fleet = {asset: summarise(spec, readings) for asset, readings in others}
-        prior = FleetPrior.from_emulator(build_turbine_twin(spec, year_2014).emulator)
+        fleet = {asset: fleet_statistics(spec, readings) for asset, readings in others}
+        prior = FleetPrior.from_emulator(turbine_emulator(spec, year_2014))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a round limit is not what is tested here
             population = fit_central(fleet, prior, tol=1e-4).population
