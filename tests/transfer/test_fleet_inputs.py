@@ -428,9 +428,14 @@ def test_a_kind_that_looks_like_a_typo_of_another_is_named() -> None:
 def test_kinds_are_names(prior: FleetPrior, tmp_path: Path) -> None:
     # Kinds travel as text (Flower's configuration, saved files): 5 and "5" would merge.
     model = twin(1.0)
-    for bad in (5, None, "", ["A"]):
+    for bad in (5, None, ["A"]):
         with pytest.raises(TypeError, match=r"kind: expected a kind's name \(a non-empty str\)"):
             TwinStatistics.from_emulator(model, bad)  # type: ignore[arg-type]
+    # A string, but empty: the type is right, the value is not.
+    with pytest.raises(
+        ValueError, match=r"kind: expected a kind's name \(a non-empty str\), got ''"
+    ):
+        TwinStatistics.from_emulator(model, "")
     with pytest.raises(TypeError, match=r"kinds: expected a kind's name .* got 5"):
         FleetPooling(prior, [5])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="kinds: expected a sequence of kinds, got the string"):

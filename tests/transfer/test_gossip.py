@@ -323,13 +323,29 @@ def test_bad_arguments_are_refused() -> None:
         PushSum(graph, loss=1.0).start(payloads(4))
     with pytest.raises(ValueError, match="n_nodes"):
         PushSum(graph).start(payloads(5))
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(
+        ValueError,
+        match=r"payloads: expected one per twin of the graph's nodes; missing for \[2, 3\]",
+    ):
         PushSum(graph).start({0: 1.0, 1: 2.0})
+    with pytest.raises(ValueError, match=r"given for twins that are not, \['x'\]"):
+        PushSum(graph).start({0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0, "x": 5.0})
+    # A NaN is named by twin, position and value.
+    with pytest.raises(
+        ValueError, match=r"expected finite numbers, got nan at position 0 of twin 2"
+    ):
+        PushSum(graph).start({0: 1.0, 1: 2.0, 2: np.nan, 3: 4.0})
     with pytest.raises(RuntimeError, match="start"):
         PushSum(graph).step()
     gossip = PushSum(graph).start(payloads(4))
-    with pytest.raises(ValueError, match="not present"):
+    with pytest.raises(
+        ValueError, match=r"nodes: expected a present twin, one of \[0, 1, 2, 3\], got 9"
+    ):
         gossip.leave([9])
+    with pytest.raises(ValueError, match="node: expected a twin that is not present, got 2"):
+        gossip.join(2, payloads(1)[0], [1])
+    with pytest.raises(ValueError, match=r"got inf at position \d+ of twin 7"):
+        gossip.join(7, np.full_like(payloads(1)[0], np.inf), [1])
 
 
 def test_a_bool_is_not_taken_for_node_1_or_0() -> None:

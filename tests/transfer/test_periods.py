@@ -6,6 +6,8 @@ Every (twin, period, noise bin) block of readings shares a level shift
 
 from __future__ import annotations
 
+import warnings
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from scipy import stats as scipy_stats
 
 from twinweave.models import BayesianBasisRegression, SplineTerm
 from twinweave.transfer import (
+    ConvergenceWarning,
     FleetPooling,
     FleetPrior,
     LocalSummary,
@@ -319,6 +322,25 @@ def test_without_period_statistics_the_model_has_no_period_effects() -> None:
     assert all(t.period_var is None for t in fit.twins.values())
     summary = local_step(plain[0], fit.population)
     assert not summary.period_ss.any() and not summary.period_blocks.any()
+
+
+def test_a_fleet_mixing_twins_with_and_without_periods_warns_naming_them() -> None:
+    stats, _ = period_fleet(seed=8, n_twins=4, n_periods=4, n_per_period=50)
+    rng = np.random.default_rng(9)
+    columns, _ = period_readings(rng, twin_weights(rng, 1)[0], 4, 50)
+    # The shortest call leaves the periods out: that twin's intervals would be narrower.
+    mixed = {
+        **dict(enumerate(stats)),
+        "late": TwinStatistics.from_emulator(emulator().update(columns)),
+    }
+    message = r"stats\['late'\]: statistics without period labels, in a fleet where 4 of 5"
+    with pytest.warns(UserWarning, match=message) as caught:
+        fit_central(mixed, prior(), n_rounds=2, tol=1e-300)
+    assert all(record.filename == __file__ for record in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit_central(dict(enumerate(stats)), prior(), n_rounds=2, tol=1e-300)
 
 
 @rounds_capped

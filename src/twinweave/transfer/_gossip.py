@@ -665,7 +665,7 @@ class PushSum:
             missing = set(nodes) - set(payloads)
             extra = set(payloads) - set(nodes)
             if missing or extra:
-                raise ValueError(f"payloads missing for {missing or '{}'}, extra for {extra}")
+                raise ValueError(_payload_keys_message(missing, extra, "the graph's nodes"))
             self._spec: _Spec = _spec(payloads[nodes[0]])
             values = np.stack([_flatten(self._spec, payloads[node]) for node in nodes])
         else:
@@ -677,8 +677,7 @@ class PushSum:
             self._spec = _Leaf(values[0])
         if values.shape[1] == 0:
             raise ValueError("payloads hold no numbers")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("payloads must be finite")
+        _check_finite_payloads(values, nodes)
         n, d = values.shape
         self._neighbours = _neighbours(self.graph)
         self._slot: dict[Hashable, int] = {node: i for i, node in enumerate(nodes)}
@@ -821,7 +820,7 @@ class PushSum:
             missing = set(nodes) - set(payloads)
             extra = set(payloads) - set(nodes)
             if missing or extra:
-                raise ValueError(f"payloads missing for {missing or '{}'}, extra for {extra}")
+                raise ValueError(_payload_keys_message(missing, extra, "the present twins"))
             values = np.stack([_flatten(self._spec, payloads[node]) for node in nodes])
         else:
             values = np.asarray(payloads, dtype=np.float64)
@@ -830,8 +829,7 @@ class PushSum:
                     f"payload array must be (n_present={len(nodes)}, {n_values}), "
                     f"got {values.shape}"
                 )
-        if not np.all(np.isfinite(values)):
-            raise ValueError("payloads must be finite")
+        _check_finite_payloads(values, nodes)
         change = values - self._own[present, :-1]
         for block, (a, b) in zip(self._blocks, self._bounds, strict=True):
             # The last block also holds the weights, which keep their values.
@@ -1045,7 +1043,7 @@ class PushSum:
         self._require_started()
         refuse_bool(node, self._slot, "node", "a label that is not a bool")
         if node in self._slot and self._alive[self._slot[node]]:
-            raise ValueError(f"{node!r} is already present")
+            raise ValueError(f"node: expected a twin that is not present, got {node!r}, which is")
         links = [v for v in neighbours if v != node]
         if not links:
             raise ValueError(
@@ -1054,8 +1052,7 @@ class PushSum:
             )
         slots = [self._present_slot(v, "neighbours") for v in links]
         own = np.append(_flatten(self._spec, payload), self._own_weight)
-        if not np.all(np.isfinite(own)):
-            raise ValueError("payload must be finite")
+        _check_finite_payloads(own[None, :-1], [node])
         slot = len(self._label)
         self._label.append(node)
         self._slot[node] = slot
@@ -1186,7 +1183,9 @@ class PushSum:
         refuse_bool(node, self._slot, name, "a present twin's label")
         slot = self._slot.get(node)
         if slot is None or not self._alive[slot]:
-            raise ValueError(f"{node!r} is not present")
+            present = [self._label[i] for i in np.flatnonzero(self._alive)]
+            listed = f"{present[:8]}{' ...' if len(present) > 8 else ''}"
+            raise ValueError(f"{name}: expected a present twin, one of {listed}, got {node!r}")
         return slot
 
     def _remove(self, slots: list[int]) -> None:
@@ -1197,6 +1196,27 @@ class PushSum:
             for v in self._neighbours.pop(self._label[slot]):
                 self._neighbours[v].discard(self._label[slot])
         self._rebuild_links()
+
+
+def _payload_keys_message(missing: set[Hashable], extra: set[Hashable], whose: str) -> str:
+    """Which twins a payload mapping lacks and which it should not have."""
+    parts = []
+    if missing:
+        parts.append(f"missing for {sorted(missing, key=repr)}")
+    if extra:
+        parts.append(f"given for twins that are not, {sorted(extra, key=repr)}")
+    return f"payloads: expected one per twin of {whose}; " + ", ".join(parts)
+
+
+def _check_finite_payloads(values: NDArray[np.float64], nodes: Sequence[Hashable]) -> None:
+    """Refuse a NaN or infinite payload, naming the twin, the position and the value."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"payloads: expected finite numbers, got {float(values[row, column])!r} at position "
+            f"{column} of twin {nodes[row]!r} ({int(bad.any(axis=1).sum())} twin(s) affected)"
+        )
 
 
 def gossip_mean(

@@ -250,8 +250,10 @@ def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
 def check_kind(kind: object, name: str = "kind") -> None:
     """Refuse a kind that is not a non-empty string (kinds travel as text to twins
     and through saved files, so ``5`` and ``"5"`` would become one)."""
-    if not isinstance(kind, str) or not kind:
+    if not isinstance(kind, str):
         raise TypeError(f"{name}: expected a kind's name (a non-empty str), got {kind!r}")
+    if not kind:
+        raise ValueError(f"{name}: expected a kind's name (a non-empty str), got ''")
 
 
 def warn_not_converged(
@@ -320,6 +322,26 @@ def check_fleet(
         if not isinstance(s, TwinStatistics):
             raise TypeError(f"{label}: expected TwinStatistics, got {type(s).__name__}")
     check_shapes(stats, prior, labels=labels, pooled=pooled)
+    if pooled:
+        _warn_mixed_periods(stats, labels)
+
+
+def _warn_mixed_periods(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
+    """Warn of twins summarised without period labels in a fleet whose other twins have
+    them: the shortest call (``from_emulator(emulator)``) leaves them out, and such a
+    twin is then modelled without period effects, its intervals narrower than its
+    fleet's by a new period's variance."""
+    without = [label for label, s in zip(labels, stats, strict=True) if not s.has_periods]
+    if without and len(without) < len(stats):
+        listed = ", ".join(without[:3]) + (" ..." if len(without) > 3 else "")
+        warnings.warn(
+            f"{listed}: statistics without period labels, in a fleet where "
+            f"{len(stats) - len(without)} of {len(stats)} twins have them: these twins are "
+            "modelled without period effects, so their intervals leave out a new period's "
+            "variance; summarise them with periods= as the others are",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 class StatisticsShape(Protocol):
