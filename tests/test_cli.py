@@ -1161,4 +1161,6 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
         "fit", alone, "--store", tmp_path / "one.duckdb", "--train-until", "2015-01-01",
         "--fleet", ok=False,
     )  # fmt: skip
-    assert_user_error(refused, "--fleet", "needs another turbine", "found 1 (R80711)")
+    assert_user_error(
+        refused, "--fleet", "needs at least 2 other turbines", "found 1 in all (R80711)"
+    )

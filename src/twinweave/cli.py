@@ -45,7 +45,7 @@ from twinweave.data import (
     file_kind,
     read_source,
 )
-from twinweave.demo import MEMORY, fit_fleet
+from twinweave.demo import MEMORY, check_fleet_turbines, fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     MonitorResult,
@@ -509,7 +509,8 @@ def fit(
             "--fleet",
             help="Each twin starts from what the other turbines know (a hierarchical "
             "fleet model of their readings), so a turbine with a day of readings predicts "
-            "nearly as well as one with a year. Needs two turbines or more.",
+            "nearly as well as one with a year. Needs three turbines or more, of one "
+            "rated power.",
         ),
     ] = False,
 ) -> None:
@@ -541,12 +542,11 @@ def fit(
             )
         for asset_id, why in skipped.items():
             _warn(f"asset {asset_id!r}: not fitted: {why}")
-        if fleet and len(trainable) < 2:
-            raise _fail(
-                f"--fleet: a twin born into its fleet needs another turbine with readings "
-                f"before --train-until {until.isoformat()}; found {len(trainable)} "
-                f"({', '.join(trainable)})"
-            )
+        if fleet:
+            try:
+                check_fleet_turbines(trainable, "--fleet")
+            except ValueError as error:
+                raise _fail(str(error)) from None
         try:
             if fleet:
                 # The fleet fits draw their rounds' progress on stderr.
@@ -871,8 +871,8 @@ def whatif(
     samples: Annotated[
         int,
         typer.Option(
-            help="Monte Carlo sample paths (at least 20: a path beyond each end of the "
-            "90 % intervals).",
+            help="Monte Carlo sample paths (at least 20: on average one in each tail "
+            "beyond the 90 % intervals).",
             min=20,
         ),
     ] = 1000,

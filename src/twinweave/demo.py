@@ -241,10 +241,10 @@ def fit_fleet(
         if training.empty:
             raise ValueError(f"asset {asset_id!r}: no observations before {until.isoformat()}")
         trainings[asset_id] = training
+    # One provenance entity per turbine's training readings, used by every fit of them.
+    sources = {a: store.observations_entity(a, end=until) for a in specs}
     populations = (
-        _leave_one_out_populations(store, recorder, specs, trainings, until, progress)
-        if pooled
-        else {}
+        _leave_one_out_populations(recorder, specs, trainings, sources, progress) if pooled else {}
     )
     twins = {}
     for asset_id, spec in specs.items():
@@ -255,50 +255,64 @@ def fit_fleet(
         )
         # The fleet's population is where the twin's model starts: its first version.
         twin.model_version_ = population_id
-        twin.update(
-            model_inputs(training, spec.rated_power),
-            source=store.observations_entity(asset_id, end=until),
-        )
+        twin.update(model_inputs(training, spec.rated_power), source=sources[asset_id])
         store.save_twin(twin, note=f"trained until {until.isoformat()}")
         twins[asset_id] = twin
     return twins
 
 
-#: Relative change at which a CLI fleet fit stops (docs/TRANSFER.md's tables use 1e-5;
-#: 1e-4 moves their scores by at most a few thousandths, in a fraction of the rounds).
+#: Relative change at which a CLI fleet fit stops (docs/TRANSFER.md's table uses 1e-5,
+#: at several times the rounds).
 FLEET_TOL = 1e-4
+#: Turbines a fleet needs for ``pooled``: each twin starts from the *others*, and the
+#: spread between twins cannot be learned from one (EM drives it towards zero, and a
+#: twin born from it is overconfident: on a synthetic fleet, 90 % intervals covering
+#: 0.14-0.28 from one other twin, 0.95 from three).
+MIN_FLEET = 3
+
+
+def check_fleet_turbines(specs: Mapping[str, TurbineSpec], name: str) -> None:
+    """Refuse turbines that cannot be a fleet whose twins are born into it: fewer than
+    :data:`MIN_FLEET`, or of several rated powers (one population is one type; the
+    fleet model takes types as kinds, which these twins do not say). ``name`` is the
+    option or argument a message names."""
+    if len(specs) < MIN_FLEET:
+        raise ValueError(
+            f"{name}: a twin born into its fleet needs at least {MIN_FLEET - 1} other "
+            f"turbines with training readings (the spread between turbines is learned from "
+            f"them); found {len(specs)} in all ({', '.join(specs)})"
+        )
+    rated: dict[float, list[str]] = {}
+    for asset_id, spec in specs.items():
+        rated.setdefault(spec.rated_power, []).append(asset_id)
+    if len(rated) > 1:
+        kinds = "; ".join(f"{power:g} kW: {', '.join(ids)}" for power, ids in rated.items())
+        raise ValueError(f"{name}: expected turbines of one rated power (one type), got {kinds}")
 
 
 def _leave_one_out_populations(
-    store: Store,
     recorder: Recorder,
     specs: Mapping[str, TurbineSpec],
     trainings: Mapping[str, pd.DataFrame],
-    until: pd.Timestamp,
+    sources: Mapping[str, str],
     progress: bool,
 ) -> dict[str, tuple[Population, str]]:
     """Per turbine, the population of the others and its provenance id."""
-    if len(specs) < 2:
-        raise ValueError(
-            f"pooled: a twin born into its fleet needs at least one other turbine with "
-            f"readings before {until.isoformat()}, got {len(specs)} ({', '.join(specs)})"
-        )
+    check_fleet_turbines(specs, "pooled")
     stats = {
         asset_id: fleet_statistics(specs[asset_id], training)
         for asset_id, training in trainings.items()
     }
     first = next(iter(specs.values()))
     prior = FleetPrior.from_emulator(turbine_emulator(first, trainings[first.asset_id]))
-    # Every turbine's fit starts from the whole fleet's: the rounds left are few.
-    everyone = fit_central(stats, prior, tol=FLEET_TOL, progress=progress).population
     out = {}
     for asset_id in specs:
         others = {a: s for a, s in stats.items() if a != asset_id}
-        fit = fit_central(others, prior, tol=FLEET_TOL, start=everyone, progress=progress)
+        fit = fit_central(others, prior, tol=FLEET_TOL, progress=progress)
         assert fit.population is not None  # a central fit always has one
         population_id = recorder.record(
             "fleet_fit",
-            used=[store.observations_entity(a, end=until) for a in others],
+            used=[sources[a] for a in others],
             generated="population",
             attributes={
                 "for_twin": asset_id,

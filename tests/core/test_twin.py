@@ -153,7 +153,7 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
 
     with pytest.raises(ValueError, match=r"n_samples: expected at least 20 .* got 0"):
         compare(twin, twin.branch(), week, [Total()], n_samples=0)
-    # A sample's range is no 90 % interval: a path must lie beyond each end.
+    # Fewer than 20 paths put less than one path in each tail of a 90 % interval.
     with pytest.raises(ValueError, match=r"n_samples: expected at least 20 .*90%.* got 19"):
         compare(twin, twin.branch(), week, [Total()], n_samples=19)
     with pytest.raises(ValueError, match=r"n_samples: expected at least 40 .*95%.* got 39"):

@@ -93,3 +93,18 @@ def test_a_prior_of_the_wrong_shape_or_sign_is_refused_by_name(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         BayesianBasisRegression(**{**pump_emulator().get_params(), **change})
+
+
+def test_the_model_keeps_its_own_copies_of_the_prior() -> None:
+    mean, covariance = prior(6)
+    noise = np.ones(5)
+    model = with_prior(mean, covariance, noise, count=10.0)
+    before = model.predict({"flow": np.array([5.0])})
+    # The caller's arrays changed afterwards change neither the model nor its clones.
+    mean += 100.0
+    covariance *= 50.0
+    noise *= 9.0
+    clone = BayesianBasisRegression(**model.get_params())
+    for again in (model.predict({"flow": np.array([5.0])}), clone.predict({"flow": [5.0]})):
+        np.testing.assert_array_equal(again.loc, before.loc)
+        np.testing.assert_array_equal(again.latent_var, before.latent_var)

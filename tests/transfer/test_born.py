@@ -10,7 +10,7 @@ import pytest
 
 from twinweave.checks._problems import PumpCurve, pump_emulator
 from twinweave.data import Store, clean, read_source
-from twinweave.demo import fleet_statistics
+from twinweave.demo import check_fleet_turbines, fleet_statistics
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     TurbineSpec,
@@ -98,6 +98,17 @@ def test_it_refuses_a_population_it_cannot_start_from(pumps: FleetPosterior) -> 
         fleet_emulator(pump_emulator(), before)
     with pytest.raises(TypeError, match="emulator"):
         fleet_emulator("pump", pumps.population)  # type: ignore[arg-type]
+
+
+def test_a_fleet_to_be_born_into_is_three_turbines_or_more_of_one_rated_power() -> None:
+    specs = {a: TurbineSpec(a, rated_power=2050.0, elevation=411.0) for a in ("A", "B", "C")}
+    check_fleet_turbines(specs, "pooled")
+    # From one other twin the spread between twins cannot be learned.
+    with pytest.raises(ValueError, match=r"pooled: .* at least 2 other turbines .* found 2 in"):
+        check_fleet_turbines({a: specs[a] for a in ("A", "B")}, "pooled")
+    mixed = {**specs, "D": TurbineSpec("D", rated_power=3000.0, elevation=411.0)}
+    with pytest.raises(ValueError, match=r"one rated power .* 2050 kW: A, B, C; 3000 kW: D"):
+        check_fleet_turbines(mixed, "--fleet")
 
 
 # -- on La Haute Borne -----------------------------------------------------------------------

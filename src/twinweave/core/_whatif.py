@@ -182,8 +182,9 @@ class WhatIfResult:
 
 
 def _min_samples(level: float) -> int:
-    """The fewest sample paths whose quantiles bound a central ``level`` interval: with
-    fewer, no path lies beyond an end, and the interval is only the paths' range."""
+    """The fewest sample paths that put, on average, one path in each tail beyond a
+    central ``level`` interval: with fewer, its ends are interpolated between the few
+    most extreme paths (with one path, it has no width)."""
     # The tolerance keeps 2 / (1 - 0.9) = 19.999... at 20.
     return math.ceil(2.0 / (1.0 - level) - 1e-9)
 
@@ -216,8 +217,8 @@ def compare(
     metrics
         Quantities computed from sample paths, one value per path each.
     n_samples
-        Sample paths per twin: at least ``2 / (1 - level)`` (20 for 90 %), so that a
-        path lies beyond each end of an interval.
+        Sample paths per twin: at least ``2 / (1 - level)`` (20 for 90 %), so that on
+        average a path lies in each tail beyond an interval.
     level
         Probability of the central intervals reported.
     seed
@@ -232,7 +233,7 @@ def compare(
     if n_samples < (needed := _min_samples(level)):
         raise ValueError(
             f"n_samples: expected at least {needed} sample paths for central {level:.0%} "
-            f"intervals (a path beyond each end), got {n_samples}"
+            f"intervals (one path in each tail on average), got {n_samples}"
         )
     if "time" not in inputs and baseline.noise_correlation_ is not None:
         warnings.warn(

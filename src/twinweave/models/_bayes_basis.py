@@ -458,13 +458,14 @@ class BayesianBasisRegression:
         self.forgetting = forgetting
         self.noise_prior_count = noise_prior_count
         self.n_em_iterations = n_em_iterations
-        self.prior_mean = None if prior_mean is None else np.asarray(prior_mean, np.float64)
+        # Copies: a caller's array changed later must not change this model or its clones.
+        self.prior_mean = None if prior_mean is None else np.array(prior_mean, np.float64)
         self.bound_masses = bound_masses
         self.bound_prior_count = bound_prior_count
         self.prior_covariance = (
-            None if prior_covariance is None else np.asarray(prior_covariance, np.float64)
+            None if prior_covariance is None else np.array(prior_covariance, np.float64)
         )
-        self.noise_target = None if noise_target is None else np.asarray(noise_target, np.float64)
+        self.noise_target = None if noise_target is None else np.array(noise_target, np.float64)
         self._validate_params()
         self.n_features = sum(term.n_features for term in self.terms)
         self._prior_mean = self._checked_prior_mean()
@@ -760,9 +761,10 @@ class BayesianBasisRegression:
         """Whether readings were assimilated near each input: its noise bin holds at
         least one (effective, i.e. discounted) reading.
 
-        Where it does not, the prediction rests on the prior (``prior_mean``) and the
-        spline's extrapolation, not on readings, and its interval on the pooled noise:
-        for a power curve, above the strongest wind the twin has seen. Values beyond the
+        Where it does not, the prediction rests on the prior (``prior_mean``, with
+        ``prior_covariance`` a fleet's) and the spline's extrapolation, not on readings,
+        and its interval on the pooled noise (or on ``noise_target``): for a power curve,
+        above the strongest wind the twin has seen. Values beyond the
         outer ``noise_edges`` fall in the end bins, so beyond the edges this tells
         whether an end bin has readings; a missing (NaN) ``noise_source`` is not seen.
 
