@@ -45,6 +45,7 @@ from twinweave.report import (
     write_demo_report,
 )
 from twinweave.transfer import (
+    FleetPosterior,
     FleetPrior,
     Population,
     TwinStatistics,
@@ -291,6 +292,31 @@ def check_fleet_turbines(specs: Mapping[str, TurbineSpec], name: str) -> None:
         raise ValueError(f"{name}: expected turbines of one rated power (one type), got {kinds}")
 
 
+def leave_one_out_fits(
+    specs: Mapping[str, TurbineSpec],
+    trainings: Mapping[str, pd.DataFrame],
+    *,
+    progress: bool = False,
+) -> dict[str, FleetPosterior]:
+    """Per turbine, the fleet fit of the *other* turbines (their calendar-week statistics,
+    :func:`~twinweave.transfer.fit_central` to :data:`FLEET_TOL`): what a twin born into
+    its fleet starts from, its own readings not counted twice. Each turbine is
+    summarised once."""
+    check_fleet_turbines(specs, "specs")
+    stats = {a: fleet_statistics(specs[a], training) for a, training in trainings.items()}
+    first = next(iter(specs.values()))
+    prior = FleetPrior.from_emulator(turbine_emulator(first, trainings[first.asset_id]))
+    return {
+        asset_id: fit_central(
+            {a: s for a, s in stats.items() if a != asset_id},
+            prior,
+            tol=FLEET_TOL,
+            progress=progress,
+        )
+        for asset_id in specs
+    }
+
+
 def _leave_one_out_populations(
     recorder: Recorder,
     specs: Mapping[str, TurbineSpec],
@@ -299,25 +325,17 @@ def _leave_one_out_populations(
     progress: bool,
 ) -> dict[str, tuple[Population, str]]:
     """Per turbine, the population of the others and its provenance id."""
-    check_fleet_turbines(specs, "pooled")
-    stats = {
-        asset_id: fleet_statistics(specs[asset_id], training)
-        for asset_id, training in trainings.items()
-    }
-    first = next(iter(specs.values()))
-    prior = FleetPrior.from_emulator(turbine_emulator(first, trainings[first.asset_id]))
     out = {}
-    for asset_id in specs:
-        others = {a: s for a, s in stats.items() if a != asset_id}
-        fit = fit_central(others, prior, tol=FLEET_TOL, progress=progress)
+    for asset_id, fit in leave_one_out_fits(specs, trainings, progress=progress).items():
         assert fit.population is not None  # a central fit always has one
+        others = [a for a in specs if a != asset_id]
         population_id = recorder.record(
             "fleet_fit",
             used=[sources[a] for a in others],
             generated="population",
             attributes={
                 "for_twin": asset_id,
-                "turbines": list(others),
+                "turbines": others,
                 "periods": "calendar weeks (UTC)",
                 "rounds": fit.n_rounds,
                 "converged": fit.converged,

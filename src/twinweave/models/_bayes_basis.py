@@ -1113,8 +1113,8 @@ class BayesianBasisRegression:
         over them gives the sums of the features, and a modulated spline's features,
         summed over its spline, give the modulator's.
         """
+        check_columns(inputs, "inputs")  # before the posterior is computed for nothing
         mean, inv_chol, noise_var = self._posterior_parts()
-        check_columns(inputs, "inputs")
         data, n_rows = self._prediction_rows(inputs)
         starts, values = self._windows.evaluate(data, n_rows)
         bins = self.noise_bin(data, n_rows)

@@ -29,10 +29,10 @@ from twinweave.domains.wind._power_curve import (
     pressure_at_elevation,
     turbine_schema,
 )
+from twinweave.transfer import DEFAULT_KIND, Population, fleet_emulator
 
 if TYPE_CHECKING:
     from twinweave.models import BayesianBasisRegression
-    from twinweave.transfer import Population
 
 #: One year of 10-minute readings: the memory of a live twin's forgetting factor.
 READINGS_PER_YEAR = 52_560
@@ -125,7 +125,7 @@ def build_turbine_twin(
     forgetting: float = 1.0,
     recorder: ProvenanceSink | None = None,
     population: Population | None = None,
-    kind: str = "default",
+    kind: str = DEFAULT_KIND,
 ) -> Twin:
     """An unfitted twin whose emulator is configured from the training period's site.
 
@@ -141,9 +141,6 @@ def build_turbine_twin(
     """
     emulator = turbine_emulator(spec, training, forgetting=forgetting)
     if population is not None:
-        # Imported here: twinweave.transfer's experiment imports this module.
-        from twinweave.transfer import fleet_emulator
-
         emulator = fleet_emulator(emulator, population, kind)
     schema = turbine_schema(spec.rated_power, elevation=spec.elevation)
     return Twin(
