@@ -1128,6 +1128,8 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
     born = twinweave(*fit, "--store", tmp_path / "fleet.duckdb", "--fleet")
     assert "each starting from the other turbines' fleet model" in born.stdout
     assert "saved 3 of 3 twins" in born.stdout
+    # Each fleet fit's progress says whose fleet it is.
+    assert "R80736's fleet: R80711, R80721" in born.stderr, born.stderr
     # January, predicted by each store's R80736 twin.
     january = pd.read_parquet(data)
     january = january[

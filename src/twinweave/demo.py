@@ -306,15 +306,20 @@ def leave_one_out_fits(
     stats = {a: fleet_statistics(specs[a], training) for a, training in trainings.items()}
     first = next(iter(specs.values()))
     prior = FleetPrior.from_emulator(turbine_emulator(first, trainings[first.asset_id]))
-    return {
-        asset_id: fit_central(
-            {a: s for a, s in stats.items() if a != asset_id},
-            prior,
-            tol=FLEET_TOL,
-            progress=progress,
-        )
-        for asset_id in specs
-    }
+    fits = {}
+    for asset_id in specs:
+        others = {a: s for a, s in stats.items() if a != asset_id}
+        if progress:
+            # The bars all say fit_central: say whose fleet each one is.
+            _say_on_stderr(f"{asset_id}'s fleet: {', '.join(others)}")
+        fits[asset_id] = fit_central(others, prior, tol=FLEET_TOL, progress=progress)
+    return fits
+
+
+def _say_on_stderr(text: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(text, highlight=False)
 
 
 def _leave_one_out_populations(

@@ -20,6 +20,7 @@ import pytest
 
 from twinweave.core import Derate, ExponentialCorrelation, ResidualCorrelation, Twin, time_seconds
 from twinweave.data import DataError, IngestSummary, SourceInfo, Store
+from twinweave.data._store import FORMAT_VERSION
 from twinweave.domains.wind import power_curve_emulator, turbine_schema
 from twinweave.provenance import Recorder
 
@@ -836,10 +837,11 @@ ADDED_BY_FORMAT = {
         ("model_versions", "correlation_state_kinds"),
     ),
     3: (("model_versions", "parent_id"),),
+    4: (),
 }
 
 
-@pytest.mark.parametrize("old", [1, 2])
+@pytest.mark.parametrize("old", [1, 2, 3])
 def test_a_store_of_an_older_format_is_read_and_upgraded(
     filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path, old: int
 ) -> None:
@@ -857,8 +859,8 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
         connection.execute(f"UPDATE meta SET value = '{old}' WHERE key = 'format_version'")
     with Store(path, read_only=True) as store:
         assert store.load_twin("T1").residual_correlation is None
-        # The older store did not say the twin was a branch.
-        assert not store.load_twin("T1-copy").is_branch
+        # A store older than format 3 did not say the twin was a branch.
+        assert store.load_twin("T1-copy").is_branch == (old >= 3)
     raw, observations, quarantine = scada(20, ("T5",), seed=8)
     with Store(path) as store:
         later = store.ingest(
@@ -873,3 +875,23 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
         assert store.load_twin("T1-copy").is_branch
     assert learner is not None and twin.residual_correlation is not None
     assert learner.n_squares_ == twin.residual_correlation.n_squares_ > 0
+    with duckdb.connect(str(path), read_only=True) as connection:
+        version = connection.execute(
+            "SELECT value FROM meta WHERE key = 'format_version'"
+        ).fetchone()
+    assert version == (str(FORMAT_VERSION),)
+
+
+def test_a_store_of_a_newer_format_is_refused(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    import duckdb
+
+    path, _, _ = filled
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            f"UPDATE meta SET value = '{FORMAT_VERSION + 1}' WHERE key = 'format_version'"
+        )
+    for read_only in (True, False):
+        with pytest.raises(ValueError, match=f"format {FORMAT_VERSION + 1}.*upgrade twinweave"):
+            Store(path, read_only=read_only)

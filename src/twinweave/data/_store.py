@@ -48,8 +48,10 @@ from twinweave.provenance import ProvRecord, Recorder
 #: is refused rather than misread, one written by an older layout is upgraded when
 #: opened for writing (version 2 added ``sources.n_skipped`` and the twins' residual
 #: correlation to ``model_versions``, version 3 the parent of a branch,
-#: ``model_versions.parent_id``).
-FORMAT_VERSION = 3
+#: ``model_versions.parent_id``, version 4 no column but model parameters an older
+#: twinweave cannot construct an emulator from: a fleet prior's ``prior_covariance`` and
+#: ``noise_target``; its reader refuses the store by version instead of failing on them).
+FORMAT_VERSION = 4
 
 #: Check name of a reading whose asset and time are already stored from another file
 #: with different values.
@@ -64,6 +66,7 @@ _UPGRADES: dict[int, tuple[tuple[str, str], ...]] = {
         ("model_versions", "correlation_state_kinds VARCHAR"),
     ),
     3: (("model_versions", "parent_id VARCHAR"),),
+    4: (),
 }
 
 # Columns that identify a reading in raw and observation frames (docs/CONTRACTS.md).
