@@ -35,6 +35,7 @@ from twinweave.domains.wind import (
     turbine_emulator,
     turbine_metrics,
 )
+from twinweave.models import BayesianBasisRegression, ModulatedSpline
 from twinweave.provenance import Recorder
 from twinweave.report import (
     LA_HAUTE_BORNE_ATTRIBUTION,
@@ -303,9 +304,18 @@ def leave_one_out_fits(
     its fleet starts from, its own readings not counted twice. Each turbine is
     summarised once."""
     check_fleet_turbines(specs, "specs")
+    designs = {a: turbine_emulator(specs[a], trainings[a]) for a in specs}
+    # A turbine's curve varies with direction and temperature only if its readings have
+    # them (turbine_emulator); a fleet's twins share one basis.
+    varies = {a: _curve_varies_with(design) for a, design in designs.items()}
+    if len(set(varies.values())) > 1:
+        listed = "; ".join(f"{a}: {', '.join(names) or 'neither'}" for a, names in varies.items())
+        raise ValueError(
+            "trainings: expected readings of wind direction and temperature at every "
+            f"turbine or at none (a fleet's twins share one power-curve basis), got {listed}"
+        )
     stats = {a: fleet_statistics(specs[a], training) for a, training in trainings.items()}
-    first = next(iter(specs.values()))
-    prior = FleetPrior.from_emulator(turbine_emulator(first, trainings[first.asset_id]))
+    prior = FleetPrior.from_emulator(next(iter(designs.values())))
     fits = {}
     for asset_id in specs:
         others = {a: s for a, s in stats.items() if a != asset_id}
@@ -314,6 +324,16 @@ def leave_one_out_fits(
             _say_on_stderr(f"{asset_id}'s fleet: {', '.join(others)}")
         fits[asset_id] = fit_central(others, prior, tol=FLEET_TOL, progress=progress)
     return fits
+
+
+def _curve_varies_with(design: BayesianBasisRegression) -> tuple[str, ...]:
+    """The inputs that modulate the power curve of ``design``."""
+    return tuple(
+        name
+        for term in design.terms
+        if isinstance(term, ModulatedSpline)
+        for name in term.modulator.inputs
+    )
 
 
 def _say_on_stderr(text: str) -> None:

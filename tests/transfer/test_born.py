@@ -6,11 +6,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from twinweave.checks._problems import PumpCurve, pump_emulator
 from twinweave.data import Store, clean, read_source
-from twinweave.demo import check_fleet_turbines, fleet_statistics
+from twinweave.demo import check_fleet_turbines, fleet_statistics, leave_one_out_fits
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     TurbineSpec,
@@ -109,6 +110,32 @@ def test_a_fleet_to_be_born_into_is_three_turbines_or_more_of_one_rated_power() 
     mixed = {**specs, "D": TurbineSpec("D", rated_power=3000.0, elevation=411.0)}
     with pytest.raises(ValueError, match=r"one rated power .* 2050 kW: A, B, C; 3000 kW: D"):
         check_fleet_turbines(mixed, "--fleet")
+
+
+def test_a_fleet_whose_turbines_read_different_inputs_is_refused_by_name() -> None:
+    # C's readings have no direction: its curve could not vary with it, the others' would.
+    rng = np.random.default_rng(4)
+    time = pd.date_range("2014-01-01", periods=500, freq="10min", tz="UTC")
+    specs = {a: TurbineSpec(a, rated_power=2050.0, elevation=411.0) for a in ("A", "B", "C")}
+    trainings = {
+        a: pd.DataFrame(
+            {
+                "time": time,
+                "wind_speed": rng.uniform(3.0, 15.0, time.size),
+                "power": rng.uniform(0.0, 2050.0, time.size),
+                "temp_air": rng.normal(10.0, 5.0, time.size),
+                "wind_direction": rng.uniform(0.0, 360.0, time.size) if a != "C" else np.nan,
+            }
+        )
+        for a in specs
+    }
+    expected = (
+        r"trainings: expected readings of wind direction and temperature at every turbine "
+        r"or at none .* got A: wind_direction, temp_air; B: wind_direction, temp_air; "
+        r"C: temp_air"
+    )
+    with pytest.raises(ValueError, match=expected):
+        leave_one_out_fits(specs, trainings)
 
 
 # -- on La Haute Borne -----------------------------------------------------------------------

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from twinweave.domains.wind import (
     MethodOfBins,
     NormalisedWindSpeed,
+    TurbineSpec,
     air_density,
+    build_turbine_twin,
     generic_power_curve,
+    model_inputs,
     power_curve_emulator,
     pressure_at_elevation,
+    turbine_emulator,
 )
+from twinweave.models import ModulatedSpline
 
 RATED = 2050.0
 
@@ -95,3 +101,43 @@ def test_an_array_is_refused_where_columns_by_name_are_expected() -> None:
     ):
         with pytest.raises(TypeError, match=rf"{name}: expected columns by name .* got"):
             call()
+
+
+def synthetic_scada(rng: np.random.Generator, n: int, **optional: np.ndarray) -> pd.DataFrame:
+    """Cleaned observations of a turbine on the generic curve, with ``optional`` columns."""
+    speed = rng.uniform(0.0, 16.0, n)
+    power = generic_power_curve(speed, RATED) + rng.normal(0.0, 30.0, n)
+    time = pd.date_range("2014-01-01", periods=n, freq="10min", tz="UTC")
+    return pd.DataFrame({"time": time, "wind_speed": speed, "power": power, **optional})
+
+
+@pytest.mark.parametrize("absent", ["column", "all NaN"])
+def test_a_twin_varies_its_curve_only_with_inputs_its_readings_have(absent: str) -> None:
+    rng = np.random.default_rng(3)
+    n = 5_000
+    nan = np.full(n, np.nan)
+    optional = {} if absent == "column" else {"wind_direction": nan, "temp_air": nan}
+    spec = TurbineSpec("T1", rated_power=RATED)
+    training = synthetic_scada(rng, n, **optional)
+    twin = build_turbine_twin(spec, training)
+    twin.update(model_inputs(training, RATED))
+    assert "wind_direction" not in twin.emulator.inputs
+    speeds = {"wind_speed": np.array([5.0, 9.0, 13.0])}
+    plain = twin.predict(speeds)
+    # A direction it never saw changes nothing (it moved the mean at 5 m/s from about
+    # 130 to 520 kW on the prior alone); a temperature only the air density.
+    turned = twin.predict({**speeds, "wind_direction": np.array([0.0, 90.0, 180.0])})
+    np.testing.assert_array_equal(turned.mean, plain.mean)
+    cold = twin.predict({**speeds, "temp_air": np.full(3, 15.0)}).mean
+    np.testing.assert_allclose(cold, plain.mean, rtol=0.05)
+    # With readings of them, the curve varies with both.
+    seen = synthetic_scada(
+        rng, n, wind_direction=rng.uniform(0.0, 360.0, n), temp_air=rng.normal(10.0, 5.0, n)
+    )
+    modulators = {
+        name
+        for term in turbine_emulator(spec, seen).terms
+        if isinstance(term, ModulatedSpline)
+        for name in term.modulator.inputs
+    }
+    assert modulators == {"wind_direction", "temp_air"}

@@ -109,12 +109,25 @@ def turbine_emulator(
 ) -> BayesianBasisRegression:
     """The unfitted power-curve emulator of a turbine's twin, configured for its site
     (pressure from its elevation; the training period's mean air density where a
-    prediction has no temperature)."""
+    prediction has no temperature).
+
+    The curve varies with wind direction and temperature only if the training readings
+    have some: a variation learned from none would, given a direction or temperature in
+    a prediction, move the curve by hundreds of kW on nothing but the prior.
+    """
     return power_curve_emulator(
         spec.rated_power,
         site_pressure=spec.site_pressure,
         fallback_density=site_mean_density(training, spec.site_pressure),
+        use_direction=_has_readings(training, "wind_direction"),
+        use_temperature=_has_readings(training, "temp_air"),
         forgetting=forgetting,
+    )
+
+
+def _has_readings(observations: pd.DataFrame, column: str) -> bool:
+    return column in observations and bool(
+        np.isfinite(observations[column].to_numpy(np.float64)).any()
     )
 
 
