@@ -363,6 +363,25 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
     assets.write_text(f"asset_id,rated_power,elevation\nT1,{RATED_POWER},411\n")
     in_kw = twinweave(*fit, "--store", tmp_path / "d.duckdb")
     assert "rated power" not in in_kw.stderr, in_kw.stderr
+    # Corrected, into the store that holds the file as read in MW: refused, since the
+    # twin would be fitted on the readings the wrong rated power quarantined.
+    assert_user_error(
+        twinweave(*fit, "--store", tmp_path / "c.duckdb", ok=False),
+        f"{data}: already in the store",
+        f"other settings (rated_power_kw.T1: 2.05 then, {RATED_POWER!r} now)",
+        "use a new store",
+    )
+    # So is another mapping; the same settings are a repeat, not ingested again.
+    other_unit = tmp_path / "kw.json"
+    layout = json.loads(mapping.read_text())
+    layout["columns"]["power"]["unit"] = "kW"
+    other_unit.write_text(json.dumps(layout))
+    assert_user_error(
+        twinweave(*fit[:5], other_unit, *fit[6:], "--store", tmp_path / "d.duckdb", ok=False),
+        "(mapping.columns.power.unit: 'W' then, 'kW' now)",
+    )
+    again = twinweave(*fit, "--store", tmp_path / "d.duckdb")
+    assert "already in the store" in again.stdout and "not ingested again" in again.stdout
 
 
 # -- a user's mistakes: one line naming what is wrong, exit code 2, no traceback ----------

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import numpy as np
@@ -361,6 +361,42 @@ def _warn_if_mostly_above_rated(
         )
 
 
+def _check_same_settings(
+    data: Path, sha256: str, stored: dict[str, Any] | None, settings: dict[str, Any]
+) -> None:
+    """Refuse a file the store holds as read with other settings (another mapping or
+    rated power): its stored readings would silently stand for the new reading."""
+    if stored is None or stored == settings:
+        return  # the same, or not recorded (a store older than format 4)
+    before, now = _flat(stored), _flat(settings)
+    differing = [
+        key for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)
+    ]
+    listed = "; ".join(
+        f"{key}: {before.get(key, '(none)')!r} then, {now.get(key, '(none)')!r} now"
+        for key in differing[:3]
+    )
+    more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+    raise _fail(
+        f"{data}: already in the store (sha256 {sha256[:12]}), read then with other "
+        f"settings ({listed}{more}); the store keeps the readings as first read and a "
+        "twin would be fitted on them. To read the file with these settings, use a new "
+        "store (--store NEW.duckdb)"
+    )
+
+
+def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as ``{"mapping.columns.power.unit": "kW", ...}``."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
 def _ingest(
     store: Store,
     data: Path,
@@ -376,7 +412,13 @@ def _ingest(
         info, raw = read_source(data, spec)
     asset_ids = sorted(raw["asset_id"].unique())
     specs = _turbine_specs(asset_ids, assets, rated_power, elevation)
+    # What the user chooses about reading and cleaning the file (the checks follow).
+    settings = {
+        "mapping": spec.model_dump(mode="json"),
+        "rated_power_kw": {asset_id: specs[asset_id].rated_power for asset_id in asset_ids},
+    }
     if store.has_source(info.sha256):
+        _check_same_settings(data, info.sha256, store.source_settings(info.sha256), settings)
         console.print(
             f"{data} is already in the store (sha256 {info.sha256[:12]}); not ingested again"
         )
@@ -408,6 +450,7 @@ def _ingest(
             cleaned,
             rejected_all,
             recorder=recorder,
+            settings=settings,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     # Counted in the store: a reading an earlier file already holds is not stored again.

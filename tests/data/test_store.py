@@ -258,6 +258,40 @@ def test_reingesting_the_same_content_is_refused_and_changes_nothing(
     assert fingerprint(path) == before
 
 
+def test_the_settings_a_file_was_read_with_are_kept_with_it(tmp_path: Path) -> None:
+    raw, observations, quarantine = scada(20)
+    settings = {"mapping": {"columns": {"power": {"unit": "W"}}}, "rated_power_kw": {"T1": 2050.0}}
+    with Store(tmp_path / "s.duckdb") as store:
+        recorder = Recorder(store=store)
+        with_settings = source(tmp_path, "a.csv", b"a", len(raw))
+        summary = store.ingest(
+            with_settings, raw, observations, quarantine, recorder=recorder, settings=settings
+        )
+        assert store.source_settings(with_settings.sha256) == settings
+        # On the ingest's provenance too: how the number's raw readings were read.
+        raw_entity = recorder.get(summary.raw_entity)
+        assert raw_entity is not None and raw_entity.generated_by is not None
+        ingest = recorder.get(raw_entity.generated_by)
+        assert ingest is not None and ingest.kind == "ingest"
+        assert json.loads(str(ingest.attributes["settings"])) == settings
+        later, _, _ = scada(20, start="2025-01-01")
+        without = source(tmp_path, "b.csv", b"b", len(later))
+        store.ingest(without, later, later, quarantine.iloc[:0])
+        assert store.source_settings(without.sha256) is None
+        with pytest.raises(KeyError, match="not in the store"):
+            store.source_settings("0" * 64)
+        before = store.fingerprint()
+        with pytest.raises(ValueError, match="settings: expected JSON-serialisable"):
+            store.ingest(
+                source(tmp_path, "c.csv", b"c", len(raw)),
+                raw,
+                observations,
+                quarantine,
+                settings={"when": pd.Timestamp("2024-01-01")},
+            )
+        assert store.fingerprint() == before
+
+
 def test_frames_breaking_the_contract_are_refused_before_writing(
     filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
 ) -> None:
@@ -837,7 +871,7 @@ ADDED_BY_FORMAT = {
         ("model_versions", "correlation_state_kinds"),
     ),
     3: (("model_versions", "parent_id"),),
-    4: (),
+    4: (("sources", "settings"),),
 }
 
 

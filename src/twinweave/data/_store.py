@@ -48,9 +48,9 @@ from twinweave.provenance import ProvRecord, Recorder
 #: is refused rather than misread, one written by an older layout is upgraded when
 #: opened for writing (version 2 added ``sources.n_skipped`` and the twins' residual
 #: correlation to ``model_versions``, version 3 the parent of a branch,
-#: ``model_versions.parent_id``, version 4 no column but model parameters an older
-#: twinweave cannot construct an emulator from: a fleet prior's ``prior_covariance`` and
-#: ``noise_target``; its reader refuses the store by version instead of failing on them).
+#: ``model_versions.parent_id``, version 4 the settings a file was read and cleaned
+#: with, ``sources.settings``, and model parameters an older twinweave cannot construct
+#: an emulator from: a fleet prior's ``prior_covariance`` and ``noise_target``).
 FORMAT_VERSION = 4
 
 #: Check name of a reading whose asset and time are already stored from another file
@@ -66,13 +66,22 @@ _UPGRADES: dict[int, tuple[tuple[str, str], ...]] = {
         ("model_versions", "correlation_state_kinds VARCHAR"),
     ),
     3: (("model_versions", "parent_id VARCHAR"),),
-    4: (),
+    4: (("sources", "settings VARCHAR"),),
 }
 
 # Columns that identify a reading in raw and observation frames (docs/CONTRACTS.md).
 KEY_COLUMNS = RECORD_COLUMNS
 
 _VARIABLE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$")
+
+
+def _settings_json(settings: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(settings, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"settings: expected JSON-serialisable values ({error})") from None
+
+
 # Stored alongside each reading so rows of different files stay apart; not a variable.
 _SOURCE_COLUMN = "source_sha256"
 
@@ -90,7 +99,8 @@ CREATE TABLE IF NOT EXISTS sources (
     raw_entity VARCHAR NOT NULL,
     observations_entity VARCHAR NOT NULL,
     quarantine_entity VARCHAR NOT NULL,
-    n_skipped BIGINT NOT NULL DEFAULT 0
+    n_skipped BIGINT NOT NULL DEFAULT 0,
+    settings VARCHAR
 );
 CREATE TABLE IF NOT EXISTS raw_observations (
     {_SOURCE_COLUMN} VARCHAR NOT NULL,
@@ -414,6 +424,7 @@ class Store:
         quarantine: pd.DataFrame,
         *,
         recorder: Recorder | None = None,
+        settings: Mapping[str, Any] | None = None,
         progress: Callable[[int, int], None] | None = None,
         chunk_rows: int = 50_000,
     ) -> IngestSummary:
@@ -451,6 +462,11 @@ class Store:
             check.
         recorder
             Also receives the provenance records, once the transaction has committed.
+        settings
+            How the file was read and cleaned (JSON-serialisable: the column mapping,
+            the checks' parameters), kept with it (:meth:`source_settings`) and on the
+            ingest's provenance, so that the same file met again with other settings can
+            be told from a repeat.
         progress
             Called as ``progress(n_done, n_total)`` [rows] after each chunk is written,
             inside the transaction; an exception raised by it aborts the ingest.
@@ -471,6 +487,7 @@ class Store:
         _check_frame(observations, "observations")
         _check_quarantine(quarantine)
         self._refuse_duplicate(info)
+        settings_text = None if settings is None else _settings_json(settings)
         started = clock.perf_counter()
         variables = _variables(raw, observations)
         known = set(self.variables())
@@ -507,6 +524,7 @@ class Store:
                 "n_rows": len(raw),
                 "asset_ids": list(asset_ids),
                 "variables": list(variables),
+                **({} if settings_text is None else {"settings": settings_text}),
             },
         )
         # Readings compared with those of earlier files: their raw frames were used too.
@@ -547,8 +565,8 @@ class Store:
             self._con.execute(
                 "INSERT INTO sources (sha256, path, n_rows, ingested_at, n_raw, "
                 "n_observations, n_quarantine, file_entity, raw_entity, observations_entity, "
-                "quarantine_entity, n_skipped) VALUES "
-                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "quarantine_entity, n_skipped, settings) VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 [
                     info.sha256,
                     info.path,
@@ -562,6 +580,7 @@ class Store:
                     observations_entity,
                     quarantine_entity,
                     n_skipped,
+                    settings_text,
                 ],
             )
             self._insert_provenance(staging.own_records())
@@ -764,6 +783,24 @@ class Store:
         """Whether a file with this content (SHA-256, hex) is in the store."""
         found = self._con.execute("SELECT 1 FROM sources WHERE sha256 = $1", [sha256])
         return found.fetchone() is not None
+
+    def source_settings(self, sha256: str) -> dict[str, Any] | None:
+        """The settings a file was ingested with (:meth:`ingest`'s ``settings``);
+        ``None`` if none were given (or the store is older than format 4).
+
+        Raises
+        ------
+        KeyError
+            If no file with this SHA-256 is in the store.
+        """
+        columns = self._columns("sources")
+        wanted = "settings" if "settings" in columns else "NULL"
+        row = self._con.execute(
+            f"SELECT {wanted} FROM sources WHERE sha256 = $1", [sha256]
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"source {sha256[:12]}: not in the store")
+        return None if row[0] is None else dict(json.loads(row[0]))
 
     def sources(self) -> pd.DataFrame:
         """Files ingested, oldest first, with row counts and provenance ids."""
