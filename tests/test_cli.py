@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -522,6 +523,50 @@ def test_whatif_counts_each_reading_for_its_own_time_step(
     ), result.stderr
 
 
+def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path: Path) -> None:
+    # Wind beyond any the twin has seen (km/h in the m/s column), a blank temperature and
+    # a power column it does not read: said as predict says them (walk-through 2026-11-29).
+    inputs = tmp_path / "storm.csv"
+    times = pd.date_range("2015-06-01", periods=6, freq="10min", tz="UTC")
+    frame = pd.DataFrame({"time": times, "wind_speed": 36.0, "temp_air": 12.0, "power": 0.0})
+    frame.loc[2, "temp_air"] = np.nan
+    frame.to_csv(inputs, index=False)
+    for command in ("predict", "whatif"):
+        options = ("--output", tmp_path / "y.csv") if command == "predict" else ("--stop",)
+        result = twinweave(
+            command, "--store", fitted_store, "--twin", "R80711", "--input", inputs, *options
+        )
+        assert "6 of 6 inputs are at wind speeds the twin has no readings near" in result.stderr
+        assert "column 'temp_air': 1 of 6 rows are missing" in result.stderr, result.stderr
+        assert "columns the twin does not read: ['power']" in result.stdout, result.stdout
+
+
+def test_whatif_says_when_its_sample_paths_do_not_fit_in_memory(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # 20,000 readings x 50,000 paths: 7.5 GiB an array, in a process allowed 4 GiB.
+    inputs = tmp_path / "year.csv"
+    times = pd.date_range("2015-01-01", periods=20_000, freq="10min", tz="UTC")
+    pd.DataFrame({"time": times, "wind_speed": 8.0}).to_csv(inputs, index=False)
+    executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
+    assert executable is not None
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    result = subprocess.run(
+        [executable, "whatif", "--store", str(fitted_store), "--twin", "R80711", "--stop",
+         "--input", str(inputs), "--samples", "50000"],
+        capture_output=True, text=True, timeout=300, preexec_fn=limit_memory,
+        env={**os.environ, "COLUMNS": "200", "OPENBLAS_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert_user_error(
+        result,
+        "--samples 50000: not enough memory for 50000 sample paths of 20000 readings "
+        "(7.5 GiB an array)",
+    )
+
+
 def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "x.csv"
     inputs.write_text("wind_speed\n8\n")
@@ -596,6 +641,16 @@ def test_report_refuses_to_call_training_readings_held_out(
         ok=False,
     )  # fmt: skip
     assert_user_error(result, "--since 2014-06-01", "not be held out", "--train-until")
+    assert not (tmp_path / "r").exists()
+    # Nothing to score after the last reading: said with where the readings end.
+    result = twinweave(
+        "report", "--store", fitted_store, "--since", "2016-01-01", "--output", tmp_path / "r",
+        ok=False,
+    )  # fmt: skip
+    assert_user_error(
+        result, "--since 2016-01-01T00:00:00+00:00: no twin has readings from then on to score"
+    )
+    assert re.search(r"the last stored reading is at 2015-\d\d-\d\d", result.stderr)
     assert not (tmp_path / "r").exists()
 
 
@@ -778,6 +833,21 @@ def report_of(store: Path, output: Path, *options: str) -> tuple[str, dict[str, 
     result = twinweave("report", "--store", store, "--since", since, "--output", output, *options)
     assert (output / "index.html").exists()
     return result.stderr, json.loads((output / "metrics.json").read_text())
+
+
+def test_report_leaves_out_a_twin_without_readings_since_and_says_so(tmp_path: Path) -> None:
+    data = scada_subset(
+        tmp_path / "ends.parquet",
+        ("R80711", "2014-12-01", "2015-02-01"),
+        ("R80721", "2014-12-01", "2015-01-10"),
+    )
+    store = tmp_path / "ends.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2015-01-01")
+    output = tmp_path / "r"
+    result = twinweave("report", "--store", store, "--since", "2015-01-15", "--output", output)
+    assert "twin R80721: no readings from --since 2015-01-15" in result.stderr, result.stderr
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert list(metrics["turbines"]) == ["R80711"]
 
 
 def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(

@@ -984,15 +984,19 @@ def whatif(
         rated = float(live.schema.variable("power").bounds[1])
         if derate is not None and derate >= rated:
             _warn(f"--derate {derate:g} kW is at or above rated power ({rated:g} kW): no change")
-        inputs = _model_columns(
-            frame.drop(columns=["power", "source_row", "asset_id"], errors="ignore")
-        )
+        # A file's power column is listed as not read (a stored reading's is its own).
+        stored_only = ["source_row", "asset_id"] + (["power"] if input is None else [])
+        inputs = _model_columns(frame.drop(columns=stored_only, errors="ignore"))
         if input is not None:
             _say_what_is_read(inputs, live)
+            inputs.pop("power", None)
+            _warn_missing_optional(inputs, live)
             try:
                 live.check_inputs(inputs)  # before the file is recorded as read
             except ValueError as error:
                 raise _fail(f"{input}: {error}") from None
+        if isinstance(live.emulator, BayesianBasisRegression):
+            _warn_unseen(live.emulator.seen(inputs), inputs["wind_speed"])
         source = (
             recorder.file_entity(input)
             if input is not None
@@ -1009,15 +1013,24 @@ def whatif(
         with warnings.catch_warnings():
             # Said above, in the command's words.
             warnings.filterwarnings("ignore", "inputs have no 'time' column")
-            result = compare(
-                live,
-                branch,
-                inputs,
-                turbine_metrics(rated, interval_hours=step_hours),
-                n_samples=samples,
-                seed=seed,
-                source=source,
-            )
+            try:
+                result = compare(
+                    live,
+                    branch,
+                    inputs,
+                    turbine_metrics(rated, interval_hours=step_hours),
+                    n_samples=samples,
+                    seed=seed,
+                    source=source,
+                )
+            except MemoryError:
+                # Each sample path holds every reading: the arrays grow as their product.
+                gib = len(frame) * samples * 8 / 2**30
+                raise _fail(
+                    f"--samples {samples}: not enough memory for {samples} sample paths of "
+                    f"{len(frame)} readings ({gib:.1f} GiB an array); expected fewer "
+                    "--samples or a shorter period (--start/--end)"
+                ) from None
         result_id = _record_whatif(recorder, live, branch, result, len(frame), samples, seed)
     table = Table(
         title=f"what-if for {twin}: {result.interventions} ({len(frame)} readings of "
@@ -1535,8 +1548,9 @@ def report(
 
     The report shows the underperformance monitor's alarms as ``twinweave monitor``
     finds them (with fewer than 3 turbines, with its warning); where it cannot run (for
-    example too few readings before or in the calibration period, or a --since after the
-    last reading) the report is written without them and says why.
+    example too few readings before or in the calibration period) the report is written
+    without them and says why. A twin with no readings from ``--since`` on is left out,
+    with a warning.
 
     The report is recorded in the store's provenance, derived from the twins' versions
     and the readings scored.
@@ -1565,6 +1579,22 @@ def report(
                     f"be held out; use --since {until.isoformat()} or later, or fit with "
                     f"--train-until {start.isoformat()}"
                 )
+        unscored = [a for a in specs if db.count_observations(a, start=start) == 0]
+        if len(unscored) == len(specs):
+            times = [db.observations(a)["time"] for a in specs]
+            last = max((t.max() for t in times if len(t)), default=None)
+            held = (
+                "the store holds no readings"
+                if last is None
+                else f"the last stored reading is at {utc_time_text(last)}"
+            )
+            raise _fail(
+                f"--since {start.isoformat()}: no twin has readings from then on to score "
+                f"({held}); expected an earlier --since"
+            )
+        for asset_id in unscored:
+            _warn(f"twin {asset_id}: no readings from --since {start.isoformat()} on; not scored")
+            del specs[asset_id]
         not_monitored: str | None = None
         try:
             monitored = _run_monitor(db, specs, start, None, calibration_days)
