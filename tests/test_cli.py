@@ -385,6 +385,34 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
     assert "already in the store" in again.stdout and "not ingested again" in again.stdout
 
 
+def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path) -> None:
+    data, mapping = other_layout(tmp_path)
+    right = twinweave(
+        "ingest", data, "--store", tmp_path / "right.duckdb", "--mapping", mapping,
+        "--rated-power", str(RATED_POWER),
+    )  # fmt: skip
+    assert "units" not in right.stderr, right.stderr
+    # km/h read as m/s; power in MW read as kW.
+    frame = pd.read_csv(data)
+    in_mw = tmp_path / "mw.csv"
+    frame.assign(p_mw=frame["p_w"] / 1e6).to_csv(in_mw, index=False)
+    cases = {
+        "kmh": (data, {"wind_speed": {"source": "ws_kmh", "unit": "m/s"}}),
+        "mw": (in_mw, {"power": {"source": "p_mw", "unit": "kW"}}),
+    }
+    for name, (source, columns) in cases.items():
+        layout = json.loads(mapping.read_text())
+        layout["columns"].update(columns)
+        wrong = tmp_path / f"{name}.json"
+        wrong.write_text(json.dumps(layout))
+        result = twinweave(
+            "ingest", source, "--store", tmp_path / f"{name}.duckdb", "--mapping", wrong,
+            "--rated-power", str(RATED_POWER),
+        )  # fmt: skip
+        assert "at wind speeds of 13-25 m/s half its readings are below" in result.stderr
+        assert "are the units of wind speed and power right" in result.stderr
+
+
 # -- a user's mistakes: one line naming what is wrong, exit code 2, no traceback ----------
 def assert_user_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
@@ -474,6 +502,20 @@ def test_provenance_json_goes_to_stdout_with_a_dash_and_a_bad_path_is_refused_fi
 def test_quarantine_names_the_checks_there_are(fitted_store: Path) -> None:
     result = twinweave("quarantine", "--store", fitted_store, "--check", "nosuch", ok=False)
     assert_user_error(result, "--check nosuch", "downtime", "curtailment")
+    # A check and an asset each in the quarantine, but not together: said in a line.
+    with Store(fitted_store, read_only=True) as db:
+        entries = db.quarantine(None, None)
+    pairs = set(zip(entries["asset_id"], entries["check"], strict=True))
+    apart = [
+        (a, c)
+        for a in set(entries["asset_id"])
+        for c in set(entries["check"])
+        if (a, c) not in pairs
+    ]
+    assert apart, "the fitted store has every check at every asset: choose another pair"
+    asset, check = apart[0]
+    result = twinweave("quarantine", "--store", fitted_store, "--asset", asset, "--check", check)
+    assert result.stdout == f"quarantine: no entries for --asset {asset} --check {check}\n"
 
 
 def test_help_keeps_the_units() -> None:
@@ -716,7 +758,15 @@ def test_inputs_the_twin_reads_are_numbers_and_times_are_times(
     fitted_store: Path, tmp_path: Path
 ) -> None:
     cases = {
-        "steps.csv": ("time,wind_speed\n0,8\n1,9\n", "column 'time': expected times"),
+        "steps.csv": (
+            "time,wind_speed\n0,8\n1.5,9\n",
+            "column 'time': expected times such as 2015-06-01T00:10:00Z, got numbers (0, ...)",
+        ),
+        "no_times.csv": (
+            "time,wind_speed\n,8\n,9\n",
+            "column 'time', row 0 (line 2): expected an ISO 8601 time such as "
+            "2015-06-01T00:10:00Z or 2015-06-01 00:10 (UTC), got a missing value (2 of 2 rows",
+        ),
         "blank_time.csv": (
             "time,wind_speed\n2015-06-01T00:00Z,8\n,9\n",
             "column 'time', row 1 (line 3): expected an ISO 8601 time",

@@ -342,23 +342,41 @@ def _normalise_asset_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     return table
 
 
-def _warn_if_mostly_above_rated(
+def _warn_if_units_look_wrong(
     asset_id: str, rows: pd.DataFrame, rejected: pd.DataFrame, rated_power: float
 ) -> None:
-    """Warn when most of a turbine's readings exceed its rated power: a rated power
-    given in MW (2.05 for 2,050 kW) quarantines them all and fits the twin on the rest."""
-    above = rejected[
-        (rejected["check"] == "range")
-        & (rejected["variable"] == "power")
-        & (pd.to_numeric(rejected["value"], errors="coerce") > rated_power)
-    ]
-    n_above = above["source_row"].nunique()
-    if len(rows) and n_above > 0.5 * len(rows):
+    """Warn where a turbine's readings look read in the wrong unit: most of them above
+    its rated power (a rated power in MW, 2.05 for 2,050 kW, or power in W labelled kW),
+    or power mostly far below rated in strong wind (power in MW labelled kW, or wind in
+    km/h labelled m/s). Each quarantines or skews readings without any single one being
+    wrong."""
+    if not len(rows):
+        return
+    out_of_range = rejected[rejected["check"] == "range"]
+    values = pd.to_numeric(out_of_range["value"], errors="coerce")
+    above = out_of_range.loc[
+        (out_of_range["variable"] == "power") & (values > rated_power), "source_row"
+    ].nunique()
+    if above > 0.5 * len(rows):
         _warn(
-            f"asset {asset_id!r}: {n_above} of {len(rows)} readings are above its rated power "
+            f"asset {asset_id!r}: {above} of {len(rows)} readings are above its rated power "
             f"{rated_power:g} kW (quarantined as out of range); is the rated power in kW "
-            "(--assets, --rated-power)?"
+            "(--assets, --rated-power), and the power column's unit right (--mapping)?"
         )
+    # Between rated wind speed and cut-out a turbine in operation is at rated power most
+    # of the time; well below it, the wind's unit (km/h) or power's (MW) is the suspect.
+    strong = rows["power"][rows["wind_speed"].between(*STRONG_WIND)]
+    if strong.count() >= 100 and strong.median() < 0.5 * rated_power:
+        _warn(
+            f"asset {asset_id!r}: at wind speeds of {STRONG_WIND[0]:g}-{STRONG_WIND[1]:g} m/s "
+            f"half its readings are below {strong.median():.3g} kW, under half its rated "
+            f"power {rated_power:g} kW; are the units of wind speed and power right (m/s or "
+            "km/h; W, kW or MW: --mapping)?"
+        )
+
+
+#: Wind speeds [m/s] at which a turbine in operation produces near its rated power.
+STRONG_WIND = (13.0, 25.0)
 
 
 def _check_same_settings(
@@ -435,7 +453,7 @@ def _ingest(
         kept, rejected = clean(rows, checks)
         observations.append(kept)
         quarantine.append(rejected)
-        _warn_if_mostly_above_rated(asset_id, rows, rejected, specs[asset_id].rated_power)
+        _warn_if_units_look_wrong(asset_id, rows, rejected, specs[asset_id].rated_power)
     cleaned = pd.concat(observations, ignore_index=True)
     rejected_all = pd.concat(quarantine, ignore_index=True)
     with _progress() as progress:
@@ -806,10 +824,11 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
             raise refuse(name, bad, expected)
         frame[name] = values
     if "time" in frame:
-        if pd.api.types.is_numeric_dtype(frame["time"]):
+        numbers = frame["time"].dropna()
+        if pd.api.types.is_numeric_dtype(frame["time"]) and len(numbers):
             raise _fail(
                 f"{path}: column 'time': expected times such as 2015-06-01T00:10:00Z, got "
-                f"numbers ({frame['time'].iloc[0]!r}, ...)"
+                f"numbers ({numbers.iloc[0]:g}, ...)"
             )
         # ISO 8601 only: 01/06/2015 is the 1st of June to some and the 6th of January to
         # others, and a guess would be silently wrong for one of them.
@@ -1249,6 +1268,14 @@ def quarantine(
                         f"{name} {value}: none in the quarantine; expected one of "
                         f"{sorted(set(known.astype(str)))}"
                     )
+    if rows.empty:
+        which = "".join(
+            f" {name} {value}" for name, value in (("--asset", asset), ("--check", check)) if value
+        )
+        say.print(f"quarantine: no entries{f' for{which}' if which else ''}", highlight=False)
+        if output is not None:
+            say.print(f"wrote 0 rows to {_write_table(rows, output)}")
+        return
     counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
     n_readings = rows[["source_sha256", "source_row"]].drop_duplicates().shape[0]
     table = Table(
