@@ -566,12 +566,14 @@ def test_whatif_counts_each_reading_for_its_own_time_step(
 
 
 def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path: Path) -> None:
-    # Wind beyond any the twin has seen (km/h in the m/s column), a blank temperature and
-    # a power column it does not read: said as predict says them (walk-through 2026-11-29).
+    # Wind beyond any the twin has seen (km/h in the m/s column), a blank temperature, one
+    # colder than any it has seen and a power column it does not read: said as predict
+    # says them (walk-through 2026-11-29).
     inputs = tmp_path / "storm.csv"
     times = pd.date_range("2015-06-01", periods=6, freq="10min", tz="UTC")
     frame = pd.DataFrame({"time": times, "wind_speed": 36.0, "temp_air": 12.0, "power": 0.0})
     frame.loc[2, "temp_air"] = np.nan
+    frame.loc[3, "temp_air"] = -35.0  # colder than any reading it learned from
     frame.to_csv(inputs, index=False)
     for command in ("predict", "whatif"):
         options = ("--output", tmp_path / "y.csv") if command == "predict" else ("--stop",)
@@ -580,6 +582,12 @@ def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path
         )
         assert "6 of 6 inputs are at wind speeds the twin has no readings near" in result.stderr
         assert "column 'temp_air': 1 of 6 rows are missing" in result.stderr, result.stderr
+        assert re.search(
+            r"column 'temp_air': 1 of 6 rows are outside -?[0-9.]+ to [0-9.]+ degC, the values "
+            r"the twin has learned from; there the effect of temp_air on the curve is "
+            r"extrapolated",
+            result.stderr,
+        ), result.stderr
         assert "columns the twin does not read: ['power']" in result.stdout, result.stdout
 
 

@@ -857,6 +857,24 @@ def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
     )
 
 
+def _warn_outside_range(
+    emulator: BayesianBasisRegression, columns: dict[str, np.ndarray], twin: Twin
+) -> None:
+    """Say where an input that shapes the curve (a temperature) lies beyond the values
+    the twin has assimilated: there its effect is extrapolated."""
+    units = {v.name: v.unit for v in twin.schema.telemetry}
+    ranges = emulator.input_ranges_
+    for name, outside in emulator.outside_range(columns).items():
+        low, high = ranges[name]
+        if outside.any():
+            unit = f" {units[name]}" if name in units else ""
+            _warn(
+                f"column {name!r}: {int(outside.sum())} of {outside.size} rows are outside "
+                f"{low:g} to {high:g}{unit}, the values the twin has learned from; there "
+                f"the effect of {name} on the curve is extrapolated"
+            )
+
+
 @app.command()
 def predict(
     store: StoreOption,
@@ -899,6 +917,7 @@ def predict(
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
         if isinstance(loaded.emulator, BayesianBasisRegression):
             _warn_unseen(loaded.emulator.seen(columns), columns["wind_speed"])
+            _warn_outside_range(loaded.emulator, columns, loaded)
     quantiles = predictive.quantile([0.05, 0.5, 0.95])
     result = frame.assign(
         mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]
@@ -1016,6 +1035,7 @@ def whatif(
                 raise _fail(f"{input}: {error}") from None
         if isinstance(live.emulator, BayesianBasisRegression):
             _warn_unseen(live.emulator.seen(inputs), inputs["wind_speed"])
+            _warn_outside_range(live.emulator, inputs, live)
         source = (
             recorder.file_entity(input)
             if input is not None

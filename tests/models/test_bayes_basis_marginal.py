@@ -134,3 +134,27 @@ def test_an_unfitted_model_predicts_its_prior_without_the_modulators() -> None:
     predictive = empty.predict({"x": np.linspace(0.0, 10.0, 11)})
     np.testing.assert_array_equal(predictive.loc, 0.0)
     np.testing.assert_array_equal(predictive.noise_var, 1.0)
+
+
+def test_a_modulator_outside_the_values_assimilated_is_flagged_and_kept_on_restore() -> None:
+    data = readings(300, seed=4)
+    data["z"][::7] = np.nan  # missing values neither count nor are outside
+    low, high = np.nanmin(data["z"]), np.nanmax(data["z"])
+    batch = model().update(data)
+    stream = model()
+    for i in range(300):
+        stream.update({name: float(column[i]) for name, column in data.items()})
+    assert batch.input_ranges_ == {"z": (low, high)}
+    assert stream.input_ranges_ == batch.input_ranges_
+    z = np.array([low, high, low - 0.1, high + 0.1, np.nan])
+    flagged = batch.outside_range({"x": np.full(5, 5.0), "z": z})
+    assert flagged["z"].tolist() == [False, False, True, True, False]
+    assert batch.outside_range({"x": [5.0]}) == {}  # not given: nothing to say
+    restored = BayesianBasisRegression.from_state(batch.get_params(), batch.state())
+    assert restored.input_ranges_ == batch.input_ranges_
+    # A state saved before the ranges were kept: unknown, so nothing is flagged.
+    older = {k: v for k, v in batch.state().items() if k != "input_range_"}
+    unknown = BayesianBasisRegression.from_state(batch.get_params(), older)
+    assert not unknown.outside_range({"x": [5.0], "z": [1e6]})["z"].any()
+    # Before any reading every value is outside.
+    assert model().outside_range({"x": [5.0], "z": [10.0]})["z"].tolist() == [True]

@@ -491,6 +491,13 @@ class BayesianBasisRegression:
         self._conditioning = next(
             (i for i, t in enumerate(self.terms) if isinstance(t, SplineTerm)), None
         )
+        # The modulators' inputs: beyond the range of their assimilated values a
+        # prediction extrapolates their effect (:meth:`outside_range`).
+        self._ranged: tuple[Input, ...] = tuple(
+            dict.fromkeys(
+                cast(ModulatedSpline, self.terms[t]).modulator.source for t in self._modulated
+            )
+        )
         self._reset_state()
 
     # -- configuration ---------------------------------------------------------------------
@@ -610,6 +617,10 @@ class BayesianBasisRegression:
         # latest update (a warm start), NaN before any (a cold start). It is state, so a
         # restored emulator refits from the same start to the same bits.
         self.noise_start_: FloatArray = np.full(k, np.nan)
+        # Lowest and highest assimilated value of each modulator's input (inf, -inf
+        # before any), as Python floats: a single reading compares them cheaply.
+        self._lowest = [math.inf] * len(self._ranged)
+        self._highest = [-math.inf] * len(self._ranged)
         self._posterior: tuple[FloatArray, FloatArray, FloatArray] | None = None
         self._marginal: _Marginal | None = None
 
@@ -650,6 +661,16 @@ class BayesianBasisRegression:
         return self._count_upper
 
     @property
+    def input_ranges_(self) -> dict[str, tuple[float, float]]:
+        """Lowest and highest assimilated value of each input that modulates the curve,
+        by name; ``(inf, -inf)`` before any, NaN where unknown (restored from a state
+        saved before the ranges were kept)."""
+        return {
+            input_name(source): (float(low), float(high))
+            for source, low, high in zip(self._ranged, self._lowest, self._highest, strict=True)
+        }
+
+    @property
     def n_observations_(self) -> float:
         return float(self.count_.sum() * self.scale_)
 
@@ -663,6 +684,7 @@ class BayesianBasisRegression:
             "count_upper_": self.count_upper_.copy(),
             "scale_": self.scale_,
             "noise_start_": self.noise_start_.copy(),
+            "input_range_": np.array([self._lowest, self._highest]).T.reshape(-1, 2),
         }
 
     @classmethod
@@ -682,6 +704,13 @@ class BayesianBasisRegression:
         if "count_lower_" not in state:
             model._count_lower[:] = np.nan
             model._count_upper[:] = np.nan
+        ranges = np.asarray(state.get("input_range_", np.nan), dtype=np.float64)
+        ranges = np.broadcast_to(ranges, (len(model._ranged), 2)) if ranges.ndim == 0 else ranges
+        if ranges.shape != (len(model._ranged), 2):
+            raise ValueError(
+                f"state input_range_: expected shape {(len(model._ranged), 2)}, got {ranges.shape}"
+            )
+        model._lowest, model._highest = ranges[:, 0].tolist(), ranges[:, 1].tolist()
         for name, attribute in names.items():
             # C order: single readings are added through flat views of these arrays.
             value = np.array(state[name], dtype=np.float64, order="C")
@@ -841,6 +870,7 @@ class BayesianBasisRegression:
             inv_scale = self._advance(n)
             weights = inv_scale if decay is None else decay * inv_scale
             self._accumulate(starts, values, y, bins, weights, self._state_arrays())
+            self._extend_ranges(observations)
             self._invalidate()
             return self
         # Larger batches go by chunks of rows, into scratch statistics that are added to
@@ -864,8 +894,50 @@ class BayesianBasisRegression:
         inv_scale = self._advance(n)
         for state, added in zip(self._state_arrays(), scratch, strict=True):
             state += added * inv_scale
+        self._extend_ranges(observations)
         self._invalidate()
         return self
+
+    def _extend_ranges(self, observations: Columns) -> None:
+        for i, source in enumerate(self._ranged):
+            values = read_input(observations, source)
+            if values is None:
+                continue
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                self._lowest[i] = min(self._lowest[i], float(finite.min()))
+                self._highest[i] = max(self._highest[i], float(finite.max()))
+
+    def outside_range(self, inputs: Columns) -> dict[str, NDArray[np.bool_]]:
+        """Per input that modulates the curve and is in ``inputs``: whether each row's
+        value lies outside the range of the values assimilated, where the prediction
+        extrapolates that input's effect (for a power curve, a temperature colder than
+        any the twin has seen). Missing values are not outside; an emulator whose
+        ranges are unknown (restored from a state saved before they were kept) says
+        none are.
+
+        Examples
+        --------
+        >>> from twinweave.models import Centred, ModulatedSpline, SplineTerm
+        >>> spline = SplineTerm("x", 0, 10, 5)
+        >>> model = BayesianBasisRegression(
+        ...     target="y", terms=(spline, ModulatedSpline(spline, Centred("t", 0, 1))),
+        ...     noise_source="x", noise_edges=np.linspace(0, 10, 3),
+        ... ).update({"x": np.linspace(0, 10, 50), "t": np.linspace(-1, 1, 50),
+        ...           "y": np.zeros(50)})
+        >>> model.outside_range({"x": [5.0, 5.0], "t": [0.5, 3.0]})["t"].tolist()
+        [False, True]
+        """
+        check_columns(inputs, "inputs")
+        out = {}
+        for low, high, source in zip(self._lowest, self._highest, self._ranged, strict=True):
+            values = read_input(inputs, source)
+            if values is None:
+                continue
+            with np.errstate(invalid="ignore"):
+                outside = (values < low) | (values > high)
+            out[input_name(source)] = np.asarray(outside, dtype=np.bool_)
+        return out
 
     def _update_one(self, reading: OneReading) -> bool:
         """Assimilate one reading with Python floats and a rank-one update of the few
@@ -902,6 +974,14 @@ class BayesianBasisRegression:
         values += (y, 1.0)
         z = np.array(values)
         blas.dger(weight, z, z, a=block, overwrite_a=True)
+        for i, modulating in enumerate(self._ranged):
+            x = reading.value(modulating)
+            # NaN compares false: a missing value moves neither end.
+            if x is not None:
+                if x < self._lowest[i]:
+                    self._lowest[i] = x
+                if x > self._highest[i]:
+                    self._highest[i] = x
         self._invalidate()
         return True
 
