@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinweave.core import CensoredNormal, Derate, ScaleTarget, Stop
+from twinweave.core import CensoredNormal, Derate, ScaleTarget, SetInputs, Stop
 
 
 def power() -> CensoredNormal:
@@ -24,7 +24,7 @@ def test_a_limit_below_the_lower_bound_is_refused_and_points_to_stop() -> None:
     np.testing.assert_array_equal(stopped.quantile(0.99), 0.0)
 
 
-@pytest.mark.parametrize("limit", [float("nan"), "1500", None])
+@pytest.mark.parametrize("limit", [float("nan"), "1500", None, True])
 def test_a_limit_must_be_a_number(limit: object) -> None:
     with pytest.raises(ValueError, match=r"limit: expected a number \[target units\], got"):
         Derate(limit)  # type: ignore[arg-type]
@@ -48,9 +48,21 @@ def test_a_limit_given_in_a_unit_says_it_and_must_be_the_targets() -> None:
         Derate(2000.0, units="W").apply_predictive(power())
 
 
-@pytest.mark.parametrize("factor", [-0.1, 1.5, float("nan"), float("inf")])
+@pytest.mark.parametrize("factor", [-0.1, 1.5, float("nan"), float("inf"), "0.9", None, True])
 def test_a_scale_the_predictive_cannot_follow_is_refused(factor: float) -> None:
     # Past about 1.3 the scaled curve crosses rated power where the kept bound masses no
     # longer describe it: samples and quantiles would contradict the mean.
     with pytest.raises(ValueError, match=r"factor: expected a scale in \[0, 1.25\]"):
         ScaleTarget(factor)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("fast", "expected a number or numbers, got 'fast'"),
+        ([[1.0, 2.0]], "expected one value or one per input row, got an array of shape"),
+    ],
+)
+def test_hypothetical_inputs_are_numbers_named_when_not(value: object, expected: str) -> None:
+    with pytest.raises(ValueError, match=f"SetInputs 'wind_speed': {expected}"):
+        SetInputs({"wind_speed": value})  # type: ignore[dict-item]

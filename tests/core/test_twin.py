@@ -161,6 +161,17 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
     compare(twin, twin.branch(), week, [Total()], n_samples=40, level=0.95)
     with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\)"):
         compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)
+    # No rows: no quantity to report, where the mean of none was NaN with warnings.
+    empty = {name: column[:0] for name, column in week.items()}
+    with pytest.raises(ValueError, match=r"inputs: expected at least one row, got none"):
+        compare(twin, twin.branch(), empty, [Total()])
+
+
+def test_a_derate_below_the_targets_lower_bound_is_refused_at_branching() -> None:
+    twin = pump().update(readings(200, seed=14))
+    with pytest.raises(ValueError, match=r"Derate: .* lower bound of power \(0\), got -5;"):
+        twin.branch(Derate(-5.0))
+    twin.branch(Derate(0.0))
 
 
 def test_a_what_if_table_reports_the_samples_own_quantiles_at_its_level() -> None:

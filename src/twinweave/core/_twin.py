@@ -15,7 +15,7 @@ from twinweave.core._predictive import (
     time_seconds,
 )
 from twinweave.core._schema import TwinSchema
-from twinweave.core._whatif import SetInputs
+from twinweave.core._whatif import Derate, SetInputs
 
 
 @runtime_checkable
@@ -312,7 +312,15 @@ class Twin:
         twin nor its store changes because of anything done to the branch.
         """
         declared = self._declared_inputs()
+        lower = self.schema.variable(self.target).bounds[0]
         for intervention in interventions:
+            # A cap below the lowest value the target can take is refused now, not at
+            # the branch's first prediction.
+            if isinstance(intervention, Derate) and not intervention.limit >= lower:
+                raise ValueError(
+                    f"Derate: expected a limit at or above the lower bound of {self.target} "
+                    f"({lower:g}), got {intervention.limit:g}; a stop is Stop()"
+                )
             if declared is None or not isinstance(intervention, SetInputs):
                 continue
             unread = sorted(set(intervention.values) - set(declared))

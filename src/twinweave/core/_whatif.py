@@ -26,11 +26,33 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 
 
+def _is_number(value: object) -> bool:
+    """A real number (a bool is not one)."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
 @dataclass(frozen=True)
 class SetInputs:
     """Replace input columns by hypothetical values (a wind series, a fixed density)."""
 
     values: Mapping[str, ArrayLike] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Checked here, by name, not in a prediction later with NumPy's words.
+        for name, value in self.values.items():
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"SetInputs {name!r}: expected a number or numbers, got {value!r}"
+                ) from None
+            if array.ndim > 1:
+                raise ValueError(
+                    f"SetInputs {name!r}: expected one value or one per input row, got an "
+                    f"array of shape {array.shape}"
+                )
 
     def apply_inputs(self, inputs: Columns) -> Columns:
         """The inputs with these columns replaced: one value for every row, or a value
@@ -69,7 +91,7 @@ class Derate:
     units: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.limit, int | float | np.number) or np.isnan(self.limit):
+        if not _is_number(self.limit) or np.isnan(self.limit):
             raise ValueError(f"limit: expected a number [target units], got {self.limit!r}")
 
     def apply_inputs(self, inputs: Columns) -> Columns:
@@ -124,7 +146,7 @@ class ScaleTarget:
     MAX_FACTOR: ClassVar[float] = 1.25
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.factor <= self.MAX_FACTOR:
+        if not _is_number(self.factor) or not 0.0 <= self.factor <= self.MAX_FACTOR:
             raise ValueError(
                 f"factor: expected a scale in [0, {self.MAX_FACTOR:g}] (0.97 for a 3 % loss), "
                 f"got {self.factor}; a larger change is a new twin, not a branch"
@@ -235,6 +257,9 @@ def compare(
             f"n_samples: expected at least {needed} sample paths for central {level:.0%} "
             f"intervals (one path in each tail on average), got {n_samples}"
         )
+    lengths = {int(np.size(inputs[name])) for name in inputs}
+    if lengths == {0}:
+        raise ValueError("inputs: expected at least one row, got none")
     if "time" not in inputs and baseline.noise_correlation_ is not None:
         warnings.warn(
             "inputs have no 'time' column: sample paths are drawn with noise independent "
