@@ -198,6 +198,46 @@ def test_unit_of_the_wrong_dimension_is_refused() -> None:
         )
 
 
+def test_a_unit_of_differences_is_refused_when_the_mapping_is_loaded(tmp_path: Path) -> None:
+    # delta_degC is a temperature to pint too, but a difference: converting it to degC
+    # failed only when the data was read, with pint's DimensionalityError.
+    path = write(tmp_path, "map.toml", TOML_MAPPING.replace('"degC"', '"delta_degC"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.temp_air.unit", None, "delta_degC")
+    assert caught.value.expected.startswith("a unit convertible to 'degC'")
+    assert caught.value.expected.endswith("did you mean 'degC'?")
+    with pytest.raises(ValidationError, match="cannot be converted"):
+        SourceSpec(
+            asset_id="a",
+            time_column="t",
+            columns={"temp_air": ColumnSpec(source="t", unit="delta_degF")},
+        )
+
+
+@pytest.mark.parametrize(("unit", "problem"), [("", "unit is required"), ("  ", "is required")])
+def test_an_empty_unit_is_said_to_be_required(tmp_path: Path, unit: str, problem: str) -> None:
+    path = write(tmp_path, "map.toml", TOML_MAPPING.replace('"kW"', f'"{unit}"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.power.unit", None, unit)
+    assert problem in caught.value.problem
+    assert "cannot be converted" not in str(caught.value)
+    assert "pint unit expression such as 'kW'" in caught.value.expected
+
+
+@pytest.mark.parametrize(("written", "meant"), [("1000*W", "kW"), ("kW/1000", "W")])
+def test_a_unit_with_a_scale_factor_is_refused_with_the_unit_without_it(
+    tmp_path: Path, written: str, meant: str
+) -> None:
+    path = write(tmp_path, "map.toml", TOML_MAPPING.replace('"kW"', f'"{written}"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.power.unit", None, written)
+    assert "scale factor is not supported" in caught.value.problem
+    assert caught.value.expected.endswith(f"such as {meant!r} for {written!r}")
+
+
 # -- time zones --------------------------------------------------------------------------
 def _dst_rows() -> tuple[list[str], list[str], list[str]]:
     """Paris local times across both 2014 clock changes, with their offsets and UTC."""
@@ -322,6 +362,40 @@ def test_parquet_timestamps_with_and_without_zone(tmp_path: Path) -> None:
 
 
 # -- bad input: each error names the file, column, row, value and expectation ------------
+@pytest.mark.parametrize(
+    ("time_format", "directive"), [("%s", "%s"), ("%d.%m.%Y %H:%Q", "%Q"), ("%E", "%E")]
+)
+def test_a_time_format_pandas_cannot_read_is_refused_when_the_mapping_is_loaded(
+    tmp_path: Path, time_format: str, directive: str
+) -> None:
+    # It was refused only when a file was read, by pandas: "'s' is a bad directive in
+    # format '%s'", naming neither the mapping nor its key.
+    text = f'time_format = "{time_format}"\ntime_zone = "UTC"\n' + TOML_MAPPING
+    path = write(tmp_path, "map.toml", text)
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "time_format", None, time_format)
+    assert caught.value.problem.endswith(f"a directive pandas cannot read, {directive}")
+    assert "epoch seconds (%s) are not supported" in caught.value.expected
+
+
+def test_formats_pandas_reads_are_accepted() -> None:
+    for time_format in ("%d.%m.%Y", "%d/%m/%Y %I:%M %p", "%Y%m%d%H%M%S.%f", "%j %Y %H:%M"):
+        SourceSpec(
+            asset_id="a",
+            time_column="t",
+            time_format=time_format,
+            time_zone="UTC",
+            columns={"power": ColumnSpec(source="p", unit="kW")},
+        )
+    SourceSpec(
+        asset_id="a",
+        time_column="t",
+        time_format="%Y-%m-%dT%H:%M%z",
+        columns={"power": ColumnSpec(source="p", unit="kW")},
+    )
+
+
 def test_missing_column_names_the_columns_present(tmp_path: Path) -> None:
     path = write(tmp_path, "scada.csv", GOOD_CSV.replace(",ws,", ",wind,"))
     with pytest.raises(DataError) as caught:
@@ -403,6 +477,19 @@ def test_non_numeric_value_is_named(tmp_path: Path) -> None:
     assert "a number in m/s" in caught.value.expected
 
 
+def test_a_decimal_comma_is_named_as_such(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace(",", ";").replace(";5.7;", ";5,7;")
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC.model_copy(update={"delimiter": ";"}))
+    assert_names_everything(caught.value, path, "ws", 2, "5,7", 4)
+    assert caught.value.expected.endswith("; a decimal comma? the file must use '.'")
+    other = write(tmp_path, "other.csv", GOOD_CSV.replace(",5.7,", ",fast,"))
+    with pytest.raises(DataError) as caught:
+        read_source(other, SPEC)
+    assert "decimal comma" not in str(caught.value)
+
+
 def test_row_with_more_fields_than_the_header_is_named(tmp_path: Path) -> None:
     text = GOOD_CSV.replace(
         "T1,2014-01-01T01:10:00+01:00,5.7,", "T1,2014-01-01T01:10:00+01:00,5,7,"
@@ -443,6 +530,48 @@ def test_missing_asset_id_is_named(tmp_path: Path) -> None:
     assert "row 3 (line 5)" in str(error) and str(path) in str(error)
     assert "non-empty asset id" in str(error)
     assert "a missing value (NaN)" in str(error)
+
+
+def test_a_header_that_is_not_utf8_is_named_by_its_line_and_byte(tmp_path: Path) -> None:
+    # It was pandas' "'utf-8' codec can't decode byte 0xb0 in position 5", naming neither
+    # the file nor the line.
+    path = tmp_path / "scada.csv"
+    path.write_bytes(GOOD_CSV.replace(",t\n", ",temp_°C\n", 1).encode("latin-1"))
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    error = caught.value
+    assert error.path == str(path) and error.line == 1 and error.row is None
+    assert error.value == b"temp_\xb0C" and error.column is None
+    assert "header is not UTF-8: byte 0xb0 (byte 28 of its line)" in error.problem
+    assert "UTF-8 text" in error.expected and "iconv -f latin1 -t utf-8" in error.expected
+    assert f"{path}: " in str(error) and "(no column, line 1, value b'temp_\\xb0C')" in str(error)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_a_value_that_is_not_utf8_is_named_by_its_column_row_and_line(
+    tmp_path: Path, suffix: str
+) -> None:
+    text = GOOD_CSV.replace(
+        "T1,2014-01-01T01:10:00+01:00,5.7,320.0,n/a", 'T1,"2014-01-01T01:10\n:00+01:00",5.7,320.0,é'
+    )
+    data = ("\n" + text).encode("latin-1")
+    path = tmp_path / f"scada.csv{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix else data)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    # A blank line first, and a quoted line break: row 2 starts at line 5, é is on line 6.
+    assert_names_everything(caught.value, path, "t", 2, b"\xe9", 6)
+    assert "text is not UTF-8: byte 0xe9 (byte 22 of its line)" in caught.value.problem
+
+
+def test_a_mapping_file_that_is_not_utf8_is_named_by_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "map.toml"
+    path.write_bytes(TOML_MAPPING.replace('"degC"', '"degC"  # °C').encode("latin-1"))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    error = caught.value
+    assert error.path == str(path) and error.line == 15 and error.value == b'unit = "degC"  # \xb0C'
+    assert "mapping file is not UTF-8: byte 0xb0" in error.problem and "line 15" in str(error)
 
 
 def test_duplicated_timestamps_are_not_an_error_when_reading(tmp_path: Path) -> None:
@@ -549,6 +678,95 @@ def test_a_misspelt_key_is_named_before_the_key_it_leaves_missing(tmp_path: Path
     assert_names_everything(caught.value, top, "time_zon", None, "time_zon")
     assert "unknown key 'time_zon' in the mapping" in caught.value.problem
     assert "did you mean 'time_zone'?" in caught.value.expected
+
+
+@pytest.mark.parametrize(
+    ("content", "key", "value", "problem", "expected"),
+    [
+        (
+            {"columns": {}},
+            "columns",
+            {},
+            "columns is empty",
+            "at least one glossary variable (wind_speed, power, ...)",
+        ),
+        (
+            {"columns": {"power": {"source": "p", "unit": "kW", "missing_codes": [None]}}},
+            "columns.power.missing_codes[0]",
+            None,
+            "missing code is null",
+            "a number or text, such as -999 or 'n/a'",
+        ),
+        (
+            {"columns": {"power": {"source": "p", "unit": "kW", "missing_codes": [[1]]}}},
+            "columns.power.missing_codes[0]",
+            [1],
+            "missing code is not a number or text",
+            "a number or text, such as -999 or 'n/a'",
+        ),
+        (
+            {"columns": {"power": {"source": "p", "unit": "kW", "missing_codes": -999}}},
+            "columns.power.missing_codes",
+            -999,
+            "missing_codes is not a list",
+            "a list of numbers or text, such as [-999, 'n/a']",
+        ),
+        (
+            {"columns": {"power": "p"}},
+            "columns.power",
+            "p",
+            "power is not a table",
+            "a table with source and unit",
+        ),
+        (
+            {"columns": {"power": {"unit": "kW"}}},
+            "columns.power.source",
+            None,
+            "missing key 'source' in columns.power",
+            "the name of the column in the file",
+        ),
+        (
+            {"delimiter": ";;"},
+            "delimiter",
+            ";;",
+            "delimiter is too long",
+            "one character, such as ',' or ';'",
+        ),
+        (
+            {"time_column": ""},
+            "time_column",
+            "",
+            "time_column is empty",
+            "the name of the file's time column",
+        ),
+    ],
+    ids=[
+        "no variable",
+        "null code",
+        "list code",
+        "codes not a list",
+        "column not a table",
+        "no source",
+        "long delimiter",
+        "empty time column",
+    ],
+)
+def test_mapping_errors_pydantic_finds_read_like_the_others(
+    tmp_path: Path, content: dict[str, object], key: str, value: object, problem: str, expected: str
+) -> None:
+    mapping = {
+        "asset_id": "a",
+        "time_column": "t",
+        "columns": {"power": {"source": "p", "unit": "kW"}},
+    }
+    path = write(tmp_path, "map.json", json.dumps(mapping | content))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, key, None, value)
+    # One problem (a code that is neither of float | str is not two), in our words.
+    assert caught.value.problem == problem
+    assert caught.value.expected.startswith(expected)
+    assert "should" not in str(caught.value) and "Input" not in str(caught.value)
 
 
 def test_mapping_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
@@ -776,6 +994,10 @@ def test_mapping_doc_shows_the_example_and_the_errors_users_get(tmp_path: Path) 
         with pytest.raises(DataError) as caught:
             SourceSpec.from_file(path)
         assert _message(caught.value, path) in doc
+    # What is not supported is said where times and numbers are described.
+    assert "Epoch seconds (`1388534400`) are not supported" in doc
+    assert "Decimal commas (`24,732`) are not supported" in doc
+    assert "must be UTF-8" in doc
     spec = SourceSpec.from_file(EXAMPLE_MAPPING)
     data_errors = {
         "time": ("WT01;30/03/2014 03:00", "WT01;2014-03-30 03:00"),

@@ -23,7 +23,8 @@ class DataError(ValueError):
         the problem is not with one column.
     row
         0-based data row (header excluded, the numbering of ``source_row``); ``None``
-        when the problem is not with one row (a missing column, an unknown unit).
+        when the problem is not with one row (a missing column, an unknown unit, the
+        header: then ``line`` may say which line).
     value
         The offending value as found; ``None`` when there is none (a missing column).
         A missing cell (NaN, NA, NaT) is written "a missing value (NaN)".
@@ -90,15 +91,18 @@ class DataError(ValueError):
 
 
 def describe_row(row: int | None, line: int | None) -> str:
-    """``"row 3 (line 5)"`` for a CSV row, ``"row 3, counting data rows from 0"`` else.
+    """``"row 3 (line 5)"`` for a CSV row, ``"row 3, counting data rows from 0"`` else;
+    ``"line 1"`` for a line that is no data row (a header).
 
     Examples
     --------
     >>> describe_row(3, 5), describe_row(3, None), describe_row(None, None)
     ('row 3 (line 5)', 'row 3, counting data rows from 0', 'row n/a')
+    >>> describe_row(None, 1)
+    'line 1'
     """
     if row is None:
-        return "row n/a"
+        return "row n/a" if line is None else f"line {line}"
     if line is None:
         return f"row {row}, counting data rows from 0"
     return f"row {row} (line {line})"

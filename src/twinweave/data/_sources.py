@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import datetime as dt
 import difflib
 import gzip
 import hashlib
@@ -38,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pint
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
@@ -83,6 +85,29 @@ class _SpecProblem(ValueError):
         super().__init__(f"{field}: {problem}; found {value!r}, expected {expected}")
 
 
+_UNIT_EXAMPLES: Final = "a pint unit expression such as 'kW', 'm/s', 'km/h', 'degC'"
+
+
+def _scaled_unit(expression: str) -> str | None:
+    """For a unit with a number, the unit without it: ``", such as 'kW' for '1000*W'"``,
+    or ``""`` when there is none; ``None`` for an expression without a number.
+
+    pint reads such an expression as a quantity, which a unit cannot be.
+    """
+    try:
+        quantity = unit_registry().parse_expression(expression)
+        if not isinstance(quantity, pint.Quantity) or quantity.magnitude == 1:
+            return None
+        compact = quantity.to_compact()
+        unit = f"{compact.units:~}"
+        parse_unit(unit)
+    except Exception:  # pint fails in many ways on text that is no expression: not scaled
+        return None
+    if unit and math.isclose(float(compact.magnitude), 1.0):
+        return f", such as {unit!r} for {expression!r}"
+    return ""
+
+
 class ColumnSpec(BaseModel):
     """Where a glossary variable is found in a file, and in which unit.
 
@@ -115,15 +140,27 @@ class ColumnSpec(BaseModel):
     @field_validator("unit")
     @classmethod
     def _unit_is_known(cls, value: str) -> str:
+        # pint reads "" as dimensionless, which no glossary variable is: say what is missing.
+        if not value.strip():
+            raise _SpecProblem(
+                "unit is required", field="unit", value=value, expected=_UNIT_EXAMPLES
+            )
         try:
             parse_unit(value)
         except ValueError:
+            scaled = _scaled_unit(value)
+            if scaled is not None:
+                raise _SpecProblem(
+                    "a unit with a scale factor is not supported",
+                    field="unit",
+                    value=value,
+                    expected=f"a pint unit without a number{scaled}",
+                ) from None
             raise _SpecProblem(
                 "unknown unit",
                 field="unit",
                 value=value,
-                expected="a pint unit expression such as 'kW', 'm/s', 'km/h', 'degC'"
-                + did_you_mean(value),
+                expected=_UNIT_EXAMPLES + did_you_mean(value),
             ) from None
         return value
 
@@ -166,7 +203,8 @@ class SourceSpec(BaseModel):
         zone-aware Parquet timestamps.
     time_format
         ``strftime`` format of the times; ``None`` reads ISO 8601. A format without
-        ``%z`` needs ``time_zone``.
+        ``%z`` needs ``time_zone``. pandas reads the times, so a directive it does not
+        know (``%s``, epoch seconds) is refused.
     delimiter
         Field delimiter of CSV files.
 
@@ -211,16 +249,40 @@ class SourceSpec(BaseModel):
                     expected=f"a glossary variable name, one of {known}",
                 )
             canonical = canonical_unit(name)
-            if parse_unit(column.unit).dimensionality != parse_unit(canonical).dimensionality:
+            if not _converts(column.unit, canonical):
                 raise _SpecProblem(
                     f"unit of column {column.source!r} cannot be converted to {name}'s "
                     f"unit {canonical!r}",
                     field=f"columns.{name}.unit",
                     value=column.unit,
                     expected=f"a unit convertible to {canonical!r}"
-                    + did_you_mean(column.unit, like=canonical),
+                    + _convertible_suggestion(column.unit, canonical),
                 )
         return columns
+
+    @field_validator("time_format")
+    @classmethod
+    def _format_is_readable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # pandas reads times with directives of its own (not %s): a time written with the
+        # format must read back with it, or every file read with the mapping would fail.
+        try:
+            written = _FORMAT_PROBE.strftime(value)
+            pd.to_datetime(pd.Series([written]), format=value, utc=True, errors="raise")
+        except ValueError as error:
+            bad = re.match(r"'(.)' is a bad directive", str(error))
+            raise _SpecProblem(
+                f"time_format has a directive pandas cannot read, %{bad.group(1)}"
+                if bad is not None
+                else f"time_format cannot read the times it writes ({error})",
+                field="time_format",
+                value=value,
+                expected="a format of strftime directives pandas reads, such as "
+                "'%d/%m/%Y %H:%M' (%Y %m %d %H %M %S %f %z and the like); epoch seconds "
+                "(%s) are not supported: convert them to ISO 8601 times first",
+            ) from None
+        return value
 
     @field_validator("time_zone")
     @classmethod
@@ -299,7 +361,22 @@ class SourceSpec(BaseModel):
         """
         name = os.fspath(path)
         suffix = Path(name).suffix.lower()
-        text = Path(name).read_text(encoding="utf-8")
+        data = Path(name).read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line_start = data.rfind(b"\n", 0, error.start) + 1
+            line_end = data.find(b"\n", error.start)
+            raise DataError(
+                f"mapping file is not UTF-8: byte {data[error.start]:#04x} (byte "
+                f"{error.start - line_start + 1} of its line) cannot be decoded",
+                path=name,
+                column=None,
+                row=None,
+                line=data.count(b"\n", 0, error.start) + 1,
+                value=data[line_start : line_end if line_end >= 0 else len(data)].rstrip(b"\r"),
+                expected=_UTF8_EXPECTED,
+            ) from None
         content: object
         if suffix == ".json":
             try:
@@ -352,13 +429,90 @@ class SourceSpec(BaseModel):
             raise _mapping_error(error, name) from None
 
 
+#: A time written with a ``time_format`` to check that pandas reads it back.
+_FORMAT_PROBE: Final = dt.datetime(2014, 3, 30, 13, 45, 56, 789000, tzinfo=dt.UTC)
+
+
+def _converts(unit: str, canonical: str) -> bool:
+    """Whether values in ``unit`` convert to ``canonical`` (``delta_degC`` to ``degC`` do
+    not, though both are temperatures)."""
+    try:
+        unit_registry().Quantity(1.0, unit).to(canonical)
+    except pint.errors.PintTypeError:
+        return False
+    return True
+
+
+def _convertible_suggestion(unit: str, canonical: str) -> str:
+    """``"; did you mean 'degC'?"`` for a unit that does not convert, or nothing."""
+    suggestion = did_you_mean(unit, like=canonical)
+    if suggestion:
+        return suggestion
+    absolute = unit.removeprefix("delta_")
+    if absolute != unit and _converts(absolute, canonical):
+        return f"; {unit!r} is a unit of differences: did you mean {absolute!r}?"
+    return ""
+
+
+#: What each key of a mapping holds, for errors pydantic finds (a wrong type, an empty
+#: value); "missing_codes[]" is one code, "columns[]" one variable's table.
+_KEY_EXPECTED: Final = {
+    "time_column": "the name of the file's time column",
+    "asset_column": "the name of the file's asset id column",
+    "asset_id": "an asset id, as text",
+    "time_zone": "an IANA time zone name such as 'Europe/Paris' or 'UTC'",
+    "time_format": "a strftime format such as '%d/%m/%Y %H:%M'",
+    "delimiter": "one character, such as ',' or ';'",
+    "columns": "a table of glossary variables (wind_speed, power, ...), each with its "
+    "source and unit",
+    "columns[]": "a table with source and unit (and optionally missing_codes)",
+    "source": "the name of the column in the file",
+    "unit": _UNIT_EXAMPLES,
+    "missing_codes": "a list of numbers or text, such as [-999, 'n/a']",
+    "missing_codes[]": "a number or text, such as -999 or 'n/a'",
+}
+
+#: What a value of the wrong type should have been, by pydantic's error type.
+_TYPE_WANTED: Final = {
+    "string_type": "text",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+
+
+def _key_path(loc: tuple[int | str, ...]) -> tuple[str, str]:
+    """``("columns.power.missing_codes[0]", "missing_codes[]")``: where a pydantic error
+    is, written as in the mapping, and which kind of key (of :data:`_KEY_EXPECTED`)."""
+    where = ""
+    kind = ""
+    for position, part in enumerate(loc):
+        if isinstance(part, int):
+            where += f"[{part}]"
+            kind += "[]"
+        elif position > 0 and isinstance(loc[position - 1], int):
+            continue  # the member of a union (float | str) pydantic tried: not a key
+        elif loc[:1] == ("columns",) and position == 1:
+            where += f".{part}"
+            kind = "columns[]"
+        else:
+            where += f".{part}" if where else part
+            kind = part
+    return where, kind
+
+
 def _mapping_error(error: ValidationError, path: str) -> DataError:
     """The first problem of a failed validation, as a :class:`DataError`."""
     problems = error.errors()
     # A misspelt key is named first: the "field required" it also causes (``units`` for
     # ``unit``) does not say what to fix.
     first = next((p for p in problems if p["type"] == "extra_forbidden"), problems[0])
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    # A value that is none of a union's types (float | str) fails once for each of them.
+    n_places = len({_key_path(p["loc"])[0] for p in problems})
+    more = f" (and {n_places - 1} more problem(s))" if n_places > 1 else ""
     original = first.get("ctx", {}).get("error")
     if isinstance(original, _SpecProblem):
         # Field validators know only their own field; pydantic knows where it sits.
@@ -389,17 +543,34 @@ def _mapping_error(error: ValidationError, path: str) -> DataError:
             expected=f"one of {', '.join(keys)}"
             + (f" (did you mean {close[0]!r}?)" if close else ""),
         )
-    value: Any
-    if first["type"] == "missing":
-        expected = f"a value for {location!r}"
+    # Any other problem is pydantic's, in its words; here in the mapping's.
+    where, key = _key_path(first["loc"])
+    name = where.rpartition(".")[2]
+    expected = _KEY_EXPECTED.get(key, first["msg"])
+    value: Any = first.get("input")
+    kind = first["type"]
+    if kind == "missing":
+        problem = f"missing key {name!r} in {where.rpartition('.')[0] or 'the mapping'}"
         value = None
+    elif key == "missing_codes[]":
+        problem = (
+            "missing code is null" if value is None else "missing code is not a number or text"
+        )
+    elif kind in ("too_short", "string_too_short"):
+        problem = f"{name} is empty"
+        if key == "columns":
+            expected = "at least one glossary variable (wind_speed, power, ...), each with its "
+            expected += "source and unit"
+    elif kind == "string_too_long":
+        problem = f"{name} is too long"
+    elif kind in _TYPE_WANTED:
+        problem = f"{name} is not {_TYPE_WANTED[kind]}"
     else:
-        expected = first["msg"]
-        value = first.get("input")
+        problem = f"{name} is invalid: {first['msg']}"
     return DataError(
-        f"invalid mapping: {first['msg']}{more}",
+        problem + more,
         path=path,
-        column=location or None,
+        column=where or None,
         row=None,
         value=value,
         expected=expected,
@@ -590,6 +761,8 @@ def _header(file: Path, kind: str, spec: SourceSpec, name: str) -> list[str]:
         header = pd.read_csv(file, sep=spec.delimiter, nrows=0)
     except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise _unreadable(file, name, kind, error, spec) from None
+    except UnicodeDecodeError as error:
+        raise _not_utf8(file, name, spec.delimiter, error) from None
     return [str(column) for column in header.columns]
 
 
@@ -617,26 +790,96 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
         pd.errors.EmptyDataError,
     ) as error:
         raise _unreadable(file, name, kind, error, spec) from None
+    except UnicodeDecodeError as error:
+        raise _not_utf8(file, name, spec.delimiter, error) from None
 
 
-def _open_text(file: Path) -> IO[str] | None:
-    """The file as text, decompressed; ``None`` for a compression we cannot open here."""
+def _open_text(file: Path, errors: str = "strict") -> IO[str] | None:
+    """The file as UTF-8 text, decompressed; ``None`` for a compression we cannot open
+    here. ``errors`` as for :func:`open`."""
     suffix = file.suffix.lower()
     if suffix == ".gz":
-        return gzip.open(file, "rt", encoding="utf-8", newline="")
+        return gzip.open(file, "rt", encoding="utf-8", errors=errors, newline="")
     if suffix == ".bz2":
-        return bz2.open(file, "rt", encoding="utf-8", newline="")
+        return bz2.open(file, "rt", encoding="utf-8", errors=errors, newline="")
     if suffix == ".xz":
-        return lzma.open(file, "rt", encoding="utf-8", newline="")
+        return lzma.open(file, "rt", encoding="utf-8", errors=errors, newline="")
     if suffix == ".zst":
         # Every frame, as pandas reads them (older zstandard stopped after the first).
         binary = zstandard.ZstdDecompressor().stream_reader(
             file.open("rb"), closefd=True, read_across_frames=True
         )
-        return io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        return io.TextIOWrapper(binary, encoding="utf-8", errors=errors, newline="")
     if suffix in (".csv", ".txt"):
-        return file.open(encoding="utf-8", newline="")
+        return file.open(encoding="utf-8", errors=errors, newline="")
     return None
+
+
+#: What a file that is not UTF-8 should be, and how to make it so.
+_UTF8_EXPECTED: Final = (
+    "UTF-8 text; convert the file, for example from Latin-1 with "
+    "`iconv -f latin1 -t utf-8 OLD > NEW`"
+)
+
+
+def _not_utf8(file: Path, name: str, delimiter: str, error: UnicodeDecodeError) -> DataError:
+    """The first byte of a CSV file that is not UTF-8, by its line, data row and column.
+
+    The file is read again with each undecodable byte kept as a lone surrogate
+    (``surrogateescape``), so that the csv reader finds the field it is in.
+    """
+    handle = _open_text(file, errors="surrogateescape")
+    if handle is not None:
+        with handle:
+            pending: list[str] = []
+
+            def lines() -> Iterator[str]:
+                for line in handle:
+                    pending.append(line)
+                    yield line
+
+            reader = csv.reader(lines(), delimiter=delimiter)
+            header: list[str] = []
+            row = -1  # of the next non-blank record; the header is -1
+            start = 1
+            try:
+                for fields in reader:
+                    text = "".join(pending)
+                    pending.clear()
+                    bad = re.search(r"[\udc80-\udcff]", text)  # the bytes not decoded
+                    if bad is not None:
+                        index = next(i for i, f in enumerate(fields) if bad.group() in f)
+                        in_line = text[text.rfind("\n", 0, bad.start()) + 1 : bad.start()]
+                        where = (
+                            f"byte {ord(bad.group()) - 0xDC00:#04x} (byte "
+                            f"{len(in_line.encode('utf-8', 'surrogateescape')) + 1} of its line)"
+                        )
+                        return DataError(
+                            f"{'header' if row < 0 else 'text'} is not UTF-8: {where} "
+                            "cannot be decoded",
+                            path=name,
+                            column=header[index] if row >= 0 and index < len(header) else None,
+                            row=row if row >= 0 else None,
+                            line=start + text.count("\n", 0, bad.start()),
+                            value=fields[index].encode("utf-8", "surrogateescape"),
+                            expected=_UTF8_EXPECTED,
+                        )
+                    if text.strip():
+                        if row < 0:
+                            header = fields
+                        row += 1
+                    start = reader.line_num + 1
+            except (csv.Error, OSError, EOFError):
+                pass
+    # Where the file cannot be read again as text, the decoder's own account is all there is.
+    return DataError(
+        f"file is not UTF-8: byte {error.object[error.start]:#04x} cannot be decoded",
+        path=name,
+        column=None,
+        row=None,
+        value=None,
+        expected=_UTF8_EXPECTED,
+    )
 
 
 def _ragged_position(file: Path, record: int, delimiter: str) -> tuple[int | None, int | None]:
@@ -948,14 +1191,19 @@ def _values(values: pd.Series[Any], column: ColumnSpec, variable: str, name: str
         bad = np.isnan(numbers) & text.notna().to_numpy(dtype=bool) & ~is_code
         if bad.any():
             row = _first(bad)
+            value = _cell(values, row)
+            comma = (
+                isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d*,\d+\s*", value) is not None
+            )
             raise DataError(
                 f"value is not a number ({int(bad.sum())} of {len(values)} rows)",
                 path=name,
                 column=column.source,
                 row=row,
-                value=_cell(values, row),
+                value=value,
                 expected=f"a number in {column.unit}, an empty cell, or a declared "
-                f"missing code (missing_codes = {list(column.missing_codes)})",
+                f"missing code (missing_codes = {list(column.missing_codes)})"
+                + ("; a decimal comma? the file must use '.'" if comma else ""),
             )
     for code in column.numeric_codes:
         numbers[np.abs(numbers - code) <= _CODE_RTOL * abs(code)] = np.nan
