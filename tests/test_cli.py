@@ -392,6 +392,20 @@ def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path
         "--rated-power", str(RATED_POWER),
     )  # fmt: skip
     assert "units" not in right.stderr, right.stderr
+    # Placed at sea level for want of an elevation, and told so; not with one.
+    assert "asset 'T1': no elevation given, taken as 0 m (sea level)" in right.stderr
+    placed = twinweave(
+        "ingest", data, "--store", tmp_path / "placed.duckdb", "--mapping", mapping,
+        "--rated-power", str(RATED_POWER), "--elevation", "411",
+    )  # fmt: skip
+    assert "elevation" not in placed.stderr, placed.stderr
+    assert_user_error(
+        twinweave(
+            "ingest", data, "--store", tmp_path / "negative.duckdb", "--mapping", mapping,
+            "--rated-power", "-5", ok=False,
+        ),
+        "--rated-power: expected a number > 0 [kW], got -5",
+    )  # fmt: skip
     # km/h read as m/s; power in MW read as kW.
     frame = pd.read_csv(data)
     in_mw = tmp_path / "mw.csv"
@@ -1311,5 +1325,33 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
         "--fleet", ok=False,
     )  # fmt: skip
     assert_user_error(
-        refused, "--fleet", "needs at least 2 other turbines", "found 1 in all (R80711)"
+        refused,
+        "--fleet",
+        "needs at least 2 other turbines",
+        "found 1 in all (R80711)",
+        "the fleet is the turbines of DATA, which may be several files",
     )
+
+
+def test_fit_takes_a_file_per_turbine(two_turbine_store: Path, tmp_path: Path) -> None:
+    # The two turbines of two_turbine_store, a file each: the same twins, to the bit.
+    files = [
+        scada_subset(tmp_path / f"{turbine}.parquet", (turbine, "2014-11-01", "2015-02-01"))
+        for turbine in ("R80711", "R80721")
+    ]
+    store = tmp_path / "files.duckdb"
+    result = twinweave("fit", *files, files[0], "--store", store, "--train-until", "2015-01-01")
+    assert "saved 2 of 2 twins" in result.stdout, result.stdout
+    inputs = tmp_path / "x.csv"
+    pd.DataFrame({"wind_speed": [4.0, 8.0, 12.0]}).to_csv(inputs, index=False)
+    for turbine in ("R80711", "R80721"):
+        means = [
+            twinweave(
+                "predict", "--store", where, "--twin", turbine, "--input", inputs,
+                "--output", "-",
+            ).stdout
+            for where in (store, two_turbine_store)
+        ]  # fmt: skip
+        assert means[0] == means[1]
+    with Store(store, read_only=True) as db:
+        assert len(db.sources()) == 2  # a file named twice is read once

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -265,15 +265,55 @@ def _progress() -> Iterator[Progress]:
 
 
 def _turbine_specs(
-    asset_ids: list[str], assets: Path | None, rated_power: float | None, elevation: float
+    asset_ids: list[str], assets: Path | None, rated_power: float | None, elevation: float | None
 ) -> dict[str, TurbineSpec]:
-    """Rated power and elevation per asset: from ``--assets``, else the shipped table."""
+    """Rated power and elevation per asset: from ``--assets``, else the shipped table,
+    else ``--rated-power`` and ``--elevation`` (sea level if not given:
+    :func:`_warn_sea_level`)."""
+    if rated_power is not None and not rated_power > 0:
+        raise _fail(f"--rated-power: expected a number > 0 [kW], got {rated_power:g}")
+    known = _known_specs(assets)
+    specs: dict[str, TurbineSpec] = {}
+    for asset_id in asset_ids:
+        if asset_id in known:
+            specs[asset_id] = known[asset_id]
+        elif rated_power is not None:
+            specs[asset_id] = TurbineSpec(asset_id, rated_power, elevation or 0.0)
+        else:
+            raise _fail(
+                f"asset {asset_id!r}: no rated power known; expected it in --assets FILE "
+                f"(columns asset_id, rated_power [kW], elevation [m]) or --rated-power"
+            )
+    return specs
+
+
+def _warn_sea_level(
+    asset_ids: Collection[str], assets: Path | None, elevation: float | None
+) -> None:
+    """Say which turbines were placed at sea level for want of an ``--elevation``: the
+    air pressure, so the density a power curve is normalised by, follows it."""
+    if elevation is not None:
+        return
+    known = _known_specs(assets)
+    unknown = [a for a in asset_ids if a not in known]
+    if unknown:
+        shown = ", ".join(repr(a) for a in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        _warn(
+            f"asset{'s' if len(unknown) > 1 else ''} {shown}{more}: no elevation given, "
+            "taken as 0 m (sea level) for the air pressure; --elevation M or --assets FILE "
+            "if the site is higher (at 400 m the air is about 5 % thinner)"
+        )
+
+
+def _known_specs(assets: Path | None) -> dict[str, TurbineSpec]:
+    """The turbines of ``--assets FILE``, else of the shipped asset table."""
     normalised = (
         _read_asset_table(assets)
         if assets is not None
         else _normalise_asset_table(asset_table(), "the shipped asset table")
     )
-    known = {
+    return {
         str(asset_id): TurbineSpec(str(asset_id), float(rated), float(elevation_m))
         for asset_id, rated, elevation_m in zip(
             normalised["asset_id"],
@@ -282,18 +322,6 @@ def _turbine_specs(
             strict=True,
         )
     }
-    specs: dict[str, TurbineSpec] = {}
-    for asset_id in asset_ids:
-        if asset_id in known:
-            specs[asset_id] = known[asset_id]
-        elif rated_power is not None:
-            specs[asset_id] = TurbineSpec(asset_id, rated_power, elevation)
-        else:
-            raise _fail(
-                f"asset {asset_id!r}: no rated power known; expected it in --assets FILE "
-                f"(columns asset_id, rated_power [kW], elevation [m]) or --rated-power"
-            )
-    return specs
 
 
 def _read_asset_table(path: Path) -> pd.DataFrame:
@@ -421,7 +449,7 @@ def _ingest(
     spec: SourceSpec,
     assets: Path | None,
     rated_power: float | None,
-    elevation: float,
+    elevation: float | None,
     recorder: Recorder,
 ) -> dict[str, TurbineSpec]:
     """Read, clean and store ``data`` once; return the turbine specs of its assets."""
@@ -515,7 +543,8 @@ RatedOption = Annotated[
     float | None, typer.Option("--rated-power", help="Rated power [kW] for unknown assets.")
 ]
 ElevationOption = Annotated[
-    float, typer.Option("--elevation", help="Site elevation [m] for unknown assets.")
+    float | None,
+    typer.Option("--elevation", help="Site elevation [m] for unknown assets; default 0 m."),
 ]
 
 
@@ -523,24 +552,50 @@ def _spec(mapping: Path | None) -> SourceSpec:
     return LA_HAUTE_BORNE if mapping is None else SourceSpec.from_file(mapping)
 
 
+DataArgument = Annotated[
+    list[Path],
+    typer.Argument(
+        help="CSV or Parquet files (one or several: a file per turbine or per month).",
+        exists=True,
+    ),
+]
+
+
+def _ingest_all(
+    store: Store,
+    files: list[Path],
+    spec: SourceSpec,
+    assets: Path | None,
+    rated_power: float | None,
+    elevation: float | None,
+    recorder: Recorder,
+) -> dict[str, TurbineSpec]:
+    """:func:`_ingest` of each file in turn; the turbine specs of all their assets."""
+    specs: dict[str, TurbineSpec] = {}
+    for file in dict.fromkeys(files):  # a file named twice is read once
+        specs.update(_ingest(store, file, spec, assets, rated_power, elevation, recorder))
+    _warn_sea_level(specs, assets, elevation)
+    return specs
+
+
 @app.command()
 def ingest(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file.", exists=True)],
+    data: DataArgument,
     store: StoreOption,
     mapping: MappingOption = None,
     assets: AssetsOption = None,
     rated_power: RatedOption = None,
-    elevation: ElevationOption = 0.0,
+    elevation: ElevationOption = None,
 ) -> None:
-    """Read a data file, check it, quarantine what fails, and store the rest."""
+    """Read data files, check them, quarantine what fails, and store the rest."""
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
-        _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+        _ingest_all(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
 
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file.", exists=True)],
+    data: DataArgument,
     store: StoreOption,
     train_until: Annotated[
         datetime,
@@ -553,7 +608,7 @@ def fit(
     mapping: MappingOption = None,
     assets: AssetsOption = None,
     rated_power: RatedOption = None,
-    elevation: ElevationOption = 0.0,
+    elevation: ElevationOption = None,
     memory: Annotated[
         float,
         typer.Option(
@@ -575,7 +630,8 @@ def fit(
         ),
     ] = False,
 ) -> None:
-    """Ingest ``DATA`` (if new) and fit one twin per asset on readings before ``--train-until``.
+    """Ingest ``DATA`` (the files not yet in the store) and fit one twin per asset found
+    in them on readings before ``--train-until``.
 
     An asset without such readings is skipped with a warning that says why; the command
     fails only if no asset can be fitted. With ``--fleet``, each twin is born into its
@@ -589,7 +645,7 @@ def fit(
     until = _utc(train_until)
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
-        specs = _ingest(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+        specs = _ingest_all(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
         # A turbine without training readings is skipped, not fatal: the others' twins
         # are still wanted (and one refusal after some twins were saved left them saved).
         skipped = {a: _why_not_fitted(db, a, until) for a in specs}
@@ -607,7 +663,11 @@ def fit(
             try:
                 check_fleet_turbines(trainable, "--fleet")
             except ValueError as error:
-                raise _fail(str(error)) from None
+                # Turbines already in the store are not read: only DATA's are fitted.
+                raise _fail(
+                    f"{error}; the fleet is the turbines of DATA, which may be several files "
+                    "(twinweave fit A.csv B.csv C.csv ...)"
+                ) from None
         try:
             if fleet:
                 # The fleet fits draw their rounds' progress on stderr.
@@ -1472,7 +1532,7 @@ def monitor(
     ] = None,
     assets: AssetsOption = None,
     rated_power: RatedOption = None,
-    elevation: ElevationOption = 0.0,
+    elevation: ElevationOption = None,
 ) -> None:
     """Persistent-underperformance alarms for every stored turbine; with ``--output``,
     every reading's anomaly score too.
@@ -1508,9 +1568,9 @@ def monitor(
     with _open_store(store) as db:
         stored = set(db.twin_ids())
         specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
-        specs |= _turbine_specs(
-            [a for a in db.asset_ids() if a not in stored], assets, rated_power, elevation
-        )
+        unstored = [a for a in db.asset_ids() if a not in stored]
+        specs |= _turbine_specs(unstored, assets, rated_power, elevation)
+        _warn_sea_level(unstored, assets, elevation)
         try:
             results = _run_monitor(db, specs, start, stop, calibration_days)
         except ValueError as error:
