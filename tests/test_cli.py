@@ -177,6 +177,15 @@ def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) ->
     pd.DataFrame({"speed": [5.0]}).to_csv(inputs, index=False)
     result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
     assert_user_error(result, "bad.csv", "'wind_speed'")
+    assert "separated by" not in result.stderr
+    # Separated by semicolons, as European spreadsheets write it: said.
+    inputs.write_text("wind_speed;temp_air\n5;10\n")
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
+    assert_user_error(
+        result,
+        "got ['wind_speed;temp_air']; the file seems separated by ';': the inputs are read "
+        "as comma-separated",
+    )
 
 
 def test_whatif_reports_quantities_side_by_side_with_their_provenance(

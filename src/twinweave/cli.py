@@ -854,7 +854,17 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
         if repeated:
             raise _fail(f"{path}: column {repeated[0]!r} appears more than once in the header")
     if "wind_speed" not in frame:
-        raise _fail(f"{path}: expected a column 'wind_speed' [m/s], got {list(frame.columns)}")
+        # One column holding the names joined by another separator: say which.
+        joined = [sep for sep in (";", "\t", "|") if any(sep in str(c) for c in frame.columns)]
+        hint = (
+            f"; the file seems separated by {joined[0]!r}: the inputs are read as "
+            "comma-separated"
+            if len(frame.columns) == 1 and joined
+            else ""
+        )
+        raise _fail(
+            f"{path}: expected a column 'wind_speed' [m/s], got {list(frame.columns)}{hint}"
+        )
     if frame.empty:
         raise _fail(f"{path}: a header and no rows; expected one row per prediction")
 
