@@ -857,8 +857,7 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
         # One column holding the names joined by another separator: say which.
         joined = [sep for sep in (";", "\t", "|") if any(sep in str(c) for c in frame.columns)]
         hint = (
-            f"; the file seems separated by {joined[0]!r}: the inputs are read as "
-            "comma-separated"
+            f"; the file seems separated by {joined[0]!r}: the inputs are read as comma-separated"
             if len(frame.columns) == 1 and joined
             else ""
         )
