@@ -373,14 +373,18 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
     assets.write_text(f"asset_id,rated_power,elevation\nT1,{RATED_POWER},411\n")
     in_kw = twinweave(*fit, "--store", tmp_path / "d.duckdb")
     assert "rated power" not in in_kw.stderr, in_kw.stderr
-    # Corrected, into the store that holds the file as read in MW: refused, since the
-    # twin would be fitted on the readings the wrong rated power quarantined.
-    assert_user_error(
-        twinweave(*fit, "--store", tmp_path / "c.duckdb", ok=False),
-        f"{data}: already in the store",
-        f"other settings (rated_power_kw.T1: 2.05 then, {RATED_POWER!r} now)",
-        "use a new store",
-    )
+    # Corrected, into the store that holds the turbine's readings as cleaned with the
+    # rated power in MW: refused, since the twin would be fitted on the readings the
+    # wrong one quarantined; from the same file or another one holding them.
+    copy = tmp_path / "copy.csv"
+    copy.write_text(data.read_text() + "\n")
+    for again in (data, copy):
+        assert_user_error(
+            twinweave(*fit[:1], again, *fit[2:], "--store", tmp_path / "c.duckdb", ok=False),
+            f"asset 'T1': rated power {RATED_POWER:g} kW, but its readings from {data} were "
+            "cleaned in this store with 2.05 kW",
+            "use a new store",
+        )
     # So is another mapping; the same settings are a repeat, not ingested again.
     other_unit = tmp_path / "kw.json"
     layout = json.loads(mapping.read_text())
@@ -606,8 +610,8 @@ def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path
         assert "6 of 6 inputs are at wind speeds the twin has no readings near" in result.stderr
         assert "column 'temp_air': 1 of 6 rows are missing" in result.stderr, result.stderr
         assert re.search(
-            r"column 'temp_air': 1 of 6 rows are outside -?[0-9.]+ to [0-9.]+ degC, the values "
-            r"the twin has learned from; there the effect of temp_air on the curve is "
+            r"input 'temp_air': 1 of 6 rows are outside -?[0-9.]+ to [0-9.]+ degC, the values "
+            r"the twin has assimilated; there the effect of temp_air on the curve is "
             r"extrapolated",
             result.stderr,
         ), result.stderr

@@ -418,9 +418,12 @@ def _check_same_settings(
     differing = [
         key for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)
     ]
+
+    def shown(values: dict[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else "none"
+
     listed = "; ".join(
-        f"{key}: {before.get(key, '(none)')!r} then, {now.get(key, '(none)')!r} now"
-        for key in differing[:3]
+        f"{key}: {shown(before, key)} then, {shown(now, key)} now" for key in differing[:3]
     )
     more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
     raise _fail(
@@ -429,6 +432,23 @@ def _check_same_settings(
         "twin would be fitted on them. To read the file with these settings, use a new "
         "store (--store NEW.duckdb)"
     )
+
+
+def _check_same_rated_power(store: Store, specs: Mapping[str, TurbineSpec]) -> None:
+    """Refuse a turbine whose rated power differs from the one its stored readings were
+    cleaned with (from any file): they stay quarantined or kept by that one, and a twin
+    would be fitted on them."""
+    for sha256, path in store.sources()[["sha256", "path"]].itertuples(index=False):
+        stored = (store.source_settings(sha256) or {}).get("rated_power_kw", {})
+        for asset_id, spec in specs.items():
+            before = stored.get(asset_id)
+            if before is not None and before != spec.rated_power:
+                raise _fail(
+                    f"asset {asset_id!r}: rated power {spec.rated_power:g} kW, but its "
+                    f"readings from {path} were cleaned in this store with {before:g} kW; "
+                    "the store keeps them as cleaned then and a twin would be fitted on "
+                    "them. To clean them with this one, use a new store (--store NEW.duckdb)"
+                )
 
 
 def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -458,11 +478,14 @@ def _ingest(
         info, raw = read_source(data, spec)
     asset_ids = sorted(raw["asset_id"].unique())
     specs = _turbine_specs(asset_ids, assets, rated_power, elevation)
-    # What the user chooses about reading and cleaning the file (the checks follow).
+    # What the user chooses about reading and cleaning the file (the checks follow);
+    # the mapping without its defaults, so that a later twinweave's new keys do not make
+    # every stored file look read otherwise.
     settings = {
-        "mapping": spec.model_dump(mode="json"),
+        "mapping": spec.model_dump(mode="json", exclude_defaults=True),
         "rated_power_kw": {asset_id: specs[asset_id].rated_power for asset_id in asset_ids},
     }
+    _check_same_rated_power(store, specs)
     if store.has_source(info.sha256):
         _check_same_settings(data, info.sha256, store.source_settings(info.sha256), settings)
         console.print(
@@ -937,10 +960,14 @@ def _warn_outside_range(
         low, high = ranges[name]
         if outside.any():
             unit = f" {units[name]}" if name in units else ""
+            seen = (
+                f"outside {low:g} to {high:g}{unit}, the values the twin has assimilated"
+                if low <= high
+                else "values of an input the twin has assimilated none of"
+            )
             _warn(
-                f"column {name!r}: {int(outside.sum())} of {outside.size} rows are outside "
-                f"{low:g} to {high:g}{unit}, the values the twin has learned from; there "
-                f"the effect of {name} on the curve is extrapolated"
+                f"input {name!r}: {int(outside.sum())} of {outside.size} rows are {seen}; "
+                f"there the effect of {name} on the curve is extrapolated"
             )
 
 

@@ -881,7 +881,7 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
 ) -> None:
     import duckdb
 
-    path, _, summary = filled
+    path, info, summary = filled
     with Store(path) as store:
         store.save_twin(fitted_twin(store, summary, recorder=None))
         store.save_twin(fitted_twin(store, summary, recorder=None).branch(name="T1-copy"))
@@ -892,6 +892,7 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
                     connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         connection.execute(f"UPDATE meta SET value = '{old}' WHERE key = 'format_version'")
     with Store(path, read_only=True) as store:
+        assert store.source_settings(info.sha256) is None  # not kept before format 4
         assert store.load_twin("T1").residual_correlation is None
         # A store older than format 3 did not say the twin was a branch.
         assert store.load_twin("T1-copy").is_branch == (old >= 3)
@@ -914,6 +915,24 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
             "SELECT value FROM meta WHERE key = 'format_version'"
         ).fetchone()
     assert version == (str(FORMAT_VERSION),)
+
+
+def test_a_column_a_store_lacks_is_added_whatever_version_it_says(
+    filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path
+) -> None:
+    import duckdb
+
+    # Written between two changes of format 4: the version, without sources.settings.
+    path, info, _ = filled
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("ALTER TABLE sources DROP COLUMN settings")
+    with Store(path, read_only=True) as store:
+        assert store.source_settings(info.sha256) is None
+    raw, observations, quarantine = scada(20, ("T5",), seed=9)
+    later = source(tmp_path, "later.csv", b"later", len(raw))
+    with Store(path) as store:
+        store.ingest(later, raw, observations, quarantine, settings={"rated_power_kw": {}})
+        assert store.source_settings(later.sha256) == {"rated_power_kw": {}}
 
 
 def test_a_store_of_a_newer_format_is_refused(

@@ -152,9 +152,36 @@ def test_a_modulator_outside_the_values_assimilated_is_flagged_and_kept_on_resto
     assert batch.outside_range({"x": [5.0]}) == {}  # not given: nothing to say
     restored = BayesianBasisRegression.from_state(batch.get_params(), batch.state())
     assert restored.input_ranges_ == batch.input_ranges_
-    # A state saved before the ranges were kept: unknown, so nothing is flagged.
-    older = {k: v for k, v in batch.state().items() if k != "input_range_"}
+    # A state saved before the ranges were kept: unknown, so nothing is flagged, and it
+    # stays unknown (the readings before are not known).
+    older = {k: v for k, v in batch.state().items() if k != "input_ranges_"}
     unknown = BayesianBasisRegression.from_state(batch.get_params(), older)
+    unknown.update(readings(50, seed=5))
     assert not unknown.outside_range({"x": [5.0], "z": [1e6]})["z"].any()
     # Before any reading every value is outside.
     assert model().outside_range({"x": [5.0], "z": [10.0]})["z"].tolist() == [True]
+
+
+def test_ranges_are_the_same_by_chunks_and_leave_a_periodic_angle_out() -> None:
+    # More rows than one chunk of the batch path, with forgetting (which ranges ignore).
+    n = 40_000
+    data = readings(n, seed=6)
+    data["angle"] = np.linspace(0.0, 360.0, n)
+    angled = BayesianBasisRegression(
+        **{
+            **model().get_params(),
+            "terms": (
+                *model().terms,
+                ModulatedSpline(SplineTerm("x", 0.0, 10.0, 4), Harmonics("angle", 1)),
+            ),
+            "forgetting": 1 - 1e-4,
+        }
+    )
+    whole = angled.update(data)
+    halves = BayesianBasisRegression(**angled.get_params())
+    for part in (slice(0, n // 2), slice(n // 2, n)):
+        halves.update({name: column[part] for name, column in data.items()})
+    assert whole.input_ranges_ == halves.input_ranges_
+    assert whole.input_ranges_ == {"z": (data["z"].min(), data["z"].max())}
+    # 360 degrees is 0 degrees: no angle lies beyond those assimilated.
+    assert "angle" not in whole.outside_range({"x": [5.0], "z": [10.0], "angle": [400.0]})

@@ -46,11 +46,14 @@ from twinweave.provenance import ProvRecord, Recorder
 
 #: Version of the table layout written by this code; a store written by a newer layout
 #: is refused rather than misread, one written by an older layout is upgraded when
-#: opened for writing (version 2 added ``sources.n_skipped`` and the twins' residual
+#: opened for writing, as every command but ``provenance`` and ``quarantine`` opens it
+#: (version 2 added ``sources.n_skipped`` and the twins' residual
 #: correlation to ``model_versions``, version 3 the parent of a branch,
 #: ``model_versions.parent_id``, version 4 the settings a file was read and cleaned
-#: with, ``sources.settings``, and model parameters an older twinweave cannot construct
-#: an emulator from: a fleet prior's ``prior_covariance`` and ``noise_target``).
+#: with, ``sources.settings``; from version 4 on, a model version may hold parameters a
+#: twinweave older than the fleet prior cannot construct its emulator from,
+#: ``prior_covariance`` and ``noise_target``, and a reader of format 3 is told to
+#: upgrade instead of failing on them).
 FORMAT_VERSION = 4
 
 #: Check name of a reading whose asset and time are already stored from another file
@@ -297,9 +300,9 @@ class Store:
             self._con.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 self._create_tables()
-            version = self._check_format()
-            if not read_only and version < FORMAT_VERSION:
-                self._upgrade(version)
+            self._check_format()
+            if not read_only:
+                self._upgrade()
         except BaseException:
             self._con.close()
             raise
@@ -361,12 +364,21 @@ class Store:
             )
         return int(row[0])
 
-    def _upgrade(self, version: int) -> None:
-        """Add the columns of later layouts to a store written by an older one."""
+    def _upgrade(self) -> None:
+        """Add the columns of later layouts that a store lacks, whatever version it
+        says it is (a store written between two changes of one version lacks some)."""
+        missing = [
+            (table, definition)
+            for version in sorted(_UPGRADES)
+            for table, definition in _UPGRADES[version]
+            if definition.split()[0] not in self._columns(table)
+        ]
+        version = self._check_format()
+        if not missing and version == FORMAT_VERSION:
+            return
         with self._transaction():
-            for later in range(version + 1, FORMAT_VERSION + 1):
-                for table, definition in _UPGRADES[later]:
-                    self._con.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
+            for table, definition in missing:
+                self._con.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
             self._con.execute(
                 "UPDATE meta SET value = $1 WHERE key = 'format_version'", [str(FORMAT_VERSION)]
             )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -481,6 +481,9 @@ class Harmonics:
     instead (see :class:`ModulatedSpline`).
     """
 
+    #: Periodic: no angle lies beyond those assimilated, nothing is extrapolated.
+    extrapolates: ClassVar[bool] = False
+
     source: Input
     n_harmonics: int = 2
 
@@ -538,6 +541,9 @@ class Centred:
     """A linear feature ``(x - centre) / scale``; absent or not finite means zero (the
     centre) in the features, and is marginalised when predicting (see
     :class:`~twinweave.models.BayesianBasisRegression`)."""
+
+    #: Linear: beyond the values assimilated its effect is extrapolated.
+    extrapolates: ClassVar[bool] = True
 
     source: Input
     centre: float

@@ -491,12 +491,11 @@ class BayesianBasisRegression:
         self._conditioning = next(
             (i for i, t in enumerate(self.terms) if isinstance(t, SplineTerm)), None
         )
-        # The modulators' inputs: beyond the range of their assimilated values a
-        # prediction extrapolates their effect (:meth:`outside_range`).
-        self._ranged: tuple[Input, ...] = tuple(
-            dict.fromkeys(
-                cast(ModulatedSpline, self.terms[t]).modulator.source for t in self._modulated
-            )
+        # The inputs of modulators whose effect extrapolates beyond the values
+        # assimilated (a temperature; not a periodic angle): :meth:`outside_range`.
+        modulators = [cast(ModulatedSpline, self.terms[t]).modulator for t in self._modulated]
+        self._ranged_inputs: tuple[Input, ...] = tuple(
+            dict.fromkeys(m.source for m in modulators if m.extrapolates)
         )
         self._reset_state()
 
@@ -619,8 +618,8 @@ class BayesianBasisRegression:
         self.noise_start_: FloatArray = np.full(k, np.nan)
         # Lowest and highest assimilated value of each modulator's input (inf, -inf
         # before any), as Python floats: a single reading compares them cheaply.
-        self._lowest = [math.inf] * len(self._ranged)
-        self._highest = [-math.inf] * len(self._ranged)
+        self._input_low = [math.inf] * len(self._ranged_inputs)
+        self._input_high = [-math.inf] * len(self._ranged_inputs)
         self._posterior: tuple[FloatArray, FloatArray, FloatArray] | None = None
         self._marginal: _Marginal | None = None
 
@@ -662,13 +661,12 @@ class BayesianBasisRegression:
 
     @property
     def input_ranges_(self) -> dict[str, tuple[float, float]]:
-        """Lowest and highest assimilated value of each input that modulates the curve,
-        by name; ``(inf, -inf)`` before any, NaN where unknown (restored from a state
-        saved before the ranges were kept)."""
-        return {
-            input_name(source): (float(low), float(high))
-            for source, low, high in zip(self._ranged, self._lowest, self._highest, strict=True)
-        }
+        """Lowest and highest value ever assimilated (forgetting aside) of each input
+        whose modulation extrapolates (not a periodic angle), by name; ``(inf, -inf)``
+        before any, NaN where unknown: restored from a state saved before the ranges
+        were kept, and then for good (the readings before are not known)."""
+        bounds = zip(self._ranged_inputs, self._input_low, self._input_high, strict=True)
+        return {input_name(source): (float(low), float(high)) for source, low, high in bounds}
 
     @property
     def n_observations_(self) -> float:
@@ -684,7 +682,7 @@ class BayesianBasisRegression:
             "count_upper_": self.count_upper_.copy(),
             "scale_": self.scale_,
             "noise_start_": self.noise_start_.copy(),
-            "input_range_": np.array([self._lowest, self._highest]).T.reshape(-1, 2),
+            "input_ranges_": np.array([self._input_low, self._input_high]).T.reshape(-1, 2),
         }
 
     @classmethod
@@ -704,13 +702,12 @@ class BayesianBasisRegression:
         if "count_lower_" not in state:
             model._count_lower[:] = np.nan
             model._count_upper[:] = np.nan
-        ranges = np.asarray(state.get("input_range_", np.nan), dtype=np.float64)
-        ranges = np.broadcast_to(ranges, (len(model._ranged), 2)) if ranges.ndim == 0 else ranges
-        if ranges.shape != (len(model._ranged), 2):
-            raise ValueError(
-                f"state input_range_: expected shape {(len(model._ranged), 2)}, got {ranges.shape}"
-            )
-        model._lowest, model._highest = ranges[:, 0].tolist(), ranges[:, 1].tolist()
+        shape = (len(model._ranged_inputs), 2)
+        ranges = np.asarray(state.get("input_ranges_", np.nan), dtype=np.float64)
+        ranges = np.broadcast_to(ranges, shape) if ranges.ndim == 0 else ranges
+        if ranges.shape != shape:
+            raise ValueError(f"state input_ranges_: expected shape {shape}, got {ranges.shape}")
+        model._input_low, model._input_high = ranges[:, 0].tolist(), ranges[:, 1].tolist()
         for name, attribute in names.items():
             # C order: single readings are added through flat views of these arrays.
             value = np.array(state[name], dtype=np.float64, order="C")
@@ -870,7 +867,7 @@ class BayesianBasisRegression:
             inv_scale = self._advance(n)
             weights = inv_scale if decay is None else decay * inv_scale
             self._accumulate(starts, values, y, bins, weights, self._state_arrays())
-            self._extend_ranges(observations)
+            self._extend_ranges([self._extremes(EvaluatedInputs(observations))])
             self._invalidate()
             return self
         # Larger batches go by chunks of rows, into scratch statistics that are added to
@@ -884,6 +881,7 @@ class BayesianBasisRegression:
             np.zeros_like(count_lower),
             np.zeros_like(count_upper),
         )
+        extremes = []
         for lo in range(0, n, _CHUNK_ROWS):
             hi = min(lo + _CHUNK_ROWS, n)
             chunk = EvaluatedInputs(RowSlice(observations, lo, hi, n))
@@ -891,30 +889,41 @@ class BayesianBasisRegression:
             self._check_finite(y[lo:hi], values, lo, observations)
             weights = 1.0 if decay is None else decay[lo:hi]
             self._accumulate(starts, values, y[lo:hi], bins, weights, scratch)
+            extremes.append(self._extremes(chunk))
         inv_scale = self._advance(n)
         for state, added in zip(self._state_arrays(), scratch, strict=True):
             state += added * inv_scale
-        self._extend_ranges(observations)
+        self._extend_ranges(extremes)
         self._invalidate()
         return self
 
-    def _extend_ranges(self, observations: Columns) -> None:
-        for i, source in enumerate(self._ranged):
-            values = read_input(observations, source)
-            if values is None:
-                continue
-            finite = values[np.isfinite(values)]
-            if finite.size:
-                self._lowest[i] = min(self._lowest[i], float(finite.min()))
-                self._highest[i] = max(self._highest[i], float(finite.max()))
+    def _extremes(self, data: EvaluatedInputs) -> list[tuple[float, float]]:
+        """Lowest and highest finite value of each ranged input in ``data`` (``inf,
+        -inf`` where there is none)."""
+        out = []
+        for source in self._ranged_inputs:
+            values = read_input(data, source)
+            finite = values[np.isfinite(values)] if values is not None else np.empty(0)
+            out.append(
+                (float(finite.min()), float(finite.max())) if finite.size else (math.inf, -math.inf)
+            )
+        return out
+
+    def _extend_ranges(self, extremes: list[list[tuple[float, float]]]) -> None:
+        """Widen the ranges to the extremes of the batches (or chunks) just assimilated."""
+        for i in range(len(self._ranged_inputs)):
+            for chunk in extremes:
+                low, high = chunk[i]
+                self._input_low[i] = min(self._input_low[i], low)
+                self._input_high[i] = max(self._input_high[i], high)
 
     def outside_range(self, inputs: Columns) -> dict[str, NDArray[np.bool_]]:
-        """Per input that modulates the curve and is in ``inputs``: whether each row's
-        value lies outside the range of the values assimilated, where the prediction
+        """Per input whose modulation extrapolates and that is in ``inputs``: whether
+        each row's value lies outside :attr:`input_ranges_`, where the prediction
         extrapolates that input's effect (for a power curve, a temperature colder than
-        any the twin has seen). Missing values are not outside; an emulator whose
-        ranges are unknown (restored from a state saved before they were kept) says
-        none are.
+        any the twin has seen; a wind direction, periodic, never is). Missing values
+        are not outside; before any reading every value is; an emulator whose ranges are
+        unknown (restored from a state saved before they were kept) says none are.
 
         Examples
         --------
@@ -930,7 +939,8 @@ class BayesianBasisRegression:
         """
         check_columns(inputs, "inputs")
         out = {}
-        for low, high, source in zip(self._lowest, self._highest, self._ranged, strict=True):
+        bounds = zip(self._input_low, self._input_high, self._ranged_inputs, strict=True)
+        for low, high, source in bounds:
             values = read_input(inputs, source)
             if values is None:
                 continue
@@ -974,14 +984,14 @@ class BayesianBasisRegression:
         values += (y, 1.0)
         z = np.array(values)
         blas.dger(weight, z, z, a=block, overwrite_a=True)
-        for i, modulating in enumerate(self._ranged):
+        for i, modulating in enumerate(self._ranged_inputs):
             x = reading.value(modulating)
             # NaN compares false: a missing value moves neither end.
             if x is not None:
-                if x < self._lowest[i]:
-                    self._lowest[i] = x
-                if x > self._highest[i]:
-                    self._highest[i] = x
+                if x < self._input_low[i]:
+                    self._input_low[i] = x
+                if x > self._input_high[i]:
+                    self._input_high[i] = x
         self._invalidate()
         return True
 
