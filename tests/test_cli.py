@@ -436,7 +436,7 @@ def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path
             "ingest", source, "--store", tmp_path / f"{name}.duckdb", "--mapping", wrong,
             "--rated-power", str(RATED_POWER),
         )  # fmt: skip
-        assert "at wind speeds of 13-25 m/s half its readings are below" in result.stderr
+        assert "at wind speeds of 13-25 m/s half its readings with power are below" in result.stderr
         assert "are the units of wind speed and power right" in result.stderr
 
 
@@ -795,7 +795,7 @@ def test_inputs_the_twin_reads_are_numbers_and_times_are_times(
     cases = {
         "steps.csv": (
             "time,wind_speed\n0,8\n1.5,9\n",
-            "column 'time': expected times such as 2015-06-01T00:10:00Z, got numbers (0, ...)",
+            "column 'time': expected times such as 2015-06-01T00:10:00Z, got numbers ('0.0', ...)",
         ),
         "no_times.csv": (
             "time,wind_speed\n,8\n,9\n",
@@ -933,6 +933,11 @@ def test_report_leaves_out_a_twin_without_readings_since_and_says_so(tmp_path: P
     assert "twin R80721: no readings from --since 2015-01-15" in result.stderr, result.stderr
     metrics = json.loads((output / "metrics.json").read_text())
     assert list(metrics["turbines"]) == ["R80711"]
+    # Nor does the report's provenance use it.
+    report_id = re.search(r"provenance (report:[0-9a-f]+)", result.stdout)
+    assert report_id is not None, result.stdout
+    chain = twinweave("provenance", report_id.group(1), "--store", store).stdout
+    assert "twin=R80711" in chain and "twin=R80721" not in chain, chain
 
 
 def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(

@@ -45,7 +45,7 @@ from twinweave.data import (
     file_kind,
     read_source,
 )
-from twinweave.demo import MEMORY, check_fleet_turbines, fit_fleet
+from twinweave.demo import MEMORY, MIN_FLEET, check_fleet_turbines, fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     MonitorResult,
@@ -370,6 +370,10 @@ def _normalise_asset_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     return table
 
 
+#: Wind speeds [m/s] at which a turbine in operation produces near its rated power.
+_STRONG_WIND = (13.0, 25.0)
+
+
 def _warn_if_units_look_wrong(
     asset_id: str, rows: pd.DataFrame, rejected: pd.DataFrame, rated_power: float
 ) -> None:
@@ -393,18 +397,16 @@ def _warn_if_units_look_wrong(
         )
     # Between rated wind speed and cut-out a turbine in operation is at rated power most
     # of the time; well below it, the wind's unit (km/h) or power's (MW) is the suspect.
-    strong = rows["power"][rows["wind_speed"].between(*STRONG_WIND)]
+    # Producing readings only: a turbine stopped through a stormy week is no unit error.
+    running = rows[rows["power"] > 0]
+    strong = running["power"][running["wind_speed"].between(*_STRONG_WIND)]
     if strong.count() >= 100 and strong.median() < 0.5 * rated_power:
         _warn(
-            f"asset {asset_id!r}: at wind speeds of {STRONG_WIND[0]:g}-{STRONG_WIND[1]:g} m/s "
-            f"half its readings are below {strong.median():.3g} kW, under half its rated "
-            f"power {rated_power:g} kW; are the units of wind speed and power right (m/s or "
-            "km/h; W, kW or MW: --mapping)?"
+            f"asset {asset_id!r}: at wind speeds of {_STRONG_WIND[0]:g}-{_STRONG_WIND[1]:g} "
+            f"m/s half its readings with power are below {strong.median():.3g} kW, under "
+            f"half its rated power {rated_power:g} kW; are the units of wind speed and power "
+            "right (m/s or km/h; W, kW or MW: --mapping)?"
         )
-
-
-#: Wind speeds [m/s] at which a turbine in operation produces near its rated power.
-STRONG_WIND = (13.0, 25.0)
 
 
 def _check_same_settings(
@@ -687,10 +689,13 @@ def fit(
                 check_fleet_turbines(trainable, "--fleet")
             except ValueError as error:
                 # Turbines already in the store are not read: only DATA's are fitted.
-                raise _fail(
-                    f"{error}; the fleet is the turbines of DATA, which may be several files "
+                files = (
+                    "; the fleet is the turbines of DATA, which may be several files "
                     "(twinweave fit A.csv B.csv C.csv ...)"
-                ) from None
+                    if len(trainable) < MIN_FLEET
+                    else ""
+                )
+                raise _fail(f"{error}{files}") from None
         try:
             if fleet:
                 # The fleet fits draw their rounds' progress on stderr.
@@ -741,10 +746,11 @@ def _why_not_fitted(db: Store, asset_id: str, until: pd.Timestamp) -> str | None
             "none of its readings passed the checks (`twinweave quarantine --asset "
             f"{asset_id}` lists why)"
         )
-    first = db.observations(asset_id)["time"].min()
+    span = db.observation_span(asset_id)
+    assert span is not None  # it has readings (counted above)
     return (
         f"no readings before --train-until {until.isoformat()}; its readings start at "
-        f"{first.isoformat()}"
+        f"{span[0].isoformat()}"
     )
 
 
@@ -920,7 +926,7 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(frame["time"]) and len(numbers):
             raise _fail(
                 f"{path}: column 'time': expected times such as 2015-06-01T00:10:00Z, got "
-                f"numbers ({numbers.iloc[0]:g}, ...)"
+                f"numbers ({str(numbers.iloc[0])!r}, ...)"
             )
         # ISO 8601 only: 01/06/2015 is the 1st of June to some and the 6th of January to
         # others, and a guess would be silently wrong for one of them.
@@ -1096,15 +1102,14 @@ def whatif(
         if frame.empty:
             # Only stored readings can be empty here (an input file needs a row); say
             # where the twin's readings are, so the next try lands in them.
-            stored = db.observations(twin)["time"]
+            span = db.observation_span(twin)
             asked = (
                 f"from {'the first' if period_start is None else utc_time_text(period_start)} "
                 f"until {'the last' if period_end is None else utc_time_text(period_end)}"
             )
             held = (
-                f"its readings run from {utc_time_text(stored.min())} to "
-                f"{utc_time_text(stored.max())}"
-                if len(stored)
+                f"its readings run from {utc_time_text(span[0])} to {utc_time_text(span[1])}"
+                if span is not None
                 else "the store holds no readings of it"
             )
             raise _fail(f"twin {twin!r}: no stored readings {asked}; {held}")
@@ -1724,8 +1729,8 @@ def report(
                 )
         unscored = [a for a in specs if db.count_observations(a, start=start) == 0]
         if len(unscored) == len(specs):
-            times = [db.observations(a)["time"] for a in specs]
-            last = max((t.max() for t in times if len(t)), default=None)
+            spans = [db.observation_span(a) for a in specs]
+            last = max((span[1] for span in spans if span is not None), default=None)
             held = (
                 "the store holds no readings"
                 if last is None
@@ -1780,7 +1785,9 @@ def report(
             monitor_caveat=caveat,
             monitor_window=window,
         )
-        versions = [t.model_version_ for t in twins.values() if t.model_version_ is not None]
+        # The twins scored: one without readings since is not in the report.
+        scored = [twins[a] for a in specs]
+        versions = [t.model_version_ for t in scored if t.model_version_ is not None]
         report_id = Recorder(store=db).record(
             "write_report",
             used=[*versions, *(db.observations_entity(a, start=start) for a in specs)],

@@ -311,7 +311,7 @@ def leave_one_out_fits(
     if len(set(varies.values())) > 1:
         listed = "; ".join(f"{a}: {', '.join(names) or 'neither'}" for a, names in varies.items())
         raise ValueError(
-            "trainings: expected readings of wind direction and temperature at every "
+            "turbines: expected readings of wind direction and temperature at every "
             f"turbine or at none (a fleet's twins share one power-curve basis), got {listed}"
         )
     stats = {a: fleet_statistics(specs[a], training) for a, training in trainings.items()}

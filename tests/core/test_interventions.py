@@ -24,7 +24,7 @@ def test_a_limit_below_the_lower_bound_is_refused_and_points_to_stop() -> None:
     np.testing.assert_array_equal(stopped.quantile(0.99), 0.0)
 
 
-@pytest.mark.parametrize("limit", [float("nan"), "1500", None, True])
+@pytest.mark.parametrize("limit", [float("nan"), "1500", None, True, np.True_])
 def test_a_limit_must_be_a_number(limit: object) -> None:
     with pytest.raises(ValueError, match=r"limit: expected a number \[target units\], got"):
         Derate(limit)  # type: ignore[arg-type]
@@ -48,7 +48,13 @@ def test_a_limit_given_in_a_unit_says_it_and_must_be_the_targets() -> None:
         Derate(2000.0, units="W").apply_predictive(power())
 
 
-@pytest.mark.parametrize("factor", [-0.1, 1.5, float("nan"), float("inf"), "0.9", None, True])
+@pytest.mark.parametrize("factor", ["0.9", None, True, np.True_])
+def test_a_scale_must_be_a_number(factor: object) -> None:
+    with pytest.raises(ValueError, match=r"factor: expected a number \(0.97 .*\), got"):
+        ScaleTarget(factor)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("factor", [-0.1, 1.5, float("nan"), float("inf")])
 def test_a_scale_the_predictive_cannot_follow_is_refused(factor: float) -> None:
     # Past about 1.3 the scaled curve crosses rated power where the kept bound masses no
     # longer describe it: samples and quantiles would contradict the mean.
@@ -60,6 +66,9 @@ def test_a_scale_the_predictive_cannot_follow_is_refused(factor: float) -> None:
     ("value", "expected"),
     [
         ("fast", "expected a number or numbers, got 'fast'"),
+        ("5", "expected a number or numbers, got '5'"),
+        (True, "expected a number or numbers, got True"),
+        ([1.0, "2"], "expected a number or numbers, got \\[1.0, '2'\\]"),
         ([[1.0, 2.0]], "expected one value or one per input row, got an array of shape"),
     ],
 )

@@ -163,14 +163,17 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
         compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)
     # No rows: no quantity to report, where the mean of none was NaN with warnings.
     empty = {name: column[:0] for name, column in week.items()}
-    with pytest.raises(ValueError, match=r"inputs: expected at least one row, got none"):
-        compare(twin, twin.branch(), empty, [Total()])
+    for no_rows in (empty, {"flow": np.empty(0), "temp": 10.0}, {}):
+        with pytest.raises(ValueError, match=r"inputs: expected at least one row, got none"):
+            compare(twin, twin.branch(), no_rows, [Total()])
 
 
 def test_a_derate_below_the_targets_lower_bound_is_refused_at_branching() -> None:
     twin = pump().update(readings(200, seed=14))
-    with pytest.raises(ValueError, match=r"Derate: .* lower bound of power \(0\), got -5;"):
+    with pytest.raises(ValueError, match=r"derate: .* lower bound 0 kW, got -5; a stop is"):
         twin.branch(Derate(-5.0))
+    with pytest.raises(ValueError, match=r"derate: .* target's unit 'kW', got 1500 W"):
+        twin.branch(Derate(1500.0, units="W"))
     twin.branch(Derate(0.0))
 
 

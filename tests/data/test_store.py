@@ -193,6 +193,16 @@ def test_time_window_is_start_inclusive_end_exclusive(
             store.observations("T9")
 
 
+def test_the_span_of_an_assets_readings_is_read_without_reading_them(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    path, _, _ = filled
+    with Store(path, read_only=True) as store:
+        times = store.observations("T1")["time"]
+        assert store.observation_span("T1") == (times.min(), times.max())
+        assert store.observation_span("nobody") is None
+
+
 def test_counting_readings_agrees_with_reading_them(
     filled: tuple[Path, SourceInfo, IngestSummary],
 ) -> None:

@@ -130,7 +130,7 @@ def test_a_fleet_whose_turbines_read_different_inputs_is_refused_by_name() -> No
         for a in specs
     }
     expected = (
-        r"trainings: expected readings of wind direction and temperature at every turbine "
+        r"turbines: expected readings of wind direction and temperature at every turbine "
         r"or at none .* got A: wind_direction, temp_air; B: wind_direction, temp_air; "
         r"C: temp_air"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeGuard, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -62,6 +62,11 @@ class Emulator(Protocol):
     def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
         """An emulator built from ``params`` holding exactly ``state``."""
         ...
+
+
+def is_real(value: object) -> TypeGuard[float]:
+    """A real number, not a bool (nor a string, which compares only by error)."""
+    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
 
 
 def check_columns(data: object, name: str) -> None:

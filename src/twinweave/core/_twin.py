@@ -312,15 +312,11 @@ class Twin:
         twin nor its store changes because of anything done to the branch.
         """
         declared = self._declared_inputs()
-        lower = self.schema.variable(self.target).bounds[0]
+        target = self.schema.variable(self.target)
         for intervention in interventions:
-            # A cap below the lowest value the target can take is refused now, not at
-            # the branch's first prediction.
-            if isinstance(intervention, Derate) and not intervention.limit >= lower:
-                raise ValueError(
-                    f"Derate: expected a limit at or above the lower bound of {self.target} "
-                    f"({lower:g}), got {intervention.limit:g}; a stop is Stop()"
-                )
+            # Refused now, not at the branch's first prediction.
+            if isinstance(intervention, Derate):
+                intervention.check_limit(target.bounds[0], target.unit)
             if declared is None or not isinstance(intervention, SetInputs):
                 continue
             unread = sorted(set(intervention.values) - set(declared))

@@ -17,20 +17,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.core._emulator import Columns
+from twinweave.core._emulator import Columns, is_real
 from twinweave.core._predictive import CensoredNormal
 
 if TYPE_CHECKING:
     from twinweave.core._twin import Twin
 
 FloatArray = NDArray[np.float64]
-
-
-def _is_number(value: object) -> bool:
-    """A real number (a bool is not one)."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
 
 
 @dataclass(frozen=True)
@@ -42,12 +35,10 @@ class SetInputs:
     def __post_init__(self) -> None:
         # Checked here, by name, not in a prediction later with NumPy's words.
         for name, value in self.values.items():
-            try:
-                array = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"SetInputs {name!r}: expected a number or numbers, got {value!r}"
-                ) from None
+            # Text and bools convert to floats without complaint ("5" is 5.0, True 1.0).
+            array = np.asarray(value)
+            if array.dtype.kind not in "iuf":
+                raise ValueError(f"SetInputs {name!r}: expected a number or numbers, got {value!r}")
             if array.ndim > 1:
                 raise ValueError(
                     f"SetInputs {name!r}: expected one value or one per input row, got an "
@@ -91,23 +82,29 @@ class Derate:
     units: str = ""
 
     def __post_init__(self) -> None:
-        if not _is_number(self.limit) or np.isnan(self.limit):
+        if not is_real(self.limit) or np.isnan(self.limit):
             raise ValueError(f"limit: expected a number [target units], got {self.limit!r}")
 
     def apply_inputs(self, inputs: Columns) -> Columns:
         return inputs
 
-    def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
-        if self.units and predictive.units and self.units != predictive.units:
+    def check_limit(self, lower: float, units: str) -> None:
+        """Refuse a limit in another unit than the target's, ``units``, or below
+        ``lower``, the lowest value the target takes (a twin's branch checks it against
+        its schema, before any prediction)."""
+        if self.units and units and self.units != units:
             raise ValueError(
-                f"derate: expected a limit in the target's unit {predictive.units!r}, got "
+                f"derate: expected a limit in the target's unit {units!r}, got "
                 f"{self.limit:g} {self.units}"
             )
-        if not self.limit >= predictive.lower:
+        if not self.limit >= lower:
             raise ValueError(
-                f"derate: expected a limit at or above the lower bound {predictive.lower:g} "
-                f"{predictive.units}, got {self.limit:g}; a stop is Stop()"
+                f"derate: expected a limit at or above the lower bound {lower:g} {units}, got "
+                f"{self.limit:g}; a stop is Stop()"
             )
+
+    def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
+        self.check_limit(predictive.lower, predictive.units)
         return predictive.clipped(predictive.lower, self.limit)
 
     def describe(self) -> str:
@@ -146,7 +143,11 @@ class ScaleTarget:
     MAX_FACTOR: ClassVar[float] = 1.25
 
     def __post_init__(self) -> None:
-        if not _is_number(self.factor) or not 0.0 <= self.factor <= self.MAX_FACTOR:
+        if not is_real(self.factor):
+            raise ValueError(
+                f"factor: expected a number (0.97 for a 3 % loss), got {self.factor!r}"
+            )
+        if not 0.0 <= self.factor <= self.MAX_FACTOR:
             raise ValueError(
                 f"factor: expected a scale in [0, {self.MAX_FACTOR:g}] (0.97 for a 3 % loss), "
                 f"got {self.factor}; a larger change is a new twin, not a branch"
@@ -257,9 +258,10 @@ def compare(
             f"n_samples: expected at least {needed} sample paths for central {level:.0%} "
             f"intervals (one path in each tail on average), got {n_samples}"
         )
-    lengths = {int(np.size(inputs[name])) for name in inputs}
-    if lengths == {0}:
-        raise ValueError("inputs: expected at least one row, got none")
+    # A single value stands for every row (one reading if all are single values).
+    rows = [int(np.size(inputs[name])) for name in inputs if np.ndim(inputs[name]) > 0]
+    if not inputs or (rows and max(rows) == 0):
+        raise ValueError(f"inputs: expected at least one row, got none (columns {list(inputs)})")
     if "time" not in inputs and baseline.noise_correlation_ is not None:
         warnings.warn(
             "inputs have no 'time' column: sample paths are drawn with noise independent "

@@ -914,6 +914,17 @@ class Store:
         ).fetchone()
         return 0 if found is None else int(found[0])
 
+    def observation_span(self, asset_id: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """Times (UTC) of the first and last cleaned reading of ``asset_id``, without
+        reading them; ``None`` if there is none."""
+        where, parameters = self._window(asset_id, None, None)
+        found = self._con.execute(
+            f"SELECT MIN(time), MAX(time) FROM observations WHERE {where}", parameters
+        ).fetchone()
+        if found is None or found[0] is None:
+            return None
+        return pd.Timestamp(found[0]).tz_convert("UTC"), pd.Timestamp(found[1]).tz_convert("UTC")
+
     def observations_entity(
         self, asset_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> str:

@@ -59,7 +59,8 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.transfer._records import check_count, check_number, is_real, refuse_bool
+from twinweave.core._emulator import is_real
+from twinweave.transfer._records import check_count, check_number, refuse_bool
 
 __all__ = [
     "GossipMessages",

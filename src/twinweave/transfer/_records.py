@@ -15,13 +15,14 @@ import warnings
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self, TypeGuard, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
 from twinweave.core import CensoredNormal, Columns
+from twinweave.core._emulator import is_real
 from twinweave.models import BayesianBasisRegression
 from twinweave.models._basis import block_diagonal
 
@@ -189,11 +190,6 @@ class ReadOnlyMapping(Mapping[_K, _V]):
 
     def __repr__(self) -> str:
         return repr(self._items)
-
-
-def is_real(value: object) -> TypeGuard[float]:
-    """A real number, not a bool (nor a string, which compares only by error)."""
-    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
 
 
 def check_number(
