@@ -403,6 +403,11 @@ def test_missing_column_names_the_columns_present(tmp_path: Path) -> None:
     assert_names_everything(caught.value, path, "ws", None, None)
     assert "['turbine', 'time_utc', 'wind', 'p', 't']" in str(caught.value)
     assert "wind_speed [m/s]" in caught.value.expected
+    assert "separated by" not in str(caught.value)
+    # Semicolons, as European spreadsheets write them: the header is one column, said.
+    path = write(tmp_path, "semicolons.csv", GOOD_CSV.replace(",", ";"))
+    with pytest.raises(DataError, match=r"\(separated by ';'\? declare delimiter in the mapping\)"):
+        read_source(path, SPEC)
 
 
 def test_unparseable_time_names_the_first_bad_row(tmp_path: Path) -> None:

@@ -655,8 +655,14 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
     present = _header(file, kind, spec, name)
     for role, source in _roles(spec):
         if source not in present:
+            # One column holding the names joined by another separator: say which.
+            others = [sep for sep in (";", ",", "\t", "|") if sep != spec.delimiter]
+            joined = [sep for sep in others if len(present) == 1 and sep in present[0]]
+            hint = (
+                f" (separated by {joined[0]!r}? declare delimiter in the mapping)" if joined else ""
+            )
             raise DataError(
-                f"missing column; the file has columns {present}",
+                f"missing column; the file has columns {present}{hint}",
                 path=name,
                 column=source,
                 row=None,
