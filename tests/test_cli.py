@@ -381,7 +381,7 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
     for again in (data, copy):
         assert_user_error(
             twinweave(*fit[:1], again, *fit[2:], "--store", tmp_path / "c.duckdb", ok=False),
-            f"asset 'T1': rated power {RATED_POWER:g} kW, but its readings from {data} were "
+            f"asset 'T1': rated power {RATED_POWER!r} kW, but its readings from {data} were "
             "cleaned in this store with 2.05 kW",
             "use a new store",
         )
@@ -394,6 +394,15 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
         twinweave(*fit[:5], other_unit, *fit[6:], "--store", tmp_path / "d.duckdb", ok=False),
         "(mapping.columns.power.unit: 'W' then, 'kW' now)",
     )
+    # Settings stored without a key (as before a later twinweave added it, with its
+    # default) are the same settings.
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "d.duckdb")) as connection:
+        (text,) = connection.execute("SELECT settings FROM sources").fetchone()
+        settings = json.loads(text)
+        del settings["mapping"]["delimiter"]
+        connection.execute("UPDATE sources SET settings = $1", [json.dumps(settings)])
     again = twinweave(*fit, "--store", tmp_path / "d.duckdb")
     assert "already in the store" in again.stdout and "not ingested again" in again.stdout
 
@@ -417,10 +426,20 @@ def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path
             "ingest", data, "--store", tmp_path / "negative.duckdb", "--mapping", mapping,
             "--rated-power", "-5", ok=False,
         ),
-        "--rated-power: expected a number > 0 [kW], got -5",
+        "--rated-power: expected a finite number > 0 [kW], got -5",
     )  # fmt: skip
-    # km/h read as m/s; power in MW read as kW.
+    # Stopped whenever the wind is strong (a storm's shutdowns): no unit is questioned.
     frame = pd.read_csv(data)
+    stopped = tmp_path / "stopped.csv"
+    frame.assign(p_w=frame["p_w"].where(frame["ws_kmh"] < 13 * 3.6, 0.0)).to_csv(
+        stopped, index=False
+    )
+    calm = twinweave(
+        "ingest", stopped, "--store", tmp_path / "stopped.duckdb", "--mapping", mapping,
+        "--rated-power", str(RATED_POWER), "--elevation", "411",
+    )  # fmt: skip
+    assert "units" not in calm.stderr, calm.stderr
+    # km/h read as m/s; power in MW read as kW.
     in_mw = tmp_path / "mw.csv"
     frame.assign(p_mw=frame["p_w"] / 1e6).to_csv(in_mw, index=False)
     cases = {

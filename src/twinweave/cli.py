@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -270,8 +271,8 @@ def _turbine_specs(
     """Rated power and elevation per asset: from ``--assets``, else the shipped table,
     else ``--rated-power`` and ``--elevation`` (sea level if not given:
     :func:`_warn_sea_level`)."""
-    if rated_power is not None and not rated_power > 0:
-        raise _fail(f"--rated-power: expected a number > 0 [kW], got {rated_power:g}")
+    if rated_power is not None and not 0 < rated_power < math.inf:
+        raise _fail(f"--rated-power: expected a finite number > 0 [kW], got {rated_power:g}")
     known = _known_specs(assets)
     specs: dict[str, TurbineSpec] = {}
     for asset_id in asset_ids:
@@ -414,9 +415,11 @@ def _check_same_settings(
 ) -> None:
     """Refuse a file the store holds as read with other settings (another mapping or
     rated power): its stored readings would silently stand for the new reading."""
-    if stored is None or stored == settings:
-        return  # the same, or not recorded (a store older than format 4)
-    before, now = _flat(stored), _flat(settings)
+    if stored is None:
+        return  # not recorded (a store older than format 4)
+    before, now = _flat(_normalised(stored)), _flat(_normalised(settings))
+    if before == now:
+        return
     differing = [
         key for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)
     ]
@@ -436,18 +439,31 @@ def _check_same_settings(
     )
 
 
+def _normalised(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings with the mapping as this twinweave reads it: a key a later version added
+    takes its default, so that files stored before are not taken as read otherwise."""
+    try:
+        mapping = SourceSpec.model_validate(settings.get("mapping", {}))
+    except ValueError:
+        return settings
+    return {**settings, "mapping": mapping.model_dump(mode="json")}
+
+
 def _check_same_rated_power(store: Store, specs: Mapping[str, TurbineSpec]) -> None:
     """Refuse a turbine whose rated power differs from the one its stored readings were
     cleaned with (from any file): they stay quarantined or kept by that one, and a twin
     would be fitted on them."""
-    for sha256, path in store.sources()[["sha256", "path"]].itertuples(index=False):
-        stored = (store.source_settings(sha256) or {}).get("rated_power_kw", {})
+    sources = store.sources()
+    if "settings" not in sources:
+        return  # a store older than format 4, opened read-only
+    for path, text in sources[["path", "settings"]].itertuples(index=False):
+        stored = {} if text is None else json.loads(text).get("rated_power_kw", {})
         for asset_id, spec in specs.items():
             before = stored.get(asset_id)
             if before is not None and before != spec.rated_power:
                 raise _fail(
-                    f"asset {asset_id!r}: rated power {spec.rated_power:g} kW, but its "
-                    f"readings from {path} were cleaned in this store with {before:g} kW; "
+                    f"asset {asset_id!r}: rated power {spec.rated_power!r} kW, but its "
+                    f"readings from {path} were cleaned in this store with {before!r} kW; "
                     "the store keeps them as cleaned then and a twin would be fitted on "
                     "them. To clean them with this one, use a new store (--store NEW.duckdb)"
                 )
@@ -480,11 +496,9 @@ def _ingest(
         info, raw = read_source(data, spec)
     asset_ids = sorted(raw["asset_id"].unique())
     specs = _turbine_specs(asset_ids, assets, rated_power, elevation)
-    # What the user chooses about reading and cleaning the file (the checks follow);
-    # the mapping without its defaults, so that a later twinweave's new keys do not make
-    # every stored file look read otherwise.
+    # What the user chooses about reading and cleaning the file (the checks follow).
     settings = {
-        "mapping": spec.model_dump(mode="json", exclude_defaults=True),
+        "mapping": spec.model_dump(mode="json"),
         "rated_power_kw": {asset_id: specs[asset_id].rated_power for asset_id in asset_ids},
     }
     _check_same_rated_power(store, specs)

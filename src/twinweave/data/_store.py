@@ -367,11 +367,17 @@ class Store:
     def _upgrade(self) -> None:
         """Add the columns of later layouts that a store lacks, whatever version it
         says it is (a store written between two changes of one version lacks some)."""
+        present = {
+            (str(table), str(column))
+            for table, column in self._con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+            ).fetchall()
+        }
         missing = [
             (table, definition)
             for version in sorted(_UPGRADES)
             for table, definition in _UPGRADES[version]
-            if definition.split()[0] not in self._columns(table)
+            if (table, definition.split()[0]) not in present
         ]
         version = self._check_format()
         if not missing and version == FORMAT_VERSION:
