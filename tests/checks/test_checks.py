@@ -92,6 +92,18 @@ class SkipsSingleReadings(MethodOfBins):
         return super().update(observations)
 
 
+class CountsItsBatches(MethodOfBins):
+    """Predicts as its parent does, but its state counts calls to update: one batch and
+    the same readings one at a time leave different states (a store would keep them)."""
+
+    def update(self, observations: Columns) -> Self:
+        self.n_batches_ = getattr(self, "n_batches_", 0) + 1
+        return super().update(observations)
+
+    def state(self) -> State:
+        return {**super().state(), "n_batches_": np.array(getattr(self, "n_batches_", 0))}
+
+
 class HidesItsInput(BayesianBasisRegression):
     """Reads ``flow`` like its parent but declares nothing: a twin would not check it."""
 
@@ -187,6 +199,12 @@ def test_streaming_catches_dropped_readings() -> None:
 
     with pytest.raises(ConformanceError, match=r"streaming_equals_batch: n_observations_ 0"):
         run(check_streaming_equals_batch, skipping, LinearPartLoad())
+
+    def counting() -> CountsItsBatches:
+        return CountsItsBatches(**bins_emulator().get_params())
+
+    with pytest.raises(ConformanceError, match=r"leave a state unlike .*: n_batches_: 1 vs 1000$"):
+        run(check_streaming_equals_batch, counting, LinearPartLoad())
 
 
 def test_clone_catches_incomplete_params_and_fitted_factories() -> None:

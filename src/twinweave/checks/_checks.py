@@ -251,7 +251,8 @@ def check_streaming_equals_batch(
     rng: np.random.Generator,
     settings: Settings,
 ) -> None:
-    """One batch and the same readings one at a time give the same predictions.
+    """One batch and the same readings one at a time give the same predictions and the
+    same state.
 
     Within ``problem.streaming_rtol`` (0: bit-identical); skipped when ``None``.
     """
@@ -277,6 +278,35 @@ def check_streaming_equals_batch(
             "streaming_equals_batch",
             f"{n} readings one at a time predict unlike one batch of them: {difference}",
         )
+    # The state too, which a store keeps: a part no prediction reads could differ.
+    difference = _state_difference(batch.state(), stream.state(), rtol)
+    if difference is not None:
+        raise _fail(
+            "streaming_equals_batch",
+            f"{n} readings one at a time leave a state unlike one batch of them: {difference}",
+        )
+
+
+def _state_difference(a: Mapping[str, Any], b: Mapping[str, Any], rtol: float) -> str | None:
+    """The first entry of state ``b`` that differs from ``a``'s beyond ``rtol`` (NaN equal
+    to NaN, infinities to themselves); ``None`` if none does."""
+    if a.keys() != b.keys():
+        return f"keys {sorted(a)} vs {sorted(b)}"
+    for key in a:
+        left, right = np.asarray(a[key]), np.asarray(b[key])
+        if left.dtype.kind not in "fiu" or right.dtype.kind not in "fiu":
+            if not _same_value(a[key], b[key]):
+                return f"{key}: {a[key]!r} vs {b[key]!r}"
+            continue
+        if left.shape != right.shape:
+            return f"{key}: shape {left.shape} vs {right.shape}"
+        finite = np.abs(left[np.isfinite(left)])
+        scale = float(finite.max()) if finite.size else 0.0
+        if not np.allclose(left, right, rtol=rtol, atol=rtol * scale, equal_nan=True):
+            worst = int(np.nanargmax(np.abs(left - right)))
+            where = f" (flat index {worst})" if left.size > 1 else ""
+            return f"{key}: {left.flat[worst].item()!r} vs {right.flat[worst].item()!r}{where}"
+    return None
 
 
 def check_branch_isolation(
