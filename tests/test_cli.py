@@ -428,6 +428,15 @@ def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path
         ),
         "--rated-power: expected a finite number > 0 [kW], got -5",
     )  # fmt: skip
+    # monitor builds twins of stored turbines without one: from their readings as cleaned.
+    assert_user_error(
+        twinweave(
+            "monitor", "--store", tmp_path / "placed.duckdb", "--since", "2020-01-15",
+            "--rated-power", "3000", ok=False,
+        ),
+        f"asset 'T1': rated power 3000.0 kW, but its readings from {data} were cleaned in "
+        f"this store with {RATED_POWER!r} kW",
+    )  # fmt: skip
     # Stopped whenever the wind is strong (a storm's shutdowns): no unit is questioned.
     frame = pd.read_csv(data)
     stopped = tmp_path / "stopped.csv"

@@ -1624,8 +1624,10 @@ def monitor(
         stored = set(db.twin_ids())
         specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
         unstored = [a for a in db.asset_ids() if a not in stored]
-        specs |= _turbine_specs(unstored, assets, rated_power, elevation)
+        new_specs = _turbine_specs(unstored, assets, rated_power, elevation)
+        _check_same_rated_power(db, new_specs)
         _warn_sea_level(unstored, assets, elevation)
+        specs |= new_specs
         try:
             results = _run_monitor(db, specs, start, stop, calibration_days)
         except ValueError as error:
