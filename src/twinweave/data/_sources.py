@@ -837,21 +837,9 @@ def _not_utf8(file: Path, name: str, delimiter: str, error: UnicodeDecodeError) 
     handle = _open_text(file, errors="surrogateescape")
     if handle is not None:
         with handle:
-            pending: list[str] = []
-
-            def lines() -> Iterator[str]:
-                for line in handle:
-                    pending.append(line)
-                    yield line
-
-            reader = csv.reader(lines(), delimiter=delimiter)
             header: list[str] = []
-            row = -1  # of the next non-blank record; the header is -1
-            start = 1
             try:
-                for fields in reader:
-                    text = "".join(pending)
-                    pending.clear()
+                for row, start, fields, text in _csv_records(handle, delimiter):
                     bad = re.search(r"[\udc80-\udcff]", text)  # the bytes not decoded
                     if bad is not None:
                         index = next(i for i, f in enumerate(fields) if bad.group() in f)
@@ -870,11 +858,8 @@ def _not_utf8(file: Path, name: str, delimiter: str, error: UnicodeDecodeError) 
                             value=fields[index].encode("utf-8", "surrogateescape"),
                             expected=_UTF8_EXPECTED,
                         )
-                    if text.strip():
-                        if row < 0:
-                            header = fields
-                        row += 1
-                    start = reader.line_num + 1
+                    if row < 0:
+                        header = fields
             except (csv.Error, OSError, EOFError):
                 pass
     # Where the file cannot be read again as text, the decoder's own account is all there is.
@@ -925,30 +910,37 @@ def csv_line(file: Path, row: int, delimiter: str = ",") -> int | None:
     if handle is None:
         return None
     with handle:
-        # The raw text of each record: pandas skips a line of blanks, but not a line
-        # of an empty quoted field ('""', a missing value), which csv reads alike.
-        pending: list[str] = []
-
-        def lines() -> Iterator[str]:
-            for line in handle:
-                pending.append(line)
-                yield line
-
-        reader = csv.reader(lines(), delimiter=delimiter)
-        data_row = -1  # the header
-        start = 1
         try:
-            for _ in reader:
-                blank = not "".join(pending).strip()
-                pending.clear()
-                if not blank:
-                    if data_row == row:
-                        return start
-                    data_row += 1
-                start = reader.line_num + 1
+            for data_row, start, _, _ in _csv_records(handle, delimiter):
+                if data_row == row:
+                    return start
         except (csv.Error, UnicodeDecodeError, OSError, EOFError):
             return None
     return None
+
+
+def _csv_records(handle: IO[str], delimiter: str) -> Iterator[tuple[int, int, list[str], str]]:
+    """Each record pandas reads as a row, as ``(data row, first line, fields, raw
+    text)``: the header is data row -1, lines are 1-based, and a record of blanks is
+    skipped as pandas skips it (not one of an empty quoted field, '""', a missing
+    value, which csv reads alike: hence the raw text)."""
+    pending: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in handle:
+            pending.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    data_row = -1
+    start = 1
+    for fields in reader:
+        text = "".join(pending)
+        pending.clear()
+        if text.strip():
+            yield data_row, start, fields, text
+            data_row += 1
+        start = reader.line_num + 1
 
 
 def _first(mask: NDArray[np.bool_]) -> int:
