@@ -569,6 +569,23 @@ def test_a_value_that_is_not_utf8_is_named_by_its_column_row_and_line(
     assert "text is not UTF-8: byte 0xe9 (byte 22 of its line)" in caught.value.problem
 
 
+def test_bytes_that_are_not_utf8_in_columns_not_read_do_not_matter(tmp_path: Path) -> None:
+    # A Latin-1 header and value in a column the mapping does not read (MAPPING.md:
+    # columns not named are ignored); a replacement character written as such in one it
+    # reads is text like any other.
+    text = GOOD_CSV.replace(",t\n", ",t,note_°C\n", 1)
+    lines = text.splitlines()
+    lines[1:] = [line + (",é" if i == 2 else ",") for i, line in enumerate(lines[1:])]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    _, raw = read_source(latin, SPEC)
+    _, expected = read_source(write(tmp_path, "good.csv", GOOD_CSV), SPEC)
+    pd.testing.assert_frame_equal(raw, expected)
+    replaced = write(tmp_path, "replaced.csv", GOOD_CSV.replace("T2,", "T\ufffd2,"))
+    _, raw = read_source(replaced, SPEC)
+    assert "T\ufffd2" in set(raw["asset_id"])
+
+
 def test_a_mapping_file_that_is_not_utf8_is_named_by_its_line(tmp_path: Path) -> None:
     path = tmp_path / "map.toml"
     path.write_bytes(TOML_MAPPING.replace('"degC"', '"degC"  # °C').encode("latin-1"))

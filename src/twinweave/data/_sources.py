@@ -31,7 +31,7 @@ import os
 import re
 import tomllib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -764,12 +764,17 @@ def _header(file: Path, kind: str, spec: SourceSpec, name: str) -> list[str]:
     try:
         if kind == "parquet":
             return list(pq.read_schema(file).names)
-        header = pd.read_csv(file, sep=spec.delimiter, nrows=0)
+        # A byte that is not UTF-8 matters only in a column the mapping reads.
+        header = pd.read_csv(file, sep=spec.delimiter, nrows=0, encoding_errors="replace")
     except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise _unreadable(file, name, kind, error, spec) from None
-    except UnicodeDecodeError as error:
-        raise _not_utf8(file, name, spec.delimiter, error) from None
-    return [str(column) for column in header.columns]
+    names = [str(column) for column in header.columns]
+    wanted = set(spec.source_columns())
+    if any(_REPLACEMENT in n for n in names) and not wanted <= set(names):
+        undecodable = _not_utf8(file, name, spec.delimiter)
+        if undecodable is not None:
+            raise undecodable
+    return names
 
 
 def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.DataFrame:
@@ -787,8 +792,13 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
         # fields than the header is an error rather than silently shifted or cut.
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(file, sep=spec.delimiter, dtype=text, index_col=False)
-        return frame[columns]
+            frame = pd.read_csv(
+                file,
+                sep=spec.delimiter,
+                dtype=text,
+                index_col=False,
+                encoding_errors="replace",
+            )
     except (
         pa.ArrowException,
         pd.errors.ParserError,
@@ -796,8 +806,17 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
         pd.errors.EmptyDataError,
     ) as error:
         raise _unreadable(file, name, kind, error, spec) from None
-    except UnicodeDecodeError as error:
-        raise _not_utf8(file, name, spec.delimiter, error) from None
+    # Bytes that are not UTF-8 were replaced: refused in the columns read only.
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values):
+            continue
+        if values.astype(str).str.contains(_REPLACEMENT, regex=False).any():
+            undecodable = _not_utf8(file, name, spec.delimiter, only=columns)
+            if undecodable is not None:
+                raise undecodable
+            break
+    return frame[columns]
 
 
 def _open_text(file: Path, errors: str = "strict") -> IO[str] | None:
@@ -828,8 +847,22 @@ _UTF8_EXPECTED: Final = (
 )
 
 
-def _not_utf8(file: Path, name: str, delimiter: str, error: UnicodeDecodeError) -> DataError:
-    """The first byte of a CSV file that is not UTF-8, by its line, data row and column.
+#: A byte that is not UTF-8, as ``surrogateescape`` keeps it in text.
+_UNDECODED: Final = re.compile("[\udc80-\udcff]")
+
+#: What pandas reads such a byte as with ``encoding_errors="replace"`` (its strings,
+#: Arrow's, cannot hold the surrogates): a file may also hold the character itself.
+_REPLACEMENT: Final = "\ufffd"
+
+
+def _not_utf8(
+    file: Path, name: str, delimiter: str, only: Collection[str] | None = None
+) -> DataError | None:
+    """The first byte of a CSV file that is not UTF-8, by its line, data row and column;
+    with ``only``, the first in the header or in one of those columns (the others are
+    not read, so their bytes do not matter). ``None`` if there is none there (a
+    replacement character written in the file); an error naming no line if the file
+    cannot be read again as text.
 
     The file is read again with each undecodable byte kept as a lone surrogate
     (``surrogateescape``), so that the csv reader finds the field it is in.
@@ -840,9 +873,22 @@ def _not_utf8(file: Path, name: str, delimiter: str, error: UnicodeDecodeError) 
             header: list[str] = []
             try:
                 for row, start, fields, text in _csv_records(handle, delimiter):
-                    bad = re.search(r"[\udc80-\udcff]", text)  # the bytes not decoded
-                    if bad is not None:
-                        index = next(i for i, f in enumerate(fields) if bad.group() in f)
+                    for bad in _UNDECODED.finditer(text):
+                        index = next(
+                            (
+                                i
+                                for i, field in enumerate(fields)
+                                if bad.group() in field
+                                and (
+                                    row < 0
+                                    or only is None
+                                    or (i < len(header) and header[i] in only)
+                                )
+                            ),
+                            None,
+                        )
+                        if index is None:
+                            continue
                         in_line = text[text.rfind("\n", 0, bad.start()) + 1 : bad.start()]
                         where = (
                             f"byte {ord(bad.group()) - 0xDC00:#04x} (byte "
@@ -860,11 +906,11 @@ def _not_utf8(file: Path, name: str, delimiter: str, error: UnicodeDecodeError) 
                         )
                     if row < 0:
                         header = fields
+                return None
             except (csv.Error, OSError, EOFError):
                 pass
-    # Where the file cannot be read again as text, the decoder's own account is all there is.
     return DataError(
-        f"file is not UTF-8: byte {error.object[error.start]:#04x} cannot be decoded",
+        "file is not UTF-8",
         path=name,
         column=None,
         row=None,
