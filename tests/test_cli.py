@@ -405,6 +405,11 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
         connection.execute("UPDATE sources SET settings = $1", [json.dumps(settings)])
     again = twinweave(*fit, "--store", tmp_path / "d.duckdb")
     assert "already in the store" in again.stdout and "not ingested again" in again.stdout
+    # So is a unit spelt otherwise.
+    layout["columns"]["power"]["unit"] = "watt"
+    other_unit.write_text(json.dumps(layout))
+    spelt = twinweave(*fit[:5], other_unit, *fit[6:], "--store", tmp_path / "d.duckdb")
+    assert "not ingested again" in spelt.stdout, spelt.stdout + spelt.stderr
 
 
 def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path) -> None:
@@ -670,6 +675,16 @@ def test_whatif_says_when_its_sample_paths_do_not_fit_in_memory(
         "--samples 50000: not enough memory for 50000 sample paths of 20000 readings "
         "(7.5 GiB an array)",
     )
+
+
+def test_whatif_says_when_the_period_runs_beyond_the_readings(fitted_store: Path) -> None:
+    base = ("whatif", "--store", fitted_store, "--twin", "R80711", "--stop", "--samples", "50")
+    beyond = twinweave(*base, "--start", "2015-12-30", "--end", "2016-03-01")
+    said = " ".join(beyond.stderr.split())
+    assert "the stored readings of R80711 in the period asked for run from 2015-12-30" in said
+    assert "the quantities are totals over those readings only" in said
+    within = twinweave(*base, "--start", "2015-06-01", "--end", "2015-06-02")
+    assert "in the period asked for" not in within.stderr, within.stderr
 
 
 def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) -> None:
@@ -1401,3 +1416,15 @@ def test_fit_takes_a_file_per_turbine(two_turbine_store: Path, tmp_path: Path) -
         assert means[0] == means[1]
     with Store(store, read_only=True) as db:
         assert len(db.sources()) == 2  # a file named twice is read once
+    # A copy under another name is the same file, and the name it was read as is said.
+    copy = tmp_path / "copy.parquet"
+    copy.write_bytes(files[0].read_bytes())
+    again = twinweave("ingest", copy, "--store", store)
+    said = " ".join(again.stdout.split())
+    assert f"read from {files[0].resolve()}); not ingested again" in said, said
+    # What the user gives replaces the shipped table's values for its turbines.
+    given = tmp_path / "given.duckdb"
+    twinweave("ingest", files[0], "--store", given, "--rated-power", "3000")
+    with Store(given, read_only=True) as db:
+        (sha256,) = db.sources()["sha256"]
+        assert db.source_settings(sha256)["rated_power_kw"] == {"R80711": 3000.0}

@@ -33,7 +33,16 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from twinweave.core import Derate, Intervention, ScaleTarget, Stop, Twin, WhatIfResult, compare
+from twinweave.core import (
+    Derate,
+    Intervention,
+    ScaleTarget,
+    Stop,
+    Twin,
+    WhatIfResult,
+    compare,
+    parse_unit,
+)
 from twinweave.data import (
     CSV_SUFFIXES,
     PARQUET_SUFFIXES,
@@ -276,7 +285,15 @@ def _turbine_specs(
     known = _known_specs(assets)
     specs: dict[str, TurbineSpec] = {}
     for asset_id in asset_ids:
-        if asset_id in known:
+        if asset_id in known and assets is None:
+            # The shipped table is a default: what the user gives replaces it.
+            shipped = known[asset_id]
+            specs[asset_id] = TurbineSpec(
+                asset_id,
+                shipped.rated_power if rated_power is None else rated_power,
+                shipped.elevation if elevation is None else elevation,
+            )
+        elif asset_id in known:
             specs[asset_id] = known[asset_id]
         elif rated_power is not None:
             specs[asset_id] = TurbineSpec(asset_id, rated_power, elevation or 0.0)
@@ -424,11 +441,15 @@ def _check_same_settings(
         key for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)
     ]
 
-    def shown(values: dict[str, Any], key: str) -> str:
-        return repr(values[key]) if key in values else "none"
+    # Shown as written (a unit as spelt), compared as read.
+    written_before, written_now = _flat(stored), _flat(settings)
+
+    def shown(written: dict[str, Any], read: dict[str, Any], key: str) -> str:
+        return repr(written.get(key, read.get(key))) if key in read else "none"
 
     listed = "; ".join(
-        f"{key}: {shown(before, key)} then, {shown(now, key)} now" for key in differing[:3]
+        f"{key}: {shown(written_before, before, key)} then, {shown(written_now, now, key)} now"
+        for key in differing[:3]
     )
     more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
     raise _fail(
@@ -443,10 +464,13 @@ def _normalised(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings with the mapping as this twinweave reads it: a key a later version added
     takes its default, so that files stored before are not taken as read otherwise."""
     try:
-        mapping = SourceSpec.model_validate(settings.get("mapping", {}))
+        mapping = SourceSpec.model_validate(settings.get("mapping", {})).model_dump(mode="json")
     except ValueError:
         return settings
-    return {**settings, "mapping": mapping.model_dump(mode="json")}
+    for column in mapping["columns"].values():
+        # One unit however it is spelt ('km/h', 'kilometer/hour').
+        column["unit"] = str(parse_unit(column["unit"]))
+    return {**settings, "mapping": mapping}
 
 
 def _check_same_rated_power(store: Store, specs: Mapping[str, TurbineSpec]) -> None:
@@ -504,8 +528,13 @@ def _ingest(
     _check_same_rated_power(store, specs)
     if store.has_source(info.sha256):
         _check_same_settings(data, info.sha256, store.source_settings(info.sha256), settings)
+        sources = store.sources()
+        (first,) = sources.loc[sources["sha256"] == info.sha256, "path"]
+        read_as = "" if Path(first) == data.resolve() else f", read from {first}"
         console.print(
-            f"{data} is already in the store (sha256 {info.sha256[:12]}); not ingested again"
+            f"{data} is already in the store (sha256 {info.sha256[:12]}{read_as}); not "
+            "ingested again",
+            highlight=False,
         )
         return specs
     if "pitch" not in raw.columns:
@@ -579,11 +608,20 @@ AssetsOption = Annotated[
     ),
 ]
 RatedOption = Annotated[
-    float | None, typer.Option("--rated-power", help="Rated power [kW] for unknown assets.")
+    float | None,
+    typer.Option(
+        "--rated-power",
+        help="Rated power [kW] of assets not in --assets (it replaces the shipped La Haute "
+        "Borne table's).",
+    ),
 ]
 ElevationOption = Annotated[
     float | None,
-    typer.Option("--elevation", help="Site elevation [m] for unknown assets; default 0 m."),
+    typer.Option(
+        "--elevation",
+        help="Site elevation [m] of assets not in --assets (it replaces the shipped La "
+        "Haute Borne table's); default 0 m.",
+    ),
 ]
 
 
@@ -1127,6 +1165,19 @@ def whatif(
                 else "the store holds no readings of it"
             )
             raise _fail(f"twin {twin!r}: no stored readings {asked}; {held}")
+        if input is None and (period_start is not None or period_end is not None):
+            # The quantities are totals over the readings: say where the period asked for
+            # runs a day or more beyond them (the coverage warning below counts only gaps
+            # between them).
+            times, day = frame["time"], pd.Timedelta(days=1)
+            early = period_start is not None and times.min() > period_start + day
+            late = period_end is not None and times.max() < period_end - day
+            if early or late:
+                _warn(
+                    f"the stored readings of {twin} in the period asked for run from "
+                    f"{utc_time_text(times.min())} to {utc_time_text(times.max())}: the "
+                    "quantities are totals over those readings only"
+                )
         if input is None and (start is None or end is None):
             times = frame["time"]
             console.print(
