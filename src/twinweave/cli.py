@@ -275,25 +275,17 @@ def _progress() -> Iterator[Progress]:
 
 
 def _turbine_specs(
-    asset_ids: list[str], assets: Path | None, rated_power: float | None, elevation: float | None
+    asset_ids: list[str],
+    known: Mapping[str, TurbineSpec],
+    rated_power: float | None,
+    elevation: float | None,
 ) -> dict[str, TurbineSpec]:
-    """Rated power and elevation per asset: from ``--assets``, else the shipped table,
-    else ``--rated-power`` and ``--elevation`` (sea level if not given:
-    :func:`_warn_sea_level`)."""
-    if rated_power is not None and not 0 < rated_power < math.inf:
-        raise _fail(f"--rated-power: expected a finite number > 0 [kW], got {rated_power:g}")
-    known = _known_specs(assets)
+    """Rated power and elevation per asset: from the turbines ``known``
+    (:func:`_known_specs`), else ``--rated-power`` and ``--elevation`` (sea level if
+    not given: :func:`_warn_sea_level`)."""
     specs: dict[str, TurbineSpec] = {}
     for asset_id in asset_ids:
-        if asset_id in known and assets is None:
-            # The shipped table is a default: what the user gives replaces it.
-            shipped = known[asset_id]
-            specs[asset_id] = TurbineSpec(
-                asset_id,
-                shipped.rated_power if rated_power is None else rated_power,
-                shipped.elevation if elevation is None else elevation,
-            )
-        elif asset_id in known:
+        if asset_id in known:
             specs[asset_id] = known[asset_id]
         elif rated_power is not None:
             specs[asset_id] = TurbineSpec(asset_id, rated_power, elevation or 0.0)
@@ -306,13 +298,12 @@ def _turbine_specs(
 
 
 def _warn_sea_level(
-    asset_ids: Collection[str], assets: Path | None, elevation: float | None
+    asset_ids: Collection[str], known: Mapping[str, TurbineSpec], elevation: float | None
 ) -> None:
     """Say which turbines were placed at sea level for want of an ``--elevation``: the
     air pressure, so the density a power curve is normalised by, follows it."""
     if elevation is not None:
         return
-    known = _known_specs(assets)
     unknown = [a for a in asset_ids if a not in known]
     if unknown:
         shown = ", ".join(repr(a) for a in unknown[:5])
@@ -324,15 +315,25 @@ def _warn_sea_level(
         )
 
 
-def _known_specs(assets: Path | None) -> dict[str, TurbineSpec]:
-    """The turbines of ``--assets FILE``, else of the shipped asset table."""
-    normalised = (
-        _read_asset_table(assets)
-        if assets is not None
-        else _normalise_asset_table(asset_table(), "the shipped asset table")
-    )
+def _known_specs(
+    assets: Path | None, rated_power: float | None, elevation: float | None
+) -> dict[str, TurbineSpec]:
+    """The turbines of ``--assets FILE``, else of the shipped asset table, whose values
+    ``--rated-power`` and ``--elevation`` replace (it is a default; the file is not);
+    read once per command."""
+    if rated_power is not None and not 0 < rated_power < math.inf:
+        raise _fail(f"--rated-power: expected a finite number > 0 [kW], got {rated_power:g}")
+    if assets is not None:
+        normalised = _read_asset_table(assets)
+        rated_power = elevation = None
+    else:
+        normalised = _normalise_asset_table(asset_table(), "the shipped asset table")
     return {
-        str(asset_id): TurbineSpec(str(asset_id), float(rated), float(elevation_m))
+        str(asset_id): TurbineSpec(
+            str(asset_id),
+            float(rated) if rated_power is None else rated_power,
+            float(elevation_m) if elevation is None else elevation,
+        )
         for asset_id, rated, elevation_m in zip(
             normalised["asset_id"],
             normalised["rated_power"].to_numpy(np.float64),
@@ -473,15 +474,20 @@ def _normalised(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "mapping": mapping}
 
 
-def _check_same_rated_power(store: Store, specs: Mapping[str, TurbineSpec]) -> None:
+def _settings_of(source: pd.Series) -> dict[str, Any] | None:
+    """The settings a row of :meth:`Store.sources` was read with (``None`` if not kept:
+    a store older than format 4)."""
+    text = source.get("settings")
+    return None if text is None or pd.isna(text) else dict(json.loads(text))
+
+
+def _check_same_rated_power(sources: pd.DataFrame, specs: Mapping[str, TurbineSpec]) -> None:
     """Refuse a turbine whose rated power differs from the one its stored readings were
-    cleaned with (from any file): they stay quarantined or kept by that one, and a twin
-    would be fitted on them."""
-    sources = store.sources()
-    if "settings" not in sources:
-        return  # a store older than format 4, opened read-only
-    for path, text in sources[["path", "settings"]].itertuples(index=False):
-        stored = {} if text is None else json.loads(text).get("rated_power_kw", {})
+    cleaned with (from any file of ``sources``, :meth:`Store.sources`): they stay
+    quarantined or kept by that one, and a twin would be fitted on them."""
+    for _, source in sources.iterrows():
+        stored = (_settings_of(source) or {}).get("rated_power_kw", {})
+        path = source["path"]
         for asset_id, spec in specs.items():
             before = stored.get(asset_id)
             if before is not None and before != spec.rated_power:
@@ -509,7 +515,7 @@ def _ingest(
     store: Store,
     data: Path,
     spec: SourceSpec,
-    assets: Path | None,
+    known: Mapping[str, TurbineSpec],
     rated_power: float | None,
     elevation: float | None,
     recorder: Recorder,
@@ -519,18 +525,19 @@ def _ingest(
     with diagnostics.status(Text(f"reading {data}")):
         info, raw = read_source(data, spec)
     asset_ids = sorted(raw["asset_id"].unique())
-    specs = _turbine_specs(asset_ids, assets, rated_power, elevation)
+    specs = _turbine_specs(asset_ids, known, rated_power, elevation)
     # What the user chooses about reading and cleaning the file (the checks follow).
     settings = {
         "mapping": spec.model_dump(mode="json"),
         "rated_power_kw": {asset_id: specs[asset_id].rated_power for asset_id in asset_ids},
     }
-    _check_same_rated_power(store, specs)
-    if store.has_source(info.sha256):
-        _check_same_settings(data, info.sha256, store.source_settings(info.sha256), settings)
-        sources = store.sources()
-        (first,) = sources.loc[sources["sha256"] == info.sha256, "path"]
-        read_as = "" if Path(first) == data.resolve() else f", read from {first}"
+    sources = store.sources()
+    _check_same_rated_power(sources, specs)
+    stored = sources[sources["sha256"] == info.sha256]
+    if len(stored):
+        first = stored.iloc[0]
+        _check_same_settings(data, info.sha256, _settings_of(first), settings)
+        read_as = "" if Path(first["path"]) == data.resolve() else f", read from {first['path']}"
         console.print(
             f"{data} is already in the store (sha256 {info.sha256[:12]}{read_as}); not "
             "ingested again",
@@ -648,10 +655,11 @@ def _ingest_all(
     recorder: Recorder,
 ) -> dict[str, TurbineSpec]:
     """:func:`_ingest` of each file in turn; the turbine specs of all their assets."""
+    known = _known_specs(assets, rated_power, elevation)
     specs: dict[str, TurbineSpec] = {}
     for file in dict.fromkeys(files):  # a file named twice is read once
-        specs.update(_ingest(store, file, spec, assets, rated_power, elevation, recorder))
-    _warn_sea_level(specs, assets, elevation)
+        specs.update(_ingest(store, file, spec, known, rated_power, elevation, recorder))
+    _warn_sea_level(specs, known, elevation)
     return specs
 
 
@@ -1675,9 +1683,10 @@ def monitor(
         stored = set(db.twin_ids())
         specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
         unstored = [a for a in db.asset_ids() if a not in stored]
-        new_specs = _turbine_specs(unstored, assets, rated_power, elevation)
-        _check_same_rated_power(db, new_specs)
-        _warn_sea_level(unstored, assets, elevation)
+        known = _known_specs(assets, rated_power, elevation)
+        new_specs = _turbine_specs(unstored, known, rated_power, elevation)
+        _check_same_rated_power(db.sources(), new_specs)
+        _warn_sea_level(unstored, known, elevation)
         specs |= new_specs
         try:
             results = _run_monitor(db, specs, start, stop, calibration_days)

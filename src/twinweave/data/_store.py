@@ -300,9 +300,9 @@ class Store:
             self._con.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 self._create_tables()
-            self._check_format()
+            version = self._check_format()
             if not read_only:
-                self._upgrade()
+                self._upgrade(version)
         except BaseException:
             self._con.close()
             raise
@@ -364,9 +364,10 @@ class Store:
             )
         return int(row[0])
 
-    def _upgrade(self) -> None:
-        """Add the columns of later layouts that a store lacks, whatever version it
-        says it is (a store written between two changes of one version lacks some)."""
+    def _upgrade(self, version: int) -> None:
+        """Add the columns of later layouts that a store of format ``version`` lacks,
+        whatever version it says it is (a store written between two changes of one
+        version lacks some)."""
         present = {
             (str(table), str(column))
             for table, column in self._con.execute(
@@ -379,7 +380,6 @@ class Store:
             for table, definition in _UPGRADES[version]
             if (table, definition.split()[0]) not in present
         ]
-        version = self._check_format()
         if not missing and version == FORMAT_VERSION:
             return
         with self._transaction():
