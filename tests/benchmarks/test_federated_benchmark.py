@@ -29,3 +29,12 @@ def test_flower_benchmark_reports_one_latency_per_round() -> None:
     assert latency.details["answered_per_round"] == [2, 2]
     assert latency.details["max_rel_diff_vs_central"] <= 1e-9
     assert latency.details["processes_left"] == []
+
+
+def test_la_haute_borne_benchmark_counts_both_fits_rounds() -> None:
+    rounds, seconds = federated.accelerated_rounds(tol=1e-3)
+    assert rounds.unit == "rounds" and seconds.unit == "s"
+    assert rounds.value is not None and rounds.value >= 1
+    assert rounds.competitor_value is not None and rounds.competitor_value >= 1
+    assert "both converged: True" in rounds.note
+    assert seconds.details["population_change_between"] < 1e-2

@@ -405,10 +405,10 @@ def test_federated_and_gossip_refits_from_a_population_equal_the_central_refit()
     start = fit_central(dict(enumerate(fleet)), fleet_prior, tol=1e-6).population
     assert start is not None
     stats = [*fleet, newcomer]
-    central = fit_central(dict(enumerate(stats)), fleet_prior, tol=NEVER, n_rounds=20, start=start)
-    from_prior = fit_central(dict(enumerate(stats)), fleet_prior, tol=NEVER, n_rounds=20)
+    central = fit_central(dict(enumerate(stats)), fleet_prior, tol=NEVER, n_rounds=10, start=start)
+    from_prior = fit_central(dict(enumerate(stats)), fleet_prior, tol=NEVER, n_rounds=10)
     federated = fit_federated(
-        FleetPooling(fleet_prior, ["default"], tol=NEVER, n_rounds=20, start=start),
+        FleetPooling(fleet_prior, ["default"], tol=NEVER, n_rounds=10, start=start),
         dict(enumerate(stats)),
     )
     gossip = fit_gossip(
@@ -416,7 +416,7 @@ def test_federated_and_gossip_refits_from_a_population_equal_the_central_refit()
         nx.cycle_graph(len(stats)),
         fleet_prior,
         tol=NEVER,
-        n_rounds=20,
+        n_rounds=10,
         seed=3,
         start=start,
     )
@@ -427,7 +427,7 @@ def test_federated_and_gossip_refits_from_a_population_equal_the_central_refit()
         assert np.max(np.abs(getattr(federated.population, name) - theirs)) <= 1e-9 * scale
         for population in gossip.populations.values():
             assert np.max(np.abs(getattr(population, name) - theirs)) <= 1e-6 * scale, name
-        # Twenty rounds from the prior are elsewhere: the start was used.
+        # Ten rounds from the prior are elsewhere: the start was used.
         assert np.max(np.abs(getattr(from_prior.population, name) - theirs)) > 1e-6 * scale
 
 

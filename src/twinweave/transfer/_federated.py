@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._hierarchy import (
     _Batches,
     _batches,
@@ -254,6 +255,10 @@ class FleetPooling:
     start
         A population fitted before, to start round 1 from (as
         :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
+    accelerate
+        Extrapolate along the rounds every third round (as
+        :func:`~twinweave.transfer.fit_central` does by default, and with the same
+        result); a round in which another set of twins answers starts a new cycle.
 
     See Also
     --------
@@ -270,6 +275,7 @@ class FleetPooling:
         tol: float = 1e-6,
         max_missed_rounds: int = 3,
         start: Population | None = None,
+        accelerate: bool = True,
     ) -> None:
         check_type(prior, FleetPrior, "prior")
         self.kinds = check_kinds(kinds)
@@ -279,13 +285,16 @@ class FleetPooling:
         self.tol = tol
         self.max_missed_rounds = max_missed_rounds
         self.start = starting_population(prior, self.kinds, start)
+        self.accelerate = accelerate
         self.expected_: set[str] = set()
         self.missed_: dict[str, int] = {}
+        self._schedule = Squarem()
 
     def initialize(self) -> Population:
         """Forget earlier rounds; the population of round 1 (``start``, or the prior's)."""
         self.expected_ = set()
         self.missed_ = {}
+        self._schedule.reset()
         return self.start
 
     def configure_fit(
@@ -336,7 +345,9 @@ class FleetPooling:
         Returns
         -------
         population
-            The next population (the same object when nothing arrived).
+            The population of the next round (the same object when nothing arrived;
+            when accelerating, every third round an extrapolated one), or the round's
+            aggregate when it converged or was the last.
         report
             What the round saw.
         """
@@ -373,6 +384,8 @@ class FleetPooling:
         report = RoundReport(
             server_round, tuple(answered), tuple(missing), tuple(gone), change, converged
         )
+        if fresh and self.accelerate and not converged and server_round < self.n_rounds:
+            new = self._schedule.next_population(population, new, change, answered)
         return new, report
 
 

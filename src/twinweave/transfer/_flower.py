@@ -414,9 +414,9 @@ class FlowerSettings:
 
     Attributes
     ----------
-    n_rounds, tol, max_missed_rounds
+    n_rounds, tol, max_missed_rounds, accelerate
         Those of :class:`~twinweave.transfer.FleetPooling` (the defaults of
-        :func:`~twinweave.transfer.fit_central` for the first two).
+        :func:`~twinweave.transfer.fit_central` for the first two and the last).
     min_twins
         SuperNodes that must be connected before the first round.
     round_timeout : [s]
@@ -436,6 +436,7 @@ class FlowerSettings:
     n_rounds: int = 1000
     tol: float = 1e-6
     max_missed_rounds: int = 3
+    accelerate: bool = True
     min_twins: int = 1
     round_timeout: float = 60.0
     connect_timeout: float = 180.0

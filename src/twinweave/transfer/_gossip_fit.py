@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._gossip import (
     GossipMessages,
     PeerGraph,
@@ -171,6 +172,7 @@ def fit_gossip(
     seed: Seed = None,
     on_messages: Callable[[GossipMessages], None] | None = None,
     start: Population | None = None,
+    accelerate: bool = True,
     progress: bool = False,
 ) -> GossipFit:
     """Partial pooling fitted peer to peer, with no coordinator.
@@ -202,6 +204,10 @@ def fit_gossip(
     start
         A population fitted before that every twin starts from (as
         :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
+    accelerate
+        Every twin extrapolates its own copy along the rounds every third round, as
+        :func:`~twinweave.transfer.fit_central` does by default; a round with other
+        twins present starts a new cycle.
     progress
         Show on stderr, as the rounds run, how far the largest change of a twin's
         population has come down towards ``tol``.
@@ -288,6 +294,7 @@ def fit_gossip(
     present: list[Hashable] = []
     gossip: PushSum | None = None
     gossip_nodes: list[Hashable] = []
+    schedules: dict[Hashable, Squarem] = {}
     with round_progress(progress, "fit_gossip", tol) as report:
         for round_number in range(1, n_rounds + 1):
             reachable = nodes if available is None else available(round_number)
@@ -332,6 +339,7 @@ def fit_gossip(
             n_done += 1
             settled = True
             change = 0.0
+            aggregates: dict[Hashable, tuple[Population, float]] = {}
             for node in present:
                 try:
                     # A twin the gossip has not reached yet holds no weight: its estimate is
@@ -351,8 +359,16 @@ def fit_gossip(
                 node_change = population_change(populations[node], updated)
                 change = max(change, node_change)
                 settled = node_change < tol and settled
-                populations[node] = updated
+                aggregates[node] = updated, node_change
             report(round_number, change)
+            for node, (updated, node_change) in aggregates.items():
+                populations[node] = (
+                    updated
+                    if settled or round_number == n_rounds or not accelerate
+                    else schedules.setdefault(node, Squarem()).next_population(
+                        populations[node], updated, node_change, present
+                    )
+                )
             if settled:
                 converged = True
                 break

@@ -180,6 +180,7 @@ def _serve(grid: Grid, settings: FlowerSettings, run_dir: Path) -> None:
         tol=settings.tol,
         max_missed_rounds=settings.max_missed_rounds,
         start=start,
+        accelerate=settings.accelerate,
     )
     log = (
         MessageLogWriter(run_dir / SERVER_MESSAGES_DIR, "server")
