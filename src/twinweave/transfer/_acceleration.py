@@ -81,9 +81,14 @@ def _coordinates(population: Population) -> FloatArray | None:
     return np.concatenate([population.mean.ravel(), logs])
 
 
-def _from_coordinates(like: Population, vector: FloatArray) -> Population:
+def _from_coordinates(like: Population, vector: FloatArray, *, new_between: bool) -> Population:
     """The population at ``vector`` (laid out as :func:`_coordinates` lays it out), with
-    ``like``'s other fields; variances floored where the aggregation floors them."""
+    ``like``'s other fields; variances floored where the aggregation floors them.
+
+    ``new_between=False`` keeps ``like``'s between-kind covariance as it is: one that the
+    rounds did not update (fewer than two kinds held twins) need not be block-structured
+    (the prior's is not), and rebuilding it from its block scales would replace it.
+    """
     prior = like.prior
     assert like.noise_var is not None  # as for the vector it came with
     n_kinds, n_blocks, n_bins = like.n_kinds, len(prior.blocks), like.noise_var.shape[1]
@@ -100,9 +105,7 @@ def _from_coordinates(like: Population, vector: FloatArray) -> Population:
         covariance=np.stack([_structured(prior, s) for s in scales.reshape(n_kinds, n_blocks)]),
         noise_var=noise.reshape(n_kinds, n_bins),
         period_var=None if period is None else period.reshape(n_kinds, n_bins),
-        between_covariance=(
-            None if like.between_covariance is None else _structured(prior, values)
-        ),
+        between_covariance=(_structured(prior, values) if new_between else like.between_covariance),
     )
 
 
@@ -152,6 +155,8 @@ class Squarem:
         aggregated: Population,
         change: float,
         twins: Collection[Hashable],
+        *,
+        extrapolate: bool = True,
     ) -> Population:
         """The population for the next round.
 
@@ -167,6 +172,10 @@ class Squarem:
             ``aggregated``.
         twins
             Who answered the round.
+        extrapolate
+            ``False`` when the next round is the last: its population is then an
+            aggregate (the fit returns that round's aggregate, which a round on an
+            extrapolation would leave untested).
         """
         answered = frozenset(twins)
         cycle = self._cycle
@@ -181,7 +190,7 @@ class Squarem:
             return self._send(aggregated)
         if cycle.second is None:
             cycle.reference_change = change
-            return self._extrapolate(cycle, aggregated)
+            return self._extrapolate(cycle, aggregated) if extrapolate else self._start(aggregated)
         # The round ran on theta': keep it if EM moves it no more than it moved theta1.
         if change <= cycle.reference_change:
             if cycle.alpha >= self._step_limit:
@@ -191,6 +200,15 @@ class Squarem:
         if cycle.alpha >= self._step_limit:
             self._step_limit = max(_FIRST_STEP_LIMIT, self._step_limit / _STEP_FACTOR)
         return self._start(cycle.second)
+
+    def evaluated(self, population: Population) -> Population:
+        """``population``, or, where it is an extrapolation that no round has run on yet,
+        the aggregate it was extrapolated from (``theta2``): what a fit can return when
+        its last round brought no answers."""
+        cycle = self._cycle
+        if cycle is not None and cycle.second is not None and population is self._sent:
+            return cycle.second
+        return population
 
     def _send(self, population: Population) -> Population:
         self._sent = population
@@ -226,4 +244,12 @@ class Squarem:
         cycle.second, cycle.alpha = second, alpha
         self.n_extrapolated += 1
         vector = cycle.base_vector + 2.0 * alpha * r + alpha**2 * v
-        return self._send(_from_coordinates(second, vector))
+        # A between-kind covariance the three rounds kept as it was stays so.
+        b0, b1, b2 = (p.between_covariance for p in (cycle.base, cycle.first, second))
+        new_between = not (
+            b0 is None
+            or b1 is None
+            or b2 is None
+            or (np.array_equal(b0, b1) and np.array_equal(b1, b2))
+        )
+        return self._send(_from_coordinates(second, vector, new_between=new_between))

@@ -256,7 +256,7 @@ class FleetPooling:
         A population fitted before, to start round 1 from (as
         :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
     accelerate
-        Extrapolate along the rounds every third round (as
+        Extrapolate along the rounds, at most every third round (as
         :func:`~twinweave.transfer.fit_central` does by default, and with the same
         result); a round in which another set of twins answers starts a new cycle.
 
@@ -346,7 +346,7 @@ class FleetPooling:
         -------
         population
             The population of the next round (the same object when nothing arrived;
-            when accelerating, every third round an extrapolated one), or the round's
+            when accelerating, at most every third round an extrapolated one), or the round's
             aggregate when it converged or was the last.
         report
             What the round saw.
@@ -378,6 +378,10 @@ class FleetPooling:
         if fresh:
             new = aggregate(sum_summaries([r.summary for r in fresh]), population)
             change = population_change(population, new)
+        elif server_round >= self.n_rounds:
+            # Nothing arrived in the last round: the result is not to be a population
+            # that no round has run on (an extrapolation, when accelerating).
+            new, change = self._schedule.evaluated(population), math.nan
         else:
             new, change = population, math.nan
         converged = not missing and bool(fresh) and change < self.tol
@@ -385,7 +389,10 @@ class FleetPooling:
             server_round, tuple(answered), tuple(missing), tuple(gone), change, converged
         )
         if fresh and self.accelerate and not converged and server_round < self.n_rounds:
-            new = self._schedule.next_population(population, new, change, answered)
+            # The last round runs on an aggregate, never on an extrapolation.
+            new = self._schedule.next_population(
+                population, new, change, answered, extrapolate=server_round < self.n_rounds - 1
+            )
         return new, report
 
 

@@ -71,7 +71,8 @@ class FleetPosterior:
     log_evidence
         Sum of the twins' log evidence given each round's population [nats], for
         monitoring: the noise updates are shrinkage estimators rather than exact EM
-        steps, so it need not rise every round.
+        steps, so it need not rise every round. With ``accelerate`` it includes the
+        rounds run on extrapolated populations, dropped ones too.
     """
 
     twins: Mapping[Hashable, TwinPosterior]
@@ -269,7 +270,7 @@ def fit_central(
         answer and need fewer of them. Its kinds must be the fleet's; ``prior``'s
         settings apply.
     accelerate
-        Extrapolate along the rounds every third round (SQUAREM; docs/FLEET_MODEL.md):
+        Extrapolate along the rounds, at most every third round (SQUAREM; FLEET_MODEL.md):
         the same stopping rule, met in up to four times fewer rounds where EM is slow
         (La Haute Borne with period effects); ``False``: plain EM rounds.
     progress
@@ -326,7 +327,10 @@ def fit_central(
             if change < tol or n_done == n_rounds or schedule is None:
                 population = updated
             else:
-                population = schedule.next_population(population, updated, change, labels)
+                # The last round runs on an aggregate, never on an extrapolation.
+                population = schedule.next_population(
+                    population, updated, change, labels, extrapolate=n_done < n_rounds - 1
+                )
             if change < tol:
                 converged = True
                 break

@@ -205,7 +205,7 @@ def fit_gossip(
         A population fitted before that every twin starts from (as
         :func:`~twinweave.transfer.fit_central`'s ``start``); default the prior's.
     accelerate
-        Every twin extrapolates its own copy along the rounds every third round, as
+        Every twin extrapolates its own copy along the rounds (at most every third round), as
         :func:`~twinweave.transfer.fit_central` does by default; a round with other
         twins present starts a new cycle.
     progress
@@ -366,7 +366,11 @@ def fit_gossip(
                     updated
                     if settled or round_number == n_rounds or not accelerate
                     else schedules.setdefault(node, Squarem()).next_population(
-                        populations[node], updated, node_change, present
+                        populations[node],
+                        updated,
+                        node_change,
+                        present,
+                        extrapolate=round_number < n_rounds - 1,
                     )
                 )
             if settled:
