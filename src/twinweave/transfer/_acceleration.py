@@ -193,8 +193,7 @@ class Squarem:
             return self._extrapolate(cycle, aggregated) if extrapolate else self._start(aggregated)
         # The round ran on theta': keep it if EM moves it no more than it moved theta1.
         if change <= cycle.reference_change:
-            if cycle.alpha >= self._step_limit:
-                self._step_limit = min(self._step_limit * _STEP_FACTOR, _LARGEST_STEP_LIMIT)
+            self._grow_step_limit(cycle.alpha)
             return self._start(aggregated)
         self.n_rejected += 1
         if cycle.alpha >= self._step_limit:
@@ -209,6 +208,12 @@ class Squarem:
         if cycle is not None and cycle.second is not None and population is self._sent:
             return cycle.second
         return population
+
+    def _grow_step_limit(self, alpha: float) -> None:
+        """After a step of ``alpha`` that stands (kept, or theta2 itself): one as long as the
+        limit allows raises it."""
+        if alpha >= self._step_limit:
+            self._step_limit = min(self._step_limit * _STEP_FACTOR, _LARGEST_STEP_LIMIT)
 
     def _send(self, population: Population) -> Population:
         self._sent = population
@@ -238,8 +243,7 @@ class Squarem:
         alpha = min(max(alpha, 1.0), self._step_limit)
         if alpha <= 1.0:
             # theta' would be theta2: the cycle ends there, and the limit grows.
-            if alpha >= self._step_limit:
-                self._step_limit = min(self._step_limit * _STEP_FACTOR, _LARGEST_STEP_LIMIT)
+            self._grow_step_limit(alpha)
             return self._start(second)
         cycle.second, cycle.alpha = second, alpha
         self.n_extrapolated += 1

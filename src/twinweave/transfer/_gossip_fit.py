@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
 
@@ -294,7 +295,8 @@ def fit_gossip(
     present: list[Hashable] = []
     gossip: PushSum | None = None
     gossip_nodes: list[Hashable] = []
-    schedules: dict[Hashable, Squarem] = {}
+    # Each twin's own schedule, made when it first needs one.
+    schedules: defaultdict[Hashable, Squarem] = defaultdict(Squarem)
     with round_progress(progress, "fit_gossip", tol) as report:
         for round_number in range(1, n_rounds + 1):
             reachable = nodes if available is None else available(round_number)
@@ -365,7 +367,7 @@ def fit_gossip(
                 populations[node] = (
                     updated
                     if settled or round_number == n_rounds or not accelerate
-                    else schedules.setdefault(node, Squarem()).next_population(
+                    else schedules[node].next_population(
                         populations[node],
                         updated,
                         node_change,
