@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from twinweave.transfer._flower import read_json_lines, write_text_atomically
+from twinweave.transfer._flower import (
+    _free_ports,
+    _listening,
+    read_json_lines,
+    write_text_atomically,
+)
 
 
 def test_a_line_still_being_appended_is_left_for_the_next_read(tmp_path: Path) -> None:
@@ -28,3 +33,11 @@ def test_an_atomic_write_replaces_the_file_whole_and_leaves_nothing_aside(
     write_text_atomically(path, '{"error": "second"}')
     assert json.loads(path.read_text()) == {"error": "second"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["error.json"]
+
+
+def test_ports_for_a_federation_are_distinct_and_free() -> None:
+    # Asked for one at a time and released, the kernel may hand a port out twice; two
+    # SuperNodes would then race for it and one twin would never answer.
+    ports = _free_ports(64)
+    assert len(set(ports)) == 64
+    assert not any(_listening(port) for port in ports)

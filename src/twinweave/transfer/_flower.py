@@ -109,11 +109,19 @@ class _Process:
     log_file: IO[bytes]
 
 
-def _free_port() -> int:
-    """A port on loopback that nothing listens on now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        return int(sock.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct ports on loopback that nothing listens on now (the kernel's choice).
+
+    The sockets are held until all are bound: a port closed before the next is asked for
+    can be handed out again, and two SuperNodes would then race for it.
+    """
+    with contextlib.ExitStack() as stack:
+        sockets = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)
+        ]
+        for sock in sockets:
+            sock.bind((_HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _listening(port: int) -> bool:
@@ -740,7 +748,7 @@ class LoopbackFederation:
 
     def _start(self) -> Self:
         self.directory.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        (port,) = _free_ports(1)
         home = self.directory / "superlink-home"
         process = self._spawn(
             "superlink",
@@ -821,7 +829,8 @@ class LoopbackFederation:
         self.start()
         message_logs = message_logs or {}
         started: list[tuple[_Process, int]] = []
-        for twin_id, path in statistics.items():
+        ports = _free_ports(len(statistics))
+        for (twin_id, path), port in zip(statistics.items(), ports, strict=True):
             running = self._supernodes.get(twin_id)
             if running is not None and running.popen.poll() is None:
                 raise ValueError(f"twin {twin_id!r} already has a running SuperNode")
@@ -838,7 +847,6 @@ class LoopbackFederation:
                 config.append(f"message-log = {_toml_string(log_dir)}")
             node_config = node_dir / "node.toml"
             node_config.write_text("\n".join(config) + "\n")
-            port = _free_port()
             process = self._spawn(
                 f"supernode-{self._n_supernodes}-{safe}",
                 [
