@@ -160,6 +160,11 @@ def test_predict_says_which_columns_it_reads_and_ignores_the_others(
     assert "temp_air" in export_run.stdout  # what it would have read
     assert "inputs read: ['wind_speed']" in plain_run.stdout
     assert "does not read" not in plain_run.stdout
+    # The twin's optional inputs that are missing are named: the prediction differs.
+    assert (
+        "inputs the twin reads that are not given: ['temp_air', 'wind_direction']"
+        in plain_run.stdout
+    )
     np.testing.assert_array_equal(means[0], means[1])
     # A pressure without a temperature is read, and changes nothing: said so.
     pressure = tmp_path / "pressure.csv"
@@ -360,6 +365,13 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
         f"--assets {assets}: column 'rated_power', row 0 (line 2): expected a number > 0 "
         "[kW], got '2.05MW'",
     )
+    # A turbine listed twice would take the last row's values unnoticed.
+    assets.write_text("asset_id,rated_power\nT1,2050\nT2,2050\nT1,2300\n")
+    assert_user_error(
+        twinweave(*fit, "--store", tmp_path / "twice.duckdb", ok=False),
+        f"--assets {assets}: column 'asset_id': 'T1' is listed more than once (row 0 (line "
+        "2), row 2 (line 4)); expected one row per turbine",
+    )
     assets.write_text("turbine,rated_power\nT1,2050\n")
     assert_user_error(
         twinweave(*fit, "--store", tmp_path / "b.duckdb", ok=False),
@@ -471,6 +483,38 @@ def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path
         )  # fmt: skip
         assert "at wind speeds of 13-25 m/s half its readings with power are below" in result.stderr
         assert "are the units of wind speed and power right" in result.stderr
+    # Few strong winds (a sheltered site, a short file): power in MW read as kW is still
+    # questioned, from the fair winds (walk-through 2026-11-30: a year passed unnoticed).
+    sheltered = tmp_path / "sheltered.csv"
+    frame.assign(p_mw=frame["p_w"] / 1e6, ws_kmh=frame["ws_kmh"].clip(upper=12.5 * 3.6)).to_csv(
+        sheltered, index=False
+    )
+    # A unit that pint reads otherwise than meant ('kmph': kilo-miles per hour), and
+    # degF read as degC: most readings out of range, each variable named with its unit.
+    misread = {
+        "sheltered_mw": (
+            sheltered,
+            {"power": {"source": "p_mw", "unit": "kW"}},
+            "at wind speeds of 9-25 m/s 99 % of its readings with power are below",
+        ),
+        "kmph": (
+            data,
+            {"wind_speed": {"source": "ws_kmh", "unit": "kmph"}},
+            "readings quarantined because wind_speed (read from column 'ws_kmh' in 'kmph', "
+            "which is kilomile_per_hour) is out of range, for example wind_speed = ",
+        ),
+    }
+    for name, (source, columns, expected) in misread.items():
+        layout = json.loads(mapping.read_text())
+        layout["columns"].update(columns)
+        wrong = tmp_path / f"{name}.json"
+        wrong.write_text(json.dumps(layout))
+        result = twinweave(
+            "ingest", source, "--store", tmp_path / f"{name}.duckdb", "--mapping", wrong,
+            "--rated-power", str(RATED_POWER),
+        )  # fmt: skip
+        assert expected in result.stderr, result.stderr
+    assert "out of range" not in calm.stderr, calm.stderr
 
 
 # -- a user's mistakes: one line naming what is wrong, exit code 2, no traceback ----------
@@ -649,6 +693,7 @@ def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path
             result.stderr,
         ), result.stderr
         assert "columns the twin does not read: ['power']" in result.stdout, result.stdout
+        assert "the twin reads that are not given: ['wind_direction']" in result.stdout
 
 
 def test_whatif_says_when_its_sample_paths_do_not_fit_in_memory(

@@ -353,6 +353,17 @@ def _read_asset_table(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise _fail(f"--assets {path}: cannot be read as CSV: {error}") from None
     table = _normalise_asset_table(table, f"--assets {path}")
+    # A turbine listed twice would silently take the last row's values.
+    twice = table["asset_id"].duplicated(keep=False).to_numpy()
+    if twice.any():
+        rows = np.flatnonzero(twice)
+        asset_id = table["asset_id"].iloc[rows[0]]
+        same = rows[table["asset_id"].iloc[rows].to_numpy() == asset_id]
+        listed = ", ".join(describe_row(int(r), csv_line(path, int(r))) for r in same[:3])
+        raise _fail(
+            f"--assets {path}: column 'asset_id': {asset_id!r} is listed more than once "
+            f"({listed}); expected one row per turbine"
+        )
     for name, expected, lowest in (
         ("rated_power", "a number > 0 [kW]", 0.0),
         ("elevation", "a number [m]", -np.inf),
@@ -391,16 +402,25 @@ def _normalise_asset_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
 
 #: Wind speeds [m/s] at which a turbine in operation produces near its rated power.
 _STRONG_WIND = (13.0, 25.0)
+#: Wind speeds [m/s] from which a turbine in operation produces a good part of it.
+_FAIR_WIND = (9.0, 25.0)
+#: Share of a turbine's readings out of range in one variable that suggests its unit.
+_MOSTLY_OUT_OF_RANGE = 0.1
 
 
 def _warn_if_units_look_wrong(
-    asset_id: str, rows: pd.DataFrame, rejected: pd.DataFrame, rated_power: float
+    asset_id: str,
+    rows: pd.DataFrame,
+    rejected: pd.DataFrame,
+    rated_power: float,
+    spec: SourceSpec,
 ) -> None:
     """Warn where a turbine's readings look read in the wrong unit: most of them above
     its rated power (a rated power in MW, 2.05 for 2,050 kW, or power in W labelled kW),
-    or power mostly far below rated in strong wind (power in MW labelled kW, or wind in
-    km/h labelled m/s). Each quarantines or skews readings without any single one being
-    wrong."""
+    power far below rated in fair or strong wind (power in MW labelled kW, wind in km/h
+    labelled m/s), or many readings of a variable out of its physical range (a unit
+    mistyped, such as ``kmph``, which pint reads as kilo-miles per hour). Each
+    quarantines or skews readings without any single one being wrong."""
     if not len(rows):
         return
     out_of_range = rejected[rejected["check"] == "range"]
@@ -414,17 +434,53 @@ def _warn_if_units_look_wrong(
             f"{rated_power:g} kW (quarantined as out of range); is the rated power in kW "
             "(--assets, --rated-power), and the power column's unit right (--mapping)?"
         )
+    else:
+        _warn_if_mostly_out_of_range(asset_id, rows, out_of_range, spec)
     # Between rated wind speed and cut-out a turbine in operation is at rated power most
     # of the time; well below it, the wind's unit (km/h) or power's (MW) is the suspect.
     # Producing readings only: a turbine stopped through a stormy week is no unit error.
     running = rows[rows["power"] > 0]
     strong = running["power"][running["wind_speed"].between(*_STRONG_WIND)]
+    fair = running["power"][running["wind_speed"].between(*_FAIR_WIND)]
     if strong.count() >= 100 and strong.median() < 0.5 * rated_power:
         _warn(
             f"asset {asset_id!r}: at wind speeds of {_STRONG_WIND[0]:g}-{_STRONG_WIND[1]:g} "
             f"m/s half its readings with power are below {strong.median():.3g} kW, under "
             f"half its rated power {rated_power:g} kW; are the units of wind speed and power "
             "right (m/s or km/h; W, kW or MW: --mapping)?"
+        )
+    elif fair.count() >= 100 and fair.quantile(0.99) < 0.1 * rated_power:
+        # A sheltered site may see few strong winds in a file; from 9 m/s a turbine in
+        # operation makes a third or more of its rated power, so 99 % of readings under a
+        # tenth of it is a unit (or a rated power 1,000 times too large).
+        _warn(
+            f"asset {asset_id!r}: at wind speeds of {_FAIR_WIND[0]:g}-{_FAIR_WIND[1]:g} m/s "
+            f"99 % of its readings with power are below {fair.quantile(0.99):.3g} kW, under "
+            f"a tenth of its rated power {rated_power:g} kW; are the units of wind speed and "
+            "power right (m/s or km/h; W, kW or MW: --mapping), and the rated power in kW?"
+        )
+
+
+def _warn_if_mostly_out_of_range(
+    asset_id: str, rows: pd.DataFrame, out_of_range: pd.DataFrame, spec: SourceSpec
+) -> None:
+    """Name each variable of which many of the turbine's readings were quarantined as
+    out of its physical range, with the unit the mapping reads it in."""
+    for variable, entries in out_of_range.groupby("variable", sort=True):
+        n_out = entries["source_row"].nunique()
+        if n_out <= _MOSTLY_OUT_OF_RANGE * len(rows):
+            continue
+        column = spec.columns.get(str(variable))
+        unit = (
+            f" (read from column {column.source!r} in {column.unit!r}, which is "
+            f"{parse_unit(column.unit)})"
+            if column is not None
+            else ""
+        )
+        _warn(
+            f"asset {asset_id!r}: {n_out} of {len(rows)} readings quarantined because "
+            f"{variable}{unit} is out of range, for example {entries['reason'].iloc[0]}; "
+            "is its unit right (--mapping)?"
         )
 
 
@@ -556,7 +612,7 @@ def _ingest(
         kept, rejected = clean(rows, checks)
         observations.append(kept)
         quarantine.append(rejected)
-        _warn_if_units_look_wrong(asset_id, rows, rejected, specs[asset_id].rated_power)
+        _warn_if_units_look_wrong(asset_id, rows, rejected, specs[asset_id].rated_power, spec)
     cleaned = pd.concat(observations, ignore_index=True)
     rejected_all = pd.concat(quarantine, ignore_index=True)
     with _progress() as progress:
@@ -841,7 +897,20 @@ def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin, out: Console =
     reads = twin.emulator.inputs
     used = [c for c in columns if c in reads]
     unread = [c for c in columns if c not in reads and c != "time"]
+    # Optional inputs whose absence changes the prediction; pressure and air_density are
+    # alternatives to them (density), said below.
+    absent = [c for c in ("temp_air", "wind_direction") if c in reads and c not in columns]
     out.print(f"inputs read: {used}", highlight=False)
+    if absent:
+        # Not an error (wind speed alone will do), but the prediction can differ a lot.
+        out.print(
+            f"inputs the twin reads that are not given: {absent}; predicted without them "
+            "(their effect averaged over the readings the twin has seen, the interval "
+            "widened by its spread"
+            + ("; air density the site's mean" if "temp_air" in absent else "")
+            + ")",
+            highlight=False,
+        )
     if "pressure" in used and "temp_air" not in columns and "air_density" not in columns:
         # The density normalisation (IEC 61400-12-1) needs the temperature with it.
         _warn("'pressure' is used only with 'temp_air' (air density from both); without it, not")
