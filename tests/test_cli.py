@@ -667,6 +667,22 @@ def test_whatif_counts_each_reading_for_its_own_time_step(
     assert (
         "the readings cover 0.5 h of the 48 h from the first to the last (1%)" in result.stderr
     ), result.stderr
+    assert "the inputs step by" not in result.stderr  # a gap is not a second cadence
+    # Twelve hours every ten minutes, then twelve hourly readings: each counted for ten
+    # minutes, which is said rather than taken for missing readings only.
+    mixed = tmp_path / "mixed.csv"
+    times = pd.date_range("2015-06-01", periods=72, freq="10min", tz="UTC").append(
+        pd.date_range("2015-06-01T12:00", periods=12, freq="1h", tz="UTC")
+    )
+    pd.DataFrame({"time": times, "wind_speed": 10.0}).to_csv(mixed, index=False)
+    result = twinweave(
+        "whatif", "--store", fitted_store, "--twin", "R80711", "--scale", "0.97",
+        "--input", mixed, "--samples", "200",
+    )  # fmt: skip
+    assert (
+        "column 'time': the inputs step by 10 minutes 72 times and by 60 minutes 11 times; "
+        "every reading is counted for 10 minutes" in result.stderr
+    ), result.stderr
 
 
 def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path: Path) -> None:
@@ -1343,6 +1359,9 @@ def test_whatif_says_the_unit_of_a_derate_and_that_one_above_rated_changes_nothi
     assert "derate to 3000 kW" in above.stdout
     assert "warning: --derate 3000 kW is at or above rated power (2050 kW)" in above.stderr
     assert "warning: --derate" not in capped.stderr
+    # A cap in MW where kW is meant: taken as given, and questioned.
+    in_mw = twinweave(*base, *period, "--derate", "1.5")
+    assert "warning: --derate 1.5 kW is under 1 % of rated power (2050 kW)" in in_mw.stderr
 
 
 def test_quarantine_says_how_many_rows_it_does_not_show(fitted_store: Path, tmp_path: Path) -> None:

@@ -1265,6 +1265,11 @@ def whatif(
         rated = float(live.schema.variable("power").bounds[1])
         if derate is not None and derate >= rated:
             _warn(f"--derate {derate:g} kW is at or above rated power ({rated:g} kW): no change")
+        elif derate is not None and 0.0 < derate < 0.01 * rated:
+            _warn(
+                f"--derate {derate:g} kW is under 1 % of rated power ({rated:g} kW); --derate "
+                "takes kW (a cap in MW is 1,000 times that; --stop stops the turbine)"
+            )
         # A file's power column is listed as not read (a stored reading's is its own).
         stored_only = ["source_row", "asset_id"] + (["power"] if input is None else [])
         inputs = _model_columns(frame.drop(columns=stored_only, errors="ignore"))
@@ -1354,7 +1359,24 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
     if times.size < 2:
         return READING_HOURS
     steps, counts = np.unique(np.diff(times), return_counts=True)
-    return float(steps[np.argmax(counts)] / np.timedelta64(1, "s") / 3600.0)
+    usual = int(np.argmax(counts))
+    hours = float(steps[usual] / np.timedelta64(1, "s") / 3600.0)
+    # Gaps make a few longer steps; a second step this frequent is a second cadence
+    # (hourly readings after 10-minute ones), whose readings stand for longer.
+    other = [
+        (float(step / np.timedelta64(1, "s") / 3600.0), int(count))
+        for i, (step, count) in enumerate(zip(steps, counts, strict=True))
+        if i != usual and count >= max(3, 0.1 * (times.size - 1))
+    ]
+    if other:
+        listed = ", ".join(f"{_duration(h)} {n} times" for h, n in other)
+        _warn(
+            f"column 'time': the inputs step by {_duration(hours)} {int(counts[usual])} "
+            f"times and by {listed}; every reading is counted for {_duration(hours)}, the "
+            "most frequent step, in energy and hours at rated: give inputs at one step "
+            "(resample them) if some stand for longer"
+        )
+    return hours
 
 
 def _duration(hours: float) -> str:
