@@ -639,6 +639,27 @@ def test_mapping_files_in_toml_and_json_load_the_same_spec(tmp_path: Path) -> No
     assert from_json == SPEC
 
 
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_a_boolean_missing_code_is_refused_not_read_as_1(tmp_path: Path, suffix: str) -> None:
+    # Read as the number 1.0, `true` would turn every power of exactly 1 kW into NaN.
+    if suffix == ".toml":
+        text = TOML_MAPPING.replace('unit = "kW"', 'unit = "kW"\nmissing_codes = [-999, true]')
+    else:
+        content = json.loads(SPEC.model_dump_json())
+        content["columns"]["power"]["missing_codes"] = [-999, True]
+        text = json.dumps(content)
+    path = write(tmp_path, f"map{suffix}", text)
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.power.missing_codes[1]", None, True)
+    assert caught.value.problem == "missing code is a boolean, not a number or text"
+    assert caught.value.expected == "a number or text, such as -999 or 'n/a'"
+    with pytest.raises(ValidationError):
+        ColumnSpec(source="p", unit="kW", missing_codes=(False,))
+    # Whole numbers are numbers still.
+    assert ColumnSpec(source="p", unit="kW", missing_codes=(-999, "n/a")).numeric_codes == (-999.0,)
+
+
 def test_unknown_unit_in_a_mapping_file_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "map.toml", TOML_MAPPING.replace('"m/s"', '"kmh"'))
     with pytest.raises(DataError) as caught:

@@ -45,7 +45,16 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import zstandard
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from twinweave.core import GLOSSARY, canonical_unit, parse_unit
 from twinweave.core._schema import did_you_mean, unit_registry
@@ -120,7 +129,8 @@ class ColumnSpec(BaseModel):
         are converted to the glossary's canonical unit on reading.
     missing_codes
         Values meaning "no reading", in the file's unit (for example ``-273.2`` for a
-        temperature, ``"n/a"`` for text); they become NaN. Numeric codes match within a
+        temperature, ``"n/a"`` for text); they become NaN. A boolean is neither a number
+        nor text and is refused (``true`` is not the code 1). Numeric codes match within a
         relative tolerance of 1e-6, so a code matches the float32 rounding of itself.
         Empty cells and pandas' usual NA spellings (``"NA"``, ``"NaN"``, ``"null"``) are
         missing without being declared.
@@ -135,7 +145,9 @@ class ColumnSpec(BaseModel):
 
     source: str = Field(min_length=1)
     unit: str
-    missing_codes: tuple[float | str, ...] = ()
+    # Strict: pydantic would otherwise read a code written `true` as the number 1.0,
+    # and every reading of exactly 1 would become NaN.
+    missing_codes: tuple[StrictFloat | StrictStr, ...] = ()
 
     @field_validator("unit")
     @classmethod
@@ -553,9 +565,12 @@ def _mapping_error(error: ValidationError, path: str) -> DataError:
         problem = f"missing key {name!r} in {where.rpartition('.')[0] or 'the mapping'}"
         value = None
     elif key == "missing_codes[]":
-        problem = (
-            "missing code is null" if value is None else "missing code is not a number or text"
-        )
+        if value is None:
+            problem = "missing code is null"
+        elif isinstance(value, bool):
+            problem = "missing code is a boolean, not a number or text"
+        else:
+            problem = "missing code is not a number or text"
     elif kind in ("too_short", "string_too_short"):
         problem = f"{name} is empty"
         if key == "columns":
