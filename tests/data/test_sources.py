@@ -312,6 +312,58 @@ def test_a_reading_alone_in_the_repeated_hour_is_taken_as_summer_time_and_said(
     assert (str(times.iloc[first]), utc[first + 6]) == (utc[first], "2014-10-26 01:00:00+00:00")
 
 
+def _autumn_csv(order: dict[str, str]) -> tuple[str, list[str]]:
+    """A CSV of 26 October 2014 in Paris, both passes of 02:xx, each turbine's readings
+    written in ``order`` ("ascending" or "descending"); power is the reading's place in
+    time. Also the UTC time of each reading, by that place."""
+    local, _, utc = _dst_rows()
+    autumn = [i for i, time in enumerate(local) if time.startswith("2014-10-26")]
+    lines = ["turbine,time_utc,ws,p,t"]
+    for turbine, direction in order.items():
+        places = range(len(autumn)) if direction == "ascending" else reversed(range(len(autumn)))
+        lines += [f"{turbine},{local[autumn[k]]},5,{k},10" for k in places]
+    return "\n".join(lines) + "\n", [utc[i] for i in autumn]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        {"T1": "ascending", "T2": "ascending"},
+        {"T1": "descending", "T2": "descending"},
+        {"T1": "ascending", "T2": "descending"},
+    ],
+    ids=["oldest first", "newest first", "one turbine each way"],
+)
+def test_a_file_newest_first_reads_the_repeated_hour_as_one_oldest_first(
+    tmp_path: Path, order: dict[str, str]
+) -> None:
+    # Newest first, an asset's first reading at a repeated 02:xx is the winter-time one.
+    text, utc = _autumn_csv(order)
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # each turbine's order is clear: nothing to say
+        _, raw = read_source(write(tmp_path, "autumn.csv", text), spec)
+    for turbine in order:
+        # Sorted by power, the reading's place in time: the UTC times in time order.
+        readings = raw[raw["asset_id"] == turbine].sort_values("power")
+        assert [str(t) for t in readings["time"]] == utc
+
+
+def test_readings_in_no_clear_order_take_the_first_of_two_as_summer_time_and_say_so(
+    tmp_path: Path,
+) -> None:
+    text, utc = _autumn_csv({"T1": "ascending"})
+    header, *rows = text.splitlines()
+    # Only the repeated hour, both passes: no other reading shows which way the file runs.
+    repeated = [row for row in rows if " 02:" in row]
+    path = write(tmp_path, "hour.csv", "\n".join([header, *repeated]) + "\n")
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    with pytest.warns(UserWarning, match="run neither forward nor backwards") as caught:
+        _, raw = read_source(path, spec)
+    assert "first: row 0, '2014-10-26 02:00:00', asset 'T1'" in str(caught[0].message)
+    assert [str(t) for t in raw["time"]] == utc[6:18]
+
+
 def test_offsets_and_local_times_give_the_same_utc(tmp_path: Path) -> None:
     local, offsets, _ = _dst_rows()
     with_offsets = [f"{t.replace(' ', 'T')}{o}" for t, o in zip(local, offsets, strict=True)]

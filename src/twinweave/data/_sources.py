@@ -226,8 +226,11 @@ class SourceSpec(BaseModel):
     when clocks go forward cannot be a real reading and raises :class:`DataError`. In the
     hour repeated when clocks go back, the first reading of an asset at a given local
     time is taken as summer time and the next as winter time, the order in which a
-    logger writes them; a single reading in that hour is taken as summer time, with a
-    warning (it is an hour early if it was written in winter time).
+    logger writes them; where the asset's readings run backwards in time (an export
+    newest first, judged from the steps between its local times), the first is winter
+    time. An asset whose readings run neither way keeps the logger's order, with a
+    warning. A single reading in that hour is taken as summer time, with a warning (it
+    is an hour early if it was written in winter time).
 
     Examples
     --------
@@ -1209,15 +1212,36 @@ def _localise(
             expected=f"a local time that exists in {zone} (a time in the skipped hour "
             "usually means the file is not in that zone, or carries offsets)",
         )
-    # The repeated hour: the first reading of an asset at a local time is summer time,
-    # the next winter time (loggers write them in that order).
+    # The repeated hour: of an asset's two readings at a local time, the one written
+    # first is summer time in a file running forward in time (loggers write them in
+    # that order), winter time in one running backwards (an export newest first).
     positions = np.flatnonzero(unresolved)
     repeated = pd.DataFrame(
         {"asset": asset.to_numpy()[positions], "time": naive.to_numpy()[positions]}
     )
     groups = repeated.groupby(["asset", "time"], sort=False)
-    occurrence = groups.cumcount().to_numpy()
-    alone = groups["time"].transform("size").to_numpy() == 1
+    n_at_time = groups["time"].transform("size").to_numpy()
+    backwards = _runs_backwards(naive, unresolved, asset, repeated["asset"].unique())
+    unclear = [a for a, b in backwards.items() if b is None]
+    paired = (n_at_time > 1) & repeated["asset"].isin(unclear).to_numpy()
+    if paired.any():
+        row = int(positions[_first(paired)])
+        warnings.warn(
+            f"{name}: column {column!r}: the readings of {len(set(repeated['asset'][paired]))} "
+            f"asset(s) with two readings at a local time in the hour that repeats when "
+            f"{zone} puts its clocks back run neither forward nor backwards in time "
+            f"(first: row {row}, {_cell(written, row)!r}, asset {asset.iloc[row]!r}); the "
+            "first of each two is taken as summer time, as in a file in time order, and "
+            "the two are swapped if the file was written otherwise (times with UTC "
+            "offsets leave no doubt)",
+            UserWarning,
+            stacklevel=2,
+        )
+    in_reverse = repeated["asset"].map(backwards).eq(True).to_numpy(dtype=bool)
+    occurrence = np.where(
+        in_reverse, groups.cumcount(ascending=False).to_numpy(), groups.cumcount().to_numpy()
+    )
+    alone = n_at_time == 1
     if alone.any():
         row = int(positions[_first(alone)])
         warnings.warn(
@@ -1233,6 +1257,54 @@ def _localise(
     is_summer = np.ones(n_rows, dtype=bool)
     is_summer[positions] = occurrence == 0
     return naive.dt.tz_localize(zone, ambiguous=is_summer, nonexistent="NaT")
+
+
+def _runs_backwards(
+    naive: pd.Series[pd.Timestamp],
+    ambiguous: NDArray[np.bool_],
+    asset: pd.Series[str],
+    assets: Collection[str],
+) -> dict[str, bool | None]:
+    """For each of ``assets``, whether its readings run backwards in time in the file
+    (``True``), forward (``False``) or neither (``None``).
+
+    Judged by the steps from each of the asset's readings to its next in the file:
+    backwards if more than half go back in local time, forward if more than half go
+    forward. A step between two ``ambiguous`` local times (both in a repeated hour) is
+    not counted: which is earlier is what is to be found. Any other step goes the same
+    way in local time as in UTC.
+    """
+    wanted = asset.isin(list(assets)).to_numpy(dtype=bool, na_value=False)
+    readings = pd.DataFrame(
+        {
+            "asset": asset.to_numpy()[wanted],
+            "time": naive.to_numpy()[wanted].astype("datetime64[ns]").view(np.int64),
+            "ambiguous": ambiguous[wanted],
+        }
+    )
+    by_asset = readings.groupby("asset", sort=False)
+    step = np.sign(by_asset["time"].diff().to_numpy())
+    after_ambiguous = by_asset["ambiguous"].shift(fill_value=False).to_numpy(dtype=bool)
+    counted = ~np.isnan(step) & ~(readings["ambiguous"].to_numpy() & after_ambiguous)
+    counts = (
+        pd.DataFrame(
+            {
+                "asset": readings["asset"],
+                "back": counted & (step < 0),
+                "forward": counted & (step > 0),
+                "n": counted,
+            }
+        )
+        .groupby("asset")
+        .sum()
+    )
+    runs: dict[str, bool | None] = dict.fromkeys(assets)
+    for name, n_back, n_forward, n_steps in counts.itertuples():
+        if 2 * n_back > n_steps:
+            runs[name] = True
+        elif 2 * n_forward > n_steps:
+            runs[name] = False
+    return runs
 
 
 # -- values -------------------------------------------------------------------------------
