@@ -758,6 +758,25 @@ def test_variable_not_in_the_glossary_is_named(tmp_path: Path) -> None:
     assert "wind_speed" in caught.value.expected
 
 
+def test_one_column_read_as_two_variables_is_refused(tmp_path: Path) -> None:
+    # The wind speed's column given for the direction too: both would read its values.
+    text = TOML_MAPPING + '\n[columns.wind_direction]\nsource = "ws"\nunit = "degree"\n'
+    path = write(tmp_path, "map.toml", text)
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert_names_everything(caught.value, path, "columns.wind_direction.source", None, "ws")
+    assert caught.value.problem == "column 'ws' is read as both wind_speed and wind_direction"
+    with pytest.raises(ValidationError, match="read as both power and temp_air"):
+        SourceSpec(
+            asset_id="a",
+            time_column="t",
+            columns={
+                "power": ColumnSpec(source="x", unit="kW"),
+                "temp_air": ColumnSpec(source="x", unit="degC"),
+            },
+        )
+
+
 def test_a_misspelt_key_is_named_before_the_key_it_leaves_missing(tmp_path: Path) -> None:
     # "units" for "unit" also leaves "unit" missing; the misspelling is what to fix.
     typo = write(tmp_path, "typo.toml", TOML_MAPPING.replace('unit = "m/s"', 'units = "km/h"'))

@@ -204,7 +204,8 @@ class SourceSpec(BaseModel):
     time_column
         Column holding the time of each reading (the end of its averaging interval).
     columns
-        Glossary variable name -> where it is in the file and in which unit.
+        Glossary variable name -> where it is in the file and in which unit; each
+        variable is read from a column of its own.
     asset_column
         Column holding the asset id (turbine name); give this or ``asset_id``.
     asset_id
@@ -272,6 +273,26 @@ class SourceSpec(BaseModel):
                     value=column.unit,
                     expected=f"a unit convertible to {canonical!r}"
                     + _convertible_suggestion(column.unit, canonical),
+                )
+        return columns
+
+    @field_validator("columns")
+    @classmethod
+    def _variables_have_columns_of_their_own(
+        cls, columns: dict[str, ColumnSpec]
+    ) -> dict[str, ColumnSpec]:
+        # One column read as two variables is a copying slip (the wind speed's column
+        # given for the direction too): both would be filled with the same readings.
+        read_as: dict[str, str] = {}
+        for name, column in columns.items():
+            earlier = read_as.setdefault(column.source, name)
+            if earlier != name:
+                raise _SpecProblem(
+                    f"column {column.source!r} is read as both {earlier} and {name}",
+                    field=f"columns.{name}.source",
+                    value=column.source,
+                    expected=f"a column of its own for each variable ({name}'s column, "
+                    f"not {earlier}'s)",
                 )
         return columns
 
