@@ -351,6 +351,11 @@ def test_a_library_warning_is_one_warning_line(tmp_path: Path) -> None:
     )
     assert "warning: " in result.stderr and "taken as summer time" in result.stderr
     assert "UserWarning" not in result.stderr, result.stderr
+    # Stored, the file is not read again (nothing to warn of), and its turbine keeps the
+    # rated power its readings were cleaned with (walk-through 2026-11-30: refused).
+    again = twinweave("ingest", data, "--store", store, "--mapping", mapping)
+    assert "not ingested again" in again.stdout, again.stdout + again.stderr
+    assert "summer time" not in again.stderr, again.stderr
 
 
 def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(

@@ -6,6 +6,7 @@ Thin by design: every command composes the public API; no model logic lives here
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -567,6 +568,44 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _already_stored(
+    data: Path,
+    sha256: str,
+    stored: pd.DataFrame,
+    then: dict[str, Any],
+    sources: pd.DataFrame,
+    spec: SourceSpec,
+    known: Mapping[str, TurbineSpec],
+    rated_power: float | None,
+    elevation: float | None,
+) -> dict[str, TurbineSpec]:
+    """The turbine specs of a file the store holds with the settings it was read with,
+    which is not read again: its turbines are those it held, each rated as given now
+    (refused if not as then) or else as its readings were cleaned."""
+    cleaned_with = {str(a): float(r) for a, r in then.get("rated_power_kw", {}).items()}
+    asset_ids = sorted(cleaned_with)
+    # The elevation is not the cleaning's: as given now (_warn_sea_level if not).
+    as_then = {
+        a: TurbineSpec(a, rated, elevation or 0.0)
+        for a, rated in cleaned_with.items()
+        if a not in known and rated_power is None
+    }
+    specs = _turbine_specs(asset_ids, {**as_then, **known}, rated_power, elevation)
+    settings = {
+        "mapping": spec.model_dump(mode="json"),
+        "rated_power_kw": {asset_id: specs[asset_id].rated_power for asset_id in asset_ids},
+    }
+    _check_same_rated_power(sources, specs)
+    _check_same_settings(data, sha256, then, settings)
+    first = stored.iloc[0]
+    read_as = "" if Path(first["path"]) == data.resolve() else f", read from {first['path']}"
+    console.print(
+        f"{data} is already in the store (sha256 {sha256[:12]}{read_as}); not ingested again",
+        highlight=False,
+    )
+    return specs
+
+
 def _ingest(
     store: Store,
     data: Path,
@@ -577,6 +616,15 @@ def _ingest(
     recorder: Recorder,
 ) -> dict[str, TurbineSpec]:
     """Read, clean and store ``data`` once; return the turbine specs of its assets."""
+    with data.open("rb") as handle:
+        sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+    sources = store.sources()
+    stored = sources[sources["sha256"] == sha256]
+    then = _settings_of(stored.iloc[0]) if len(stored) else None
+    if then is not None:
+        return _already_stored(
+            data, sha256, stored, then, sources, spec, known, rated_power, elevation
+        )
     # A str status would be read as markup; the path is text.
     with diagnostics.status(Text(f"reading {data}")):
         info, raw = read_source(data, spec)
