@@ -16,6 +16,7 @@ from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     TurbineSpec,
     build_turbine_twin,
+    generic_power_curve,
     model_inputs,
     normal_operation_checks,
     scada_path,
@@ -136,6 +137,51 @@ def test_a_fleet_whose_turbines_read_different_inputs_is_refused_by_name() -> No
     )
     with pytest.raises(ValueError, match=expected):
         leave_one_out_fits(specs, trainings)
+
+
+def synthetic_turbine(seed: int, n: int = 3_000) -> pd.DataFrame:
+    """Two weeks of 10-minute readings of a turbine with a generic curve, whose output
+    falls with temperature and varies with direction (the truth is not what is tested)."""
+    rng = np.random.default_rng(seed)
+    speed = rng.uniform(2.0, 18.0, n)
+    temperature = rng.uniform(-5.0, 25.0, n)
+    direction = rng.uniform(0.0, 360.0, n)
+    shape = 1.0 - 0.004 * (temperature - 10.0) + 0.03 * np.cos(np.radians(direction))
+    power = generic_power_curve(speed, 2050.0) * shape + rng.normal(0.0, 30.0, n)
+    return pd.DataFrame(
+        {
+            "time": pd.date_range("2014-01-06", periods=n, freq="10min", tz="UTC"),
+            "wind_speed": speed,
+            "power": np.clip(power, 0.0, 2050.0),
+            "temp_air": temperature,
+            "wind_direction": direction,
+        }
+    )
+
+
+def test_a_turbine_born_before_any_reading_or_without_a_sensor_predicts_as_its_fleet() -> None:
+    # Walk-through 2026-11-30: with no readings (or none of temperature) the twin's
+    # emulator lacked the fleet's direction and temperature terms and was refused.
+    spec = TurbineSpec("new", rated_power=2050.0, elevation=100.0)
+    fleet = {f"T{i}": fleet_statistics(spec, synthetic_turbine(i)) for i in range(3)}
+    prior = FleetPrior.from_emulator(turbine_emulator(spec, synthetic_turbine(0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a round limit is not what is tested here
+        fitted = fit_central(fleet, prior, tol=1e-3, n_rounds=30)
+    assert fitted.population is not None
+    inputs = {
+        "wind_speed": np.array([5.0, 9.0, 13.0]),
+        "temp_air": np.array([0.0, 10.0, 20.0]),
+        "wind_direction": np.array([0.0, 90.0, 180.0]),
+    }
+    design = turbine_emulator(spec, synthetic_turbine(0))
+    expected = fitted.predict(None, inputs, design)
+    no_temperature = synthetic_turbine(5, n=200).drop(columns=["temp_air"])
+    for training in (synthetic_turbine(5, n=0), no_temperature):
+        twin = build_turbine_twin(spec, training, population=fitted.population)
+        predicted = twin.predict(inputs)
+        np.testing.assert_allclose(predicted.mean, expected.mean, rtol=1e-8)
+        np.testing.assert_allclose(predicted.var, expected.var, rtol=1e-8)
 
 
 # -- on La Haute Borne -----------------------------------------------------------------------

@@ -150,11 +150,15 @@ def build_turbine_twin(
     With ``population`` (a fleet fit's, from statistics of twins built as this one is),
     the twin starts from what its fleet knows of turbines of ``kind`` rather than from
     a generic power curve (:func:`twinweave.transfer.fleet_emulator`): a new turbine
-    with a day of readings predicts nearly as well as its fleet's turbines do.
+    with a day of readings predicts nearly as well as its fleet's turbines do. Its curve
+    then varies with direction and temperature as the fleet's twins' do, even before it
+    has readings of them (``training`` may be empty).
     """
     emulator = turbine_emulator(spec, training, forgetting=forgetting)
     if population is not None:
-        emulator = fleet_emulator(emulator, population, kind)
+        emulator = fleet_emulator(
+            _with_fleet_terms(emulator, spec, training, forgetting, population), population, kind
+        )
     schema = turbine_schema(spec.rated_power, elevation=spec.elevation)
     return Twin(
         spec.asset_id,
@@ -163,6 +167,33 @@ def build_turbine_twin(
         recorder=recorder,
         residual_correlation=ResidualCorrelation(),
     )
+
+
+def _with_fleet_terms(
+    emulator: BayesianBasisRegression,
+    spec: TurbineSpec,
+    training: pd.DataFrame,
+    forgetting: float,
+    population: Population,
+) -> BayesianBasisRegression:
+    """``emulator`` with the direction and temperature terms of the fleet's twins: a
+    turbine born into its fleet has the variations the fleet learned, whether or not its
+    own readings (none yet, or no temperature sensor) have those inputs."""
+    n_features = population.prior.n_features
+    if emulator.n_features == n_features:
+        return emulator
+    for use_direction, use_temperature in ((True, True), (True, False), (False, True)):
+        candidate = power_curve_emulator(
+            spec.rated_power,
+            site_pressure=spec.site_pressure,
+            fallback_density=site_mean_density(training, spec.site_pressure),
+            use_direction=use_direction,
+            use_temperature=use_temperature,
+            forgetting=forgetting,
+        )
+        if candidate.n_features == n_features:
+            return candidate
+    return emulator  # another design: fleet_emulator says how it differs
 
 
 def fit_baseline(spec: TurbineSpec, training: pd.DataFrame) -> MethodOfBins:
