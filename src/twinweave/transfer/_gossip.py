@@ -1044,7 +1044,10 @@ class PushSum:
         self._require_started()
         refuse_bool(node, self._slot, "node", "a label that is not a bool")
         if node in self._slot and self._alive[self._slot[node]]:
-            raise ValueError(f"node: expected a twin that is not present, got {node!r}, which is")
+            raise ValueError(
+                f"node: expected a twin that is not present, got {node!r}, which is present "
+                "(a twin joins once; leave() first to rejoin it)"
+            )
         links = [v for v in neighbours if v != node]
         if not links:
             raise ValueError(
