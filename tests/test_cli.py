@@ -173,6 +173,16 @@ def test_predict_says_which_columns_it_reads_and_ignores_the_others(
     )
     run = predict(fitted_store, pressure, pressure.with_suffix(".out.csv"))
     assert "'pressure' is used only with 'temp_air'" in run.stderr, run.stderr
+    assert "air density the site's mean" in plain_run.stdout
+    # A density given is read: the site's mean is not what the prediction uses.
+    density = tmp_path / "density.csv"
+    pd.DataFrame({"wind_speed": [6.0, 9.0], "air_density": [1.30, 1.10]}).to_csv(
+        density, index=False
+    )
+    run = predict(fitted_store, density, density.with_suffix(".out.csv"))
+    assert "inputs read: ['wind_speed', 'air_density']" in run.stdout, run.stdout
+    assert "not given: ['temp_air', 'wind_direction']" in run.stdout
+    assert "the site's mean" not in run.stdout
     mean = pd.read_csv(pressure.with_suffix(".out.csv"))["mean"].to_numpy()
     np.testing.assert_array_equal(mean, means[1])
 
@@ -509,6 +519,15 @@ def test_readings_that_look_read_in_the_wrong_unit_are_questioned(tmp_path: Path
             "which is kilomile_per_hour) is out of range, for example wind_speed = ",
         ),
     }
+    # A turbine out of service, reading a few kW either way, is not a unit error.
+    out_of_service = tmp_path / "out_of_service.csv"
+    noise = np.random.default_rng(1).uniform(-5.0, 3.0, len(frame))
+    frame.assign(p_w=noise * 1000.0).to_csv(out_of_service, index=False)
+    quiet = twinweave(
+        "ingest", out_of_service, "--store", tmp_path / "out.duckdb", "--mapping", mapping,
+        "--rated-power", str(RATED_POWER),
+    )  # fmt: skip
+    assert "units" not in quiet.stderr, quiet.stderr
     for name, (source, columns, expected) in misread.items():
         layout = json.loads(mapping.read_text())
         layout["columns"].update(columns)
@@ -673,6 +692,17 @@ def test_whatif_counts_each_reading_for_its_own_time_step(
         "the readings cover 0.5 h of the 48 h from the first to the last (1%)" in result.stderr
     ), result.stderr
     assert "the inputs step by" not in result.stderr  # a gap is not a second cadence
+    # Nor are many: a fifth of the 10-minute readings missing at random (review
+    # 2026-11-30: counted by frequency, their 20-minute steps were taken for one).
+    gappy = tmp_path / "gappy.csv"
+    times = pd.date_range("2015-06-01", periods=600, freq="10min", tz="UTC")
+    kept = np.random.default_rng(2).random(600) > 0.2
+    pd.DataFrame({"time": times[kept], "wind_speed": 10.0}).to_csv(gappy, index=False)
+    result = twinweave(
+        "whatif", "--store", fitted_store, "--twin", "R80711", "--scale", "0.97",
+        "--input", gappy, "--samples", "200",
+    )  # fmt: skip
+    assert "the inputs step by" not in result.stderr, result.stderr
     # Twelve hours every ten minutes, then twelve hourly readings: each counted for ten
     # minutes, which is said rather than taken for missing readings only.
     mixed = tmp_path / "mixed.csv"

@@ -439,18 +439,27 @@ def _warn_if_units_look_wrong(
         _warn_if_mostly_out_of_range(asset_id, rows, out_of_range, spec)
     # Between rated wind speed and cut-out a turbine in operation is at rated power most
     # of the time; well below it, the wind's unit (km/h) or power's (MW) is the suspect.
-    # Producing readings only: a turbine stopped through a stormy week is no unit error.
-    running = rows[rows["power"] > 0]
+    # Producing readings only, and not those found curtailed or down: a turbine stopped
+    # or capped through a stormy week is no unit error.
+    held_back = rejected.loc[rejected["check"].isin(["curtailment", "downtime"]), "source_row"]
+    running = rows[(rows["power"] > 0) & ~rows["source_row"].isin(held_back)]
     strong = running["power"][running["wind_speed"].between(*_STRONG_WIND)]
     fair = running["power"][running["wind_speed"].between(*_FAIR_WIND)]
-    if strong.count() >= 100 and strong.median() < 0.5 * rated_power:
+    light = running["power"][running["wind_speed"].between(4.0, 7.0)]
+
+    # Power in another unit still rises with the wind; a stopped turbine's readings of a
+    # few kW either way do not.
+    def rises(windy: pd.Series[float]) -> bool:
+        return bool(light.count() < 20 or windy.median() >= 3.0 * light.median())
+
+    if strong.count() >= 100 and strong.median() < 0.5 * rated_power and rises(strong):
         _warn(
             f"asset {asset_id!r}: at wind speeds of {_STRONG_WIND[0]:g}-{_STRONG_WIND[1]:g} "
             f"m/s half its readings with power are below {strong.median():.3g} kW, under "
             f"half its rated power {rated_power:g} kW; are the units of wind speed and power "
             "right (m/s or km/h; W, kW or MW: --mapping)?"
         )
-    elif fair.count() >= 100 and fair.quantile(0.99) < 0.1 * rated_power:
+    elif fair.count() >= 100 and fair.quantile(0.99) < 0.1 * rated_power and rises(fair):
         # A sheltered site may see few strong winds in a file; from 9 m/s a turbine in
         # operation makes a third or more of its rated power, so 99 % of readings under a
         # tenth of it is a unit (or a rated power 1,000 times too large).
@@ -478,10 +487,11 @@ def _warn_if_mostly_out_of_range(
             if column is not None
             else ""
         )
+        rated = " and the rated power (--rated-power, --assets)" if variable == "power" else ""
         _warn(
             f"asset {asset_id!r}: {n_out} of {len(rows)} readings quarantined because "
             f"{variable}{unit} is out of range, for example {entries['reason'].iloc[0]}; "
-            "is its unit right (--mapping)?"
+            f"are its unit (--mapping){rated} right?"
         )
 
 
@@ -616,11 +626,13 @@ def _ingest(
     recorder: Recorder,
 ) -> dict[str, TurbineSpec]:
     """Read, clean and store ``data`` once; return the turbine specs of its assets."""
-    with data.open("rb") as handle:
-        sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
-    sources = store.sources()
-    stored = sources[sources["sha256"] == sha256]
-    then = _settings_of(stored.iloc[0]) if len(stored) else None
+    then = None
+    if data.is_file():  # anything else is refused by read_source, with the reason
+        with data.open("rb") as handle:
+            sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+        sources = store.sources()
+        stored = sources[sources["sha256"] == sha256]
+        then = _settings_of(stored.iloc[0]) if len(stored) else None
     if then is not None:
         return _already_stored(
             data, sha256, stored, then, sources, spec, known, rated_power, elevation
@@ -955,7 +967,11 @@ def _say_what_is_read(columns: dict[str, np.ndarray], twin: Twin, out: Console =
             f"inputs the twin reads that are not given: {absent}; predicted without them "
             "(their effect averaged over the readings the twin has seen, the interval "
             "widened by its spread"
-            + ("; air density the site's mean" if "temp_air" in absent else "")
+            + (
+                "; air density the site's mean"
+                if "temp_air" in absent and "air_density" not in columns
+                else ""
+            )
             + ")",
             highlight=False,
         )
@@ -1406,15 +1422,23 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
         )
     if times.size < 2:
         return READING_HOURS
-    steps, counts = np.unique(np.diff(times), return_counts=True)
+    differences = np.diff(times)
+    steps, counts = np.unique(differences, return_counts=True)
     usual = int(np.argmax(counts))
     hours = float(steps[usual] / np.timedelta64(1, "s") / 3600.0)
-    # Gaps make a few longer steps; a second step this frequent is a second cadence
-    # (hourly readings after 10-minute ones), whose readings stand for longer.
+    # Gaps make longer steps here and there (many, where a tenth of the readings are
+    # missing); a second cadence (hourly readings after 10-minute ones) makes them one
+    # after the other. Counted: the steps in runs of three or more equal ones.
+    step_hours = differences / np.timedelta64(1, "s") / 3600.0
+    starts = np.flatnonzero(np.r_[True, step_hours[1:] != step_hours[:-1]])
+    lengths = np.diff(np.r_[starts, step_hours.size])
+    long = lengths >= 3
+    run_steps, which = np.unique(step_hours[starts][long], return_inverse=True)
+    in_runs = np.bincount(which, weights=lengths[long], minlength=run_steps.size)
     other = [
-        (float(step / np.timedelta64(1, "s") / 3600.0), int(count))
-        for i, (step, count) in enumerate(zip(steps, counts, strict=True))
-        if i != usual and count >= max(3, 0.1 * (times.size - 1))
+        (float(step), int(count))
+        for step, count in zip(run_steps, in_runs, strict=True)
+        if step != hours and count >= max(3, 0.1 * step_hours.size)
     ]
     if other:
         listed = ", ".join(f"{_duration(h)} {n} times" for h, n in other)

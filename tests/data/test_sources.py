@@ -349,6 +349,20 @@ def test_a_file_newest_first_reads_the_repeated_hour_as_one_oldest_first(
         assert [str(t) for t in readings["time"]] == utc
 
 
+def test_a_duplicated_row_does_not_hide_which_way_a_file_runs(tmp_path: Path) -> None:
+    # Every row twice: the repeated times go neither way and are not counted as steps
+    # (review 2026-11-30: the file was judged to run neither way, and said so).
+    text, _ = _autumn_csv({"T1": "ascending"})
+    header, *rows = text.splitlines()
+    doubled = [row for row in rows for _ in range(2)]
+    path = write(tmp_path, "twice.csv", "\n".join([header, *doubled]) + "\n")
+    spec = SPEC.model_copy(update={"time_zone": "Europe/Paris"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_source(path, spec)
+    assert not [w for w in caught if "run neither" in str(w.message)], caught
+
+
 def test_readings_in_no_clear_order_take_the_first_of_two_as_summer_time_and_say_so(
     tmp_path: Path,
 ) -> None:

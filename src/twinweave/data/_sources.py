@@ -1291,9 +1291,9 @@ def _runs_backwards(
 
     Judged by the steps from each of the asset's readings to its next in the file:
     backwards if more than half go back in local time, forward if more than half go
-    forward. A step between two ``ambiguous`` local times (both in a repeated hour) is
-    not counted: which is earlier is what is to be found. Any other step goes the same
-    way in local time as in UTC.
+    forward (a repeated time is not a step). A step between two ``ambiguous`` local
+    times (both in a repeated hour) is not counted: which is earlier is what is to be
+    found. Any other step goes the same way in local time as in UTC.
     """
     wanted = asset.isin(list(assets)).to_numpy(dtype=bool, na_value=False)
     readings = pd.DataFrame(
@@ -1306,7 +1306,8 @@ def _runs_backwards(
     by_asset = readings.groupby("asset", sort=False)
     step = np.sign(by_asset["time"].diff().to_numpy())
     after_ambiguous = by_asset["ambiguous"].shift(fill_value=False).to_numpy(dtype=bool)
-    counted = ~np.isnan(step) & ~(readings["ambiguous"].to_numpy() & after_ambiguous)
+    # A repeated time (a duplicated row) goes neither way: not a step.
+    counted = ~np.isnan(step) & (step != 0) & ~(readings["ambiguous"].to_numpy() & after_ambiguous)
     counts = (
         pd.DataFrame(
             {
