@@ -397,6 +397,10 @@ def test_an_asset_table_is_checked_and_a_rated_power_in_mw_is_questioned(
     in_mw = twinweave(*fit, "--store", tmp_path / "c.duckdb")
     assert "readings are above its rated power 2.05 kW" in in_mw.stderr, in_mw.stderr
     assert "is the rated power in kW" in in_mw.stderr
+    # Too high (another model's): the turbine never comes near it in strong wind.
+    assets.write_text(f"asset_id,rated_power,elevation\nT1,{1.5 * RATED_POWER},411\n")
+    too_high = twinweave(*fit, "--store", tmp_path / "high.duckdb")
+    assert f"under 80 % of its rated power {1.5 * RATED_POWER:g} kW" in too_high.stderr
     assets.write_text(f"asset_id,rated_power,elevation\nT1,{RATED_POWER},411\n")
     in_kw = twinweave(*fit, "--store", tmp_path / "d.duckdb")
     assert "rated power" not in in_kw.stderr, in_kw.stderr

@@ -459,6 +459,15 @@ def _warn_if_units_look_wrong(
             f"half its rated power {rated_power:g} kW; are the units of wind speed and power "
             "right (m/s or km/h; W, kW or MW: --mapping)?"
         )
+    elif strong.count() >= 100 and strong.quantile(0.99) < 0.8 * rated_power:
+        # Most but not all the way: a rated power given too high (3,000 for a 2,050 kW
+        # machine) leaves the predictions' upper bound where the turbine never goes.
+        _warn(
+            f"asset {asset_id!r}: at wind speeds of {_STRONG_WIND[0]:g}-{_STRONG_WIND[1]:g} "
+            f"m/s 99 % of its readings with power are below {strong.quantile(0.99):.4g} kW, "
+            f"under 80 % of its rated power {rated_power:g} kW; is the rated power right "
+            "(--rated-power, --assets)?"
+        )
     elif fair.count() >= 100 and fair.quantile(0.99) < 0.1 * rated_power and rises(fair):
         # A sheltered site may see few strong winds in a file; from 9 m/s a turbine in
         # operation makes a third or more of its rated power, so 99 % of readings under a
