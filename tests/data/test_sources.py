@@ -789,6 +789,13 @@ def test_one_column_read_as_two_variables_is_refused(tmp_path: Path) -> None:
                 "temp_air": ColumnSpec(source="x", unit="degC"),
             },
         )
+    # So is the time or asset column read as a variable (review 2026-11-30).
+    for role, spec in (
+        ("time", {"asset_id": "a", "time_column": "x"}),
+        ("asset", {"asset_column": "x", "time_column": "t"}),
+    ):
+        with pytest.raises(ValidationError, match=f"column 'x' is both the {role} column and"):
+            SourceSpec(**spec, columns={"power": ColumnSpec(source="x", unit="kW")})
 
 
 def test_a_misspelt_key_is_named_before_the_key_it_leaves_missing(tmp_path: Path) -> None:

@@ -346,6 +346,21 @@ class SourceSpec(BaseModel):
                 expected="exactly one of asset_column (a column of asset ids) or "
                 "asset_id (one asset for the whole file)",
             )
+        # The time or asset column read as a variable too is the same slip as one column
+        # read as two variables.
+        for role, source in (
+            ("time_column", self.time_column),
+            ("asset_column", self.asset_column),
+        ):
+            for name, column in self.columns.items():
+                if column.source == source:
+                    raise _SpecProblem(
+                        f"column {source!r} is both the {role.removesuffix('_column')} "
+                        f"column and {name}'s",
+                        field=f"columns.{name}.source",
+                        value=source,
+                        expected=f"a column of its own for {name}, not the {role}",
+                    )
         if self.time_format is not None:
             aware = "%z" in self.time_format or "%Z" in self.time_format
             if aware and self.time_zone is not None:
