@@ -558,6 +558,14 @@ def test_predict_names_file_column_row_and_value_of_a_bad_input(
     assert_user_error(result, "typo.csv", "'wind_speed'", "row 1 (line 4)", "got 'abc'")
     # An error raised only for bad input needs no hint that it may be a bug.
     assert DEBUG_HINT not in result.stderr
+    # A number beyond the physical bounds: the line too (walk-through 2026-11-30).
+    inputs.write_text("wind_speed\n5.0\n\n-1\n7.0\n")
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
+    assert_user_error(
+        result,
+        "typo.csv: column 'wind_speed', row 1 (line 4): expected a value within [0, 60] m/s, "
+        "got '-1.0'",
+    )
 
 
 def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(
@@ -810,7 +818,10 @@ def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path:
         "header.csv": ("wind_speed\n", "no rows"),
         "twice.csv": ("wind_speed,wind_speed\n5,6\n", "'wind_speed' appears more than once"),
         "data.json": ('[{"wind_speed": 5}]', "expected a CSV"),
-        "negative.csv": ("wind_speed\n-3\n", "negative.csv: wind_speed: 1 of 1 values outside"),
+        "negative.csv": (
+            "wind_speed\n-3\n",
+            "negative.csv: column 'wind_speed', row 0 (line 2): expected a value within [0, 60]",
+        ),
     }
     for name, (text, expected) in files.items():
         (tmp_path / name).write_text(text)

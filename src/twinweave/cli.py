@@ -1122,6 +1122,13 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
             expected = f"a number{f' [{unit}]' if unit else ''} or a blank cell"
         if bad.any():
             raise refuse(name, bad, expected)
+        # The twin refuses values beyond the schema's physical bounds; said here, where
+        # the file's line is known.
+        if name in known:
+            lower, upper = twin.schema.variable(name).bounds
+            outside = (values < lower) | (values > upper)
+            if outside.any():
+                raise refuse(name, outside, f"a value within [{lower:g}, {upper:g}] {unit}")
         frame[name] = values
     if "time" in frame:
         numbers = frame["time"].dropna()
