@@ -722,6 +722,8 @@ def test_a_boolean_missing_code_is_refused_not_read_as_1(tmp_path: Path, suffix:
     assert caught.value.expected == "a number or text, such as -999 or 'n/a'"
     with pytest.raises(ValidationError):
         ColumnSpec(source="p", unit="kW", missing_codes=(False,))
+    with pytest.raises(ValidationError):  # numpy's too (a strict float took it as 1.0)
+        ColumnSpec(source="p", unit="kW", missing_codes=(np.bool_(True),))
     # Whole numbers are numbers still.
     assert ColumnSpec(source="p", unit="kW", missing_codes=(-999, "n/a")).numeric_codes == (-999.0,)
 

@@ -149,6 +149,14 @@ class ColumnSpec(BaseModel):
     # and every reading of exactly 1 would become NaN.
     missing_codes: tuple[StrictFloat | StrictStr, ...] = ()
 
+    @field_validator("missing_codes", mode="before")
+    @classmethod
+    def _numpy_booleans_are_booleans(cls, value: object) -> object:
+        # A strict float takes numpy's bool as 1.0; as Python's bool it is refused.
+        if isinstance(value, list | tuple):
+            return tuple(bool(code) if isinstance(code, np.bool_) else code for code in value)
+        return value
+
     @field_validator("unit")
     @classmethod
     def _unit_is_known(cls, value: str) -> str:
