@@ -587,42 +587,42 @@ def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _already_stored(
-    data: Path,
-    sha256: str,
-    stored: pd.DataFrame,
-    then: dict[str, Any],
-    sources: pd.DataFrame,
-    spec: SourceSpec,
-    known: Mapping[str, TurbineSpec],
-    rated_power: float | None,
-    elevation: float | None,
-) -> dict[str, TurbineSpec]:
-    """The turbine specs of a file the store holds with the settings it was read with,
-    which is not read again: its turbines are those it held, each rated as given now
-    (refused if not as then) or else as its readings were cleaned."""
-    cleaned_with = {str(a): float(r) for a, r in then.get("rated_power_kw", {}).items()}
-    asset_ids = sorted(cleaned_with)
-    # The elevation is not the cleaning's: as given now (_warn_sea_level if not).
-    as_then = {
-        a: TurbineSpec(a, rated, elevation or 0.0)
-        for a, rated in cleaned_with.items()
-        if a not in known and rated_power is None
-    }
-    specs = _turbine_specs(asset_ids, {**as_then, **known}, rated_power, elevation)
-    settings = {
+def _read_settings(spec: SourceSpec, specs: Mapping[str, TurbineSpec]) -> dict[str, Any]:
+    """What the user chooses about reading and cleaning a file (the checks follow)."""
+    return {
         "mapping": spec.model_dump(mode="json"),
-        "rated_power_kw": {asset_id: specs[asset_id].rated_power for asset_id in asset_ids},
+        "rated_power_kw": {asset_id: s.rated_power for asset_id, s in specs.items()},
     }
-    _check_same_rated_power(sources, specs)
-    _check_same_settings(data, sha256, then, settings)
+
+
+def _skip_stored(data: Path, sha256: str, stored: pd.DataFrame, settings: dict[str, Any]) -> None:
+    """Refuse a file the store holds as read with other settings, else say it is not
+    ingested again."""
     first = stored.iloc[0]
+    _check_same_settings(data, sha256, _settings_of(first), settings)
     read_as = "" if Path(first["path"]) == data.resolve() else f", read from {first['path']}"
     console.print(
         f"{data} is already in the store (sha256 {sha256[:12]}{read_as}); not ingested again",
         highlight=False,
     )
-    return specs
+
+
+def _stored_specs(
+    cleaned_with: Mapping[str, float],
+    known: Mapping[str, TurbineSpec],
+    rated_power: float | None,
+    elevation: float | None,
+) -> dict[str, TurbineSpec]:
+    """The turbine specs of a file the store holds with its settings (not read again):
+    its turbines are those it held, each rated as given now or else as its readings
+    were cleaned (``cleaned_with``)."""
+    # The elevation is not the cleaning's: as given now (_warn_sea_level if not).
+    as_then = {
+        a: TurbineSpec(a, float(rated), elevation or 0.0)
+        for a, rated in cleaned_with.items()
+        if a not in known and rated_power is None
+    }
+    return _turbine_specs(sorted(cleaned_with), {**as_then, **known}, rated_power, elevation)
 
 
 def _ingest(
@@ -635,39 +635,27 @@ def _ingest(
     recorder: Recorder,
 ) -> dict[str, TurbineSpec]:
     """Read, clean and store ``data`` once; return the turbine specs of its assets."""
-    then = None
+    sources = store.sources()
     if data.is_file():  # anything else is refused by read_source, with the reason
         with data.open("rb") as handle:
             sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
-        sources = store.sources()
         stored = sources[sources["sha256"] == sha256]
         then = _settings_of(stored.iloc[0]) if len(stored) else None
-    if then is not None:
-        return _already_stored(
-            data, sha256, stored, then, sources, spec, known, rated_power, elevation
-        )
+        if then is not None:  # the settings tell its turbines: not read again
+            specs = _stored_specs(then.get("rated_power_kw", {}), known, rated_power, elevation)
+            _check_same_rated_power(sources, specs)
+            _skip_stored(data, sha256, stored, _read_settings(spec, specs))
+            return specs
     # A str status would be read as markup; the path is text.
     with diagnostics.status(Text(f"reading {data}")):
         info, raw = read_source(data, spec)
     asset_ids = sorted(raw["asset_id"].unique())
     specs = _turbine_specs(asset_ids, known, rated_power, elevation)
-    # What the user chooses about reading and cleaning the file (the checks follow).
-    settings = {
-        "mapping": spec.model_dump(mode="json"),
-        "rated_power_kw": {asset_id: specs[asset_id].rated_power for asset_id in asset_ids},
-    }
-    sources = store.sources()
+    settings = _read_settings(spec, specs)
     _check_same_rated_power(sources, specs)
     stored = sources[sources["sha256"] == info.sha256]
-    if len(stored):
-        first = stored.iloc[0]
-        _check_same_settings(data, info.sha256, _settings_of(first), settings)
-        read_as = "" if Path(first["path"]) == data.resolve() else f", read from {first['path']}"
-        console.print(
-            f"{data} is already in the store (sha256 {info.sha256[:12]}{read_as}); not "
-            "ingested again",
-            highlight=False,
-        )
+    if len(stored):  # stored by a twinweave that did not keep the settings
+        _skip_stored(data, info.sha256, stored, settings)
         return specs
     if "pitch" not in raw.columns:
         _warn(
@@ -1438,14 +1426,13 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
         )
     if times.size < 2:
         return READING_HOURS
-    differences = np.diff(times)
-    steps, counts = np.unique(differences, return_counts=True)
+    step_hours = np.diff(times) / np.timedelta64(1, "s") / 3600.0
+    steps, counts = np.unique(step_hours, return_counts=True)
     usual = int(np.argmax(counts))
-    hours = float(steps[usual] / np.timedelta64(1, "s") / 3600.0)
+    hours = float(steps[usual])
     # Gaps make longer steps here and there (many, where a tenth of the readings are
     # missing); a second cadence (hourly readings after 10-minute ones) makes them one
     # after the other. Counted: the steps in runs of three or more equal ones.
-    step_hours = differences / np.timedelta64(1, "s") / 3600.0
     starts = np.flatnonzero(np.r_[True, step_hours[1:] != step_hours[:-1]])
     lengths = np.diff(np.r_[starts, step_hours.size])
     long = lengths >= 3

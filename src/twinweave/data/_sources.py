@@ -284,26 +284,6 @@ class SourceSpec(BaseModel):
                 )
         return columns
 
-    @field_validator("columns")
-    @classmethod
-    def _variables_have_columns_of_their_own(
-        cls, columns: dict[str, ColumnSpec]
-    ) -> dict[str, ColumnSpec]:
-        # One column read as two variables is a copying slip (the wind speed's column
-        # given for the direction too): both would be filled with the same readings.
-        read_as: dict[str, str] = {}
-        for name, column in columns.items():
-            earlier = read_as.setdefault(column.source, name)
-            if earlier != name:
-                raise _SpecProblem(
-                    f"column {column.source!r} is read as both {earlier} and {name}",
-                    field=f"columns.{name}.source",
-                    value=column.source,
-                    expected=f"a column of its own for each variable ({name}'s column, "
-                    f"not {earlier}'s)",
-                )
-        return columns
-
     @field_validator("time_format")
     @classmethod
     def _format_is_readable(cls, value: str | None) -> str | None:
@@ -354,21 +334,28 @@ class SourceSpec(BaseModel):
                 expected="exactly one of asset_column (a column of asset ids) or "
                 "asset_id (one asset for the whole file)",
             )
-        # The time or asset column read as a variable too is the same slip as one column
-        # read as two variables.
-        for role, source in (
-            ("time_column", self.time_column),
-            ("asset_column", self.asset_column),
-        ):
-            for name, column in self.columns.items():
-                if column.source == source:
-                    raise _SpecProblem(
-                        f"column {source!r} is both the {role.removesuffix('_column')} "
-                        f"column and {name}'s",
-                        field=f"columns.{name}.source",
-                        value=source,
-                        expected=f"a column of its own for {name}, not the {role}",
-                    )
+        # One column read as two variables, or as a variable and the time or asset, is a
+        # copying slip (the wind speed's column given for the direction too): both would
+        # be filled with the same readings.
+        read_as = {self.time_column: "time_column", self.asset_column: "asset_column"}
+        for name, column in self.columns.items():
+            earlier = read_as.setdefault(column.source, name)
+            if earlier == name:
+                continue
+            if earlier.endswith("_column"):
+                problem = (
+                    f"column {column.source!r} is both the {earlier.removesuffix('_column')} "
+                    f"column and {name}'s"
+                )
+                expected = f"a column of its own for {name}, not the {earlier}"
+            else:
+                problem = f"column {column.source!r} is read as both {earlier} and {name}"
+                expected = (
+                    f"a column of its own for each variable ({name}'s column, not {earlier}'s)"
+                )
+            raise _SpecProblem(
+                problem, field=f"columns.{name}.source", value=column.source, expected=expected
+            )
         if self.time_format is not None:
             aware = "%z" in self.time_format or "%Z" in self.time_format
             if aware and self.time_zone is not None:

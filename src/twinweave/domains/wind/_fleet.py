@@ -105,22 +105,32 @@ def site_mean_density(observations: pd.DataFrame, site_pressure: float) -> float
 
 
 def turbine_emulator(
-    spec: TurbineSpec, training: pd.DataFrame, *, forgetting: float = 1.0
+    spec: TurbineSpec,
+    training: pd.DataFrame,
+    *,
+    forgetting: float = 1.0,
+    use_direction: bool | None = None,
+    use_temperature: bool | None = None,
 ) -> BayesianBasisRegression:
     """The unfitted power-curve emulator of a turbine's twin, configured for its site
     (pressure from its elevation; the training period's mean air density where a
     prediction has no temperature).
 
-    The curve varies with wind direction and temperature only if the training readings
-    have some: a variation learned from none would, given a direction or temperature in
-    a prediction, move the curve by hundreds of kW on nothing but the prior.
+    By default (``None``) the curve varies with wind direction and temperature only if
+    the training readings have some: a variation learned from none would, given a
+    direction or temperature in a prediction, move the curve by hundreds of kW on
+    nothing but the prior.
     """
+    if use_direction is None:
+        use_direction = _has_readings(training, "wind_direction")
+    if use_temperature is None:
+        use_temperature = _has_readings(training, "temp_air")
     return power_curve_emulator(
         spec.rated_power,
         site_pressure=spec.site_pressure,
         fallback_density=site_mean_density(training, spec.site_pressure),
-        use_direction=_has_readings(training, "wind_direction"),
-        use_temperature=_has_readings(training, "temp_air"),
+        use_direction=use_direction,
+        use_temperature=use_temperature,
         forgetting=forgetting,
     )
 
@@ -183,13 +193,12 @@ def _with_fleet_terms(
     if emulator.n_features == n_features:
         return emulator
     for use_direction, use_temperature in ((True, True), (True, False), (False, True)):
-        candidate = power_curve_emulator(
-            spec.rated_power,
-            site_pressure=spec.site_pressure,
-            fallback_density=site_mean_density(training, spec.site_pressure),
+        candidate = turbine_emulator(
+            spec,
+            training,
+            forgetting=forgetting,
             use_direction=use_direction,
             use_temperature=use_temperature,
-            forgetting=forgetting,
         )
         if candidate.n_features == n_features:
             return candidate
