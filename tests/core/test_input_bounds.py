@@ -196,6 +196,7 @@ def test_unbounded_and_one_sided_variables() -> None:
         noise_edges=[0, 10],
         lower=0,
         upper=50,
+        units="kW",
     )
     flow = np.linspace(0, 10, 200)
     twin = Twin("pump", schema, emulator).update({"flow": flow, "power": 4 * flow})

@@ -222,3 +222,34 @@ def test_a_fit_record_counts_the_readings_and_the_weight_held() -> None:
     # (about 1 / (1 - 0.99) readings), not a count of the readings ever seen.
     assert fits[-1].attributes["n_readings"] == 500
     assert 90 < float(fits[-1].attributes["weight_of_readings_held"]) < 101  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"units": "W"}, r"predicts power in 'W', expected the unit schema 'Pump' gives it, 'kW'"),
+        ({"units": ""}, r"predicts power in '', expected"),
+        ({"units": "kilowattz"}, r"unknown unit 'kilowattz'"),
+        (
+            {"upper": 60.0},
+            r"bounds power to \[0, 60.0\], expected within the bounds schema 'Pump' gives it, \[0",
+        ),
+        ({"lower": -np.inf}, r"bounds power to \[-inf, 50\]"),
+    ],
+)
+def test_an_emulator_that_breaks_the_schemas_promise_is_refused(
+    changes: dict[str, object], message: str
+) -> None:
+    # The schema says power is in kW within [0, 50]: an emulator predicting in another
+    # unit, or censoring to wider bounds, would put numbers outside it.
+    params = pump().emulator.get_params()
+    params.update(changes)
+    with pytest.raises(ValueError, match=message):
+        Twin("pump-1", pump().schema, BayesianBasisRegression(**params))
+
+
+def test_an_emulator_with_narrower_bounds_or_the_same_unit_spelt_otherwise_is_taken() -> None:
+    params = pump().emulator.get_params()
+    params.update(upper=45.0, units="kilowatt")
+    twin = Twin("pump-1", pump().schema, BayesianBasisRegression(**params))
+    assert twin.predict({"flow": [9.0]}).quantile(0.999)[0] <= 45.0

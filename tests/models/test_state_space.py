@@ -138,6 +138,69 @@ def test_h_step_forecasts_are_calibrated() -> None:
     np.testing.assert_allclose(np.diff(forecast.latent_var), 0.05, rtol=1e-9)
 
 
+def test_sample_paths_carry_the_process_noise_from_step_to_step() -> None:
+    # A random walk forecast 30 steps ahead: a path's 30-step mean has the spread of the
+    # walk's (the steps' noises add up), and a path moves by the level noise per step.
+    level_var, noise_var, start_var, horizon = 1.0, 0.01, 0.5, 30
+    emulator = StateSpaceEmulator.local_level(
+        "temp_air", level_var=level_var, noise_var=noise_var, initial_var=start_var
+    )
+    forecast = emulator.predict({"step": np.arange(horizon)})
+    paths = forecast.sample(20_000, np.random.default_rng(4))
+    # Var of the mean of x_1..x_30 with x_h = x_0 + w_1 + ... + w_h, plus the noise.
+    reach = np.arange(horizon, 0, -1)  # step k's noise is in the last 31 - k steps
+    exact = start_var + level_var * np.sum(reach**2) / horizon**2 + noise_var / horizon
+    # The sample variance of 20,000 normal draws is within 4 % of the truth (4 sd).
+    assert np.var(paths.mean(axis=1)) == pytest.approx(exact, rel=0.04)
+    steps = np.diff(paths, axis=1)
+    assert np.var(steps) == pytest.approx(level_var + 2 * noise_var, rel=0.04)
+    # The marginals are the h-step ones: the factor's rows add up to the latent variance.
+    assert forecast.factor is not None
+    np.testing.assert_allclose(
+        forecast.noise_var + np.sum(forecast.factor**2, axis=1),
+        start_var + level_var * np.arange(1, horizon + 1) + noise_var,
+        rtol=1e-12,
+    )
+
+
+def test_a_reservoir_forecast_month_has_the_spread_of_its_balance() -> None:
+    # Storage and an unmeasured flow: the mean of a 30-day forecast, from paths, against
+    # the exact variance of the mean of the state's linear recursion. The state is known
+    # well, so the spread is the steps' noise building up.
+    emulator = StateSpaceEmulator.reservoir(
+        capacity=1e9,
+        initial_storage=5e8,
+        initial_var=1e2,
+        process_var=1e4,
+        noise_var=1e2,
+        unmeasured_flow_var=1e2,
+        initial_unmeasured_flow_var=1.0,
+    )
+    horizon = 30
+    flows = {"inflow": np.full(horizon, 1e3), "outflow": np.full(horizon, 1e3)}
+    forecast = emulator.predict(flows)
+    f, q = emulator.model.transition, emulator.model.process_noise
+    # Var(sum_h H x_h) from the state's recursion, the noise's independent part aside.
+    weights = np.zeros(2)  # sum over later steps of H F^(h - k), built backwards
+    total = 0.0
+    h = emulator.model.observation[0]
+    for _ in range(horizon):
+        weights = h + weights @ f
+        total += float(weights @ q @ weights)
+    total += float((weights @ f) @ emulator.cov_ @ (weights @ f))
+    exact = (total + horizon * 1e2) / horizon**2
+    paths = forecast.sample(20_000, np.random.default_rng(5))
+    assert np.var(paths.mean(axis=1)) == pytest.approx(exact, rel=0.04)
+
+
+def test_a_forecast_too_long_to_sample_jointly_says_how_long_it_may_be() -> None:
+    emulator = StateSpaceEmulator.local_level("temp_air", level_var=1.0, noise_var=1.0)
+    forecast = emulator.predict({"step": np.arange(8_000)})
+    assert forecast.interval(0.9)[0].shape == (8_000,)  # marginals need no factor
+    with pytest.raises(ValueError, match=r"8000-step forecast need a 8000 x 8001 factor"):
+        forecast.sample(1, np.random.default_rng(6))
+
+
 def test_smoother_variance_never_exceeds_filter_variance() -> None:
     model = StateSpaceModel(
         transition=[[1.0, 1.0], [0.0, 1.0]],
@@ -456,23 +519,34 @@ def test_a_reservoir_learns_a_flow_its_gauges_miss() -> None:
     np.testing.assert_allclose(np.diff(twin(None).predict(ahead).mean), 0.0, atol=1e-6)
 
 
-def test_an_unmeasured_flow_prior_needs_the_unmeasured_flow() -> None:
-    with pytest.raises(ValueError, match=r"initial_unmeasured_flow_var: expected None without"):
-        StateSpaceEmulator.reservoir(
-            capacity=1.0,
-            initial_storage=0.5,
-            initial_var=1.0,
-            process_var=1.0,
-            noise_var=1.0,
-            initial_unmeasured_flow_var=4.0,
-        )
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # A prior of the unmeasured flow needs the unmeasured flow.
+        ({"initial_unmeasured_flow_var": 4.0}, r"initial_unmeasured_flow_var: expected None w"),
+        *[
+            ({"dt": dt, "unmeasured_flow_var": 1.0}, r"dt: expected a positive, finite step")
+            for dt in (0.0, -1.0, np.nan, np.inf, True)
+        ],
+    ],
+)
+def test_bad_reservoir_arguments_are_named(changes: dict[str, float], message: str) -> None:
+    arguments = {
+        "capacity": 1.0,
+        "initial_storage": 0.5,
+        "initial_var": 1.0,
+        "process_var": 1.0,
+        "noise_var": 1.0,
+    }
+    with pytest.raises(ValueError, match=message):
+        StateSpaceEmulator.reservoir(**arguments, **changes)
 
 
 # -- errors name the field, the value and what was expected -----------------------------
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"process_noise": [[-1.0]]}, r"process_noise: expected a positive semi-definite"),
+        ({"process_noise": [[-1.0]]}, r"process_noise: expected non-negative variances"),
         ({"observation_noise": [[0.0]]}, r"observation_noise: expected a positive definite"),
         ({"transition": [[1.0, 0.0]]}, r"transition: expected shape \(\.\.\., 2, 2\)"),
         ({"initial_mean": [0.0, 1.0]}, r"initial_mean: expected shape \(\.\.\., 1\).*\(2,\)"),
@@ -491,6 +565,63 @@ def test_bad_configuration_is_named(changes: dict[str, object], message: str) ->
     params.update(changes)
     with pytest.raises(ValueError, match=message):
         StateSpaceEmulator(**params)
+
+
+def test_a_negative_variance_is_refused_beside_a_large_one() -> None:
+    # Storage in m^3 beside a flow in m^3/day: -500 is tiny beside 1e12 but no variance.
+    with pytest.raises(ValueError, match=r"process_noise: expected non-negative variances.* -500"):
+        StateSpaceEmulator.reservoir(
+            capacity=1e9,
+            initial_storage=5e8,
+            initial_var=1e12,
+            process_var=1e12,
+            noise_var=1e10,
+            unmeasured_flow_var=-500.0,
+        )
+    with pytest.raises(ValueError, match=r"process_noise: expected a positive semi-definite"):
+        StateSpaceEmulator(
+            target="x",
+            transition=np.eye(2),
+            observation=[[1.0, 0.0]],
+            process_noise=[[1.0, 2.0], [2.0, 1.0]],
+            observation_noise=[[1.0]],
+            initial_mean=[0.0, 0.0],
+            initial_cov=np.eye(2),
+        )
+
+
+def test_a_corrupt_state_is_refused() -> None:
+    emulator = reservoir().update(reservoir_data(20, seed=11))
+    params, state = emulator.get_params(), emulator.state()
+    with pytest.raises(ValueError, match=r"state mean_: expected finite values, got \[nan\]"):
+        StateSpaceEmulator.from_state(params, {**state, "mean_": np.array([np.nan])})
+    with pytest.raises(ValueError, match=r"state cov_: expected non-negative variances"):
+        StateSpaceEmulator.from_state(params, {**state, "cov_": np.array([[-5.0]])})
+
+
+def test_times_that_do_not_step_evenly_forward_are_refused() -> None:
+    data = reservoir_data(6, seed=12)
+    days = np.datetime64("2016-01-01") + np.arange(6)
+    # A daily record with a day absent: the filter would take day 5 for day 4.
+    gapped = {**data, "time": np.delete(np.append(days, days[-1] + 1), 3)}
+    emulator = reservoir()
+    with pytest.raises(ValueError, match=r"time: expected rows at one step.*172800 s at row 3"):
+        emulator.update(gapped)
+    backwards = {**data, "time": days[::-1]}
+    with pytest.raises(ValueError, match=r"-86400 s at row 1"):
+        emulator.update(backwards)
+    assert emulator.n_steps_ == 0
+    # Evenly stepping times pass, whatever the step; a missed reading is a NaN row.
+    emulator.update({**data, "time": days})
+    assert emulator.n_steps_ == 6
+
+
+def test_columns_that_are_not_one_number_per_row_are_named() -> None:
+    emulator = reservoir()
+    with pytest.raises(ValueError, match=r"storage: expected one value per row \(1-D\)"):
+        emulator.update({"storage": [[1.0, 2.0]], "inflow": [1.0], "outflow": [1.0]})
+    with pytest.raises(ValueError, match=r"inflow: expected numbers, got 'abc' at row 1"):
+        emulator.update({"storage": [1.0, 2.0], "inflow": [1.0, "abc"], "outflow": [1.0, 1.0]})
 
 
 def test_bad_readings_are_named() -> None:

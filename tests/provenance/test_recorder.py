@@ -24,7 +24,7 @@ def small_twin(recorder: Recorder) -> Twin:
     )
     emulator = BayesianBasisRegression(
         target="power", terms=(SplineTerm("flow", 0, 10, 6),), noise_source="flow",
-        noise_edges=[0, 10],
+        noise_edges=[0, 10], units="kW",
     )  # fmt: skip
     return Twin("pump-1", schema, emulator, recorder=recorder)
 

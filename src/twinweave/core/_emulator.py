@@ -86,6 +86,9 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
     ------
     KeyError
         If a required column is missing; the message lists the columns present.
+    ValueError
+        If the column is not one value per row, or a value is not a number; the message
+        names the column and, for a value, its row.
     """
     if name not in data:
         if required:
@@ -93,4 +96,16 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
                 f"missing input {name!r}: expected a column of that name, got {sorted(data)}"
             )
         return None
-    return np.atleast_1d(np.asarray(data[name], dtype=np.float64))
+    raw = np.atleast_1d(np.asarray(data[name]))
+    if raw.ndim != 1:
+        raise ValueError(f"{name}: expected one value per row (1-D), got shape {raw.shape}")
+    try:
+        return raw.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        for row, value in enumerate(raw):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                shown = value.item() if isinstance(value, np.generic) else value
+                raise ValueError(f"{name}: expected numbers, got {shown!r} at row {row}") from None
+        raise

@@ -7,14 +7,14 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from twinweave.core._emulator import Columns, Emulator, check_columns, column
+from twinweave.core._emulator import Columns, Emulator, check_columns, column, is_real
 from twinweave.core._predictive import (
     CensoredNormal,
     ExponentialCorrelation,
     ResidualCorrelation,
     time_seconds,
 )
-from twinweave.core._schema import TwinSchema
+from twinweave.core._schema import TwinSchema, parse_unit
 from twinweave.core._whatif import Derate, SetInputs
 
 
@@ -151,6 +151,23 @@ class Twin:
             raise ValueError(
                 f"twin {self.twin_id!r}: emulator target {target!r} is not a telemetry "
                 f"variable of schema {self.schema.name!r} ({names})"
+            )
+        # The schema is what the twin promises: predictions in its unit, within its bounds.
+        variable = self.schema.variable(target)
+        units = getattr(self.emulator, "units", None)
+        if isinstance(units, str) and parse_unit(units) != parse_unit(variable.unit):
+            raise ValueError(
+                f"twin {self.twin_id!r}: the emulator predicts {target} in {units!r}, "
+                f"expected the unit schema {self.schema.name!r} gives it, {variable.unit!r}"
+            )
+        lower, upper = variable.bounds
+        own_lower = getattr(self.emulator, "lower", lower)
+        own_upper = getattr(self.emulator, "upper", upper)
+        if is_real(own_lower) and is_real(own_upper) and (own_lower < lower or own_upper > upper):
+            raise ValueError(
+                f"twin {self.twin_id!r}: the emulator bounds {target} to [{own_lower}, "
+                f"{own_upper}], expected within the bounds schema {self.schema.name!r} "
+                f"gives it, [{lower}, {upper}] (its predictions would leave them)"
             )
 
     @property

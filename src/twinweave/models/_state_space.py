@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -37,7 +38,8 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.core import CensoredNormal, Columns, State, column
+from twinweave.core import CensoredNormal, Columns, DeferredFactor, State, column, time_seconds
+from twinweave.core._emulator import is_real
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -84,6 +86,15 @@ def _check_covariance(name: str, array: FloatArray, *, definite: bool) -> None:
     scale = max(float(np.max(np.abs(array))), 1e-300)
     if not np.allclose(array, _swap(array), rtol=0.0, atol=_COV_RTOL * scale):
         raise ValueError(f"{name}: expected a symmetric matrix, got {array.tolist()}")
+    # A variance below zero is refused however small beside the others: states in
+    # different units (m^3 beside m^3/day) make a tolerance scaled by the largest
+    # entry pass a negative one.
+    diagonal = np.diagonal(array, axis1=-2, axis2=-1)
+    if np.any(diagonal < 0.0):
+        raise ValueError(
+            f"{name}: expected non-negative variances on the diagonal, got "
+            f"{float(diagonal[diagonal < 0.0][0]):g} in {array.tolist()}"
+        )
     smallest = float(np.min(np.linalg.eigvalsh(_symmetrise(array))))
     if definite and smallest <= 0.0:
         raise ValueError(
@@ -840,6 +851,30 @@ def _run_em(
 
 
 # -- the emulator --------------------------------------------------------------------------
+# Largest shared factor a forecast builds (entries; 8 bytes each): 400 MB.
+_MAX_FACTOR_ENTRIES = 50_000_000
+
+
+def _forecast_factor(from_state: FloatArray, from_noise: FloatArray) -> FloatArray:
+    """The shared factor of an ``n``-step forecast: the current state's columns, then
+    each step's process noise (``r`` columns per step), which reaches every later step
+    through ``from_noise[lag]``: a block-Toeplitz, lower-triangular loading."""
+    n_rows, r = from_noise.shape
+    width = from_state.shape[1] + n_rows * r
+    if n_rows * width > _MAX_FACTOR_ENTRIES:
+        longest = int(np.sqrt(_MAX_FACTOR_ENTRIES / r))
+        raise ValueError(
+            f"inputs: joint draws of a {n_rows}-step forecast need a {n_rows} x {width} "
+            f"factor ({n_rows * width * 8 / 1e9:.1f} GB); forecast at most about {longest} "
+            "steps at a time for sample paths (marginals of any horizon need no factor)"
+        )
+    noise = np.zeros((n_rows, n_rows, r))
+    for lag in range(n_rows):
+        steps = np.arange(lag, n_rows)
+        noise[steps, steps - lag] = from_noise[lag]
+    return np.hstack([from_state, noise.reshape(n_rows, n_rows * r)])
+
+
 def _psd_sqrt(cov: FloatArray) -> FloatArray:
     """A matrix ``L`` with ``L L^T = cov`` for a positive semi-definite ``cov``."""
     try:
@@ -855,8 +890,10 @@ class StateSpaceEmulator:
 
     Rows of ``observations`` are consecutive, equally spaced time steps, in time order;
     ``update`` filters them (a stream of single readings gives bit-for-bit the state of
-    one batch); ``predict`` forecasts the next ``len(inputs)`` steps. The emulator knows
-    no clock: a ``time`` column, if present, is not read.
+    one batch); ``predict`` forecasts the next ``len(inputs)`` steps. The emulator has no
+    clock of its own: a ``time`` column given to ``update`` is only checked to step
+    forward evenly within the batch (a missed reading is a row with NaN, not an absent
+    row), and ``predict`` does not read one.
 
     Parameters
     ----------
@@ -880,10 +917,13 @@ class StateSpaceEmulator:
     Notes
     -----
     The forecast's latent variance is ``H P_h H^T + R`` with ``P_h`` the ``h``-step state
-    covariance (Durbin and Koopman 2012, chapter 4). The current state's uncertainty is
-    returned as the shared ``factor`` (one draw per sample path), the accumulated process
-    noise as independent per-step variance: marginals are exact, while sample paths
-    understate the correlation that process noise builds up between steps.
+    covariance (Durbin and Koopman 2012, chapter 4). Only ``R`` is independent between
+    steps: the current state's uncertainty and each forecast step's process noise are
+    shared factors (step ``k``'s noise reaches step ``h >= k`` through ``H F^(h-k)``), so
+    a sample path is one path of the state, and totals over the forecast (a month's mean
+    storage, the days below a level) have the spread the model implies. The factor,
+    ``len(inputs)`` rows by about ``len(inputs)`` times the state's size, is built only
+    when a joint quantity needs it; marginals of any horizon do not.
 
     Examples
     --------
@@ -1151,6 +1191,8 @@ class StateSpaceEmulator:
         units
             Unit of storage.
         """
+        if not (is_real(dt) and math.isfinite(dt) and dt > 0.0):
+            raise ValueError(f"dt: expected a positive, finite step length, got {dt!r}")
         if unmeasured_flow_var is None:
             if initial_unmeasured_flow_var is not None:
                 raise ValueError(
@@ -1204,7 +1246,10 @@ class StateSpaceEmulator:
             expected = getattr(emulator, name).shape
             if value.shape != expected:
                 raise ValueError(f"state {name}: expected shape {expected}, got {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"state {name}: expected finite values, got {value.tolist()}")
             setattr(emulator, name, value)
+        _check_covariance("state cov_", emulator.cov_, definite=False)
         emulator.n_observations_ = float(state["n_observations_"])
         emulator.n_steps_ = int(state["n_steps_"])
         emulator.log_likelihood_ = float(state["log_likelihood_"])
@@ -1248,6 +1293,22 @@ class StateSpaceEmulator:
             )
         return y
 
+    def _check_steps(self, seconds: FloatArray) -> None:
+        """Refuse times that do not step forward evenly: the filter takes each row for
+        the next step, so a gap, a repeat or a step back would be learnt as dynamics."""
+        steps = np.diff(seconds)
+        if steps.size == 0:
+            return
+        first = float(steps[0])
+        uneven = (steps <= 0.0) | (np.abs(steps - first) > 1e-6 * abs(first))
+        if uneven.any():
+            row = int(np.flatnonzero(uneven)[0]) + 1
+            raise ValueError(
+                f"time: expected rows at one step in time order (a missed reading is a row "
+                f"with NaN for {self.target!r}), got a step of {float(steps[row - 1]):g} s "
+                f"at row {row} where the first step is {first:g} s"
+            )
+
     # -- assimilation and forecasting ----------------------------------------------------
     def update(self, observations: Columns) -> Self:
         """Filter the readings of ``observations`` (rows are consecutive steps).
@@ -1260,6 +1321,8 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
+        if "time" in observations:
+            self._check_steps(time_seconds(observations["time"]))
         result = _run_filter(self._current_model(), y[:, None], u)
         if y.shape[0] > 0:
             self.mean_ = result.filtered_mean[-1].copy()
@@ -1301,10 +1364,15 @@ class StateSpaceEmulator:
         noise = float(model.observation_noise[0, 0])
         mean = self.mean_
         shared = _psd_sqrt(self.cov_)
+        root = _psd_sqrt(model.process_noise)
+        root = root[:, np.any(root != 0.0, axis=0)]  # a state without noise adds no column
+        propagated = root  # F^lag L: one step's noise, ``lag`` steps later
         accumulated = np.zeros_like(self.cov_)
         loc = np.empty(n_rows)
-        noise_var = np.empty(n_rows)
-        factor = np.empty((n_rows, self.n_state))
+        row_var = np.empty(n_rows)
+        from_state = np.empty((n_rows, self.n_state))
+        # Row ``lag``: how a step's process noise reaches the target ``lag`` steps on.
+        from_noise = np.empty((n_rows, root.shape[1]))
         for step in range(n_rows):
             mean = f @ mean
             if model.control_matrix is not None:
@@ -1312,10 +1380,21 @@ class StateSpaceEmulator:
             shared = f @ shared
             accumulated = _symmetrise(f @ accumulated @ f.T + model.process_noise)
             loc[step] = h @ mean
-            noise_var[step] = h @ accumulated @ h + noise
-            factor[step] = h @ shared
+            from_state[step] = h @ shared
+            from_noise[step] = h @ propagated
+            propagated = f @ propagated
+            row_var[step] = h @ accumulated @ h + float(from_state[step] @ from_state[step])
+
+        def build_factor() -> FloatArray:
+            return _forecast_factor(from_state, from_noise)
+
         return CensoredNormal(
-            loc, noise_var, lower=self.lower, upper=self.upper, units=self.units, factor=factor
+            loc,
+            np.full(n_rows, noise),
+            lower=self.lower,
+            upper=self.upper,
+            units=self.units,
+            factor=DeferredFactor(build_factor, np.maximum(row_var, 0.0)),
         )
 
     def smooth(self, observations: Columns) -> SmootherResult:
@@ -1325,6 +1404,8 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
+        if "time" in observations:
+            self._check_steps(time_seconds(observations["time"]))
         model = self._current_model()
         return rts_smoother(model, _run_filter(model, y[:, None], u))
 
@@ -1343,6 +1424,8 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
+        if "time" in observations:
+            self._check_steps(time_seconds(observations["time"]))
         if n_iterations < 0:
             raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")
         fit = _run_em(
