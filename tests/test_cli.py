@@ -1441,20 +1441,28 @@ def test_a_store_that_is_a_directory_or_another_kind_of_file_is_named_as_such(
 
 
 def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> None:
-    # R80736 has a day of readings before --train-until, the others two months.
+    # R80736 has a day of readings before --train-until, the others two months, and
+    # R80790 none: a turbine commissioned on the first of January.
     data = scada_subset(
         tmp_path / "fleet.parquet",
         ("R80711", "2014-11-01", "2015-02-01"),
         ("R80721", "2014-11-01", "2015-02-01"),
         ("R80736", "2014-12-31", "2015-02-01"),
+        ("R80790", "2015-01-01", "2015-02-01"),
     )
     fit = ("fit", data, "--train-until", "2015-01-01")
-    twinweave(*fit, "--store", tmp_path / "alone.duckdb")
+    alone_fit = twinweave(*fit, "--store", tmp_path / "alone.duckdb")
+    assert "saved 3 of 4 twins" in alone_fit.stdout
+    assert "asset 'R80790': not fitted: no readings before --train-until" in alone_fit.stderr
     born = twinweave(*fit, "--store", tmp_path / "fleet.duckdb", "--fleet")
     assert "each starting from the other turbines' fleet model" in born.stdout
-    assert "saved 3 of 3 twins" in born.stdout
-    # Each fleet fit's progress says whose fleet it is.
+    said = " ".join(born.stdout.split())
+    assert "saved 4 of 4 twins" in said, said
+    assert "born into the fleet with no readings before --train-until" in said, said
+    assert "not fitted" not in born.stderr, born.stderr
+    # Each fleet fit's progress says whose fleet it is: the newcomer's is everyone's.
     assert "R80736's fleet: R80711, R80721" in born.stderr, born.stderr
+    assert "R80790's fleet: R80711, R80721, R80736" in born.stderr, born.stderr
     # January, predicted by each store's R80736 twin.
     january = pd.read_parquet(data)
     january = january[
@@ -1481,6 +1489,24 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
         # Born into its fleet, its numbers come from the other turbines' readings too.
         assert ("fleet_fit:" in chain.stdout) == (name == "fleet"), chain.stdout
     assert errors["fleet"] < 0.7 * errors["alone"], errors
+    # The newcomer predicts its January from the fleet alone, as a new turbine of it.
+    newcomer = pd.read_parquet(data)
+    newcomer = newcomer[newcomer["Wind_turbine_name"] == "R80790"]
+    frame = pd.DataFrame({"wind_speed": newcomer["Ws_avg"], "power": newcomer["P_avg"]})
+    frame = frame[(frame["wind_speed"] > 4.0) & (frame["power"] > 0.0)].dropna()
+    frame[["wind_speed"]].to_csv(inputs, index=False)
+    output = tmp_path / "newcomer.csv"
+    twinweave(
+        "predict", "--store", tmp_path / "fleet.duckdb", "--twin", "R80790", "--input", inputs,
+        "--output", output,
+    )  # fmt: skip
+    predicted = pd.read_csv(output)
+    rmse = float(np.sqrt(np.mean((predicted["mean"] - frame["power"].to_numpy()) ** 2)))
+    assert rmse < 1.5 * errors["fleet"], (rmse, errors)
+    covered = (predicted["q05"] <= frame["power"].to_numpy()) & (
+        frame["power"].to_numpy() <= predicted["q95"]
+    )
+    assert covered.mean() > 0.7, covered.mean()
     # One turbine has no fleet.
     alone = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-12-01", "2015-01-10"))
     twinweave("ingest", alone, "--store", tmp_path / "one.duckdb")  # its bar on stderr first

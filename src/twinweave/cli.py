@@ -823,8 +823,9 @@ def fit(
             "--fleet",
             help="Each twin starts from what the other turbines know (a hierarchical "
             "fleet model of their readings), so a turbine with a day of readings predicts "
-            "nearly as well as one with a year. Needs three turbines or more, of one "
-            "rated power.",
+            "nearly as well as one with a year, and a turbine whose readings all come "
+            "after --train-until is born into the fleet with none. Needs three turbines "
+            "or more with training readings, of one rated power.",
         ),
     ] = False,
 ) -> None:
@@ -834,7 +835,8 @@ def fit(
     An asset without such readings is skipped with a warning that says why; the command
     fails only if no asset can be fitted. With ``--fleet``, each twin is born into its
     fleet: its prior is the population that the other turbines' readings give
-    (docs/FLEET_MODEL.md#a-twin-born-into-its-fleet).
+    (docs/FLEET_MODEL.md#a-twin-born-into-its-fleet); a turbine whose readings all come
+    after ``--train-until`` is born into the fleet of all the others, with none.
     """
     try:
         forgetting = forgetting_for(memory)
@@ -849,6 +851,12 @@ def fit(
         skipped = {a: _why_not_fitted(db, a, until) for a in specs}
         skipped = {a: why for a, why in skipped.items() if why is not None}
         trainable = {a: spec for a, spec in specs.items() if a not in skipped}
+        # With --fleet, a turbine whose readings all come after --train-until is born
+        # into the fleet of the others with none: a new turbine, predicted from its fleet.
+        newcomers = {
+            a: specs[a] for a in skipped if fleet and trainable and db.count_observations(a) > 0
+        }
+        skipped = {a: why for a, why in skipped.items() if a not in newcomers}
         if not trainable:
             reasons = "; ".join(f"asset {a!r}: {why}" for a, why in skipped.items())
             raise _fail(
@@ -860,6 +868,7 @@ def fit(
         if fleet:
             try:
                 check_fleet_turbines(trainable, "--fleet")
+                check_fleet_turbines({**trainable, **newcomers}, "--fleet")
             except ValueError as error:
                 # Turbines already in the store are not read: only DATA's are fitted.
                 files = (
@@ -874,7 +883,7 @@ def fit(
                 # The fleet fits draw their rounds' progress on stderr.
                 twins = fit_fleet(
                     db, recorder, trainable, until, forgetting=forgetting, pooled=True,
-                    progress=True,
+                    newcomers=newcomers, progress=True,
                 )  # fmt: skip
             else:
                 with diagnostics.status("fitting"):
@@ -904,6 +913,11 @@ def fit(
             f"{memory:g}); older readings count less"
         )
         saved = f"saved {len(twins)} of {len(specs)} twins to {store}: {', '.join(twins)}"
+        if newcomers:
+            saved += (
+                f"; born into the fleet with no readings before --train-until (they "
+                f"predict as a new turbine of it): {', '.join(newcomers)}"
+            )
         if skipped:
             saved += f"; not fitted (see the warnings): {', '.join(skipped)}"
         console.print(saved, highlight=False)

@@ -9,7 +9,7 @@ what-if, and write ``index.html`` and ``metrics.json``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,6 +223,7 @@ def fit_fleet(
     *,
     forgetting: float = FORGETTING,
     pooled: bool = False,
+    newcomers: Mapping[str, TurbineSpec] | None = None,
     progress: bool = False,
 ) -> dict[str, Twin]:
     """Fit and save one twin per turbine on its observations before ``until``.
@@ -235,8 +236,17 @@ def fit_fleet(
     twice), then assimilates its own readings; a turbine with a day of readings then
     predicts nearly as well as one with a year. The population is recorded in the
     provenance (activity ``fleet_fit``, using the other turbines' observations) as the
-    twin's first model version. ``progress`` draws the fleet fits' rounds on stderr.
+    twin's first model version. ``newcomers``, turbines without readings before
+    ``until`` (only with ``pooled``), are born into the fleet of all of ``specs`` and
+    saved with none: they predict as a new turbine of the fleet until readings come.
+    ``progress`` draws the fleet fits' rounds on stderr.
     """
+    newcomers = dict(newcomers or {})
+    if newcomers and not pooled:
+        raise ValueError(
+            f"newcomers: a turbine without readings ({', '.join(newcomers)}) needs a fleet "
+            "to be born into; expected pooled=True"
+        )
     trainings = {}
     for asset_id in specs:
         training = store.observations(asset_id, end=until)
@@ -246,19 +256,27 @@ def fit_fleet(
     # One provenance entity per turbine's training readings, used by every fit of them.
     sources = {a: store.observations_entity(a, end=until) for a in specs}
     populations = (
-        _leave_one_out_populations(recorder, specs, trainings, sources, progress) if pooled else {}
+        _leave_one_out_populations(recorder, specs, trainings, sources, list(newcomers), progress)
+        if pooled
+        else {}
     )
     twins = {}
-    for asset_id, spec in specs.items():
-        training = trainings[asset_id]
+    for asset_id, spec in {**specs, **newcomers}.items():
+        born = asset_id in newcomers
+        # A newcomer's frame is empty: it tells the twin which columns its turbine has.
+        training = store.observations(asset_id, end=until) if born else trainings[asset_id]
         population, population_id = populations.get(asset_id, (None, None))
         twin = build_turbine_twin(
             spec, training, forgetting=forgetting, recorder=recorder, population=population
         )
         # The fleet's population is where the twin's model starts: its first version.
         twin.model_version_ = population_id
-        twin.update(model_inputs(training, spec.rated_power), source=sources[asset_id])
-        store.save_twin(twin, note=f"trained until {until.isoformat()}")
+        if born:
+            note = f"born into its fleet with no readings before {until.isoformat()}"
+        else:
+            twin.update(model_inputs(training, spec.rated_power), source=sources[asset_id])
+            note = f"trained until {until.isoformat()}"
+        store.save_twin(twin, note=note)
         twins[asset_id] = twin
     return twins
 
@@ -297,12 +315,14 @@ def leave_one_out_fits(
     specs: Mapping[str, TurbineSpec],
     trainings: Mapping[str, pd.DataFrame],
     *,
+    newcomers: Sequence[str] = (),
     progress: bool = False,
 ) -> dict[str, FleetPosterior]:
     """Per turbine, the fleet fit of the *other* turbines (their calendar-week statistics,
     :func:`~twinweave.transfer.fit_central` to :data:`FLEET_TOL`): what a twin born into
     its fleet starts from, its own readings not counted twice. Each turbine is
-    summarised once."""
+    summarised once. Each of ``newcomers`` (turbines without training readings, not in
+    ``specs``) gets the fit of all of ``specs``' turbines."""
     check_fleet_turbines(specs, "specs")
     designs = {a: turbine_emulator(specs[a], trainings[a]) for a in specs}
     # A turbine's curve varies with direction and temperature only if its readings have
@@ -323,6 +343,11 @@ def leave_one_out_fits(
             # The bars all say fit_central: say whose fleet each one is.
             _say_on_stderr(f"{asset_id}'s fleet: {', '.join(others)}")
         fits[asset_id] = fit_central(others, prior, tol=FLEET_TOL, progress=progress)
+    if newcomers:
+        if progress:
+            _say_on_stderr(f"{', '.join(newcomers)}'s fleet: {', '.join(stats)}")
+        everyone = fit_central(stats, prior, tol=FLEET_TOL, progress=progress)
+        fits.update({asset_id: everyone for asset_id in newcomers})
     return fits
 
 
@@ -347,11 +372,13 @@ def _leave_one_out_populations(
     specs: Mapping[str, TurbineSpec],
     trainings: Mapping[str, pd.DataFrame],
     sources: Mapping[str, str],
+    newcomers: Sequence[str],
     progress: bool,
 ) -> dict[str, tuple[Population, str]]:
     """Per turbine, the population of the others and its provenance id."""
     out = {}
-    for asset_id, fit in leave_one_out_fits(specs, trainings, progress=progress).items():
+    fits = leave_one_out_fits(specs, trainings, newcomers=newcomers, progress=progress)
+    for asset_id, fit in fits.items():
         assert fit.population is not None  # a central fit always has one
         others = [a for a in specs if a != asset_id]
         population_id = recorder.record(

@@ -100,6 +100,11 @@ def test_it_refuses_a_population_it_cannot_start_from(pumps: FleetPosterior) -> 
         fleet_emulator(pump_emulator(), before)
     with pytest.raises(TypeError, match="emulator"):
         fleet_emulator("pump", pumps.population)  # type: ignore[arg-type]
+    # Configured otherwise than the fleet's twins: another prior curve (a turbine of
+    # another rated power starts from another one).
+    moved = {**pump_emulator().get_params(), "prior_mean": np.ones(pump_emulator().n_features)}
+    with pytest.raises(ValueError, match=r"emulator: expected the settings the fleet's twins"):
+        fleet_emulator(BayesianBasisRegression(**moved), pumps.population)
 
 
 def test_a_fleet_to_be_born_into_is_three_turbines_or_more_of_one_rated_power() -> None:
@@ -182,6 +187,13 @@ def test_a_turbine_born_before_any_reading_or_without_a_sensor_predicts_as_its_f
         predicted = twin.predict(inputs)
         np.testing.assert_allclose(predicted.mean, expected.mean, rtol=1e-8)
         np.testing.assert_allclose(predicted.var, expected.var, rtol=1e-8)
+    # The fit itself, not its population: refused by name, not deep inside.
+    with pytest.raises(TypeError, match=r"population: expected a Population \(a fit's .popul"):
+        build_turbine_twin(spec, synthetic_turbine(5, n=0), population=fitted)  # type: ignore[arg-type]
+    # A turbine of another rated power is not born from this fleet's curve.
+    larger = TurbineSpec("new", rated_power=3000.0, elevation=100.0)
+    with pytest.raises(ValueError, match=r"its prior mean differs from the fleet's by up to"):
+        build_turbine_twin(larger, synthetic_turbine(5, n=0), population=fitted.population)
 
 
 # -- on La Haute Borne -----------------------------------------------------------------------

@@ -323,6 +323,16 @@ def test_unreadable_statistics_files_are_named(
         load_statistics(tmp_path / "missing.npz")
 
 
+def test_statistics_written_to_a_directory_are_refused_and_leave_nothing(
+    tmp_path: Path, fleet: dict[str, TwinStatistics]
+) -> None:
+    folder = tmp_path / "stats"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=r"path: expected a file to write, got the dir"):
+        save_statistics(fleet["T0"], folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats"]  # no stats.part
+
+
 def test_a_missing_statistics_file_is_refused_before_any_flower_process(
     tmp_path: Path, fleet: dict[str, TwinStatistics]
 ) -> None:
@@ -532,10 +542,38 @@ def test_available_is_a_function_of_the_round(
         fit_gossip(fleet, graph, prior, available=["T0"])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="available: round 1 returned the string 'T0'"):
         fit_gossip(fleet, graph, prior, available=lambda _: "T0")
+    # A function that forgets to return its answer.
+    for fit in (
+        lambda forgetful: fit_federated(strategy, fleet, available=forgetful),
+        lambda forgetful: fit_gossip(fleet, graph, prior, available=forgetful),
+    ):
+        with pytest.raises(TypeError, match=r"available: round 1 returned None; expected a coll"):
+            fit(lambda _: None)
     with pytest.raises(ValueError, match="available: round 1 names no twin"):
         fit_gossip(fleet, graph, prior, available=lambda _: [])
     with pytest.raises(ValueError, match=r"round 1: the present twins are not connected .* 2 par"):
         fit_gossip(fleet, graph, prior, available=lambda _: ["T0", "T2"])
+
+
+def test_a_twin_never_present_in_the_gossip_is_named(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    # As fit_federated names it: never expected, so the gossip converges without it.
+    graph = nx.relabel_nodes(nx.cycle_graph(4), lambda k: f"T{k}")
+    present = ["T0", "T1", "T2"]
+    with pytest.warns(UserWarning, match=r"fit_gossip: twins \['T3'\] have statistics but w"):
+        result = fit_gossip(fleet, graph, prior, available=lambda _: present)
+    assert sorted(result.twins) == present
+
+
+def test_calendar_periods_refuse_numbers_for_times() -> None:
+    # numpy reads numbers as nanoseconds since 1970: every week would be one.
+    seconds = np.array([1_388_534_400, 1_389_139_200])  # 2014-01-01 and 01-08, UTC
+    for periods in (calendar_weeks, calendar_months):
+        with pytest.raises(TypeError, match=r"times: expected datetimes .* dtype int64"):
+            periods(seconds)
+    days = np.array(["2014-01-01", "2014-01-08"], dtype="datetime64[s]")
+    assert np.diff(calendar_weeks(days)).tolist() == [1]
 
 
 def test_a_fleet_prediction_checks_its_inputs_as_the_emulator_does(

@@ -4,6 +4,9 @@ documented summaries in any message, and no process left behind."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,6 +108,7 @@ class Session:
     twin_messages: dict[str, list[LoggedMessage]]
     pids_while_running: list[int]
     pids_after: list[int]
+    progress: str
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +130,9 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
                 n_rounds=MAX_ROUNDS, tol=TOL, min_twins=len(stats), record_messages=True
             ),
         )
-        result = run.result(timeout=600)
+        drawn = io.StringIO()
+        with contextlib.redirect_stderr(drawn):
+            result = run.result(timeout=600, progress=True)
         pids_while_running = federation.pids()
     return Session(
         stats,
@@ -137,6 +143,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
         {twin: read_message_log(path) for twin, path in logs.items()},
         pids_while_running,
         federation.pids(),
+        drawn.getvalue(),
     )
 
 
@@ -153,6 +160,10 @@ def test_flower_rounds_give_the_central_answer(session: Session) -> None:
     )
     # Arrays travel as .npy bytes: bit for bit what the twins computed.
     assert_same_population(result.population, in_process.population, 0.0)
+    # The rounds were drawn as they came, to the last, as the in-process fits draw them.
+    assert "Flower run" in session.progress and "stops below" in session.progress
+    rounds = [int(r) for r in re.findall(r"round (\d+), change", session.progress)]
+    assert rounds and rounds[-1] == result.n_rounds, session.progress
 
 
 def test_the_federation_leaves_no_process_behind(session: Session) -> None:

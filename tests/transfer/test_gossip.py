@@ -185,6 +185,16 @@ def test_leave_join_and_crash_converge_on_the_survivors_average(kind: str) -> No
     assert relative_error(survivors, everyone) > 1e-3
 
 
+def test_a_twin_named_by_a_string_alone_is_not_taken_letter_by_letter() -> None:
+    # Twins "a", "b" and "ab": leave("ab") once made "a" and "b" leave.
+    graph = nx.complete_graph(["a", "b", "ab", "c"])
+    gossip = PushSum(graph, seed=1).start({v: np.array([float(len(v))]) for v in graph})
+    for depart in (gossip.leave, gossip.crash):
+        with pytest.raises(TypeError, match=r"nodes: expected a collection of twins, got the s"):
+            depart("ab")
+    assert gossip.leave(["ab"]).run(tol=1e-12).nodes == ("a", "b", "c")
+
+
 def test_a_crash_restarts_its_neighbours_and_reaches_the_survivors_average() -> None:
     graph = GRAPHS["regular"](50, 2)
     values = payloads(50, seed=4)

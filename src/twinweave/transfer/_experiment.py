@@ -58,7 +58,14 @@ def _utc(times: Times) -> NDArray[np.datetime64]:
             index = index.tz_convert("UTC").tz_localize(None)
         values = index.to_numpy("datetime64[ns]")
     else:
-        values = np.asarray(times, dtype="datetime64[ns]")
+        raw = np.asarray(times)
+        if raw.dtype.kind in "biuf":
+            # numpy would read numbers as nanoseconds since 1970, every time in 1970.
+            raise TypeError(
+                f"times: expected datetimes (datetime64 or pandas times), got numbers of "
+                f"dtype {raw.dtype} (seconds since 1970? pd.to_datetime(times, unit='s'))"
+            )
+        values = np.asarray(raw, dtype="datetime64[ns]")
     missing = np.flatnonzero(np.isnat(values))
     if missing.size:
         raise ValueError(

@@ -73,6 +73,8 @@ from twinweave.transfer._records import (
     check_type,
     fleet_entries,
     sum_summaries,
+    twins_available,
+    warn_never_available,
     warn_not_converged,
 )
 
@@ -429,13 +431,8 @@ def run_rounds(
     population = strategy.initialize()
     reports: list[RoundReport] = []
     for server_round in range(1, strategy.n_rounds + 1):
-        reachable = available(server_round)
-        if isinstance(reachable, str):
-            raise TypeError(
-                f"available: round {server_round} returned the string {reachable!r}; "
-                "expected a sequence of twin identifiers"
-            )
-        instructions = strategy.configure_fit(server_round, population, list(reachable))
+        reachable = twins_available(available(server_round), server_round)
+        instructions = strategy.configure_fit(server_round, population, reachable)
         results, failures = exchange(server_round, instructions)
         population, report = strategy.aggregate_fit(server_round, population, results, failures)
         reports.append(report)
@@ -589,14 +586,7 @@ def fit_federated(
         )
     warn_if_not_converged(result, tol=tol, stacklevel=2)
     answered = {twin for done in result.rounds for twin in done.answered}
-    never = sorted(twin for twin in everyone if twin not in answered)
-    if never and answered:
-        # Not expected, so not missing: the rounds may converge without them.
-        warnings.warn(
-            f"fit_federated: twins {never} have statistics but were never available, so "
-            f"the result does not pool them (it pools {list(result.twin_ids)})",
-            stacklevel=2,
-        )
+    warn_never_available("fit_federated", everyone, answered, result.twin_ids)
     return result
 
 

@@ -223,6 +223,16 @@ def fleet_emulator(
             f"{start.noise_var.shape[0]} noise bins), got {emulator.n_features} features "
             f"and {emulator.n_bins} noise bins"
         )
+    # Statistics do not record the settings, but the prior does: a power curve for
+    # another rated power starts from another curve.
+    own = FleetPrior.from_emulator(emulator).prior_mean
+    fleets = population.prior.prior_mean
+    if not np.allclose(own, fleets, rtol=1e-9, atol=1e-9 * float(np.max(np.abs(fleets)))):
+        raise ValueError(
+            "emulator: expected the settings the fleet's twins were built with; its prior "
+            f"mean differs from the fleet's by up to {float(np.max(np.abs(own - fleets))):.4g} "
+            f"{emulator.units} (another rated power, or another prior curve?)"
+        )
     return BayesianBasisRegression(
         **{
             **emulator.get_params(),

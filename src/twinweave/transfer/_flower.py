@@ -56,6 +56,7 @@ from twinweave.transfer._federated import (
     warn_if_not_converged,
 )
 from twinweave.transfer._hierarchy import starting_population
+from twinweave.transfer._progress import round_progress
 from twinweave.transfer._records import (
     FleetPrior,
     Population,
@@ -291,9 +292,15 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
 def written_aside(path: Path) -> Iterator[Path]:
     """A file to write ``path``'s new content to, renamed to ``path`` once written: a
     process that polls for ``path`` or reads it meanwhile never finds it half-written."""
+    if path.is_dir():
+        raise IsADirectoryError(f"path: expected a file to write, got the directory {path}")
     partial = path.with_name(path.name + ".part")
-    yield partial
-    partial.replace(path)
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        # Written or not, no partial file is left behind.
+        partial.unlink(missing_ok=True)
 
 
 def write_text_atomically(path: Path, text: str) -> None:
@@ -576,8 +583,10 @@ class FlowerRun:
                 + json.loads(error.read_text())["traceback"]
             )
 
-    def result(self, timeout: float) -> FederatedResult:
-        """Block until the run has written its result (at most ``timeout`` seconds).
+    def result(self, timeout: float, *, progress: bool = False) -> FederatedResult:
+        """Block until the run has written its result (at most ``timeout`` seconds);
+        ``progress`` draws its rounds on stderr as they are aggregated, as the in-process
+        fits do.
 
         Raises
         ------
@@ -585,20 +594,32 @@ class FlowerRun:
             If the ServerApp failed, or no result appeared in time (the run is then
             stopped).
         """
-        return self._result(timeout)
+        return self._result(timeout, progress)
 
-    def _result(self, timeout: float) -> FederatedResult:
+    def _result(self, timeout: float, progress: bool) -> FederatedResult:
         # Called directly by result() and LoopbackFederation.fit, so that warnings name
         # the user's line at the same depth.
         deadline = time.monotonic() + timeout
         path = self.directory / RESULT_FILE
-        while time.monotonic() < deadline:
-            if path.exists():
-                result = read_result(self.directory)
-                self._warn(result)
-                return result
-            self._raise_if_failed()
-            time.sleep(0.02)
+        n_shown = 0
+        with round_progress(progress, f"Flower run {self.run_id}", self._tol) as report:
+
+            def show_new_rounds() -> None:
+                nonlocal n_shown
+                aggregated = self.rounds() if progress else []
+                for done in aggregated[n_shown:]:
+                    report(done.server_round, done.change)
+                n_shown = max(n_shown, len(aggregated))
+
+            while time.monotonic() < deadline:
+                show_new_rounds()
+                if path.exists():
+                    show_new_rounds()
+                    result = read_result(self.directory)
+                    self._warn(result)
+                    return result
+                self._raise_if_failed()
+                time.sleep(0.02)
         self._federation.stop_run(self.run_id)
         raise FlowerRunError(
             f"run {self.run_id} wrote no result within {timeout:g} s\n"
@@ -973,9 +994,11 @@ class LoopbackFederation:
         *,
         start: Population | None = None,
         timeout: float = 600.0,
+        progress: bool = False,
     ) -> FederatedResult:
-        """Submit the app (:meth:`submit`) and wait at most ``timeout`` [s] for its result."""
-        return self.submit(prior, kinds, settings, start=start)._result(timeout)
+        """Submit the app (:meth:`submit`) and wait at most ``timeout`` [s] for its result;
+        ``progress`` draws the rounds on stderr (:meth:`FlowerRun.result`)."""
+        return self.submit(prior, kinds, settings, start=start)._result(timeout, progress)
 
     def stop_run(self, run_id: str) -> None:
         """Ask the SuperLink to stop a run (best effort)."""

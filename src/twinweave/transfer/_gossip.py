@@ -1086,7 +1086,7 @@ class PushSum:
         must stay connected for their average to be reached.
         """
         self._require_started()
-        for node in list(nodes):
+        for node in _node_list(nodes):
             self._leave_one(self._present_slot(node, "nodes"))
         return self
 
@@ -1139,7 +1139,7 @@ class PushSum:
         and the network converges on the survivors' average.
         """
         self._require_started()
-        self._crash_slots([self._present_slot(node, "nodes") for node in nodes])
+        self._crash_slots([self._present_slot(node, "nodes") for node in _node_list(nodes)])
         return self
 
     def _crash_slots(self, slots: list[int]) -> None:
@@ -1299,3 +1299,13 @@ def predicted_rounds(gap: float, eps: float) -> float:
     if gap >= 1.0:
         return 1.0
     return max(1.0, math.log(eps) / math.log1p(-gap))
+
+
+def _node_list(nodes: Iterable[Hashable]) -> list[Hashable]:
+    """Twins given as a collection; a string would be taken letter by letter."""
+    if isinstance(nodes, str):
+        raise TypeError(
+            f"nodes: expected a collection of twins, got the string {nodes!r} (its letters "
+            f"would be taken for twins; pass [{nodes!r}] for one twin)"
+        )
+    return list(nodes)

@@ -63,6 +63,8 @@ from twinweave.transfer._records import (
     check_rounds,
     check_type,
     fleet_entries,
+    twins_available,
+    warn_never_available,
     warn_not_converged,
 )
 
@@ -293,6 +295,7 @@ def fit_gossip(
     converged = False
     n_done = 0
     present: list[Hashable] = []
+    ever_present: set[Hashable] = set()
     gossip: PushSum | None = None
     gossip_nodes: list[Hashable] = []
     # Each twin's own schedule, made when it first needs one.
@@ -300,12 +303,7 @@ def fit_gossip(
     with round_progress(progress, "fit_gossip", tol) as report:
         for round_number in range(1, n_rounds + 1):
             reachable = nodes if available is None else available(round_number)
-            if isinstance(reachable, str):
-                raise TypeError(
-                    f"available: round {round_number} returned the string {reachable!r}; "
-                    "expected a collection of twins"
-                )
-            wanted = set(reachable)
+            wanted = set(twins_available(reachable, round_number))
             strangers = wanted - set(nodes)
             if strangers:
                 raise ValueError(
@@ -313,6 +311,7 @@ def fit_gossip(
                     f"{_listed(strangers)}"
                 )
             present = [node for node in nodes if node in wanted]
+            ever_present.update(present)
             peers = _induced(graph, present)
             if not present:
                 raise ValueError(f"available: round {round_number} names no twin; expected some")
@@ -387,6 +386,7 @@ def fit_gossip(
             ConvergenceWarning,
             stacklevel=2,
         )
+    warn_never_available("fit_gossip", nodes, ever_present, present)
     return GossipFit(
         populations={node: populations[node] for node in present},
         twins={node: twin_posterior(by_node[node], populations[node]) for node in present},

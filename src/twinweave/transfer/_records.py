@@ -13,7 +13,7 @@ import functools
 import itertools
 import warnings
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
@@ -128,6 +128,45 @@ def check_count(value: object, name: str, minimum: int = 1) -> None:
     ``2.5`` included)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+
+def twins_available(reachable: object, round_number: int) -> list[Any]:
+    """What an ``available`` function returned for a round, as a list of twins.
+
+    Raises
+    ------
+    TypeError
+        If it is a string (its letters would be taken for twins) or not a collection
+        (``None`` from a function that forgot to return).
+    """
+    if isinstance(reachable, str):
+        raise TypeError(
+            f"available: round {round_number} returned the string {reachable!r}; "
+            "expected a collection of twins"
+        )
+    if not isinstance(reachable, Iterable):
+        raise TypeError(
+            f"available: round {round_number} returned {reachable!r}; expected a "
+            "collection of twins (does the function return its answer?)"
+        )
+    return list(reachable)
+
+
+def warn_never_available(
+    mode: str,
+    everyone: Iterable[Hashable],
+    present: Collection[Hashable],
+    pooled: Sequence[Hashable],
+) -> None:
+    """Warn of twins that hold statistics but were available in no round: not expected,
+    so not missing, and the rounds may converge without them."""
+    never = sorted((twin for twin in everyone if twin not in present), key=repr)
+    if never and present:
+        warnings.warn(
+            f"{mode}: twins {never} have statistics but were never available, so the "
+            f"result does not pool them (it pools {list(pooled)})",
+            stacklevel=3,
+        )
 
 
 def refuse_bool(value: object, keys: Iterable[Hashable], name: str, expected: str) -> None:

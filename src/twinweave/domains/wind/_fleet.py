@@ -30,6 +30,7 @@ from twinweave.domains.wind._power_curve import (
     turbine_schema,
 )
 from twinweave.transfer import DEFAULT_KIND, Population, fleet_emulator
+from twinweave.transfer._records import check_type
 
 if TYPE_CHECKING:
     from twinweave.models import BayesianBasisRegression
@@ -166,6 +167,7 @@ def build_turbine_twin(
     """
     emulator = turbine_emulator(spec, training, forgetting=forgetting)
     if population is not None:
+        check_type(population, Population, "population", "a Population (a fit's .population)")
         emulator = fleet_emulator(
             _with_fleet_terms(emulator, spec, training, forgetting, population), population, kind
         )
