@@ -1507,6 +1507,15 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
         frame["power"].to_numpy() <= predicted["q95"]
     )
     assert covered.mean() > 0.7, covered.mean()
+    # A report scores the others and says why the newcomer is not scored.
+    report = twinweave(
+        "report", "--store", tmp_path / "fleet.duckdb", "--since", "2015-01-01",
+        "--output", tmp_path / "report",
+    )  # fmt: skip
+    said = " ".join(report.stderr.split())
+    assert "twin R80790: no readings before --since 2015-01-01T00:00:00+00:00 to fit" in said
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert sorted(metrics["turbines"]) == ["R80711", "R80721", "R80736"], metrics.keys()
     # One turbine has no fleet.
     alone = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-12-01", "2015-01-10"))
     twinweave("ingest", alone, "--store", tmp_path / "one.duckdb")  # its bar on stderr first

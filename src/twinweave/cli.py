@@ -43,6 +43,8 @@ from twinweave.core import (
     WhatIfResult,
     compare,
     parse_unit,
+    time_seconds,
+    usual_step_hours,
 )
 from twinweave.data import (
     CSV_SUFFIXES,
@@ -1382,6 +1384,7 @@ def whatif(
         with warnings.catch_warnings():
             # Said above, in the command's words.
             warnings.filterwarnings("ignore", "inputs have no 'time' column")
+            warnings.filterwarnings("ignore", r"inputs: \d+ readings repeat")
             try:
                 result = compare(
                     live,
@@ -1438,12 +1441,10 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
             f"column 'time': {repeated} readings repeat an earlier reading's time; each is "
             "counted in energy and hours"
         )
-    if times.size < 2:
+    hours = usual_step_hours(time_seconds(times))
+    if hours is None:
         return READING_HOURS
     step_hours = np.diff(times) / np.timedelta64(1, "s") / 3600.0
-    steps, counts = np.unique(step_hours, return_counts=True)
-    usual = int(np.argmax(counts))
-    hours = float(steps[usual])
     # Gaps make longer steps here and there (many, where a tenth of the readings are
     # missing); a second cadence (hourly readings after 10-minute ones) makes them one
     # after the other. Counted: the steps in runs of three or more equal ones.
@@ -1460,7 +1461,8 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
     if other:
         listed = ", ".join(f"{_duration(h)} {n} times" for h, n in other)
         _warn(
-            f"column 'time': the inputs step by {_duration(hours)} {int(counts[usual])} "
+            f"column 'time': the inputs step by {_duration(hours)} "
+            f"{int(np.sum(step_hours == hours))} "
             f"times and by {listed}; every reading is counted for {_duration(hours)}, the "
             "most frequent step, in energy and hours at rated: give inputs at one step "
             "(resample them) if some stand for longer"
@@ -1999,6 +2001,19 @@ def report(
         for asset_id in unscored:
             _warn(f"twin {asset_id}: no readings from --since {start.isoformat()} on; not scored")
             del specs[asset_id]
+        # The IEC baseline is fitted on the readings before --since: a twin born into
+        # its fleet without readings (fit --fleet) has none to fit it on.
+        for asset_id in [a for a in specs if db.count_observations(a, end=start) == 0]:
+            _warn(
+                f"twin {asset_id}: no readings before --since {start.isoformat()} to fit the "
+                "IEC baseline on (a twin born into its fleet without any); not scored"
+            )
+            del specs[asset_id]
+        if not specs:
+            raise _fail(
+                f"--since {start.isoformat()}: no twin has readings both before it (for the "
+                "baseline) and after it (to score)"
+            )
         not_monitored: str | None = None
         try:
             monitored = _run_monitor(db, specs, start, None, calibration_days)

@@ -242,6 +242,20 @@ def test_check_emulator_lists_every_failure() -> None:
         check_emulator(overconfident, PumpCurve(), settings=SMALL)
 
 
+def test_an_emulator_a_twin_refuses_fails_the_checks_that_build_a_twin() -> None:
+    # Predicting in W where the schema says kW: the units check says so, and the checks
+    # that build a Twin report the Twin's refusal instead of stopping the suite.
+    def in_watts() -> BayesianBasisRegression:
+        return BayesianBasisRegression(**{**pump_emulator().get_params(), "units": "W"})
+
+    with pytest.raises(ConformanceError) as failed:
+        check_emulator(in_watts, PumpCurve(), settings=SMALL)
+    message = str(failed.value)
+    assert "units: predictions are in 'W'" in message
+    assert "branch_isolation: a Twin refuses the emulator" in message
+    assert "provenance: a Twin refuses the emulator" in message
+
+
 def test_checks_are_reproducible_and_independent_of_each_other() -> None:
     # A check's data come from its own seed: running one alone draws what it draws
     # within the suite.

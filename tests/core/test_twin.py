@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from twinweave.core import (
@@ -15,6 +16,7 @@ from twinweave.core import (
     Twin,
     TwinSchema,
     WhatIfResult,
+    column,
     compare,
 )
 from twinweave.models import BayesianBasisRegression, SplineTerm
@@ -253,3 +255,11 @@ def test_an_emulator_with_narrower_bounds_or_the_same_unit_spelt_otherwise_is_ta
     params.update(upper=45.0, units="kilowatt")
     twin = Twin("pump-1", pump().schema, BayesianBasisRegression(**params))
     assert twin.predict({"flow": [9.0]}).quantile(0.999)[0] <= 45.0
+
+
+def test_columns_read_pandas_missing_values_as_missing() -> None:
+    # A nullable boolean (a switch's state) with a gap: NaN, as a float column's gap is.
+    switch = pd.array([True, None, False], dtype="boolean")
+    np.testing.assert_array_equal(column({"on": switch}, "on"), [1.0, np.nan, 0.0])
+    with pytest.raises(ValueError, match=r"on: expected numbers, got 'off' at row 1"):
+        column({"on": ["1", "off"]}, "on")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from twinweave.models import (
@@ -191,6 +194,15 @@ def test_a_reservoir_forecast_month_has_the_spread_of_its_balance() -> None:
     exact = (total + horizon * 1e2) / horizon**2
     paths = forecast.sample(20_000, np.random.default_rng(5))
     assert np.var(paths.mean(axis=1)) == pytest.approx(exact, rel=0.04)
+
+
+def test_a_pickled_forecast_carries_what_builds_its_factor_not_the_factor() -> None:
+    emulator = StateSpaceEmulator.local_level("temp_air", level_var=1.0, noise_var=1.0)
+    forecast = emulator.predict({"step": np.arange(2_000)})
+    copied = pickle.loads(pickle.dumps(forecast))
+    assert len(pickle.dumps(forecast)) < 200_000  # the factor alone is 32 MB
+    draws = [p.sample(3, np.random.default_rng(7)) for p in (forecast, copied)]
+    np.testing.assert_array_equal(draws[0], draws[1])
 
 
 def test_a_forecast_too_long_to_sample_jointly_says_how_long_it_may_be() -> None:
@@ -611,9 +623,14 @@ def test_times_that_do_not_step_evenly_forward_are_refused() -> None:
     with pytest.raises(ValueError, match=r"-86400 s at row 1"):
         emulator.update(backwards)
     assert emulator.n_steps_ == 0
-    # Evenly stepping times pass, whatever the step; a missed reading is a NaN row.
+    # Steps of a day pass, whatever the step; a missed reading is a NaN row. So do local
+    # midnights across a daylight-saving change (23 h in UTC) and calendar months.
     emulator.update({**data, "time": days})
-    assert emulator.n_steps_ == 6
+    spring = pd.date_range("2016-03-10", periods=6, freq="D", tz="America/Denver")
+    emulator.update({**data, "time": spring})
+    months = pd.date_range("2016-01-01", periods=6, freq="MS")
+    emulator.update({**data, "time": months})
+    assert emulator.n_steps_ == 18
 
 
 def test_columns_that_are_not_one_number_per_row_are_named() -> None:
@@ -622,6 +639,15 @@ def test_columns_that_are_not_one_number_per_row_are_named() -> None:
         emulator.update({"storage": [[1.0, 2.0]], "inflow": [1.0], "outflow": [1.0]})
     with pytest.raises(ValueError, match=r"inflow: expected numbers, got 'abc' at row 1"):
         emulator.update({"storage": [1.0, 2.0], "inflow": [1.0, "abc"], "outflow": [1.0, 1.0]})
+    # pandas' missing values are missing readings, not text.
+    emulator.update(
+        {
+            "storage": pd.array([1.0, None], dtype="Float64"),
+            "inflow": [1.0, 1.0],
+            "outflow": [1.0, 1.0],
+        }
+    )
+    assert emulator.n_steps_ == 2 and emulator.n_observations_ == 1
 
 
 def test_bad_readings_are_named() -> None:

@@ -262,3 +262,15 @@ def test_bad_configuration_is_refused(params: dict[str, object], message: str) -
 def test_negative_sensitivity_is_refused() -> None:
     with pytest.raises(ValueError, match="sensitivity: expected non-negative"):
         calibrated().update(times(1), np.zeros(PER_DAY), np.full(PER_DAY, -0.1))
+
+
+def test_residuals_that_never_vary_are_refused_at_calibration() -> None:
+    # All zero (residuals copied from the prediction): no variance to scale the CUSUM by.
+    t = times(40)
+    with pytest.raises(ValueError, match=r"calibrate: expected residuals that vary, got period"):
+        CusumDetector().calibrate(t, np.zeros(t.size))
+
+
+def test_a_sensitivity_of_another_length_is_named() -> None:
+    with pytest.raises(ValueError, match=r"sensitivity: expected one shift or one per residual"):
+        calibrated().update(times(1), np.zeros(PER_DAY), np.full(3, 0.1))

@@ -309,6 +309,20 @@ def _state_difference(a: Mapping[str, Any], b: Mapping[str, Any], rtol: float) -
     return None
 
 
+def _twin(
+    check: str,
+    problem: SyntheticProblem,
+    factory: EmulatorFactory,
+    recorder: Recorder | None = None,
+) -> Twin:
+    """A twin of the problem's schema on a new emulator; a twin's refusal of the emulator
+    (a unit or bounds its schema does not allow) fails the check rather than the suite."""
+    try:
+        return Twin("conformance", problem.schema, factory(), recorder=recorder)
+    except ValueError as error:
+        raise _fail(check, f"a Twin refuses the emulator: {error}") from None
+
+
 def check_branch_isolation(
     factory: EmulatorFactory,
     problem: SyntheticProblem,
@@ -320,7 +334,7 @@ def check_branch_isolation(
     Vice versa includes a branch that has not been updated yet and so still shares its
     parent's emulator (copy-on-write both ways).
     """
-    twin = Twin("conformance", problem.schema, factory())
+    twin = _twin("branch_isolation", problem, factory)
     twin.update(problem.observations(settings.n_train, rng))
     inputs = problem.inputs(settings.n_test, rng)
     base = twin.predict(inputs)
@@ -496,7 +510,7 @@ def check_provenance(
     recorder = Recorder()
     data = problem.observations(settings.n_train, rng)
     source = recorder.entity("observations", {"n_rows": _length(data)})
-    twin = Twin("conformance", problem.schema, factory(), recorder=recorder)
+    twin = _twin("provenance", problem, factory, recorder)
     twin.update(data, source=source)
     version = twin.model_version_
     entity = None if version is None else recorder.get(version)

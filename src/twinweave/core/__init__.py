@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Stop,
         WhatIfResult,
         compare,
+        usual_step_hours,
     )
 else:
     __getattr__, __dir__ = lazy_exports(
@@ -81,6 +82,7 @@ else:
                 "Stop",
                 "WhatIfResult",
                 "compare",
+                "usual_step_hours",
             ),
         },
     )
@@ -117,5 +119,6 @@ __all__ = [
     "scores",
     "time_seconds",
     "to_dtdl",
+    "usual_step_hours",
     "validate_dtdl",
 ]

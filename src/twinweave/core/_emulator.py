@@ -96,12 +96,15 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
                 f"missing input {name!r}: expected a column of that name, got {sorted(data)}"
             )
         return None
-    raw = np.atleast_1d(np.asarray(data[name]))
-    if raw.ndim != 1:
-        raise ValueError(f"{name}: expected one value per row (1-D), got shape {raw.shape}")
     try:
-        return raw.astype(np.float64, copy=False)
+        # pandas turns the missing values of its nullable dtypes (NA) into NaN here.
+        values = np.atleast_1d(np.asarray(data[name], dtype=np.float64))
     except (TypeError, ValueError):
+        raw = np.atleast_1d(np.asarray(data[name], dtype=object))
+        if raw.ndim != 1:
+            raise ValueError(
+                f"{name}: expected one value per row (1-D), got shape {raw.shape}"
+            ) from None
         for row, value in enumerate(raw):
             try:
                 float(value)
@@ -109,3 +112,6 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
                 shown = value.item() if isinstance(value, np.generic) else value
                 raise ValueError(f"{name}: expected numbers, got {shown!r} at row {row}") from None
         raise
+    if values.ndim != 1:
+        raise ValueError(f"{name}: expected one value per row (1-D), got shape {values.shape}")
+    return values

@@ -26,6 +26,7 @@ residuals.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -646,9 +647,13 @@ class CensoredNormal:
         )
 
     def __reduce__(self) -> tuple[Callable[..., CensoredNormal], tuple[dict[str, Any]]]:
-        # A deferred factor's build is a closure, which pickle cannot take: the factor
-        # travels built.
-        return _censored_normal, (self._arguments(factor=self.factor),)
+        # A deferred factor built by a module-level function with its arguments
+        # (functools.partial) travels deferred: it may be far larger than its arguments.
+        # One built by a closure, which pickle cannot take, travels built.
+        factor = self._factor
+        if isinstance(factor, DeferredFactor) and not isinstance(factor.build, functools.partial):
+            factor = self.factor
+        return _censored_normal, (self._arguments(factor=factor),)
 
     def _arguments(self, **changes: Any) -> dict[str, Any]:
         arguments: dict[str, Any] = {

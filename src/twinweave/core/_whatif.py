@@ -18,7 +18,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core._emulator import Columns, is_real
-from twinweave.core._predictive import CensoredNormal
+from twinweave.core._predictive import CensoredNormal, time_seconds
 
 if TYPE_CHECKING:
     from twinweave.core._twin import Twin
@@ -212,6 +212,43 @@ def _min_samples(level: float) -> int:
     return math.ceil(2.0 / (1.0 - level) - 1e-9)
 
 
+def usual_step_hours(seconds: ArrayLike) -> float | None:
+    """The usual step between times given in seconds [h]: their most frequent difference
+    (the shortest of equally frequent ones; a median would take a gap for the step where
+    readings are few), repeated times aside; ``None`` for fewer than two times."""
+    distinct = np.unique(np.asarray(seconds, dtype=np.float64))
+    if distinct.size < 2:
+        return None
+    steps, counts = np.unique(np.diff(distinct) / 3600.0, return_counts=True)
+    return float(steps[int(np.argmax(counts))])
+
+
+def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
+    """Refuse metrics that count each reading for another time than the inputs' usual
+    step (hourly inputs with 10-minute metrics give a sixth of the energy), and warn of
+    repeated times, each counted in every metric."""
+    repeated = seconds.size - np.unique(seconds).size
+    if repeated:
+        warnings.warn(
+            f"inputs: {repeated} readings repeat an earlier reading's time; each is "
+            "counted in every metric",
+            stacklevel=3,
+        )
+    step = usual_step_hours(seconds)
+    for metric in metrics:
+        interval = getattr(metric, "interval_hours", None)
+        if (
+            step is not None
+            and is_real(interval)
+            and not math.isclose(interval, step, rel_tol=1e-6)
+        ):
+            raise ValueError(
+                f"metrics: {metric.name} counts each reading for {interval:g} h, expected "
+                f"the inputs' usual step between times, {step:g} h (for a turbine: "
+                f"turbine_metrics(rated_power, interval_hours={step:g}))"
+            )
+
+
 def compare(
     baseline: Twin,
     scenario: Twin,
@@ -268,6 +305,8 @@ def compare(
             "between readings, so intervals of sums over time are too narrow",
             stacklevel=2,
         )
+    if "time" in inputs:
+        _check_reading_step(time_seconds(inputs["time"]), metrics)
     seed_int = int(seed.integers(2**63)) if isinstance(seed, np.random.Generator) else seed
     values = []
     for twin in (baseline, scenario):

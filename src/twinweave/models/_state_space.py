@@ -892,8 +892,9 @@ class StateSpaceEmulator:
     ``update`` filters them (a stream of single readings gives bit-for-bit the state of
     one batch); ``predict`` forecasts the next ``len(inputs)`` steps. The emulator has no
     clock of its own: a ``time`` column given to ``update`` is only checked to step
-    forward evenly within the batch (a missed reading is a row with NaN, not an absent
-    row), and ``predict`` does not read one.
+    forward within the batch without skipping a step (a missed reading is a row with
+    NaN, not an absent row; steps may differ a little, as local days across a
+    daylight-saving change or calendar months do), and ``predict`` does not read one.
 
     Parameters
     ----------
@@ -1294,19 +1295,21 @@ class StateSpaceEmulator:
         return y
 
     def _check_steps(self, seconds: FloatArray) -> None:
-        """Refuse times that do not step forward evenly: the filter takes each row for
-        the next step, so a gap, a repeat or a step back would be learnt as dynamics."""
+        """Refuse times that go back, repeat, or skip a step: the filter takes each row
+        for the next step, so a gap would be learnt as dynamics. Steps may differ a
+        little (local midnights across a daylight-saving change, calendar months)."""
         steps = np.diff(seconds)
         if steps.size == 0:
             return
-        first = float(steps[0])
-        uneven = (steps <= 0.0) | (np.abs(steps - first) > 1e-6 * abs(first))
+        usual = float(np.median(steps))
+        # A skipped step at least doubles one; a month is at most 31/28 of another.
+        uneven = (steps <= 0.0) | (steps > 1.5 * usual)
         if uneven.any():
             row = int(np.flatnonzero(uneven)[0]) + 1
             raise ValueError(
                 f"time: expected rows at one step in time order (a missed reading is a row "
                 f"with NaN for {self.target!r}), got a step of {float(steps[row - 1]):g} s "
-                f"at row {row} where the first step is {first:g} s"
+                f"at row {row} where the usual step is {usual:g} s"
             )
 
     # -- assimilation and forecasting ----------------------------------------------------
@@ -1385,16 +1388,17 @@ class StateSpaceEmulator:
             propagated = f @ propagated
             row_var[step] = h @ accumulated @ h + float(from_state[step] @ from_state[step])
 
-        def build_factor() -> FloatArray:
-            return _forecast_factor(from_state, from_noise)
-
         return CensoredNormal(
             loc,
             np.full(n_rows, noise),
             lower=self.lower,
             upper=self.upper,
             units=self.units,
-            factor=DeferredFactor(build_factor, np.maximum(row_var, 0.0)),
+            # A partial, not a closure: a pickled forecast carries these, not the factor.
+            factor=DeferredFactor(
+                functools.partial(_forecast_factor, from_state, from_noise),
+                np.maximum(row_var, 0.0),
+            ),
         )
 
     def smooth(self, observations: Columns) -> SmootherResult:

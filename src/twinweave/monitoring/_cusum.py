@@ -237,14 +237,17 @@ class CusumDetector:
         """Period starts [ns] and, per period, ``(S, M, n)`` of the usable readings."""
         ns = self._nanoseconds(times)
         r = np.atleast_1d(np.asarray(residuals, dtype=np.float64))
-        mu = np.broadcast_to(
-            np.asarray(self.shift if sensitivity is None else sensitivity, dtype=np.float64),
-            r.shape,
-        )
         if ns.shape != r.shape:
             raise ValueError(
                 f"residuals: expected one value per time ({ns.shape[0]}), got {r.shape}"
             )
+        shifts = np.asarray(self.shift if sensitivity is None else sensitivity, dtype=np.float64)
+        if shifts.ndim > 0 and shifts.shape != r.shape:
+            raise ValueError(
+                f"sensitivity: expected one shift or one per residual ({r.shape[0]}), got "
+                f"shape {shifts.shape}"
+            )
+        mu = np.broadcast_to(shifts, r.shape)
         if np.any(np.diff(ns) < 0):
             row = int(np.flatnonzero(np.diff(ns) < 0)[0]) + 1
             raise ValueError(
@@ -307,6 +310,13 @@ class CusumDetector:
                 f"(of {starts.size} periods)"
             )
         ratio = sums[usable, 0] ** 2 / sums[usable, 1]
+        if not ratio.mean() > 0.0:
+            # Residuals all zero (a constant series, or one copied from the prediction):
+            # a CUSUM scaled by zero variance would divide by it.
+            raise ValueError(
+                f"calibrate: expected residuals that vary, got period sums of variance "
+                f"{float(ratio.mean()):g} over {n_usable} periods"
+            )
         self.variance_factor_ = float(ratio.mean())
         self.n_calibration_periods_ = n_usable
         return self

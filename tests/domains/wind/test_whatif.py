@@ -46,6 +46,50 @@ def test_metrics_from_paths() -> None:
     assert HoursAtRated(RATED)(paths) == pytest.approx([1 / 6, 3 / 6])  # 2010 >= 0.98 rated
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: CapacityFactor(0.0), r"rated_power: expected a positive, finite number, got 0.0"),
+        (lambda: HoursAtRated(-RATED), r"rated_power: expected a positive, finite number"),
+        (lambda: Energy(-1.0), r"interval_hours: expected a positive, finite number, got -1.0"),
+        (lambda: HoursAtRated(RATED, fraction=1.5), r"fraction: expected a share of rated"),
+        (lambda: turbine_metrics(RATED, interval_hours=float("nan")), r"interval_hours: expec"),
+    ],
+)
+def test_impossible_metric_settings_are_named(make: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()  # type: ignore[operator]
+
+
+def test_compare_counts_readings_for_the_inputs_step_and_says_so() -> None:
+    rng = np.random.default_rng(12)
+    readings = scada("2015-01-01", 2_000, rng)
+    twin = build_turbine_twin(SPEC, readings)
+    twin.update(model_inputs(readings, RATED))
+    hourly = model_inputs(readings.iloc[::6], RATED)
+    # Hourly inputs with 10-minute metrics would count a sixth of the energy.
+    with pytest.raises(ValueError, match=r"metrics: energy counts each reading for 0.166667 h"):
+        compare(twin, twin.branch(Derate(1500.0)), hourly, turbine_metrics(RATED), n_samples=50)
+    right = compare(
+        twin, twin.branch(Derate(1500.0)), hourly, turbine_metrics(RATED, 1.0), n_samples=50
+    )
+    whole = compare(
+        twin,
+        twin.branch(Derate(1500.0)),
+        model_inputs(readings, RATED),
+        turbine_metrics(RATED),
+        n_samples=50,
+    )
+    # Every sixth reading, each counted for an hour: the same energy within 5 %.
+    assert right.baseline[:, 0].mean() == pytest.approx(whole.baseline[:, 0].mean(), rel=0.05)
+    # Rows given twice are each counted, and said to be.
+    twice = {k: np.concatenate([v, v]) for k, v in hourly.items()}
+    order = np.argsort(twice["time"], kind="stable")
+    twice = {k: v[order] for k, v in twice.items()}
+    with pytest.warns(UserWarning, match=r"inputs: 334 readings repeat an earlier reading's"):
+        compare(twin, twin.branch(), twice, turbine_metrics(RATED, 1.0), n_samples=50)
+
+
 @pytest.mark.slow
 def test_weekly_energy_intervals_cover_the_truth_at_the_nominal_rate() -> None:
     """A twin fitted on a year predicts 30 later weeks: its 90 % intervals of each week's

@@ -527,8 +527,9 @@ class FleetMonitor:
             if not parts:
                 raise ValueError(
                     f"calibration readings of turbine {t!r}: expected at least "
-                    f"{self.min_calibration_periods} periods of {self.period}, got none; "
-                    "run() the twins live over a healthy period first"
+                    f"{self.min_calibration_periods} periods of {self.period}, got none: "
+                    "the twins have run live over no reading of it (has it readings in the "
+                    "calibration period? run() the twins live over a healthy period first)"
                 )
             readings = pd.concat(parts, ignore_index=True)
             try:

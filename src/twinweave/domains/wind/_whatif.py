@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not (
+            isinstance(value, int | float) and math.isfinite(value) and value > 0
+        ):
+            raise ValueError(f"{name}: expected a positive, finite number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,9 @@ class Energy:
     name: str = "energy"
     units: str = "MWh"
 
+    def __post_init__(self) -> None:
+        _check_positive(interval_hours=self.interval_hours)
+
     def __call__(self, paths: FloatArray) -> FloatArray:
         return np.asarray(paths.sum(axis=1) * self.interval_hours / 1000.0, dtype=np.float64)
 
@@ -35,6 +47,9 @@ class CapacityFactor:
     rated_power: float
     name: str = "capacity_factor"
     units: str = "1"
+
+    def __post_init__(self) -> None:
+        _check_positive(rated_power=self.rated_power)
 
     def __call__(self, paths: FloatArray) -> FloatArray:
         return np.asarray(paths.mean(axis=1) / self.rated_power, dtype=np.float64)
@@ -53,6 +68,13 @@ class HoursAtRated:
     fraction: float = 0.98
     name: str = "hours_at_rated"
     units: str = "h"
+
+    def __post_init__(self) -> None:
+        _check_positive(rated_power=self.rated_power, interval_hours=self.interval_hours)
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(
+                f"fraction: expected a share of rated power in (0, 1], got {self.fraction!r}"
+            )
 
     def __call__(self, paths: FloatArray) -> FloatArray:
         at_rated = paths >= self.fraction * self.rated_power
