@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
+from twinweave import cli
 from twinweave.cli import UTC_TIME
 from twinweave.data import Store
 from twinweave.domains.wind import scada_path
@@ -1566,3 +1568,31 @@ def test_fit_takes_a_file_per_turbine(two_turbine_store: Path, tmp_path: Path) -
     with Store(given, read_only=True) as db:
         (sha256,) = db.sources()["sha256"]
         assert db.source_settings(sha256)["rated_power_kw"] == {"R80711": 3000.0}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        duckdb.InterruptException("INTERRUPT Error: Interrupted!"),
+        RuntimeError("Query interrupted"),
+        duckdb.TransactionException("Current transaction is aborted (please ROLLBACK)"),
+    ],
+)
+def test_ctrl_c_while_duckdb_runs_exits_130_with_one_line(
+    error: Exception, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # DuckDB turns SIGINT during a query into an error of its own (a SIGINT sent to a
+    # real ingest gave these three, by timing); a traceback and exit 1 said "crash".
+    def interrupted() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 130
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.startswith("error: interrupted: the store is as it was before"), said
+    # Another error of DuckDB's is not taken for an interrupt.
+    monkeypatch.setattr(cli, "app", lambda: (_ for _ in ()).throw(RuntimeError("other")))
+    with pytest.raises(RuntimeError, match="other"):
+        cli.main()

@@ -44,6 +44,7 @@ from twinweave.core import (
     compare,
     parse_unit,
     time_seconds,
+    time_steps_hours,
     usual_step_hours,
 )
 from twinweave.data import (
@@ -127,7 +128,8 @@ INPUT_ERRORS = (DataError, FileNotFoundError, IsADirectoryError, PermissionError
 
 def main() -> None:
     """The ``twinweave`` entry point: a user error prints ``error: ...`` and exits with
-    code 2; ``TWINWEAVE_DEBUG=1`` shows its traceback instead."""
+    code 2; ``TWINWEAVE_DEBUG=1`` shows its traceback instead. Ctrl-C while DuckDB runs
+    a query (which it turns into an error of its own) exits with code 130."""
     # A library's warning reads as the CLI's own: one "warning:" line on stderr.
     warnings.showwarning = lambda message, *_, **__: _warn(str(message))
     try:
@@ -145,6 +147,27 @@ def main() -> None:
                 highlight=False,
             )
         raise SystemExit(2) from None
+    except Exception as error:
+        if not _interrupted(error) or os.environ.get("TWINWEAVE_DEBUG"):
+            raise
+        _error(
+            "interrupted: the store is as it was before the step that was running, or "
+            "holds that step complete (an ingest is never half-written); run the command "
+            "again to finish"
+        )
+        raise SystemExit(130) from None
+
+
+def _interrupted(error: Exception) -> bool:
+    """Whether ``error`` is DuckDB's form of Ctrl-C: SIGINT while a query runs, raised
+    as an error of its own, or found by the next statement as an aborted transaction."""
+    import duckdb
+
+    return (
+        isinstance(error, duckdb.InterruptException)
+        or (isinstance(error, RuntimeError) and "Query interrupted" in str(error))
+        or (isinstance(error, duckdb.TransactionException) and "is aborted" in str(error))
+    )
 
 
 if TYPE_CHECKING:
@@ -1441,10 +1464,11 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
             f"column 'time': {repeated} readings repeat an earlier reading's time; each is "
             "counted in energy and hours"
         )
-    hours = usual_step_hours(time_seconds(times))
+    seconds = time_seconds(times)
+    hours = usual_step_hours(seconds)
     if hours is None:
         return READING_HOURS
-    step_hours = np.diff(times) / np.timedelta64(1, "s") / 3600.0
+    step_hours = time_steps_hours(seconds)  # as the usual step is found: jitter rounded
     # Gaps make longer steps here and there (many, where a tenth of the readings are
     # missing); a second cadence (hourly readings after 10-minute ones) makes them one
     # after the other. Counted: the steps in runs of three or more equal ones.

@@ -173,6 +173,7 @@ def assert_names(problem: str, *parts: str) -> None:
         ("urn:org:example:Turbine;1", "DTMI syntax"),
         ("dtmi:dtdl:Turbine;1", "reserved"),
         ("dtmi:org:" + "a" * 120 + ";1", "at most 128 characters"),
+        ("dtmi:org:example:Turbine;1\n", "DTMI syntax"),  # $ once took the newline
     ],
 )
 def test_interface_identifier_rules(document: dict[str, Any], identifier: str, why: str) -> None:
@@ -267,7 +268,8 @@ def test_content_type_rules(document: dict[str, Any], value: object, why: str) -
         ("wind-speed", "letters, digits and underscores"),
         ("1power", "starting with a letter"),
         ("power_", "ending with a letter or digit"),
-        ("p" * 65, "at most 64 characters, got 65"),
+        ("p" * 513, "at most 512 characters, got 513"),
+        ("power\n", "letters, digits and underscores"),  # $ once took the newline
         (7, "a string"),
     ],
 )
@@ -338,9 +340,12 @@ def test_schema_may_reference_an_interface_schema(document: dict[str, Any]) -> N
         ("metrePerSecond", "a PowerUnit for semantic type 'Power'"),
         ("kW", "a PowerUnit"),
         ("Kilowatt", "kilowatt"),
+        (["kilowatt"], "a PowerUnit"),  # not a string: reported, not a TypeError
     ],
 )
-def test_semantic_type_and_unit_must_agree(document: dict[str, Any], unit: str, why: str) -> None:
+def test_semantic_type_and_unit_must_agree(
+    document: dict[str, Any], unit: object, why: str
+) -> None:
     content(document, "power")["unit"] = unit
     problem = only_problem(document)
     assert_names(problem, "'power' (Telemetry)", "unit", repr(unit), why)

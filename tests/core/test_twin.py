@@ -18,6 +18,8 @@ from twinweave.core import (
     WhatIfResult,
     column,
     compare,
+    time_steps_hours,
+    usual_step_hours,
 )
 from twinweave.models import BayesianBasisRegression, SplineTerm
 
@@ -263,3 +265,18 @@ def test_columns_read_pandas_missing_values_as_missing() -> None:
     np.testing.assert_array_equal(column({"on": switch}, "on"), [1.0, np.nan, 0.0])
     with pytest.raises(ValueError, match=r"on: expected numbers, got 'off' at row 1"):
         column({"on": ["1", "off"]}, "on")
+
+
+def test_time_steps_group_a_loggers_jitter_and_keep_steps_as_they_are() -> None:
+    # One second and two, 70 s and 90 s: each its own step, exactly.
+    for first, second in ((1.0, 2.0), (70.0, 90.0)):
+        seconds = np.cumsum(np.r_[0.0, np.full(300, first), np.full(200, second)])
+        assert usual_step_hours(seconds) == first / 3600.0
+        assert sorted(set(time_steps_hours(seconds) * 3600.0)) == [first, second]
+    # 10-minute stamps each up to a second late: one step, within the jitter of 600 s.
+    rng = np.random.default_rng(3)
+    jittered = 600.0 * np.arange(500) + rng.uniform(0.0, 1.0, 500)
+    assert np.unique(time_steps_hours(jittered)).size == 1
+    assert usual_step_hours(jittered) == pytest.approx(600.0 / 3600.0, abs=1.0 / 3600.0)
+    with pytest.raises(ValueError, match="time: expected times, got NaN"):
+        time_steps_hours([0.0, np.nan, 600.0])

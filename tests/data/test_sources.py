@@ -28,6 +28,7 @@ from twinweave.data import (
     DataError,
     SourceInfo,
     SourceSpec,
+    _sources,
     read_source,
 )
 from twinweave.data._sources import csv_line
@@ -106,6 +107,25 @@ def test_a_file_read_by_a_relative_path_is_known_by_its_absolute_one(
     monkeypatch.chdir(tmp_path)
     info, _ = read_source("scada.csv", SPEC)
     assert info.path == str(tmp_path.resolve() / "scada.csv")
+
+
+def test_a_file_that_changes_while_it_is_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process appends to the file while it is parsed: the hash taken after the
+    # parse would be of bytes never read. A fake: the reader's own parse is real.
+    path = write(tmp_path, "scada.csv", GOOD_CSV)
+    parse = _sources._read_columns
+
+    def parse_then_append(*arguments: object) -> pd.DataFrame:
+        frame = parse(*arguments)  # type: ignore[arg-type]
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("T1,2014-01-01T01:20:00+01:00,5.9,340.0,4.0\n")
+        return frame
+
+    monkeypatch.setattr(_sources, "_read_columns", parse_then_append)
+    with pytest.raises(DataError, match=r"the file changed while it was read"):
+        read_source(path, SPEC)
 
 
 def test_csv_becomes_a_raw_frame_in_file_order(tmp_path: Path) -> None:

@@ -317,6 +317,10 @@ def test_frames_breaking_the_contract_are_refused_before_writing(
             store.ingest(info, raw.drop(columns="source_row"), observations, quarantine)
         with pytest.raises(ValueError, match="must be numeric"):
             store.ingest(info, raw.assign(power="high"), observations, quarantine)
+        # A column name is a SQL identifier: $ once let a final newline in.
+        renamed = {"power": "power\n"}
+        with pytest.raises(ValueError, match="is not a valid variable name"):
+            store.ingest(info, raw.rename(columns=renamed), observations, quarantine)
     assert fingerprint(path) == before
 
 

@@ -201,6 +201,12 @@ def test_a_pickled_forecast_carries_what_builds_its_factor_not_the_factor() -> N
     forecast = emulator.predict({"step": np.arange(2_000)})
     copied = pickle.loads(pickle.dumps(forecast))
     assert len(pickle.dumps(forecast)) < 200_000  # the factor alone is 32 MB
+    # So do a part of it and a scaled one (a ScaleTarget branch's forecast).
+    assert len(pickle.dumps(forecast[:100])) < 200_000
+    assert len(pickle.dumps(forecast.scaled(0.5))) < 200_000
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(forecast[:100])).factor, forecast.factor[:100]
+    )
     draws = [p.sample(3, np.random.default_rng(7)) for p in (forecast, copied)]
     np.testing.assert_array_equal(draws[0], draws[1])
 
@@ -619,6 +625,12 @@ def test_times_that_do_not_step_evenly_forward_are_refused() -> None:
     emulator = reservoir()
     with pytest.raises(ValueError, match=r"time: expected rows at one step.*172800 s at row 3"):
         emulator.update(gapped)
+    # A short batch with a day missing, and an extra reading an hour after another.
+    extra = np.sort(np.append(days[:5], days[2] + np.timedelta64(1, "h")))
+    for skipped, row in ((days[[0, 1, 3]], 2), (extra, 3)):
+        # The row named is the odd step's: the gap, or the hour after the extra reading.
+        with pytest.raises(ValueError, match=rf"time: expected rows at one step.* row {row}\)"):
+            emulator.update({k: v[: skipped.size] for k, v in data.items()} | {"time": skipped})
     backwards = {**data, "time": days[::-1]}
     with pytest.raises(ValueError, match=r"-86400 s at row 1"):
         emulator.update(backwards)

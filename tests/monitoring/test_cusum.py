@@ -267,10 +267,12 @@ def test_negative_sensitivity_is_refused() -> None:
 def test_residuals_that_never_vary_are_refused_at_calibration() -> None:
     # All zero (residuals copied from the prediction): no variance to scale the CUSUM by.
     t = times(40)
-    with pytest.raises(ValueError, match=r"calibrate: expected residuals that vary, got period"):
+    with pytest.raises(ValueError, match=r"calibrate: expected period sums of residuals that"):
         CusumDetector().calibrate(t, np.zeros(t.size))
 
 
 def test_a_sensitivity_of_another_length_is_named() -> None:
     with pytest.raises(ValueError, match=r"sensitivity: expected one shift or one per residual"):
         calibrated().update(times(1), np.zeros(PER_DAY), np.full(3, 0.1))
+    # One shift, as a number or in an array of one, stands for every reading.
+    calibrated().update(times(1), np.zeros(PER_DAY), np.array([0.1]))

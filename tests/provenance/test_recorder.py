@@ -69,6 +69,10 @@ def test_bad_kind_or_attribute_name_is_refused() -> None:
         recorder.entity("Bad Kind")
     with pytest.raises(ValueError, match="provenance kind"):
         recorder.entity("prov")
+    with pytest.raises(ValueError, match="provenance kind"):
+        recorder.entity("fit\n")  # $ once let a final newline in
+    with pytest.raises(ValueError, match="attribute name"):
+        recorder.entity("file", {"rows\n": 1})
     with pytest.raises(ValueError, match="attribute name"):
         recorder.entity("file", {"Not OK": 1})
     with pytest.raises(TypeError, match="sequence of entity ids"):

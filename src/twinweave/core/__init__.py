@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Stop,
         WhatIfResult,
         compare,
+        time_steps_hours,
         usual_step_hours,
     )
 else:
@@ -82,6 +83,7 @@ else:
                 "Stop",
                 "WhatIfResult",
                 "compare",
+                "time_steps_hours",
                 "usual_step_hours",
             ),
         },
@@ -118,6 +120,7 @@ __all__ = [
     "parse_unit",
     "scores",
     "time_seconds",
+    "time_steps_hours",
     "to_dtdl",
     "usual_step_hours",
     "validate_dtdl",

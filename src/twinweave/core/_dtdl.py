@@ -57,7 +57,7 @@ mistakes; each problem names the element, the field, the value and what was expe
 - Members: no keyword other than ``@context``, ``@id``, ``@type``; no member a class does
   not define (a misspelt ``displayname`` is caught).
 - Names: present, a string matching ``^[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?$``, at most
-  64 characters, unique among an Interface's contents.
+  512 characters (DTDL v3; v2 allowed 64), unique among an Interface's contents.
 - Telemetry and Property: ``schema`` required and one of the primitive or geospatial
   schema terms (or their DTMIs), a complex schema object, or a reference to an element of
   the document; ``writable`` a boolean.
@@ -97,16 +97,17 @@ ANNOTATION_CONTEXT: Final = "dtmi:dtdl:extension:annotation;1"
 
 _KNOWN_EXTENSIONS: Final = frozenset({QUANTITATIVE_TYPES_CONTEXT, ANNOTATION_CONTEXT})
 
+# \Z, not $: $ also matches before a final newline ("dtmi:a:b;1\n" is no DTMI).
 _DTMI = re.compile(
     r"^dtmi:[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?"
     r"(?::[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?)*"
-    r"(?:;[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,5})?)?$"
+    r"(?:;[1-9][0-9]{0,8}(?:\.[1-9][0-9]{0,5})?)?\Z"
 )
-_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?$")
-_LANGUAGE = re.compile(r"^[a-z]{2,4}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
+_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?\Z")
+_LANGUAGE = re.compile(r"^[a-z]{2,4}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?\Z")
 _RESERVED_PREFIXES: Final = ("dtmi:dtdl:", "dtmi:standard:")
 
-_MAX_NAME: Final = 64
+_MAX_NAME: Final = 512
 _MAX_COMMENT: Final = 512
 _MAX_DESCRIPTION: Final = 512
 _MAX_DISPLAY_NAME: Final = 64
@@ -1102,7 +1103,7 @@ class _Checker:
         if "unit" in element:
             unit = element["unit"]
             unit_type = _SEMANTIC_TYPES[semantic_type]
-            if unit not in _UNITS[unit_type]:
+            if not isinstance(unit, str) or unit not in _UNITS[unit_type]:
                 self.report(
                     where,
                     "unit",

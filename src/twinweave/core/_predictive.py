@@ -451,6 +451,20 @@ class ResidualCorrelation:
         return f"ResidualCorrelation({self.correlation_!r})"
 
 
+def _rows_of_factor(parent: CensoredNormal, index: Any) -> FloatArray:
+    """Rows ``index`` of ``parent``'s shared factor (module-level: it pickles)."""
+    factor = parent.factor
+    assert factor is not None  # called only for a parent with a deferred factor
+    return np.asarray(factor[index], dtype=np.float64)
+
+
+def _scaled_factor(parent: CensoredNormal, scale: float) -> FloatArray:
+    """``parent``'s shared factor times ``scale`` (module-level: it pickles)."""
+    factor = parent.factor
+    assert factor is not None  # called only for a parent with a deferred factor
+    return np.asarray(factor * scale, dtype=np.float64)
+
+
 def _censored_normal(arguments: dict[str, Any]) -> CensoredNormal:
     """Unpickles a :class:`CensoredNormal` from its constructor arguments."""
     return CensoredNormal(**arguments)
@@ -630,7 +644,15 @@ class CensoredNormal:
             index = index.copy()
         if isinstance(self._factor, DeferredFactor):
             whole = self._factor
-            factor = DeferredFactor(lambda: self._built_factor(whole)[index], whole.row_var[index])
+            if isinstance(whole.build, functools.partial):
+                # Stays picklable without building (see __reduce__), and reads the
+                # parent's factor (built once, its shape checked).
+                rows = functools.partial(_rows_of_factor, self, index)
+                factor = DeferredFactor(rows, whole.row_var[index])
+            else:
+                factor = DeferredFactor(
+                    lambda: self._built_factor(whole)[index], whole.row_var[index]
+                )
         elif self._factor is not None:
             factor = self._factor[index]
         return CensoredNormal(
@@ -686,9 +708,12 @@ class CensoredNormal:
         shared = self._factor
         if isinstance(shared, DeferredFactor):
             deferred = shared
-            shared = DeferredFactor(
-                lambda: self._built_factor(deferred) * factor, deferred.row_var * factor**2
+            build: Callable[[], FloatArray] = (
+                functools.partial(_scaled_factor, self, factor)
+                if isinstance(deferred.build, functools.partial)
+                else lambda: self._built_factor(deferred) * factor
             )
+            shared = DeferredFactor(build, deferred.row_var * factor**2)
         elif shared is not None:
             shared = shared * factor
         return self.replace(

@@ -212,15 +212,43 @@ def _min_samples(level: float) -> int:
     return math.ceil(2.0 / (1.0 - level) - 1e-9)
 
 
+def time_steps_hours(seconds: ArrayLike) -> FloatArray:
+    """Steps between the distinct times given in seconds [h], each step replaced by the
+    middle one of its group: sorted, steps within 1 % of the one before form a group, so
+    that a logger's jitter of a second does not make each 10-minute step its own.
+
+    Raises
+    ------
+    ValueError
+        If a time is NaN.
+    """
+    distinct = np.unique(np.asarray(seconds, dtype=np.float64))
+    if np.isnan(distinct).any():
+        raise ValueError("time: expected times, got NaN")
+    steps = np.diff(distinct)
+    if steps.size == 0:
+        return steps
+    order = np.argsort(steps, kind="stable")
+    ordered = steps[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] > 1.01 * ordered[:-1]])
+    ends = np.r_[starts[1:], ordered.size]
+    group = np.repeat(np.arange(starts.size), ends - starts)
+    middle = ordered[(starts + ends - 1) // 2]
+    grouped = np.empty_like(steps)
+    grouped[order] = middle[group]
+    return np.asarray(grouped / 3600.0, dtype=np.float64)
+
+
 def usual_step_hours(seconds: ArrayLike) -> float | None:
     """The usual step between times given in seconds [h]: their most frequent difference
-    (the shortest of equally frequent ones; a median would take a gap for the step where
-    readings are few), repeated times aside; ``None`` for fewer than two times."""
-    distinct = np.unique(np.asarray(seconds, dtype=np.float64))
-    if distinct.size < 2:
+    (:func:`time_steps_hours`; the shortest of equally frequent ones: a median would
+    take a gap for the step where readings are few), repeated times aside; ``None`` for
+    fewer than two times."""
+    steps = time_steps_hours(seconds)
+    if steps.size == 0:
         return None
-    steps, counts = np.unique(np.diff(distinct) / 3600.0, return_counts=True)
-    return float(steps[int(np.argmax(counts))])
+    values, counts = np.unique(steps, return_counts=True)
+    return float(values[int(np.argmax(counts))])
 
 
 def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
@@ -237,10 +265,12 @@ def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
     step = usual_step_hours(seconds)
     for metric in metrics:
         interval = getattr(metric, "interval_hours", None)
+        # Within 5 %: calendar months (31 / 30.4 days) and local days across a
+        # daylight-saving change (23 / 24 hours) count as their usual length.
         if (
             step is not None
             and is_real(interval)
-            and not math.isclose(interval, step, rel_tol=1e-6)
+            and not math.isclose(interval, step, rel_tol=0.05)
         ):
             raise ValueError(
                 f"metrics: {metric.name} counts each reading for {interval:g} h, expected "
@@ -297,7 +327,8 @@ def compare(
         )
     # A single value stands for every row (one reading if all are single values).
     rows = [int(np.size(inputs[name])) for name in inputs if np.ndim(inputs[name]) > 0]
-    if not inputs or (rows and max(rows) == 0):
+    # list(): a DataFrame has no truth value, and its len() counts rows, not columns.
+    if not list(inputs) or (rows and max(rows) == 0):
         raise ValueError(f"inputs: expected at least one row, got none (columns {list(inputs)})")
     if "time" not in inputs and baseline.noise_correlation_ is not None:
         warnings.warn(

@@ -646,6 +646,11 @@ class SourceInfo:
     n_rows: int
 
 
+def _sha256(file: Path) -> str:
+    with file.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceInfo, pd.DataFrame]:
     """Read a CSV or Parquet file into a raw frame (``docs/CONTRACTS.md``).
 
@@ -718,7 +723,20 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
                 value=None,
                 expected=f"a column named {source!r} holding {role}",
             )
+    # Hashed before and after parsing: the hash recorded is of the bytes parsed, or the
+    # file is refused (another process was writing or replacing it).
+    sha256 = _sha256(file)
     frame = _read_columns(file, kind, spec, name)
+    if _sha256(file) != sha256:
+        raise DataError(
+            "the file changed while it was read",
+            path=name,
+            column=None,
+            row=None,
+            value=None,
+            expected="a file no other process writes while it is read; read it again once "
+            "it is complete",
+        )
     n_rows = len(frame)
     if n_rows == 0:
         raise DataError(
@@ -729,9 +747,6 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
             value=0,
             expected="at least one data row below the header",
         )
-    with file.open("rb") as handle:
-        sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
-
     try:
         asset = _assets(frame, spec, name)
         times = _times(frame[spec.time_column], asset, spec, name)

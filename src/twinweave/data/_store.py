@@ -75,7 +75,7 @@ _UPGRADES: dict[int, tuple[tuple[str, str], ...]] = {
 # Columns that identify a reading in raw and observation frames (docs/CONTRACTS.md).
 KEY_COLUMNS = RECORD_COLUMNS
 
-_VARIABLE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$")
+_VARIABLE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,63}\Z")  # \Z: $ lets a final newline in
 
 
 def _settings_json(settings: Mapping[str, Any]) -> str:

@@ -1296,20 +1296,26 @@ class StateSpaceEmulator:
 
     def _check_steps(self, seconds: FloatArray) -> None:
         """Refuse times that go back, repeat, or skip a step: the filter takes each row
-        for the next step, so a gap would be learnt as dynamics. Steps may differ a
-        little (local midnights across a daylight-saving change, calendar months)."""
+        for the next step, so a gap would be learnt as dynamics, and an extra reading
+        as a whole step. Steps may differ a little (local midnights across a
+        daylight-saving change, 23 to 25 hours; calendar months, 28 to 31 days)."""
         steps = np.diff(seconds)
         if steps.size == 0:
             return
-        usual = float(np.median(steps))
-        # A skipped step at least doubles one; a month is at most 31/28 of another.
-        uneven = (steps <= 0.0) | (steps > 1.5 * usual)
-        if uneven.any():
-            row = int(np.flatnonzero(uneven)[0]) + 1
+        shortest, longest = float(steps.min()), float(steps.max())
+        if shortest <= 0.0 or longest > 1.5 * shortest:
+            if shortest <= 0.0:
+                bad = int(np.flatnonzero(steps <= 0.0)[0])
+            else:
+                # The step farthest from the most frequent one (the shortest of equally
+                # frequent ones): a gap, or an extra reading.
+                values, counts = np.unique(steps, return_counts=True)
+                usual = float(values[int(np.argmax(counts))])
+                bad = int(np.argmax(np.abs(np.log(steps / usual))))
             raise ValueError(
                 f"time: expected rows at one step in time order (a missed reading is a row "
-                f"with NaN for {self.target!r}), got a step of {float(steps[row - 1]):g} s "
-                f"at row {row} where the usual step is {usual:g} s"
+                f"with NaN for {self.target!r}), got steps from {shortest:g} s to "
+                f"{longest:g} s (a step of {float(steps[bad]):g} s at row {bad + 1})"
             )
 
     # -- assimilation and forecasting ----------------------------------------------------

@@ -242,12 +242,12 @@ class CusumDetector:
                 f"residuals: expected one value per time ({ns.shape[0]}), got {r.shape}"
             )
         shifts = np.asarray(self.shift if sensitivity is None else sensitivity, dtype=np.float64)
-        if shifts.ndim > 0 and shifts.shape != r.shape:
+        if shifts.size != 1 and shifts.shape != r.shape:
             raise ValueError(
                 f"sensitivity: expected one shift or one per residual ({r.shape[0]}), got "
                 f"shape {shifts.shape}"
             )
-        mu = np.broadcast_to(shifts, r.shape)
+        mu = np.broadcast_to(shifts.reshape(-1) if shifts.size == 1 else shifts, r.shape)
         if np.any(np.diff(ns) < 0):
             row = int(np.flatnonzero(np.diff(ns) < 0)[0]) + 1
             raise ValueError(
@@ -311,11 +311,11 @@ class CusumDetector:
             )
         ratio = sums[usable, 0] ** 2 / sums[usable, 1]
         if not ratio.mean() > 0.0:
-            # Residuals all zero (a constant series, or one copied from the prediction):
-            # a CUSUM scaled by zero variance would divide by it.
+            # Every period's weighted sum is zero (residuals all zero, as when copied from
+            # the prediction): a CUSUM scaled by a zero variance would divide by it.
             raise ValueError(
-                f"calibrate: expected residuals that vary, got period sums of variance "
-                f"{float(ratio.mean()):g} over {n_usable} periods"
+                f"calibrate: expected period sums of residuals that are not all zero, got "
+                f"zero in all {n_usable} periods (residuals all zero?)"
             )
         self.variance_factor_ = float(ratio.mean())
         self.n_calibration_periods_ = n_usable

@@ -29,7 +29,7 @@ import prov.model
 #: a PROV qualified name.
 NAMESPACE = "urn:twinweave:"
 
-_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")  # \Z: $ lets a final newline in
 # Prefixes the PROV serialisations reserve; a kind of that name would shadow them.
 _RESERVED = frozenset({"prov", "xsd", "xml", "xsi", "tw"})
 

@@ -54,11 +54,19 @@ def test_metrics_from_paths() -> None:
         (lambda: Energy(-1.0), r"interval_hours: expected a positive, finite number, got -1.0"),
         (lambda: HoursAtRated(RATED, fraction=1.5), r"fraction: expected a share of rated"),
         (lambda: turbine_metrics(RATED, interval_hours=float("nan")), r"interval_hours: expec"),
+        (lambda: CapacityFactor(np.True_), r"rated_power: expected a positive, finite"),
+        (lambda: HoursAtRated(RATED, fraction=True), r"fraction: expected a share of rated"),
     ],
 )
 def test_impossible_metric_settings_are_named(make: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()  # type: ignore[operator]
+
+
+def test_a_rated_power_read_from_a_table_is_taken() -> None:
+    paths = np.full((2, 3), 1025.0)
+    assert CapacityFactor(np.int64(2050))(paths) == pytest.approx([0.5, 0.5])
+    assert Energy(np.float32(1.0))(paths) == pytest.approx([3.075, 3.075])
 
 
 def test_compare_counts_readings_for_the_inputs_step_and_says_so() -> None:
@@ -88,6 +96,14 @@ def test_compare_counts_readings_for_the_inputs_step_and_says_so() -> None:
     twice = {k: v[order] for k, v in twice.items()}
     with pytest.warns(UserWarning, match=r"inputs: 334 readings repeat an earlier reading's"):
         compare(twin, twin.branch(), twice, turbine_metrics(RATED, 1.0), n_samples=50)
+    # A logger's jitter of a fraction of a second is no other step; nor is a local day
+    # across a daylight-saving change (23 hours) for daily metrics; a DataFrame works.
+    jittered = model_inputs(readings, RATED)
+    jittered["time"] = jittered["time"] + rng.integers(-300, 300, 2_000).astype("m8[ms]")
+    compare(twin, twin.branch(), jittered, turbine_metrics(RATED), n_samples=50)
+    days = pd.date_range("2015-03-28", periods=3, freq="D", tz="Europe/Paris")
+    daily = pd.DataFrame({"time": days, "wind_speed": [8.0, 9.0, 10.0]})
+    compare(twin, twin.branch(), daily, turbine_metrics(RATED, 24.0), n_samples=50)
 
 
 @pytest.mark.slow

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from twinweave.core._emulator import is_real
+
 FloatArray = NDArray[np.float64]
 
 
 def _check_positive(**values: float) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not (
-            isinstance(value, int | float) and math.isfinite(value) and value > 0
-        ):
+        if not (is_real(value) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name}: expected a positive, finite number, got {value!r}")
 
 
@@ -71,7 +71,7 @@ class HoursAtRated:
 
     def __post_init__(self) -> None:
         _check_positive(rated_power=self.rated_power, interval_hours=self.interval_hours)
-        if not 0.0 < self.fraction <= 1.0:
+        if not (is_real(self.fraction) and 0.0 < self.fraction <= 1.0):
             raise ValueError(
                 f"fraction: expected a share of rated power in (0, 1], got {self.fraction!r}"
             )
