@@ -278,5 +278,10 @@ def test_time_steps_group_a_loggers_jitter_and_keep_steps_as_they_are() -> None:
     jittered = 600.0 * np.arange(500) + rng.uniform(0.0, 1.0, 500)
     assert np.unique(time_steps_hours(jittered)).size == 1
     assert usual_step_hours(jittered) == pytest.approx(600.0 / 3600.0, abs=1.0 / 3600.0)
+    # Steps growing by 0.9 % each are not one step: a group spans 1 % of its shortest
+    # (grouping each step with the one before chained 600 s to 3,569 s into one).
+    chain = np.cumsum(np.r_[0.0, 600.0 * 1.009 ** np.arange(200)])
+    assert usual_step_hours(chain) == pytest.approx(600.0 / 3600.0, rel=0.01)
+    assert np.unique(time_steps_hours(chain)).size == 100  # pairs, not one group
     with pytest.raises(ValueError, match="time: expected times, got NaN"):
         time_steps_hours([0.0, np.nan, 600.0])

@@ -207,6 +207,13 @@ def test_a_pickled_forecast_carries_what_builds_its_factor_not_the_factor() -> N
     np.testing.assert_array_equal(
         pickle.loads(pickle.dumps(forecast[:100])).factor, forecast.factor[:100]
     )
+    # Parts of parts read the root's factor and pickle one level deep, however many.
+    part = forecast
+    for _ in range(200):
+        part = part.scaled(1.001)[1:]
+    copied_part = pickle.loads(pickle.dumps(part))
+    assert len(pickle.dumps(part)) < 200_000
+    np.testing.assert_allclose(copied_part.factor, forecast.factor[200:] * 1.001**200)
     draws = [p.sample(3, np.random.default_rng(7)) for p in (forecast, copied)]
     np.testing.assert_array_equal(draws[0], draws[1])
 

@@ -451,18 +451,33 @@ class ResidualCorrelation:
         return f"ResidualCorrelation({self.correlation_!r})"
 
 
-def _rows_of_factor(parent: CensoredNormal, index: Any) -> FloatArray:
-    """Rows ``index`` of ``parent``'s shared factor (module-level: it pickles)."""
-    factor = parent.factor
-    assert factor is not None  # called only for a parent with a deferred factor
-    return np.asarray(factor[index], dtype=np.float64)
+def _part_of_factor(
+    root: CensoredNormal, rows: NDArray[np.intp] | None, scale: float
+) -> FloatArray:
+    """Rows ``rows`` (``None``: all) of ``root``'s shared factor times ``scale``
+    (module-level: it pickles)."""
+    factor = root.factor
+    assert factor is not None  # called only for a root with a deferred factor
+    part = factor if rows is None else factor[rows]
+    return np.asarray(part * scale, dtype=np.float64)
 
 
-def _scaled_factor(parent: CensoredNormal, scale: float) -> FloatArray:
-    """``parent``'s shared factor times ``scale`` (module-level: it pickles)."""
-    factor = parent.factor
-    assert factor is not None  # called only for a parent with a deferred factor
-    return np.asarray(factor * scale, dtype=np.float64)
+def _part(
+    parent: CensoredNormal,
+    build: functools.partial[FloatArray],
+    *,
+    index: Any = None,
+    scale: float = 1.0,
+) -> functools.partial[FloatArray]:
+    """The build of a part of ``parent``'s partial-built factor, from the root factor:
+    a slice of a scaled slice reads the root once, and pickles one level deep."""
+    root, rows, factor_scale = parent, None, 1.0
+    if build.func is _part_of_factor:
+        root, rows, factor_scale = build.args
+    if index is not None:
+        positions = np.arange(len(parent)) if rows is None else rows
+        rows = np.asarray(positions[index], dtype=np.intp)
+    return functools.partial(_part_of_factor, root, rows, factor_scale * scale)
 
 
 def _censored_normal(arguments: dict[str, Any]) -> CensoredNormal:
@@ -647,8 +662,7 @@ class CensoredNormal:
             if isinstance(whole.build, functools.partial):
                 # Stays picklable without building (see __reduce__), and reads the
                 # parent's factor (built once, its shape checked).
-                rows = functools.partial(_rows_of_factor, self, index)
-                factor = DeferredFactor(rows, whole.row_var[index])
+                factor = DeferredFactor(_part(self, whole.build, index=index), whole.row_var[index])
             else:
                 factor = DeferredFactor(
                     lambda: self._built_factor(whole)[index], whole.row_var[index]
@@ -709,7 +723,7 @@ class CensoredNormal:
         if isinstance(shared, DeferredFactor):
             deferred = shared
             build: Callable[[], FloatArray] = (
-                functools.partial(_scaled_factor, self, factor)
+                _part(self, deferred.build, scale=factor)
                 if isinstance(deferred.build, functools.partial)
                 else lambda: self._built_factor(deferred) * factor
             )

@@ -214,8 +214,9 @@ def _min_samples(level: float) -> int:
 
 def time_steps_hours(seconds: ArrayLike) -> FloatArray:
     """Steps between the distinct times given in seconds [h], each step replaced by the
-    middle one of its group: sorted, steps within 1 % of the one before form a group, so
-    that a logger's jitter of a second does not make each 10-minute step its own.
+    middle one of its group: sorted, steps within 1 % of the group's shortest form a
+    group, so that a logger's jitter of a second does not make each 10-minute step its
+    own.
 
     Raises
     ------
@@ -230,8 +231,12 @@ def time_steps_hours(seconds: ArrayLike) -> FloatArray:
         return steps
     order = np.argsort(steps, kind="stable")
     ordered = steps[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] > 1.01 * ordered[:-1]])
-    ends = np.r_[starts[1:], ordered.size]
+    # A group spans 1 % of its shortest step: grouping each step with the one before
+    # would chain distinct cadences into one where the steps between them are dense.
+    bounds = [0]
+    while bounds[-1] < ordered.size:
+        bounds.append(int(np.searchsorted(ordered, 1.01 * ordered[bounds[-1]], "right")))
+    starts, ends = np.array(bounds[:-1]), np.array(bounds[1:])
     group = np.repeat(np.arange(starts.size), ends - starts)
     middle = ordered[(starts + ends - 1) // 2]
     grouped = np.empty_like(steps)
