@@ -1330,7 +1330,8 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        if "time" in observations:
+        # A single reading has no step to check: a stream skips parsing its time.
+        if "time" in observations and y.shape[0] > 1:
             self._check_steps(time_seconds(observations["time"]))
         result = _run_filter(self._current_model(), y[:, None], u)
         if y.shape[0] > 0:
@@ -1414,7 +1415,8 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        if "time" in observations:
+        # A single reading has no step to check: a stream skips parsing its time.
+        if "time" in observations and y.shape[0] > 1:
             self._check_steps(time_seconds(observations["time"]))
         model = self._current_model()
         return rts_smoother(model, _run_filter(model, y[:, None], u))
@@ -1434,7 +1436,8 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        if "time" in observations:
+        # A single reading has no step to check: a stream skips parsing its time.
+        if "time" in observations and y.shape[0] > 1:
             self._check_steps(time_seconds(observations["time"]))
         if n_iterations < 0:
             raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")

@@ -73,7 +73,7 @@ from twinweave.transfer._records import (
     check_type,
     fleet_entries,
     sum_summaries,
-    twins_available,
+    twin_list,
     warn_never_available,
     warn_not_converged,
 )
@@ -431,7 +431,7 @@ def run_rounds(
     population = strategy.initialize()
     reports: list[RoundReport] = []
     for server_round in range(1, strategy.n_rounds + 1):
-        reachable = twins_available(available(server_round), server_round)
+        reachable = twin_list(available(server_round), f"available: round {server_round} returned")
         instructions = strategy.configure_fit(server_round, population, reachable)
         results, failures = exchange(server_round, instructions)
         population, report = strategy.aggregate_fit(server_round, population, results, failures)

@@ -60,7 +60,7 @@ import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core._emulator import is_real
-from twinweave.transfer._records import check_count, check_number, refuse_bool
+from twinweave.transfer._records import check_count, check_number, refuse_bool, twin_list
 
 __all__ = [
     "GossipMessages",
@@ -1086,7 +1086,7 @@ class PushSum:
         must stay connected for their average to be reached.
         """
         self._require_started()
-        for node in _node_list(nodes):
+        for node in twin_list(nodes, "nodes: got"):
             self._leave_one(self._present_slot(node, "nodes"))
         return self
 
@@ -1139,7 +1139,9 @@ class PushSum:
         and the network converges on the survivors' average.
         """
         self._require_started()
-        self._crash_slots([self._present_slot(node, "nodes") for node in _node_list(nodes)])
+        self._crash_slots(
+            [self._present_slot(node, "nodes") for node in twin_list(nodes, "nodes: got")]
+        )
         return self
 
     def _crash_slots(self, slots: list[int]) -> None:
@@ -1299,13 +1301,3 @@ def predicted_rounds(gap: float, eps: float) -> float:
     if gap >= 1.0:
         return 1.0
     return max(1.0, math.log(eps) / math.log1p(-gap))
-
-
-def _node_list(nodes: Iterable[Hashable]) -> list[Hashable]:
-    """Twins given as a collection; a string would be taken letter by letter."""
-    if isinstance(nodes, str):
-        raise TypeError(
-            f"nodes: expected a collection of twins, got the string {nodes!r} (its letters "
-            f"would be taken for twins; pass [{nodes!r}] for one twin)"
-        )
-    return list(nodes)

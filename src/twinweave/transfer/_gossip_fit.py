@@ -63,7 +63,7 @@ from twinweave.transfer._records import (
     check_rounds,
     check_type,
     fleet_entries,
-    twins_available,
+    twin_list,
     warn_never_available,
     warn_not_converged,
 )
@@ -303,7 +303,7 @@ def fit_gossip(
     with round_progress(progress, "fit_gossip", tol) as report:
         for round_number in range(1, n_rounds + 1):
             reachable = nodes if available is None else available(round_number)
-            wanted = set(twins_available(reachable, round_number))
+            wanted = set(twin_list(reachable, f"available: round {round_number} returned"))
             strangers = wanted - set(nodes)
             if strangers:
                 raise ValueError(

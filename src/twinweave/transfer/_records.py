@@ -130,8 +130,9 @@ def check_count(value: object, name: str, minimum: int = 1) -> None:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 
-def twins_available(reachable: object, round_number: int) -> list[Any]:
-    """What an ``available`` function returned for a round, as a list of twins.
+def twin_list(value: object, given: str) -> list[Any]:
+    """``value``, a collection of twins, as a list; ``given`` starts a refusal's message
+    with where the value came from (``"nodes: got"``, ``"available: round 3 returned"``).
 
     Raises
     ------
@@ -139,17 +140,17 @@ def twins_available(reachable: object, round_number: int) -> list[Any]:
         If it is a string (its letters would be taken for twins) or not a collection
         (``None`` from a function that forgot to return).
     """
-    if isinstance(reachable, str):
+    if isinstance(value, str):
         raise TypeError(
-            f"available: round {round_number} returned the string {reachable!r}; "
-            "expected a collection of twins"
+            f"{given} the string {value!r}; expected a collection of twins (its letters "
+            f"would be taken for twins; [{value!r}] is one twin)"
         )
-    if not isinstance(reachable, Iterable):
+    if not isinstance(value, Iterable):
         raise TypeError(
-            f"available: round {round_number} returned {reachable!r}; expected a "
-            "collection of twins (does the function return its answer?)"
+            f"{given} {value!r}; expected a collection of twins (a function that returns "
+            "nothing gives None)"
         )
-    return list(reachable)
+    return list(value)
 
 
 def warn_never_available(
