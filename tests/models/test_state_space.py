@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import twinweave.models._state_space as ss
 from twinweave.models import (
     StateSpaceEmulator,
     StateSpaceModel,
@@ -15,6 +16,7 @@ from twinweave.models import (
     kalman_filter,
     rts_smoother,
 )
+from twinweave.models._state_space import _linear_recursion
 
 
 def local_level(
@@ -369,6 +371,92 @@ def test_em_with_controls_and_gaps_recovers_reservoir_noise() -> None:
     # The rest of the configuration is kept.
     np.testing.assert_array_equal(fitted.control_matrix, wrong.control_matrix)
     assert fitted.control_inputs == ("inflow", "outflow")
+
+
+def test_a_linear_recursion_in_passes_equals_the_loop() -> None:
+    rng = np.random.default_rng(21)
+    a = 0.45 * rng.standard_normal((3, 2, 2))  # three series, each its own matrix
+    start, drive = rng.standard_normal((3, 2)), rng.standard_normal((3, 37, 2))
+    expected, state = np.empty_like(drive), start
+    for t in range(37):
+        state = np.einsum("bij,bj->bi", a, state) + drive[:, t]
+        expected[:, t] = state
+    np.testing.assert_allclose(_linear_recursion(a, start, drive), expected, rtol=1e-12)
+
+
+def two_sensor_trend() -> StateSpaceModel:
+    return StateSpaceModel(
+        transition=[[1.0, 1.0], [0.0, 1.0]],
+        observation=[[1.0, 0.0], [1.0, 0.0]],
+        process_noise=[[0.2, 0.0], [0.0, 0.01]],
+        observation_noise=[[1.0, 0.3], [0.3, 2.0]],
+        control_matrix=[[0.5], [0.0]],
+        initial_mean=[0.0, 0.0],
+        initial_cov=[[10.0, 0.0], [0.0, 1.0]],
+    )
+
+
+def test_em_passes_that_hold_settled_covariances_keep_the_exact_moments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Three series of two sensors with a control, and runs of complete steps broken by
+    # a step missing one sensor, a gap of both, and a lone complete step between gaps.
+    model = two_sensor_trend()
+    rng = np.random.default_rng(22)
+    y = np.cumsum(rng.standard_normal((3, 600, 2)), axis=1)
+    y[:, 150, 1] = np.nan
+    y[:, 300:320] = np.nan
+    y[:, 321:330] = np.nan
+    controls = rng.standard_normal((3, 600))
+    y, u = ss._prepare(model, y, controls)
+    runs = []
+    recursion = ss._linear_recursion
+
+    def counted(a: np.ndarray, start: np.ndarray, drive: np.ndarray) -> np.ndarray:
+        runs.append(drive.shape[-2])
+        return recursion(a, start, drive)
+
+    monkeypatch.setattr(ss, "_linear_recursion", counted)
+    exact = ss._run_filter(model, y, u)
+    held = ss._run_filter(model, y, u, steady_rtol=1e-13)
+    # The covariance settles some 60 steps into each run of complete steps (0-149,
+    # 151-299, 330-599) and is held for the rest.
+    filter_runs = len(runs)
+    assert filter_runs == 3 and sum(runs) > 350
+    for name in ("predicted_mean", "filtered_mean", "predicted_cov", "filtered_cov"):
+        np.testing.assert_allclose(
+            getattr(held, name), getattr(exact, name), rtol=1e-11, atol=1e-12, err_msg=name
+        )
+    np.testing.assert_allclose(held.log_likelihood, exact.log_likelihood, rtol=1e-12)
+    smoothed = rts_smoother(model, exact)
+    held_smoothed = ss._smooth(model, held, steady_rtol=1e-13)
+    assert len(runs) > filter_runs
+    for name in ("smoothed_mean", "smoothed_cov", "lag_one_cov", "initial_mean", "initial_cov"):
+        np.testing.assert_allclose(
+            getattr(held_smoothed, name),
+            getattr(smoothed, name),
+            rtol=1e-11,
+            atol=1e-12,
+            err_msg=name,
+        )
+
+
+def test_em_with_held_covariances_reaches_the_exact_maximum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = reservoir_data(3000, seed=23)
+    start = StateSpaceEmulator.reservoir(
+        capacity=100_000.0,
+        initial_storage=50_000.0,
+        initial_var=1e6,
+        process_var=100.0,
+        noise_var=100.0,
+    )
+    held = start.estimate_noise(data, n_iterations=600, tol=1e-12)
+    monkeypatch.setattr(ss, "_EM_STEADY_RTOL", None)
+    exact = start.estimate_noise(data, n_iterations=600, tol=1e-12)
+    np.testing.assert_allclose(held.process_noise, exact.process_noise, rtol=1e-6)
+    np.testing.assert_allclose(held.observation_noise, exact.observation_noise, rtol=1e-6)
 
 
 def test_em_diagonal_keeps_an_absent_noise_at_zero() -> None:
