@@ -819,6 +819,12 @@ def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path:
         "empty.csv": ("", "empty"),
         "header.csv": ("wind_speed\n", "no rows"),
         "twice.csv": ("wind_speed,wind_speed\n5,6\n", "'wind_speed' appears more than once"),
+        # A last line cut short: its missing temperature is not a blank cell.
+        "cut.csv": (
+            "wind_speed,temp_air\n5,15\n6",
+            "cut.csv: row has fewer fields than the header (a line cut short?) (no column, "
+            "row 1 (line 3), value '1 field'); expected 2 fields",
+        ),
         "data.json": ('[{"wind_speed": 5}]', "expected a CSV"),
         "negative.csv": (
             "wind_speed\n-3\n",

@@ -58,6 +58,7 @@ from twinweave.data import (
     describe_row,
     file_kind,
     read_source,
+    refuse_short_rows,
 )
 from twinweave.demo import MEMORY, MIN_FLEET, check_fleet_turbines, fit_fleet
 from twinweave.domains.wind import (
@@ -1105,6 +1106,8 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
         kind = "Parquet" if is_parquet else "CSV"
         raise _fail(f"{path}: cannot be read as {kind}: {error}") from None
     if not is_parquet:
+        if len(frame.columns) and frame.iloc[:, -1].isna().any():
+            refuse_short_rows(path, len(frame.columns))
         # pandas renames a repeated column ('wind_speed.1'); the header as written says.
         header = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0]
         named = [str(c) for c in header if pd.notna(c) and str(c).strip()]
@@ -1538,7 +1541,7 @@ def _record_whatif(
     """
     if isinstance(branch.recorder, Recorder):
         recorder.adopt(branch.recorder.own_records())
-    used = [p for p in (live.last_prediction_, branch.last_prediction_) if p is not None]
+    used = [p for p in result.predictions if p is not None]
     summary = [
         f"{row['metric']} [{row['units']}]: live {row['baseline_mean']:.4g}, branch "
         f"{row['scenario_mean']:.4g}, difference {row['difference_mean']:.4g} "

@@ -205,6 +205,36 @@ def test_a_what_if_table_reports_the_samples_own_quantiles_at_its_level() -> Non
     assert list(frame["units"]) == ["MWh", "h"]
 
 
+def test_a_what_if_names_the_provenance_of_both_predictions() -> None:
+    from twinweave.provenance import Recorder
+
+    live = pump()
+    recorder = Recorder()
+    twin = Twin("pump-1", live.schema, live.emulator, recorder=recorder)
+    twin.update(readings(500, seed=15))
+    branch = twin.branch(Derate(30.0))
+
+    class Total:
+        name, units = "total", "kW"
+
+        def __call__(self, paths: np.ndarray) -> np.ndarray:
+            return np.asarray(paths.sum(axis=1))
+
+    result = compare(twin, branch, readings(144, seed=16, start=1.5e9), [Total()], seed=3)
+    assert result.predictions == (twin.last_prediction_, branch.last_prediction_)
+    assert None not in result.predictions
+    # The live twin's prediction is in its recorder; the branch's in the branch's fork,
+    # whose chain leads through the branch to the live twin's fit.
+    assert recorder.get(result.predictions[0]).kind == "prediction"
+    assert branch.recorder is not None
+    kinds = [r.kind for r in branch.recorder.chain(result.predictions[1])]
+    assert kinds[-1] == "prediction" and "branch" in kinds and "fit" in kinds
+    assert compare(pump(), pump().branch(), readings(3, seed=17), [Total()]).predictions == (
+        None,
+        None,
+    )
+
+
 def test_a_fit_record_counts_the_readings_and_the_weight_held() -> None:
     from twinweave.provenance import Recorder
 

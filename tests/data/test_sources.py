@@ -592,6 +592,34 @@ def test_row_with_more_fields_than_the_header_is_named(tmp_path: Path) -> None:
     assert caught.value.expected == "5 fields separated by ',', as in the header"
 
 
+@pytest.mark.parametrize(
+    ("text", "row", "n_fields"),
+    [
+        # The last line cut short, as where a copy stopped: no newline, fields lost.
+        (GOOD_CSV.rstrip("\n")[: -len(",4.5")], 3, "4 fields"),
+        # A row in the middle with its last two fields left out.
+        (GOOD_CSV.replace(",5.7,320.0,n/a", ",5.7"), 2, "3 fields"),
+    ],
+)
+def test_row_with_fewer_fields_than_the_header_is_named(
+    tmp_path: Path, text: str, row: int, n_fields: str
+) -> None:
+    # pandas reads the fields a row lacks as missing values: refused, not read as gaps.
+    path = write(tmp_path, "scada.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert_names_everything(caught.value, path, None, row, n_fields, row + 2)
+    assert caught.value.expected == "5 fields separated by ',', as in the header"
+    assert "fewer fields than the header" in str(caught.value)
+
+
+def test_missing_values_at_the_end_of_a_row_are_not_a_short_row(tmp_path: Path) -> None:
+    text = GOOD_CSV.replace(",320.0,n/a", ",320.0,") + "T1,2014-01-01T01:20:00+01:00,5.9,,\n"
+    _, frame = read_source(write(tmp_path, "scada.csv", text), SPEC)
+    assert len(frame) == 5
+    assert frame["temp_air"].isna().sum() == 3 and frame["power"].isna().sum() == 2
+
+
 def test_a_ragged_row_after_blank_lines_and_a_quoted_line_break_is_named(
     tmp_path: Path,
 ) -> None:

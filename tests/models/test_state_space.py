@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -396,19 +397,50 @@ def two_sensor_trend() -> StateSpaceModel:
     )
 
 
-def test_em_passes_that_hold_settled_covariances_keep_the_exact_moments(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Three series of two sensors with a control, and runs of complete steps broken by
-    # a step missing one sensor, a gap of both, and a lone complete step between gaps.
-    model = two_sensor_trend()
+def sensors_with_gaps() -> tuple[StateSpaceModel, np.ndarray, np.ndarray]:
+    """Three series of two sensors with a control, and runs of complete steps broken by
+    a step missing one sensor, a gap of both, and a lone complete step between gaps."""
     rng = np.random.default_rng(22)
     y = np.cumsum(rng.standard_normal((3, 600, 2)), axis=1)
     y[:, 150, 1] = np.nan
     y[:, 300:320] = np.nan
     y[:, 321:330] = np.nan
-    controls = rng.standard_normal((3, 600))
-    y, u = ss._prepare(model, y, controls)
+    return two_sensor_trend(), y, rng.standard_normal((3, 600))
+
+
+def levels_of_other_scales() -> tuple[StateSpaceModel, np.ndarray, None]:
+    """Two local levels with their own noises, as EM fits them: one in units of 1e4,
+    settled within steps, one of unit scale whose level varies 1e-4 as much as its
+    noise, settling over some 1,500 steps."""
+    q = np.array([1e8, 1e-4])[:, None, None]
+    r = np.array([1e8, 1.0])[:, None, None]
+    model = StateSpaceModel(
+        transition=1.0,
+        observation=1.0,
+        process_noise=q,
+        observation_noise=r,
+        initial_mean=0.0,
+        initial_cov=np.array([1e10, 1e2])[:, None, None],
+    )
+    rng = np.random.default_rng(24)
+    level = np.cumsum(rng.standard_normal((2, 6000)) * np.sqrt(q[:, 0]), axis=1)
+    return model, level + rng.standard_normal((2, 6000)) * np.sqrt(r[:, 0]), None
+
+
+def assert_close_per_series(held: np.ndarray, exact: np.ndarray, name: str) -> None:
+    """Every series within 1e-12 of its own largest value."""
+    difference = np.abs(held - exact).reshape(held.shape[0], -1).max(axis=1)
+    size = np.abs(exact).reshape(exact.shape[0], -1).max(axis=1)
+    assert np.all(difference <= 1e-12 * size), f"{name}: {difference / size}"
+
+
+@pytest.mark.parametrize("case", [sensors_with_gaps, levels_of_other_scales])
+def test_em_passes_that_hold_settled_covariances_keep_the_exact_moments(
+    case: Callable[[], tuple[StateSpaceModel, np.ndarray, np.ndarray | None]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, readings, controls = case()
+    y, u = ss._prepare(model, readings, controls)
     runs = []
     recursion = ss._linear_recursion
 
@@ -418,27 +450,20 @@ def test_em_passes_that_hold_settled_covariances_keep_the_exact_moments(
 
     monkeypatch.setattr(ss, "_linear_recursion", counted)
     exact = ss._run_filter(model, y, u)
-    held = ss._run_filter(model, y, u, steady_rtol=1e-13)
-    # The covariance settles some 60 steps into each run of complete steps (0-149,
-    # 151-299, 330-599) and is held for the rest.
-    filter_runs = len(runs)
-    assert filter_runs == 3 and sum(runs) > 350
+    # EM's own setting: a looser one would not keep these moments.
+    held = ss._run_filter(model, y, u, steady_rtol=ss._EM_STEADY_RTOL)
+    # The covariances settle within each run of complete steps and are held for the
+    # rest of it, most of the series.
+    assert runs and sum(runs) > 0.5 * y.shape[-2]
     for name in ("predicted_mean", "filtered_mean", "predicted_cov", "filtered_cov"):
-        np.testing.assert_allclose(
-            getattr(held, name), getattr(exact, name), rtol=1e-11, atol=1e-12, err_msg=name
-        )
+        assert_close_per_series(getattr(held, name), getattr(exact, name), name)
     np.testing.assert_allclose(held.log_likelihood, exact.log_likelihood, rtol=1e-12)
     smoothed = rts_smoother(model, exact)
-    held_smoothed = ss._smooth(model, held, steady_rtol=1e-13)
+    filter_runs = len(runs)
+    held_smoothed = ss._smooth(model, held, steady_rtol=ss._EM_STEADY_RTOL)
     assert len(runs) > filter_runs
     for name in ("smoothed_mean", "smoothed_cov", "lag_one_cov", "initial_mean", "initial_cov"):
-        np.testing.assert_allclose(
-            getattr(held_smoothed, name),
-            getattr(smoothed, name),
-            rtol=1e-11,
-            atol=1e-12,
-            err_msg=name,
-        )
+        assert_close_per_series(getattr(held_smoothed, name), getattr(smoothed, name), name)
 
 
 def test_em_with_held_covariances_reaches_the_exact_maximum(
@@ -455,8 +480,9 @@ def test_em_with_held_covariances_reaches_the_exact_maximum(
     held = start.estimate_noise(data, n_iterations=600, tol=1e-12)
     monkeypatch.setattr(ss, "_EM_STEADY_RTOL", None)
     exact = start.estimate_noise(data, n_iterations=600, tol=1e-12)
-    np.testing.assert_allclose(held.process_noise, exact.process_noise, rtol=1e-6)
-    np.testing.assert_allclose(held.observation_noise, exact.observation_noise, rtol=1e-6)
+    # Both stop on the same flat top, within 1e-8 of each other.
+    np.testing.assert_allclose(held.process_noise, exact.process_noise, rtol=2e-8)
+    np.testing.assert_allclose(held.observation_noise, exact.observation_noise, rtol=2e-8)
 
 
 def test_em_diagonal_keeps_an_absent_noise_at_zero() -> None:

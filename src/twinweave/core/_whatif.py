@@ -177,7 +177,12 @@ class Metric(Protocol):
 
 @dataclass(frozen=True)
 class WhatIfResult:
-    """Baseline, scenario and difference per metric, with central intervals."""
+    """Baseline, scenario and difference per metric, with central intervals.
+
+    ``predictions`` are the provenance ids of the baseline's and the scenario's
+    predictions (``twinweave provenance ID`` prints their chains; ``None`` for a twin
+    without a recorder).
+    """
 
     metrics: tuple[str, ...]
     units: tuple[str, ...]
@@ -185,6 +190,7 @@ class WhatIfResult:
     scenario: FloatArray
     level: float
     interventions: str
+    predictions: tuple[str | None, str | None] = (None, None)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per metric: mean and interval of baseline, scenario, difference."""
@@ -344,9 +350,10 @@ def compare(
     if "time" in inputs:
         _check_reading_step(time_seconds(inputs["time"]), metrics)
     seed_int = int(seed.integers(2**63)) if isinstance(seed, np.random.Generator) else seed
-    values = []
+    values, predictions = [], []
     for twin in (baseline, scenario):
         predictive = twin.predict(inputs, source=source)
+        predictions.append(twin.last_prediction_)
         paths = predictive.sample(n_samples, np.random.default_rng(seed_int))
         values.append(np.column_stack([metric(paths) for metric in metrics]))
         del paths  # before the next twin's paths are drawn: one set in memory at a time
@@ -357,4 +364,5 @@ def compare(
         scenario=values[1],
         level=level,
         interventions="; ".join(i.describe() for i in scenario.interventions),
+        predictions=(predictions[0], predictions[1]),
     )

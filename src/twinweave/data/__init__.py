@@ -23,6 +23,7 @@ from twinweave.data._sources import (
     csv_line,
     file_kind,
     read_source,
+    refuse_short_rows,
 )
 from twinweave.data._store import IngestSummary, Store
 
@@ -49,5 +50,6 @@ __all__ = [
     "quarantine_rows",
     "quarantine_summary",
     "read_source",
+    "refuse_short_rows",
     "require_column",
 ]

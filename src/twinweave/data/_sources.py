@@ -870,6 +870,10 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
         pd.errors.EmptyDataError,
     ) as error:
         raise _unreadable(file, name, kind, error, spec) from None
+    if kind == "csv" and len(frame.columns) and frame.iloc[:, -1].isna().any():
+        # pandas reads a row with fewer fields than the header (a line cut short, as
+        # where a copy stopped) as missing values; only such rows can be short.
+        refuse_short_rows(file, len(frame.columns), spec.delimiter, name)
     # Bytes that are not UTF-8 were replaced: refused in the columns read only.
     for column in columns:
         values = frame[column]
@@ -881,6 +885,34 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
                 raise undecodable
             break
     return frame[columns]
+
+
+def refuse_short_rows(
+    file: Path, n_fields: int, delimiter: str = ",", name: str | None = None
+) -> None:
+    """Raise :class:`DataError` at the first record of a CSV file with fewer fields than
+    ``n_fields`` (the header's): pandas reads the fields a row lacks as missing values,
+    so a line cut short would pass for readings with gaps. ``name`` is the file's name
+    in the message (its path by default)."""
+    name = str(file) if name is None else name
+    handle = _open_text(file, errors="replace")
+    if handle is None:
+        return
+    with handle:
+        try:
+            for data_row, start, fields, _ in _csv_records(handle, delimiter):
+                if data_row >= 0 and len(fields) < n_fields:
+                    raise DataError(
+                        "row has fewer fields than the header (a line cut short?)",
+                        path=name,
+                        column=None,
+                        row=data_row,
+                        line=start,
+                        value=f"{len(fields)} field{'' if len(fields) == 1 else 's'}",
+                        expected=f"{n_fields} fields separated by {delimiter!r}, as in the header",
+                    )
+        except (csv.Error, OSError, EOFError):
+            return
 
 
 def _open_text(file: Path, errors: str = "strict") -> IO[str] | None:
