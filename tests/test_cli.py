@@ -819,6 +819,11 @@ def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path:
         "empty.csv": ("", "empty"),
         "header.csv": ("wind_speed\n", "no rows"),
         "twice.csv": ("wind_speed,wind_speed\n5,6\n", "'wind_speed' appears more than once"),
+        # Every row a field more than the header: not read with the first as an index.
+        "more.csv": (
+            "wind_speed,temp_air\n1,5,15\n2,6,16\n",
+            "more.csv: rows have more fields than the header",
+        ),
         # A last line cut short: its missing temperature is not a blank cell.
         "cut.csv": (
             "wind_speed,temp_air\n5,15\n6",

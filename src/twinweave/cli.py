@@ -1099,15 +1099,24 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
         raise _fail(f"{path}: is a directory; expected a CSV or Parquet file")
     is_parquet = _table_kind(path, "the inputs") == "parquet"
     try:
-        frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path)
+        # No index column guessed: where every row has a field more than the header,
+        # pandas would take the first as the index and shift the columns.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path, index_col=False)
     except pd.errors.EmptyDataError:
         raise _fail(f"{path}: empty; expected a header line with 'wind_speed' [m/s]") from None
+    except pd.errors.ParserWarning:
+        raise _fail(
+            f"{path}: rows have more fields than the header; expected one field per column "
+            "named in the header"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
         kind = "Parquet" if is_parquet else "CSV"
         raise _fail(f"{path}: cannot be read as {kind}: {error}") from None
     if not is_parquet:
         if len(frame.columns) and frame.iloc[:, -1].isna().any():
-            refuse_short_rows(path, len(frame.columns))
+            refuse_short_rows(path)
         # pandas renames a repeated column ('wind_speed.1'); the header as written says.
         header = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0]
         named = [str(c) for c in header if pd.notna(c) and str(c).strip()]

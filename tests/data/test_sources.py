@@ -618,6 +618,13 @@ def test_missing_values_at_the_end_of_a_row_are_not_a_short_row(tmp_path: Path) 
     _, frame = read_source(write(tmp_path, "scada.csv", text), SPEC)
     assert len(frame) == 5
     assert frame["temp_air"].isna().sum() == 3 and frame["power"].isna().sum() == 2
+    # A header ending in a delimiter names no more fields than it would without it.
+    header, *rows = GOOD_CSV.splitlines(keepends=True)
+    for text in (header.replace("\n", ",\n") + "".join(rows), GOOD_CSV.replace("\n", ",\n")):
+        _, trailing = read_source(write(tmp_path, "trailing.csv", text), SPEC)
+        pd.testing.assert_frame_equal(
+            trailing, read_source(write(tmp_path, "g.csv", GOOD_CSV), SPEC)[1]
+        )
 
 
 def test_a_ragged_row_after_blank_lines_and_a_quoted_line_break_is_named(

@@ -466,6 +466,25 @@ def test_em_passes_that_hold_settled_covariances_keep_the_exact_moments(
         assert_close_per_series(getattr(held_smoothed, name), getattr(smoothed, name), name)
 
 
+def test_a_pass_holds_no_recursion_that_would_grow() -> None:
+    # A state neither observed nor noisy that grows by 1.2 a step: its variance stays
+    # zero (settled), but the held mean recursion's powers would overflow to NaN.
+    model = StateSpaceModel(
+        transition=[[1.0, 0.0], [0.0, 1.2]],
+        observation=[[1.0, 0.0]],
+        process_noise=[[0.5, 0.0], [0.0, 0.0]],
+        observation_noise=1.0,
+        initial_mean=[0.0, 0.0],
+        initial_cov=[[10.0, 0.0], [0.0, 0.0]],
+    )
+    y, u = ss._prepare(model, np.cumsum(np.random.default_rng(25).standard_normal(5000)), None)
+    exact = ss._run_filter(model, y, u)
+    held = ss._run_filter(model, y, u, steady_rtol=ss._EM_STEADY_RTOL)
+    assert np.isfinite(held.log_likelihood)
+    np.testing.assert_array_equal(held.filtered_mean, exact.filtered_mean)
+    np.testing.assert_array_equal(held.log_likelihood, exact.log_likelihood)
+
+
 def test_em_with_held_covariances_reaches_the_exact_maximum(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -180,8 +180,10 @@ class WhatIfResult:
     """Baseline, scenario and difference per metric, with central intervals.
 
     ``predictions`` are the provenance ids of the baseline's and the scenario's
-    predictions (``twinweave provenance ID`` prints their chains; ``None`` for a twin
-    without a recorder).
+    predictions (``None`` for a twin without a recorder). The baseline's is in its
+    recorder; the scenario's in the branch's, a fork that writes nowhere else
+    (``recorder.adopt(branch.recorder.own_records())`` keeps it, as the command line's
+    ``whatif`` does with its store).
     """
 
     metrics: tuple[str, ...]

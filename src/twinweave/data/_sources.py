@@ -873,7 +873,7 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
     if kind == "csv" and len(frame.columns) and frame.iloc[:, -1].isna().any():
         # pandas reads a row with fewer fields than the header (a line cut short, as
         # where a copy stopped) as missing values; only such rows can be short.
-        refuse_short_rows(file, len(frame.columns), spec.delimiter, name)
+        refuse_short_rows(file, spec.delimiter, name)
     # Bytes that are not UTF-8 were replaced: refused in the columns read only.
     for column in columns:
         values = frame[column]
@@ -887,21 +887,24 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
     return frame[columns]
 
 
-def refuse_short_rows(
-    file: Path, n_fields: int, delimiter: str = ",", name: str | None = None
-) -> None:
+def refuse_short_rows(file: Path, delimiter: str = ",", name: str | None = None) -> None:
     """Raise :class:`DataError` at the first record of a CSV file with fewer fields than
-    ``n_fields`` (the header's): pandas reads the fields a row lacks as missing values,
-    so a line cut short would pass for readings with gaps. ``name`` is the file's name
-    in the message (its path by default)."""
+    its header names (empty names at the header's end, from a trailing delimiter, are
+    not counted): pandas reads the fields a row lacks as missing values, so a line cut
+    short would pass for readings with gaps. ``name`` is the file's name in the
+    message (its path by default)."""
     name = str(file) if name is None else name
     handle = _open_text(file, errors="replace")
     if handle is None:
         return
+    n_fields = 0
     with handle:
         try:
             for data_row, start, fields, _ in _csv_records(handle, delimiter):
-                if data_row >= 0 and len(fields) < n_fields:
+                if data_row < 0:
+                    named = [i for i, field in enumerate(fields) if field.strip()]
+                    n_fields = named[-1] + 1 if named else 0
+                elif len(fields) < n_fields:
                     raise DataError(
                         "row has fewer fields than the header (a line cut short?)",
                         path=name,
