@@ -57,6 +57,17 @@ def reservoir_data(n: int, seed: int) -> dict[str, np.ndarray]:
     return {"storage": reading, "inflow": inflow, "outflow": outflow}
 
 
+def mistuned_reservoir() -> StateSpaceEmulator:
+    """:func:`reservoir` with both variances far from :func:`reservoir_data`'s, for EM."""
+    return StateSpaceEmulator.reservoir(
+        capacity=100_000.0,
+        initial_storage=50_000.0,
+        initial_var=1e6,
+        process_var=100.0,
+        noise_var=100.0,
+    )
+
+
 def reservoir() -> StateSpaceEmulator:
     return StateSpaceEmulator.reservoir(
         capacity=100_000.0,
@@ -358,13 +369,7 @@ def test_em_recovers_process_and_observation_noise() -> None:
 
 def test_em_with_controls_and_gaps_recovers_reservoir_noise() -> None:
     data = reservoir_data(6000, seed=9)
-    wrong = StateSpaceEmulator.reservoir(
-        capacity=100_000.0,
-        initial_storage=50_000.0,
-        initial_var=1e6,
-        process_var=100.0,
-        noise_var=100.0,
-    )
+    wrong = mistuned_reservoir()
     fitted = wrong.estimate_noise(data, n_iterations=500, tol=1e-8)
     assert fitted.n_observations_ == 0
     assert fitted.process_noise[0, 0] == pytest.approx(900.0, rel=0.25)
@@ -489,13 +494,7 @@ def test_em_with_held_covariances_reaches_the_exact_maximum(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = reservoir_data(3000, seed=23)
-    start = StateSpaceEmulator.reservoir(
-        capacity=100_000.0,
-        initial_storage=50_000.0,
-        initial_var=1e6,
-        process_var=100.0,
-        noise_var=100.0,
-    )
+    start = mistuned_reservoir()
     held = start.estimate_noise(data, n_iterations=600, tol=1e-12)
     monkeypatch.setattr(ss, "_EM_STEADY_RTOL", None)
     exact = start.estimate_noise(data, n_iterations=600, tol=1e-12)
