@@ -8,7 +8,7 @@ from twinweave.core._lazy import lazy_exports
 # needs. The table lists the same names as the imports (tests/test_lazy_exports.py).
 if TYPE_CHECKING:
     from twinweave.core._dtdl import to_dtdl, validate_dtdl
-    from twinweave.core._emulator import Columns, Emulator, State, column
+    from twinweave.core._emulator import Columns, ConvergenceWarning, Emulator, State, column
     from twinweave.core._glossary import GLOSSARY, canonical_unit
     from twinweave.core._predictive import (
         CensoredNormal,
@@ -42,6 +42,7 @@ else:
             ),
             "twinweave.core._emulator": (
                 "Columns",
+                "ConvergenceWarning",
                 "Emulator",
                 "State",
                 "column",
@@ -93,6 +94,7 @@ __all__ = [
     "GLOSSARY",
     "CensoredNormal",
     "Columns",
+    "ConvergenceWarning",
     "DeferredFactor",
     "Derate",
     "Emulator",

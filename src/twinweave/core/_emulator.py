@@ -18,6 +18,11 @@ Columns = Mapping[str, ArrayLike]
 State = dict[str, NDArray[np.float64] | float | int]
 
 
+class ConvergenceWarning(UserWarning):
+    """An iterative fit stopped at its limit before its tolerance was met: a fleet fit's
+    rounds, a state-space EM's M-steps."""
+
+
 @runtime_checkable
 class Emulator(Protocol):
     """A probabilistic model of one target variable given inputs.

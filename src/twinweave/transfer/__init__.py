@@ -15,6 +15,7 @@ from twinweave.core._lazy import lazy_exports
 # Imported when first used (twinweave/core/_lazy.py): a process takes only what it
 # needs. The table lists the same names as the imports (tests/test_lazy_exports.py).
 if TYPE_CHECKING:
+    from twinweave.core._emulator import ConvergenceWarning
     from twinweave.transfer._experiment import (
         HISTORIES,
         PeriodLabels,
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
     )
     from twinweave.transfer._records import (
         DEFAULT_KIND,
-        ConvergenceWarning,
         Design,
         FleetPrior,
         LocalSummary,
@@ -148,6 +148,7 @@ else:
                 "summary_from_payload",
                 "summary_payload",
             ),
+            "twinweave.core._emulator": ("ConvergenceWarning",),
             "twinweave.transfer._hierarchy": (
                 "aggregate",
                 "initial_population",
@@ -160,7 +161,6 @@ else:
             ),
             "twinweave.transfer._records": (
                 "DEFAULT_KIND",
-                "ConvergenceWarning",
                 "Design",
                 "FleetPrior",
                 "LocalSummary",

@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from twinweave.core import ConvergenceWarning
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._hierarchy import (
     _Batches,
@@ -60,7 +61,6 @@ from twinweave.transfer._hierarchy import (
 )
 from twinweave.transfer._progress import round_progress
 from twinweave.transfer._records import (
-    ConvergenceWarning,
     FleetPrior,
     LocalSummary,
     Population,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twinweave.core import ConvergenceWarning
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._gossip import (
     GossipMessages,
@@ -49,7 +50,6 @@ from twinweave.transfer._hierarchy import (
 )
 from twinweave.transfer._progress import round_progress
 from twinweave.transfer._records import (
-    ConvergenceWarning,
     FleetPrior,
     FloatArray,
     LocalSummary,

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
-from twinweave.core import CensoredNormal, Columns
+from twinweave.core import CensoredNormal, Columns, ConvergenceWarning
 from twinweave.core._emulator import is_real
 from twinweave.models import BayesianBasisRegression
 from twinweave.models._basis import block_diagonal
@@ -117,10 +117,6 @@ class Design(Protocol):
     def design(self, data: Columns) -> tuple[FloatArray, NDArray[np.intp]]: ...
 
     def check_prediction_inputs(self, inputs: Columns) -> None: ...
-
-
-class ConvergenceWarning(UserWarning):
-    """A fleet fit stopped at its round limit before its tolerance was met."""
 
 
 def check_count(value: object, name: str, minimum: int = 1) -> None:
