@@ -58,25 +58,20 @@ def reservoir_data(n: int, seed: int) -> dict[str, np.ndarray]:
     return {"storage": reading, "inflow": inflow, "outflow": outflow}
 
 
+def reservoir(process_var: float = 900.0, noise_var: float = 2500.0) -> StateSpaceEmulator:
+    """The twin of :func:`reservoir_data`, with its true variances by default."""
+    return StateSpaceEmulator.reservoir(
+        capacity=100_000.0,
+        initial_storage=50_000.0,
+        initial_var=1e6,
+        process_var=process_var,
+        noise_var=noise_var,
+    )
+
+
 def mistuned_reservoir() -> StateSpaceEmulator:
     """:func:`reservoir` with both variances far from :func:`reservoir_data`'s, for EM."""
-    return StateSpaceEmulator.reservoir(
-        capacity=100_000.0,
-        initial_storage=50_000.0,
-        initial_var=1e6,
-        process_var=100.0,
-        noise_var=100.0,
-    )
-
-
-def reservoir() -> StateSpaceEmulator:
-    return StateSpaceEmulator.reservoir(
-        capacity=100_000.0,
-        initial_storage=50_000.0,
-        initial_var=1e6,
-        process_var=900.0,
-        noise_var=2500.0,
-    )
+    return reservoir(process_var=100.0, noise_var=100.0)
 
 
 # -- filtering and smoothing ---------------------------------------------------------------
