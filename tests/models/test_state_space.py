@@ -530,6 +530,36 @@ def test_em_does_not_stop_on_a_crawl_far_below_the_maximum() -> None:
         start.estimate_noise(data, diagonal=True)
 
 
+def test_em_takes_no_m_step_from_an_extrapolation_it_rejects() -> None:
+    # From variances some 1e7 times too large under a vague prior, SQUAREM's
+    # extrapolations overshoot to variances at which the smoother's predicted
+    # covariances are singular in float64. EM rejects such a jump (its likelihood is
+    # lower) but ran an M-step from it first, and failed there ("Singular matrix").
+    rng = np.random.default_rng(20)
+    slope = np.cumsum(rng.normal(0.0, np.sqrt(0.03), 500))
+    level = np.cumsum(slope + rng.normal(0.0, np.sqrt(0.3), 500))
+    y = level + rng.normal(0.0, np.sqrt(0.012), 500)
+
+    def fit(prior_var: float) -> ss.EMResult:
+        model = StateSpaceModel(
+            transition=[[1.0, 1.0], [0.0, 1.0]],
+            observation=[[1.0, 0.0]],
+            process_noise=np.diag([2e5, 2e5]),
+            observation_noise=2e5,
+            initial_mean=[y[0], 0.0],
+            initial_cov=np.diag([prior_var, prior_var]),
+        )
+        return em_noise(model, y, diagonal=True, n_iterations=300)
+
+    vague, moderate = fit(5e12), fit(1e8)
+    assert vague.converged and moderate.converged
+    # The vague prior costs a little precision, not the answer.
+    for name in ("process_noise", "observation_noise"):
+        np.testing.assert_allclose(
+            getattr(vague.model, name), getattr(moderate.model, name), rtol=1e-3
+        )
+
+
 def test_em_diagonal_keeps_an_absent_noise_at_zero() -> None:
     model = StateSpaceModel(
         transition=[[1.0, 1.0], [0.0, 1.0]],
@@ -847,6 +877,37 @@ def test_bad_readings_are_named() -> None:
         level.predict({})
     # Nothing was assimilated by the failed calls.
     assert emulator.n_steps_ == 0
+
+
+def test_a_prior_too_vague_for_float64_is_named_with_its_scale() -> None:
+    # Variances chosen for other units than the readings': beside noise variances of 1
+    # to 2,500, a prior of 1e20 leaves the smoother's predicted covariance singular
+    # once the first readings pin down storage and flow (was numpy's "Singular matrix").
+    twin = StateSpaceEmulator.reservoir(
+        capacity=100_000.0,
+        initial_storage=50_000.0,
+        initial_var=1e20,
+        process_var=900.0,
+        noise_var=2500.0,
+        unmeasured_flow_var=1.0,
+    )
+    expected = (
+        r"initial_cov: the predicted state covariance at step 2 of 400 is singular in "
+        r"floating point: the prior variance 1e\+20 is 1\.0e\+20 times the smallest noise "
+        r"variance \(1\); expected a prior at most 1e\+14 times the noise variances"
+    )
+    with pytest.raises(ValueError, match=expected):
+        twin.smooth(reservoir_data(400, seed=3))
+
+
+def test_a_state_the_smoother_cannot_invert_is_named() -> None:
+    # x_t = 0 x_{t-1} with no process noise: every predicted variance is exactly zero.
+    model = level_model(0.0, 1.0).replace(transition=0.0)
+    with pytest.raises(
+        ValueError,
+        match=r"process_noise: the predicted state covariance at step 1 of 3 is singular",
+    ):
+        rts_smoother(model, kalman_filter(model, [1.0, 2.0, 3.0]))
 
 
 def test_functional_api_errors_are_named() -> None:

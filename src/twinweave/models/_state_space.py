@@ -289,7 +289,8 @@ class EMResult:
         Log-likelihood at the start of each SQUAREM cycle (and of each plain EM step
         that a budget too small for a cycle leaves), and of the result, shape
         ``(n_cycles + n_plain_steps + 1, ...)``; the last entry is that of ``model``. It
-        never decreases.
+        never decreases by more than rounding (see :class:`StateSpaceEmulator`'s
+        ``initial_cov`` on vague priors).
     converged
         Whether the relative change fell below the tolerance for every series.
     n_iterations
@@ -656,6 +657,45 @@ def rts_smoother(model: StateSpaceModel, filtered: FilterResult) -> SmootherResu
     return _smooth(model, filtered)
 
 
+# A prior this many times the noise variances leaves the predicted covariance after the
+# first readings singular in float64 (its small eigenvalues are lost in the rounding of
+# the large ones, 1e-16 of them); a tenth of the digits is kept as margin.
+_VAGUE_PRIOR_RATIO = 1e14
+
+
+def _singular_prediction(model: StateSpaceModel, cov_p: FloatArray) -> ValueError:
+    """The error for a predicted covariance the smoother cannot invert, saying why."""
+    eigenvalues = np.linalg.eigvalsh(cov_p)
+    lowest, highest = eigenvalues[..., 0], eigenvalues[..., -1]
+    singular = lowest <= highest * np.finfo(np.float64).eps
+    step = int(np.argmax(singular.reshape(-1, cov_p.shape[-3]).any(axis=0)))
+    prior = float(np.max(np.linalg.eigvalsh(model.initial_cov)))
+    noise = np.concatenate(
+        [
+            np.diagonal(model.process_noise, axis1=-2, axis2=-1).ravel(),
+            np.diagonal(model.observation_noise, axis1=-2, axis2=-1).ravel(),
+        ]
+    )
+    positive = noise[noise > 0.0]
+    noise_scale = float(np.min(positive)) if positive.size else 0.0
+    where = (
+        f"the predicted state covariance at step {step + 1} of {cov_p.shape[-3]} is "
+        "singular in floating point"
+    )
+    if noise_scale > 0.0 and prior > _VAGUE_PRIOR_RATIO * noise_scale:
+        return ValueError(
+            f"initial_cov: {where}: the prior variance {prior:.3g} is "
+            f"{prior / noise_scale:.1e} times the smallest noise variance "
+            f"({noise_scale:.3g}); expected a prior at most {_VAGUE_PRIOR_RATIO:.0e} times "
+            "the noise variances, on the data's scale (readings in other units than the "
+            "variances were chosen for need the variances rescaled too)"
+        )
+    return ValueError(
+        f"process_noise: {where}; the RTS smoother needs it invertible: expected process "
+        "noise on every state to which the transition carries no uncertainty"
+    )
+
+
 def _smooth(
     model: StateSpaceModel, filtered: FilterResult, *, steady_rtol: float | None = None
 ) -> SmootherResult:
@@ -679,7 +719,10 @@ def _smooth(
     prev_cov = np.concatenate([initial_cov[..., None, :, :], cov_f[..., :-1, :, :]], axis=-3)
     # The gains J_{t-1} = P_{t-1|t-1} F^T P_{t|t-1}^{-1} need only the filter's output:
     # all of them in one vectorised solve, leaving the recursion itself in the loop.
-    gains = np.linalg.solve(cov_p, f[..., None, :, :] @ prev_cov).swapaxes(-1, -2)
+    try:
+        gains = np.linalg.solve(cov_p, f[..., None, :, :] @ prev_cov).swapaxes(-1, -2)
+    except np.linalg.LinAlgError:
+        raise _singular_prediction(model, cov_p) from None
     mean_s = np.empty((*batch, n_time + 1, k))
     cov_s = np.empty((*batch, n_time + 1, k, k))
     mean_s[..., n_time, :] = mean_f[..., -1, :]
@@ -1039,9 +1082,17 @@ def _run_em(
         valid = np.ones(batch, dtype=bool) if diagonal else _valid_noise(jumped)
         jumped = _pick(valid, jumped, second)
         jumped_filtered = _run_filter(jumped, y, u, steady_rtol=_EM_STEADY_RTOL)
-        third = m_step(jumped, jumped_filtered, y, u)
         jumped_log_lik = np.broadcast_to(jumped_filtered.log_likelihood, batch)
-        model = _pick(valid & (jumped_log_lik >= history[-1]), third, second)
+        accept = valid & (jumped_log_lik >= history[-1])
+        # The M-step runs only from jumps that are kept: a rejected jump can be far off
+        # (variances many orders of magnitude from the data's), where the smoother's
+        # covariances are singular in floating point.
+        if accept.all():
+            model = m_step(jumped, jumped_filtered, y, u)
+        elif accept.any():
+            model = _pick(accept, step(_pick(accept, jumped, second)), second)
+        else:
+            model = second
         m_steps += 3
     return EMResult(model, np.stack(history), converged, m_steps)
 
@@ -1099,7 +1150,11 @@ class StateSpaceEmulator:
     transition, observation, process_noise, observation_noise, initial_mean, initial_cov
         ``F``, ``H`` (one row: the target), ``Q`` [units^2], ``R`` (1 x 1) [units^2],
         ``m_0`` and ``P_0``; see :class:`StateSpaceModel`. The initial state is one step
-        before the first reading.
+        before the first reading. A vague ``P_0`` costs precision in float64 where the
+        readings pin down states that ``P_0`` correlates: the smoother, and so
+        :meth:`estimate_noise`, lose accuracy from about 1e12 times the noise
+        variances and may fail (an error saying so) from about 1e16; give ``P_0`` on
+        the data's scale, and rescale every variance with the data's units.
     control_matrix
         ``B``, shape ``(k, len(control_inputs))``, or ``None``.
     control_inputs
@@ -1369,7 +1424,8 @@ class StateSpaceEmulator:
         capacity
             Storage at the spillway crest [units].
         initial_storage, initial_var
-            Prior mean [units] and variance [units^2] of storage before the first reading.
+            Prior mean [units] and variance [units^2] of storage before the first reading
+            (vague, but on the data's scale: see the class's ``initial_cov``).
         process_var
             Variance of the unexplained change per step [units^2].
         noise_var
