@@ -31,10 +31,12 @@ from twinweave.transfer import (
     fit_central,
     fit_federated,
     fit_gossip,
+    gossip_mean,
     initial_population,
     load_statistics,
     local_step,
     no_pooling,
+    population_change,
     population_twins,
     save_statistics,
     twin_posterior,
@@ -743,3 +745,111 @@ def test_period_readings_must_be_those_the_emulator_assimilated() -> None:
         model, readings={"x": x[::-1], "y": y[::-1]}, periods=weeks[::-1]
     )
     assert stats.period_count is not None and stats.period_count.sum() == 50
+
+
+def test_switches_take_only_true_or_false(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    # Any object has a truth value: accelerate="False" ran accelerated (20 rounds
+    # against plain EM's 65), progress="no" drew the bar, and over Flower both strings
+    # reached the ServerApp as True.
+    message = r"{}: expected True or False, got 'False'"
+    for name in ("accelerate", "progress"):
+        with pytest.raises(TypeError, match=message.format(name)):
+            fit_central(fleet, prior, **{name: "False"})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=message.format(name)):
+            fit_gossip(fleet, nx.cycle_graph(list(fleet)), prior, **{name: "False"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=message.format("accelerate")):
+        FleetPooling(prior, ["default"], accelerate="False")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=message.format("progress")):
+        fit_federated(FleetPooling(prior, ["default"]), fleet, progress="False")  # type: ignore[arg-type]
+    for name in ("accelerate", "record_messages"):
+        with pytest.raises(TypeError, match=message.format(name)):
+            FlowerSettings(**{name: "False"})  # type: ignore[arg-type]
+    # numpy's bools are switches too.
+    assert fit_central(fleet, prior, accelerate=np.bool_(False)).converged
+
+
+def test_a_seed_is_refused_by_name(fleet: dict[str, TwinStatistics], prior: FleetPrior) -> None:
+    # Was numpy's "SeedSequence expects int or sequence of ints for entropy not x".
+    for seed in ("x", 1.5, -1):
+        with pytest.raises(
+            TypeError, match=r"seed: expected None, an integer >= 0 or a numpy Generator"
+        ):
+            fit_gossip(fleet, nx.cycle_graph(list(fleet)), prior, seed=seed)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"seed: expected None, an integer >= 0"):
+            gossip_mean(np.ones((4, 1)), nx.cycle_graph(4), seed=seed)  # type: ignore[arg-type]
+
+
+def test_period_labels_that_do_not_compare_or_group_are_refused() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.0, 1.0, 400)
+    readings = {"x": x, "y": x + rng.normal(0.0, 0.1, 400)}
+    model = emulator().update(readings)
+    # Week numbers with a string among them: was Python's "'<' not supported".
+    mixed = np.array([*range(399), "last"], dtype=object)
+    with pytest.raises(
+        ValueError, match=r"periods: expected labels of one type that compare, got int, str"
+    ):
+        TwinStatistics.from_emulator(model, readings=readings, periods=mixed)
+    # The readings' times for labels, not their weeks: every reading its own period
+    # (the period effects then are the noise, and the blocks grew with the readings:
+    # 164 MB for a month of a La Haute Borne turbine).
+    times = np.datetime64("2014-01-01T00:00") + np.arange(400) * np.timedelta64(10, "m")
+    with pytest.raises(
+        ValueError,
+        match=r"periods: expected labels that group readings \(a calendar week, say: "
+        r"calendar_weeks\(times\)\), got 400 periods for 400 readings",
+    ):
+        TwinStatistics.from_emulator(model, readings=readings, periods=times)
+    weekly = TwinStatistics.from_emulator(model, readings=readings, periods=calendar_weeks(times))
+    assert weekly.period_count is not None and weekly.period_count.shape[0] == 1
+
+
+def test_period_sums_in_other_units_than_the_totals_are_refused() -> None:
+    # Hand-built statistics whose period sums were in W beside totals in kW: accepted,
+    # and the fit failed with "a twin's posterior precision is not positive definite".
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.0, 1.0, 60)
+    readings = {"x": x, "y": x + rng.normal(0.0, 0.1, 60)}
+    stats = TwinStatistics.from_emulator(
+        emulator().update(readings), readings=readings, periods=np.arange(60) // 20
+    )
+    assert stats.period_sum is not None and stats.period_features is not None
+    for name, scaled, totals in (
+        ("period_sum", stats.period_sum * 1000.0, "sum_sq"),
+        ("period_features", stats.period_features * 10.0, "the diagonal of gram"),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"{name}: expected sums that {totals} can hold .* in bin \d"
+        ):
+            dataclasses.replace(stats, **{name: scaled})
+    lone = stats.period_sum.copy()
+    counts = stats.period_count.copy()  # type: ignore[union-attr]
+    counts[0, 0], counts[1, 0] = 0.0, counts[1, 0] + counts[0, 0]
+    with pytest.raises(
+        ValueError, match=r"period_sum: expected 0 where period_count is 0, got a sum in period 0"
+    ):
+        dataclasses.replace(stats, period_count=counts, period_sum=lone)
+
+
+def test_population_change_matches_kinds_by_name(prior: FleetPrior) -> None:
+    # The same two-kind fleet listed in another order has its kinds in another order:
+    # compared row by row, it "changed" by 0.458.
+    stats = {
+        f"{kind}{k}": dataclasses.replace(
+            TwinStatistics.from_emulator(twin(slope + 0.05 * k)), kind=kind
+        )
+        for kind, slope in (("A", 1.0), ("B", 2.0))
+        for k in range(3)
+    }
+    forwards = fit_central(stats, prior).population
+    backwards = fit_central(dict(reversed(stats.items())), prior).population
+    assert forwards.kinds == ("A", "B") and backwards.kinds == ("B", "A")
+    assert population_change(forwards, backwards) < 1e-9
+    single = fit_central({k: v for k, v in stats.items() if v.kind == "A"}, prior).population
+    with pytest.raises(
+        ValueError,
+        match=r"new: expected a population of the same kinds as old, \['A', 'B'\], got \['A'\]",
+    ):
+        population_change(forwards, single)

@@ -66,6 +66,7 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_count,
+    check_flag,
     check_fleet,
     check_kinds,
     check_readings,
@@ -282,6 +283,7 @@ class FleetPooling:
         check_type(prior, FleetPrior, "prior")
         self.kinds = check_kinds(kinds)
         check_round_settings(n_rounds, tol, max_missed_rounds)
+        check_flag(accelerate, "accelerate")
         self.prior = prior
         self.n_rounds = n_rounds
         self.tol = tol

@@ -38,6 +38,7 @@ from twinweave.transfer._records import (
     TwinId,
     TwinPosterior,
     TwinStatistics,
+    check_flag,
     check_fleet,
     check_readings,
     check_rounds,
@@ -315,6 +316,7 @@ def fit_central(
     check_type(prior, FleetPrior, "prior")
     check_fleet(fleet, prior, pooled=True, names=labels)
     check_rounds(n_rounds, tol)
+    check_flag(accelerate, "accelerate")
     check_readings(fleet)
     population = starting_population(prior, kinds_of(fleet), start, n_bins=fleet[0].n_bins)
     # Stacked once: every round's local steps read the same statistics.

@@ -62,6 +62,7 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_count,
+    check_flag,
     check_number,
     check_shapes,
     check_type,
@@ -462,6 +463,8 @@ class FlowerSettings:
         # Checked here, in the user's process, rather than in the ServerApp's log.
         check_round_settings(self.n_rounds, self.tol, self.max_missed_rounds)
         check_count(self.min_twins, "min_twins")
+        for name in ("accelerate", "record_messages"):
+            check_flag(getattr(self, name), name)
         for name in ("round_timeout", "connect_timeout", "poll_interval"):
             check_number(getattr(self, name), name, finite=False, unit=" [s]")
 

@@ -76,6 +76,20 @@ Seed = int | np.random.Generator | None
 Payload = Any
 """An array-like, or a (nested) mapping, dataclass, tuple or list of array-likes."""
 
+
+def random_generator(seed: object) -> np.random.Generator:
+    """The generator a ``seed`` stands for: itself, or one seeded by ``None`` or an
+    integer >= 0; anything else refused by name (numpy's own message names no
+    argument)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
+    ):
+        raise TypeError(f"seed: expected None, an integer >= 0 or a numpy Generator, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
 _NO_EPOCH = np.iinfo(np.int64).min
 # An epoch is (round it began, slot of the twin that began it), packed in one integer.
 _EPOCH_ROUND = np.int64(2**32)
@@ -656,11 +670,7 @@ class PushSum:
         check_connected(self.graph)
         if not hasattr(self, "_rng"):
             # Kept across starts: a fit that gossips every round draws fresh losses.
-            self._rng = (
-                self.seed
-                if isinstance(self.seed, np.random.Generator)
-                else np.random.default_rng(self.seed)
-            )
+            self._rng = random_generator(self.seed)
         nodes = list(self.graph)
         if isinstance(payloads, Mapping):
             missing = set(nodes) - set(payloads)

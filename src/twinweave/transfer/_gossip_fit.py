@@ -39,6 +39,7 @@ from twinweave.transfer._gossip import (
     check_loss,
     check_peer_graph,
     check_stopping,
+    random_generator,
 )
 from twinweave.transfer._hierarchy import (
     aggregate,
@@ -58,6 +59,7 @@ from twinweave.transfer._records import (
     TwinId,
     TwinPosterior,
     TwinStatistics,
+    check_flag,
     check_fleet,
     check_readings,
     check_rounds,
@@ -277,6 +279,7 @@ def fit_gossip(
     check_fleet(twins, prior, names=labels, pooled=True)
     check_readings(twins)
     check_rounds(n_rounds, tol)
+    check_flag(accelerate, "accelerate")
     check_loss(loss)
     check_stopping(
         gossip_tol, patience, max_gossip_rounds, ("gossip_tol", "patience", "max_gossip_rounds")
@@ -286,7 +289,7 @@ def fit_gossip(
             "available: expected a function from round number to the twins present in "
             f"that round, got {type(available).__name__}"
         )
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = random_generator(seed)
     kinds = kinds_of(twins)
     first = starting_population(prior, kinds, start, n_bins=twins[0].n_bins)
     populations: dict[Hashable, Population] = {}

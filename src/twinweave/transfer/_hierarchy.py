@@ -899,6 +899,25 @@ def _relative_to(old: FloatArray | None, new: FloatArray | None, scale: FloatArr
     return float(np.linalg.norm(new - old)) / max(float(np.linalg.norm(scale)), 1e-300)
 
 
+def _in_kind_order(population: Population, kinds: tuple[str, ...]) -> Population:
+    """``population`` with its kinds in the order ``kinds``, which must be its kinds."""
+    if population.kinds == kinds:
+        return population
+    if sorted(population.kinds) != sorted(kinds):
+        raise ValueError(
+            f"new: expected a population of the same kinds as old, {list(kinds)}, got "
+            f"{list(population.kinds)}"
+        )
+    order = [population.kinds.index(kind) for kind in kinds]
+    per_kind = ("mean", "mean_covariance", "covariance", "noise_var", "period_var")
+    changes = {
+        name: getattr(population, name)[order]
+        for name in per_kind
+        if getattr(population, name) is not None
+    }
+    return dataclasses.replace(population, kinds=kinds, **changes)
+
+
 def population_change(old: Population, new: Population) -> float:
     """Largest relative change between two populations: of the kinds' means, the
     covariances (Frobenius norms), and every per-bin noise variance.
@@ -913,7 +932,11 @@ def population_change(old: Population, new: Population) -> float:
     towards zero by about ``1 / round`` of itself per round and a change relative to
     ``Sigma`` alone would never settle; beside the uncertainty of the mean, a
     vanishing ``Sigma`` no longer changes what the fleet predicts.
+
+    The two populations' kinds are matched by name (a fleet listed in another order
+    has its kinds in another order); populations of different kinds are refused.
     """
+    new = _in_kind_order(new, old.kinds)
     noise = (
         _relative(old.noise_var, new.noise_var)
         if old.noise_var is None or new.noise_var is None

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from twinweave.transfer._records import check_flag
+
 RoundCallback = Callable[[int, float], None]
 """Told each round's number (from 1) and its population change."""
 
@@ -35,6 +37,7 @@ def round_progress(show: bool, label: str, tol: float | None) -> Iterator[RoundC
     """A callback for each round that draws the bar on stderr while the block runs;
     with ``show`` false it does nothing (and rich is not imported here). Without a
     ``tol`` the bar stays empty and the round and change are shown."""
+    check_flag(show, "progress")
     if not show:
         yield _ignore
         return

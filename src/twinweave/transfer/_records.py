@@ -66,6 +66,34 @@ def _described(value: object) -> str:
     return type(value).__name__
 
 
+def _check_period_sums(
+    count: FloatArray, sums: FloatArray, totals: FloatArray, name: str, total_name: str
+) -> None:
+    """Refuse per-period sums that the bin's totals of squares cannot hold: within a
+    block of ``n`` readings ``(sum x)^2 <= n sum x^2`` (Cauchy and Schwarz), so summed
+    over the periods ``sum_c sums_c^2 / n_c`` is at most the total. Sums in other units
+    than the totals (W beside kW) break it, and the fit's precisions with it."""
+    empty = (count == 0).reshape(count.shape + (1,) * (sums.ndim - count.ndim))
+    nonzero = empty & (sums != 0)
+    if nonzero.any():
+        period, bin_ = (int(i) for i in np.argwhere(nonzero)[0][:2])
+        raise ValueError(
+            f"{name}: expected 0 where period_count is 0, got a sum in period {period}, bin {bin_}"
+        )
+    with np.errstate(divide="ignore"):
+        inverse = np.where(count > 0, 1.0 / count, 0.0)
+    held = (sums**2 * inverse.reshape(empty.shape)).sum(axis=0)
+    over = held > totals * (1.0 + 1e-9) + 1e-300
+    if over.any():
+        where = tuple(int(i) for i in np.argwhere(over)[0])
+        bin_ = where[0]
+        raise ValueError(
+            f"{name}: expected sums that {total_name} can hold (over the periods, "
+            f"sum^2 / period_count at most {total_name}; are both in the same units?), "
+            f"got {float(held[where]):.6g} against {float(totals[where]):.6g} in bin {bin_}"
+        )
+
+
 def _check_gram(gram: FloatArray) -> None:
     """A sum of outer products ``phi phi^T`` per bin is symmetric with a non-negative
     diagonal; anything else is not a twin's statistics (positive semi-definiteness in
@@ -254,6 +282,19 @@ def check_type(value: object, expected: type, name: str, description: str | None
     if not isinstance(value, expected):
         wanted = description or f"a {expected.__name__}"
         raise TypeError(f"{name}: expected {wanted}, got {_described(value)}")
+
+
+def check_flag(value: object, name: str) -> None:
+    """Refuse a switch that is not ``True`` or ``False``: any object has a truth value,
+    so ``accelerate="False"`` would otherwise switch acceleration on.
+
+    Raises
+    ------
+    TypeError
+        ``{name}: expected True or False, got ...``.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}: expected True or False, got {_described(value)}")
 
 
 def check_rounds(n_rounds: int, tol: float) -> None:
@@ -559,6 +600,14 @@ class TwinStatistics:
                 f"period_count: expected its sum over periods to equal count, got "
                 f"{summed[bin_]:.6g} and count {self.count[bin_]:.6g} in bin {bin_}"
             )
+        _check_period_sums(period_count, period_sum, self.sum_sq, "period_sum", "sum_sq")
+        _check_period_sums(
+            period_count,
+            period_features,
+            np.diagonal(self.gram, axis1=1, axis2=2),
+            "period_features",
+            "the diagonal of gram",
+        )
         object.__setattr__(self, "period_count", period_count)
         object.__setattr__(self, "period_sum", period_sum)
         object.__setattr__(self, "period_features", period_features)
@@ -643,6 +692,11 @@ class TwinStatistics:
         return self.period_count is not None
 
 
+# More periods than this, and fewer than two readings a period, are labels that group
+# nothing.
+_MANY_PERIODS = 100
+
+
 def _period_blocks(
     emulator: BayesianBasisRegression,
     readings: Columns,
@@ -668,8 +722,22 @@ def _period_blocks(
             f"(NaN or NaT; first at reading {int(unlabelled[0])})"
         )
     _check_assimilated(assimilated, y, bins, emulator.target)
-    _, period = np.unique(labels, return_inverse=True)
+    try:
+        _, period = np.unique(labels, return_inverse=True)
+    except TypeError:
+        kinds = sorted({type(label).__name__ for label in labels.ravel()})
+        raise ValueError(
+            f"periods: expected labels of one type that compare, got {', '.join(kinds)}"
+        ) from None
     n_periods = int(period.max()) + 1 if period.size else 0
+    if n_periods > max(_MANY_PERIODS, y.size / 2):
+        # Every reading its own period, as with the readings' times for labels: the
+        # period effects are then the noise, and the blocks take a reading's features
+        # each.
+        raise ValueError(
+            f"periods: expected labels that group readings (a calendar week, say: "
+            f"calendar_weeks(times)), got {n_periods} periods for {y.size} readings"
+        )
     n_bins, p = emulator.n_bins, features.shape[1]
     block = period.ravel() * n_bins + bins
     size = n_periods * n_bins
