@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -265,3 +266,25 @@ def test_a_prediction_names_a_missing_noise_source() -> None:
         ValueError, match=r"flow: 2 of 3 values missing or not finite, first at row 1 \(nan\)"
     ):
         fitted.predict({"flow": [1.0, np.nan, np.inf]})
+
+
+def test_a_prior_set_for_another_scale_of_the_target_warns() -> None:
+    # The same readings in W against penalties set for kW: the prior holds the curve
+    # towards zero, the fit takes most of the readings for noise and predicted 20,600 W
+    # at flow 5 where the curve is 25,500 W, without a word.
+    data = readings(2000, seed=9)
+    in_watts = {"flow": data["flow"], "power": data["power"] * 1000.0}
+    with pytest.warns(
+        UserWarning,
+        match=r"power: the prior holds the fit far from the readings: their mean squared "
+        r"residual is \S+ \[W\^2\] about the posterior mean and \S+ about a least-squares "
+        r"curve of the same basis; expected a prior on the readings' scale",
+    ):
+        model(units="W", upper=np.inf, smoothing=1e2, ridge=1e-2).update(in_watts).predict(
+            {"flow": [5.0]}
+        )
+    # On the readings' scale: no warning, and the curve followed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = model().update(data).predict({"flow": [5.0]})
+    assert fitted.mean[0] == pytest.approx(curve(np.array([5.0]))[0], abs=0.5)

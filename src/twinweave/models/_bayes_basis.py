@@ -37,6 +37,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, cast
@@ -92,6 +93,12 @@ _MAX_PENDING_BLOCKS = 1024
 # without its inputs) is shrunk to its overall mean: it matters only where few readings
 # were assimilated.
 _MARGINAL_PRIOR_COUNT = 10.0
+# The first fit warns that its prior overrules its readings where they lie this many
+# times farther (mean squared) from the posterior curve than from a least-squares curve,
+# judged only with this many readings per weight (fewer, and least squares follows the
+# noise).
+_PRIOR_CONFLICT_RATIO = 100.0
+_READINGS_PER_WEIGHT = 5
 
 
 class _Windows:
@@ -1147,8 +1154,8 @@ class BayesianBasisRegression:
     def _fit(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Posterior mean, inverse Cholesky factor of the precision, noise variances."""
         stats = self.statistics()
-        start = self.noise_start_
-        return posterior_from_statistics(
+        cold = bool(np.isnan(self.noise_start_).any())
+        fitted = posterior_from_statistics(
             stats["gram"],
             stats["moment"],
             stats["sum_sq"],
@@ -1158,8 +1165,42 @@ class BayesianBasisRegression:
             noise_prior_count=self.noise_prior_count,
             n_em_iterations=self.n_em_iterations,
             noise_target=self.noise_target,
-            noise_start=None if np.isnan(start).any() else start,
+            noise_start=None if cold else self.noise_start_,
         )
+        if cold:
+            # Once, on the first fit: later fits start from this one.
+            self._warn_if_prior_overrules(stats, fitted[0])
+        return fitted
+
+    def _warn_if_prior_overrules(self, stats: Mapping[str, FloatArray], mean: FloatArray) -> None:
+        """Warn where the posterior curve lies far from readings that a curve of the
+        basis could follow: a prior set for another scale of the target (``ridge`` and
+        ``smoothing`` are in 1/units^2; readings in W beside penalties for kW) makes the
+        fit take the readings for noise, with nothing else to show for it."""
+        gram, moment, sum_sq = stats["gram"], stats["moment"], stats["sum_sq"]
+        n_readings = float(stats["count"].sum())
+        if n_readings < _READINGS_PER_WEIGHT * self.n_features:
+            return  # a least-squares curve would follow the noise too
+
+        def residual_ss(weights: FloatArray) -> float:
+            fitted_sq = np.einsum("i,kij,j->k", weights, gram, weights)
+            return float(np.maximum(sum_sq - 2.0 * (moment @ weights) + fitted_sq, 0.0).sum())
+
+        least_squares = np.linalg.lstsq(gram.sum(axis=0), moment.sum(axis=0), rcond=None)[0]
+        about_curve = residual_ss(least_squares) / n_readings
+        about_posterior = residual_ss(mean) / n_readings
+        if about_posterior > _PRIOR_CONFLICT_RATIO * max(about_curve, 1e-300):
+            warnings.warn(
+                f"{self.target}: the prior holds the fit far from the readings: their mean "
+                f"squared residual is {about_posterior:.3g} [{self.units or 'units'}^2] about "
+                f"the posterior mean and {about_curve:.3g} about a least-squares curve of "
+                f"the same basis; expected a prior on the readings' scale (root mean "
+                f"square {math.sqrt(float(sum_sq.sum()) / n_readings):.3g}): smoothing="
+                f"{self.smoothing:g} and ridge={self.ridge:g} are in 1/{self.units or 'units'}"
+                "^2, and a prior_mean or prior_covariance in the target's units",
+                UserWarning,
+                stacklevel=5,  # the caller of predict (predict, _posterior_parts, _fit)
+            )
 
     def _posterior_parts(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         if self._posterior is None:
