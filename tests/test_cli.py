@@ -23,8 +23,8 @@ import pytest
 
 from twinweave import cli
 from twinweave.cli import UTC_TIME
-from twinweave.data import Store
-from twinweave.domains.wind import scada_path
+from twinweave.data import Store, clean, read_source
+from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
 
 pytestmark = pytest.mark.slow
 
@@ -966,6 +966,13 @@ def test_inputs_the_twin_reads_are_numbers_and_times_are_times(
             "wind_speed,temp_air\n8,abc\n9,12\n",
             "column 'temp_air', row 0 (line 2): expected a number [degC] or a blank cell",
         ),
+        # 22:10 UTC then 00:20 read as UTC, where ten minutes later was meant.
+        "mixed_offsets.csv": (
+            "time,wind_speed\n2015-06-01T00:10:00+02:00,8\n2015-06-01T00:20:00,9\n"
+            "2015-06-01T00:30:00+02:00,9\n",
+            "column 'time', row 1 (line 3): expected a UTC offset in every time or in none "
+            "(times without one are UTC), got '2015-06-01T00:20:00' (1 of 3 rows are not)",
+        ),
         # 1 June to some, 6 January to others: refused, not guessed.
         "day_first.csv": (
             "time,wind_speed\n2015-06-01T00:00Z,8\n01/06/2015 00:10,9\n",
@@ -1607,3 +1614,73 @@ def test_ctrl_c_while_duckdb_runs_exits_130_with_one_line(
     monkeypatch.setattr(cli, "app", lambda: (_ for _ in ()).throw(RuntimeError("other")))
     with pytest.raises(RuntimeError, match="other"):
         cli.main()
+
+
+def test_fit_skips_a_turbine_whose_readings_cannot_be_fitted_and_saves_the_others(
+    tmp_path: Path,
+) -> None:
+    # A turbine whose only training readings are two idle ones: its fit failed with
+    # "posterior precision: expected positive definite", naming no turbine, and the
+    # other turbine's twin was not saved either.
+    frame = pd.read_parquet(scada_path())
+    frame = frame[
+        (frame["Wind_turbine_name"] == "R80711")
+        & (frame["Date_time"] >= "2014-11-01")
+        & (frame["Date_time"] < "2015-01-10")
+    ]
+    idle = frame.iloc[:2].assign(Wind_turbine_name="R80790", P_avg=0.0, Ws_avg=[1.93, 2.35])
+    data = tmp_path / "idle.parquet"
+    pd.concat([frame, idle]).to_parquet(data, index=False)
+    store = tmp_path / "idle.duckdb"
+    result = twinweave("fit", data, "--store", store, "--train-until", "2015-01-01")
+    assert re.search(
+        r"warning: asset 'R80790': not fitted: .*\(2 readings before 2015-01-01T00:00:00\+00:00\)",
+        result.stderr,
+    ), result.stderr
+    assert f"saved 1 of 2 twins to {store}: R80711; not fitted" in result.stdout
+    with Store(store, read_only=True) as db:
+        assert db.twin_ids() == ["R80711"]
+
+
+def test_a_mapping_without_power_is_named(tmp_path: Path) -> None:
+    # Was "check 'missing' needs column 'power'", naming neither mapping nor variable,
+    # and suggesting a bug.
+    data = tmp_path / "nopower.csv"
+    data.write_text("time,ws\n2014-01-01T00:00:00Z,8\n2014-01-01T00:10:00Z,9\n")
+    mapping = tmp_path / "nopower.toml"
+    mapping.write_text(
+        'asset_id = "WT1"\ntime_column = "time"\n'
+        '[columns.wind_speed]\nsource = "ws"\nunit = "m/s"\n'
+    )
+    for command in ("ingest", "fit"):
+        extra = ("--train-until", "2014-01-02") if command == "fit" else ()
+        result = twinweave(
+            command, data, "--store", tmp_path / "s.duckdb", "--mapping", mapping,
+            "--rated-power", "2050", *extra, ok=False,
+        )  # fmt: skip
+        assert_user_error(
+            result, f"{mapping}: no column for power (columns.power); expected a "
+            "[columns.wind_speed] and a [columns.power] table",
+        )  # fmt: skip
+        assert DEBUG_HINT not in result.stderr
+
+
+def test_fit_on_a_store_ingested_from_python_says_the_rated_power_is_unchecked(
+    tmp_path: Path,
+) -> None:
+    # Store.ingest from Python keeps no settings: a --rated-power of 3000 kW for
+    # readings cleaned at 2050 kW was taken without a word (a CLI ingest refuses it).
+    data = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-11-01", "2015-01-10"))
+    store = tmp_path / "python.duckdb"
+    info, raw = read_source(data, LA_HAUTE_BORNE)
+    observations, quarantine = clean(raw, normal_operation_checks(rated_power=2050.0))
+    with Store(store) as db:
+        db.ingest(info, raw, observations, quarantine)
+    result = twinweave(
+        "fit", data, "--store", store, "--rated-power", "3000", "--train-until", "2015-01-01"
+    )
+    assert (
+        f"warning: {data}: in the store without the settings it was read and cleaned with "
+        "(ingested from Python, or by an older twinweave), so whether these rated powers "
+        "(R80711 3000 kW) are the ones that cleaned its readings cannot be checked"
+    ) in " ".join(result.stderr.split()), result.stderr

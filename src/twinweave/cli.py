@@ -57,6 +57,7 @@ from twinweave.data import (
     csv_line,
     describe_row,
     file_kind,
+    has_utc_offset,
     read_source,
     refuse_short_rows,
 )
@@ -536,7 +537,16 @@ def _check_same_settings(
     """Refuse a file the store holds as read with other settings (another mapping or
     rated power): its stored readings would silently stand for the new reading."""
     if stored is None:
-        return  # not recorded (a store older than format 4)
+        # Not recorded: ingested from Python (Store.ingest without settings) or by a
+        # store older than format 4. The rated power it was cleaned with is unknown.
+        rated = settings.get("rated_power_kw", {})
+        given = ", ".join(f"{a} {power:g} kW" for a, power in rated.items())
+        _warn(
+            f"{data}: in the store without the settings it was read and cleaned with "
+            "(ingested from Python, or by an older twinweave), so whether these rated "
+            f"powers ({given}) are the ones that cleaned its readings cannot be checked"
+        )
+        return
     before, now = _flat(_normalised(stored)), _flat(_normalised(settings))
     if before == now:
         return
@@ -772,7 +782,19 @@ ElevationOption = Annotated[
 
 
 def _spec(mapping: Path | None) -> SourceSpec:
-    return LA_HAUTE_BORNE if mapping is None else SourceSpec.from_file(mapping)
+    if mapping is None:
+        return LA_HAUTE_BORNE
+    spec = SourceSpec.from_file(mapping)
+    # A turbine twin reads both; without one the cleaning checks failed, naming neither
+    # the mapping nor the variable.
+    missing = [name for name in ("wind_speed", "power") if name not in spec.columns]
+    if missing:
+        raise _fail(
+            f"{mapping}: no column for {' or '.join(missing)} (columns.{missing[0]}); "
+            "expected a [columns.wind_speed] and a [columns.power] table: a turbine twin "
+            "reads both (docs/MAPPING.md)"
+        )
+    return spec
 
 
 DataArgument = Annotated[
@@ -912,8 +934,7 @@ def fit(
                     newcomers=newcomers, progress=True,
                 )  # fmt: skip
             else:
-                with diagnostics.status("fitting"):
-                    twins = fit_fleet(db, recorder, trainable, until, forgetting=forgetting)
+                twins = _fit_each(db, recorder, trainable, until, forgetting)
         except ValueError as error:
             raise _fail(str(error)) from None
         if all(db.count_observations(a, start=until) == 0 for a in specs):
@@ -944,9 +965,37 @@ def fit(
                 f"; born into the fleet with no readings before --train-until (they "
                 f"predict as a new turbine of it): {', '.join(newcomers)}"
             )
-        if skipped:
-            saved += f"; not fitted (see the warnings): {', '.join(skipped)}"
+        not_fitted = [*skipped, *(a for a in trainable if a not in twins)]
+        if not_fitted:
+            saved += f"; not fitted (see the warnings): {', '.join(not_fitted)}"
         console.print(saved, highlight=False)
+
+
+def _fit_each(
+    db: Store,
+    recorder: Recorder,
+    specs: Mapping[str, TurbineSpec],
+    until: pd.Timestamp,
+    forgetting: float,
+) -> dict[str, Twin]:
+    """One twin per turbine, each fitted and saved on its own: a turbine whose readings
+    cannot be fitted (two idle readings, say) is skipped with a warning that says why,
+    the others' twins are still saved; fails only if none can be fitted."""
+    twins: dict[str, Twin] = {}
+    failed: dict[str, str] = {}
+    with diagnostics.status("fitting"):
+        for asset_id, spec in specs.items():
+            try:
+                twins |= fit_fleet(db, recorder, {asset_id: spec}, until, forgetting=forgetting)
+            except ValueError as error:
+                n_readings = db.count_observations(asset_id, end=until)
+                failed[asset_id] = f"{error} ({n_readings} readings before {until.isoformat()})"
+    for asset_id, why in failed.items():
+        _warn(f"asset {asset_id!r}: not fitted: {why}")
+    if not twins:
+        reasons = "; ".join(f"asset {a!r}: {why}" for a, why in failed.items())
+        raise ValueError(f"no twin was fitted: {reasons}")
+    return twins
 
 
 def _why_not_fitted(db: Store, asset_id: str, until: pd.Timestamp) -> str | None:
@@ -1184,6 +1233,16 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
                 "time",
                 times.isna().to_numpy(),
                 "an ISO 8601 time such as 2015-06-01T00:10:00Z or 2015-06-01 00:10 (UTC)",
+            )
+        # A naive time is read as UTC; beside times with offsets it is more likely local
+        # (22:10+02:00 then 00:20 were read two hours apart, ten minutes apart meant).
+        offset = has_utc_offset(frame["time"])
+        if offset.any() and not offset.all():
+            minority = ~offset if offset.sum() > offset.size / 2 else offset
+            raise refuse(
+                "time",
+                minority,
+                "a UTC offset in every time or in none (times without one are UTC)",
             )
         frame["time"] = times
     return frame

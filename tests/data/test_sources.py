@@ -1201,3 +1201,37 @@ def test_mapping_doc_shows_the_example_and_the_errors_users_get(tmp_path: Path) 
         with pytest.raises(DataError) as caught:
             read_source(path, spec)
         assert _message(caught.value, path) in doc
+
+
+def test_padding_around_asset_ids_and_times_is_no_part_of_them(tmp_path: Path) -> None:
+    # 'T1 ' beside 'T1' was stored as a second asset; a time with a trailing space was
+    # refused as having no UTC offset (a leading space was read).
+    text = GOOD_CSV.replace("T1,2014-01-01T01:10:00+01:00", "T1 ,2014-01-01T01:10:00+01:00 ")
+    _, raw = read_source(write(tmp_path, "padded.csv", text), SPEC)
+    _, plain = read_source(write(tmp_path, "plain.csv", GOOD_CSV), SPEC)
+    assert raw["asset_id"].tolist() == plain["asset_id"].tolist() == ["T1", "T2", "T1", "T2"]
+    assert raw["time"].tolist() == plain["time"].tolist()
+
+
+@pytest.mark.parametrize("unit", ["percent", "dimensionless", "ppm", "kW/kW"])
+def test_an_angle_is_not_taken_for_a_plain_number(unit: str) -> None:
+    # pint reads a radian as dimensionless: 'percent' converted 179.72 to 103 degrees.
+    with pytest.raises(
+        ValidationError,
+        match=rf"columns\.wind_direction\.unit: unit of column 'dir' cannot be converted to "
+        rf"wind_direction's unit 'degree'; found '{re.escape(unit)}'",
+    ):
+        SourceSpec(
+            asset_id="T1",
+            time_column="time",
+            columns={
+                "wind_speed": ColumnSpec(source="ws", unit="m/s"),
+                "wind_direction": ColumnSpec(source="dir", unit=unit),
+            },
+        )
+    for angle in ("rad", "turn", "arcminute"):  # angles still convert
+        SourceSpec(
+            asset_id="T1",
+            time_column="time",
+            columns={"wind_direction": ColumnSpec(source="dir", unit=angle)},
+        )

@@ -22,6 +22,7 @@ from twinweave.data._sources import (
     SourceSpec,
     csv_line,
     file_kind,
+    has_utc_offset,
     read_source,
     refuse_short_rows,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "csv_line",
     "describe_row",
     "file_kind",
+    "has_utc_offset",
     "quarantine_rows",
     "quarantine_summary",
     "read_source",

@@ -75,6 +75,20 @@ _OFFSET_PATTERN: Final = (
     r"[Tt\s]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 )
 
+
+def has_utc_offset(times: pd.Series[str]) -> NDArray[np.bool_]:
+    """Per time written as text, whether it ends in a UTC offset or ``Z`` (is
+    zone-aware); missing times are ``False``.
+
+    Examples
+    --------
+    >>> has_utc_offset(pd.Series(["2015-06-01T00:10Z", "2015-06-01 00:10", "2015-06-01"]))
+    array([ True, False, False])
+    """
+    text = times.astype("string").str.strip()
+    return text.str.contains(_OFFSET_PATTERN, regex=True).to_numpy(dtype=bool, na_value=False)
+
+
 CSV_SUFFIXES: Final = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".txt")
 PARQUET_SUFFIXES: Final = (".parquet", ".pq")
 
@@ -481,12 +495,16 @@ _FORMAT_PROBE: Final = dt.datetime(2014, 3, 30, 13, 45, 56, 789000, tzinfo=dt.UT
 
 def _converts(unit: str, canonical: str) -> bool:
     """Whether values in ``unit`` convert to ``canonical`` (``delta_degC`` to ``degC`` do
-    not, though both are temperatures)."""
+    not, though both are temperatures; ``percent`` does not convert to ``degree``)."""
+    registry = unit_registry()
     try:
-        unit_registry().Quantity(1.0, unit).to(canonical)
+        registry.Quantity(1.0, unit).to(canonical)
     except pint.errors.PintTypeError:
         return False
-    return True
+    # pint takes an angle for a plain number (a radian has no dimension), so it converts
+    # 'percent' to degrees (179.72 % to 103 degrees); the base units tell them apart.
+    base = (registry.Quantity(1.0, u).to_base_units().units for u in (unit, canonical))
+    return next(base) == next(base)
 
 
 def _convertible_suggestion(unit: str, canonical: str) -> str:
@@ -1117,7 +1135,8 @@ def _assets(frame: pd.DataFrame, spec: SourceSpec, name: str) -> pd.Series[str]:
             value=_cell(frame[spec.asset_column], row),
             expected="a non-empty asset id in every row",
         )
-    return assets
+    # Padding is no part of an id: 'T01 ' beside 'T01' made a second asset.
+    return assets.str.strip()
 
 
 # -- times --------------------------------------------------------------------------------
@@ -1175,7 +1194,8 @@ def _parse_text_times(
     values: pd.Series[Any], asset: pd.Series[str], spec: SourceSpec, name: str
 ) -> pd.Series[pd.Timestamp]:
     column = spec.time_column
-    text = values.astype("string")
+    # Padding is no part of a time (a trailing space hid the offset from the check).
+    text = values.astype("string").str.strip()
     _require_times(text.isna().to_numpy(dtype=bool, na_value=True), values, column, name)
     aware = spec.time_zone is None
     parsed = _parse_iso_strictly(text, aware=aware) if spec.time_format is None else None
@@ -1220,9 +1240,7 @@ def _parse_with_pandas(
     unparseable = parsed.isna().to_numpy()
     wrong_kind = np.zeros(len(text), dtype=bool)
     if spec.time_format is None:
-        has_offset = text.str.contains(_OFFSET_PATTERN, regex=True).to_numpy(
-            dtype=bool, na_value=False
-        )
+        has_offset = has_utc_offset(text)
         wrong_kind = ~unparseable & (has_offset if spec.time_zone is not None else ~has_offset)
     # The first bad row in file order decides which error describes it.
     if unparseable.any() and not (wrong_kind.any() and _first(wrong_kind) < _first(unparseable)):

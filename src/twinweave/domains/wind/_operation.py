@@ -206,8 +206,10 @@ class Icing:
             )
         asset = pd.factorize(frame["asset_id"])[0]
         finite = np.isfinite(wind_speed) & np.isfinite(power) & np.isfinite(temp)
+        # Non-finite speeds (an inf cell) are left out before dividing, not as the
+        # largest float (which overflowed, with numpy's bare warning on stderr).
         speed_bin = np.where(
-            finite, np.floor(np.nan_to_num(wind_speed) / self.bin_width), -1
+            finite, np.floor(np.where(finite, wind_speed, 0.0) / self.bin_width), -1
         ).astype(np.int64)
         reference = finite & (temp > self.reference_temp_min) & (power > 0.0)
         grouped = pd.Series(power[reference]).groupby([asset[reference], speed_bin[reference]])
