@@ -993,8 +993,7 @@ def _fit_each(
     for asset_id, why in failed.items():
         _warn(f"asset {asset_id!r}: not fitted: {why}")
     if not twins:
-        reasons = "; ".join(f"asset {a!r}: {why}" for a, why in failed.items())
-        raise ValueError(f"no twin was fitted: {reasons}")
+        raise ValueError(f"no twin was fitted ({', '.join(failed)}: see the warnings above)")
     return twins
 
 

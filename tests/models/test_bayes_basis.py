@@ -278,7 +278,7 @@ def test_a_prior_set_for_another_scale_of_the_target_warns() -> None:
         UserWarning,
         match=r"power: the prior holds the fit far from the readings: their mean squared "
         r"residual is \S+ \[W\^2\] about the posterior mean and \S+ about a least-squares "
-        r"curve of the same basis; expected a prior on the readings' scale",
+        r"curve of the same basis; expected a prior that allows curves on the readings' scale",
     ):
         model(units="W", upper=np.inf, smoothing=1e2, ridge=1e-2).update(in_watts).predict(
             {"flow": [5.0]}

@@ -894,7 +894,8 @@ def test_a_prior_too_vague_for_float64_is_named_with_its_scale() -> None:
     expected = (
         r"initial_cov: the predicted state covariance at step 2 of 400 is singular in "
         r"floating point: the prior variance 1e\+20 is 1\.0e\+20 times the smallest noise "
-        r"variance \(1\); expected a prior at most 1e\+14 times the noise variances"
+        r"variance \(1\); expected a prior on the data's scale, at most about 1e12 times the "
+        r"noise variances"
     )
     with pytest.raises(ValueError, match=expected):
         twin.smooth(reservoir_data(400, seed=3))

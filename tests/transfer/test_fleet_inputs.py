@@ -772,13 +772,15 @@ def test_switches_take_only_true_or_false(
 
 def test_a_seed_is_refused_by_name(fleet: dict[str, TwinStatistics], prior: FleetPrior) -> None:
     # Was numpy's "SeedSequence expects int or sequence of ints for entropy not x".
+    expected = r"seed: expected what numpy.random.default_rng takes \(None, an integer >= 0"
     for seed in ("x", 1.5, -1):
-        with pytest.raises(
-            TypeError, match=r"seed: expected None, an integer >= 0 or a numpy Generator"
-        ):
+        with pytest.raises(TypeError, match=expected):
             fit_gossip(fleet, nx.cycle_graph(list(fleet)), prior, seed=seed)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match=r"seed: expected None, an integer >= 0"):
+        with pytest.raises(TypeError, match=expected):
             gossip_mean(np.ones((4, 1)), nx.cycle_graph(4), seed=seed)  # type: ignore[arg-type]
+    # What numpy takes still works: a SeedSequence spawns independent streams.
+    for seed in (np.random.SeedSequence(3), np.int64(3), [1, 2, 3]):
+        gossip_mean(np.ones((4, 1)), nx.cycle_graph(4), loss=0.1, seed=seed)  # type: ignore[arg-type]
 
 
 def test_period_labels_that_do_not_compare_or_group_are_refused() -> None:
@@ -789,7 +791,9 @@ def test_period_labels_that_do_not_compare_or_group_are_refused() -> None:
     # Week numbers with a string among them: was Python's "'<' not supported".
     mixed = np.array([*range(399), "last"], dtype=object)
     with pytest.raises(
-        ValueError, match=r"periods: expected labels of one type that compare, got int, str"
+        ValueError,
+        match=r"periods: expected labels that compare with each other \(of one type; .*\), "
+        r"got labels of type int, str",
     ):
         TwinStatistics.from_emulator(model, readings=readings, periods=mixed)
     # The readings' times for labels, not their weeks: every reading its own period
@@ -799,11 +803,14 @@ def test_period_labels_that_do_not_compare_or_group_are_refused() -> None:
     with pytest.raises(
         ValueError,
         match=r"periods: expected labels that group readings \(a calendar week, say: "
-        r"calendar_weeks\(times\)\), got 400 periods for 400 readings",
+        r"calendar_weeks\(times\)\), got 400 periods for 400 readings, nearly one each",
     ):
         TwinStatistics.from_emulator(model, readings=readings, periods=times)
     weekly = TwinStatistics.from_emulator(model, readings=readings, periods=calendar_weeks(times))
     assert weekly.period_count is not None and weekly.period_count.shape[0] == 1
+    # Sparse readings, two a period on average: labels that group.
+    sparse = TwinStatistics.from_emulator(model, readings=readings, periods=np.arange(400) // 2)
+    assert sparse.period_count is not None and sparse.period_count.shape[0] == 200
 
 
 def test_period_sums_in_other_units_than_the_totals_are_refused() -> None:

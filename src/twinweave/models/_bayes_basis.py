@@ -1194,10 +1194,11 @@ class BayesianBasisRegression:
                 f"{self.target}: the prior holds the fit far from the readings: their mean "
                 f"squared residual is {about_posterior:.3g} [{self.units or 'units'}^2] about "
                 f"the posterior mean and {about_curve:.3g} about a least-squares curve of "
-                f"the same basis; expected a prior on the readings' scale (root mean "
-                f"square {math.sqrt(float(sum_sq.sum()) / n_readings):.3g}): smoothing="
-                f"{self.smoothing:g} and ridge={self.ridge:g} are in 1/{self.units or 'units'}"
-                "^2, and a prior_mean or prior_covariance in the target's units",
+                f"the same basis; expected a prior that allows curves on the readings' "
+                f"scale (root mean square {math.sqrt(float(sum_sq.sum()) / n_readings):.3g}), "
+                f"or a prior meant to be this strict: smoothing={self.smoothing:g} and "
+                f"ridge={self.ridge:g} are in 1/{self.units or 'units'}^2, a prior_mean or "
+                "prior_covariance in the target's units",
                 UserWarning,
                 stacklevel=5,  # the caller of predict (predict, _posterior_parts, _fit)
             )

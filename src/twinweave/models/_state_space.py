@@ -294,7 +294,8 @@ class EMResult:
     converged
         Whether the relative change fell below the tolerance for every series.
     n_iterations
-        Number of M-steps taken (three per cycle).
+        Number of M-steps taken (three per cycle, two where no series keeps the
+        cycle's extrapolation).
     """
 
     model: StateSpaceModel
@@ -686,9 +687,9 @@ def _singular_prediction(model: StateSpaceModel, cov_p: FloatArray) -> ValueErro
         return ValueError(
             f"initial_cov: {where}: the prior variance {prior:.3g} is "
             f"{prior / noise_scale:.1e} times the smallest noise variance "
-            f"({noise_scale:.3g}); expected a prior at most {_VAGUE_PRIOR_RATIO:.0e} times "
-            "the noise variances, on the data's scale (readings in other units than the "
-            "variances were chosen for need the variances rescaled too)"
+            f"({noise_scale:.3g}); expected a prior on the data's scale, at most about 1e12 "
+            "times the noise variances (beyond, precision is lost; readings in other units "
+            "than the variances were chosen for need the variances rescaled too)"
         )
     return ValueError(
         f"process_noise: {where}; the RTS smoother needs it invertible: expected process "
@@ -1086,14 +1087,18 @@ def _run_em(
         accept = valid & (jumped_log_lik >= history[-1])
         # The M-step runs only from jumps that are kept: a rejected jump can be far off
         # (variances many orders of magnitude from the data's), where the smoother's
-        # covariances are singular in floating point.
+        # covariances are singular in floating point. In a batch where some series keep
+        # theirs, it runs from all of them unless that fails, then from the kept ones.
         if accept.all():
-            model = m_step(jumped, jumped_filtered, y, u)
+            model, m_steps = m_step(jumped, jumped_filtered, y, u), m_steps + 3
         elif accept.any():
-            model = _pick(accept, step(_pick(accept, jumped, second)), second)
+            try:
+                third = m_step(jumped, jumped_filtered, y, u)
+            except ValueError:  # a rejected series' covariances are singular
+                third = step(_pick(accept, jumped, second))
+            model, m_steps = _pick(accept, third, second), m_steps + 3
         else:
-            model = second
-        m_steps += 3
+            model, m_steps = second, m_steps + 2
     return EMResult(model, np.stack(history), converged, m_steps)
 
 

@@ -78,16 +78,15 @@ Payload = Any
 
 
 def random_generator(seed: object) -> np.random.Generator:
-    """The generator a ``seed`` stands for: itself, or one seeded by ``None`` or an
-    integer >= 0; anything else refused by name (numpy's own message names no
-    argument)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
-    ):
-        raise TypeError(f"seed: expected None, an integer >= 0 or a numpy Generator, got {seed!r}")
-    return np.random.default_rng(seed)
+    """``np.random.default_rng(seed)`` (a Generator is itself), with what numpy refuses
+    named by the argument (numpy's own message names none)."""
+    try:
+        return np.random.default_rng(seed)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            "seed: expected what numpy.random.default_rng takes (None, an integer >= 0, a "
+            f"SeedSequence, a bit generator or a Generator), got {seed!r} ({error})"
+        ) from None
 
 
 _NO_EPOCH = np.iinfo(np.int64).min

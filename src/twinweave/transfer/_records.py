@@ -83,14 +83,15 @@ def _check_period_sums(
     with np.errstate(divide="ignore"):
         inverse = np.where(count > 0, 1.0 / count, 0.0)
     held = (sums**2 * inverse.reshape(empty.shape)).sum(axis=0)
-    over = held > totals * (1.0 + 1e-9) + 1e-300
+    # With room for statistics stored in float32 (1e-7); other units are orders off.
+    over = held > totals * (1.0 + 1e-6) + 1e-300
     if over.any():
         where = tuple(int(i) for i in np.argwhere(over)[0])
         bin_ = where[0]
         raise ValueError(
             f"{name}: expected sums that {total_name} can hold (over the periods, "
             f"sum^2 / period_count at most {total_name}; are both in the same units?), "
-            f"got {float(held[where]):.6g} against {float(totals[where]):.6g} in bin {bin_}"
+            f"got {float(held[where]):.9g} against {float(totals[where]):.9g} in bin {bin_}"
         )
 
 
@@ -692,9 +693,10 @@ class TwinStatistics:
         return self.period_count is not None
 
 
-# More periods than this, and fewer than two readings a period, are labels that group
-# nothing.
+# More periods than this, and nearly as many as readings, are labels that group
+# nothing (a label per reading, as the readings' times are).
 _MANY_PERIODS = 100
+_ONE_EACH = 0.9
 
 
 def _period_blocks(
@@ -724,19 +726,22 @@ def _period_blocks(
     _check_assimilated(assimilated, y, bins, emulator.target)
     try:
         _, period = np.unique(labels, return_inverse=True)
-    except TypeError:
+    except TypeError as error:
         kinds = sorted({type(label).__name__ for label in labels.ravel()})
         raise ValueError(
-            f"periods: expected labels of one type that compare, got {', '.join(kinds)}"
+            "periods: expected labels that compare with each other (of one type; times "
+            "all with a time zone or all without; periods of one frequency), got labels "
+            f"of type {', '.join(kinds)} ({error})"
         ) from None
     n_periods = int(period.max()) + 1 if period.size else 0
-    if n_periods > max(_MANY_PERIODS, y.size / 2):
+    if n_periods > max(_MANY_PERIODS, _ONE_EACH * y.size):
         # Every reading its own period, as with the readings' times for labels: the
         # period effects are then the noise, and the blocks take a reading's features
         # each.
         raise ValueError(
             f"periods: expected labels that group readings (a calendar week, say: "
-            f"calendar_weeks(times)), got {n_periods} periods for {y.size} readings"
+            f"calendar_weeks(times)), got {n_periods} periods for {y.size} readings, "
+            "nearly one each"
         )
     n_bins, p = emulator.n_bins, features.shape[1]
     block = period.ravel() * n_bins + bins

@@ -243,15 +243,16 @@ def test_icing_is_not_flagged_below_cut_in_or_without_a_reference() -> None:
     assert Icing()(sparse).empty
 
 
-def test_icing_reads_an_infinite_wind_speed_without_a_warning() -> None:
+def test_icing_reads_an_infinite_or_absurd_wind_speed_without_a_warning() -> None:
     # An 'inf' cell (quarantined by the range check) overflowed in the speed binning,
     # with numpy's bare "overflow encountered in divide" on stderr.
     frame = _icing_frame(power_cold=[700.0] * 3, temp_cold=[-2.0] * 3)
     frame.loc[41, "wind_speed"] = np.inf
+    frame.loc[42, "wind_speed"] = 1e300  # overflowed the integer cast
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         quarantine = Icing()(frame)
-    assert 41 not in quarantine["source_row"].tolist()
+    assert not {41, 42} & set(quarantine["source_row"].tolist())
 
 
 def test_icing_runs_do_not_cross_gaps_or_assets() -> None:

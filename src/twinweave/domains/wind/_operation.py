@@ -206,11 +206,11 @@ class Icing:
             )
         asset = pd.factorize(frame["asset_id"])[0]
         finite = np.isfinite(wind_speed) & np.isfinite(power) & np.isfinite(temp)
-        # Non-finite speeds (an inf cell) are left out before dividing, not as the
-        # largest float (which overflowed, with numpy's bare warning on stderr).
-        speed_bin = np.where(
-            finite, np.floor(np.where(finite, wind_speed, 0.0) / self.bin_width), -1
-        ).astype(np.int64)
+        # Non-finite and absurd speeds (an inf or 1e300 cell, quarantined by the range
+        # check) are bounded before binning: they overflowed the division or the integer
+        # cast, with numpy's bare warnings on stderr.
+        bounded = np.clip(np.where(finite, wind_speed, 0.0), -1e6, 1e6)
+        speed_bin = np.where(finite, np.floor(bounded / self.bin_width), -1).astype(np.int64)
         reference = finite & (temp > self.reference_temp_min) & (power > 0.0)
         grouped = pd.Series(power[reference]).groupby([asset[reference], speed_bin[reference]])
         table = pd.DataFrame(
