@@ -1684,3 +1684,23 @@ def test_fit_on_a_store_ingested_from_python_says_the_rated_power_is_unchecked(
         "(ingested from Python, or by an older twinweave), so whether these rated powers "
         "(R80711 3000 kW) are the ones that cleaned its readings cannot be checked"
     ) in " ".join(result.stderr.split()), result.stderr
+
+
+def test_ingest_warns_when_many_readings_look_stuck(tmp_path: Path) -> None:
+    # Wind speeds written to 1 m/s repeat by chance: a third of the readings were
+    # quarantined as a frozen anemometer without a word.
+    data = scada_subset(tmp_path / "month.parquet", ("R80711", "2014-11-01", "2014-12-01"))
+    coarse = tmp_path / "coarse.parquet"
+    frame = pd.read_parquet(data)
+    frame.assign(Ws_avg=frame["Ws_avg"].round(0)).to_parquet(coarse, index=False)
+    for path, warned in ((data, False), (coarse, True)):
+        result = twinweave("ingest", path, "--store", tmp_path / f"{path.stem}.duckdb")
+        stderr = " ".join(result.stderr.split())
+        assert (
+            re.search(
+                r"warning: asset 'R80711': \d+ of \d+ readings quarantined as a stuck sensor, "
+                r"for example wind_speed = .*; values written to few digits",
+                stderr,
+            )
+            is not None
+        ) == warned, stderr

@@ -432,7 +432,8 @@ def _normalise_asset_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
 _STRONG_WIND = (13.0, 25.0)
 #: Wind speeds [m/s] from which a turbine in operation produces a good part of it.
 _FAIR_WIND = (9.0, 25.0)
-#: Share of a turbine's readings out of range in one variable that suggests its unit.
+#: Share of a turbine's readings out of range in one variable that suggests its unit,
+#: or quarantined as a stuck sensor that suggests too few digits.
 _MOSTLY_OUT_OF_RANGE = 0.1
 
 
@@ -505,6 +506,23 @@ def _warn_if_units_look_wrong(
             f"a tenth of its rated power {rated_power:g} kW; are the units of wind speed and "
             "power right (m/s or km/h; W, kW or MW: --mapping), and the rated power in kW?"
         )
+
+
+def _warn_if_mostly_stuck(asset_id: str, rows: pd.DataFrame, rejected: pd.DataFrame) -> None:
+    """Warn where many of a turbine's readings are quarantined as a stuck sensor: values
+    written to few digits (wind speed to 0.1 m/s, or to 1 km/h: 17 % of a La Haute Borne
+    turbine's readings then repeat three times in a row) repeat by chance, and a live
+    sensor looks frozen."""
+    stuck = rejected[rejected["check"] == "stuck_sensor"]
+    n_stuck = stuck["source_row"].nunique()
+    if n_stuck <= _MOSTLY_OUT_OF_RANGE * len(rows):
+        return
+    _warn(
+        f"asset {asset_id!r}: {n_stuck} of {len(rows)} readings quarantined as a stuck "
+        f"sensor, for example {stuck['reason'].iloc[0]}; values written to few digits (0.1 "
+        "m/s, 1 km/h) repeat by chance: does the source hold more digits? (`twinweave "
+        "quarantine` lists them)"
+    )
 
 
 def _warn_if_mostly_out_of_range(
@@ -706,6 +724,7 @@ def _ingest(
         observations.append(kept)
         quarantine.append(rejected)
         _warn_if_units_look_wrong(asset_id, rows, rejected, specs[asset_id].rated_power, spec)
+        _warn_if_mostly_stuck(asset_id, rows, rejected)
     cleaned = pd.concat(observations, ignore_index=True)
     rejected_all = pd.concat(quarantine, ignore_index=True)
     with _progress() as progress:
