@@ -432,9 +432,9 @@ def _normalise_asset_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
 _STRONG_WIND = (13.0, 25.0)
 #: Wind speeds [m/s] from which a turbine in operation produces a good part of it.
 _FAIR_WIND = (9.0, 25.0)
-#: Share of a turbine's readings out of range in one variable that suggests its unit,
-#: or quarantined as a stuck sensor that suggests too few digits.
-_MOSTLY_OUT_OF_RANGE = 0.1
+#: Share of a turbine's readings that, quarantined by one check, points at the source:
+#: out of range in one variable (its unit), or a stuck sensor (too few digits).
+_SUSPECT_SHARE = 0.1
 
 
 def _warn_if_units_look_wrong(
@@ -515,7 +515,7 @@ def _warn_if_mostly_stuck(asset_id: str, rows: pd.DataFrame, rejected: pd.DataFr
     sensor looks frozen."""
     stuck = rejected[rejected["check"] == "stuck_sensor"]
     n_stuck = stuck["source_row"].nunique()
-    if n_stuck <= _MOSTLY_OUT_OF_RANGE * len(rows):
+    if n_stuck <= _SUSPECT_SHARE * len(rows):
         return
     _warn(
         f"asset {asset_id!r}: {n_stuck} of {len(rows)} readings quarantined as a stuck "
@@ -532,7 +532,7 @@ def _warn_if_mostly_out_of_range(
     out of its physical range, with the unit the mapping reads it in."""
     for variable, entries in out_of_range.groupby("variable", sort=True):
         n_out = entries["source_row"].nunique()
-        if n_out <= _MOSTLY_OUT_OF_RANGE * len(rows):
+        if n_out <= _SUSPECT_SHARE * len(rows):
             continue
         column = spec.columns.get(str(variable))
         unit = (

@@ -658,9 +658,10 @@ def rts_smoother(model: StateSpaceModel, filtered: FilterResult) -> SmootherResu
     return _smooth(model, filtered)
 
 
-# A prior this many times the noise variances leaves the predicted covariance after the
-# first readings singular in float64 (its small eigenvalues are lost in the rounding of
-# the large ones, 1e-16 of them); a tenth of the digits is kept as margin.
+# A singular predicted covariance is put down to the prior where it is more than this
+# many times the noise variances: float64 keeps about 16 digits, and the small
+# eigenvalues are lost in the rounding of the large ones (precision suffers from about
+# 1e12 already, as initial_cov's docstring says).
 _VAGUE_PRIOR_RATIO = 1e14
 
 

@@ -72,16 +72,24 @@ __all__ = [
     "spectral_gap",
 ]
 
-Seed = int | np.random.Generator | None
+#: What :func:`numpy.random.default_rng` takes.
+Seed = (
+    int
+    | Sequence[int]
+    | np.random.SeedSequence
+    | np.random.BitGenerator
+    | np.random.Generator
+    | None
+)
 Payload = Any
 """An array-like, or a (nested) mapping, dataclass, tuple or list of array-likes."""
 
 
-def random_generator(seed: object) -> np.random.Generator:
+def random_generator(seed: Seed) -> np.random.Generator:
     """``np.random.default_rng(seed)`` (a Generator is itself), with what numpy refuses
     named by the argument (numpy's own message names none)."""
     try:
-        return np.random.default_rng(seed)  # type: ignore[arg-type]
+        return np.random.default_rng(seed)
     except (TypeError, ValueError) as error:
         raise TypeError(
             "seed: expected what numpy.random.default_rng takes (None, an integer >= 0, a "

@@ -74,9 +74,9 @@ def _check_period_sums(
     over the periods ``sum_c sums_c^2 / n_c`` is at most the total. Sums in other units
     than the totals (W beside kW) break it, and the fit's precisions with it."""
     empty = (count == 0).reshape(count.shape + (1,) * (sums.ndim - count.ndim))
-    nonzero = empty & (sums != 0)
-    if nonzero.any():
-        period, bin_ = (int(i) for i in np.argwhere(nonzero)[0][:2])
+    stray = empty & (sums != 0)
+    if stray.any():
+        period, bin_ = (int(i) for i in np.argwhere(stray)[0][:2])
         raise ValueError(
             f"{name}: expected 0 where period_count is 0, got a sum in period {period}, bin {bin_}"
         )
