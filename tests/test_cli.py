@@ -1642,6 +1642,34 @@ def test_fit_skips_a_turbine_whose_readings_cannot_be_fitted_and_saves_the_other
         assert db.twin_ids() == ["R80711"]
 
 
+def test_fit_fleet_leaves_out_a_turbine_whose_readings_cannot_be_fitted(tmp_path: Path) -> None:
+    # With --fleet the same turbine stopped the whole fit ("twin 2: posterior precision
+    # is not positive definite (potrf 72)"): a twin's first fleet round is its fit alone.
+    frame = pd.read_parquet(scada_path())
+    frame = frame[
+        frame["Wind_turbine_name"].isin(["R80711", "R80721", "R80736"])
+        & (frame["Date_time"] >= "2014-11-01")
+        & (frame["Date_time"] < "2015-01-03")
+    ]
+    # The two idle readings of the test above (they pass the checks).
+    first = frame[frame["Wind_turbine_name"] == "R80711"].iloc[:2]
+    idle = first.assign(Wind_turbine_name="R80790", P_avg=0.0, Ws_avg=[1.93, 2.35])
+    data = tmp_path / "idle.parquet"
+    pd.concat([frame, idle]).to_parquet(data, index=False)
+    store = tmp_path / "idle.duckdb"
+    result = twinweave("fit", data, "--store", store, "--train-until", "2015-01-01", "--fleet")
+    assert re.search(
+        r"warning: asset 'R80790': not fitted: .*\(2 readings before 2015-01-01T00:00:00\+00:00\)",
+        result.stderr,
+    ), result.stderr
+    assert "R80721's fleet: R80711, R80736" in result.stderr
+    assert f"saved 3 of 4 twins to {store}: R80711, R80721, R80736; not fitted" in result.stdout, (
+        result.stdout
+    )
+    with Store(store, read_only=True) as db:
+        assert db.twin_ids() == ["R80711", "R80721", "R80736"]
+
+
 def test_a_mapping_without_power_is_named(tmp_path: Path) -> None:
     # Was "check 'missing' needs column 'power'", naming neither mapping nor variable,
     # and suggesting a bug.

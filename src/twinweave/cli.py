@@ -68,7 +68,9 @@ from twinweave.domains.wind import (
     TurbineSpec,
     asset_table,
     forgetting_for,
+    model_inputs,
     normal_operation_checks,
+    turbine_emulator,
     turbine_metrics,
 )
 from twinweave.models import BayesianBasisRegression
@@ -924,6 +926,13 @@ def fit(
             a: specs[a] for a in skipped if fleet and trainable and db.count_observations(a) > 0
         }
         skipped = {a: why for a, why in skipped.items() if a not in newcomers}
+        if fleet:
+            # A twin's first fleet round is its fit alone: one that cannot be fitted
+            # alone would stop the fleet's fit, so it is left out, as fit does without
+            # --fleet.
+            unfittable = _unfittable(db, trainable, until)
+            skipped |= unfittable
+            trainable = {a: spec for a, spec in trainable.items() if a not in unfittable}
         if not trainable:
             reasons = "; ".join(f"asset {a!r}: {why}" for a, why in skipped.items())
             raise _fail(
@@ -1014,6 +1023,20 @@ def _fit_each(
     if not twins:
         raise ValueError(f"no twin was fitted ({', '.join(failed)}: see the warnings above)")
     return twins
+
+
+def _unfittable(db: Store, specs: Mapping[str, TurbineSpec], until: pd.Timestamp) -> dict[str, str]:
+    """The turbines whose twin cannot be fitted on their readings before ``until``
+    alone, with why."""
+    out = {}
+    for asset_id, spec in specs.items():
+        training = db.observations(asset_id, end=until)
+        emulator = turbine_emulator(spec, training)
+        try:
+            _ = emulator.update(model_inputs(training, spec.rated_power)).posterior_mean_
+        except ValueError as error:
+            out[asset_id] = f"{error} ({len(training)} readings before {until.isoformat()})"
+    return out
 
 
 def _why_not_fitted(db: Store, asset_id: str, until: pd.Timestamp) -> str | None:

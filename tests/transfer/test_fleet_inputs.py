@@ -374,7 +374,7 @@ def test_a_start_that_is_not_the_fleets_population_is_refused(
         fit_central(fleet, prior, start=binned.population)
     with pytest.raises(ValueError, match=r"start: expected noise_var for the twins' 2 noise bins"):
         fit_federated(FleetPooling(prior, ["default"], start=binned.population), fleet)
-    two_kinds = {"new": TwinStatistics.from_emulator(twin(1.1), kind="other"), **fleet}
+    two_kinds = {"new": TwinStatistics.from_emulator(twin(1.37), kind="other"), **fleet}
     kinds = r"start: expected the fleet's kinds \('other', 'default'\)"
     with pytest.raises(ValueError, match=kinds):
         fit_central(two_kinds, prior, start=fitted.population)
@@ -860,3 +860,67 @@ def test_population_change_matches_kinds_by_name(prior: FleetPrior) -> None:
         match=r"new: expected a population of the same kinds as old, \['A', 'B'\], got \['A'\]",
     ):
         population_change(forwards, single)
+
+
+@pytest.mark.parametrize("n_segments", [4, 40])  # numpy's stacked Cholesky; LAPACK's loop
+def test_a_twin_whose_readings_leave_no_noise_is_named_in_every_mode(n_segments: int) -> None:
+    # Two idle readings at 0 against a prior on the scale of kW: the noise floors at
+    # 1e-12 and the posterior precision fails in float64. The fit said "a twin's
+    # posterior precision is not positive definite" (or "twin 3", its place in a batch).
+    def scaled_emulator() -> BayesianBasisRegression:
+        return BayesianBasisRegression(
+            target="y",
+            terms=(SplineTerm("x", 0.0, 1.0, n_segments),),
+            noise_source="x",
+            noise_edges=(0.0, 0.5, 1.0),
+            ridge=1e-8,
+            smoothing=1e-8,
+        )
+
+    rng = np.random.default_rng(0)
+    stats = {}
+    for k in range(3):
+        x = rng.uniform(0.0, 1.0, 300)
+        y = 1000.0 * ((1.0 + 0.05 * k) * x + rng.normal(0.0, 0.1, 300))
+        stats[f"T{k}"] = TwinStatistics.from_emulator(scaled_emulator().update({"x": x, "y": y}))
+    idle = {"x": np.array([0.1, 0.2]), "y": np.zeros(2)}
+    stats["idle"] = TwinStatistics.from_emulator(scaled_emulator().update(idle))
+    prior = FleetPrior.from_emulator(scaled_emulator())
+    cause = (
+        r": the posterior precision of its weights is not positive definite; its 2 readings "
+        r"leave a smallest noise variance of 1e-12: readings that a curve of the basis fits "
+        r"exactly .* expected readings that vary, or leave this twin out"
+    )
+    with pytest.raises(np.linalg.LinAlgError, match=r"^stats\['idle'\]" + cause):
+        fit_central(stats, prior)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^twin 'idle'" + cause):
+        fit_federated(FleetPooling(prior, ["default"]), stats)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^twin 'idle'" + cause):
+        fit_gossip(stats, nx.cycle_graph(list(stats)), prior)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^stats" + cause):
+        local_step(stats["idle"], initial_population(prior, ["default"]))
+    # Without the idle twin the fleet fits.
+    del stats["idle"]
+    assert fit_central(stats, prior).converged
+
+
+def test_the_same_statistics_under_two_names_are_warned_of() -> None:
+    # One twin's file loaded under two names was taken for two twins that agree
+    # exactly, silently: its readings counted twice and the spread between twins shrank.
+    stats = {f"T{k}": TwinStatistics.from_emulator(twin(1.0 + 0.1 * k)) for k in range(3)}
+    stats["T0 again"] = stats["T0"]
+    prior = FleetPrior.from_emulator(emulator())
+    said = r"stats\['T0'\] and stats\['T0 again'\]: the same statistics .* readings twice"
+    with pytest.warns(UserWarning, match=said) as caught:
+        fit_central(stats, prior)
+    assert [w.filename for w in caught if "same statistics" in str(w.message)] == [__file__]
+    with pytest.warns(UserWarning, match=r"T0.* and .*T0 again.*: the same statistics"):
+        fit_gossip(stats, nx.complete_graph(list(stats)), prior)
+    with pytest.warns(UserWarning, match=r"T0.* and .*T0 again.*: the same statistics"):
+        fit_federated(FleetPooling(prior, ["default"]), stats)
+    # Twins without readings are alike by nature; twins with their own readings differ.
+    empty = TwinStatistics.from_emulator(emulator())
+    apart = {**{k: v for k, v in stats.items() if k != "T0 again"}, "new": empty, "new2": empty}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_central(apart, prior)

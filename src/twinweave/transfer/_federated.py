@@ -567,7 +567,11 @@ def fit_federated(
         kept, stacked = stacked, {}
         for instruction, twin_ids in groups.values():
             key = tuple(twin_ids)
-            batches = kept[key] if key in kept else _batches([statistics[t] for t in twin_ids])
+            batches = (
+                kept[key]
+                if key in kept
+                else _batches([statistics[t] for t in twin_ids], [f"twin {t!r}" for t in twin_ids])
+            )
             stacked[key] = batches
             summaries = _local_steps(batches, len(twin_ids), instruction.population)
             for twin_id, summary in zip(twin_ids, summaries, strict=True):

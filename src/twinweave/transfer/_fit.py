@@ -320,7 +320,7 @@ def fit_central(
     check_readings(fleet)
     population = starting_population(prior, kinds_of(fleet), start, n_bins=fleet[0].n_bins)
     # Stacked once: every round's local steps read the same statistics.
-    batches = _batches(fleet)
+    batches = _batches(fleet, labels)
     schedule = Squarem() if accelerate else None
     history: list[float] = []
     converged = False

@@ -44,7 +44,7 @@ from twinweave.transfer._gossip import (
 from twinweave.transfer._hierarchy import (
     aggregate,
     kinds_of,
-    local_step,
+    named_local_step,
     population_change,
     starting_population,
     twin_posterior,
@@ -325,7 +325,9 @@ def fit_gossip(
                 )
             populations = _arrivals(populations, present, peers, first)
             payloads = {
-                node: summary_payload(local_step(by_node[node], populations[node]))
+                node: summary_payload(
+                    named_local_step(by_node[node], populations[node], f"twin {node!r}")
+                )
                 for node in present
             }
             if gossip is not None and present == gossip_nodes:

@@ -121,9 +121,10 @@ class _Batch:
     sum_sq: FloatArray  # (n, K)
     count: FloatArray  # (n, K)
     periods: tuple[_Blocks | None, ...]  # (n,) each twin's period blocks
+    labels: tuple[str, ...]  # (n,) each twin's name in messages
 
     @classmethod
-    def of(cls, stats: Sequence[TwinStatistics]) -> _Batch:
+    def of(cls, stats: Sequence[TwinStatistics], labels: Sequence[str]) -> _Batch:
         n_bins, p = stats[0].n_bins, stats[0].n_features
         return cls(
             np.stack([s.gram.reshape(n_bins, p * p) for s in stats]),
@@ -131,6 +132,7 @@ class _Batch:
             np.stack([s.sum_sq for s in stats]),
             np.stack([s.count for s in stats]),
             tuple(_Blocks.of(s) for s in stats),
+            tuple(labels),
         )
 
     @property
@@ -186,10 +188,9 @@ def _posterior(
         # Small matrices: numpy's stacked Cholesky and inverse loop over twins in C.
         try:
             chol_stack = np.linalg.cholesky(full)
-        except np.linalg.LinAlgError as error:
-            raise np.linalg.LinAlgError(
-                "a twin's posterior precision is not positive definite"
-            ) from error
+        except np.linalg.LinAlgError:
+            failed = next(k for k in range(n) if lapack.dpotrf(full[k], lower=True)[1] != 0)
+            raise _not_positive_definite(batch, failed, noise) from None
         covariance = _symmetric(np.asarray(np.linalg.inv(full), dtype=np.float64))
         log_det = 2.0 * np.log(np.diagonal(chol_stack, axis1=1, axis2=2)).sum(axis=1)
     else:
@@ -200,16 +201,28 @@ def _posterior(
             # C = L^-T L^-1: about twice as fast as a general inverse at this size.
             chol, info = lapack.dpotrf(full[k], lower=True)
             if info != 0:
-                raise np.linalg.LinAlgError(
-                    f"twin {k}: posterior precision is not positive definite (potrf {info})"
-                )
+                raise _not_positive_definite(batch, k, noise)
             inv_chol, info = lapack.dtrtri(np.tril(chol), lower=True)
             if info != 0:
-                raise np.linalg.LinAlgError(f"twin {k}: singular Cholesky factor (trtri {info})")
+                raise _not_positive_definite(batch, k, noise)
             covariance[k] = inv_chol.T @ inv_chol
             log_det[k] = 2.0 * np.log(np.diagonal(chol)).sum()
     mean = (covariance @ rhs[:, :, None])[:, :, 0]
     return mean, covariance, rhs, log_det
+
+
+def _not_positive_definite(batch: _Batch, k: int, noise: FloatArray) -> np.linalg.LinAlgError:
+    """The error for twin ``k`` of ``batch`` whose weights' posterior precision is not
+    positive definite in float64, with the likely cause: a noise variance next to
+    nothing against the prior (``_MIN_VARIANCE`` where readings are fitted exactly)."""
+    return np.linalg.LinAlgError(
+        f"{batch.labels[k]}: the posterior precision of its weights is not positive "
+        f"definite; its {batch.count[k].sum():.0f} readings leave a smallest noise variance "
+        f"of {noise[k].min():.3g}: readings that a curve of the basis fits exactly (a few "
+        "idle readings all at 0, say) give the noise next to nothing to learn from, and "
+        "their weight swamps the prior's in float64; expected readings that vary, or "
+        "leave this twin out of the fleet until it has more"
+    )
 
 
 def _residual_ss(
@@ -365,11 +378,13 @@ _Batches = list[tuple[str, list[int], _Batch]]
 """Twins' statistics stacked by kind: ``(kind, positions in the fleet, batch)``."""
 
 
-def _batches(stats: Sequence[TwinStatistics]) -> _Batches:
-    """Twins grouped by kind (in order of first appearance), in chunks that fit memory.
+def _batches(stats: Sequence[TwinStatistics], labels: Sequence[str] | None = None) -> _Batches:
+    """Twins grouped by kind (in order of first appearance), in chunks that fit memory;
+    ``labels`` name them in messages (default ``stats[i]``).
 
     The caller has checked that ``stats`` share one basis (:func:`check_fleet`).
     """
+    names = list(labels) if labels is not None else [f"stats[{i}]" for i in range(len(stats))]
     order: dict[str, list[int]] = {}
     for i, s in enumerate(stats):
         order.setdefault(s.kind, []).append(i)
@@ -379,7 +394,8 @@ def _batches(stats: Sequence[TwinStatistics]) -> _Batches:
         size = max(1, _BATCH_FLOATS // max(1, first.n_bins * first.n_features**2))
         for lo in range(0, len(members), size):
             chunk = members[lo : lo + size]
-            out.append((kind, chunk, _Batch.of([stats[i] for i in chunk])))
+            batch = _Batch.of([stats[i] for i in chunk], [names[i] for i in chunk])
+            out.append((kind, chunk, batch))
     return out
 
 
@@ -500,7 +516,12 @@ def local_step(stats: TwinStatistics, population: Population) -> LocalSummary:
     """
     check_type(stats, TwinStatistics, "stats")
     check_type(population, Population, "population")
-    (summary,) = _summaries(population, stats.kind, _Batch.of([stats]))
+    return named_local_step(stats, population, "stats")
+
+
+def named_local_step(stats: TwinStatistics, population: Population, label: str) -> LocalSummary:
+    """:func:`local_step`, whose errors name the twin ``label`` (a gossip node)."""
+    (summary,) = _summaries(population, stats.kind, _Batch.of([stats], [label]))
     return summary
 
 

@@ -398,6 +398,30 @@ def check_fleet(
     check_shapes(stats, prior, labels=labels, pooled=pooled)
     if pooled:
         _warn_mixed_periods(stats, labels)
+        _warn_repeated(stats, labels)
+
+
+def _warn_repeated(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
+    """Warn of two twins with the same statistics (one twin's file loaded under two
+    names, say): the fleet takes them for two twins that agree exactly, counting those
+    readings twice and their spread as none."""
+    seen: dict[bytes, str] = {}
+    for label, s in zip(labels, stats, strict=True):
+        if s.n_observations == 0:
+            continue  # twins without readings are alike by nature
+        # Equal sums of squares in every bin: the same readings, as near as can be.
+        key = s.count.tobytes() + s.sum_sq.tobytes()
+        if key in seen:
+            warnings.warn(
+                f"{seen[key]} and {label}: the same statistics (readings and sums of squares "
+                "equal in every noise bin): the fleet counts these readings twice, as two "
+                "twins that agree exactly, and learns too small a spread between twins; "
+                "expected each twin's own readings",
+                UserWarning,
+                stacklevel=4,
+            )
+            return
+        seen[key] = label
 
 
 def _warn_mixed_periods(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
