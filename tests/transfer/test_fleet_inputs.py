@@ -7,6 +7,7 @@ numpy error, a hang to the round limit, or a silently smaller fleet.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import warnings
 from pathlib import Path
@@ -269,6 +270,20 @@ def test_gossip_that_cannot_settle_says_so(
         RuntimeError, match=r"round 1: the gossip did not settle in max_gossip_rounds=3"
     ):
         fit_gossip(stats, nx.cycle_graph(4), prior, loss=0.99, max_gossip_rounds=3, seed=0)
+    # Every round's gossip cut short: where the fleet's rounds then ran out, the only
+    # warning said "raise n_rounds or tol".
+    for n_rounds in (10, 1000):
+        with pytest.warns(ConvergenceWarning) as caught:
+            fit_gossip(stats, nx.cycle_graph(4), prior, max_gossip_rounds=3, n_rounds=n_rounds)
+        said = [str(w.message) for w in caught]
+        assert any(
+            re.match(
+                r"fit_gossip: the gossip of (\d+) of \1 round\(s\) stopped at max_gossip_rounds=3 "
+                r"before gossip_tol 1e-13; raise max_gossip_rounds",
+                message,
+            )
+            for message in said
+        ), said
 
 
 def test_period_labels_must_be_complete() -> None:

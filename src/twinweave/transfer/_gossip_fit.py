@@ -384,10 +384,13 @@ def fit_gossip(
                 break
     if not converged:
         warn_not_converged("fit_gossip", n_rounds, change, tol=tol)
-    elif n_unsettled:
+    if n_unsettled:
+        # Said whether or not the rounds settled: rounds on sums the gossip had not
+        # settled on may not settle however many there are.
         warnings.warn(
-            f"fit_gossip: the gossip of {n_unsettled} round(s) stopped at "
-            f"max_gossip_rounds={max_gossip_rounds} before gossip_tol {gossip_tol:g}",
+            f"fit_gossip: the gossip of {n_unsettled} of {n_done} round(s) stopped at "
+            f"max_gossip_rounds={max_gossip_rounds} before gossip_tol {gossip_tol:g}; "
+            "raise max_gossip_rounds",
             ConvergenceWarning,
             stacklevel=2,
         )
