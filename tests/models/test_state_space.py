@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -919,3 +920,214 @@ def test_functional_api_errors_are_named() -> None:
         kalman_filter(model.replace(observation=[[1.0], [1.0]], observation_noise=np.eye(2)), [1.0])
     with pytest.raises(ValueError, match=r"n_iterations: expected >= 0, got -1"):
         em_noise(model, [1.0], n_iterations=-1)
+
+
+# -- histories EM cannot estimate the noise from ------------------------------------------
+def test_a_history_without_readings_is_refused_by_name() -> None:
+    # Was Q = [[nan]] with converged=True (em_noise), and process_noise blamed for it.
+    model = level_model(1.0, 1.0)
+    with pytest.raises(ValueError, match=r"observations: expected readings .* got no readings"):
+        em_noise(model, [])
+    y = np.random.default_rng(30).normal(0.0, 1.0, (3, 50))
+    y[1] = np.nan
+    with pytest.raises(
+        ValueError, match=r"no readings in series 1 \(50 time steps, all missing \(NaN\)\)"
+    ):
+        em_noise(model, y)
+    twin = StateSpaceEmulator.local_level("storage", level_var=1.0, noise_var=1.0)
+    for history in ([], [np.nan] * 50):
+        with pytest.raises(ValueError, match=r"storage: expected readings .* got no readings"):
+            twin.estimate_noise({"storage": history})
+
+
+def test_a_history_shorter_than_the_noise_parameters_is_refused() -> None:
+    # One reading leaves Q and R of a local level unidentified: EM returned its start.
+    twin = StateSpaceEmulator.local_level("storage", level_var=1.0, noise_var=1.0)
+    with pytest.raises(
+        ValueError, match=r"storage: expected at least 2 readings \(one per noise parameter"
+    ):
+        twin.estimate_noise({"storage": [3.0, np.nan, np.nan]})
+    # A local linear trend's full Q has three entries, R one; diagonal, two and one.
+    trend = StateSpaceEmulator.local_linear_trend(
+        "storage", level_var=1.0, slope_var=0.1, noise_var=1.0, initial_var=100.0
+    )
+    readings = {"storage": [1.0, 3.0, 2.0]}
+    with pytest.raises(ValueError, match=r"expected at least 4 readings .*, got 3"):
+        trend.estimate_noise(readings)
+    with pytest.warns(ConvergenceWarning):
+        fitted = trend.estimate_noise(readings, n_iterations=2, diagonal=True)
+    assert np.all(np.isfinite(fitted.process_noise))
+    # A variance that is not estimated does not count.
+    fit = em_noise(level_model(1.0, 1.0), [0.5, 2.0], estimate_process_noise=False)
+    assert fit.model.process_noise[0, 0] == 1.0
+
+
+def test_readings_that_do_not_vary_are_refused_as_a_stuck_sensor() -> None:
+    # EM drove Q and R to 1e-30 chasing an unbounded likelihood, which fell by up to
+    # 3000 nats from cycle to cycle, and advised raising n_iterations.
+    thermostat = StateSpaceEmulator.local_level(
+        "temp_air", level_var=0.1, noise_var=0.1, initial_level=21.0, initial_var=1.0
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"temp_air: expected readings that vary, got 200 readings all equal to 21 "
+        r"\(a stuck sensor\?\)",
+    ):
+        thermostat.estimate_noise({"temp_air": np.full(200, 21.0)})
+    # In a batch, the series (and, for vector readings, the component) is named.
+    y = np.random.default_rng(31).normal(0.0, 1.0, (3, 100))
+    y[2] = 4.0
+    y[2, ::7] = np.nan
+    with pytest.raises(ValueError, match=r"got 85 readings all equal to 4 in series 2 \("):
+        em_noise(level_model(1.0, 1.0), y)
+    pair = StateSpaceModel(
+        transition=np.eye(2),
+        observation=np.eye(2),
+        process_noise=np.eye(2),
+        observation_noise=np.eye(2),
+        initial_mean=[0.0, 0.0],
+        initial_cov=np.eye(2),
+    )
+    readings = np.random.default_rng(32).normal(0.0, 1.0, (100, 2))
+    readings[:, 1] = -1.5
+    with pytest.raises(ValueError, match=r"all equal to -1.5, component 1 \(a stuck sensor"):
+        em_noise(pair, readings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"tol": -1.0}, r"tol: expected >= 0, got -1.0"),
+        ({"tol": np.nan}, r"tol: expected >= 0, got nan"),
+        ({"tol": "1e-6"}, r"tol: expected a number >= 0, got '1e-6'"),
+        ({"n_iterations": 2.5}, r"n_iterations: expected a whole number, got 2.5"),
+        ({"n_iterations": True}, r"n_iterations: expected a whole number, got True"),
+        ({"n_iterations": -1}, r"n_iterations: expected >= 0, got -1"),
+    ],
+)
+def test_estimate_noise_checks_its_budget_as_em_noise_does(
+    settings: dict[str, object], message: str
+) -> None:
+    twin = StateSpaceEmulator.local_level("storage", level_var=1.0, noise_var=1.0)
+    y = np.arange(50.0)
+    with pytest.raises(ValueError, match=message):
+        em_noise(twin.model, y, **settings)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        twin.estimate_noise({"storage": y}, **settings)  # type: ignore[arg-type]
+
+
+# -- inputs refused by name ---------------------------------------------------------------
+def test_a_column_of_readings_is_not_taken_for_a_batch_of_series() -> None:
+    _, y = local_level(50, level_var=0.1, noise_var=1.0, seed=33)
+    model = level_model(0.1, 1.0)
+    # By the layout (the last axis left out for p = 1), 50 series of one step each.
+    with pytest.raises(
+        ValueError,
+        match=r"observations: expected shape \(n_time,\) or \(n_series, n_time\) for n_obs = 1 "
+        r".*got \(50, 1\), which would be 50 series of one step each: for one series of 50 "
+        r"steps pass observations.ravel\(\); for 50 series of one step pass shape \(50, 1, 1\)",
+    ):
+        kalman_filter(model, y[:, None])
+    with pytest.raises(ValueError, match=r"got \(50, 1\)"):
+        em_noise(model, y[:, None])
+    # The explicit layouts still work: a batch of one series, and series of one step.
+    np.testing.assert_allclose(
+        kalman_filter(model, y[None]).log_likelihood, [kalman_filter(model, y).log_likelihood]
+    )
+    one_step = kalman_filter(model, y[:, None, None])
+    assert one_step.log_likelihood.shape == (50, 1)
+    controlled = model.replace(control_matrix=[[0.5]])
+    with pytest.raises(
+        ValueError,
+        match=r"controls: expected one column \(the control_matrix has 1; .* got shape "
+        r"\(50, 2\) with 2 columns",
+    ):
+        kalman_filter(controlled, y, controls=np.ones((50, 2)))
+    with pytest.raises(ValueError, match=r"controls: .* pass controls.ravel\(\)"):
+        kalman_filter(controlled, y, controls=np.ones((50, 1)))
+    # As many series as steps: the layout, not columns.
+    square = np.random.default_rng(34).normal(0.0, 1.0, (5, 5))
+    assert kalman_filter(controlled, square, controls=square).log_likelihood.shape == (5,)
+
+
+def test_errors_from_inside_numpy_are_named() -> None:
+    one = level_model(1.0, 1.0)
+    two = StateSpaceModel(
+        transition=[[1.0, 1.0], [0.0, 1.0]],
+        observation=[1.0, 0.0],
+        process_noise=np.eye(2),
+        observation_noise=1.0,
+        initial_mean=[0.0, 0.0],
+        initial_cov=np.eye(2),
+    )
+    with pytest.raises(ValueError, match=r"filtered: expected a filter result of this model"):
+        rts_smoother(two, kalman_filter(one, np.ones(5)))
+    batch = one.replace(process_noise=np.ones((3, 1, 1)))
+    with pytest.raises(ValueError, match=r"filtered: .*\(a result of another model\?\)"):
+        rts_smoother(batch, kalman_filter(one, np.ones((2, 5))))
+    with pytest.raises(ValueError, match=r"observations: expected numbers .*'a'"):
+        kalman_filter(one, ["a", "b"])
+    with pytest.raises(ValueError, match=r"observations: expected numbers in an array of regular"):
+        kalman_filter(one, [[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match=r"transition: expected numbers .*'a'"):
+        one.replace(transition="a")
+    with pytest.raises(ValueError, match=r"process_noise: expected numbers .*'abc'"):
+        StateSpaceEmulator.local_level("storage", level_var="abc", noise_var=1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"lower: expected a number, got '0'"):
+        StateSpaceEmulator.local_level("storage", level_var=1.0, noise_var=1.0, lower="0")  # type: ignore[arg-type]
+    twin = StateSpaceEmulator.local_level("storage", level_var=1.0, noise_var=1.0)
+    with pytest.raises(KeyError, match=r"state: missing entries \['cov_', 'n_observations_'"):
+        StateSpaceEmulator.from_state(twin.get_params(), {"mean_": [0.0]})
+
+
+def test_values_outside_their_range_are_refused() -> None:
+    arguments = {"initial_var": 1.0, "process_var": 1.0, "noise_var": 1.0}
+    for storage in (500.0, -50.0, np.nan):
+        with pytest.raises(
+            ValueError,
+            match=rf"initial_storage: expected a storage within \[0, capacity\] = \[0, 10\], "
+            rf"got {storage}",
+        ):
+            StateSpaceEmulator.reservoir(capacity=10.0, initial_storage=storage, **arguments)
+    with pytest.raises(ValueError, match=r"capacity: expected a number, got '10'"):
+        StateSpaceEmulator.reservoir(capacity="10", initial_storage=5.0, **arguments)  # type: ignore[arg-type]
+    emulator = reservoir().update(reservoir_data(20, seed=35))
+    params, state = emulator.get_params(), emulator.state()
+    for steps in (-4, 2.5, np.nan):
+        with pytest.raises(ValueError, match=r"state n_steps_: expected a whole number >= 0"):
+            StateSpaceEmulator.from_state(params, {**state, "n_steps_": steps})
+    with pytest.raises(
+        ValueError, match=r"state n_observations_: expected a count from 0 to n_steps_ = 20"
+    ):
+        StateSpaceEmulator.from_state(params, {**state, "n_observations_": 21.0})
+    # None is no column of readings (numpy made it one missing reading).
+    data = reservoir_data(3, seed=36)
+    for name in ("storage", "inflow"):
+        with pytest.raises(ValueError, match=rf"{name}: expected a column of values .* got None"):
+            emulator.update({**data, name: None})
+    assert emulator.n_steps_ == 20
+
+
+def test_a_forecast_that_overflows_names_the_horizon() -> None:
+    # A transition that grows the state 1.5-fold a step: the variance passes float64's
+    # largest number after 875 steps (was NaN means and variances, with numpy warnings).
+    growing = StateSpaceEmulator(
+        target="temp_air",
+        transition=[[1.5]],
+        observation=[[1.0]],
+        process_noise=[[1.0]],
+        observation_noise=[[1.0]],
+        initial_mean=[0.0],
+        initial_cov=[[1.0]],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"inputs: expected a horizon the forecast can reach in float64, got 2000 steps: "
+        r"the forecast overflows at step 875 .* factor of 1.5 per step\); forecast at most "
+        r"874 steps",
+    ):
+        growing.predict({"t": np.arange(2000)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forecast = growing.predict({"t": np.arange(874)})
+    assert np.all(np.isfinite(forecast.mean)) and np.all(np.isfinite(forecast.var))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import reprlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,8 +74,20 @@ def _symmetrise(a: FloatArray) -> FloatArray:
     return 0.5 * (a + a.swapaxes(-1, -2))
 
 
+def _floats(name: str, value: object) -> FloatArray:
+    """``value`` as a float array; text or ragged lists are refused by ``name`` (numpy's
+    own error names neither the argument nor the value)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{name}: expected numbers in an array of regular shape, got "
+            f"{reprlib.repr(value)} ({error})"
+        ) from None
+
+
 def _as_matrix(name: str, value: ArrayLike) -> FloatArray:
-    array = np.asarray(value, dtype=np.float64)
+    array = _floats(name, value)
     if array.ndim < 2:
         array = np.atleast_2d(array)
     if not np.all(np.isfinite(array)):
@@ -178,7 +191,7 @@ class StateSpaceModel:
         r = _as_matrix("observation_noise", observation_noise)
         _check_shape("observation_noise", r, (p, p))
         _check_covariance("observation_noise", r, definite=True)
-        m0 = np.atleast_1d(np.asarray(initial_mean, dtype=np.float64))
+        m0 = np.atleast_1d(_floats("initial_mean", initial_mean))
         _check_shape("initial_mean", m0, (k,))
         if not np.all(np.isfinite(m0)):
             raise ValueError(f"initial_mean: expected finite values, got {m0.tolist()}")
@@ -288,9 +301,13 @@ class EMResult:
     log_likelihood
         Log-likelihood at the start of each SQUAREM cycle (and of each plain EM step
         that a budget too small for a cycle leaves), and of the result, shape
-        ``(n_cycles + n_plain_steps + 1, ...)``; the last entry is that of ``model``. It
-        never decreases by more than rounding (see :class:`StateSpaceEmulator`'s
-        ``initial_cov`` on vague priors).
+        ``(n_cycles + n_plain_steps + 1, ...)``; the last entry is that of ``model``. Where
+        the likelihood has a maximum, it never decreases by more than rounding (see
+        :class:`StateSpaceEmulator`'s ``initial_cov`` on vague priors). Where the model
+        can follow the readings without noise (readings that do not vary, which
+        :func:`em_noise` refuses; an exact straight line for a trend), the likelihood
+        grows without bound as the variances go to zero and this does not hold: in
+        rounding at variances near 1e-30 it falls by thousands of nats.
     converged
         Whether the relative change fell below the tolerance for every series.
     n_iterations
@@ -307,8 +324,18 @@ class EMResult:
 # -- array preparation -----------------------------------------------------------------
 def _series(name: str, values: ArrayLike, width: int, width_name: str) -> FloatArray:
     """``values`` as ``(..., n_time, width)``; with ``width == 1`` the last axis is absent."""
-    array = np.asarray(values, dtype=np.float64)
+    array = _floats(name, values)
     if width == 1:
+        if array.ndim >= 2 and array.shape[-1] == 1 and array.shape[-2] > 1:
+            # By the layout, n series of one step each; far more often one series as a
+            # column (a DataFrame's to_numpy()), silently read as n unrelated series.
+            n = array.shape[-2]
+            raise ValueError(
+                f"{name}: expected shape (n_time,) or (n_series, n_time) for {width_name} = 1 "
+                f"(the last axis left out), got {array.shape}, which would be {n} series of "
+                f"one step each: for one series of {n} steps pass {name}.ravel(); for {n} "
+                f"series of one step pass shape {(*array.shape, 1)}"
+            )
         array = array[..., None]
     if array.ndim < 2 or array.shape[-1] != width:
         layout = "(n_time,) or (n_series, n_time)" if width == 1 else f"(..., n_time, {width})"
@@ -331,6 +358,13 @@ def _controls(model: StateSpaceModel, controls: ArrayLike | None, n_time: int) -
             f"controls: the model has a control_matrix with {model.n_controls} columns, "
             "expected control inputs, got None"
         )
+    shape = np.shape(controls)
+    if model.n_controls == 1 and len(shape) >= 2 and shape[-2] == n_time != shape[-1] != 1:
+        # By the layout, series of shape[-1] steps; with n_time rows, it is columns.
+        raise ValueError(
+            f"controls: expected one column (the control_matrix has 1; the column axis "
+            f"left out: shape (..., {n_time})), got shape {shape} with {shape[-1]} columns"
+        )
     u = _series("controls", controls, model.n_controls, "n_controls")
     if u.shape[-2] != n_time:
         raise ValueError(
@@ -342,10 +376,9 @@ def _controls(model: StateSpaceModel, controls: ArrayLike | None, n_time: int) -
     return u
 
 
-def _batch_shape(model: StateSpaceModel, y: FloatArray, u: FloatArray) -> tuple[int, ...]:
+def _model_batch_shapes(model: StateSpaceModel) -> list[tuple[int, ...]]:
+    """The batch dimensions of each of the model's matrices."""
     shapes = [
-        y.shape[:-2],
-        u.shape[:-2],
         model.transition.shape[:-2],
         model.observation.shape[:-2],
         model.process_noise.shape[:-2],
@@ -355,6 +388,11 @@ def _batch_shape(model: StateSpaceModel, y: FloatArray, u: FloatArray) -> tuple[
     ]
     if model.control_matrix is not None:
         shapes.append(model.control_matrix.shape[:-2])
+    return shapes
+
+
+def _batch_shape(model: StateSpaceModel, y: FloatArray, u: FloatArray) -> tuple[int, ...]:
+    shapes = [y.shape[:-2], u.shape[:-2], *_model_batch_shapes(model)]
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
@@ -654,8 +692,44 @@ def rts_smoother(model: StateSpaceModel, filtered: FilterResult) -> SmootherResu
     SmootherResult
         Smoothed means and covariances (never larger than the filtered ones), the lag-one
         covariances EM needs, and the smoothed initial state.
+
+    Raises
+    ------
+    ValueError
+        If ``filtered`` is not shaped as a filter result of ``model`` (another model's).
     """
+    _check_filtered(model, filtered)
     return _smooth(model, filtered)
+
+
+def _check_filtered(model: StateSpaceModel, filtered: FilterResult) -> None:
+    """Refuse a filter result whose shapes are not ``model``'s: the smoother would fail
+    deep in numpy, or for a batch that broadcasts, pair other series' matrices."""
+    k = model.n_state
+    means = filtered.filtered_mean.shape
+    shapes = {
+        name: getattr(filtered, name).shape
+        for name in ("predicted_mean", "predicted_cov", "filtered_mean", "filtered_cov")
+    }
+    fits = (
+        len(means) >= 2
+        and means[-1] == k
+        and shapes["predicted_mean"] == means
+        and shapes["predicted_cov"] == shapes["filtered_cov"] == (*means, k)
+    )
+    batch = means[:-2]
+    try:
+        fits = fits and np.broadcast_shapes(batch, *_model_batch_shapes(model)) == batch
+    except ValueError:
+        fits = False
+    if not fits:
+        model_batches = sorted(set(_model_batch_shapes(model)))
+        raise ValueError(
+            f"filtered: expected a filter result of this model (a state of size {k}: "
+            f"means (..., n_time, {k}), covariances (..., n_time, {k}, {k}), batch "
+            f"dimensions that the model's {model_batches} broadcast to), got shapes "
+            f"{shapes} (a result of another model?)"
+        )
 
 
 # A singular predicted covariance is put down to the prior where it is more than this
@@ -848,6 +922,82 @@ def _m_step_observation_noise(
     return _symmetrise(np.asarray(estimate, dtype=np.float64))
 
 
+def _check_em_settings(n_iterations: object, tol: object) -> None:
+    """The checks of EM's budget, shared by :func:`em_noise` and ``estimate_noise``."""
+    if isinstance(n_iterations, bool) or not isinstance(n_iterations, int | np.integer):
+        raise ValueError(f"n_iterations: expected a whole number, got {n_iterations!r}")
+    if n_iterations < 0:
+        raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")
+    if not is_real(tol):
+        raise ValueError(f"tol: expected a number >= 0, got {tol!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol: expected >= 0, got {tol}")
+
+
+def _n_noise_parameters(
+    model: StateSpaceModel,
+    *,
+    diagonal: bool,
+    estimate_process_noise: bool,
+    estimate_observation_noise: bool,
+) -> int:
+    """How many variances and covariances EM estimates (per series)."""
+
+    def free(size: int) -> int:
+        return size if diagonal else size * (size + 1) // 2
+
+    return free(model.n_state) * estimate_process_noise + free(model.n_obs) * (
+        estimate_observation_noise
+    )
+
+
+def _check_history(name: str, y: FloatArray, n_parameters: int) -> None:
+    """Refuse a history ``y (..., n, p)`` that EM can estimate no noise from, naming the
+    series (and component) of a batch.
+
+    - No readings: no likelihood to maximise (EM would average over no steps: NaN).
+    - Fewer readings than the ``n_parameters`` it estimates: refused rather than warned
+      about, since the likelihood is then flat along some combination of the variances
+      and EM returns a point set by its start, which the caller would use as an estimate
+      (a warning is lost once the fitted twin is passed on).
+    - Readings that do not vary (a stuck sensor): where the model can follow them
+      without noise, the likelihood grows without bound as the variances go to zero,
+      and EM chases it (towards 1e-30, with likelihoods that fall by thousands of nats
+      in rounding) instead of converging.
+    """
+    n_time, p = y.shape[-2], y.shape[-1]
+    observed = np.isfinite(y)
+    counts = observed.sum(axis=(-2, -1))
+    fewest = np.unravel_index(int(np.argmin(counts)), counts.shape)
+    n_readings = int(counts[fewest])
+    where = f" in series {fewest if len(fewest) > 1 else fewest[0]}" if fewest else ""
+    if n_readings == 0:
+        got = "an empty history" if n_time == 0 else f"{n_time} time steps, all missing (NaN)"
+        raise ValueError(
+            f"{name}: expected readings to estimate the noise from, got no readings{where} ({got})"
+        )
+    if n_readings < n_parameters:
+        raise ValueError(
+            f"{name}: expected at least {n_parameters} readings (one per noise parameter "
+            f"estimated), got {n_readings}{where}"
+        )
+    low = np.where(observed, y, np.inf).min(axis=-2)
+    high = np.where(observed, y, -np.inf).max(axis=-2)
+    per_component = observed.sum(axis=-2)
+    stuck = (per_component >= 2) & (low == high)
+    if stuck.any():
+        index = tuple(int(i) for i in np.argwhere(stuck)[0])
+        series, component = index[:-1], index[-1]
+        where = f" in series {series if len(series) > 1 else series[0]}" if series else ""
+        if p > 1:
+            where += f", component {component}"
+        raise ValueError(
+            f"{name}: expected readings that vary, got {int(per_component[index])} readings "
+            f"all equal to {float(low[index]):g}{where} (a stuck sensor?); EM cannot "
+            "estimate noise from them: it drives the variances towards zero"
+        )
+
+
 def em_noise(
     model: StateSpaceModel,
     observations: ArrayLike,
@@ -904,6 +1054,13 @@ def em_noise(
         The fitted model, the log-likelihood at the start of each cycle and the number
         of M-steps taken.
 
+    Raises
+    ------
+    ValueError
+        For a series with no readings, with fewer readings than the variances and
+        covariances estimated, or whose readings do not vary (a stuck sensor), as well
+        as for bad arguments; the message names the series.
+
     Examples
     --------
     A random walk with step variance 0.25 read with noise variance 4:
@@ -918,11 +1075,15 @@ def em_noise(
     >>> fit.converged, round(float(q), 1), round(float(r), 1)
     (True, 0.3, 3.7)
     """
-    if n_iterations < 0:
-        raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")
-    if not tol >= 0:
-        raise ValueError(f"tol: expected >= 0, got {tol}")
+    _check_em_settings(n_iterations, tol)
     y, u = _prepare(model, observations, controls)
+    n_parameters = _n_noise_parameters(
+        model,
+        diagonal=diagonal,
+        estimate_process_noise=estimate_process_noise,
+        estimate_observation_noise=estimate_observation_noise,
+    )
+    _check_history("observations", y, n_parameters)
     return _run_em(
         model,
         y,
@@ -1217,14 +1378,14 @@ class StateSpaceEmulator:
         units: str = "",
     ) -> None:
         self.target = target
-        self.transition = np.array(transition, dtype=np.float64)
-        self.observation = np.array(observation, dtype=np.float64)
-        self.process_noise = np.array(process_noise, dtype=np.float64)
-        self.observation_noise = np.array(observation_noise, dtype=np.float64)
-        self.initial_mean = np.array(initial_mean, dtype=np.float64)
-        self.initial_cov = np.array(initial_cov, dtype=np.float64)
+        self.transition = _floats("transition", transition).copy()
+        self.observation = _floats("observation", observation).copy()
+        self.process_noise = _floats("process_noise", process_noise).copy()
+        self.observation_noise = _floats("observation_noise", observation_noise).copy()
+        self.initial_mean = _floats("initial_mean", initial_mean).copy()
+        self.initial_cov = _floats("initial_cov", initial_cov).copy()
         self.control_matrix = (
-            None if control_matrix is None else np.array(control_matrix, dtype=np.float64)
+            None if control_matrix is None else _floats("control_matrix", control_matrix).copy()
         )
         self.control_inputs = tuple(control_inputs)
         self.lower = lower
@@ -1286,6 +1447,10 @@ class StateSpaceEmulator:
                 f"control_inputs: expected inputs other than the target {self.target!r}, "
                 f"got {list(self.control_inputs)}"
             )
+        for name in ("lower", "upper"):
+            # A string compares with a float only by TypeError.
+            if not is_real(getattr(self, name)):
+                raise ValueError(f"{name}: expected a number, got {getattr(self, name)!r}")
         if not self.lower < self.upper:
             raise ValueError(f"bounds: expected lower < upper, got [{self.lower}, {self.upper}]")
         return model
@@ -1452,6 +1617,15 @@ class StateSpaceEmulator:
         """
         if not (is_real(dt) and math.isfinite(dt) and dt > 0.0):
             raise ValueError(f"dt: expected a positive, finite step length, got {dt!r}")
+        if not is_real(capacity):
+            raise ValueError(f"capacity: expected a number, got {capacity!r}")
+        # Forecasts are censored to [0, capacity]: a prior outside it is a typo or a unit
+        # mix-up (storage in m^3, capacity in million m^3), not a state.
+        if not (is_real(initial_storage) and 0.0 <= initial_storage <= capacity):
+            raise ValueError(
+                f"initial_storage: expected a storage within [0, capacity] = [0, {capacity:g}], "
+                f"got {initial_storage!r}"
+            )
         if unmeasured_flow_var is None:
             if initial_unmeasured_flow_var is not None:
                 raise ValueError(
@@ -1499,9 +1673,16 @@ class StateSpaceEmulator:
 
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
+        names = ("mean_", "cov_", "n_observations_", "n_steps_", "log_likelihood_")
+        missing = [name for name in names if name not in state]
+        if missing:
+            # KeyError, as for a missing column: the entry is absent, not wrong.
+            raise KeyError(
+                f"state: missing entries {missing}: expected {list(names)}, got {sorted(state)}"
+            )
         emulator = cls(**params)
         for name in ("mean_", "cov_"):
-            value = np.array(state[name], dtype=np.float64)
+            value = _floats(f"state {name}", state[name]).copy()
             expected = getattr(emulator, name).shape
             if value.shape != expected:
                 raise ValueError(f"state {name}: expected shape {expected}, got {value.shape}")
@@ -1509,8 +1690,20 @@ class StateSpaceEmulator:
                 raise ValueError(f"state {name}: expected finite values, got {value.tolist()}")
             setattr(emulator, name, value)
         _check_covariance("state cov_", emulator.cov_, definite=False)
-        emulator.n_observations_ = float(state["n_observations_"])
-        emulator.n_steps_ = int(state["n_steps_"])
+        n_steps = _floats("state n_steps_", state["n_steps_"])
+        if n_steps.ndim != 0 or not (np.isfinite(n_steps) and n_steps >= 0 and n_steps % 1 == 0):
+            raise ValueError(
+                f"state n_steps_: expected a whole number >= 0, got {state['n_steps_']!r}"
+            )
+        # One target: at most one observed value per step.
+        n_observed = _floats("state n_observations_", state["n_observations_"])
+        if n_observed.ndim != 0 or not 0 <= n_observed <= n_steps:
+            raise ValueError(
+                f"state n_observations_: expected a count from 0 to n_steps_ = "
+                f"{int(n_steps)}, got {state['n_observations_']!r}"
+            )
+        emulator.n_observations_ = float(n_observed)
+        emulator.n_steps_ = int(n_steps)
         emulator.log_likelihood_ = float(state["log_likelihood_"])
         return emulator
 
@@ -1519,12 +1712,23 @@ class StateSpaceEmulator:
         return self.model._with(initial_mean=self.mean_, initial_cov=self.cov_)
 
     # -- reading columns -------------------------------------------------------------------
+    @staticmethod
+    def _column(data: Columns, name: str) -> FloatArray:
+        """Column ``name`` as :func:`~twinweave.core.column` reads it, refusing ``None``,
+        which numpy would take for one missing value."""
+        if name in data and data[name] is None:
+            raise ValueError(
+                f"{name}: expected a column of values (NaN for a missing one), got None"
+            )
+        array = column(data, name)
+        assert array is not None  # column() raises for a missing required column
+        return array
+
     def _read_controls(self, data: Columns, n_rows: int, role: str) -> FloatArray:
         """Control inputs as ``(n_rows, c)``, checked to be complete and finite."""
         arrays: list[FloatArray] = []
         for name in self.control_inputs:
-            array = column(data, name)
-            assert array is not None  # column() raises for a missing required column
+            array = self._column(data, name)
             if array.shape[0] != n_rows:
                 raise ValueError(
                     f"{name}: expected {n_rows} values (one per {role}), got {array.shape[0]}"
@@ -1542,8 +1746,7 @@ class StateSpaceEmulator:
         return np.stack(arrays, axis=-1)
 
     def _read_target(self, data: Columns) -> FloatArray:
-        y = column(data, self.target)
-        assert y is not None  # column() raises for a missing required column
+        y = self._column(data, self.target)
         if np.any(np.isinf(y)):
             row = int(np.flatnonzero(np.isinf(y))[0])
             raise ValueError(
@@ -1641,17 +1844,34 @@ class StateSpaceEmulator:
         from_state = np.empty((n_rows, self.n_state))
         # Row ``lag``: how a step's process noise reaches the target ``lag`` steps on.
         from_noise = np.empty((n_rows, root.shape[1]))
-        for step in range(n_rows):
-            mean = f @ mean
-            if model.control_matrix is not None:
-                mean = mean + model.control_matrix @ u[step]
-            shared = f @ shared
-            accumulated = _symmetrise(f @ accumulated @ f.T + model.process_noise)
-            loc[step] = h @ mean
-            from_state[step] = h @ shared
-            from_noise[step] = h @ propagated
-            propagated = f @ propagated
-            row_var[step] = h @ accumulated @ h + float(from_state[step] @ from_state[step])
+        # A transition that grows the state overflows far enough ahead; refused below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for step in range(n_rows):
+                mean = f @ mean
+                if model.control_matrix is not None:
+                    mean = mean + model.control_matrix @ u[step]
+                shared = f @ shared
+                accumulated = _symmetrise(f @ accumulated @ f.T + model.process_noise)
+                loc[step] = h @ mean
+                from_state[step] = h @ shared
+                from_noise[step] = h @ propagated
+                propagated = f @ propagated
+                row_var[step] = h @ accumulated @ h + float(from_state[step] @ from_state[step])
+            # The forecast's moments need the second moment too.
+            finite = (
+                np.isfinite(loc * loc + row_var)
+                & np.isfinite(from_state).all(axis=1)
+                & np.isfinite(from_noise).all(axis=1)
+            )
+        if not finite.all():
+            first = int(np.argmin(finite))
+            growth = float(np.max(np.abs(np.linalg.eigvals(f))))
+            raise ValueError(
+                f"inputs: expected a horizon the forecast can reach in float64, got "
+                f"{n_rows} steps: the forecast overflows at step {first + 1} (the "
+                f"transition grows the state by a factor of {growth:.3g} per step); "
+                f"forecast at most {first} steps"
+            )
 
         return CensoredNormal(
             loc,
@@ -1692,15 +1912,23 @@ class StateSpaceEmulator:
         ``observations`` is a history that starts at the configured initial state; the
         result has this emulator's configuration otherwise, and has assimilated nothing.
         Warns (:class:`~twinweave.core.ConvergenceWarning`) when EM stops at
-        ``n_iterations`` before ``tol``.
+        ``n_iterations`` before ``tol``. Refuses, as :func:`em_noise` does, a history
+        with no readings, with fewer readings than the variances estimated, or whose
+        readings do not vary (a stuck sensor).
         """
+        _check_em_settings(n_iterations, tol)
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
         # A single reading has no step to check: a stream skips parsing its time.
         if "time" in observations and y.shape[0] > 1:
             self._check_steps(time_seconds(observations["time"]))
-        if n_iterations < 0:
-            raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")
+        n_parameters = _n_noise_parameters(
+            self.model,
+            diagonal=diagonal,
+            estimate_process_noise=True,
+            estimate_observation_noise=True,
+        )
+        _check_history(self.target, y[:, None], n_parameters)
         fit = _run_em(
             self.model, y[:, None], u, n_iterations=n_iterations, tol=tol, diagonal=diagonal
         )
