@@ -750,6 +750,29 @@ def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path
         assert "the twin reads that are not given: ['wind_direction']" in result.stdout
 
 
+def test_whatif_says_when_it_guesses_a_readings_length(fitted_store: Path, tmp_path: Path) -> None:
+    # Two readings a day apart were counted as a day each, one reading as 10 minutes,
+    # silently ("1 readings of 10 minutes").
+    base = ("whatif", "--store", fitted_store, "--twin", "R80711", "--derate", "500")
+    two = tmp_path / "two.csv"
+    two.write_text("time,wind_speed\n2015-06-01T00:00Z,9\n2015-06-02T00:00Z,9\n")
+    result = twinweave(*base, "--input", two, "--samples", "50")
+    assert (
+        "column 'time': each reading is counted for 24 hours, the step between its 2 times, "
+        "too few to be sure of it" in one_line(result.stderr)
+    ), result.stderr
+    one = tmp_path / "one.csv"
+    one.write_text("time,wind_speed\n2015-06-01T00:00Z,9\n")
+    result = twinweave(*base, "--input", one, "--samples", "50")
+    assert "column 'time': one time only" in one_line(result.stderr), result.stderr
+    assert "(1 reading of 10 minutes)" in one_line(result.stdout), result.stdout
+    # Enough times: nothing said.
+    times = pd.date_range("2015-06-01", periods=6, freq="10min", tz="UTC")
+    six = tmp_path / "six.csv"
+    pd.DataFrame({"time": times, "wind_speed": 9.0}).to_csv(six, index=False)
+    assert "column 'time'" not in twinweave(*base, "--input", six, "--samples", "50").stderr
+
+
 def test_whatif_says_when_its_sample_paths_do_not_fit_in_memory(
     fitted_store: Path, tmp_path: Path
 ) -> None:
@@ -800,6 +823,16 @@ def test_whatif_refuses_what_it_cannot_mean(fitted_store: Path, tmp_path: Path) 
     assert no_samples.returncode == 2 and "--samples" in no_samples.stderr
     assert "19 is not in the range x>=20" in one_line(no_samples.stderr)
     assert "Traceback" not in no_samples.stderr
+    # Was "error: expected non-negative integer" from numpy, naming no option.
+    negative_seed = twinweave(*base, "--stop", "--seed", "-1", ok=False)
+    assert negative_seed.returncode == 2 and "--seed" in negative_seed.stderr
+    assert "-1 is not in the range x>=0" in one_line(negative_seed.stderr)
+    # The detectors need 30 days: --calibration-days 29 failed (or only warned, in report)
+    # after the monitor ran, under a help that said x>=1.
+    for command in ("monitor", "report"):
+        short = twinweave(command, "--store", fitted_store, "--calibration-days", "29", ok=False)
+        assert short.returncode == 2 and "--calibration-days" in short.stderr
+        assert "29 is not in the range x>=30" in one_line(short.stderr), short.stderr
     # A period without stored readings names the twin and where its readings are.
     later = twinweave(*base, "--stop", "--start", "2017-01-01", "--end", "2017-02-01", ok=False)
     assert_user_error(

@@ -74,6 +74,7 @@ from twinweave.domains.wind import (
     turbine_metrics,
 )
 from twinweave.models import BayesianBasisRegression
+from twinweave.monitoring import MIN_CALIBRATION_PERIODS
 from twinweave.provenance import ProvRecord, Recorder
 from twinweave.report import utc_time_text
 
@@ -1407,7 +1408,7 @@ def whatif(
             min=20,
         ),
     ] = 1000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.", min=0)] = 0,
 ) -> None:
     """Compare a branch with an intervention against the live twin, side by side.
 
@@ -1540,8 +1541,8 @@ def whatif(
                 ) from None
         result_id = _record_whatif(recorder, live, branch, result, len(frame), samples, seed)
     table = Table(
-        title=f"what-if for {twin}: {result.interventions} ({len(frame)} readings of "
-        f"{_duration(step_hours)})"
+        title=f"what-if for {twin}: {result.interventions} ({len(frame)} "
+        f"{'reading' if len(frame) == 1 else 'readings'} of {_duration(step_hours)})"
     )
     for column in ("quantity", "live twin", "branch", "difference"):
         table.add_column(column, justify="right")
@@ -1560,6 +1561,8 @@ def whatif(
 
 #: Length of one reading when the inputs do not say [h]: SCADA's 10-minute averages.
 READING_HOURS = 1.0 / 6.0
+#: Steps between times below which the usual step is a guess, said as one.
+_FEW_STEPS = 3
 
 
 def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
@@ -1579,8 +1582,19 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
     seconds = time_seconds(times)
     hours = usual_step_hours(seconds)
     if hours is None:
+        _warn(
+            f"column 'time': one time only, so no step between readings to count each for; "
+            f"counted for {_duration(READING_HOURS)} (La Haute Borne's step)"
+        )
         return READING_HOURS
     step_hours = time_steps_hours(seconds)  # as the usual step is found: jitter rounded
+    if step_hours.size < _FEW_STEPS:
+        # Two readings a day apart are two days of readings, or a gap in a 10-minute log.
+        _warn(
+            f"column 'time': each reading is counted for {_duration(hours)}, the step "
+            f"between its {step_hours.size + 1} times, too few to be sure of it; give one "
+            "reading per step if a reading stands for another length of time"
+        )
     # Gaps make longer steps here and there (many, where a tenth of the readings are
     # missing); a second cadence (hourly readings after 10-minute ones) makes them one
     # after the other. Counted: the steps in runs of three or more equal ones.
@@ -1858,7 +1872,10 @@ def _utc(value: datetime) -> pd.Timestamp:
 CalibrationDaysOption = Annotated[
     int,
     typer.Option(
-        "--calibration-days", help="Days before --since the detectors calibrate on.", min=1
+        "--calibration-days",
+        help="Days before --since the detectors calibrate on (each needs "
+        f"{MIN_CALIBRATION_PERIODS} days with readings or more).",
+        min=MIN_CALIBRATION_PERIODS,
     ),
 ]
 #: Days of calibration by default, in ``monitor`` and ``report`` alike.

@@ -256,6 +256,8 @@ def test_a_fit_record_counts_the_readings_and_the_weight_held() -> None:
     # (about 1 / (1 - 0.99) readings), not a count of the readings ever seen.
     assert fits[-1].attributes["n_readings"] == 500
     assert 90 < float(fits[-1].attributes["weight_of_readings_held"]) < 101  # type: ignore[arg-type]
+    # And the forgetting factor that weight depends on (the fit's record left it out).
+    assert fits[-1].attributes["forgetting"] == 0.99
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,11 @@ def test_record_links_activity_used_generated_and_times_are_utc() -> None:
     observations = recorder.get(source)
     assert observations is not None
     assert type(observations.attributes["n_rows"]) is int
+    # An entity used twice (four turbines of one file's observations) is used once: the
+    # monitor's record listed it four times, and PROV-JSON four usage relations.
+    twice = recorder.record("monitor", used=[source, model, source, source], generated="alarms")
+    monitor = recorder.get(recorder.get(twice).generated_by or "")  # type: ignore[union-attr]
+    assert monitor is not None and monitor.used == (source, model)
 
 
 def test_bad_kind_or_attribute_name_is_refused() -> None:

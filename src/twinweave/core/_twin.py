@@ -221,6 +221,7 @@ class Twin:
             correlation.update(self.emulator.predict(observations), target, observations["time"])
         if self.recorder is not None:
             used = [u for u in (source, self.model_version_) if u is not None]
+            forgetting = getattr(self.emulator, "forgetting", None)
             self.model_version_ = self.recorder.record(
                 "fit",
                 used=used,
@@ -231,6 +232,8 @@ class Twin:
                     "n_readings": 0 if target is None else int(target.size),
                     # With forgetting, less than the readings ever assimilated.
                     "weight_of_readings_held": self.emulator.n_observations_,
+                    # What the weight depends on, where the emulator forgets.
+                    **({"forgetting": forgetting} if forgetting is not None else {}),
                 },
             )
         return self

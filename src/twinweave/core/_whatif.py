@@ -164,7 +164,12 @@ class ScaleTarget:
 
 
 class Metric(Protocol):
-    """A quantity computed from sample paths, one value per path."""
+    """A quantity computed from sample paths, one value per path.
+
+    A metric may also have a method ``check(predictive)`` that raises ``ValueError``
+    for a prediction it does not fit (a rated power in other units than the twin's);
+    :func:`compare` calls it with the baseline's predictive before sampling.
+    """
 
     @property
     def name(self) -> str: ...
@@ -356,6 +361,11 @@ def compare(
     for twin in (baseline, scenario):
         predictive = twin.predict(inputs, source=source)
         predictions.append(twin.last_prediction_)
+        if twin is baseline:
+            for metric in metrics:
+                check = getattr(metric, "check", None)
+                if callable(check):
+                    check(predictive)
         paths = predictive.sample(n_samples, np.random.default_rng(seed_int))
         values.append(np.column_stack([metric(paths) for metric in metrics]))
         del paths  # before the next twin's paths are drawn: one set in memory at a time

@@ -15,7 +15,7 @@ A twin that predicts with calibrated uncertainty can judge what its asset does:
   absorb an underperformance as the new normal.
 """
 
-from twinweave.monitoring._cusum import Alarm, CusumDetector
+from twinweave.monitoring._cusum import MIN_CALIBRATION_PERIODS, Alarm, CusumDetector
 from twinweave.monitoring._residuals import (
     anomaly_score,
     fleet_contrast,
@@ -24,6 +24,7 @@ from twinweave.monitoring._residuals import (
 )
 
 __all__ = [
+    "MIN_CALIBRATION_PERIODS",
     "Alarm",
     "CusumDetector",
     "anomaly_score",

@@ -82,6 +82,11 @@ class Alarm:
     statistic: float
 
 
+#: Calibration periods a detector needs by default: fewer leave the variance of a
+#: period's sum, which scales the CUSUM, too uncertain for its false-alarm rate.
+MIN_CALIBRATION_PERIODS = 30
+
+
 class CusumDetector:
     """One-sided CUSUM on period sums of residuals, for a persistent downward shift.
 
@@ -145,7 +150,7 @@ class CusumDetector:
         min_count: int = 12,
         shift: float = 0.5,
         clip: float = 5.0,
-        min_calibration_periods: int = 30,
+        min_calibration_periods: int = MIN_CALIBRATION_PERIODS,
     ) -> None:
         self.threshold = threshold
         self.period = period

@@ -305,7 +305,8 @@ class Recorder:
             kind=activity,
             time=time,
             attributes=_attributes(attributes),
-            used=tuple(used),
+            # Once each: turbines read from one file share its observations' entity.
+            used=tuple(dict.fromkeys(used)),
             generated=tuple(r.id for r in outputs),
         )
         self._write([action, *outputs])

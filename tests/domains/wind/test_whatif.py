@@ -107,6 +107,27 @@ def test_compare_counts_readings_for_the_inputs_step_and_says_so() -> None:
 
 
 @pytest.mark.slow
+def test_a_rated_power_in_other_units_than_the_twins_is_refused() -> None:
+    # turbine_metrics(2.05) (MW) beside a twin in kW gave a capacity factor of 148 and
+    # 540 hours at rated in a period of 661 hours, silently.
+    rng = np.random.default_rng(3)
+    readings = scada("2015-01-01", 500, rng)
+    twin = build_turbine_twin(SPEC, readings)
+    twin.update(model_inputs(readings, RATED))
+    inputs = model_inputs(readings, RATED)
+    for metrics in (turbine_metrics(2.05), [HoursAtRated(2.05e6)]):
+        with pytest.raises(
+            ValueError,
+            match=r"(capacity_factor|hours_at_rated): rated_power 2.05e?\+?0?6? is far from "
+            r"the twin's bound on power, 2050 \[kW\]; expected the rated power in kW "
+            r"\(turbine_metrics\(2050\) for this twin\)",
+        ):
+            compare(twin, twin.branch(Derate(1500.0)), inputs, metrics, n_samples=50)
+    # A rated power a little under the bound (a bound allowing overshoot) is taken.
+    result = compare(twin, twin.branch(), inputs, turbine_metrics(2000.0), n_samples=50)
+    assert 0.0 <= result.baseline[:, 1].min() <= result.baseline[:, 1].max() <= 1.03
+
+
 def test_weekly_energy_intervals_cover_the_truth_at_the_nominal_rate() -> None:
     """A twin fitted on a year predicts 30 later weeks: its 90 % intervals of each week's
     energy cover the energy delivered in about 90 % of them. Sampling the residuals as

@@ -60,6 +60,7 @@ from twinweave.domains.wind._fleet import (
     model_inputs,
 )
 from twinweave.monitoring import (
+    MIN_CALIBRATION_PERIODS,
     Alarm,
     CusumDetector,
     anomaly_score,
@@ -212,7 +213,7 @@ class FleetMonitor:
         clip: float = 5.0,
         max_sensitivity: float = 4.0,
         min_others: int = 2,
-        min_calibration_periods: int = 30,
+        min_calibration_periods: int = MIN_CALIBRATION_PERIODS,
         seed: int | np.random.Generator | None = None,
     ) -> None:
         self.loss = loss

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from twinweave.core._emulator import is_real
+from twinweave.core._predictive import CensoredNormal
 
 FloatArray = NDArray[np.float64]
 
@@ -17,6 +18,25 @@ def _check_positive(**values: float) -> None:
     for name, value in values.items():
         if not (is_real(value) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name}: expected a positive, finite number, got {value!r}")
+
+
+#: How far a metric's rated power may lie from the twin's upper bound on power before it
+#: is taken for another unit (MW for kW is a factor of 1000; a bound set a little above
+#: rated to allow the controller's overshoot is well within).
+_RATED_TO_BOUND = 2.0
+
+
+def _check_rated(metric: str, rated_power: float, predictive: CensoredNormal) -> None:
+    """Refuse a rated power far from the power bound of the twin's predictive."""
+    upper = predictive.upper
+    near = upper / _RATED_TO_BOUND <= rated_power <= upper * _RATED_TO_BOUND
+    if math.isfinite(upper) and not near:
+        units = predictive.units or "the twin's units"
+        raise ValueError(
+            f"{metric}: rated_power {rated_power:g} is far from the twin's bound on power, "
+            f"{upper:g} [{units}]; expected the rated power in {units} "
+            f"(turbine_metrics({upper:g}) for this twin)"
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,9 @@ class CapacityFactor:
     def __post_init__(self) -> None:
         _check_positive(rated_power=self.rated_power)
 
+    def check(self, predictive: CensoredNormal) -> None:
+        _check_rated(self.name, self.rated_power, predictive)
+
     def __call__(self, paths: FloatArray) -> FloatArray:
         return np.asarray(paths.mean(axis=1) / self.rated_power, dtype=np.float64)
 
@@ -75,6 +98,9 @@ class HoursAtRated:
             raise ValueError(
                 f"fraction: expected a share of rated power in (0, 1], got {self.fraction!r}"
             )
+
+    def check(self, predictive: CensoredNormal) -> None:
+        _check_rated(self.name, self.rated_power, predictive)
 
     def __call__(self, paths: FloatArray) -> FloatArray:
         at_rated = paths >= self.fraction * self.rated_power
