@@ -919,6 +919,10 @@ def test_a_twin_whose_readings_leave_no_noise_is_named_in_every_mode(n_segments:
     assert fit_central(stats, prior).converged
 
 
+def stats_without(stats: dict[str, TwinStatistics], name: str) -> dict[str, TwinStatistics]:
+    return {k: v for k, v in stats.items() if k != name}
+
+
 def test_the_same_statistics_under_two_names_are_warned_of() -> None:
     # One twin's file loaded under two names was taken for two twins that agree
     # exactly, silently: its readings counted twice and the spread between twins shrank.
@@ -933,9 +937,18 @@ def test_the_same_statistics_under_two_names_are_warned_of() -> None:
         fit_gossip(stats, nx.complete_graph(list(stats)), prior)
     with pytest.warns(UserWarning, match=r"T0.* and .*T0 again.*: the same statistics"):
         fit_federated(FleetPooling(prior, ["default"]), stats)
-    # Twins without readings are alike by nature; twins with their own readings differ.
+    # Twins at the same bound (rated power) at other wind speeds: equal counts and sums
+    # of squares, other moments. Twins without readings are alike by nature.
+    x = np.linspace(0.05, 0.2, 50)
+    at_bound = {
+        name: TwinStatistics.from_emulator(emulator().update({"x": x + shift, "y": np.ones(50)}))
+        for name, shift in (("A", 0.0), ("B", 0.25))
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_central({**stats_without(stats, "T0 again"), **at_bound}, prior)
     empty = TwinStatistics.from_emulator(emulator())
-    apart = {**{k: v for k, v in stats.items() if k != "T0 again"}, "new": empty, "new2": empty}
+    apart = {**stats_without(stats, "T0 again"), "new": empty, "new2": empty}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_central(apart, prior)

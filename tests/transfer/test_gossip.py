@@ -128,6 +128,25 @@ def test_a_twin_that_hears_nothing_has_not_settled() -> None:
     )
 
 
+def test_small_graphs_at_heavy_loss_do_not_stop_early() -> None:
+    # With one message a window, a path of three at loss 0.97 stopped early in 5 of 30
+    # runs (errors up to 0.5 %): a twin left with little mass of its own copies its
+    # neighbour's estimate, which the next message alone does not move.
+    path = nx.path_graph(3)
+    for seed in range(30):
+        values = np.random.default_rng(seed).normal(size=(3, 2)) + np.array([0.0, 50.0])
+        result = gossip_mean(values, path, loss=0.97, patience=2, seed=seed)
+        assert result.converged
+        assert result.relative_error(values.mean(axis=0)) < 1e-6, seed
+    # After a crash, messages of the old epoch that a restarting twin discards are no
+    # news: counted as deliveries, both survivors stopped at one's payload (8 % off).
+    values = {0: np.array([1.558, 63.339]), 1: np.array([0.158, 53.659]), 2: np.array([1.0, 40.0])}
+    gossip = PushSum(path, loss=0.9, seed=57).start(values).step(2).crash([2])
+    result = gossip.run(tol=1e-10, patience=10)
+    assert result.converged
+    assert result.relative_error([0.858, 58.499]) < 1e-6
+
+
 def test_more_loss_takes_more_rounds() -> None:
     graph = GRAPHS["small-world"](300, 5)
     values = payloads(300)

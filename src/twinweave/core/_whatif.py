@@ -166,9 +166,10 @@ class ScaleTarget:
 class Metric(Protocol):
     """A quantity computed from sample paths, one value per path.
 
-    A metric may also have a method ``check(predictive)`` that raises ``ValueError``
-    for a prediction it does not fit (a rated power in other units than the twin's);
-    :func:`compare` calls it with the baseline's predictive before sampling.
+    A metric may also have a method ``check(upper, units)`` that raises ``ValueError``
+    for a twin it does not fit (a rated power in other units than the twin's);
+    :func:`compare` calls it with the physical upper bound and units of the twins'
+    target in their schema (a branch's derate aside) before sampling.
     """
 
     @property
@@ -358,14 +359,14 @@ def compare(
         _check_reading_step(time_seconds(inputs["time"]), metrics)
     seed_int = int(seed.integers(2**63)) if isinstance(seed, np.random.Generator) else seed
     values, predictions = [], []
+    target = baseline.schema.variable(baseline.target)
+    for metric in metrics:
+        check = getattr(metric, "check", None)
+        if callable(check):
+            check(target.bounds[1], target.unit)
     for twin in (baseline, scenario):
         predictive = twin.predict(inputs, source=source)
         predictions.append(twin.last_prediction_)
-        if twin is baseline:
-            for metric in metrics:
-                check = getattr(metric, "check", None)
-                if callable(check):
-                    check(predictive)
         paths = predictive.sample(n_samples, np.random.default_rng(seed_int))
         values.append(np.column_stack([metric(paths) for metric in metrics]))
         del paths  # before the next twin's paths are drawn: one set in memory at a time

@@ -304,10 +304,11 @@ class EMResult:
         ``(n_cycles + n_plain_steps + 1, ...)``; the last entry is that of ``model``. Where
         the likelihood has a maximum, it never decreases by more than rounding (see
         :class:`StateSpaceEmulator`'s ``initial_cov`` on vague priors). Where the model
-        can follow the readings without noise (readings that do not vary, which
-        :func:`em_noise` refuses; an exact straight line for a trend), the likelihood
-        grows without bound as the variances go to zero and this does not hold: in
-        rounding at variances near 1e-30 it falls by thousands of nats.
+        can follow the readings without noise (a local level's readings that do not
+        vary, a stuck sensor; an exact straight line for a trend), the likelihood grows
+        without bound as the variances go to zero and this does not hold: in rounding at
+        variances near 1e-30 it falls by thousands of nats, and EM does not converge
+        (``estimate_noise`` then says so).
     converged
         Whether the relative change fell below the tolerance for every series.
     n_iterations
@@ -333,8 +334,7 @@ def _series(name: str, values: ArrayLike, width: int, width_name: str) -> FloatA
             raise ValueError(
                 f"{name}: expected shape (n_time,) or (n_series, n_time) for {width_name} = 1 "
                 f"(the last axis left out), got {array.shape}, which would be {n} series of "
-                f"one step each: for one series of {n} steps pass {name}.ravel(); for {n} "
-                f"series of one step pass shape {(*array.shape, 1)}"
+                f"one step each: for one series of {n} steps pass {name}.ravel()"
             )
         array = array[..., None]
     if array.ndim < 2 or array.shape[-1] != width:
@@ -922,6 +922,11 @@ def _m_step_observation_noise(
     return _symmetrise(np.asarray(estimate, dtype=np.float64))
 
 
+#: Noise variances below this share of the readings' scale (their variance or squared
+#: mean) are taken for EM's collapse towards zero rather than an estimate.
+_COLLAPSED = 1e-12
+
+
 def _check_em_settings(n_iterations: object, tol: object) -> None:
     """The checks of EM's budget, shared by :func:`em_noise` and ``estimate_noise``."""
     if isinstance(n_iterations, bool) or not isinstance(n_iterations, int | np.integer):
@@ -953,24 +958,26 @@ def _n_noise_parameters(
 
 def _check_history(name: str, y: FloatArray, n_parameters: int) -> None:
     """Refuse a history ``y (..., n, p)`` that EM can estimate no noise from, naming the
-    series (and component) of a batch.
+    series of a batch.
 
     - No readings: no likelihood to maximise (EM would average over no steps: NaN).
     - Fewer readings than the ``n_parameters`` it estimates: refused rather than warned
       about, since the likelihood is then flat along some combination of the variances
       and EM returns a point set by its start, which the caller would use as an estimate
       (a warning is lost once the fitted twin is passed on).
-    - Readings that do not vary (a stuck sensor): where the model can follow them
-      without noise, the likelihood grows without bound as the variances go to zero,
-      and EM chases it (towards 1e-30, with likelihoods that fall by thousands of nats
-      in rounding) instead of converging.
+
+    Readings that do not vary are not refused here: whether the model can follow them
+    without noise depends on the model (a local level can; a state driven by controls
+    or decaying towards zero cannot), and one such series of a batch leaves the others
+    fittable. ``estimate_noise`` names them where EM's variances collapse.
     """
-    n_time, p = y.shape[-2], y.shape[-1]
+    n_time = y.shape[-2]
     observed = np.isfinite(y)
     counts = observed.sum(axis=(-2, -1))
     fewest = np.unravel_index(int(np.argmin(counts)), counts.shape)
     n_readings = int(counts[fewest])
-    where = f" in series {fewest if len(fewest) > 1 else fewest[0]}" if fewest else ""
+    series = tuple(int(i) for i in fewest)
+    where = f" in series {series if len(series) > 1 else series[0]}" if series else ""
     if n_readings == 0:
         got = "an empty history" if n_time == 0 else f"{n_time} time steps, all missing (NaN)"
         raise ValueError(
@@ -980,21 +987,6 @@ def _check_history(name: str, y: FloatArray, n_parameters: int) -> None:
         raise ValueError(
             f"{name}: expected at least {n_parameters} readings (one per noise parameter "
             f"estimated), got {n_readings}{where}"
-        )
-    low = np.where(observed, y, np.inf).min(axis=-2)
-    high = np.where(observed, y, -np.inf).max(axis=-2)
-    per_component = observed.sum(axis=-2)
-    stuck = (per_component >= 2) & (low == high)
-    if stuck.any():
-        index = tuple(int(i) for i in np.argwhere(stuck)[0])
-        series, component = index[:-1], index[-1]
-        where = f" in series {series if len(series) > 1 else series[0]}" if series else ""
-        if p > 1:
-            where += f", component {component}"
-        raise ValueError(
-            f"{name}: expected readings that vary, got {int(per_component[index])} readings "
-            f"all equal to {float(low[index]):g}{where} (a stuck sensor?); EM cannot "
-            "estimate noise from them: it drives the variances towards zero"
         )
 
 
@@ -1057,9 +1049,9 @@ def em_noise(
     Raises
     ------
     ValueError
-        For a series with no readings, with fewer readings than the variances and
-        covariances estimated, or whose readings do not vary (a stuck sensor), as well
-        as for bad arguments; the message names the series.
+        For a series with no readings or with fewer readings than the variances and
+        covariances estimated, as well as for bad arguments; the message names the
+        series.
 
     Examples
     --------
@@ -1912,9 +1904,10 @@ class StateSpaceEmulator:
         ``observations`` is a history that starts at the configured initial state; the
         result has this emulator's configuration otherwise, and has assimilated nothing.
         Warns (:class:`~twinweave.core.ConvergenceWarning`) when EM stops at
-        ``n_iterations`` before ``tol``. Refuses, as :func:`em_noise` does, a history
-        with no readings, with fewer readings than the variances estimated, or whose
-        readings do not vary (a stuck sensor).
+        ``n_iterations`` before ``tol``, saying so where the variances collapsed towards
+        zero (readings the model follows without noise: a stuck sensor's). Refuses, as
+        :func:`em_noise` does, a history with no readings or with fewer readings than
+        the variances estimated.
         """
         _check_em_settings(n_iterations, tol)
         y = self._read_target(observations)
@@ -1933,19 +1926,41 @@ class StateSpaceEmulator:
             self.model, y[:, None], u, n_iterations=n_iterations, tol=tol, diagonal=diagonal
         )
         if not fit.converged:
-            change = float(np.abs(np.diff(fit.log_likelihood[-2:], axis=0)).max(initial=0.0))
-            warnings.warn(
-                f"estimate_noise: EM stopped at n_iterations={n_iterations} before its "
-                f"tolerance (last change {change:.3g} nats per cycle, tol {tol:g} of "
-                f"{abs(float(fit.log_likelihood[-1])):.6g}); raise n_iterations, or start "
-                "nearer the answer",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            warnings.warn(self._not_converged(fit, y, n_iterations, tol), ConvergenceWarning, 2)
         params = self.get_params()
         params["process_noise"] = fit.model.process_noise
         params["observation_noise"] = fit.model.observation_noise
         return type(self)(**params)
+
+    def _not_converged(self, fit: EMResult, y: FloatArray, n_iterations: int, tol: float) -> str:
+        """What ``estimate_noise`` says of EM stopped at ``n_iterations``: where the
+        variances collapsed, that more iterations will not help, and why."""
+        change = float(np.abs(np.diff(fit.log_likelihood[-2:], axis=0)).max(initial=0.0))
+        stopped = (
+            f"estimate_noise: EM stopped at n_iterations={n_iterations} before its "
+            f"tolerance (last change {change:.3g} nats per cycle, tol {tol:g} of "
+            f"{abs(float(fit.log_likelihood[-1])):.6g})"
+        )
+        readings = y[np.isfinite(y)]
+        scale = max(float(np.var(readings)), float(np.mean(readings)) ** 2, np.finfo(float).tiny)
+        largest = max(
+            float(np.diagonal(fit.model.process_noise).max()),
+            float(np.diagonal(fit.model.observation_noise).max()),
+        )
+        if largest > _COLLAPSED * scale:
+            return f"{stopped}; raise n_iterations, or start nearer the answer"
+        units = f" [{self.units}^2]" if self.units else ""
+        constant = (
+            f"; its {readings.size} readings are all equal to {float(readings[0]):g} "
+            "(a stuck sensor?)"
+            if np.ptp(readings) == 0
+            else ""
+        )
+        return (
+            f"{stopped}: the noise variances went towards zero (the largest "
+            f"{largest:.3g}{units}), as where the model follows the readings without noise"
+            f"{constant}; more iterations will not converge: expected readings with noise"
+        )
 
     def __repr__(self) -> str:
         return (

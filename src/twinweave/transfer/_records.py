@@ -10,6 +10,7 @@ lists what travels in each message.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import warnings
 from collections import Counter
@@ -409,12 +410,16 @@ def _warn_repeated(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> No
     for label, s in zip(labels, stats, strict=True):
         if s.n_observations == 0:
             continue  # twins without readings are alike by nature
-        # Equal sums of squares in every bin: the same readings, as near as can be.
-        key = s.count.tobytes() + s.sum_sq.tobytes()
+        # Equal counts and sums in every bin: the same readings, as near as can be.
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(s.kind.encode())
+        for part in (s.count, s.sum_sq, s.moment):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        key = digest.digest()
         if key in seen:
             warnings.warn(
-                f"{seen[key]} and {label}: the same statistics (readings and sums of squares "
-                "equal in every noise bin): the fleet counts these readings twice, as two "
+                f"{seen[key]} and {label}: the same statistics (kind, readings and sums equal "
+                "in every noise bin): the fleet counts these readings twice, as two "
                 "twins that agree exactly, and learns too small a spread between twins; "
                 "expected each twin's own readings",
                 UserWarning,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twinweave.core import Derate, ExponentialCorrelation, compare, time_seconds
+from twinweave.core import Derate, ExponentialCorrelation, Stop, compare, time_seconds
 from twinweave.domains.wind import (
     CapacityFactor,
     Energy,
@@ -126,6 +126,9 @@ def test_a_rated_power_in_other_units_than_the_twins_is_refused() -> None:
     # A rated power a little under the bound (a bound allowing overshoot) is taken.
     result = compare(twin, twin.branch(), inputs, turbine_metrics(2000.0), n_samples=50)
     assert 0.0 <= result.baseline[:, 1].min() <= result.baseline[:, 1].max() <= 1.03
+    # A derated or stopped branch as the baseline keeps the turbine's rated power.
+    for baseline in (twin.branch(Derate(900.0)), twin.branch(Stop())):
+        compare(baseline, twin.branch(), inputs, turbine_metrics(RATED), n_samples=50)
 
 
 def test_weekly_energy_intervals_cover_the_truth_at_the_nominal_rate() -> None:

@@ -9,7 +9,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from twinweave.core._emulator import is_real
-from twinweave.core._predictive import CensoredNormal
 
 FloatArray = NDArray[np.float64]
 
@@ -26,12 +25,11 @@ def _check_positive(**values: float) -> None:
 _RATED_TO_BOUND = 2.0
 
 
-def _check_rated(metric: str, rated_power: float, predictive: CensoredNormal) -> None:
-    """Refuse a rated power far from the power bound of the twin's predictive."""
-    upper = predictive.upper
+def _check_rated(metric: str, rated_power: float, upper: float, units: str) -> None:
+    """Refuse a rated power far from the twin's physical bound on power, ``upper``."""
     near = upper / _RATED_TO_BOUND <= rated_power <= upper * _RATED_TO_BOUND
-    if math.isfinite(upper) and not near:
-        units = predictive.units or "the twin's units"
+    if math.isfinite(upper) and upper > 0 and not near:
+        units = units or "the twin's units"
         raise ValueError(
             f"{metric}: rated_power {rated_power:g} is far from the twin's bound on power, "
             f"{upper:g} [{units}]; expected the rated power in {units} "
@@ -71,8 +69,8 @@ class CapacityFactor:
     def __post_init__(self) -> None:
         _check_positive(rated_power=self.rated_power)
 
-    def check(self, predictive: CensoredNormal) -> None:
-        _check_rated(self.name, self.rated_power, predictive)
+    def check(self, upper: float, units: str) -> None:
+        _check_rated(self.name, self.rated_power, upper, units)
 
     def __call__(self, paths: FloatArray) -> FloatArray:
         return np.asarray(paths.mean(axis=1) / self.rated_power, dtype=np.float64)
@@ -99,8 +97,8 @@ class HoursAtRated:
                 f"fraction: expected a share of rated power in (0, 1], got {self.fraction!r}"
             )
 
-    def check(self, predictive: CensoredNormal) -> None:
-        _check_rated(self.name, self.rated_power, predictive)
+    def check(self, upper: float, units: str) -> None:
+        _check_rated(self.name, self.rated_power, upper, units)
 
     def __call__(self, paths: FloatArray) -> FloatArray:
         at_rated = paths >= self.fraction * self.rated_power
