@@ -264,6 +264,24 @@ def test_monitor_and_report_record_their_provenance(fitted_store: Path, tmp_path
     assert chain.count("model_version:") >= 4  # one per twin scored
 
 
+def test_monitor_joins_alarms_that_follow_one_another_into_periods() -> None:
+    # A persistent loss raised 22 alarms a few days apart (the CUSUM restarts after each),
+    # listed one by one, where the report said one period.
+    from twinweave.monitoring import Alarm
+
+    def alarm(start: str, time: str) -> Alarm:
+        return Alarm(pd.Timestamp(time, tz="UTC"), pd.Timestamp(start, tz="UTC"), 2, 7.0)
+
+    persistent = [alarm("2015-06-01", "2015-06-03"), alarm("2015-06-03", "2015-06-05")]
+    later = alarm("2015-09-01", "2015-09-02")
+    periods = cli._alarm_periods([later, *persistent])
+    assert [(f"{a:%m-%d}", f"{b:%m-%d}") for a, b in periods] == [
+        ("06-01", "06-05"),
+        ("09-01", "09-02"),
+    ]
+    assert cli._alarm_periods([]) == []
+
+
 def test_quarantine_lists_reasons(fitted_store: Path, tmp_path: Path) -> None:
     rows = tmp_path / "q.csv"
     twinweave("quarantine", "--store", fitted_store, "--check", "downtime", "--output", rows)

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +74,7 @@ from twinweave.domains.wind import (
     turbine_metrics,
 )
 from twinweave.models import BayesianBasisRegression
-from twinweave.monitoring import MIN_CALIBRATION_PERIODS
+from twinweave.monitoring import MIN_CALIBRATION_PERIODS, Alarm
 from twinweave.provenance import ProvRecord, Recorder
 from twinweave.report import utc_time_text
 
@@ -1521,16 +1521,22 @@ def whatif(
             # Said above, in the command's words.
             warnings.filterwarnings("ignore", "inputs have no 'time' column")
             warnings.filterwarnings("ignore", r"inputs: \d+ readings repeat")
+            # A year of readings takes a minute or more: say what is running meanwhile.
+            sampling = (
+                f"sampling {samples:,} paths of {len(frame):,} readings, the live twin's then "
+                "the branch's"
+            )
             try:
-                result = compare(
-                    live,
-                    branch,
-                    inputs,
-                    turbine_metrics(rated, interval_hours=step_hours),
-                    n_samples=samples,
-                    seed=seed,
-                    source=source,
-                )
+                with diagnostics.status(sampling):
+                    result = compare(
+                        live,
+                        branch,
+                        inputs,
+                        turbine_metrics(rated, interval_hours=step_hours),
+                        n_samples=samples,
+                        seed=seed,
+                        source=source,
+                    )
             except MemoryError:
                 # Each sample path holds every reading: the arrays grow as their product.
                 gib = len(frame) * samples * 8 / 2**30
@@ -2064,6 +2070,19 @@ def monitor(
                     f"{alarm.statistic:.1f}",
                 )
         say.print(table)
+        # A persistent loss raises an alarm every few days (the CUSUM restarts after
+        # each): the periods are what the report counts, and what an engineer acts on.
+        for asset_id, result in results.items():
+            periods = _alarm_periods(result.alarms)
+            if periods:
+                spans = ", ".join(f"{a:%Y-%m-%d} to {b:%Y-%m-%d}" for a, b in periods)
+                say.print(
+                    f"{asset_id}: {len(result.alarms)} "
+                    f"{'alarm' if len(result.alarms) == 1 else 'alarms'} in {len(periods)} "
+                    f"{'period' if len(periods) == 1 else 'periods'} of underperformance "
+                    f"(runs that follow one another joined): {spans}",
+                    highlight=False,
+                )
     else:
         # An empty table reads as a failure to show something; the answer is "none".
         say.print(f"no underperformance alarms for {', '.join(results)} {window}", highlight=False)
@@ -2072,6 +2091,18 @@ def monitor(
         where = _write_table(pd.concat(frames, ignore_index=True), output)
         say.print(f"wrote per-reading scores to {where}")
     say.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
+
+
+def _alarm_periods(alarms: Sequence[Alarm]) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The alarms' runs, ``[start, time]``, joined where one starts by the time the one
+    before raised its alarm."""
+    periods: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for alarm in sorted(alarms, key=lambda a: a.start):
+        if periods and alarm.start <= periods[-1][1]:
+            periods[-1] = (periods[-1][0], max(periods[-1][1], alarm.time))
+        else:
+            periods.append((alarm.start, alarm.time))
+    return periods
 
 
 def _monitored_window(
