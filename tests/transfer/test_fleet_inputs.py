@@ -919,6 +919,27 @@ def test_a_twin_whose_readings_leave_no_noise_is_named_in_every_mode(n_segments:
     assert fit_central(stats, prior).converged
 
 
+def test_a_twin_with_readings_in_other_units_is_warned_of() -> None:
+    # A twin in MW among twins in kW moved the population mean by a fifth of its scale,
+    # silently: the statistics carry no units.
+    stats = {f"T{k}": TwinStatistics.from_emulator(twin(1.0 + 0.1 * k)) for k in range(3)}
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.0, 1.0, 300)
+    in_mw = emulator().update({"x": x, "y": (x + rng.normal(0.0, 0.1, 300)) / 1000.0})
+    odd = {**stats, "MW": TwinStatistics.from_emulator(in_mw)}
+    prior = FleetPrior.from_emulator(emulator())
+    with pytest.warns(
+        UserWarning,
+        match=r"stats\['MW'\]: readings of root mean square 0.000\d+, against a median of "
+        r"0.\d+ over the fleet's twins \(1 twin\(s\) off by more than 100 times\): expected "
+        r"every twin's target in the same units",
+    ):
+        fit_central(odd, prior)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_central(stats, prior)
+
+
 def stats_without(stats: dict[str, TwinStatistics], name: str) -> dict[str, TwinStatistics]:
     return {k: v for k, v in stats.items() if k != name}
 

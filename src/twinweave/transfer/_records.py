@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import math
 import warnings
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
@@ -400,6 +401,43 @@ def check_fleet(
     if pooled:
         _warn_mixed_periods(stats, labels)
         _warn_repeated(stats, labels)
+        _warn_other_scale(stats, labels)
+
+
+#: How far a twin's root mean square reading may lie from its fleet's median one before
+#: it is taken for readings in other units: MW beside kW is a factor of 1000, while
+#: turbines of one fleet differ by their rated powers (a few times) and their winds.
+_SCALE_RATIO = 100.0
+
+
+def _warn_other_scale(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
+    """Warn of a twin whose readings are on another scale than its fleet's (readings in
+    MW beside kW): the statistics carry no units, and the fit would pool them as
+    they are."""
+    rms = {
+        label: math.sqrt(float(s.sum_sq.sum()) / s.n_observations)
+        for label, s in zip(labels, stats, strict=True)
+        if s.n_observations > 0 and s.sum_sq.sum() > 0
+    }
+    if len(rms) < 3:
+        return  # no fleet to speak of a median of
+    median = float(np.median(list(rms.values())))
+    odd = {
+        label: value
+        for label, value in rms.items()
+        if not median / _SCALE_RATIO <= value <= median * _SCALE_RATIO
+    }
+    if odd:
+        label, value = next(iter(odd.items()))
+        warnings.warn(
+            f"{label}: readings of root mean square {value:.3g}, against a median of "
+            f"{median:.3g} over the fleet's twins ({len(odd)} twin(s) off by more than "
+            f"{_SCALE_RATIO:g} times): expected every twin's target in the same units "
+            "(MW beside kW is a factor of 1000); the statistics carry no units, so the fit "
+            "pools them as they are",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _warn_repeated(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
