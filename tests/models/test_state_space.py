@@ -831,6 +831,14 @@ def test_times_that_do_not_step_evenly_forward_are_refused() -> None:
     backwards = {**data, "time": days[::-1]}
     with pytest.raises(ValueError, match=r"-86400 s at row 1"):
         emulator.update(backwards)
+    # Times of other readings (three readings with two times were taken as three steps).
+    for times in (days[:4], days[:1]):
+        with pytest.raises(
+            ValueError,
+            match=rf"time: expected 6 times \(one per reading of "
+            rf"'storage'\), got {times.size}",
+        ):
+            emulator.update({**data, "time": times})
     assert emulator.n_steps_ == 0
     # Steps of a day pass, whatever the step; a missed reading is a NaN row. So do local
     # midnights across a daylight-saving change (23 h in UTC) and calendar months.

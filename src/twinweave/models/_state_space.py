@@ -1747,6 +1747,20 @@ class StateSpaceEmulator:
             )
         return y
 
+    def _check_times(self, observations: Columns, n_rows: int) -> None:
+        """Refuse a ``time`` column of another length than the readings, or whose times
+        do not step evenly (:meth:`_check_steps`)."""
+        if "time" not in observations:
+            return
+        n_times = int(np.size(observations["time"]))
+        if n_times != n_rows:
+            raise ValueError(
+                f"time: expected {n_rows} times (one per reading of {self.target!r}), got {n_times}"
+            )
+        # A single reading has no step to check: a stream skips parsing its time.
+        if n_rows > 1:
+            self._check_steps(time_seconds(observations["time"]))
+
     def _check_steps(self, seconds: FloatArray) -> None:
         """Refuse times that go back, repeat, or skip a step: the filter takes each row
         for the next step, so a gap would be learnt as dynamics, and an extra reading
@@ -1783,9 +1797,7 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        # A single reading has no step to check: a stream skips parsing its time.
-        if "time" in observations and y.shape[0] > 1:
-            self._check_steps(time_seconds(observations["time"]))
+        self._check_times(observations, y.shape[0])
         result = _run_filter(self._current_model(), y[:, None], u)
         if y.shape[0] > 0:
             self.mean_ = result.filtered_mean[-1].copy()
@@ -1885,9 +1897,7 @@ class StateSpaceEmulator:
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        # A single reading has no step to check: a stream skips parsing its time.
-        if "time" in observations and y.shape[0] > 1:
-            self._check_steps(time_seconds(observations["time"]))
+        self._check_times(observations, y.shape[0])
         model = self._current_model()
         return rts_smoother(model, _run_filter(model, y[:, None], u))
 
@@ -1912,9 +1922,7 @@ class StateSpaceEmulator:
         _check_em_settings(n_iterations, tol)
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        # A single reading has no step to check: a stream skips parsing its time.
-        if "time" in observations and y.shape[0] > 1:
-            self._check_steps(time_seconds(observations["time"]))
+        self._check_times(observations, y.shape[0])
         n_parameters = _n_noise_parameters(
             self.model,
             diagonal=diagonal,
