@@ -973,3 +973,30 @@ def test_the_same_statistics_under_two_names_are_warned_of() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_central(apart, prior)
+
+
+def test_fits_print_what_they_hold_not_their_arrays() -> None:
+    # print(fit) dumped every twin's covariance matrix: 9,000 characters for three
+    # twins of seven weights, megabytes for La Haute Borne's.
+    stats = {f"T{k}": TwinStatistics.from_emulator(twin(1.0 + 0.1 * k)) for k in range(6)}
+    prior = FleetPrior.from_emulator(emulator())
+    fit = fit_central(stats, prior)
+    federated = fit_federated(FleetPooling(prior, ["default"]), stats)
+    gossip = fit_gossip(stats, nx.cycle_graph(list(stats)), prior)
+    assert repr(fit) == (
+        f"FleetPosterior(twins 'T0', 'T1', 'T2', 'T3', ... (6 in all), kinds ('default',), "
+        f"{fit.n_rounds} rounds, converged=True)"
+    )
+    assert repr(no_pooling(stats, prior)).startswith("FleetPosterior(twins 'T0'")
+    assert repr(stats["T0"]) == (
+        "TwinStatistics(kind='default', 300 readings, 7 features, 2 noise bins)"
+    )
+    assert re.fullmatch(
+        r"TwinPosterior\(kind='default', 7 weights, noise variance [0-9.e-]+ to [0-9.e-]+ "
+        r"over 2 bins\)",
+        repr(fit.twins["T0"]),
+    )
+    assert fit.population is not None
+    summary = local_step(stats["T0"], fit.population)
+    for shown in (federated, gossip, fit.population, prior, summary):
+        assert "array(" not in repr(shown) and len(repr(shown)) < 200, repr(shown)

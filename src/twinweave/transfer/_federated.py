@@ -73,6 +73,7 @@ from twinweave.transfer._records import (
     check_rounds,
     check_type,
     fleet_entries,
+    listed_ids,
     sum_summaries,
     twin_list,
     warn_never_available,
@@ -203,6 +204,12 @@ class FederatedResult:
     def n_rounds(self) -> int:
         """Rounds run."""
         return len(self.rounds)
+
+    def __repr__(self) -> str:
+        return (
+            f"FederatedResult(twins {listed_ids(self.twin_ids)}, {self.n_rounds} rounds, "
+            f"converged={self.converged}, {self.population!r})"
+        )
 
 
 @runtime_checkable

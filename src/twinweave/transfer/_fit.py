@@ -44,6 +44,7 @@ from twinweave.transfer._records import (
     check_rounds,
     check_type,
     fleet_entries,
+    listed_ids,
     refuse_bool,
     sum_summaries,
     warn_not_converged,
@@ -82,6 +83,13 @@ class FleetPosterior:
     n_rounds: int = 0
     converged: bool = True
     log_evidence: tuple[float, ...] = ()
+
+    def __repr__(self) -> str:
+        fitted = "" if self.population is None else f", {self.n_rounds} rounds"
+        return (
+            f"FleetPosterior(twins {listed_ids(self.twins)}, kinds {tuple(self.new_twin)}"
+            f"{fitted}, converged={self.converged})"
+        )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "twins", ReadOnlyMapping(self.twins))

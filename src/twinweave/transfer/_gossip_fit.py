@@ -65,6 +65,7 @@ from twinweave.transfer._records import (
     check_rounds,
     check_type,
     fleet_entries,
+    listed_ids,
     twin_list,
     warn_never_available,
     warn_not_converged,
@@ -156,6 +157,12 @@ class GossipFit:
     n_rounds: int
     converged: bool
     gossip_rounds: tuple[int, ...]
+
+    def __repr__(self) -> str:
+        return (
+            f"GossipFit(twins {listed_ids(self.twins)}, {self.n_rounds} rounds, "
+            f"{sum(self.gossip_rounds)} gossip rounds, converged={self.converged})"
+        )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "populations", ReadOnlyMapping(self.populations))

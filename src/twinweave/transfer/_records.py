@@ -219,6 +219,13 @@ _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 
 
+def listed_ids(ids: Iterable[Hashable], shown: int = 4) -> str:
+    """Identifiers for a summary: the first ``shown`` and how many in all."""
+    every = list(ids)
+    head = ", ".join(repr(i) for i in every[:shown])
+    return f"{head}, ... ({len(every)} in all)" if len(every) > shown else head
+
+
 class ReadOnlyMapping(Mapping[_K, _V]):
     """A fitted fleet's mapping (twins by identifier, populations, kinds): cannot be
     changed through its interface and, unlike :class:`types.MappingProxyType`, pickles
@@ -612,6 +619,14 @@ class TwinStatistics:
     period_sum: FloatArray | None = None
     period_features: FloatArray | None = None
 
+    def __repr__(self) -> str:
+        # The arrays run to thousands of numbers: print what they describe.
+        periods = "" if self.period_count is None else f", {self.period_count.shape[0]} periods"
+        return (
+            f"TwinStatistics(kind={self.kind!r}, {self.n_observations:.6g} readings, "
+            f"{self.n_features} features, {self.n_bins} noise bins{periods})"
+        )
+
     def __post_init__(self) -> None:
         gram = _array(self.gram, "gram", 3)
         n_bins, n_features = gram.shape[0], gram.shape[1]
@@ -924,6 +939,9 @@ class FleetPrior:
     n_noise_iterations: int = 50
     noise_tol: float = 1e-10
 
+    def __repr__(self) -> str:
+        return f"FleetPrior({self.n_features} features, {len(self.blocks)} term blocks)"
+
     def __post_init__(self) -> None:
         mean = _array(self.prior_mean, "prior_mean", 1)
         p = mean.shape[0]
@@ -1121,6 +1139,14 @@ class Population:
     between_covariance: FloatArray | None = None
     period_var: FloatArray | None = None
 
+    def __repr__(self) -> str:
+        bins = None if self.noise_var is None else self.noise_var.shape[1]
+        noise = "no noise yet" if bins is None else f"{bins} noise bins"
+        periods = "" if self.period_var is None else ", period effects"
+        return (
+            f"Population(kinds={self.kinds!r}, {self.prior.n_features} features, {noise}{periods})"
+        )
+
     def __post_init__(self) -> None:
         kinds = check_kinds(self.kinds)
         n_kinds, p = len(kinds), self.prior.n_features
@@ -1272,6 +1298,10 @@ class LocalSummary:
         ("period_ss", 2),
         ("period_blocks", 2),
     )
+
+    def __repr__(self) -> str:
+        twins = ", ".join(f"{k}: {n:g}" for k, n in zip(self.kinds, self.n_twins, strict=True))
+        return f"LocalSummary(twins by kind {{{twins}}}, log_evidence={self.log_evidence:.6g})"
 
     def __post_init__(self) -> None:
         kinds = tuple(str(k) for k in self.kinds)
@@ -1441,6 +1471,14 @@ class TwinPosterior:
     covariance: FloatArray
     noise_var: FloatArray
     period_var: FloatArray | None = None
+
+    def __repr__(self) -> str:
+        periods = "" if self.period_var is None else ", period effects"
+        return (
+            f"TwinPosterior(kind={self.kind!r}, {self.mean.shape[0]} weights, noise "
+            f"variance {float(self.noise_var.min()):.4g} to {float(self.noise_var.max()):.4g} "
+            f"over {self.noise_var.shape[0]} bins{periods})"
+        )
 
     def __post_init__(self) -> None:
         mean = _array(self.mean, "mean", 1)
