@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import signal
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,4 +356,120 @@ def test_a_failed_run_raises_and_leaves_no_process(tmp_path: Path) -> None:
         federation.fit(
             prior, ["default"], FlowerSettings(min_twins=2, connect_timeout=3.0), timeout=300
         )
+    assert federation.pids() == []
+
+
+def _crash(federation: LoopbackFederation, program: str) -> None:
+    """SIGKILL the federation's process running ``program`` (only it), as a crash would."""
+    (pid,) = [
+        pid
+        for pid in federation.pids()
+        if Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1].decode()).name == program
+    ]
+    os.kill(pid, signal.SIGKILL)
+
+
+def test_a_run_fails_at_once_when_its_superlink_or_every_supernode_exits(
+    tmp_path: Path,
+) -> None:
+    # It was noticed only when the result's timeout ran out (an hour in the docs).
+    stats, prior, _ = make_fleet([1_000], seed=23)
+    path = save_statistics(stats["T0"], tmp_path / "T0.npz")
+    with LoopbackFederation(tmp_path / "federation") as federation:
+        federation.add_twin("T0", path)
+        run = federation.submit(prior, ["default"], FlowerSettings(n_rounds=1000, tol=NEVER))
+        _crash(federation, "flower-supernode")
+        began = time.monotonic()
+        with pytest.raises(
+            FlowerRunError,
+            match=r"every SuperNode exited \('T0' with code -9 \(killed by SIGKILL\)\) while "
+            rf"waiting for round 1 of run {run.run_id}",
+        ):
+            run.wait_for_round(1, timeout=30)
+        waited = time.monotonic() - began
+        # Back, as after a crash; then the SuperLink goes.
+        federation.add_twin("T0", path)
+        _crash(federation, "flower-superlink")
+        began = time.monotonic()
+        with pytest.raises(
+            FlowerRunError,
+            match=r"the SuperLink exited with code -9 \(killed by SIGKILL\) while waiting for "
+            rf"the result of run {run.run_id}; expected it running:\n",
+        ) as raised:
+            run.result(timeout=30)
+        # The end of its log, as when it does not start.
+        log = (tmp_path / "federation" / "logs" / "superlink.log").read_text()
+        assert log.strip().splitlines()[-1] in str(raised.value)
+        # Nor does a new run wait for flwr run to find the SuperLink unavailable.
+        with pytest.raises(FlowerRunError, match=r"SuperLink exited .* while submitting a run"):
+            federation.submit(prior, ["default"])
+        assert waited < 5 and time.monotonic() - began < 5
+    assert federation.pids() == []
+
+
+@pytest.fixture
+def take_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], int]]:
+    """``take_port()`` binds a listener on a port and has the federation's port picker
+    hand that port out next: the race of a port taken between the kernel's choice and
+    the bind, made certain."""
+    import twinweave.transfer._flower as flower
+
+    pending: list[int] = []
+    real = flower._free_ports
+    monkeypatch.setattr(
+        flower, "_free_ports", lambda n: [pending.pop(0), *real(n - 1)] if pending else real(n)
+    )
+    with contextlib.ExitStack() as listeners:
+
+        def take() -> int:
+            listener = listeners.enter_context(socket.create_server(("127.0.0.1", 0)))
+            pending.append(int(listener.getsockname()[1]))
+            return pending[-1]
+
+        yield take
+
+
+def _argument(federation: LoopbackFederation, program: str, option: str) -> str:
+    """The value of ``option`` on the command line of the federation's ``program``."""
+    for pid in federation.pids():
+        argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+        if Path(argv[1]).name == program:
+            return argv[argv.index(option) + 1]
+    raise AssertionError(f"no {program} among {federation.pids()}")
+
+
+def test_a_port_taken_before_the_bind_is_replaced_by_a_fresh_one(
+    tmp_path: Path, take_port: Callable[[], int]
+) -> None:
+    # The SuperLink failed to bind, yet the federation started: another process's
+    # listener passed for it, and the first run failed with "SuperLink unavailable".
+    stats, prior, _ = make_fleet([1_000], seed=29)
+    taken = take_port()
+    with LoopbackFederation(tmp_path / "federation") as federation:
+        assert federation.address != f"127.0.0.1:{taken}"
+        assert _argument(federation, "flower-superlink", "--port") != str(taken)
+        taken = take_port()
+        federation.add_twin("T0", save_statistics(stats["T0"], tmp_path / "T0.npz"))
+        assert federation.twin_ids == ["T0"]
+        assert _argument(federation, "flower-supernode", "--port") != str(taken)
+        assert federation.log_tails().lower().count("address already in use") >= 2
+        run = federation.submit(prior, ["default"], FlowerSettings(n_rounds=1000, tol=NEVER))
+        assert run.run_id
+    assert federation.pids() == []
+
+
+def test_a_port_taken_twice_is_an_error_naming_it(
+    tmp_path: Path, take_port: Callable[[], int]
+) -> None:
+    take_port()
+    again = take_port()
+    federation = LoopbackFederation(tmp_path / "federation")
+    with (
+        pytest.raises(
+            FlowerRunError,
+            match=rf"superlink could not bind 127\.0\.0\.1:{again}: address already in use",
+        ),
+        federation,
+    ):
+        pass
     assert federation.pids() == []

@@ -103,12 +103,20 @@ class FlowerRunError(RuntimeError):
     """A Flower run that failed, timed out or left no result."""
 
 
+class _PortTaken(FlowerRunError):
+    """A process could not bind its port: another listener took it after
+    :func:`_free_ports` found it free (a race that a fresh port avoids)."""
+
+
 @dataclass(frozen=True)
 class _Process:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
     log_file: IO[bytes]
+    # Where this process's lines begin: a log reused (a retry, an earlier federation in
+    # the same directory) holds other processes' lines before them.
+    log_start: int = 0
 
 
 def _free_ports(n: int) -> list[int]:
@@ -130,6 +138,65 @@ def _listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((_HOST, port)) == 0
+
+
+# How uvicorn (and the OS) report EADDRINUSE, in the SuperLink's and SuperNode's logs.
+_BIND_FAILED = "address already in use"
+
+
+def _listener_inodes(port: int) -> set[str] | None:
+    """Inodes of the TCP sockets listening on ``port``, or ``None`` where the kernel does
+    not list them (Linux's ``/proc/net/tcp``)."""
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not tables[0].exists():
+        return None
+    inodes: set[str] = set()
+    for table in tables:
+        try:
+            rows = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            # sl local_address rem_address st ... inode; 0A is LISTEN, ports in hex.
+            fields = row.split()
+            listening = len(fields) > 9 and fields[3] == "0A"
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _holds_socket(pids: Sequence[int], inodes: set[str]) -> bool:
+    """Whether one of ``pids`` has one of the sockets ``inodes`` open."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for pid in pids:
+        fd_dir = Path("/proc") / str(pid) / "fd"
+        try:
+            fds = list(fd_dir.iterdir())
+        except OSError:
+            continue  # gone meanwhile
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in wanted:
+                    return True
+    return False
+
+
+def _exit_status(returncode: int) -> str:
+    """``code 1``, or ``code -9 (killed by SIGKILL)`` for a process a signal ended."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"code {returncode} (killed by {signal.Signals(-returncode).name})"
+    return f"code {returncode}"
+
+
+def _log_since(process: _Process) -> str:
+    """What ``process`` has written to its log (not what others wrote there before)."""
+    try:
+        with process.log.open("rb") as handle:
+            handle.seek(process.log_start)
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _toml_string(value: str) -> str:
@@ -571,14 +638,17 @@ class FlowerRun:
             for report in self.rounds():
                 if report.server_round == server_round:
                     return report
-            self._raise_if_failed()
+            self._raise_if_failed(f"waiting for round {server_round}")
             time.sleep(0.02)
         raise FlowerRunError(
             f"round {server_round} of run {self.run_id} not aggregated within {timeout:g} s\n"
             + self._federation.log_tails()
         )
 
-    def _raise_if_failed(self) -> None:
+    def _raise_if_failed(self, waiting_for: str) -> None:
+        # A dead SuperLink first: it explains whatever else failed, and no timeout need
+        # run out (a run's can be an hour) before it is noticed.
+        self._federation._check_running(f"{waiting_for} of run {self.run_id}")
         error = self.directory / ERROR_FILE
         if error.exists():
             raise FlowerRunError(
@@ -621,7 +691,7 @@ class FlowerRun:
                     result = read_result(self.directory)
                     self._warn(result)
                     return result
-                self._raise_if_failed()
+                self._raise_if_failed("waiting for the result")
                 time.sleep(0.02)
         self._federation.stop_run(self.run_id)
         raise FlowerRunError(
@@ -729,6 +799,7 @@ class LoopbackFederation:
         logs.mkdir(parents=True, exist_ok=True)
         flwr_home.mkdir(parents=True, exist_ok=True)
         log = logs / f"{name}.log"
+        log_start = log.stat().st_size if log.exists() else 0
         log_file = log.open("ab")
         popen = subprocess.Popen(
             list(command),
@@ -739,22 +810,91 @@ class LoopbackFederation:
             cwd=self.directory,
             start_new_session=True,  # its own process group, ended as one
         )
-        return _Process(name, popen, log, log_file)
+        return _Process(name, popen, log, log_file, log_start)
 
     def _wait_listening(self, process: _Process, port: int) -> None:
+        """Wait until ``process`` (or a process it started) listens on ``port``.
+
+        Raises
+        ------
+        _PortTaken
+            If it could not bind the port (another listener took it).
+        FlowerRunError
+            If it exited, or did not listen within ``startup_timeout``.
+        """
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if process.popen.poll() is not None:
+                self._raise_if_bind_failed(process, port)
                 raise FlowerRunError(
-                    f"{process.name} exited with {process.popen.returncode}:\n" + _tail(process.log)
+                    f"{process.name} exited with {_exit_status(process.popen.returncode)} "
+                    f"before listening on {_HOST}:{port}:\n" + _tail(process.log)
                 )
-            if _listening(port):
+            # Anyone's listener answers a connection: the port counts as ours only when
+            # one of our processes holds the listening socket (where /proc tells).
+            if _listening(port) and self._listens_on(port, process):
                 return
             time.sleep(0.05)
+        self._raise_if_bind_failed(process, port)
         raise FlowerRunError(
             f"{process.name} did not listen on {_HOST}:{port} within "
             f"{self.startup_timeout:g} s:\n" + _tail(process.log)
         )
+
+    def _listens_on(self, port: int, process: _Process) -> bool:
+        inodes = _listener_inodes(port)
+        if inodes is None:
+            # No /proc: a listener is taken as ours unless the log says the bind failed.
+            return _BIND_FAILED not in _log_since(process).lower()
+        ours = _holds_socket([process.popen.pid], inodes)
+        if not (ours or _holds_socket(_marked_pids(self.token), inodes)):
+            # Another process's listener: ours will fail to bind, and say so.
+            self._raise_if_bind_failed(process, port)
+            return False
+        return True
+
+    @staticmethod
+    def _raise_if_bind_failed(process: _Process, port: int) -> None:
+        if _BIND_FAILED in _log_since(process).lower():
+            raise _PortTaken(
+                f"{process.name} could not bind {_HOST}:{port}: address already in use (another "
+                "process took the port after it was found free); expected the port free:\n"
+                + _tail(process.log)
+            )
+
+    def _discard(self, process: _Process) -> None:
+        """End a process at once (SIGKILL to its process group) and keep its log."""
+        self._stopped.append(process)  # close() closes its log, also if the wait fails
+        self._signal_group(process, signal.SIGKILL)
+        process.popen.wait(timeout=self.shutdown_timeout)
+
+    def _check_running(self, waiting_for: str, *, supernodes: bool = True) -> None:
+        """Raise if what ``waiting_for`` needs has gone: the SuperLink, or (with
+        ``supernodes``) every SuperNode, so no twin can answer a round.
+
+        SuperNodes ended by :meth:`kill_twin` do not count: their twins were removed.
+        """
+        superlink = self._superlink
+        if superlink is None:
+            raise FlowerRunError(
+                f"the federation is closed while {waiting_for}; expected it started"
+            )
+        returncode = superlink.popen.poll()
+        if returncode is not None:
+            raise FlowerRunError(
+                f"the SuperLink exited with {_exit_status(returncode)} while {waiting_for}; "
+                "expected it running:\n" + _tail(superlink.log)
+            )
+        nodes = self._supernodes
+        if supernodes and nodes and all(p.popen.poll() is not None for p in nodes.values()):
+            exits = ", ".join(
+                f"{twin_id!r} with {_exit_status(p.popen.returncode)}"
+                for twin_id, p in nodes.items()
+            )
+            raise FlowerRunError(
+                f"every SuperNode exited ({exits}) while {waiting_for}; expected at least one "
+                "running, to answer the rounds:\n" + self.log_tails()
+            )
 
     def start(self) -> Self:
         """Start the SuperLink (idempotent) and write the ``flwr`` CLI's connection.
@@ -772,25 +912,35 @@ class LoopbackFederation:
 
     def _start(self) -> Self:
         self.directory.mkdir(parents=True, exist_ok=True)
-        (port,) = _free_ports(1)
         home = self.directory / "superlink-home"
-        process = self._spawn(
-            "superlink",
-            [
-                "flower-superlink",
-                "--insecure",
-                "--host",
-                _HOST,
-                "--port",
-                str(port),
-                # The app's dependencies are this environment's; never run `uv sync`.
-                "--disable-runtime-dependency-installation",
-            ],
-            home,
-        )
-        self._superlink = process
-        self._port = port
-        self._wait_listening(process, port)
+        for attempt in (1, 2):
+            (port,) = _free_ports(1)
+            process = self._spawn(
+                "superlink",
+                [
+                    "flower-superlink",
+                    "--insecure",
+                    "--host",
+                    _HOST,
+                    "--port",
+                    str(port),
+                    # The app's dependencies are this environment's; never run `uv sync`.
+                    "--disable-runtime-dependency-installation",
+                ],
+                home,
+            )
+            self._superlink = process
+            self._port = port
+            try:
+                self._wait_listening(process, port)
+                break
+            except _PortTaken:
+                if attempt == 2:
+                    raise
+                # Taken between _free_ports and the bind: a race, not a fault; a fresh
+                # port avoids it.
+                self._superlink = None
+                self._discard(process)
         cli_home = self.directory / "cli-home"
         cli_home.mkdir(parents=True, exist_ok=True)
         (cli_home / "config.toml").write_text(
@@ -852,7 +1002,7 @@ class LoopbackFederation:
         loaded = {twin_id: _Shape.of(load_statistics(path)) for twin_id, path in statistics.items()}
         self.start()
         message_logs = message_logs or {}
-        started: list[tuple[_Process, int]] = []
+        started: list[tuple[str, Path, int]] = []
         ports = _free_ports(len(statistics))
         for (twin_id, path), port in zip(statistics.items(), ports, strict=True):
             running = self._supernodes.get(twin_id)
@@ -871,37 +1021,46 @@ class LoopbackFederation:
                 config.append(f"message-log = {_toml_string(log_dir)}")
             node_config = node_dir / "node.toml"
             node_config.write_text("\n".join(config) + "\n")
-            process = self._spawn(
-                f"supernode-{self._n_supernodes}-{safe}",
-                [
-                    "flower-supernode",
-                    "--insecure",
-                    "--superlink",
-                    self.address,
-                    "--host",
-                    _HOST,
-                    "--port",
-                    str(port),
-                    "--node-config",
-                    str(node_config),
-                ],
-                node_dir / "home",
-            )
-            self._supernodes[twin_id] = process
+            name = f"supernode-{self._n_supernodes}-{safe}"
+            self._supernodes[twin_id] = self._spawn_supernode(name, node_config, port)
             self._shapes[twin_id] = loaded[twin_id]
-            started.append((process, port))
-        for process, port in started:
-            self._wait_listening(process, port)
+            started.append((twin_id, node_config, port))
+        for twin_id, node_config, port in started:
+            process = self._supernodes[twin_id]
+            try:
+                self._wait_listening(process, port)
+            except _PortTaken:
+                # The race of _start: once more, on a fresh port.
+                self._discard(process)
+                (port,) = _free_ports(1)
+                process = self._spawn_supernode(process.name, node_config, port)
+                self._supernodes[twin_id] = process
+                self._wait_listening(process, port)
+
+    def _spawn_supernode(self, name: str, node_config: Path, port: int) -> _Process:
+        return self._spawn(
+            name,
+            [
+                "flower-supernode",
+                "--insecure",
+                "--superlink",
+                self.address,
+                "--host",
+                _HOST,
+                "--port",
+                str(port),
+                "--node-config",
+                str(node_config),
+            ],
+            node_config.parent / "home",
+        )
 
     def kill_twin(self, twin_id: str) -> None:
         """End a twin's SuperNode at once (SIGKILL to its process group), as a crash would.
 
         The SuperLink is not told; the twin misses the rounds that follow.
         """
-        process = self._supernodes.pop(twin_id)
-        self._signal_group(process, signal.SIGKILL)
-        process.popen.wait(timeout=self.shutdown_timeout)
-        self._stopped.append(process)
+        self._discard(self._supernodes.pop(twin_id))
 
     # -- runs ------------------------------------------------------------------------
 
@@ -977,16 +1136,27 @@ class LoopbackFederation:
         app_dir = self.directory / "apps" / f"run-{self._n_runs}" / "twinweave_fleet"
         app_dir.mkdir(parents=True, exist_ok=True)
         (app_dir / "pyproject.toml").write_text(_app_pyproject(settings, run_dir))
+        # flwr run would only say that the SuperLink is unavailable.
+        self._check_running("submitting a run", supernodes=False)
         completed = self._flwr("run", str(app_dir), _CONNECTION, "--format", "json")
         try:
             answer = json.loads(completed.stdout[completed.stdout.index("{") :])
-            run_id = str(answer["run-id"])
-        except (ValueError, KeyError, TypeError) as error:
+            if not isinstance(answer, dict):
+                raise TypeError(f"a JSON {type(answer).__name__}")
+        except (ValueError, TypeError) as error:
             raise FlowerRunError(
-                f"flwr run failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+                f"flwr run gave no answer (exit code {completed.returncode}); expected JSON with "
+                f"the run's identifier:\n{completed.stdout}\n{completed.stderr}"
             ) from error
+        run_id = str(answer.get("run-id"))
         if not answer.get("success") or run_id == "None":
-            raise FlowerRunError(f"flwr run did not start a run:\n{completed.stdout}")
+            # It says why in its answer (and may exit with 0 all the same).
+            self._check_running("flwr run was submitting a run", supernodes=False)
+            reason = answer.get("error-message") or completed.stdout
+            code = f" (exit code {completed.returncode})" if completed.returncode else ""
+            raise FlowerRunError(
+                f"flwr run did not start a run{code}: {reason}\n{completed.stderr}".rstrip()
+            )
         return FlowerRun(run_id, run_dir, self, tol=settings.tol)
 
     def fit(
