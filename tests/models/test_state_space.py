@@ -986,15 +986,7 @@ def test_readings_that_do_not_vary_are_named_where_em_collapses() -> None:
         thermostat.estimate_noise({"temp_air": np.full(200, 21.0)})
     # Where the model cannot follow a constant without noise (a state the controls move),
     # or one series of a batch is constant, EM fits: such readings are not refused.
-    driven = StateSpaceModel(
-        transition=[[1.0]],
-        observation=[[1.0]],
-        process_noise=[[1.0]],
-        observation_noise=[[1.0]],
-        initial_mean=[0.0],
-        initial_cov=[[10.0]],
-        control_matrix=[[1.0]],
-    )
+    driven = level_model(1.0, 1.0).replace(initial_cov=10.0, control_matrix=1.0)
     controls = np.random.default_rng(30).normal(0.0, 1.0, 200)
     assert em_noise(driven, np.full(200, 5.0), controls=controls, n_iterations=200).converged
     y = np.random.default_rng(31).normal(0.0, 1.0, (3, 100)).cumsum(axis=1)

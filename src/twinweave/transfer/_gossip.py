@@ -582,29 +582,21 @@ class _Movement:
     "converged" on estimates 60-80 % off).
     """
 
-    def __init__(
-        self,
-        blocks: list[NDArray[np.float64]],
-        src: NDArray[np.intp],
-        dst: NDArray[np.intp],
-        alive: NDArray[np.bool_],
-    ) -> None:
+    def __init__(self, blocks: list[NDArray[np.float64]], dst: NDArray[np.intp]) -> None:
         weight = blocks[-1][:, -1]
         last = len(blocks) - 1
         self.previous = [self._estimate(b, weight, i == last) for i, b in enumerate(blocks)]
         self.moved = np.zeros(weight.size)
         self.size = np.zeros(weight.size)
-        # Links from present twins, and the messages each delivered since its receiver's
-        # reference.
-        from_present = alive[src]
-        self.src, self.dst = src[from_present], dst[from_present]
-        self.kept = np.flatnonzero(from_present)
-        self.heard = np.zeros(self.src.size, dtype=np.int64)
+        # Each link's receiver (a twin that left took its links along), and the messages
+        # the link delivered since the receiver's reference.
+        self.dst = dst
+        self.heard = np.zeros(dst.size, dtype=np.int64)
         self.closing = np.zeros(weight.size, dtype=bool)
 
     def hear(self, accepted: NDArray[np.bool_]) -> None:
         """Count a round's messages that arrived (``accepted`` over every link)."""
-        self.heard += accepted[self.kept]
+        self.heard += accepted
 
     def _close_windows(self) -> None:
         """The twins every one of whose links has delivered since their reference."""
@@ -1097,7 +1089,7 @@ class PushSum:
         if not alive.any():
             raise ValueError("no twin is present: every twin has left or crashed")
         self._require_connected()
-        movement = _Movement(self._blocks, self._src, self._dst, alive)
+        movement = _Movement(self._blocks, self._dst)
         # A twin passes once its estimate held still over a window in which every link
         # into it delivered, and while it holds still since.
         verified = np.zeros(alive.size, dtype=bool)
