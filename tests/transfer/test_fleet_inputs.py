@@ -381,9 +381,12 @@ def test_a_start_that_is_not_the_fleets_population_is_refused(
     wider = initial_population(FleetPrior.from_emulator(emulator(n_segments=6)), ["default"])
     with pytest.raises(ValueError, match=r"start: expected a population of the prior's basis"):
         fit_central(fleet, prior, start=wider)
-    three_bins = TwinStatistics.from_emulator(twin(1.0, edges=(0.0, 0.3, 0.6, 1.0)))
+    edges = (0.0, 0.3, 0.6, 1.0)
+    three_bins = TwinStatistics.from_emulator(twin(1.0, edges=edges))
     with pytest.warns(ConvergenceWarning):  # one round gives it noise variances
-        binned = fit_central({"T0": three_bins}, prior, n_rounds=1)
+        binned = fit_central(
+            {"T0": three_bins}, FleetPrior.from_emulator(emulator(edges=edges)), n_rounds=1
+        )
     assert binned.population is not None
     with pytest.raises(ValueError, match=r"start: expected noise_var for the twins' 2 noise bins"):
         fit_central(fleet, prior, start=binned.population)

@@ -340,6 +340,32 @@ def test_twins_that_could_never_answer_are_refused_before_a_run(tmp_path: Path) 
     assert federation.pids() == []
 
 
+def test_a_twin_of_other_knots_and_the_same_sizes_is_refused_before_a_run(
+    tmp_path: Path,
+) -> None:
+    stats, prior, _ = make_fleet([1_000], seed=23)
+    x = np.random.default_rng(23).uniform(0.0, 1.0, 500)
+    other_knots = BayesianBasisRegression(
+        target="y",
+        terms=(SplineTerm("x", 0.0, 1.2, 4),),
+        noise_source="x",
+        noise_edges=[0.0, 0.5, 1.0],
+    ).update({"x": x, "y": np.sin(2.0 * x)})
+    odd = TwinStatistics.from_emulator(other_knots)
+    assert (odd.n_features, odd.n_bins) == (stats["T0"].n_features, stats["T0"].n_bins)
+    with LoopbackFederation(tmp_path / "federation") as federation:
+        federation.add_twins(
+            {
+                "T0": save_statistics(stats["T0"], tmp_path / "T0.npz"),
+                "odd": save_statistics(odd, tmp_path / "odd.npz"),
+            }
+        )
+        # Its shapes fit: only the fingerprint read from its file tells it apart.
+        with pytest.raises(ValueError, match=r"twin 'odd': expected basis fingerprint"):
+            federation.submit(prior, ["default"])
+    assert federation.pids() == []
+
+
 def test_a_failed_run_raises_and_leaves_no_process(tmp_path: Path) -> None:
     stats, prior, _ = make_fleet([1_000], seed=17)
     # The directory was used before, by a run that succeeded: its result is not this

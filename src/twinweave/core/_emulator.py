@@ -74,6 +74,26 @@ def is_real(value: object) -> TypeGuard[float]:
     return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
 
 
+def described(value: object) -> str:
+    """``value`` for an error message: short values as written, others by their type."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return repr(value) if len(repr(value)) <= 40 else type(value).__name__
+    return type(value).__name__
+
+
+def check_flag(value: object, name: str) -> None:
+    """Refuse a switch that is not ``True`` or ``False``: any object has a truth value,
+    so ``accelerate="False"`` would otherwise switch acceleration on.
+
+    Raises
+    ------
+    TypeError
+        ``{name}: expected True or False, got ...``.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}: expected True or False, got {described(value)}")
+
+
 def check_columns(data: object, name: str) -> None:
     """Refuse ``data`` unless it is columns by name (a mapping or a DataFrame): an array
     alone says nothing of which input is which."""

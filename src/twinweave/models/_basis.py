@@ -11,6 +11,7 @@ doi:10.1214/ss/1038425655.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -672,3 +673,41 @@ def block_diagonal(blocks: list[FloatArray]) -> FloatArray:
         out[start:stop, start:stop] = block
         start = stop
     return out
+
+
+def canonical_text(value: object) -> str:
+    """``value`` as text that is the same in every process and run: what a basis
+    fingerprint (:attr:`~twinweave.models.BayesianBasisRegression.basis_fingerprint`)
+    digests.
+
+    Numbers as the shortest text of their float (``0`` and ``0.0`` alike, equal bits
+    give equal text), strings quoted, sequences and frozen dataclasses (the terms) field
+    by field under their class's name. A :class:`DerivedInput` is known by its class,
+    name and source columns only: its other settings (a site's pressure for a
+    density-normalised wind speed) differ between twins whose weights mean the same.
+    Any other object gives its class's name (and ``n_features`` if it has them): never
+    its ``id``, nor ``hash()`` of a string, which Python salts per process.
+    """
+    if value is None:
+        return "None"
+    if isinstance(value, bool | np.bool_):
+        return repr(bool(value))
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return repr(float(value))
+    if isinstance(value, np.ndarray):
+        return canonical_text(value.tolist())
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(canonical_text(item) for item in value) + ")"
+    name = type(value).__name__
+    if isinstance(value, DerivedInput):
+        return f"{name}(name={value.name!r}, sources={canonical_text(tuple(value.sources))})"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ", ".join(
+            f"{field.name}={canonical_text(getattr(value, field.name))}"
+            for field in dataclasses.fields(value)
+        )
+        return f"{name}({fields})"
+    size = getattr(value, "n_features", None)
+    return name if size is None else f"{name}(n_features={canonical_text(size)})"

@@ -35,6 +35,7 @@ without revealing any single reading once the counts are large.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import math
 import warnings
@@ -60,6 +61,7 @@ from twinweave.models._basis import (
     RowSlice,
     SplineTerm,
     block_diagonal,
+    canonical_text,
     describe_input,
     design_matrix,
     input_name,
@@ -589,6 +591,44 @@ class BayesianBasisRegression:
     @property
     def n_bins(self) -> int:
         return int(self.noise_edges.size - 1)
+
+    @property
+    def basis_fingerprint(self) -> str:
+        """A short digest of what the columns and noise bins of this emulator's
+        statistics mean: 16 hexadecimal digits, equal for equal settings in every
+        process and run.
+
+        It digests (BLAKE2b) the target's name and units, every basis term in order
+        with its inputs, knots and scaling (:func:`~twinweave.models._basis.canonical_text`),
+        and the noise bins' input and edges; not the prior (``smoothing``, ``ridge``,
+        ``prior_mean``), the bounds (turbines of one fleet have their own rated power),
+        forgetting or a derived input's site settings, which leave the columns' meaning
+        alone. Fleet learning (:mod:`twinweave.transfer`) refuses to pool statistics of
+        other fingerprints: two bases of the same size (other knots) look alike
+        otherwise.
+
+        Examples
+        --------
+        >>> from twinweave.models import SplineTerm
+        >>> def model(upper: float) -> BayesianBasisRegression:
+        ...     return BayesianBasisRegression(
+        ...         target="y", terms=(SplineTerm("x", 0, upper, 20),), noise_source="x",
+        ...         noise_edges=[0.0, 5.0, 10.0])
+        >>> model(10).basis_fingerprint == model(10.0).basis_fingerprint
+        True
+        >>> model(10).basis_fingerprint == model(12).basis_fingerprint
+        False
+        """
+        text = canonical_text(
+            (
+                ("target", self.target),
+                ("units", self.units),
+                ("terms", self.terms),
+                ("noise_source", self.noise_source),
+                ("noise_edges", self._edges),
+            )
+        )
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     @property
     def required_inputs(self) -> tuple[str, ...]:

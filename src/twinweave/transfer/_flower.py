@@ -49,6 +49,7 @@ from typing import IO, Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from twinweave.core._emulator import check_flag
 from twinweave.transfer._federated import (
     FederatedResult,
     RoundReport,
@@ -62,7 +63,6 @@ from twinweave.transfer._records import (
     Population,
     TwinStatistics,
     check_count,
-    check_flag,
     check_number,
     check_shapes,
     check_type,
@@ -266,6 +266,8 @@ def save_statistics(statistics: TwinStatistics, path: str | os.PathLike[str]) ->
         value = getattr(statistics, name)
         if value is not None:
             arrays[name] = value
+    if statistics.basis_fingerprint is not None:
+        arrays["basis_fingerprint"] = np.asarray(statistics.basis_fingerprint)
     # A ClientApp reads the file for every message: a twin may refresh it during a run.
     with written_aside(path) as partial, partial.open("wb") as handle:
         _savez(handle, arrays)
@@ -277,7 +279,8 @@ _PERIOD_FIELDS = ("period_count", "period_sum", "period_features")
 
 
 def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
-    """Read statistics written by :func:`save_statistics`."""
+    """Read statistics written by :func:`save_statistics` (a file written before
+    statistics had a basis fingerprint gives ``None`` for it)."""
     path = Path(path)
     expected = "expected twin statistics written by save_statistics (an .npz file)"
     try:
@@ -293,6 +296,7 @@ def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
         if missing:
             raise ValueError(f"{path}: {expected}, got an .npz file without {missing}")
         periods = {name: data[name] for name in _PERIOD_FIELDS if name in data.files}
+        fingerprint = str(data["basis_fingerprint"]) if "basis_fingerprint" in data.files else None
         return TwinStatistics(
             data["gram"],
             data["moment"],
@@ -300,6 +304,7 @@ def load_statistics(path: str | os.PathLike[str]) -> TwinStatistics:
             data["count"],
             str(data["kind"]),
             **periods,
+            basis_fingerprint=fingerprint,
         )
 
 
@@ -722,15 +727,22 @@ class FlowerRun:
 
 @dataclass(frozen=True)
 class _Shape:
-    """A twin's kind and statistics' shapes: what a run's checks need of it."""
+    """A twin's kind, statistics' shapes and basis fingerprint: what a run's checks need
+    of it."""
 
     kind: str
     n_features: int
     n_bins: int
+    basis_fingerprint: str | None
 
     @classmethod
     def of(cls, statistics: TwinStatistics) -> _Shape:
-        return cls(statistics.kind, statistics.n_features, statistics.n_bins)
+        return cls(
+            statistics.kind,
+            statistics.n_features,
+            statistics.n_bins,
+            statistics.basis_fingerprint,
+        )
 
 
 class LoopbackFederation:
@@ -1115,7 +1127,8 @@ class LoopbackFederation:
                     f"twin {twin_id!r}: kind {kind!r} is not one the run pools {pooled}; "
                     "list it in kinds"
                 )
-        # Nor could a twin of another basis or other noise bins ever answer a round.
+        # Nor could a twin of another basis or other noise bins ever answer a round, and
+        # one of the same shapes but another fingerprint would be pooled wrongly.
         if self.twin_ids:
             check_shapes(
                 [self._shapes[t] for t in self.twin_ids],

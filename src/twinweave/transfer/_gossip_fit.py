@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twinweave.core import ConvergenceWarning
+from twinweave.core._emulator import check_flag
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._gossip import (
     GossipMessages,
@@ -59,7 +60,6 @@ from twinweave.transfer._records import (
     TwinId,
     TwinPosterior,
     TwinStatistics,
-    check_flag,
     check_fleet,
     check_readings,
     check_rounds,

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
 from twinweave.core import CensoredNormal, Columns, ConvergenceWarning
-from twinweave.core._emulator import is_real
+from twinweave.core._emulator import described, is_real
 from twinweave.models import BayesianBasisRegression
 from twinweave.models._basis import block_diagonal
 
@@ -39,7 +39,7 @@ def _array(value: Any, name: str, ndim: int) -> FloatArray:
         out = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise ValueError(
-            f"{name}: expected a {ndim}-d array of numbers, got {_described(value)}"
+            f"{name}: expected a {ndim}-d array of numbers, got {described(value)}"
         ) from error
     if out.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {out.shape}")
@@ -59,13 +59,6 @@ def _first_bad(
             f"{name}: expected {expected}, got {int(bad.sum())} {what} (first at index "
             f"{list(index)}: {values[index]:.6g})"
         )
-
-
-def _described(value: object) -> str:
-    """``value`` for an error message: short values as written, others by their type."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return repr(value) if len(repr(value)) <= 40 else type(value).__name__
-    return type(value).__name__
 
 
 def _check_period_sums(
@@ -291,20 +284,7 @@ def check_type(value: object, expected: type, name: str, description: str | None
     """
     if not isinstance(value, expected):
         wanted = description or f"a {expected.__name__}"
-        raise TypeError(f"{name}: expected {wanted}, got {_described(value)}")
-
-
-def check_flag(value: object, name: str) -> None:
-    """Refuse a switch that is not ``True`` or ``False``: any object has a truth value,
-    so ``accelerate="False"`` would otherwise switch acceleration on.
-
-    Raises
-    ------
-    TypeError
-        ``{name}: expected True or False, got ...``.
-    """
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name}: expected True or False, got {_described(value)}")
+        raise TypeError(f"{name}: expected {wanted}, got {described(value)}")
 
 
 def check_rounds(n_rounds: int, tol: float) -> None:
@@ -337,6 +317,16 @@ def check_kind(kind: object, name: str = "kind") -> None:
         raise TypeError(f"{name}: expected a kind's name (a non-empty str), got {kind!r}")
     if not kind:
         raise ValueError(f"{name}: expected a kind's name (a non-empty str), got ''")
+
+
+def check_fingerprint(value: object, name: str = "basis_fingerprint") -> None:
+    """Refuse a basis fingerprint that is neither ``None`` nor a non-empty string (an
+    emulator's ``basis_fingerprint``)."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise TypeError(
+            f"{name}: expected None or an emulator's basis_fingerprint (a non-empty str), "
+            f"got {described(value)}"
+        )
 
 
 def warn_not_converged(
@@ -395,8 +385,10 @@ def check_fleet(
     ``argument`` is the caller's name for ``stats`` and ``names`` label the twins in
     messages (default ``stats[i]``). A twin is compared with
     the prior's number of weights and with the noise bins most twins have, so that the
-    odd one is named. The statistics carry only their shapes: two bases of the same size
-    (other knots) cannot be told apart here.
+    odd one is named. Two bases of the same size (other knots, other noise edges, other
+    inputs or units) are told apart by their ``basis_fingerprint``: a twin's is compared
+    with the prior's, or without one with most twins'. Statistics without a fingerprint
+    (built by hand from arrays, or files written before it) are compared by shape only.
     """
     if not stats:
         raise ValueError(f"{argument}: expected at least one twin, got none")
@@ -419,8 +411,8 @@ _SCALE_RATIO = 100.0
 
 def _warn_other_scale(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
     """Warn of a twin whose readings are on another scale than its fleet's (readings in
-    MW beside kW): the statistics carry no units, and the fit would pool them as
-    they are."""
+    MW beside kW): the basis fingerprint holds the units an emulator declares, not
+    those of the readings it was given, and the fit would pool them as they are."""
     rms = {
         label: math.sqrt(float(s.sum_sq.sum()) / s.n_observations)
         for label, s in zip(labels, stats, strict=True)
@@ -504,6 +496,9 @@ class StatisticsShape(Protocol):
     @property
     def n_bins(self) -> int: ...
 
+    @property
+    def basis_fingerprint(self) -> str | None: ...
+
 
 def check_shapes(
     stats: Sequence[StatisticsShape],
@@ -533,8 +528,41 @@ def check_shapes(
                 f"twins'), got {s.n_features} and {s.n_bins}: every twin of a fleet needs the "
                 "same emulator settings (basis terms and noise edges) as the prior"
             )
+    _check_fingerprints(stats, prior, labels)
     if pooled:
         _warn_lonely_kinds(stats, labels)
+
+
+def _check_fingerprints(
+    stats: Sequence[StatisticsShape], prior: FleetPrior | None, labels: Sequence[str]
+) -> None:
+    """Refuse twins (or a prior) whose basis fingerprint differs from the prior's, or
+    without one from most twins': statistics of the same shapes from emulators of
+    other knots, noise edges, inputs or units. ``None`` is compared by shape only."""
+    known = Counter(s.basis_fingerprint for s in stats if s.basis_fingerprint is not None)
+    ours = None if prior is None else prior.basis_fingerprint
+    advice = (
+        "the emulators differ in settings of the same size (spline knots or inputs, "
+        "noise-bin edges or their input, or the target's name or units); summarise "
+        "every twin with the same emulator settings and build the FleetPrior from one "
+        "of them"
+    )
+    if ours is not None and len(known) == 1 and ours not in known:
+        raise ValueError(
+            f"prior: expected basis fingerprint {next(iter(known))!r} (the twins' "
+            f"statistics'), got {ours!r}: {advice}"
+        )
+    expected, source = (ours, "the prior's") if ours is not None else (None, "most twins'")
+    if expected is None:
+        if not known:
+            return
+        expected = known.most_common(1)[0][0]
+    for label, s in zip(labels, stats, strict=True):
+        if s.basis_fingerprint is not None and s.basis_fingerprint != expected:
+            raise ValueError(
+                f"{label}: expected basis fingerprint {expected!r} ({source}), got "
+                f"{s.basis_fingerprint!r}: {advice}"
+            )
 
 
 def _warn_lonely_kinds(stats: Sequence[StatisticsShape], labels: Sequence[str]) -> None:
@@ -601,6 +629,11 @@ class TwinStatistics:
         ``sum y`` per period and bin, ``(M, K)`` [units], or ``None``.
     period_features
         ``sum phi`` per period and bin, ``(M, K, p)``, or ``None``.
+    basis_fingerprint
+        The emulator's
+        :attr:`~twinweave.models.BayesianBasisRegression.basis_fingerprint` (what the
+        columns and noise bins mean), or ``None`` (statistics built by hand): fleet fits
+        refuse twins of other fingerprints, and compare ``None`` by shape only.
 
     Notes
     -----
@@ -618,6 +651,7 @@ class TwinStatistics:
     period_count: FloatArray | None = None
     period_sum: FloatArray | None = None
     period_features: FloatArray | None = None
+    basis_fingerprint: str | None = None
 
     def __repr__(self) -> str:
         # The arrays run to thousands of numbers: print what they describe.
@@ -640,6 +674,7 @@ class TwinStatistics:
         for name, value in (("count", count), ("sum_sq", sum_sq)):
             _first_bad(value, value < 0, name, "non-negative values (one per bin)", "negative")
         check_kind(self.kind)
+        check_fingerprint(self.basis_fingerprint)
         _check_gram(gram)
         empty = np.flatnonzero(count == 0)
         if empty.size and (np.any(gram[empty]) or np.any(moment[empty]) or np.any(sum_sq[empty])):
@@ -724,7 +759,14 @@ class TwinStatistics:
         if periods is None:
             if readings is not None:
                 raise ValueError("readings: expected periods with them")
-            return cls(stats["gram"], stats["moment"], stats["sum_sq"], stats["count"], kind)
+            return cls(
+                stats["gram"],
+                stats["moment"],
+                stats["sum_sq"],
+                stats["count"],
+                kind,
+                basis_fingerprint=emulator.basis_fingerprint,
+            )
         if readings is None:
             raise ValueError("periods: expected the readings they label")
         if emulator.forgetting != 1.0:
@@ -739,13 +781,15 @@ class TwinStatistics:
             period_count=count,
             period_sum=total,
             period_features=features,
+            basis_fingerprint=emulator.basis_fingerprint,
         )
 
     @classmethod
     def pooled(cls, stats: Sequence[TwinStatistics], kind: str | None = None) -> Self:
         """The statistics of all readings of ``stats`` together (complete pooling), of
         ``kind``: by default the kind they share, or :data:`DEFAULT_KIND` if they are of
-        several."""
+        several. Their basis fingerprint, if any of them has one (:func:`check_fleet` has
+        refused others)."""
         check_fleet(stats)
         kinds = {s.kind for s in stats}
         if kind is None:
@@ -756,6 +800,9 @@ class TwinStatistics:
             np.sum([s.sum_sq for s in stats], axis=0),
             np.sum([s.count for s in stats], axis=0),
             kind,
+            basis_fingerprint=next(
+                (s.basis_fingerprint for s in stats if s.basis_fingerprint is not None), None
+            ),
         )
 
     @property
@@ -923,6 +970,13 @@ class FleetPrior:
         Upper bound on a twin's EM iterations for its noise in one local step.
     noise_tol
         Relative change at which a twin's noise iterations stop.
+    basis_fingerprint
+        The emulator's
+        :attr:`~twinweave.models.BayesianBasisRegression.basis_fingerprint`, or ``None``
+        (a prior built by hand): fleet fits refuse twins' statistics of another. Checked
+        where the twins' statistics are known, before round 1; it is not among
+        :meth:`to_arrays` (a message's numbers), so a prior read back from them has
+        ``None``.
     """
 
     prior_mean: FloatArray
@@ -938,6 +992,7 @@ class FleetPrior:
     period_prior_count: float = 0.0
     n_noise_iterations: int = 50
     noise_tol: float = 1e-10
+    basis_fingerprint: str | None = None
 
     def __repr__(self) -> str:
         return f"FleetPrior({self.n_features} features, {len(self.blocks)} term blocks)"
@@ -966,6 +1021,7 @@ class FleetPrior:
         ):
             check_number(getattr(self, name), name, zero=True)
         check_count(self.n_noise_iterations, "n_noise_iterations")
+        check_fingerprint(self.basis_fingerprint)
         object.__setattr__(self, "prior_mean", mean)
         object.__setattr__(self, "prior_precision", precision)
         object.__setattr__(self, "structure_precision", structure)
@@ -1029,6 +1085,7 @@ class FleetPrior:
             own_noise_count=own_noise_count,
             period_prior_count=period_prior_count,
             n_noise_iterations=emulator.n_em_iterations,
+            basis_fingerprint=emulator.basis_fingerprint,
         )
 
     @property

@@ -1,0 +1,218 @@
+"""A twin's statistics say which basis they belong to: two emulators of the same sizes
+but other knots, noise edges, inputs or units give statistics that every fleet fit
+(central, federated, gossip, from saved files) refuses by the odd twin's name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from twinweave.domains.wind import power_curve_emulator
+from twinweave.models import BayesianBasisRegression, SplineTerm
+from twinweave.transfer import (
+    FleetPooling,
+    FleetPrior,
+    TwinStatistics,
+    fit_central,
+    fit_federated,
+    fit_gossip,
+    load_statistics,
+    save_statistics,
+)
+
+
+def emulator(
+    *,
+    upper: float = 1.0,
+    edges: tuple[float, ...] = (0.0, 0.5, 1.0),
+    source: str = "x",
+    units: str = "kW",
+    **settings: Any,
+) -> BayesianBasisRegression:
+    """A spline of 7 weights in 2 noise bins, whatever the knots, edges, input or units."""
+    return BayesianBasisRegression(
+        target="y",
+        terms=(SplineTerm(source, 0.0, upper, 4),),
+        noise_source=source,
+        noise_edges=list(edges),
+        units=units,
+        **settings,
+    )
+
+
+# Settings of the same sizes that give the columns or bins another meaning.
+OTHER = {
+    "knots": lambda: emulator(upper=1.2),
+    "noise edges": lambda: emulator(edges=(0.0, 0.3, 1.0)),
+    "input": lambda: emulator(source="z"),
+    "units": lambda: emulator(units="MW"),
+}
+
+
+def twin_statistics(model: BayesianBasisRegression, seed: int) -> TwinStatistics:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, 400)
+    name = next(iter(model.inputs))
+    y = (1.0 + 0.2 * rng.standard_normal()) * np.sin(2.0 * x) + rng.normal(0.0, 0.05, x.size)
+    return TwinStatistics.from_emulator(model.update({name: x, "y": y}))
+
+
+def fleet_with(odd: BayesianBasisRegression) -> dict[str, TwinStatistics]:
+    """Three twins of the common emulator and, second, one of ``odd``."""
+    return {
+        "T0": twin_statistics(emulator(), 0),
+        "odd": twin_statistics(odd, 1),
+        "T2": twin_statistics(emulator(), 2),
+        "T3": twin_statistics(emulator(), 3),
+    }
+
+
+def test_equal_settings_give_equal_fingerprints_in_this_and_another_process() -> None:
+    first, second = emulator(), emulator(upper=1, edges=(0, 0.5, 1))
+    assert first is not second
+    assert first.basis_fingerprint == second.basis_fingerprint
+    assert twin_statistics(first, 0).basis_fingerprint == first.basis_fingerprint
+    assert FleetPrior.from_emulator(second).basis_fingerprint == first.basis_fingerprint
+    # Not salted per process (as hash() of a string is): another interpreter agrees.
+    code = (
+        "from twinweave.models import BayesianBasisRegression, SplineTerm\n"
+        "print(BayesianBasisRegression(target='y', terms=(SplineTerm('x', 0.0, 1.0, 4),),"
+        " noise_source='x', noise_edges=[0.0, 0.5, 1.0], units='kW').basis_fingerprint)"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert other == first.basis_fingerprint
+
+
+def test_what_leaves_the_columns_meaning_alone_leaves_the_fingerprint_alone() -> None:
+    # The prior, the bounds and forgetting are not what a weight or a bin means.
+    plain = emulator().basis_fingerprint
+    assert emulator(smoothing=1.0, ridge=1e-3, upper=1.0).basis_fingerprint == plain
+    assert emulator(lower=0.0, forgetting=0.99, prior_mean=np.ones(7)).basis_fingerprint == plain
+    # Turbines of other rated powers at other sites share one power-curve basis.
+    assert (
+        power_curve_emulator(2050.0).basis_fingerprint
+        == power_curve_emulator(
+            2300.0, site_pressure=96000.0, fallback_density=1.1
+        ).basis_fingerprint
+    )
+
+
+@pytest.mark.parametrize("what", sorted(OTHER))
+def test_settings_of_the_same_sizes_give_another_fingerprint(what: str) -> None:
+    other = OTHER[what]()
+    assert (other.n_features, other.n_bins) == (emulator().n_features, emulator().n_bins)
+    assert other.basis_fingerprint != emulator().basis_fingerprint
+
+
+@pytest.mark.parametrize("what", sorted(OTHER))
+def test_the_central_fit_refuses_a_twin_of_another_basis_by_name(what: str) -> None:
+    stats = fleet_with(OTHER[what]())
+    prior = FleetPrior.from_emulator(emulator())
+    with pytest.raises(ValueError, match=r"stats\['odd'\]: expected basis fingerprint .*knots"):
+        fit_central(stats, prior)
+    # A prior of the odd basis for a fleet of the common one is named as the prior.
+    common = {k: s for k, s in stats.items() if k != "odd"}
+    with pytest.raises(ValueError, match=r"prior: expected basis fingerprint .* \(the twins'"):
+        fit_central(common, FleetPrior.from_emulator(OTHER[what]()))
+
+
+def test_the_fit_names_the_twin_that_differs_from_most_without_a_prior_fingerprint() -> None:
+    stats = fleet_with(OTHER["knots"]())
+    # A prior built by hand has no fingerprint: the twins are compared with most twins'.
+    built = FleetPrior.from_emulator(emulator())
+    prior = FleetPrior(
+        built.prior_mean, built.prior_precision, built.structure_precision, built.blocks
+    )
+    assert prior.basis_fingerprint is None
+    common = stats["T0"].basis_fingerprint
+    with pytest.raises(ValueError, match=rf"stats\['odd'\]: expected basis fingerprint '{common}'"):
+        fit_central(stats, prior)
+
+
+def test_federated_rounds_in_process_refuse_a_twin_of_other_knots_by_name() -> None:
+    stats = fleet_with(OTHER["knots"]())
+    strategy = FleetPooling(FleetPrior.from_emulator(emulator()), ["default"])
+    with pytest.raises(ValueError, match=r"statistics\['odd'\]: expected basis fingerprint"):
+        fit_federated(strategy, stats)
+
+
+@pytest.mark.parametrize("what", ["knots", "noise edges"])
+def test_gossip_refuses_a_twin_of_another_basis_by_name(what: str) -> None:
+    stats = fleet_with(OTHER[what]())
+    graph = nx.cycle_graph(list(stats))
+    with pytest.raises(ValueError, match=r"\['odd'\]: expected basis fingerprint"):
+        fit_gossip(stats, graph, FleetPrior.from_emulator(emulator()), seed=0)
+
+
+@pytest.mark.parametrize("what", ["knots", "noise edges"])
+def test_saved_statistics_keep_their_basis_and_are_refused_after_loading(
+    what: str, tmp_path: Path
+) -> None:
+    stats = fleet_with(OTHER[what]())
+    loaded = {
+        twin: load_statistics(save_statistics(s, tmp_path / f"{twin}.npz"))
+        for twin, s in stats.items()
+    }
+    assert loaded["odd"].basis_fingerprint == OTHER[what]().basis_fingerprint
+    assert loaded["T0"].basis_fingerprint == emulator().basis_fingerprint
+    with pytest.raises(ValueError, match=r"stats\['odd'\]: expected basis fingerprint"):
+        fit_central(loaded, FleetPrior.from_emulator(emulator()))
+
+
+def test_a_file_written_without_a_fingerprint_loads_and_is_compared_by_shape(
+    tmp_path: Path,
+) -> None:
+    stats = twin_statistics(emulator(), 5)
+    path = tmp_path / "old.npz"
+    # What save_statistics wrote before statistics carried their basis.
+    np.savez(
+        path,
+        gram=stats.gram,
+        moment=stats.moment,
+        sum_sq=stats.sum_sq,
+        count=stats.count,
+        kind=np.asarray(stats.kind),
+    )
+    old = load_statistics(path)
+    assert old.basis_fingerprint is None
+    np.testing.assert_array_equal(old.gram, stats.gram)
+    fleet = {"T0": twin_statistics(emulator(), 0), "old": old}
+    fit = fit_central(fleet, FleetPrior.from_emulator(emulator()), tol=1e-4)
+    assert fit.n_rounds >= 1
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda s: TwinStatistics(s.gram, s.moment, s.sum_sq, s.count),
+        lambda s: TwinStatistics(s.gram, s.moment, s.sum_sq, s.count, basis_fingerprint=None),
+    ],
+)
+def test_statistics_built_by_hand_have_no_fingerprint_and_pool_by_shape(
+    build: Callable[[TwinStatistics], TwinStatistics],
+) -> None:
+    by_hand = build(twin_statistics(emulator(), 6))
+    assert by_hand.basis_fingerprint is None
+    fleet = {"T0": twin_statistics(emulator(), 0), "hand": by_hand}
+    assert fit_central(fleet, FleetPrior.from_emulator(emulator()), tol=1e-4).n_rounds >= 1
+    # A twin of another basis is refused beside it all the same.
+    fleet["odd"] = twin_statistics(OTHER["knots"](), 1)
+    with pytest.raises(ValueError, match=r"stats\['odd'\]: expected basis fingerprint"):
+        fit_central(fleet, FleetPrior.from_emulator(emulator()))
+
+
+def test_pooled_statistics_keep_the_fingerprint_and_a_bad_one_is_refused() -> None:
+    parts = [twin_statistics(emulator(), seed) for seed in (0, 1)]
+    assert TwinStatistics.pooled(parts).basis_fingerprint == emulator().basis_fingerprint
+    s = parts[0]
+    with pytest.raises(TypeError, match="basis_fingerprint: expected None or"):
+        TwinStatistics(s.gram, s.moment, s.sum_sq, s.count, basis_fingerprint=b"ab")  # type: ignore[arg-type]
