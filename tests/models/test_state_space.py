@@ -842,12 +842,175 @@ def test_times_that_do_not_step_evenly_forward_are_refused() -> None:
     assert emulator.n_steps_ == 0
     # Steps of a day pass, whatever the step; a missed reading is a NaN row. So do local
     # midnights across a daylight-saving change (23 h in UTC) and calendar months.
-    emulator.update({**data, "time": days})
     spring = pd.date_range("2016-03-10", periods=6, freq="D", tz="America/Denver")
-    emulator.update({**data, "time": spring})
     months = pd.date_range("2016-01-01", periods=6, freq="MS")
-    emulator.update({**data, "time": months})
-    assert emulator.n_steps_ == 18
+    for times in (days, spring, months):
+        assert reservoir().update({**data, "time": times}).n_steps_ == 6
+
+
+# -- times across batches ----------------------------------------------------------------
+def daily(data: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` of ``data`` with their days (row 0 on 2016-01-01) as times."""
+    rows = {name: values[start:stop] for name, values in data.items()}
+    return rows | {"time": np.datetime64("2016-01-01") + np.arange(start, stop)}
+
+
+def test_a_batch_that_goes_back_or_repeats_is_refused_and_changes_nothing() -> None:
+    data = reservoir_data(20, seed=21)
+    emulator = reservoir().update(daily(data, 0, 10))
+    before = emulator.state()
+    # The same batch again, an overlap, and only the last day again.
+    for start, stop in ((0, 10), (5, 15), (9, 12)):
+        with pytest.raises(
+            ValueError,
+            match=r"time: expected observations to start one step after the last time "
+            r"assimilated, 2016-01-10T00:00:00\+00:00, the next at 2016-01-11T00:00:00\+00:00; "
+            rf"got a first time of 2016-01-{start + 1:02d}T00:00:00\+00:00: a time already "
+            r"assimilated",
+        ):
+            emulator.update(daily(data, start, stop))
+    # An older file, one reading of it, and smoothing from the current state.
+    with pytest.raises(ValueError, match=r"first time of 2016-01-03T00:00:00\+00:00"):
+        emulator.update(daily(data, 2, 3))
+    with pytest.raises(ValueError, match=r"a time already assimilated"):
+        emulator.smooth(daily(data, 0, 10))
+    for name, value in before.items():
+        np.testing.assert_array_equal(emulator.state()[name], value)
+    assert emulator.update(daily(data, 10, 20)).n_steps_ == 20
+
+
+def test_a_batch_after_a_gap_is_refused_naming_the_missed_readings() -> None:
+    data = reservoir_data(30, seed=22)
+    emulator = reservoir().update(daily(data, 0, 10))
+    # A missed week: the filter would take day 18 for day 11.
+    with pytest.raises(
+        ValueError,
+        match=r"the next at 2016-01-11T00:00:00\+00:00; got a first time of "
+        r"2016-01-18T00:00:00\+00:00: a gap of 691200 s after steps of 86400 s: give the 7 "
+        r"missed readings as rows with NaN for 'storage'",
+    ):
+        emulator.update(daily(data, 17, 30))
+    # One missed day, and an extra reading half a day on.
+    with pytest.raises(ValueError, match=r"give the 1 missed reading as rows with NaN"):
+        emulator.update(daily(data, 11, 12))
+    half = daily(data, 10, 11) | {"time": np.array([np.datetime64("2016-01-10T12:00")])}
+    with pytest.raises(ValueError, match=r"a step of 43200 s after steps of 86400 s"):
+        emulator.update(half)
+    assert emulator.n_steps_ == 10
+    # The missed readings as NaN rows are what the error asks for.
+    with_nan = daily(data, 10, 30)
+    with_nan["storage"] = with_nan["storage"].copy()
+    with_nan["storage"][:7] = np.nan
+    assert emulator.update(with_nan).n_steps_ == 30
+
+
+def test_batches_and_single_readings_that_continue_equal_one_batch() -> None:
+    data = reservoir_data(300, seed=23)
+    batch = reservoir().update(daily(data, 0, 300))
+    halves = reservoir().update(daily(data, 0, 170)).update(daily(data, 170, 300))
+    stream = reservoir()
+    for i in range(300):
+        reading = daily(data, i, i + 1)
+        # One time per reading, as a stream gives it: a scalar of another kind each time.
+        when = reading["time"][0]
+        times: object = (when, pd.Timestamp(when), str(when), when.item())[i % 4]
+        stream.update({name: float(reading[name][0]) for name in data} | {"time": times})
+    for other in (halves, stream):
+        for name, value in batch.state().items():
+            if other is halves and name == "log_likelihood_":
+                # A sum of two halves' sums: equal to rounding.
+                np.testing.assert_allclose(other.state()[name], value, rtol=1e-12)
+            else:
+                np.testing.assert_array_equal(other.state()[name], value)
+    assert batch.last_time_ == pd.Timestamp("2016-10-26", tz="UTC").timestamp()
+    assert batch.time_step_ == 86400.0
+    # A single reading is checked too: a repeated or a late one is refused.
+    for i in (299, 301):
+        with pytest.raises(ValueError, match=r"time: expected observations to start one step"):
+            stream.update({name: 1000.0 for name in data} | {"time": daily(data, i, i + 1)["time"]})
+
+
+def test_a_batch_without_times_forgets_the_last_time() -> None:
+    data = reservoir_data(30, seed=24)
+    emulator = reservoir().update(daily(data, 0, 10)).update(daily(data, 10, 12))
+    assert emulator.last_time_ is not None
+    # Two steps of unknown times: day 13's reading cannot be checked, nor refused.
+    emulator.update({name: data[name][12:14] for name in data})
+    assert emulator.last_time_ is None and emulator.time_step_ is None
+    emulator.update(daily(data, 14, 30))
+    assert emulator.state()["last_time_"] == pd.Timestamp("2016-01-30", tz="UTC").timestamp()
+    # An empty batch changes nothing.
+    emulator.update({name: data[name][:0] for name in data} | {"time": np.array([], "M8[D]")})
+    assert emulator.time_step_ == 86400.0
+
+
+def test_a_forecast_with_times_must_start_one_step_after_the_last_reading() -> None:
+    data = reservoir_data(40, seed=25)
+    emulator = reservoir().update(daily(data, 0, 30))
+    inputs = {name: data[name][30:40] for name in ("inflow", "outflow")}
+    for start, why in ((29, "the last time assimilated"), (32, "a gap of 259200 s")):
+        with pytest.raises(
+            ValueError,
+            match=r"time: expected inputs to start one step after the last time assimilated, "
+            r"2016-01-30T00:00:00\+00:00, the next at 2016-01-31T00:00:00\+00:00; got a first "
+            rf"time of {np.datetime64('2016-01-01') + start}T00:00:00\+00:00: {why}",
+        ):
+            emulator.predict(inputs | {"time": daily(data, start, start + 10)["time"]})
+    with pytest.raises(ValueError, match=r"time: expected rows at one step"):
+        emulator.predict(inputs | {"time": np.delete(daily(data, 30, 41)["time"], 4)})
+    right = emulator.predict(inputs | {"time": daily(data, 30, 40)["time"]})
+    np.testing.assert_array_equal(right.loc, emulator.predict(inputs).loc)
+    # Across a daylight-saving change, local midnights are 23 h apart in UTC.
+    local = pd.date_range("2016-03-01", periods=13, freq="D", tz="America/Denver")
+    spring = reservoir().update({name: data[name][:12] for name in data} | {"time": local[:12]})
+    spring.predict({"inflow": [1000.0], "outflow": [1000.0], "time": local[12:]})
+    # No time known: the times are not read, as before.
+    reservoir().predict(inputs | {"time": daily(data, 0, 10)["time"][::-1]})
+
+
+def test_the_last_time_is_kept_in_the_state_and_a_state_without_it_loads() -> None:
+    data = reservoir_data(30, seed=26)
+    emulator = reservoir().update(daily(data, 0, 20))
+    params, state = emulator.get_params(), emulator.state()
+    assert state["last_time_"] == emulator.last_time_ and state["time_step_"] == 86400.0
+    restored = StateSpaceEmulator.from_state(params, state)
+    assert (restored.last_time_, restored.time_step_) == (emulator.last_time_, 86400.0)
+    with pytest.raises(ValueError, match=r"a time already assimilated"):
+        restored.update(daily(data, 19, 30))
+    # A state kept before the emulator remembered times: no time known, nothing checked.
+    older = {k: v for k, v in state.items() if k not in ("last_time_", "time_step_")}
+    loaded = StateSpaceEmulator.from_state(params, older)
+    assert loaded.last_time_ is None and loaded.time_step_ is None
+    assert np.isnan(loaded.state()["last_time_"]) and np.isnan(loaded.state()["time_step_"])
+    loaded.update(daily(data, 19, 30))
+    # A fresh emulator's state, with NaN for no time, round-trips.
+    fresh = reservoir()
+    assert StateSpaceEmulator.from_state(params, fresh.state()).last_time_ is None
+    for changes, message in (
+        ({"last_time_": np.inf}, r"state last_time_: expected a finite time \[s\] \(NaN: none\)"),
+        ({"last_time_": [1.0, 2.0]}, r"state last_time_: expected a finite time"),
+        ({"time_step_": 0.0}, r"state time_step_: expected a finite step > 0"),
+        ({"time_step_": -86400.0}, r"state time_step_: expected a finite step > 0"),
+        ({"last_time_": np.nan}, r"state time_step_: expected NaN without a last_time_"),
+        ({"last_time_": "noon"}, r"state last_time_: expected numbers"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            StateSpaceEmulator.from_state(params, {**state, **changes})
+    with pytest.raises(ValueError, match=r"state last_time_: expected NaN when no step"):
+        StateSpaceEmulator.from_state(params, {**fresh.state(), "last_time_": 1e9})
+
+
+def test_a_fitted_twin_starts_its_clock_at_its_first_update() -> None:
+    """``estimate_noise`` assimilates nothing: its result has no last time, and takes its
+    history (or any later start) from the configured initial state, then checks on."""
+    data = reservoir_data(120, seed=27)
+    history = daily(data, 0, 100)
+    fitted = reservoir().estimate_noise(history)
+    assert fitted.last_time_ is None and fitted.n_steps_ == 0
+    fitted.update(history)
+    with pytest.raises(ValueError, match=r"a gap of"):
+        fitted.update(daily(data, 101, 120))
+    fitted.update(daily(data, 100, 120))
 
 
 def test_columns_that_are_not_one_number_per_row_are_named() -> None:
@@ -1133,3 +1296,15 @@ def test_a_forecast_that_overflows_names_the_horizon() -> None:
         warnings.simplefilter("error")
         forecast = growing.predict({"t": np.arange(874)})
     assert np.all(np.isfinite(forecast.mean)) and np.all(np.isfinite(forecast.var))
+
+
+def test_a_twin_refuses_to_learn_residual_correlation_from_forecasts() -> None:
+    """A twin's residual correlation is learnt from its emulator's predictions of the
+    readings it just assimilated; a state space predicts the steps after them."""
+    from twinweave.checks._problems import ReservoirBalance, reservoir_emulator
+    from twinweave.core import ResidualCorrelation, Twin
+
+    schema = ReservoirBalance().schema
+    with pytest.raises(ValueError, match=r"residual_correlation: expected None for a Stat"):
+        Twin("R1", schema, reservoir_emulator(), residual_correlation=ResidualCorrelation())
+    Twin("R1", schema, reservoir_emulator())  # without, as a reservoir's twin is built

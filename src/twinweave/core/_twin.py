@@ -75,7 +75,8 @@ class Twin:
         Learns how the twin's residuals are correlated in time from the readings it
         assimilates (those with a ``time`` column); ``None`` treats them as independent.
         Use it with an emulator whose ``predict`` after ``update`` gives the fit to the
-        readings assimilated (a regression), not a forecast beyond them.
+        readings assimilated (a regression), not a forecast beyond them: an emulator
+        whose class says ``forecasts = True`` is refused.
     interventions
         What-if changes applied by a branch.
     parent
@@ -125,6 +126,14 @@ class Twin:
         parent: Twin | None = None,
         parent_id: str | None = None,
     ) -> None:
+        if residual_correlation is not None and getattr(emulator, "forecasts", False):
+            # Its predict after update forecasts beyond the readings; those would be taken
+            # for the residuals of the readings (and its state carries their dynamics).
+            raise ValueError(
+                f"residual_correlation: expected None for a {type(emulator).__name__}, whose "
+                "predictions are forecasts from its state, not a fit to the readings it "
+                f"assimilated; got {type(residual_correlation).__name__}"
+            )
         self.twin_id = twin_id
         self.schema = schema
         self.emulator = emulator

@@ -35,7 +35,8 @@ import reprlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -1291,16 +1292,55 @@ def _psd_sqrt(cov: FloatArray) -> FloatArray:
         return np.asarray(vectors * np.sqrt(np.maximum(values, 0.0)), dtype=np.float64)
 
 
+# Steps of one series may differ by up to this factor: local midnights across a
+# daylight-saving change (23 to 25 hours in UTC), calendar months (28 to 31 days). A
+# missed reading (two steps) or an extra one (a part of a step) differs by more.
+_STEP_RATIO = 1.5
+
+
+def _steps_fit(shortest: float, longest: float) -> bool:
+    """Whether steps from ``shortest`` to ``longest`` [s] are those of one series."""
+    return shortest > 0.0 and longest <= _STEP_RATIO * shortest
+
+
+def _odd_step(steps: FloatArray) -> int | None:
+    """Index of the step that breaks a series of time steps [s]: one that goes back or
+    repeats, or, where steps differ by more than ``_STEP_RATIO``, the one farthest from
+    the most frequent step (the shortest of equally frequent ones): a gap, or an extra
+    reading. ``None`` when the steps are those of one series."""
+    if steps.size == 0:
+        return None
+    shortest, longest = float(steps.min()), float(steps.max())
+    if _steps_fit(shortest, longest):
+        return None
+    if shortest <= 0.0:
+        return int(np.flatnonzero(steps <= 0.0)[0])
+    values, counts = np.unique(steps, return_counts=True)
+    usual = float(values[int(np.argmax(counts))])
+    return int(np.argmax(np.abs(np.log(steps / usual))))
+
+
+def _iso(seconds: float) -> str:
+    """A time [s since 1970-01-01 UTC] as an ISO 8601 string in UTC."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds:g} s"
+
+
 class StateSpaceEmulator:
     """A twinweave emulator of one dynamic quantity: a linear-Gaussian state space.
 
     Rows of ``observations`` are consecutive, equally spaced time steps, in time order;
     ``update`` filters them (a stream of single readings gives bit-for-bit the state of
     one batch); ``predict`` forecasts the next ``len(inputs)`` steps. The emulator has no
-    clock of its own: a ``time`` column given to ``update`` is only checked to step
-    forward within the batch without skipping a step (a missed reading is a row with
+    clock of its own, but it checks the times it is given: a ``time`` column given to
+    ``update`` must step forward without skipping a step (a missed reading is a row with
     NaN, not an absent row; steps may differ a little, as local days across a
-    daylight-saving change or calendar months do), and ``predict`` does not read one.
+    daylight-saving change or calendar months do), within the batch and from the last
+    time assimilated (:attr:`last_time_`) to the batch's first; a ``time`` column given
+    to ``predict`` must start one step after :attr:`last_time_`. A batch without times
+    forgets the last time: the next batch's first time is then not checked.
 
     Parameters
     ----------
@@ -1351,7 +1391,25 @@ class StateSpaceEmulator:
     ('m^3', array([4951., 4751.]))
     >>> bool(forecast.var[1] > forecast.var[0])
     True
+
+    Attributes
+    ----------
+    mean_, cov_
+        Filtered mean and covariance of the state after the last reading.
+    n_observations_, n_steps_
+        Readings assimilated (not NaN), and steps filtered.
+    log_likelihood_
+        Log-likelihood of the readings assimilated [nats].
+    last_time_
+        Time of the last step filtered [s since 1970-01-01 UTC]; ``None`` when the last
+        batch had no ``time`` column.
+    time_step_
+        The last step between two times of readings [s]; ``None`` until two are known.
     """
+
+    #: ``predict`` forecasts the steps after the last reading (a twin learns no
+    #: residual correlation from it: see :class:`~twinweave.core.Twin`).
+    forecasts: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -1389,6 +1447,8 @@ class StateSpaceEmulator:
         self.n_observations_: float = 0.0
         self.n_steps_: int = 0
         self.log_likelihood_: float = 0.0
+        self.last_time_: float | None = None
+        self.time_step_: float | None = None
 
     # -- configuration -----------------------------------------------------------------
     @property
@@ -1661,6 +1721,9 @@ class StateSpaceEmulator:
             "n_observations_": self.n_observations_,
             "n_steps_": self.n_steps_,
             "log_likelihood_": self.log_likelihood_,
+            # NaN for None: a store keeps numbers and arrays.
+            "last_time_": math.nan if self.last_time_ is None else self.last_time_,
+            "time_step_": math.nan if self.time_step_ is None else self.time_step_,
         }
 
     @classmethod
@@ -1697,6 +1760,26 @@ class StateSpaceEmulator:
         emulator.n_observations_ = float(n_observed)
         emulator.n_steps_ = int(n_steps)
         emulator.log_likelihood_ = float(state["log_likelihood_"])
+        # Absent from states kept before the emulator remembered times: no time known.
+        times: dict[str, float | None] = {}
+        for name in ("last_time_", "time_step_"):
+            value = _floats(f"state {name}", state.get(name, math.nan))
+            if value.ndim != 0 or np.isinf(value) or (name == "time_step_" and value <= 0.0):
+                what = "time" if name == "last_time_" else "step > 0"
+                raise ValueError(
+                    f"state {name}: expected a finite {what} [s] (NaN: none), got {state[name]!r}"
+                )
+            times[name] = None if np.isnan(value) else float(value)
+        if times["last_time_"] is None and times["time_step_"] is not None:
+            raise ValueError(
+                f"state time_step_: expected NaN without a last_time_, got {state['time_step_']!r}"
+            )
+        if times["last_time_"] is not None and emulator.n_steps_ == 0:
+            raise ValueError(
+                f"state last_time_: expected NaN when no step was filtered (n_steps_ = 0), "
+                f"got {state['last_time_']!r}"
+            )
+        emulator.last_time_, emulator.time_step_ = times["last_time_"], times["time_step_"]
         return emulator
 
     def _current_model(self) -> StateSpaceModel:
@@ -1747,19 +1830,18 @@ class StateSpaceEmulator:
             )
         return y
 
-    def _check_times(self, observations: Columns, n_rows: int) -> None:
-        """Refuse a ``time`` column of another length than the readings, or whose times
-        do not step evenly (:meth:`_check_steps`)."""
-        if "time" not in observations:
-            return
-        n_times = int(np.size(observations["time"]))
+    def _read_times(self, columns: Columns, n_rows: int, rows: str) -> FloatArray | None:
+        """Times of the ``time`` column [s], or ``None`` without one; refuses a column of
+        another length than the rows, or whose times do not step evenly
+        (:meth:`_check_steps`)."""
+        if "time" not in columns:
+            return None
+        n_times = int(np.size(columns["time"]))
         if n_times != n_rows:
-            raise ValueError(
-                f"time: expected {n_rows} times (one per reading of {self.target!r}), got {n_times}"
-            )
-        # A single reading has no step to check: a stream skips parsing its time.
-        if n_rows > 1:
-            self._check_steps(time_seconds(observations["time"]))
+            raise ValueError(f"time: expected {n_rows} times (one per {rows}), got {n_times}")
+        seconds = time_seconds(columns["time"])
+        self._check_steps(seconds)
+        return seconds
 
     def _check_steps(self, seconds: FloatArray) -> None:
         """Refuse times that go back, repeat, or skip a step: the filter takes each row
@@ -1767,23 +1849,52 @@ class StateSpaceEmulator:
         as a whole step. Steps may differ a little (local midnights across a
         daylight-saving change, 23 to 25 hours; calendar months, 28 to 31 days)."""
         steps = np.diff(seconds)
-        if steps.size == 0:
-            return
-        shortest, longest = float(steps.min()), float(steps.max())
-        if shortest <= 0.0 or longest > 1.5 * shortest:
-            if shortest <= 0.0:
-                bad = int(np.flatnonzero(steps <= 0.0)[0])
-            else:
-                # The step farthest from the most frequent one (the shortest of equally
-                # frequent ones): a gap, or an extra reading.
-                values, counts = np.unique(steps, return_counts=True)
-                usual = float(values[int(np.argmax(counts))])
-                bad = int(np.argmax(np.abs(np.log(steps / usual))))
+        bad = _odd_step(steps)
+        if bad is not None:
             raise ValueError(
                 f"time: expected rows at one step in time order (a missed reading is a row "
-                f"with NaN for {self.target!r}), got steps from {shortest:g} s to "
-                f"{longest:g} s (a step of {float(steps[bad]):g} s at row {bad + 1})"
+                f"with NaN for {self.target!r}), got steps from {float(steps.min()):g} s to "
+                f"{float(steps.max()):g} s (a step of {float(steps[bad]):g} s at row {bad + 1})"
             )
+
+    def _check_continues(self, seconds: FloatArray, rows: str) -> None:
+        """Refuse times whose first is not one step after :attr:`last_time_`, by the
+        rule of :meth:`_check_steps` for the step from the last time to the first
+        against the last step seen (or, before one, the rows' own first step): rows
+        given twice would be assimilated twice, a gap learnt as dynamics, and a
+        forecast's row ``h`` would not be ``h`` steps ahead."""
+        if self.last_time_ is None or seconds.size == 0:
+            return
+        step = float(seconds[0]) - self.last_time_
+        usual = self.time_step_
+        if usual is None and seconds.size > 1:
+            usual = float(seconds[1] - seconds[0])
+        # Floats, not arrays: a stream checks this once per reading.
+        steps = (step,) if usual is None else (usual, step)
+        if _steps_fit(min(steps), max(steps)):
+            return
+        expected = "one step later" if usual is None else f"at {_iso(self.last_time_ + usual)}"
+        if step <= 0.0:
+            why = (
+                "a time already assimilated (the same readings given twice, or older ones?)"
+                if step < 0.0 or rows == "observations"
+                else "the last time assimilated (a forecast starts one step after it)"
+            )
+        elif usual is not None and step > usual:
+            n_missed = max(1, round(step / usual) - 1)
+            why = f"a gap of {step:g} s after steps of {usual:g} s: " + (
+                f"give the {n_missed} missed reading{'s' if n_missed > 1 else ''} as "
+                f"rows with NaN for {self.target!r}"
+                if rows == "observations"
+                else "a forecast's row h is h steps after the last reading assimilated"
+            )
+        else:
+            why = f"a step of {step:g} s after steps of {usual:g} s (an extra reading?)"
+        raise ValueError(
+            f"time: expected {rows} to start one step after the last time assimilated, "
+            f"{_iso(self.last_time_)}, the next {expected}; got a first time of "
+            f"{_iso(float(seconds[0]))}: {why}"
+        )
 
     # -- assimilation and forecasting ----------------------------------------------------
     def update(self, observations: Columns) -> Self:
@@ -1793,15 +1904,34 @@ class StateSpaceEmulator:
         ----------
         observations
             Column ``target`` [units] (NaN for a missed reading: the state is only
-            predicted through it) and every column of ``control_inputs``.
+            predicted through it) and every column of ``control_inputs``; optionally
+            ``time`` (datetimes, or seconds since 1970-01-01 UTC [s]), checked to step
+            evenly from :attr:`last_time_` on.
+
+        Raises
+        ------
+        ValueError
+            If the times go back or repeat, skip a step, or do not start one step after
+            :attr:`last_time_`; the emulator is then left as it was.
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        self._check_times(observations, y.shape[0])
+        seconds = self._read_times(observations, y.shape[0], f"reading of {self.target!r}")
+        if seconds is not None:
+            self._check_continues(seconds, "observations")
         result = _run_filter(self._current_model(), y[:, None], u)
         if y.shape[0] > 0:
             self.mean_ = result.filtered_mean[-1].copy()
             self.cov_ = result.filtered_cov[-1].copy()
+            if seconds is None:
+                # Steps of unknown times: the next batch's first time cannot be checked.
+                self.last_time_ = self.time_step_ = None
+            else:
+                if seconds.size > 1:
+                    self.time_step_ = float(seconds[-1] - seconds[-2])
+                elif self.last_time_ is not None:
+                    self.time_step_ = float(seconds[0]) - self.last_time_
+                self.last_time_ = float(seconds[-1])
         self.n_observations_ += float(result.n_observed)
         self.n_steps_ += int(y.shape[0])
         self.log_likelihood_ += float(result.log_likelihood)
@@ -1825,7 +1955,8 @@ class StateSpaceEmulator:
         inputs
             One row per future step, in order: the columns of ``control_inputs`` for
             each step; without controls any column (a ``time`` column, say) sets the
-            number of steps.
+            number of steps. A ``time`` column must step evenly from one step after
+            :attr:`last_time_` (not read when no last time is known).
 
         Returns
         -------
@@ -1834,6 +1965,10 @@ class StateSpaceEmulator:
         """
         n_rows = self._n_rows(inputs)
         u = self._read_controls(inputs, n_rows, "forecast step")
+        if self.last_time_ is not None:
+            seconds = self._read_times(inputs, n_rows, "forecast step")
+            if seconds is not None:
+                self._check_continues(seconds, "inputs")
         model = self.model
         f, h = model.transition, model.observation[0]
         noise = float(model.observation_noise[0, 0])
@@ -1894,10 +2029,13 @@ class StateSpaceEmulator:
         """Smoothed states of the steps in ``observations``, continuing from this state.
 
         The emulator is not changed; call :meth:`update` to assimilate the readings.
+        Times are checked as :meth:`update` checks them.
         """
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        self._check_times(observations, y.shape[0])
+        seconds = self._read_times(observations, y.shape[0], f"reading of {self.target!r}")
+        if seconds is not None:
+            self._check_continues(seconds, "observations")
         model = self._current_model()
         return rts_smoother(model, _run_filter(model, y[:, None], u))
 
@@ -1912,7 +2050,9 @@ class StateSpaceEmulator:
         """A new, unfitted emulator with ``Q`` and ``R`` estimated by EM (:func:`em_noise`).
 
         ``observations`` is a history that starts at the configured initial state; the
-        result has this emulator's configuration otherwise, and has assimilated nothing.
+        result has this emulator's configuration otherwise, and has assimilated nothing
+        (no :attr:`last_time_` either: its first update may start anywhere, the history
+        or after it, from the configured initial state).
         Warns (:class:`~twinweave.core.ConvergenceWarning`) when EM stops at
         ``n_iterations`` before ``tol``, saying so where the variances collapsed towards
         zero (readings the model follows without noise: a stuck sensor's). Refuses, as
@@ -1922,7 +2062,7 @@ class StateSpaceEmulator:
         _check_em_settings(n_iterations, tol)
         y = self._read_target(observations)
         u = self._read_controls(observations, y.shape[0], f"reading of {self.target}")
-        self._check_times(observations, y.shape[0])
+        self._read_times(observations, y.shape[0], f"reading of {self.target!r}")
         n_parameters = _n_noise_parameters(
             self.model,
             diagonal=diagonal,

@@ -108,3 +108,32 @@ def test_em_reaches_the_maximum_statsmodels_finds_at_minidoka() -> None:
     assert log_likelihood(fitted.model) > log_likelihood(theirs) - 0.5
     # The unmeasured flow's day-to-day change, which carries the fit: the same.
     assert np.sqrt(fitted.process_noise[1, 1]) == pytest.approx(np.sqrt(flow_var), rel=0.02)
+
+
+@pytest.mark.parametrize("split", ["2013-03-11", "2013-11-04"])
+def test_the_record_in_two_halves_is_taken_across_a_daylight_saving_change(split: str) -> None:
+    """Local midnights are 23 h (spring) or 25 h (autumn) apart in UTC where the second
+    half starts: the halves continue, and equal one batch; a missed week is refused."""
+    frame = load_upper_snake(MINIDOKA.asset_id)
+    first = frame["time"] < pd.Timestamp(split, tz="America/Denver")
+    halves = [frame[first], frame[~first]]
+    step = halves[1]["time"].iloc[0] - halves[0]["time"].iloc[-1]
+    assert step == pd.Timedelta(hours=23 if split.endswith("03-11") else 25)
+
+    def with_times(part: pd.DataFrame) -> dict[str, np.ndarray]:
+        return columns(part) | {"time": part["time"].to_numpy()}
+
+    def twin() -> StateSpaceEmulator:
+        return minidoka_twin(frame["storage"].iloc[0], process_var=4e10, noise_var=1e10)
+
+    batch = twin().update(with_times(frame))
+    two = twin().update(with_times(halves[0])).update(with_times(halves[1]))
+    np.testing.assert_array_equal(two.mean_, batch.mean_)
+    np.testing.assert_array_equal(two.cov_, batch.cov_)
+    assert two.log_likelihood_ == pytest.approx(batch.log_likelihood_, rel=1e-12)
+    assert two.last_time_ == batch.last_time_ == frame["time"].iloc[-1].timestamp()
+    late = twin().update(with_times(halves[0]))
+    with pytest.raises(ValueError, match=r"give the 7 missed readings as rows with NaN"):
+        late.update(with_times(halves[1].iloc[7:]))
+    with pytest.raises(ValueError, match=r"a time already assimilated"):
+        late.update(with_times(halves[0].iloc[-30:]))
