@@ -359,3 +359,34 @@ def test_sizes_that_cannot_be_are_named(predictive: CensoredNormal) -> None:
         predictive.log_prob(np.zeros(n + 1))
     # One value for every point is still taken.
     assert predictive.log_prob(0.0).shape == (n,)
+
+
+def test_sample_paths_are_the_standard_draws_mapped_row_by_row() -> None:
+    """sample() is standard_draws() mapped by paths_from(); a block of the draws' rows
+    maps to the same rows of paths (compare maps a block at a time), and draws of
+    another shape are refused by name."""
+    rng = np.random.default_rng(4)
+    n = 500
+    predictive = CensoredNormal(
+        rng.uniform(-300, 2300, n),
+        rng.uniform(50, 200, n) ** 2,
+        lower=0.0,
+        upper=2050.0,
+        factor=rng.normal(0, 30, (n, 3)),
+        times=STEP * np.arange(n),
+        correlation=ExponentialCorrelation((0.5, 0.2), (1_200.0, 86_400.0)),
+        lower_mass=np.full(n, 0.1),
+        upper_mass=np.full(n, 0.05),
+    )
+    drawn: list[int] = []
+    noise, shared = predictive.standard_draws(90, seed=2, on_block=drawn.append)
+    assert shared is not None and shared.shape == (90, 3)
+    assert sum(drawn) == n  # every point told, block by block
+    whole = predictive.sample(90, seed=2)
+    rows = predictive.paths_from(noise[30:60].copy(order="K"), shared[30:60])
+    np.testing.assert_array_equal(rows, whole[30:60])
+    np.testing.assert_array_equal(predictive.paths_from(noise, shared), whole)
+    with pytest.raises(ValueError, match=r"noise: expected shape \(n_samples, 500\), got"):
+        predictive.paths_from(noise[:, 1:], shared)
+    with pytest.raises(ValueError, match=r"shared: expected draws of shape \(90, 3\), got None"):
+        predictive.paths_from(noise, None)

@@ -26,6 +26,7 @@ residuals.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ def _norm_pdf(z: FloatArray) -> FloatArray:
     return np.asarray(np.exp(-0.5 * z * z - _LOG_SQRT_2PI), dtype=np.float64)
 
 
+_NAT = int(np.iinfo(np.int64).min)  # NaT, as datetime64's integers hold it
+
+
 def time_seconds(values: ArrayLike) -> FloatArray:
     """Times as seconds since 1970-01-01 UTC [s].
 
@@ -95,9 +99,23 @@ def time_seconds(values: ArrayLike) -> FloatArray:
     array = np.atleast_1d(np.asarray(values))
     if array.dtype.kind in "iuf":
         return np.asarray(array, dtype=np.float64).ravel()
+    if array.dtype.kind == "M" and array.size == 1:
+        # One time, as a stream gives each reading's: pandas' column parser below costs
+        # 0.2-0.9 ms, several times a reading's update. Without a zone it is UTC.
+        nanoseconds = array.ravel()[:1].astype("datetime64[ns]").view(np.int64)
+        if nanoseconds[0] != _NAT:
+            return np.asarray(nanoseconds, dtype=np.float64) / 1e9
     # Imported here: a process that never parses times (a Flower ClientApp) skips pandas.
     import pandas as pd
 
+    if array.size == 1 and isinstance(array.ravel()[0], str | datetime.datetime):
+        try:
+            stamp = pd.Timestamp(array.ravel()[0])
+        except (TypeError, ValueError, OverflowError):
+            pass  # said below, by the column parser
+        else:
+            if not pd.isna(stamp):
+                return np.array([stamp.as_unit("ns").value / 1e9])  # UTC where zoned
     stamps = pd.to_datetime(array.ravel(), utc=True)
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna())[0])
@@ -187,12 +205,19 @@ class ExponentialCorrelation:
         return np.asarray(out, dtype=np.float64)
 
     def sample(
-        self, times: ArrayLike, n_samples: int, seed: int | np.random.Generator | None = None
+        self,
+        times: ArrayLike,
+        n_samples: int,
+        seed: int | np.random.Generator | None = None,
+        *,
+        on_block: Callable[[int], None] | None = None,
     ) -> FloatArray:
         """Standard normal paths with this correlation, shape ``(n_samples, len(times))``.
 
         Each component runs as an AR(1) through the points in time order, started from
         its stationary distribution; equal times get equal component values.
+        ``on_block``, if given, is told the number of points drawn after each block of
+        them (for a progress bar: a year of 10-minute points takes seconds).
         """
         rng = np.random.default_rng(seed)
         t = np.asarray(times, dtype=np.float64).ravel()
@@ -219,6 +244,8 @@ class ExponentialCorrelation:
                 state += innovation[i] * step[:k]
                 np.add.reduce(state, axis=0, out=in_order[i])
                 in_order[i] += white * step[k]
+            if on_block is not None:
+                on_block(stop - start)
         if np.array_equal(order, np.arange(n)):
             return in_order.T  # already in time order: no second copy of the paths
         paths = np.empty((n_samples, n), dtype=np.float64)
@@ -989,27 +1016,66 @@ class CensoredNormal:
         distribution's quantile (a Gaussian copula: marginals exact, dependence that of
         the latent paths).
         """
+        noise, shared = self.standard_draws(n_samples, seed)
+        return self.paths_from(noise, shared)
+
+    def standard_draws(
+        self,
+        n_samples: int,
+        seed: int | np.random.Generator | None = None,
+        *,
+        on_block: Callable[[int], None] | None = None,
+    ) -> tuple[FloatArray, FloatArray | None]:
+        """The standard normal draws :meth:`sample` maps to paths: the noise,
+        ``(n_samples, n_points)`` (correlated in time as ``correlation`` says, if given),
+        and the shared factors, ``(n_samples, k)`` or ``None`` without a factor.
+
+        Distributions with equal times, correlation and number of factors take the
+        same draws from the same seed: mapping one set through each
+        (:meth:`paths_from`) is sampling them with common random numbers, as
+        :func:`~twinweave.core.compare` does. ``on_block`` is told the number of points
+        drawn after each block of them.
+        """
         if n_samples < 0:
             raise ValueError(f"n_samples: expected a count >= 0, got {n_samples}")
         rng = np.random.default_rng(seed)
         n = len(self)
         if self.correlation is None or self.times is None:
             noise = rng.standard_normal((n_samples, n))
+            if on_block is not None:
+                on_block(n)
         else:
-            noise = self.correlation.sample(self.times, n_samples, rng)
+            noise = self.correlation.sample(self.times, n_samples, rng, on_block=on_block)
+        factor = self.factor
+        shared = None if factor is None else rng.standard_normal((n_samples, factor.shape[1]))
+        return noise, shared
+
+    def paths_from(self, noise: FloatArray, shared: FloatArray | None) -> FloatArray:
+        """Sample paths from :meth:`standard_draws`' draws (or rows of them: each path
+        uses its own rows only), computed in ``noise``, which is overwritten [units]."""
+        factor = self.factor
+        if noise.ndim != 2 or noise.shape[1] != len(self):
+            raise ValueError(f"noise: expected shape (n_samples, {len(self)}), got {noise.shape}")
+        if (factor is None) != (shared is None) or (
+            shared is not None
+            and factor is not None
+            and shared.shape != (noise.shape[0], factor.shape[1])
+        ):
+            expected = None if factor is None else (noise.shape[0], factor.shape[1])
+            got = None if shared is None else shared.shape
+            raise ValueError(f"shared: expected draws of shape {expected}, got {got}")
         # In place, and the copula below a block of paths at a time: a year of 10-minute
         # points times 1,000 paths is 400 MB per array, and whole-array temporaries
         # took a what-if over a year to 3.5 GB. The values are the same.
         latent = noise
         latent *= np.sqrt(self.noise_var)[None, :]
         latent += self.loc[None, :]
-        factor = self.factor
-        if factor is not None:
-            latent += rng.standard_normal((n_samples, factor.shape[1])) @ factor.T
+        if factor is not None and shared is not None:
+            latent += shared @ factor.T
         if not self.is_hurdle:
             return np.asarray(np.clip(latent, self.lower, self.upper, out=latent), dtype=np.float64)
         scale = np.maximum(self.latent_std, 1e-300)
-        for start in range(0, n_samples, _COPULA_ROWS):
+        for start in range(0, latent.shape[0], _COPULA_ROWS):
             block = latent[start : start + _COPULA_ROWS]
             u = _norm_cdf((block - self.loc[None, :]) / scale)
             block[...] = self._inverse_cdf(np.clip(u, 1e-300, 1.0 - 1e-16))

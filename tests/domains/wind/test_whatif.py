@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twinweave.core import Derate, ExponentialCorrelation, Stop, compare, time_seconds
+from twinweave.core import (
+    Derate,
+    ExponentialCorrelation,
+    SetInputs,
+    Stop,
+    compare,
+    time_seconds,
+)
 from twinweave.domains.wind import (
     CapacityFactor,
     Energy,
@@ -104,6 +111,36 @@ def test_compare_counts_readings_for_the_inputs_step_and_says_so() -> None:
     days = pd.date_range("2015-03-28", periods=3, freq="D", tz="Europe/Paris")
     daily = pd.DataFrame({"time": days, "wind_speed": [8.0, 9.0, 10.0]})
     compare(twin, twin.branch(), daily, turbine_metrics(RATED, 24.0), n_samples=50)
+
+
+def test_compare_equals_sampling_each_twin_whole_from_the_seed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare draws once for the live twin and a branch (same times, same correlation),
+    maps the draws to paths a block at a time and shows a bar on request; the values
+    are those of sampling each twin's predictive whole from the seed. Another twin,
+    whose residuals are correlated otherwise, draws its own from the same seed."""
+    rng = np.random.default_rng(5)
+    twins = []
+    for start in ("2015-01-01", "2016-01-01"):
+        readings = scada(start, 4_000, rng)
+        twins.append(build_turbine_twin(SPEC, readings))
+        twins[-1].update(model_inputs(readings, RATED))
+    twin, other = twins
+    assert twin.noise_correlation_ is not None
+    assert twin.noise_correlation_ != other.noise_correlation_
+    inputs = model_inputs(scada("2015-02-01", 288, rng), RATED)
+    metrics = turbine_metrics(RATED)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # stderr taken for a terminal: the bar is drawn
+    # 120 paths: two whole blocks and a part.
+    for branch in (twin.branch(Derate(1500.0)), other.branch(SetInputs({"wind_speed": 9.0}))):
+        result = compare(twin, branch, inputs, metrics, n_samples=120, seed=3, progress=True)
+        for values, member in ((result.baseline, twin), (result.scenario, branch)):
+            paths = member.predict(inputs).sample(120, 3)
+            np.testing.assert_array_equal(values, np.column_stack([m(paths) for m in metrics]))
+        assert "sampling 120 paths of 288 points" in capsys.readouterr().err
+    with pytest.raises(TypeError, match=r"progress: expected True or False, got 'yes'"):
+        compare(twin, twin.branch(), inputs, metrics, n_samples=20, progress="yes")  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
