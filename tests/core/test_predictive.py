@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -14,6 +16,7 @@ from twinweave.core import (
     ExponentialCorrelation,
     Predictive,
     ResidualCorrelation,
+    time_seconds,
 )
 
 
@@ -390,3 +393,28 @@ def test_sample_paths_are_the_standard_draws_mapped_row_by_row() -> None:
         predictive.paths_from(noise[:, 1:], shared)
     with pytest.raises(ValueError, match=r"shared: expected draws of shape \(90, 3\), got None"):
         predictive.paths_from(noise, None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2015-03-29T02:30+02:00",
+        "2015-01-01T00:10Z",
+        "2015-01-01",
+        np.datetime64("2015-01-01T00:10:00.5", "ms"),
+        np.datetime64("2015-01-01", "D"),
+        pd.Timestamp("2015-10-25 00:30", tz="UTC").tz_convert("Europe/Paris"),  # 02:30 CEST
+        datetime.datetime(2015, 1, 1, 0, 10),
+        datetime.datetime(2015, 1, 1, 0, 10, tzinfo=datetime.UTC),
+    ],
+)
+def test_one_time_is_read_as_in_a_column(value: object) -> None:
+    """A single time (a stream's reading) skips pandas' column parser: the same seconds."""
+    assert time_seconds(value) == time_seconds([value, value])[:1]
+
+
+def test_one_time_beyond_nanoseconds_is_refused_as_in_a_column() -> None:
+    # Cast to nanoseconds, 2300 wraps round to 1715 without a word.
+    for value in (np.datetime64("2300-01-01", "s"), [np.datetime64("2300-01-01", "s")] * 2):
+        with pytest.raises(ValueError, match="Out of bounds"):
+            time_seconds(value)

@@ -1014,3 +1014,23 @@ def test_a_reservoir_twins_last_time_round_trips_and_an_older_state_loads(
     assert isinstance(emulator, StateSpaceEmulator) and emulator.last_time_ is None
     np.testing.assert_array_equal(emulator.state()["mean_"], saved["mean_"])
     emulator.update(days(25, 40))  # no time known: not checked, as before
+
+
+def test_a_forecasting_twins_correlation_saved_before_it_was_refused_is_left_out(
+    tmp_path: Path,
+) -> None:
+    """Stores written before twins refused a residual correlation around a state space
+    may hold one (learnt from forecasts): the twin loads without it, and says so."""
+    from twinweave.checks import ReservoirBalance, reservoir_emulator
+
+    problem = ReservoirBalance()
+    twin = Twin("R1", problem.schema, reservoir_emulator())
+    twin.residual_correlation = ResidualCorrelation()  # as an older twinweave allowed
+    twin.update(problem.observations(20, seed=3))
+    path = tmp_path / "older.duckdb"
+    with Store(path) as store:
+        store.save_twin(twin)
+    with Store(path, read_only=True) as store, pytest.warns(UserWarning, match="is left out"):
+        restored = store.load_twin("R1")
+    assert restored.residual_correlation is None
+    assert np.array_equal(restored.emulator.state()["mean_"], twin.emulator.state()["mean_"])

@@ -1308,3 +1308,23 @@ def test_a_twin_refuses_to_learn_residual_correlation_from_forecasts() -> None:
     with pytest.raises(ValueError, match=r"residual_correlation: expected None for a Stat"):
         Twin("R1", schema, reservoir_emulator(), residual_correlation=ResidualCorrelation())
     Twin("R1", schema, reservoir_emulator())  # without, as a reservoir's twin is built
+
+
+def test_steps_that_creep_are_refused_one_reading_at_a_time_as_in_one_batch() -> None:
+    """Each step 1.4 times the one before is within the rule step to step, but not of
+    one series: a stream is refused where the batch of the same times is, and a later
+    batch whose own steps are even is checked against the steps before it."""
+    data = reservoir_data(8, seed=24)
+    seconds = np.concatenate([[0.0], np.cumsum(86_400.0 * 1.4 ** np.arange(7))])
+    rows = [{name: values[i : i + 1] for name, values in data.items()} for i in range(8)]
+    with pytest.raises(ValueError, match=r"time: expected rows at one step"):
+        reservoir().update(dict(data, time=seconds))
+    stream = reservoir()
+    with pytest.raises(ValueError, match=r"a gap of .* after steps of 86400 s"):
+        for i, row in enumerate(rows):
+            stream.update(row | {"time": seconds[i : i + 1]})
+    assert stream.n_steps_ == 3  # steps of 1 and 1.4 days; 1.96 is refused
+    by_day = reservoir().update(dict(data, time=86_400.0 * np.arange(8)))
+    later = dict(data, time=86_400.0 * (8 + 1.6 * np.arange(8)))
+    with pytest.raises(ValueError, match=r"expected rows at the step of the readings before"):
+        by_day.update(later)

@@ -23,8 +23,10 @@ from twinweave.transfer import (
     fit_central,
     fit_federated,
     fit_gossip,
+    fleet_emulator,
     load_statistics,
     save_statistics,
+    twin_posterior,
 )
 
 
@@ -216,3 +218,40 @@ def test_pooled_statistics_keep_the_fingerprint_and_a_bad_one_is_refused() -> No
     s = parts[0]
     with pytest.raises(TypeError, match="basis_fingerprint: expected None or"):
         TwinStatistics(s.gram, s.moment, s.sum_sq, s.count, basis_fingerprint=b"ab")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("what", sorted(OTHER))
+def test_a_twin_meeting_the_fleets_population_is_refused_of_another_basis(what: str) -> None:
+    """A new twin born into the fleet (fleet_emulator) and a twin's posterior given the
+    population (twin_posterior) compare with the population's basis, not its sizes."""
+    stats = fleet_with(emulator())
+    population = fit_central(stats, FleetPrior.from_emulator(emulator())).population
+    odd = OTHER[what]()
+    expected = emulator().basis_fingerprint
+    with pytest.raises(ValueError, match=rf"emulator: expected the fleet's basis, .*'{expected}'"):
+        fleet_emulator(odd, population, "default")
+    with pytest.raises(ValueError, match=rf"stats\[0\]: expected .*'{expected}' \(the prior's\)"):
+        twin_posterior(twin_statistics(odd, 5), population)
+    fleet_emulator(emulator(), population, "default")
+    twin_posterior(twin_statistics(emulator(), 5), population)
+
+
+def test_twins_that_split_evenly_are_named_against_the_first() -> None:
+    stats = {"a": twin_statistics(emulator(), 0), "b": twin_statistics(OTHER["knots"](), 1)}
+    built = FleetPrior.from_emulator(emulator())
+    no_fingerprint = FleetPrior(
+        built.prior_mean, built.prior_precision, built.structure_precision, built.blocks
+    )
+    with pytest.raises(ValueError, match=r"stats\['b'\]: .* \(the first twin's: no fingerpr"):
+        fit_central(stats, no_fingerprint)
+
+
+def test_a_derived_inputs_meaning_is_in_the_fingerprint_its_site_is_not() -> None:
+    from twinweave.domains.wind import NormalisedWindSpeed
+    from twinweave.models._basis import canonical_text
+
+    site = canonical_text(NormalisedWindSpeed(101_325.0))
+    assert canonical_text(NormalisedWindSpeed(95_000.0, fallback_density=1.1)) == site
+    assert canonical_text(NormalisedWindSpeed(101_325.0, reference_density=1.0)) != site
+    # Functions by name: another transform is another basis.
+    assert canonical_text(np.log) != canonical_text(np.sqrt)

@@ -102,9 +102,12 @@ def time_seconds(values: ArrayLike) -> FloatArray:
     if array.dtype.kind == "M" and array.size == 1:
         # One time, as a stream gives each reading's: pandas' column parser below costs
         # 0.2-0.9 ms, several times a reading's update. Without a zone it is UTC.
-        nanoseconds = array.ravel()[:1].astype("datetime64[ns]").view(np.int64)
-        if nanoseconds[0] != _NAT:
-            return np.asarray(nanoseconds, dtype=np.float64) / 1e9
+        given = array.ravel()[:1]
+        in_ns = given.astype("datetime64[ns]")
+        # NaT, or beyond nanoseconds' years 1677-2262 (the cast wraps around silently):
+        # the column parser below says which.
+        if in_ns.view(np.int64)[0] != _NAT and in_ns.astype(given.dtype)[0] == given[0]:
+            return np.asarray(in_ns.view(np.int64), dtype=np.float64) / 1e9
     # Imported here: a process that never parses times (a Flower ClientApp) skips pandas.
     import pandas as pd
 

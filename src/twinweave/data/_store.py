@@ -17,6 +17,7 @@ import pickle
 import re
 import secrets
 import time as clock
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -1173,6 +1174,15 @@ class Store:
                 _decode_state(bytes(correlation_state), json.loads(correlation_kinds)),
             )
         )
+        if learner is not None and getattr(emulator, "forecasts", False):
+            # Saved before twins refused one: it was learnt from forecasts, not residuals.
+            warnings.warn(
+                f"twin {twin_id!r}: its residual correlation, learnt from the forecasts of "
+                f"its {type(emulator).__name__} rather than from residuals, is left out",
+                UserWarning,
+                stacklevel=2,
+            )
+            learner = None
         twin = Twin(
             twin_id,
             TwinSchema.model_validate_json(schema),

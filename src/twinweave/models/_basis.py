@@ -682,11 +682,13 @@ def canonical_text(value: object) -> str:
 
     Numbers as the shortest text of their float (``0`` and ``0.0`` alike, equal bits
     give equal text), strings quoted, sequences and frozen dataclasses (the terms) field
-    by field under their class's name. A :class:`DerivedInput` is known by its class,
-    name and source columns only: its other settings (a site's pressure for a
-    density-normalised wind speed) differ between twins whose weights mean the same.
-    Any other object gives its class's name (and ``n_features`` if it has them): never
-    its ``id``, nor ``hash()`` of a string, which Python salts per process.
+    by field under their class's name, functions by module and qualified name (lambdas
+    alike). A :class:`DerivedInput` is known by its class, name and source columns, and
+    if a dataclass by its fields, less those its class lists in ``site_settings``: those
+    (a site's pressure for a density-normalised wind speed) differ between twins whose
+    weights mean the same. Any other object gives its class's name (and ``n_features``
+    if it has them): never its ``id``, nor ``hash()`` of a string, which Python salts
+    per process.
     """
     if value is None:
         return "None"
@@ -701,13 +703,21 @@ def canonical_text(value: object) -> str:
     if isinstance(value, tuple | list):
         return "(" + ", ".join(canonical_text(item) for item in value) + ")"
     name = type(value).__name__
-    if isinstance(value, DerivedInput):
-        return f"{name}(name={value.name!r}, sources={canonical_text(tuple(value.sources))})"
+    if callable(value) and hasattr(value, "__name__") and not isinstance(value, DerivedInput):
+        qualified = getattr(value, "__qualname__", value.__name__)
+        return f"{getattr(value, '__module__', None) or name}.{qualified}"
+    fields = ""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        left_out = set(getattr(value, "site_settings", ()))
         fields = ", ".join(
             f"{field.name}={canonical_text(getattr(value, field.name))}"
             for field in dataclasses.fields(value)
+            if field.name not in left_out
         )
+    if isinstance(value, DerivedInput):
+        known = f"name={value.name!r}, sources={canonical_text(tuple(value.sources))}"
+        return f"{name}({known}{', ' + fields if fields else ''})"
+    if fields or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
         return f"{name}({fields})"
     size = getattr(value, "n_features", None)
     return name if size is None else f"{name}(n_features={canonical_text(size)})"

@@ -1404,7 +1404,8 @@ class StateSpaceEmulator:
         Time of the last step filtered [s since 1970-01-01 UTC]; ``None`` when the last
         batch had no ``time`` column.
     time_step_
-        The last step between two times of readings [s]; ``None`` until two are known.
+        The first step between two times of readings [s], against which later steps
+        are checked; ``None`` until two times are known.
     """
 
     #: ``predict`` forecasts the steps after the last reading (a twin learns no
@@ -1860,7 +1861,7 @@ class StateSpaceEmulator:
     def _check_continues(self, seconds: FloatArray, rows: str) -> None:
         """Refuse times whose first is not one step after :attr:`last_time_`, by the
         rule of :meth:`_check_steps` for the step from the last time to the first
-        against the last step seen (or, before one, the rows' own first step): rows
+        against the first step known (or, before one, the rows' own first step): rows
         given twice would be assimilated twice, a gap learnt as dynamics, and a
         forecast's row ``h`` would not be ``h`` steps ahead."""
         if self.last_time_ is None or seconds.size == 0:
@@ -1872,6 +1873,8 @@ class StateSpaceEmulator:
         # Floats, not arrays: a stream checks this once per reading.
         steps = (step,) if usual is None else (usual, step)
         if _steps_fit(min(steps), max(steps)):
+            if usual is not None and seconds.size > 1:
+                self._check_usual_step(np.diff(seconds), usual)
             return
         expected = "one step later" if usual is None else f"at {_iso(self.last_time_ + usual)}"
         if step <= 0.0:
@@ -1895,6 +1898,17 @@ class StateSpaceEmulator:
             f"{_iso(self.last_time_)}, the next {expected}; got a first time of "
             f"{_iso(float(seconds[0]))}: {why}"
         )
+
+    @staticmethod
+    def _check_usual_step(steps: FloatArray, usual: float) -> None:
+        """Refuse rows whose steps, even among themselves, are not those of the series
+        so far (``usual``, the first step known), by the rule of :meth:`_check_steps`."""
+        shortest, longest = min(float(steps.min()), usual), max(float(steps.max()), usual)
+        if not _steps_fit(shortest, longest):
+            raise ValueError(
+                f"time: expected rows at the step of the readings before, {usual:g} s, got "
+                f"steps from {float(steps.min()):g} s to {float(steps.max()):g} s"
+            )
 
     # -- assimilation and forecasting ----------------------------------------------------
     def update(self, observations: Columns) -> Self:
@@ -1927,9 +1941,12 @@ class StateSpaceEmulator:
                 # Steps of unknown times: the next batch's first time cannot be checked.
                 self.last_time_ = self.time_step_ = None
             else:
-                if seconds.size > 1:
-                    self.time_step_ = float(seconds[-1] - seconds[-2])
-                elif self.last_time_ is not None:
+                # The first step known stays the reference: compared with the last one
+                # instead, steps could creep (each 1.4 times the one before) one
+                # reading at a time where one batch of the same times is refused.
+                if self.time_step_ is None and seconds.size > 1:
+                    self.time_step_ = float(seconds[1] - seconds[0])
+                elif self.time_step_ is None and self.last_time_ is not None:
                     self.time_step_ = float(seconds[0]) - self.last_time_
                 self.last_time_ = float(seconds[-1])
         self.n_observations_ += float(result.n_observed)

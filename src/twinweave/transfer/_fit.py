@@ -232,8 +232,15 @@ def fleet_emulator(
             f"{start.noise_var.shape[0]} noise bins), got {emulator.n_features} features "
             f"and {emulator.n_bins} noise bins"
         )
-    # Statistics do not record the settings, but the prior does: a power curve for
-    # another rated power starts from another curve.
+    fingerprint = population.prior.basis_fingerprint
+    if fingerprint is not None and emulator.basis_fingerprint != fingerprint:
+        raise ValueError(
+            f"emulator: expected the fleet's basis, fingerprint {fingerprint!r}, got "
+            f"{emulator.basis_fingerprint!r}: other knots, noise-bin edges, inputs or units "
+            "of the same sizes"
+        )
+    # The fingerprint leaves out the prior, but a new twin starts from it: a power curve
+    # for another rated power starts from another curve.
     own = FleetPrior.from_emulator(emulator).prior_mean
     fleets = population.prior.prior_mean
     if not np.allclose(own, fleets, rtol=1e-9, atol=1e-9 * float(np.max(np.abs(fleets)))):

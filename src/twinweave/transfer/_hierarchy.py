@@ -554,8 +554,8 @@ def twin_posterior(stats: TwinStatistics, population: Population) -> TwinPosteri
 
 def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> list[TwinPosterior]:
     """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
-    check_fleet(stats)
     check_type(population, Population, "population")
+    check_fleet(stats, population.prior)  # the population's basis, not just its sizes
     return _twin_posteriors(_batches(stats), len(stats), population)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,6 +66,10 @@ class NormalisedWindSpeed:
     site_pressure: float
     fallback_density: float = REFERENCE_DENSITY
     reference_density: float = REFERENCE_DENSITY
+
+    #: Settings of a turbine's site, not of what the input means: twins of one fleet
+    #: at other sites share a basis (:func:`~twinweave.models._basis.canonical_text`).
+    site_settings: ClassVar[tuple[str, ...]] = ("site_pressure", "fallback_density")
 
     @property
     def name(self) -> str:
