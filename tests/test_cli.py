@@ -1233,7 +1233,7 @@ def test_a_farm_of_fewer_than_three_turbines_is_monitored_with_a_warning(
     assert all("n_alarms" in scores for scores in metrics["turbines"].values())
     # The page and metrics.json keep what the warning said.
     page = (tmp_path / "r45" / "index.html").read_text()
-    assert "Monitor: 2 turbine(s) in the store (R80711, R80721): each is compared" in page
+    assert "Monitor: 2 turbines in the store (R80711, R80721): each is compared" in page
     assert "each is compared with the other" in metrics["monitoring"]["caveat"]
     # One turbine is watched on its own residuals.
     alone = tmp_path / "one.duckdb"
@@ -1783,3 +1783,119 @@ def test_ingest_warns_when_many_readings_look_stuck(tmp_path: Path) -> None:
             )
             is not None
         ) == warned, stderr
+
+
+# -- walk-through of the reports (2026-11-30) ---------------------------------------------
+def test_report_after_the_training_end_scores_the_baseline_and_live_twin_fairly(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    from twinweave.domains.wind import (
+        TurbineSpec,
+        evaluation_scores,
+        fit_baseline,
+        live_predictions,
+        model_inputs,
+    )
+
+    # Twins fitted on 2014, scored from July 2015.
+    output = tmp_path / "r"
+    twinweave("report", "--store", fitted_store, "--since", "2015-07-01", "--output", output)
+    metrics = json.loads((output / "metrics.json").read_text())
+    page = (output / "index.html").read_text()
+    end, since = pd.Timestamp("2015-01-01", tz="UTC"), pd.Timestamp("2015-07-01", tz="UTC")
+    with Store(fitted_store, read_only=True) as db:
+        twin = db.load_twin("R80711")
+        spec = TurbineSpec.from_twin(twin)
+        training = db.observations("R80711", end=end)
+        scored = db.observations("R80711", start=since)
+        # The baseline learns what the twin learned (2014), not the six months after.
+        baseline = fit_baseline(spec, training).predict(model_inputs(scored, spec.rated_power))
+        # The live twin has run since its training: it assimilated January to June.
+        running = twin.branch()
+        running.update(model_inputs(db.observations("R80711", start=end, end=since), 2050.0))
+        live = live_predictions(running, scored, spec.rated_power)
+    scores = metrics["turbines"]["R80711"]
+    expected_baseline = evaluation_scores(baseline, scored, spec.rated_power)["rmse"]
+    assert scores["baseline_rmse_kw"] == pytest.approx(expected_baseline, rel=1e-9)
+    expected_live = evaluation_scores(live, scored, spec.rated_power)["rmse"]
+    assert scores["live_rmse_kw"] == pytest.approx(expected_live, rel=1e-9)
+    # Both periods, on the page and in metrics.json.
+    periods = metrics["periods"]["R80711"]
+    assert periods["trained_until"] == "2015-01-01T00:00:00+00:00"
+    assert periods["scored_from"] == "2015-07-01T00:00:00+00:00"
+    assert periods["n_trained"] == len(training)
+    assert (
+        "Twins fitted on the readings before 2015-01-01 (twinweave fit --train-until); each "
+        "IEC baseline on the same readings as its twin. The live twins assimilate the "
+        "readings from 2015-01-01 to 2015-07-01 before they are scored"
+    ) in page
+    assert "The live twin first assimilates the readings from 2015-01-01 to 2015-07-01" in page
+
+
+def test_report_says_when_a_turbine_has_too_few_readings_to_judge(tmp_path: Path) -> None:
+    data = scada_subset(
+        tmp_path / "few.parquet",
+        ("R80711", "2014-11-01", "2015-02-01"),
+        ("R80790", "2014-11-01", "2015-01-03"),
+    )
+    store = tmp_path / "few.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2015-01-01")
+    output = tmp_path / "r"
+    result = twinweave("report", "--store", store, "--since", "2015-01-01", "--output", output)
+    warning = re.search(
+        r"warning: twin R80790: scored on (\d+) readings, from 2015-01-01 to 2015-01-02 "
+        r"23:50 UTC: too few \(under 400\) to judge its 90 % coverage",
+        one_line(result.stderr),
+    )
+    assert warning is not None, result.stderr
+    assert "twin R80711: scored on" not in result.stderr
+    metrics = json.loads((output / "metrics.json").read_text())
+    n = int(warning.group(1))
+    assert metrics["periods"]["R80790"]["n_scored"] == n < 400
+    assert metrics["periods"]["R80790"]["too_few_to_judge_coverage"] is True
+    page = (output / "index.html").read_text()
+    assert "<title>twinweave report: 2 twins scored from 2015-01-01</title>" in page
+    row = re.search(r'<table id="metrics-table">.*?R80790</th>(.*?)</tr>', page, re.S)
+    assert row is not None and "too few" in row[1]
+    assert 'verdict">fail' not in row[1] and 'verdict">pass' not in row[1]
+    assert f"Scored on {n} readings, from 2015-01-01 00:00 to 2015-01-02 23:50 UTC" in page
+
+
+def test_monitor_says_which_turbines_had_no_readings_to_watch(tmp_path: Path) -> None:
+    data = scada_subset(
+        tmp_path / "gap.parquet",
+        ("R80711", "2014-06-01", "2015-02-01"),
+        ("R80711", "2015-02-15", "2015-03-01"),
+        ("R80721", "2014-06-01", "2015-03-01"),
+    )
+    store = tmp_path / "gap.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2014-08-01")
+    result = twinweave(
+        "monitor", "--store", store, "--since", "2015-02-02", "--until", "2015-02-14",
+        "--calibration-days", "150",
+    )  # fmt: skip
+    assert (
+        "R80711: no readings to watch from 2015-02-02 until 2015-02-14 (exclusive)" in result.stdout
+    ), result.stdout
+    assert "no underperformance alarms for R80711" not in result.stdout
+    assert "no readings to watch" not in result.stdout.replace("R80711: no readings", "")
+
+
+def test_the_demo_page_says_what_the_whatif_and_the_curves_rest_on(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, output = demo_run
+    page = (output / "index.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="whatif">') :]
+    # What `twinweave whatif` warns of for February 2015 at R80711.
+    assert "The readings cover 634 h of the 672 h from the first to the last (94%)" in section
+    assert re.search(
+        r"19 of \d+ inputs are at wind speeds the twin has no readings near "
+        r"\(15\.9\d*-17\.\d+ m/s\)",
+        section,
+    ), section[:2000]
+    # The power curves beyond the 2014 readings' wind speeds are marked.
+    assert page.count("wind speeds the twin has no training readings near") == 4
+    periods = json.loads((output / "metrics.json").read_text())["periods"]
+    assert {p["trained_until"] for p in periods.values()} == {"2015-01-01T00:00:00+00:00"}
+    assert {p["scored_from"] for p in periods.values()} == {"2015-01-01T00:00:00+00:00"}

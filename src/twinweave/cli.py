@@ -64,14 +64,17 @@ from twinweave.data import (
 from twinweave.demo import MEMORY, MIN_FLEET, check_fleet_turbines, fit_fleet
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
+    READING_HOURS,
     MonitorResult,
     TurbineSpec,
     asset_table,
+    coverage_note,
     forgetting_for,
     model_inputs,
     normal_operation_checks,
     turbine_emulator,
     turbine_metrics,
+    unseen_note,
 )
 from twinweave.models import BayesianBasisRegression
 from twinweave.monitoring import MIN_CALIBRATION_PERIODS, Alarm
@@ -1292,16 +1295,9 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
 
 def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
     """Say where a prediction rests on the prior, not on readings."""
-    if seen.all():
-        return
-    unseen = wind_speed[~seen]
-    low, high = unseen.min(), unseen.max()
-    where = f"{low:g} m/s" if low == high else f"{low:g}-{high:g} m/s"
-    _warn(
-        f"{unseen.size} of {seen.size} inputs are at wind speeds the twin has no readings "
-        f"near ({where}): there it extrapolates its power curve and prior, and knows "
-        "nothing of cut-out"
-    )
+    note = unseen_note(seen, wind_speed)
+    if note is not None:
+        _warn(note)
 
 
 def _warn_outside_range(
@@ -1521,22 +1517,18 @@ def whatif(
             # Said above, in the command's words.
             warnings.filterwarnings("ignore", "inputs have no 'time' column")
             warnings.filterwarnings("ignore", r"inputs: \d+ readings repeat")
-            # A year of readings takes a minute or more: say what is running meanwhile.
-            sampling = (
-                f"sampling {samples:,} paths of {len(frame):,} readings, the live twin's then "
-                "the branch's"
-            )
             try:
-                with diagnostics.status(sampling):
-                    result = compare(
-                        live,
-                        branch,
-                        inputs,
-                        turbine_metrics(rated, interval_hours=step_hours),
-                        n_samples=samples,
-                        seed=seed,
-                        source=source,
-                    )
+                # A year of readings takes tens of seconds: a bar says how far it is.
+                result = compare(
+                    live,
+                    branch,
+                    inputs,
+                    turbine_metrics(rated, interval_hours=step_hours),
+                    n_samples=samples,
+                    seed=seed,
+                    source=source,
+                    progress=True,
+                )
             except MemoryError:
                 # Each sample path holds every reading: the arrays grow as their product.
                 gib = len(frame) * samples * 8 / 2**30
@@ -1565,8 +1557,6 @@ def whatif(
     console.print(f"where it came from: twinweave provenance {result_id} --store {store}")
 
 
-#: Length of one reading when the inputs do not say [h]: SCADA's 10-minute averages.
-READING_HOURS = 1.0 / 6.0
 #: Steps between times below which the usual step is a guess, said as one.
 _FEW_STEPS = 3
 
@@ -1639,18 +1629,9 @@ def _number(value: float) -> str:
 def _say_coverage(inputs: dict[str, np.ndarray], n_readings: int, step_hours: float) -> None:
     """Say how much of the period the readings cover: energy and hours count only the
     readings there are (quarantined or missing ones are not filled in)."""
-    if "time" not in inputs or n_readings < 2:
-        return
-    times = inputs["time"]
-    span = (times.max() - times.min()) / np.timedelta64(1, "s") / 3600.0 + step_hours
-    covered = n_readings * step_hours
-    if covered < 0.99 * span:
-        _warn(
-            f"the readings cover {covered:,.{1 if covered < 10 else 0}f} h of the "
-            f"{span:,.{1 if span < 10 else 0}f} h from the first to the "
-            f"last ({covered / span:.0%}): energy and hours at rated count only the readings "
-            "present; missing or quarantined ones are not filled in"
-        )
+    note = None if "time" not in inputs else coverage_note(inputs["time"], n_readings, step_hours)
+    if note is not None:
+        _warn(note)
 
 
 def _record_whatif(
@@ -1910,7 +1891,8 @@ def _small_farm_caveat(specs: Mapping[str, TurbineSpec]) -> str | None:
         "of 24 injected -8 % losses within 7 days"
     )
     return (
-        f"{len(specs)} turbine(s) in the store ({', '.join(specs)}): each is compared "
+        f"{len(specs)} {'turbine' if len(specs) == 1 else 'turbines'} in the store "
+        f"({', '.join(specs)}): each is compared "
         f"with {'the other' if min_others == 1 else 'its own twin only'}, not with the "
         f"median of a fleet, so weather all twins mispredict is not removed; on La "
         f"Haute Borne 2015 {measured} (a fleet of four: 0.25 and 21 of 24)"
@@ -2084,8 +2066,21 @@ def monitor(
                     highlight=False,
                 )
     else:
-        # An empty table reads as a failure to show something; the answer is "none".
-        say.print(f"no underperformance alarms for {', '.join(results)} {window}", highlight=False)
+        # An empty table reads as a failure to show something; the answer is "none",
+        # where there were readings to watch.
+        watched = [a for a, r in results.items() if _watched(r, start, stop)]
+        if watched:
+            say.print(
+                f"no underperformance alarms for {', '.join(watched)} {window}", highlight=False
+            )
+    # A turbine without readings in the window was not watched: no alarm is no news.
+    for asset_id, result in results.items():
+        if not _watched(result, start, stop):
+            say.print(
+                f"{asset_id}: no readings to watch "
+                f"{_monitored_window({asset_id: result}, start, stop)}",
+                highlight=False,
+            )
     if output is not None:
         frames = [r.readings.assign(asset_id=a) for a, r in results.items()]
         where = _write_table(pd.concat(frames, ignore_index=True), output)
@@ -2103,6 +2098,13 @@ def _alarm_periods(alarms: Sequence[Alarm]) -> list[tuple[pd.Timestamp, pd.Times
         else:
             periods.append((alarm.start, alarm.time))
     return periods
+
+
+def _watched(result: MonitorResult, start: pd.Timestamp, stop: pd.Timestamp | None) -> bool:
+    """Whether the monitor had readings of a turbine from ``start`` until ``stop``."""
+    times = result.readings["time"]
+    inside = times >= start if stop is None else (times >= start) & (times < stop)
+    return bool(inside.any())
 
 
 def _monitored_window(
@@ -2127,6 +2129,51 @@ def _trained_until(db: Store, twin_id: str) -> pd.Timestamp | None:
     return None if found is None else pd.Timestamp(found.group(1))
 
 
+def _training_note(trained: Mapping[str, pd.Timestamp | None], start: pd.Timestamp) -> str:
+    """Which readings the twins (and so their IEC baselines) were fitted on, for the page."""
+    known = {until for until in trained.values() if until is not None}
+    unknown = [a for a, until in trained.items() if until is None]
+    if len(known) == 1 and not unknown:
+        until = next(iter(known))
+        text = (
+            f"Twins fitted on the readings before {utc_time_text(until)} "
+            "(twinweave fit --train-until); each IEC baseline on the same readings as its twin."
+        )
+        if until < start:
+            text += (
+                f" The live twins assimilate the readings from {utc_time_text(until)} to "
+                f"{utc_time_text(start)} before they are scored; the frozen twins and the "
+                "baselines do not."
+            )
+        return text
+    listed = "; ".join(
+        f"{a}: before {utc_time_text(until)}" if until is not None else f"{a}: not known"
+        for a, until in trained.items()
+    )
+    return (
+        f"Twins fitted on the readings ({listed}); each IEC baseline on the same readings as "
+        f"its twin, or where that is not known on every reading before {utc_time_text(start)}. "
+        "Each turbine's section gives its periods."
+    )
+
+
+def _too_few_to_judge(asset_id: str, evaluation: pd.DataFrame) -> str | None:
+    """A warning where a twin was scored on too few readings (``evaluation``, a report's
+    held-out rows) to judge its coverage."""
+    from twinweave.report import MIN_READINGS
+
+    times = evaluation["time"]
+    n = int(evaluation["power"].notna().sum())
+    if n >= MIN_READINGS:
+        return None
+    span = f", from {utc_time_text(times.min())} to {utc_time_text(times.max())}" if n else ""
+    return (
+        f"twin {asset_id}: scored on {n} {'reading' if n == 1 else 'readings'}{span}: "
+        f"too few (under {MIN_READINGS}) to judge its 90 % coverage; the report gives it a "
+        "verdict only if it lies far outside the band"
+    )
+
+
 @app.command()
 def report(
     store: StoreOption,
@@ -2141,6 +2188,12 @@ def report(
     example too few readings before or in the calibration period) the report is written
     without them and says why. A twin with no readings from ``--since`` on is left out,
     with a warning.
+
+    Each twin's IEC baseline is fitted on the readings the twin was fitted on (before its
+    ``fit --train-until``); where ``--since`` is later, the live twin first assimilates
+    the readings in between, as a running twin would have. The page and
+    ``metrics.json`` state both periods. A twin scored on too few readings to judge its
+    coverage is warned of, and its coverage shown without a verdict.
 
     The report is recorded in the store's provenance, derived from the twins' versions
     and the readings scored.
@@ -2160,8 +2213,8 @@ def report(
         if not specs:
             raise _fail(f"{store}: no twins; run `twinweave fit` first")
         # The report scores held-out readings: none a twin was fitted on.
-        for asset_id in specs:
-            until = _trained_until(db, asset_id)
+        trained = {a: _trained_until(db, a) for a in specs}
+        for asset_id, until in trained.items():
             if until is not None and until > start:
                 raise _fail(
                     f"--since {start.isoformat()}: twin {asset_id} was fitted on readings "
@@ -2185,12 +2238,17 @@ def report(
         for asset_id in unscored:
             _warn(f"twin {asset_id}: no readings from --since {start.isoformat()} on; not scored")
             del specs[asset_id]
-        # The IEC baseline is fitted on the readings before --since: a twin born into
-        # its fleet without readings (fit --fleet) has none to fit it on.
-        for asset_id in [a for a in specs if db.count_observations(a, end=start) == 0]:
+        # The IEC baseline is fitted on the readings the twin was fitted on (before
+        # --since where that is not known): a twin born into its fleet without readings
+        # (fit --fleet) has none to fit it on.
+        for asset_id in [
+            a for a in specs if db.count_observations(a, end=trained[a] or start) == 0
+        ]:
+            until = trained[asset_id]
+            before = f"--since {start.isoformat()}" if until is None else until.isoformat()
             _warn(
-                f"twin {asset_id}: no readings before --since {start.isoformat()} to fit the "
-                "IEC baseline on (a twin born into its fleet without any); not scored"
+                f"twin {asset_id}: no readings before {before} to fit the IEC baseline on (a "
+                "twin born into its fleet without any); not scored"
             )
             del specs[asset_id]
         if not specs:
@@ -2211,12 +2269,21 @@ def report(
             for asset_id, spec in specs.items():
                 try:
                     result, _ = evaluate_turbine(
-                        db, spec, twins[asset_id], start, monitored.get(asset_id)
+                        db,
+                        spec,
+                        twins[asset_id],
+                        start,
+                        monitored.get(asset_id),
+                        trained_until=trained[asset_id],
                     )
                 except ValueError as error:
                     raise _fail(str(error)) from None
                 results.append(result)
                 progress.advance(task)
+        for result in results:
+            few = _too_few_to_judge(result.asset_id, result.evaluation)
+            if few is not None:
+                _warn(few)
         # The report keeps what the warning said of a monitor on fewer than a fleet.
         caveat = None if not_monitored is not None else _small_farm_caveat(specs)
         monitored_times = [r.readings["time"].max() for r in monitored.values() if len(r.readings)]
@@ -2228,13 +2295,19 @@ def report(
         sources = db.sources()
         # The files' names: a shared report need not carry the reader's directories.
         attribution = "; ".join(Path(path).name for path in sources["path"]) or store.name
-        title = f"twinweave report: {len(results)} twins scored from {start:%Y-%m-%d}"
+        title = (
+            f"twinweave report: {len(results)} {'twin' if len(results) == 1 else 'twins'} "
+            f"scored from {start:%Y-%m-%d}"
+        )
         page = write_demo_report(
             output,
             results,
             None,
             title=title,
-            notes=[f"Store {store}; readings from {start.isoformat()} on."],
+            notes=[
+                f"Store {store}; readings from {start.isoformat()} on.",
+                _training_note({a: trained[a] for a in specs}, start),
+            ],
             attribution=f"Data: {attribution}",
             not_monitored=not_monitored,
             monitor_caveat=caveat,
@@ -2252,6 +2325,9 @@ def report(
                 "title": title,
                 "since": start,
                 "twins": list(specs),
+                "trained_until": {
+                    a: None if trained[a] is None else str(trained[a]) for a in specs
+                },
                 "calibration_days": calibration_days,
                 "not_monitored": not_monitored,
                 "monitor_caveat": caveat,

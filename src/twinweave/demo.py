@@ -20,10 +20,12 @@ from twinweave.core import CensoredNormal, Derate, Twin, compare
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
+    READING_HOURS,
     MonitorResult,
     TurbineSpec,
     asset_table,
     build_turbine_twin,
+    coverage_note,
     evaluation_scores,
     fit_baseline,
     forgetting_for,
@@ -34,12 +36,14 @@ from twinweave.domains.wind import (
     scada_path,
     turbine_emulator,
     turbine_metrics,
+    unseen_note,
 )
 from twinweave.models import BayesianBasisRegression, ModulatedSpline
 from twinweave.provenance import Recorder
 from twinweave.report import (
     LA_HAUTE_BORNE_ATTRIBUTION,
     MonitorWindow,
+    Periods,
     TurbineResult,
     WhatIfSummary,
     utc_time_text,
@@ -173,7 +177,9 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         results, rows_out = [], []
         for asset_id, spec in specs.items():
             step(f"{asset_id}: score 2015 (frozen and live) against the IEC baseline")
-            result, row = evaluate_turbine(store, spec, twins[asset_id], SPLIT, monitored[asset_id])
+            result, row = evaluate_turbine(
+                store, spec, twins[asset_id], SPLIT, monitored[asset_id], trained_until=SPLIT
+            )
             results.append(result)
             rows_out.append(row)
         whatif = whatif_summary(
@@ -414,23 +420,46 @@ def evaluate_turbine(
     twin: Twin,
     since: pd.Timestamp,
     monitored: MonitorResult | None = None,
+    *,
+    trained_until: pd.Timestamp | None = None,
 ) -> tuple[TurbineResult, dict[str, float | str]]:
-    """Score ``twin`` (trained before ``since``) on the readings from ``since`` on.
+    """Score ``twin``, fitted on the readings before ``trained_until``, on the readings
+    from ``since`` on.
 
-    Reports the frozen twin, the IEC method of bins fitted on the same training data,
-    and a live twin that predicts each week from everything before it, then assimilates
-    it; ``monitored`` adds the monitor's anomaly scores and alarms.
+    Reports the frozen twin (as it stood at ``trained_until``), the IEC method of bins
+    fitted on the same readings as the twin (those before ``trained_until``), and a live
+    twin that first assimilates the readings from ``trained_until`` to ``since``, then
+    predicts each week from everything before it and assimilates it; ``monitored`` adds
+    the monitor's anomaly scores and alarms. Without ``trained_until`` (a twin whose
+    training period is not known) the baseline is fitted on every reading before
+    ``since`` and the result states no periods.
     """
-    training = store.observations(spec.asset_id, end=since)
+    if trained_until is not None and trained_until > since:
+        raise ValueError(
+            f"asset {spec.asset_id!r}: trained until {trained_until.isoformat()}, after "
+            f"{since.isoformat()}: its scores from then on would not be held out"
+        )
+    training_end = since if trained_until is None else trained_until
+    training = store.observations(spec.asset_id, end=training_end)
     evaluation = store.observations(spec.asset_id, start=since)
     if evaluation.empty:
         raise ValueError(f"asset {spec.asset_id!r}: no observations from {since.isoformat()}")
+    if training.empty:
+        raise ValueError(
+            f"asset {spec.asset_id!r}: no observations before {training_end.isoformat()} "
+            "to fit the IEC baseline on"
+        )
     baseline = fit_baseline(spec, training)
     test_inputs = model_inputs(evaluation, spec.rated_power)
     frozen = twin.predict(test_inputs)
     reference = baseline.predict(test_inputs)
-    # The live twin is the same twin running on: a branch, so the frozen one stays.
-    live = live_predictions(twin.branch(), evaluation, spec.rated_power)
+    # The live twin is the same twin running on: a branch, so the frozen one stays. It
+    # has run since the end of its training: what came in meanwhile, it has assimilated.
+    running = twin.branch()
+    between = store.observations(spec.asset_id, start=training_end, end=since)
+    if not between.empty:
+        running.update(model_inputs(between, spec.rated_power))
+    live = live_predictions(running, evaluation, spec.rated_power)
     metrics: dict[str, float] = {
         **_prefixed("", evaluation_scores(frozen, evaluation, spec.rated_power)),
         **_prefixed("baseline_", evaluation_scores(reference, evaluation, spec.rated_power)),
@@ -456,8 +485,21 @@ def evaluate_turbine(
             "baseline_mean": baseline.predict({"wind_speed": grid}).mean,
         }
     )
+    if isinstance(twin.emulator, BayesianBasisRegression):
+        # Beyond the wind speeds of its readings the twin extrapolates: the page says so.
+        curve["seen"] = twin.emulator.seen({"wind_speed": grid})
+    periods = (
+        None
+        if trained_until is None
+        else Periods(
+            trained_from=pd.Timestamp(training["time"].min()),
+            trained_until=trained_until,
+            scored_from=since,
+            n_trained=len(training),
+        )
+    )
     row: dict[str, float | str] = {"asset_id": spec.asset_id, **metrics}
-    return TurbineResult(spec.asset_id, table, metrics, curve), row
+    return TurbineResult(spec.asset_id, table, metrics, curve, periods), row
 
 
 def _with_monitoring(table: pd.DataFrame, monitored: MonitorResult | None) -> pd.DataFrame:
@@ -468,6 +510,18 @@ def _with_monitoring(table: pd.DataFrame, monitored: MonitorResult | None) -> pd
     joined = table.merge(scores, on="time", how="left")
     joined["alarm"] = joined["alarm"].astype("boolean").fillna(False).astype(bool)
     return joined
+
+
+def _whatif_caveats(
+    live: Twin, inputs: Mapping[str, np.ndarray], n_readings: int
+) -> tuple[str, ...]:
+    """What ``twinweave whatif`` warns of for the same question, as sentences for the
+    page: gaps in the readings (energy and hours count only the readings present) and
+    wind speeds where the twin has no readings near."""
+    notes = [coverage_note(inputs["time"], n_readings, READING_HOURS)]
+    if isinstance(live.emulator, BayesianBasisRegression):
+        notes.append(unseen_note(live.emulator.seen(dict(inputs)), inputs["wind_speed"]))
+    return tuple(note[0].upper() + note[1:] + "." for note in notes if note is not None)
 
 
 def whatif_summary(
@@ -513,6 +567,7 @@ def whatif_summary(
         }
     )
     return WhatIfSummary(
+        caveats=_whatif_caveats(live, inputs, len(period)),
         title=f"Derate {spec.asset_id} to {limit:g} kW",
         description=(
             f"A branch of the {spec.asset_id} twin capped at {limit:g} kW, against the live "

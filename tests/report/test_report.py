@@ -337,6 +337,19 @@ def test_live_scores_are_shown_beside_the_frozen_ones_and_pooled(
         "4,320", "80.0", "70.0", "32.0", "23.3", "0.900 pass", "0.910 pass",
         "0.861", "0.810 under", "-5.900", "-5.500",
     ]  # fmt: skip
+    # The lowest bin's readings decide whether it can be told from chance: 0.81 of 74
+    # readings may be (within three spreads, 0.105, of 0.85); 0.68 of 71 is a miss.
+    for n_bin, lowest, shown in ((74.0, 0.81, "0.810 too few"), (71.0, 0.676, "0.676 under")):
+        counted = TurbineResult(
+            "A",
+            a.evaluation,
+            dict(live[0].metrics)
+            | {"live_coverage90_min_bin": lowest, "live_coverage90_min_bin_n": n_bin},
+            a.power_curve,
+        )
+        other = write_demo_report(tmp_path / "bin", [counted], None, title="t", attribution="d")
+        assert table_row(other.read_text(encoding="utf-8"), "live-table", "A")[8] == shown
+    # The report wrote into tmp_path / "bin": the first page's metrics stay at tmp_path.
     pooled = table_row(page, "live-table", "all turbines")
     expected_rmse = math.sqrt((4320 * 70.0**2 + 2880 * 100.0**2) / 7200)
     assert pooled[2] == f"{expected_rmse:.1f}"
@@ -369,7 +382,8 @@ def test_the_monitor_window_is_stated_on_the_page_and_in_json(
     assert (
         "<li>Underperformance monitor: its twins learn the readings before 2014-07-07, run "
         "live from then and calibrate the detectors up to 2015-01-05; readings are monitored "
-        "from 2015-01-05 to the last, 2015-12-31 23:50 UTC.</li>"
+        "from 2015-01-05 to the last, 2015-12-31 23:50 UTC, where a turbine has readings "
+        "(the turbine sections say which each was scored on).</li>"
     ) in page
     document = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
     assert document["monitoring"]["window"] == {
@@ -508,3 +522,131 @@ def test_page_renders_in_chromium_offline(report: Path, tmp_path: Path) -> None:
     # Each what-if panel's error bars in the colours of their branch's marker, not black.
     (quantities,) = [p for p in plots if p["id"] == "whatif-quantities"]
     assert quantities["errorBarColours"] == ["#1f77b4", "#2ca02c"] * 3
+
+
+# -- walk-through of the reports (2026-11-30) ---------------------------------------------
+def test_the_power_curve_marks_where_the_twin_has_no_readings_near(tmp_path: Path) -> None:
+    from twinweave.report._figures import power_curve_figure
+
+    t = turbine("A")
+    curve = t.power_curve.assign(seen=t.power_curve["wind_speed"] <= 16.5)
+    t = TurbineResult("A", t.evaluation, t.metrics, curve)
+    figure = power_curve_figure(t, 1000, np.random.default_rng(0))
+    extrapolated = [tr for tr in figure.data if tr.name and "extrapolated" in tr.name]
+    (mean,) = [tr for tr in extrapolated if tr.name.startswith("twin mean")]
+    # Dashed from the last wind speed with readings near to the end of the grid ...
+    assert mean.line.dash == "dash" and min(mean.x) == 16.5 and max(mean.x) == 25.0
+    (solid,) = [tr for tr in figure.data if tr.name == "twin mean"]
+    assert max(solid.x) == 16.5
+    # ... over a shaded region, which the caption explains.
+    assert [(s.x0, s.x1) for s in figure.layout.shapes] == [(17.0, 25.0)]
+    index = write_demo_report(tmp_path, [t], None, title="t", attribution="data: test")
+    page = index.read_text(encoding="utf-8")
+    assert "Shaded grey, from 17 m/s up: wind speeds the twin has no training readings" in page
+    # Without the column, nothing is marked.
+    plain = power_curve_figure(turbine("B"), 1000, np.random.default_rng(0))
+    assert not [tr for tr in plain.data if tr.name and "extrapolated" in tr.name]
+
+
+def test_a_day_alone_between_gaps_is_drawn_and_an_empty_panel_says_so() -> None:
+    from twinweave.report._figures import residual_figure
+
+    t = turbine("A", n_rows=144 * 10)
+    ev = t.evaluation.copy()
+    day = ev["time"].dt.floor("D")
+    # Readings on the first day, on day 5 alone, and on the last.
+    keep = day.isin([day.iloc[0], day.iloc[0] + pd.Timedelta(days=5), day.iloc[-1]])
+    alone = TurbineResult("A", ev[keep.to_numpy()].reset_index(drop=True), t.metrics, t.power_curve)
+    figure = residual_figure(alone, monitored=True)
+    (twin,) = [tr for tr in figure.data if tr.name == "twin residual"]
+    shown = [
+        (x, size) for x, y, size in zip(twin.x, twin.y, twin.marker.size, strict=True)
+        if np.isfinite(y)
+    ]  # fmt: skip
+    assert len(shown) == 3 and all(size > 0 for _, size in shown), shown
+    assert not figure.layout.annotations
+    # No reading scored (power missing) and none watched by the monitor: said in words.
+    blank = ev.assign(power=np.nan, anomaly_score=np.nan, alarm=False)
+    empty = residual_figure(TurbineResult("A", blank, t.metrics, t.power_curve), monitored=True)
+    texts = [a.text for a in empty.layout.annotations]
+    assert texts == ["no scored readings to draw", "no readings scored by the monitor"]
+
+
+def test_coverage_of_too_few_readings_gets_no_verdict(tmp_path: Path) -> None:
+    few = turbine("F", n_rows=264, coverage=0.822, seed=3)
+    many = turbine("M", seed=4)
+    index = write_demo_report(tmp_path, [many, few], None, title="t", attribution="data: test")
+    page = index.read_text(encoding="utf-8")
+    row = table_row(page, "metrics-table", "F")
+    assert "too few" in row[5] and "fail" not in row[5] and "pass" not in row[5], row
+    assert "pass" in table_row(page, "metrics-table", "M")[5]
+    # Each bin of F has fewer than 144 readings: none is judged.
+    calibration = re.search(r'<table id="calibration-table">(.*?)</table>', page, re.S)
+    assert calibration is not None
+    f_row = re.search(r'<th scope="row">F</th>(.*?)</tr>', calibration[1], re.S)
+    assert f_row is not None and "pass" not in f_row[1] and "fail" not in f_row[1]
+    assert "too few to judge" in f_row[1]
+    # The turbine's section says what it was scored on.
+    assert "Scored on 264 readings, from 2015-01-01 00:00 to 2015-01-02 19:50 UTC: too few" in page
+    document = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert document["periods"]["F"]["too_few_to_judge_coverage"] is True
+    assert document["periods"]["F"]["n_scored"] == 264
+    assert document["periods"]["F"]["last_scored"] == "2015-01-02T19:50:00+00:00"
+    assert document["periods"]["M"]["too_few_to_judge_coverage"] is False
+    assert document["targets"]["min_readings"] == 400
+
+
+def test_the_periods_of_training_and_scoring_are_stated(tmp_path: Path) -> None:
+    from twinweave.report import Periods
+
+    periods = Periods(
+        trained_from=pd.Timestamp("2014-01-01", tz="UTC"),
+        trained_until=pd.Timestamp("2015-01-01", tz="UTC"),
+        scored_from=pd.Timestamp("2015-07-01", tz="UTC"),
+        n_trained=50_433,
+    )
+    t = turbine("A")
+    t = TurbineResult("A", t.evaluation, t.metrics, t.power_curve, periods)
+    write_demo_report(tmp_path, [t], None, title="t", attribution="data: test")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert (
+        "Twin and IEC baseline fitted on the same 50,433 readings, from 2014-01-01 00:00 UTC "
+        "to before 2015-01-01; scored from 2015-07-01. The live twin first assimilates the "
+        "readings from 2015-01-01 to 2015-07-01; the frozen twin and the baseline do not."
+    ) in page
+    document = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert document["periods"]["A"] | {"n_scored": None} == {
+        "n_scored": None,
+        "first_scored": "2015-01-01T00:00:00+00:00",
+        "last_scored": "2015-01-30T23:50:00+00:00",
+        "too_few_to_judge_coverage": False,
+        "trained_from": "2014-01-01T00:00:00+00:00",
+        "trained_until": "2015-01-01T00:00:00+00:00",
+        "scored_from": "2015-07-01T00:00:00+00:00",
+        "n_trained": 50_433,
+        "live_assimilates_from": "2015-01-01T00:00:00+00:00",
+    }
+    with pytest.raises(ValueError, match="trained_until: expected trained_from < trained_until"):
+        Periods(periods.trained_from, periods.scored_from, periods.trained_until, 1)
+
+
+def test_the_whatif_section_says_its_caveats_and_names_quantities_in_words(
+    tmp_path: Path,
+) -> None:
+    caveats = (
+        "The readings cover 634 h of the 672 h from the first to the last (94%).",
+        "19 of 3803 inputs are at wind speeds the twin has no readings near.",
+    )
+    w = whatif()
+    w = WhatIfSummary(w.title, w.description, w.table, series=w.series, caveats=caveats)
+    write_demo_report(tmp_path, [turbine("A")], w, title="t", attribution="data: test")
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="whatif">') :]
+    for caveat in caveats:
+        assert f"<li>{escape(caveat)}</li>" in section
+    document = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert document["whatif"]["caveats"] == list(caveats)
+    from twinweave.report._figures import whatif_interval_figure
+
+    titles = [a.text for a in whatif_interval_figure(w).layout.annotations]
+    assert titles == ["energy [MWh]", "capacity factor", "hours at rated [h]"]

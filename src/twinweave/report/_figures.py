@@ -8,11 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from numpy.typing import NDArray
 from plotly.subplots import make_subplots
 
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     BRANCH_LABELS,
+    SEEN_COLUMN,
     TurbineResult,
     WhatIfSummary,
 )
@@ -22,6 +24,7 @@ from twinweave.report._summary import (
     coverage_by_wind_speed,
     daily_residuals,
     subsample_rows,
+    unseen_runs,
 )
 
 TWIN = "#1f77b4"
@@ -30,6 +33,10 @@ BASELINE = "#ff7f0e"
 SCENARIO = "#2ca02c"
 SCENARIO_BAND = "rgba(44, 160, 44, 0.2)"
 OBSERVED = "rgba(90, 90, 90, 0.35)"
+#: The twin's curve where it has no readings near: an extrapolation.
+UNSEEN = "#8c8c8c"
+UNSEEN_BAND = "rgba(140, 140, 140, 0.18)"
+UNSEEN_SHADE = "rgba(120, 120, 120, 0.10)"
 ALARM = "#d62728"
 ALARM_SHADE = "rgba(214, 39, 40, 0.12)"
 TARGET_SHADE = "rgba(44, 160, 44, 0.15)"
@@ -60,7 +67,9 @@ def _naive_utc(times: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None)
 
 
-def add_band(figure: Any, x: Any, lo: Any, hi: Any, colour: str, name: str) -> None:
+def add_band(
+    figure: Any, x: Any, lo: Any, hi: Any, colour: str, name: str, *, showlegend: bool = True
+) -> None:
     """A filled interval: its upper edge, then its lower edge filled up to it."""
     figure.add_trace(
         go.Scatter(x=x, y=hi, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
@@ -74,9 +83,76 @@ def add_band(figure: Any, x: Any, lo: Any, hi: Any, colour: str, name: str) -> N
             fill="tonexty",
             fillcolor=colour,
             name=name,
+            legendgroup=name,
+            showlegend=showlegend,
             hoverinfo="skip",
         )
     )
+
+
+def _curve_segments(curve: pd.DataFrame) -> list[tuple[bool, pd.DataFrame]]:
+    """The curve cut where the twin's having readings near (``seen``) changes, each
+    piece with whether it is seen; an unseen piece takes the seen grid point before and
+    after it, so the pieces join."""
+    if SEEN_COLUMN not in curve.columns:
+        return [(True, curve)]
+    seen = np.asarray(curve[SEEN_COLUMN], dtype=np.bool_)
+    cuts = np.flatnonzero(seen[1:] != seen[:-1]) + 1
+    pieces = []
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, seen.size], strict=True):
+        if seen[start]:
+            pieces.append((True, curve.iloc[start:stop]))
+        else:
+            pieces.append((False, curve.iloc[max(start - 1, 0) : stop + 1]))
+    return pieces
+
+
+def _add_twin_curve(figure: Any, curve: pd.DataFrame) -> None:
+    """The twin's 90 % band and mean: in its colours where it has readings near, dashed
+    and grey where it extrapolates, over a grey shade with a label."""
+    shown: set[bool] = set()
+    for seen, piece in _curve_segments(curve):
+        band = "twin 90 % interval" if seen else "twin 90 % interval, extrapolated"
+        mean = "twin mean" if seen else "twin mean, extrapolated (no readings near)"
+        add_band(
+            figure,
+            piece["wind_speed"],
+            piece["q05"],
+            piece["q95"],
+            TWIN_BAND if seen else UNSEEN_BAND,
+            band,
+            showlegend=seen not in shown,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=piece["wind_speed"],
+                y=piece["mean"],
+                mode="lines",
+                line=(
+                    {"color": TWIN, "width": 2}
+                    if seen
+                    else {"color": UNSEEN, "width": 2, "dash": "dash"}
+                ),
+                name=mean,
+                legendgroup=mean,
+                showlegend=seen not in shown,
+                hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>" + mean + "</extra>",
+            )
+        )
+        shown.add(seen)
+    for low, high in unseen_runs(curve):
+        figure.add_vrect(
+            x0=low,
+            x1=high,
+            fillcolor=UNSEEN_SHADE,
+            line_width=0,
+            layer="below",
+            annotation={
+                "text": "no readings near:<br>extrapolated",
+                "font": {"size": 11, "color": "#555555"},
+            },
+            annotation_position="top left",
+        )
 
 
 def power_curve_figure(turbine: TurbineResult, max_points: int, rng: np.random.Generator) -> Any:
@@ -112,19 +188,7 @@ def power_curve_figure(turbine: TurbineResult, max_points: int, rng: np.random.G
                 hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>in alarm</extra>",
             )
         )
-    add_band(
-        figure, curve["wind_speed"], curve["q05"], curve["q95"], TWIN_BAND, "twin 90 % interval"
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=curve["wind_speed"],
-            y=curve["mean"],
-            mode="lines",
-            line={"color": TWIN, "width": 2},
-            name="twin mean",
-            hovertemplate="%{x:.1f} m/s, %{y:.0f} kW<extra>twin mean</extra>",
-        )
-    )
+    _add_twin_curve(figure, curve)
     figure.add_trace(
         go.Scatter(
             x=curve["wind_speed"],
@@ -143,10 +207,39 @@ def power_curve_figure(turbine: TurbineResult, max_points: int, rng: np.random.G
     )
 
 
+def _isolated(values: pd.Series) -> NDArray[np.bool_]:
+    """Finite values with no finite neighbour: a line through them draws nothing."""
+    finite = np.isfinite(np.asarray(values, dtype=np.float64))
+    before = np.r_[False, finite[:-1]]
+    after = np.r_[finite[1:], False]
+    return np.asarray(finite & ~before & ~after, dtype=np.bool_)
+
+
+def _line_and_points(values: pd.Series, width: float) -> dict[str, Any]:
+    """A daily series as a line, with a marker on each day alone between gaps."""
+    sizes = np.where(_isolated(values), 2.5 * width + 3.0, 0.0)
+    return {"mode": "lines+markers", "marker": {"size": sizes.tolist()}}
+
+
+def _say_empty(figure: Any, row: int, text: str, *, subplots: bool) -> None:
+    """A message in the middle of a panel that has nothing to draw."""
+    axis = "" if row == 1 else str(row)
+    figure.add_annotation(
+        text=text,
+        xref=f"x{axis} domain" if subplots else "x domain",
+        yref=f"y{axis} domain" if subplots else "y domain",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 13, "color": "#555555"},
+    )
+
+
 def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
     """Daily mean residuals of twin and baseline; if ``monitored``, below them the peak
     anomaly score, and the alarm periods (else no score panel: an empty one would look
-    like a monitor that saw nothing)."""
+    like a monitor that saw nothing). A day alone between days without readings is a
+    marker; a panel with nothing to draw says so."""
     days = daily_residuals(turbine.evaluation)
     periods = alarm_periods(days)
     # Each day's mean is drawn at noon, inside the day's shading.
@@ -161,7 +254,7 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
         go.Scatter(
             x=days.index,
             y=days["baseline_residual"],
-            mode="lines",
+            **_line_and_points(days["baseline_residual"], 1.0),
             line={"color": BASELINE, "width": 1},
             name="baseline residual",
             hovertemplate="%{x|%Y-%m-%d}: %{y:.0f} kW<extra>baseline</extra>",
@@ -173,7 +266,7 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
         go.Scatter(
             x=days.index,
             y=days["residual"],
-            mode="lines",
+            **_line_and_points(days["residual"], 1.5),
             line={"color": TWIN, "width": 1.5},
             name="twin residual",
             hovertemplate="%{x|%Y-%m-%d}: %{y:.0f} kW<extra>twin</extra>",
@@ -183,6 +276,8 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
     )
     figure.add_hline(y=0.0, line={"color": "#999999", "width": 1}, row=1, col=1)
     figure.update_yaxes(title_text="residual [kW]<br>(daily mean)", row=1, col=1)
+    if days.empty or not np.isfinite(days["residual"].to_numpy(np.float64)).any():
+        _say_empty(figure, 1, "no scored readings to draw", subplots=monitored)
     if not monitored:
         figure.update_xaxes(title_text="day (UTC)", row=1, col=1)
         return _layout(figure, 320)
@@ -203,7 +298,7 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
         go.Scatter(
             x=days.index,
             y=days["anomaly_score"],
-            mode="lines",
+            **_line_and_points(days["anomaly_score"], 1.0),
             line={"color": "#555555", "width": 1},
             name="anomaly score (daily max)",
             hovertemplate="%{x|%Y-%m-%d}: %{y:.3g}<extra>score</extra>",
@@ -211,6 +306,10 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
         row=2,
         col=1,
     )
+    if days.empty or not np.isfinite(days["anomaly_score"].to_numpy(np.float64)).any():
+        # The monitor does not watch readings below its icing temperature or before it
+        # starts: their scores are missing, not zero.
+        _say_empty(figure, 2, "no readings scored by the monitor", subplots=True)
     for start, end in periods:
         figure.add_vrect(x0=start, x1=end, fillcolor=ALARM_SHADE, line_width=0, layer="below")
     figure.update_yaxes(title_text="anomaly score [-log10 p]", row=2, col=1)
@@ -251,13 +350,23 @@ def calibration_figure(turbines: Sequence[TurbineResult]) -> Any:
     )
 
 
+def _quantity_title(metric: str, units: str) -> str:
+    """A quantity's name in words, with its units unless it has none ("capacity
+    factor", "hours at rated [h]")."""
+    name = metric.replace("_", " ")
+    return name if units in ("", "1", "-") else f"{name} [{units}]"
+
+
 def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
     """Live twin and what-if branch per quantity, each with its interval, one panel each."""
     table = whatif.table
     figure = make_subplots(
         rows=1,
         cols=len(table),
-        subplot_titles=[f"{m} [{u}]" for m, u in zip(table["metric"], table["units"], strict=True)],
+        subplot_titles=[
+            _quantity_title(str(m), str(u))
+            for m, u in zip(table["metric"], table["units"], strict=True)
+        ],
         horizontal_spacing=0.12,
     )
     for k, record in enumerate(table.to_dict("records"), start=1):

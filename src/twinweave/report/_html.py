@@ -14,11 +14,17 @@ from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     BRANCH_LABELS,
     COVERAGE_TARGET,
+    MIN_BIN_READINGS,
+    MIN_READINGS,
     WHATIF_COLUMNS,
     TurbineResult,
     WhatIfSummary,
+    coverage_verdict,
 )
-from twinweave.report._summary import coverage_by_wind_speed, n_scored, within
+from twinweave.report._summary import (
+    coverage_by_wind_speed,
+    n_scored,
+)
 
 #: File name of the plotly bundle written next to the page.
 PLOTLY_FILE = "plotly.min.js"
@@ -40,6 +46,7 @@ th { background: #f1f4f8; }
 td.num { text-align: right; }
 td.pass { background: #dff3df; }
 td.fail { background: #f8dada; }
+td.few { color: #777; font-style: italic; }
 td .verdict { font-size: 0.8em; font-weight: bold; }
 tfoot td, tfoot th { border-top: 2px solid #888; }
 figure.plot { margin: 0.6em 0 1.4em; }
@@ -93,10 +100,20 @@ def _pair(twin: float, baseline: float, spec: str, higher_is_better: bool) -> st
     return "".join(f'<td class="num">{c}</td>' for c in cells)
 
 
-def _coverage_cell(value: float) -> str:
-    if not math.isfinite(value):
+def _few_cell(value: float, why: str) -> str:
+    """A coverage shown without a verdict: too few readings to judge it."""
+    return (
+        f'<td class="num few" title="{escape(why)}">{value:.3f} '
+        '<span class="verdict">too few</span></td>'
+    )
+
+
+def _coverage_cell(value: float, n: float) -> str:
+    verdict = coverage_verdict(value, n, COVERAGE_TARGET)
+    if not verdict:
         return '<td class="num">–</td>'
-    verdict = "pass" if within(value, COVERAGE_TARGET) else "fail"
+    if verdict == "few":
+        return _few_cell(value, f"{n:,.0f} readings: too few to judge (fewer than {MIN_READINGS})")
     return f'<td class="num {verdict}">{value:.3f} <span class="verdict">{verdict}</span></td>'
 
 
@@ -105,8 +122,8 @@ def _score_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
         f'<th scope="row">{escape(label)}</th><td class="num">{fmt(n, ",.0f")}</td>'
         + _pair(metrics["rmse_kw"], metrics["baseline_rmse_kw"], ".1f", False)
         + _pair(metrics["crps_kw"], metrics["baseline_crps_kw"], ".1f", False)
-        + _coverage_cell(metrics["coverage90"])
-        + _coverage_cell(metrics["baseline_coverage90"])
+        + _coverage_cell(metrics["coverage90"], n)
+        + _coverage_cell(metrics["baseline_coverage90"], n)
         + _pair(metrics["log_likelihood"], metrics["baseline_log_likelihood"], ".3f", True)
     )
 
@@ -144,7 +161,9 @@ def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float
     caption = (
         "Scores on the held-out readings. Lower RMSE and CRPS are better, higher mean "
         "log-likelihood per reading is better; the better of twin and baseline is in bold. "
-        f"Coverage of the nominal 90 % interval passes within {lo:.2f}–{hi:.2f}. "
+        f"Coverage of the nominal 90 % interval passes within {lo:.2f}–{hi:.2f}; on "
+        f"fewer than {MIN_READINGS} readings one outside the band is shown as too few to "
+        "judge. "
         "The last row pools the readings of all turbines."
     )
     groups = ("RMSE [kW]", "CRPS [kW]", "90 % interval coverage", "log-likelihood [nats]")
@@ -153,11 +172,18 @@ def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float
     )
 
 
-def _min_bin_cell(value: float) -> str:
-    # The lowest bin below the band is a failure; within it, the other bins may not be.
-    if math.isfinite(value) and value < BIN_COVERAGE_TARGET[0]:
-        return f'<td class="num fail">{value:.3f} <span class="verdict">under</span></td>'
-    return f'<td class="num">{fmt(value, ".3f")}</td>'
+def _min_bin_cell(value: float, n: float, n_scored: float) -> str:
+    # The lowest bin below the band is a failure (unless its ``n`` readings are too few
+    # to tell it from chance); within it, the other bins may not be.
+    if not (math.isfinite(value) and value < BIN_COVERAGE_TARGET[0]):
+        return f'<td class="num">{fmt(value, ".3f")}</td>'
+    if coverage_verdict(value, n, BIN_COVERAGE_TARGET, n_scored) == "few":
+        return _few_cell(
+            value,
+            f"the lowest bin holds {n:,.0f} readings: too few to judge (fewer than "
+            f"{MIN_BIN_READINGS}, and within three spreads of the band)",
+        )
+    return f'<td class="num fail">{value:.3f} <span class="verdict">under</span></td>'
 
 
 def _live_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
@@ -166,10 +192,19 @@ def _live_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
         f'<th scope="row">{escape(label)}</th><td class="num">{fmt(n, ",.0f")}</td>'
         + _pair(metrics["rmse_kw"], metrics["live_rmse_kw"], ".1f", False)
         + _pair(metrics["crps_kw"], metrics["live_crps_kw"], ".1f", False)
-        + _coverage_cell(metrics["coverage90"])
-        + _coverage_cell(metrics["live_coverage90"])
-        + _min_bin_cell(metrics.get("coverage90_min_bin", nan))
-        + _min_bin_cell(metrics.get("live_coverage90_min_bin", nan))
+        + _coverage_cell(metrics["coverage90"], n)
+        + _coverage_cell(metrics["live_coverage90"], n)
+        # Without the bin's count (scores made elsewhere), judged as on enough readings.
+        + _min_bin_cell(
+            metrics.get("coverage90_min_bin", nan),
+            metrics.get("coverage90_min_bin_n", math.inf),
+            n,
+        )
+        + _min_bin_cell(
+            metrics.get("live_coverage90_min_bin", nan),
+            metrics.get("live_coverage90_min_bin_n", math.inf),
+            n,
+        )
         + _pair(metrics["log_likelihood"], metrics["live_log_likelihood"], ".3f", True)
     )
 
@@ -180,10 +215,15 @@ def live_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float]) 
     caption = (
         "The frozen twin predicts every held-out reading as it stood at the end of "
         "training; the live twin predicts each week from everything before it, then "
-        "assimilates it. Lower RMSE and CRPS, higher log-likelihood are better; the better "
+        "assimilates it (where scoring starts after the end of training, it first "
+        "assimilates the readings in between; each turbine's section gives the periods). "
+        "Lower RMSE and CRPS, higher log-likelihood are better; the better "
         f"of the two is in bold. Coverage passes within {lo:.2f}–{hi:.2f}. The lowest "
         "coverage of a 1 m/s wind-speed bin (3–15 m/s) is marked where it falls below "
-        f"{BIN_COVERAGE_TARGET[0]:.2f}; it is per turbine, so the pooled row has none."
+        f"{BIN_COVERAGE_TARGET[0]:.2f}; it is per turbine, so the pooled row has none. "
+        f"A coverage outside the band is shown as too few to judge for a turbine scored on "
+        f"fewer than {MIN_READINGS} readings, and for a bin of fewer than "
+        f"{MIN_BIN_READINGS} outside by less than three spreads of a calibrated twin's."
     )
     groups = (
         "RMSE [kW]",
@@ -205,12 +245,18 @@ def calibration_table(turbines: Sequence[TurbineResult]) -> str:
     for turbine in turbines:
         binned = coverage_by_wind_speed(turbine.evaluation)
         edges = binned.edges
+        scored = n_scored(turbine)
         cells = []
         for value, count in zip(binned.coverage, binned.counts, strict=True):
             if count == 0:
                 cells.append('<td class="num">–</td>')
                 continue
-            verdict = "pass" if within(float(value), BIN_COVERAGE_TARGET) else "fail"
+            verdict = coverage_verdict(float(value), count, BIN_COVERAGE_TARGET, scored)
+            if verdict == "few":
+                cells.append(
+                    f'<td class="num few" title="too few to judge, n={count}">{value:.2f}</td>'
+                )
+                continue
             cells.append(f'<td class="num {verdict}" title="{verdict}, n={count}">{value:.2f}</td>')
         rows.append(f'<tr><th scope="row">{escape(turbine.asset_id)}</th>{"".join(cells)}</tr>')
     if edges is None:
@@ -218,8 +264,10 @@ def calibration_table(turbines: Sequence[TurbineResult]) -> str:
     head = "".join(f'<th scope="col">{a:g}–{b:g}</th>' for a, b in itertools.pairwise(edges))
     caption = (
         "Fraction of readings inside the twin's 90 % interval per wind-speed bin [m/s]; "
-        f"green within {lo:.2f}–{hi:.2f}, red outside; hover a cell for its number of "
-        "readings."
+        f"green within {lo:.2f}–{hi:.2f}, red outside; grey italic, too few to judge, where "
+        f"the bin has fewer than {MIN_BIN_READINGS} readings and lies outside by less than "
+        "three spreads of a calibrated twin's coverage, or the turbine was scored on fewer "
+        f"than {MIN_READINGS}; hover a cell for its number of readings."
     )
     return (
         f'<div class="scroll"><table id="calibration-table"><caption>{caption}</caption>'

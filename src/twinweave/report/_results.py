@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -19,6 +20,54 @@ COVERAGE_TARGET = (0.87, 0.93)
 #: Accepted range of the 90 % coverage within one 1 m/s wind-speed bin (fewer points).
 BIN_COVERAGE_TARGET = (0.85, 0.95)
 
+
+def _readings_to_judge(target: tuple[float, float]) -> int:
+    # A calibrated 90 % interval covers n independent readings with a spread (standard
+    # deviation) of sqrt(0.9 * 0.1 / n): from this many on, two spreads fit in the half
+    # width of the target band, so a calibrated twin lands in it about 95 % of the time.
+    # Readings 10 minutes apart are correlated, so fewer cannot be judged at all and this
+    # many are the least to judge by, not a guarantee.
+    half_width = (target[1] - target[0]) / 2.0
+    return math.ceil(round(4.0 * 0.9 * 0.1 / half_width**2, 6))
+
+
+#: Fewest readings whose 90 % coverage the report judges (pass/fail): 400.
+MIN_READINGS = _readings_to_judge(COVERAGE_TARGET)
+#: Fewest readings in a wind-speed bin whose coverage the report judges: 144.
+MIN_BIN_READINGS = _readings_to_judge(BIN_COVERAGE_TARGET)
+
+#: Spreads of a calibrated coverage beyond the band that fail a coverage on fewer
+#: readings than the least to judge by: three, not two, as readings close in time are
+#: correlated and count for fewer.
+_CLEAR_MISS = 3.0
+
+
+def coverage_verdict(
+    value: float, n: float, target: tuple[float, float], n_scored: float | None = None
+) -> str:
+    """``"pass"`` within ``target``; ``"fail"`` outside it on enough readings
+    (:func:`_readings_to_judge`) or, on fewer, by more than three spreads of a calibrated
+    twin's coverage of ``n`` readings; else ``"few"``: too few readings to tell; ``""``
+    for no value. ``n_scored``, the readings the twin was scored on in all (where ``n``
+    are a bin's): under :data:`MIN_READINGS` they lie too close in time to judge by
+    their number, and only ``"pass"`` or ``"few"`` is given.
+
+    A year's 14-15 m/s bin of 71 readings covered 0.68 is a miss (4 spreads under the
+    band), not too few to judge; two days' 264 readings covered 0.82 may be chance.
+    """
+    if not math.isfinite(value):
+        return ""
+    if target[0] <= value <= target[1]:
+        return "pass"
+    if (n if n_scored is None else n_scored) < MIN_READINGS:
+        return "few"
+    if n >= _readings_to_judge(target):
+        return "fail"
+    spread = math.sqrt(0.9 * 0.1 / n) if n > 0 else math.inf
+    beyond = target[0] - value if value < target[0] else value - target[1]
+    return "fail" if beyond > _CLEAR_MISS * spread else "few"
+
+
 EVALUATION_COLUMNS = (
     "time",
     "wind_speed",
@@ -31,6 +80,8 @@ EVALUATION_COLUMNS = (
     "alarm",
 )
 POWER_CURVE_COLUMNS = ("wind_speed", "mean", "q05", "q95", "baseline_mean")
+#: Optional column of ``power_curve``: whether the twin has readings near the wind speed.
+SEEN_COLUMN = "seen"
 #: Scores every turbine reports for the twin; each also appears prefixed ``baseline_``.
 SCORE_NAMES = ("rmse_kw", "crps_kw", "coverage90", "log_likelihood")
 REQUIRED_METRICS = SCORE_NAMES + tuple("baseline_" + name for name in SCORE_NAMES)
@@ -75,6 +126,83 @@ def _require_utc(frame: pd.DataFrame, name: str) -> None:
         raise ValueError(f"{name}: expected column time as datetime64[ns, UTC], got {dtype}")
 
 
+def _require_aware(value: object, name: str) -> pd.Timestamp:
+    if not isinstance(value, pd.Timestamp) or value.tz is None:
+        raise ValueError(f"{name}: expected a time-zone-aware pandas Timestamp, got {value!r}")
+    return value.tz_convert("UTC")
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The readings a turbine's twin and IEC baseline were fitted on, and where its
+    scoring starts.
+
+    Parameters
+    ----------
+    trained_from
+        Time of the first reading the twin and the baseline were fitted on (UTC).
+    trained_until
+        End (exclusive) of the readings the twin and the baseline were fitted on (UTC).
+    scored_from
+        Start of the scored readings (UTC), at or after ``trained_until``. The live
+        twin assimilates the readings in between before it is scored; the frozen twin
+        and the baseline do not.
+    n_trained
+        Readings the twin and the baseline were fitted on.
+
+    Raises
+    ------
+    ValueError
+        If a time is not time-zone aware or the times are not in order.
+    """
+
+    trained_from: pd.Timestamp
+    trained_until: pd.Timestamp
+    scored_from: pd.Timestamp
+    n_trained: int
+
+    def __post_init__(self) -> None:
+        for name in ("trained_from", "trained_until", "scored_from"):
+            object.__setattr__(self, name, _require_aware(getattr(self, name), name))
+        if not self.trained_from < self.trained_until <= self.scored_from:
+            raise ValueError(
+                f"trained_until: expected trained_from < trained_until <= scored_from, got "
+                f"{self.trained_from}, {self.trained_until}, {self.scored_from}"
+            )
+
+    @property
+    def gap(self) -> bool:
+        """Whether readings between training and scoring are assimilated by the live
+        twin only."""
+        return self.trained_until < self.scored_from
+
+    def describe(self) -> str:
+        """The periods in a sentence, for the page."""
+        text = (
+            f"Twin and IEC baseline fitted on the same {self.n_trained:,} readings, from "
+            f"{self.trained_from:%Y-%m-%d %H:%M} UTC to before "
+            f"{utc_time_text(self.trained_until)}; scored from "
+            f"{utc_time_text(self.scored_from)}"
+        )
+        if self.gap:
+            text += (
+                f". The live twin first assimilates the readings from "
+                f"{utc_time_text(self.trained_until)} to {utc_time_text(self.scored_from)}; "
+                "the frozen twin and the baseline do not"
+            )
+        return text + "."
+
+    def to_json(self) -> dict[str, str | int]:
+        """The periods as ISO 8601 strings and the count, for ``metrics.json``."""
+        return {
+            "trained_from": self.trained_from.isoformat(),
+            "trained_until": self.trained_until.isoformat(),
+            "scored_from": self.scored_from.isoformat(),
+            "n_trained": self.n_trained,
+            "live_assimilates_from": self.trained_until.isoformat(),
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class TurbineResult:
     """One turbine's held-out evaluation: readings, predictions, scores, curves.
@@ -97,7 +225,11 @@ class TurbineResult:
         other entries are written to ``metrics.json`` unchanged.
     power_curve
         The curves on a grid of ``wind_speed`` [m/s]: ``mean``, ``q05``, ``q95`` [kW] of
-        the twin and ``baseline_mean`` [kW] of the baseline.
+        the twin and ``baseline_mean`` [kW] of the baseline; optionally ``seen`` (bool,
+        whether the twin has readings near the wind speed: elsewhere it extrapolates).
+    periods
+        What the twin and the baseline were fitted on and where scoring starts, or
+        None where it is not known.
 
     Raises
     ------
@@ -109,6 +241,7 @@ class TurbineResult:
     evaluation: pd.DataFrame
     metrics: Mapping[str, float]
     power_curve: pd.DataFrame
+    periods: Periods | None = None
 
     def __post_init__(self) -> None:
         _require_columns(self.evaluation, EVALUATION_COLUMNS, "evaluation")
@@ -146,6 +279,9 @@ class WhatIfSummary:
         Axis label of ``series``: the quantity and its units.
     level
         Nominal probability of the intervals, e.g. 0.9.
+    caveats
+        What the reader should know to weigh the quantities (gaps in the readings,
+        wind speeds where the twin extrapolates), a sentence each.
 
     Raises
     ------
@@ -160,6 +296,7 @@ class WhatIfSummary:
     series: pd.DataFrame | None = None
     series_label: str = "power [kW]"
     level: float = 0.9
+    caveats: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require_columns(self.table, WHATIF_COLUMNS, "table")
@@ -203,12 +340,7 @@ class MonitorWindow:
 
     def __post_init__(self) -> None:
         for name in ("calibrated_from", "monitored_from", "monitored_until"):
-            value = getattr(self, name)
-            if not isinstance(value, pd.Timestamp) or value.tz is None:
-                raise ValueError(
-                    f"{name}: expected a time-zone-aware pandas Timestamp, got {value!r}"
-                )
-            object.__setattr__(self, name, value.tz_convert("UTC"))
+            object.__setattr__(self, name, _require_aware(getattr(self, name), name))
         if not self.calibrated_from < self.monitored_from <= self.monitored_until:
             raise ValueError(
                 f"monitored_from: expected calibrated_from < monitored_from <= monitored_until, "
@@ -222,7 +354,8 @@ class MonitorWindow:
             f"{utc_time_text(self.calibrated_from)}, run live from then and calibrate the "
             f"detectors up to {utc_time_text(self.monitored_from)}; readings are monitored "
             f"from {utc_time_text(self.monitored_from)} to the last, "
-            f"{self.monitored_until:%Y-%m-%d %H:%M} UTC."
+            f"{self.monitored_until:%Y-%m-%d %H:%M} UTC, where a turbine has readings (the "
+            "turbine sections say which each was scored on)."
         )
 
     def to_json(self) -> dict[str, str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from twinweave.report._results import LIVE_SCORES, SCORE_NAMES, TurbineResult
+from twinweave.report._results import LIVE_SCORES, SCORE_NAMES, SEEN_COLUMN, TurbineResult
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -33,6 +33,48 @@ def n_scored(turbine: TurbineResult) -> float:
         return turbine.metrics["n"]
     ev = turbine.evaluation
     return float(np.count_nonzero(np.isfinite(_values(ev, "power") + _values(ev, "mean"))))
+
+
+def scored_span(turbine: TurbineResult) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Times (UTC) of the first and last reading scored (observed power and a twin's
+    prediction), or None without any."""
+    ev = turbine.evaluation
+    scored = np.isfinite(_values(ev, "power") + _values(ev, "mean"))
+    if not scored.any():
+        return None
+    times = ev["time"][scored]
+    return pd.Timestamp(times.min()), pd.Timestamp(times.max())
+
+
+def unseen_runs(curve: pd.DataFrame) -> list[tuple[float, float]]:
+    """The wind-speed ranges [m/s] of a power curve where the twin has no readings near
+    (``seen`` False), as ``(first, last)`` grid points; none without a ``seen`` column."""
+    if SEEN_COLUMN not in curve.columns:
+        return []
+    curve = curve.sort_values("wind_speed")
+    unseen = ~np.asarray(curve[SEEN_COLUMN], dtype=np.bool_)
+    speed = curve["wind_speed"].to_numpy(np.float64)
+    starts = np.flatnonzero(unseen & ~np.r_[False, unseen[:-1]])
+    ends = np.flatnonzero(unseen & ~np.r_[unseen[1:], False])
+    return [(float(speed[a]), float(speed[b])) for a, b in zip(starts, ends, strict=True)]
+
+
+def unseen_wind_speeds(turbine: TurbineResult) -> str:
+    """Where the twin's power curve rests on no readings, in words ("above 16.5 m/s"),
+    or an empty string where it has readings near every wind speed drawn."""
+    curve = turbine.power_curve
+    if curve.empty:
+        return ""
+    low, high = curve["wind_speed"].min(), curve["wind_speed"].max()
+    words = []
+    for a, b in unseen_runs(curve):
+        if b == high and a > low:
+            words.append(f"from {a:g} m/s up")
+        elif a == low and b < high:
+            words.append(f"up to {b:g} m/s")
+        else:
+            words.append(f"{a:g}–{b:g} m/s")
+    return ", ".join(words)
 
 
 def pooled_scores(turbines: Sequence[TurbineResult]) -> dict[str, float]:

@@ -35,6 +35,8 @@ from twinweave.report._html import (
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     COVERAGE_TARGET,
+    MIN_BIN_READINGS,
+    MIN_READINGS,
     MonitorWindow,
     TurbineResult,
     WhatIfSummary,
@@ -45,7 +47,10 @@ from twinweave.report._summary import (
     coverage_by_wind_speed,
     daily_residuals,
     has_live_scores,
+    n_scored,
     pooled_scores,
+    scored_span,
+    unseen_wind_speeds,
 )
 
 
@@ -56,6 +61,20 @@ def _json_number(value: float) -> float | None:
 
 def _json_scores(scores: Mapping[str, float]) -> dict[str, float | None]:
     return {key: _json_number(float(value)) for key, value in scores.items()}
+
+
+def _scored_json(turbine: TurbineResult) -> dict[str, Any]:
+    """Which readings a turbine was scored on, and what it was fitted on where known."""
+    span = scored_span(turbine)
+    n = n_scored(turbine)
+    return {
+        "n_scored": _json_number(n),
+        "first_scored": None if span is None else span[0].isoformat(),
+        "last_scored": None if span is None else span[1].isoformat(),
+        # Too few readings to judge the coverage, unless it lies far outside the band.
+        "too_few_to_judge_coverage": not n >= MIN_READINGS,
+        **({} if turbine.periods is None else turbine.periods.to_json()),
+    }
 
 
 def metrics_document(
@@ -78,6 +97,9 @@ def metrics_document(
         "targets": {
             "coverage90": list(COVERAGE_TARGET),
             "coverage90_per_wind_speed_bin": list(BIN_COVERAGE_TARGET),
+            # Fewest readings (of a turbine, of a bin) whose coverage is judged.
+            "min_readings": MIN_READINGS,
+            "min_readings_per_wind_speed_bin": MIN_BIN_READINGS,
         },
         # Without the monitor there is no n_alarms: said here, not left to be guessed.
         "monitoring": {
@@ -87,6 +109,9 @@ def metrics_document(
             "window": None if monitor_window is None else monitor_window.to_json(),
         },
         "turbines": {t.asset_id: _json_scores(t.metrics) for t in turbines},
+        # Per turbine: the readings scored and, where known, those the twin and the
+        # baseline were fitted on (the same) and from when the live twin assimilates.
+        "periods": {t.asset_id: _scored_json(t) for t in turbines},
         "overall": _json_scores(pooled_scores(turbines)),
         "calibration": {
             "wind_speed_edges": edges.tolist(),
@@ -109,6 +134,7 @@ def metrics_document(
             "title": whatif.title,
             "description": whatif.description,
             "level": whatif.level,
+            "caveats": list(whatif.caveats),
             "quantities": quantities,
         }
     return document
@@ -138,16 +164,43 @@ def _turbine_section(
         if monitored
         else "Not monitored for underperformance (see the notes above)."
     )
+    span = scored_span(turbine)
+    n = n_scored(turbine)
+    scored = (
+        f"Scored on {n:,.0f} readings, from {span[0]:%Y-%m-%d %H:%M} to "
+        f"{span[1]:%Y-%m-%d %H:%M} UTC"
+        if span is not None
+        else f"Scored on {n:,.0f} readings"
+    )
+    if not n >= MIN_READINGS:
+        scored += (
+            f": too few (under {MIN_READINGS}) to judge the 90 % coverage unless it lies far "
+            "outside the band"
+        )
+    periods = (
+        turbine.periods.describe()
+        if turbine.periods is not None
+        else "The period the twin was fitted on is not known."
+    )
+    summary = f"{periods} {scored}. {summary}"
     n_finite = int(
         (turbine.evaluation["power"].notna() & turbine.evaluation["wind_speed"].notna()).sum()
     )
     n_shown = min(n_finite, max_points)
+    unseen = unseen_wind_speeds(turbine)
     curve = plot_block(
         power_curve_figure(turbine, max_points, rng),
         f"{anchor}-power-curve",
         f"Power curve of {turbine.asset_id}: {n_shown:,} of {n_finite:,} held-out readings "
         "(a random subsample when there are more; readings in alarm kept visible), the "
-        "twin's mean and 90 % predictive interval, and the IEC 61400-12-1 binned baseline.",
+        "twin's mean and 90 % predictive interval, and the IEC 61400-12-1 binned baseline."
+        + (
+            f" Shaded grey, {unseen}: wind speeds the twin has no training readings near; "
+            "there its curve and interval (dashed, grey) extrapolate its power curve and "
+            "prior, and know nothing of cut-out."
+            if unseen
+            else ""
+        ),
     )
     residuals = plot_block(
         residual_figure(turbine, monitored=monitored),
@@ -176,6 +229,15 @@ def _whatif_section(whatif: WhatIfSummary, max_points: int) -> str:
     blocks = [
         f"<h2>What-if: {escape(whatif.title)}</h2>",
         f"<p>{escape(whatif.description)}</p>",
+        *(
+            [
+                '<ul class="caveats">'
+                + "".join(f"<li>{escape(c)}</li>" for c in whatif.caveats)
+                + "</ul>"
+            ]
+            if whatif.caveats
+            else []
+        ),
         whatif_table(whatif),
         plot_block(
             whatif_interval_figure(whatif),

@@ -42,15 +42,19 @@ from twinweave.domains.wind._power_curve import (
     turbine_schema,
 )
 from twinweave.domains.wind._whatif import (
+    READING_HOURS,
     CapacityFactor,
     Energy,
     HoursAtRated,
+    coverage_note,
     turbine_metrics,
+    unseen_note,
 )
 
 __all__ = [
     "LA_HAUTE_BORNE",
     "READINGS_PER_YEAR",
+    "READING_HOURS",
     "REFERENCE_DENSITY",
     "CapacityFactor",
     "Curtailment",
@@ -68,6 +72,7 @@ __all__ = [
     "air_density",
     "asset_table",
     "build_turbine_twin",
+    "coverage_note",
     "era5_path",
     "evaluation_scores",
     "fit_baseline",
@@ -85,4 +90,5 @@ __all__ = [
     "turbine_emulator",
     "turbine_metrics",
     "turbine_schema",
+    "unseen_note",
 ]

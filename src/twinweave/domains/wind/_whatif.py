@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core._emulator import is_real
 
@@ -105,12 +105,51 @@ class HoursAtRated:
         return np.asarray(at_rated.sum(axis=1) * self.interval_hours, dtype=np.float64)
 
 
+#: Hours one reading stands for where the inputs do not say: SCADA's 10-minute averages.
+READING_HOURS = 1.0 / 6.0
+
+
 def turbine_metrics(
-    rated_power: float, interval_hours: float = 1.0 / 6.0
+    rated_power: float, interval_hours: float = READING_HOURS
 ) -> tuple[Energy, CapacityFactor, HoursAtRated]:
     """The quantities a turbine what-if reports side by side."""
     return (
         Energy(interval_hours),
         CapacityFactor(rated_power),
         HoursAtRated(rated_power, interval_hours),
+    )
+
+
+def coverage_note(times: ArrayLike, n_readings: int, step_hours: float) -> str | None:
+    """What a what-if over readings at ``times`` (datetimes) must say when they cover
+    less of their span than ``n_readings`` of ``step_hours`` each would: energy and
+    hours at rated count only the readings there are."""
+    stamps = np.asarray(times, dtype="datetime64[ns]")
+    if n_readings < 2 or stamps.size < 2:
+        return None
+    span = float((stamps.max() - stamps.min()) / np.timedelta64(1, "s")) / 3600.0 + step_hours
+    covered = n_readings * step_hours
+    if covered >= 0.99 * span:
+        return None
+    return (
+        f"the readings cover {covered:,.{1 if covered < 10 else 0}f} h of the "
+        f"{span:,.{1 if span < 10 else 0}f} h from the first to the last "
+        f"({covered / span:.0%}): energy and hours at rated count only the readings "
+        "present; missing or quarantined ones are not filled in"
+    )
+
+
+def unseen_note(seen: NDArray[np.bool_], wind_speed: ArrayLike) -> str | None:
+    """What a prediction at ``wind_speed`` must say where the twin has no readings near
+    (``seen`` false, from ``BayesianBasisRegression.seen``): there it rests on the
+    prior, not on readings."""
+    if seen.all():
+        return None
+    unseen = np.asarray(wind_speed, dtype=np.float64)[~seen]
+    low, high = unseen.min(), unseen.max()
+    where = f"{low:g} m/s" if low == high else f"{low:g}-{high:g} m/s"
+    return (
+        f"{unseen.size} of {seen.size} inputs are at wind speeds the twin has no readings "
+        f"near ({where}): there it extrapolates its power curve and prior, and knows "
+        "nothing of cut-out"
     )
