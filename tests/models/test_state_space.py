@@ -956,7 +956,7 @@ def test_a_forecast_with_times_must_start_one_step_after_the_last_reading() -> N
             rf"time of {np.datetime64('2016-01-01') + start}T00:00:00\+00:00: {why}",
         ):
             emulator.predict(inputs | {"time": daily(data, start, start + 10)["time"]})
-    with pytest.raises(ValueError, match=r"time: expected rows at one step"):
+    with pytest.raises(ValueError, match=r"one step in time order \(a forecast's row h is h"):
         emulator.predict(inputs | {"time": np.delete(daily(data, 30, 41)["time"], 4)})
     right = emulator.predict(inputs | {"time": daily(data, 30, 40)["time"]})
     np.testing.assert_array_equal(right.loc, emulator.predict(inputs).loc)

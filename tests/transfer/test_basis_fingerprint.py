@@ -255,3 +255,23 @@ def test_a_derived_inputs_meaning_is_in_the_fingerprint_its_site_is_not() -> Non
     assert canonical_text(NormalisedWindSpeed(101_325.0, reference_density=1.0)) != site
     # Functions by name: another transform is another basis.
     assert canonical_text(np.log) != canonical_text(np.sqrt)
+
+
+def test_a_federated_runs_files_keep_the_fleets_basis(tmp_path: Path) -> None:
+    """The coordinator's fleet file and a run's result keep the basis fingerprint, so a
+    twin born from a population a Flower run returned is checked against it."""
+    from twinweave.transfer import FederatedResult, initial_population
+    from twinweave.transfer._flower import load_fleet, read_result, save_fleet, write_result
+
+    prior = FleetPrior.from_emulator(emulator())
+    start = initial_population(prior, ["default"])
+    save_fleet(prior, ["default"], tmp_path / "fleet.npz", start)
+    loaded, kinds, population = load_fleet(tmp_path / "fleet.npz")
+    assert kinds == ("default",) and population is not None
+    assert loaded.basis_fingerprint == population.prior.basis_fingerprint == prior.basis_fingerprint
+    fitted = fit_central(fleet_with(emulator()), prior).population
+    write_result(tmp_path, FederatedResult(fitted, (), True, ("T0",)))
+    returned = read_result(tmp_path).population
+    assert returned.prior.basis_fingerprint == prior.basis_fingerprint
+    with pytest.raises(ValueError, match=r"emulator: expected the fleet's basis"):
+        fleet_emulator(OTHER["knots"](), returned, "default")

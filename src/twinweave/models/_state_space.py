@@ -1841,21 +1841,27 @@ class StateSpaceEmulator:
         if n_times != n_rows:
             raise ValueError(f"time: expected {n_rows} times (one per {rows}), got {n_times}")
         seconds = time_seconds(columns["time"])
-        self._check_steps(seconds)
+        self._check_steps(seconds, forecast=rows == "forecast step")
         return seconds
 
-    def _check_steps(self, seconds: FloatArray) -> None:
+    def _check_steps(self, seconds: FloatArray, *, forecast: bool = False) -> None:
         """Refuse times that go back, repeat, or skip a step: the filter takes each row
         for the next step, so a gap would be learnt as dynamics, and an extra reading
-        as a whole step. Steps may differ a little (local midnights across a
-        daylight-saving change, 23 to 25 hours; calendar months, 28 to 31 days)."""
+        as a whole step (a forecast's row ``h`` is ``h`` steps ahead). Steps may differ
+        a little (local midnights across a daylight-saving change, 23 to 25 hours;
+        calendar months, 28 to 31 days)."""
         steps = np.diff(seconds)
         bad = _odd_step(steps)
         if bad is not None:
+            advice = (
+                "a forecast's row h is h steps ahead: give every step in between"
+                if forecast
+                else f"a missed reading is a row with NaN for {self.target!r}"
+            )
             raise ValueError(
-                f"time: expected rows at one step in time order (a missed reading is a row "
-                f"with NaN for {self.target!r}), got steps from {float(steps.min()):g} s to "
-                f"{float(steps.max()):g} s (a step of {float(steps[bad]):g} s at row {bad + 1})"
+                f"time: expected rows at one step in time order ({advice}), got steps from "
+                f"{float(steps.min()):g} s to {float(steps.max()):g} s (a step of "
+                f"{float(steps[bad]):g} s at row {bad + 1})"
             )
 
     def _check_continues(self, seconds: FloatArray, rows: str) -> None:

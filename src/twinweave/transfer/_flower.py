@@ -318,6 +318,8 @@ def save_fleet(
         # Its values only: the rounds take their settings from ``prior``.
         values = start.to_arrays().items()
         arrays |= {f"start.{k}": v for k, v in values if not k.startswith("prior.")}
+    # The basis fingerprint is text, not one of a message's numbers: kept beside them.
+    arrays["basis_fingerprint"] = np.asarray(prior.basis_fingerprint or "", dtype=str)
     with path.open("wb") as handle:
         _savez(handle, {"kinds": np.asarray(list(kinds), dtype=str), **arrays})
 
@@ -326,14 +328,22 @@ def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...], Population | No
     """Inverse of :func:`save_fleet`."""
     with np.load(path, allow_pickle=False) as data:
         saved_prior = {k: data[k] for k in data.files if k.startswith("prior.")}
-        prior = FleetPrior.from_arrays(
-            {k.removeprefix("prior."): v for k, v in saved_prior.items()}
+        prior = _with_fingerprint(
+            FleetPrior.from_arrays({k.removeprefix("prior."): v for k, v in saved_prior.items()}),
+            str(data["basis_fingerprint"]) if "basis_fingerprint" in data.files else "",
         )
         kinds = tuple(str(k) for k in data["kinds"])
         start = {k.removeprefix("start."): data[k] for k in data.files if k.startswith("start.")}
         if not start:
             return prior, kinds, None
-        return prior, kinds, Population.from_arrays({**saved_prior, **start}, kinds)
+        population = Population.from_arrays({**saved_prior, **start}, kinds)
+        return prior, kinds, dataclasses.replace(population, prior=prior)
+
+
+def _with_fingerprint(prior: FleetPrior, fingerprint: str) -> FleetPrior:
+    """``prior`` with the basis fingerprint a file kept beside its arrays ("" for none:
+    files written before fingerprints were kept)."""
+    return dataclasses.replace(prior, basis_fingerprint=fingerprint) if fingerprint else prior
 
 
 def write_result(directory: Path, result: FederatedResult) -> None:
@@ -346,6 +356,7 @@ def write_result(directory: Path, result: FederatedResult) -> None:
         "rounds": [r.to_dict() for r in result.rounds],
         "converged": result.converged,
         "twin_ids": list(result.twin_ids),
+        "basis_fingerprint": result.population.prior.basis_fingerprint,
     }
     write_text_atomically(directory / RESULT_FILE, json.dumps(summary))
 
@@ -388,6 +399,8 @@ def read_result(directory: Path) -> FederatedResult:
     summary = json.loads((directory / RESULT_FILE).read_text())
     with np.load(directory / RESULT_ARRAYS, allow_pickle=False) as data:
         population = Population.from_arrays({k: data[k] for k in data.files}, summary["kinds"])
+    prior = _with_fingerprint(population.prior, summary.get("basis_fingerprint") or "")
+    population = dataclasses.replace(population, prior=prior)
     return FederatedResult(
         population=population,
         rounds=tuple(RoundReport.from_dict(r) for r in summary["rounds"]),
