@@ -1899,3 +1899,32 @@ def test_the_demo_page_says_what_the_whatif_and_the_curves_rest_on(
     periods = json.loads((output / "metrics.json").read_text())["periods"]
     assert {p["trained_until"] for p in periods.values()} == {"2015-01-01T00:00:00+00:00"}
     assert {p["scored_from"] for p in periods.values()} == {"2015-01-01T00:00:00+00:00"}
+
+
+def test_report_of_a_twin_born_into_its_fleet_states_what_its_baseline_saw(
+    tmp_path: Path,
+) -> None:
+    """A turbine whose readings all come after --train-until is born into its fleet
+    (fit --fleet): its training end is its birth, its live twin assimilates the readings
+    from then to --since, and its IEC baseline, which needs readings, is fitted on those
+    and says so (it was fitted on them silently, and the live twin skipped them)."""
+    data = scada_subset(
+        tmp_path / "late.parquet",
+        ("R80711", "2014-11-01", "2015-03-01"),
+        ("R80721", "2014-11-01", "2015-03-01"),
+        ("R80736", "2014-11-01", "2015-03-01"),
+        ("R80790", "2015-01-15", "2015-03-01"),
+    )
+    store = tmp_path / "late.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2015-01-01", "--fleet")
+    output = tmp_path / "r"
+    twinweave("report", "--store", store, "--since", "2015-02-01", "--output", output)
+    periods = json.loads((output / "metrics.json").read_text())["periods"]["R80790"]
+    with Store(store, read_only=True) as db:
+        between = db.count_observations("R80790", start=pd.Timestamp("2015-01-01", tz="UTC"),
+                                        end=pd.Timestamp("2015-02-01", tz="UTC"))  # fmt: skip
+    assert periods["trained_from"] is None and periods["n_trained"] == 0
+    assert periods["n_baseline"] == between > 0
+    assert periods["live_assimilates_from"] == "2015-01-01T00:00:00+00:00"
+    page = " ".join((output / "index.html").read_text(encoding="utf-8").split())
+    assert "The twin was born into its fleet with no readings of its own before 2015-01-01" in page

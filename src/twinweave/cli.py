@@ -79,7 +79,7 @@ from twinweave.domains.wind import (
 from twinweave.models import BayesianBasisRegression
 from twinweave.monitoring import MIN_CALIBRATION_PERIODS, Alarm
 from twinweave.provenance import ProvRecord, Recorder
-from twinweave.report import utc_time_text
+from twinweave.report import TurbineResult, utc_time_text
 
 app = typer.Typer(
     help="Digital twins of assets from their sensor data, with calibrated uncertainty.",
@@ -2123,9 +2123,11 @@ def _monitored_window(
 
 def _trained_until(db: Store, twin_id: str) -> pd.Timestamp | None:
     """End of the readings the latest version of a twin was fitted on, as ``twinweave
-    fit`` notes it; ``None`` for a twin saved otherwise."""
+    fit`` notes it (for a twin born into its fleet: the end before which it had none);
+    ``None`` for a twin saved otherwise."""
     notes = db.versions(twin_id)["note"]
-    found = re.search(r"trained until (\S+)", str(notes.iloc[-1])) if len(notes) else None
+    pattern = r"(?:trained until|born into its fleet with no readings before) (\S+)"
+    found = re.search(pattern, str(notes.iloc[-1])) if len(notes) else None
     return None if found is None else pd.Timestamp(found.group(1))
 
 
@@ -2157,20 +2159,20 @@ def _training_note(trained: Mapping[str, pd.Timestamp | None], start: pd.Timesta
     )
 
 
-def _too_few_to_judge(asset_id: str, evaluation: pd.DataFrame) -> str | None:
-    """A warning where a twin was scored on too few readings (``evaluation``, a report's
-    held-out rows) to judge its coverage."""
-    from twinweave.report import MIN_READINGS
+def _too_few_to_judge(result: TurbineResult) -> str | None:
+    """A warning where a twin was scored on too few readings to judge its coverage, as
+    the report counts them (:func:`~twinweave.report.n_scored`)."""
+    from twinweave.report import MIN_READINGS, n_scored, scored_span
 
-    times = evaluation["time"]
-    n = int(evaluation["power"].notna().sum())
+    n = n_scored(result)
     if n >= MIN_READINGS:
         return None
-    span = f", from {utc_time_text(times.min())} to {utc_time_text(times.max())}" if n else ""
+    span = scored_span(result)
+    when = "" if span is None else f", from {utc_time_text(span[0])} to {utc_time_text(span[1])}"
     return (
-        f"twin {asset_id}: scored on {n} {'reading' if n == 1 else 'readings'}{span}: "
-        f"too few (under {MIN_READINGS}) to judge its 90 % coverage; the report gives it a "
-        "verdict only if it lies far outside the band"
+        f"twin {result.asset_id}: scored on {n:,.0f} {'reading' if n == 1 else 'readings'}"
+        f"{when}: too few (under {MIN_READINGS}) to judge its 90 % coverage; the report shows "
+        "it without a verdict"
     )
 
 
@@ -2239,16 +2241,12 @@ def report(
             _warn(f"twin {asset_id}: no readings from --since {start.isoformat()} on; not scored")
             del specs[asset_id]
         # The IEC baseline is fitted on the readings the twin was fitted on (before
-        # --since where that is not known): a twin born into its fleet without readings
-        # (fit --fleet) has none to fit it on.
-        for asset_id in [
-            a for a in specs if db.count_observations(a, end=trained[a] or start) == 0
-        ]:
-            until = trained[asset_id]
-            before = f"--since {start.isoformat()}" if until is None else until.isoformat()
+        # --since where that is not known); for a twin born into its fleet without
+        # readings (fit --fleet), on those from its birth to --since: without any, none.
+        for asset_id in [a for a in specs if db.count_observations(a, end=start) == 0]:
             _warn(
-                f"twin {asset_id}: no readings before {before} to fit the IEC baseline on (a "
-                "twin born into its fleet without any); not scored"
+                f"twin {asset_id}: no readings before --since {start.isoformat()} to fit the "
+                "IEC baseline on (a twin born into its fleet without any); not scored"
             )
             del specs[asset_id]
         if not specs:
@@ -2281,7 +2279,7 @@ def report(
                 results.append(result)
                 progress.advance(task)
         for result in results:
-            few = _too_few_to_judge(result.asset_id, result.evaluation)
+            few = _too_few_to_judge(result)
             if few is not None:
                 _warn(few)
         # The report keeps what the warning said of a monitor on fewer than a fleet.

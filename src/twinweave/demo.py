@@ -432,7 +432,9 @@ def evaluate_turbine(
     predicts each week from everything before it and assimilates it; ``monitored`` adds
     the monitor's anomaly scores and alarms. Without ``trained_until`` (a twin whose
     training period is not known) the baseline is fitted on every reading before
-    ``since`` and the result states no periods.
+    ``since`` and the result states no periods. A twin born into its fleet without
+    readings before ``trained_until`` gets a baseline fitted on the readings from
+    ``trained_until`` to ``since`` (those its live twin assimilates), as its periods say.
     """
     if trained_until is not None and trained_until > since:
         raise ValueError(
@@ -444,19 +446,28 @@ def evaluate_turbine(
     evaluation = store.observations(spec.asset_id, start=since)
     if evaluation.empty:
         raise ValueError(f"asset {spec.asset_id!r}: no observations from {since.isoformat()}")
-    if training.empty:
+    between = store.observations(spec.asset_id, start=training_end, end=since)
+    # A twin born into its fleet has no readings of its own before its training end:
+    # its baseline is fitted on those its live twin assimilates before scoring.
+    born = training.empty and trained_until is not None
+    if (training.empty and not born) or (born and between.empty):
         raise ValueError(
-            f"asset {spec.asset_id!r}: no observations before {training_end.isoformat()} "
-            "to fit the IEC baseline on"
+            f"asset {spec.asset_id!r}: no observations before {since.isoformat()} to fit the "
+            "IEC baseline on"
+            + (
+                f" (its twin was born into its fleet at {training_end.isoformat()}, without "
+                "readings: give a later --since)"
+                if born
+                else ""
+            )
         )
-    baseline = fit_baseline(spec, training)
+    baseline = fit_baseline(spec, between if born else training)
     test_inputs = model_inputs(evaluation, spec.rated_power)
     frozen = twin.predict(test_inputs)
     reference = baseline.predict(test_inputs)
     # The live twin is the same twin running on: a branch, so the frozen one stays. It
     # has run since the end of its training: what came in meanwhile, it has assimilated.
     running = twin.branch()
-    between = store.observations(spec.asset_id, start=training_end, end=since)
     if not between.empty:
         running.update(model_inputs(between, spec.rated_power))
     live = live_predictions(running, evaluation, spec.rated_power)
@@ -472,6 +483,12 @@ def evaluate_turbine(
             "power": test_inputs["power"],
             **_interval_frame(frozen),
             "baseline_mean": reference.mean,
+            # The live twin's interval: the page judges its coverage per wind-speed bin.
+            **{
+                f"live_{name}": values
+                for name, values in _interval_frame(live).items()
+                if name != "mean"
+            },
         }
     )
     table = _with_monitoring(table, monitored)
@@ -492,10 +509,11 @@ def evaluate_turbine(
         None
         if trained_until is None
         else Periods(
-            trained_from=pd.Timestamp(training["time"].min()),
+            trained_from=None if born else pd.Timestamp(training["time"].min()),
             trained_until=trained_until,
             scored_from=since,
             n_trained=len(training),
+            n_baseline=len(between) if born else None,
         )
     )
     row: dict[str, float | str] = {"asset_id": spec.asset_id, **metrics}

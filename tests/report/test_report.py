@@ -18,12 +18,14 @@ import pytest
 
 from twinweave.report import (
     LA_HAUTE_BORNE_ATTRIBUTION,
+    MIN_BIN_READINGS,
     MonitorWindow,
     TurbineResult,
     WhatIfSummary,
     pooled_scores,
     write_demo_report,
 )
+from twinweave.report._summary import coverage_by_wind_speed
 
 RATED = 2050.0
 CHROMIUM = Path(
@@ -333,23 +335,15 @@ def test_live_scores_are_shown_beside_the_frozen_ones_and_pooled(
     page = index.read_text(encoding="utf-8")
     assert '<a href="#live">Frozen and live</a>' in page
     # readings, RMSE frozen/live, CRPS, coverage, lowest bin coverage, log-likelihood.
-    assert table_row(page, "live-table", "A") == [
+    # The frozen twin's interval leaves a bin of 144 readings or more under the band
+    # (0.838; A's bins of fewer from 12 m/s are listed on hover); without the live
+    # twin's interval in the evaluation, its score (over every bin) is shown as it is.
+    row = table_row(page, "live-table", "A")
+    assert row == [
         "4,320", "80.0", "70.0", "32.0", "23.3", "0.900 pass", "0.910 pass",
-        "0.861", "0.810 under", "-5.900", "-5.500",
+        "0.838 under", "0.810 under", "-5.900", "-5.500",
     ]  # fmt: skip
-    # The lowest bin's readings decide whether it can be told from chance: 0.81 of 74
-    # readings may be (within three spreads, 0.105, of 0.85); 0.68 of 71 is a miss.
-    for n_bin, lowest, shown in ((74.0, 0.81, "0.810 too few"), (71.0, 0.676, "0.676 under")):
-        counted = TurbineResult(
-            "A",
-            a.evaluation,
-            dict(live[0].metrics)
-            | {"live_coverage90_min_bin": lowest, "live_coverage90_min_bin_n": n_bin},
-            a.power_curve,
-        )
-        other = write_demo_report(tmp_path / "bin", [counted], None, title="t", attribution="d")
-        assert table_row(other.read_text(encoding="utf-8"), "live-table", "A")[8] == shown
-    # The report wrote into tmp_path / "bin": the first page's metrics stay at tmp_path.
+    assert 'title="too few to judge: 12–13 m/s: 0.899 of 139 readings; 13–14 m/s' in page
     pooled = table_row(page, "live-table", "all turbines")
     expected_rmse = math.sqrt((4320 * 70.0**2 + 2880 * 100.0**2) / 7200)
     assert pooled[2] == f"{expected_rmse:.1f}"
@@ -624,10 +618,19 @@ def test_the_periods_of_training_and_scoring_are_stated(tmp_path: Path) -> None:
         "trained_until": "2015-01-01T00:00:00+00:00",
         "scored_from": "2015-07-01T00:00:00+00:00",
         "n_trained": 50_433,
+        "n_baseline": 50_433,
         "live_assimilates_from": "2015-01-01T00:00:00+00:00",
     }
     with pytest.raises(ValueError, match="trained_until: expected trained_from < trained_until"):
         Periods(periods.trained_from, periods.scored_from, periods.trained_until, 1)
+    # A twin born into its fleet without readings: its baseline's are those in between.
+    born = Periods(None, periods.trained_until, periods.scored_from, 0, n_baseline=16_460)
+    assert born.describe().startswith(
+        "The twin was born into its fleet with no readings of its own before 2015-01-01"
+    )
+    assert born.to_json()["n_baseline"] == 16_460 and born.to_json()["trained_from"] is None
+    with pytest.raises(ValueError, match="n_baseline: expected the baseline's readings"):
+        Periods(None, periods.trained_until, periods.scored_from, 0)
 
 
 def test_the_whatif_section_says_its_caveats_and_names_quantities_in_words(
@@ -650,3 +653,34 @@ def test_the_whatif_section_says_its_caveats_and_names_quantities_in_words(
 
     titles = [a.text for a in whatif_interval_figure(w).layout.annotations]
     assert titles == ["energy [MWh]", "capacity factor", "hours at rated [h]"]
+
+
+def test_the_lowest_bin_is_judged_among_bins_of_enough_readings_and_pooled_rows_by_turbine(
+    tmp_path: Path,
+) -> None:
+    """A bin of few readings with the lowest coverage does not hide a bin of many that
+    fails; four turbines of two days each pool to no verdict (readings in the same
+    weather are not four times the evidence)."""
+    a = turbine("A", seed=1)
+    ev = a.evaluation
+    live = ev.assign(live_q05=ev["q05"], live_q95=ev["q95"])
+    # The live twin's interval misses many readings at 5-6 m/s (hundreds: judged) and
+    # every reading at 14-15 m/s (a few dozen: too few).
+    narrow = (ev["wind_speed"] >= 5.0) & (ev["wind_speed"] < 6.0) & (np.arange(len(ev)) % 4 == 0)
+    few = (ev["wind_speed"] >= 14.0) & (ev["wind_speed"] < 15.0)
+    live.loc[narrow | few, "live_q05"] = live.loc[narrow | few, "power"] + 1.0
+    live.loc[narrow | few, "live_q95"] = live.loc[narrow | few, "power"] + 2.0
+    scored = with_live_scores(TurbineResult("A", live, a.metrics, a.power_curve), 70.0, 0.91)
+    page = write_demo_report(tmp_path, [scored], None, title="t", attribution="d").read_text(
+        encoding="utf-8"
+    )
+    bins = coverage_by_wind_speed(live, interval=("live_q05", "live_q95"))
+    at_5 = float(bins.coverage[2])
+    assert bins.counts[2] >= MIN_BIN_READINGS > bins.counts[11] > 0 and bins.coverage[11] == 0
+    # Marked under for the judged bin, whose coverage is lower than the (made up) score.
+    assert table_row(page, "live-table", "A")[8] == f"{at_5:.3f} under"
+    # Two days of four turbines: each too few, and the pooled row judged as one of them.
+    two_days = [turbine(name, n_rows=288, coverage=0.8, seed=k) for k, name in enumerate("PQRS")]
+    other = write_demo_report(tmp_path / "p", two_days, None, title="t", attribution="d")
+    pooled = table_row(other.read_text(encoding="utf-8"), "metrics-table", "all turbines")
+    assert "too few" in pooled[5] and "fail" not in pooled[5], pooled

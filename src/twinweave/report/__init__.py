@@ -21,7 +21,7 @@ from twinweave.report._results import (
     WhatIfSummary,
     utc_time_text,
 )
-from twinweave.report._summary import pooled_scores
+from twinweave.report._summary import n_scored, pooled_scores, scored_span
 from twinweave.report._writer import write_demo_report
 
 __all__ = [
@@ -35,7 +35,9 @@ __all__ = [
     "TurbineResult",
     "WhatIfSummary",
     "fleet_figure",
+    "n_scored",
     "pooled_scores",
+    "scored_span",
     "utc_time_text",
     "write_demo_report",
 ]

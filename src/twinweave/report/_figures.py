@@ -140,18 +140,23 @@ def _add_twin_curve(figure: Any, curve: pd.DataFrame) -> None:
             )
         )
         shown.add(seen)
-    for low, high in unseen_runs(curve):
+    runs = unseen_runs(curve)
+    # One label, on the widest region: a narrow gap's label beside another overlaps it.
+    widest = max(runs, key=lambda run: run[1] - run[0], default=None)
+    for low, high in runs:
+        label = (
+            {
+                "annotation": {
+                    "text": "no readings near:<br>extrapolated",
+                    "font": {"size": 11, "color": "#555555"},
+                },
+                "annotation_position": "top left",
+            }
+            if (low, high) == widest
+            else {}
+        )
         figure.add_vrect(
-            x0=low,
-            x1=high,
-            fillcolor=UNSEEN_SHADE,
-            line_width=0,
-            layer="below",
-            annotation={
-                "text": "no readings near:<br>extrapolated",
-                "font": {"size": 11, "color": "#555555"},
-            },
-            annotation_position="top left",
+            x0=low, x1=high, fillcolor=UNSEEN_SHADE, line_width=0, layer="below", **label
         )
 
 

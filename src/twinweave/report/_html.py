@@ -8,12 +8,14 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+import numpy as np
 import plotly.io as pio
 
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     BRANCH_LABELS,
     COVERAGE_TARGET,
+    LIVE_INTERVAL_COLUMNS,
     MIN_BIN_READINGS,
     MIN_READINGS,
     WHATIF_COLUMNS,
@@ -108,22 +110,33 @@ def _few_cell(value: float, why: str) -> str:
     )
 
 
-def _coverage_cell(value: float, n: float) -> str:
-    verdict = coverage_verdict(value, n, COVERAGE_TARGET)
+def _coverage_cell(value: float, n: float, judged_on: float | None = None) -> str:
+    """A coverage of ``n`` readings and its verdict, judged as on ``judged_on`` readings
+    if given (the pooled row: as on its largest turbine's, since turbines read in the
+    same weather are not independent)."""
+    on = n if judged_on is None else judged_on
+    verdict = coverage_verdict(value, on, COVERAGE_TARGET)
     if not verdict:
         return '<td class="num">–</td>'
     if verdict == "few":
-        return _few_cell(value, f"{n:,.0f} readings: too few to judge (fewer than {MIN_READINGS})")
+        return _few_cell(value, f"{on:,.0f} readings: too few to judge (fewer than {MIN_READINGS})")
     return f'<td class="num {verdict}">{value:.3f} <span class="verdict">{verdict}</span></td>'
 
 
-def _score_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
+#: A row's cells from its label, number of readings, scores, and turbine (None for the
+#: pooled row, whose coverage is judged as on its largest turbine's readings).
+Row = Callable[[str, float, Mapping[str, float], TurbineResult | None, float], str]
+
+
+def _score_row(
+    label: str, n: float, metrics: Mapping[str, float], _: TurbineResult | None, judged_on: float
+) -> str:
     return (
         f'<th scope="row">{escape(label)}</th><td class="num">{fmt(n, ",.0f")}</td>'
         + _pair(metrics["rmse_kw"], metrics["baseline_rmse_kw"], ".1f", False)
         + _pair(metrics["crps_kw"], metrics["baseline_crps_kw"], ".1f", False)
-        + _coverage_cell(metrics["coverage90"], n)
-        + _coverage_cell(metrics["baseline_coverage90"], n)
+        + _coverage_cell(metrics["coverage90"], n, judged_on)
+        + _coverage_cell(metrics["baseline_coverage90"], n, judged_on)
         + _pair(metrics["log_likelihood"], metrics["baseline_log_likelihood"], ".3f", True)
     )
 
@@ -133,13 +146,12 @@ def _paired_table(
     caption: str,
     groups: Sequence[str],
     pair: tuple[str, str],
-    row: Callable[[str, float, Mapping[str, float]], str],
+    row: Row,
     turbines: Sequence[TurbineResult],
     overall: Mapping[str, float],
 ) -> str:
     """A row per turbine and the pooled row last, each score in ``groups`` as two
-    columns named by ``pair``; ``row`` gives a row's cells from its label, number of
-    readings and scores."""
+    columns named by ``pair``; ``row`` gives a row's cells (:data:`Row`)."""
     head = (
         '<tr><th rowspan="2" scope="col">turbine</th><th rowspan="2" scope="col">readings</th>'
         + "".join(f'<th colspan="2" scope="colgroup">{g}</th>' for g in groups)
@@ -147,8 +159,11 @@ def _paired_table(
         + f'<th scope="col">{pair[0]}</th><th scope="col">{pair[1]}</th>' * len(groups)
         + "</tr>"
     )
-    body = "".join(f"<tr>{row(t.asset_id, n_scored(t), t.metrics)}</tr>" for t in turbines)
-    foot = f"<tr>{row('all turbines', overall['n'], overall)}</tr>"
+    body = "".join(
+        f"<tr>{row(t.asset_id, n_scored(t), t.metrics, t, n_scored(t))}</tr>" for t in turbines
+    )
+    largest = max((n_scored(t) for t in turbines), default=0.0)
+    foot = f"<tr>{row('all turbines', overall['n'], overall, None, largest)}</tr>"
     return (
         f'<div class="scroll"><table id="{table_id}"><caption>{caption}</caption>'
         f"<thead>{head}</thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table></div>"
@@ -162,8 +177,8 @@ def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float
         "Scores on the held-out readings. Lower RMSE and CRPS are better, higher mean "
         "log-likelihood per reading is better; the better of twin and baseline is in bold. "
         f"Coverage of the nominal 90 % interval passes within {lo:.2f}–{hi:.2f}; on "
-        f"fewer than {MIN_READINGS} readings one outside the band is shown as too few to "
-        "judge. "
+        f"fewer than {MIN_READINGS} readings (the pooled row: its largest turbine's) one "
+        "outside the band is shown as too few to judge. "
         "The last row pools the readings of all turbines."
     )
     groups = ("RMSE [kW]", "CRPS [kW]", "90 % interval coverage", "log-likelihood [nats]")
@@ -172,39 +187,63 @@ def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float
     )
 
 
-def _min_bin_cell(value: float, n: float, n_scored: float) -> str:
-    # The lowest bin below the band is a failure (unless its ``n`` readings are too few
-    # to tell it from chance); within it, the other bins may not be.
-    if not (math.isfinite(value) and value < BIN_COVERAGE_TARGET[0]):
-        return f'<td class="num">{fmt(value, ".3f")}</td>'
-    if coverage_verdict(value, n, BIN_COVERAGE_TARGET, n_scored) == "few":
-        return _few_cell(
-            value,
-            f"the lowest bin holds {n:,.0f} readings: too few to judge (fewer than "
-            f"{MIN_BIN_READINGS}, and within three spreads of the band)",
+def _min_bin_cell(turbine: TurbineResult, interval: tuple[str, str], lowest: float) -> str:
+    """``lowest``, the lowest coverage over the wind-speed bins (the score printed in
+    the terminal), marked "under" where a bin of enough readings falls under the band
+    (it may be another than the lowest) and "too few" where only bins of too few
+    readings do, which are listed on hover. Without the interval's columns, marked
+    as it is."""
+    if not set(interval) <= set(turbine.evaluation.columns):
+        if math.isfinite(lowest) and lowest < BIN_COVERAGE_TARGET[0]:
+            return f'<td class="num fail">{lowest:.3f} <span class="verdict">under</span></td>'
+        return f'<td class="num">{fmt(lowest, ".3f")}</td>'
+    bins = coverage_by_wind_speed(turbine.evaluation, interval=interval)
+    if not math.isfinite(lowest):
+        populated = bins.coverage[bins.counts > 0]
+        lowest = float(populated.min()) if populated.size else math.nan
+    judged = (bins.counts >= MIN_BIN_READINGS) & (n_scored(turbine) >= MIN_READINGS)
+    small = (bins.counts > 0) & ~judged
+    listed = "; ".join(
+        f"{bins.edges[k]:g}–{bins.edges[k + 1]:g} m/s: {bins.coverage[k]:.3f} of "
+        f"{bins.counts[k]} readings"
+        for k in np.flatnonzero(small)
+    )
+    hover = escape(f"too few to judge: {listed}" if listed else "every bin judged")
+    failing = judged & (bins.coverage < BIN_COVERAGE_TARGET[0])
+    if failing.any():
+        # The score and these bins agree on the readings the page was given.
+        lowest = min(lowest, float(bins.coverage[failing].min()))
+        return (
+            f'<td class="num fail" title="{hover}">{lowest:.3f} '
+            '<span class="verdict">under</span></td>'
         )
-    return f'<td class="num fail">{value:.3f} <span class="verdict">under</span></td>'
+    if math.isfinite(lowest) and lowest < BIN_COVERAGE_TARGET[0]:
+        return _few_cell(lowest, f"too few to judge: {listed}")
+    return f'<td class="num" title="{hover}">{fmt(lowest, ".3f")}</td>'
 
 
-def _live_row(label: str, n: float, metrics: Mapping[str, float]) -> str:
+def _live_row(
+    label: str,
+    n: float,
+    metrics: Mapping[str, float],
+    turbine: TurbineResult | None,
+    judged_on: float,
+) -> str:
     nan = float("nan")
+    # Per turbine only: bins of several turbines do not pool.
+    lowest = (
+        '<td class="num">–</td>' * 2
+        if turbine is None
+        else _min_bin_cell(turbine, ("q05", "q95"), metrics.get("coverage90_min_bin", nan))
+        + _min_bin_cell(turbine, LIVE_INTERVAL_COLUMNS, metrics.get("live_coverage90_min_bin", nan))
+    )
     return (
         f'<th scope="row">{escape(label)}</th><td class="num">{fmt(n, ",.0f")}</td>'
         + _pair(metrics["rmse_kw"], metrics["live_rmse_kw"], ".1f", False)
         + _pair(metrics["crps_kw"], metrics["live_crps_kw"], ".1f", False)
-        + _coverage_cell(metrics["coverage90"], n)
-        + _coverage_cell(metrics["live_coverage90"], n)
-        # Without the bin's count (scores made elsewhere), judged as on enough readings.
-        + _min_bin_cell(
-            metrics.get("coverage90_min_bin", nan),
-            metrics.get("coverage90_min_bin_n", math.inf),
-            n,
-        )
-        + _min_bin_cell(
-            metrics.get("live_coverage90_min_bin", nan),
-            metrics.get("live_coverage90_min_bin_n", math.inf),
-            n,
-        )
+        + _coverage_cell(metrics["coverage90"], n, judged_on)
+        + _coverage_cell(metrics["live_coverage90"], n, judged_on)
+        + lowest
         + _pair(metrics["log_likelihood"], metrics["live_log_likelihood"], ".3f", True)
     )
 
@@ -219,11 +258,12 @@ def live_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float]) 
         "assimilates the readings in between; each turbine's section gives the periods). "
         "Lower RMSE and CRPS, higher log-likelihood are better; the better "
         f"of the two is in bold. Coverage passes within {lo:.2f}–{hi:.2f}. The lowest "
-        "coverage of a 1 m/s wind-speed bin (3–15 m/s) is marked where it falls below "
-        f"{BIN_COVERAGE_TARGET[0]:.2f}; it is per turbine, so the pooled row has none. "
-        f"A coverage outside the band is shown as too few to judge for a turbine scored on "
-        f"fewer than {MIN_READINGS} readings, and for a bin of fewer than "
-        f"{MIN_BIN_READINGS} outside by less than three spreads of a calibrated twin's."
+        "coverage of a 1 m/s wind-speed bin (3–15 m/s) is marked under where a bin of "
+        f"{MIN_BIN_READINGS} readings or more falls below {BIN_COVERAGE_TARGET[0]:.2f}, and "
+        "too few where only bins of fewer do (hover for them; the calibration table shows "
+        "every bin); it is per turbine, so the pooled row has none. A coverage outside the "
+        f"band is shown as too few to judge for a turbine scored on fewer than "
+        f"{MIN_READINGS} readings."
     )
     groups = (
         "RMSE [kW]",
@@ -265,9 +305,8 @@ def calibration_table(turbines: Sequence[TurbineResult]) -> str:
     caption = (
         "Fraction of readings inside the twin's 90 % interval per wind-speed bin [m/s]; "
         f"green within {lo:.2f}–{hi:.2f}, red outside; grey italic, too few to judge, where "
-        f"the bin has fewer than {MIN_BIN_READINGS} readings and lies outside by less than "
-        "three spreads of a calibrated twin's coverage, or the turbine was scored on fewer "
-        f"than {MIN_READINGS}; hover a cell for its number of readings."
+        f"the bin has fewer than {MIN_BIN_READINGS} readings or the turbine was scored on "
+        f"fewer than {MIN_READINGS}; hover a cell for its number of readings."
     )
     return (
         f'<div class="scroll"><table id="calibration-table"><caption>{caption}</caption>'

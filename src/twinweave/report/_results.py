@@ -36,36 +36,21 @@ MIN_READINGS = _readings_to_judge(COVERAGE_TARGET)
 #: Fewest readings in a wind-speed bin whose coverage the report judges: 144.
 MIN_BIN_READINGS = _readings_to_judge(BIN_COVERAGE_TARGET)
 
-#: Spreads of a calibrated coverage beyond the band that fail a coverage on fewer
-#: readings than the least to judge by: three, not two, as readings close in time are
-#: correlated and count for fewer.
-_CLEAR_MISS = 3.0
-
 
 def coverage_verdict(
     value: float, n: float, target: tuple[float, float], n_scored: float | None = None
 ) -> str:
-    """``"pass"`` within ``target``; ``"fail"`` outside it on enough readings
-    (:func:`_readings_to_judge`) or, on fewer, by more than three spreads of a calibrated
-    twin's coverage of ``n`` readings; else ``"few"``: too few readings to tell; ``""``
-    for no value. ``n_scored``, the readings the twin was scored on in all (where ``n``
-    are a bin's): under :data:`MIN_READINGS` they lie too close in time to judge by
-    their number, and only ``"pass"`` or ``"few"`` is given.
-
-    A year's 14-15 m/s bin of 71 readings covered 0.68 is a miss (4 spreads under the
-    band), not too few to judge; two days' 264 readings covered 0.82 may be chance.
-    """
+    """``"pass"`` within ``target``; outside it ``"fail"`` on enough readings
+    (:func:`_readings_to_judge`), else ``"few"``: too few to tell from chance; ``""`` for
+    no value. ``n_scored``: the readings scored in all where ``n`` are a part of them (a
+    wind-speed bin's): under :data:`MIN_READINGS`, a part is not judged either (two days
+    of readings lie too close in time to count for their number)."""
     if not math.isfinite(value):
         return ""
     if target[0] <= value <= target[1]:
         return "pass"
-    if (n if n_scored is None else n_scored) < MIN_READINGS:
-        return "few"
-    if n >= _readings_to_judge(target):
-        return "fail"
-    spread = math.sqrt(0.9 * 0.1 / n) if n > 0 else math.inf
-    beyond = target[0] - value if value < target[0] else value - target[1]
-    return "fail" if beyond > _CLEAR_MISS * spread else "few"
+    enough = n >= _readings_to_judge(target)
+    return "fail" if enough and (n_scored is None or n_scored >= MIN_READINGS) else "few"
 
 
 EVALUATION_COLUMNS = (
@@ -79,6 +64,8 @@ EVALUATION_COLUMNS = (
     "anomaly_score",
     "alarm",
 )
+#: Optional columns of ``evaluation``: the live twin's 90 % interval [kW].
+LIVE_INTERVAL_COLUMNS = ("live_q05", "live_q95")
 POWER_CURVE_COLUMNS = ("wind_speed", "mean", "q05", "q95", "baseline_mean")
 #: Optional column of ``power_curve``: whether the twin has readings near the wind speed.
 SEEN_COLUMN = "seen"
@@ -140,34 +127,54 @@ class Periods:
     Parameters
     ----------
     trained_from
-        Time of the first reading the twin and the baseline were fitted on (UTC).
+        Time of the first reading the twin and the baseline were fitted on (UTC), or
+        ``None`` for a twin born into its fleet without readings of its own.
     trained_until
-        End (exclusive) of the readings the twin and the baseline were fitted on (UTC).
+        End (exclusive) of the readings the twin was fitted on (UTC).
     scored_from
         Start of the scored readings (UTC), at or after ``trained_until``. The live
         twin assimilates the readings in between before it is scored; the frozen twin
-        and the baseline do not.
+        does not.
     n_trained
-        Readings the twin and the baseline were fitted on.
+        Readings the twin was fitted on (and its baseline, unless ``n_baseline``).
+    n_baseline
+        For a twin without readings of its own (``n_trained`` 0): the readings from
+        ``trained_until`` to ``scored_from`` the baseline was fitted on, which the live
+        twin assimilates and the frozen twin never saw. ``None`` otherwise.
 
     Raises
     ------
     ValueError
-        If a time is not time-zone aware or the times are not in order.
+        If a time is not time-zone aware, the times are not in order, or a twin without
+        readings has no readings for its baseline.
     """
 
-    trained_from: pd.Timestamp
+    trained_from: pd.Timestamp | None
     trained_until: pd.Timestamp
     scored_from: pd.Timestamp
     n_trained: int
+    n_baseline: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("trained_from", "trained_until", "scored_from"):
-            object.__setattr__(self, name, _require_aware(getattr(self, name), name))
-        if not self.trained_from < self.trained_until <= self.scored_from:
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _require_aware(getattr(self, name), name))
+        start = self.trained_from
+        if not (
+            (start is None or start < self.trained_until)
+            and (self.trained_until <= self.scored_from)
+        ):
             raise ValueError(
                 f"trained_until: expected trained_from < trained_until <= scored_from, got "
                 f"{self.trained_from}, {self.trained_until}, {self.scored_from}"
+            )
+        born = start is None or self.n_trained == 0
+        if born != (self.n_baseline is not None) or (born and not self.gap):
+            raise ValueError(
+                "n_baseline: expected the baseline's readings (between trained_until and "
+                "scored_from) exactly for a twin without readings of its own (trained_from "
+                f"None, n_trained 0), got n_baseline {self.n_baseline} with {self.n_trained} "
+                "readings"
             )
 
     @property
@@ -178,28 +185,37 @@ class Periods:
 
     def describe(self) -> str:
         """The periods in a sentence, for the page."""
+        until, scored = utc_time_text(self.trained_until), utc_time_text(self.scored_from)
+        if self.n_baseline is not None:
+            return (
+                f"The twin was born into its fleet with no readings of its own before {until}: "
+                "it predicts from what its fleet knows. The IEC baseline, which needs "
+                f"readings, is fitted on the {self.n_baseline:,} readings from {until} to "
+                f"before {scored}, which the live twin assimilates before it is scored and "
+                f"the frozen twin never saw; scored from {scored}."
+            )
+        assert self.trained_from is not None  # a twin with readings has a first one
         text = (
             f"Twin and IEC baseline fitted on the same {self.n_trained:,} readings, from "
-            f"{self.trained_from:%Y-%m-%d %H:%M} UTC to before "
-            f"{utc_time_text(self.trained_until)}; scored from "
-            f"{utc_time_text(self.scored_from)}"
+            f"{self.trained_from:%Y-%m-%d %H:%M} UTC to before {until}; scored from {scored}"
         )
         if self.gap:
             text += (
-                f". The live twin first assimilates the readings from "
-                f"{utc_time_text(self.trained_until)} to {utc_time_text(self.scored_from)}; "
+                f". The live twin first assimilates the readings from {until} to {scored}; "
                 "the frozen twin and the baseline do not"
             )
         return text + "."
 
-    def to_json(self) -> dict[str, str | int]:
-        """The periods as ISO 8601 strings and the count, for ``metrics.json``."""
+    def to_json(self) -> dict[str, str | int | None]:
+        """The periods as ISO 8601 strings and counts, for ``metrics.json``."""
         return {
-            "trained_from": self.trained_from.isoformat(),
+            "trained_from": None if self.trained_from is None else self.trained_from.isoformat(),
             "trained_until": self.trained_until.isoformat(),
             "scored_from": self.scored_from.isoformat(),
             "n_trained": self.n_trained,
-            "live_assimilates_from": self.trained_until.isoformat(),
+            # The baseline's readings where they are not the twin's (a twin born without).
+            "n_baseline": self.n_trained if self.n_baseline is None else self.n_baseline,
+            "live_assimilates_from": self.trained_until.isoformat() if self.gap else None,
         }
 
 

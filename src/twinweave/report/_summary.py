@@ -144,17 +144,20 @@ class BinnedCoverage:
 
 
 def coverage_by_wind_speed(
-    evaluation: pd.DataFrame, edges: FloatArray = CALIBRATION_EDGES
+    evaluation: pd.DataFrame,
+    edges: FloatArray = CALIBRATION_EDGES,
+    interval: tuple[str, str] = ("q05", "q95"),
 ) -> BinnedCoverage:
-    """Fraction of ``power`` inside ``[q05, q95]`` per bin ``[edges[i], edges[i+1])``.
+    """Fraction of ``power`` inside the ``interval`` columns (the twin's 90 % interval
+    by default) per bin ``[edges[i], edges[i+1])``.
 
     Readings with a missing value are left out; empty bins give NaN.
     """
     edges = np.asarray(edges, dtype=np.float64)
     speed = _values(evaluation, "wind_speed")
     power = _values(evaluation, "power")
-    lo = _values(evaluation, "q05")
-    hi = _values(evaluation, "q95")
+    lo = _values(evaluation, interval[0])
+    hi = _values(evaluation, interval[1])
     ok = np.isfinite(speed) & np.isfinite(power) & np.isfinite(lo) & np.isfinite(hi)
     inside = ((power >= lo) & (power <= hi))[ok].astype(np.float64)
     index = np.searchsorted(edges, speed[ok], side="right") - 1

@@ -71,7 +71,7 @@ def _scored_json(turbine: TurbineResult) -> dict[str, Any]:
         "n_scored": _json_number(n),
         "first_scored": None if span is None else span[0].isoformat(),
         "last_scored": None if span is None else span[1].isoformat(),
-        # Too few readings to judge the coverage, unless it lies far outside the band.
+        # Too few readings to judge the coverage (shown without a verdict).
         "too_few_to_judge_coverage": not n >= MIN_READINGS,
         **({} if turbine.periods is None else turbine.periods.to_json()),
     }
@@ -174,8 +174,7 @@ def _turbine_section(
     )
     if not n >= MIN_READINGS:
         scored += (
-            f": too few (under {MIN_READINGS}) to judge the 90 % coverage unless it lies far "
-            "outside the band"
+            f": too few (under {MIN_READINGS}) to judge the 90 % coverage, shown without a verdict"
         )
     periods = (
         turbine.periods.describe()

@@ -243,8 +243,7 @@ def live_predictions(twin: Twin, evaluation: pd.DataFrame, rated_power: float) -
 def evaluation_scores(
     predictive: CensoredNormal, observations: pd.DataFrame, rated_power: float
 ) -> dict[str, float]:
-    """Scores plus the worst per-bin coverage over 3-15 m/s (1 m/s bins) and the
-    number of readings in that bin."""
+    """Scores plus the worst per-bin coverage over 3-15 m/s (1 m/s bins)."""
     y = np.clip(observations["power"].to_numpy(np.float64), 0.0, rated_power)
     result = scores(predictive, y)
     coverage, counts = coverage_by_bin(
@@ -253,8 +252,4 @@ def evaluation_scores(
     populated = coverage[counts > 0]
     result["coverage90_min_bin"] = float(populated.min()) if populated.size else float("nan")
     result["coverage90_max_bin"] = float(populated.max()) if populated.size else float("nan")
-    # The lowest bin's readings: whether its coverage can be told from chance.
-    result["coverage90_min_bin_n"] = (
-        float(counts[counts > 0][int(np.argmin(populated))]) if populated.size else 0.0
-    )
     return result
