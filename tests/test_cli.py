@@ -1194,17 +1194,17 @@ def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(
     )
     assert all("n_alarms" in scores for scores in metrics["turbines"].values())
     assert "anomaly score (daily max)" in (tmp_path / "ran" / "index.html").read_text()
-    # 75 days: R80736 has no readings to learn from before the calibration period.
+    # 75 days: R80736 has no readings to learn from before the calibration period; the
+    # others are monitored, and it is named as not (the whole command used to stop).
     late = twinweave(
-        "monitor", "--store", store, "--since", "2014-12-15", "--calibration-days", "75",
-        ok=False,
-    )  # fmt: skip
-    assert_user_error(
-        late,
-        "--calibration-days 75",
-        "no readings of turbine(s) ['R80736'] before live_from=2014-10-01",
-        "before the calibration period",
+        "monitor", "--store", store, "--since", "2014-12-15", "--calibration-days", "75"
     )
+    said = " ".join(late.stderr.split())
+    assert (
+        "turbine(s) R80736: no readings before the calibration period (before "
+        "2014-10-01T00:00:00+00:00) to fit the monitor's twin on; not monitored"
+    ) in said, said
+    assert "alarms for R80711, R80721 from 2014-12-15" in " ".join(late.stdout.split())
 
 
 def test_a_farm_of_fewer_than_three_turbines_is_monitored_with_a_warning(
@@ -1910,21 +1910,29 @@ def test_report_of_a_twin_born_into_its_fleet_states_what_its_baseline_saw(
     and says so (it was fitted on them silently, and the live twin skipped them)."""
     data = scada_subset(
         tmp_path / "late.parquet",
-        ("R80711", "2014-11-01", "2015-03-01"),
-        ("R80721", "2014-11-01", "2015-03-01"),
-        ("R80736", "2014-11-01", "2015-03-01"),
-        ("R80790", "2015-01-15", "2015-03-01"),
+        ("R80711", "2014-11-01", "2015-04-01"),
+        ("R80721", "2014-11-01", "2015-04-01"),
+        ("R80736", "2014-11-01", "2015-04-01"),
+        ("R80790", "2015-01-15", "2015-04-01"),
     )
     store = tmp_path / "late.duckdb"
     twinweave("fit", data, "--store", store, "--train-until", "2015-01-01", "--fleet")
     output = tmp_path / "r"
-    twinweave("report", "--store", store, "--since", "2015-02-01", "--output", output)
+    result = twinweave(
+        "report", "--store", store, "--since", "2015-03-01", "--output", output,
+        "--calibration-days", "60",
+    )  # fmt: skip
+    # Its monitor has no readings to learn from before 2014-12-31; the others are watched.
+    said = " ".join(result.stderr.split())
+    assert "turbine(s) R80790: no readings before the calibration period" in said, said
+    assert "Monitoring did not run" not in said
     periods = json.loads((output / "metrics.json").read_text())["periods"]["R80790"]
     with Store(store, read_only=True) as db:
         between = db.count_observations("R80790", start=pd.Timestamp("2015-01-01", tz="UTC"),
-                                        end=pd.Timestamp("2015-02-01", tz="UTC"))  # fmt: skip
+                                        end=pd.Timestamp("2015-03-01", tz="UTC"))  # fmt: skip
     assert periods["trained_from"] is None and periods["n_trained"] == 0
     assert periods["n_baseline"] == between > 0
     assert periods["live_assimilates_from"] == "2015-01-01T00:00:00+00:00"
     page = " ".join((output / "index.html").read_text(encoding="utf-8").split())
     assert "The twin was born into its fleet with no readings of its own before 2015-01-01" in page
+    assert "Not monitored for underperformance: R80790 (no readings before the monitor cali" in page

@@ -1930,6 +1930,17 @@ def _run_monitor(
             f"store's readings start at {first}; use a later --since or fewer "
             "--calibration-days"
         )
+    # A turbine without readings before the calibration period (one born into its
+    # fleet later) has no twin for the monitor to learn: the others are still watched.
+    learnt = set(observations.loc[observations["time"] < live_from, "asset_id"].astype(str))
+    unwatched = [a for a in specs if a not in learnt]
+    if unwatched and len(unwatched) < len(specs):
+        _warn(
+            f"turbine(s) {', '.join(unwatched)}: no readings before the calibration period "
+            f"(before {live_from.isoformat()}) to fit the monitor's twin on; not monitored"
+        )
+        specs = {a: spec for a, spec in specs.items() if a not in unwatched}
+        observations = observations[observations["asset_id"].astype(str).isin(list(specs))]
     with diagnostics.status("monitoring"):
         try:
             results = monitor_fleet(
@@ -2021,17 +2032,19 @@ def monitor(
             for asset_id, result in results.items()
             for alarm in result.alarms
         ]
+        # The turbines monitored: one without readings before the calibration is not.
+        monitored = {a: specs[a] for a in results}
         alarms_id = Recorder(store=db).record(
             "monitor",
-            used=[db.observations_entity(a) for a in specs],
+            used=[db.observations_entity(a) for a in monitored],
             generated="alarms",
             attributes={
-                "turbines": list(specs),
+                "turbines": list(monitored),
                 "since": start,
                 "until": stop,
                 "calibration_days": calibration_days,
                 # None for a fleet; else what these alarms are worth (fewer turbines).
-                "caveat": _small_farm_caveat(specs),
+                "caveat": _small_farm_caveat(monitored),
                 "n_alarms": len(alarms),
                 "alarms": alarms,
                 "output": None if output is None or _to_stdout(output) else str(output.resolve()),
@@ -2305,6 +2318,15 @@ def report(
             notes=[
                 f"Store {store}; readings from {start.isoformat()} on.",
                 _training_note({a: trained[a] for a in specs}, start),
+                *(
+                    [
+                        f"Not monitored for underperformance: {', '.join(unwatched)} (no "
+                        "readings before the monitor calibration period to fit its twin on)."
+                    ]
+                    if not_monitored is None
+                    and (unwatched := [a for a in specs if a not in monitored])
+                    else []
+                ),
             ],
             attribution=f"Data: {attribution}",
             not_monitored=not_monitored,
