@@ -232,7 +232,9 @@ class TurbineResult:
         [m/s], ``power`` [kW] observed; ``mean``, ``q05``, ``q95`` [kW] of the twin's
         predictive distribution; ``baseline_mean`` [kW] of the IEC 61400-12-1 baseline;
         ``anomaly_score`` [-] of the monitor; ``alarm`` (bool, inside a detected
-        underperformance alarm). NaN marks a missing value.
+        underperformance alarm); optionally ``live_q05``, ``live_q95`` [kW], the live
+        twin's 90 % interval, whose coverage per wind-speed bin the page then judges.
+        NaN marks a missing value.
     metrics
         Scores on the held-out readings, for the twin: ``rmse_kw``, ``crps_kw`` [kW],
         ``coverage90`` [-] (fraction inside the central 90 % interval),
