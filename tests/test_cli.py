@@ -1201,7 +1201,7 @@ def test_report_takes_calibration_days_and_says_when_the_monitor_cannot_run(
     )
     said = " ".join(late.stderr.split())
     assert (
-        "turbine(s) R80736: no readings before the calibration period (before "
+        "turbine R80736: no readings before the calibration period (before "
         "2014-10-01T00:00:00+00:00) to fit the monitor's twin on; not monitored"
     ) in said, said
     assert "alarms for R80711, R80721 from 2014-12-15" in " ".join(late.stdout.split())
@@ -1924,7 +1924,7 @@ def test_report_of_a_twin_born_into_its_fleet_states_what_its_baseline_saw(
     )  # fmt: skip
     # Its monitor has no readings to learn from before 2014-12-31; the others are watched.
     said = " ".join(result.stderr.split())
-    assert "turbine(s) R80790: no readings before the calibration period" in said, said
+    assert "turbine R80790: no readings before the calibration period" in said, said
     assert "Monitoring did not run" not in said
     periods = json.loads((output / "metrics.json").read_text())["periods"]["R80790"]
     with Store(store, read_only=True) as db:

@@ -1936,7 +1936,8 @@ def _run_monitor(
     unwatched = [a for a in specs if a not in learnt]
     if unwatched and len(unwatched) < len(specs):
         _warn(
-            f"turbine(s) {', '.join(unwatched)}: no readings before the calibration period "
+            f"{'turbine' if len(unwatched) == 1 else 'turbines'} {', '.join(unwatched)}: no "
+            "readings before the calibration period "
             f"(before {live_from.isoformat()}) to fit the monitor's twin on; not monitored"
         )
         specs = {a: spec for a, spec in specs.items() if a not in unwatched}
@@ -2295,8 +2296,14 @@ def report(
             few = _too_few_to_judge(result)
             if few is not None:
                 _warn(few)
+        # Turbines the monitor left out (no readings before its calibration period).
+        unwatched = [] if not_monitored is not None else [a for a in specs if a not in monitored]
         # The report keeps what the warning said of a monitor on fewer than a fleet.
-        caveat = None if not_monitored is not None else _small_farm_caveat(specs)
+        caveat = (
+            None
+            if not_monitored is not None
+            else _small_farm_caveat({a: specs[a] for a in monitored})
+        )
         monitored_times = [r.readings["time"].max() for r in monitored.values() if len(r.readings)]
         window = (
             MonitorWindow(start - pd.Timedelta(days=calibration_days), start, max(monitored_times))
@@ -2323,8 +2330,7 @@ def report(
                         f"Not monitored for underperformance: {', '.join(unwatched)} (no "
                         "readings before the monitor calibration period to fit its twin on)."
                     ]
-                    if not_monitored is None
-                    and (unwatched := [a for a in specs if a not in monitored])
+                    if unwatched
                     else []
                 ),
             ],

@@ -379,8 +379,10 @@ def compare(
     for twin in (baseline, scenario):
         predictives.append(twin.predict(inputs, source=source))
         predictions.append(twin.last_prediction_)
-    with _sampling_progress(progress, predictives, n_samples) as advance:
-        values = _metric_values(predictives, metrics, n_samples, seed_int, advance)
+    # Whether each predictive can take the draws of the one before (a branch mostly can).
+    shared = [_share_draws(a, b) for a, b in itertools.pairwise(predictives)]
+    with _sampling_progress(progress, predictives, shared, n_samples) as advance:
+        values = _metric_values(predictives, shared, metrics, n_samples, seed_int, advance)
     return WhatIfResult(
         metrics=tuple(m.name for m in metrics),
         units=tuple(m.units for m in metrics),
@@ -411,6 +413,7 @@ def _share_draws(first: CensoredNormal, other: CensoredNormal) -> bool:
 
 def _metric_values(
     predictives: Sequence[CensoredNormal],
+    shared_with_next: Sequence[bool],
     metrics: Sequence[Metric],
     n_samples: int,
     seed: int | None,
@@ -421,16 +424,14 @@ def _metric_values(
 
     Drawing is most of the work (a year of 10-minute points takes 9 normal draws per
     point and path with the twins' correlation): the draws are taken once for all the
-    predictives that can share them, and mapped to paths a block at a time, so that
-    one set of draws is in memory, not one set of paths per twin. The values are those
-    of sampling each predictive whole from the seed.
+    predictives that can share them (``shared_with_next``: whether each but the last
+    can hand its draws to the next), and mapped to paths a block at a time, so that one
+    set of draws is in memory, not one set of paths per twin. The values are those of
+    sampling each predictive whole from the seed.
     """
     draws: tuple[FloatArray, FloatArray | None] | None = None
     values = []
-    for index, predictive in enumerate(predictives):
-        shared_by_next = index + 1 < len(predictives) and _share_draws(
-            predictive, predictives[index + 1]
-        )
+    for predictive, shared_by_next in zip(predictives, [*shared_with_next, False], strict=True):
         if draws is None:
             draws = predictive.standard_draws(n_samples, seed, on_block=advance)
         noise, shared = draws
@@ -451,7 +452,10 @@ def _metric_values(
 
 @contextmanager
 def _sampling_progress(
-    show: bool, predictives: Sequence[CensoredNormal], n_samples: int
+    show: bool,
+    predictives: Sequence[CensoredNormal],
+    shared_with_next: Sequence[bool],
+    n_samples: int,
 ) -> Iterator[Callable[[float], None]]:
     """A callback told the work done, in points drawn or mapped to paths (a point of all
     the paths), that draws a bar on stderr while the block runs; with ``show`` false it
@@ -468,7 +472,7 @@ def _sampling_progress(
         return
 
     # Draws once, or once per predictive that cannot share them; paths per predictive.
-    n_draws = 1 + sum(not _share_draws(a, b) for a, b in itertools.pairwise(predictives))
+    n_draws = 1 + sum(not shared for shared in shared_with_next)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -761,31 +761,24 @@ class TwinStatistics:
         """
         check_type(emulator, BayesianBasisRegression, "emulator")
         stats = emulator.statistics()
+        blocks: dict[str, FloatArray] = {}
         if periods is None:
             if readings is not None:
                 raise ValueError("readings: expected periods with them")
-            return cls(
-                stats["gram"],
-                stats["moment"],
-                stats["sum_sq"],
-                stats["count"],
-                kind,
-                basis_fingerprint=emulator.basis_fingerprint,
-            )
-        if readings is None:
-            raise ValueError("periods: expected the readings they label")
-        if emulator.forgetting != 1.0:
-            raise ValueError("periods: expected an emulator without forgetting")
-        count, total, features = _period_blocks(emulator, readings, periods, stats)
+        else:
+            if readings is None:
+                raise ValueError("periods: expected the readings they label")
+            if emulator.forgetting != 1.0:
+                raise ValueError("periods: expected an emulator without forgetting")
+            count, total, features = _period_blocks(emulator, readings, periods, stats)
+            blocks = {"period_count": count, "period_sum": total, "period_features": features}
         return cls(
             stats["gram"],
             stats["moment"],
             stats["sum_sq"],
             stats["count"],
             kind,
-            period_count=count,
-            period_sum=total,
-            period_features=features,
+            **blocks,
             basis_fingerprint=emulator.basis_fingerprint,
         )
 
