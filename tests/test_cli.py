@@ -25,6 +25,7 @@ from twinweave import cli
 from twinweave.cli import UTC_TIME
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
+from twinweave.report import utc_time_text
 
 pytestmark = pytest.mark.slow
 
@@ -1936,3 +1937,66 @@ def test_report_of_a_twin_born_into_its_fleet_states_what_its_baseline_saw(
     page = " ".join((output / "index.html").read_text(encoding="utf-8").split())
     assert "The twin was born into its fleet with no readings of its own before 2015-01-01" in page
     assert "Not monitored for underperformance: R80790 (no readings before the monitor cali" in page
+
+
+def test_report_fits_the_baseline_on_what_the_twin_was_fitted_on_after_a_backfill(
+    tmp_path: Path,
+) -> None:
+    """Older readings ingested after the fit were not the twin's: its baseline leaves them
+    out (it was fitted on them, and the page counted them as the twin's training), and
+    readings ingested into its training period since are warned of."""
+    from twinweave.domains.wind import TurbineSpec, evaluation_scores, fit_baseline, model_inputs
+
+    fitted = scada_subset(
+        tmp_path / "fitted.parquet",
+        ("R80711", "2014-11-01", "2014-12-01"),
+        ("R80711", "2014-12-10", "2015-02-01"),
+        ("R80721", "2014-11-01", "2015-02-01"),
+    )
+    store = tmp_path / "S.duckdb"
+    twinweave("fit", fitted, "--store", store, "--train-until", "2015-01-01")
+    with Store(store, read_only=True) as db:
+        twin = db.load_twin("R80711")
+        training = db.observations("R80711", end=pd.Timestamp("2015-01-01", tz="UTC"))
+    older = scada_subset(tmp_path / "older.parquet", ("R80711", "2014-09-01", "2014-11-01"))
+    twinweave("ingest", older, "--store", store)
+    report = ("report", "--store", store, "--since", "2015-01-01", "--output")
+    stderr = twinweave(*report, tmp_path / "r").stderr
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert "ingested since the fit" not in stderr, stderr
+    periods = metrics["periods"]["R80711"]
+    assert periods["n_trained"] == len(training)
+    assert periods["trained_from"] == training["time"].min().isoformat()
+    spec = TurbineSpec.from_twin(twin)
+    with Store(store, read_only=True) as db:
+        scored = db.observations("R80711", start=pd.Timestamp("2015-01-01", tz="UTC"))
+    baseline = fit_baseline(spec, training).predict(model_inputs(scored, spec.rated_power))
+    expected = evaluation_scores(baseline, scored, spec.rated_power)["rmse"]
+    assert metrics["turbines"]["R80711"]["baseline_rmse_kw"] == pytest.approx(expected, rel=1e-9)
+    # Readings of the training period ingested since the fit: said, not silently mixed.
+    gap = scada_subset(tmp_path / "gap.parquet", ("R80711", "2014-12-01", "2014-12-10"))
+    twinweave("ingest", gap, "--store", store)
+    said = " ".join(twinweave(*report, tmp_path / "r2").stderr.split())
+    first = re.escape(utc_time_text(training["time"].min()))
+    assert re.search(
+        rf"warning: twin R80711: fitted on {len(training):,} readings from {first} to "
+        r"before 2015-01-01; the store now holds [\d,]+ there \(ingested since the fit\)",
+        said,
+    ), said
+
+
+def test_a_fit_notes_what_it_was_fitted_on_and_older_notes_still_read() -> None:
+    from twinweave.demo import TrainingRecord
+
+    until, first = pd.Timestamp("2015-01-01", tz="UTC"), pd.Timestamp("2014-01-01", tz="UTC")
+    for record in (
+        TrainingRecord(until, first, 52_000),
+        TrainingRecord(until, born=True),
+        TrainingRecord(until),
+    ):
+        assert TrainingRecord.from_note(record.note()) == record
+    # A twin saved before the first reading was noted: its end alone.
+    assert TrainingRecord.from_note("trained until 2015-01-01T00:00:00+00:00") == (
+        TrainingRecord(until)
+    )
+    assert TrainingRecord.from_note("saved by hand") is None

@@ -61,7 +61,13 @@ from twinweave.data import (
     read_source,
     refuse_short_rows,
 )
-from twinweave.demo import MEMORY, MIN_FLEET, check_fleet_turbines, fit_fleet
+from twinweave.demo import (
+    MEMORY,
+    MIN_FLEET,
+    TrainingRecord,
+    check_fleet_turbines,
+    fit_fleet,
+)
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     READING_HOURS,
@@ -2135,14 +2141,27 @@ def _monitored_window(
     return f"from {utc_time_text(start)} to the last reading, {last:%Y-%m-%d %H:%M} UTC"
 
 
-def _trained_until(db: Store, twin_id: str) -> pd.Timestamp | None:
-    """End of the readings the latest version of a twin was fitted on, as ``twinweave
-    fit`` notes it (for a twin born into its fleet: the end before which it had none);
+def _training_record(db: Store, twin_id: str) -> TrainingRecord | None:
+    """What the latest version of a twin was fitted on, as ``twinweave fit`` notes it;
     ``None`` for a twin saved otherwise."""
     notes = db.versions(twin_id)["note"]
-    pattern = r"(?:trained until|born into its fleet with no readings before) (\S+)"
-    found = re.search(pattern, str(notes.iloc[-1])) if len(notes) else None
-    return None if found is None else pd.Timestamp(found.group(1))
+    return TrainingRecord.from_note(str(notes.iloc[-1])) if len(notes) else None
+
+
+def _changed_since_fit(db: Store, twin_id: str, record: TrainingRecord) -> str | None:
+    """A warning where the store holds other readings in a twin's training period than
+    its fit noted (readings ingested into that period since)."""
+    if record.first is None or record.n_readings is None:
+        return None
+    held = db.count_observations(twin_id, start=record.first, end=record.until)
+    if held == record.n_readings:
+        return None
+    return (
+        f"twin {twin_id}: fitted on {record.n_readings:,} readings from "
+        f"{utc_time_text(record.first)} to before {utc_time_text(record.until)}; the store "
+        f"now holds {held:,} there (ingested since the fit): its IEC baseline is fitted on "
+        "those it holds. Fit again to compare like with like"
+    )
 
 
 def _training_note(trained: Mapping[str, pd.Timestamp | None], start: pd.Timestamp) -> str:
@@ -2206,7 +2225,9 @@ def report(
     with a warning.
 
     Each twin's IEC baseline is fitted on the readings the twin was fitted on (before its
-    ``fit --train-until``); where ``--since`` is later, the live twin first assimilates
+    ``fit --train-until``, from the first its fit noted: older readings ingested since
+    are left out, and readings ingested into that period since are warned of); where
+    ``--since`` is later, the live twin first assimilates
     the readings in between, as a running twin would have. The page and
     ``metrics.json`` state both periods. A twin scored on too few readings to judge its
     coverage is warned of, and its coverage shown without a verdict.
@@ -2229,7 +2250,8 @@ def report(
         if not specs:
             raise _fail(f"{store}: no twins; run `twinweave fit` first")
         # The report scores held-out readings: none a twin was fitted on.
-        trained = {a: _trained_until(db, a) for a in specs}
+        records = {a: _training_record(db, a) for a in specs}
+        trained = {a: None if r is None else r.until for a, r in records.items()}
         for asset_id, until in trained.items():
             if until is not None and until > start:
                 raise _fail(
@@ -2268,6 +2290,15 @@ def report(
                 f"--since {start.isoformat()}: no twin has readings both before it (for the "
                 "baseline) and after it (to score)"
             )
+        # Readings ingested into a training period since the fit were not the twin's.
+        firsts: dict[str, pd.Timestamp | None] = dict.fromkeys(specs)
+        for asset_id in specs:
+            record = records[asset_id]
+            if record is not None:
+                firsts[asset_id] = record.first
+                changed = _changed_since_fit(db, asset_id, record)
+                if changed is not None:
+                    _warn(changed)
         not_monitored: str | None = None
         try:
             monitored = _run_monitor(db, specs, start, None, calibration_days)
@@ -2287,6 +2318,7 @@ def report(
                         start,
                         monitored.get(asset_id),
                         trained_until=trained[asset_id],
+                        trained_from=firsts[asset_id],
                     )
                 except ValueError as error:
                     raise _fail(str(error)) from None

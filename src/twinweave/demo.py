@@ -9,6 +9,7 @@ what-if, and write ``index.html`` and ``metrics.json``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,11 +279,12 @@ def fit_fleet(
         # The fleet's population is where the twin's model starts: its first version.
         twin.model_version_ = population_id
         if born:
-            note = f"born into its fleet with no readings before {until.isoformat()}"
+            record = TrainingRecord(until, born=True)
         else:
             twin.update(model_inputs(training, spec.rated_power), source=sources[asset_id])
-            note = f"trained until {until.isoformat()}"
-        store.save_twin(twin, note=note)
+            first = pd.Timestamp(training["time"].min())
+            record = TrainingRecord(until, first, len(training))
+        store.save_twin(twin, note=record.note())
         twins[asset_id] = twin
     return twins
 
@@ -414,6 +416,55 @@ def fleet_statistics(spec: TurbineSpec, training: pd.DataFrame) -> TwinStatistic
     )
 
 
+@dataclass(frozen=True)
+class TrainingRecord:
+    """The readings a twin of :func:`fit_turbines` was fitted on, as its model version's
+    note keeps them: readings ingested after the fit (a backfill of older files) were
+    not the twin's, and the report fits its baseline without them.
+
+    Parameters
+    ----------
+    until
+        End (exclusive) of the training readings (``--train-until``).
+    first
+        Time of the first reading the twin was fitted on; ``None`` for a twin born into
+        its fleet, or a note written before the first reading was kept.
+    n_readings
+        How many readings it was fitted on; ``None`` where ``first`` is.
+    born
+        Whether the twin was born into its fleet without readings before ``until``.
+    """
+
+    until: pd.Timestamp
+    first: pd.Timestamp | None = None
+    n_readings: int | None = None
+    born: bool = False
+
+    def note(self) -> str:
+        """The model version's note: what :meth:`from_note` reads back."""
+        until = self.until.isoformat()
+        if self.born:
+            return f"born into its fleet with no readings before {until}"
+        if self.first is None:
+            return f"trained until {until}"
+        return f"trained until {until} on {self.n_readings} readings from {self.first.isoformat()}"
+
+    @classmethod
+    def from_note(cls, note: str) -> TrainingRecord | None:
+        """The record in a model version's note; ``None`` for a twin saved otherwise."""
+        born = re.search(r"born into its fleet with no readings before (\S+)", note)
+        if born is not None:
+            return cls(pd.Timestamp(born.group(1)), born=True)
+        # Notes written before the first reading was kept have the end alone.
+        trained = re.search(r"trained until (\S+)(?: on (\d+) readings from (\S+))?", note)
+        if trained is None:
+            return None
+        until, n_readings, first = trained.groups()
+        if first is None:
+            return cls(pd.Timestamp(until))
+        return cls(pd.Timestamp(until), pd.Timestamp(first), int(n_readings))
+
+
 def evaluate_turbine(
     store: Store,
     spec: TurbineSpec,
@@ -422,6 +473,7 @@ def evaluate_turbine(
     monitored: MonitorResult | None = None,
     *,
     trained_until: pd.Timestamp | None = None,
+    trained_from: pd.Timestamp | None = None,
 ) -> tuple[TurbineResult, dict[str, float | str]]:
     """Score ``twin``, fitted on the readings before ``trained_until``, on the readings
     from ``since`` on.
@@ -435,6 +487,8 @@ def evaluate_turbine(
     ``since`` and the result states no periods. A twin born into its fleet without
     readings before ``trained_until`` gets a baseline fitted on the readings from
     ``trained_until`` to ``since`` (those its live twin assimilates), as its periods say.
+    ``trained_from``, the first reading the twin was fitted on, leaves out of the
+    baseline the readings before it (ingested after the fit).
     """
     if trained_until is not None and trained_until > since:
         raise ValueError(
@@ -442,7 +496,7 @@ def evaluate_turbine(
             f"{since.isoformat()}: its scores from then on would not be held out"
         )
     training_end = since if trained_until is None else trained_until
-    training = store.observations(spec.asset_id, end=training_end)
+    training = store.observations(spec.asset_id, start=trained_from, end=training_end)
     evaluation = store.observations(spec.asset_id, start=since)
     if evaluation.empty:
         raise ValueError(f"asset {spec.asset_id!r}: no observations from {since.isoformat()}")
