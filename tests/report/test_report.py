@@ -61,9 +61,16 @@ def scores(coverage: float, rmse: float) -> dict[str, float]:
 
 
 def turbine(
-    asset_id: str, *, n_rows: int = 4320, coverage: float = 0.9, rmse: float = 80.0, seed: int = 0
+    asset_id: str,
+    *,
+    n_rows: int = 4320,
+    coverage: float = 0.9,
+    rmse: float = 80.0,
+    seed: int = 0,
+    monitored: bool = True,
 ) -> TurbineResult:
-    """A month of 10-minute readings, with an alarm of two days in the middle."""
+    """A month of 10-minute readings, with an alarm of two days in the middle; without
+    ``monitored``, no monitor's count of alarms (one the monitor left out)."""
     rng = np.random.default_rng(seed)
     time = pd.date_range("2015-01-01", periods=n_rows, freq="10min", tz="UTC")
     speed = rng.weibull(2.0, n_rows) * 8.0
@@ -95,7 +102,10 @@ def turbine(
             "baseline_mean": 0.98 * curve(grid),
         }
     )
-    return TurbineResult(asset_id, evaluation, scores(coverage, rmse) | {"n": n_rows}, power_curve)
+    if not monitored:
+        evaluation = evaluation.assign(anomaly_score=np.nan, alarm=False)
+    counts = {"n": n_rows} | ({"n_alarms": 1.0} if monitored else {})
+    return TurbineResult(asset_id, evaluation, scores(coverage, rmse) | counts, power_curve)
 
 
 def whatif(*, with_series: bool = True) -> WhatIfSummary:
@@ -614,6 +624,7 @@ def test_the_periods_of_training_and_scoring_are_stated(tmp_path: Path) -> None:
         "first_scored": "2015-01-01T00:00:00+00:00",
         "last_scored": "2015-01-30T23:50:00+00:00",
         "too_few_to_judge_coverage": False,
+        "monitored": True,
         "trained_from": "2014-01-01T00:00:00+00:00",
         "trained_until": "2015-01-01T00:00:00+00:00",
         "scored_from": "2015-07-01T00:00:00+00:00",
@@ -684,3 +695,96 @@ def test_the_lowest_bin_is_judged_among_bins_of_enough_readings_and_pooled_rows_
     other = write_demo_report(tmp_path / "p", two_days, None, title="t", attribution="d")
     pooled = table_row(other.read_text(encoding="utf-8"), "metrics-table", "all turbines")
     assert "too few" in pooled[5] and "fail" not in pooled[5], pooled
+
+
+def test_the_calibration_plot_marks_the_bins_the_table_calls_too_few(tmp_path: Path) -> None:
+    """A bin outside the band on too few readings to judge is a hollow grey marker, named
+    in the legend and on hover, exactly where the table says "too few" (the plot used to
+    draw it as any other)."""
+    from twinweave.report._figures import calibration_figure
+
+    few, many = turbine("F", n_rows=264, seed=3), turbine("M", seed=4)
+    figure = calibration_figure([many, few])
+    page = write_demo_report(tmp_path, [many, few], None, title="t", attribution="d").read_text(
+        encoding="utf-8"
+    )
+    calibration = re.search(r'<table id="calibration-table">(.*?)</table>', page, re.S)
+    assert calibration is not None
+    for t in (few, many):
+        bins = coverage_by_wind_speed(t.evaluation)
+        row = re.search(rf'<th scope="row">{t.asset_id}</th>(.*?)</tr>', calibration[1], re.S)
+        assert row is not None
+        cells = re.findall(r"<td[^>]*>", row[1])
+        in_table = [k for k, cell in enumerate(cells) if "too few to judge" in cell]
+        (line,) = [tr for tr in figure.data if tr.name == t.asset_id]
+        hollow = [tr for tr in figure.data if tr.name == f"{t.asset_id}, too few readings to judge"]
+        marked = [k for k, text in enumerate(line.text) if text.startswith("too few readings")]
+        assert marked == in_table
+        for k in marked:
+            assert line.text[k] == f"too few readings to judge (n={bins.counts[k]})"
+        if not in_table:
+            assert not hollow
+            continue
+        (points,) = hollow
+        assert list(points.x) == [bins.centres[k] for k in in_table]
+        # Hollow and grey, drawn over the line's dot in the turbine's group.
+        assert points.marker.color == "white" and points.marker.line.color == "#8c8c8c"
+        assert points.legendgroup == t.asset_id and points.showlegend is False
+    # F, scored on 264 readings, has bins outside the band: none of them is judged.
+    assert len(figure.data[-2].x) >= 3 and figure.data[-2].name == "F, too few readings to judge"
+    (legend,) = [tr for tr in figure.data if tr.name and tr.name.startswith("too few readings")]
+    assert legend.showlegend is not False and legend.marker.line.color == "#8c8c8c"
+    assert f"a bin under {MIN_BIN_READINGS}" in legend.name
+    assert "hollow grey, a bin outside the band on too few readings to judge" in page
+    # Every bin judged: no hollow marker and no legend entry for one.
+    judged = calibration_figure([many])
+    assert not [tr for tr in judged.data if tr.name and "too few" in tr.name]
+
+
+def test_metrics_json_tells_a_turbine_the_monitor_left_out_from_one_without_alarms(
+    tmp_path: Path,
+) -> None:
+    """Where the monitor ran without a turbine (no readings before its calibration
+    period), metrics.json says it was not monitored, and its section shows no alarms
+    (it had no n_alarms, as if it had none, and "0 readings inside alarms")."""
+    watched, left_out = turbine("A", seed=1), turbine("B", seed=2, monitored=False)
+    calm = turbine("C", seed=3)
+    calm = TurbineResult(
+        "C",
+        calm.evaluation.assign(alarm=False),
+        dict(calm.metrics) | {"n_alarms": 0.0},
+        calm.power_curve,
+    )
+    index = write_demo_report(
+        tmp_path,
+        [watched, left_out, calm],
+        None,
+        title="t",
+        notes=["Not monitored for underperformance: B (no readings before the monitor ...)."],
+        attribution="d",
+    )
+    document = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert document["monitoring"]["ran"] is True
+    monitored = {a: p["monitored"] for a, p in document["periods"].items()}
+    assert monitored == {"A": True, "B": False, "C": True}
+    # Keys and meanings of the monitored turbines as before: none with 0 alarms is one.
+    assert document["turbines"]["C"]["n_alarms"] == 0
+    assert document["turbines"]["A"]["n_alarms"] == 1
+    assert "n_alarms" not in document["turbines"]["B"]
+    page = index.read_text(encoding="utf-8")
+    section = page[page.index("<h2>Turbine B</h2>") : page.index("<h2>Turbine C</h2>")]
+    assert "Not monitored for underperformance (see the notes above)." in section
+    assert "readings inside underperformance alarms" not in section
+    assert "anomaly score" not in section
+    assert page.count("readings inside underperformance alarms") == 2
+    # Where the monitor did not run, no turbine was monitored.
+    write_demo_report(
+        tmp_path / "none",
+        [watched, left_out],
+        None,
+        title="t",
+        attribution="d",
+        not_monitored="Monitoring did not run: no readings",
+    )
+    document = json.loads((tmp_path / "none" / "metrics.json").read_text(encoding="utf-8"))
+    assert {p["monitored"] for p in document["periods"].values()} == {False}

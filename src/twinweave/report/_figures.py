@@ -14,15 +14,19 @@ from plotly.subplots import make_subplots
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
     BRANCH_LABELS,
+    MIN_BIN_READINGS,
+    MIN_READINGS,
     SEEN_COLUMN,
     TurbineResult,
     WhatIfSummary,
+    coverage_verdict,
 )
 from twinweave.report._summary import (
     alarm_flags,
     alarm_periods,
     coverage_by_wind_speed,
     daily_residuals,
+    n_scored,
     subsample_rows,
     unseen_runs,
 )
@@ -40,6 +44,9 @@ UNSEEN_SHADE = "rgba(120, 120, 120, 0.10)"
 ALARM = "#d62728"
 ALARM_SHADE = "rgba(214, 39, 40, 0.12)"
 TARGET_SHADE = "rgba(44, 160, 44, 0.15)"
+#: A bin's coverage on too few readings to judge: a hollow grey ring, filled white to
+#: hide the line's dot beneath it.
+TOO_FEW_MARKER = {"color": "white", "size": 10, "line": {"color": "#8c8c8c", "width": 2}}
 TURBINE_COLOURS = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 
 
@@ -323,25 +330,69 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
 
 
 def calibration_figure(turbines: Sequence[TurbineResult]) -> Any:
-    """Coverage of the twin's 90 % interval per 1 m/s wind-speed bin, per turbine."""
+    """Coverage of the twin's 90 % interval per 1 m/s wind-speed bin, per turbine; a bin
+    the calibration table shows as too few to judge (:func:`coverage_verdict`) is a
+    hollow grey marker, named in the legend and on hover."""
     figure = go.Figure()
     lo, hi = BIN_COVERAGE_TARGET
     figure.add_hrect(y0=lo, y1=hi, fillcolor=TARGET_SHADE, line_width=0, layer="below")
     figure.add_hline(y=0.9, line={"color": "#2ca02c", "width": 1, "dash": "dot"})
     all_coverage = [1.0, lo]
+    any_few = False
     for k, turbine in enumerate(turbines):
         binned = coverage_by_wind_speed(turbine.evaluation)
         all_coverage.extend(binned.coverage[np.isfinite(binned.coverage)].tolist())
+        scored = n_scored(turbine)
+        few = np.array(
+            [
+                coverage_verdict(float(value), int(count), BIN_COVERAGE_TARGET, scored) == "few"
+                for value, count in zip(binned.coverage, binned.counts, strict=True)
+            ],
+            dtype=np.bool_,
+        )
+        any_few |= bool(few.any())
+        colour = TURBINE_COLOURS[k % len(TURBINE_COLOURS)]
         figure.add_trace(
             go.Scatter(
                 x=binned.centres,
                 y=binned.coverage,
-                customdata=binned.counts,
+                text=[
+                    f"too few readings to judge (n={n})" if f else f"n={n}"
+                    for f, n in zip(few, binned.counts, strict=True)
+                ],
                 mode="lines+markers",
-                line={"color": TURBINE_COLOURS[k % len(TURBINE_COLOURS)]},
+                line={"color": colour},
+                marker={"color": colour, "size": 6},
                 name=turbine.asset_id,
-                hovertemplate="%{x:.1f} m/s: %{y:.3f} (n=%{customdata})"
-                "<extra>%{fullData.name}</extra>",
+                legendgroup=turbine.asset_id,
+                hovertemplate="%{x:.1f} m/s: %{y:.3f}, %{text}<extra>%{fullData.name}</extra>",
+            )
+        )
+        if few.any():
+            figure.add_trace(
+                go.Scatter(
+                    x=binned.centres[few],
+                    y=binned.coverage[few],
+                    mode="markers",
+                    marker=TOO_FEW_MARKER,
+                    name=f"{turbine.asset_id}, too few readings to judge",
+                    legendgroup=turbine.asset_id,
+                    showlegend=False,
+                    # The line's points say it on hover.
+                    hoverinfo="skip",
+                )
+            )
+    if any_few:
+        # A legend entry alone: the hollow markers are drawn on each turbine's line.
+        figure.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker=TOO_FEW_MARKER,
+                name=f"too few readings to judge (a bin under {MIN_BIN_READINGS}, or a "
+                f"turbine under {MIN_READINGS})",
+                hoverinfo="skip",
             )
         )
     return _layout(

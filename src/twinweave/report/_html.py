@@ -304,9 +304,10 @@ def calibration_table(turbines: Sequence[TurbineResult]) -> str:
     head = "".join(f'<th scope="col">{a:g}–{b:g}</th>' for a, b in itertools.pairwise(edges))
     caption = (
         "Fraction of readings inside the twin's 90 % interval per wind-speed bin [m/s]; "
-        f"green within {lo:.2f}–{hi:.2f}, red outside; grey italic, too few to judge, where "
-        f"the bin has fewer than {MIN_BIN_READINGS} readings or the turbine was scored on "
-        f"fewer than {MIN_READINGS}; hover a cell for its number of readings."
+        f"green within {lo:.2f}–{hi:.2f}, red outside; grey italic, outside the band but "
+        f"too few to judge: the bin has fewer than {MIN_BIN_READINGS} readings or the "
+        f"turbine was scored on fewer than {MIN_READINGS}; hover a cell for its number of "
+        "readings."
     )
     return (
         f'<div class="scroll"><table id="calibration-table"><caption>{caption}</caption>'

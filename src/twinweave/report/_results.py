@@ -240,7 +240,9 @@ class TurbineResult:
         ``coverage90`` [-] (fraction inside the central 90 % interval),
         ``log_likelihood`` [nats per reading]; and the same prefixed ``baseline_`` for
         the baseline. ``n`` (readings scored) weights the pooled scores when present;
-        other entries are written to ``metrics.json`` unchanged.
+        ``n_alarms`` (the underperformance monitor's alarms) is present exactly when the
+        monitor watched the turbine. Other entries are written to ``metrics.json``
+        unchanged.
     power_curve
         The curves on a grid of ``wind_speed`` [m/s]: ``mean``, ``q05``, ``q95`` [kW] of
         the twin and ``baseline_mean`` [kW] of the baseline; optionally ``seen`` (bool,

@@ -35,6 +35,13 @@ def n_scored(turbine: TurbineResult) -> float:
     return float(np.count_nonzero(np.isfinite(_values(ev, "power") + _values(ev, "mean"))))
 
 
+def was_monitored(turbine: TurbineResult, *, monitor_ran: bool) -> bool:
+    """Whether the underperformance monitor watched ``turbine``: it ran, and the turbine
+    has its count of alarms (``metrics["n_alarms"]``), which one the monitor left out
+    (without readings before its calibration period) has not."""
+    return monitor_ran and "n_alarms" in turbine.metrics
+
+
 def scored_span(turbine: TurbineResult) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Times (UTC) of the first and last reading scored (observed power and a twin's
     prediction), or None without any."""

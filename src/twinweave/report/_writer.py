@@ -51,6 +51,7 @@ from twinweave.report._summary import (
     pooled_scores,
     scored_span,
     unseen_wind_speeds,
+    was_monitored,
 )
 
 
@@ -63,8 +64,9 @@ def _json_scores(scores: Mapping[str, float]) -> dict[str, float | None]:
     return {key: _json_number(float(value)) for key, value in scores.items()}
 
 
-def _scored_json(turbine: TurbineResult) -> dict[str, Any]:
-    """Which readings a turbine was scored on, and what it was fitted on where known."""
+def _scored_json(turbine: TurbineResult, *, monitor_ran: bool) -> dict[str, Any]:
+    """Which readings a turbine was scored on, whether the monitor watched it, and what
+    it was fitted on where known."""
     span = scored_span(turbine)
     n = n_scored(turbine)
     return {
@@ -73,6 +75,9 @@ def _scored_json(turbine: TurbineResult) -> dict[str, Any]:
         "last_scored": None if span is None else span[1].isoformat(),
         # Too few readings to judge the coverage (shown without a verdict).
         "too_few_to_judge_coverage": not n >= MIN_READINGS,
+        # False where the monitor did not run (monitoring.ran) or left this turbine out:
+        # then it has no n_alarms, which is not "no alarms".
+        "monitored": was_monitored(turbine, monitor_ran=monitor_ran),
         **({} if turbine.periods is None else turbine.periods.to_json()),
     }
 
@@ -109,9 +114,12 @@ def metrics_document(
             "window": None if monitor_window is None else monitor_window.to_json(),
         },
         "turbines": {t.asset_id: _json_scores(t.metrics) for t in turbines},
-        # Per turbine: the readings scored and, where known, those the twin and the
-        # baseline were fitted on (the same) and from when the live twin assimilates.
-        "periods": {t.asset_id: _scored_json(t) for t in turbines},
+        # Per turbine: the readings scored, whether the monitor watched it and, where
+        # known, those the twin and the baseline were fitted on (the same) and from when
+        # the live twin assimilates.
+        "periods": {
+            t.asset_id: _scored_json(t, monitor_ran=not_monitored is None) for t in turbines
+        },
         "overall": _json_scores(pooled_scores(turbines)),
         "calibration": {
             "wind_speed_edges": edges.tolist(),
@@ -285,7 +293,10 @@ def write_demo_report(
     output_dir
         Directory to write into; created if missing, files in it are replaced.
     turbines
-        One result per turbine, with distinct ``asset_id``.
+        One result per turbine, with distinct ``asset_id``. Where the monitor ran, a
+        turbine without ``n_alarms`` in its metrics is one it left out: its section
+        shows neither alarms nor the anomaly-score panel, and ``metrics.json`` has
+        ``periods.<asset_id>.monitored`` false (true for those it watched).
     whatif
         The what-if to show, or None to leave its section out.
     title
@@ -367,12 +378,16 @@ def write_demo_report(
             "calibration-plot",
             "Fraction of held-out readings inside the twin's 90 % predictive interval per "
             f"1 m/s wind-speed bin; green band {BIN_COVERAGE_TARGET[0]:.2f}–"
-            f"{BIN_COVERAGE_TARGET[1]:.2f}, dotted line the nominal 0.90.",
+            f"{BIN_COVERAGE_TARGET[1]:.2f}, dotted line the nominal 0.90; hollow grey, a "
+            "bin outside the band on too few readings to judge (as in the table below; "
+            "hover for its number of readings).",
         )
         + calibration_table(turbines)
         + "</section>",
         *(
-            _turbine_section(t, a, max_points, rng, monitored=not_monitored is None)
+            _turbine_section(
+                t, a, max_points, rng, monitored=was_monitored(t, monitor_ran=not_monitored is None)
+            )
             for t, a in zip(turbines, anchors, strict=True)
         ),
     ]
