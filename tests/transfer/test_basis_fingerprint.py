@@ -275,3 +275,44 @@ def test_a_federated_runs_files_keep_the_fleets_basis(tmp_path: Path) -> None:
     assert returned.prior.basis_fingerprint == prior.basis_fingerprint
     with pytest.raises(ValueError, match=r"emulator: expected the fleet's basis"):
         fleet_emulator(OTHER["knots"](), returned, "default")
+
+
+@pytest.mark.parametrize("what", sorted(OTHER))
+def test_a_twin_over_flower_refuses_a_population_of_another_basis(
+    tmp_path: Path, what: str
+) -> None:
+    """The population a Flower round sends down carries the fleet's fingerprint beside its
+    arrays, and a twin's ClientApp refuses one fitted for another basis, naming the twin
+    and both fingerprints; one without a fingerprint (a prior built by hand) it takes."""
+    from twinweave.transfer import initial_population, local_step
+    from twinweave.transfer._federated import FitIns
+    from twinweave.transfer.flower_app import answer, fit_ins_content, fit_ins_from_content
+
+    prior = FleetPrior.from_emulator(emulator())
+    population = fit_central(fleet_with(emulator()), prior, tol=1e-4).population
+    content = fit_ins_content(FitIns(3, population))
+    assert content.config_records["fit"]["basis-fingerprint"] == prior.basis_fingerprint
+    assert fit_ins_from_content(content).population.prior.basis_fingerprint == (
+        prior.basis_fingerprint
+    )
+    own = twin_statistics(emulator(), 7)
+    result = answer("T7", save_statistics(own, tmp_path / "T7.npz"), content)
+    assert (result.server_round, result.twin_ids) == (3, ("T7",))
+    for key, value in local_step(own, population).to_arrays().items():
+        np.testing.assert_array_equal(result.summary.to_arrays()[key], value)
+    # Of the same shapes: local_step alone would pool it without a word.
+    odd = OTHER[what]()
+    path = save_statistics(twin_statistics(odd, 8), tmp_path / "odd.npz")
+    with pytest.raises(
+        RuntimeError,
+        match=rf"twin 'odd': ValueError: population: expected basis fingerprint "
+        rf"'{odd.basis_fingerprint}' \(the twin's statistics'\), got "
+        rf"'{prior.basis_fingerprint}' \(the fleet prior's\)",
+    ):
+        answer("odd", path, content)
+    by_hand = FleetPrior(
+        prior.prior_mean, prior.prior_precision, prior.structure_precision, prior.blocks
+    )
+    content = fit_ins_content(FitIns(1, initial_population(by_hand, ["default"])))
+    assert content.config_records["fit"]["basis-fingerprint"] == ""
+    assert answer("odd", path, content).twin_ids == ("odd",)

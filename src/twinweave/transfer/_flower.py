@@ -328,7 +328,7 @@ def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...], Population | No
     """Inverse of :func:`save_fleet`."""
     with np.load(path, allow_pickle=False) as data:
         saved_prior = {k: data[k] for k in data.files if k.startswith("prior.")}
-        prior = _with_fingerprint(
+        prior = with_fingerprint(
             FleetPrior.from_arrays({k.removeprefix("prior."): v for k, v in saved_prior.items()}),
             str(data["basis_fingerprint"]) if "basis_fingerprint" in data.files else "",
         )
@@ -340,9 +340,9 @@ def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...], Population | No
         return prior, kinds, dataclasses.replace(population, prior=prior)
 
 
-def _with_fingerprint(prior: FleetPrior, fingerprint: str) -> FleetPrior:
-    """``prior`` with the basis fingerprint a file kept beside its arrays ("" for none:
-    files written before fingerprints were kept)."""
+def with_fingerprint(prior: FleetPrior, fingerprint: str) -> FleetPrior:
+    """``prior`` with the basis fingerprint a file or a message kept beside its arrays
+    ("" for none: a prior built by hand, files written before fingerprints were kept)."""
     return dataclasses.replace(prior, basis_fingerprint=fingerprint) if fingerprint else prior
 
 
@@ -399,7 +399,7 @@ def read_result(directory: Path) -> FederatedResult:
     summary = json.loads((directory / RESULT_FILE).read_text())
     with np.load(directory / RESULT_ARRAYS, allow_pickle=False) as data:
         population = Population.from_arrays({k: data[k] for k in data.files}, summary["kinds"])
-    prior = _with_fingerprint(population.prior, summary.get("basis_fingerprint") or "")
+    prior = with_fingerprint(population.prior, summary.get("basis_fingerprint") or "")
     population = dataclasses.replace(population, prior=prior)
     return FederatedResult(
         population=population,

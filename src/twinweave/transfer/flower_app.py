@@ -10,20 +10,24 @@ Messages (Flower's Message API, type ``train``, ``group_id`` the round):
 
 * to a twin: ``RecordDict`` with ``"population"`` (an ``ArrayRecord`` of
   :meth:`Population.to_arrays <twinweave.transfer.Population.to_arrays>`) and
-  ``"fit"`` (a ``ConfigRecord``: ``server-round`` and ``kinds``);
+  ``"fit"`` (a ``ConfigRecord``: ``server-round``, ``kinds`` and ``basis-fingerprint``,
+  the prior's :attr:`~twinweave.transfer.FleetPrior.basis_fingerprint` as text, ``""``
+  for none);
 * from a twin: ``"summary"`` (an ``ArrayRecord`` of
   :meth:`LocalSummary.to_arrays <twinweave.transfer.LocalSummary.to_arrays>`) and
   ``"fit"`` (``server-round``, ``twin-id``, ``kinds``).
 
 Arrays travel as NumPy ``.npy`` bytes (``Array.from_numpy_ndarray``), so float64 values
 arrive bit for bit. The ClientApp reads its twin's statistics from the file its node
-configuration names (``statistics``) and sends only the summary.
+configuration names (``statistics``), refuses a population fitted for another basis
+(:func:`answer`) and sends only the summary.
 
 This module imports Flower; :mod:`twinweave.transfer` itself does not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import traceback
@@ -47,11 +51,12 @@ from twinweave.transfer._flower import (
     load_fleet,
     load_statistics,
     run_directory,
+    with_fingerprint,
     write_result,
     write_text_atomically,
 )
 from twinweave.transfer._hierarchy import local_step
-from twinweave.transfer._records import LocalSummary, Population
+from twinweave.transfer._records import LocalSummary, Population, TwinStatistics
 
 __all__ = ["client_app", "server_app"]
 
@@ -80,7 +85,13 @@ def fit_ins_content(instruction: FitIns) -> RecordDict:
         {
             POPULATION_RECORD: _array_record(population.to_arrays()),
             FIT_RECORD: ConfigRecord(
-                {"server-round": instruction.server_round, "kinds": list(population.kinds)}
+                {
+                    "server-round": instruction.server_round,
+                    "kinds": list(population.kinds),
+                    # Text, not one of the population's numbers: beside them, as in the
+                    # fleet file; a twin checks it against its own statistics'.
+                    "basis-fingerprint": population.prior.basis_fingerprint or "",
+                }
             ),
         }
     )
@@ -91,7 +102,8 @@ def fit_ins_from_content(content: RecordDict) -> FitIns:
     config = content.config_records[FIT_RECORD]
     kinds = [str(k) for k in _strings(config["kinds"])]
     population = Population.from_arrays(_numpy(content.array_records[POPULATION_RECORD]), kinds)
-    return FitIns(int(_int(config["server-round"])), population)
+    prior = with_fingerprint(population.prior, _string(config["basis-fingerprint"]))
+    return FitIns(int(_int(config["server-round"])), dataclasses.replace(population, prior=prior))
 
 
 def fit_res_content(result: FitRes) -> RecordDict:
@@ -123,6 +135,12 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [str(v) for v in value]
     raise TypeError(f"expected a list of strings, got {value!r}")
+
+
+def _string(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {value!r}")
 
 
 def _int(value: object) -> int:
@@ -308,20 +326,68 @@ def fit(message: Message, context: Context) -> Message:
         The reply: the twin's :class:`~twinweave.transfer.LocalSummary` only.
     """
     twin_id = str(context.node_config["twin-id"])
-    try:
-        statistics = load_statistics(Path(str(context.node_config["statistics"])))
-        instruction = fit_ins_from_content(message.content)
-        summary = local_step(statistics, instruction.population)
-    except Exception as error:
-        # Flower reports an error by node number only: say which twin it was.
-        raise RuntimeError(f"twin {twin_id!r}: {type(error).__name__}: {error}") from error
-    content = fit_res_content(FitRes(instruction.server_round, (twin_id,), summary))
+    result = answer(twin_id, Path(str(context.node_config["statistics"])), message.content)
+    content = fit_res_content(result)
     log_dir = context.node_config.get("message-log")
     if log_dir:
         log = MessageLogWriter(Path(str(log_dir)), "twin")
         node = int(context.node_id)
-        log.write(
-            "received", instruction.server_round, node, twin_id, *_log_content(message.content)
-        )
-        log.write("sent", instruction.server_round, node, twin_id, *_log_content(content))
+        log.write("received", result.server_round, node, twin_id, *_log_content(message.content))
+        log.write("sent", result.server_round, node, twin_id, *_log_content(content))
     return Message(content, reply_to=message)
+
+
+def answer(twin_id: str, statistics: Path, content: RecordDict) -> FitRes:
+    """A twin's answer to the content of a round's message: its local step on its own
+    statistics, for the population received.
+
+    Parameters
+    ----------
+    twin_id
+        The twin, named in its answer and in its errors.
+    statistics
+        The file with the twin's statistics (:func:`~twinweave.transfer.save_statistics`),
+        read for every message: a twin may refresh it during a run.
+    content
+        The message's content (:func:`fit_ins_content`).
+
+    Returns
+    -------
+    FitRes
+        The round and the twin's :class:`~twinweave.transfer.LocalSummary`.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the twin, if its statistics cannot be read, the message is malformed, or
+        the population does not fit the twin's statistics: other shapes or, where both
+        carry one, another basis fingerprint.
+    """
+    try:
+        own = load_statistics(statistics)
+        instruction = fit_ins_from_content(content)
+        _check_received_basis(own, instruction.population)
+        summary = local_step(own, instruction.population)
+    except Exception as error:
+        # Flower reports an error by node number only: say which twin it was.
+        raise RuntimeError(f"twin {twin_id!r}: {type(error).__name__}: {error}") from error
+    return FitRes(instruction.server_round, (twin_id,), summary)
+
+
+def _check_received_basis(statistics: TwinStatistics, population: Population) -> None:
+    """Refuse a population fitted for another basis than the twin's statistics.
+
+    A population of the same shapes but other knots, noise edges, inputs or units would
+    pass :func:`~twinweave.transfer.local_step`'s checks and give a wrong summary. As the
+    fleet fits do, a fingerprint that is ``None`` on either side (a prior or statistics
+    built by hand, a file written before fingerprints) leaves the shapes alone to compare.
+    """
+    received = population.prior.basis_fingerprint
+    expected = statistics.basis_fingerprint
+    if received is not None and expected is not None and received != expected:
+        raise ValueError(
+            f"population: expected basis fingerprint {expected!r} (the twin's statistics'), "
+            f"got {received!r} (the fleet prior's): the population was fitted for an emulator "
+            "of other spline knots or inputs, noise-bin edges, or target name or units; "
+            "summarise the twin with the fleet's emulator settings"
+        )
