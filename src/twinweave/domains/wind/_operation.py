@@ -267,11 +267,7 @@ def normal_operation_checks(
        and the whole reading is quarantined).
     3. :class:`~twinweave.data.DuplicateTimestamps`.
     4. ``StuckSensor("wind_speed", 3)``: a frozen anemometer (OpenOA's unresponsive
-       sensor filter); ``StuckSensor("temp_air", 36)``: a thermometer frozen for six
-       hours. Air temperature in tenths of a degree repeats naturally for an hour or
-       two on a still night (runs of up to 16 readings at La Haute Borne in 2014-2015);
-       R80721's stood at 32.2 and 34.5 degC through the night of 8-9 June 2014 (39 and
-       73 readings), which the density correction would have taken for hot air.
+       sensor filter).
     5. :class:`Downtime` with its defaults (``wind_speed >= 4`` m/s, ``power <= 0`` kW).
     6. :class:`Curtailment` (``pitch > 5`` degree, ``power < 0.9 * rated`` and
        ``wind_speed > 3.5`` m/s).
@@ -292,7 +288,7 @@ def normal_operation_checks(
     --------
     >>> [check.name for check in normal_operation_checks(2050.0)]  # doctest: +NORMALIZE_WHITESPACE
     ['missing', 'range', 'range', 'range', 'duplicate_timestamp', 'stuck_sensor',
-     'stuck_sensor', 'downtime', 'curtailment', 'icing']
+     'downtime', 'curtailment', 'icing']
     """
     present = None if variables is None else set(variables)
 
@@ -306,7 +302,6 @@ def normal_operation_checks(
         *((RangeCheck("temp_air", -40.0, 50.0),) if has("temp_air") else ()),
         DuplicateTimestamps(),
         StuckSensor("wind_speed", n_repeats=3),
-        *((StuckSensor("temp_air", n_repeats=36),) if has("temp_air") else ()),
         Downtime(),
         *((Curtailment(rated_power),) if has("pitch") else ()),
         *((Icing(),) if has("temp_air") else ()),
