@@ -59,6 +59,7 @@ from twinweave.data import (
     file_kind,
     has_utc_offset,
     read_source,
+    refuse_out_of_range,
     refuse_short_rows,
 )
 from twinweave.demo import (
@@ -153,6 +154,8 @@ def main() -> None:
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         _error(str(message))
+        for note in getattr(error, "__notes__", ()):
+            diagnostics.print(note, highlight=False)
         if not isinstance(error, INPUT_ERRORS):
             diagnostics.print(
                 "(if this looks like a bug rather than your input, rerun with "
@@ -732,6 +735,9 @@ def _ingest(
     for asset_id in asset_ids:
         rows = raw[raw["asset_id"] == asset_id]
         checks = normal_operation_checks(specs[asset_id].rated_power, raw.columns)
+        # All of a variable out of range is its unit: refused before anything is
+        # stored, or the store would refuse the file read again with the unit fixed.
+        refuse_out_of_range(rows, checks, path=str(data), spec=spec)
         kept, rejected = clean(rows, checks)
         observations.append(kept)
         quarantine.append(rejected)
@@ -849,10 +855,31 @@ def _ingest_all(
     """:func:`_ingest` of each file in turn; the turbine specs of all their assets."""
     known = _known_specs(assets, rated_power, elevation)
     specs: dict[str, TurbineSpec] = {}
-    for file in dict.fromkeys(files):  # a file named twice is read once
-        specs.update(_ingest(store, file, spec, known, rated_power, elevation, recorder))
+    each = list(dict.fromkeys(files))  # a file named twice is read once
+    for i, file in enumerate(each):
+        try:
+            specs.update(_ingest(store, file, spec, known, rated_power, elevation, recorder))
+        except (*USER_ERRORS, typer.Exit) as error:
+            if len(each) > 1:
+                _note_stopped(error, file, done=each[:i], not_read=each[i + 1 :])
+            raise
     _warn_sea_level(specs, known, elevation)
     return specs
+
+
+def _note_stopped(error: BaseException, file: Path, done: list[Path], not_read: list[Path]) -> None:
+    """Say which files an ingest stopped at ``file`` left stored and which unread."""
+    listed = "; ".join(
+        f"{what}: {', '.join(str(f) for f in files)}"
+        for what, files in (("ingested", done), ("not read", not_read))
+        if files
+    )
+    kept = "; the files ingested stay in the store and are skipped when named again"
+    note = f"ingest stopped at {file} ({listed}){kept if done else ''}"
+    if isinstance(error, typer.Exit):  # its message is printed already
+        diagnostics.print(note, highlight=False)
+    else:  # printed after the error's message by main()
+        error.add_note(note)
 
 
 @app.command()
@@ -1736,10 +1763,14 @@ def provenance(
         write_json(records, f"all {len(records)} records")
         return
     if entity_id not in recorder:
+        twins = (
+            f"a twin id ({', '.join(sorted(twin_ids))}) gives its latest version"
+            if twin_ids
+            else "the store has no twins yet (`twinweave fit`)"
+        )
         raise _fail(
             f"{entity_id}: no such provenance id in {store}; `twinweave provenance --store "
-            f"{store}` lists the latest, and a twin id ({', '.join(sorted(twin_ids))}) "
-            f"gives its latest version"
+            f"{store}` lists the latest, and {twins}"
         )
     chain = recorder.chain(entity_id)
     say.print(f"{len(chain)} records, raw files first, {entity_id} last:")
@@ -1813,8 +1844,31 @@ def quarantine(
         rest = "; --limit N or --output FILE for all" if output is None else ""
         say.print(f"showing {limit:,} of {len(rows):,}{rest}", highlight=False)
     if output is not None:
-        where = _write_table(rows, output)
+        csv_out = _to_stdout(output) or _table_kind(output, "the output") == "csv"
+        where = _write_table(_values_as_read(rows) if csv_out else rows, output)
         say.print(f"wrote {len(rows):,} rows to {where}")
+
+
+def _values_as_read(rows: pd.DataFrame) -> pd.DataFrame:
+    """Quarantine rows with ``value`` as text of the digits the source had, without the
+    noise of the arithmetic or widening it went through.
+
+    A value that is exactly a float32 (read from a float32 column, stored widened:
+    -3.43 as -3.430000066757202) is written as that float32's shortest text (-3.43).
+    Any other to 15 significant digits, the most any decimal keeps through a float64
+    (the shipped file's -3.4300001000000004 is -3.4300001): every number a source wrote
+    with 15 digits or fewer is written back as it was, and only digits past what a float64
+    holds of a decimal are left out."""
+    values = rows["value"].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(over="ignore"):
+        narrow = values.astype(np.float32)
+    exact = narrow.astype(np.float64) == values
+    # str() of a float32 is its shortest round-trip text; float() reads it as Python's.
+    text = [
+        "" if np.isnan(v) else repr(float(str(n))) if e else repr(float(f"{v:.15g}"))
+        for v, n, e in zip(values, narrow, exact, strict=True)
+    ]
+    return rows.assign(value=text)
 
 
 @app.command()

@@ -12,15 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twinweave.data import (
+    MIN_READINGS_ALL_OUT,
     QUARANTINE_COLUMNS,
     Check,
+    ColumnSpec,
+    DataError,
     DuplicateTimestamps,
     RangeCheck,
     RequireFinite,
+    SourceSpec,
     StuckSensor,
     clean,
     quarantine_rows,
     quarantine_summary,
+    refuse_out_of_range,
     require_column,
 )
 
@@ -174,8 +179,8 @@ def test_every_copy_of_a_duplicated_timestamp_is_quarantined() -> None:
         reasons[0]
         == reasons[3]
         == (
-            "2 readings of asset T1 at 2014-01-01 00:00:00+00:00 (source rows 0, 3); "
-            "expected one reading per asset and time"
+            "2 readings of asset T1 at 2014-01-01 00:00:00+00:00 (source rows 0, 3) with "
+            "other values (wind_speed = 5.0, 5.3 m/s); expected one reading per asset and time"
         )
     )
     assert "(source rows 2, 5)" in reasons[5]
@@ -330,3 +335,54 @@ def test_clean_is_vectorised_on_a_two_year_fleet() -> None:
     )
     assert len(observations) + quarantine["source_row"].nunique() == n
     assert (quarantine["check"] == "stuck_sensor").sum() > 0  # rounded speeds do repeat
+
+
+# -- walk-through of the data pathway (2026-11-30) ------------------------------------------
+def test_duplicate_timestamps_name_the_values_that_differ() -> None:
+    # The reason said only that two readings shared a time: which values, the reader had
+    # to look up in the file.
+    raw = frame([5.0, 6.0, 6.0, 7.0], minutes=[0, 10, 10, 20], power=[1.0, 343.68, 843.68, 2.0])
+    quarantine = DuplicateTimestamps()(raw)
+    assert list(quarantine["source_row"]) == [1, 2]
+    for reason in quarantine["reason"]:
+        assert "(source rows 1, 2) with other values (power = 343.68, 843.68 kW)" in reason
+        assert "wind_speed" not in reason  # the same in both
+    # Equal to 4 decimals, not to the last digit: shown in full, never as "equal".
+    close = frame([6.0, 6.0], minutes=[0, 0], power=[1.00001, 1.00002])
+    assert "power = 1.00001, 1.00002 kW" in DuplicateTimestamps()(close)["reason"][0]
+
+
+def test_every_reading_out_of_range_refuses_the_file_with_the_unit_that_fits() -> None:
+    spec = SourceSpec(
+        asset_id="T1",
+        time_column="t",
+        time_zone="UTC",
+        columns={
+            "wind_speed": ColumnSpec(source="ws", unit="m/s"),
+            "power": ColumnSpec(source="P", unit="kW"),
+        },
+    )
+    checks = [RangeCheck("wind_speed", 0.0, 40.0), RangeCheck("power", -100.0, 2152.5)]
+    n = MIN_READINGS_ALL_OUT
+    in_watts = frame([5.0] * n, power=list(np.linspace(3_000.0, 1_900_000.0, n)))
+    with pytest.raises(DataError) as refused:
+        refuse_out_of_range(in_watts, checks, path="w.csv", spec=spec)
+    error = refused.value
+    assert (error.path, error.column, error.row, error.value) == ("w.csv", "P", 0, 3000.0)
+    message = str(error)
+    assert f"all {n} readings of power, read in 'kW', are out of its physical range" in message
+    assert "power within [-100, 2152.5] kW" in message
+    assert "read in 'W', 100% of them would be within it" in message
+    # One short of the minimum may be chance (an outage's readings): left to quarantine.
+    refuse_out_of_range(in_watts.iloc[1:], checks, path="w.csv", spec=spec)
+    # One reading within range: the unit reads some right, the rest is quarantined.
+    mostly = in_watts.assign(power=[500.0, *in_watts["power"].iloc[1:]])
+    refuse_out_of_range(mostly, checks, path="w.csv", spec=spec)
+    # No usual unit fits: none suggested.
+    absurd = frame([5.0] * n, power=[1e12] * n)
+    with pytest.raises(DataError, match="is the column's unit right") as refused:
+        refuse_out_of_range(absurd, checks, path="w.csv", spec=spec)
+    assert "would be within it" not in str(refused.value)
+    # Missing readings are not counted: they are RequireFinite's.
+    sparse = frame([5.0] * (n + 5), power=[np.nan] * 6 + [1e6] * (n - 1))
+    refuse_out_of_range(sparse, checks, path="w.csv", spec=spec)

@@ -1235,3 +1235,56 @@ def test_an_angle_is_not_taken_for_a_plain_number(unit: str) -> None:
             time_column="time",
             columns={"wind_direction": ColumnSpec(source="dir", unit=angle)},
         )
+
+
+# -- walk-through of the data pathway (2026-11-30) ------------------------------------------
+def test_a_header_naming_a_read_column_twice_is_refused_with_its_positions(
+    tmp_path: Path,
+) -> None:
+    # pandas read the first 'ws' and renamed the second 'ws.1': its values were ignored
+    # without a word, and a message about it named a column not in the file.
+    twice = write(
+        tmp_path,
+        "twice.csv",
+        "turbine,time_utc,ws,p,t,ws\n"
+        "T1,2014-01-01T01:00:00+01:00,5.5,300.0,4.0,99.9\n"
+        "T1,2014-01-01T01:10:00+01:00,5.7,320.0,4.1,99.9\n",
+    )
+    with pytest.raises(DataError) as refused:
+        read_source(twice, SPEC)
+    error = refused.value
+    assert (error.path, error.column, error.line) == (str(twice), "ws", 1)
+    assert "appears 2 times in the header, at positions 3 and 6" in str(error)
+    assert "ws.1" not in str(error)
+    # A repeated name the mapping does not read changes nothing read.
+    unread = write(
+        tmp_path,
+        "unread.csv",
+        "turbine,time_utc,ws,x,p,t,x\n"
+        "T1,2014-01-01T01:00:00+01:00,5.5,a,300.0,4.0,b\n"
+        "T1,2014-01-01T01:10:00+01:00,5.7,a,320.0,4.1,b\n",
+    )
+    assert list(read_source(unread, SPEC)[1]["wind_speed"]) == [5.5, 5.7]
+    # Parquet allows a repeated name too; pyarrow then refused with its own words.
+    table = pa.table(
+        {"turbine": ["T1"], "time_utc": ["2014-01-01T00:00:00Z"], "ws": [5.0], "p": [1.0]}
+    )
+    table = table.append_column("ws", pa.array([99.9])).append_column("t", pa.array([4.0]))
+    pq.write_table(table, tmp_path / "twice.parquet")
+    with pytest.raises(DataError, match=r"appears 2 times in the header, at positions 3 and 5"):
+        read_source(tmp_path / "twice.parquet", SPEC)
+
+
+def test_a_mapping_error_names_the_other_problems_it_found(tmp_path: Path) -> None:
+    two = {"power": {"source": "p", "unit": "Kw"}, "wind_speed": {"source": "w", "unit": "foo"}}
+    three = {**two, "temp_air": {"source": "t", "unit": "nonsuch"}}
+    for columns, more in (
+        (two, "(and a problem at columns.wind_speed.unit)"),
+        (three, "(and 2 more problems, at columns.wind_speed.unit, columns.temp_air.unit)"),
+    ):
+        mapping = tmp_path / "m.json"
+        mapping.write_text(json.dumps({"asset_id": "x", "time_column": "t", "columns": columns}))
+        with pytest.raises(DataError) as refused:
+            SourceSpec.from_file(mapping)
+        assert more in str(refused.value)
+        assert "problem(s)" not in str(refused.value)

@@ -2,6 +2,7 @@
 
 from twinweave.data._errors import DataError, describe_row
 from twinweave.data._quality import (
+    MIN_READINGS_ALL_OUT,
     QUARANTINE_COLUMNS,
     Check,
     DuplicateTimestamps,
@@ -11,6 +12,7 @@ from twinweave.data._quality import (
     clean,
     quarantine_rows,
     quarantine_summary,
+    refuse_out_of_range,
     require_column,
 )
 from twinweave.data._sources import (
@@ -30,6 +32,7 @@ from twinweave.data._store import IngestSummary, Store
 
 __all__ = [
     "CSV_SUFFIXES",
+    "MIN_READINGS_ALL_OUT",
     "PARQUET_SUFFIXES",
     "QUARANTINE_COLUMNS",
     "RECORD_COLUMNS",
@@ -52,6 +55,7 @@ __all__ = [
     "quarantine_rows",
     "quarantine_summary",
     "read_source",
+    "refuse_out_of_range",
     "refuse_short_rows",
     "require_column",
 ]

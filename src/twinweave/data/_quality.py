@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.core import GLOSSARY
-from twinweave.data._sources import RECORD_COLUMNS
+from twinweave.core import GLOSSARY, parse_unit
+from twinweave.core._schema import unit_registry
+from twinweave.data._errors import DataError
+from twinweave.data._sources import CSV_SUFFIXES, RECORD_COLUMNS, SourceSpec, csv_line
 
 FloatArray = NDArray[np.float64]
 
@@ -349,6 +352,126 @@ class RangeCheck:
         )
 
 
+#: Fewest finite readings of a variable that, all out of its physical range, refuse a
+#: file (:func:`refuse_out_of_range`): a sensor fault or an outage puts a few readings
+#: out of range, 20 in a row all out (over three hours of 10-minute readings) is the unit.
+MIN_READINGS_ALL_OUT: Final[int] = 20
+
+#: The units a variable is usually written in, tried when all of its readings are out
+#: of range, to suggest the one that would put them in it.
+_USUAL_UNITS: Final[dict[str, tuple[str, ...]]] = {
+    "power": ("W", "kW", "MW"),
+    "wind_speed": ("m/s", "km/h"),
+    "temp_air": ("degC", "K"),
+}
+
+
+def refuse_out_of_range(
+    raw: pd.DataFrame,
+    checks: Sequence[Check],
+    *,
+    path: str,
+    spec: SourceSpec,
+    min_readings: int = MIN_READINGS_ALL_OUT,
+) -> None:
+    """Raise :class:`DataError` if every finite reading of a variable is out of its
+    physical range (the bounds of a :class:`RangeCheck` among ``checks``).
+
+    One reading out of range is quarantined; all of them (``min_readings`` or more, so
+    that it cannot be chance) is a wrong unit that still converts (power in W read as
+    kW), or a wrong rated power. Quarantining them all stores a file with no
+    observation, and a store refuses the same file read again with the corrected
+    mapping; so the file is refused before anything is stored.
+
+    Parameters
+    ----------
+    raw
+        Readings of one file as read by :func:`~twinweave.data.read_source` (all of
+        them, or those of one asset when the bounds depend on the asset).
+    checks
+        The checks the readings are cleaned with; only :class:`RangeCheck` is used.
+    path
+        The file, for the message.
+    spec
+        The mapping the file was read with: which column and unit, for the message.
+    min_readings
+        Fewest finite readings of a variable for the refusal.
+
+    Raises
+    ------
+    DataError
+        Naming the file, the column, its unit, the first reading's row and value (in
+        the mapping's unit) and the range expected; where one of the usual units of the
+        variable (W, kW, MW; m/s, km/h; degC, K) would put nearly all in range, it is
+        suggested.
+    """
+    for check in checks:
+        if not isinstance(check, RangeCheck) or check.variable not in raw.columns:
+            continue
+        variable = check.variable
+        values = require_column(raw, variable, check.name)
+        finite = np.isfinite(values)
+        if finite.sum() < min_readings:
+            continue
+        inside = finite & (values >= check.lower) & (values <= check.upper)
+        if inside.any():
+            continue
+        column = spec.columns.get(variable)
+        source = variable if column is None else column.source
+        unit = _unit_of(variable) if column is None else column.unit
+        canonical = _unit_of(variable)
+        # Shown as in the file: in the mapping's unit, not the canonical one.
+        as_read = _converted(values[finite], canonical, unit)
+        first = int(np.flatnonzero(finite)[0])
+        row = int(raw["source_row"].iloc[first]) if "source_row" in raw else first
+        suggested = _unit_in_range(as_read, unit, check)
+        if suggested is None:
+            fix = "is the column's unit right (--mapping)"
+        else:
+            candidate, share = suggested
+            fix = (
+                f"read in {candidate!r}, {share:.0%} of them would be within it: is the "
+                f"column's unit {candidate!r} (--mapping)"
+            )
+        rated = ", and the rated power (--rated-power, --assets)" if variable == "power" else ""
+        error = DataError(
+            f"all {int(finite.sum())} readings of {variable}, read in {unit!r}, are out of "
+            "its physical range",
+            path=path,
+            column=source,
+            row=row,
+            value=float(f"{as_read[0]:.6g}"),
+            expected=f"{variable} within [{check.lower:g}, {check.upper:g}] {canonical}; "
+            f"{fix}{rated}?",
+        )
+        file = Path(path)
+        if file.is_file() and file.name.lower().endswith(CSV_SUFFIXES):
+            raise error.with_line(csv_line(file, row, spec.delimiter))
+        raise error
+
+
+def _converted(values: FloatArray, unit: str, to: str) -> FloatArray:
+    if not unit or not to or parse_unit(unit) == parse_unit(to):
+        return values
+    quantity = unit_registry().Quantity(values, unit)
+    return np.asarray(quantity.to(to).magnitude, dtype=np.float64)
+
+
+def _unit_in_range(as_read: FloatArray, unit: str, check: RangeCheck) -> tuple[str, float] | None:
+    """The usual unit of ``check.variable`` other than ``unit`` in which 90 % or more
+    of ``as_read`` (numbers as in the file) are within the check's range, with that
+    share."""
+    canonical = _unit_of(check.variable)
+    for candidate in _USUAL_UNITS.get(check.variable, ()):
+        if parse_unit(candidate) == parse_unit(unit):
+            continue
+        values = _converted(as_read, candidate, canonical)
+        share = float(np.mean((values >= check.lower) & (values <= check.upper)))
+        if share >= 0.9:
+            return candidate, share
+    return None
+
+
 def _asset_codes(frame: pd.DataFrame) -> NDArray[np.intp]:
     if "asset_id" not in frame.columns:
         raise KeyError(
@@ -438,15 +561,39 @@ class DuplicateTimestamps:
         rows = np.empty(len(frame), dtype=object)
         n_copies[duplicated] = counts[group]
         rows[duplicated] = listed.reindex(group).to_numpy()
+        differences = np.empty(len(frame), dtype=object)
+        differences[duplicated] = _differences(frame.loc[duplicated], group)
         return quarantine_rows(
             frame,
             duplicated,
             check=self.name,
             variable="*",
-            reason="{n_copies} readings of asset {asset_id} at {time} (source rows {rows}); "
-            "expected one reading per asset and time",
-            fields={"n_copies": n_copies, "rows": rows},
+            reason="{n_copies} readings of asset {asset_id} at {time} (source rows {rows}) "
+            "with other values ({differences}); expected one reading per asset and time",
+            fields={"n_copies": n_copies, "rows": rows, "differences": differences},
         )
+
+
+def _differences(copies: pd.DataFrame, group: NDArray[np.integer[Any]]) -> NDArray[np.object_]:
+    """Per row of ``copies`` (readings sharing an asset and time, ``group`` telling
+    which), the variables whose values differ within its group with those values in
+    row order: ``"power = 198.05, 345.22 kW"``, missing equal to missing."""
+    names = [c for c in copies.columns if c not in RECORD_COLUMNS]
+    text = {name: _as_text(copies[name].to_numpy()).to_numpy() for name in names}
+    per_group: dict[Hashable, str] = {}
+    # Loops over the groups of copies only: a few hundred in two years of a farm.
+    for key, at in pd.Series(np.arange(len(copies))).groupby(group, sort=False).indices.items():
+        listed = []
+        for name in names:
+            shown = [str(t) for t in text[name][at]]
+            if len(set(shown)) == 1 and copies[name].iloc[at].nunique(dropna=False) > 1:
+                # Equal to 4 decimals, not to the last digit: shown in full.
+                shown = [repr(float(v)) for v in copies[name].iloc[at]]
+            if len(set(shown)) > 1:
+                unit = _unit_of(name)
+                listed.append(f"{name} = {', '.join(shown)}{f' {unit}' if unit else ''}")
+        per_group[key] = "; ".join(listed)
+    return np.array([per_group[g] for g in group.tolist()], dtype=object)
 
 
 def _first_rows(keys: pd.DataFrame, source_rows: NDArray[np.int64]) -> NDArray[np.int64]:

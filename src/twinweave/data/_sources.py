@@ -575,8 +575,15 @@ def _mapping_error(error: ValidationError, path: str) -> DataError:
     # ``unit``) does not say what to fix.
     first = next((p for p in problems if p["type"] == "extra_forbidden"), problems[0])
     # A value that is none of a union's types (float | str) fails once for each of them.
-    n_places = len({_key_path(p["loc"])[0] for p in problems})
-    more = f" (and {n_places - 1} more problem(s))" if n_places > 1 else ""
+    places = dict.fromkeys(_key_path(p["loc"])[0] or "the mapping" for p in problems)
+    others = [place for place in places if place != (_key_path(first["loc"])[0] or "the mapping")]
+    more = (
+        f" (and a problem at {others[0]})"
+        if len(others) == 1
+        else f" (and {len(others)} more problems, at {', '.join(others)})"
+        if others
+        else ""
+    )
     original = first.get("ctx", {}).get("error")
     if isinstance(original, _SpecProblem):
         # Field validators know only their own field; pydantic knows where it sits.
@@ -843,20 +850,59 @@ def _unreadable(file: Path, name: str, kind: str, error: Exception, spec: Source
 
 
 def _header(file: Path, kind: str, spec: SourceSpec, name: str) -> list[str]:
+    wanted = set(spec.source_columns())
     try:
         if kind == "parquet":
-            return list(pq.read_schema(file).names)
+            names = [str(column) for column in pq.read_schema(file).names]
+            _refuse_repeated(names, wanted, name, line=None)
+            return names
         # A byte that is not UTF-8 matters only in a column the mapping reads.
         header = pd.read_csv(file, sep=spec.delimiter, nrows=0, encoding_errors="replace")
+        # pandas renames a repeated name ('Ws_avg.1'); the header as written says.
+        written = pd.read_csv(
+            file,
+            sep=spec.delimiter,
+            nrows=1,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            encoding_errors="replace",
+        )
     except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise _unreadable(file, name, kind, error, spec) from None
     names = [str(column) for column in header.columns]
-    wanted = set(spec.source_columns())
+    if len(written) and len(written.columns) == len(names):
+        as_written = [str(column) for column in written.iloc[0]]
+        _refuse_repeated(as_written, wanted, name, line=1)
+        # A repeated name listed as written (a missing column's message), not renamed.
+        names = [
+            w if w.strip() and as_written.count(w) > 1 else n
+            for w, n in zip(as_written, names, strict=True)
+        ]
     if any(_REPLACEMENT in n for n in names) and not wanted <= set(names):
         undecodable = _not_utf8(file, name, spec.delimiter)
         if undecodable is not None:
             raise undecodable
     return names
+
+
+def _refuse_repeated(names: list[str], wanted: set[str], name: str, line: int | None) -> None:
+    """Refuse a header that names a column the mapping reads more than once: which of
+    them holds the readings cannot be known (pandas would read the first, and rename
+    the others ``Ws_avg.1``). A repeated name the mapping does not read is left alone."""
+    for column in [c for c in wanted if names.count(c) > 1]:
+        positions = [str(i + 1) for i, c in enumerate(names) if c == column]
+        raise DataError(
+            f"column name appears {len(positions)} times in the header, at positions "
+            f"{', '.join(positions[:-1])} and {positions[-1]} (counting from 1)",
+            path=name,
+            column=column,
+            row=None,
+            line=line,
+            value=column,
+            expected="each column the mapping reads named once in the header: which of "
+            "the columns holds the readings is not known; rename or remove the others",
+        )
 
 
 def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.DataFrame:
