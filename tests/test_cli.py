@@ -25,7 +25,6 @@ from twinweave import cli
 from twinweave.cli import UTC_TIME
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
-from twinweave.report import utc_time_text
 
 pytestmark = pytest.mark.slow
 
@@ -1937,14 +1936,27 @@ def test_report_of_a_twin_born_into_its_fleet_states_what_its_baseline_saw(
     page = " ".join((output / "index.html").read_text(encoding="utf-8").split())
     assert "The twin was born into its fleet with no readings of its own before 2015-01-01" in page
     assert "Not monitored for underperformance: R80790 (no readings before the monitor cali" in page
+    # Older readings of the born turbine ingested later: it still had none of its own.
+    older = scada_subset(tmp_path / "older.parquet", ("R80790", "2014-12-01", "2015-01-01"))
+    twinweave("ingest", older, "--store", store)
+    again = twinweave(
+        "report", "--store", store, "--since", "2015-03-01", "--output", tmp_path / "r2",
+        "--calibration-days", "60",
+    )  # fmt: skip
+    periods = json.loads((tmp_path / "r2" / "metrics.json").read_text())["periods"]["R80790"]
+    assert periods["trained_from"] is None and periods["n_trained"] == 0
+    assert periods["n_baseline"] == between
+    said = " ".join(again.stderr.split())
+    assert "twin R80790: " in said and "before 2015-01-01 came from files ingested after" in said
 
 
 def test_report_fits_the_baseline_on_what_the_twin_was_fitted_on_after_a_backfill(
     tmp_path: Path,
 ) -> None:
-    """Older readings ingested after the fit were not the twin's: its baseline leaves them
-    out (it was fitted on them, and the page counted them as the twin's training), and
-    readings ingested into its training period since are warned of."""
+    """Readings of a twin's training period ingested after its fit (older ones, or ones
+    filling a gap) were not the twin's: its baseline and the page's count of its
+    training leave them out (they used to take them in silently), and the page and a
+    warning say so."""
     from twinweave.domains.wind import TurbineSpec, evaluation_scores, fit_baseline, model_inputs
 
     fitted = scada_subset(
@@ -1958,178 +1970,45 @@ def test_report_fits_the_baseline_on_what_the_twin_was_fitted_on_after_a_backfil
     with Store(store, read_only=True) as db:
         twin = db.load_twin("R80711")
         training = db.observations("R80711", end=pd.Timestamp("2015-01-01", tz="UTC"))
-    older = scada_subset(tmp_path / "older.parquet", ("R80711", "2014-09-01", "2014-11-01"))
-    twinweave("ingest", older, "--store", store)
-    report = ("report", "--store", store, "--since", "2015-01-01", "--output")
-    stderr = twinweave(*report, tmp_path / "r").stderr
-    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
-    assert "ingested since the fit" not in stderr, stderr
-    periods = metrics["periods"]["R80711"]
-    assert periods["n_trained"] == len(training)
-    assert periods["trained_from"] == training["time"].min().isoformat()
-    spec = TurbineSpec.from_twin(twin)
-    with Store(store, read_only=True) as db:
         scored = db.observations("R80711", start=pd.Timestamp("2015-01-01", tz="UTC"))
+    spec = TurbineSpec.from_twin(twin)
     baseline = fit_baseline(spec, training).predict(model_inputs(scored, spec.rated_power))
     expected = evaluation_scores(baseline, scored, spec.rated_power)["rmse"]
-    assert metrics["turbines"]["R80711"]["baseline_rmse_kw"] == pytest.approx(expected, rel=1e-9)
-    # Readings of the training period ingested since the fit: said, not silently mixed.
+    report = ("report", "--store", store, "--since", "2015-01-01", "--output")
+    older = scada_subset(tmp_path / "older.parquet", ("R80711", "2014-09-01", "2014-11-01"))
     gap = scada_subset(tmp_path / "gap.parquet", ("R80711", "2014-12-01", "2014-12-10"))
-    twinweave("ingest", gap, "--store", store)
-    said = " ".join(twinweave(*report, tmp_path / "r2").stderr.split())
-    first = re.escape(utc_time_text(training["time"].min()))
-    assert re.search(
-        rf"warning: twin R80711: fitted on {len(training):,} readings from {first} to "
-        r"before 2015-01-01; the store now holds [\d,]+ there \(ingested since the fit\)",
-        said,
-    ), said
+    for backfill, output in ((older, tmp_path / "r"), (gap, tmp_path / "r2")):
+        twinweave("ingest", backfill, "--store", store)
+        said = " ".join(twinweave(*report, output).stderr.split())
+        metrics = json.loads((output / "metrics.json").read_text())
+        periods = metrics["periods"]["R80711"]
+        assert periods["n_trained"] == len(training)
+        assert periods["trained_from"] == training["time"].min().isoformat()
+        scores = metrics["turbines"]["R80711"]
+        assert scores["baseline_rmse_kw"] == pytest.approx(expected, rel=1e-9)
+        with Store(store, read_only=True) as db:
+            later = db.count_observations("R80711", end=pd.Timestamp("2015-01-01", tz="UTC"))
+        warning = (
+            f"twin R80711: {later - len(training):,} readings before 2015-01-01 came from "
+            "files ingested after its fit"
+        )
+        assert f"warning: {warning}" in said, said
+        page = " ".join((output / "index.html").read_text(encoding="utf-8").split())
+        assert "T" + warning[1:] in page
+        assert "R80721" not in said
 
 
-def test_a_fit_notes_what_it_was_fitted_on_and_older_notes_still_read() -> None:
+def test_a_fit_notes_what_it_was_fitted_on_and_the_report_reads_it_back() -> None:
     from twinweave.demo import TrainingRecord
 
-    until, first = pd.Timestamp("2015-01-01", tz="UTC"), pd.Timestamp("2014-01-01", tz="UTC")
-    for record in (
-        TrainingRecord(until, first, 52_000),
-        TrainingRecord(until, born=True),
-        TrainingRecord(until),
-    ):
+    until = pd.Timestamp("2015-01-01", tz="UTC")
+    for record in (TrainingRecord(until), TrainingRecord(until, born=True)):
         assert TrainingRecord.from_note(record.note()) == record
-    # A twin saved before the first reading was noted: its end alone.
-    assert TrainingRecord.from_note("trained until 2015-01-01T00:00:00+00:00") == (
-        TrainingRecord(until)
-    )
-    assert TrainingRecord.from_note("saved by hand") is None
-
-
-# -- walk-through of the data pathway (2026-11-30) ------------------------------------------
-def _ten_minute_csv(path: Path, power: list[float], *, asset: str = "T1") -> Path:
-    times = pd.date_range("2014-06-01", periods=len(power), freq="10min", tz="UTC")
-    pd.DataFrame(
-        {
-            "turbine": asset,
-            "stamp": [t.isoformat() for t in times],
-            "ws": np.linspace(3.0, 12.0, len(power)).round(2),
-            "p": power,
-            "pitch": 0.0,
-        }
-    ).to_csv(path, index=False)
-    return path
-
-
-def _mapping(path: Path, power_unit: str) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "asset_column": "turbine",
-                "time_column": "stamp",
-                "columns": {
-                    "wind_speed": {"source": "ws", "unit": "m/s"},
-                    "power": {"source": "p", "unit": power_unit},
-                    "pitch": {"source": "pitch", "unit": "degree"},
-                },
-            }
-        )
-    )
-    return path
-
-
-def test_ingest_refuses_a_file_whose_readings_are_all_out_of_range_and_stores_nothing(
-    tmp_path: Path,
-) -> None:
-    # Power in W read as kW: all quarantined, exit 0, and the store then refused the
-    # file read again with the unit fixed ("already in the store ... other settings").
-    data = _ten_minute_csv(tmp_path / "watts.csv", list(np.linspace(50e3, 1.9e6, 30)))
-    store = tmp_path / "S.duckdb"
-    for unit in ("kW", "kWh/s"):
-        wrong = _mapping(tmp_path / "wrong.json", unit)
-        result = twinweave(
-            "ingest", data, "--mapping", wrong, "--rated-power", RATED_POWER, "--store", store,
-            ok=False,
-        )  # fmt: skip
-        assert_user_error(
-            result,
-            "watts.csv: all 30 readings of power, read in",
-            "column 'p', row 0 (line 2)",
-            "power within [-100, 2152.5] kW",
-            "read in 'W', 100% of them would be within it",
-        )
-        assert not store.exists()  # nothing written
-    right = _mapping(tmp_path / "right.json", "W")
-    twinweave("ingest", data, "--mapping", right, "--rated-power", RATED_POWER, "--store", store)
-    with Store(store, read_only=True) as db:
-        assert db.source_summary(db.sources()["sha256"].iloc[0])["observations"].sum() > 0
-
-
-def test_ingest_refuses_a_header_that_names_a_read_column_twice(tmp_path: Path) -> None:
-    data = scada_subset(tmp_path / "day.parquet", ("R80711", "2014-11-01", "2014-11-02"))
-    frame = pd.read_parquet(data)
-    twice = tmp_path / "twice.csv"
-    frame.assign(extra=99.9).to_csv(twice, index=False)
-    header, rest = twice.read_text().split("\n", 1)
-    twice.write_text(header.replace(",extra", ",Ws_avg") + "\n" + rest)
-    position = header.split(",").index("Ws_avg") + 1
-    n_columns = len(header.split(","))
-    result = twinweave("ingest", twice, "--store", tmp_path / "S.duckdb", ok=False)
-    assert_user_error(
-        result,
-        "twice.csv: column name appears 2 times in the header, at positions "
-        f"{position} and {n_columns}",
-        "column 'Ws_avg', line 1",
-    )
-    assert "Ws_avg.1" not in result.stderr
-
-
-def test_ingest_stopped_by_a_bad_file_names_the_files_ingested_and_not_read(
-    tmp_path: Path,
-) -> None:
-    frame = pd.read_parquet(scada_path()).head(50)
-    good, bad, later = tmp_path / "good.csv", tmp_path / "bad.csv", tmp_path / "later.csv"
-    frame.iloc[:25].to_csv(good, index=False)
-    frame.iloc[25:].to_csv(later, index=False)
-    broken = frame.astype({"Date_time": str})
-    broken.loc[7, "Date_time"] = "not a time"
-    broken.to_csv(bad, index=False)
-    result = twinweave(
-        "ingest", good, bad, later, "--store", tmp_path / "S.duckdb", ok=False
-    )  # fmt: skip
-    assert result.returncode == 2
-    stderr = " ".join(result.stderr.split())
-    assert "bad.csv: time cannot be parsed" in stderr
-    assert f"ingest stopped at {bad} (ingested: {good}; not read: {later})" in stderr
-
-
-def test_provenance_of_an_unknown_id_in_a_store_without_twins_says_so(tmp_path: Path) -> None:
-    data = _ten_minute_csv(tmp_path / "kw.csv", list(np.linspace(50.0, 1900.0, 30)))
-    store = tmp_path / "S.duckdb"
-    mapping = _mapping(tmp_path / "m.json", "kW")
-    twinweave("ingest", data, "--mapping", mapping, "--rated-power", RATED_POWER, "--store", store)
-    result = twinweave("provenance", "nope", "--store", store, ok=False)
-    assert_user_error(result, "nope: no such provenance id", "the store has no twins yet")
-    assert "a twin id ()" not in result.stderr
-
-
-def test_quarantine_csv_writes_values_with_the_digits_the_source_had(
-    tmp_path: Path,
-) -> None:
-    # The shipped file's -3.4300001 (float32 digits in a float64 column) was written
-    # -3.4300001000000004, a float32 column's -3.43 as -3.430000066757202.
-    data = scada_subset(tmp_path / "week.parquet", ("R80711", "2014-11-01", "2014-11-08"))
-    frame = pd.read_parquet(data)
-    written_as = {
-        -3.4300001000000004: "-3.4300001",
-        float(np.float32(-2.48)): "-2.48",
-        -1.23456789012345: "-1.23456789012345",  # 15 digits: all kept
-    }
-    # Negative wind speeds: out of range, so quarantined with their value.
-    frame.loc[frame.index[[10, 20, 30]], "Ws_avg"] = list(written_as)
-    frame.to_parquet(data, index=False)
-    store = tmp_path / "S.duckdb"
-    twinweave("ingest", data, "--store", store)
-    result = twinweave("quarantine", "--store", store, "--check", "range", "--output", "-")
-    written = pd.read_csv(io.StringIO(result.stdout), dtype={"value": str})
-    assert sorted(written["value"]) == sorted(written_as.values()), result.stdout
-    # Parquet keeps the numbers as stored.
-    twinweave("quarantine", "--store", store, "--output", tmp_path / "q.parquet")
-    stored = pd.read_parquet(tmp_path / "q.parquet")
-    assert set(stored.loc[stored["check"] == "range", "value"]) == set(written_as)
+    # A time without a zone (a fit from Python) is UTC, as the store takes it; one with
+    # an offset is converted.
+    assert TrainingRecord.from_note("trained until 2015-01-01T00:00:00") == TrainingRecord(until)
+    paris = TrainingRecord.from_note("trained until 2015-01-01T01:00:00+01:00")
+    assert paris is not None and paris.until == until and str(paris.until.tz) == "UTC"
+    # Notes written otherwise are not a record, rather than a wrong one.
+    for note in ("saved by hand", "trained until 2015-01-01, then tuned"):
+        assert TrainingRecord.from_note(note) is None

@@ -2196,25 +2196,31 @@ def _monitored_window(
 
 
 def _training_record(db: Store, twin_id: str) -> TrainingRecord | None:
-    """What the latest version of a twin was fitted on, as ``twinweave fit`` notes it;
-    ``None`` for a twin saved otherwise."""
-    notes = db.versions(twin_id)["note"]
-    return TrainingRecord.from_note(str(notes.iloc[-1])) if len(notes) else None
-
-
-def _changed_since_fit(db: Store, twin_id: str, record: TrainingRecord) -> str | None:
-    """A warning where the store holds other readings in a twin's training period than
-    its fit noted (readings ingested into that period since)."""
-    if record.first is None or record.n_readings is None:
+    """What the latest version of a twin was fitted on, as ``twinweave fit`` notes it,
+    and when it was saved; ``None`` for a twin saved with another note."""
+    versions = db.versions(twin_id)
+    if versions.empty:
         return None
-    held = db.count_observations(twin_id, start=record.first, end=record.until)
-    if held == record.n_readings:
+    latest = versions.iloc[-1]
+    return TrainingRecord.from_note(str(latest["note"]), pd.Timestamp(latest["created_at"]))
+
+
+def _ingested_since_fit(db: Store, twin_id: str, record: TrainingRecord) -> str | None:
+    """A warning where readings of a twin's training period (for a twin born into its
+    fleet: before its birth) came from files ingested after its fit."""
+    if record.fitted_at is None:
+        return None
+    held = db.count_observations(twin_id, end=record.until)
+    later = held - db.count_observations(
+        twin_id, end=record.until, ingested_before=record.fitted_at
+    )
+    if later <= 0:
         return None
     return (
-        f"twin {twin_id}: fitted on {record.n_readings:,} readings from "
-        f"{utc_time_text(record.first)} to before {utc_time_text(record.until)}; the store "
-        f"now holds {held:,} there (ingested since the fit): its IEC baseline is fitted on "
-        "those it holds. Fit again to compare like with like"
+        f"twin {twin_id}: {later:,} {'reading' if later == 1 else 'readings'} before "
+        f"{utc_time_text(record.until)} came from files ingested after its fit "
+        f"({utc_time_text(record.fitted_at.floor('min'))}); neither the twin nor its IEC "
+        "baseline uses them (fit again to use them)"
     )
 
 
@@ -2279,8 +2285,8 @@ def report(
     with a warning.
 
     Each twin's IEC baseline is fitted on the readings the twin was fitted on (before its
-    ``fit --train-until``, from the first its fit noted: older readings ingested since
-    are left out, and readings ingested into that period since are warned of); where
+    ``fit --train-until``, of the files ingested before the fit: readings of that period
+    ingested later, a backfill, are left out, and the page and a warning say so); where
     ``--since`` is later, the live twin first assimilates
     the readings in between, as a running twin would have. The page and
     ``metrics.json`` state both periods. A twin scored on too few readings to judge its
@@ -2344,15 +2350,15 @@ def report(
                 f"--since {start.isoformat()}: no twin has readings both before it (for the "
                 "baseline) and after it (to score)"
             )
-        # Readings ingested into a training period since the fit were not the twin's.
-        firsts: dict[str, pd.Timestamp | None] = dict.fromkeys(specs)
-        for asset_id in specs:
-            record = records[asset_id]
-            if record is not None:
-                firsts[asset_id] = record.first
-                changed = _changed_since_fit(db, asset_id, record)
-                if changed is not None:
-                    _warn(changed)
+        # Readings ingested into a training period after the fit were not the twin's.
+        later = [
+            said
+            for a in specs
+            if (record := records[a]) is not None
+            and (said := _ingested_since_fit(db, a, record)) is not None
+        ]
+        for said in later:
+            _warn(said)
         not_monitored: str | None = None
         try:
             monitored = _run_monitor(db, specs, start, None, calibration_days)
@@ -2371,8 +2377,7 @@ def report(
                         twins[asset_id],
                         start,
                         monitored.get(asset_id),
-                        trained_until=trained[asset_id],
-                        trained_from=firsts[asset_id],
+                        trained=records[asset_id],
                     )
                 except ValueError as error:
                     raise _fail(str(error)) from None
@@ -2411,6 +2416,7 @@ def report(
             notes=[
                 f"Store {store}; readings from {start.isoformat()} on.",
                 _training_note({a: trained[a] for a in specs}, start),
+                *(f"{said[0].upper()}{said[1:]}." for said in later),
                 *(
                     [
                         f"Not monitored for underperformance: {', '.join(unwatched)} (no "

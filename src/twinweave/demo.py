@@ -179,7 +179,12 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         for asset_id, spec in specs.items():
             step(f"{asset_id}: score 2015 (frozen and live) against the IEC baseline")
             result, row = evaluate_turbine(
-                store, spec, twins[asset_id], SPLIT, monitored[asset_id], trained_until=SPLIT
+                store,
+                spec,
+                twins[asset_id],
+                SPLIT,
+                monitored[asset_id],
+                trained=TrainingRecord(SPLIT),
             )
             results.append(result)
             rows_out.append(row)
@@ -278,13 +283,9 @@ def fit_fleet(
         )
         # The fleet's population is where the twin's model starts: its first version.
         twin.model_version_ = population_id
-        if born:
-            record = TrainingRecord(until, born=True)
-        else:
+        if not born:
             twin.update(model_inputs(training, spec.rated_power), source=sources[asset_id])
-            first = pd.Timestamp(training["time"].min())
-            record = TrainingRecord(until, first, len(training))
-        store.save_twin(twin, note=record.note())
+        store.save_twin(twin, note=TrainingRecord(until, born=born).note())
         twins[asset_id] = twin
     return twins
 
@@ -418,51 +419,53 @@ def fleet_statistics(spec: TurbineSpec, training: pd.DataFrame) -> TwinStatistic
 
 @dataclass(frozen=True)
 class TrainingRecord:
-    """The readings a twin of :func:`fit_turbines` was fitted on, as its model version's
-    note keeps them: readings ingested after the fit (a backfill of older files) were
-    not the twin's, and the report fits its baseline without them.
+    """What a twin saved by :func:`fit_fleet` was fitted on, from its model version:
+    the note (``trained until X``, or for a twin born into its fleet ``born into its
+    fleet with no readings before X``) and when the version was saved. The readings of
+    files ingested after that (a backfill) were not the twin's: the report fits its
+    baseline without them.
 
     Parameters
     ----------
     until
-        End (exclusive) of the training readings (``--train-until``).
-    first
-        Time of the first reading the twin was fitted on; ``None`` for a twin born into
-        its fleet, or a note written before the first reading was kept.
-    n_readings
-        How many readings it was fitted on; ``None`` where ``first`` is.
+        End (exclusive) of the training readings (``--train-until``), in UTC; a time
+        without a zone is taken as UTC.
     born
-        Whether the twin was born into its fleet without readings before ``until``.
+        Whether the twin was born into its fleet without readings of its own.
+    fitted_at
+        When the model version was saved (its ``created_at``); ``None`` where not known.
     """
 
     until: pd.Timestamp
-    first: pd.Timestamp | None = None
-    n_readings: int | None = None
     born: bool = False
+    fitted_at: pd.Timestamp | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("until", "fitted_at"):
+            value = getattr(self, name)
+            if value is not None:
+                stamp = pd.Timestamp(value)
+                utc = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+                object.__setattr__(self, name, utc)
 
     def note(self) -> str:
         """The model version's note: what :meth:`from_note` reads back."""
-        until = self.until.isoformat()
         if self.born:
-            return f"born into its fleet with no readings before {until}"
-        if self.first is None:
-            return f"trained until {until}"
-        return f"trained until {until} on {self.n_readings} readings from {self.first.isoformat()}"
+            return f"born into its fleet with no readings before {self.until.isoformat()}"
+        return f"trained until {self.until.isoformat()}"
 
     @classmethod
-    def from_note(cls, note: str) -> TrainingRecord | None:
-        """The record in a model version's note; ``None`` for a twin saved otherwise."""
-        born = re.search(r"born into its fleet with no readings before (\S+)", note)
-        if born is not None:
-            return cls(pd.Timestamp(born.group(1)), born=True)
-        # Notes written before the first reading was kept have the end alone.
-        trained = re.search(r"trained until (\S+)(?: on (\d+) readings from (\S+))?", note)
-        if trained is None:
+    def from_note(cls, note: str, fitted_at: pd.Timestamp | None = None) -> TrainingRecord | None:
+        """The record in a model version's note, saved at ``fitted_at``; ``None`` for a
+        twin saved with another note."""
+        found = re.fullmatch(
+            r"(?:(?P<trained>trained until)|born into its fleet with no readings before) "
+            r"(?P<until>[0-9T:.+\-]+)",
+            note.strip(),
+        )
+        if found is None:
             return None
-        until, n_readings, first = trained.groups()
-        if first is None:
-            return cls(pd.Timestamp(until))
-        return cls(pd.Timestamp(until), pd.Timestamp(first), int(n_readings))
+        return cls(pd.Timestamp(found["until"]), found["trained"] is None, fitted_at)
 
 
 def evaluate_turbine(
@@ -472,38 +475,44 @@ def evaluate_turbine(
     since: pd.Timestamp,
     monitored: MonitorResult | None = None,
     *,
-    trained_until: pd.Timestamp | None = None,
-    trained_from: pd.Timestamp | None = None,
+    trained: TrainingRecord | None = None,
 ) -> tuple[TurbineResult, dict[str, float | str]]:
-    """Score ``twin``, fitted on the readings before ``trained_until``, on the readings
-    from ``since`` on.
+    """Score ``twin``, fitted as ``trained`` says, on the readings from ``since`` on.
 
-    Reports the frozen twin (as it stood at ``trained_until``), the IEC method of bins
-    fitted on the same readings as the twin (those before ``trained_until``), and a live
-    twin that first assimilates the readings from ``trained_until`` to ``since``, then
+    Reports the frozen twin (as it stood at the end of its training, ``trained.until``),
+    the IEC method of bins fitted on the same readings as the twin (those before
+    ``trained.until`` of the files ingested before ``trained.fitted_at``), and a live
+    twin that first assimilates the readings from ``trained.until`` to ``since``, then
     predicts each week from everything before it and assimilates it; ``monitored`` adds
-    the monitor's anomaly scores and alarms. Without ``trained_until`` (a twin whose
-    training period is not known) the baseline is fitted on every reading before
-    ``since`` and the result states no periods. A twin born into its fleet without
-    readings before ``trained_until`` gets a baseline fitted on the readings from
-    ``trained_until`` to ``since`` (those its live twin assimilates), as its periods say.
-    ``trained_from``, the first reading the twin was fitted on, leaves out of the
-    baseline the readings before it (ingested after the fit).
+    the monitor's anomaly scores and alarms. Without ``trained`` (a twin whose training
+    is not known) the baseline is fitted on every reading before ``since`` and the
+    result states no periods. A twin born into its fleet (``trained.born``) has no
+    readings of its own: its baseline is fitted on the readings from ``trained.until``
+    to ``since`` (those its live twin assimilates), as its periods say.
     """
-    if trained_until is not None and trained_until > since:
+    if trained is not None and trained.until > since:
         raise ValueError(
-            f"asset {spec.asset_id!r}: trained until {trained_until.isoformat()}, after "
+            f"asset {spec.asset_id!r}: trained until {trained.until.isoformat()}, after "
             f"{since.isoformat()}: its scores from then on would not be held out"
         )
-    training_end = since if trained_until is None else trained_until
-    training = store.observations(spec.asset_id, start=trained_from, end=training_end)
+    training_end = since if trained is None else trained.until
+    born = trained is not None and trained.born
+    # What the fit read: the readings before its end that the store held then.
+    training = (
+        store.observations(spec.asset_id, end=training_end).iloc[:0]
+        if born
+        else store.observations(
+            spec.asset_id,
+            end=training_end,
+            ingested_before=None if trained is None else trained.fitted_at,
+        )
+    )
     evaluation = store.observations(spec.asset_id, start=since)
     if evaluation.empty:
         raise ValueError(f"asset {spec.asset_id!r}: no observations from {since.isoformat()}")
     between = store.observations(spec.asset_id, start=training_end, end=since)
     # A twin born into its fleet has no readings of its own before its training end:
     # its baseline is fitted on those its live twin assimilates before scoring.
-    born = training.empty and trained_until is not None
     if (training.empty and not born) or (born and between.empty):
         raise ValueError(
             f"asset {spec.asset_id!r}: no observations before {since.isoformat()} to fit the "
@@ -561,17 +570,20 @@ def evaluate_turbine(
         curve["seen"] = twin.emulator.seen({"wind_speed": grid})
     periods = (
         None
-        if trained_until is None
+        if trained is None
         else Periods(
             trained_from=None if born else pd.Timestamp(training["time"].min()),
-            trained_until=trained_until,
+            trained_until=trained.until,
             scored_from=since,
             n_trained=len(training),
             n_baseline=len(between) if born else None,
         )
     )
     row: dict[str, float | str] = {"asset_id": spec.asset_id, **metrics}
-    return TurbineResult(spec.asset_id, table, metrics, curve, periods), row
+    result = TurbineResult(
+        spec.asset_id, table, metrics, curve, periods, monitored=monitored is not None
+    )
+    return result, row
 
 
 def _with_monitoring(table: pd.DataFrame, monitored: MonitorResult | None) -> pd.DataFrame:

@@ -105,7 +105,13 @@ def turbine(
     if not monitored:
         evaluation = evaluation.assign(anomaly_score=np.nan, alarm=False)
     counts = {"n": n_rows} | ({"n_alarms": 1.0} if monitored else {})
-    return TurbineResult(asset_id, evaluation, scores(coverage, rmse) | counts, power_curve)
+    return TurbineResult(
+        asset_id,
+        evaluation,
+        scores(coverage, rmse) | counts,
+        power_curve,
+        monitored=monitored,
+    )
 
 
 def whatif(*, with_series: bool = True) -> WhatIfSummary:
@@ -746,7 +752,7 @@ def test_metrics_json_tells_a_turbine_the_monitor_left_out_from_one_without_alar
 ) -> None:
     """Where the monitor ran without a turbine (no readings before its calibration
     period), metrics.json says it was not monitored, and its section shows no alarms
-    (it had no n_alarms, as if it had none, and "0 readings inside alarms")."""
+    (it said "0 readings inside alarms", as of one that had none)."""
     watched, left_out = turbine("A", seed=1), turbine("B", seed=2, monitored=False)
     calm = turbine("C", seed=3)
     calm = TurbineResult(
@@ -773,10 +779,12 @@ def test_metrics_json_tells_a_turbine_the_monitor_left_out_from_one_without_alar
     assert "n_alarms" not in document["turbines"]["B"]
     page = index.read_text(encoding="utf-8")
     section = page[page.index("<h2>Turbine B</h2>") : page.index("<h2>Turbine C</h2>")]
-    assert "Not monitored for underperformance (see the notes above)." in section
+    assert "Not monitored for underperformance." in section
     assert "readings inside underperformance alarms" not in section
     assert "anomaly score" not in section
-    assert page.count("readings inside underperformance alarms") == 2
+    calm_section = page[page.index("<h2>Turbine C</h2>") :]
+    assert "No underperformance alarm." in calm_section and "anomaly score" in calm_section
+    assert page.count("readings inside underperformance alarms") == 1
     # Where the monitor did not run, no turbine was monitored.
     write_demo_report(
         tmp_path / "none",

@@ -316,3 +316,6 @@ def test_a_twin_over_flower_refuses_a_population_of_another_basis(
     content = fit_ins_content(FitIns(1, initial_population(by_hand, ["default"])))
     assert content.config_records["fit"]["basis-fingerprint"] == ""
     assert answer("odd", path, content).twin_ids == ("odd",)
+    # A server of a version before fingerprints travelled: shapes alone, as by hand.
+    del content.config_records["fit"]["basis-fingerprint"]
+    assert answer("odd", path, content).twin_ids == ("odd",)

@@ -873,6 +873,7 @@ class Store:
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         raw: bool = False,
+        ingested_before: TimeLike | None = None,
     ) -> pd.DataFrame:
         """Readings of ``asset_id`` with ``start <= time < end``, sorted by time.
 
@@ -884,6 +885,9 @@ class Store:
             Bounds in UTC; a time without a zone is taken as UTC. ``None``: unbounded.
         raw
             Read the raw readings (every row as read) instead of the cleaned ones.
+        ingested_before
+            Only the readings of files ingested before this time: what the store held
+            then (a model version's ``created_at``: the readings a fit could read).
 
         Returns
         -------
@@ -901,7 +905,7 @@ class Store:
         known = self.asset_ids()
         if asset_id not in known:
             raise KeyError(f"no readings of asset {asset_id!r} in {self.path}; it has {known}")
-        where, parameters = self._window(asset_id, start, end)
+        where, parameters = self._window(asset_id, start, end, ingested_before)
         columns = ", ".join(_quote(c) for c in (*KEY_COLUMNS, *self.variables()))
         frame = self._con.execute(
             f"SELECT {columns} FROM {table} WHERE {where} "
@@ -911,11 +915,16 @@ class Store:
         return _contract_dtypes(frame)
 
     def count_observations(
-        self, asset_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
+        self,
+        asset_id: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        ingested_before: TimeLike | None = None,
     ) -> int:
-        """How many readings ``observations(asset_id, start=, end=)`` returns, without
-        reading them."""
-        where, parameters = self._window(asset_id, start, end)
+        """How many readings ``observations(asset_id, start=, end=, ingested_before=)``
+        returns, without reading them."""
+        where, parameters = self._window(asset_id, start, end, ingested_before)
         found = self._con.execute(
             f"SELECT COUNT(*) FROM observations WHERE {where}", parameters
         ).fetchone()
@@ -979,7 +988,11 @@ class Store:
         )
 
     def _window(
-        self, asset_id: str, start: TimeLike | None, end: TimeLike | None
+        self,
+        asset_id: str,
+        start: TimeLike | None,
+        end: TimeLike | None,
+        ingested_before: TimeLike | None = None,
     ) -> tuple[str, dict[str, object]]:
         where = ["asset_id = $asset"]
         parameters: dict[str, object] = {"asset": asset_id}
@@ -989,6 +1002,11 @@ class Store:
         if end is not None:
             where.append("time < $end")
             parameters["end"] = _utc(end)
+        if ingested_before is not None:
+            where.append(
+                f"{_SOURCE_COLUMN} IN (SELECT sha256 FROM sources WHERE ingested_at < $before)"
+            )
+            parameters["before"] = _utc(ingested_before)
         return " AND ".join(where), parameters
 
     def quarantine(

@@ -240,9 +240,7 @@ class TurbineResult:
         ``coverage90`` [-] (fraction inside the central 90 % interval),
         ``log_likelihood`` [nats per reading]; and the same prefixed ``baseline_`` for
         the baseline. ``n`` (readings scored) weights the pooled scores when present;
-        ``n_alarms`` (the underperformance monitor's alarms) is present exactly when the
-        monitor watched the turbine. Other entries are written to ``metrics.json``
-        unchanged.
+        other entries are written to ``metrics.json`` unchanged.
     power_curve
         The curves on a grid of ``wind_speed`` [m/s]: ``mean``, ``q05``, ``q95`` [kW] of
         the twin and ``baseline_mean`` [kW] of the baseline; optionally ``seen`` (bool,
@@ -250,6 +248,9 @@ class TurbineResult:
     periods
         What the twin and the baseline were fitted on and where scoring starts, or
         None where it is not known.
+    monitored
+        Whether the underperformance monitor watched the turbine (``anomaly_score`` and
+        ``alarm`` are its); ``False`` for one it left out, whose section then says so.
 
     Raises
     ------
@@ -262,6 +263,7 @@ class TurbineResult:
     metrics: Mapping[str, float]
     power_curve: pd.DataFrame
     periods: Periods | None = None
+    monitored: bool = True
 
     def __post_init__(self) -> None:
         _require_columns(self.evaluation, EVALUATION_COLUMNS, "evaluation")

@@ -36,10 +36,9 @@ def n_scored(turbine: TurbineResult) -> float:
 
 
 def was_monitored(turbine: TurbineResult, *, monitor_ran: bool) -> bool:
-    """Whether the underperformance monitor watched ``turbine``: it ran, and the turbine
-    has its count of alarms (``metrics["n_alarms"]``), which one the monitor left out
-    (without readings before its calibration period) has not."""
-    return monitor_ran and "n_alarms" in turbine.metrics
+    """Whether the underperformance monitor watched ``turbine``: it ran, and did not
+    leave the turbine out (:attr:`TurbineResult.monitored`)."""
+    return monitor_ran and turbine.monitored
 
 
 def scored_span(turbine: TurbineResult) -> tuple[pd.Timestamp, pd.Timestamp] | None:

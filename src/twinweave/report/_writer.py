@@ -167,10 +167,14 @@ def _turbine_section(
     )
     # Without the monitor, no alarm is not "0 alarms": the page's notes say why.
     summary += (
-        f"{n_alarm_readings:,} readings inside underperformance alarms, "
-        f"over {n_periods} period{'s' if n_periods != 1 else ''} of consecutive days."
+        (
+            f"{n_alarm_readings:,} readings inside underperformance alarms, "
+            f"over {n_periods} period{'s' if n_periods != 1 else ''} of consecutive days."
+            if n_alarm_readings
+            else "No underperformance alarm."
+        )
         if monitored
-        else "Not monitored for underperformance (see the notes above)."
+        else "Not monitored for underperformance."
     )
     span = scored_span(turbine)
     n = n_scored(turbine)
@@ -294,9 +298,9 @@ def write_demo_report(
         Directory to write into; created if missing, files in it are replaced.
     turbines
         One result per turbine, with distinct ``asset_id``. Where the monitor ran, a
-        turbine without ``n_alarms`` in its metrics is one it left out: its section
-        shows neither alarms nor the anomaly-score panel, and ``metrics.json`` has
-        ``periods.<asset_id>.monitored`` false (true for those it watched).
+        turbine it left out (``monitored`` false) shows neither alarms nor the
+        anomaly-score panel, and ``metrics.json`` has ``periods.<asset_id>.monitored``
+        false (true for those it watched).
     whatif
         The what-if to show, or None to leave its section out.
     title

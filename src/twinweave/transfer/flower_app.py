@@ -58,7 +58,7 @@ from twinweave.transfer._flower import (
 from twinweave.transfer._hierarchy import local_step
 from twinweave.transfer._records import LocalSummary, Population, TwinStatistics
 
-__all__ = ["client_app", "server_app"]
+__all__ = ["answer", "client_app", "server_app"]
 
 POPULATION_RECORD = "population"
 SUMMARY_RECORD = "summary"
@@ -102,7 +102,9 @@ def fit_ins_from_content(content: RecordDict) -> FitIns:
     config = content.config_records[FIT_RECORD]
     kinds = [str(k) for k in _strings(config["kinds"])]
     population = Population.from_arrays(_numpy(content.array_records[POPULATION_RECORD]), kinds)
-    prior = with_fingerprint(population.prior, _string(config["basis-fingerprint"]))
+    # A server of a version before fingerprints travelled sends none: shapes are checked.
+    fingerprint = _string(config["basis-fingerprint"]) if "basis-fingerprint" in config else ""
+    prior = with_fingerprint(population.prior, fingerprint)
     return FitIns(int(_int(config["server-round"])), dataclasses.replace(population, prior=prior))
 
 
