@@ -2009,6 +2009,35 @@ def test_a_fit_notes_what_it_was_fitted_on_and_the_report_reads_it_back() -> Non
     assert TrainingRecord.from_note("trained until 2015-01-01T00:00:00") == TrainingRecord(until)
     paris = TrainingRecord.from_note("trained until 2015-01-01T01:00:00+01:00")
     assert paris is not None and paris.until == until and str(paris.until.tz) == "UTC"
+    for note in (
+        "trained until 2015-01-01T00:00:00Z",
+        # The form of the notes written for a while on 2026-11-30.
+        "trained until 2015-01-01T00:00:00+00:00 on 7051 readings from 2014-11-01T00:00:00+00:00",
+    ):
+        assert TrainingRecord.from_note(note) == TrainingRecord(until)
     # Notes written otherwise are not a record, rather than a wrong one.
-    for note in ("saved by hand", "trained until 2015-01-01, then tuned"):
+    for note in ("saved by hand", "trained until 2015-01-01, then tuned", "trained until soon"):
         assert TrainingRecord.from_note(note) is None
+
+
+def test_report_warns_of_a_twin_whose_version_does_not_say_what_it_was_fitted_on(
+    tmp_path: Path,
+) -> None:
+    data = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-11-01", "2015-02-01"))
+    store = tmp_path / "S.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2015-01-01")
+    with Store(store) as db:
+        db.save_twin(db.load_twin("R80711"), note="tuned by hand")
+    result = twinweave("report", "--store", store, "--since", "2015-01-01", "--output",
+                       tmp_path / "r")  # fmt: skip
+    said = " ".join(result.stderr.split())
+    assert (
+        "warning: twin R80711: its version does not say what it was fitted on (saved other "
+        "than by twinweave fit)"
+    ) in said, said
+    assert (
+        json.loads((tmp_path / "r" / "metrics.json").read_text())["periods"]["R80711"].get(
+            "trained_until"
+        )
+        is None
+    )

@@ -2198,10 +2198,7 @@ def _monitored_window(
 def _training_record(db: Store, twin_id: str) -> TrainingRecord | None:
     """What the latest version of a twin was fitted on, as ``twinweave fit`` notes it,
     and when it was saved; ``None`` for a twin saved with another note."""
-    versions = db.versions(twin_id)
-    if versions.empty:
-        return None
-    latest = versions.iloc[-1]
+    latest = db.versions(twin_id).iloc[-1]
     return TrainingRecord.from_note(str(latest["note"]), pd.Timestamp(latest["created_at"]))
 
 
@@ -2216,11 +2213,12 @@ def _ingested_since_fit(db: Store, twin_id: str, record: TrainingRecord) -> str 
     )
     if later <= 0:
         return None
+    one = later == 1
     return (
-        f"twin {twin_id}: {later:,} {'reading' if later == 1 else 'readings'} before "
+        f"twin {twin_id}: {later:,} {'reading' if one else 'readings'} before "
         f"{utc_time_text(record.until)} came from files ingested after its fit "
-        f"({utc_time_text(record.fitted_at.floor('min'))}); neither the twin nor its IEC "
-        "baseline uses them (fit again to use them)"
+        f"({record.fitted_at:%Y-%m-%d %H:%M:%S} UTC); neither the twin nor its IEC "
+        f"baseline uses {'it' if one else 'them'} (fit again to use {'it' if one else 'them'})"
     )
 
 
@@ -2312,6 +2310,12 @@ def report(
         # The report scores held-out readings: none a twin was fitted on.
         records = {a: _training_record(db, a) for a in specs}
         trained = {a: None if r is None else r.until for a, r in records.items()}
+        for asset_id in [a for a, record in records.items() if record is None]:
+            _warn(
+                f"twin {asset_id}: its version does not say what it was fitted on (saved "
+                "other than by twinweave fit): its IEC baseline is fitted on every reading "
+                "before --since, and --since is not checked to be after its training"
+            )
         for asset_id, until in trained.items():
             if until is not None and until > start:
                 raise _fail(

@@ -460,12 +460,17 @@ class TrainingRecord:
         twin saved with another note."""
         found = re.fullmatch(
             r"(?:(?P<trained>trained until)|born into its fleet with no readings before) "
-            r"(?P<until>[0-9T:.+\-]+)",
+            # Notes of this form from 2026-11-30 also said how many readings, from when.
+            r"(?P<until>\S+)(?: on \d+ readings from \S+)?",
             note.strip(),
         )
         if found is None:
             return None
-        return cls(pd.Timestamp(found["until"]), found["trained"] is None, fitted_at)
+        try:
+            until = pd.Timestamp(found["until"])
+        except ValueError:
+            return None
+        return cls(until, found["trained"] is None, fitted_at)
 
 
 def evaluate_turbine(
@@ -499,7 +504,7 @@ def evaluate_turbine(
     born = trained is not None and trained.born
     # What the fit read: the readings before its end that the store held then.
     training = (
-        store.observations(spec.asset_id, end=training_end).iloc[:0]
+        store.observations(spec.asset_id, start=training_end, end=training_end)  # none
         if born
         else store.observations(
             spec.asset_id,
