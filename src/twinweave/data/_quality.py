@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from twinweave.core import GLOSSARY, parse_unit
 from twinweave.core._schema import unit_registry
 from twinweave.data._errors import DataError
-from twinweave.data._sources import CSV_SUFFIXES, RECORD_COLUMNS, SourceSpec, csv_line
+from twinweave.data._sources import RECORD_COLUMNS, SourceSpec, at_csv_line
 
 FloatArray = NDArray[np.float64]
 
@@ -445,9 +445,7 @@ def refuse_out_of_range(
             f"{fix}{rated}?",
         )
         file = Path(path)
-        if file.is_file() and file.name.lower().endswith(CSV_SUFFIXES):
-            raise error.with_line(csv_line(file, row, spec.delimiter))
-        raise error
+        raise at_csv_line(error, file, spec.delimiter) if file.is_file() else error
 
 
 def _converted(values: FloatArray, unit: str, to: str) -> FloatArray:

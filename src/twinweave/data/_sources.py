@@ -783,12 +783,17 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
         for variable, column in spec.columns.items():
             data[variable] = _values(frame[column.source], column, variable, name)
     except DataError as error:
-        # Errors name the 0-based data row; a CSV's reader also wants the line to go to.
-        if kind == "csv" and error.row is not None and error.line is None:
-            raise error.with_line(csv_line(file, error.row, spec.delimiter)) from None
-        raise
+        raise at_csv_line(error, file, spec.delimiter) from None
     # Absolute: provenance must lead to the file from wherever the chain is read.
     return SourceInfo(path=str(file.resolve()), sha256=sha256, n_rows=n_rows), pd.DataFrame(data)
+
+
+def at_csv_line(error: DataError, file: Path, delimiter: str = ",") -> DataError:
+    """``error`` with the line of its row where ``file`` is a CSV: errors name the 0-based
+    data row, and a CSV's reader also wants the line to go to."""
+    if error.row is None or error.line is not None or not file.name.lower().endswith(CSV_SUFFIXES):
+        return error
+    return error.with_line(csv_line(file, error.row, delimiter))
 
 
 # -- reading ------------------------------------------------------------------------------
