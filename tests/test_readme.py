@@ -87,3 +87,23 @@ def test_the_fleet_tour_runs_and_the_three_fits_agree(tmp_path: Path) -> None:
     assert central.shape == (3,)
     np.testing.assert_allclose(federated, central, rtol=1e-9)
     np.testing.assert_allclose(gossip, central, rtol=1e-8)
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_between_the_docs_lead_to_files_and_headings() -> None:
+    root = README.parent
+    pages = [README, *sorted((root / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target, anchor in re.findall(r"\]\(([^)#\s]+)(?:#([^)]*))?\)", page.read_text()):
+            path = page.parent / target
+            if "://" in target:
+                continue
+            if not path.exists() or (anchor and anchor not in _anchors(path)):
+                broken.append(f"{page.relative_to(root)} -> {target}#{anchor}")
+    assert not broken
