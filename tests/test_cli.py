@@ -766,6 +766,9 @@ def test_whatif_warns_of_its_inputs_as_predict_does(fitted_store: Path, tmp_path
         ), result.stderr
         assert "columns the twin does not read: ['power']" in result.stdout, result.stdout
         assert "the twin reads that are not given: ['wind_direction']" in result.stdout
+    # The output repeats the times in the ISO 8601 form the commands read and print.
+    written = (tmp_path / "y.csv").read_text().splitlines()
+    assert written[1].startswith("2015-06-01T00:00:00+00:00,"), written[:2]
 
 
 def test_whatif_says_when_it_guesses_a_readings_length(fitted_store: Path, tmp_path: Path) -> None:
@@ -1469,6 +1472,13 @@ def test_whatif_says_the_unit_of_a_derate_and_that_one_above_rated_changes_nothi
     assert "derate to 3000 kW" in above.stdout
     assert "warning: --derate 3000 kW is at or above rated power (2050 kW)" in above.stderr
     assert "warning: --derate" not in capped.stderr
+    # Its hours at rated are none: they count hours at the nameplate rating, not the cap.
+    said = " ".join(capped.stdout.split())
+    assert (
+        "hours_at_rated counts hours at 98% or more of the rated power, 2009 of 2050 kW; the "
+        "branch's power stays at or below 1500 kW, so it has none" in said
+    ), said
+    assert "hours_at_rated counts" not in above.stdout
     # A cap in MW where kW is meant: taken as given, and questioned.
     in_mw = twinweave(*base, *period, "--derate", "1.5")
     assert "warning: --derate 1.5 kW is under 1 % of rated power (2050 kW)" in in_mw.stderr
@@ -1567,10 +1577,15 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
     frame = frame[(frame["wind_speed"] > 4.0) & (frame["power"] > 0.0)].dropna()
     frame[["wind_speed"]].to_csv(inputs, index=False)
     output = tmp_path / "newcomer.csv"
-    twinweave(
+    said = twinweave(
         "predict", "--store", tmp_path / "fleet.duckdb", "--twin", "R80790", "--input", inputs,
         "--output", output,
-    )  # fmt: skip
+    ).stderr  # fmt: skip
+    # Not an extrapolation: it rests on the population its fleet's readings shaped.
+    said = " ".join(said.split())
+    assert "wind speeds the twin has no readings of its own near" in said, said
+    assert "it predicts from its fleet's population, as a new turbine of the fleet" in said
+    assert "extrapolates" not in said and "cut-out" not in said, said
     predicted = pd.read_csv(output)
     rmse = float(np.sqrt(np.mean((predicted["mean"] - frame["power"].to_numpy()) ** 2)))
     assert rmse < 1.5 * errors["fleet"], (rmse, errors)
@@ -1601,6 +1616,26 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
         "found 1 in all (R80711)",
         "the fleet is the turbines of DATA, which may be several files",
     )
+
+
+def test_a_fleet_of_several_rated_powers_is_refused_before_its_files_are_stored(
+    tmp_path: Path,
+) -> None:
+    # A rated power mistyped in --assets was fixed in the store's cleaning of the file
+    # before --fleet refused it, and the store then refused the table corrected.
+    data = scada_subset(
+        tmp_path / "two.parquet",
+        ("R80711", "2014-12-20", "2015-01-03"),
+        ("R80721", "2014-12-20", "2015-01-03"),
+    )
+    table = tmp_path / "assets.csv"
+    table.write_text("asset_id,rated_power\nR80711,2050\nR80721,3000\n")
+    store = tmp_path / "s.duckdb"
+    fit = ("fit", data, "--store", store, "--train-until", "2015-01-01")
+    refused = twinweave(*fit, "--fleet", "--assets", table, ok=False)
+    assert_user_error(refused, "--fleet: expected turbines of one rated power", "3000 kW: R80721")
+    table.write_text("asset_id,rated_power\nR80711,2050\nR80721,2050\n")
+    assert "saved 2 of 2 twins" in twinweave(*fit, "--assets", table).stdout
 
 
 def test_fit_takes_a_file_per_turbine(two_turbine_store: Path, tmp_path: Path) -> None:

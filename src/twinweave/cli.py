@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,11 +67,13 @@ from twinweave.demo import (
     MIN_FLEET,
     TrainingRecord,
     check_fleet_turbines,
+    check_one_rated_power,
     fit_fleet,
 )
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
     READING_HOURS,
+    HoursAtRated,
     MonitorResult,
     TurbineSpec,
     asset_table,
@@ -702,8 +704,10 @@ def _ingest(
     rated_power: float | None,
     elevation: float | None,
     recorder: Recorder,
+    vet: Callable[[Mapping[str, TurbineSpec]], None] | None = None,
 ) -> dict[str, TurbineSpec]:
-    """Read, clean and store ``data`` once; return the turbine specs of its assets."""
+    """Read, clean and store ``data`` once; return the turbine specs of its assets.
+    ``vet`` may refuse those specs (raising) before anything of the file is stored."""
     sources = store.sources()
     if data.is_file():  # anything else is refused by read_source, with the reason
         with data.open("rb") as handle:
@@ -713,6 +717,8 @@ def _ingest(
         if then is not None:  # the settings tell its turbines: not read again
             specs = _stored_specs(then.get("rated_power_kw", {}), known, rated_power, elevation)
             _check_same_rated_power(sources, specs)
+            if vet is not None:
+                vet(specs)
             _skip_stored(data, sha256, stored, _read_settings(spec, specs))
             return specs
     # A str status would be read as markup; the path is text.
@@ -722,6 +728,8 @@ def _ingest(
     specs = _turbine_specs(asset_ids, known, rated_power, elevation)
     settings = _read_settings(spec, specs)
     _check_same_rated_power(sources, specs)
+    if vet is not None:
+        vet(specs)
     stored = sources[sources["sha256"] == info.sha256]
     if len(stored):  # stored by a twinweave that did not keep the settings
         _skip_stored(data, info.sha256, stored, settings)
@@ -770,8 +778,12 @@ def _ingest(
     console.print(table)
     quarantined = store.quarantine(source_sha256=info.sha256)
     across = quarantined["check"] == "duplicate_across_sources"
-    by_check = quarantined.loc[~across, "check"].value_counts().to_dict()
+    blanked = quarantined["blanked"].to_numpy(dtype=bool)
+    by_check = quarantined.loc[~across & ~blanked, "check"].value_counts().to_dict()
     console.print(f"quarantine by check: {by_check}")
+    if blanked.any():
+        by_check = quarantined.loc[blanked, "check"].value_counts().to_dict()
+        console.print(f"values blanked in readings kept, by check: {by_check}")
     n_conflicts = int(across.sum())
     if summary.n_skipped or n_conflicts:
         console.print(
@@ -851,20 +863,40 @@ def _ingest_all(
     rated_power: float | None,
     elevation: float | None,
     recorder: Recorder,
+    vet: Callable[[Mapping[str, TurbineSpec]], None] | None = None,
 ) -> dict[str, TurbineSpec]:
-    """:func:`_ingest` of each file in turn; the turbine specs of all their assets."""
+    """:func:`_ingest` of each file in turn; the turbine specs of all their assets.
+    ``vet`` may refuse the specs of the files read so far before a file is stored."""
     known = _known_specs(assets, rated_power, elevation)
     specs: dict[str, TurbineSpec] = {}
     each = list(dict.fromkeys(files))  # a file named twice is read once
+
+    def vet_with_earlier(found: Mapping[str, TurbineSpec]) -> None:
+        if vet is not None:
+            vet({**specs, **found})
+
     for i, file in enumerate(each):
         try:
-            specs.update(_ingest(store, file, spec, known, rated_power, elevation, recorder))
+            specs.update(
+                _ingest(
+                    store, file, spec, known, rated_power, elevation, recorder, vet_with_earlier
+                )
+            )
         except (*USER_ERRORS, typer.Exit) as error:
             if len(each) > 1:
                 _note_stopped(error, file, done=each[:i], not_read=each[i + 1 :])
             raise
     _warn_sea_level(specs, known, elevation)
     return specs
+
+
+def _one_rated_power(specs: Mapping[str, TurbineSpec]) -> None:
+    """Refuse a --fleet of several rated powers before a file is stored: a rated power
+    mistyped in --assets would else be fixed in the store's cleaning of the file."""
+    try:
+        check_one_rated_power(specs, "--fleet")
+    except ValueError as error:
+        raise _fail(str(error)) from None
 
 
 def _note_stopped(error: BaseException, file: Path, done: list[Path], not_read: list[Path]) -> None:
@@ -951,7 +983,10 @@ def fit(
     until = _utc(train_until)
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
-        specs = _ingest_all(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+        specs = _ingest_all(
+            db, data, _spec(mapping), assets, rated_power, elevation, recorder,
+            vet=_one_rated_power if fleet else None,
+        )  # fmt: skip
         # A turbine without training readings is skipped, not fatal: the others' twins
         # are still wanted (and one refusal after some twins were saved left them saved).
         skipped = {a: _why_not_fitted(db, a, until) for a in specs}
@@ -1192,13 +1227,30 @@ def _write_table(frame: pd.DataFrame, path: Path) -> str:
     """Write ``frame`` to ``path`` (``-``: CSV to stdout); returns where it went, for
     the command's "wrote ... to" line."""
     if _to_stdout(path):
-        console.out(frame.to_csv(index=False), end="", highlight=False)
+        console.out(_iso_times(frame).to_csv(index=False), end="", highlight=False)
         return "stdout"
     if _table_kind(path, "the output") == "parquet":
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False)
+        _iso_times(frame).to_csv(path, index=False)
     return str(path)
+
+
+def _iso_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its times as ISO 8601 text in UTC (``2015-06-01T00:10:00+00:00``,
+    as the commands print times and read them back), not pandas' ``2015-06-01
+    00:10:00+00:00``."""
+    columns = {}
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
+            utc = frame[name].dt.tz_convert("UTC")
+            whole = bool(((utc.dt.microsecond == 0) & (utc.dt.nanosecond == 0)).all())
+            columns[name] = (
+                utc.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+                if whole
+                else utc.map(lambda time: time.isoformat(), na_action="ignore")
+            )
+    return frame.assign(**columns) if columns else frame
 
 
 def _warn_missing_optional(columns: dict[str, np.ndarray], twin: Twin) -> None:
@@ -1326,9 +1378,9 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
     return frame
 
 
-def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray) -> None:
+def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray, *, from_fleet: bool) -> None:
     """Say where a prediction rests on the prior, not on readings."""
-    note = unseen_note(seen, wind_speed)
+    note = unseen_note(seen, wind_speed, from_fleet=from_fleet)
     if note is not None:
         _warn(note)
 
@@ -1396,7 +1448,11 @@ def predict(
             raise _fail(f"{input}: {error}") from None
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
         if isinstance(loaded.emulator, BayesianBasisRegression):
-            _warn_unseen(loaded.emulator.seen(columns), columns["wind_speed"])
+            _warn_unseen(
+                loaded.emulator.seen(columns),
+                columns["wind_speed"],
+                from_fleet=loaded.emulator.prior_covariance is not None,
+            )
             _warn_outside_range(loaded.emulator, columns, loaded)
     quantiles = predictive.quantile([0.05, 0.5, 0.95])
     result = frame.assign(
@@ -1416,7 +1472,11 @@ def whatif(
     derate: Annotated[float | None, typer.Option(help="Cap power at this value [kW].")] = None,
     stop: Annotated[bool, typer.Option(help="Stop the turbine.")] = False,
     scale: Annotated[
-        float | None, typer.Option(help="Scale power, e.g. 0.97 for a 3 % loss.")
+        float | None,
+        typer.Option(
+            help="Scale power by this factor in [0, 1.25], e.g. 0.97 for a 3 % loss (power "
+            "at rated scales too)."
+        ),
     ] = None,
     start: Annotated[
         datetime | None,
@@ -1531,7 +1591,11 @@ def whatif(
             except ValueError as error:
                 raise _fail(f"{input}: {error}") from None
         if isinstance(live.emulator, BayesianBasisRegression):
-            _warn_unseen(live.emulator.seen(inputs), inputs["wind_speed"])
+            _warn_unseen(
+                live.emulator.seen(inputs),
+                inputs["wind_speed"],
+                from_fleet=live.emulator.prior_covariance is not None,
+            )
             _warn_outside_range(live.emulator, inputs, live)
         source = (
             recorder.file_entity(input)
@@ -1587,7 +1651,30 @@ def whatif(
     console.print(table)
     _say_coverage(inputs, len(frame), step_hours)
     console.print("brackets: 90 % intervals; branch and live twin share random numbers")
+    _say_rated_out_of_reach(rated, derate, scale, stop)
     console.print(f"where it came from: twinweave provenance {result_id} --store {store}")
+
+
+def _say_rated_out_of_reach(
+    rated: float, derate: float | None, scale: float | None, stop: bool
+) -> None:
+    """Say why a branch capped below rated power has no hours at rated: they count
+    hours at the nameplate rating, not at the branch's cap."""
+    at_rated = HoursAtRated(rated)
+    threshold = at_rated.fraction * rated
+    ceiling = min(
+        rated,
+        rated if derate is None else derate,
+        rated if scale is None else scale * rated,
+        0.0 if stop else rated,
+    )
+    if ceiling < threshold:
+        console.print(
+            f"hours_at_rated counts hours at {at_rated.fraction:.0%} or more of the rated "
+            f"power, {threshold:g} of {rated:g} kW; the branch's power stays at or below "
+            f"{ceiling:g} kW, so it has none",
+            highlight=False,
+        )
 
 
 #: Steps between times below which the usual step is a guess, said as one.
@@ -1828,9 +1915,11 @@ def quarantine(
         return
     counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
     n_readings = rows[["source_sha256", "source_row"]].drop_duplicates().shape[0]
+    n_blanked = int(rows["blanked"].sum())
     table = Table(
         title=f"quarantine: {len(rows)} failed checks of {n_readings} readings "
-        "(a reading can fail several)"
+        "(a reading can fail several"
+        + (f"; {n_blanked} blanked a value and kept the reading)" if n_blanked else ")")
     )
     for column in ("asset_id", "check", "rows"):
         table.add_column(column)
@@ -2089,7 +2178,8 @@ def monitor(
             raise _fail(str(error)) from None
         alarms = [
             f"{asset_id} {alarm.time:%Y-%m-%d} (run from {alarm.start:%Y-%m-%d}, "
-            f"{alarm.run_length} days, CUSUM {alarm.statistic:.1f})"
+            f"{alarm.run_length} day{'' if alarm.run_length == 1 else 's'}, "
+            f"CUSUM {alarm.statistic:.1f})"
             for asset_id, result in results.items()
             for alarm in result.alarms
         ]

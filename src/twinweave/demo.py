@@ -51,6 +51,7 @@ from twinweave.report import (
     write_demo_report,
 )
 from twinweave.transfer import (
+    MIN_TWINS_WITH_READINGS,
     FleetPosterior,
     FleetPrior,
     Population,
@@ -295,10 +296,9 @@ def fit_fleet(
 #: coverage, in a third of the rounds (docs/FEDERATED.md).
 FLEET_TOL = 1e-4
 #: Turbines a fleet needs for ``pooled``: each twin starts from the *others*, and the
-#: spread between twins cannot be learned from one (EM drives it towards zero, and a
-#: twin born from it is overconfident: on a synthetic fleet, 90 % intervals covering
-#: 0.14-0.28 from one other twin, 0.95 from three).
-MIN_FLEET = 3
+#: spread between twins cannot be learned from one
+#: (:data:`~twinweave.transfer.MIN_TWINS_WITH_READINGS`).
+MIN_FLEET = MIN_TWINS_WITH_READINGS + 1
 
 
 def check_fleet_turbines(specs: Mapping[str, TurbineSpec], name: str) -> None:
@@ -312,6 +312,12 @@ def check_fleet_turbines(specs: Mapping[str, TurbineSpec], name: str) -> None:
             f"turbines with training readings (the spread between turbines is learned from "
             f"them); found {len(specs)} in all ({', '.join(specs)})"
         )
+    check_one_rated_power(specs, name)
+
+
+def check_one_rated_power(specs: Mapping[str, TurbineSpec], name: str) -> None:
+    """Refuse turbines of several rated powers for one fleet (one population is one
+    type); ``name`` is the option or argument a message names."""
     rated: dict[float, list[str]] = {}
     for asset_id, spec in specs.items():
         rated.setdefault(spec.rated_power, []).append(asset_id)

@@ -55,11 +55,61 @@ def test_a_scale_must_be_a_number(factor: object) -> None:
 
 
 @pytest.mark.parametrize("factor", [-0.1, 1.5, float("nan"), float("inf")])
-def test_a_scale_the_predictive_cannot_follow_is_refused(factor: float) -> None:
-    # Past about 1.3 the scaled curve crosses rated power where the kept bound masses no
-    # longer describe it: samples and quantiles would contradict the mean.
+def test_a_scale_outside_its_range_is_refused(factor: float) -> None:
     with pytest.raises(ValueError, match=r"factor: expected a scale in \[0, 1.25\]"):
         ScaleTarget(factor)
+
+
+def turbine_hurdle() -> CensoredNormal:
+    """Power at cut-in, mid curve and near rated, with given masses at 0 and rated."""
+    return CensoredNormal(
+        [20.0, 900.0, 2000.0],
+        [40.0**2, 120.0**2, 90.0**2],
+        lower=0.0,
+        upper=2050.0,
+        lower_mass=[0.4, 0.0, 0.0],
+        upper_mass=[0.0, 0.01, 0.55],
+        units="kW",
+    )
+
+
+@pytest.mark.parametrize("make", [power, turbine_hurdle])
+@pytest.mark.parametrize("factor", [0.0, 0.5, 0.97, 1.0, 1.1, 1.25])
+def test_a_scaled_target_is_the_scaled_power_clipped_to_its_bounds(
+    make: object, factor: float
+) -> None:
+    before = make()  # type: ignore[operator]
+    after = ScaleTarget(factor).apply_predictive(before)
+    # Quantiles follow a monotone map: those of min(factor * Y, rated).
+    levels = np.array([0.01, 0.05, 0.3, 0.5, 0.7, 0.95, 0.99])
+    np.testing.assert_allclose(
+        after.quantile(levels),
+        np.minimum(factor * before.quantile(levels), 2050.0),
+        rtol=1e-9,
+        atol=1e-9,
+    )
+    # So does the mean where nothing is clipped; above 1 it loses what passes rated.
+    if factor <= 1.0:
+        np.testing.assert_allclose(after.mean, factor * before.mean, rtol=1e-9, atol=1e-9)
+    draws = np.minimum(factor * before.sample(200_000, seed=3), 2050.0)
+    np.testing.assert_allclose(after.mean, draws.mean(axis=0), rtol=0.01, atol=0.5)
+    for value in (0.5 * 2050.0, 0.9 * 2050.0):
+        np.testing.assert_allclose(
+            after.cdf(np.full(3, value)), (draws <= value).mean(axis=0), atol=0.005
+        )
+
+
+def test_half_the_power_halves_a_turbine_at_rated_and_zero_stops_it() -> None:
+    # The branch the walk-through found: at 20 m/s a turbine sits at rated power.
+    at_rated = CensoredNormal(
+        [2300.0], [60.0**2], lower=0.0, upper=2050.0, lower_mass=[0.0], upper_mass=[0.97]
+    )
+    assert float(ScaleTarget(0.5).apply_predictive(at_rated).mean[0]) == pytest.approx(
+        0.5 * float(at_rated.mean[0])
+    )
+    stopped = ScaleTarget(0.0).apply_predictive(at_rated)
+    assert float(stopped.mean[0]) == 0.0
+    np.testing.assert_array_equal(stopped.quantile([0.05, 0.95]), 0.0)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from twinweave.data import (
     ColumnSpec,
     DataError,
     DuplicateTimestamps,
+    FrozenSensor,
     RangeCheck,
     RequireFinite,
     SourceSpec,
@@ -79,6 +80,7 @@ def test_clean_partitions_raw_into_observations_and_quarantine() -> None:
         "float64",
         "string",
         "string",
+        "bool",
     ]
     # Ordered by reading, then by check; one row per failed check.
     assert list(
@@ -213,6 +215,66 @@ def test_stuck_sensor_flags_runs_of_n_repeats_per_asset_in_time_order() -> None:
 def test_stuck_runs_do_not_cross_assets() -> None:
     raw = frame([4.0, 4.0, 4.0, 4.0], assets=["T1", "T1", "T2", "T2"], minutes=[0, 10, 0, 10])
     assert len(StuckSensor("wind_speed", n_repeats=3)(raw)) == 0
+
+
+def thermometer(
+    temps: list[float], minutes: list[int], assets: list[str] | None = None
+) -> pd.DataFrame:
+    raw = frame([6.0] * len(temps), assets=assets, minutes=minutes, power=[400.0] * len(temps))
+    return raw.assign(temp_air=np.asarray(temps, dtype=np.float64))
+
+
+def test_a_frozen_thermometer_is_blanked_and_its_readings_kept() -> None:
+    # T1 holds 12.5 degC for 4 h (25 readings) then moves; T2 for 3 h 50 min only.
+    hours_4 = list(range(0, 250, 10))
+    raw = thermometer(
+        [12.5] * 25 + [12.6] + [8.0] * 24,
+        minutes=[*hours_4, 250, *range(0, 240, 10)],
+        assets=["T1"] * 26 + ["T2"] * 24,
+    )
+    observations, quarantine = clean(raw, [FrozenSensor("temp_air")])
+    # Every reading is kept; only T1's run loses its temperature.
+    assert observations["source_row"].tolist() == list(range(50))
+    assert observations["temp_air"].isna().tolist() == [True] * 25 + [False] * 25
+    assert observations["power"].tolist() == [400.0] * 50
+    assert quarantine["source_row"].tolist() == list(range(25))
+    assert quarantine["blanked"].all() and set(quarantine["variable"]) == {"temp_air"}
+    assert quarantine["value"].tolist() == [12.5] * 25  # the value as read
+    assert quarantine["reason"].iloc[0] == (
+        "temp_air = 12.5 degC held for 4.0 h on 25 readings of this asset, 2014-01-01 "
+        "00:00 to 2014-01-01 04:00 UTC; expected a live sensor's value to change within "
+        "4 h (temp_air blanked, the reading kept)"
+    )
+
+
+def test_a_frozen_run_is_judged_by_time_not_by_readings() -> None:
+    # Hourly readings: 5 equal ones span 4 h; minute readings: 200 equal span 3 h 19 min.
+    hourly = thermometer([3.0] * 5, minutes=[60 * i for i in range(5)])
+    assert len(FrozenSensor("temp_air")(hourly)) == 5
+    by_minute = thermometer([3.0] * 200, minutes=list(range(200)))
+    assert len(FrozenSensor("temp_air")(by_minute)) == 0
+    # A gap of more than max_gap_hours ends a run; so does a missing value.
+    gapped = thermometer([3.0] * 6, minutes=[0, 60, 120, 300, 360, 420])
+    assert len(FrozenSensor("temp_air")(gapped)) == 0
+    assert len(FrozenSensor("temp_air", max_gap_hours=3.0)(gapped)) == 6
+    holed = thermometer([3.0, 3.0, 3.0, math.nan, 3.0, 3.0], minutes=[0, 60, 120, 180, 240, 300])
+    assert len(FrozenSensor("temp_air", min_hours=2.0)(holed)) == 3
+    for field in ("min_hours", "max_gap_hours"):
+        with pytest.raises(ValueError, match=f"{field}: expected a positive number of hours"):
+            FrozenSensor("temp_air", **{field: 0.0})
+
+
+def test_a_reading_set_aside_by_another_check_stays_aside_when_a_value_is_blanked() -> None:
+    raw = thermometer([7.0] * 30, minutes=list(range(0, 300, 10)))
+    raw.loc[3, "wind_speed"] = 55.0
+    observations, quarantine = clean(
+        raw, [RangeCheck("wind_speed", 0, 40), FrozenSensor("temp_air")]
+    )
+    assert 3 not in observations["source_row"].tolist() and len(observations) == 29
+    assert observations["temp_air"].isna().all()
+    assert quarantine[quarantine["source_row"] == 3]["check"].tolist() == ["range", "frozen_sensor"]
+    # The raw frame given to clean is left as it was.
+    assert raw["temp_air"].notna().all()
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ def scada(
                 "value": rows[variable],
                 "check": check,
                 "reason": reason,
+                "blanked": False,
             }
         )
 
@@ -242,7 +243,7 @@ def test_quarantine_lists_by_asset_and_check(
         assert len(everything) == len(quarantine)
         assert list(everything.columns) == [
             "asset_id", "time", "source_row", "variable", "value", "check", "reason",
-            "source_file", "source_sha256",
+            "blanked", "source_file", "source_sha256",
         ]  # fmt: skip
         # Which file a source_row counts in: a store holds several.
         assert set(everything["source_file"]) == {info.path}
@@ -625,7 +626,7 @@ raw = pd.DataFrame({
 quarantine = pd.DataFrame({
     "asset_id": raw["asset_id"].iloc[:1000], "time": raw["time"].iloc[:1000],
     "source_row": raw["source_row"].iloc[:1000], "variable": "power",
-    "value": raw["power"].iloc[:1000], "check": "range", "reason": "test",
+    "value": raw["power"].iloc[:1000], "check": "range", "reason": "test", "blanked": False,
 })
 info = SourceInfo("big.csv", "f" * 64, n_rows)
 
@@ -886,10 +887,11 @@ ADDED_BY_FORMAT = {
     ),
     3: (("model_versions", "parent_id"),),
     4: (("sources", "settings"),),
+    5: (("quarantine", "blanked"),),
 }
 
 
-@pytest.mark.parametrize("old", [1, 2, 3])
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
 def test_a_store_of_an_older_format_is_read_and_upgraded(
     filled: tuple[Path, SourceInfo, IngestSummary], tmp_path: Path, old: int
 ) -> None:
@@ -906,7 +908,11 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
                     connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         connection.execute(f"UPDATE meta SET value = '{old}' WHERE key = 'format_version'")
     with Store(path, read_only=True) as store:
-        assert store.source_settings(info.sha256) is None  # not kept before format 4
+        if old < 4:
+            assert store.source_settings(info.sha256) is None  # not kept before format 4
+        # Before format 5 no value was blanked: every entry set its reading aside.
+        listed = store.quarantine()
+        assert len(listed) == summary.n_quarantine and not listed["blanked"].any()
         assert store.load_twin("T1").residual_correlation is None
         # A store older than format 3 did not say the twin was a branch.
         assert store.load_twin("T1-copy").is_branch == (old >= 3)
@@ -1034,3 +1040,64 @@ def test_a_forecasting_twins_correlation_saved_before_it_was_refused_is_left_out
         restored = store.load_twin("R1")
     assert restored.residual_correlation is None
     assert np.array_equal(restored.emulator.state()["mean_"], twin.emulator.state()["mean_"])
+
+
+def frozen_thermometer_file(minutes: Sequence[int], power: float = 500.0) -> pd.DataFrame:
+    """Raw readings of T1 every 10 minutes whose thermometer holds 9.0 degC throughout."""
+    return pd.DataFrame(
+        {
+            "asset_id": pd.array(["T1"] * len(minutes), dtype="string"),
+            "time": pd.Timestamp("2014-03-01", tz="UTC") + pd.to_timedelta(minutes, unit="min"),
+            "source_row": np.arange(len(minutes), dtype=np.int64),
+            "wind_speed": 5.0 + np.asarray(minutes) / 100.0,
+            "power": np.full(len(minutes), power),
+            "temp_air": np.full(len(minutes), 9.0),
+        }
+    )
+
+
+def test_a_blanked_value_keeps_its_reading_in_the_store_and_in_its_counts(
+    tmp_path: Path,
+) -> None:
+    from twinweave.data import FrozenSensor, RangeCheck, clean
+
+    checks = [RangeCheck("power", 0.0, 2100.0), FrozenSensor("temp_air")]
+    raw = frozen_thermometer_file(range(0, 300, 10))  # 5 h of one temperature
+    raw.loc[4, "power"] = -50.0  # and one reading out of range
+    observations, quarantine = clean(raw, checks)
+    path = tmp_path / "s.duckdb"
+    first = source(tmp_path, "first.csv", b"first", len(raw))
+    with Store(path) as store:
+        summary = store.ingest(first, raw, observations, quarantine)
+        assert summary.n_observations == 29 and summary.n_quarantine == 31
+        # Per file: n_raw = observations + readings set aside + n_skipped.
+        assert store.source_summary(first.sha256).to_dict("records") == [
+            {"asset_id": "T1", "raw": 30, "observations": 29, "quarantined": 1}
+        ]
+        stored = store.observations("T1")
+        assert len(stored) == 29 and stored["temp_air"].isna().all()
+        listed = store.quarantine(check="frozen_sensor")
+        assert len(listed) == 30 and listed["blanked"].all()
+        assert (listed["value"] == 9.0).all()
+        assert not store.quarantine(check="range")["blanked"].any()
+        recorder = store.recorder()
+        clean_record = recorder.get(str(recorder.get(summary.quarantine_entity).generated_by))
+        assert clean_record is not None
+        assert clean_record.attributes["n_quarantined_readings"] == 1
+
+    # A later export overlapping the last hour, its thermometer still frozen: the same
+    # readings as read are skipped, not taken for copies with other values because the
+    # stored ones' temp_air was blanked, nor listed twice in the quarantine.
+    later_raw = frozen_thermometer_file(range(240, 600, 10))
+    observations, quarantine = clean(later_raw, checks)
+    assert observations["temp_air"].isna().all()
+    later = source(tmp_path, "later.csv", b"later", len(later_raw))
+    with Store(path) as store:
+        summary = store.ingest(later, later_raw, observations, quarantine)
+        assert summary.n_skipped == 6 and summary.n_observations == 30
+        assert len(store.quarantine(check="duplicate_across_sources")) == 0
+        frozen = store.quarantine(check="frozen_sensor")
+        from_later = frozen[frozen["source_sha256"] == later.sha256]
+        assert len(frozen) == 60 and from_later["source_row"].tolist() == list(range(6, 36))
+        assert store.source_summary(later.sha256)["quarantined"].tolist() == [0]
+        assert len(store.observations("T1")) == 29 + 30

@@ -221,6 +221,10 @@ def test_metrics_json_holds_each_turbine_the_pool_and_the_attribution(
     assert overall["rmse_kw"] == pytest.approx(expected_rmse)
     assert overall["coverage90"] == pytest.approx((4320 * 0.9 + 2880 * 0.8) / 7200)
     assert overall["n"] == 7200
+    # Counts are integers, as a schema or a script comparing them expects (50004.0 was).
+    counts = [overall["n"], overall["n_turbines"], document["periods"]["A"]["n_scored"]]
+    counts += [document["turbines"][t][key] for t in ("A", "B") for key in ("n", "n_alarms")]
+    assert all(type(count) is int for count in counts), counts
     assert document["targets"]["coverage90"] == [0.87, 0.93]
     assert [q["metric"] for q in document["whatif"]["quantities"]] == [
         "energy",
@@ -340,6 +344,26 @@ def table_row(page: str, table_id: str, label: str) -> list[str]:
     row = re.search(rf'<tr><th scope="row">{re.escape(label)}</th>(.*?)</tr>', table[1], re.S)
     assert row is not None, f"no row {label} in {table_id}"
     return [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row[1])]
+
+
+def test_a_bin_under_the_band_is_shown_before_a_lower_bin_of_too_few_readings(
+    tmp_path: Path, turbines: list[TurbineResult]
+) -> None:
+    # The walk-through's R80721: the lowest bin (0.676) had 71 readings, too few to
+    # judge, while the verdict "under" came from a bin of 2,397 at 0.849.
+    a = with_live_scores(turbines[0], 70.0, 0.91)
+    evaluation = a.evaluation.copy()
+    few = (evaluation["wind_speed"] >= 13.0) & (evaluation["wind_speed"] < 14.0)
+    assert 0 < few.sum() < 144
+    evaluation.loc[few, "power"] = evaluation.loc[few, "q05"] - 50.0
+    bins = coverage_by_wind_speed(evaluation)
+    lowest = float(bins.coverage[bins.counts > 0].min())
+    assert lowest == 0.0
+    metrics = dict(a.metrics) | {"coverage90_min_bin": lowest}
+    a = TurbineResult(a.asset_id, evaluation, metrics, a.power_curve)
+    index = write_demo_report(tmp_path, [a], None, title="t", attribution="data: test")
+    row = table_row(index.read_text(encoding="utf-8"), "live-table", "A")
+    assert row[7] == "0.838 under (lowest 0.000: too few)"
 
 
 def test_live_scores_are_shown_beside_the_frozen_ones_and_pooled(

@@ -571,7 +571,9 @@ def test_available_is_a_function_of_the_round(
             fit(lambda _: None)
     with pytest.raises(ValueError, match="available: round 1 names no twin"):
         fit_gossip(fleet, graph, prior, available=lambda _: [])
-    with pytest.raises(ValueError, match=r"round 1: the present twins are not connected .* 2 par"):
+    # T0 and T2 of a ring of four are not neighbours: each is a part of its own.
+    split = r"round 1: the present twins are not connected .* 2 parts, \['T0'\] and \['T2'\]\)"
+    with pytest.raises(ValueError, match=split):
         fit_gossip(fleet, graph, prior, available=lambda _: ["T0", "T2"])
 
 
@@ -1003,3 +1005,22 @@ def test_fits_print_what_they_hold_not_their_arrays() -> None:
     summary = local_step(stats["T0"], fit.population)
     for shown in (federated, gossip, fit.population, prior, summary):
         assert "array(" not in repr(shown) and len(repr(shown)) < 200, repr(shown)
+
+
+def test_a_fleet_of_one_twin_with_readings_is_warned_of() -> None:
+    # The API fitted it silently, while `twinweave fit --fleet` refuses it: from one twin
+    # the spread between twins tends to zero and a new twin's intervals are too narrow.
+    prior = FleetPrior.from_emulator(emulator())
+    one = {"T0": TwinStatistics.from_emulator(twin(1.0))}
+    empty = TwinStatistics.from_emulator(emulator())
+    said = r"1 twin\(s\) with readings \(stats\['T0'\]\) of 2: the spread between twins"
+    with pytest.warns(UserWarning, match=said):
+        fit_central({**one, "new": empty}, prior)
+    with pytest.warns(UserWarning, match=r"1 twin\(s\) with readings .* of 1: the spread"):
+        fit_gossip(one, nx.complete_graph(list(one)), prior)
+    with pytest.warns(UserWarning, match=r"1 twin\(s\) with readings .* of 1: the spread"):
+        fit_federated(FleetPooling(prior, ["default"]), one)
+    two = {**one, "T1": TwinStatistics.from_emulator(twin(1.1))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_central(two, prior)

@@ -747,8 +747,14 @@ class CensoredNormal:
         return CensoredNormal(**self._arguments(**changes))
 
     def scaled(self, factor: float) -> CensoredNormal:
-        """The latent Gaussian scaled by ``factor`` (mean, noise and shared factor; a
-        deferred factor stays deferred); bounds and given bound masses stay."""
+        """The distribution of ``factor * Y``, for ``factor > 0``.
+
+        The latent Gaussian (mean, noise and shared factor; a deferred factor stays
+        deferred) and the bounds scale; given bound masses stay, as the mass at a bound
+        moves with it. Clip the result (:meth:`clipped`) to keep it within the old bounds.
+        """
+        if not factor > 0.0:
+            raise ValueError(f"factor: expected a positive scale, got {factor}")
         shared = self._factor
         if isinstance(shared, DeferredFactor):
             deferred = shared
@@ -761,7 +767,11 @@ class CensoredNormal:
         elif shared is not None:
             shared = shared * factor
         return self.replace(
-            loc=self.loc * factor, noise_var=self.noise_var * factor**2, factor=shared
+            loc=self.loc * factor,
+            noise_var=self.noise_var * factor**2,
+            factor=shared,
+            lower=self.lower * factor,
+            upper=self.upper * factor,
         )
 
     def with_bound_masses(

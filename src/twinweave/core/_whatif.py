@@ -132,16 +132,16 @@ class Stop:
 class ScaleTarget:
     """Changed parameter: the target scales by ``factor`` (a 3 % loss is ``0.97``).
 
-    The latent Gaussian scales; the bounds and any given bound masses stay (a stopped
-    turbine still delivers zero; the chance of reaching rated power is taken as unchanged,
-    a small error for factors near one).
+    The branch predicts ``factor * Y`` clipped to the target's bounds: every value
+    scales, the bounds' masses with them (a stopped turbine still delivers zero; one at
+    rated power delivers ``factor`` times rated, so 0.5 halves the energy, and 0 is a
+    stop). Above 1, what would pass the upper bound sits on it (a turbine at rated power
+    stays there).
     """
 
     factor: float
 
-    #: Largest factor taken: beyond it the scaled curve passes the upper bound where the
-    #: kept bound masses no longer describe it (at 1.5, a turbine's samples and quantiles
-    #: disagree with its mean by hundreds of standard errors).
+    #: Largest factor taken: a larger change of a power curve is a new twin.
     MAX_FACTOR: ClassVar[float] = 1.25
 
     def __post_init__(self) -> None:
@@ -159,7 +159,11 @@ class ScaleTarget:
         return inputs
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
-        return predictive.scaled(self.factor)
+        lower, upper = predictive.lower, predictive.upper
+        if self.factor == 0.0:
+            zero = min(max(0.0, lower), upper)
+            return predictive.clipped(zero, zero)
+        return predictive.scaled(self.factor).clipped(lower, upper)
 
     def describe(self) -> str:
         return f"scale target by {self.factor:g}"

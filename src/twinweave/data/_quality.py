@@ -5,7 +5,9 @@ the quarantine rows (``docs/CONTRACTS.md``) of the readings it rejects, indexed 
 labels of those readings in ``frame``. :func:`clean` runs a chain of checks over a raw
 frame and splits it into observations (readings no check rejected) and the quarantine
 (one row per failed check of a reading). Nothing is dropped silently: every raw reading
-is either an observation or has at least one quarantine row saying why not.
+is either an observation or has at least one quarantine row saying why not, and a value
+a check blanked (a reading kept without one faulty variable, as by
+:class:`FrozenSensor`) has its row, with the value as read.
 
 Every check is vectorised over the whole frame; there is no per-row Python.
 """
@@ -39,6 +41,7 @@ QUARANTINE_COLUMNS: Final[tuple[str, ...]] = (
     "value",
     "check",
     "reason",
+    "blanked",
 )
 
 
@@ -48,7 +51,8 @@ class Check(Protocol):
 
     ``__call__`` returns a quarantine frame (columns :data:`QUARANTINE_COLUMNS`) with one
     row per rejected reading, indexed by that reading's label in ``frame``; build it with
-    :func:`quarantine_rows`.
+    :func:`quarantine_rows`. A row with ``blanked`` true sets only its ``variable`` to
+    missing and keeps the reading (unless another row sets the reading aside).
     """
 
     @property
@@ -97,6 +101,7 @@ def quarantine_rows(
     reason: str,
     value: ArrayLike | float = math.nan,
     fields: Mapping[str, ArrayLike] | None = None,
+    blanked: bool = False,
 ) -> pd.DataFrame:
     """Quarantine rows for the readings of ``frame`` where ``mask`` is true.
 
@@ -119,6 +124,9 @@ def quarantine_rows(
         The offending value per row of ``frame`` (or one for all) [variable's unit].
     fields
         Extra per-row arrays, aligned with ``frame``, for the ``reason`` template.
+    blanked
+        Whether the check blanks ``variable`` (sets it to missing) and keeps the
+        reading, rather than setting the reading aside.
 
     Returns
     -------
@@ -157,6 +165,7 @@ def quarantine_rows(
             "value": values,
             "check": pd.array([check] * n_selected, dtype="string"),
             "reason": text.array,
+            "blanked": np.full(n_selected, blanked),
         },
         index=index,
     )
@@ -172,6 +181,7 @@ def _empty_quarantine() -> pd.DataFrame:
             "value": np.array([], dtype=np.float64),
             "check": pd.array([], dtype="string"),
             "reason": pd.array([], dtype="string"),
+            "blanked": np.array([], dtype=bool),
         }
     )
 
@@ -187,7 +197,8 @@ def clean(raw: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.DataFrame, pd.
     """Split a raw frame into observations and quarantine.
 
     Every check sees the whole raw frame, so a reading failing several checks has one
-    quarantine row per failed check.
+    quarantine row per failed check. A reading whose only rows are ``blanked`` is kept
+    with those variables set to missing.
 
     Parameters
     ----------
@@ -200,7 +211,8 @@ def clean(raw: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.DataFrame, pd.
     Returns
     -------
     observations
-        The readings no check rejected, in raw order, with a fresh index.
+        The readings no check set aside, in raw order, with a fresh index; the values
+        checks blanked are missing.
     quarantine
         One row per failed check of a reading, ordered by reading then check.
 
@@ -231,8 +243,16 @@ def clean(raw: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.DataFrame, pd.
     quarantine = _concat(parts)
     # A stable sort by reading keeps each reading's rows in check order.
     quarantine = quarantine.iloc[np.argsort(quarantine.index.to_numpy(), kind="stable")]
+    labels = quarantine.index.to_numpy(dtype=np.intp)
+    blanked = quarantine["blanked"].to_numpy(dtype=bool)
     failed = np.zeros(len(work), dtype=bool)
-    failed[quarantine.index.to_numpy(dtype=np.intp)] = True
+    failed[labels[~blanked]] = True
+    if blanked.any():
+        work = work.copy()
+        variables = quarantine["variable"].to_numpy(dtype=object)
+        for variable in pd.unique(variables[blanked]):
+            at = labels[blanked & (variables == variable)]
+            work.loc[at, str(variable)] = np.nan
     observations = work.loc[~failed].reset_index(drop=True)
     return observations, quarantine.reset_index(drop=True)
 
@@ -637,29 +657,9 @@ class StuckSensor:
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         values = require_column(frame, self.variable, self.name)
-        asset = _asset_codes(frame)
-        order = np.lexsort((frame["source_row"].to_numpy(), _time_ns(frame), asset))
-        sorted_values = values[order]
-        sorted_asset = asset[order]
-        # NaN != NaN, so missing values never continue a run.
-        continues = (sorted_values[1:] == sorted_values[:-1]) & (
-            sorted_asset[1:] == sorted_asset[:-1]
-        )
-        run = np.concatenate(([0], np.cumsum(~continues)))
-        run_length = np.bincount(run)
-        starts = np.flatnonzero(np.concatenate(([True], ~continues)))
-        source_row = frame["source_row"].to_numpy()[order]
-        first_row = source_row[starts]
-        last_row = source_row[np.concatenate((starts[1:], [len(order)])) - 1]
-        stuck_sorted = run_length[run] >= self.n_repeats
-        stuck = np.zeros(len(frame), dtype=bool)
-        stuck[order] = stuck_sorted
-        length = np.zeros(len(frame), dtype=np.int64)
-        length[order] = run_length[run]
-        first = np.zeros(len(frame), dtype=np.int64)
-        first[order] = first_row[run]
-        last = np.zeros(len(frame), dtype=np.int64)
-        last[order] = last_row[run]
+        runs = _EqualRuns.of(frame, values)
+        length = runs.ends - runs.starts + 1
+        stuck = runs.per_reading(length >= self.n_repeats)
         unit = _unit_of(self.variable)
         suffix = f" {unit}" if unit else ""
         return quarantine_rows(
@@ -671,5 +671,141 @@ class StuckSensor:
             reason=f"{self.variable} = {{value}}{suffix} on {{length}} consecutive readings "
             "of this asset (source rows {first} to {last}); expected a value that changes "
             f"within {self.n_repeats} readings",
-            fields={"length": length, "first": first, "last": last},
+            fields={
+                "length": runs.per_reading(length),
+                "first": runs.per_reading(runs.source_rows[runs.starts]),
+                "last": runs.per_reading(runs.source_rows[runs.ends]),
+            },
         )
+
+
+@dataclass(frozen=True)
+class FrozenSensor:
+    """Blank ``variable`` where it holds one value for ``min_hours`` or longer; the
+    reading is kept.
+
+    Readings are taken per asset in time order. A run is consecutive readings of one
+    asset with exactly the same value, each within ``max_gap_hours`` of the one before
+    (a longer gap in the data ends it; missing values never form one). Where a run lasts
+    ``min_hours`` or longer from its first reading to its last, ``variable`` is blanked
+    in each of its readings: set to missing in the observations, with a quarantine row
+    (``blanked`` true) giving the value as read and why. The other variables of those
+    readings are kept, so a frozen thermometer costs the readings their temperature (the
+    power-curve emulator then uses the site's mean air density), not their power.
+
+    It is the persistence test of automatic weather stations' quality control
+    (Zahumenský 2004, *Guidelines on Quality Control Procedures for Data from Automatic
+    Weather Stations*, WMO CBS/OPAG-IOS/ET AWS-3/Doc. 4(1)), which flags an air
+    temperature that moves less than 0.1 degC in 60 minutes, with a longer span: 10-minute
+    averages on La Haute Borne, in 0.1 degC steps, hold one value for up to 2.5 hours on a
+    calm night, while R80721's thermometer stood at 32.2 and then 34.5 degC for 6.3 and
+    12 hours on 8-9 June 2014, through the night. Time, not a count of readings, sets
+    the span, so data sampled every minute or every hour is judged alike.
+
+    Parameters
+    ----------
+    variable
+        Glossary name, for example ``"temp_air"``.
+    min_hours
+        Shortest time [h] from first to last reading of a run that counts as frozen.
+    max_gap_hours
+        Longest time [h] between two readings of one run.
+    """
+
+    variable: str
+    min_hours: float = 4.0
+    max_gap_hours: float = 1.0
+
+    def __post_init__(self) -> None:
+        for field, value in (("min_hours", self.min_hours), ("max_gap_hours", self.max_gap_hours)):
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(
+                    f"FrozenSensor({self.variable!r}): {field}: expected a positive number "
+                    f"of hours, got {value}"
+                )
+
+    @property
+    def name(self) -> str:
+        return "frozen_sensor"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = require_column(frame, self.variable, self.name)
+        hour = 3_600 * 10**9
+        runs = _EqualRuns.of(frame, values, max_gap_ns=round(self.max_gap_hours * hour))
+        duration = runs.times[runs.ends] - runs.times[runs.starts]
+        frozen_runs = duration >= round(self.min_hours * hour)
+        unit = _unit_of(self.variable)
+        suffix = f" {unit}" if unit else ""
+        # Times as text for the frozen runs only: formatting every run's would be slow.
+        first, last = (np.full(len(runs.starts), "", dtype=object) for _ in range(2))
+        for text, at in ((first, runs.starts), (last, runs.ends)):
+            times = pd.to_datetime(runs.times[at[frozen_runs]], utc=True)
+            text[frozen_runs] = np.asarray(times.strftime("%Y-%m-%d %H:%M"), dtype=object)
+        return quarantine_rows(
+            frame,
+            runs.per_reading(frozen_runs),
+            check=self.name,
+            variable=self.variable,
+            value=values,
+            reason=f"{self.variable} = {{value}}{suffix} held for {{hours}} h on {{length}} "
+            "readings of this asset, {first} to {last} UTC; expected a live sensor's value "
+            f"to change within {self.min_hours:g} h ({self.variable} blanked, the reading "
+            "kept)",
+            fields={
+                "hours": runs.per_reading(np.round(duration / hour, 1)),
+                "length": runs.per_reading(runs.ends - runs.starts + 1),
+                "first": runs.per_reading(first),
+                "last": runs.per_reading(last),
+            },
+            blanked=True,
+        )
+
+
+@dataclass(frozen=True)
+class _EqualRuns:
+    """Runs of exactly equal consecutive values, per asset in time order.
+
+    ``order`` sorts the frame's rows by asset, time and source row; ``starts`` and
+    ``ends`` are the sorted positions of each run's first and last reading; ``times``
+    [ns] and ``source_rows`` are in sorted order.
+    """
+
+    order: NDArray[np.intp]
+    run: NDArray[np.intp]
+    starts: NDArray[np.intp]
+    ends: NDArray[np.intp]
+    times: NDArray[np.int64]
+    source_rows: NDArray[np.int64]
+
+    @classmethod
+    def of(
+        cls, frame: pd.DataFrame, values: FloatArray, max_gap_ns: int | None = None
+    ) -> _EqualRuns:
+        asset = _asset_codes(frame)
+        time = _time_ns(frame)
+        source_row = frame["source_row"].to_numpy(dtype=np.int64)
+        order = np.lexsort((source_row, time, asset))
+        sorted_values, sorted_asset, times = values[order], asset[order], time[order]
+        # NaN != NaN, so missing values never continue a run.
+        continues = (sorted_values[1:] == sorted_values[:-1]) & (
+            sorted_asset[1:] == sorted_asset[:-1]
+        )
+        if max_gap_ns is not None:
+            continues &= np.diff(times) <= max_gap_ns
+        breaks = np.concatenate(([True], ~continues))
+        starts = np.flatnonzero(breaks)
+        ends = np.concatenate((starts[1:], [len(order)])) - 1
+        return cls(
+            order=order,
+            run=np.cumsum(breaks) - 1,
+            starts=starts,
+            ends=ends,
+            times=times,
+            source_rows=source_row[order],
+        )
+
+    def per_reading(self, per_run: NDArray[Any]) -> NDArray[Any]:
+        """A value per run, spread to each reading of the run, in the frame's row order."""
+        spread = np.empty(len(self.order), dtype=per_run.dtype)
+        spread[self.order] = per_run[self.run]
+        return spread

@@ -51,11 +51,12 @@ from twinweave.provenance import ProvRecord, Recorder
 #: (version 2 added ``sources.n_skipped`` and the twins' residual
 #: correlation to ``model_versions``, version 3 the parent of a branch,
 #: ``model_versions.parent_id``, version 4 the settings a file was read and cleaned
-#: with, ``sources.settings``; from version 4 on, a model version may hold parameters a
-#: twinweave older than the fleet prior cannot construct its emulator from,
+#: with, ``sources.settings``, version 5 ``quarantine.blanked``, whether an entry
+#: blanked one value of a reading that was kept; from version 4 on, a model version may
+#: hold parameters a twinweave older than the fleet prior cannot construct its emulator from,
 #: ``prior_covariance`` and ``noise_target``, and a reader of format 3 is told to
 #: upgrade instead of failing on them).
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 #: Check name of a reading whose asset and time are already stored from another file
 #: with different values.
@@ -71,6 +72,7 @@ _UPGRADES: dict[int, tuple[tuple[str, str], ...]] = {
     ),
     3: (("model_versions", "parent_id VARCHAR"),),
     4: (("sources", "settings VARCHAR"),),
+    5: (("quarantine", "blanked BOOLEAN NOT NULL DEFAULT FALSE"),),
 }
 
 # Columns that identify a reading in raw and observation frames (docs/CONTRACTS.md).
@@ -126,7 +128,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     variable VARCHAR,
     value DOUBLE,
     "check" VARCHAR NOT NULL,
-    reason VARCHAR
+    reason VARCHAR,
+    blanked BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE TABLE IF NOT EXISTS model_versions (
     twin_id VARCHAR NOT NULL,
@@ -470,7 +473,9 @@ class Store:
           and which one is right is for a person to decide.
 
         Every row of the file stays in the raw table, so for each file
-        ``n_raw = n_observations + quarantined readings + n_skipped``.
+        ``n_raw = n_observations + quarantined readings + n_skipped``, where a
+        quarantined reading is one set aside (a reading kept with a value blanked is an
+        observation, and its ``blanked`` quarantine rows say which and why).
 
         Parameters
         ----------
@@ -512,9 +517,15 @@ class Store:
         known = set(self.variables())
         new_variables = tuple(v for v in variables if v not in known)
         asset_ids = tuple(sorted(pd.unique(raw["asset_id"].astype(str))))
-        observations, conflicts, n_skipped, overlapping = self._against_stored(info, observations)
+        observations, conflicts, skipped, overlapping = self._against_stored(
+            info, raw, observations
+        )
+        # A skipped reading's earlier verdict stands, values blanked in it included.
+        quarantine = quarantine.loc[
+            ~(quarantine["blanked"].to_numpy(dtype=bool) & quarantine["source_row"].isin(skipped))
+        ]
         quarantine, n_copies, also_overlapping = self._without_stored_copies(raw, quarantine)
-        n_skipped += n_copies
+        n_skipped = len(skipped) + n_copies
         overlapping = list(dict.fromkeys([*overlapping, *also_overlapping]))
         if len(conflicts):
             quarantine = pd.concat([quarantine, conflicts], ignore_index=True)
@@ -557,7 +568,11 @@ class Store:
                 # Entries (one per failed check) and the readings they are about: a
                 # reading can fail several checks.
                 "n_quarantine": len(quarantine),
-                "n_quarantined_readings": int(quarantine["source_row"].nunique()),
+                "n_quarantined_readings": int(
+                    quarantine.loc[
+                        ~quarantine["blanked"].to_numpy(dtype=bool), "source_row"
+                    ].nunique()
+                ),
                 "n_skipped": n_skipped,
                 "n_duplicates_across_sources": len(conflicts),
                 "checks": checks,
@@ -575,8 +590,10 @@ class Store:
             self._insert_chunks(
                 quarantine,
                 "quarantine",
-                'asset_id, time, source_row, variable, CAST(value AS DOUBLE), "check", reason',
-                f'{_SOURCE_COLUMN}, asset_id, time, source_row, variable, value, "check", reason',
+                'asset_id, time, source_row, variable, CAST(value AS DOUBLE), "check", reason, '
+                "CAST(blanked AS BOOLEAN)",
+                f'{_SOURCE_COLUMN}, asset_id, time, source_row, variable, value, "check", reason, '
+                "blanked",
                 info,
                 chunk_rows,
                 advance,
@@ -621,18 +638,23 @@ class Store:
         )
 
     def _against_stored(
-        self, info: SourceInfo, observations: pd.DataFrame
-    ) -> tuple[pd.DataFrame, pd.DataFrame, int, list[str]]:
+        self, info: SourceInfo, raw: pd.DataFrame, observations: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame, NDArray[np.int64], list[str]]:
         """Split cleaned readings by whether an earlier file holds their asset and time.
 
-        Returns the readings to store, quarantine rows of those whose values differ from
-        the stored reading's, the number of identical ones skipped, and the SHA-256 of
-        the earlier files that hold any of them (oldest first).
+        Each is compared as read (its row of ``raw``: a value the checks blanked is
+        compared as it was) with the stored raw readings. Returns the readings to store,
+        quarantine rows of those whose values differ from the stored reading's, the
+        source rows of the identical ones skipped, and the SHA-256 of the earlier files
+        that hold any of them (oldest first).
         """
         none = observations.iloc[:0]
-        matches, same, differences = self._stored_matches(observations)
+        # A source row is one data row of the file, so the index is unique.
+        at = pd.Index(raw["source_row"]).get_indexer(observations["source_row"])
+        as_read = raw.iloc[at].reset_index(drop=True)[observations.columns]
+        matches, same, differences = self._stored_matches(as_read)
         if matches.empty:
-            return observations, none, 0, []
+            return observations, none, np.zeros(0, dtype=np.int64), []
         rows = matches["row"].to_numpy(np.int64)
         identical = pd.Series(same).groupby(rows).any()
         skipped = identical.index.to_numpy()[identical.to_numpy()]
@@ -671,7 +693,8 @@ class Store:
         keep[conflicting] = False
         overlapping = list(dict.fromkeys(matches["sha256"].astype(str)))
         kept = observations.loc[keep].reset_index(drop=True)
-        return kept, conflicts.reset_index(drop=True), int(skipped.size), overlapping
+        skipped_rows = observations["source_row"].to_numpy(np.int64)[skipped]
+        return kept, conflicts.reset_index(drop=True), skipped_rows, overlapping
 
     def _stored_matches(
         self, frame: pd.DataFrame
@@ -739,8 +762,10 @@ class Store:
         Returns the quarantine rows to store, the number of readings skipped, and the
         SHA-256 of the earlier files that hold any quarantined reading of this file.
         """
-        # A reading is one data row of the file: its ``source_row``.
-        readings = raw.loc[raw["source_row"].isin(quarantine["source_row"])]
+        # A reading is one data row of the file: its ``source_row``. One kept with a value
+        # blanked is an observation, compared with the stored readings as one.
+        set_aside = quarantine.loc[~quarantine["blanked"].to_numpy(dtype=bool), "source_row"]
+        readings = raw.loc[raw["source_row"].isin(set_aside)]
         matches, same, _ = self._stored_matches(readings.reset_index(drop=True))
         if matches.empty:
             return quarantine, 0, []
@@ -832,9 +857,9 @@ class Store:
         -------
         pandas.DataFrame
             ``asset_id``; ``raw`` (rows of the file), ``observations`` (cleaned readings
-            stored from it) and ``quarantined`` (its rows with at least one quarantine
-            entry), sorted by asset. A reading an earlier file already holds is in
-            ``raw`` only.
+            stored from it) and ``quarantined`` (its rows set aside by a quarantine entry;
+            one kept with a value blanked is an observation), sorted by asset. A reading
+            an earlier file already holds is in ``raw`` only.
         """
         return self._con.execute(
             "SELECT r.asset_id, count(*) AS raw, "
@@ -844,7 +869,7 @@ class Store:
             f"  WHERE {_SOURCE_COLUMN} = $1) o "
             "  ON o.asset_id = r.asset_id AND o.source_row = r.source_row "
             f"LEFT JOIN (SELECT DISTINCT asset_id, source_row FROM quarantine "
-            f"  WHERE {_SOURCE_COLUMN} = $1) q "
+            f"  WHERE {_SOURCE_COLUMN} = $1 AND NOT blanked) q "
             "  ON q.asset_id = r.asset_id AND q.source_row = r.source_row "
             f"WHERE r.{_SOURCE_COLUMN} = $1 GROUP BY r.asset_id ORDER BY r.asset_id",
             [sha256],
@@ -1038,7 +1063,12 @@ class Store:
         if source_sha256 is not None:
             where.append(f"q.{_SOURCE_COLUMN} = $source")
             parameters["source"] = source_sha256
-        columns = ", ".join(f"q.{_quote(c)}" for c in QUARANTINE_COLUMNS)
+        # A store of format 4 or older opened read-only has no ``blanked``: it blanked none.
+        present = set(self._columns("quarantine"))
+        columns = ", ".join(
+            f"q.{_quote(c)}" if c in present else f"FALSE AS {_quote(c)}"
+            for c in QUARANTINE_COLUMNS
+        )
         frame = self._con.execute(
             f"SELECT {columns}, s.path AS source_file, q.{_SOURCE_COLUMN} FROM quarantine q "
             f"LEFT JOIN sources s ON s.sha256 = q.{_SOURCE_COLUMN} "

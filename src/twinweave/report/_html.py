@@ -48,7 +48,7 @@ th { background: #f1f4f8; }
 td.num { text-align: right; }
 td.pass { background: #dff3df; }
 td.fail { background: #f8dada; }
-td.few { color: #777; font-style: italic; }
+td.few, span.few { color: #777; font-style: italic; }
 td .verdict { font-size: 0.8em; font-weight: bold; }
 tfoot td, tfoot th { border-top: 2px solid #888; }
 figure.plot { margin: 0.6em 0 1.4em; }
@@ -188,11 +188,12 @@ def metrics_table(turbines: Sequence[TurbineResult], overall: Mapping[str, float
 
 
 def _min_bin_cell(turbine: TurbineResult, interval: tuple[str, str], lowest: float) -> str:
-    """``lowest``, the lowest coverage over the wind-speed bins (the score printed in
-    the terminal), marked "under" where a bin of enough readings falls under the band
-    (it may be another than the lowest) and "too few" where only bins of too few
-    readings do, which are listed on hover. Without the interval's columns, marked
-    as it is."""
+    """The lowest coverage over the wind-speed bins, ``lowest`` (the score printed in
+    the terminal), with a verdict. Where a bin of enough readings falls under the band,
+    the lowest such bin is shown, marked "under", and ``lowest`` beside it if a bin of
+    too few readings is lower; where only bins of too few readings do, ``lowest`` is
+    marked "too few". Bins of too few readings are listed on hover. Without the
+    interval's columns, ``lowest`` is marked as it is."""
     if not set(interval) <= set(turbine.evaluation.columns):
         if math.isfinite(lowest) and lowest < BIN_COVERAGE_TARGET[0]:
             return f'<td class="num fail">{lowest:.3f} <span class="verdict">under</span></td>'
@@ -211,11 +212,16 @@ def _min_bin_cell(turbine: TurbineResult, interval: tuple[str, str], lowest: flo
     hover = escape(f"too few to judge: {listed}" if listed else "every bin judged")
     failing = judged & (bins.coverage < BIN_COVERAGE_TARGET[0])
     if failing.any():
-        # The score and these bins agree on the readings the page was given.
-        lowest = min(lowest, float(bins.coverage[failing].min()))
+        worst = int(np.flatnonzero(failing)[np.argmin(bins.coverage[failing])])
+        shown = float(bins.coverage[worst])
+        also = (
+            f' <span class="few">(lowest {lowest:.3f}: too few)</span>'
+            if math.isfinite(lowest) and round(lowest, 3) < round(shown, 3)
+            else ""
+        )
         return (
-            f'<td class="num fail" title="{hover}">{lowest:.3f} '
-            '<span class="verdict">under</span></td>'
+            f'<td class="num fail" title="{hover}">{shown:.3f} '
+            f'<span class="verdict">under</span>{also}</td>'
         )
     if math.isfinite(lowest) and lowest < BIN_COVERAGE_TARGET[0]:
         return _few_cell(lowest, f"too few to judge: {listed}")

@@ -60,8 +60,21 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_scores(scores: Mapping[str, float]) -> dict[str, float | None]:
-    return {key: _json_number(float(value)) for key, value in scores.items()}
+def _json_count(value: float) -> int | None:
+    # A count is an integer in JSON (50004, not 50004.0), even where a frame held it as
+    # a float beside the scores.
+    return int(value) if math.isfinite(value) else None
+
+
+def _is_count(key: str) -> bool:
+    return key == "n" or key.startswith("n_")
+
+
+def _json_scores(scores: Mapping[str, float]) -> dict[str, float | int | None]:
+    return {
+        key: _json_count(float(value)) if _is_count(key) else _json_number(float(value))
+        for key, value in scores.items()
+    }
 
 
 def _scored_json(turbine: TurbineResult, *, monitor_ran: bool) -> dict[str, Any]:
@@ -70,7 +83,7 @@ def _scored_json(turbine: TurbineResult, *, monitor_ran: bool) -> dict[str, Any]
     span = scored_span(turbine)
     n = n_scored(turbine)
     return {
-        "n_scored": _json_number(n),
+        "n_scored": _json_count(n),
         "first_scored": None if span is None else span[0].isoformat(),
         "last_scored": None if span is None else span[1].isoformat(),
         # Too few readings to judge the coverage (shown without a verdict).

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     )
     from twinweave.transfer._records import (
         DEFAULT_KIND,
+        MIN_TWINS_WITH_READINGS,
         Design,
         FleetPrior,
         LocalSummary,
@@ -161,6 +162,7 @@ else:
             ),
             "twinweave.transfer._records": (
                 "DEFAULT_KIND",
+                "MIN_TWINS_WITH_READINGS",
                 "Design",
                 "FleetPrior",
                 "LocalSummary",
@@ -176,6 +178,7 @@ else:
 __all__ = [
     "DEFAULT_KIND",
     "HISTORIES",
+    "MIN_TWINS_WITH_READINGS",
     "ConvergenceWarning",
     "Design",
     "FederatedResult",

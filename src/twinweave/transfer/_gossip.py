@@ -362,6 +362,26 @@ def _n_parts(graph: PeerGraph) -> int:
     return int(n_components)
 
 
+def parts_text(graph: PeerGraph, limit: int = 3) -> str:
+    """The graph's connected parts, for a message: ``[A, B] and [C]`` (the first
+    ``limit`` twins of each of the first ``limit`` parts)."""
+    adjacency = _neighbours(graph)
+    nodes = list(adjacency)
+    _, label = csgraph.connected_components(_adjacency_matrix(adjacency), directed=False)
+    parts: dict[int, list[Hashable]] = {}
+    for node, part in zip(nodes, label.tolist(), strict=True):
+        parts.setdefault(part, []).append(node)
+
+    def listed(items: Sequence[Any]) -> str:
+        shown = ", ".join(repr(item) for item in items[:limit])
+        return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+    texts = [f"[{listed(part)}]" for part in parts.values()]
+    return " and ".join(texts[:limit]) + (
+        f" and {len(texts) - limit} more parts" if len(texts) > limit else ""
+    )
+
+
 def _is_connected(graph: PeerGraph) -> bool:
     """Whether every twin can reach every other through links (and there is a twin)."""
     return _n_parts(graph) == 1
@@ -407,8 +427,8 @@ def check_connected(graph: PeerGraph) -> None:
     if n_parts != 1:
         raise ValueError(
             "graph: expected a connected peer graph (every twin reachable from every other "
-            f"through links), got one of {n_parts} parts: twins in different parts "
-            "never mix"
+            f"through links), got one of {n_parts} parts, {parts_text(graph)}: twins in "
+            "different parts never mix"
         )
 
 

@@ -40,6 +40,7 @@ from twinweave.transfer._gossip import (
     check_loss,
     check_peer_graph,
     check_stopping,
+    parts_text,
     random_generator,
 )
 from twinweave.transfer._hierarchy import (
@@ -328,7 +329,8 @@ def fit_gossip(
             if not _is_connected(peers):
                 raise ValueError(
                     f"round {round_number}: the present twins are not connected (the graph "
-                    f"among them has {_n_parts(peers)} parts); gossip cannot mix their sums"
+                    f"among them has {_n_parts(peers)} parts, {parts_text(peers)}); gossip "
+                    "cannot mix their sums"
                 )
             populations = _arrivals(populations, present, peers, first)
             payloads = {
@@ -365,9 +367,9 @@ def fit_gossip(
                         raise
                     raise RuntimeError(
                         f"round {round_number}: the gossip did not settle in "
-                        f"max_gossip_rounds={max_gossip_rounds} (loss {loss}), and twin {node!r}'s "
-                        "estimate of the fleet's sums is too far off to aggregate; raise "
-                        "max_gossip_rounds"
+                        f"max_gossip_rounds={max_gossip_rounds} (loss {loss}), and the "
+                        f"estimate of the fleet's sums of twin {node!r} is too far off to "
+                        "aggregate; raise max_gossip_rounds"
                     ) from error
                 node_change = population_change(populations[node], updated)
                 change = max(change, node_change)

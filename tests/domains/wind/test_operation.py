@@ -128,6 +128,12 @@ def _rules_counted_with_pandas(raw: pd.DataFrame) -> dict[str, int]:
     starts = (ordered["wind_speed"] != ordered["wind_speed"].shift()) | (turbine != turbine.shift())
     run = starts.astype(bool).cumsum()
     counts["stuck_sensor"] = ordered.groupby(run)["wind_speed"].transform("size") >= 3
+    # A frozen thermometer: one temperature for 4 hours or more, per turbine in time
+    # order, a run ending at a gap of more than an hour.
+    gap = ordered["time"].diff() > pd.Timedelta(hours=1)
+    starts = (ordered["temp_air"] != ordered["temp_air"].shift()) | (turbine != turbine.shift())
+    time = ordered["time"].groupby((starts | gap).astype(bool).cumsum())
+    counts["frozen_sensor"] = time.transform("max") - time.transform("min") >= pd.Timedelta(hours=4)
     # Icing (IEA Wind Task 19): under 0 degC, above 3.5 m/s and below the turbine's P10 of
     # power in its 0.5 m/s bin (from readings above 3 degC with power, 20 or more), for
     # three or more consecutive 10-minute readings.
@@ -179,10 +185,17 @@ def test_la_haute_borne_reads_and_cleans_without_losing_a_reading() -> None:
     counts = quarantine_summary(quarantine).set_index(["check", "variable"])["n_rows"]
     expected = _rules_counted_with_pandas(raw)
     # The figures docs/RESULTS.md quotes, derived here without the checks' code.
-    assert expected == {"curtailment": 11700, "stuck_sensor": 6341, "downtime": 3824, "icing": 404}
+    assert expected == {
+        "curtailment": 11700,
+        "stuck_sensor": 6341,
+        "frozen_sensor": 112,
+        "downtime": 3824,
+        "icing": 404,
+    }
     assert counts.to_dict() == {
         ("curtailment", "pitch"): expected["curtailment"],
         ("stuck_sensor", "wind_speed"): expected["stuck_sensor"],
+        ("frozen_sensor", "temp_air"): expected["frozen_sensor"],
         ("downtime", "power"): expected["downtime"],
         ("missing", "power"): 2569,
         ("missing", "wind_speed"): 2569,
@@ -190,10 +203,18 @@ def test_la_haute_borne_reads_and_cleans_without_losing_a_reading() -> None:
         ("range", "temp_air"): 1,
         ("icing", "power"): expected["icing"],
     }
-    # Nothing lost: every raw reading is an observation or quarantined, never both.
-    quarantined = quarantine["source_row"].unique()
-    assert len(observations) + len(quarantined) == len(raw)
-    assert not observations["source_row"].isin(quarantined).any()
+    # Nothing lost: every raw reading is an observation or set aside, never both.
+    set_aside = quarantine.loc[~quarantine["blanked"], "source_row"].unique()
+    assert len(observations) + len(set_aside) == len(raw)
+    assert not observations["source_row"].isin(set_aside).any()
+    # R80721's frozen thermometer (8-9 June 2014): the readings kept, without temperature.
+    frozen = quarantine[quarantine["check"] == "frozen_sensor"]
+    assert frozen["blanked"].all() and set(frozen["asset_id"]) == {"R80721"}
+    assert set(frozen["value"].round(1)) == {32.2, 34.5}
+    kept = observations[observations["source_row"].isin(frozen["source_row"])]
+    # 61 of them curtailed (59 of those also idle), and set aside for that.
+    assert len(kept) == 112 - frozen["source_row"].isin(set_aside).sum() == 51
+    assert kept["temp_air"].isna().all() and kept["power"].notna().all()
 
 
 def test_checks_of_absent_optional_variables_are_left_out() -> None:

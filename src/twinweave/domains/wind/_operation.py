@@ -23,6 +23,7 @@ import pandas as pd
 from twinweave.data import (
     Check,
     DuplicateTimestamps,
+    FrozenSensor,
     RangeCheck,
     RequireFinite,
     StuckSensor,
@@ -267,7 +268,8 @@ def normal_operation_checks(
        and the whole reading is quarantined).
     3. :class:`~twinweave.data.DuplicateTimestamps`.
     4. ``StuckSensor("wind_speed", 3)``: a frozen anemometer (OpenOA's unresponsive
-       sensor filter).
+       sensor filter), and ``FrozenSensor("temp_air")``: a thermometer that holds one
+       value for 4 hours or more has its temperature blanked, and the reading is kept.
     5. :class:`Downtime` with its defaults (``wind_speed >= 4`` m/s, ``power <= 0`` kW).
     6. :class:`Curtailment` (``pitch > 5`` degree, ``power < 0.9 * rated`` and
        ``wind_speed > 3.5`` m/s).
@@ -288,7 +290,7 @@ def normal_operation_checks(
     --------
     >>> [check.name for check in normal_operation_checks(2050.0)]  # doctest: +NORMALIZE_WHITESPACE
     ['missing', 'range', 'range', 'range', 'duplicate_timestamp', 'stuck_sensor',
-     'downtime', 'curtailment', 'icing']
+     'frozen_sensor', 'downtime', 'curtailment', 'icing']
     """
     present = None if variables is None else set(variables)
 
@@ -302,6 +304,7 @@ def normal_operation_checks(
         *((RangeCheck("temp_air", -40.0, 50.0),) if has("temp_air") else ()),
         DuplicateTimestamps(),
         StuckSensor("wind_speed", n_repeats=3),
+        *((FrozenSensor("temp_air"),) if has("temp_air") else ()),
         Downtime(),
         *((Curtailment(rated_power),) if has("pitch") else ()),
         *((Icing(),) if has("temp_air") else ()),

@@ -139,17 +139,31 @@ def coverage_note(times: ArrayLike, n_readings: int, step_hours: float) -> str |
     )
 
 
-def unseen_note(seen: NDArray[np.bool_], wind_speed: ArrayLike) -> str | None:
+#: Wind speed [m/s] from which turbines cut out: a power curve beyond it knows nothing
+#: of that (IEC 61400-1 class turbines cut out at 20-25 m/s).
+CUT_OUT_FROM = 20.0
+
+
+def unseen_note(
+    seen: NDArray[np.bool_], wind_speed: ArrayLike, *, from_fleet: bool = False
+) -> str | None:
     """What a prediction at ``wind_speed`` must say where the twin has no readings near
     (``seen`` false, from ``BayesianBasisRegression.seen``): there it rests on the
-    prior, not on readings."""
+    prior, not on readings. ``from_fleet``: the prior is its fleet's population (a twin
+    born into its fleet), which other turbines' readings shaped."""
     if seen.all():
         return None
     unseen = np.asarray(wind_speed, dtype=np.float64)[~seen]
     low, high = unseen.min(), unseen.max()
     where = f"{low:g} m/s" if low == high else f"{low:g}-{high:g} m/s"
+    rests_on = (
+        "there it predicts from its fleet's population, as a new turbine of the fleet"
+        if from_fleet
+        else "there it extrapolates its power curve and prior"
+    )
+    cut_out = f", and knows nothing of cut-out (from about {CUT_OUT_FROM:g} m/s)"
     return (
         f"{unseen.size} of {seen.size} inputs are at wind speeds the twin has no readings "
-        f"near ({where}): there it extrapolates its power curve and prior, and knows "
-        "nothing of cut-out"
+        f"{'of its own ' if from_fleet else ''}near ({where}): {rests_on}"
+        f"{cut_out if high >= CUT_OUT_FROM else ''}"
     )
