@@ -1636,6 +1636,59 @@ def test_a_fleet_of_several_rated_powers_is_refused_before_its_files_are_stored(
     assert_user_error(refused, "--fleet: expected turbines of one rated power", "3000 kW: R80721")
     table.write_text("asset_id,rated_power\nR80711,2050\nR80721,2050\n")
     assert "saved 2 of 2 twins" in twinweave(*fit, "--assets", table).stdout
+    # A file per turbine: the second file's turbine shows the first's rated power wrong
+    # before the first is stored.
+    files = [
+        scada_subset(tmp_path / f"{turbine}.parquet", (turbine, "2014-12-20", "2015-01-03"))
+        for turbine in ("R80711", "R80721")
+    ]
+    table.write_text("asset_id,rated_power\nR80711,2500\nR80721,2050\n")
+    store = tmp_path / "files.duckdb"
+    per_file = ("fit", *files, "--store", store, "--train-until", "2015-01-01")
+    refused = twinweave(*per_file, "--fleet", "--assets", table, ok=False)
+    assert_user_error(refused, "--fleet: expected turbines of one rated power", "2500 kW: R80711")
+    table.write_text("asset_id,rated_power\nR80711,2050\nR80721,2050\n")
+    assert "saved 2 of 2 twins" in twinweave(*per_file, "--assets", table).stdout
+
+
+def test_a_semicolon_csv_is_read_with_delimiter(tmp_path: Path) -> None:
+    # ENGIE's own La Haute Borne exports separate fields by ';': that took a whole mapping.
+    parquet = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-12-01", "2015-01-10"))
+    data = tmp_path / "R80711.csv"
+    pd.read_parquet(parquet).to_csv(data, sep=";", index=False)
+    fit = ("fit", data, "--train-until", "2015-01-01")
+    refused = twinweave(*fit, "--store", tmp_path / "a.duckdb", ok=False)
+    assert_user_error(refused, "separated by ';'?", "--delimiter ';'")
+    fitted = twinweave(*fit, "--store", tmp_path / "b.duckdb", "--delimiter", ";")
+    assert "saved 1 of 1 twins" in fitted.stdout, fitted.stdout
+    reference = twinweave(*fit[:1], parquet, *fit[2:], "--store", tmp_path / "c.duckdb")
+    assert "saved 1 of 1 twins" in reference.stdout
+    with Store(tmp_path / "b.duckdb", read_only=True) as csv_store:
+        from_csv = csv_store.observations("R80711")
+    with Store(tmp_path / "c.duckdb", read_only=True) as parquet_store:
+        from_parquet = parquet_store.observations("R80711")
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
+    wrong = twinweave(*fit, "--store", tmp_path / "d.duckdb", "--delimiter", ";;", ok=False)
+    assert_user_error(wrong, "--delimiter ';;': expected one character")
+
+
+def test_a_frozen_thermometer_is_listed_as_values_blanked_in_readings_kept(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # R80721's thermometer, 8-9 June 2014: 112 readings lose their temperature; 61 of
+    # them are set aside by other checks, and were counted as kept.
+    listed = one_line(
+        twinweave("quarantine", "--store", fitted_store, "--check", "frozen_sensor").stdout
+    )
+    assert (
+        "quarantine: 112 failed checks of 112 readings (a reading can fail several; 51 of "
+        "them kept, with a value blanked)" in listed
+    ), listed
+    june = scada_subset(tmp_path / "june.parquet", ("R80721", "2014-06-01", "2014-06-15"))
+    ingested = twinweave("ingest", june, "--store", tmp_path / "june.duckdb").stdout
+    assert "values blanked in readings kept, by check: {'frozen_sensor': 51}" in ingested
+    printed = re.search(r"quarantine by check: (\{.*\})", ingested)
+    assert printed is not None and "frozen_sensor" not in printed.group(1)
 
 
 def test_fit_takes_a_file_per_turbine(two_turbine_store: Path, tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ from twinweave.data import (
     DataError,
     SourceSpec,
     Store,
+    asset_ids,
     clean,
     csv_line,
     describe_row,
@@ -781,8 +782,9 @@ def _ingest(
     blanked = quarantined["blanked"].to_numpy(dtype=bool)
     by_check = quarantined.loc[~across & ~blanked, "check"].value_counts().to_dict()
     console.print(f"quarantine by check: {by_check}")
-    if blanked.any():
-        by_check = quarantined.loc[blanked, "check"].value_counts().to_dict()
+    kept = blanked & _in_readings_kept(quarantined)
+    if kept.any():
+        by_check = quarantined.loc[kept, "check"].value_counts().to_dict()
         console.print(f"values blanked in readings kept, by check: {by_check}")
     n_conflicts = int(across.sum())
     if summary.n_skipped or n_conflicts:
@@ -830,9 +832,21 @@ ElevationOption = Annotated[
 ]
 
 
-def _spec(mapping: Path | None) -> SourceSpec:
-    if mapping is None:
-        return LA_HAUTE_BORNE
+def _spec(mapping: Path | None, delimiter: str | None = None) -> SourceSpec:
+    """The mapping's source spec (La Haute Borne's without one), with ``delimiter``
+    in place of its CSV delimiter if given."""
+    spec = LA_HAUTE_BORNE if mapping is None else _mapped(mapping)
+    if delimiter is None:
+        return spec
+    # "\t" as typed on a command line is a tab.
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
+    if len(delimiter) != 1:
+        raise _fail(f"--delimiter {delimiter!r}: expected one character, such as ';' or ','")
+    return spec.model_copy(update={"delimiter": delimiter})
+
+
+def _mapped(mapping: Path) -> SourceSpec:
     spec = SourceSpec.from_file(mapping)
     # A turbine twin reads both; without one the cleaning checks failed, naming neither
     # the mapping nor the variable.
@@ -846,6 +860,14 @@ def _spec(mapping: Path | None) -> SourceSpec:
     return spec
 
 
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--delimiter",
+        help="Field delimiter of CSV files, e.g. ';' (\\t or tab for a tab); default: the "
+        "mapping's, else ','.",
+    ),
+]
 DataArgument = Annotated[
     list[Path],
     typer.Argument(
@@ -874,6 +896,18 @@ def _ingest_all(
     def vet_with_earlier(found: Mapping[str, TurbineSpec]) -> None:
         if vet is not None:
             vet({**specs, **found})
+
+    if vet is not None and len(each) > 1:
+        # Every file's turbines before any file is stored: a file per turbine would
+        # else store the first with a rated power the second shows to be wrong.
+        everyone: dict[str, TurbineSpec] = {}
+        for file in each:
+            try:
+                found = asset_ids(file, spec)
+            except (OSError, ValueError):
+                continue  # the file's own read says what is wrong with it
+            everyone |= _turbine_specs(found, known, rated_power, elevation)
+        vet(everyone)
 
     for i, file in enumerate(each):
         try:
@@ -922,11 +956,13 @@ def ingest(
     assets: AssetsOption = None,
     rated_power: RatedOption = None,
     elevation: ElevationOption = None,
+    delimiter: DelimiterOption = None,
 ) -> None:
     """Read data files, check them, quarantine what fails, and store the rest."""
+    spec = _spec(mapping, delimiter)
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
-        _ingest_all(db, data, _spec(mapping), assets, rated_power, elevation, recorder)
+        _ingest_all(db, data, spec, assets, rated_power, elevation, recorder)
 
 
 @app.command()
@@ -966,6 +1002,7 @@ def fit(
             "or more with training readings, of one rated power.",
         ),
     ] = False,
+    delimiter: DelimiterOption = None,
 ) -> None:
     """Ingest ``DATA`` (the files not yet in the store) and fit one twin per asset found
     in them on readings before ``--train-until``.
@@ -981,10 +1018,11 @@ def fit(
     except ValueError as error:
         raise _fail(f"--memory: {error}") from None
     until = _utc(train_until)
+    spec = _spec(mapping, delimiter)
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
         specs = _ingest_all(
-            db, data, _spec(mapping), assets, rated_power, elevation, recorder,
+            db, data, spec, assets, rated_power, elevation, recorder,
             vet=_one_rated_power if fleet else None,
         )  # fmt: skip
         # A turbine without training readings is skipped, not fatal: the others' twins
@@ -1894,6 +1932,8 @@ def quarantine(
         _check_output_table(output, "--output")
     with _open_store(store, read_only=True) as db:
         rows = db.quarantine(asset, check)
+        # Listed by check, a reading may show without the row that set it aside.
+        of_asset = rows if check is None else db.quarantine(asset, None)
         if rows.empty and (asset is not None or check is not None):
             everything = db.quarantine(None, None)
             for name, value, known in (
@@ -1914,12 +1954,14 @@ def quarantine(
             say.print(f"wrote 0 rows to {_write_table(rows, output)}")
         return
     counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
-    n_readings = rows[["source_sha256", "source_row"]].drop_duplicates().shape[0]
-    n_blanked = int(rows["blanked"].sum())
+    reading = ["source_sha256", "source_row"]
+    n_readings = rows[reading].drop_duplicates().shape[0]
+    kept = rows["blanked"].to_numpy(dtype=bool) & _in_readings_kept(rows, of_asset)
+    n_kept = rows.loc[kept, reading].drop_duplicates().shape[0]
     table = Table(
         title=f"quarantine: {len(rows)} failed checks of {n_readings} readings "
         "(a reading can fail several"
-        + (f"; {n_blanked} blanked a value and kept the reading)" if n_blanked else ")")
+        + (f"; {n_kept} of them kept, with a value blanked)" if n_kept else ")")
     )
     for column in ("asset_id", "check", "rows"):
         table.add_column(column)
@@ -1936,6 +1978,16 @@ def quarantine(
         csv_out = _to_stdout(output) or _table_kind(output, "the output") == "csv"
         where = _write_table(_values_as_read(rows) if csv_out else rows, output)
         say.print(f"wrote {len(rows):,} rows to {where}")
+
+
+def _in_readings_kept(rows: pd.DataFrame, every: pd.DataFrame | None = None) -> np.ndarray:
+    """Whether each quarantine row is of a reading kept (an observation): one that no
+    row of ``every`` (by default ``rows``), blanking none, set aside."""
+    every = rows if every is None else every
+    reading = ["source_sha256", "source_row"]
+    aside = every.loc[~every["blanked"].to_numpy(dtype=bool), reading].drop_duplicates()
+    key = pd.MultiIndex.from_frame(rows[reading])
+    return np.asarray(~key.isin(pd.MultiIndex.from_frame(aside)), dtype=bool)
 
 
 def _values_as_read(rows: pd.DataFrame) -> pd.DataFrame:

@@ -139,17 +139,17 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
             good, bad = clean(rows, normal_operation_checks(specs[str(asset_id)].rated_power))
             kept.append(good)
             rejected.append(bad)
-        summary = store.ingest(
-            info,
-            raw,
-            pd.concat(kept, ignore_index=True),
-            pd.concat(rejected, ignore_index=True),
-            recorder=recorder,
-        )
+        observations = pd.concat(kept, ignore_index=True)
+        quarantine = pd.concat(rejected, ignore_index=True)
+        summary = store.ingest(info, raw, observations, quarantine, recorder=recorder)
+        blanked = quarantine["blanked"].to_numpy(dtype=bool)
+        blanked_rows = quarantine.loc[blanked, "source_row"]
+        n_blanked = blanked_rows[blanked_rows.isin(observations["source_row"])].nunique()
         step(
-            f"ingested {summary.n_raw} readings: {summary.n_observations} kept, "
+            f"ingested {summary.n_raw} readings: {summary.n_observations} kept "
+            f"({n_blanked} of them with a value blanked), "
             f"{summary.n_raw - summary.n_observations} quarantined with "
-            f"{summary.n_quarantine} failed checks (a reading can fail several; listed by "
+            f"{int((~blanked).sum())} failed checks (a reading can fail several; listed by "
             "`twinweave quarantine`)"
         )
         twins = fit_fleet(store, recorder, specs, SPLIT)

@@ -125,3 +125,17 @@ def test_half_the_power_halves_a_turbine_at_rated_and_zero_stops_it() -> None:
 def test_hypothetical_inputs_are_numbers_named_when_not(value: object, expected: str) -> None:
     with pytest.raises(ValueError, match=f"SetInputs 'wind_speed': {expected}"):
         SetInputs({"wind_speed": value})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("lower", "factor", "bound"),
+    [(100.0, 0.5, 100.0), (100.0, 0.0, 100.0), (130.0, 1.25, 150.0)],
+)
+def test_a_scale_that_takes_every_value_beyond_a_bound_puts_it_on_that_bound(
+    lower: float, factor: float, bound: float
+) -> None:
+    # A target within [100, 150] halved would lie within [50, 75], below its bounds.
+    target = CensoredNormal([140.0, 145.0], [10.0**2] * 2, lower=lower, upper=150.0)
+    scaled = ScaleTarget(factor).apply_predictive(target)
+    np.testing.assert_array_equal(scaled.quantile([0.01, 0.5, 0.99]), bound)
+    np.testing.assert_allclose(scaled.mean, bound)

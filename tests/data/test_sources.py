@@ -492,7 +492,11 @@ def test_missing_column_names_the_columns_present(tmp_path: Path) -> None:
     assert "separated by" not in str(caught.value)
     # Semicolons, as European spreadsheets write them: the header is one column, said.
     path = write(tmp_path, "semicolons.csv", GOOD_CSV.replace(",", ";"))
-    with pytest.raises(DataError, match=r"\(separated by ';'\? declare delimiter in the mapping\)"):
+    said = (
+        r"\(separated by ';'\? declare delimiter in the mapping, or give twinweave "
+        r"--delimiter ';'\)"
+    )
+    with pytest.raises(DataError, match=said):
         read_source(path, SPEC)
 
 

@@ -913,6 +913,8 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
         # Before format 5 no value was blanked: every entry set its reading aside.
         listed = store.quarantine()
         assert len(listed) == summary.n_quarantine and not listed["blanked"].any()
+        counted = store.source_summary(info.sha256)
+        assert counted["quarantined"].sum() == listed["source_row"].nunique()
         assert store.load_twin("T1").residual_correlation is None
         # A store older than format 3 did not say the twin was a branch.
         assert store.load_twin("T1-copy").is_branch == (old >= 3)
@@ -1101,3 +1103,25 @@ def test_a_blanked_value_keeps_its_reading_in_the_store_and_in_its_counts(
         assert len(frozen) == 60 and from_later["source_row"].tolist() == list(range(6, 36))
         assert store.source_summary(later.sha256)["quarantined"].tolist() == [0]
         assert len(store.observations("T1")) == 29 + 30
+
+
+def test_observations_may_hold_a_variable_the_raw_frame_lacks(tmp_path: Path) -> None:
+    # Derived in cleaning (a density, say): stored, and compared with later files as read.
+    raw = frozen_thermometer_file(range(0, 60, 10))
+    observations = raw.assign(air_density=1.2)
+    quarantine = scada(1)[2].iloc[:0]
+    path = tmp_path / "s.duckdb"
+    with Store(path) as store:
+        store.ingest(source(tmp_path, "a.csv", b"a", len(raw)), raw, observations, quarantine)
+        later = frozen_thermometer_file(range(30, 90, 10))
+        summary = store.ingest(
+            source(tmp_path, "b.csv", b"b", len(later)),
+            later,
+            later.assign(air_density=1.2),
+            quarantine,
+        )
+        assert summary.n_skipped == 3 and summary.n_observations == 3
+        assert store.observations("T1")["air_density"].tolist() == [1.2] * 9
+        stray = later.assign(source_row=later["source_row"] + 100)
+        with pytest.raises(ValueError, match="source_row 100 is not a row of the raw frame"):
+            store.ingest(source(tmp_path, "c.csv", b"c", len(later)), later, stray, quarantine)

@@ -134,9 +134,9 @@ class ScaleTarget:
 
     The branch predicts ``factor * Y`` clipped to the target's bounds: every value
     scales, the bounds' masses with them (a stopped turbine still delivers zero; one at
-    rated power delivers ``factor`` times rated, so 0.5 halves the energy, and 0 is a
-    stop). Above 1, what would pass the upper bound sits on it (a turbine at rated power
-    stays there).
+    rated power delivers ``factor`` times rated, so 0.5 halves a turbine's energy, and
+    0 is a stop). What would pass a bound sits on it: above 1, a turbine at rated power
+    stays there.
     """
 
     factor: float
@@ -161,8 +161,15 @@ class ScaleTarget:
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
         lower, upper = predictive.lower, predictive.upper
         if self.factor == 0.0:
+            # Every value is 0: all of it there, or on the bound nearest it.
             zero = min(max(0.0, lower), upper)
             return predictive.clipped(zero, zero)
+        # Every scaled value beyond a bound (half of a target within [100, 150]): all of
+        # it sits on that bound.
+        if self.factor * upper < lower:
+            return predictive.clipped(lower, lower)
+        if self.factor * lower > upper:
+            return predictive.clipped(upper, upper)
         return predictive.scaled(self.factor).clipped(lower, upper)
 
     def describe(self) -> str:

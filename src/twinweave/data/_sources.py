@@ -738,7 +738,10 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
             others = [sep for sep in (";", ",", "\t", "|") if sep != spec.delimiter]
             joined = [sep for sep in others if len(present) == 1 and sep in present[0]]
             hint = (
-                f" (separated by {joined[0]!r}? declare delimiter in the mapping)" if joined else ""
+                f" (separated by {joined[0]!r}? declare delimiter in the mapping, or give "
+                f"twinweave --delimiter {joined[0]!r})"
+                if joined
+                else ""
             )
             raise DataError(
                 f"missing column; the file has columns {present}{hint}",
@@ -1169,6 +1172,27 @@ def _cell(values: pd.Series[Any], row: int) -> object:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return math.nan
     return value
+
+
+def asset_ids(path: str | os.PathLike[str], spec: SourceSpec) -> list[str]:
+    """The asset ids a file holds, sorted, read from its asset column alone: for what a
+    command checks of a set of files before it reads any whole.
+
+    Raises what reading that column raises (``OSError``, ``ValueError``): the file's
+    full read says more of it.
+    """
+    if spec.asset_column is None:
+        return [str(spec.asset_id)]
+    name = os.fspath(path)
+    column = spec.asset_column
+    if file_kind(name) == "parquet":
+        values = pd.read_parquet(name, columns=[column])[column]
+    else:
+        values = pd.read_csv(
+            name, sep=spec.delimiter, usecols=[column], dtype="string", encoding_errors="replace"
+        )[column]
+    text = values.astype("string").str.strip()
+    return sorted(str(a) for a in pd.unique(text[text.notna() & (text != "")]))
 
 
 def _assets(frame: pd.DataFrame, spec: SourceSpec, name: str) -> pd.Series[str]:

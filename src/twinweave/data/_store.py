@@ -651,8 +651,15 @@ class Store:
         none = observations.iloc[:0]
         # A source row is one data row of the file, so the index is unique.
         at = pd.Index(raw["source_row"]).get_indexer(observations["source_row"])
-        as_read = raw.iloc[at].reset_index(drop=True)[observations.columns]
-        matches, same, differences = self._stored_matches(as_read)
+        if (at < 0).any():
+            row = int(observations["source_row"].to_numpy()[np.argmax(at < 0)])
+            raise ValueError(
+                f"observations: source_row {row} is not a row of the raw frame; expected "
+                "the cleaned readings of the raw frame given"
+            )
+        # As read: a value the checks blanked as it was, and a variable only the
+        # observations have (derived in cleaning) as missing, as in the raw table.
+        matches, same, differences = self._stored_matches(raw.iloc[at].reset_index(drop=True))
         if matches.empty:
             return observations, none, np.zeros(0, dtype=np.int64), []
         rows = matches["row"].to_numpy(np.int64)
@@ -861,6 +868,8 @@ class Store:
             one kept with a value blanked is an observation), sorted by asset. A reading
             an earlier file already holds is in ``raw`` only.
         """
+        # A store of format 4 or older opened read-only has no ``blanked``: it blanked none.
+        set_aside = "AND NOT blanked" if "blanked" in self._columns("quarantine") else ""
         return self._con.execute(
             "SELECT r.asset_id, count(*) AS raw, "
             "  count(o.source_row) AS observations, count(q.source_row) AS quarantined "
@@ -869,7 +878,7 @@ class Store:
             f"  WHERE {_SOURCE_COLUMN} = $1) o "
             "  ON o.asset_id = r.asset_id AND o.source_row = r.source_row "
             f"LEFT JOIN (SELECT DISTINCT asset_id, source_row FROM quarantine "
-            f"  WHERE {_SOURCE_COLUMN} = $1 AND NOT blanked) q "
+            f"  WHERE {_SOURCE_COLUMN} = $1 {set_aside}) q "
             "  ON q.asset_id = r.asset_id AND q.source_row = r.source_row "
             f"WHERE r.{_SOURCE_COLUMN} = $1 GROUP BY r.asset_id ORDER BY r.asset_id",
             [sha256],

@@ -157,7 +157,8 @@ def unseen_note(
     low, high = unseen.min(), unseen.max()
     where = f"{low:g} m/s" if low == high else f"{low:g}-{high:g} m/s"
     rests_on = (
-        "there it predicts from its fleet's population, as a new turbine of the fleet"
+        "there it predicts from its fleet's population, as a new turbine of the fleet "
+        "(an extrapolation too where the fleet had no readings)"
         if from_fleet
         else "there it extrapolates its power curve and prior"
     )
