@@ -418,3 +418,18 @@ def test_one_time_beyond_nanoseconds_is_refused_as_in_a_column() -> None:
     for value in (np.datetime64("2300-01-01", "s"), [np.datetime64("2300-01-01", "s")] * 2):
         with pytest.raises(ValueError, match="Out of bounds"):
             time_seconds(value)
+
+
+def test_variances_of_the_wrong_shape_or_sign_are_named() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"noise_var: expected one variance or one per point of "
+        r"loc \(3,\), got shape \(2,\)",
+    ):
+        CensoredNormal([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(
+        ValueError,
+        match=r"noise_var: expected non-negative variances, got -4 "
+        r"at point 1",
+    ):
+        CensoredNormal([1.0, 2.0], [1.0, -4.0])

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from twinweave.core import (
+    CensoredNormal,
     Derate,
     ExponentialCorrelation,
     ResidualCorrelation,
+    Stop,
     Telemetry,
     Twin,
     TwinSchema,
@@ -21,6 +23,7 @@ from twinweave.core import (
     time_steps_hours,
     usual_step_hours,
 )
+from twinweave.domains.wind import Energy
 from twinweave.models import BayesianBasisRegression, SplineTerm
 
 STEP = 600.0  # [s]
@@ -317,3 +320,80 @@ def test_time_steps_group_a_loggers_jitter_and_keep_steps_as_they_are() -> None:
     assert np.unique(time_steps_hours(chain)).size == 100  # pairs, not one group
     with pytest.raises(ValueError, match="time: expected times, got NaN"):
         time_steps_hours([0.0, np.nan, 600.0])
+
+
+def test_a_branchs_emulator_handed_out_is_its_own() -> None:
+    # The branch shared the live twin's emulator object: updating it through the
+    # attribute changed the live twin's predictions.
+    twin = pump().update(readings(2_000, seed=20))
+    flow = {"flow": np.array([2.0, 5.0, 8.0])}
+    before = twin.predict(flow).mean.copy()
+    branch = twin.branch(Derate(30.0))
+    branch.emulator.update({"flow": np.full(300, 5.0), "power": np.full(300, 1.0)})
+    np.testing.assert_array_equal(twin.predict(flow).mean, before)
+    assert branch.predict(flow).mean[1] < before[1] - 5.0
+    # The other way: the live twin's emulator, handed out, is not the branch's either.
+    other = twin.branch(Derate(30.0))
+    capped = other.predict(flow).mean.copy()
+    twin.emulator.update({"flow": np.full(300, 5.0), "power": np.full(300, 1.0)})
+    np.testing.assert_array_equal(other.predict(flow).mean, capped)
+
+
+def test_a_what_if_of_two_twins_of_other_units_or_targets_is_refused() -> None:
+    twin = pump().update(readings(500, seed=21))
+    in_watts = Twin(
+        "pump-W",
+        TwinSchema(
+            name="Pump",
+            telemetry=[
+                Telemetry(name="flow", unit="m^3/h"),
+                Telemetry(name="power", unit="W", lower=0, upper=50_000),
+            ],
+        ),
+        BayesianBasisRegression(
+            target="power",
+            terms=(SplineTerm("flow", 0, 10, 8),),
+            noise_source="flow",
+            noise_edges=[0, 10],
+            lower=0,
+            upper=50_000,
+            units="W",
+        ),
+    )
+    inputs = {"flow": np.full(10, 5.0)}
+    with pytest.raises(
+        ValueError,
+        match=r"scenario: expected a twin of the baseline's target, "
+        r"power in kW \(a branch of it\), got 'pump-W' of power in W",
+    ):
+        compare(twin, in_watts, inputs, [Energy(1.0 / 6.0)])
+    with pytest.raises(TypeError, match="metrics: expected a sequence of metrics"):
+        compare(twin, twin.branch(Derate(30.0)), inputs, Energy(1.0 / 6.0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("given", ["derate", 1500.0, Derate])
+def test_a_branch_refuses_what_is_no_intervention(given: object) -> None:
+    with pytest.raises(TypeError, match="interventions: expected interventions such as"):
+        pump().branch(given)  # type: ignore[arg-type]
+
+
+def test_a_time_that_is_no_time_is_named_with_its_row() -> None:
+    twin = pump().update(readings(500, seed=22))
+    with pytest.raises(ValueError, match=r"time, row 1: expected a time, got 'notatime'"):
+        twin.predict({"time": ["2015-01-05", "notatime"], "flow": [5.0, 6.0]})
+
+
+def test_a_derate_in_the_targets_unit_spelt_otherwise_is_taken() -> None:
+    params = pump().emulator.get_params()
+    params.update(units="kilowatt")
+    twin = Twin("pump-1", pump().schema, BayesianBasisRegression(**params))
+    capped = twin.update(readings(500, seed=23)).branch(Derate(20.0, units="kW"))
+    assert capped.predict({"flow": [9.0]}).quantile(0.999)[0] <= 20.0
+
+
+def test_a_stop_of_a_target_without_a_lower_bound_sits_at_zero() -> None:
+    # Stop() on an unbounded target kept its lower tail: negative power, mean -2.2.
+    unbounded = CensoredNormal([3.0, -1.0, 40.0], [4.0, 9.0, 1.0], units="kW")
+    stopped = Stop().apply_predictive(unbounded)
+    np.testing.assert_array_equal(stopped.quantile([0.01, 0.5, 0.99]), 0.0)
+    np.testing.assert_array_equal(stopped.mean, 0.0)

@@ -119,10 +119,14 @@ def time_seconds(values: ArrayLike) -> FloatArray:
         else:
             if not pd.isna(stamp):
                 return np.array([stamp.as_unit("ns").value / 1e9])  # UTC where zoned
-    stamps = pd.to_datetime(array.ravel(), utc=True)
+    # Coerced, so that a value that is no time is named below with its row.
+    stamps = pd.to_datetime(array.ravel(), utc=True, errors="coerce")
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna())[0])
-        raise ValueError(f"time, row {row}: expected a time, got {array.ravel()[row]!r}")
+        value = array.ravel()[row]
+        # As the user wrote it: 'notatime', not np.str_('notatime').
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"time, row {row}: expected a time, got {shown!r}")
     return np.asarray(stamps.as_unit("ns").asi8, dtype=np.float64) / 1e9
 
 
@@ -627,9 +631,20 @@ class CensoredNormal:
         # Derived per-point arrays (latent spread, bounds' masses), computed once, read-only.
         object.__setattr__(self, "_derived", {})
         loc_arr = np.atleast_1d(np.asarray(loc, dtype=np.float64))
-        var_arr = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), loc_arr.shape).copy()
+        var_in = np.asarray(noise_var, dtype=np.float64)
+        try:
+            var_arr = np.broadcast_to(var_in, loc_arr.shape).copy()
+        except ValueError:
+            raise ValueError(
+                f"noise_var: expected one variance or one per point of loc {loc_arr.shape}, "
+                f"got shape {var_in.shape}"
+            ) from None
         if np.any(var_arr < 0):
-            raise ValueError("noise_var: expected non-negative variances, got a negative one")
+            at = int(np.flatnonzero(var_arr.ravel() < 0)[0])
+            raise ValueError(
+                f"noise_var: expected non-negative variances, got {var_arr.ravel()[at]:g} at "
+                f"point {at}"
+            )
         if not lower <= upper:
             raise ValueError(f"bounds: expected lower <= upper, got [{lower}, {upper}]")
         object.__setattr__(self, "loc", loc_arr)

@@ -43,6 +43,7 @@ class ProvenanceSink(Protocol):
 
 
 @runtime_checkable
+@runtime_checkable
 class Intervention(Protocol):
     """A what-if change applied by a branch: to the inputs, to the prediction, or both."""
 
@@ -136,7 +137,7 @@ class Twin:
             )
         self.twin_id = twin_id
         self.schema = schema
-        self.emulator = emulator
+        self._emulator = emulator
         self.recorder = recorder
         self.residual_correlation = residual_correlation
         self.interventions = tuple(interventions)
@@ -154,7 +155,7 @@ class Twin:
         self._check_target()
 
     def _check_target(self) -> None:
-        target = self.emulator.target
+        target = self._emulator.target
         names = [v.name for v in self.schema.telemetry]
         if target not in names:
             raise ValueError(
@@ -163,15 +164,15 @@ class Twin:
             )
         # The schema is what the twin promises: predictions in its unit, within its bounds.
         variable = self.schema.variable(target)
-        units = getattr(self.emulator, "units", None)
+        units = getattr(self._emulator, "units", None)
         if isinstance(units, str) and parse_unit(units) != parse_unit(variable.unit):
             raise ValueError(
                 f"twin {self.twin_id!r}: the emulator predicts {target} in {units!r}, "
                 f"expected the unit schema {self.schema.name!r} gives it, {variable.unit!r}"
             )
         lower, upper = variable.bounds
-        own_lower = getattr(self.emulator, "lower", lower)
-        own_upper = getattr(self.emulator, "upper", upper)
+        own_lower = getattr(self._emulator, "lower", lower)
+        own_upper = getattr(self._emulator, "upper", upper)
         if is_real(own_lower) and is_real(own_upper) and (own_lower < lower or own_upper > upper):
             raise ValueError(
                 f"twin {self.twin_id!r}: the emulator bounds {target} to [{own_lower}, "
@@ -181,7 +182,7 @@ class Twin:
 
     @property
     def target(self) -> str:
-        return self.emulator.target
+        return self._emulator.target
 
     @property
     def is_branch(self) -> bool:
@@ -221,26 +222,23 @@ class Twin:
                 raise ValueError(
                     f"time: expected {target.size} times (one per reading), got {n_times}"
                 )
-        if not self._owns_emulator:
-            # Copy on first write: until now the branch shared its parent's emulator.
-            self.emulator = clone_emulator(self.emulator)
-            self._owns_emulator = True
-        self.emulator.update(observations)
+        self._own_emulator()
+        self._emulator.update(observations)
         if correlation is not None and target is not None and target.size > 1:
-            correlation.update(self.emulator.predict(observations), target, observations["time"])
+            correlation.update(self._emulator.predict(observations), target, observations["time"])
         if self.recorder is not None:
             used = [u for u in (source, self.model_version_) if u is not None]
-            forgetting = getattr(self.emulator, "forgetting", None)
+            forgetting = getattr(self._emulator, "forgetting", None)
             self.model_version_ = self.recorder.record(
                 "fit",
                 used=used,
                 generated="model_version",
                 attributes={
                     "twin": self.twin_id,
-                    "emulator": type(self.emulator).__name__,
+                    "emulator": type(self._emulator).__name__,
                     "n_readings": 0 if target is None else int(target.size),
                     # With forgetting, less than the readings ever assimilated.
-                    "weight_of_readings_held": self.emulator.n_observations_,
+                    "weight_of_readings_held": self._emulator.n_observations_,
                     # What the weight depends on, where the emulator forgets.
                     **({"forgetting": forgetting} if forgetting is not None else {}),
                 },
@@ -266,7 +264,7 @@ class Twin:
             inputs = intervention.apply_inputs(inputs)
         # After the interventions: a hypothetical input is held to the bounds too.
         self.check_inputs(inputs)
-        predictive = self.emulator.predict(inputs)
+        predictive = self._emulator.predict(inputs)
         if "time" in inputs:
             predictive = predictive.replace(
                 times=time_seconds(inputs["time"]),
@@ -331,8 +329,22 @@ class Twin:
     def _declared_inputs(self) -> tuple[str, ...] | None:
         """The columns the emulator reads; ``None`` for an emulator written before the
         protocol declared them (then every bounded column is checked)."""
-        declared: tuple[str, ...] | None = getattr(self.emulator, "inputs", None)
+        declared: tuple[str, ...] | None = getattr(self._emulator, "inputs", None)
         return declared
+
+    @property
+    def emulator(self) -> Emulator:
+        """The twin's emulator. A branch and its twin share one until either changes it;
+        handed out, it may be changed by whoever holds it, so a twin that shares it
+        first takes a copy of its own (the other twin is left as it was)."""
+        self._own_emulator()
+        return self._emulator
+
+    def _own_emulator(self) -> None:
+        if not self._owns_emulator:
+            # Copy on first write: until now the emulator was shared with a branch.
+            self._emulator = clone_emulator(self._emulator)
+            self._owns_emulator = True
 
     def branch(self, *interventions: Intervention, name: str | None = None) -> Twin:
         """A what-if copy: shares the emulator until it is updated (copy-on-write).
@@ -344,6 +356,11 @@ class Twin:
         target = self.schema.variable(self.target)
         for intervention in interventions:
             # Refused now, not at the branch's first prediction.
+            if isinstance(intervention, type) or not isinstance(intervention, Intervention):
+                raise TypeError(
+                    f"interventions: expected interventions such as Derate(1500.0), Stop() "
+                    f"or SetInputs(...), got {intervention!r}"
+                )
             if isinstance(intervention, Derate):
                 intervention.check_limit(target.bounds[0], target.unit)
             if declared is None or not isinstance(intervention, SetInputs):
@@ -361,7 +378,7 @@ class Twin:
         child = Twin(
             name or f"{self.twin_id}/branch",
             self.schema,
-            self.emulator,
+            self._emulator,
             recorder=recorder,
             residual_correlation=(
                 None if self.residual_correlation is None else self.residual_correlation.copy()
@@ -386,7 +403,7 @@ class Twin:
 
     def __repr__(self) -> str:
         kind = "twin" if self.parent_id is None else f"branch of {self.parent_id}"
-        return f"Twin({self.twin_id!r}, {kind}, emulator={self.emulator!r})"
+        return f"Twin({self.twin_id!r}, {kind}, emulator={self._emulator!r})"
 
 
 def _one_value(value: object) -> float | None:

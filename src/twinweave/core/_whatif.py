@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core._emulator import Columns, check_flag, is_real
 from twinweave.core._predictive import CensoredNormal, time_seconds
+from twinweave.core._schema import parse_unit
 
 if TYPE_CHECKING:
     from twinweave.core._twin import Twin
@@ -94,7 +95,7 @@ class Derate:
         """Refuse a limit in another unit than the target's, ``units``, or below
         ``lower``, the lowest value the target takes (a twin's branch checks it against
         its schema, before any prediction)."""
-        if self.units and units and self.units != units:
+        if self.units and units and parse_unit(self.units) != parse_unit(units):
             raise ValueError(
                 f"derate: expected a limit in the target's unit {units!r}, got "
                 f"{self.limit:g} {self.units}"
@@ -121,8 +122,9 @@ class Stop:
         return inputs
 
     def apply_predictive(self, predictive: CensoredNormal) -> CensoredNormal:
+        # Without a lower bound, stopped is 0 (power, flow); all of the mass sits there.
         floor = predictive.lower if np.isfinite(predictive.lower) else 0.0
-        return Derate(floor).apply_predictive(predictive)
+        return predictive.clipped(floor, floor)
 
     def describe(self) -> str:
         return "stop"
@@ -283,6 +285,17 @@ def usual_step_hours(seconds: ArrayLike) -> float | None:
     return float(values[int(np.argmax(counts))])
 
 
+def _check_same_target(baseline: Twin, scenario: Twin) -> None:
+    """Refuse a scenario that predicts another quantity than the baseline, or the same in
+    other units: their differences would mean nothing (a twin in W beside one in kW)."""
+    ours, theirs = (t.schema.variable(t.target) for t in (baseline, scenario))
+    if ours.name != theirs.name or parse_unit(ours.unit) != parse_unit(theirs.unit):
+        raise ValueError(
+            f"scenario: expected a twin of the baseline's target, {ours.name} in {ours.unit} "
+            f"(a branch of it), got {scenario.twin_id!r} of {theirs.name} in {theirs.unit}"
+        )
+
+
 def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
     """Refuse metrics that count each reading for another time than the inputs' usual
     step (hourly inputs with 10-minute metrics give a sixth of the energy), and warn of
@@ -357,8 +370,14 @@ def compare(
     Metrics are given blocks of paths (a few dozen rows at a time), so that a year of
     readings needs one set of draws in memory, not one per twin.
     """
+    if not isinstance(metrics, Sequence):
+        raise TypeError(
+            f"metrics: expected a sequence of metrics, such as turbine_metrics(2050.0), got "
+            f"{type(metrics).__name__}"
+        )
     if not metrics:
         raise ValueError("metrics: expected at least one metric, got none")
+    _check_same_target(baseline, scenario)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level: expected a probability in (0, 1), got {level}")
     if n_samples < (needed := _min_samples(level)):
