@@ -705,10 +705,8 @@ def _ingest(
     rated_power: float | None,
     elevation: float | None,
     recorder: Recorder,
-    vet: Callable[[Mapping[str, TurbineSpec]], None] | None = None,
 ) -> dict[str, TurbineSpec]:
-    """Read, clean and store ``data`` once; return the turbine specs of its assets.
-    ``vet`` may refuse those specs (raising) before anything of the file is stored."""
+    """Read, clean and store ``data`` once; return the turbine specs of its assets."""
     sources = store.sources()
     if data.is_file():  # anything else is refused by read_source, with the reason
         with data.open("rb") as handle:
@@ -718,8 +716,6 @@ def _ingest(
         if then is not None:  # the settings tell its turbines: not read again
             specs = _stored_specs(then.get("rated_power_kw", {}), known, rated_power, elevation)
             _check_same_rated_power(sources, specs)
-            if vet is not None:
-                vet(specs)
             _skip_stored(data, sha256, stored, _read_settings(spec, specs))
             return specs
     # A str status would be read as markup; the path is text.
@@ -729,8 +725,6 @@ def _ingest(
     specs = _turbine_specs(asset_ids, known, rated_power, elevation)
     settings = _read_settings(spec, specs)
     _check_same_rated_power(sources, specs)
-    if vet is not None:
-        vet(specs)
     stored = sources[sources["sha256"] == info.sha256]
     if len(stored):  # stored by a twinweave that did not keep the settings
         _skip_stored(data, info.sha256, stored, settings)
@@ -888,16 +882,11 @@ def _ingest_all(
     vet: Callable[[Mapping[str, TurbineSpec]], None] | None = None,
 ) -> dict[str, TurbineSpec]:
     """:func:`_ingest` of each file in turn; the turbine specs of all their assets.
-    ``vet`` may refuse the specs of the files read so far before a file is stored."""
+    ``vet`` may refuse the specs of all the files' assets before any file is stored."""
     known = _known_specs(assets, rated_power, elevation)
     specs: dict[str, TurbineSpec] = {}
     each = list(dict.fromkeys(files))  # a file named twice is read once
-
-    def vet_with_earlier(found: Mapping[str, TurbineSpec]) -> None:
-        if vet is not None:
-            vet({**specs, **found})
-
-    if vet is not None and len(each) > 1:
+    if vet is not None:
         # Every file's turbines before any file is stored: a file per turbine would
         # else store the first with a rated power the second shows to be wrong.
         everyone: dict[str, TurbineSpec] = {}
@@ -911,11 +900,7 @@ def _ingest_all(
 
     for i, file in enumerate(each):
         try:
-            specs.update(
-                _ingest(
-                    store, file, spec, known, rated_power, elevation, recorder, vet_with_earlier
-                )
-            )
+            specs.update(_ingest(store, file, spec, known, rated_power, elevation, recorder))
         except (*USER_ERRORS, typer.Exit) as error:
             if len(each) > 1:
                 _note_stopped(error, file, done=each[:i], not_read=each[i + 1 :])

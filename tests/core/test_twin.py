@@ -30,12 +30,14 @@ STEP = 600.0  # [s]
 RHO = 0.7
 
 
-def pump(correlation: ResidualCorrelation | None = None) -> Twin:
+def pump(
+    correlation: ResidualCorrelation | None = None, *, unit: str = "kW", rated: float = 50
+) -> Twin:
     schema = TwinSchema(
         name="Pump",
         telemetry=[
             Telemetry(name="flow", unit="m^3/h"),
-            Telemetry(name="power", unit="kW", lower=0, upper=50),
+            Telemetry(name="power", unit=unit, lower=0, upper=rated),
         ],
     )
     emulator = BayesianBasisRegression(
@@ -44,8 +46,8 @@ def pump(correlation: ResidualCorrelation | None = None) -> Twin:
         noise_source="flow",
         noise_edges=[0, 10],
         lower=0,
-        upper=50,
-        units="kW",
+        upper=rated,
+        units=unit,
     )
     return Twin("pump-1", schema, emulator, residual_correlation=correlation)
 
@@ -341,30 +343,12 @@ def test_a_branchs_emulator_handed_out_is_its_own() -> None:
 
 def test_a_what_if_of_two_twins_of_other_units_or_targets_is_refused() -> None:
     twin = pump().update(readings(500, seed=21))
-    in_watts = Twin(
-        "pump-W",
-        TwinSchema(
-            name="Pump",
-            telemetry=[
-                Telemetry(name="flow", unit="m^3/h"),
-                Telemetry(name="power", unit="W", lower=0, upper=50_000),
-            ],
-        ),
-        BayesianBasisRegression(
-            target="power",
-            terms=(SplineTerm("flow", 0, 10, 8),),
-            noise_source="flow",
-            noise_edges=[0, 10],
-            lower=0,
-            upper=50_000,
-            units="W",
-        ),
-    )
+    in_watts = pump(unit="W", rated=50_000.0)
     inputs = {"flow": np.full(10, 5.0)}
     with pytest.raises(
         ValueError,
         match=r"scenario: expected a twin of the baseline's target, "
-        r"power in kW \(a branch of it\), got 'pump-W' of power in W",
+        r"power in kW \(a branch of it\), got 'pump-1' of power in W",
     ):
         compare(twin, in_watts, inputs, [Energy(1.0 / 6.0)])
     with pytest.raises(TypeError, match="metrics: expected a sequence of metrics"):

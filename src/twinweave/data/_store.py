@@ -393,6 +393,10 @@ class Store:
                 "UPDATE meta SET value = $1 WHERE key = 'format_version'", [str(FORMAT_VERSION)]
             )
 
+    def _has_blanked(self) -> bool:
+        # A store of format 4 or older opened read-only has no ``blanked``: it blanked none.
+        return "blanked" in self._columns("quarantine")
+
     def _columns(self, table: str) -> list[str]:
         rows = self._con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = $1 "
@@ -868,8 +872,7 @@ class Store:
             one kept with a value blanked is an observation), sorted by asset. A reading
             an earlier file already holds is in ``raw`` only.
         """
-        # A store of format 4 or older opened read-only has no ``blanked``: it blanked none.
-        set_aside = "AND NOT blanked" if "blanked" in self._columns("quarantine") else ""
+        set_aside = "AND NOT blanked" if self._has_blanked() else ""
         return self._con.execute(
             "SELECT r.asset_id, count(*) AS raw, "
             "  count(o.source_row) AS observations, count(q.source_row) AS quarantined "
@@ -1072,10 +1075,10 @@ class Store:
         if source_sha256 is not None:
             where.append(f"q.{_SOURCE_COLUMN} = $source")
             parameters["source"] = source_sha256
-        # A store of format 4 or older opened read-only has no ``blanked``: it blanked none.
-        present = set(self._columns("quarantine"))
         columns = ", ".join(
-            f"q.{_quote(c)}" if c in present else f"FALSE AS {_quote(c)}"
+            f"FALSE AS {_quote(c)}"
+            if c == "blanked" and not self._has_blanked()
+            else f"q.{_quote(c)}"
             for c in QUARANTINE_COLUMNS
         )
         frame = self._con.execute(
