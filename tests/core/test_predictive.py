@@ -355,8 +355,12 @@ def test_a_nan_probability_is_refused(predictive: CensoredNormal) -> None:
 
 
 def test_sizes_that_cannot_be_are_named(predictive: CensoredNormal) -> None:
-    with pytest.raises(ValueError, match="n_samples: expected a count >= 0, got -1"):
+    with pytest.raises(ValueError, match="n_samples: expected an integer >= 0, got -1"):
         predictive.sample(-1)
+    for wrong in ("3", 2.5, True):
+        expected = rf"n_samples: expected an integer >= 0, got {wrong!r}"
+        with pytest.raises(ValueError, match=expected):
+            predictive.sample(wrong)  # type: ignore[arg-type]
     n = len(predictive)
     with pytest.raises(ValueError, match=rf"y: expected {n} values \(one per point\) or one"):
         predictive.log_prob(np.zeros(n + 1))

@@ -170,6 +170,10 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
     compare(twin, twin.branch(), week, [Total()], n_samples=40, level=0.95)
     with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\)"):
         compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)
+    with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\), got '0.9'"):
+        compare(twin, twin.branch(), week, [Total()], level="0.9")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"n_samples: expected an integer >= 0, got 500.0"):
+        compare(twin, twin.branch(), week, [Total()], n_samples=500.0)  # type: ignore[arg-type]
     # No rows: no quantity to report, where the mean of none was NaN with warnings.
     empty = {name: column[:0] for name, column in week.items()}
     for no_rows in (empty, {"flow": np.empty(0), "temp": 10.0}, {}):

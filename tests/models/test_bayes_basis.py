@@ -195,19 +195,41 @@ def test_predictions_respect_bounds_and_units() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"forgetting": 1.5}, r"forgetting: expected a value in \(0, 1\], got 1.5"),
+        ({"forgetting": 1.5}, r"forgetting: expected a number in \(0, 1\], got 1.5"),
+        # Settings of the wrong type are named, not compared with Python's own error.
+        ({"forgetting": "0.9"}, r"forgetting: expected a number in \(0, 1\], got '0.9'"),
+        ({"smoothing": "1e-3"}, r"smoothing: expected a number >= 0, got '1e-3'"),
+        ({"noise_prior_count": -1.0}, r"noise_prior_count: expected a number >= 0, got -1.0"),
+        ({"bound_prior_count": None}, r"bound_prior_count: expected a number > 0, got None"),
+        ({"n_em_iterations": 2.5}, r"n_em_iterations: expected an integer >= 1, got 2.5"),
+        ({"lower": None}, r"lower: expected a number, got None"),
+        ({"upper": np.nan}, r"upper: expected a number, got nan"),
         (
             {"noise_edges": [0.0, 5.0, 3.0]},
             r"noise_edges: expected .* increasing .*\[0.0, 5.0, 3.0\]",
         ),
         ({"lower": 5.0, "upper": 1.0}, r"bounds: expected lower < upper, got \[5.0, 1.0\]"),
-        ({"ridge": 0.0}, r"ridge: expected .*ridge > 0, got .*0.0"),
+        ({"ridge": 0.0}, r"ridge: expected a number > 0, got 0.0"),
         ({"terms": ()}, r"terms: expected at least one basis term"),
     ],
 )
 def test_bad_configuration_is_named(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         model(**changes)
+
+
+def test_a_switch_that_is_no_bool_is_refused() -> None:
+    # "no" is true: without the check it would switch the bounds' masses on.
+    with pytest.raises(TypeError, match=r"bound_masses: expected True or False, got 'no'"):
+        model(bound_masses="no")
+
+
+def test_a_state_missing_an_entry_is_named() -> None:
+    fitted = model().update(readings(200, seed=3))
+    state = dict(fitted.state())
+    del state["gram_"]
+    with pytest.raises(KeyError, match=r"state: missing entries \['gram_'\]: expected \["):
+        BayesianBasisRegression.from_state(fitted.get_params(), state)
 
 
 def test_bad_readings_are_named() -> None:

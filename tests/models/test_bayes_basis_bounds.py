@@ -146,7 +146,7 @@ def test_without_finite_bounds_there_is_no_hurdle() -> None:
 
 
 def test_bad_prior_count_is_named() -> None:
-    with pytest.raises(ValueError, match="bound_prior_count: expected a positive number"):
+    with pytest.raises(ValueError, match="bound_prior_count: expected a number > 0"):
         model(bound_prior_count=0.0)
 
 

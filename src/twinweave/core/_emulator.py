@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, Self, TypeGuard, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -67,31 +67,6 @@ class Emulator(Protocol):
     def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
         """An emulator built from ``params`` holding exactly ``state``."""
         ...
-
-
-def is_real(value: object) -> TypeGuard[float]:
-    """A real number, not a bool (nor a string, which compares only by error)."""
-    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
-
-
-def described(value: object) -> str:
-    """``value`` for an error message: short values as written, others by their type."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return repr(value) if len(repr(value)) <= 40 else type(value).__name__
-    return type(value).__name__
-
-
-def check_flag(value: object, name: str) -> None:
-    """Refuse a switch that is not ``True`` or ``False``: any object has a truth value,
-    so ``accelerate="False"`` would otherwise switch acceleration on.
-
-    Raises
-    ------
-    TypeError
-        ``{name}: expected True or False, got ...``.
-    """
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name}: expected True or False, got {described(value)}")
 
 
 def check_columns(data: object, name: str) -> None:

@@ -36,6 +36,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
+from twinweave.core._arguments import check_count
+
 FloatArray = NDArray[np.float64]
 
 _SQRT2 = np.sqrt(2.0)
@@ -1064,8 +1066,7 @@ class CensoredNormal:
         :func:`~twinweave.core.compare` does. ``on_block`` is told the number of points
         drawn after each block of them.
         """
-        if n_samples < 0:
-            raise ValueError(f"n_samples: expected a count >= 0, got {n_samples}")
+        check_count(n_samples, "n_samples", minimum=0)
         rng = np.random.default_rng(seed)
         n = len(self)
         if self.correlation is None or self.times is None:

@@ -7,7 +7,8 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from twinweave.core._emulator import Columns, Emulator, check_columns, column, is_real
+from twinweave.core._arguments import is_real
+from twinweave.core._emulator import Columns, Emulator, check_columns, column
 from twinweave.core._predictive import (
     CensoredNormal,
     ExponentialCorrelation,

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.core._emulator import Columns, check_flag, is_real
+from twinweave.core._arguments import check_count, check_flag, is_real
+from twinweave.core._emulator import Columns
 from twinweave.core._predictive import CensoredNormal, time_seconds
 from twinweave.core._schema import parse_unit
 
@@ -378,8 +379,9 @@ def compare(
     if not metrics:
         raise ValueError("metrics: expected at least one metric, got none")
     _check_same_target(baseline, scenario)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level: expected a probability in (0, 1), got {level}")
+    if not is_real(level) or not 0.0 < level < 1.0:
+        raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
+    check_count(n_samples, "n_samples", minimum=0)
     if n_samples < (needed := _min_samples(level)):
         raise ValueError(
             f"n_samples: expected at least {needed} sample paths for central {level:.0%} "

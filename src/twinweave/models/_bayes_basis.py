@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 from scipy.linalg import blas, lapack
 
 from twinweave.core import CensoredNormal, Columns, DeferredFactor, State
+from twinweave.core._arguments import check_count, check_flag, check_number, is_real
 from twinweave.core._emulator import check_columns
 from twinweave.models._basis import (
     BasisTerm,
@@ -517,19 +518,21 @@ class BayesianBasisRegression:
             raise ValueError(
                 f"noise_edges: expected at least two increasing values, got {edges.tolist()}"
             )
-        if not 0 < self.forgetting <= 1:
-            raise ValueError(f"forgetting: expected a value in (0, 1], got {self.forgetting}")
-        if self.smoothing < 0 or self.ridge <= 0:
-            raise ValueError(
-                f"smoothing, ridge: expected smoothing >= 0 and ridge > 0, got "
-                f"{self.smoothing}, {self.ridge}"
-            )
+        # Settings are checked for type first: "0.9" < 1 would fail with Python's own
+        # message, which names neither the setting nor what it should be.
+        if not is_real(self.forgetting) or not 0 < self.forgetting <= 1:
+            raise ValueError(f"forgetting: expected a number in (0, 1], got {self.forgetting!r}")
+        check_number(self.smoothing, "smoothing", zero=True)
+        check_number(self.ridge, "ridge")
+        check_number(self.noise_prior_count, "noise_prior_count", zero=True)
+        check_number(self.bound_prior_count, "bound_prior_count")
+        check_count(self.n_em_iterations, "n_em_iterations")
+        check_flag(self.bound_masses, "bound_masses")
+        for name in ("lower", "upper"):
+            if not is_real(getattr(self, name)) or np.isnan(getattr(self, name)):
+                raise ValueError(f"{name}: expected a number, got {getattr(self, name)!r}")
         if not self.lower < self.upper:
             raise ValueError(f"bounds: expected lower < upper, got [{self.lower}, {self.upper}]")
-        if not self.bound_prior_count > 0:
-            raise ValueError(
-                f"bound_prior_count: expected a positive number, got {self.bound_prior_count}"
-            )
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -746,6 +749,12 @@ class BayesianBasisRegression:
             "count_upper_": "_count_upper",
         }
         names.update({name: kept for name, kept in later.items() if name in state})
+        required = [*names, "scale_"]
+        if missing := [name for name in required if name not in state]:
+            # KeyError, as for a missing column: the entry is absent, not wrong.
+            raise KeyError(
+                f"state: missing entries {missing}: expected {required}, got {sorted(state)}"
+            )
         if "count_lower_" not in state:
             model._count_lower[:] = np.nan
             model._count_upper[:] = np.nan

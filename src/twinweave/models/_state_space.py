@@ -50,7 +50,7 @@ from twinweave.core import (
     column,
     time_seconds,
 )
-from twinweave.core._emulator import is_real
+from twinweave.core._arguments import is_real
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

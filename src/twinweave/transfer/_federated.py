@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from twinweave.core import ConvergenceWarning
-from twinweave.core._emulator import check_flag
+from twinweave.core._arguments import check_count, check_flag
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._hierarchy import (
     _Batches,
@@ -66,7 +66,6 @@ from twinweave.transfer._records import (
     LocalSummary,
     Population,
     TwinStatistics,
-    check_count,
     check_fleet,
     check_kinds,
     check_readings,

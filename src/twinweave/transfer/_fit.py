@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twinweave.core import CensoredNormal, Columns
-from twinweave.core._emulator import check_flag
+from twinweave.core._arguments import check_flag
 from twinweave.models import BayesianBasisRegression, posterior_from_statistics
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._hierarchy import (

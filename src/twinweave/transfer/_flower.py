@@ -49,7 +49,7 @@ from typing import IO, Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from twinweave.core._emulator import check_flag
+from twinweave.core._arguments import check_count, check_flag, check_number
 from twinweave.transfer._federated import (
     FederatedResult,
     RoundReport,
@@ -62,8 +62,6 @@ from twinweave.transfer._records import (
     FleetPrior,
     Population,
     TwinStatistics,
-    check_count,
-    check_number,
     check_shapes,
     check_type,
 )

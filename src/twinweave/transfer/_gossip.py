@@ -59,8 +59,8 @@ import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.core._emulator import is_real
-from twinweave.transfer._records import check_count, check_number, refuse_bool, twin_list
+from twinweave.core._arguments import check_count, check_number, is_real
+from twinweave.transfer._records import refuse_bool, twin_list
 
 __all__ = [
     "GossipMessages",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twinweave.core import ConvergenceWarning
-from twinweave.core._emulator import check_flag
+from twinweave.core._arguments import check_flag
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._gossip import (
     GossipMessages,

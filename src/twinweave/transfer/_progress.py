@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from twinweave.core._emulator import check_flag
+from twinweave.core._arguments import check_flag
 
 RoundCallback = Callable[[int, float], None]
 """Told each round's number (from 1) and its population change."""

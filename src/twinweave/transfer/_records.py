@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
 from twinweave.core import CensoredNormal, Columns, ConvergenceWarning
-from twinweave.core._emulator import described, is_real
+from twinweave.core._arguments import check_count, check_number, described
 from twinweave.models import BayesianBasisRegression
 from twinweave.models._basis import block_diagonal
 
@@ -143,13 +143,6 @@ class Design(Protocol):
     def check_prediction_inputs(self, inputs: Columns) -> None: ...
 
 
-def check_count(value: object, name: str, minimum: int = 1) -> None:
-    """Refuse a count that is not an integer of at least ``minimum`` (``True`` and
-    ``2.5`` included)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-
-
 def twin_list(value: object, given: str) -> list[Any]:
     """``value``, a collection of twins, as a list; ``given`` starts a refusal's message
     with where the value came from (``"nodes: got"``, ``"available: round 3 returned"``).
@@ -257,19 +250,6 @@ class ReadOnlyMapping(Mapping[_K, _V]):
 
     def __repr__(self) -> str:
         return repr(self._items)
-
-
-def check_number(
-    value: object, name: str, *, zero: bool = False, finite: bool = True, unit: str = ""
-) -> None:
-    """Refuse a setting that is not a real number > 0 (>= 0 with ``zero``), a string or
-    ``None`` included; with ``finite``, infinity too (a tolerance, a prior's weight or
-    count: arithmetic on it gives NaN or stops at once; a timeout may wait for ever)."""
-    bound = ">= 0" if zero else "> 0"
-    if not is_real(value) or not (value >= 0 if zero else value > 0):
-        raise ValueError(f"{name}: expected a number {bound}{unit}, got {value!r}")
-    if finite and not np.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number {bound}{unit}, got {value!r}")
 
 
 def check_type(value: object, expected: type, name: str, description: str | None = None) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.core._emulator import is_real
+from twinweave.core._arguments import is_real
 
 FloatArray = NDArray[np.float64]
 
