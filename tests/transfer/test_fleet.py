@@ -23,6 +23,7 @@ from twinweave.transfer import (
     local_step,
     local_steps,
     no_pooling,
+    population_twins,
     sum_summaries,
     twin_posterior,
 )
@@ -361,6 +362,21 @@ def test_a_bool_is_not_taken_for_twin_1_or_0(method: Any) -> None:
     # A kind is a string: a bool for one is named as a kind, not as a twin.
     with pytest.raises(TypeError, match=r"kind: expected one of the fleet's kinds, got the bool"):
         fit.predict(None, data, emulator(), kind=True)
+
+
+def test_a_key_the_fleet_does_not_hold_is_named_with_those_it_does() -> None:
+    rng = np.random.default_rng(14)
+    _, _, _, stats = fleet(rng, n_twins=3, n_readings=200)
+    fit = fit_central({f"T{i}": s for i, s in enumerate(stats)}, prior())
+    with pytest.raises(
+        KeyError, match=r"twin 'T9': expected a twin's identifier \('T0', 'T1', 'T2'\)"
+    ):
+        fit.twins["T9"]
+    for kinds in (fit.new_twin, population_twins(fit.population)):
+        with pytest.raises(
+            KeyError, match=r"kind 'MM82': expected one of the .* kinds \('default'\)"
+        ):
+            kinds["MM82"]
 
 
 def test_a_fitted_fleet_cannot_be_changed_by_accident_and_still_pickles() -> None:

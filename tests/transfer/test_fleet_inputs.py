@@ -935,14 +935,28 @@ def test_a_twin_with_readings_in_other_units_is_warned_of() -> None:
     prior = FleetPrior.from_emulator(emulator())
     with pytest.warns(
         UserWarning,
-        match=r"stats\['MW'\]: readings of root mean square 0.000\d+, against a median of "
-        r"0.\d+ over the fleet's twins \(1 twin\(s\) off by more than 100 times\): expected "
-        r"every twin's target in the same units",
+        match=r"stats\['MW'\]: readings 0.00\d+ times the fleet's \(root mean square .* same "
+        r"noise bins; 1 twin\(s\) off by more than 100 times\): expected every twin's target "
+        r"in the same units",
     ):
         fit_central(odd, prior)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_central(stats, prior)
+    # A twin that has only seen the low end (a turbine in a calm spell) reads two
+    # hundred times less than its fleet over all x, and about what its fleet reads
+    # there: it is compared bin by bin, and not warned of.
+    edges = (0.0, 0.01, 0.5, 1.0)
+
+    def proportional(slope: float, x: np.ndarray) -> TwinStatistics:
+        y = slope * x * (1.0 + rng.normal(0.0, 0.1, x.size))  # no reading where x = 0
+        return TwinStatistics.from_emulator(emulator(edges=edges).update({"x": x, "y": y}))
+
+    fine = {f"T{k}": proportional(1.0 + 0.1 * k, rng.uniform(0.0, 1.0, 3000)) for k in range(3)}
+    calm = proportional(1.0, rng.uniform(0.0, 0.005, 300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_central({**fine, "calm": calm}, FleetPrior.from_emulator(emulator(edges=edges)))
 
 
 def stats_without(stats: dict[str, TwinStatistics], name: str) -> dict[str, TwinStatistics]:

@@ -20,7 +20,13 @@ import windpowerlib
 from twinweave.core import CensoredNormal
 from twinweave.domains.wind import power_curve_emulator
 from twinweave.models import BayesianBasisRegression
-from twinweave.transfer import FleetPrior, TwinStatistics, fit_central, no_pooling
+from twinweave.transfer import (
+    FleetPrior,
+    TwinStatistics,
+    fit_central,
+    fleet_emulator,
+    no_pooling,
+)
 
 TYPES = {"E-82/2350": 2350.0, "V112/3000": 3000.0}
 SPEEDS = np.linspace(0.0, 24.0, 241)
@@ -134,3 +140,23 @@ def test_pooled_statistics_keep_the_kind_their_twins_share() -> None:
     assert pooled.kind == "E-82/2350"
     assert pooled.count.sum() == sum(t.count.sum() for t in twins)
     assert TwinStatistics.pooled(twins, kind="fleet").kind == "fleet"
+
+
+def test_a_twin_is_born_into_each_kind_with_its_own_bounds() -> None:
+    rng = np.random.default_rng(12)
+    type_a, type_b = TYPES
+    stats_a, _ = fleet(rng, type_a, n_rich=3, n_poor_readings=3_000)
+    stats_b, _ = fleet(rng, type_b, n_rich=3, n_poor_readings=3_000)
+    # The fleet's prior is the top level's, a curve of the first type's rated power.
+    both = fit_central(dict(enumerate(stats_a + stats_b)), FleetPrior.from_emulator(emulator(2350)))
+    inputs = {"wind_speed": SPEEDS}
+    for kind, rated in TYPES.items():
+        born = fleet_emulator(emulator(rated), both.population, kind)
+        # Before any reading it predicts what the fleet predicts for a new twin of its kind.
+        expected = both.predict(None, inputs, emulator(rated), kind=kind)
+        np.testing.assert_allclose(born.predict(inputs).mean, expected.mean, rtol=1e-9)
+        assert born.upper == rated
+    # The second type's curve reaches 3,000 kW: an emulator capped at 2,350 would clip it.
+    clipped = r"kind 'V112/3000''s curve; .* to 3\d{3} kW, .*\[0, 2350\]"
+    with pytest.raises(ValueError, match=clipped):
+        fleet_emulator(emulator(2350), both.population, type_b)

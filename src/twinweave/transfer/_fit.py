@@ -17,7 +17,7 @@ import numpy as np
 
 from twinweave.core import CensoredNormal, Columns
 from twinweave.core._arguments import check_flag
-from twinweave.models import BayesianBasisRegression, posterior_from_statistics
+from twinweave.models import BayesianBasisRegression, SplineTerm, posterior_from_statistics
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._hierarchy import (
     _batch_total,
@@ -34,6 +34,7 @@ from twinweave.transfer._records import (
     DEFAULT_KIND,
     Design,
     FleetPrior,
+    FloatArray,
     Population,
     ReadOnlyMapping,
     TwinId,
@@ -171,12 +172,12 @@ def _keyed(
     return dict(zip(stats, posteriors, strict=True))
 
 
-def population_twins(population: Population) -> dict[str, TwinPosterior]:
+def population_twins(population: Population) -> Mapping[str, TwinPosterior]:
     """What a new twin of each kind, with no data, starts from: its kind's population."""
     check_type(population, Population, "population")
     if population.noise_var is None:
         raise ValueError("population: expected one with noise variances (after a round)")
-    return {
+    twins = {
         kind: TwinPosterior(
             kind,
             population.mean[t],
@@ -186,6 +187,7 @@ def population_twins(population: Population) -> dict[str, TwinPosterior]:
         )
         for t, kind in enumerate(population.kinds)
     }
+    return ReadOnlyMapping(twins, "kind", "one of the population's kinds")
 
 
 def fleet_emulator(
@@ -213,8 +215,8 @@ def fleet_emulator(
     Parameters
     ----------
     emulator
-        The twin's own emulator, configured as the fleet's twins were (its readings,
-        if any, are not used).
+        The twin's own emulator, configured as the twins of its kind were (its readings,
+        if any, are not used): in a fleet of several kinds, with its kind's bounds.
     population
         A fitted fleet's population (``FleetPosterior.population``, a federated or a
         gossip fit's).
@@ -239,16 +241,10 @@ def fleet_emulator(
             f"{emulator.basis_fingerprint!r}: other knots, noise-bin edges, inputs or units "
             "of the same sizes"
         )
-    # The fingerprint leaves out the prior, but a new twin starts from it: a power curve
-    # for another rated power starts from another curve.
-    own = FleetPrior.from_emulator(emulator).prior_mean
-    fleets = population.prior.prior_mean
-    if not np.allclose(own, fleets, rtol=1e-9, atol=1e-9 * float(np.max(np.abs(fleets)))):
-        raise ValueError(
-            "emulator: expected the settings the fleet's twins were built with; its prior "
-            f"mean differs from the fleet's by up to {float(np.max(np.abs(own - fleets))):.4g} "
-            f"{emulator.units} (another rated power, or another prior curve?)"
-        )
+    if len(population.kinds) == 1:
+        _check_prior_curve(emulator, population.prior.prior_mean)
+    else:
+        _check_kind_within_bounds(emulator, start.mean, kind)
     return BayesianBasisRegression(
         **{
             **emulator.get_params(),
@@ -258,6 +254,46 @@ def fleet_emulator(
             "noise_prior_count": population.prior.twin_noise_prior_count,
         }
     )
+
+
+def _check_prior_curve(emulator: BayesianBasisRegression, fleets: FloatArray) -> None:
+    """Refuse an emulator whose prior mean is not the fleet's: the fingerprint leaves
+    out the prior, and a power curve for another rated power starts from another one."""
+    own = FleetPrior.from_emulator(emulator).prior_mean
+    if not np.allclose(own, fleets, rtol=1e-9, atol=1e-9 * float(np.max(np.abs(fleets)))):
+        raise ValueError(
+            "emulator: expected the settings the fleet's twins were built with; its prior "
+            f"mean differs from the fleet's by up to {float(np.max(np.abs(own - fleets))):.4g} "
+            f"{emulator.units} (another rated power, or another prior curve?)"
+        )
+
+
+def _check_kind_within_bounds(
+    emulator: BayesianBasisRegression, kind_mean: FloatArray, kind: str
+) -> None:
+    """Refuse an emulator whose bounds cut off its kind's curve.
+
+    In a fleet of several kinds the fleet's prior mean is the shared top level's, which
+    twins of another kind (another rated power) were not built with, so the emulator is
+    judged by the kind's population instead. A spline's weights are its curve's values
+    near the knots, so those of the curve's plain spline terms (not the modulations)
+    beyond the bounds by more than a twentieth of their range belong to a curve the
+    emulator would clip: one of another rated power.
+    """
+    margin = 0.05 * (emulator.upper - emulator.lower)
+    offsets = np.cumsum([0, *(term.n_features for term in emulator.terms)])
+    for term, start, stop in zip(emulator.terms, offsets[:-1], offsets[1:], strict=True):
+        if not isinstance(term, SplineTerm):
+            continue
+        weights = kind_mean[start:stop]
+        low, high = float(weights.min()), float(weights.max())
+        if high > emulator.upper + margin or low < emulator.lower - margin:
+            raise ValueError(
+                f"emulator: expected bounds that hold kind {kind!r}'s curve; its population's "
+                f"curve spans {low:.4g} to {high:.4g} {emulator.units}, the emulator's bounds "
+                f"[{emulator.lower:.4g}, {emulator.upper:.4g}] (another rated power? pass the "
+                "emulator the kind's twins were built with)"
+            )
 
 
 def fit_central(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import math
 import warnings
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
@@ -219,7 +218,8 @@ class ReadOnlyMapping(Mapping[_K, _V]):
 
     A bool is refused as a key unless one of the keys is that bool (:func:`refuse_bool`):
     a fleet keyed by integers would otherwise answer ``fleet.twins[True]`` with twin 1.
-    The refusal names the key as ``key_name``, expected to be ``expected``.
+    The refusal names the key as ``key_name``, expected to be ``expected``, and so does
+    the :class:`KeyError` of a key it does not hold, with the keys it does.
     """
 
     __slots__ = ("_expected", "_items", "_key_name")
@@ -236,7 +236,13 @@ class ReadOnlyMapping(Mapping[_K, _V]):
 
     def __getitem__(self, key: _K) -> _V:
         refuse_bool(key, self._items, self._key_name, self._expected)
-        return self._items[key]
+        try:
+            return self._items[key]
+        except KeyError:
+            # Python's own KeyError shows the key alone; say which keys there are.
+            raise KeyError(
+                f"{self._key_name} {key!r}: expected {self._expected} ({listed_ids(self._items)})"
+            ) from None
 
     def __contains__(self, key: object) -> bool:
         refuse_bool(key, self._items, self._key_name, self._expected)
@@ -407,35 +413,42 @@ def _warn_alone(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
         )
 
 
-#: How far a twin's root mean square reading may lie from its fleet's median one before
-#: it is taken for readings in other units: MW beside kW is a factor of 1000, while
-#: turbines of one fleet differ by their rated powers (a few times) and their winds.
+#: How far a twin's root mean square reading may lie from its fleet's median one in the
+#: same noise bins before it is taken for readings in other units: MW beside kW is a
+#: factor of 1000, while turbines of one fleet differ by their rated powers (a few times).
 _SCALE_RATIO = 100.0
 
 
 def _warn_other_scale(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
     """Warn of a twin whose readings are on another scale than its fleet's (readings in
     MW beside kW): the basis fingerprint holds the units an emulator declares, not
-    those of the readings it was given, and the fit would pool them as they are."""
-    rms = {
-        label: math.sqrt(float(s.sum_sq.sum()) / s.n_observations)
-        for label, s in zip(labels, stats, strict=True)
-        if s.n_observations > 0 and s.sum_sq.sum() > 0
-    }
-    if len(rms) < 3:
-        return  # no fleet to speak of a median of
-    median = float(np.median(list(rms.values())))
-    odd = {
-        label: value
-        for label, value in rms.items()
-        if not median / _SCALE_RATIO <= value <= median * _SCALE_RATIO
-    }
+    those of the readings it was given, and the fit would pool them as they are.
+
+    Readings are compared within noise bins (for a turbine, wind-speed bins), where
+    twins of one fleet read alike: a turbine that has only seen calm days reads a few kW,
+    and beside its fleet's readings at all winds it would pass for one in MW.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rms = np.sqrt(np.stack([s.sum_sq / s.count for s in stats]))  # (twins, bins)
+    rms[~(rms > 0)] = np.nan  # bins without readings, or with readings of 0 alone
+    # A bin's fleet median from three twins or more: no fleet to speak of otherwise.
+    shared = np.count_nonzero(~np.isnan(rms), axis=0) >= 3
+    if not shared.any():
+        return
+    fleet = np.nanmedian(rms[:, shared], axis=0)
+    odd = {}
+    for label, own in zip(labels, rms[:, shared], strict=True):
+        seen = ~np.isnan(own)
+        if seen.any():
+            factor = float(np.median(own[seen] / fleet[seen]))
+            if not 1.0 / _SCALE_RATIO <= factor <= _SCALE_RATIO:
+                odd[label] = factor
     if odd:
-        label, value = next(iter(odd.items()))
+        label, factor = next(iter(odd.items()))
         warnings.warn(
-            f"{label}: readings of root mean square {value:.3g}, against a median of "
-            f"{median:.3g} over the fleet's twins ({len(odd)} twin(s) off by more than "
-            f"{_SCALE_RATIO:g} times): expected every twin's target in the same units "
+            f"{label}: readings {factor:.3g} times the fleet's (root mean square against "
+            f"the twins' median in the same noise bins; {len(odd)} twin(s) off by more "
+            f"than {_SCALE_RATIO:g} times): expected every twin's target in the same units "
             "(MW beside kW is a factor of 1000); the statistics carry no units, so the fit "
             "pools them as they are",
             UserWarning,
