@@ -23,8 +23,10 @@ import pytest
 
 from twinweave import cli
 from twinweave.cli import UTC_TIME
+from twinweave.core import Telemetry, Twin, TwinSchema
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
+from twinweave.models import StateSpaceEmulator
 
 pytestmark = pytest.mark.slow
 
@@ -610,6 +612,42 @@ def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(
     ):
         assert_user_error(twinweave(*command, "--store", missing, ok=False), "no such store")
     assert not missing.exists()
+
+
+def test_a_twin_of_another_domain_is_named_not_read_as_a_turbine(tmp_path: Path) -> None:
+    # A reservoir's twin saved from Python: the commands read wind speeds and write kW,
+    # and took its file for one missing wind_speed, or its store for one without twins.
+    emulator = StateSpaceEmulator.reservoir(
+        capacity=1e4, initial_storage=5e3, initial_var=1e6, process_var=100.0, noise_var=400.0
+    )
+    schema = TwinSchema(
+        name="Reservoir",
+        telemetry=[
+            Telemetry(name="storage", unit="m^3", lower=0.0, upper=1e4),
+            Telemetry(name="inflow", unit="m^3/day"),
+            Telemetry(name="outflow", unit="m^3/day"),
+        ],
+    )
+    store = tmp_path / "water.duckdb"
+    with Store(store) as db:
+        db.save_twin(Twin("dam", schema, emulator))
+    inputs = tmp_path / "flows.csv"
+    inputs.write_text("inflow,outflow\n100,90\n")
+    said = "twin 'dam': a twin of 'storage' [m^3] (schema 'Reservoir'), not of a wind turbine's"
+    result = twinweave(
+        "predict", "--store", store, "--twin", "dam", "--input", inputs, "--output",
+        tmp_path / "out.csv", ok=False,
+    )  # fmt: skip
+    assert_user_error(result, said, "docs/RESERVOIRS.md")
+    whatif = twinweave("whatif", "--store", store, "--twin", "dam", "--stop", ok=False)
+    assert_user_error(whatif, said)
+    report = twinweave(
+        "report", "--store", store, "--since", "2015-01-01", "--output", tmp_path / "r", ok=False
+    )
+    # The twin left out is warned of, then the store refused for want of turbines.
+    assert report.returncode == 2 and "Traceback" not in report.stderr
+    assert report.stderr.startswith(f"warning: {said}")
+    assert "left out\nerror: " in report.stderr and "no turbine twins" in report.stderr
 
 
 def test_nonsense_interventions_are_refused(fitted_store: Path) -> None:

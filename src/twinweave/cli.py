@@ -299,11 +299,42 @@ def _store_to_write(path: Path) -> Iterator[Store]:
 
 
 def _load_twin(db: Store, twin_id: str, recorder: Recorder | None = None) -> Twin:
-    """The latest version of a stored twin; an unknown id is the user's to fix."""
+    """The latest version of a stored turbine twin; an unknown id, or a twin of another
+    domain (the commands read wind speeds and write kW), is the user's to fix."""
     try:
-        return db.load_twin(twin_id, recorder=recorder)
+        twin = db.load_twin(twin_id, recorder=recorder)
     except KeyError as error:
         raise _fail(str(error.args[0] if error.args else error)) from None
+    if (why := _not_a_turbine(twin)) is not None:
+        raise _fail(why)
+    return twin
+
+
+def _turbine_twins(db: Store) -> dict[str, Twin]:
+    """The store's turbine twins; others (a reservoir's, saved from Python) are warned
+    of and left out."""
+    twins = {}
+    for twin_id in db.twin_ids():
+        twin = db.load_twin(twin_id)
+        if (why := _not_a_turbine(twin)) is None:
+            twins[twin_id] = twin
+        else:
+            _warn(f"{why}; left out")
+    return twins
+
+
+def _not_a_turbine(twin: Twin) -> str | None:
+    """Why ``twin`` is not one the commands serve, or ``None`` for a wind turbine's."""
+    try:
+        TurbineSpec.from_twin(twin)
+    except ValueError:
+        unit = twin.schema.variable(twin.target).unit
+        return (
+            f"twin {twin.twin_id!r}: a twin of {twin.target!r} [{unit}] (schema "
+            f"{twin.schema.name!r}), not of a wind turbine's power; the command line serves "
+            "turbine twins, others are used from Python (docs/RESERVOIRS.md for reservoirs)"
+        )
+    return None
 
 
 @contextmanager
@@ -2201,9 +2232,9 @@ def monitor(
     if output is not None:
         _check_output_table(output, "--output")
     with _open_store(store) as db:
-        stored = set(db.twin_ids())
-        specs = {a: TurbineSpec.from_twin(db.load_twin(a)) for a in db.asset_ids() if a in stored}
-        unstored = [a for a in db.asset_ids() if a not in stored]
+        stored = _turbine_twins(db)
+        specs = {a: TurbineSpec.from_twin(stored[a]) for a in db.asset_ids() if a in stored}
+        unstored = [a for a in db.asset_ids() if a not in set(db.twin_ids())]
         known = _known_specs(assets, rated_power, elevation)
         new_specs = _turbine_specs(unstored, known, rated_power, elevation)
         _check_same_rated_power(db.sources(), new_specs)
@@ -2430,10 +2461,10 @@ def report(
     if writable is None or not writable.is_dir() or not os.access(writable, os.W_OK):
         raise _fail(f"--output {output}: cannot create or write the folder ({writable})")
     with _open_store(store) as db:
-        twins = {a: db.load_twin(a) for a in db.twin_ids()}
+        twins = _turbine_twins(db)
         specs = {a: TurbineSpec.from_twin(twin) for a, twin in twins.items()}
         if not specs:
-            raise _fail(f"{store}: no twins; run `twinweave fit` first")
+            raise _fail(f"{store}: no turbine twins; run `twinweave fit` first")
         # The report scores held-out readings: none a twin was fitted on.
         records = {a: _training_record(db, a) for a in specs}
         trained = {a: None if r is None else r.until for a, r in records.items()}

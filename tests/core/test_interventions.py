@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinweave.core import CensoredNormal, Derate, ScaleTarget, SetInputs, Stop
+from twinweave.core import (
+    CensoredNormal,
+    Derate,
+    ScaleTarget,
+    SetInputs,
+    Stop,
+    Telemetry,
+    Twin,
+    TwinSchema,
+)
+from twinweave.models import StateSpaceEmulator
 
 
 def power() -> CensoredNormal:
@@ -139,3 +149,31 @@ def test_a_scale_that_takes_every_value_beyond_a_bound_puts_it_on_that_bound(
     scaled = ScaleTarget(factor).apply_predictive(target)
     np.testing.assert_array_equal(scaled.quantile([0.01, 0.5, 0.99]), bound)
     np.testing.assert_allclose(scaled.mean, bound)
+
+
+def test_a_state_carried_from_step_to_step_is_changed_through_its_inputs_only() -> None:
+    # A reservoir's storage: Stop() emptied it at once and Derate capped it, water
+    # vanishing rather than staying behind the dam.
+    emulator = StateSpaceEmulator.reservoir(
+        capacity=1e4, initial_storage=5e3, initial_var=1e6, process_var=100.0, noise_var=400.0
+    )
+    schema = TwinSchema(
+        name="Reservoir",
+        telemetry=[
+            Telemetry(name="storage", unit="m^3", lower=0.0, upper=1e4),
+            Telemetry(name="inflow", unit="m^3/day"),
+            Telemetry(name="outflow", unit="m^3/day"),
+        ],
+    )
+    dam = Twin("dam", schema, emulator)
+    for setpoint in (Stop(), Derate(3e3), ScaleTarget(0.9)):
+        with pytest.raises(
+            ValueError,
+            match=rf"{setpoint.describe()}: sets the target, 'storage', which this twin "
+            r"carries .* as a state; .* SetInputs\(\{...\}\) of \['inflow', 'outflow'\]",
+        ):
+            dam.branch(setpoint)
+    # Releases stopped: the storage rises by the inflow, day by day.
+    flows = {"inflow": [100.0] * 3, "outflow": [50.0] * 3}
+    held = dam.branch(SetInputs({"outflow": 0.0})).predict(flows).mean
+    np.testing.assert_allclose(np.diff(held), 100.0, rtol=1e-3)

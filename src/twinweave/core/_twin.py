@@ -16,7 +16,7 @@ from twinweave.core._predictive import (
     time_seconds,
 )
 from twinweave.core._schema import TwinSchema, parse_unit
-from twinweave.core._whatif import Derate, SetInputs
+from twinweave.core._whatif import Derate, ScaleTarget, SetInputs, Stop
 
 
 @runtime_checkable
@@ -361,6 +361,16 @@ class Twin:
                 raise TypeError(
                     f"interventions: expected interventions such as Derate(1500.0), Stop() "
                     f"or SetInputs(...), got {intervention!r}"
+                )
+            if isinstance(intervention, Derate | Stop | ScaleTarget) and getattr(
+                self._emulator, "forecasts", False
+            ):
+                # A storage level is not produced by the asset but carried from step to
+                # step: clipping or scaling it makes water vanish rather than stay.
+                raise ValueError(
+                    f"{intervention.describe()}: sets the target, {self.target!r}, which "
+                    f"this twin carries from step to step as a state; a state changes "
+                    f"through its inputs, SetInputs({{...}}) of {list(declared or [])}"
                 )
             if isinstance(intervention, Derate):
                 intervention.check_limit(target.bounds[0], target.unit)
