@@ -354,6 +354,33 @@ def test_fit_with_a_mapping_for_another_layout(tmp_path: Path) -> None:
     assert pd.read_csv(out)["mean"].iloc[0] == pytest.approx(expected, abs=40.0)
 
 
+def test_fit_warns_of_a_twin_fitted_on_few_of_its_readings(tmp_path: Path) -> None:
+    # Power in W declared as kW: the range check sets all but idle readings aside, and
+    # the twin was fitted on those few, saved without a word from fit.
+    data, mapping = other_layout(tmp_path)
+    layout = json.loads(mapping.read_text())
+    layout["columns"]["power"]["unit"] = "kW"
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(layout))
+    store = tmp_path / "wrong.duckdb"
+    fit = ("fit", data, "--store", store, "--train-until", "2020-01-20", "--rated-power", "2050")
+    warned = twinweave(*fit, "--mapping", wrong).stderr
+    with Store(store, read_only=True) as db:
+        kept = db.count_observations("T1", end="2020-01-20")
+        read = db.count_observations("T1", end="2020-01-20", raw=True)
+    # 19 days and an hour of 10-minute readings (Berlin midnight is 23:00 UTC).
+    assert 0 < kept < 0.25 * read and read == 2742
+    assert f"asset 'T1': fitted on {kept} of its {read} readings before --train-until" in warned, (
+        warned
+    )
+    assert f"twinweave quarantine --store {store} --asset T1" in " ".join(warned.split())
+    # With the right unit nothing is said of it.
+    right = tmp_path / "right.duckdb"
+    quiet = twinweave("fit", data, "--store", right, "--train-until", "2020-01-20",
+                      "--rated-power", "2050", "--mapping", mapping).stderr  # fmt: skip
+    assert "fitted on" not in quiet, quiet
+
+
 def test_a_library_warning_is_one_warning_line(tmp_path: Path) -> None:
     # Paris local time without the summer-time 02:xx of 26 October 2014: the winter-time
     # readings are alone in the repeated hour, taken as summer time, and that is said.

@@ -1091,6 +1091,7 @@ def fit(
                 twins = _fit_each(db, recorder, trainable, until, forgetting)
         except ValueError as error:
             raise _fail(str(error)) from None
+        _warn_few_kept(db, store, twins, until)
         if all(db.count_observations(a, start=until) == 0 for a in specs):
             _warn(
                 f"--train-until {until.isoformat()} is after the last reading: the twins "
@@ -1123,6 +1124,26 @@ def fit(
         if not_fitted:
             saved += f"; not fitted (see the warnings): {', '.join(not_fitted)}"
         console.print(saved, highlight=False)
+
+
+#: Share of a turbine's training readings kept by the checks below which fit warns: La
+#: Haute Borne keeps 95 %; a unit wrong in the mapping (power in W read as kW) keeps
+#: a few, and the twin learns from those alone.
+MIN_KEPT_SHARE = 0.25
+
+
+def _warn_few_kept(db: Store, store: Path, twins: Mapping[str, Twin], until: pd.Timestamp) -> None:
+    """Warn of twins fitted on a small share of their readings before ``until``."""
+    for asset_id in twins:
+        kept = db.count_observations(asset_id, end=until)
+        read = db.count_observations(asset_id, end=until, raw=True)
+        if read and kept < MIN_KEPT_SHARE * read:
+            _warn(
+                f"asset {asset_id!r}: fitted on {kept} of its {read} readings before "
+                f"--train-until ({kept / read:.0%}); the checks set the rest aside "
+                f"(`twinweave quarantine --store {store} --asset {asset_id}` lists why): a "
+                "unit or column wrong in the mapping?"
+            )
 
 
 def _fit_each(

@@ -29,6 +29,7 @@ from twinweave.data import (
     SourceInfo,
     SourceSpec,
     _sources,
+    asset_ids,
     read_source,
 )
 from twinweave.data._sources import csv_line
@@ -1069,6 +1070,37 @@ def test_missing_numeric_asset_id_in_parquet_has_no_numpy_repr(tmp_path: Path) -
     assert "np.float64" not in message
     assert "(column 'turbine', row 1, counting data rows from 0, a missing value (NaN))" in message
     assert isinstance(caught.value.value, float) and np.isnan(caught.value.value)
+
+
+def test_whole_numbers_stored_as_floats_are_the_same_assets_as_integers(tmp_path: Path) -> None:
+    # pandas writes a column of numbers with a gap as float64: turbine 11 was "11.0" in
+    # that file and "11" in the next, two assets of one turbine.
+    frame = pd.DataFrame(
+        {"turbine": [11, 21], "time_utc": ["2014-01-01T00:00Z"] * 2, "ws": 5.0, "p": 300.0}
+    )
+    frame["t"] = 4.0
+    as_int, as_float = tmp_path / "int.parquet", tmp_path / "float.parquet"
+    frame.to_parquet(as_int)
+    frame.astype({"turbine": "float64"}).to_parquet(as_float)
+    for path in (as_int, as_float):
+        assert asset_ids(path, SPEC) == ["11", "21"]
+        assert read_source(path, SPEC)[1]["asset_id"].tolist() == ["11", "21"]
+    # Fractions are no whole numbers: kept as written.
+    frame.astype({"turbine": "float64"}).assign(turbine=[11.5, 21.0]).to_parquet(as_float)
+    assert asset_ids(as_float, SPEC) == ["11.5", "21.0"]
+
+
+def test_a_key_given_twice_in_a_json_mapping_is_named(tmp_path: Path) -> None:
+    # JSON keeps the last of two keys silently: power was read from the second column.
+    text = (
+        '{"asset_column": "turbine", "time_column": "time_utc", "columns": {'
+        '"power": {"source": "pw_W", "unit": "W"}, "power": {"source": "junk", "unit": "kW"}}}'
+    )
+    twice = write(tmp_path, "twice.json", text)
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(twice)
+    assert "gives 'power' twice" in str(caught.value) and str(twice) in str(caught.value)
+    assert caught.value.expected == "each key once in an object"
 
 
 # -- rows are named as data rows from 0, with the line of a CSV file --------------------

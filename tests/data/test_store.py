@@ -877,6 +877,26 @@ def test_a_different_reading_at_a_stored_time_is_quarantined_not_overwritten(
     assert set(duplicates["variable"]) == {"*"}
 
 
+def test_the_same_readings_converted_from_another_unit_are_the_same(tmp_path: Path) -> None:
+    # An export in degF and MW, converted, differs from one in degC and kW in the last
+    # bits (11.880000000000052 against 11.88): every reading of the overlap was quarantined
+    # as a conflict.
+    frames = scada(300, ("T1",), seed=8)
+    first = window(frames, 0, 200)
+    raw, observations, quarantine = window(frames, 100, 300)
+    for frame in (raw, observations):
+        frame["temp_air"] = ((frame["temp_air"] * 9.0 / 5.0 + 32.0) - 32.0) * 5.0 / 9.0
+        frame["power"] = frame["power"] / 1000.0 * 1000.0 * (1.0 + 1e-15)
+    assert (raw["temp_air"] != window(frames, 100, 300)[0]["temp_air"]).any()
+    a = source(tmp_path, "a.csv", b"in degC and kW", len(first[0]))
+    b = source(tmp_path, "b.csv", b"in degF and MW", len(raw))
+    with Store(tmp_path / "s.duckdb") as store:
+        store.ingest(a, *first)
+        summary = store.ingest(b, raw, observations, quarantine)
+        assert store.quarantine(check="duplicate_across_sources").empty
+    assert summary.n_skipped == 100
+
+
 # Columns each format added, to undo them and make a store of an older format.
 ADDED_BY_FORMAT = {
     2: (

@@ -111,6 +111,23 @@ class _SpecProblem(ValueError):
 _UNIT_EXAMPLES: Final = "a pint unit expression such as 'kW', 'm/s', 'km/h', 'degC'"
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's keys and values, refusing a key given twice (TOML refuses it
+    too; JSON would keep the last value, a column mapped twice read from one of them)."""
+    content: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in content:
+            raise _DuplicateKey(key)
+        content[key] = value
+    return content
+
+
 def _scaled_unit(expression: str) -> str | None:
     """For a unit with a number, the unit without it: ``", such as 'kW' for '1000*W'"``,
     or ``""`` when there is none; ``None`` for an expression without a number.
@@ -440,7 +457,17 @@ class SourceSpec(BaseModel):
         content: object
         if suffix == ".json":
             try:
-                content = json.loads(text)
+                content = json.loads(text, object_pairs_hook=_unique_keys)
+            except _DuplicateKey as duplicate:
+                raise DataError(
+                    f"mapping file gives {duplicate.key!r} twice (JSON keeps the last one "
+                    "silently)",
+                    path=name,
+                    column=None,
+                    row=None,
+                    value=duplicate.key,
+                    expected="each key once in an object",
+                ) from None
             except json.JSONDecodeError as error:
                 lines = text.splitlines()
                 line = lines[error.lineno - 1] if 0 < error.lineno <= len(lines) else ""
@@ -1191,14 +1218,25 @@ def asset_ids(path: str | os.PathLike[str], spec: SourceSpec) -> list[str]:
         values = pd.read_csv(
             name, sep=spec.delimiter, usecols=[column], dtype="string", encoding_errors="replace"
         )[column]
-    text = values.astype("string").str.strip()
+    text = _asset_text(values).str.strip()
     return sorted(str(a) for a in pd.unique(text[text.notna() & (text != "")]))
+
+
+def _asset_text(values: pd.Series[Any]) -> pd.Series[str]:
+    """Asset ids as text; whole numbers stored as floats (a Parquet column of numbers
+    with a gap is float64) are written as whole numbers, so that turbine 11 of one file
+    is not turbine "11.0" of another."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        finite = values.dropna()
+        if bool((finite == np.round(finite)).all()):
+            return values.astype("Int64").astype("string")
+    return values.astype("string")
 
 
 def _assets(frame: pd.DataFrame, spec: SourceSpec, name: str) -> pd.Series[str]:
     if spec.asset_column is None:
         return pd.Series([spec.asset_id] * len(frame), dtype="string")
-    assets = frame[spec.asset_column].astype("string")
+    assets = _asset_text(frame[spec.asset_column])
     missing = (assets.isna() | (assets.str.strip() == "")).to_numpy(dtype=bool, na_value=True)
     if missing.any():
         row = _first(missing)

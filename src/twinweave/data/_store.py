@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import duckdb
 import numpy as np
@@ -247,6 +247,13 @@ def _refuse_what_is_not_a_store(path: Path) -> None:
     else:
         what = "a file that is not a DuckDB database"
     raise OSError(f"store {path}: {what}; {_EXPECTED_STORE}")
+
+
+#: How far two values of one reading may differ and be the same value: a file's values
+#: converted from another unit differ from the same values read in the glossary's unit
+#: in their last bits (about 1e-15 relative), and an absolute term covers values at 0.
+_SAME_VALUE_RTOL: Final = 1e-9
+_SAME_VALUE_ATOL: Final = 1e-12
 
 
 class Store:
@@ -751,7 +758,10 @@ class Store:
         for name in names:
             ours = _floats(new, name)
             theirs = _floats(matches, name)
-            differ = ~((ours == theirs) | (np.isnan(ours) & np.isnan(theirs)))
+            # Equal to float rounding: a file in degF or MW, converted, gives 11.880000000000052
+            # where one in degC gave 11.88; a difference in the data is far larger.
+            equal = np.isclose(ours, theirs, rtol=_SAME_VALUE_RTOL, atol=_SAME_VALUE_ATOL)
+            differ = ~(equal | (np.isnan(ours) & np.isnan(theirs)))
             same &= ~differ
             for at in np.flatnonzero(differ):
                 differences[at] += (
@@ -958,12 +968,15 @@ class Store:
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         ingested_before: TimeLike | None = None,
+        raw: bool = False,
     ) -> int:
         """How many readings ``observations(asset_id, start=, end=, ingested_before=)``
-        returns, without reading them."""
+        returns, without reading them; with ``raw``, how many times the raw readings
+        hold (a reading in two files counts once), whether kept or quarantined."""
         where, parameters = self._window(asset_id, start, end, ingested_before)
+        counted, table = ("DISTINCT time", "raw_observations") if raw else ("*", "observations")
         found = self._con.execute(
-            f"SELECT COUNT(*) FROM observations WHERE {where}", parameters
+            f"SELECT COUNT({counted}) FROM {table} WHERE {where}", parameters
         ).fetchone()
         return 0 if found is None else int(found[0])
 
