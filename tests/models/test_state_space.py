@@ -1017,7 +1017,7 @@ def test_columns_that_are_not_one_number_per_row_are_named() -> None:
     emulator = reservoir()
     with pytest.raises(ValueError, match=r"storage: expected one value per row \(1-D\)"):
         emulator.update({"storage": [[1.0, 2.0]], "inflow": [1.0], "outflow": [1.0]})
-    with pytest.raises(ValueError, match=r"inflow: expected numbers, got 'abc' at row 1"):
+    with pytest.raises(ValueError, match=r"inflow: expected numbers, got the text 'abc' at row 1"):
         emulator.update({"storage": [1.0, 2.0], "inflow": [1.0, "abc"], "outflow": [1.0, 1.0]})
     # pandas' missing values are missing readings, not text.
     emulator.update(

@@ -96,6 +96,7 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
                 f"missing input {name!r}: expected a column of that name, got {sorted(data)}"
             )
         return None
+    _refuse_text(data[name], name)
     try:
         # pandas turns the missing values of its nullable dtypes (NA) into NaN here.
         values = np.atleast_1d(np.asarray(data[name], dtype=np.float64))
@@ -115,3 +116,28 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
     if values.ndim != 1:
         raise ValueError(f"{name}: expected one value per row (1-D), got shape {values.shape}")
     return values
+
+
+def _refuse_text(value: object, name: str) -> None:
+    """Refuse text where numbers are read: numpy reads "1e1" as 10, where SetInputs and
+    the data pathway refuse it. True and False are read as 1 and 0 (a switch's state).
+    Objects (pandas' nullable columns) are looked at only when pandas infers something
+    other than numbers or flags."""
+    array = np.atleast_1d(np.asarray(value))
+    kind = array.dtype.kind
+    if kind == "O":
+        # Imported here: object columns come from pandas, and a process that reads only
+        # numbers (a Flower ClientApp) does not load it.
+        import pandas as pd
+
+        inferred = pd.api.types.infer_dtype(array.ravel(), skipna=True)
+        if inferred not in ("string", "bytes", "mixed", "mixed-integer"):
+            return
+    elif kind not in "US":
+        return
+    # A list keeps its items' types (numpy turned [1.0, "abc"] into two texts).
+    items = value if isinstance(value, list | tuple) else array.ravel()
+    for row, item in enumerate(items):
+        if isinstance(item, str | bytes):
+            shown = item.item() if isinstance(item, np.generic) else item
+            raise ValueError(f"{name}: expected numbers, got the text {shown!r} at row {row}")
