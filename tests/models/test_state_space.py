@@ -1034,10 +1034,14 @@ def test_bad_readings_are_named() -> None:
     emulator = reservoir()
     with pytest.raises(KeyError, match=r"missing input 'outflow'"):
         emulator.update({"storage": [1.0], "inflow": [1.0]})
+    # A day without its flows recorded: the advice is to estimate them; a day without
+    # its storage reading alone is a NaN.
     with pytest.raises(
-        ValueError, match=r"inflow: expected finite control inputs, got nan at row 1"
+        ValueError,
+        match=r"inflow: expected finite control inputs, got nan at row 1 \(1 such rows\); .*"
+        r"give their best estimate .*\(a missed reading of 'storage' alone is NaN\)",
     ):
-        emulator.update({"storage": [1.0, 2.0], "inflow": [1.0, np.nan], "outflow": [1.0, 1.0]})
+        emulator.update({"storage": [1.0, np.nan], "inflow": [1.0, np.nan], "outflow": [1.0, 1.0]})
     with pytest.raises(ValueError, match=r"storage: expected finite readings or NaN.*inf at row 0"):
         emulator.update({"storage": [np.inf], "inflow": [1.0], "outflow": [1.0]})
     with pytest.raises(ValueError, match=r"outflow: expected 2 values \(one per reading"):

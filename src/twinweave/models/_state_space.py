@@ -1812,9 +1812,13 @@ class StateSpaceEmulator:
             bad = ~np.isfinite(array)
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
+                # A step moves the state by its controls: without them it cannot be
+                # taken, where a missing reading of the target only goes unobserved.
                 raise ValueError(
                     f"{name}: expected finite control inputs, got {float(array[row])!r} "
-                    f"at row {row}"
+                    f"at row {row} ({int(bad.sum())} such rows); a step is taken with its "
+                    f"controls, so give their best estimate where they were not recorded "
+                    f"(a missed reading of {self.target!r} alone is NaN)"
                 )
             arrays.append(array)
         if not arrays:
