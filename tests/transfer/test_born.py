@@ -30,6 +30,9 @@ from twinweave.transfer import (
     fit_central,
     fleet_emulator,
     initial_population,
+    load_population,
+    save_population,
+    save_statistics,
     transfer_scores,
 )
 
@@ -87,6 +90,31 @@ def test_a_new_pump_with_few_readings_learns_its_curve_from_the_fleet(
     # (A sign test: 30 of 40 has p = 0.001 were the two as good.)
     assert np.median(errors["born"]) < 0.7 * np.median(errors["alone"])
     assert np.count_nonzero(np.less(errors["born"], errors["alone"])) >= 30
+
+
+def test_a_population_saved_and_loaded_gives_the_same_twin(
+    pumps: FleetPosterior, tmp_path: Path
+) -> None:
+    # A fleet fitted today, a twin born into it next month: the population is kept in a
+    # file, not the twins' statistics.
+    assert pumps.population is not None
+    path = save_population(pumps.population, tmp_path / "pumps.npz")
+    loaded = load_population(path)
+    assert loaded.kinds == pumps.population.kinds
+    assert loaded.prior.basis_fingerprint == pumps.population.prior.basis_fingerprint
+    for name, value in pumps.population.to_arrays().items():
+        np.testing.assert_array_equal(loaded.to_arrays()[name], value, err_msg=name)
+    flow = {"flow": np.linspace(0.0, 10.0, 41)}
+    before = fleet_emulator(pump_emulator(), pumps.population).predict(flow)
+    after = fleet_emulator(pump_emulator(), loaded).predict(flow)
+    np.testing.assert_array_equal(after.mean, before.mean)
+    np.testing.assert_array_equal(after.var, before.var)
+    statistics = tmp_path / "statistics.npz"
+    save_statistics(TwinStatistics.from_emulator(pump_emulator()), statistics)
+    with pytest.raises(ValueError, match=r"statistics.npz: expected a population written by"):
+        load_population(statistics)
+    with pytest.raises(TypeError, match=r"population: expected a Population"):
+        save_population(pumps, tmp_path / "fit.npz")  # type: ignore[arg-type]
 
 
 def test_it_refuses_a_population_it_cannot_start_from(pumps: FleetPosterior) -> None:

@@ -51,8 +51,10 @@ if TYPE_CHECKING:
         FlowerSettings,
         LoggedMessage,
         LoopbackFederation,
+        load_population,
         load_statistics,
         read_message_log,
+        save_population,
         save_statistics,
     )
     from twinweave.transfer._gossip import (
@@ -130,8 +132,10 @@ else:
                 "FlowerSettings",
                 "LoggedMessage",
                 "LoopbackFederation",
+                "load_population",
                 "load_statistics",
                 "read_message_log",
+                "save_population",
                 "save_statistics",
             ),
             "twinweave.transfer._gossip": (
@@ -217,6 +221,7 @@ __all__ = [
     "initial_population",
     "joint_log_likelihood",
     "kinds_of",
+    "load_population",
     "load_statistics",
     "local_step",
     "local_steps",
@@ -228,6 +233,7 @@ __all__ = [
     "predicted_rounds",
     "read_message_log",
     "run_rounds",
+    "save_population",
     "save_statistics",
     "spectral_gap",
     "sum_summaries",

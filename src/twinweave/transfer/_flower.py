@@ -72,8 +72,10 @@ __all__ = [
     "FlowerSettings",
     "LoggedMessage",
     "LoopbackFederation",
+    "load_population",
     "load_statistics",
     "read_message_log",
+    "save_population",
     "save_statistics",
 ]
 
@@ -336,6 +338,38 @@ def load_fleet(path: Path) -> tuple[FleetPrior, tuple[str, ...], Population | No
             return prior, kinds, None
         population = Population.from_arrays({**saved_prior, **start}, kinds)
         return prior, kinds, dataclasses.replace(population, prior=prior)
+
+
+def save_population(population: Population, path: str | os.PathLike[str]) -> Path:
+    """Write a fitted fleet's population to an ``.npz`` file (no pickles): what the
+    fleet knows without any twin's statistics, for a twin born into it later
+    (:func:`~twinweave.transfer.fleet_emulator`, ``build_turbine_twin(population=)``),
+    a new twin's prediction (:func:`~twinweave.transfer.population_twins`) or a refit's
+    ``start=``.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    check_type(population, Population, "population", "a Population (a fit's .population)")
+    path = Path(path)
+    with written_aside(path) as partial:
+        save_fleet(population.prior, population.kinds, partial, start=population)
+    return path
+
+
+def load_population(path: str | os.PathLike[str]) -> Population:
+    """Read a population written by :func:`save_population`, equal to it bit for bit."""
+    path = Path(path)
+    expected = "expected a population written by save_population (an .npz file)"
+    try:
+        _, _, population = load_fleet(path)
+    except (ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: {expected}, got a file that is not one") from error
+    if population is None:
+        raise ValueError(f"{path}: {expected}, got a fleet's prior without a population")
+    return population
 
 
 def with_fingerprint(prior: FleetPrior, fingerprint: str) -> FleetPrior:
