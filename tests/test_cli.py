@@ -23,8 +23,9 @@ import pytest
 
 from twinweave import cli
 from twinweave.cli import UTC_TIME
-from twinweave.core import Telemetry, Twin, TwinSchema
+from twinweave.core import Twin
 from twinweave.data import Store, clean, read_source
+from twinweave.domains.water import reservoir_schema
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
 from twinweave.models import StateSpaceEmulator
 
@@ -647,17 +648,9 @@ def test_a_twin_of_another_domain_is_named_not_read_as_a_turbine(tmp_path: Path)
     emulator = StateSpaceEmulator.reservoir(
         capacity=1e4, initial_storage=5e3, initial_var=1e6, process_var=100.0, noise_var=400.0
     )
-    schema = TwinSchema(
-        name="Reservoir",
-        telemetry=[
-            Telemetry(name="storage", unit="m^3", lower=0.0, upper=1e4),
-            Telemetry(name="inflow", unit="m^3/day"),
-            Telemetry(name="outflow", unit="m^3/day"),
-        ],
-    )
     store = tmp_path / "water.duckdb"
     with Store(store) as db:
-        db.save_twin(Twin("dam", schema, emulator))
+        db.save_twin(Twin("dam", reservoir_schema(1e4), emulator))
     inputs = tmp_path / "flows.csv"
     inputs.write_text("inflow,outflow\n100,90\n")
     said = "twin 'dam': a twin of 'storage' [m^3] (schema 'Reservoir'), not of a wind turbine's"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from twinweave.core import Property, Telemetry, TwinSchema, to_dtdl, validate_dtdl
+from twinweave.domains.water import reservoir_schema
 from twinweave.domains.wind import turbine_schema
 
 TURBINE_ID = "dtmi:org:twinweave:wind:Turbine;1"
@@ -54,6 +55,13 @@ def test_turbine_schema_exports_valid_dtdl(document: dict[str, Any]) -> None:
         "rated_power",
         "elevation",
     ]
+
+
+def test_reservoir_schema_exports_valid_dtdl() -> None:
+    document = to_dtdl(reservoir_schema(4.6e7), "dtmi:org:example:Reservoir;1")
+    assert validate_dtdl(document) == []
+    names = {entry["name"] for entry in document["contents"]}
+    assert names == {"storage", "inflow", "outflow", "capacity"}
 
 
 def test_export_round_trips_through_json(document: dict[str, Any]) -> None:

@@ -11,10 +11,9 @@ from twinweave.core import (
     ScaleTarget,
     SetInputs,
     Stop,
-    Telemetry,
     Twin,
-    TwinSchema,
 )
+from twinweave.domains.water import reservoir_schema
 from twinweave.models import StateSpaceEmulator
 
 
@@ -157,15 +156,7 @@ def test_a_state_carried_from_step_to_step_is_changed_through_its_inputs_only() 
     emulator = StateSpaceEmulator.reservoir(
         capacity=1e4, initial_storage=5e3, initial_var=1e6, process_var=100.0, noise_var=400.0
     )
-    schema = TwinSchema(
-        name="Reservoir",
-        telemetry=[
-            Telemetry(name="storage", unit="m^3", lower=0.0, upper=1e4),
-            Telemetry(name="inflow", unit="m^3/day"),
-            Telemetry(name="outflow", unit="m^3/day"),
-        ],
-    )
-    dam = Twin("dam", schema, emulator)
+    dam = Twin("dam", reservoir_schema(1e4), emulator)
     for setpoint in (Stop(), Derate(3e3), ScaleTarget(0.9)):
         with pytest.raises(
             ValueError,

@@ -28,6 +28,7 @@ array([37.3, 36.7, 36.1, 35.5, 34.9, 34.3, 33.7])
 12.7
 """
 
+from twinweave.domains.water._schema import reservoir_schema
 from twinweave.domains.water._upper_snake import (
     UPPER_SNAKE_RESERVOIRS,
     Reservoir,
@@ -40,6 +41,7 @@ __all__ = [
     "UPPER_SNAKE_RESERVOIRS",
     "Reservoir",
     "load_upper_snake",
+    "reservoir_schema",
     "upper_snake_path",
     "upper_snake_source",
 ]
