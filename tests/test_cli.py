@@ -1709,6 +1709,32 @@ def test_a_fleet_of_several_rated_powers_is_refused_before_its_files_are_stored(
     assert "saved 2 of 2 twins" in twinweave(*per_file, "--assets", table).stdout
 
 
+def test_a_file_per_turbine_takes_a_mapping_per_file(tmp_path: Path) -> None:
+    # Files without an asset column, each mapping naming its turbine: one --mapping for
+    # all named them all after the first (their readings then clashed), and a fleet
+    # could not be fitted from them.
+    layout = LA_HAUTE_BORNE.model_dump(mode="json", exclude_none=True)
+    del layout["asset_column"]
+    files, mappings = [], []
+    for turbine in ("R80711", "R80721", "R80736"):
+        data = scada_subset(tmp_path / f"{turbine}.parquet", (turbine, "2014-12-17", "2015-01-03"))
+        pd.read_parquet(data).drop(columns="Wind_turbine_name").to_parquet(data, index=False)
+        mapping = tmp_path / f"{turbine}.json"
+        mapping.write_text(json.dumps({**layout, "asset_id": turbine}))
+        files.append(data)
+        mappings += ["--mapping", mapping]
+    fit = ("fit", *files, "--train-until", "2015-01-01", "--fleet")
+    fitted = twinweave(*fit, "--store", tmp_path / "s.duckdb", *mappings)
+    assert "saved 3 of 3 twins" in " ".join(fitted.stdout.split()), fitted.stdout
+    assert "R80736's fleet: R80711, R80721" in fitted.stderr, fitted.stderr
+    with Store(tmp_path / "s.duckdb", read_only=True) as db:
+        assert db.quarantine(check="duplicate_across_sources").empty
+    refused = twinweave(*fit, "--store", tmp_path / "t.duckdb", *mappings[:4], ok=False)
+    assert_user_error(
+        refused, "--mapping: expected one mapping for every file or one per file (3 files), got 2"
+    )
+
+
 def test_a_semicolon_csv_is_read_with_delimiter(tmp_path: Path) -> None:
     # ENGIE's own La Haute Borne exports separate fields by ';': that took a whole mapping.
     parquet = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-12-01", "2015-01-10"))

@@ -822,10 +822,12 @@ def _ingest(
 
 
 MappingOption = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(
         "--mapping",
-        help="Column mapping (JSON or TOML); default: La Haute Borne.",
+        help="Column mapping (JSON or TOML); default: La Haute Borne. One for every "
+        "file, or one per file in their order (a file per turbine, each mapping naming "
+        "its asset_id).",
         exists=True,
         dir_okay=False,
     ),
@@ -855,6 +857,22 @@ ElevationOption = Annotated[
         "Haute Borne table's); default 0 m.",
     ),
 ]
+
+
+def _specs(
+    mappings: list[Path] | None, files: list[Path], delimiter: str | None
+) -> list[SourceSpec]:
+    """Each file's source spec: one mapping for every file, or one per file in their
+    order (La Haute Borne's without any)."""
+    given = mappings or []
+    if len(given) > 1 and len(given) != len(files):
+        raise _fail(
+            f"--mapping: expected one mapping for every file or one per file ({len(files)} "
+            f"files), got {len(given)}: {', '.join(map(str, given))}"
+        )
+    if len(given) <= 1:
+        return [_spec(given[0] if given else None, delimiter)] * len(files)
+    return [_spec(mapping, delimiter) for mapping in given]
 
 
 def _spec(mapping: Path | None, delimiter: str | None = None) -> SourceSpec:
@@ -905,23 +923,26 @@ DataArgument = Annotated[
 def _ingest_all(
     store: Store,
     files: list[Path],
-    spec: SourceSpec,
+    sources: list[SourceSpec],
     assets: Path | None,
     rated_power: float | None,
     elevation: float | None,
     recorder: Recorder,
     vet: Callable[[Mapping[str, TurbineSpec]], None] | None = None,
 ) -> dict[str, TurbineSpec]:
-    """:func:`_ingest` of each file in turn; the turbine specs of all their assets.
-    ``vet`` may refuse the specs of all the files' assets before any file is stored."""
+    """:func:`_ingest` of each file in turn, read with its source spec (``sources``,
+    one per file); the turbine specs of all their assets. ``vet`` may refuse the specs
+    of all the files' assets before any file is stored."""
     known = _known_specs(assets, rated_power, elevation)
     specs: dict[str, TurbineSpec] = {}
-    each = list(dict.fromkeys(files))  # a file named twice is read once
+    each: dict[Path, SourceSpec] = {}
+    for file, spec in zip(files, sources, strict=True):
+        each.setdefault(file, spec)  # a file named twice is read once, with its first spec
     if vet is not None:
         # Every file's turbines before any file is stored: a file per turbine would
         # else store the first with a rated power the second shows to be wrong.
         everyone: dict[str, TurbineSpec] = {}
-        for file in each:
+        for file, spec in each.items():
             try:
                 found = asset_ids(file, spec)
             except (OSError, ValueError):
@@ -929,12 +950,13 @@ def _ingest_all(
             everyone |= _turbine_specs(found, known, rated_power, elevation)
         vet(everyone)
 
-    for i, file in enumerate(each):
+    ordered = list(each)
+    for i, (file, spec) in enumerate(each.items()):
         try:
             specs.update(_ingest(store, file, spec, known, rated_power, elevation, recorder))
         except (*USER_ERRORS, typer.Exit) as error:
-            if len(each) > 1:
-                _note_stopped(error, file, done=each[:i], not_read=each[i + 1 :])
+            if len(ordered) > 1:
+                _note_stopped(error, file, done=ordered[:i], not_read=ordered[i + 1 :])
             raise
     _warn_sea_level(specs, known, elevation)
     return specs
@@ -975,10 +997,10 @@ def ingest(
     delimiter: DelimiterOption = None,
 ) -> None:
     """Read data files, check them, quarantine what fails, and store the rest."""
-    spec = _spec(mapping, delimiter)
+    specs = _specs(mapping, data, delimiter)
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
-        _ingest_all(db, data, spec, assets, rated_power, elevation, recorder)
+        _ingest_all(db, data, specs, assets, rated_power, elevation, recorder)
 
 
 @app.command()
@@ -1034,11 +1056,11 @@ def fit(
     except ValueError as error:
         raise _fail(f"--memory: {error}") from None
     until = _utc(train_until)
-    spec = _spec(mapping, delimiter)
+    sources = _specs(mapping, data, delimiter)
     with _store_to_write(store) as db:
         recorder = Recorder(store=db)
         specs = _ingest_all(
-            db, data, spec, assets, rated_power, elevation, recorder,
+            db, data, sources, assets, rated_power, elevation, recorder,
             vet=_one_rated_power if fleet else None,
         )  # fmt: skip
         # A turbine without training readings is skipped, not fatal: the others' twins
