@@ -1733,6 +1733,9 @@ def test_a_file_per_turbine_takes_a_mapping_per_file(tmp_path: Path) -> None:
     assert_user_error(
         refused, "--mapping: expected one mapping for every file or one per file (3 files), got 2"
     )
+    # One file named twice with two mappings: which was meant is not guessed.
+    twice = ("ingest", files[0], files[0], *mappings[:4], "--store", tmp_path / "u.duckdb")
+    assert_user_error(twinweave(*twice, ok=False), "named twice, with two different mappings")
 
 
 def test_a_semicolon_csv_is_read_with_delimiter(tmp_path: Path) -> None:

@@ -937,7 +937,9 @@ def _ingest_all(
     specs: dict[str, TurbineSpec] = {}
     each: dict[Path, SourceSpec] = {}
     for file, spec in zip(files, sources, strict=True):
-        each.setdefault(file, spec)  # a file named twice is read once, with its first spec
+        # A file named twice is read once; with two mappings, which one was meant?
+        if each.setdefault(file, spec) != spec:
+            raise _fail(f"{file}: named twice, with two different mappings (--mapping)")
     if vet is not None:
         # Every file's turbines before any file is stored: a file per turbine would
         # else store the first with a rated power the second shows to be wrong.

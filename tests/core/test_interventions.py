@@ -11,7 +11,9 @@ from twinweave.core import (
     ScaleTarget,
     SetInputs,
     Stop,
+    Telemetry,
     Twin,
+    TwinSchema,
 )
 from twinweave.domains.water import reservoir_schema
 from twinweave.models import StateSpaceEmulator
@@ -161,10 +163,22 @@ def test_a_state_carried_from_step_to_step_is_changed_through_its_inputs_only() 
         with pytest.raises(
             ValueError,
             match=rf"{setpoint.describe()}: sets the target, 'storage', which this twin "
-            r"carries .* as a state; .* SetInputs\(\{...\}\) of \['inflow', 'outflow'\]",
+            r"carries .* as a balance of its inputs; .* SetInputs\(\{...\}\) of \['inflow', "
+            r"'outflow'\]",
         ):
             dam.branch(setpoint)
+        # Nor can a twin be built holding one (a stored branch restored).
+        with pytest.raises(ValueError, match=r"as a balance of its inputs"):
+            Twin("dam/branch", reservoir_schema(1e4), emulator, interventions=(setpoint,))
     # Releases stopped: the storage rises by the inflow, day by day.
     flows = {"inflow": [100.0] * 3, "outflow": [50.0] * 3}
     held = dam.branch(SetInputs({"outflow": 0.0})).predict(flows).mean
     np.testing.assert_allclose(np.diff(held), 100.0, rtol=1e-3)
+    # A forecaster of power with no inputs takes a setpoint as any twin does.
+    schema = TwinSchema(name="Meter", telemetry=[Telemetry(name="power", unit="kW", upper=100.0)])
+    level = StateSpaceEmulator.local_level(
+        "power", level_var=1.0, noise_var=1.0, lower=0.0, upper=100.0, units="kW"
+    )
+    meter = Twin("m1", schema, level).update({"power": [50.0, 52.0, 51.0]})
+    capped = meter.branch(Derate(20.0)).predict({"power": [np.nan] * 3})
+    assert capped.quantile(0.999).max() == 20.0

@@ -118,7 +118,8 @@ def test_a_population_saved_and_loaded_gives_the_same_twin(
 
 
 def test_it_refuses_a_population_it_cannot_start_from(pumps: FleetPosterior) -> None:
-    with pytest.raises(KeyError, match=r"kind 'turbine': not among the population's kinds \["):
+    unknown = r"kind 'turbine': expected one of the population's kinds \('default'\)"
+    with pytest.raises(KeyError, match=unknown):
         fleet_emulator(pump_emulator(), pumps.population, "turbine")
     other = BayesianBasisRegression(**{**pump_emulator().get_params(), "noise_edges": [0, 5, 10]})
     with pytest.raises(ValueError, match=r"emulator: expected the fleet's basis \(23 features, 5"):

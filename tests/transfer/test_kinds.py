@@ -19,7 +19,7 @@ import windpowerlib
 
 from twinweave.core import CensoredNormal
 from twinweave.domains.wind import power_curve_emulator
-from twinweave.models import BayesianBasisRegression
+from twinweave.models import BayesianBasisRegression, SplineTerm
 from twinweave.transfer import (
     FleetPrior,
     TwinStatistics,
@@ -160,3 +160,31 @@ def test_a_twin_is_born_into_each_kind_with_its_own_bounds() -> None:
     clipped = r"kind 'V112/3000''s curve; .* to 3\d{3} kW, .*\[0, 2350\]"
     with pytest.raises(ValueError, match=clipped):
         fleet_emulator(emulator(2350), both.population, type_b)
+
+
+def test_a_curve_of_two_added_splines_is_not_judged_by_either() -> None:
+    # A constant sits in either of two added splines: one's weights fell below 0 kW
+    # while their sum stayed within the bounds, and each kind's own emulator was refused.
+    rng = np.random.default_rng(1)
+
+    def pump(upper: float) -> BayesianBasisRegression:
+        return BayesianBasisRegression(
+            target="power",
+            terms=(SplineTerm("flow", 0.0, 10.0, 8), SplineTerm("temp", -10.0, 40.0, 5)),
+            noise_source="flow",
+            noise_edges=[0.0, 5.0, 10.0],
+            lower=0.0,
+            upper=upper,
+            units="kW",
+        )
+
+    stats = {}
+    for kind, rated in (("A", 100.0), ("B", 150.0)):
+        for i in range(3):
+            flow, temp = rng.uniform(0.0, 10.0, 2000), rng.uniform(-10.0, 40.0, 2000)
+            power = rated * 0.08 * flow + 20.0 - temp + rng.normal(0.0, 2.0, 2000)
+            model = pump(rated).update({"flow": flow, "temp": temp, "power": power.clip(0, rated)})
+            stats[f"{kind}{i}"] = TwinStatistics.from_emulator(model, kind=kind)
+    fit = fit_central(stats, FleetPrior.from_emulator(pump(100.0)))
+    for kind, rated in (("A", 100.0), ("B", 150.0)):
+        assert fleet_emulator(pump(rated), fit.population, kind).upper == rated

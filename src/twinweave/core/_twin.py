@@ -154,6 +154,22 @@ class Twin:
         # Provenance id of the most recent prediction, to look its chain up later.
         self.last_prediction_: str | None = None
         self._check_target()
+        for intervention in self.interventions:
+            self._check_sets_no_balance(intervention)
+
+    def _check_sets_no_balance(self, intervention: Intervention) -> None:
+        """Refuse a setpoint on a target its inputs move from step to step (a
+        reservoir's storage, a balance of its flows): clipping or scaling the storage
+        makes water vanish rather than stay behind the dam. A forecaster without inputs
+        (a local level of power) takes setpoints as any twin does."""
+        inputs = self._declared_inputs()
+        balance = getattr(self._emulator, "forecasts", False) and bool(inputs)
+        if balance and isinstance(intervention, Derate | Stop | ScaleTarget):
+            raise ValueError(
+                f"{intervention.describe()}: sets the target, {self.target!r}, which this "
+                f"twin carries from step to step as a balance of its inputs; it changes "
+                f"through them, SetInputs({{...}}) of {list(inputs or [])}"
+            )
 
     def _check_target(self) -> None:
         target = self._emulator.target
@@ -362,16 +378,8 @@ class Twin:
                     f"interventions: expected interventions such as Derate(1500.0), Stop() "
                     f"or SetInputs(...), got {intervention!r}"
                 )
-            if isinstance(intervention, Derate | Stop | ScaleTarget) and getattr(
-                self._emulator, "forecasts", False
-            ):
-                # A storage level is not produced by the asset but carried from step to
-                # step: clipping or scaling it makes water vanish rather than stay.
-                raise ValueError(
-                    f"{intervention.describe()}: sets the target, {self.target!r}, which "
-                    f"this twin carries from step to step as a state; a state changes "
-                    f"through its inputs, SetInputs({{...}}) of {list(declared or [])}"
-                )
+            # Before the branch is made: refused, it changes nothing of this twin.
+            self._check_sets_no_balance(intervention)
             if isinstance(intervention, Derate):
                 intervention.check_limit(target.bounds[0], target.unit)
             if declared is None or not isinstance(intervention, SetInputs):

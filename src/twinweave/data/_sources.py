@@ -1227,8 +1227,10 @@ def _asset_text(values: pd.Series[Any]) -> pd.Series[str]:
     with a gap is float64) are written as whole numbers, so that turbine 11 of one file
     is not turbine "11.0" of another."""
     if pd.api.types.is_float_dtype(values.dtype):
-        finite = values.dropna()
-        if bool((finite == np.round(finite)).all()):
+        present = values.dropna()
+        # Whole numbers a float holds exactly; others (inf, 1e20) stay as written.
+        whole = (present == np.round(present)) & (present.abs() < 2.0**53)
+        if bool(whole.all()):
             return values.astype("Int64").astype("string")
     return values.astype("string")
 

@@ -224,10 +224,7 @@ def fleet_emulator(
         The kind the new twin belongs to.
     """
     check_type(emulator, BayesianBasisRegression, "emulator")
-    new_twin = population_twins(population)
-    if kind not in new_twin:
-        raise KeyError(f"kind {kind!r}: not among the population's kinds {sorted(new_twin)}")
-    start = new_twin[kind]
+    start = population_twins(population)[kind]  # an unknown kind is named with the kinds
     if emulator.n_features != start.mean.shape[0] or emulator.n_bins != start.noise_var.shape[0]:
         raise ValueError(
             f"emulator: expected the fleet's basis ({start.mean.shape[0]} features, "
@@ -276,16 +273,16 @@ def _check_kind_within_bounds(
     In a fleet of several kinds the fleet's prior mean is the shared top level's, which
     twins of another kind (another rated power) were not built with, so the emulator is
     judged by the kind's population instead. A spline's weights are its curve's values
-    near the knots, so those of the curve's plain spline terms (not the modulations)
-    beyond the bounds by more than a twentieth of their range belong to a curve the
-    emulator would clip: one of another rated power.
+    near the knots, so where the curve is one plain spline (a power curve, the
+    modulations aside), weights beyond the bounds by more than a twentieth of their
+    range belong to a curve the emulator would clip: one of another rated power. Two
+    plain splines add up, a constant in either, and are not judged.
     """
-    margin = 0.05 * (emulator.upper - emulator.lower)
     offsets = np.cumsum([0, *(term.n_features for term in emulator.terms)])
-    for term, start, stop in zip(emulator.terms, offsets[:-1], offsets[1:], strict=True):
-        if not isinstance(term, SplineTerm):
-            continue
-        weights = kind_mean[start:stop]
+    plain = [i for i, term in enumerate(emulator.terms) if isinstance(term, SplineTerm)]
+    if len(plain) == 1:
+        margin = 0.05 * (emulator.upper - emulator.lower)
+        weights = kind_mean[offsets[plain[0]] : offsets[plain[0] + 1]]
         low, high = float(weights.min()), float(weights.max())
         if high > emulator.upper + margin or low < emulator.lower - margin:
             raise ValueError(
