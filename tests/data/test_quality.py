@@ -17,6 +17,7 @@ from twinweave.data import (
     Check,
     ColumnSpec,
     DataError,
+    DeadChannel,
     DuplicateTimestamps,
     FrozenSensor,
     RangeCheck,
@@ -262,6 +263,30 @@ def test_a_frozen_run_is_judged_by_time_not_by_readings() -> None:
     for field in ("min_hours", "max_gap_hours"):
         with pytest.raises(ValueError, match=f"{field}: expected a positive number of hours"):
             FrozenSensor("temp_air", **{field: 0.0})
+
+
+def test_a_dead_power_channel_is_quarantined_and_an_idle_one_is_not() -> None:
+    # A power column that reads 1.0 kW for 5 h while the wind blows 3 to 15 m/s: a
+    # dead channel, on which a twin learned a flat curve. An idle turbine holding its
+    # consumption (-0.5 kW) as long, or a live one holding 1.0 kW for 2 h, is kept.
+    winds = list(np.linspace(3.0, 15.0, 31))
+    dead = frame(winds, power=[1.0] * 31)
+    quarantine = DeadChannel("power")(dead)
+    assert quarantine["source_row"].tolist() == list(range(31))
+    assert set(quarantine["check"]) == {"dead_channel"} and not quarantine["blanked"].any()
+    assert quarantine["reason"].iloc[0] == (
+        "power = 1.0 kW held for 5.0 h on 31 readings of this asset, 2014-01-01 00:00 to "
+        "2014-01-01 05:00 UTC; expected a live channel's value to change within 3 h above 0 kW"
+    )
+    observations, _ = clean(dead, [DeadChannel("power")])
+    assert observations.empty
+    assert len(DeadChannel("power")(frame(winds, power=[-0.5] * 31))) == 0
+    assert len(DeadChannel("power")(frame(winds[:13], power=[1.0] * 13))) == 0
+    # Time sets the span: five hourly readings are 4 h.
+    hourly = frame(winds[:5], power=[1.0] * 5, minutes=[60 * i for i in range(5)])
+    assert len(DeadChannel("power")(hourly)) == 5
+    with pytest.raises(ValueError, match="min_hours: expected a positive number of hours"):
+        DeadChannel("power", min_hours=-1.0)
 
 
 def test_a_reading_set_aside_by_another_check_stays_aside_when_a_value_is_blanked() -> None:

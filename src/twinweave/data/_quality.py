@@ -730,20 +730,12 @@ class FrozenSensor:
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         values = require_column(frame, self.variable, self.name)
-        hour = 3_600 * 10**9
-        runs = _EqualRuns.of(frame, values, max_gap_ns=round(self.max_gap_hours * hour))
-        duration = runs.times[runs.ends] - runs.times[runs.starts]
-        frozen_runs = duration >= round(self.min_hours * hour)
+        held = _HeldRuns.of(frame, values, self.min_hours, self.max_gap_hours)
         unit = _unit_of(self.variable)
         suffix = f" {unit}" if unit else ""
-        # Times as text for the frozen runs only: formatting every run's would be slow.
-        first, last = (np.full(len(runs.starts), "", dtype=object) for _ in range(2))
-        for text, at in ((first, runs.starts), (last, runs.ends)):
-            times = pd.to_datetime(runs.times[at[frozen_runs]], utc=True)
-            text[frozen_runs] = np.asarray(times.strftime("%Y-%m-%d %H:%M"), dtype=object)
         return quarantine_rows(
             frame,
-            runs.per_reading(frozen_runs),
+            held.per_reading(held.long),
             check=self.name,
             variable=self.variable,
             value=values,
@@ -751,14 +743,110 @@ class FrozenSensor:
             "readings of this asset, {first} to {last} UTC; expected a live sensor's value "
             f"to change within {self.min_hours:g} h ({self.variable} blanked, the reading "
             "kept)",
-            fields={
-                "hours": runs.per_reading(np.round(duration / hour, 1)),
-                "length": runs.per_reading(runs.ends - runs.starts + 1),
-                "first": runs.per_reading(first),
-                "last": runs.per_reading(last),
-            },
+            fields=held.fields(),
             blanked=True,
         )
+
+
+@dataclass(frozen=True)
+class DeadChannel:
+    """Quarantine readings where ``variable`` holds one value above ``idle`` for
+    ``min_hours`` or longer.
+
+    A turbine's power is never the same 10-minute average twice while it runs; it
+    holds one value only when idle (at or below ``idle``: stopped, or drawing its own
+    consumption). On La Haute Borne power holds one value for an hour or more only at
+    -0.84 to -0.01 kW, for at most 2.2 hours, and never above 0 kW; a power channel that
+    reads one positive value for hours is dead, and a twin fitted on it would learn a
+    flat curve. Runs are taken as :class:`FrozenSensor` takes them (per asset, time
+    order, a gap over ``max_gap_hours`` ends one), and the readings are quarantined
+    whole: the value is the target, not an input that can be left out. Times, not
+    counts, set the span, so any cadence is judged alike.
+
+    Parameters
+    ----------
+    variable
+        Glossary name, for example ``"power"``.
+    min_hours
+        Shortest time [h] from first to last reading of a run that counts as dead.
+    max_gap_hours
+        Longest time [h] between two readings of one run.
+    idle
+        Highest value held by a live channel [the variable's glossary unit].
+    """
+
+    variable: str
+    min_hours: float = 3.0
+    max_gap_hours: float = 1.0
+    idle: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field, value in (("min_hours", self.min_hours), ("max_gap_hours", self.max_gap_hours)):
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(
+                    f"DeadChannel({self.variable!r}): {field}: expected a positive number "
+                    f"of hours, got {value}"
+                )
+
+    @property
+    def name(self) -> str:
+        return "dead_channel"
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = require_column(frame, self.variable, self.name)
+        held = _HeldRuns.of(frame, values, self.min_hours, self.max_gap_hours)
+        running = values[held.runs.order[held.runs.starts]] > self.idle
+        unit = _unit_of(self.variable)
+        suffix = f" {unit}" if unit else ""
+        return quarantine_rows(
+            frame,
+            held.per_reading(held.long & running),
+            check=self.name,
+            variable=self.variable,
+            value=values,
+            reason=f"{self.variable} = {{value}}{suffix} held for {{hours}} h on {{length}} "
+            "readings of this asset, {first} to {last} UTC; expected a live channel's value "
+            f"to change within {self.min_hours:g} h above {self.idle:g}{suffix}",
+            fields=held.fields(),
+        )
+
+
+@dataclass(frozen=True)
+class _HeldRuns:
+    """Runs of one value, per asset in time order, and which last ``min_hours``."""
+
+    runs: _EqualRuns
+    duration_ns: NDArray[np.int64]
+    long: NDArray[np.bool_]
+
+    @classmethod
+    def of(
+        cls, frame: pd.DataFrame, values: FloatArray, min_hours: float, max_gap_hours: float
+    ) -> _HeldRuns:
+        runs = _EqualRuns.of(frame, values, max_gap_ns=round(max_gap_hours * _HOUR_NS))
+        duration = runs.times[runs.ends] - runs.times[runs.starts]
+        return cls(runs, duration, duration >= round(min_hours * _HOUR_NS))
+
+    def per_reading(self, per_run: NDArray[Any]) -> NDArray[Any]:
+        return self.runs.per_reading(per_run)
+
+    def fields(self) -> dict[str, NDArray[Any]]:
+        """Per reading: the run's hours, length, and first and last time as text."""
+        runs = self.runs
+        # Times as text for the long runs only: formatting every run's would be slow.
+        first, last = (np.full(len(runs.starts), "", dtype=object) for _ in range(2))
+        for text, at in ((first, runs.starts), (last, runs.ends)):
+            times = pd.to_datetime(runs.times[at[self.long]], utc=True)
+            text[self.long] = np.asarray(times.strftime("%Y-%m-%d %H:%M"), dtype=object)
+        return {
+            "hours": runs.per_reading(np.round(self.duration_ns / _HOUR_NS, 1)),
+            "length": runs.per_reading(runs.ends - runs.starts + 1),
+            "first": runs.per_reading(first),
+            "last": runs.per_reading(last),
+        }
+
+
+_HOUR_NS = 3_600 * 10**9
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from twinweave.data import (
     Check,
+    DeadChannel,
     DuplicateTimestamps,
     FrozenSensor,
     RangeCheck,
@@ -268,8 +269,10 @@ def normal_operation_checks(
        and the whole reading is quarantined).
     3. :class:`~twinweave.data.DuplicateTimestamps`.
     4. ``StuckSensor("wind_speed", 3)``: a frozen anemometer (OpenOA's unresponsive
-       sensor filter), and ``FrozenSensor("temp_air")``: a thermometer that holds one
-       value for 4 hours or more has its temperature blanked, and the reading is kept.
+       sensor filter); ``DeadChannel("power")``: power held at one value above 0 kW for
+       3 hours or more (a live turbine's never is); and ``FrozenSensor("temp_air")``: a
+       thermometer that holds one value for 4 hours or more has its temperature
+       blanked, and the reading is kept.
     5. :class:`Downtime` with its defaults (``wind_speed >= 4`` m/s, ``power <= 0`` kW).
     6. :class:`Curtailment` (``pitch > 5`` degree, ``power < 0.9 * rated`` and
        ``wind_speed > 3.5`` m/s).
@@ -290,7 +293,7 @@ def normal_operation_checks(
     --------
     >>> [check.name for check in normal_operation_checks(2050.0)]  # doctest: +NORMALIZE_WHITESPACE
     ['missing', 'range', 'range', 'range', 'duplicate_timestamp', 'stuck_sensor',
-     'frozen_sensor', 'downtime', 'curtailment', 'icing']
+     'dead_channel', 'frozen_sensor', 'downtime', 'curtailment', 'icing']
     """
     present = None if variables is None else set(variables)
 
@@ -304,6 +307,7 @@ def normal_operation_checks(
         *((RangeCheck("temp_air", -40.0, 50.0),) if has("temp_air") else ()),
         DuplicateTimestamps(),
         StuckSensor("wind_speed", n_repeats=3),
+        DeadChannel("power"),
         *((FrozenSensor("temp_air"),) if has("temp_air") else ()),
         Downtime(),
         *((Curtailment(rated_power),) if has("pitch") else ()),
