@@ -717,12 +717,7 @@ class FrozenSensor:
     max_gap_hours: float = 1.0
 
     def __post_init__(self) -> None:
-        for field, value in (("min_hours", self.min_hours), ("max_gap_hours", self.max_gap_hours)):
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(
-                    f"FrozenSensor({self.variable!r}): {field}: expected a positive number "
-                    f"of hours, got {value}"
-                )
+        _check_hours(f"FrozenSensor({self.variable!r})", self.min_hours, self.max_gap_hours)
 
     @property
     def name(self) -> str:
@@ -781,12 +776,7 @@ class DeadChannel:
     idle: float = 0.0
 
     def __post_init__(self) -> None:
-        for field, value in (("min_hours", self.min_hours), ("max_gap_hours", self.max_gap_hours)):
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(
-                    f"DeadChannel({self.variable!r}): {field}: expected a positive number "
-                    f"of hours, got {value}"
-                )
+        _check_hours(f"DeadChannel({self.variable!r})", self.min_hours, self.max_gap_hours)
 
     @property
     def name(self) -> str:
@@ -809,6 +799,13 @@ class DeadChannel:
             f"to change within {self.min_hours:g} h above {self.idle:g}{suffix}",
             fields=held.fields(),
         )
+
+
+def _check_hours(owner: str, min_hours: float, max_gap_hours: float) -> None:
+    """Refuse a held run's span or gap that is no positive number of hours."""
+    for field, value in (("min_hours", min_hours), ("max_gap_hours", max_gap_hours)):
+        if not (math.isfinite(value) and value > 0.0):
+            raise ValueError(f"{owner}: {field}: expected a positive number of hours, got {value}")
 
 
 @dataclass(frozen=True)
