@@ -996,6 +996,19 @@ def _lhb_csv(times: list[str]) -> str:
     return LHB_HEADER + "".join(f"R80711,{time},5,300,4,1,1,1,1\n" for time in times)
 
 
+def test_a_unix_time_is_named_as_one(tmp_path: Path) -> None:
+    # Seconds since 1970 got the ISO 8601 message alone, as if mistyped.
+    for count in ("1388534400", "1388534400000"):
+        path = write(tmp_path, "epoch.csv", f"turbine,time_utc,ws,p,t\nT1,{count},5,300,4\n")
+        with pytest.raises(DataError, match=r"looks like a count since 1970 \(Unix time"):
+            read_source(path, SPEC)
+    # A time that is no number is not taken for one.
+    path = write(tmp_path, "typo.csv", "turbine,time_utc,ws,p,t\nT1,2014-13-45,5,300,4\n")
+    with pytest.raises(DataError) as caught:
+        read_source(path, SPEC)
+    assert "1970" not in str(caught.value)
+
+
 def test_unparseable_time_is_not_reported_as_a_missing_offset(tmp_path: Path) -> None:
     times = [f"2014-01-01T00:{m}0:00+01:00" for m in range(3)] + ["2014-13-45 25:99"]
     path = write(tmp_path, "lhb.csv", _lhb_csv(times))

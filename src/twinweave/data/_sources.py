@@ -1360,8 +1360,18 @@ def _parse_with_pandas(
     # The first bad row in file order decides which error describes it.
     if unparseable.any() and not (wrong_kind.any() and _first(wrong_kind) < _first(unparseable)):
         row = _first(unparseable)
+        # A count of seconds or milliseconds since 1970 (Unix time, 2001-2286) is a
+        # number, not a time: say it is not read.
+        shown = str(text.iloc[row]).strip()
+        epoch = shown.isdigit() and len(shown) in (9, 10, 12, 13)
         raise DataError(
-            f"time cannot be parsed ({int(unparseable.sum())} of {len(text)} rows)",
+            f"time cannot be parsed ({int(unparseable.sum())} of {len(text)} rows)"
+            + (
+                "; it looks like a count since 1970 (Unix time in seconds or milliseconds), "
+                "which is not read: convert it to ISO 8601 times first"
+                if epoch
+                else ""
+            ),
             path=name,
             column=column,
             row=row,
