@@ -2278,8 +2278,10 @@ def monitor(
         _check_output_table(output, "--output")
     with _open_store(store) as db:
         stored = _turbine_twins(db)
-        specs = {a: TurbineSpec.from_twin(stored[a]) for a in db.asset_ids() if a in stored}
-        unstored = [a for a in db.asset_ids() if a not in set(db.twin_ids())]
+        every_twin = set(db.twin_ids())  # a twin of another domain is neither kind
+        with_readings = db.asset_ids()
+        specs = {a: TurbineSpec.from_twin(stored[a]) for a in with_readings if a in stored}
+        unstored = [a for a in with_readings if a not in every_twin]
         known = _known_specs(assets, rated_power, elevation)
         new_specs = _turbine_specs(unstored, known, rated_power, elevation)
         _check_same_rated_power(db.sources(), new_specs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -121,22 +121,33 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
 def _refuse_text(value: object, name: str) -> None:
     """Refuse text where numbers are read: numpy reads "1e1" as 10, where SetInputs and
     the data pathway refuse it. True and False are read as 1 and 0 (a switch's state).
-    Objects (pandas' nullable columns) are looked at only when pandas infers something
-    other than numbers or flags."""
-    array = np.atleast_1d(np.asarray(value))
-    kind = array.dtype.kind
-    if kind == "O":
+
+    Judged by the column's dtype where it has one (no copy: this runs on every update
+    and prediction), else by its items; objects (pandas' nullable columns) are looked
+    at only when pandas infers something other than numbers or flags.
+    """
+    dtype = getattr(value, "dtype", None)
+    items: Iterable[object]
+    if dtype is None:
+        # A list keeps its items' types (numpy would turn [1.0, "abc"] into two texts).
+        items = value if isinstance(value, list | tuple) else [value]
+    elif dtype.kind in "US":
+        items = np.ravel(np.asarray(value))
+    elif dtype.kind == "O":
         # Imported here: object columns come from pandas, and a process that reads only
         # numbers (a Flower ClientApp) does not load it.
         import pandas as pd
 
-        inferred = pd.api.types.infer_dtype(array.ravel(), skipna=True)
-        if inferred not in ("string", "bytes", "mixed", "mixed-integer"):
+        items = np.ravel(np.asarray(value, dtype=object))
+        if pd.api.types.infer_dtype(items, skipna=True) not in (
+            "string",
+            "bytes",
+            "mixed",
+            "mixed-integer",
+        ):
             return
-    elif kind not in "US":
+    else:
         return
-    # A list keeps its items' types (numpy turned [1.0, "abc"] into two texts).
-    items = value if isinstance(value, list | tuple) else array.ravel()
     for row, item in enumerate(items):
         if isinstance(item, str | bytes):
             shown = item.item() if isinstance(item, np.generic) else item

@@ -44,7 +44,6 @@ class ProvenanceSink(Protocol):
 
 
 @runtime_checkable
-@runtime_checkable
 class Intervention(Protocol):
     """A what-if change applied by a branch: to the inputs, to the prediction, or both."""
 
