@@ -211,3 +211,51 @@ def test_sample_paths_take_few_arrays_of_their_size() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 3.0 * n * n_paths * 8, peak / (n * n_paths * 8)
+
+
+@pytest.mark.parametrize("beyond", [-30.0, -9.0, 9.0, 30.0])
+def test_a_latent_mean_far_beyond_a_bound_keeps_its_quantiles(beyond: float) -> None:
+    # The quantile was solved in the tail that q lies in, not the one z lies in: with
+    # the latent mean 9 sd above rated power, Phi(-b) rounded to 1 and the quantiles
+    # fell to 800 kW, and the samples with them.
+    loc = UPPER + beyond * 40.0 if beyond > 0 else LOWER + beyond * 40.0
+    p = CensoredNormal(
+        [loc], [1600.0], lower=LOWER, upper=UPPER, lower_mass=[0.05], upper_mass=[0.3]
+    )
+    q = np.linspace(0.01, 0.99, 99)
+    values = p.quantile(q)[:, 0]
+    assert np.all(np.diff(values) >= 0.0)
+    inside = (values > LOWER) & (values < UPPER)
+    assert inside.sum() >= 60
+    cdf = [p.cdf(value)[0] for value in values[inside]]
+    np.testing.assert_allclose(cdf, q[inside], atol=1e-9)
+    # The interior lies within a standard deviation or so of the nearer bound.
+    nearer = UPPER if beyond > 0 else LOWER
+    assert np.abs(values[inside] - nearer).max() < 2 * 40.0
+    draws = p.sample(40_000, seed=5)[:, 0]
+    error = draws.std() / np.sqrt(draws.size)
+    assert abs(draws.mean() - p.mean[0]) < 4 * error, (draws.mean(), p.mean[0])
+
+
+def test_mass_with_no_latent_probability_between_the_bounds_sits_on_the_nearer_one() -> None:
+    # The latent Gaussian 100 sd above rated power has no probability between the bounds
+    # in floating point: the mean said 615 kW while every sample and quantile was 2050.
+    above = CensoredNormal([3000.0], [100.0], lower=LOWER, upper=UPPER, lower_mass=[0.0],
+                           upper_mass=[0.3])  # fmt: skip
+    assert above.mass_at_upper[0] == 1.0 and above.mass_at_lower[0] == 0.0
+    assert above.mean[0] == UPPER and above.var[0] == 0.0
+    np.testing.assert_array_equal(above.quantile([0.1, 0.9])[:, 0], [UPPER, UPPER])
+    below = CensoredNormal([-4304.7], [3600.0], lower=LOWER, upper=UPPER, lower_mass=[0.0],
+                           upper_mass=[0.416])  # fmt: skip
+    np.testing.assert_allclose(below.mass_at_lower, [0.584])
+    np.testing.assert_allclose(below.mean, [0.416 * UPPER])
+    draws = below.sample(20_000, seed=3)[:, 0]
+    assert set(np.unique(draws)) == {LOWER, UPPER}
+    assert abs((draws == LOWER).mean() - 0.584) < 0.015
+    np.testing.assert_allclose(below.cdf([LOWER]) + below.sf([LOWER]), [1.0])
+
+
+def test_empty_quantiles_and_a_level_that_is_no_number(hurdle: CensoredNormal) -> None:
+    assert hurdle.quantile(np.array([])).shape == (0, len(hurdle))
+    with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\), got '0.9'"):
+        hurdle.interval("0.9")  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from twinweave.core._arguments import check_count
+from twinweave.core._arguments import check_count, is_real
 
 FloatArray = NDArray[np.float64]
 
@@ -797,7 +797,10 @@ class CensoredNormal:
         """The same latent Gaussian with the bounds' probabilities given (``None``: the
         latent tail). What only the latent Gaussian determines is not computed again."""
         out = self.replace(lower_mass=lower_mass, upper_mass=upper_mass)
-        kept = {"factor", "latent_var", "latent_std", "scale", "a", "b", "lower_tail", "upper_tail"}
+        kept = {
+            *("factor", "latent_var", "latent_std", "scale", "a", "b"),
+            *("lower_tail", "upper_tail", "latent_between"),
+        }
         derived: dict[str, FloatArray] = self.__dict__["_derived"]
         out.__dict__["_derived"].update({k: v for k, v in derived.items() if k in kept})
         return out
@@ -887,16 +890,47 @@ class CensoredNormal:
     @property
     def mass_at_lower(self) -> FloatArray:
         """``P(Y = lower)`` per point."""
-        if self.lower_mass is not None:
-            return self.lower_mass
-        return self._once("lower_tail", lambda: _norm_cdf(self._standardised_bounds()[0]))
+        if self.is_hurdle:
+            return self._once("mass_at_lower", lambda: self._hurdle_masses()[0])
+        return self._lower_tail()
 
     @property
     def mass_at_upper(self) -> FloatArray:
         """``P(Y = upper)`` per point."""
-        if self.upper_mass is not None:
-            return self.upper_mass
+        if self.is_hurdle:
+            return self._once("mass_at_upper", lambda: self._hurdle_masses()[1])
+        return self._upper_tail()
+
+    def _lower_tail(self) -> FloatArray:
+        """The latent Gaussian's probability below ``lower``."""
+        return self._once("lower_tail", lambda: _norm_cdf(self._standardised_bounds()[0]))
+
+    def _upper_tail(self) -> FloatArray:
+        """The latent Gaussian's probability above ``upper``."""
         return self._once("upper_tail", lambda: _norm_cdf(-self._standardised_bounds()[1]))
+
+    def _latent_between(self) -> FloatArray:
+        """The latent Gaussian's probability between the bounds."""
+        return self._once("latent_between", lambda: _norm_between(*self._standardised_bounds()[:2]))
+
+    def _hurdle_masses(self) -> tuple[FloatArray, FloatArray]:
+        """The bounds' probabilities of a hurdle: those given (a bound without one
+        carries the latent tail), and, where the latent Gaussian has no probability
+        between the bounds in floating point (its mean some 38 standard deviations or
+        more beyond one), the rest on the bound nearer its mean, which is where the
+        truncated Gaussian's mass goes in the limit."""
+        low = self.lower_mass if self.lower_mass is not None else self._lower_tail()
+        high = self.upper_mass if self.upper_mass is not None else self._upper_tail()
+        stranded = np.where(self._latent_between() > 0.0, 0.0, np.maximum(1.0 - low - high, 0.0))
+        if not stranded.any():
+            return low, high
+        a, b, _ = self._standardised_bounds()
+        with np.errstate(invalid="ignore"):  # inf - inf: no bound is finite, none stranded
+            nearer_upper = a + b < 0.0
+        return (
+            np.asarray(low + np.where(nearer_upper, 0.0, stranded), dtype=np.float64),
+            np.asarray(high + np.where(nearer_upper, stranded, 0.0), dtype=np.float64),
+        )
 
     def _interior_scale(self) -> FloatArray:
         """Probability between the bounds over the latent Gaussian's there: the factor
@@ -907,9 +941,8 @@ class CensoredNormal:
         return self._once("interior_scale", self._hurdle_interior_scale)
 
     def _hurdle_interior_scale(self) -> FloatArray:
-        a, b, _ = self._standardised_bounds()
         inside = np.maximum(1.0 - self.mass_at_lower - self.mass_at_upper, 0.0)
-        latent = _norm_between(a, b)
+        latent = self._latent_between()
         return np.asarray(
             np.where(latent > 0.0, inside / np.maximum(latent, 1e-300), 0.0), dtype=np.float64
         )
@@ -959,38 +992,42 @@ class CensoredNormal:
         if not self.is_hurdle:
             z = _SQRT2 * special.erfinv(2 * q - 1)
             return np.asarray(np.clip(self.loc + s * z, self.lower, self.upper), dtype=np.float64)
-        a, b, _ = self._standardised_bounds()
         low, high = self.mass_at_lower, self.mass_at_upper
         scale = self._once("safe_scale", lambda: np.maximum(self._interior_scale(), 1e-300))
-        below_a = self._once("lower_tail", lambda: _norm_cdf(a))
-        above_b = self._once("upper_tail", lambda: _norm_cdf(-b))
+        below_a, above_b = self._lower_tail(), self._upper_tail()
 
-        # Between the bounds F(y) = low + scale (Phi(z) - Phi(a)); solved for z from the
-        # nearer tail, so that probabilities close to 1 keep their precision.
-        def from_below(q: FloatArray) -> FloatArray:
-            return np.asarray(special.ndtri(below_a + (q - low) / scale), dtype=np.float64)
-
-        def from_above(q: FloatArray) -> FloatArray:
-            return np.asarray(-special.ndtri(above_b + (1.0 - q - high) / scale), dtype=np.float64)
-
+        # Between the bounds F(y) = low + scale (Phi(z) - Phi(a)); solved for z in the
+        # latent tail that z lies in, where Phi(z) or 1 - Phi(z) is small and keeps its
+        # digits (a latent mean far beyond a bound puts every z of the interior in one
+        # tail, whatever q is).
         with np.errstate(invalid="ignore", divide="ignore"):
-            if q.ndim == 0 or q.shape[-1] == 1:
-                # One probability per row (quantiles): one tail each.
-                rows = np.atleast_1d(q).reshape(-1, 1)
-                z = np.vstack([from_below(r) if r[0] < 0.5 else from_above(r) for r in rows])
-                z = z.reshape(np.broadcast_shapes(q.shape, a.shape))
-            else:
-                z = np.where(q < 0.5, from_below(q), from_above(q))
+            # In place: the copula maps blocks of sample paths through this.
+            below = np.subtract(q, low)
+            below /= scale
+            below += below_a
+            above = np.subtract(1.0 - high, q)
+            above /= scale
+            above += above_b
+            in_upper_tail = below >= 0.5
+            # One inverse normal of each point's tail probability: it is most of the work.
+            np.copyto(below, above, where=in_upper_tail)
+            z = special.ndtri(below, out=below)
+            np.negative(z, out=z, where=in_upper_tail)
+            del above, in_upper_tail
         # Probabilities of the masses make z NaN or infinite; the bounds replace those.
-        z = np.clip(np.nan_to_num(z), -40.0, 40.0)
-        value = np.clip(self.loc + s * z, self.lower, self.upper)
-        value = np.where(q <= low, self.lower, value)
-        return np.asarray(np.where(q >= 1.0 - high, self.upper, value), dtype=np.float64)
+        np.clip(np.nan_to_num(z, copy=False), -40.0, 40.0, out=z)
+        value = z
+        value *= s
+        value += self.loc
+        np.clip(value, self.lower, self.upper, out=value)
+        np.copyto(value, self.lower, where=q <= low)
+        np.copyto(value, self.upper, where=q >= 1.0 - high)
+        return value
 
     def interval(self, level: float = 0.9) -> tuple[FloatArray, FloatArray]:
         """Central interval holding probability ``level`` [units]."""
-        if not 0 < level < 1:
-            raise ValueError(f"level: expected a probability in (0, 1), got {level}")
+        if not is_real(level) or not 0 < level < 1:
+            raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
         tail = (1 - level) / 2
         return self.quantile(tail), self.quantile(1 - tail)
 
