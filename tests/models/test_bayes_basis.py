@@ -236,7 +236,9 @@ def test_bad_readings_are_named() -> None:
     fitted = model()
     with pytest.raises(ValueError, match=r"row 3: expected finite power .*power=.*nan"):
         fitted.update({"flow": [1.0, 2.0, 3.0, 4.0], "power": [1.0, 2.0, 3.0, np.nan]})
-    with pytest.raises(ValueError, match=r"power: expected 2 values, got 3"):
+    with pytest.raises(
+        ValueError, match=r"power: expected 2 values \(one per row, as 'flow' has\) .*got 3"
+    ):
         fitted.update({"flow": [1.0, 2.0], "power": [1.0, 2.0, 3.0]})
     with pytest.raises(KeyError, match=r"missing target 'power'.*\['flow'\]"):
         fitted.update({"flow": [1.0]})
@@ -249,6 +251,71 @@ def test_bad_readings_are_named() -> None:
         fitted.update({"flow": 1.0, "power": np.inf})
     # Nothing was assimilated by the failed calls.
     assert fitted.n_observations_ == 0
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [
+        {"flow": np.inf, "power": 22.0},
+        {"flow": [np.inf], "power": [22.0]},
+        {"flow": [1.0, -np.inf], "power": [22.0, 24.0]},
+    ],
+)
+def test_an_infinite_input_is_refused_not_clamped_to_the_spline_end(
+    readings: dict[str, Any],
+) -> None:
+    # The spline clamps its input to its range, so an infinite flow gave finite
+    # features and was assimilated as a reading at 10.
+    fitted = model().update(readings_between(0.0, 10.0))
+    before = fitted.state()
+    with pytest.raises(
+        ValueError, match=r"expected finite power and inputs.*non-finite \['flow'\]"
+    ):
+        fitted.update(readings)
+    for name, value in fitted.state().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def readings_between(low: float, high: float) -> dict[str, np.ndarray]:
+    flow = np.linspace(low, high, 50)
+    return {"flow": flow, "power": curve(flow)}
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [
+        {"flow": "1e1", "power": 22.0},
+        {"flow": ["1e1"], "power": [22.0]},
+        {"flow": np.array(["1", "2"]), "power": [22.0, 24.0]},
+        {"flow": [1.0, 2.0], "power": [22.0, "24"]},
+    ],
+)
+def test_text_is_refused_where_numbers_are_read(readings: dict[str, Any]) -> None:
+    # numpy reads "1e1" as 10: text was assimilated and predicted from as numbers.
+    fitted = model()
+    with pytest.raises(ValueError, match=r"(flow|power): expected numbers, got the text"):
+        fitted.update(readings)
+    assert fitted.n_observations_ == 0
+    with pytest.raises(ValueError, match=r"flow: expected numbers, got the text '1e1' at row 0"):
+        fitted.predict({"flow": ["1e1"]})
+
+
+def test_columns_of_other_lengths_are_named_before_inputs_are_combined() -> None:
+    from twinweave.domains.wind import power_curve_emulator
+
+    emulator = power_curve_emulator(2050.0)
+    speeds = [5.0, 6.0, 7.0]
+    # The density-normalised wind speed combined them first, and numpy's broadcasting
+    # error named no column.
+    expected = r"temp_air: expected 3 values \(one per row, as 'wind_speed' has\) or one"
+    with pytest.raises(ValueError, match=expected):
+        emulator.predict({"wind_speed": speeds, "temp_air": [1.0, 2.0]})
+    with pytest.raises(ValueError, match=expected):
+        emulator.update({"wind_speed": speeds, "temp_air": [1.0, 2.0], "power": [1.0] * 3})
+    with pytest.raises(ValueError, match=r"wind_speed: expected one value per row \(1-D\)"):
+        emulator.predict({"wind_speed": [speeds]})
+    # One value for all rows is still one for all.
+    assert len(emulator.predict({"wind_speed": speeds, "temp_air": 10.0})) == 3
 
 
 def test_one_reading_may_carry_columns_the_model_does_not_read() -> None:

@@ -1015,6 +1015,16 @@ def test_a_fitted_twin_starts_its_clock_at_its_first_update() -> None:
 
 def test_columns_that_are_not_one_number_per_row_are_named() -> None:
     emulator = reservoir()
+    # A missing time was reported as "steps from nan s to nan s".
+    with pytest.raises(ValueError, match=r"time: expected a time in every row .*none at row 1"):
+        emulator.update(
+            {
+                "storage": [1.0, 2.0],
+                "inflow": [1.0] * 2,
+                "outflow": [1.0] * 2,
+                "time": [0.0, np.nan],
+            }
+        )
     with pytest.raises(ValueError, match=r"storage: expected one value per row \(1-D\)"):
         emulator.update({"storage": [[1.0, 2.0]], "inflow": [1.0], "outflow": [1.0]})
     with pytest.raises(ValueError, match=r"inflow: expected numbers, got the text 'abc' at row 1"):

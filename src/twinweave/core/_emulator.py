@@ -96,7 +96,7 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
                 f"missing input {name!r}: expected a column of that name, got {sorted(data)}"
             )
         return None
-    _refuse_text(data[name], name)
+    refuse_text(data[name], name)
     try:
         # pandas turns the missing values of its nullable dtypes (NA) into NaN here.
         values = np.atleast_1d(np.asarray(data[name], dtype=np.float64))
@@ -118,7 +118,7 @@ def column(data: Columns, name: str, *, required: bool = True) -> NDArray[np.flo
     return values
 
 
-def _refuse_text(value: object, name: str) -> None:
+def refuse_text(value: object, name: str) -> None:
     """Refuse text where numbers are read: numpy reads "1e1" as 10, where SetInputs and
     the data pathway refuse it. True and False are read as 1 and 0 (a switch's state).
 

@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from twinweave.core._emulator import refuse_text
+
 FloatArray = NDArray[np.float64]
 Columns = Mapping[str, ArrayLike]
 T = TypeVar("T")
@@ -187,15 +189,13 @@ class OneReading(Mapping[str, float]):
 def _one_float(value: object) -> float:
     if type(value) is float:
         return value
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise NotOneReading
-        return float(value.item())
     try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except ValueError as error:  # a ragged list
         raise NotOneReading from error
-    if array.size != 1:
+    # Text (numpy reads "1e1" as 10) and objects go to the general path, which refuses
+    # what is not a number by name.
+    if array.size != 1 or array.dtype.kind not in "biuf":
         raise NotOneReading
     return float(array.reshape(-1)[0])
 
@@ -213,6 +213,7 @@ def read_input(data: Columns, source: Input) -> FloatArray | None:
     if isinstance(source, str):
         if source not in data:
             return None
+        refuse_text(data[source], source)
         value = np.asarray(data[source], dtype=np.float64)
         return value if value.ndim else value.reshape(1)
     if isinstance(data, EvaluatedInputs):

@@ -488,6 +488,27 @@ class BayesianBasisRegression:
                 *input_sources(self.noise_source),
             )
         )
+        # Columns a spline clamps to its range (directly, or through a derived input
+        # such as a density-normalised wind speed), and the noise source's: an infinite
+        # value there would be taken as a reading at the range's end. Elsewhere (a
+        # modulator's input) a value that is not finite counts as absent.
+        splines = [
+            spline
+            for term in self.terms
+            for spline in (
+                [term]
+                if isinstance(term, SplineTerm)
+                else [term.spline]
+                if isinstance(term, ModulatedSpline)
+                else []
+            )
+        ]
+        self._clamped_inputs = unique(
+            (
+                *(name for spline in splines for name in input_sources(spline.source)),
+                *input_sources(self.noise_source),
+            )
+        )
         self._edges = tuple(float(e) for e in self.noise_edges)
         self._prior_precision = (
             block_diagonal([t.penalty(self.smoothing, self.ridge) for t in self.terms])
@@ -816,9 +837,9 @@ class BayesianBasisRegression:
 
     def _prediction_rows(self, inputs: Columns) -> tuple[EvaluatedInputs, int]:
         """``inputs`` evaluated and their number of rows, checked for a prediction."""
+        self._check_lengths(inputs)
         data = EvaluatedInputs(inputs)
         n_rows = self._n_rows(data)
-        self._check_lengths(inputs, n_rows)
         self._check_noise_source(data, n_rows)
         return data, n_rows
 
@@ -875,15 +896,26 @@ class BayesianBasisRegression:
         one = bisect.bisect_right(self._edges, x) - 1
         return min(max(one, 0), self.n_bins - 1)
 
-    def _check_lengths(self, inputs: Columns, n_rows: int) -> None:
-        """Every column read has a value per row, or one value for all of them."""
-        for name in self.inputs:
-            if name in inputs:
-                size = int(np.size(inputs[name]))
-                if size not in (1, n_rows):
-                    raise ValueError(
-                        f"{name}: expected {n_rows} values (one per row) or one for all, got {size}"
-                    )
+    def _check_lengths(self, columns: Columns) -> None:
+        """Every column read is 1-D with a value per row, as many as the noise source's
+        (first) column has, or one value for all of them: checked before derived inputs
+        combine them, whose broadcasting would name no column."""
+        sizes = {}
+        for name in unique([*self.inputs, self.target]):
+            if name in columns:
+                shape = np.shape(columns[name])
+                if len(shape) > 1:
+                    raise ValueError(f"{name}: expected one value per row (1-D), got shape {shape}")
+                sizes[name] = math.prod(shape)
+        reference = input_sources(self.noise_source)[0]
+        if reference not in sizes:
+            return
+        for name, size in sizes.items():
+            if size not in (1, sizes[reference]):
+                raise ValueError(
+                    f"{name}: expected {sizes[reference]} values (one per row, as "
+                    f"{reference!r} has) or one for all, got {size}"
+                )
 
     def _n_rows(self, data: Columns) -> int:
         first = read_input(data, self.noise_source)
@@ -910,6 +942,7 @@ class BayesianBasisRegression:
                 f"missing target {self.target!r}: expected a column of that name, "
                 f"got {sorted(observations)}"
             )
+        self._check_lengths(observations)
         n = y.shape[0]
         # Reading i of n is discounted by lambda^(n-1-i) relative to the newest.
         decay = (
@@ -918,8 +951,9 @@ class BayesianBasisRegression:
             else np.exp(np.arange(n - 1, -1, -1) * np.log(self.forgetting))
         )
         if n <= _CHUNK_ROWS:
-            starts, values, bins = self._windowed(EvaluatedInputs(observations), y, 0, observations)
-            self._check_finite(y, values, 0, observations)
+            data = EvaluatedInputs(observations)
+            starts, values, bins = self._windowed(data, y, 0, observations)
+            self._check_finite(y, values, data, 0, observations)
             inv_scale = self._advance(n)
             weights = inv_scale if decay is None else decay * inv_scale
             self._accumulate(starts, values, y, bins, weights, self._state_arrays())
@@ -942,7 +976,7 @@ class BayesianBasisRegression:
             hi = min(lo + _CHUNK_ROWS, n)
             chunk = EvaluatedInputs(RowSlice(observations, lo, hi, n))
             starts, values, bins = self._windowed(chunk, y[lo:hi], lo, observations)
-            self._check_finite(y[lo:hi], values, lo, observations)
+            self._check_finite(y[lo:hi], values, chunk, lo, observations)
             weights = 1.0 if decay is None else decay[lo:hi]
             self._accumulate(starts, values, y[lo:hi], bins, weights, scratch)
             extremes.append(self._extremes(chunk))
@@ -1019,8 +1053,10 @@ class BayesianBasisRegression:
         if y is None or window is None or source is None:
             return False
         firsts, values = window
-        # One sum is finite only if every term is.
-        if not math.isfinite(y + sum(values)):
+        # One sum is finite only if every term is; a spline clamps an infinite input.
+        if not math.isfinite(y + sum(values)) or any(
+            math.isinf(reading.get(name, 0.0)) for name in self._clamped_inputs
+        ):
             return False
         j = self._bin_one(source)
         weight = self._advance(1)
@@ -1107,24 +1143,44 @@ class BayesianBasisRegression:
         return starts, values, self.noise_bin(data, n_rows)
 
     def _check_finite(
-        self, y: FloatArray, values: list[FloatArray], first_row: int, observations: Columns
+        self,
+        y: FloatArray,
+        values: list[FloatArray],
+        rows: Columns,
+        first_row: int,
+        observations: Columns,
     ) -> None:
+        """Refuse rows (``rows``, from ``first_row`` of ``observations``) whose target or
+        features are not finite, or whose inputs that a spline clamps are infinite (an
+        infinite wind speed would be a reading at the spline's end)."""
+        infinite = {}
+        for name in self._clamped_inputs:
+            raw = read_input(rows, name)
+            if raw is not None and np.isinf(raw).any():
+                infinite[name] = np.broadcast_to(np.isinf(raw), y.shape)
         # One sum is finite only if every term is; the row-by-row check runs on failure.
         total = float(y.sum()) + sum(float(value.sum()) for value in values)
-        if math.isfinite(total):
+        if math.isfinite(total) and not infinite:
             return
         ok = np.isfinite(y)
         for value in values:
             ok &= np.isfinite(value).all(axis=1)
+        for at in infinite.values():
+            ok &= ~at
         if not ok.all():
             row = int(np.flatnonzero(~ok)[0])
             # The inputs of the terms that are not finite there; of those, the columns
             # given that are not finite, else (a derived input failed) all of them.
             suspects = unique(
-                name
-                for term, value in zip(self.terms, values, strict=True)
-                if not np.isfinite(value[row]).all()
-                for name in term.inputs
+                [
+                    *(
+                        name
+                        for term, value in zip(self.terms, values, strict=True)
+                        if not np.isfinite(value[row]).all()
+                        for name in term.inputs
+                    ),
+                    *(name for name, at in infinite.items() if at[row]),
+                ]
             )
             culprits = [
                 name

@@ -1845,6 +1845,11 @@ class StateSpaceEmulator:
         if n_times != n_rows:
             raise ValueError(f"time: expected {n_rows} times (one per {rows}), got {n_times}")
         seconds = time_seconds(columns["time"])
+        if np.isnan(seconds).any():
+            row = int(np.flatnonzero(np.isnan(seconds))[0])
+            raise ValueError(
+                f"time: expected a time in every row (each row is a step), got none at row {row}"
+            )
         self._check_steps(seconds, forecast=rows == "forecast step")
         return seconds
 
