@@ -34,13 +34,26 @@ pytestmark = pytest.mark.slow
 RATED_POWER = 2050.0
 
 
+#: Run as root, a command still meets file permissions as a user would without the
+#: capabilities that override them.
+AS_A_USER = (
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+     "--inh-caps=-dac_override,-dac_read_search"]
+    if os.geteuid() == 0
+    else []
+)  # fmt: skip
+
+
 def twinweave(
-    *args: str | Path, ok: bool = True, env: dict[str, str] | None = None
+    *args: str | Path,
+    ok: bool = True,
+    env: dict[str, str] | None = None,
+    as_a_user: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
     assert executable is not None, "the twinweave entry point is not installed"
     result = subprocess.run(
-        [executable, *map(str, args)],
+        [*(AS_A_USER if as_a_user else []), executable, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -1674,6 +1687,56 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
         "found 1 in all (R80711)",
         "the fleet is the turbines of DATA, which may be several files",
     )
+
+
+def test_a_store_it_cannot_write_is_refused_before_any_work(tmp_path: Path) -> None:
+    data = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-12-30", "2015-01-01"))
+    assert_user_error(
+        twinweave("ingest", data, "--store", tmp_path / "nowhere" / "s.duckdb", ok=False),
+        "nowhere/s.duckdb: no such folder",
+    )
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    twinweave("ingest", data, "--store", folder / "s.duckdb")
+    folder.chmod(0o555)
+    try:
+        # DuckDB opened it and failed at the first commit, with a traceback: its log
+        # goes beside the store.
+        refused = twinweave(
+            "ingest", data, "--store", folder / "s.duckdb", ok=False, as_a_user=True
+        )
+        assert_user_error(refused, "its folder", "is not writable", "s.duckdb.wal")
+        listed = twinweave("quarantine", "--store", folder / "s.duckdb", as_a_user=True)
+        assert listed.returncode == 0
+        folder.chmod(0o755)
+        (folder / "s.duckdb").chmod(0o444)
+        refused = twinweave(
+            "ingest", data, "--store", folder / "s.duckdb", ok=False, as_a_user=True
+        )
+        assert_user_error(refused, "the store is not writable, and this command writes to it")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_fleet_of_two_turbines_is_refused_before_its_file_is_stored(tmp_path: Path) -> None:
+    # The file was ingested, and only then was the fleet found too small: a command
+    # that refused to run had changed the store.
+    data = scada_subset(
+        tmp_path / "two.parquet",
+        ("R80711", "2014-12-20", "2015-01-03"),
+        ("R80721", "2014-12-20", "2015-01-03"),
+    )
+    store = tmp_path / "s.duckdb"
+    refused = twinweave(
+        "fit", data, "--store", store, "--train-until", "2015-01-01", "--fleet", ok=False
+    )  # fmt: skip
+    assert_user_error(
+        refused,
+        "--fleet: a twin born into its fleet needs at least 2 other turbines",
+        "found 2 in all (R80711, R80721)",
+        "the fleet is the turbines of DATA, which may be several files",
+    )
+    assert not store.exists() or Store(store, read_only=True).count_observations(raw=True) == 0
 
 
 def test_a_fleet_of_several_rated_powers_is_refused_before_its_files_are_stored(

@@ -266,10 +266,32 @@ def _open_store(path: Path, *, create: bool = False, read_only: bool = False) ->
             f"{path}: no such store; create it with `twinweave fit DATA --store {path} "
             f"--train-until TIME` (or `twinweave ingest`)"
         )
+    if not read_only:
+        _check_writable(path)
     try:
         return Store(path, read_only=read_only)
     except OSError as error:
         raise _fail(str(error)) from None
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a store this command cannot write before any work: DuckDB opens a
+    read-only file with a bare 'Permission denied', and a file in a folder it cannot
+    write to fails only at the first commit (its write-ahead log goes beside it)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise _fail(f"{path}: no such folder {folder}; create it first, or name a store in one")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _fail(
+            f"{path}: the store is not writable, and this command writes to it (every "
+            "command but provenance and quarantine records its provenance)"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _fail(
+            f"{path}: its folder {folder} is not writable, and DuckDB writes its log "
+            f"({path.name}.wal) beside a store it writes to; copy the store to a folder you "
+            "can write to (provenance and quarantine only read it)"
+        )
 
 
 @contextmanager
@@ -928,11 +950,12 @@ def _ingest_all(
     rated_power: float | None,
     elevation: float | None,
     recorder: Recorder,
-    vet: Callable[[Mapping[str, TurbineSpec]], None] | None = None,
+    vet: Callable[[Mapping[str, TurbineSpec], bool], None] | None = None,
 ) -> dict[str, TurbineSpec]:
     """:func:`_ingest` of each file in turn, read with its source spec (``sources``,
     one per file); the turbine specs of all their assets. ``vet`` may refuse the specs
-    of all the files' assets before any file is stored."""
+    of all the files' assets before any file is stored; it is told whether every file
+    could be read for them (its second argument)."""
     known = _known_specs(assets, rated_power, elevation)
     specs: dict[str, TurbineSpec] = {}
     each: dict[Path, SourceSpec] = {}
@@ -944,13 +967,15 @@ def _ingest_all(
         # Every file's turbines before any file is stored: a file per turbine would
         # else store the first with a rated power the second shows to be wrong.
         everyone: dict[str, TurbineSpec] = {}
+        all_read = True
         for file, spec in each.items():
             try:
                 found = asset_ids(file, spec)
             except (OSError, ValueError):
-                continue  # the file's own read says what is wrong with it
+                all_read = False  # the file's own read says what is wrong with it
+                continue
             everyone |= _turbine_specs(found, known, rated_power, elevation)
-        vet(everyone)
+        vet(everyone, all_read)
 
     ordered = list(each)
     for i, (file, spec) in enumerate(each.items()):
@@ -964,13 +989,24 @@ def _ingest_all(
     return specs
 
 
-def _one_rated_power(specs: Mapping[str, TurbineSpec]) -> None:
-    """Refuse a --fleet of several rated powers before a file is stored: a rated power
-    mistyped in --assets would else be fixed in the store's cleaning of the file."""
+def _fleet_turbines(specs: Mapping[str, TurbineSpec], all_read: bool) -> None:
+    """Refuse, before a file is stored, DATA's turbines that cannot be a --fleet: of
+    several rated powers (a rated power mistyped in --assets would else be fixed in the
+    store's cleaning of the file), or, where every file was read (``all_read``), fewer
+    than a fleet (the fit would refuse them after storing the files)."""
     try:
         check_one_rated_power(specs, "--fleet")
+        if all_read:
+            check_fleet_turbines(specs, "--fleet")
     except ValueError as error:
-        raise _fail(str(error)) from None
+        raise _fail(f"{error}{_FLEET_FILES if len(specs) < MIN_FLEET else ''}") from None
+
+
+#: Turbines already in the store are not read: only DATA's are fitted.
+_FLEET_FILES = (
+    "; the fleet is the turbines of DATA, which may be several files "
+    "(twinweave fit A.csv B.csv C.csv ...)"
+)
 
 
 def _note_stopped(error: BaseException, file: Path, done: list[Path], not_read: list[Path]) -> None:
@@ -1063,7 +1099,7 @@ def fit(
         recorder = Recorder(store=db)
         specs = _ingest_all(
             db, data, sources, assets, rated_power, elevation, recorder,
-            vet=_one_rated_power if fleet else None,
+            vet=_fleet_turbines if fleet else None,
         )  # fmt: skip
         # A turbine without training readings is skipped, not fatal: the others' twins
         # are still wanted (and one refusal after some twins were saved left them saved).
@@ -1096,13 +1132,7 @@ def fit(
                 check_fleet_turbines(trainable, "--fleet")
                 check_fleet_turbines({**trainable, **newcomers}, "--fleet")
             except ValueError as error:
-                # Turbines already in the store are not read: only DATA's are fitted.
-                files = (
-                    "; the fleet is the turbines of DATA, which may be several files "
-                    "(twinweave fit A.csv B.csv C.csv ...)"
-                    if len(trainable) < MIN_FLEET
-                    else ""
-                )
+                files = _FLEET_FILES if len(trainable) < MIN_FLEET else ""
                 raise _fail(f"{error}{files}") from None
         try:
             if fleet:

@@ -115,6 +115,9 @@ def test_a_population_saved_and_loaded_gives_the_same_twin(
         load_population(statistics)
     with pytest.raises(TypeError, match=r"population: expected a Population"):
         save_population(pumps, tmp_path / "fit.npz")  # type: ignore[arg-type]
+    # It named the file written aside, "x.npz.part", as the one not found.
+    with pytest.raises(FileNotFoundError, match=r"expected a file in an existing folder, got "):
+        save_population(pumps.population, tmp_path / "no-such-folder" / "x.npz")
 
 
 def test_it_refuses_a_population_it_cannot_start_from(pumps: FleetPosterior) -> None:

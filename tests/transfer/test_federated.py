@@ -11,6 +11,7 @@ import pytest
 
 from twinweave.models import BayesianBasisRegression, SplineTerm
 from twinweave.transfer import (
+    ConvergenceWarning,
     FitIns,
     FitRes,
     FleetPooling,
@@ -168,6 +169,23 @@ def test_a_twin_never_available_is_named_though_the_rounds_converge(fleet: Fleet
     with pytest.warns(UserWarning, match=r"twins \['T4'\] have statistics but were never"):
         result = fit_federated(FleetPooling(prior, ["default"]), stats, available=lambda _: present)
     assert result.converged and result.twin_ids == tuple(present)
+
+
+def test_a_fleet_that_stops_answering_says_since_when(fleet: Fleet) -> None:
+    stats, prior, _ = fleet
+    everyone = list(stats)
+    strategy = FleetPooling(prior, ["default"], tol=NEVER, n_rounds=10, max_missed_rounds=1)
+    # It said "no convergence in 10 rounds (last relative change nan); raise n_rounds
+    # or tol", which no setting would mend.
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"no twin answered after round 2 of 10 \(every twin counted as gone: "
+        r"\['T0', .*'T4'\]\); the population is round 2's",
+    ):
+        result = fit_federated(strategy, stats, available=lambda r: everyone if r <= 2 else [])
+    with pytest.warns(ConvergenceWarning, match=r"no convergence in 2 rounds"):
+        two = fit_federated(FleetPooling(prior, ["default"], tol=NEVER, n_rounds=2), stats)
+    assert_same_population(result.population, two.population, 0.0)
 
 
 def test_the_fit_does_not_stop_while_a_twin_is_missing_and_takes_it_back(fleet: Fleet) -> None:

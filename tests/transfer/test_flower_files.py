@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from twinweave.transfer import LoopbackFederation
 from twinweave.transfer._flower import (
     _free_ports,
     _listening,
@@ -41,3 +44,10 @@ def test_ports_for_a_federation_are_distinct_and_free() -> None:
     ports = _free_ports(64)
     assert len(set(ports)) == 64
     assert not any(_listening(port) for port in ports)
+
+
+def test_a_twin_without_a_supernode_is_named_with_those_that_have_one(tmp_path: Path) -> None:
+    # A bare KeyError: 'nobody'. No process is needed to refuse it.
+    federation = LoopbackFederation(tmp_path)
+    with pytest.raises(ValueError, match=r"twin_id: expected a twin with a running SuperNode"):
+        federation.kill_twin("nobody")

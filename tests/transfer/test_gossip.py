@@ -771,3 +771,11 @@ def test_a_twin_alone_gossips_with_lossy_links_too() -> None:
     survivor = pair.step(3).crash([1]).run(tol=1e-12)
     assert survivor.converged and survivor.nodes == (0,)
     assert survivor.estimates.tolist() == [[3.0]]
+
+
+def test_a_payload_of_another_shape_is_named_by_its_twin() -> None:
+    graph = nx.path_graph(3)
+    with pytest.raises(ValueError, match=r"payloads: twin 2's payload part has shape \(3,\)"):
+        gossip_mean({0: np.ones(2), 1: np.ones(2), 2: np.ones(3)}, graph)
+    with pytest.raises(ValueError, match=r"payloads: twin 1's payload keys \['b'\] differ"):
+        gossip_mean({0: {"a": np.ones(2)}, 1: {"b": np.ones(2)}, 2: {"a": np.ones(2)}}, graph)

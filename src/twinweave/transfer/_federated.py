@@ -624,6 +624,16 @@ def warn_if_not_converged(
             ConvergenceWarning,
             stacklevel=stacklevel + 1,
         )
+    elif not last.answered and not last.missing:
+        answering = max(report.server_round for report in result.rounds if report.answered)
+        gone = sorted({twin for report in result.rounds for twin in report.gone})
+        warnings.warn(
+            f"federated rounds: no twin answered after round {answering} of "
+            f"{result.n_rounds} (every twin counted as gone: {gone}); the population is "
+            f"round {answering}'s",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
     elif last.missing:
         warnings.warn(
             f"federated rounds: no convergence in {result.n_rounds} rounds; twins "

@@ -410,6 +410,10 @@ def written_aside(path: Path) -> Iterator[Path]:
     process that polls for ``path`` or reads it meanwhile never finds it half-written."""
     if path.is_dir():
         raise IsADirectoryError(f"path: expected a file to write, got the directory {path}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"path: expected a file in an existing folder, got {path} (no folder {path.parent})"
+        )
     partial = path.with_name(path.name + ".part")
     try:
         yield partial
@@ -1117,6 +1121,11 @@ class LoopbackFederation:
 
         The SuperLink is not told; the twin misses the rounds that follow.
         """
+        if twin_id not in self._supernodes:
+            raise ValueError(
+                f"twin_id: expected a twin with a running SuperNode, one of "
+                f"{sorted(self._supernodes)}, got {twin_id!r}"
+            )
         self._discard(self._supernodes.pop(twin_id))
 
     # -- runs ------------------------------------------------------------------------

@@ -218,9 +218,18 @@ def _spec(value: Payload) -> _Spec:
     return _Leaf(value)
 
 
-def _flatten(spec: _Spec, value: Payload) -> NDArray[np.float64]:
+def _flatten(
+    spec: _Spec, value: Payload, twin: Hashable, argument: str = "payloads"
+) -> NDArray[np.float64]:
+    """``value``, twin ``twin``'s payload, as one vector; refused, naming ``argument``
+    and the twin, where its structure is not the first twin's (``spec``)."""
     parts: list[NDArray[np.float64]] = []
-    spec.flatten(value, parts)
+    try:
+        spec.flatten(value, parts)
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"{argument}: twin {twin!r}'s {error} (every payload has the first twin's structure)"
+        ) from None
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -756,7 +765,7 @@ class PushSum:
             if missing or extra:
                 raise ValueError(_payload_keys_message(missing, extra, "the graph's nodes"))
             self._spec: _Spec = _spec(payloads[nodes[0]])
-            values = np.stack([_flatten(self._spec, payloads[node]) for node in nodes])
+            values = np.stack([_flatten(self._spec, payloads[node], node) for node in nodes])
         else:
             values = np.asarray(payloads, dtype=np.float64)
             if values.ndim != 2 or values.shape[0] != len(nodes):
@@ -910,7 +919,7 @@ class PushSum:
             extra = set(payloads) - set(nodes)
             if missing or extra:
                 raise ValueError(_payload_keys_message(missing, extra, "the present twins"))
-            values = np.stack([_flatten(self._spec, payloads[node]) for node in nodes])
+            values = np.stack([_flatten(self._spec, payloads[node], node) for node in nodes])
         else:
             values = np.asarray(payloads, dtype=np.float64)
             if values.shape != (len(nodes), n_values):
@@ -1157,7 +1166,7 @@ class PushSum:
                 "a twin without links can neither send nor receive"
             )
         slots = [self._present_slot(v, "neighbours") for v in links]
-        own = np.append(_flatten(self._spec, payload), self._own_weight)
+        own = np.append(_flatten(self._spec, payload, node, "payload"), self._own_weight)
         _check_finite_payloads(own[None, :-1], [node])
         slot = len(self._label)
         self._label.append(node)
