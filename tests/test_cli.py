@@ -28,6 +28,7 @@ from twinweave.data import Store, clean, read_source
 from twinweave.domains.water import reservoir_schema
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
 from twinweave.models import StateSpaceEmulator
+from twinweave.provenance import sha256_file
 
 pytestmark = pytest.mark.slow
 
@@ -119,16 +120,21 @@ def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
         r"warning: 1 of 6 inputs are at wind speeds the twin has no readings", result.stderr
     )
 
-    prediction_id = re.search(r"provenance (prediction:[0-9a-f]+)", result.stdout)
-    assert prediction_id is not None, result.stdout
+    # The id printed is the output file's: Y.csv leads back to its numbers.
+    file_id = re.search(r"provenance (file:[0-9a-f]+) --store", result.stdout)
+    assert file_id is not None, result.stdout
     prov_json = tmp_path / "prov.json"
     chain = twinweave(
-        "provenance", prediction_id.group(1), "--store", fitted_store, "--json", prov_json
+        "provenance", file_id.group(1), "--store", fitted_store, "--json", prov_json
     ).stdout
-    # From the raw file (with its hash) through ingest, clean, fit to the number.
-    for step in ("sha256=", "ingest:", "clean:", "fit:", "model_version:", prediction_id.group(1)):
+    # From the raw file (with its hash) through ingest, clean, fit to the number, and
+    # the number to the file written.
+    for step in ("sha256=", "ingest:", "clean:", "fit:", "model_version:", "prediction:"):
         assert step in chain
-    assert chain.index("ingest:") < chain.index("fit:") < chain.rindex(prediction_id.group(1))
+    assert chain.index("ingest:") < chain.index("fit:") < chain.index("prediction:")
+    last = chain.rstrip().splitlines()[-2]  # before the line on the PROV-JSON written
+    assert last.split()[1] == file_id.group(1), chain
+    assert f"path={output.resolve()}" in last and f"sha256={sha256_file(output)}" in last
     document = json.loads(prov_json.read_text())
     assert {"entity", "activity", "used", "wasGeneratedBy"} <= set(document)
     # The export is the chain printed, not the whole store's provenance (other twins'
@@ -699,6 +705,16 @@ def test_provenance_takes_a_twin_id_and_lists_ids(fitted_store: Path) -> None:
     assert len(re.findall(r"^\S+Z  \w+:[0-9a-f]{12}", listed, flags=re.MULTILINE)) == 3, listed
     unknown = twinweave("provenance", "prediction:000000000000", "--store", fitted_store, ok=False)
     assert_user_error(unknown, "prediction:000000000000", "R80711")
+    assert "did you mean" not in unknown.stderr
+    # A mistyped id is answered with the ids it may have meant.
+    version = re.search(r"(model_version:[0-9a-f]{12})\s*$", chain.rstrip())
+    assert version is not None
+    digest = version.group(1).partition(":")[2]
+    for typed in (version.group(1).upper(), f" {version.group(1)}", f"model_version:{digest[:-1]}",
+                  f"fit:{digest}", "r80736", version.group(1).replace("_", "")):  # fmt: skip
+        meant = twinweave("provenance", typed, "--store", fitted_store, ok=False)
+        expected = "R80736" if typed == "r80736" else version.group(1)
+        assert_user_error(meant, f"(did you mean {expected}")
 
 
 def test_provenance_json_goes_to_stdout_with_a_dash_and_a_bad_path_is_refused_first(
@@ -1330,7 +1346,7 @@ def test_text_from_the_user_is_printed_as_given(two_turbine_store: Path, tmp_pat
     # Rich read ':1234:' and ':ok:' as emoji codes and '[b]' as markup.
     for entity in ("nonsense:1234", "prediction:ok"):
         result = twinweave("provenance", entity, "--store", two_turbine_store, ok=False)
-        assert_user_error(result, f"error: {entity}: no such provenance id")
+        assert_user_error(result, f"error: '{entity}': no such provenance id")
     inputs = tmp_path / "x[b].csv"
     pd.DataFrame({"wind_speed": [5.0, 8.0, 11.0]}).to_csv(inputs, index=False)
     output = tmp_path / "o[b]:ok:.csv"
@@ -1633,11 +1649,9 @@ def test_fit_fleet_gives_a_new_turbine_what_its_fleet_knows(tmp_path: Path) -> N
         )  # fmt: skip
         predicted = pd.read_csv(output)["mean"].to_numpy()
         errors[name] = float(np.sqrt(np.mean((predicted - frame["power"].to_numpy()) ** 2)))
-        prediction_id = re.search(r"provenance (prediction:[0-9a-f]+)", result.stdout)
-        assert prediction_id is not None
-        chain = twinweave(
-            "provenance", prediction_id.group(1), "--store", tmp_path / f"{name}.duckdb"
-        )
+        file_id = re.search(r"provenance (file:[0-9a-f]+)", result.stdout)
+        assert file_id is not None
+        chain = twinweave("provenance", file_id.group(1), "--store", tmp_path / f"{name}.duckdb")
         # Born into its fleet, its numbers come from the other turbines' readings too.
         assert ("fleet_fit:" in chain.stdout) == (name == "fleet"), chain.stdout
     assert errors["fleet"] < 0.7 * errors["alone"], errors

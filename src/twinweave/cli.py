@@ -6,6 +6,7 @@ Thin by design: every command composes the public API; no model logic lives here
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import math
@@ -88,7 +89,7 @@ from twinweave.domains.wind import (
 )
 from twinweave.models import BayesianBasisRegression
 from twinweave.monitoring import MIN_CALIBRATION_PERIODS, Alarm
-from twinweave.provenance import ProvRecord, Recorder
+from twinweave.provenance import ProvRecord, Recorder, sha256_file
 from twinweave.report import TurbineResult, utc_time_text
 
 app = typer.Typer(
@@ -1583,14 +1584,34 @@ def predict(
                 from_fleet=loaded.emulator.prior_covariance is not None,
             )
             _warn_outside_range(loaded.emulator, columns, loaded)
-    quantiles = predictive.quantile([0.05, 0.5, 0.95])
-    result = frame.assign(
-        mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]
-    )
-    where = _write_table(result, output)
+        quantiles = predictive.quantile([0.05, 0.5, 0.95])
+        result = frame.assign(
+            mean=predictive.mean, q05=quantiles[0], q50=quantiles[1], q95=quantiles[2]
+        )
+        where = _write_table(result, output)
+        assert loaded.last_prediction_ is not None  # the twin has the store's recorder
+        origin = _record_export(recorder, output, loaded.last_prediction_)
     say.print(f"wrote {len(result)} predictions to {where}")
-    say.print(
-        f"where they came from: twinweave provenance {loaded.last_prediction_} --store {store}"
+    say.print(f"where they came from: twinweave provenance {origin} --store {store}")
+
+
+def _record_export(recorder: Recorder, path: Path, entity_id: str) -> str:
+    """Record ``path``, a table a command wrote from entity ``entity_id``, with its
+    content's hash: the file then leads back to its numbers (its id, or its path in
+    ``twinweave provenance``'s listing). Written to stdout, there is no file: the
+    entity's own id."""
+    if _to_stdout(path):
+        return entity_id
+    resolved = path.resolve()
+    return recorder.record(
+        "export",
+        used=[entity_id],
+        generated="file",
+        entity_attributes={
+            "path": str(resolved),
+            "sha256": sha256_file(resolved),
+            "n_bytes": resolved.stat().st_size,
+        },
     )
 
 
@@ -1984,9 +2005,12 @@ def provenance(
             if twin_ids
             else "the store has no twins yet (`twinweave fit`)"
         )
+        known = [r.id for r in recorder.records() if r.category == "entity"]
+        near = _near_ids(entity_id, [*known, *sorted(twin_ids)])
+        meant = f" (did you mean {' or '.join(near)}?)" if near else ""
         raise _fail(
-            f"{entity_id}: no such provenance id in {store}; `twinweave provenance --store "
-            f"{store}` lists the latest, and {twins}"
+            f"{entity_id!r}: no such provenance id in {store}{meant}; `twinweave provenance "
+            f"--store {store}` lists the latest, and {twins}"
         )
     chain = recorder.chain(entity_id)
     say.print(f"{len(chain)} records, raw files first, {entity_id} last:")
@@ -2001,6 +2025,20 @@ def version() -> None:
     from twinweave import __version__
 
     console.print(json.dumps({"twinweave": __version__, "at": datetime.now(UTC).isoformat()}))
+
+
+def _near_ids(wanted: str, known: Sequence[str], most: int = 3) -> list[str]:
+    """Ids of ``known`` that a mistyped ``wanted`` may have meant: the same but for case
+    and spaces, one whose hash starts as ``wanted``'s (another kind's, or cut short),
+    or a close spelling."""
+    key = wanted.strip().lower()
+    by_key = {k.lower(): k for k in known}
+    digest = key.rpartition(":")[2]
+    found = [by_key[key]] if key in by_key else []
+    if len(digest) >= 6:
+        found += [k for k in known if k.rpartition(":")[2].lower().startswith(digest)]
+    found += [by_key[k] for k in difflib.get_close_matches(key, list(by_key), most, 0.8)]
+    return list(dict.fromkeys(found))[:most]
 
 
 @app.command()

@@ -252,6 +252,7 @@ class Recorder:
         used: Sequence[str],
         generated: str,
         attributes: Mapping[str, Any] | None = None,
+        entity_attributes: Mapping[str, Any] | None = None,
     ) -> str:
         """Record ``activity`` using entities ``used``; return the id of the new entity.
 
@@ -266,9 +267,15 @@ class Recorder:
             Kind of the entity the activity produced, for example ``"prediction"``.
         attributes
             Details of the activity (``twin``, ``n_points``, ...).
+        entity_attributes
+            Details of the new entity (a file written: its ``path`` and ``sha256``).
         """
         (entity_id,) = self.record_many(
-            activity, used=used, generated=[generated], attributes=attributes
+            activity,
+            used=used,
+            generated=[generated],
+            attributes=attributes,
+            entity_attributes=[entity_attributes],
         )
         return entity_id
 
@@ -279,14 +286,22 @@ class Recorder:
         used: Sequence[str],
         generated: Sequence[str],
         attributes: Mapping[str, Any] | None = None,
+        entity_attributes: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> tuple[str, ...]:
         """Like :meth:`record` for an activity that produced several entities.
 
         Cleaning, for example, produces both the observations and the quarantine.
-        Returns the new entities' ids in the order of ``generated``.
+        Returns the new entities' ids in the order of ``generated``;
+        ``entity_attributes``, if given, holds the details of each.
         """
         if isinstance(used, str):
             raise TypeError(f"used: expected a sequence of entity ids, got the string {used!r}")
+        details = [None] * len(generated) if entity_attributes is None else entity_attributes
+        if len(details) != len(generated):
+            raise ValueError(
+                f"entity_attributes: expected one per generated entity ({len(generated)}), "
+                f"got {len(details)}"
+            )
         time = datetime.now(UTC)
         activity_id = self._new_id(_check_kind(activity))
         outputs = [
@@ -295,9 +310,10 @@ class Recorder:
                 category="entity",
                 kind=kind,
                 time=time,
+                attributes=_attributes(detail),
                 generated_by=activity_id,
             )
-            for kind in generated
+            for kind, detail in zip(generated, details, strict=True)
         ]
         action = ProvRecord(
             id=activity_id,
