@@ -132,8 +132,8 @@ def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
     for step in ("sha256=", "ingest:", "clean:", "fit:", "model_version:", "prediction:"):
         assert step in chain
     assert chain.index("ingest:") < chain.index("fit:") < chain.index("prediction:")
-    last = chain.rstrip().splitlines()[-2]  # before the line on the PROV-JSON written
-    assert last.split()[1] == file_id.group(1), chain
+    (last,) = [line for line in chain.splitlines() if f"Z  {file_id.group(1)}" in line]
+    assert chain.index("prediction:") < chain.index(last), chain
     assert f"path={output.resolve()}" in last and f"sha256={sha256_file(output)}" in last
     document = json.loads(prov_json.read_text())
     assert {"entity", "activity", "used", "wasGeneratedBy"} <= set(document)
@@ -1728,6 +1728,19 @@ def test_a_store_it_cannot_write_is_refused_before_any_work(tmp_path: Path) -> N
             "ingest", data, "--store", folder / "s.duckdb", ok=False, as_a_user=True
         )
         assert_user_error(refused, "the store is not writable, and this command writes to it")
+        (folder / "s.duckdb").chmod(0o644)
+        # A link to the store: DuckDB writes its log beside the file linked to.
+        links = tmp_path / "links"
+        links.mkdir()
+        (links / "link.duckdb").symlink_to(folder / "s.duckdb")
+        links.chmod(0o555)
+        twinweave("ingest", data, "--store", links / "link.duckdb", as_a_user=True)
+        links.chmod(0o755)
+        folder.chmod(0o555)
+        refused = twinweave(
+            "ingest", data, "--store", links / "link.duckdb", ok=False, as_a_user=True
+        )
+        assert_user_error(refused, f"its folder {folder} is not writable", "s.duckdb.wal")
     finally:
         folder.chmod(0o755)
 

@@ -278,11 +278,13 @@ def _open_store(path: Path, *, create: bool = False, read_only: bool = False) ->
 def _check_writable(path: Path) -> None:
     """Refuse a store this command cannot write before any work: DuckDB opens a
     read-only file with a bare 'Permission denied', and a file in a folder it cannot
-    write to fails only at the first commit (its write-ahead log goes beside it)."""
-    folder = path.parent
+    write to fails only at the first commit (its write-ahead log goes beside it, beside
+    the file a link points to)."""
+    store = path.resolve()
+    folder = store.parent
     if not folder.is_dir():
         raise _fail(f"{path}: no such folder {folder}; create it first, or name a store in one")
-    if path.exists() and not os.access(path, os.W_OK):
+    if store.exists() and not os.access(store, os.W_OK):
         raise _fail(
             f"{path}: the store is not writable, and this command writes to it (every "
             "command but provenance and quarantine records its provenance)"
@@ -290,9 +292,16 @@ def _check_writable(path: Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise _fail(
             f"{path}: its folder {folder} is not writable, and DuckDB writes its log "
-            f"({path.name}.wal) beside a store it writes to; copy the store to a folder you "
-            "can write to (provenance and quarantine only read it)"
+            f"({_wal(path).name}) beside a store it writes to; copy the store to a folder "
+            "you can write to (provenance and quarantine only read it)"
         )
+
+
+def _wal(path: Path) -> Path:
+    """The write-ahead log DuckDB keeps beside the store (beside the file a link to it
+    points to)."""
+    store = path.resolve()
+    return store.with_name(store.name + ".wal")
 
 
 @contextmanager
@@ -317,7 +326,7 @@ def _store_to_write(path: Path) -> Iterator[Store]:
                         empty = db.sources().empty and not db.twin_ids()
     finally:
         if created and failed and empty:
-            for leftover in (path, path.with_name(path.name + ".wal")):
+            for leftover in (path, _wal(path)):
                 leftover.unlink(missing_ok=True)
 
 
@@ -997,10 +1006,13 @@ def _fleet_turbines(specs: Mapping[str, TurbineSpec], all_read: bool) -> None:
     than a fleet (the fit would refuse them after storing the files)."""
     try:
         check_one_rated_power(specs, "--fleet")
-        if all_read:
-            check_fleet_turbines(specs, "--fleet")
     except ValueError as error:
-        raise _fail(f"{error}{_FLEET_FILES if len(specs) < MIN_FLEET else ''}") from None
+        raise _fail(str(error)) from None
+    if all_read and len(specs) < MIN_FLEET:
+        try:
+            check_fleet_turbines(specs, "--fleet")
+        except ValueError as error:
+            raise _fail(f"{error}{_FLEET_FILES}") from None
 
 
 #: Turbines already in the store are not read: only DATA's are fitted.

@@ -259,3 +259,24 @@ def test_empty_quantiles_and_a_level_that_is_no_number(hurdle: CensoredNormal) -
     assert hurdle.quantile(np.array([])).shape == (0, len(hurdle))
     with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\), got '0.9'"):
         hurdle.interval("0.9")  # type: ignore[arg-type]
+
+
+def test_a_latent_mean_between_37_and_39_sd_beyond_a_bound_is_no_special_case() -> None:
+    # There the probability between the bounds was a subnormal below the floor the
+    # interior's density was divided by: the interior mass shrank, and cdf(200) said
+    # 0.30 where 90 % of the samples were at most 200.
+    for beyond in (36.0, 37.3, 38.2, 40.0):
+        p = CensoredNormal([-beyond * 40.0], [1600.0], lower=LOWER, upper=UPPER,
+                           lower_mass=[0.3], upper_mass=[0.1])  # fmt: skip
+        np.testing.assert_allclose(p.cdf([LOWER]) + p.sf([LOWER]), [1.0])
+        draws = p.sample(20_000, seed=2)[:, 0]
+        assert abs((draws <= 200.0).mean() - p.cdf([200.0])[0]) < 0.015, beyond
+
+
+def test_a_missing_location_leaves_the_masses_as_given() -> None:
+    # A NaN location counted as "no latent probability between the bounds" and put the
+    # rest on the lower bound.
+    p = CensoredNormal([np.nan, 1000.0], [100.0, 100.0], lower=LOWER, upper=UPPER,
+                       lower_mass=[0.1, 0.1], upper_mass=[0.2, 0.2])  # fmt: skip
+    np.testing.assert_array_equal(p.mass_at_lower, [0.1, 0.1])
+    assert np.isnan(p.quantile(0.5)[0]) and np.isfinite(p.quantile(0.5)[1])

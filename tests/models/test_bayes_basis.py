@@ -314,8 +314,17 @@ def test_columns_of_other_lengths_are_named_before_inputs_are_combined() -> None
         emulator.update({"wind_speed": speeds, "temp_air": [1.0, 2.0], "power": [1.0] * 3})
     with pytest.raises(ValueError, match=r"wind_speed: expected one value per row \(1-D\)"):
         emulator.predict({"wind_speed": [speeds]})
-    # One value for all rows is still one for all.
+    # One value for all rows is still one for all; a target column predict does not
+    # read is not judged.
     assert len(emulator.predict({"wind_speed": speeds, "temp_air": 10.0})) == 3
+    assert len(emulator.predict({"wind_speed": speeds, "power": [1.0] * 5})) == 3
+    # An infinite temperature or density is no wind speed at the spline's end: the
+    # density falls back to its standard value, as for a missing one.
+    for column in ("temp_air", "air_density", "pressure"):
+        for value in (np.inf, np.nan):
+            reading = {"wind_speed": 8.0, "power": 500.0, column: value}
+            emulator.update(reading)
+            emulator.update({k: np.array([v, v]) for k, v in reading.items()})
 
 
 def test_one_reading_may_carry_columns_the_model_does_not_read() -> None:

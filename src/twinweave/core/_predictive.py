@@ -264,6 +264,10 @@ class ExponentialCorrelation:
 
 # Points per block of random draws when sampling correlated paths (bounds the memory).
 _SAMPLE_CHUNK = 256
+# The latent probability between a hurdle's bounds below which there is none: the
+# interior's density is divided by it, and a subnormal one has lost its digits (the
+# latent mean some 37 standard deviations beyond a bound).
+_MIN_BETWEEN = 1e-300
 # Paths per block of the copula's transform in CensoredNormal.sample (bounds the memory).
 _COPULA_ROWS = 64
 
@@ -916,12 +920,14 @@ class CensoredNormal:
     def _hurdle_masses(self) -> tuple[FloatArray, FloatArray]:
         """The bounds' probabilities of a hurdle: those given (a bound without one
         carries the latent tail), and, where the latent Gaussian has no probability
-        between the bounds in floating point (its mean some 38 standard deviations or
-        more beyond one), the rest on the bound nearer its mean, which is where the
+        between the bounds to speak of (:data:`_MIN_BETWEEN`: its mean some 37 standard
+        deviations or more beyond one), the rest on the bound nearer its mean, which is where the
         truncated Gaussian's mass goes in the limit."""
         low = self.lower_mass if self.lower_mass is not None else self._lower_tail()
         high = self.upper_mass if self.upper_mass is not None else self._upper_tail()
-        stranded = np.where(self._latent_between() > 0.0, 0.0, np.maximum(1.0 - low - high, 0.0))
+        # NaN (a missing input's location) is left as it is: no bound is nearer.
+        none_between = self._latent_between() <= _MIN_BETWEEN
+        stranded = np.where(none_between, np.maximum(1.0 - low - high, 0.0), 0.0)
         if not stranded.any():
             return low, high
         a, b, _ = self._standardised_bounds()
@@ -943,8 +949,10 @@ class CensoredNormal:
     def _hurdle_interior_scale(self) -> FloatArray:
         inside = np.maximum(1.0 - self.mass_at_lower - self.mass_at_upper, 0.0)
         latent = self._latent_between()
+        # Where there is none (by the floor that put the mass on a bound), nothing.
         return np.asarray(
-            np.where(latent > 0.0, inside / np.maximum(latent, 1e-300), 0.0), dtype=np.float64
+            np.where(latent > _MIN_BETWEEN, inside / np.maximum(latent, _MIN_BETWEEN), 0.0),
+            dtype=np.float64,
         )
 
     # -- moments --------------------------------------------------------------------------
@@ -1026,6 +1034,8 @@ class CensoredNormal:
 
     def interval(self, level: float = 0.9) -> tuple[FloatArray, FloatArray]:
         """Central interval holding probability ``level`` [units]."""
+        if isinstance(level, np.ndarray) and level.ndim == 0:
+            level = level.item()
         if not is_real(level) or not 0 < level < 1:
             raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
         tail = (1 - level) / 2

@@ -488,10 +488,11 @@ class BayesianBasisRegression:
                 *input_sources(self.noise_source),
             )
         )
-        # Columns a spline clamps to its range (directly, or through a derived input
-        # such as a density-normalised wind speed), and the noise source's: an infinite
-        # value there would be taken as a reading at the range's end. Elsewhere (a
-        # modulator's input) a value that is not finite counts as absent.
+        # The inputs a spline clamps to its range (a column, or a derived input such as
+        # a density-normalised wind speed), and the noise source: an infinite value
+        # there would be taken as a reading at the range's end. Elsewhere (a
+        # modulator's input) a value that is not finite counts as absent, as does a
+        # density a derived input replaces by its fallback.
         splines = [
             spline
             for term in self.terms
@@ -503,12 +504,9 @@ class BayesianBasisRegression:
                 else []
             )
         ]
-        self._clamped_inputs = unique(
-            (
-                *(name for spline in splines for name in input_sources(spline.source)),
-                *input_sources(self.noise_source),
-            )
-        )
+        clamped = {input_name(s.source): s.source for s in splines}
+        clamped.setdefault(input_name(self.noise_source), self.noise_source)
+        self._clamped_inputs: tuple[Input, ...] = tuple(clamped.values())
         self._edges = tuple(float(e) for e in self.noise_edges)
         self._prior_precision = (
             block_diagonal([t.penalty(self.smoothing, self.ridge) for t in self.terms])
@@ -896,12 +894,13 @@ class BayesianBasisRegression:
         one = bisect.bisect_right(self._edges, x) - 1
         return min(max(one, 0), self.n_bins - 1)
 
-    def _check_lengths(self, columns: Columns) -> None:
-        """Every column read is 1-D with a value per row, as many as the noise source's
-        (first) column has, or one value for all of them: checked before derived inputs
-        combine them, whose broadcasting would name no column."""
+    def _check_lengths(self, columns: Columns, *, with_target: bool = False) -> None:
+        """Every column read (the target too, ``with_target``) is 1-D with a value per
+        row, as many as the noise source's (first) column has, or one value for all of
+        them: checked before derived inputs combine them, whose broadcasting would name
+        no column."""
         sizes = {}
-        for name in unique([*self.inputs, self.target]):
+        for name in unique([*self.inputs, *([self.target] if with_target else [])]):
             if name in columns:
                 shape = np.shape(columns[name])
                 if len(shape) > 1:
@@ -942,7 +941,7 @@ class BayesianBasisRegression:
                 f"missing target {self.target!r}: expected a column of that name, "
                 f"got {sorted(observations)}"
             )
-        self._check_lengths(observations)
+        self._check_lengths(observations, with_target=True)
         n = y.shape[0]
         # Reading i of n is discounted by lambda^(n-1-i) relative to the newest.
         decay = (
@@ -1055,7 +1054,7 @@ class BayesianBasisRegression:
         firsts, values = window
         # One sum is finite only if every term is; a spline clamps an infinite input.
         if not math.isfinite(y + sum(values)) or any(
-            math.isinf(reading.get(name, 0.0)) for name in self._clamped_inputs
+            math.isinf(reading.value(source) or 0.0) for source in self._clamped_inputs
         ):
             return False
         j = self._bin_one(source)
@@ -1153,11 +1152,12 @@ class BayesianBasisRegression:
         """Refuse rows (``rows``, from ``first_row`` of ``observations``) whose target or
         features are not finite, or whose inputs that a spline clamps are infinite (an
         infinite wind speed would be a reading at the spline's end)."""
-        infinite = {}
-        for name in self._clamped_inputs:
-            raw = read_input(rows, name)
-            if raw is not None and np.isinf(raw).any():
-                infinite[name] = np.broadcast_to(np.isinf(raw), y.shape)
+        # The columns of each clamped input that is infinite, and in which rows.
+        infinite = []
+        for source in self._clamped_inputs:
+            read = read_input(rows, source)
+            if read is not None and np.isinf(read).any():
+                infinite.append((input_sources(source), np.broadcast_to(np.isinf(read), y.shape)))
         # One sum is finite only if every term is; the row-by-row check runs on failure.
         total = float(y.sum()) + sum(float(value.sum()) for value in values)
         if math.isfinite(total) and not infinite:
@@ -1165,7 +1165,7 @@ class BayesianBasisRegression:
         ok = np.isfinite(y)
         for value in values:
             ok &= np.isfinite(value).all(axis=1)
-        for at in infinite.values():
+        for _, at in infinite:
             ok &= ~at
         if not ok.all():
             row = int(np.flatnonzero(~ok)[0])
@@ -1179,7 +1179,7 @@ class BayesianBasisRegression:
                         if not np.isfinite(value[row]).all()
                         for name in term.inputs
                     ),
-                    *(name for name, at in infinite.items() if at[row]),
+                    *(name for names, at in infinite if at[row] for name in names),
                 ]
             )
             culprits = [
