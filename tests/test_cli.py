@@ -1340,6 +1340,15 @@ def test_a_farm_of_fewer_than_three_turbines_is_monitored_with_a_warning(
     assert set(readings["asset_id"]) == {"R80711"} and readings["anomaly_score"].notna().any()
     # Its contrast is its residual.
     np.testing.assert_array_equal(readings["contrast"], readings["residual"])
+    # The scores' file is recorded, after the alarms it was written with.
+    record = re.search(
+        rf"wrote per-reading scores to {re.escape(str(scores))} \(its record: (file:[0-9a-f]+)\)",
+        result.stdout,
+    )
+    assert record is not None, result.stdout
+    chain = twinweave("provenance", record.group(1), "--store", alone).stdout
+    assert chain.index("monitor:") < chain.index("alarms:") < chain.index(f"Z  {record.group(1)}")
+    assert f"path={scores.resolve()} sha256={sha256_file(scores)}" in chain
 
 
 def test_text_from_the_user_is_printed_as_given(two_turbine_store: Path, tmp_path: Path) -> None:

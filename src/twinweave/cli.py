@@ -1608,10 +1608,10 @@ def predict(
 
 
 def _record_export(recorder: Recorder, path: Path, entity_id: str) -> str:
-    """Record ``path``, a table a command wrote from entity ``entity_id``, with its
-    content's hash: the file then leads back to its numbers (its id, or its path in
-    ``twinweave provenance``'s listing). Written to stdout, there is no file: the
-    entity's own id."""
+    """Record ``path``, a table a command wrote from entity ``entity_id`` (a prediction,
+    a monitor's alarms), with its content's hash: the file then leads back to its
+    numbers (its id, or its path in ``twinweave provenance``'s listing). Written to
+    stdout, there is no file: the entity's own id."""
     if _to_stdout(path):
         return entity_id
     resolved = path.resolve()
@@ -2380,7 +2380,8 @@ def monitor(
         ]
         # The turbines monitored: one without readings before the calibration is not.
         monitored = {a: specs[a] for a in results}
-        alarms_id = Recorder(store=db).record(
+        recorder = Recorder(store=db)
+        alarms_id = recorder.record(
             "monitor",
             used=[db.observations_entity(a) for a in monitored],
             generated="alarms",
@@ -2393,9 +2394,14 @@ def monitor(
                 "caveat": _small_farm_caveat(monitored),
                 "n_alarms": len(alarms),
                 "alarms": alarms,
-                "output": None if output is None or _to_stdout(output) else str(output.resolve()),
             },
         )
+        # Where the scores went, and the record of the file written there.
+        written: tuple[str, str] | None = None
+        if output is not None:
+            frames = [r.readings.assign(asset_id=a) for a, r in results.items()]
+            where = _write_table(pd.concat(frames, ignore_index=True), output)
+            written = (where, _record_export(recorder, output, alarms_id))
     window = _monitored_window(results, start, stop)
     if alarms:
         table = Table(title=f"underperformance alarms {window}")
@@ -2440,10 +2446,10 @@ def monitor(
                 f"{_monitored_window({asset_id: result}, start, stop)}",
                 highlight=False,
             )
-    if output is not None:
-        frames = [r.readings.assign(asset_id=a) for a, r in results.items()]
-        where = _write_table(pd.concat(frames, ignore_index=True), output)
-        say.print(f"wrote per-reading scores to {where}")
+    if written is not None:
+        where, scores_id = written
+        record = "" if where == "stdout" else f" (its record: {scores_id})"
+        say.print(f"wrote per-reading scores to {where}{record}")
     say.print(f"where they came from: twinweave provenance {alarms_id} --store {store}")
 
 
