@@ -23,7 +23,7 @@ import pytest
 
 from twinweave import cli
 from twinweave.cli import UTC_TIME
-from twinweave.core import Twin
+from twinweave.core import Derate, Twin
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.water import reservoir_schema
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
@@ -659,6 +659,26 @@ def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(
     ):
         assert_user_error(twinweave(*command, "--store", missing, ok=False), "no such store")
     assert not missing.exists()
+
+
+def test_a_whatif_of_a_saved_branch_points_to_its_live_twin(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # It looked for readings of asset 'R80711-derated' and said so as if it were a bug;
+    # with --input it put the branch in the live twin's column.
+    store = tmp_path / "branches.duckdb"
+    shutil.copy(fitted_store, store)
+    with Store(store) as db:
+        db.save_twin(db.load_twin("R80711").branch(Derate(1500.0), name="R80711-derated"))
+    refused = twinweave(
+        "whatif", "--store", store, "--twin", "R80711-derated", "--derate", "1800", ok=False
+    )  # fmt: skip
+    assert_user_error(
+        refused,
+        "--twin R80711-derated: a saved branch of R80711 (derate to 1500)",
+        "a what-if starts from a live twin: --twin R80711",
+    )
+    assert "TWINWEAVE_DEBUG" not in refused.stderr
 
 
 def test_a_twin_of_another_domain_is_named_not_read_as_a_turbine(tmp_path: Path) -> None:

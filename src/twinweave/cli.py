@@ -1695,6 +1695,15 @@ def whatif(
     with _open_store(store) as db:
         recorder = Recorder(store=db)
         live = _load_twin(db, twin, recorder)
+        if live.is_branch:
+            # Its interventions would stand in the live twin's column, and its readings
+            # are its parent's.
+            raise _fail(
+                f"--twin {twin}: a saved branch of {live.parent_id} "
+                f"({'; '.join(i.describe() for i in live.interventions) or 'no interventions'}); "
+                f"a what-if starts from a live twin: --twin {live.parent_id} with the "
+                "interventions of both"
+            )
         if input is not None:
             frame = _read_inputs(input, live)
         else:

@@ -172,8 +172,17 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
         compare(twin, twin.branch(), week, [Total()], n_samples=10, level=1.5)
     with pytest.raises(ValueError, match=r"level: expected a probability in \(0, 1\), got '0.9'"):
         compare(twin, twin.branch(), week, [Total()], level="0.9")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"n_samples: expected an integer >= 0, got 500.0"):
+    # The least number of paths the level needs, not 0.
+    with pytest.raises(ValueError, match=r"n_samples: expected an integer >= 20, got 500.0"):
         compare(twin, twin.branch(), week, [Total()], n_samples=500.0)  # type: ignore[arg-type]
+    # numpy's own errors named no argument.
+    for seed in (-1, 1.5, "1"):
+        with pytest.raises(ValueError, match=r"seed \(or None, or a numpy Generator\): expected"):
+            compare(twin, twin.branch(), week, [Total()], seed=seed)  # type: ignore[arg-type]
+    # A branch of a branch compared with its parent differs by its own interventions.
+    derated = twin.branch(Derate(40.0))
+    result = compare(derated, derated.branch(Stop()), week, [Total()], n_samples=20)
+    assert result.interventions == "stop", result.interventions
     # No rows: no quantity to report, where the mean of none was NaN with warnings.
     empty = {name: column[:0] for name, column in week.items()}
     for no_rows in (empty, {"flow": np.empty(0), "temp": 10.0}, {}):

@@ -25,7 +25,7 @@ from twinweave.core._predictive import CensoredNormal, time_seconds
 from twinweave.core._schema import parse_unit
 
 if TYPE_CHECKING:
-    from twinweave.core._twin import Twin
+    from twinweave.core._twin import Intervention, Twin
 
 FloatArray = NDArray[np.float64]
 
@@ -381,8 +381,12 @@ def compare(
     _check_same_target(baseline, scenario)
     if not is_real(level) or not 0.0 < level < 1.0:
         raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
-    check_count(n_samples, "n_samples", minimum=0)
-    if n_samples < (needed := _min_samples(level)):
+    needed = _min_samples(level)
+    if isinstance(n_samples, int | np.integer) and not isinstance(n_samples, bool):
+        pass  # its range is said below, with the reason for it
+    else:
+        check_count(n_samples, "n_samples", minimum=needed)
+    if n_samples < needed:
         raise ValueError(
             f"n_samples: expected at least {needed} sample paths for central {level:.0%} "
             f"intervals (one path in each tail on average), got {n_samples}"
@@ -401,6 +405,8 @@ def compare(
     if "time" in inputs:
         _check_reading_step(time_seconds(inputs["time"]), metrics)
     check_flag(progress, "progress")
+    if not (seed is None or isinstance(seed, np.random.Generator)):
+        check_count(seed, "seed (or None, or a numpy Generator)", minimum=0)
     seed_int = int(seed.integers(2**63)) if isinstance(seed, np.random.Generator) else seed
     target = baseline.schema.variable(baseline.target)
     for metric in metrics:
@@ -421,9 +427,20 @@ def compare(
         baseline=values[0],
         scenario=values[1],
         level=level,
-        interventions="; ".join(i.describe() for i in scenario.interventions),
+        interventions="; ".join(i.describe() for i in _own_interventions(baseline, scenario)),
         predictions=(predictions[0], predictions[1]),
     )
+
+
+def _own_interventions(baseline: Twin, scenario: Twin) -> tuple[Intervention, ...]:
+    """The scenario's interventions beyond the baseline's: a branch of a branch compared
+    with its parent differs by its own (the ones they share are in both columns)."""
+    shared, own = baseline.interventions, scenario.interventions
+    # By identity: a branch holds its parent's intervention objects, and a hypothetical
+    # input's arrays have no truth value to compare by.
+    head = own[: len(shared)]
+    inherited = len(head) == len(shared) and all(a is b for a, b in zip(shared, head, strict=True))
+    return tuple(own[len(shared) :] if inherited else own)
 
 
 #: Paths mapped and measured at a time: a year of 10-minute points is 400 MB per 1,000
