@@ -382,15 +382,14 @@ def compare(
     if not is_real(level) or not 0.0 < level < 1.0:
         raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
     needed = _min_samples(level)
-    if isinstance(n_samples, int | np.integer) and not isinstance(n_samples, bool):
-        pass  # its range is said below, with the reason for it
-    else:
-        check_count(n_samples, "n_samples", minimum=needed)
-    if n_samples < needed:
+    # An integer too small is told why; anything else, what is expected.
+    integer = isinstance(n_samples, int | np.integer) and not isinstance(n_samples, bool)
+    if integer and n_samples < needed:
         raise ValueError(
-            f"n_samples: expected at least {needed} sample paths for central {level:.0%} "
-            f"intervals (one path in each tail on average), got {n_samples}"
+            f"n_samples: expected at least {needed} sample paths for central "
+            f"{level:.0%} intervals (one path in each tail on average), got {n_samples}"
         )
+    check_count(n_samples, "n_samples", minimum=needed)
     # A single value stands for every row (one reading if all are single values).
     rows = [int(np.size(inputs[name])) for name in inputs if np.ndim(inputs[name]) > 0]
     # list(): a DataFrame has no truth value, and its len() counts rows, not columns.
