@@ -9,17 +9,31 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import shutil
 from functools import cache
 from typing import Literal
 
 import pint
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 @cache
 def unit_registry() -> pint.UnitRegistry[float]:
-    """The one pint registry twinweave uses (created on first use, shared after)."""
-    return pint.UnitRegistry[float]()
+    """The one pint registry twinweave uses (created on first use, shared after).
+
+    Parsing pint's definitions takes about 0.3 s, a large part of a short command's run,
+    so the parsed form is kept in the user's cache folder (pint's own disk cache, under
+    ``platformdirs.user_cache_path("twinweave")``). The cache only saves time: where it
+    cannot be written or read (a read-only home, a file another process is still
+    writing), the definitions are parsed as without it.
+    """
+    folder = platformdirs.user_cache_path("twinweave") / f"pint-{pint.__version__}"
+    try:
+        return pint.UnitRegistry[float](cache_folder=folder)
+    except Exception:  # any failure of the cache: the parse below is what it would save
+        shutil.rmtree(folder, ignore_errors=True)  # a half-written file is not read again
+        return pint.UnitRegistry[float]()
 
 
 def parse_unit(expression: str) -> pint.Unit:

@@ -41,8 +41,6 @@ import numpy as np
 import pandas as pd
 import pint
 import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import zstandard
 from numpy.typing import NDArray
 from pydantic import (
@@ -888,6 +886,8 @@ def _header(file: Path, kind: str, spec: SourceSpec, name: str) -> list[str]:
     wanted = set(spec.source_columns())
     try:
         if kind == "parquet":
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]  # 0.1 s: on use
+
             names = [str(column) for column in pq.read_schema(file).names]
             _refuse_repeated(names, wanted, name, line=None)
             return names
@@ -944,6 +944,8 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
     columns = list(spec.source_columns())
     try:
         if kind == "parquet":
+            import pyarrow.parquet as pq
+
             table: pd.DataFrame = pq.read_table(file, columns=columns).to_pandas()
             return table
         # Asset and time stay text: "007" is an asset id, not the number 7, and times
@@ -1329,6 +1331,8 @@ def _parse_iso_strictly(text: pd.Series[str], *, aware: bool) -> pd.Series[pd.Ti
     offsets for zone-aware times and on none for naive ones; when it refuses, pandas
     parses (or names the first bad row).
     """
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
     target = pa.timestamp("ns", tz="UTC") if aware else pa.timestamp("ns")
     try:
         cast = pc.cast(pa.array(text.array), target)

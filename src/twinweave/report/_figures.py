@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from numpy.typing import NDArray
-from plotly.subplots import make_subplots
 
 from twinweave.report._results import (
     BIN_COVERAGE_TARGET,
@@ -252,6 +251,8 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
     anomaly score, and the alarm periods (else no score panel: an empty one would look
     like a monitor that saw nothing). A day alone between days without readings is a
     marker; a panel with nothing to draw says so."""
+    from plotly.subplots import make_subplots  # plotly's figure classes: only to draw
+
     days = daily_residuals(turbine.evaluation)
     periods = alarm_periods(days)
     # Each day's mean is drawn at noon, inside the day's shading.
@@ -415,6 +416,8 @@ def _quantity_title(metric: str, units: str) -> str:
 
 def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
     """Live twin and what-if branch per quantity, each with its interval, one panel each."""
+    from plotly.subplots import make_subplots  # plotly's figure classes: only to draw
+
     table = whatif.table
     figure = make_subplots(
         rows=1,
