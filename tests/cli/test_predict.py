@@ -1,0 +1,393 @@
+"""twinweave predict: bounded quantiles, the inputs it reads, and bad files named before any
+work."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_support import DEBUG_HINT, RATED_POWER, assert_user_error, predict, twinweave
+
+from twinweave import cli
+from twinweave.core import Twin
+from twinweave.data import Store
+from twinweave.domains.water import reservoir_schema
+from twinweave.models import StateSpaceEmulator
+from twinweave.provenance import sha256_file
+
+pytestmark = pytest.mark.slow
+
+
+def test_predict_writes_bounded_quantiles_and_a_provenance_chain(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "X.csv"
+    pd.DataFrame({"wind_speed": [0.0, 3.5, 7.0, 11.0, 15.0, 24.0]}).to_csv(inputs, index=False)
+    output = tmp_path / "Y.csv"
+    result = twinweave(
+        "predict",
+        "--store",
+        fitted_store,
+        "--twin",
+        "R80711",
+        "--input",
+        inputs,
+        "--output",
+        output,
+    )
+    predictions = pd.read_csv(output)
+    assert {"wind_speed", "mean", "q05", "q50", "q95"} <= set(predictions.columns)
+    q = predictions[["q05", "q50", "q95"]].to_numpy()
+    assert np.all(np.diff(q, axis=1) >= 0)
+    assert q.min() >= 0.0 and q.max() <= RATED_POWER
+    # The power curve rises: a twin of a real turbine, not a constant.
+    assert predictions["mean"].iloc[3] > predictions["mean"].iloc[2] > predictions["mean"].iloc[1]
+    assert predictions["mean"].iloc[5] > 1500.0  # rated region, above the data seen
+    # ... which the twin says: 24 m/s is beyond the strongest wind of its training year.
+    assert re.search(
+        r"warning: 1 of 6 inputs are at wind speeds the twin has no readings", result.stderr
+    )
+
+    # The id printed is the output file's: Y.csv leads back to its numbers.
+    file_id = re.search(r"provenance (file:[0-9a-f]+) --store", result.stdout)
+    assert file_id is not None, result.stdout
+    prov_json = tmp_path / "prov.json"
+    chain = twinweave(
+        "provenance", file_id.group(1), "--store", fitted_store, "--json", prov_json
+    ).stdout
+    # From the raw file (with its hash) through ingest, clean, fit to the number, and
+    # the number to the file written.
+    for step in ("sha256=", "ingest:", "clean:", "fit:", "model_version:", "prediction:"):
+        assert step in chain
+    assert chain.index("ingest:") < chain.index("fit:") < chain.index("prediction:")
+    (last,) = [line for line in chain.splitlines() if f"Z  {file_id.group(1)}" in line]
+    assert chain.index("prediction:") < chain.index(last), chain
+    assert f"path={output.resolve()}" in last and f"sha256={sha256_file(output)}" in last
+    document = json.loads(prov_json.read_text())
+    assert {"entity", "activity", "used", "wasGeneratedBy"} <= set(document)
+    # The export is the chain printed, not the whole store's provenance (other twins'
+    # fits, later what-ifs): as many entities and activities as records printed.
+    n_printed = int(re.search(r"(\d+) records, raw files first", chain).group(1))  # type: ignore[union-attr]
+    assert len(document["entity"]) + len(document["activity"]) == n_printed
+    assert f"wrote the chain's {n_printed} records as PROV-JSON" in chain
+
+
+def test_predict_writes_csv_to_stdout_with_output_dash(fitted_store: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "X.csv"
+    # A text column too: what is said about it goes to stderr, not into the table.
+    frame = pd.DataFrame({"asset": ["R80711"] * 3, "wind_speed": [4.0, 8.0, 12.0]})
+    frame.to_csv(inputs, index=False)
+    to_file = tmp_path / "Y.csv"
+    predict(fitted_store, inputs, to_file)
+    piped = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs, "--output", "-"
+    )  # fmt: skip
+    # stdout is the table alone, the same as the file; what is said goes to stderr.
+    assert piped.stdout == to_file.read_text()
+    assert "inputs read: ['wind_speed']" in piped.stderr
+    assert "not used as model inputs (not numeric): ['asset']" in piped.stderr
+    assert "wrote 3 predictions to stdout" in piped.stderr
+    assert re.search(r"provenance prediction:[0-9a-f]+ --store", piped.stderr)
+
+
+def test_predict_says_which_columns_it_reads_and_ignores_the_others(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # A raw export: temperature under another name, a pitch far outside the schema's
+    # bounds. Neither is read, the prediction is made from wind speed, and the user is
+    # told so rather than refused.
+    inputs = tmp_path / "export.csv"
+    pd.DataFrame(
+        {"wind_speed": [6.0, 9.0], "temperature": [-5.0, 25.0], "pitch": [0.0, 200.0]}
+    ).to_csv(inputs, index=False)
+    plain = tmp_path / "plain.csv"
+    pd.DataFrame({"wind_speed": [6.0, 9.0]}).to_csv(plain, index=False)
+    runs, means = [], []
+    for source in (inputs, plain):
+        output = source.with_suffix(".out.csv")
+        runs.append(predict(fitted_store, source, output))
+        means.append(pd.read_csv(output)["mean"].to_numpy())
+    export_run, plain_run = runs
+    assert "columns the twin does not read: ['temperature', 'pitch']" in export_run.stdout
+    assert "temp_air" in export_run.stdout  # what it would have read
+    assert "inputs read: ['wind_speed']" in plain_run.stdout
+    assert "does not read" not in plain_run.stdout
+    # The twin's optional inputs that are missing are named: the prediction differs.
+    assert (
+        "inputs the twin reads that are not given: ['temp_air', 'wind_direction']"
+        in plain_run.stdout
+    )
+    np.testing.assert_array_equal(means[0], means[1])
+    # A pressure without a temperature is read, and changes nothing: said so.
+    pressure = tmp_path / "pressure.csv"
+    pd.DataFrame({"wind_speed": [6.0, 9.0], "pressure": [95_000.0, 101_000.0]}).to_csv(
+        pressure, index=False
+    )
+    run = predict(fitted_store, pressure, pressure.with_suffix(".out.csv"))
+    assert "'pressure' is used only with 'temp_air'" in run.stderr, run.stderr
+    assert "air density the site's mean" in plain_run.stdout
+    # A density given is read: the site's mean is not what the prediction uses.
+    density = tmp_path / "density.csv"
+    pd.DataFrame({"wind_speed": [6.0, 9.0], "air_density": [1.30, 1.10]}).to_csv(
+        density, index=False
+    )
+    run = predict(fitted_store, density, density.with_suffix(".out.csv"))
+    assert "inputs read: ['wind_speed', 'air_density']" in run.stdout, run.stdout
+    assert "not given: ['temp_air', 'wind_direction']" in run.stdout
+    assert "the site's mean" not in run.stdout
+    mean = pd.read_csv(pressure.with_suffix(".out.csv"))["mean"].to_numpy()
+    np.testing.assert_array_equal(mean, means[1])
+
+
+def test_predict_names_the_missing_column(fitted_store: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "bad.csv"
+    pd.DataFrame({"speed": [5.0]}).to_csv(inputs, index=False)
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
+    assert_user_error(result, "bad.csv", "'wind_speed'")
+    assert "separated by" not in result.stderr
+    # Separated by semicolons, as European spreadsheets write it: said.
+    inputs.write_text("wind_speed;temp_air\n5;10\n")
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
+    assert_user_error(
+        result,
+        "got ['wind_speed;temp_air']; the file seems separated by ';': the inputs are read "
+        "as comma-separated",
+    )
+
+
+def test_predict_names_file_column_row_and_value_of_a_bad_input(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "typo.csv"
+    # A blank line (which pandas skips) puts 'abc' on line 4 of the file.
+    inputs.write_text("wind_speed\n5.0\n\nabc\n7.0\n")
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
+    assert_user_error(result, "typo.csv", "'wind_speed'", "row 1 (line 4)", "got 'abc'")
+    # An error raised only for bad input needs no hint that it may be a bug.
+    assert DEBUG_HINT not in result.stderr
+    # A number beyond the physical bounds: the line too (walk-through 2026-11-30).
+    inputs.write_text("wind_speed\n5.0\n\n-1\n7.0\n")
+    result = predict(fitted_store, inputs, tmp_path / "out.csv", ok=False)
+    assert_user_error(
+        result,
+        "typo.csv: column 'wind_speed', row 1 (line 4): expected a value within [0, 60] m/s, "
+        "got '-1.0'",
+    )
+
+
+def test_an_unknown_twin_or_store_is_named_and_no_store_is_created(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "X.csv"
+    inputs.write_text("wind_speed\n5.0\n")
+    unknown_twin = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R99999", "--input", inputs,
+        "--output", tmp_path / "out.csv", ok=False,
+    )  # fmt: skip
+    assert_user_error(unknown_twin, "no twin 'R99999'", "R80711")
+    # The user's to fix, not a possible bug: no hint to look at a traceback.
+    assert DEBUG_HINT not in unknown_twin.stderr
+    missing = tmp_path / "nope.duckdb"
+    for command in (
+        ("predict", "--twin", "R80711", "--input", inputs, "--output", tmp_path / "o.csv"),
+        ("whatif", "--twin", "R80711", "--stop"),
+        ("monitor", "--since", "2015-01-01"),
+        ("provenance",),
+        ("quarantine",),
+    ):
+        assert_user_error(twinweave(*command, "--store", missing, ok=False), "no such store")
+    assert not missing.exists()
+
+
+def test_a_twin_of_another_domain_is_named_not_read_as_a_turbine(tmp_path: Path) -> None:
+    # A reservoir's twin saved from Python: the commands read wind speeds and write kW,
+    # and took its file for one missing wind_speed, or its store for one without twins.
+    emulator = StateSpaceEmulator.reservoir(
+        capacity=1e4, initial_storage=5e3, initial_var=1e6, process_var=100.0, noise_var=400.0
+    )
+    store = tmp_path / "water.duckdb"
+    with Store(store) as db:
+        db.save_twin(Twin("dam", reservoir_schema(1e4), emulator))
+    inputs = tmp_path / "flows.csv"
+    inputs.write_text("inflow,outflow\n100,90\n")
+    said = "twin 'dam': a twin of 'storage' [m^3] (schema 'Reservoir'), not of a wind turbine's"
+    result = twinweave(
+        "predict", "--store", store, "--twin", "dam", "--input", inputs, "--output",
+        tmp_path / "out.csv", ok=False,
+    )  # fmt: skip
+    assert_user_error(result, said, "docs/RESERVOIRS.md")
+    whatif = twinweave("whatif", "--store", store, "--twin", "dam", "--stop", ok=False)
+    assert_user_error(whatif, said)
+    report = twinweave(
+        "report", "--store", store, "--since", "2015-01-01", "--output", tmp_path / "r", ok=False
+    )
+    # The twin left out is warned of, then the store refused for want of turbines.
+    assert report.returncode == 2 and "Traceback" not in report.stderr
+    assert report.stderr.startswith(f"warning: {said}")
+    assert "left out\nerror: " in report.stderr and "no turbine twins" in report.stderr
+
+
+def test_help_keeps_the_units() -> None:
+    assert "[kW]" in twinweave("predict", "--help").stdout
+    assert "[m/s]" in twinweave("predict", "--help").stdout
+
+
+def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path: Path) -> None:
+    before = len(twinweave("provenance", "--store", fitted_store, "--limit", "1000").stdout)
+    good = tmp_path / "good.csv"
+    good.write_text("wind_speed\n8\n")
+    (tmp_path / "adir").mkdir()
+    files = {
+        "empty.csv": ("", "empty"),
+        "header.csv": ("wind_speed\n", "no rows"),
+        "twice.csv": ("wind_speed,wind_speed\n5,6\n", "'wind_speed' appears more than once"),
+        # Every row a field more than the header: not read with the first as an index.
+        "more.csv": (
+            "wind_speed,temp_air\n1,5,15\n2,6,16\n",
+            "more.csv: rows have more fields than the header",
+        ),
+        # A last line cut short: its missing temperature is not a blank cell.
+        "cut.csv": (
+            "wind_speed,temp_air\n5,15\n6",
+            "cut.csv: row has fewer fields than the header (a line cut short?) (no column, "
+            "row 1 (line 3), value '1 field'); expected 2 fields",
+        ),
+        "data.json": ('[{"wind_speed": 5}]', "expected a CSV"),
+        "negative.csv": (
+            "wind_speed\n-3\n",
+            "negative.csv: column 'wind_speed', row 0 (line 2): expected a value within [0, 60]",
+        ),
+    }
+    for name, (text, expected) in files.items():
+        (tmp_path / name).write_text(text)
+        result = predict(fitted_store, tmp_path / name, tmp_path / "out.csv", ok=False)
+        assert_user_error(result, expected)
+    for output, expected in (
+        (tmp_path / "adir", "is a directory"),
+        (tmp_path / "missing" / "out.csv", "no such directory"),
+        (tmp_path / "out.xlsx", "expected a CSV"),
+        (good, "the --input file; expected another file name"),
+    ):
+        result = predict(fitted_store, good, output, ok=False)
+        assert_user_error(result, expected)
+    assert good.read_text() == "wind_speed\n8\n"  # the input was overwritten before
+    # Refused before predicting: no prediction was recorded for an output never written.
+    after = len(twinweave("provenance", "--store", fitted_store, "--limit", "1000").stdout)
+    assert after == before
+    parquet = tmp_path / "out.parquet"
+    predict(fitted_store, good, parquet)
+    assert list(pd.read_parquet(parquet).columns) == ["wind_speed", "mean", "q05", "q50", "q95"]
+
+
+def test_predict_warns_where_an_input_it_reads_is_missing(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "gaps.csv"
+    inputs.write_text("wind_speed,temp_air\n5,15\n5,\n")
+    result = predict(fitted_store, inputs, tmp_path / "out.csv")
+    assert "column 'temp_air': 1 of 2 rows are missing" in result.stderr
+
+
+def test_an_error_from_below_the_cli_says_how_to_see_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ValueError the CLI did not raise for the user's input may be a bug: one line,
+    # exit code 2, and the way to its traceback.
+
+    def broken() -> None:
+        raise ValueError("shapes (3,) and (4,) not aligned")
+
+    monkeypatch.setattr(cli, "app", broken)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: shapes (3,) and (4,) not aligned"), stderr
+    assert DEBUG_HINT in stderr
+    monkeypatch.setenv("TWINWEAVE_DEBUG", "1")
+    with pytest.raises(ValueError, match="not aligned"):
+        cli.main()
+
+
+def test_inputs_the_twin_reads_are_numbers_and_times_are_times(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    cases = {
+        "steps.csv": (
+            "time,wind_speed\n0,8\n1.5,9\n",
+            "column 'time': expected times such as 2015-06-01T00:10:00Z, got numbers ('0.0', ...)",
+        ),
+        "no_times.csv": (
+            "time,wind_speed\n,8\n,9\n",
+            "column 'time', row 0 (line 2): expected an ISO 8601 time such as "
+            "2015-06-01T00:10:00Z or 2015-06-01 00:10 (UTC), got a missing value (2 of 2 rows",
+        ),
+        "blank_time.csv": (
+            "time,wind_speed\n2015-06-01T00:00Z,8\n,9\n",
+            "column 'time', row 1 (line 3): expected an ISO 8601 time",
+        ),
+        "text_temp.csv": (
+            "wind_speed,temp_air\n8,abc\n9,12\n",
+            "column 'temp_air', row 0 (line 2): expected a number [degC] or a blank cell",
+        ),
+        # 22:10 UTC then 00:20 read as UTC, where ten minutes later was meant.
+        "mixed_offsets.csv": (
+            "time,wind_speed\n2015-06-01T00:10:00+02:00,8\n2015-06-01T00:20:00,9\n"
+            "2015-06-01T00:30:00+02:00,9\n",
+            "column 'time', row 1 (line 3): expected a UTC offset in every time or in none "
+            "(times without one are UTC), got '2015-06-01T00:20:00' (1 of 3 rows are not)",
+        ),
+        # 1 June to some, 6 January to others: refused, not guessed.
+        "day_first.csv": (
+            "time,wind_speed\n2015-06-01T00:00Z,8\n01/06/2015 00:10,9\n",
+            "column 'time', row 1 (line 3): expected an ISO 8601 time such as 2015-06-01T00:10:00Z",
+        ),
+    }
+    for name, (text, expected) in cases.items():
+        (tmp_path / name).write_text(text)
+        for command in (
+            ("predict", "--output", tmp_path / "out.csv"),
+            ("whatif", "--stop", "--samples", "50"),
+        ):
+            result = twinweave(
+                command[0], "--store", fitted_store, "--twin", "R80711",
+                "--input", tmp_path / name, *command[1:], ok=False,
+            )  # fmt: skip
+            assert_user_error(result, expected)
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text(
+        "time,wind_speed\n2015-06-01T00:00Z,8\n2015-06-01T00:00Z,8\n2015-06-01T00:10Z,9\n"
+    )
+    result = twinweave(
+        "whatif", "--store", fitted_store, "--twin", "R80711", "--stop", "--input", repeated,
+        "--samples", "50",
+    )  # fmt: skip
+    assert "1 readings repeat an earlier reading's time" in result.stderr
+
+
+def test_text_from_the_user_is_printed_as_given(two_turbine_store: Path, tmp_path: Path) -> None:
+    # Rich read ':1234:' and ':ok:' as emoji codes and '[b]' as markup.
+    for entity in ("nonsense:1234", "prediction:ok"):
+        result = twinweave("provenance", entity, "--store", two_turbine_store, ok=False)
+        assert_user_error(result, f"error: '{entity}': no such provenance id")
+    inputs = tmp_path / "x[b].csv"
+    pd.DataFrame({"wind_speed": [5.0, 8.0, 11.0]}).to_csv(inputs, index=False)
+    output = tmp_path / "o[b]:ok:.csv"
+    result = predict(two_turbine_store, inputs, output)
+    assert output.exists()
+    assert f"wrote 3 predictions to {output}\n" in result.stdout, result.stdout
+
+
+def test_python_dash_m_twinweave_is_the_command() -> None:
+    # Where the venv's scripts are not on PATH, the module runs the same command.
+    result = subprocess.run(
+        [sys.executable, "-m", "twinweave", "version"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"twinweave"' in result.stdout
