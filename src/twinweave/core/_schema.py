@@ -7,10 +7,15 @@ schema carries them and emulators censor their predictive distributions to them.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import importlib.metadata
 import math
+import os
 import re
 import shutil
+import uuid
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
 import pint
@@ -24,16 +29,45 @@ def unit_registry() -> pint.UnitRegistry[float]:
 
     Parsing pint's definitions takes about 0.3 s, a large part of a short command's run,
     so the parsed form is kept in the user's cache folder (pint's own disk cache, under
-    ``platformdirs.user_cache_path("twinweave")``). The cache only saves time: where it
-    cannot be written or read (a read-only home, a file another process is still
-    writing), the definitions are parsed as without it.
+    ``platformdirs.user_cache_path("twinweave")``). A cache is written whole into a
+    folder of its own and then renamed into place, so no process reads one half-written.
+    The cache only saves time: where it cannot be written or read (a read-only home),
+    the definitions are parsed as without it. A registry read from pint's cache answers
+    ``get_compatible_units`` with nothing (pint issue 1746); twinweave does not ask it.
     """
-    folder = platformdirs.user_cache_path("twinweave") / f"pint-{pint.__version__}"
+    folder = _unit_cache_folder()
+    if folder.is_dir():
+        try:
+            return pint.UnitRegistry[float](cache_folder=folder)
+        except Exception:  # any failure of the cache: the parse below is what it saves
+            shutil.rmtree(folder, ignore_errors=True)  # the next start writes it anew
+            return pint.UnitRegistry[float]()
+    building = folder.with_name(f".{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        return pint.UnitRegistry[float](cache_folder=folder)
-    except Exception:  # any failure of the cache: the parse below is what it would save
-        shutil.rmtree(folder, ignore_errors=True)  # a half-written file is not read again
+        registry = pint.UnitRegistry[float](cache_folder=building)
+    except Exception:  # as above
+        shutil.rmtree(building, ignore_errors=True)
         return pint.UnitRegistry[float]()
+    try:
+        building.rename(folder)
+    except OSError:  # another process put its cache there first: this one is not needed
+        shutil.rmtree(building, ignore_errors=True)
+    return registry
+
+
+def _unit_cache_folder() -> Path:
+    """Where the parsed definitions are kept: one folder per pint installation, since
+    pint's cache names the files it read by their path and its parsers' versions."""
+    installation = "|".join([pint.__file__ or "", *map(_version, ("flexparser", "flexcache"))])
+    key = hashlib.sha256(installation.encode()).hexdigest()[:12]
+    return platformdirs.user_cache_path("twinweave") / f"pint-{pint.__version__}-{key}"
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:  # older pint parses without it
+        return ""
 
 
 def parse_unit(expression: str) -> pint.Unit:
