@@ -21,8 +21,12 @@ from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scad
 pytestmark = pytest.mark.slow
 
 
-def test_fit_builds_one_twin_per_turbine_and_refuses_nothing_twice(fitted_store: Path) -> None:
-    again = twinweave("fit", scada_path(), "--store", fitted_store, "--train-until", "2015-01-01")
+def test_fit_builds_one_twin_per_turbine_and_refuses_nothing_twice(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "S.duckdb"
+    shutil.copy(fitted_store, store)  # the refit saves new versions: not in the shared store
+    again = twinweave("fit", scada_path(), "--store", store, "--train-until", "2015-01-01")
     assert "already in the store" in again.stdout
 
 
