@@ -31,8 +31,8 @@ system-deps:
 # OpenBLAS threads apiece fight over the cores.
 TEST_WORKERS ?= 2
 
-# The sources are byte-compiled first: where PYTHONDONTWRITEBYTECODE is set (as on CI),
-# every twinweave process the tests start would compile them again (0.2 s each).
+# The sources are byte-compiled first: where PYTHONDONTWRITEBYTECODE is set (as on this
+# machine), every twinweave process the tests start would compile them again (0.2 s each).
 unit: $(STAMP) system-deps
 	$(BIN)/python -m compileall -q src
 	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest src tests -n $(TEST_WORKERS) --dist loadfile --durations=15

@@ -14,6 +14,11 @@ def is_real(value: object) -> TypeGuard[float]:
     return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
 
 
+def is_integer(value: object) -> TypeGuard[int]:
+    """An integer, numpy's included, not a bool."""
+    return not isinstance(value, bool) and isinstance(value, int | np.integer)
+
+
 def described(value: object) -> str:
     """``value`` for an error message: short values as written, others by their type."""
     if value is None or isinstance(value, str | bool | int | float):
@@ -37,7 +42,7 @@ def check_flag(value: object, name: str) -> None:
 def check_count(value: object, name: str, minimum: int = 1) -> None:
     """Refuse a count that is not an integer of at least ``minimum`` (``True`` and
     ``2.5`` included)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 

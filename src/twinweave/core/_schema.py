@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib.metadata
 import math
 import os
 import re
 import shutil
+import sys
 import uuid
 from functools import cache
 from pathlib import Path
@@ -36,38 +36,36 @@ def unit_registry() -> pint.UnitRegistry[float]:
     ``get_compatible_units`` with nothing (pint issue 1746); twinweave does not ask it.
     """
     folder = _unit_cache_folder()
-    if folder.is_dir():
-        try:
-            return pint.UnitRegistry[float](cache_folder=folder)
-        except Exception:  # any failure of the cache: the parse below is what it saves
-            shutil.rmtree(folder, ignore_errors=True)  # the next start writes it anew
-            return pint.UnitRegistry[float]()
-    building = folder.with_name(f".{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    used = (
+        folder
+        if folder.is_dir()
+        else folder.with_name(f".{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    )
     try:
-        registry = pint.UnitRegistry[float](cache_folder=building)
-    except Exception:  # as above
-        shutil.rmtree(building, ignore_errors=True)
+        registry = pint.UnitRegistry[float](cache_folder=used)
+    except Exception:  # any failure of the cache: the parse below is what it saves
+        shutil.rmtree(used, ignore_errors=True)  # the next start writes it anew
         return pint.UnitRegistry[float]()
-    try:
-        building.rename(folder)
-    except OSError:  # another process put its cache there first: this one is not needed
-        shutil.rmtree(building, ignore_errors=True)
+    if used != folder:
+        try:
+            used.rename(folder)
+        except OSError:  # another process put its cache there first: this one is not needed
+            shutil.rmtree(used, ignore_errors=True)
     return registry
+
+
+#: The packages pint's parsed definitions are made of, besides pint.
+PARSERS = ("flexparser", "flexcache")
 
 
 def _unit_cache_folder() -> Path:
     """Where the parsed definitions are kept: one folder per pint installation, since
     pint's cache names the files it read by their path and its parsers' versions."""
-    installation = "|".join([pint.__file__ or "", *map(_version, ("flexparser", "flexcache"))])
+    # pint imported its parsers (if it has them apart): their versions are at hand.
+    parsers = (getattr(sys.modules.get(name), "__version__", "") for name in PARSERS)
+    installation = "|".join([pint.__file__ or "", *parsers])
     key = hashlib.sha256(installation.encode()).hexdigest()[:12]
     return platformdirs.user_cache_path("twinweave") / f"pint-{pint.__version__}-{key}"
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:  # older pint parses without it
-        return ""
 
 
 def parse_unit(expression: str) -> pint.Unit:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from twinweave.core._arguments import check_count, check_flag, is_real
+from twinweave.core._arguments import check_count, check_flag, is_integer, is_real
 from twinweave.core._emulator import Columns
 from twinweave.core._predictive import CensoredNormal, time_seconds
 from twinweave.core._schema import parse_unit
@@ -383,8 +383,7 @@ def compare(
         raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
     needed = _min_samples(level)
     # An integer too small is told why; anything else, what is expected.
-    integer = isinstance(n_samples, int | np.integer) and not isinstance(n_samples, bool)
-    if integer and n_samples < needed:
+    if is_integer(n_samples) and n_samples < needed:
         raise ValueError(
             f"n_samples: expected at least {needed} sample paths for central "
             f"{level:.0%} intervals (one path in each tail on average), got {n_samples}"

@@ -50,7 +50,7 @@ from twinweave.core import (
     column,
     time_seconds,
 )
-from twinweave.core._arguments import is_real
+from twinweave.core._arguments import is_integer, is_real
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -930,7 +930,7 @@ _COLLAPSED = 1e-12
 
 def _check_em_settings(n_iterations: object, tol: object) -> None:
     """The checks of EM's budget, shared by :func:`em_noise` and ``estimate_noise``."""
-    if isinstance(n_iterations, bool) or not isinstance(n_iterations, int | np.integer):
+    if not is_integer(n_iterations):
         raise ValueError(f"n_iterations: expected a whole number, got {n_iterations!r}")
     if n_iterations < 0:
         raise ValueError(f"n_iterations: expected >= 0, got {n_iterations}")
