@@ -3,12 +3,18 @@ what it wrote."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +42,117 @@ def twinweave(
     env: dict[str, str] | None = None,
     as_a_user: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
-    assert executable is not None, "the twinweave entry point is not installed"
-    result = subprocess.run(
-        [*(AS_A_USER if as_a_user else []), executable, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+    """Run ``twinweave ARGS`` in a process of its own, as a user would: forked from a
+    process that has imported twinweave already (``cli_server.py``), unless it needs an
+    environment or credentials other than that process's."""
+    environment = {**os.environ, "COLUMNS": "200", **(env or {})}
+    if as_a_user or not _COMMANDS.can_run_in(environment):
+        result = exec_twinweave(*args, env=environment, as_a_user=as_a_user)
+    else:
+        result = _COMMANDS.run(entry_point(), [str(a) for a in args], timeout=300)
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def entry_point() -> str:
+    executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
+    assert executable is not None, "the twinweave entry point is not installed"
+    return executable
+
+
+def exec_twinweave(
+    *args: str | Path, env: dict[str, str] | None = None, as_a_user: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``twinweave ARGS`` in a new interpreter, as the console script starts."""
+    return subprocess.run(
+        [*(AS_A_USER if as_a_user else []), entry_point(), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env or {**os.environ, "COLUMNS": "200"},
+    )
+
+
+class _Commands:
+    """The worker's ``cli_server.py`` process, started at its first command; it ends
+    when the worker does (its input closes)."""
+
+    def __init__(self) -> None:
+        self._server: subprocess.Popen[bytes] | None = None
+        self._environment: dict[str, str] = {}
+        self._replies = b""  # read from the server, not yet taken
+        self._lock = threading.Lock()
+
+    def can_run_in(self, environment: dict[str, str]) -> bool:
+        """Whether a command forked from the server would see ``environment``: the one
+        the server started in (the worker's at its first command), but for pytest's name
+        of the running test."""
+
+        def compared(variables: dict[str, str]) -> dict[str, str]:
+            return {k: v for k, v in variables.items() if k != "PYTEST_CURRENT_TEST"}
+
+        return self._server is None or compared(environment) == compared(self._environment)
+
+    def run(
+        self, executable: str, args: list[str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        with self._lock, tempfile.TemporaryDirectory(prefix="twinweave-cli-") as folder:
+            server = self._start()
+            assert server.stdin is not None and server.stdout is not None
+            out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            request = {"argv0": executable, "args": args, "cwd": os.getcwd()}
+            request["environment"] = {**os.environ, "COLUMNS": "200"}
+            request |= {"stdout": str(out), "stderr": str(err)}
+            server.stdin.write(json.dumps(request).encode() + b"\n")
+            server.stdin.flush()
+            pid = int(self._reply(server, timeout)["pid"])
+            try:
+                returncode = int(self._reply(server, timeout)["returncode"])
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(server, timeout)
+                raise
+            return subprocess.CompletedProcess(
+                [executable, *args], returncode, out.read_text(), err.read_text()
+            )
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._server is None:
+            self._environment = {**os.environ, "COLUMNS": "200"}
+            self._server = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("cli_server.py"))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=self._environment,
+            )
+            atexit.register(self._stop)
+        return self._server
+
+    def _stop(self) -> None:
+        if self._server is not None and self._server.stdin is not None:
+            self._server.stdin.close()  # its loop ends, and with it the server
+            self._server.wait(timeout=30)
+
+    def _reply(self, server: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+        """The server's next line (read unbuffered: a buffered reader could hold both
+        replies while ``select`` waits for the second)."""
+        assert server.stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._replies:
+            left = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([server.stdout], [], [], left)
+            if not ready:
+                raise subprocess.TimeoutExpired(server.args, timeout)
+            chunk = os.read(server.stdout.fileno(), 65536)
+            assert chunk, f"cli_server.py exited with code {server.wait()}"
+            self._replies += chunk
+        line, self._replies = self._replies.split(b"\n", 1)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+
+_COMMANDS = _Commands()
 
 
 def predict(

@@ -1,4 +1,7 @@
-"""The command line as a user runs it: real processes, the shipped data, a DuckDB file.
+"""The command line as a user runs it: a process per command, the shipped data, a DuckDB
+file. The processes are forked from one that has imported twinweave already
+(``cli_server.py``; ``test_forked_commands.py`` shows they print and write what the
+console script started anew does).
 
 The helpers are in ``cli_support.py`` beside this file, put on ``sys.path`` here. The
 stores below are shared by every file of this folder that a worker runs (each starts
