@@ -4,6 +4,7 @@ what it wrote."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -13,8 +14,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ AS_A_USER = (
 )  # fmt: skip
 
 
+#: Seconds a command may take before the test fails.
+COMMAND_TIMEOUT = 300
+
+
 def twinweave(
     *args: str | Path,
     ok: bool = True,
@@ -43,116 +48,142 @@ def twinweave(
     as_a_user: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``twinweave ARGS`` in a process of its own, as a user would: forked from a
-    process that has imported twinweave already (``cli_server.py``), unless it needs an
-    environment or credentials other than that process's."""
-    environment = {**os.environ, "COLUMNS": "200", **(env or {})}
-    if as_a_user or not _COMMANDS.can_run_in(environment):
-        result = exec_twinweave(*args, env=environment, as_a_user=as_a_user)
+    process that has imported twinweave already (``cli_server.py``), or started anew
+    where it needs an environment or credentials other than that process's."""
+    environment = command_environment(env)
+    if as_a_user or not _FORK_SERVER.serves(environment):
+        result = fresh_twinweave(*args, env=env, as_a_user=as_a_user)
     else:
-        result = _COMMANDS.run(entry_point(), [str(a) for a in args], timeout=300)
+        result = forked_twinweave(*args)
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
 
 
+def command_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The test's environment, with rich's tables 200 columns wide, and ``env``."""
+    return {**os.environ, "COLUMNS": "200", **(env or {})}
+
+
 def entry_point() -> str:
+    """The installed ``twinweave`` console script."""
     executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
     assert executable is not None, "the twinweave entry point is not installed"
     return executable
 
 
-def exec_twinweave(
+def fresh_twinweave(
     *args: str | Path, env: dict[str, str] | None = None, as_a_user: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """``twinweave ARGS`` in a new interpreter, as the console script starts."""
+    """``twinweave ARGS`` started anew: the console script in a new interpreter."""
     return subprocess.run(
         [*(AS_A_USER if as_a_user else []), entry_point(), *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=300,
-        env=env or {**os.environ, "COLUMNS": "200"},
+        timeout=COMMAND_TIMEOUT,
+        env=command_environment(env),
     )
 
 
-class _Commands:
-    """The worker's ``cli_server.py`` process, started at its first command; it ends
-    when the worker does (its input closes)."""
+def forked_twinweave(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``twinweave ARGS`` forked from the worker's ``cli_server.py``."""
+    return _FORK_SERVER.run([str(a) for a in args])
+
+
+class ForkServer:
+    """A ``cli_server.py`` process, started at its first command in the environment of
+    the moment; it ends when its input closes (with the worker, at the latest)."""
 
     def __init__(self) -> None:
         self._server: subprocess.Popen[bytes] | None = None
         self._environment: dict[str, str] = {}
+        self._folder = Path()  # the commands' output files and the server's log
         self._replies = b""  # read from the server, not yet taken
-        self._lock = threading.Lock()
 
-    def can_run_in(self, environment: dict[str, str]) -> bool:
-        """Whether a command forked from the server would see ``environment``: the one
-        the server started in (the worker's at its first command), but for pytest's name
-        of the running test."""
+    def serves(self, environment: Mapping[str, str]) -> bool:
+        """Whether a command forked from the server runs in ``environment``: the server's
+        (the worker's, if it has not started), but for pytest's name of the running
+        test."""
 
-        def compared(variables: dict[str, str]) -> dict[str, str]:
+        def compared(variables: Mapping[str, str]) -> dict[str, str]:
             return {k: v for k, v in variables.items() if k != "PYTEST_CURRENT_TEST"}
 
-        return self._server is None or compared(environment) == compared(self._environment)
+        return compared(environment) == compared(self._environment or command_environment())
 
-    def run(
-        self, executable: str, args: list[str], timeout: float
-    ) -> subprocess.CompletedProcess[str]:
-        with self._lock, tempfile.TemporaryDirectory(prefix="twinweave-cli-") as folder:
-            server = self._start()
-            assert server.stdin is not None and server.stdout is not None
-            out, err = Path(folder, "stdout"), Path(folder, "stderr")
-            request = {"argv0": executable, "args": args, "cwd": os.getcwd()}
-            request["environment"] = {**os.environ, "COLUMNS": "200"}
-            request |= {"stdout": str(out), "stderr": str(err)}
+    def run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        server = self._start()
+        assert server.stdin is not None
+        out, err = self._folder / "stdout", self._folder / "stderr"
+        out.write_bytes(b"")
+        err.write_bytes(b"")
+        request = {"argv0": entry_point(), "args": args, "cwd": os.getcwd()}
+        request |= {"stdout": str(out), "stderr": str(err)}
+        pid = None
+        try:
             server.stdin.write(json.dumps(request).encode() + b"\n")
             server.stdin.flush()
-            pid = int(self._reply(server, timeout)["pid"])
-            try:
-                returncode = int(self._reply(server, timeout)["returncode"])
-            except subprocess.TimeoutExpired:
-                os.kill(pid, signal.SIGKILL)
-                self._reply(server, timeout)
-                raise
-            return subprocess.CompletedProcess(
-                [executable, *args], returncode, out.read_text(), err.read_text()
-            )
+            pid = int(self._reply(server)["pid"])
+            returncode = int(self._reply(server)["returncode"])
+        except BaseException:
+            # A timeout or an interruption leaves replies out of step: start anew.
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            server.kill()
+            server.wait()
+            self._server = None
+            raise
+        return subprocess.CompletedProcess(
+            [entry_point(), *args], returncode, out.read_text(), err.read_text()
+        )
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._server is None:
-            self._environment = {**os.environ, "COLUMNS": "200"}
-            self._server = subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("cli_server.py"))],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=self._environment,
-            )
-            atexit.register(self._stop)
+            self._environment = command_environment()
+            self._replies = b""
+            self._folder = Path(tempfile.mkdtemp(prefix="twinweave-cli-server-"))
+            atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
+            # Its stderr is a file, as the commands' are: rich decides at import whether
+            # to colour what it prints from the stream it finds then.
+            with open(self._folder / "server.log", "ab") as log:
+                self._server = subprocess.Popen(
+                    [sys.executable, str(Path(__file__).with_name("cli_server.py"))],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    env=self._environment,
+                )
         return self._server
 
-    def _stop(self) -> None:
-        if self._server is not None and self._server.stdin is not None:
-            self._server.stdin.close()  # its loop ends, and with it the server
-            self._server.wait(timeout=30)
+    def close(self) -> None:
+        """End the server (its loop ends with its input)."""
+        if self._server is not None:
+            assert self._server.stdin is not None
+            self._server.stdin.close()
+            self._server.wait(timeout=COMMAND_TIMEOUT)
+            self._server = None
 
-    def _reply(self, server: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    def _reply(self, server: subprocess.Popen[bytes]) -> dict[str, Any]:
         """The server's next line (read unbuffered: a buffered reader could hold both
         replies while ``select`` waits for the second)."""
         assert server.stdout is not None
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + COMMAND_TIMEOUT
         while b"\n" not in self._replies:
             left = max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([server.stdout], [], [], left)
             if not ready:
-                raise subprocess.TimeoutExpired(server.args, timeout)
+                raise subprocess.TimeoutExpired(server.args, COMMAND_TIMEOUT)
             chunk = os.read(server.stdout.fileno(), 65536)
-            assert chunk, f"cli_server.py exited with code {server.wait()}"
+            if not chunk:
+                log = (self._folder / "server.log").read_text()
+                raise AssertionError(f"cli_server.py exited with code {server.wait()}:\n{log}")
             self._replies += chunk
         line, self._replies = self._replies.split(b"\n", 1)
         reply: dict[str, Any] = json.loads(line)
         return reply
 
 
-_COMMANDS = _Commands()
+_FORK_SERVER = ForkServer()
 
 
 def predict(

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from cli_support import assert_user_error, other_layout, scada_subset, twinweave
+from cli_support import (
+    assert_user_error,
+    command_environment,
+    entry_point,
+    other_layout,
+    scada_subset,
+    twinweave,
+)
 
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
@@ -61,15 +66,14 @@ def test_fit_piped_into_head_still_saves_its_twins(tmp_path: Path) -> None:
     # The reader goes after two lines; the fit goes on and saves every twin, and says
     # on stderr that --train-until left nothing to score on.
     store = tmp_path / "piped.duckdb"
-    executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
-    assert executable is not None
+    executable = entry_point()
     command = [executable, "fit", str(scada_path()), "--store", str(store)]
     process = subprocess.Popen(
         [*command, "--train-until", "2030-01-01"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env=command_environment(),
     )
     assert process.stdout is not None and process.stderr is not None
     first = [process.stdout.readline() for _ in range(2)]

@@ -8,19 +8,16 @@ import re
 import subprocess
 from pathlib import Path
 
+import cli_support
 import pandas as pd
 import pytest
-from cli_support import _COMMANDS, entry_point, exec_twinweave
+from cli_support import ForkServer, forked_twinweave, fresh_twinweave, twinweave
 
 pytestmark = pytest.mark.slow
 
 
-def forked(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return _COMMANDS.run(entry_point(), [str(a) for a in args], timeout=300)
-
-
 def assert_same(args: list[str | Path]) -> subprocess.CompletedProcess[str]:
-    fresh, fork = exec_twinweave(*args), forked(*args)
+    fresh, fork = fresh_twinweave(*args), forked_twinweave(*args)
 
     def printed(result: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
         # Each prediction recorded has an identifier of its own.
@@ -50,8 +47,8 @@ def test_a_prediction_with_a_warning_prints_and_writes_the_same(
     result = assert_same([*args, "--output", "-"])
     assert result.returncode == 0 and "unused" in result.stderr
     written = {how: tmp_path / f"{how}.csv" for how in ("fresh", "fork")}
-    exec_twinweave(*args, "--output", written["fresh"])
-    forked(*args, "--output", written["fork"])
+    fresh_twinweave(*args, "--output", written["fresh"])
+    forked_twinweave(*args, "--output", written["fork"])
     assert written["fresh"].read_bytes() == written["fork"].read_bytes()
 
 
@@ -61,5 +58,39 @@ def test_a_command_runs_in_the_callers_folder(
     monkeypatch.chdir(tmp_path)
     pd.DataFrame({"wind_speed": [7.5]}).to_csv("X.csv", index=False)
     args = ["predict", "--store", fitted_store, "--twin", "R80711", "--input", "X.csv"]
-    assert forked(*args, "--output", "Y.csv").returncode == 0
+    assert forked_twinweave(*args, "--output", "Y.csv").returncode == 0
     assert (tmp_path / "Y.csv").exists()
+
+
+def test_an_uncaught_error_leaves_as_the_console_scripts_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With TWINWEAVE_DEBUG=1 an error in the user's file is raised on, past the entry
+    # point.
+    monkeypatch.setenv("TWINWEAVE_DEBUG", "1")
+    data = tmp_path / "bad.csv"
+    data.write_text("a,b\n1,2\n")
+    args = ["ingest", str(data), "--store", str(tmp_path / "s.duckdb")]
+    server = ForkServer()
+    try:
+        fork, fresh = server.run(args), fresh_twinweave(*args)
+    finally:
+        server.close()
+    assert fork.returncode == fresh.returncode == 1
+    assert fork.stdout == fresh.stdout == ""
+    # Typer's traceback in both, ending with the error.
+    error = "DataError: " + str(data)
+    assert error in fork.stderr and error in fresh.stderr
+    assert fork.stderr.split(error)[1] == fresh.stderr.split(error)[1]
+
+
+def test_a_command_in_another_environment_is_started_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Even as the worker's first command, before its server has started.
+    monkeypatch.setattr(cli_support, "_FORK_SERVER", ForkServer())
+    data = tmp_path / "bad.csv"
+    data.write_text("a,b\n1,2\n")
+    debug = {"TWINWEAVE_DEBUG": "1"}
+    result = twinweave("ingest", data, "--store", tmp_path / "s.duckdb", ok=False, env=debug)
+    assert result.returncode == 1 and "Traceback" in result.stderr

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import re
 import resource
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from cli_support import assert_user_error, one_line, twinweave, whatif_energy
+from cli_support import (
+    assert_user_error,
+    command_environment,
+    entry_point,
+    one_line,
+    twinweave,
+    whatif_energy,
+)
 
 from twinweave.core import Derate
 from twinweave.data import Store
@@ -204,8 +209,7 @@ def test_whatif_says_when_its_sample_paths_do_not_fit_in_memory(
     inputs = tmp_path / "year.csv"
     times = pd.date_range("2015-01-01", periods=20_000, freq="10min", tz="UTC")
     pd.DataFrame({"time": times, "wind_speed": 8.0}).to_csv(inputs, index=False)
-    executable = shutil.which("twinweave", path=str(Path(sys.executable).parent))
-    assert executable is not None
+    executable = entry_point()
 
     def limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
@@ -214,7 +218,7 @@ def test_whatif_says_when_its_sample_paths_do_not_fit_in_memory(
         [executable, "whatif", "--store", str(fitted_store), "--twin", "R80711", "--stop",
          "--input", str(inputs), "--samples", "50000"],
         capture_output=True, text=True, timeout=300, preexec_fn=limit_memory,
-        env={**os.environ, "COLUMNS": "200", "OPENBLAS_NUM_THREADS": "1"},
+        env=command_environment({"OPENBLAS_NUM_THREADS": "1"}),
     )  # fmt: skip
     assert_user_error(
         result,
