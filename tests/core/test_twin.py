@@ -372,6 +372,37 @@ def test_a_what_if_of_two_twins_of_other_units_or_targets_is_refused() -> None:
         compare(twin, twin.branch(Derate(30.0)), inputs, Energy(1.0 / 6.0))  # type: ignore[arg-type]
 
 
+def test_a_what_if_says_when_the_scenario_differs_by_more_than_its_interventions() -> None:
+    twin = pump().update(readings(500, seed=22))
+    inputs = readings(144, seed=23, start=1.5e9)
+    energy = [Energy(1.0 / 6.0)]
+    branch = twin.branch(Derate(30.0))
+    twin.update(readings(144, seed=24, start=1.45e9))
+    twin.update(readings(144, seed=25, start=1.46e9))
+    assert branch.updates_since(twin) == 2
+    assert branch.branch(Stop()).updates_since(twin) == 2  # through its parent
+    stale = r"baseline 'pump-1' and scenario 'pump-1/branch' stand for 'pump-1' 2 batch"
+    with pytest.warns(UserWarning, match=stale):
+        compare(twin, branch, inputs, energy, n_samples=20)
+    # Two scenarios side by side, branched with the live twin between.
+    with pytest.warns(UserWarning, match=r"stand for 'pump-1' 2 batch\(es\) of readings apart"):
+        compare(branch, twin.branch(Stop()), inputs, energy, n_samples=20)
+    other = Twin("pump-2", twin.schema, twin.emulator)
+    with pytest.warns(UserWarning, match=r"'pump-2' is no branch of the baseline 'pump-1' "):
+        compare(twin, other, inputs, energy, n_samples=20)
+    # Branched again, or assimilating on its own, a branch differs by its interventions;
+    # so do branches made together, and a branch taken for the baseline.
+    fresh = twin.branch(Derate(30.0))
+    fresh.update(readings(144, seed=26, start=1.47e9))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compare(twin, fresh, inputs, energy, n_samples=20)
+        compare(twin, fresh.branch(Stop()), inputs, energy, n_samples=20)
+        compare(twin.branch(Stop()), fresh, inputs, energy, n_samples=20)
+        compare(fresh, twin, inputs, energy, n_samples=20)
+    assert fresh.updates_since(twin) == 0 and twin.updates_since(fresh) is None
+
+
 @pytest.mark.parametrize("given", ["derate", 1500.0, Derate])
 def test_a_branch_refuses_what_is_no_intervention(given: object) -> None:
     with pytest.raises(TypeError, match="interventions: expected interventions such as"):

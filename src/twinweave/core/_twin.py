@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -149,6 +149,10 @@ class Twin:
             )
         self.parent_id = parent.twin_id if parent is not None else parent_id
         self._owns_emulator = parent is None
+        # Batches assimilated by this object, and by its parent when it was branched:
+        # what tells a branch that its parent has learned since (updates_since).
+        self.n_updates_ = 0
+        self._parent_updates_at_branch = 0 if parent is None else parent.n_updates_
         self.model_version_: str | None = None
         # Provenance id of the most recent prediction, to look its chain up later.
         self.last_prediction_: str | None = None
@@ -240,6 +244,7 @@ class Twin:
                 )
         self._own_emulator()
         self._emulator.update(observations)
+        self.n_updates_ += 1
         if correlation is not None and target is not None and target.size > 1:
             correlation.update(self._emulator.predict(observations), target, observations["time"])
         if self.recorder is not None:
@@ -361,6 +366,41 @@ class Twin:
             # Copy on first write: until now the emulator was shared with a branch.
             self._emulator = clone_emulator(self._emulator)
             self._owns_emulator = True
+
+    def updates_since(self, ancestor: Twin) -> int | None:
+        """How many batches ``ancestor`` has assimilated since this twin was branched
+        from it (directly or through branches of branches); ``None`` if it is not an
+        ancestor at hand (a branch restored from a store has no :attr:`parent`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from twinweave.core import Telemetry, TwinSchema, Stop
+        >>> from twinweave.models import BayesianBasisRegression, SplineTerm
+        >>> schema = TwinSchema(name="Pump", telemetry=[
+        ...     Telemetry(name="flow", unit="m^3/h"),
+        ...     Telemetry(name="power", unit="kW", lower=0, upper=50)])
+        >>> twin = Twin("pump-1", schema, BayesianBasisRegression(
+        ...     target="power", terms=(SplineTerm("flow", 0, 10, 8),), noise_source="flow",
+        ...     noise_edges=[0, 10], lower=0, upper=50, units="kW"))
+        >>> stopped = twin.branch(Stop())
+        >>> _ = twin.update({"flow": np.linspace(0, 10, 50), "power": np.linspace(0, 40, 50)})
+        >>> stopped.updates_since(twin)
+        1
+        """
+        for twin, n_updates in self._lineage():
+            if twin is ancestor and twin is not self:
+                return ancestor.n_updates_ - n_updates
+        return None
+
+    def _lineage(self) -> Iterator[tuple[Twin, int]]:
+        """This twin and its ancestors at hand, each with the batches it had assimilated
+        when this line left it (this twin: all it has assimilated)."""
+        yield self, self.n_updates_
+        link = self
+        while link.parent is not None:
+            yield link.parent, link._parent_updates_at_branch
+            link = link.parent
 
     def branch(self, *interventions: Intervention, name: str | None = None) -> Twin:
         """A what-if copy: shares the emulator until it is updated (copy-on-write).

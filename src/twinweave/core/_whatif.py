@@ -297,6 +297,37 @@ def _check_same_target(baseline: Twin, scenario: Twin) -> None:
         )
 
 
+def _check_lineage(baseline: Twin, scenario: Twin) -> None:
+    """Warn of a scenario whose differences from the baseline are not the interventions
+    alone: the two stand for their common ancestor at different points (a branch keeps
+    its parent as it was when branched, and the parent has learned since), or they have
+    no common ancestor (another turbine's twin, say)."""
+    points = {id(twin): n_updates for twin, n_updates in baseline._lineage()}
+    for ancestor, n_updates in scenario._lineage():
+        if id(ancestor) not in points:
+            continue
+        apart = abs(points[id(ancestor)] - n_updates)
+        if apart:
+            warnings.warn(
+                f"baseline {baseline.twin_id!r} and scenario {scenario.twin_id!r} stand "
+                f"for {ancestor.twin_id!r} {apart} batch(es) of readings apart (a branch "
+                "keeps its parent as it was when branched): the differences include what "
+                f"{ancestor.twin_id!r} learned between, not only the interventions; branch "
+                f"again from {ancestor.twin_id!r} to compare the interventions alone",
+                stacklevel=3,
+            )
+        return
+    # Without ancestors at hand (branches restored from a store), by their identifiers.
+    if {baseline.twin_id, baseline.parent_id} & {scenario.twin_id, scenario.parent_id} - {None}:
+        return
+    warnings.warn(
+        f"scenario {scenario.twin_id!r} is no branch of the baseline {baseline.twin_id!r} "
+        "nor of its parent: the differences include everything in which the two twins "
+        "differ, not only interventions",
+        stacklevel=3,
+    )
+
+
 def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
     """Refuse metrics that count each reading for another time than the inputs' usual
     step (hourly inputs with 10-minute metrics give a sixth of the energy), and warn of
@@ -379,6 +410,7 @@ def compare(
     if not metrics:
         raise ValueError("metrics: expected at least one metric, got none")
     _check_same_target(baseline, scenario)
+    _check_lineage(baseline, scenario)
     if not is_real(level) or not 0.0 < level < 1.0:
         raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
     needed = _min_samples(level)
