@@ -1345,19 +1345,44 @@ def _to_stdout(path: Path | None) -> bool:
     return path is not None and str(path) == "-"
 
 
+def _is_stream(path: Path) -> bool:
+    """Whether an output is a device, a named pipe or a socket (``/dev/null``, a FIFO a
+    reader waits on): written once, front to back, with no file left to hash."""
+    return path.exists() and not path.is_dir() and not path.is_file()
+
+
+def _output_kind(path: Path) -> str:
+    """``"csv"`` or ``"parquet"``: by the file's name; CSV on stdout, and on a stream
+    whose name does not say (``/dev/null``)."""
+    if _to_stdout(path):
+        return "csv"
+    if _is_stream(path):
+        try:
+            return file_kind(path.name)
+        except DataError:
+            return "csv"
+    return _table_kind(path, "the output")
+
+
 def _check_output_table(path: Path, option: str) -> None:
     """Refuse an output table that cannot be written, before any work is done (and any
     provenance recorded for an output that would never exist)."""
     if _to_stdout(path):
         return
     _check_output_path(path, option)
-    _table_kind(path, f"{option}")
+    if not _is_stream(path):
+        _table_kind(path, f"{option}")
 
 
 def _check_output_path(path: Path, option: str) -> None:
     """Refuse an output file that cannot be written, before any work is done."""
     if path.is_dir():
         raise _fail(f"{option} {path}: is a directory; expected a file name")
+    if _is_stream(path):
+        # Written where it is: only the stream need take writing.
+        if not os.access(path, os.W_OK):
+            raise _fail(f"{option} {path}: not writable")
+        return
     parent = path.resolve().parent
     if not parent.is_dir():
         raise _fail(f"{option} {path}: no such directory {parent}")
@@ -1371,7 +1396,7 @@ def _write_table(frame: pd.DataFrame, path: Path) -> str:
     if _to_stdout(path):
         console.out(_iso_times(frame).to_csv(index=False), end="", highlight=False)
         return "stdout"
-    if _table_kind(path, "the output") == "parquet":
+    if _output_kind(path) == "parquet":
         frame.to_parquet(path, index=False)
     else:
         _iso_times(frame).to_csv(path, index=False)
@@ -1611,8 +1636,8 @@ def _record_export(recorder: Recorder, path: Path, entity_id: str) -> str:
     """Record ``path``, a table a command wrote from entity ``entity_id`` (a prediction,
     a monitor's alarms), with its content's hash: the file then leads back to its
     numbers (its id, or its path in ``twinweave provenance``'s listing). Written to
-    stdout, there is no file: the entity's own id."""
-    if _to_stdout(path):
+    stdout or a stream, there is no file: the entity's own id."""
+    if _to_stdout(path) or _is_stream(path):
         return entity_id
     resolved = path.resolve()
     return recorder.record(
@@ -2125,7 +2150,7 @@ def quarantine(
         rest = "; --limit N or --output FILE for all" if output is None else ""
         say.print(f"showing {limit:,} of {len(rows):,}{rest}", highlight=False)
     if output is not None:
-        csv_out = _to_stdout(output) or _table_kind(output, "the output") == "csv"
+        csv_out = _output_kind(output) == "csv"
         where = _write_table(_values_as_read(rows) if csv_out else rows, output)
         say.print(f"wrote {len(rows):,} rows to {where}")
 

@@ -4,9 +4,11 @@ work."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +238,31 @@ def test_a_twin_of_another_domain_is_named_not_read_as_a_turbine(tmp_path: Path)
 def test_help_keeps_the_units() -> None:
     assert "[kW]" in twinweave("predict", "--help").stdout
     assert "[m/s]" in twinweave("predict", "--help").stdout
+
+
+def test_predictions_go_to_dev_null_or_a_named_pipe_as_csv(
+    fitted_store: Path, tmp_path: Path
+) -> None:
+    # /dev/null was refused for want of a suffix; a FIFO would have blocked on hashing
+    # what its reader had taken.
+    inputs = tmp_path / "X.csv"
+    pd.DataFrame({"wind_speed": [4.0, 9.0, 14.0]}).to_csv(inputs, index=False)
+    result = predict(fitted_store, inputs, Path(os.devnull))
+    assert "wrote 3 predictions to /dev/null" in result.stdout
+    # No file to hash: the prediction's own id says where the numbers came from.
+    assert re.search(r"twinweave provenance prediction:[0-9a-f]+ ", result.stdout), result.stdout
+    pipe = tmp_path / "predictions"
+    os.mkfifo(pipe)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_text()))
+    reader.start()
+    try:
+        result = predict(fitted_store, inputs, pipe)
+    finally:
+        reader.join(timeout=60)
+    assert f"wrote 3 predictions to {pipe}" in result.stdout
+    assert read and read[0].splitlines()[0] == "wind_speed,mean,q05,q50,q95"
+    assert len(read[0].splitlines()) == 4
 
 
 def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def test_quarantine_lists_reasons(fitted_store: Path, tmp_path: Path) -> None:
     assert piped.stdout == rows.read_text()
     assert f"wrote {len(listed):,} rows to stdout" in piped.stderr
     assert "failed checks of" in piped.stderr
+    nowhere = twinweave("quarantine", "--store", fitted_store, "--output", os.devnull)
+    assert "rows to /dev/null" in nowhere.stdout
 
 
 def test_provenance_takes_a_twin_id_and_lists_ids(fitted_store: Path) -> None:
