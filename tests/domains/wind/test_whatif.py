@@ -160,6 +160,14 @@ def test_a_rated_power_in_other_units_than_the_twins_is_refused() -> None:
             r"\(turbine_metrics\(2050\) for this twin\)",
         ):
             compare(twin, twin.branch(Derate(1500.0)), inputs, metrics, n_samples=50)
+    # Above the bound, power never reaches rated: no hours at rated, too low a factor.
+    with pytest.raises(
+        ValueError,
+        match=r"capacity_factor: rated_power 2300 is above the twin's bound on power, 2050 "
+        r"\[kW\], which its predictions never pass",
+    ):
+        compare(twin, twin.branch(), inputs, turbine_metrics(2300.0), n_samples=50)
+    compare(twin, twin.branch(), inputs, turbine_metrics(2051.0), n_samples=50)  # rounding
     # A rated power a little under the bound (a bound allowing overshoot) is taken.
     result = compare(twin, twin.branch(), inputs, turbine_metrics(2000.0), n_samples=50)
     assert 0.0 <= result.baseline[:, 1].min() <= result.baseline[:, 1].max() <= 1.03

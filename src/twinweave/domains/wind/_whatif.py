@@ -23,17 +23,27 @@ def _check_positive(**values: float) -> None:
 #: is taken for another unit (MW for kW is a factor of 1000; a bound set a little above
 #: rated to allow the controller's overshoot is well within).
 _RATED_TO_BOUND = 2.0
+#: A rated power given to fewer digits than the bound (2.05 MW beside 2050.4 kW).
+_ROUNDING = 1e-3
 
 
 def _check_rated(metric: str, rated_power: float, upper: float, units: str) -> None:
-    """Refuse a rated power far from the twin's physical bound on power, ``upper``."""
-    near = upper / _RATED_TO_BOUND <= rated_power <= upper * _RATED_TO_BOUND
-    if math.isfinite(upper) and upper > 0 and not near:
-        units = units or "the twin's units"
+    """Refuse a rated power far from the twin's physical bound on power, ``upper``, or
+    above it: the twin's power never reaches it, so hours at rated would be none and the
+    capacity factor too low."""
+    if not (math.isfinite(upper) and upper > 0):
+        return
+    units = units or "the twin's units"
+    expected = f"expected the rated power in {units} (turbine_metrics({upper:g}) for this twin)"
+    if not upper / _RATED_TO_BOUND <= rated_power <= upper * _RATED_TO_BOUND:
         raise ValueError(
             f"{metric}: rated_power {rated_power:g} is far from the twin's bound on power, "
-            f"{upper:g} [{units}]; expected the rated power in {units} "
-            f"(turbine_metrics({upper:g}) for this twin)"
+            f"{upper:g} [{units}]; {expected}"
+        )
+    if rated_power > upper * (1.0 + _ROUNDING):
+        raise ValueError(
+            f"{metric}: rated_power {rated_power:g} is above the twin's bound on power, "
+            f"{upper:g} [{units}], which its predictions never pass; {expected}"
         )
 
 
