@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import cli_support
@@ -13,7 +14,10 @@ import pandas as pd
 import pytest
 from cli_support import ForkServer, forked_twinweave, fresh_twinweave, twinweave
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform != "linux", reason="commands are forked on Linux only"),
+]
 
 
 def assert_same(args: list[str | Path]) -> subprocess.CompletedProcess[str]:
