@@ -623,9 +623,10 @@ class _Movement:
         self.heard = np.zeros(dst.size, dtype=np.int64)
         self.closing = np.zeros(weight.size, dtype=bool)
 
-    def hear(self, accepted: NDArray[np.bool_]) -> None:
-        """Count a round's messages that arrived (``accepted`` over every link)."""
-        self.heard += accepted
+    def hear(self, accepted: NDArray[np.bool_], times: int = 1) -> None:
+        """Count a round's messages that arrived (``accepted`` over every link), for
+        ``times`` rounds alike."""
+        self.heard += accepted if times == 1 else times * accepted
 
     def _close_windows(self) -> None:
         """The twins every one of whose links has delivered since their reference."""
@@ -812,6 +813,7 @@ class PushSum:
 
     def _rebuild_links(self) -> None:
         """Arcs sorted by (receiver, sender), the lossless round, pending mass remapped."""
+        self._lossless_plan: _RoundPlan | None = None
         old_keys = self._keys
         capacity = len(self._label)
         arcs = np.array(
@@ -952,23 +954,36 @@ class PushSum:
             done += n
             plans = [self._plan_round() for _ in range(n)]
             if movement is not None:
-                for plan in plans:
-                    assert plan.accepted is not None  # every plan says what arrived
-                    movement.hear(plan.accepted)
+                if all(plan is plans[0] for plan in plans):  # lossless rounds: one plan
+                    assert plans[0].accepted is not None
+                    movement.hear(plans[0].accepted, times=n)
+                else:
+                    for plan in plans:
+                        assert plan.accepted is not None  # every plan says what arrived
+                        movement.hear(plan.accepted)
             self._apply(plans, movement if done == n_rounds else None)
 
     def _plan_round(self) -> _RoundPlan:
         """Draw one round's losses and work out who receives what; payload-free."""
-        alive_epochs = self._epoch[self._alive]
-        one_epoch = alive_epochs.size == 0 or alive_epochs.min() == alive_epochs.max()
         src, dst, share, epoch = self._src, self._dst, self._share, self._epoch
         self._n_rounds += 1
-        if self.loss == 0.0 and one_epoch and not self._pending_arcs.size:
-            # Nothing is lost and nothing is pending: the whole round is one product.
-            everything = np.ones(src.size, dtype=bool)
-            return _RoundPlan(
-                self._mixing, delivered=everything, accepted=everything, sender_epoch=epoch[src]
-            )
+        if self.loss == 0.0 and not self._pending_arcs.size:
+            if self._lossless_plan is None:
+                alive_epochs = epoch[self._alive]
+                if alive_epochs.size == 0 or alive_epochs.min() == alive_epochs.max():
+                    # Nothing is lost and nothing is pending: the whole round is one
+                    # product, the same each round until the links or epochs change.
+                    everything = np.ones(src.size, dtype=bool)
+                    self._lossless_plan = _RoundPlan(
+                        self._mixing,
+                        delivered=everything,
+                        accepted=everything,
+                        sender_epoch=epoch[src],
+                    )
+            if self._lossless_plan is not None:
+                return self._lossless_plan
+        alive_epochs = epoch[self._alive]
+        one_epoch = alive_epochs.size == 0 or alive_epochs.min() == alive_epochs.max()
         n = epoch.size
         delivered = self._rng.random(src.size) >= self.loss
         if one_epoch:
@@ -1008,6 +1023,7 @@ class PushSum:
         carried = _selection(where[waiting], np.flatnonzero(waiting), lost_arcs.size, old_arcs.size)
         self._pending_arcs = lost_arcs
         self._epoch = new_epoch
+        self._lossless_plan = None
         return _RoundPlan(
             transfer,
             n_pending=lost_arcs.size,
@@ -1273,6 +1289,7 @@ class PushSum:
         self._clock = max(self._clock + 1, self._n_rounds + 1)
         restarted = np.array(detectors, dtype=np.intp)
         self._epoch[restarted] = self._clock * _EPOCH_ROUND + restarted
+        self._lossless_plan = None
         for block, (a, b) in zip(self._blocks, self._bounds, strict=True):
             block[restarted] = self._own[restarted, a:b]
         # Whichever restart wins, the twin that named it holds the one unit of weight.
