@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import io
 import json
 import math
 import os
 import re
+import stat
 import sys
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -1340,15 +1342,27 @@ def _table_kind(path: Path, role: str) -> str:
 
 
 def _to_stdout(path: Path | None) -> bool:
-    """Whether an output option is ``-``: the table as CSV on stdout, and everything
-    else the command says on stderr, so that the table can be piped on."""
-    return path is not None and str(path) == "-"
+    """Whether an output option is ``-`` (or names the command's stdout, as
+    ``/dev/stdout`` does): the table as CSV on stdout, and everything else the command
+    says on stderr, so that the table can be piped on."""
+    if path is None:
+        return False
+    if str(path) == "-":
+        return True
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # no such file, or a stdout without a descriptor
+        return False
 
 
 def _is_stream(path: Path) -> bool:
-    """Whether an output is a device, a named pipe or a socket (``/dev/null``, a FIFO a
-    reader waits on): written once, front to back, with no file left to hash."""
-    return path.exists() and not path.is_dir() and not path.is_file()
+    """Whether an output is a named pipe or a character device (a FIFO a reader waits
+    on, ``/dev/null``): written once, front to back, with no file left to hash."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _output_kind(path: Path) -> str:
@@ -1378,6 +1392,11 @@ def _check_output_path(path: Path, option: str) -> None:
     """Refuse an output file that cannot be written, before any work is done."""
     if path.is_dir():
         raise _fail(f"{option} {path}: is a directory; expected a file name")
+    if path.exists() and not path.is_file() and not _is_stream(path):
+        raise _fail(
+            f"{option} {path}: is neither a file nor a stream; expected a file, a named "
+            "pipe or a character device such as /dev/null"
+        )
     if _is_stream(path):
         # Written where it is: only the stream need take writing.
         if not os.access(path, os.W_OK):
@@ -1396,10 +1415,18 @@ def _write_table(frame: pd.DataFrame, path: Path) -> str:
     if _to_stdout(path):
         console.out(_iso_times(frame).to_csv(index=False), end="", highlight=False)
         return "stdout"
-    if _output_kind(path) == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        _iso_times(frame).to_csv(path, index=False)
+    try:
+        if _output_kind(path) == "csv":
+            _iso_times(frame).to_csv(path, index=False)
+        elif _is_stream(path):
+            # Parquet's writer seeks; a stream takes the finished file front to back.
+            written = io.BytesIO()
+            frame.to_parquet(written, index=False)
+            path.write_bytes(written.getvalue())
+        else:
+            frame.to_parquet(path, index=False)
+    except OSError as error:
+        raise _fail(f"--output {path}: {error.strerror or error}") from None
     return str(path)
 
 

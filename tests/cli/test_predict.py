@@ -3,9 +3,11 @@ work."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -263,6 +265,28 @@ def test_predictions_go_to_dev_null_or_a_named_pipe_as_csv(
     assert f"wrote 3 predictions to {pipe}" in result.stdout
     assert read and read[0].splitlines()[0] == "wind_speed,mean,q05,q50,q95"
     assert len(read[0].splitlines()) == 4
+    # A pipe named for Parquet gets the whole file (its writer seeks; a pipe cannot).
+    pipe = tmp_path / "predictions.parquet"
+    os.mkfifo(pipe)
+    taken: list[bytes] = []
+    reader = threading.Thread(target=lambda: taken.append(pipe.read_bytes()))
+    reader.start()
+    try:
+        predict(fitted_store, inputs, pipe)
+    finally:
+        reader.join(timeout=60)
+    assert len(pd.read_parquet(io.BytesIO(taken[0]))) == 3
+    # The command's own stdout by name is stdout: the table alone there.
+    result = predict(fitted_store, inputs, Path("/dev/stdout"))
+    assert result.stdout.splitlines()[0] == "wind_speed,mean,q05,q50,q95", result.stdout
+    assert "wrote 3 predictions to stdout" in result.stderr
+    # A full device is named with the option; a socket is no place for a table.
+    full = predict(fitted_store, inputs, Path("/dev/full"), ok=False)
+    assert_user_error(full, "--output /dev/full: No space left on device")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "s.csv"))
+        refused = predict(fitted_store, inputs, tmp_path / "s.csv", ok=False)
+    assert_user_error(refused, "is neither a file nor a stream")
 
 
 def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path: Path) -> None:

@@ -403,6 +403,26 @@ def test_a_what_if_says_when_the_scenario_differs_by_more_than_its_interventions
     assert fresh.updates_since(twin) == 0 and twin.updates_since(fresh) is None
 
 
+def test_a_what_if_of_copies_of_one_twin_says_when_they_differ() -> None:
+    inputs = readings(144, seed=27, start=1.5e9)
+    energy = [Energy(1.0 / 6.0)]
+    # Loaded twice, say: one copy learned more before the other was branched.
+    learned, copy = pump().update(readings(500, seed=28)), pump().update(readings(500, seed=28))
+    learned.update(readings(144, seed=29, start=1.45e9))
+    with pytest.warns(UserWarning, match=r"stand for 'pump-1' 1 batch\(es\) of readings apart"):
+        compare(learned, copy.branch(Derate(30.0)), inputs, energy, n_samples=20)
+    other_version = pump()
+    other_version.model_version_ = "model_version:0123"
+    with pytest.warns(UserWarning, match=r"from two versions of 'pump-1' \(None and mo"):
+        compare(pump(), other_version.branch(), inputs, energy, n_samples=20)
+    # A branch restored from a store (its parent not at hand) has nothing to compare.
+    restored = Twin("pump-1/mid/derate", learned.schema, learned.emulator, parent_id="pump-1/mid")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compare(learned, restored, inputs, energy, n_samples=20)
+        compare(pump(), pump().branch(), inputs, energy, n_samples=20)
+
+
 @pytest.mark.parametrize("given", ["derate", 1500.0, Derate])
 def test_a_branch_refuses_what_is_no_intervention(given: object) -> None:
     with pytest.raises(TypeError, match="interventions: expected interventions such as"):

@@ -372,6 +372,9 @@ class Twin:
         from it (directly or through branches of branches); ``None`` if it is not an
         ancestor at hand (a branch restored from a store has no :attr:`parent`).
 
+        Batches are counted by :meth:`update`; readings given to an emulator handed out
+        by :attr:`emulator` are not seen.
+
         Examples
         --------
         >>> import numpy as np

@@ -298,27 +298,32 @@ def _check_same_target(baseline: Twin, scenario: Twin) -> None:
 
 
 def _check_lineage(baseline: Twin, scenario: Twin) -> None:
-    """Warn of a scenario whose differences from the baseline are not the interventions
-    alone: the two stand for their common ancestor at different points (a branch keeps
-    its parent as it was when branched, and the parent has learned since), or they have
-    no common ancestor (another turbine's twin, say)."""
+    """Warn of a scenario whose differences from the baseline are not its what-if alone
+    (its interventions, and readings given to it or to a branch between): the two stand
+    for a common ancestor at different points (a branch keeps its parent as it was when
+    branched, and the parent has learned since), for two copies of one twin that differ,
+    or for no common twin at all (another turbine's, say)."""
     points = {id(twin): n_updates for twin, n_updates in baseline._lineage()}
     for ancestor, n_updates in scenario._lineage():
-        if id(ancestor) not in points:
-            continue
-        apart = abs(points[id(ancestor)] - n_updates)
-        if apart:
+        if id(ancestor) in points:
+            _warn_apart(baseline, scenario, ancestor.twin_id, points[id(ancestor)] - n_updates)
+            return
+    # No common object: compare the twins each line starts from.
+    *_, (base_root, base_point) = baseline._lineage()
+    *_, (scenario_root, scenario_point) = scenario._lineage()
+    if base_root.parent_id is not None or scenario_root.parent_id is not None:
+        return  # a branch restored from a store, its parent not at hand to compare
+    if base_root.twin_id == scenario_root.twin_id:
+        # Two copies of one twin (loaded twice, say): alike unless either learned more.
+        _warn_apart(baseline, scenario, base_root.twin_id, base_point - scenario_point)
+        if base_root.model_version_ != scenario_root.model_version_:
             warnings.warn(
-                f"baseline {baseline.twin_id!r} and scenario {scenario.twin_id!r} stand "
-                f"for {ancestor.twin_id!r} {apart} batch(es) of readings apart (a branch "
-                "keeps its parent as it was when branched): the differences include what "
-                f"{ancestor.twin_id!r} learned between, not only the interventions; branch "
-                f"again from {ancestor.twin_id!r} to compare the interventions alone",
+                f"baseline {baseline.twin_id!r} and scenario {scenario.twin_id!r} come "
+                f"from two versions of {base_root.twin_id!r} ({base_root.model_version_} "
+                f"and {scenario_root.model_version_}): the differences include those "
+                "between the versions, not only the what-if",
                 stacklevel=3,
             )
-        return
-    # Without ancestors at hand (branches restored from a store), by their identifiers.
-    if {baseline.twin_id, baseline.parent_id} & {scenario.twin_id, scenario.parent_id} - {None}:
         return
     warnings.warn(
         f"scenario {scenario.twin_id!r} is no branch of the baseline {baseline.twin_id!r} "
@@ -326,6 +331,18 @@ def _check_lineage(baseline: Twin, scenario: Twin) -> None:
         "differ, not only interventions",
         stacklevel=3,
     )
+
+
+def _warn_apart(baseline: Twin, scenario: Twin, ancestor: str, apart: int) -> None:
+    if apart:
+        warnings.warn(
+            f"baseline {baseline.twin_id!r} and scenario {scenario.twin_id!r} stand for "
+            f"{ancestor!r} {abs(apart)} batch(es) of readings apart (a branch keeps its "
+            "parent as it was when branched): the differences include what "
+            f"{ancestor!r} learned between, not only the what-if; branch again from "
+            f"{ancestor!r} to compare the interventions alone",
+            stacklevel=4,
+        )
 
 
 def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
