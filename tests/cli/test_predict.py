@@ -242,6 +242,23 @@ def test_help_keeps_the_units() -> None:
     assert "[m/s]" in twinweave("predict", "--help").stdout
 
 
+def predict_into_pipe(
+    store: Path, inputs: Path, pipe: Path
+) -> tuple[subprocess.CompletedProcess[str], bytes]:
+    """``predict`` into a new named pipe ``pipe``, read by a thread: the command's
+    result, and what the reader took."""
+    os.mkfifo(pipe)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_bytes()))
+    reader.start()
+    try:
+        result = predict(store, inputs, pipe)
+    finally:
+        reader.join(timeout=60)
+    assert read, f"nothing read from {pipe}"
+    return result, read[0]
+
+
 def test_predictions_go_to_dev_null_or_a_named_pipe_as_csv(
     fitted_store: Path, tmp_path: Path
 ) -> None:
@@ -254,28 +271,13 @@ def test_predictions_go_to_dev_null_or_a_named_pipe_as_csv(
     # No file to hash: the prediction's own id says where the numbers came from.
     assert re.search(r"twinweave provenance prediction:[0-9a-f]+ ", result.stdout), result.stdout
     pipe = tmp_path / "predictions"
-    os.mkfifo(pipe)
-    read: list[str] = []
-    reader = threading.Thread(target=lambda: read.append(pipe.read_text()))
-    reader.start()
-    try:
-        result = predict(fitted_store, inputs, pipe)
-    finally:
-        reader.join(timeout=60)
+    result, read = predict_into_pipe(fitted_store, inputs, pipe)
     assert f"wrote 3 predictions to {pipe}" in result.stdout
-    assert read and read[0].splitlines()[0] == "wind_speed,mean,q05,q50,q95"
-    assert len(read[0].splitlines()) == 4
+    lines = read.decode().splitlines()
+    assert lines[0] == "wind_speed,mean,q05,q50,q95" and len(lines) == 4
     # A pipe named for Parquet gets the whole file (its writer seeks; a pipe cannot).
-    pipe = tmp_path / "predictions.parquet"
-    os.mkfifo(pipe)
-    taken: list[bytes] = []
-    reader = threading.Thread(target=lambda: taken.append(pipe.read_bytes()))
-    reader.start()
-    try:
-        predict(fitted_store, inputs, pipe)
-    finally:
-        reader.join(timeout=60)
-    assert len(pd.read_parquet(io.BytesIO(taken[0]))) == 3
+    _, read = predict_into_pipe(fitted_store, inputs, tmp_path / "predictions.parquet")
+    assert len(pd.read_parquet(io.BytesIO(read))) == 3
     # The command's own stdout by name is stdout: the table alone there.
     result = predict(fitted_store, inputs, Path("/dev/stdout"))
     assert result.stdout.splitlines()[0] == "wind_speed,mean,q05,q50,q95", result.stdout
