@@ -1510,14 +1510,14 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
     if frame.empty:
         raise _fail(f"{path}: a header and no rows; expected one row per prediction")
 
-    def refuse(name: str, bad: np.ndarray, expected: str) -> typer.Exit:
+    def refuse(name: str, bad: np.ndarray, expected: str, hint: str = "") -> typer.Exit:
         row = int(np.flatnonzero(bad)[0])
         value = frame[name].iloc[row]
         got = "a missing value" if pd.isna(value) else repr(str(value))
         where = describe_row(row, None if is_parquet else csv_line(path, row))
         return _fail(
             f"{path}: column {name!r}, {where}: expected {expected}, got {got} "
-            f"({int(bad.sum())} of {len(frame)} rows are not)"
+            f"({int(bad.sum())} of {len(frame)} rows are not){hint}"
         )
 
     for name in (c for c in twin.emulator.inputs if c in frame.columns):
@@ -1540,7 +1540,12 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
             lower, upper = twin.schema.variable(name).bounds
             outside = (values < lower) | (values > upper)
             if outside.any():
-                raise refuse(name, outside, f"a value within [{lower:g}, {upper:g}] {unit}")
+                hint = (
+                    _kmh_hint(values, twin.emulator, unseen_share=0.0)
+                    if name == "wind_speed"
+                    else ""
+                )
+                raise refuse(name, outside, f"a value within [{lower:g}, {upper:g}] {unit}", hint)
         frame[name] = values
     if "time" in frame:
         numbers = frame["time"].dropna()
@@ -1572,11 +1577,31 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
     return frame
 
 
-def _warn_unseen(seen: np.ndarray, wind_speed: np.ndarray, *, from_fleet: bool) -> None:
-    """Say where a prediction rests on the prior, not on readings."""
-    note = unseen_note(seen, wind_speed, from_fleet=from_fleet)
+def _warn_unseen(emulator: BayesianBasisRegression, columns: dict[str, np.ndarray]) -> None:
+    """Say where a prediction rests on the prior, not on readings (and whether the wind
+    speeds look like km/h)."""
+    wind_speed = columns["wind_speed"]
+    from_fleet = emulator.prior_covariance is not None
+    note = unseen_note(emulator.seen(columns), wind_speed, from_fleet=from_fleet)
     if note is not None:
-        _warn(note)
+        # Half or more: a storm in m/s is as far out as a calm day in km/h.
+        _warn(note + _kmh_hint(wind_speed, emulator, unseen_share=0.5))
+
+
+def _kmh_hint(wind_speed: np.ndarray, emulator: object, *, unseen_share: float) -> str:
+    """A hint that wind speeds may be km/h: ``unseen_share`` or more of them where the
+    twin has no readings near, and nine in ten where it has once divided by 3.6."""
+    if not isinstance(emulator, BayesianBasisRegression) or not wind_speed.size:
+        return ""
+    as_read = np.clip(wind_speed, 0.0, None)
+    unseen = float(np.mean(~emulator.seen({"wind_speed": as_read})))
+    seen_in_ms = float(np.mean(emulator.seen({"wind_speed": as_read / 3.6})))
+    if unseen < unseen_share or seen_in_ms < 0.9:
+        return ""
+    return (
+        f"; if the speeds are km/h, divide them by 3.6 (wind_speed is read in m/s; "
+        f"{seen_in_ms:.0%} of them would then lie where the twin has readings)"
+    )
 
 
 def _warn_outside_range(
@@ -1642,11 +1667,7 @@ def predict(
             raise _fail(f"{input}: {error}") from None
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
         if isinstance(loaded.emulator, BayesianBasisRegression):
-            _warn_unseen(
-                loaded.emulator.seen(columns),
-                columns["wind_speed"],
-                from_fleet=loaded.emulator.prior_covariance is not None,
-            )
+            _warn_unseen(loaded.emulator, columns)
             _warn_outside_range(loaded.emulator, columns, loaded)
         quantiles = predictive.quantile([0.05, 0.5, 0.95])
         result = frame.assign(
@@ -1814,11 +1835,7 @@ def whatif(
             except ValueError as error:
                 raise _fail(f"{input}: {error}") from None
         if isinstance(live.emulator, BayesianBasisRegression):
-            _warn_unseen(
-                live.emulator.seen(inputs),
-                inputs["wind_speed"],
-                from_fleet=live.emulator.prior_covariance is not None,
-            )
+            _warn_unseen(live.emulator, inputs)
             _warn_outside_range(live.emulator, inputs, live)
         source = (
             recorder.file_entity(input)

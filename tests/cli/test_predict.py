@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_support import DEBUG_HINT, RATED_POWER, assert_user_error, predict, twinweave
+from cli_support import (
+    DEBUG_HINT,
+    RATED_POWER,
+    assert_user_error,
+    one_line,
+    predict,
+    twinweave,
+)
 
 from twinweave import cli
 from twinweave.core import Twin
@@ -289,6 +296,24 @@ def test_predictions_go_to_dev_null_or_a_named_pipe_as_csv(
         listener.bind(str(tmp_path / "s.csv"))
         refused = predict(fitted_store, inputs, tmp_path / "s.csv", ok=False)
     assert_user_error(refused, "is neither a file nor a stream")
+
+
+def test_wind_speeds_that_may_be_km_h_are_said_to_be(fitted_store: Path, tmp_path: Path) -> None:
+    # They got only the warning that the twin has no readings near, or the bound's
+    # refusal, neither naming the likely cause.
+    speeds = np.random.default_rng(0).weibull(2.0, 300)  # [m/s], times a scale below
+    inputs = tmp_path / "kmh.csv"
+    pd.DataFrame({"wind_speed": np.minimum(speeds * 6.0 * 3.6, 59.0)}).to_csv(inputs, index=False)
+    said = one_line(predict(fitted_store, inputs, tmp_path / "Y.csv").stderr)
+    assert "no readings near" in said and "if the speeds are km/h, divide them by 3.6" in said
+    # A few gusts beyond the bound.
+    pd.DataFrame({"wind_speed": speeds * 7.5 * 3.6}).to_csv(inputs, index=False)
+    refused = predict(fitted_store, inputs, tmp_path / "Y.csv", ok=False)
+    assert_user_error(refused, "expected a value within [0, 60] m/s", "divide them by 3.6")
+    # In m/s, a few beyond the readings: no such hint.
+    pd.DataFrame({"wind_speed": speeds * 6.0 + 5.0}).to_csv(inputs, index=False)
+    result = predict(fitted_store, inputs, tmp_path / "Y.csv")
+    assert "no readings near" in result.stderr and "km/h" not in result.stderr
 
 
 def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path: Path) -> None:
