@@ -1341,17 +1341,23 @@ def _table_kind(path: Path, role: str) -> str:
         ) from None
 
 
+#: Names of a process's own stdout, whatever it is redirected to.
+_STDOUT_NAMES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
 def _to_stdout(path: Path | None) -> bool:
     """Whether an output option is ``-`` (or names the command's stdout, as
     ``/dev/stdout`` does): the table as CSV on stdout, and everything else the command
     says on stderr, so that the table can be piped on."""
     if path is None:
         return False
-    if str(path) == "-":
+    if str(path) in ("-", *_STDOUT_NAMES):
         return True
     try:
-        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
-    except (OSError, ValueError):  # no such file, or a stdout without a descriptor
+        stdout = os.fstat(1)
+        # A file stdout is redirected to stays a file, named and hashed (or refused).
+        return not stat.S_ISREG(stdout.st_mode) and os.path.samestat(os.stat(path), stdout)
+    except OSError:  # no such file, or no stdout
         return False
 
 
@@ -1397,6 +1403,12 @@ def _check_output_path(path: Path, option: str) -> None:
             f"{option} {path}: is neither a file nor a stream; expected a file, a named "
             "pipe or a character device such as /dev/null"
         )
+    with contextlib.suppress(OSError):
+        if os.path.samestat(os.stat(path), os.fstat(1)):
+            raise _fail(
+                f"{option} {path}: is also where the command's output is redirected, so "
+                f"the two would be mixed; use {option} - to write it there alone"
+            )
     if _is_stream(path):
         # Written where it is: only the stream need take writing.
         if not os.access(path, os.W_OK):
@@ -1540,9 +1552,11 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
             lower, upper = twin.schema.variable(name).bounds
             outside = (values < lower) | (values > upper)
             if outside.any():
+                # Only speeds above the bound may be km/h (a negative one is no unit's).
+                above = (values > upper).any() and not (values < lower).any()
                 hint = (
-                    _kmh_hint(values, twin.emulator, unseen_share=0.0)
-                    if name == "wind_speed"
+                    _kmh_hint(values, twin.emulator)
+                    if name == "wind_speed" and above and (values / 3.6 <= upper).all()
                     else ""
                 )
                 raise refuse(name, outside, f"a value within [{lower:g}, {upper:g}] {unit}", hint)
@@ -1577,30 +1591,34 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
     return frame
 
 
-def _warn_unseen(emulator: BayesianBasisRegression, columns: dict[str, np.ndarray]) -> None:
-    """Say where a prediction rests on the prior, not on readings (and whether the wind
-    speeds look like km/h)."""
+def _warn_unseen(
+    emulator: BayesianBasisRegression, columns: dict[str, np.ndarray], *, users_file: bool
+) -> None:
+    """Say where a prediction rests on the prior, not on readings (and, of a user's
+    file, whether its wind speeds may be km/h)."""
     wind_speed = columns["wind_speed"]
     from_fleet = emulator.prior_covariance is not None
     note = unseen_note(emulator.seen(columns), wind_speed, from_fleet=from_fleet)
     if note is not None:
-        # Half or more: a storm in m/s is as far out as a calm day in km/h.
-        _warn(note + _kmh_hint(wind_speed, emulator, unseen_share=0.5))
+        _warn(note + (_kmh_hint(wind_speed, emulator) if users_file else ""))
 
 
-def _kmh_hint(wind_speed: np.ndarray, emulator: object, *, unseen_share: float) -> str:
-    """A hint that wind speeds may be km/h: ``unseen_share`` or more of them where the
-    twin has no readings near, and nine in ten where it has once divided by 3.6."""
-    if not isinstance(emulator, BayesianBasisRegression) or not wind_speed.size:
+def _kmh_hint(wind_speed: np.ndarray, emulator: object) -> str:
+    """A hint that wind speeds may be km/h: some where the twin has readings and half
+    or more where it has none near (a storm in m/s has none where it has readings), and
+    nine in ten where it has readings once divided by 3.6."""
+    if not isinstance(emulator, BayesianBasisRegression):
         return ""
-    as_read = np.clip(wind_speed, 0.0, None)
-    unseen = float(np.mean(~emulator.seen({"wind_speed": as_read})))
+    as_read = wind_speed[np.isfinite(wind_speed) & (wind_speed >= 0.0)]
+    if not as_read.size:
+        return ""
+    seen = float(np.mean(emulator.seen({"wind_speed": as_read})))
     seen_in_ms = float(np.mean(emulator.seen({"wind_speed": as_read / 3.6})))
-    if unseen < unseen_share or seen_in_ms < 0.9:
+    if not (0.2 <= seen <= 0.5 and seen_in_ms >= 0.9):
         return ""
     return (
-        f"; if the speeds are km/h, divide them by 3.6 (wind_speed is read in m/s; "
-        f"{seen_in_ms:.0%} of them would then lie where the twin has readings)"
+        f"; if the speeds are km/h, divide them by 3.6: wind_speed is read in m/s, and "
+        f"{seen_in_ms:.0%} of the speeds divided by 3.6 lie where the twin has readings"
     )
 
 
@@ -1667,7 +1685,7 @@ def predict(
             raise _fail(f"{input}: {error}") from None
         predictive = loaded.predict(columns, source=recorder.file_entity(input))
         if isinstance(loaded.emulator, BayesianBasisRegression):
-            _warn_unseen(loaded.emulator, columns)
+            _warn_unseen(loaded.emulator, columns, users_file=True)
             _warn_outside_range(loaded.emulator, columns, loaded)
         quantiles = predictive.quantile([0.05, 0.5, 0.95])
         result = frame.assign(
@@ -1835,7 +1853,7 @@ def whatif(
             except ValueError as error:
                 raise _fail(f"{input}: {error}") from None
         if isinstance(live.emulator, BayesianBasisRegression):
-            _warn_unseen(live.emulator, inputs)
+            _warn_unseen(live.emulator, inputs, users_file=input is not None)
             _warn_outside_range(live.emulator, inputs, live)
         source = (
             recorder.file_entity(input)

@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_support import (
+    COMMAND_TIMEOUT,
     DEBUG_HINT,
     RATED_POWER,
     assert_user_error,
+    command_environment,
+    entry_point,
     one_line,
     predict,
     twinweave,
@@ -289,6 +292,17 @@ def test_predictions_go_to_dev_null_or_a_named_pipe_as_csv(
     result = predict(fitted_store, inputs, Path("/dev/stdout"))
     assert result.stdout.splitlines()[0] == "wind_speed,mean,q05,q50,q95", result.stdout
     assert "wrote 3 predictions to stdout" in result.stderr
+    # The file stdout is redirected to would get the table and the messages mixed.
+    redirected = tmp_path / "Y.csv"
+    with redirected.open("w") as stdout:
+        mixed = subprocess.run(
+            [entry_point(), "predict", "--store", str(fitted_store), "--twin", "R80711",
+             "--input", str(inputs), "--output", str(redirected)],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, env=command_environment(),
+            timeout=COMMAND_TIMEOUT,
+        )  # fmt: skip
+    assert mixed.returncode == 2, mixed.stderr
+    assert "is also where the command's output is redirected" in one_line(mixed.stderr)
     # A full device is named with the option; a socket is no place for a table.
     full = predict(fitted_store, inputs, Path("/dev/full"), ok=False)
     assert_user_error(full, "--output /dev/full: No space left on device")
@@ -310,10 +324,16 @@ def test_wind_speeds_that_may_be_km_h_are_said_to_be(fitted_store: Path, tmp_pat
     pd.DataFrame({"wind_speed": speeds * 7.5 * 3.6}).to_csv(inputs, index=False)
     refused = predict(fitted_store, inputs, tmp_path / "Y.csv", ok=False)
     assert_user_error(refused, "expected a value within [0, 60] m/s", "divide them by 3.6")
-    # In m/s, a few beyond the readings: no such hint.
-    pd.DataFrame({"wind_speed": speeds * 6.0 + 5.0}).to_csv(inputs, index=False)
-    result = predict(fitted_store, inputs, tmp_path / "Y.csv")
-    assert "no readings near" in result.stderr and "km/h" not in result.stderr
+    # In m/s beyond the readings, a storm, or a typo: no such hint.
+    for speeds_in_ms in (speeds * 6.0 + 5.0, 17.0 + speeds * 3.0):
+        pd.DataFrame({"wind_speed": speeds_in_ms}).to_csv(inputs, index=False)
+        result = predict(fitted_store, inputs, tmp_path / "Y.csv")
+        assert "no readings near" in result.stderr and "km/h" not in result.stderr
+    for typo in (-2.0, 600.0):
+        pd.DataFrame({"wind_speed": [*(speeds * 6.0)[:49], typo]}).to_csv(inputs, index=False)
+        result = predict(fitted_store, inputs, tmp_path / "Y.csv", ok=False)
+        assert_user_error(result, "expected a value within [0, 60] m/s")
+        assert "km/h" not in result.stderr
 
 
 def test_predict_refuses_bad_files_before_any_work(fitted_store: Path, tmp_path: Path) -> None:

@@ -409,18 +409,28 @@ def test_a_what_if_of_copies_of_one_twin_says_when_they_differ() -> None:
     # Loaded twice, say: one copy learned more before the other was branched.
     learned, copy = pump().update(readings(500, seed=28)), pump().update(readings(500, seed=28))
     learned.update(readings(144, seed=29, start=1.45e9))
-    with pytest.warns(UserWarning, match=r"stand for 'pump-1' 1 batch\(es\) of readings apart"):
+    with pytest.warns(UserWarning, match=r"two copies of 'pump-1', 1 batch\(es\) of readings ap"):
         compare(learned, copy.branch(Derate(30.0)), inputs, energy, n_samples=20)
     other_version = pump()
     other_version.model_version_ = "model_version:0123"
-    with pytest.warns(UserWarning, match=r"from two versions of 'pump-1' \(None and mo"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         compare(pump(), other_version.branch(), inputs, energy, n_samples=20)
-    # A branch restored from a store (its parent not at hand) has nothing to compare.
+    # One warning, naming the versions.
+    assert [str(w.message).split(":")[0] for w in caught] == [
+        "baseline 'pump-1' and scenario 'pump-1/branch' come from two copies of 'pump-1', "
+        "versions None and model_version"
+    ]
+    # A branch restored from a store (its parent not at hand) has nothing to compare...
     restored = Twin("pump-1/mid/derate", learned.schema, learned.emulator, parent_id="pump-1/mid")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         compare(learned, restored, inputs, energy, n_samples=20)
         compare(pump(), pump().branch(), inputs, energy, n_samples=20)
+    # ... unless it is another turbine's.
+    stranger = Twin("pump-2/branch", learned.schema, learned.emulator, parent_id="pump-2")
+    with pytest.warns(UserWarning, match=r"'pump-2/branch' is no branch of the baseline 'pump-1'"):
+        compare(learned, stranger, inputs, energy, n_samples=20)
 
 
 @pytest.mark.parametrize("given", ["derate", 1500.0, Derate])

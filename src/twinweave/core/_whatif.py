@@ -311,25 +311,39 @@ def _check_lineage(baseline: Twin, scenario: Twin) -> None:
     # No common object: compare the twins each line starts from.
     *_, (base_root, base_point) = baseline._lineage()
     *_, (scenario_root, scenario_point) = scenario._lineage()
-    if base_root.parent_id is not None or scenario_root.parent_id is not None:
+    restored = base_root.parent_id is not None or scenario_root.parent_id is not None
+    if restored and _related(base_root, scenario_root):
         return  # a branch restored from a store, its parent not at hand to compare
-    if base_root.twin_id == scenario_root.twin_id:
+    if not restored and base_root.twin_id == scenario_root.twin_id:
         # Two copies of one twin (loaded twice, say): alike unless either learned more.
-        _warn_apart(baseline, scenario, base_root.twin_id, base_point - scenario_point)
         if base_root.model_version_ != scenario_root.model_version_:
-            warnings.warn(
-                f"baseline {baseline.twin_id!r} and scenario {scenario.twin_id!r} come "
-                f"from two versions of {base_root.twin_id!r} ({base_root.model_version_} "
-                f"and {scenario_root.model_version_}): the differences include those "
-                "between the versions, not only the what-if",
-                stacklevel=3,
-            )
+            differ = f"versions {base_root.model_version_} and {scenario_root.model_version_}"
+        elif base_point != scenario_point:
+            differ = f"{abs(base_point - scenario_point)} batch(es) of readings apart"
+        else:
+            return
+        warnings.warn(
+            f"baseline {baseline.twin_id!r} and scenario {scenario.twin_id!r} come from "
+            f"two copies of {base_root.twin_id!r}, {differ}: the differences include "
+            "those between the copies, not only the what-if",
+            stacklevel=3,
+        )
         return
     warnings.warn(
         f"scenario {scenario.twin_id!r} is no branch of the baseline {baseline.twin_id!r} "
         "nor of its parent: the differences include everything in which the two twins "
         "differ, not only interventions",
         stacklevel=3,
+    )
+
+
+def _related(first: Twin, second: Twin) -> bool:
+    """Whether two twins are one twin or its branches by their identifiers: equal, or one
+    a branch's default name under the other (``R80711/branch``), or one's parent."""
+    names = {n for n in (first.twin_id, first.parent_id) if n is not None}
+    others = {n for n in (second.twin_id, second.parent_id) if n is not None}
+    return any(
+        a == b or a.startswith(f"{b}/") or b.startswith(f"{a}/") for a in names for b in others
     )
 
 
