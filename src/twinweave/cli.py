@@ -1377,10 +1377,9 @@ def _output_kind(path: Path) -> str:
     if _to_stdout(path):
         return "csv"
     if _is_stream(path):
-        try:
+        with contextlib.suppress(DataError):
             return file_kind(path.name)
-        except DataError:
-            return "csv"
+        return "csv"
     return _table_kind(path, "the output")
 
 
@@ -1552,13 +1551,12 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
             lower, upper = twin.schema.variable(name).bounds
             outside = (values < lower) | (values > upper)
             if outside.any():
-                # Only speeds above the bound may be km/h (a negative one is no unit's).
-                above = (values > upper).any() and not (values < lower).any()
-                hint = (
-                    _kmh_hint(values, twin.emulator)
-                    if name == "wind_speed" and above and (values / 3.6 <= upper).all()
-                    else ""
-                )
+                # Only speeds above the bound that 3.6 brings within it may be km/h (a
+                # negative one is no unit's).
+                hint = ""
+                kmh = (values >= lower).all() and (values / 3.6 <= upper).all()
+                if name == "wind_speed" and kmh:
+                    hint = _kmh_hint(values, twin.emulator)
                 raise refuse(name, outside, f"a value within [{lower:g}, {upper:g}] {unit}", hint)
         frame[name] = values
     if "time" in frame:
