@@ -122,12 +122,14 @@ def _console(*, stderr: bool) -> _ReaderMayLeave:
     the data, and Rich would read ``o[b].csv`` as markup and ``prediction:ok`` as an
     emoji code. Styling is asked for where it is meant (``markup=True``)."""
     stream = sys.stderr if stderr else sys.stdout
+    # Closed (``>&-``), Python gives None and Rich writes nowhere.
+    interactive = stream is not None and stream.isatty()
     # Piped into a file or a log, lines are not wrapped at 80 columns: commands and
     # paths printed for copying stay whole.
     return _ReaderMayLeave(
         stderr=stderr,
-        width=None if stream.isatty() else 200,
-        soft_wrap=not stream.isatty(),
+        width=None if interactive else 200,
+        soft_wrap=not interactive,
         markup=False,
         emoji=False,
     )
@@ -1387,10 +1389,18 @@ def _check_output_table(path: Path, option: str) -> None:
     """Refuse an output table that cannot be written, before any work is done (and any
     provenance recorded for an output that would never exist)."""
     if _to_stdout(path):
+        _check_stdout_open(path, option)
         return
     _check_output_path(path, option)
     if not _is_stream(path):
         _table_kind(path, f"{option}")
+
+
+def _check_stdout_open(path: Path, option: str) -> None:
+    """Refuse stdout as an output when it is closed (``>&-``): what was asked for would
+    be written nowhere."""
+    if sys.stdout is None:
+        raise _fail(f"{option} {path}: stdout is closed; expected an open stdout or a file")
 
 
 def _check_output_path(path: Path, option: str) -> None:
@@ -2076,8 +2086,11 @@ def provenance(
     latest entities."""
     to_stdout = _to_stdout(json_out)
     say = diagnostics if to_stdout else console
-    if json_out is not None and not to_stdout:
-        _check_output_path(json_out, "--json")
+    if json_out is not None:
+        if to_stdout:
+            _check_stdout_open(json_out, "--json")
+        else:
+            _check_output_path(json_out, "--json")
 
     def write_json(records: list[ProvRecord], what: str) -> None:
         text = recorder.to_json(records)

@@ -312,6 +312,35 @@ def test_predictions_go_to_dev_null_or_a_named_pipe_as_csv(
     assert_user_error(refused, "is neither a file nor a stream")
 
 
+def test_a_closed_stdout_is_no_output_and_no_crash(fitted_store: Path, tmp_path: Path) -> None:
+    # Run with stdout closed (`>&-`), every command died importing the CLI (its console
+    # asked a missing stdout whether it was a terminal).
+    inputs = tmp_path / "X.csv"
+    pd.DataFrame({"wind_speed": [4.0, 9.0]}).to_csv(inputs, index=False)
+
+    def without_stdout(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [entry_point(), *map(str, args), "--store", str(fitted_store)],
+            stderr=subprocess.PIPE, text=True, env=command_environment(),
+            timeout=COMMAND_TIMEOUT, preexec_fn=lambda: os.close(1),
+        )  # fmt: skip
+
+    output = tmp_path / "Y.csv"
+    to_file = without_stdout("predict", "--twin", "R80711", "--input", inputs, "--output", output)
+    assert to_file.returncode == 0, to_file.stderr
+    assert len(pd.read_csv(output)) == 2
+    # What was asked for on stdout would be written nowhere.
+    for stdout in ("-", "/dev/stdout"):
+        refused = without_stdout(
+            "predict", "--twin", "R80711", "--input", inputs, "--output", stdout
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith(f"error: --output {stdout}: stdout is closed")
+    refused = without_stdout("provenance", "R80711", "--json", "-")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: --json -: stdout is closed"), refused.stderr
+
+
 def test_wind_speeds_that_may_be_km_h_are_said_to_be(fitted_store: Path, tmp_path: Path) -> None:
     # They got only the warning that the twin has no readings near, or the bound's
     # refusal, neither naming the likely cause.

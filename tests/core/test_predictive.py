@@ -354,6 +354,15 @@ def test_a_nan_probability_is_refused(predictive: CensoredNormal) -> None:
         predictive.quantile(np.nan)
 
 
+@pytest.mark.parametrize("wrong", ["0.5", ["0.05", "0.95"], True, [0.5, None]])
+def test_a_probability_that_is_not_a_number_is_refused(
+    predictive: CensoredNormal, wrong: object
+) -> None:
+    # numpy reads "0.5" as 0.5 and True as 1: a quantile of a string is a caller's slip.
+    with pytest.raises(ValueError, match=r"q: expected probabilities in \(0, 1\) as numbers"):
+        predictive.quantile(wrong)
+
+
 def test_sizes_that_cannot_be_are_named(predictive: CensoredNormal) -> None:
     with pytest.raises(ValueError, match="n_samples: expected an integer >= 0, got -1"):
         predictive.sample(-1)

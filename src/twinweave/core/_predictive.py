@@ -989,7 +989,10 @@ class CensoredNormal:
     # -- quantiles and intervals -------------------------------------------------------
     def quantile(self, q: ArrayLike) -> FloatArray:
         """Quantiles [units]; ``q`` scalar gives shape ``(n,)``, a vector ``(len(q), n)``."""
-        q_arr = np.asarray(q, dtype=np.float64)
+        given = np.asarray(q)
+        if given.dtype.kind not in "iuf":  # numpy would read "0.5" as 0.5 and True as 1
+            raise ValueError(f"q: expected probabilities in (0, 1) as numbers, got {q!r}")
+        q_arr = given.astype(np.float64)
         if not np.all((q_arr > 0) & (q_arr < 1)):  # NaN fails both comparisons
             raise ValueError(f"q: expected probabilities in (0, 1), got {q_arr.tolist()}")
         return self._inverse_cdf(q_arr if q_arr.ndim == 0 else q_arr.reshape(-1, 1))
