@@ -1765,18 +1765,20 @@ def whatif(
     The branch, its intervention and the result are recorded in the store's provenance;
     the command prints the result's id for ``twinweave provenance``.
     """
+    # The turbine changed first, then its setpoints: a 3 % loss derated to 1500 kW still
+    # delivers 1500 kW where the wind allows (the cap scaled with it, 1455, would not).
     interventions: list[Intervention] = []
+    if scale is not None:
+        try:
+            interventions.append(ScaleTarget(scale))
+        except ValueError as error:
+            raise _fail(f"--scale: {error}") from None
     if derate is not None:
         if not derate >= 0.0:
             raise _fail(f"--derate: expected a power cap >= 0 kW, got {derate:g}")
         interventions.append(Derate(derate, units="kW"))
     if stop:
         interventions.append(Stop())
-    if scale is not None:
-        try:
-            interventions.append(ScaleTarget(scale))
-        except ValueError as error:
-            raise _fail(f"--scale: {error}") from None
     if not interventions:
         raise _fail("expected at least one intervention: --derate KW, --stop or --scale F")
     if input is not None and (start is not None or end is not None):

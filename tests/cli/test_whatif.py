@@ -292,3 +292,22 @@ def test_whatif_says_the_unit_of_a_derate_and_that_one_above_rated_changes_nothi
     # A cap in MW where kW is meant: taken as given, and questioned.
     in_mw = twinweave(*base, *period, "--derate", "1.5")
     assert "warning: --derate 1.5 kW is under 1 % of rated power (2050 kW)" in in_mw.stderr
+
+
+def test_a_loss_under_a_cap_still_reaches_the_cap(fitted_store: Path, tmp_path: Path) -> None:
+    # --derate 1500 --scale 0.97 scaled the capped curve: at most 1455 kW in high wind,
+    # where a turbine with a 3 % loss still reaches its 1500 kW setpoint.
+    inputs = tmp_path / "gale.csv"
+    times = pd.date_range("2015-06-01", periods=24, freq="1h", tz="UTC")
+    pd.DataFrame({"time": times, "wind_speed": 16.0}).to_csv(inputs, index=False)
+    result = twinweave(
+        "whatif", "--store", fitted_store, "--twin", "R80711", "--derate", "1500",
+        "--scale", "0.97", "--input", inputs, "--samples", "200",
+    )  # fmt: skip
+    said = " ".join(result.stdout.split())
+    found = re.search(r"energy \[MWh\] │ [-0-9.e+]+ [^│]*│ ([-0-9.e+]+)", said)
+    assert found is not None, said
+    # Nearly every hour at the cap: 24 h x 1500 kW (24 x 1455 kW is 34.92 MWh).
+    assert 35.5 <= float(found.group(1)) <= 36.0, said
+    # The turbine changed first, then its setpoint.
+    assert "what-if for R80711: scale target by 0.97; derate to 1500 kW" in said, said

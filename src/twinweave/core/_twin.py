@@ -410,6 +410,10 @@ class Twin:
 
         The branch writes provenance to a fork of this twin's recorder, so neither this
         twin nor its store changes because of anything done to the branch.
+        Interventions apply in the order given, each to what the one before made:
+        ``branch(ScaleTarget(0.97), Derate(1500.0))`` is a 3 % loss under a 1500 kW
+        cap (1500 kW where the wind allows), ``branch(Derate(1500.0),
+        ScaleTarget(0.97))`` a capped curve scaled (at most 1455 kW).
         """
         declared = self._declared_inputs()
         target = self.schema.variable(self.target)
