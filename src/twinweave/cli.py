@@ -1075,15 +1075,15 @@ def fit(
     rated_power: RatedOption = None,
     elevation: ElevationOption = None,
     memory: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--memory",
             help="Readings a twin remembers (forgetting factor 1 - 1/MEMORY); 'inf' for "
-            "no forgetting. The default was chosen on La Haute Borne 2014 "
-            "(python -m benchmarks.memory); twinweave.domains.wind.select_forgetting "
-            "chooses one for other data.",
+            f"no forgetting. Default {MEMORY:g}, about three months of 10-minute readings, "
+            "chosen on La Haute Borne 2014 (python -m benchmarks.memory); "
+            "twinweave.domains.wind.select_forgetting chooses one for other data.",
         ),
-    ] = MEMORY,
+    ] = None,
     fleet: Annotated[
         bool,
         typer.Option(
@@ -1107,7 +1107,7 @@ def fit(
     after ``--train-until`` is born into the fleet of all the others, with none.
     """
     try:
-        forgetting = forgetting_for(memory)
+        forgetting = forgetting_for(MEMORY if memory is None else memory)
     except ValueError as error:
         raise _fail(f"--memory: {error}") from None
     until = _utc(train_until)
@@ -1163,6 +1163,8 @@ def fit(
         except ValueError as error:
             raise _fail(str(error)) from None
         _warn_few_kept(db, store, twins, until)
+        if memory is None:
+            _warn_default_memory(db, twins, until)
         if all(db.count_observations(a, start=until) == 0 for a in specs):
             _warn(
                 f"--train-until {until.isoformat()} is after the last reading: the twins "
@@ -1183,7 +1185,7 @@ def fit(
         console.print(table)
         console.print(
             "remembered: the readings' total weight after forgetting (--memory "
-            f"{memory:g}); older readings count less"
+            f"{MEMORY if memory is None else memory:g}); older readings count less"
         )
         saved = f"saved {len(twins)} of {len(specs)} twins to {store}: {', '.join(twins)}"
         if newcomers:
@@ -1215,6 +1217,32 @@ def _warn_few_kept(db: Store, store: Path, twins: Mapping[str, Twin], until: pd.
                 f"(`twinweave quarantine --store {store} --asset {asset_id}` lists why): a "
                 "unit or column wrong in the mapping?"
             )
+
+
+def _warn_default_memory(db: Store, twins: Mapping[str, Twin], until: pd.Timestamp) -> None:
+    """Warn of twins whose readings step by other than 10 minutes: the default memory
+    counts readings, so it is about three months of 10-minute readings only."""
+    by_step: dict[float, list[str]] = {}
+    for asset_id in twins:
+        times = db.observations(asset_id, end=until)["time"]
+        step = usual_step_hours(time_seconds(times.to_numpy()))
+        if step is not None and not math.isclose(step, READING_HOURS, rel_tol=0.01):
+            by_step.setdefault(step, []).append(asset_id)
+    months = MEMORY * READING_HOURS / _HOURS_PER_MONTH
+    for step, assets in by_step.items():
+        span = MEMORY * step / _HOURS_PER_MONTH
+        span_text = f"{span:.1f} months" if span < 24 else f"{span / 12:.0f} years"
+        _warn(
+            f"asset{'s' if len(assets) > 1 else ''} {', '.join(map(repr, assets))}: the "
+            f"readings step by {_duration(step)}, so the default --memory {MEMORY:g} "
+            f"(about {months:.0f} months of 10-minute readings) remembers about "
+            f"{span_text} of them; --memory {MEMORY * READING_HOURS / step:.0f} would "
+            f"remember about {months:.0f} months"
+        )
+
+
+#: Average hours of a month (365.25 days / 12).
+_HOURS_PER_MONTH = 730.5
 
 
 def _fit_each(

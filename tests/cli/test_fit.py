@@ -372,3 +372,26 @@ def test_fit_on_a_store_ingested_from_python_says_the_rated_power_is_unchecked(
         "(ingested from Python, or by an older twinweave), so whether these rated powers "
         "(R80711 3000 kW) are the ones that cleaned its readings cannot be checked"
     ) in " ".join(result.stderr.split()), result.stderr
+
+
+def test_fit_says_what_the_default_memory_is_for_hourly_readings(tmp_path: Path) -> None:
+    # The default memory counts readings: 13,140 is about three months of 10-minute
+    # readings, and was taken silently as 18 months of hourly ones.
+    ten_minute = scada_subset(tmp_path / "ten.parquet", ("R80711", "2014-09-01", "2015-01-01"))
+    frame = pd.read_parquet(ten_minute)
+    on_the_hour = pd.to_datetime(frame["Date_time"], utc=True).dt.minute == 0
+    hourly = tmp_path / "hourly.parquet"
+    frame[on_the_hour.to_numpy()].to_parquet(hourly, index=False)
+    fit = ("fit", "--train-until", "2015-01-01")
+    said = " ".join(twinweave(*fit, hourly, "--store", tmp_path / "h.duckdb").stderr.split())
+    assert (
+        "warning: asset 'R80711': the readings step by 60 minutes, so the default --memory "
+        "13140 (about 3 months of 10-minute readings) remembers about 18.0 months of them; "
+        "--memory 2190 would remember about 3 months"
+    ) in said, said
+    # Said once a memory is given, or for 10-minute readings: nothing.
+    given = twinweave(*fit, hourly, "--store", tmp_path / "g.duckdb", "--memory", "2190")
+    assert "--memory" not in given.stderr, given.stderr
+    ten = twinweave(*fit, ten_minute, "--store", tmp_path / "t.duckdb")
+    assert "--memory" not in ten.stderr, ten.stderr
+    assert "(--memory 13140)" in " ".join(ten.stdout.split())
