@@ -45,6 +45,7 @@ from twinweave.core import (
     Twin,
     WhatIfResult,
     compare,
+    duration_text,
     parse_unit,
     time_seconds,
     time_steps_hours,
@@ -1234,7 +1235,7 @@ def _warn_default_memory(db: Store, twins: Mapping[str, Twin], until: pd.Timesta
         span_text = f"{span:.1f} months" if span < 24 else f"{span / 12:.0f} years"
         _warn(
             f"asset{'s' if len(assets) > 1 else ''} {', '.join(map(repr, assets))}: the "
-            f"readings step by {_duration(step)}, so the default --memory {MEMORY:g} "
+            f"readings step by {duration_text(step)}, so the default --memory {MEMORY:g} "
             f"(about {months:.0f} months of 10-minute readings) remembers about "
             f"{span_text} of them; --memory {MEMORY * READING_HOURS / step:.0f} would "
             f"remember about {months:.0f} months"
@@ -1902,7 +1903,7 @@ def whatif(
             _warn(
                 "inputs have no 'time' column: sample paths treat readings as independent, "
                 "so intervals of energy and hours are too narrow; each row counts as "
-                f"{_duration(READING_HOURS)}"
+                f"{duration_text(READING_HOURS)}"
             )
         step_hours = _reading_hours(inputs)
         branch = live.branch(*interventions)
@@ -1933,7 +1934,7 @@ def whatif(
         result_id = _record_whatif(recorder, live, branch, result, len(frame), samples, seed)
     table = Table(
         title=f"what-if for {twin}: {result.interventions} ({len(frame)} "
-        f"{'reading' if len(frame) == 1 else 'readings'} of {_duration(step_hours)})"
+        f"{'reading' if len(frame) == 1 else 'readings'} of {duration_text(step_hours)})"
     )
     for column in ("quantity", "live twin", "branch", "difference"):
         table.add_column(column, justify="right")
@@ -1996,45 +1997,19 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
     if hours is None:
         _warn(
             f"column 'time': one time only, so no step between readings to count each for; "
-            f"counted for {_duration(READING_HOURS)} (La Haute Borne's step)"
+            f"counted for {duration_text(READING_HOURS)} (La Haute Borne's step)"
         )
         return READING_HOURS
     step_hours = time_steps_hours(seconds)  # as the usual step is found: jitter rounded
     if step_hours.size < _FEW_STEPS:
         # Two readings a day apart are two days of readings, or a gap in a 10-minute log.
         _warn(
-            f"column 'time': each reading is counted for {_duration(hours)}, the step "
+            f"column 'time': each reading is counted for {duration_text(hours)}, the step "
             f"between its {step_hours.size + 1} times, too few to be sure of it; give one "
             "reading per step if a reading stands for another length of time"
         )
-    # Gaps make longer steps here and there (many, where a tenth of the readings are
-    # missing); a second cadence (hourly readings after 10-minute ones) makes them one
-    # after the other. Counted: the steps in runs of three or more equal ones.
-    starts = np.flatnonzero(np.r_[True, step_hours[1:] != step_hours[:-1]])
-    lengths = np.diff(np.r_[starts, step_hours.size])
-    long = lengths >= 3
-    run_steps, which = np.unique(step_hours[starts][long], return_inverse=True)
-    in_runs = np.bincount(which, weights=lengths[long], minlength=run_steps.size)
-    other = [
-        (float(step), int(count))
-        for step, count in zip(run_steps, in_runs, strict=True)
-        if step != hours and count >= max(3, 0.1 * step_hours.size)
-    ]
-    if other:
-        listed = ", ".join(f"{_duration(h)} {n} times" for h, n in other)
-        _warn(
-            f"column 'time': the inputs step by {_duration(hours)} "
-            f"{int(np.sum(step_hours == hours))} "
-            f"times and by {listed}; every reading is counted for {_duration(hours)}, the "
-            "most frequent step, in energy and hours at rated: give inputs at one step "
-            "(resample them) if some stand for longer"
-        )
+    # A second cadence (hourly readings after 10-minute ones) is compare's to warn of.
     return hours
-
-
-def _duration(hours: float) -> str:
-    minutes = hours * 60.0
-    return f"{minutes:g} minutes" if minutes < 120 else f"{hours:g} hours"
 
 
 def _number(value: float) -> str:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Stop,
         WhatIfResult,
         compare,
+        duration_text,
         time_steps_hours,
         usual_step_hours,
     )
@@ -84,6 +85,7 @@ else:
                 "Stop",
                 "WhatIfResult",
                 "compare",
+                "duration_text",
                 "time_steps_hours",
                 "usual_step_hours",
             ),
@@ -119,6 +121,7 @@ __all__ = [
     "column",
     "compare",
     "coverage_by_bin",
+    "duration_text",
     "parse_unit",
     "scores",
     "time_seconds",

@@ -359,10 +359,39 @@ def _warn_apart(baseline: Twin, scenario: Twin, ancestor: str, apart: int) -> No
         )
 
 
+def duration_text(hours: float) -> str:
+    """``hours`` as people say it: ``10 minutes``, ``60 minutes``, ``3 hours``."""
+    minutes = hours * 60.0
+    return f"{minutes:g} minutes" if minutes < 120 else f"{hours:g} hours"
+
+
+def _other_cadences(step_hours: FloatArray, usual: float) -> list[tuple[float, int]]:
+    """Steps other than ``usual`` that the inputs keep to for a while, with how often:
+    ``[(1.0, 11)]`` for twelve hourly readings after 10-minute ones.
+
+    Gaps make longer steps here and there (many, where a tenth of the readings are
+    missing); a second cadence makes them one after the other. Counted: the steps in runs
+    of three or more equal ones, where they are a tenth or more of all steps.
+    """
+    if step_hours.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, step_hours[1:] != step_hours[:-1]])
+    lengths = np.diff(np.r_[starts, step_hours.size])
+    long = lengths >= 3
+    run_steps, which = np.unique(step_hours[starts][long], return_inverse=True)
+    in_runs = np.bincount(which, weights=lengths[long], minlength=run_steps.size)
+    return [
+        (float(step), int(count))
+        for step, count in zip(run_steps, in_runs, strict=True)
+        if step != usual and count >= max(3, 0.1 * step_hours.size)
+    ]
+
+
 def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
     """Refuse metrics that count each reading for another time than the inputs' usual
     step (hourly inputs with 10-minute metrics give a sixth of the energy), and warn of
-    repeated times, each counted in every metric."""
+    repeated times, each counted in every metric, and of a second cadence, whose
+    readings are counted for the usual step too."""
     repeated = seconds.size - np.unique(seconds).size
     if repeated:
         warnings.warn(
@@ -371,6 +400,19 @@ def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
             stacklevel=3,
         )
     step = usual_step_hours(seconds)
+    if step is not None:
+        steps = time_steps_hours(seconds)  # as the usual step is found: jitter rounded
+        other = _other_cadences(steps, step)
+        if other:
+            listed = ", ".join(f"{duration_text(h)} {n} times" for h, n in other)
+            warnings.warn(
+                f"column 'time': the inputs step by {duration_text(step)} "
+                f"{int(np.sum(steps == step))} times and by {listed}; every reading is "
+                f"counted for {duration_text(step)}, the most frequent step, in every "
+                "metric (energy, hours at rated, and the mean that capacity factor "
+                "takes): give inputs at one step (resample them) if some stand for longer",
+                stacklevel=3,
+            )
     for metric in metrics:
         interval = getattr(metric, "interval_hours", None)
         # Within 5 %: calendar months (31 / 30.4 days) and local days across a

@@ -70,7 +70,12 @@ class Energy:
 
 @dataclass(frozen=True)
 class CapacityFactor:
-    """Mean power over rated power over the paths [-]."""
+    """Mean power over rated power, per path [-].
+
+    The mean is over the readings present: where readings are missing (quarantined, or
+    a gap) it is the rate of the readings there are, not energy over rated power times
+    the whole period, which would count the missing time as idle.
+    """
 
     rated_power: float
     name: str = "capacity_factor"
@@ -145,7 +150,8 @@ def coverage_note(times: ArrayLike, n_readings: int, step_hours: float) -> str |
         f"the readings cover {covered:,.{1 if covered < 10 else 0}f} h of the "
         f"{span:,.{1 if span < 10 else 0}f} h from the first to the last "
         f"({covered / span:.0%}): energy and hours at rated count only the readings "
-        "present; missing or quarantined ones are not filled in"
+        "present, and capacity factor is their mean power over rated; missing or "
+        "quarantined ones are not filled in"
     )
 
 
