@@ -150,12 +150,28 @@ USER_ERRORS = (ValueError, KeyError, OSError)
 INPUT_ERRORS = (DataError, FileNotFoundError, IsADirectoryError, PermissionError)
 
 
+def _fill_closed_descriptors() -> None:
+    """Put /dev/null on a closed stdout or stderr (``>&-``). Left closed, the next file
+    opened takes its descriptor, and whatever writes to the descriptor (a library
+    printing to stdout) writes into that file: the store, say. ``sys.stdout`` stays
+    None, which is how the commands know that stdout was closed."""
+    for descriptor in (1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != descriptor:  # the lowest free descriptor; another if 0 is closed too
+                os.dup2(null, descriptor)
+                os.close(null)
+
+
 def main() -> None:
     """The ``twinweave`` entry point: a user error prints ``error: ...`` and exits with
     code 2; ``TWINWEAVE_DEBUG=1`` shows its traceback instead. Ctrl-C while DuckDB runs
     a query (which it turns into an error of its own) exits with code 130."""
     # A library's warning reads as the CLI's own: one "warning:" line on stderr.
     warnings.showwarning = lambda message, *_, **__: _warn(str(message))
+    _fill_closed_descriptors()
     try:
         app()
     except USER_ERRORS as error:
@@ -1226,13 +1242,15 @@ def _warn_default_memory(db: Store, twins: Mapping[str, Twin], until: pd.Timesta
     by_step: dict[float, list[str]] = {}
     for asset_id in twins:
         times = db.observations(asset_id, end=until)["time"]
+        if len(times) < 2:  # born into its fleet: it will remember its first readings
+            times = db.observations(asset_id)["time"]
         step = usual_step_hours(time_seconds(times.to_numpy()))
         if step is not None and not math.isclose(step, READING_HOURS, rel_tol=0.01):
             by_step.setdefault(step, []).append(asset_id)
     months = MEMORY * READING_HOURS / _HOURS_PER_MONTH
     for step, assets in by_step.items():
         span = MEMORY * step / _HOURS_PER_MONTH
-        span_text = f"{span:.1f} months" if span < 24 else f"{span / 12:.0f} years"
+        span_text = f"{span:.1f} months" if span < 24 else f"{span / 12:.1f} years"
         _warn(
             f"asset{'s' if len(assets) > 1 else ''} {', '.join(map(repr, assets))}: the "
             f"readings step by {duration_text(step)}, so the default --memory {MEMORY:g} "
@@ -1385,11 +1403,26 @@ def _to_stdout(path: Path | None) -> bool:
     if str(path) in ("-", *_STDOUT_NAMES):
         return True
     try:
-        stdout = os.fstat(1)
+        stdout = _stdout_stat()
         # A file stdout is redirected to stays a file, named and hashed (or refused).
-        return not stat.S_ISREG(stdout.st_mode) and os.path.samestat(os.stat(path), stdout)
-    except OSError:  # no such file, or no stdout
+        return (
+            stdout is not None
+            and not stat.S_ISREG(stdout.st_mode)
+            and os.path.samestat(os.stat(path), stdout)
+        )
+    except OSError:  # no such file
         return False
+
+
+def _stdout_stat() -> os.stat_result | None:
+    """What the command's stdout is, or None when it was closed (``>&-``: descriptor 1
+    then holds /dev/null, which an output may name as itself)."""
+    if sys.stdout is None:
+        return None
+    try:
+        return os.fstat(1)
+    except OSError:
+        return None
 
 
 def _is_stream(path: Path) -> bool:
@@ -1441,8 +1474,9 @@ def _check_output_path(path: Path, option: str) -> None:
             f"{option} {path}: is neither a file nor a stream; expected a file, a named "
             "pipe or a character device such as /dev/null"
         )
+    stdout = _stdout_stat()
     with contextlib.suppress(OSError):
-        if os.path.samestat(os.stat(path), os.fstat(1)):
+        if stdout is not None and os.path.samestat(os.stat(path), stdout):
             raise _fail(
                 f"{option} {path}: is also where the command's output is redirected, so "
                 f"the two would be mixed; use {option} - to write it there alone"

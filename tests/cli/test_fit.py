@@ -20,6 +20,7 @@ from cli_support import (
     twinweave,
 )
 
+from twinweave import cli
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import LA_HAUTE_BORNE, normal_operation_checks, scada_path
 
@@ -395,3 +396,25 @@ def test_fit_says_what_the_default_memory_is_for_hourly_readings(tmp_path: Path)
     ten = twinweave(*fit, ten_minute, "--store", tmp_path / "t.duckdb")
     assert "--memory" not in ten.stderr, ten.stderr
     assert "(--memory 13140)" in " ".join(ten.stdout.split())
+
+
+def test_a_newcomers_memory_is_judged_by_the_readings_it_will_learn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # fit --fleet: a turbine born into its fleet has no readings before --train-until,
+    # and its hourly readings after it went unremarked (the whole fleet fit takes a
+    # minute, so the check is called on the store that fit would have made).
+    frame = pd.read_parquet(
+        scada_subset(tmp_path / "new.parquet", ("R80790", "2015-01-01", "2015-02-01"))
+    )
+    on_the_hour = pd.to_datetime(frame["Date_time"], utc=True).dt.minute == 0
+    hourly = tmp_path / "hourly.parquet"
+    frame[on_the_hour.to_numpy()].to_parquet(hourly, index=False)
+    store = tmp_path / "s.duckdb"
+    twinweave("ingest", hourly, "--store", store)
+    capsys.readouterr()
+    with Store(store, read_only=True) as db:
+        newcomer = dict.fromkeys(["R80790"])  # only the twins' names are read
+        cli._warn_default_memory(db, newcomer, pd.Timestamp("2015-01-01", tz="UTC"))  # type: ignore[arg-type]
+    said = " ".join(capsys.readouterr().err.split())
+    assert "asset 'R80790': the readings step by 60 minutes" in said, said

@@ -339,6 +339,26 @@ def test_a_closed_stdout_is_no_output_and_no_crash(fitted_store: Path, tmp_path:
     refused = without_stdout("provenance", "R80711", "--json", "-")
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.startswith("error: --json -: stdout is closed"), refused.stderr
+    # /dev/null by name is no stdout, though the command puts it on descriptor 1.
+    discarded = without_stdout(
+        "predict", "--twin", "R80711", "--input", inputs, "--output", os.devnull
+    )
+    assert discarded.returncode == 0, discarded.stderr
+    # Left closed, descriptor 1 went to the next file opened (the store) and took what
+    # a library wrote to stdout (DuckDB's progress bar made a store unreadable).
+    probe = (
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: print('fd 1:', os.readlink('/proc/self/fd/1'), file=sys.stderr))\n"
+        "from twinweave.cli import main\n"
+        f"sys.argv = ['twinweave', 'provenance', '--store', {str(fitted_store)!r}]\n"
+        "main()\n"
+    )
+    ended = subprocess.run(
+        [sys.executable, "-c", probe], stderr=subprocess.PIPE, text=True,
+        env=command_environment(), timeout=COMMAND_TIMEOUT, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stderr.splitlines()[-1] == f"fd 1: {os.devnull}", ended.stderr
 
 
 def test_wind_speeds_that_may_be_km_h_are_said_to_be(fitted_store: Path, tmp_path: Path) -> None:

@@ -363,6 +363,15 @@ def test_a_probability_that_is_not_a_number_is_refused(
         predictive.quantile(wrong)
 
 
+def test_probabilities_of_any_kind_of_number_are_taken(predictive: CensoredNormal) -> None:
+    expected = predictive.quantile([0.1, 0.9])
+    for given in (np.array([0.1, 0.9], dtype=object), [np.float32(0.1), 0.9], (0.1, 0.9)):
+        np.testing.assert_allclose(predictive.quantile(given), expected, rtol=1e-6)
+    # The entry that is not a number is named, not the whole list.
+    with pytest.raises(ValueError, match=r"as numbers, got '0.5'$"):
+        predictive.quantile(["0.5"] * 100_000)
+
+
 def test_sizes_that_cannot_be_are_named(predictive: CensoredNormal) -> None:
     with pytest.raises(ValueError, match="n_samples: expected an integer >= 0, got -1"):
         predictive.sample(-1)

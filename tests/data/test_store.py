@@ -1145,3 +1145,25 @@ def test_observations_may_hold_a_variable_the_raw_frame_lacks(tmp_path: Path) ->
         stray = later.assign(source_row=later["source_row"] + 100)
         with pytest.raises(ValueError, match="source_row 100 is not a row of the raw frame"):
             store.ingest(source(tmp_path, "c.csv", b"c", len(later)), later, stray, quarantine)
+
+
+def test_a_long_query_draws_no_bar_on_stdout(tmp_path: Path) -> None:
+    # DuckDB drew a progress bar on descriptor 1 for any query over 2 s, terminal or
+    # not: into a table piped on from `--output -`, or into whatever file held
+    # descriptor 1 (the store itself, with stdout closed). Asked of the setting, in a
+    # process of its own: under pytest DuckDB starts with the bar off, and a query long
+    # enough to show it takes seconds (lowering its delay switches it back on).
+    script = textwrap.dedent(
+        f"""
+        from twinweave.data import Store
+        for read_only in (False, True):
+            with Store({str(tmp_path / "s.duckdb")!r}, read_only=read_only) as store:
+                setting = "SELECT current_setting('enable_progress_bar')"
+                print(store._con.execute(setting).fetchall())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[(False,)]", "[(False,)]"], result.stdout

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from twinweave.core._arguments import check_count, is_real
+from twinweave.core._arguments import check_count, described, is_real
 
 FloatArray = NDArray[np.float64]
 
@@ -990,8 +990,14 @@ class CensoredNormal:
     def quantile(self, q: ArrayLike) -> FloatArray:
         """Quantiles [units]; ``q`` scalar gives shape ``(n,)``, a vector ``(len(q), n)``."""
         given = np.asarray(q)
-        if given.dtype.kind not in "iuf":  # numpy would read "0.5" as 0.5 and True as 1
-            raise ValueError(f"q: expected probabilities in (0, 1) as numbers, got {q!r}")
+        if given.dtype.kind not in "iuf":
+            # numpy would read "0.5" as 0.5 and True as 1; a list mixing kinds is an
+            # object array, taken when every entry is a number.
+            wrong = [v for v in given.ravel().tolist() if not is_real(v)]
+            if wrong:
+                raise ValueError(
+                    f"q: expected probabilities in (0, 1) as numbers, got {described(wrong[0])}"
+                )
         q_arr = given.astype(np.float64)
         if not np.all((q_arr > 0) & (q_arr < 1)):  # NaN fails both comparisons
             raise ValueError(f"q: expected probabilities in (0, 1), got {q_arr.tolist()}")

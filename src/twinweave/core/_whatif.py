@@ -362,6 +362,8 @@ def _warn_apart(baseline: Twin, scenario: Twin, ancestor: str, apart: int) -> No
 def duration_text(hours: float) -> str:
     """``hours`` as people say it: ``10 minutes``, ``60 minutes``, ``3 hours``."""
     minutes = hours * 60.0
+    if minutes == 1.0:
+        return "1 minute"
     return f"{minutes:g} minutes" if minutes < 120 else f"{hours:g} hours"
 
 

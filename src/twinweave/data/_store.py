@@ -309,6 +309,9 @@ class Store:
         try:
             # Timestamps come back in UTC whatever the machine's local time zone.
             self._con.execute("SET TimeZone = 'UTC'")
+            # DuckDB draws a bar on descriptor 1 for a query over 2 s, terminal or not:
+            # into a table piped on from stdout (or whatever file holds descriptor 1).
+            self._con.execute("SET enable_progress_bar = false")
             if not read_only:
                 self._create_tables()
             version = self._check_format()
