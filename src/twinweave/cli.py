@@ -48,7 +48,6 @@ from twinweave.core import (
     duration_text,
     parse_unit,
     time_seconds,
-    time_steps_hours,
     usual_step_hours,
 )
 from twinweave.data import (
@@ -2034,12 +2033,11 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
             f"counted for {duration_text(READING_HOURS)} (La Haute Borne's step)"
         )
         return READING_HOURS
-    step_hours = time_steps_hours(seconds)  # as the usual step is found: jitter rounded
-    if step_hours.size < _FEW_STEPS:
+    if times.size - 1 < _FEW_STEPS:  # steps between distinct times
         # Two readings a day apart are two days of readings, or a gap in a 10-minute log.
         _warn(
             f"column 'time': each reading is counted for {duration_text(hours)}, the step "
-            f"between its {step_hours.size + 1} times, too few to be sure of it; give one "
+            f"between its {times.size} times, too few to be sure of it; give one "
             "reading per step if a reading stands for another length of time"
         )
     # A second cadence (hourly readings after 10-minute ones) is compare's to warn of.

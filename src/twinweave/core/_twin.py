@@ -113,6 +113,13 @@ class Twin:
     20.0
     >>> float(twin.predict({"flow": [9.0]}).mean[0]) > 30
     True
+
+    A branch keeps its parent as it was; :meth:`updates_since` counts what the parent
+    learned after it:
+
+    >>> _ = twin.update({"flow": flow, "power": 4 * flow})
+    >>> capped.updates_since(twin)
+    1
     """
 
     def __init__(
@@ -373,23 +380,7 @@ class Twin:
         ancestor at hand (a branch restored from a store has no :attr:`parent`).
 
         Batches are counted by :meth:`update`; readings given to an emulator handed out
-        by :attr:`emulator` are not seen.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from twinweave.core import Telemetry, TwinSchema, Stop
-        >>> from twinweave.models import BayesianBasisRegression, SplineTerm
-        >>> schema = TwinSchema(name="Pump", telemetry=[
-        ...     Telemetry(name="flow", unit="m^3/h"),
-        ...     Telemetry(name="power", unit="kW", lower=0, upper=50)])
-        >>> twin = Twin("pump-1", schema, BayesianBasisRegression(
-        ...     target="power", terms=(SplineTerm("flow", 0, 10, 8),), noise_source="flow",
-        ...     noise_edges=[0, 10], lower=0, upper=50, units="kW"))
-        >>> stopped = twin.branch(Stop())
-        >>> _ = twin.update({"flow": np.linspace(0, 10, 50), "power": np.linspace(0, 40, 50)})
-        >>> stopped.updates_since(twin)
-        1
+        by :attr:`emulator` are not seen. See the last lines of :class:`Twin`'s example.
         """
         for twin, n_updates in self._lineage():
             if twin is ancestor and twin is not self:

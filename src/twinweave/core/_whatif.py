@@ -279,7 +279,11 @@ def usual_step_hours(seconds: ArrayLike) -> float | None:
     (:func:`time_steps_hours`; the shortest of equally frequent ones: a median would
     take a gap for the step where readings are few), repeated times aside; ``None`` for
     fewer than two times."""
-    steps = time_steps_hours(seconds)
+    return _most_frequent(time_steps_hours(seconds))
+
+
+def _most_frequent(steps: FloatArray) -> float | None:
+    """The most frequent of ``steps`` (the shortest of equally frequent ones)."""
     if steps.size == 0:
         return None
     values, counts = np.unique(steps, return_counts=True)
@@ -401,9 +405,9 @@ def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
             "counted in every metric",
             stacklevel=3,
         )
-    step = usual_step_hours(seconds)
+    steps = time_steps_hours(seconds)
+    step = _most_frequent(steps)  # usual_step_hours(seconds), the steps found once
     if step is not None:
-        steps = time_steps_hours(seconds)  # as the usual step is found: jitter rounded
         other = _other_cadences(steps, step)
         if other:
             listed = ", ".join(f"{duration_text(h)} {n} times" for h, n in other)
