@@ -128,12 +128,54 @@ def test_a_design_with_other_noise_bins_is_refused(
         fit.predict("T0", {"x": np.array([0.9])}, emulator(edges=(0.0, 1.0)))
 
 
+def test_a_design_of_another_basis_of_the_same_size_is_refused(
+    fleet: dict[str, TwinStatistics], prior: FleetPrior
+) -> None:
+    # The same 7 features and 2 noise bins, a spline over [0, 2] instead of [0, 1]: its
+    # features read with the fleet's weights gave another curve without a word.
+    other = BayesianBasisRegression(
+        target="y",
+        terms=(SplineTerm("x", 0.0, 2.0, 4),),
+        noise_source="x",
+        noise_edges=(0.0, 0.5, 1.0),
+    )
+    assert other.n_features == emulator().n_features and other.n_bins == emulator().n_bins
+    inputs = {"x": np.array([0.5])}
+    message = r"design: expected the fleet's basis, fingerprint '[0-9a-f]{16}', got"
+    fits = {fit.__name__: fit(fleet, prior) for fit in (fit_central, no_pooling, complete_pooling)}
+    for name, fit in fits.items():
+        for twin in ("T0", None):
+            with pytest.raises(ValueError, match=message):
+                fit.predict(twin, inputs, other)
+            assert np.isfinite(fit.predict(twin, inputs, emulator()).mean).all(), name
+        with pytest.raises(ValueError, match=message):
+            fit.twins["T0"].predict(inputs, other)
+    central = fits["fit_central"]
+    assert central.population is not None
+    with pytest.raises(ValueError, match=message):
+        population_twins(central.population)["default"].predict(inputs, other)
+    with pytest.raises(ValueError, match=message):
+        twin_posterior(fleet["T0"], central.population).predict(inputs, other)
+    gossiped = fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), prior)
+    with pytest.raises(ValueError, match=message):
+        gossiped.twins[0].predict(inputs, other)
+    # A prior built by hand has no fingerprint: the statistics' is the fleet's.
+    bare = dataclasses.replace(prior, basis_fingerprint=None)
+    with pytest.raises(ValueError, match=message):
+        fit_central(fleet, bare).predict(None, inputs, other)
+
+
 def test_a_fleet_without_readings_is_refused(prior: FleetPrior) -> None:
     empty = TwinStatistics.from_emulator(emulator())
-    with pytest.raises(ValueError, match="expected readings in at least one twin"):
-        fit_central({"A": empty, "B": empty}, prior)
-    with pytest.raises(ValueError, match="expected readings in at least one twin"):
-        fit_federated(FleetPooling(prior, ["default"]), {"A": empty, "B": empty})
+    with warnings.catch_warnings():
+        # Refused, not first warned of as a fleet of too few twins with readings (0).
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="expected readings in at least one twin"):
+            fit_central({"A": empty, "B": empty}, prior)
+        with pytest.raises(ValueError, match="expected readings in at least one twin"):
+            fit_federated(FleetPooling(prior, ["default"]), {"A": empty, "B": empty})
+        with pytest.raises(ValueError, match="expected readings in at least one twin"):
+            fit_gossip({0: empty, 1: empty}, nx.path_graph(2), prior)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 
 from twinweave.models import BayesianBasisRegression, SplineTerm
 from twinweave.transfer import (
+    ConvergenceWarning,
     FleetPrior,
     GossipMessages,
     Population,
@@ -190,7 +191,8 @@ def test_rounds_grow_as_one_over_the_spectral_gap() -> None:
 def test_stopping_rule_and_round_guard() -> None:
     graph = nx.cycle_graph(40)
     values = payloads(40)
-    guarded = gossip_mean(values, graph, tol=1e-12, max_rounds=50)
+    with pytest.warns(ConvergenceWarning, match=r"gossip_mean: .* max_rounds=50 .*tol 1e-12"):
+        guarded = gossip_mean(values, graph, tol=1e-12, max_rounds=50)
     assert not guarded.converged
     assert guarded.n_rounds == 50
     assert guarded.relative_error(values.mean(axis=0)) > 1e-3
@@ -779,3 +781,13 @@ def test_a_payload_of_another_shape_is_named_by_its_twin() -> None:
         gossip_mean({0: np.ones(2), 1: np.ones(2), 2: np.ones(3)}, graph)
     with pytest.raises(ValueError, match=r"payloads: twin 1's payload keys \['b'\] differ"):
         gossip_mean({0: {"a": np.ones(2)}, 1: {"b": np.ones(2)}, 2: {"a": np.ones(2)}}, graph)
+    # Rows of a list: numpy's "inhomogeneous shape" named neither the row nor the twin.
+    rows = [np.ones(2), np.ones(2), np.ones(3)]
+    with pytest.raises(ValueError, match=r"payloads: .* row 2 \(twin 2\) has 3 numbers, row 0"):
+        gossip_mean(rows, graph)
+
+
+def test_gossip_mean_names_a_graph_given_before_the_payloads() -> None:
+    graph = nx.path_graph(3)
+    with pytest.raises(TypeError, match=r"expected the payloads first and the graph second"):
+        gossip_mean(graph, np.ones((3, 2)))  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ Engineering* 38(7), 821-848, doi:10.1111/mice.12901.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,8 +44,10 @@ from twinweave.transfer._records import (
     check_fleet,
     check_readings,
     check_rounds,
+    check_same_basis,
     check_type,
     fleet_entries,
+    fleet_fingerprint,
     listed_ids,
     refuse_bool,
     sum_summaries,
@@ -175,6 +178,12 @@ def _keyed(
 def population_twins(population: Population) -> Mapping[str, TwinPosterior]:
     """What a new twin of each kind, with no data, starts from: its kind's population."""
     check_type(population, Population, "population")
+    return _population_twins(population, population.prior.basis_fingerprint)
+
+
+def _population_twins(
+    population: Population, fingerprint: str | None
+) -> Mapping[str, TwinPosterior]:
     if population.noise_var is None:
         raise ValueError("population: expected one with noise variances (after a round)")
     twins = {
@@ -184,6 +193,7 @@ def population_twins(population: Population) -> Mapping[str, TwinPosterior]:
             population.covariance[t] + population.mean_covariance[t],
             population.noise_var[t],
             None if population.period_var is None else population.period_var[t],
+            fingerprint,
         )
         for t, kind in enumerate(population.kinds)
     }
@@ -231,13 +241,7 @@ def fleet_emulator(
             f"{start.noise_var.shape[0]} noise bins), got {emulator.n_features} features "
             f"and {emulator.n_bins} noise bins"
         )
-    fingerprint = population.prior.basis_fingerprint
-    if fingerprint is not None and emulator.basis_fingerprint != fingerprint:
-        raise ValueError(
-            f"emulator: expected the fleet's basis, fingerprint {fingerprint!r}, got "
-            f"{emulator.basis_fingerprint!r}: other knots, noise-bin edges, inputs or units "
-            "of the same sizes"
-        )
+    check_same_basis(population.prior.basis_fingerprint, emulator, "emulator")
     if len(population.kinds) == 1:
         _check_prior_curve(emulator, population.prior.prior_mean)
     else:
@@ -396,9 +400,10 @@ def fit_central(
                 break
     if not converged:
         warn_not_converged("fit_central", n_rounds, change, tol=tol)
+    fingerprint = fleet_fingerprint(fleet, prior)
     return FleetPosterior(
-        twins=_keyed(stats, _twin_posteriors(batches, len(fleet), population)),
-        new_twin=population_twins(population),
+        twins=_keyed(stats, _twin_posteriors(batches, len(fleet), population, fingerprint)),
+        new_twin=_population_twins(population, fingerprint),
         population=population,
         n_rounds=n_done,
         converged=converged,
@@ -406,7 +411,9 @@ def fit_central(
     )
 
 
-def _single(stats: TwinStatistics, prior: FleetPrior, kind: str) -> TwinPosterior:
+def _single(
+    stats: TwinStatistics, prior: FleetPrior, kind: str, fingerprint: str | None
+) -> TwinPosterior:
     mean, inv_chol, noise_var = posterior_from_statistics(
         stats.gram,
         stats.moment,
@@ -417,7 +424,7 @@ def _single(stats: TwinStatistics, prior: FleetPrior, kind: str) -> TwinPosterio
         noise_prior_count=prior.noise_prior_count,
         n_em_iterations=prior.n_noise_iterations,
     )
-    return TwinPosterior(kind, mean, inv_chol.T @ inv_chol, noise_var)
+    return TwinPosterior(kind, mean, inv_chol.T @ inv_chol, noise_var, None, fingerprint)
 
 
 def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> FleetPosterior:
@@ -429,16 +436,13 @@ def no_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) -> Fle
     fleet, labels = _fleet(stats)
     check_type(prior, FleetPrior, "prior")
     check_fleet(fleet, prior, names=labels)
-    empty = TwinPosterior(
-        "",
-        prior.prior_mean,
-        _inverse(prior.prior_precision),
-        np.ones(fleet[0].n_bins),
-    )
+    fingerprint = fleet_fingerprint(fleet, prior)
+    covariance = _inverse(prior.prior_precision)
+    no_noise = np.ones(fleet[0].n_bins)
     return FleetPosterior(
-        twins=_keyed(stats, [_single(s, prior, s.kind) for s in fleet]),
+        twins=_keyed(stats, [_single(s, prior, s.kind, fingerprint) for s in fleet]),
         new_twin={
-            kind: TwinPosterior(kind, empty.mean, empty.covariance, empty.noise_var)
+            kind: TwinPosterior(kind, prior.prior_mean, covariance, no_noise, None, fingerprint)
             for kind in kinds_of(fleet)
         },
     )
@@ -455,17 +459,8 @@ def complete_pooling(stats: Mapping[TwinId, TwinStatistics], prior: FleetPrior) 
     check_type(prior, FleetPrior, "prior")
     check_fleet(fleet, prior, names=labels)
     pooled = TwinStatistics.pooled(fleet)
-    posterior = _single(pooled, prior, pooled.kind)
+    posterior = _single(pooled, prior, pooled.kind, fleet_fingerprint(fleet, prior))
     return FleetPosterior(
-        twins=_keyed(
-            stats,
-            [
-                TwinPosterior(s.kind, posterior.mean, posterior.covariance, posterior.noise_var)
-                for s in fleet
-            ],
-        ),
-        new_twin={
-            kind: TwinPosterior(kind, posterior.mean, posterior.covariance, posterior.noise_var)
-            for kind in kinds_of(fleet)
-        },
+        twins=_keyed(stats, [dataclasses.replace(posterior, kind=s.kind) for s in fleet]),
+        new_twin={kind: dataclasses.replace(posterior, kind=kind) for kind in kinds_of(fleet)},
     )

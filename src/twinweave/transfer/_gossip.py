@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike, NDArray
 
 from twinweave.core._arguments import check_count, check_number, is_real
+from twinweave.core._emulator import ConvergenceWarning
 from twinweave.transfer._records import refuse_bool, twin_list
 
 __all__ = [
@@ -768,7 +770,7 @@ class PushSum:
             self._spec: _Spec = _spec(payloads[nodes[0]])
             values = np.stack([_flatten(self._spec, payloads[node], node) for node in nodes])
         else:
-            values = np.asarray(payloads, dtype=np.float64)
+            values = _payload_rows(payloads, nodes)
             if values.ndim != 2 or values.shape[0] != len(nodes):
                 raise ValueError(
                     f"payload array must be (n_nodes={len(nodes)}, n_values), got {values.shape}"
@@ -1342,6 +1344,25 @@ def _payload_keys_message(missing: set[Hashable], extra: set[Hashable], whose: s
     return f"payloads: expected one per twin of {whose}; " + ", ".join(parts)
 
 
+def _payload_rows(payloads: ArrayLike, nodes: Sequence[Hashable]) -> NDArray[np.float64]:
+    """Payloads given as rows in ``list(graph)`` order, as one array; rows of different
+    lengths are refused naming the first twin whose row differs from the first's."""
+    try:
+        return np.asarray(payloads, dtype=np.float64)
+    except ValueError:
+        if not isinstance(payloads, Sequence) or isinstance(payloads, str):
+            raise
+        sizes = [int(np.size(row)) for row in payloads]
+        odd = next((i for i, size in enumerate(sizes) if size != sizes[0]), None)
+        if odd is None:
+            raise
+        twin = f"twin {nodes[odd]!r}" if odd < len(nodes) else "a row past the graph's twins"
+        raise ValueError(
+            f"payloads: expected rows of equal length, one per twin in list(graph) order; "
+            f"row {odd} ({twin}) has {sizes[odd]} numbers, row 0 has {sizes[0]}"
+        ) from None
+
+
 def _check_finite_payloads(values: NDArray[np.float64], nodes: Sequence[Hashable]) -> None:
     """Refuse a NaN or infinite payload, naming the twin, the position and the value."""
     bad = ~np.isfinite(values)
@@ -1383,6 +1404,12 @@ def gossip_mean(
     -------
     GossipResult
 
+    Warns
+    -----
+    ConvergenceWarning
+        If the twins' stopping test has not passed within ``max_rounds`` (the result's
+        ``converged`` is then ``False`` and its estimates are the last round's).
+
     Examples
     --------
     >>> import networkx as nx
@@ -1395,11 +1422,26 @@ def gossip_mean(
     """
     # Before any payload is read; the graph and loss are checked by PushSum.start.
     check_stopping(tol, patience, max_rounds, ("tol", "patience", "max_rounds"))
-    return (
+    if hasattr(payloads, "edges") and not hasattr(graph, "edges"):
+        # PushSum, fit_gossip and spectral_gap take the graph first; this takes it second.
+        raise TypeError(
+            "gossip_mean(payloads, graph): expected the payloads first and the graph "
+            f"second, got a {type(payloads).__name__} first and a {type(graph).__name__} "
+            "second"
+        )
+    result = (
         PushSum(graph, loss=loss, seed=seed)
         .start(payloads)
         .run(tol=tol, patience=patience, max_rounds=max_rounds)
     )
+    if not result.converged:
+        warnings.warn(
+            f"gossip_mean: the twins' stopping test did not pass in max_rounds={max_rounds} "
+            f"rounds (tol {tol:g}); the estimates are the last round's: raise max_rounds",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return result
 
 
 def predicted_rounds(gap: float, eps: float) -> float:

@@ -117,7 +117,14 @@ def summary_payload(summary: LocalSummary) -> dict[str, FloatArray]:
 
 
 def summary_from_payload(payload: Mapping[str, FloatArray], kinds: tuple[str, ...]) -> LocalSummary:
-    """The inverse of :func:`summary_payload` (for a gossiped sum as for one twin's)."""
+    """The inverse of :func:`summary_payload` (for a gossiped sum as for one twin's):
+    ``payload`` is the mapping of names to arrays it returns, ``kinds`` the fleet's
+    kinds in the population's order."""
+    if not isinstance(payload, Mapping):
+        raise TypeError(
+            "payload: expected the mapping of names to arrays that summary_payload returns, "
+            f"got {type(payload).__name__}"
+        )
     arrays: dict[str, FloatArray] = {}
     for name, value in payload.items():
         array = np.asarray(value, dtype=np.float64)

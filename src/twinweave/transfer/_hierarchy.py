@@ -35,6 +35,7 @@ from twinweave.transfer._records import (
     check_fleet,
     check_kinds,
     check_type,
+    fleet_fingerprint,
     sum_summaries,
 )
 
@@ -556,12 +557,15 @@ def twin_posteriors(stats: Sequence[TwinStatistics], population: Population) -> 
     """:func:`twin_posterior` of every twin, vectorised over twins of a kind."""
     check_type(population, Population, "population")
     check_fleet(stats, population.prior)  # the population's basis, not just its sizes
-    return _twin_posteriors(_batches(stats), len(stats), population)
+    fingerprint = fleet_fingerprint(stats, population.prior)
+    return _twin_posteriors(_batches(stats), len(stats), population, fingerprint)
 
 
 def _twin_posteriors(
-    batches: _Batches, n_twins: int, population: Population
+    batches: _Batches, n_twins: int, population: Population, fingerprint: str | None
 ) -> list[TwinPosterior]:
+    """Every twin's posterior; ``fingerprint`` is the fleet's basis, which their
+    predictions then require of a design."""
     out: list[TwinPosterior | None] = [None] * n_twins
     for kind, members, batch in batches:
         _check_population(population, batch)
@@ -578,7 +582,9 @@ def _twin_posteriors(
         for j, i in enumerate(members):
             # A twin without period statistics is modelled without period effects.
             own_period = None if batch.periods[j] is None else period
-            out[i] = TwinPosterior(kind, step.mean[j], covariance[j], step.noise_var[j], own_period)
+            out[i] = TwinPosterior(
+                kind, step.mean[j], covariance[j], step.noise_var[j], own_period, fingerprint
+            )
     return [p for p in out if p is not None]
 
 

@@ -315,6 +315,29 @@ def check_fingerprint(value: object, name: str = "basis_fingerprint") -> None:
         )
 
 
+def check_same_basis(fingerprint: str | None, emulator: object, name: str) -> None:
+    """Refuse an emulator whose ``basis_fingerprint`` is not the fleet's
+    ``fingerprint``: of the same sizes, its features would be read with the fleet's
+    weights and give another curve without a word. Nothing is checked where either is
+    unknown (``None``; a design without the attribute)."""
+    theirs = getattr(emulator, "basis_fingerprint", None)
+    if fingerprint is not None and theirs is not None and theirs != fingerprint:
+        raise ValueError(
+            f"{name}: expected the fleet's basis, fingerprint {fingerprint!r}, got "
+            f"{theirs!r}: other knots, noise-bin edges, inputs or units of the same sizes"
+        )
+
+
+def fleet_fingerprint(stats: Sequence[TwinStatistics], prior: FleetPrior) -> str | None:
+    """The basis a fleet was fitted on: the prior's fingerprint, or without one the
+    fingerprint most of the twins' statistics hold (:func:`check_fleet` has refused
+    any other), or ``None``."""
+    if prior.basis_fingerprint is not None:
+        return prior.basis_fingerprint
+    known = Counter(s.basis_fingerprint for s in stats if s.basis_fingerprint is not None)
+    return known.most_common(1)[0][0] if known else None
+
+
 def warn_not_converged(
     fit: str, n_rounds: int, last_change: float, *, tol: float | None = None, stacklevel: int = 3
 ) -> None:
@@ -401,7 +424,8 @@ def _warn_alone(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
     """Warn of a fleet with fewer than :data:`MIN_TWINS_WITH_READINGS` twins that have
     readings: partial pooling then learns no spread between twins."""
     with_readings = [label for label, s in zip(labels, stats, strict=True) if s.n_observations]
-    if len(with_readings) < MIN_TWINS_WITH_READINGS:
+    # None at all is not a small fleet but no fleet: the fits refuse it (check_readings).
+    if 0 < len(with_readings) < MIN_TWINS_WITH_READINGS:
         warnings.warn(
             f"{len(with_readings)} twin(s) with readings ({', '.join(with_readings)}) of "
             f"{len(stats)}: the spread between twins is learned from the twins' readings, "
@@ -1536,6 +1560,10 @@ class TwinPosterior:
     period_var
         Variance of a period effect per bin, ``(K,)`` [units^2], or ``None`` (a model
         without period effects).
+    basis_fingerprint
+        The ``basis_fingerprint`` of the emulators whose statistics it was fitted to
+        (the fleet's), or ``None`` (not known: a prior or statistics built by hand);
+        :meth:`predict` refuses a design of another basis.
     """
 
     kind: str
@@ -1543,6 +1571,7 @@ class TwinPosterior:
     covariance: FloatArray
     noise_var: FloatArray
     period_var: FloatArray | None = None
+    basis_fingerprint: str | None = None
 
     def __repr__(self) -> str:
         periods = "" if self.period_var is None else ", period effects"
@@ -1598,6 +1627,7 @@ class TwinPosterior:
                 f"design: expected {self.noise_var.shape[0]} noise bins (the twin's), got "
                 f"{design.n_bins}: predict with the twins' emulator"
             )
+        check_same_basis(self.basis_fingerprint, design, "design")  # sizes named first
         return CensoredNormal(
             features @ self.mean,
             self.reading_var[bins],
