@@ -1321,6 +1321,10 @@ def _why_not_fitted(db: Store, asset_id: str, until: pd.Timestamp) -> str | None
     )
 
 
+# Names of a time column that are not 'time' (spreadsheets' and loggers' habits).
+_TIME_LOOKALIKES = frozenset({"time", "timestamp", "datetime", "date_time", "date", "time_utc"})
+
+
 def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.ndarray]:
     """The numeric input columns and the readings' ``time`` (UTC; a time without a zone
     is taken as UTC); others (an asset name) are left out, said once on ``out``.
@@ -1331,6 +1335,14 @@ def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.
     ignored = [c for c in frame.columns if c not in numeric.columns and c != "time"]
     if ignored:
         out.print(f"not used as model inputs (not numeric): {ignored}")
+    # Only a column named exactly 'time' is read as the times; say so of a look-alike,
+    # whose readings would otherwise each count for 10 minutes without a word about why.
+    lookalike = [c for c in ignored if str(c).strip().casefold() in _TIME_LOOKALIKES]
+    if lookalike and "time" not in frame:
+        out.print(
+            f"column {lookalike[0]!r} looks like the readings' times: name it 'time' to have "
+            "them used (each reading then counts for its own step)"
+        )
     columns = {c: numeric[c].to_numpy(np.float64) for c in numeric.columns if c != "time"}
     if "time" in frame:
         try:

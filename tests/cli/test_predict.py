@@ -106,8 +106,25 @@ def test_predict_writes_csv_to_stdout_with_output_dash(fitted_store: Path, tmp_p
     assert piped.stdout == to_file.read_text()
     assert "inputs read: ['wind_speed']" in piped.stderr
     assert "not used as model inputs (not numeric): ['asset']" in piped.stderr
+    assert "looks like the readings' times" not in piped.stderr
     assert "wrote 3 predictions to stdout" in piped.stderr
     assert re.search(r"provenance prediction:[0-9a-f]+ --store", piped.stderr)
+
+
+def test_a_time_column_of_another_name_is_pointed_out(fitted_store: Path, tmp_path: Path) -> None:
+    # Read as text and left out, 'Timestamp' made every reading count for 10 minutes in
+    # a what-if; the two messages said so without saying why.
+    inputs = tmp_path / "X.csv"
+    times = pd.date_range("2015-01-01", periods=3, freq="1h", tz="UTC")
+    pd.DataFrame({"Timestamp": times, "wind_speed": [4.0, 8.0, 12.0]}).to_csv(inputs, index=False)
+    said = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs,
+        "--output", tmp_path / "Y.csv",
+    )  # fmt: skip
+    assert (
+        "column 'Timestamp' looks like the readings' times: name it 'time' to have them used"
+        in said.stdout + said.stderr
+    )
 
 
 def test_predict_says_which_columns_it_reads_and_ignores_the_others(

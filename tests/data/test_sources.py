@@ -494,8 +494,8 @@ def test_missing_column_names_the_columns_present(tmp_path: Path) -> None:
     # Semicolons, as European spreadsheets write them: the header is one column, said.
     path = write(tmp_path, "semicolons.csv", GOOD_CSV.replace(",", ";"))
     said = (
-        r"\(separated by ';'\? declare delimiter in the mapping, or give twinweave "
-        r"--delimiter ';'\)"
+        r"\(separated by ';'\? the file was read as separated by ',': declare delimiter in "
+        r"the mapping, or give twinweave --delimiter ';', which replaces the mapping's\)"
     )
     with pytest.raises(DataError, match=said):
         read_source(path, SPEC)

@@ -762,9 +762,12 @@ def read_source(path: str | os.PathLike[str], spec: SourceSpec) -> tuple[SourceI
             # One column holding the names joined by another separator: say which.
             others = [sep for sep in (";", ",", "\t", "|") if sep != spec.delimiter]
             joined = [sep for sep in others if len(present) == 1 and sep in present[0]]
+            # The delimiter read with is named: the command line's --delimiter replaces
+            # the mapping's, and a hint to declare one the mapping holds misleads.
             hint = (
-                f" (separated by {joined[0]!r}? declare delimiter in the mapping, or give "
-                f"twinweave --delimiter {joined[0]!r})"
+                f" (separated by {joined[0]!r}? the file was read as separated by "
+                f"{spec.delimiter!r}: declare delimiter in the mapping, or give twinweave "
+                f"--delimiter {joined[0]!r}, which replaces the mapping's)"
                 if joined
                 else ""
             )

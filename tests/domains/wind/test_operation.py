@@ -288,8 +288,44 @@ def test_icing_runs_do_not_cross_gaps_or_assets() -> None:
     assert len(Icing()(frame)) == 4
 
 
+@pytest.mark.parametrize(("step", "flagged"), [("20min", [41, 42]), ("30min", [40, 41, 42])])
+def test_icing_is_judged_by_time_at_any_cadence(step: str, flagged: list[int]) -> None:
+    # Half an hour of sub-zero loss: three 10-minute readings, two of 20 minutes, one
+    # of 30 or 60. With a reading count fixed for 10-minute data, coarser data never
+    # formed a run and its iced readings went unflagged.
+    frame = _icing_frame(
+        power_cold=[950.0, 700.0, 700.0, 950.0, 700.0, 950.0],
+        temp_cold=[-2.0] * 6,
+    )
+    frame.loc[40, "power"] = 700.0 if step == "30min" else 950.0
+    frame["time"] = pd.date_range("2014-01-01", periods=len(frame), freq=step, tz="UTC")
+    quarantine = Icing()(frame)
+    # Row 44 alone is 20 minutes at 20-minute steps, 30 at 30-minute ones.
+    expected = flagged + ([44] if step == "30min" else [])
+    assert quarantine["source_row"].tolist() == expected
+    hourly = _icing_frame(power_cold=[950.0, 700.0, 950.0], temp_cold=[-2.0] * 3)
+    hourly["time"] = pd.date_range("2014-01-01", periods=len(hourly), freq="1h", tz="UTC")
+    quarantine = Icing()(hourly)
+    assert quarantine["source_row"].tolist() == [41]
+    assert "for 1 readings in a row (60.0 min)" in quarantine["reason"].iloc[0]
+    # A missing reading ends a run, at any cadence.
+    gap = frame.drop(index=41)
+    assert 41 not in Icing()(gap)["source_row"].tolist()
+
+
+def test_icing_flags_nothing_for_a_turbine_without_a_step() -> None:
+    frame = _icing_frame(power_cold=[700.0] * 3, temp_cold=[-2.0] * 3)
+    lonely = frame.copy()
+    lonely.loc[42, "asset_id"] = "T2"  # one reading: no step, so no span
+    assert 42 not in Icing()(lonely)["source_row"].tolist()
+    assert Icing()(frame.iloc[:0]).empty
+
+
 def test_icing_rejects_inconsistent_parameters() -> None:
     with pytest.raises(ValueError, match="reference_temp_min >= temp_max"):
         Icing(temp_max=5.0, reference_temp_min=3.0)
     with pytest.raises(ValueError, match="quantile in"):
         Icing(quantile=1.5)
+    for minutes in (0.0, -10.0, float("nan")):
+        with pytest.raises(ValueError, match=r"min_minutes: expected a positive number"):
+            Icing(min_minutes=minutes)

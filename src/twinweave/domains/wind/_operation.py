@@ -14,12 +14,15 @@ twinweave (Senvion MM82, 2050 kW rated).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
+from twinweave.core import usual_step_hours
 from twinweave.data import (
     Check,
     DeadChannel,
@@ -146,8 +149,16 @@ class Icing:
     above ``reference_temp_min``: its ``quantile`` (P10) of power per
     ``bin_width`` wind-speed bin. A reading belongs to an icing event when the air is
     below ``temp_max`` and power is below the reference P10 of its bin for at least
-    ``min_readings`` consecutive readings (30 minutes of 10-minute data). IEC
+    ``min_minutes`` (Task 19: three consecutive 10-minute readings). IEC
     61400-12-1:2017, clause 8.5, rejects data taken in icing conditions.
+
+    Time, not a count of readings, sets the span, so any cadence is judged alike: each
+    reading stands for its turbine's usual step (the most frequent time between its
+    readings), a run ends where a reading is missing (a gap over that step by more than
+    1 %), and
+    a run lasts from its first reading's start to its last one's end. So three 10-minute
+    readings make an event, and so does one hourly reading; a turbine with fewer than
+    two readings has no step and flags nothing.
 
     The check needs ``temp_air``; the variable reported in the quarantine is ``power``.
     Bins with fewer than ``min_reference`` ice-free readings flag nothing.
@@ -163,24 +174,22 @@ class Icing:
         Air temperature above which readings are taken as ice-free [degC].
     quantile
         Quantile of ice-free power per bin below which power counts as lost [-].
-    min_readings
-        Shortest run of consecutive suspect readings that counts as an icing event.
+    min_minutes
+        Shortest run of consecutive suspect readings that counts as an icing event
+        [min].
     bin_width
         Width of the wind-speed bins of the reference [m/s].
     min_reference
         Fewest ice-free readings a bin needs to be used.
-    max_step_minutes
-        Longest gap between two readings that still counts as consecutive [min].
     """
 
     temp_max: float = 0.0
     wind_speed_min: float = 3.5
     reference_temp_min: float = 3.0
     quantile: float = 0.1
-    min_readings: int = 3
+    min_minutes: float = 30.0
     bin_width: float = 0.5
     min_reference: int = 20
-    max_step_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.reference_temp_min >= self.temp_max:
@@ -190,8 +199,10 @@ class Icing:
             )
         if not 0 < self.quantile < 1:
             raise ValueError(f"Icing: expected quantile in (0, 1), got {self.quantile}")
-        if self.min_readings < 1:
-            raise ValueError(f"Icing: expected min_readings >= 1, got {self.min_readings}")
+        if not (math.isfinite(self.min_minutes) and self.min_minutes > 0):
+            raise ValueError(
+                f"Icing: min_minutes: expected a positive number of minutes, got {self.min_minutes}"
+            )
 
     @property
     def name(self) -> str:
@@ -226,19 +237,29 @@ class Icing:
             & (temp < self.temp_max)
             & (power < np.nan_to_num(p_ref, nan=-np.inf))
         )
-        # Runs of suspect readings, per asset in time order, without gaps.
+        # Runs of suspect readings, per asset in time order, without a missing reading.
         time_ns = np.asarray(pd.DatetimeIndex(frame["time"]).as_unit("ns").asi8)
         order = np.lexsort((time_ns, asset))
-        step_ok = np.diff(time_ns[order]) <= self.max_step_minutes * 60e9
-        same_asset = asset[order][1:] == asset[order][:-1]
+        sorted_time, sorted_asset = time_ns[order], asset[order]
+        step = _usual_steps_ns(sorted_time, sorted_asset)[sorted_asset]
+        same_asset = sorted_asset[1:] == sorted_asset[:-1]
+        # Within 1 %: a logger's jitter of a second is no missing reading.
+        step_ok = np.diff(sorted_time) <= 1.01 * step[1:]
         sorted_suspect = suspect[order]
         continues = sorted_suspect[1:] & sorted_suspect[:-1] & step_ok & same_asset
-        run = np.concatenate(([0], np.cumsum(~continues)))
+        breaks = np.concatenate(([True], ~continues))[: sorted_time.size]  # none if empty
+        run = np.cumsum(breaks) - 1
         run_length = np.bincount(run)[run]
+        starts = np.flatnonzero(breaks)
+        ends = np.append(starts[1:], run.size)[: starts.size] - 1
+        # From the first reading's start to the last one's end; NaN without a step.
+        minutes = ((sorted_time[ends] - sorted_time[starts])[run] + step) / 60e9
         iced = np.zeros(len(frame), dtype=bool)
-        iced[order] = sorted_suspect & (run_length >= self.min_readings)
+        iced[order] = sorted_suspect & (minutes >= self.min_minutes)
         length = np.zeros(len(frame), dtype=np.int64)
         length[order] = run_length
+        span = np.zeros(len(frame))
+        span[order] = np.round(minutes, 1)
         return quarantine_rows(
             frame,
             iced,
@@ -248,10 +269,24 @@ class Icing:
             reason="power = {value} kW at wind_speed = {wind_speed} m/s and temp_air = "
             "{temp_air} degC, below the ice-free P"
             f"{round(100 * self.quantile)}"
-            " of {p_ref} kW for {run} readings in a row; expected power at or above the "
-            f"ice-free curve when temp_air < {self.temp_max} degC (probable rotor icing)",
-            fields={"p_ref": np.round(p_ref, 1), "run": length},
+            " of {p_ref} kW for {run} readings in a row ({minutes} min); expected power at "
+            f"or above the ice-free curve when temp_air < {self.temp_max} degC (probable "
+            "rotor icing)",
+            fields={"p_ref": np.round(p_ref, 1), "run": length, "minutes": span},
         )
+
+
+def _usual_steps_ns(time_ns: NDArray[np.int64], asset: NDArray[np.intp]) -> NDArray[np.float64]:
+    """Each asset's usual step between readings [ns] (:func:`usual_step_hours`), NaN for
+    an asset with no two readings at different times; ``asset`` sorted."""
+    n_assets = int(asset.max()) + 1 if asset.size else 0
+    bounds = np.searchsorted(asset, np.arange(n_assets + 1))
+    steps = np.full(n_assets, np.nan)
+    for index in range(n_assets):
+        hours = usual_step_hours(time_ns[bounds[index] : bounds[index + 1]] / 1e9)
+        if hours is not None:
+            steps[index] = hours * 3600e9
+    return steps
 
 
 def normal_operation_checks(
