@@ -986,6 +986,32 @@ def test_mapping_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         SourceSpec.from_file(zone)
     assert_names_everything(caught.value, zone, "time_zone", None, "Europe/Pariss")
+    assert "Etc/GMT" not in caught.value.expected
+
+
+def test_a_fixed_offset_time_zone_is_answered_with_the_zone_that_keeps_it(tmp_path: Path) -> None:
+    # A logger on UTC+1 all year (no summer time) is common; 'CET' would shift its
+    # summer readings by an hour, and '+01:00' was refused without a way out.
+    answers = {
+        "+01:00": "for times that stay at UTC+01:00 all year, 'Etc/GMT-1'",
+        "UTC-5": "for times that stay at UTC-05:00 all year, 'Etc/GMT+5'",
+        "+05:30": "no Etc zone keeps UTC+05:30 all year",
+    }
+    for given, answer in answers.items():
+        mapping = write(tmp_path, "zone.toml", f'time_zone = "{given}"\n' + TOML_MAPPING)
+        with pytest.raises(DataError) as caught:
+            SourceSpec.from_file(mapping)
+        assert answer in caught.value.expected, caught.value.expected
+    # The zone named keeps the offset in summer as in winter.
+    path = write(tmp_path, "fixed.csv", "t,p\n2014-01-15 12:00,1\n2014-07-15 12:00,2\n")
+    spec = SourceSpec(
+        asset_id="T1",
+        time_column="t",
+        time_zone="Etc/GMT-1",
+        columns={"power": ColumnSpec(source="p", unit="kW")},
+    )
+    _, raw = read_source(path, spec)
+    assert raw["time"].dt.hour.tolist() == [11, 11]
 
 
 # -- times that do not parse are not called naive; values are written for people ---------

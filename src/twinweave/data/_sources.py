@@ -146,6 +146,37 @@ def _scaled_unit(expression: str) -> str | None:
     return ""
 
 
+# A fixed UTC offset as loggers' manuals write it: "+01:00", "UTC+1", "GMT+0100".
+_FIXED_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+
+
+def _fixed_offset_hint(value: str) -> str:
+    """For a fixed UTC offset, the IANA zone that keeps it all year (POSIX signs:
+    ``Etc/GMT-1`` is UTC+1), since a logger that never changes to summer time is common
+    and 'CET' or 'Europe/Paris' would shift its summer readings by an hour."""
+    match = _FIXED_OFFSET.match(value.strip())
+    if match is None:
+        return ""
+    sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+    if hours == minutes == 0:
+        return "; for times that stay at UTC all year, 'UTC'"
+    zone = f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+    offset = f"UTC{sign}{hours:02d}:{minutes:02d}"
+    try:
+        if minutes:
+            raise ValueError(zone)  # the Etc zones keep whole hours only
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return (
+            f"; no Etc zone keeps {offset} all year: write the offset into the times (a "
+            "time_format with %z), or name the place's zone if it keeps no summer time"
+        )
+    return (
+        f"; for times that stay at {offset} all year, {zone!r} (POSIX's sign, the "
+        "opposite of the offset's)"
+    )
+
+
 class ColumnSpec(BaseModel):
     """Where a glossary variable is found in a file, and in which unit.
 
@@ -349,7 +380,8 @@ class SourceSpec(BaseModel):
                 "unknown time zone",
                 field="time_zone",
                 value=value,
-                expected="an IANA time zone name such as 'Europe/Paris' or 'UTC'",
+                expected="an IANA time zone name such as 'Europe/Paris' or 'UTC'"
+                + _fixed_offset_hint(value),
             ) from None
         return value
 
