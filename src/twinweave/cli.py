@@ -1321,8 +1321,15 @@ def _why_not_fitted(db: Store, asset_id: str, until: pd.Timestamp) -> str | None
     )
 
 
-# Names of a time column that are not 'time' (spreadsheets' and loggers' habits).
-_TIME_LOOKALIKES = frozenset({"time", "timestamp", "datetime", "date_time", "date", "time_utc"})
+# Names of a time column other than 'time' (spreadsheets' and loggers' habits), in
+# lower-case letters only: 'Date/Time', 'Timestamp', 'time_utc'.
+_TIME_LOOKALIKES = frozenset(
+    {"time", "timestamp", "datetime", "date", "timeutc", "datetimeutc", "timestamputc"}
+)
+
+
+def _letters(name: object) -> str:
+    return "".join(c for c in str(name).casefold() if c.isalpha())
 
 
 def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.ndarray]:
@@ -1337,11 +1344,12 @@ def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.
         out.print(f"not used as model inputs (not numeric): {ignored}")
     # Only a column named exactly 'time' is read as the times; say so of a look-alike,
     # whose readings would otherwise each count for 10 minutes without a word about why.
-    lookalike = [c for c in ignored if str(c).strip().casefold() in _TIME_LOOKALIKES]
+    lookalike = [c for c in frame.columns if _letters(c) in _TIME_LOOKALIKES and c != "time"]
     if lookalike and "time" not in frame:
         out.print(
-            f"column {lookalike[0]!r} looks like the readings' times: name it 'time' to have "
-            "them used (each reading then counts for its own step)"
+            f"column {lookalike[0]!r} looks like the readings' times: name it 'time' (times "
+            "with a zone, or taken as UTC) to have them used; each reading then counts for "
+            "its own step"
         )
     columns = {c: numeric[c].to_numpy(np.float64) for c in numeric.columns if c != "time"}
     if "time" in frame:

@@ -117,12 +117,22 @@ def test_a_time_column_of_another_name_is_pointed_out(fitted_store: Path, tmp_pa
     inputs = tmp_path / "X.csv"
     times = pd.date_range("2015-01-01", periods=3, freq="1h", tz="UTC")
     pd.DataFrame({"Timestamp": times, "wind_speed": [4.0, 8.0, 12.0]}).to_csv(inputs, index=False)
+    epoch = tmp_path / "E.csv"
+    seconds = times.astype("int64") // 10**9
+    pd.DataFrame({"Date/Time": seconds, "wind_speed": [4.0, 8.0, 12.0]}).to_csv(epoch, index=False)
+    said_of_epoch = twinweave(
+        "predict", "--store", fitted_store, "--twin", "R80711", "--input", epoch,
+        "--output", tmp_path / "F.csv",
+    )  # fmt: skip
+    assert "column 'Date/Time' looks like the readings' times" in (
+        said_of_epoch.stdout + said_of_epoch.stderr
+    )
     said = twinweave(
         "predict", "--store", fitted_store, "--twin", "R80711", "--input", inputs,
         "--output", tmp_path / "Y.csv",
     )  # fmt: skip
     assert (
-        "column 'Timestamp' looks like the readings' times: name it 'time' to have them used"
+        "column 'Timestamp' looks like the readings' times: name it 'time'"
         in said.stdout + said.stderr
     )
 

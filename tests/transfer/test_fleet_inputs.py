@@ -161,8 +161,22 @@ def test_a_design_of_another_basis_of_the_same_size_is_refused(
         gossiped.twins[0].predict(inputs, other)
     # A prior built by hand has no fingerprint: the statistics' is the fleet's.
     bare = dataclasses.replace(prior, basis_fingerprint=None)
+    from_bare = fit_central(fleet, bare)
+    assert from_bare.population is not None
     with pytest.raises(ValueError, match=message):
-        fit_central(fleet, bare).predict(None, inputs, other)
+        from_bare.predict(None, inputs, other)
+    # ... and the population it leaves, which is what a fleet saves and sends.
+    assert from_bare.population.prior.basis_fingerprint == prior.basis_fingerprint
+    with pytest.raises(ValueError, match=message):
+        population_twins(from_bare.population)["default"].predict(inputs, other)
+    gossiped = fit_gossip(dict(enumerate(fleet.values())), nx.cycle_graph(4), bare)
+    assert gossiped.populations[0].prior.basis_fingerprint == prior.basis_fingerprint
+    # A fingerprint that is not an emulator's is refused where it is set, not at the
+    # first prediction with the twin's own emulator.
+    posterior = central.twins["T0"]
+    for wrong in ("", 123):
+        with pytest.raises((TypeError, ValueError), match="basis_fingerprint: expected None or"):
+            dataclasses.replace(posterior, basis_fingerprint=wrong)
 
 
 def test_a_fleet_without_readings_is_refused(prior: FleetPrior) -> None:

@@ -782,9 +782,11 @@ def test_a_payload_of_another_shape_is_named_by_its_twin() -> None:
     with pytest.raises(ValueError, match=r"payloads: twin 1's payload keys \['b'\] differ"):
         gossip_mean({0: {"a": np.ones(2)}, 1: {"b": np.ones(2)}, 2: {"a": np.ones(2)}}, graph)
     # Rows of a list: numpy's "inhomogeneous shape" named neither the row nor the twin.
-    rows = [np.ones(2), np.ones(2), np.ones(3)]
-    with pytest.raises(ValueError, match=r"payloads: .* row 2 \(twin 2\) has 3 numbers, row 0"):
+    rows = [np.ones(3), np.ones(2), np.ones(2)]
+    with pytest.raises(ValueError, match=r"payloads: .* row 0 \(twin 0\) has 3 numbers, most"):
         gossip_mean(rows, graph)
+    with pytest.raises(ValueError, match=r"expected numbers in every row, got 'ab' in row 1"):
+        gossip_mean([[1.0, 2.0], "ab", [1.0, 2.0]], graph)
 
 
 def test_gossip_mean_names_a_graph_given_before_the_payloads() -> None:

@@ -52,6 +52,7 @@ from twinweave.transfer._records import (
     refuse_bool,
     sum_summaries,
     warn_not_converged,
+    with_fleet_fingerprint,
 )
 
 
@@ -178,12 +179,7 @@ def _keyed(
 def population_twins(population: Population) -> Mapping[str, TwinPosterior]:
     """What a new twin of each kind, with no data, starts from: its kind's population."""
     check_type(population, Population, "population")
-    return _population_twins(population, population.prior.basis_fingerprint)
-
-
-def _population_twins(
-    population: Population, fingerprint: str | None
-) -> Mapping[str, TwinPosterior]:
+    fingerprint = population.prior.basis_fingerprint
     if population.noise_var is None:
         raise ValueError("population: expected one with noise variances (after a round)")
     twins = {
@@ -370,6 +366,7 @@ def fit_central(
     check_rounds(n_rounds, tol)
     check_flag(accelerate, "accelerate")
     check_readings(fleet)
+    prior = with_fleet_fingerprint(prior, fleet)
     population = starting_population(prior, kinds_of(fleet), start, n_bins=fleet[0].n_bins)
     # Stacked once: every round's local steps read the same statistics.
     batches = _batches(fleet, labels)
@@ -400,10 +397,12 @@ def fit_central(
                 break
     if not converged:
         warn_not_converged("fit_central", n_rounds, change, tol=tol)
-    fingerprint = fleet_fingerprint(fleet, prior)
     return FleetPosterior(
-        twins=_keyed(stats, _twin_posteriors(batches, len(fleet), population, fingerprint)),
-        new_twin=_population_twins(population, fingerprint),
+        twins=_keyed(
+            stats,
+            _twin_posteriors(batches, len(fleet), population, prior.basis_fingerprint),
+        ),
+        new_twin=population_twins(population),
         population=population,
         n_rounds=n_done,
         converged=converged,

@@ -50,6 +50,7 @@ import dataclasses
 import math
 import warnings
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Self
@@ -1345,21 +1346,32 @@ def _payload_keys_message(missing: set[Hashable], extra: set[Hashable], whose: s
 
 
 def _payload_rows(payloads: ArrayLike, nodes: Sequence[Hashable]) -> NDArray[np.float64]:
-    """Payloads given as rows in ``list(graph)`` order, as one array; rows of different
-    lengths are refused naming the first twin whose row differs from the first's."""
+    """Payloads given as rows in ``list(graph)`` order, as one array; a row of text, or
+    of another length than most rows, is refused naming its twin."""
     try:
         return np.asarray(payloads, dtype=np.float64)
     except ValueError:
         if not isinstance(payloads, Sequence) or isinstance(payloads, str):
             raise
-        sizes = [int(np.size(row)) for row in payloads]
-        odd = next((i for i, size in enumerate(sizes) if size != sizes[0]), None)
+        rows = list(payloads)
+
+        def whose(index: int) -> str:
+            return f"twin {nodes[index]!r}" if index < len(nodes) else "past the graph's twins"
+
+        for index, row in enumerate(rows):
+            if isinstance(row, str | bytes):
+                raise ValueError(
+                    f"payloads: expected numbers in every row, got {row!r} in row {index} "
+                    f"({whose(index)})"
+                ) from None
+        sizes = [int(np.size(row)) for row in rows]
+        usual = Counter(sizes).most_common(1)[0][0] if sizes else 0
+        odd = next((i for i, size in enumerate(sizes) if size != usual), None)
         if odd is None:
             raise
-        twin = f"twin {nodes[odd]!r}" if odd < len(nodes) else "a row past the graph's twins"
         raise ValueError(
             f"payloads: expected rows of equal length, one per twin in list(graph) order; "
-            f"row {odd} ({twin}) has {sizes[odd]} numbers, row 0 has {sizes[0]}"
+            f"row {odd} ({whose(odd)}) has {sizes[odd]} numbers, most rows {usual}"
         ) from None
 
 

@@ -70,6 +70,7 @@ from twinweave.transfer._records import (
     twin_list,
     warn_never_available,
     warn_not_converged,
+    with_fleet_fingerprint,
 )
 
 __all__ = ["GossipFit", "fit_gossip", "summary_from_payload", "summary_payload"]
@@ -293,6 +294,7 @@ def fit_gossip(
         )
     check_fleet(twins, prior, names=labels, pooled=True)
     check_readings(twins)
+    prior = with_fleet_fingerprint(prior, twins)
     check_rounds(n_rounds, tol)
     check_flag(accelerate, "accelerate")
     check_loss(loss)

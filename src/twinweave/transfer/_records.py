@@ -9,6 +9,7 @@ lists what travels in each message.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -336,6 +337,16 @@ def fleet_fingerprint(stats: Sequence[TwinStatistics], prior: FleetPrior) -> str
         return prior.basis_fingerprint
     known = Counter(s.basis_fingerprint for s in stats if s.basis_fingerprint is not None)
     return known.most_common(1)[0][0] if known else None
+
+
+def with_fleet_fingerprint(prior: FleetPrior, stats: Sequence[TwinStatistics]) -> FleetPrior:
+    """``prior``, given the fingerprint of its twins' statistics where it has none (a
+    prior built by hand), so that the population fitted with it, and what is predicted
+    from that population, know the fleet's basis."""
+    fingerprint = fleet_fingerprint(stats, prior)
+    if prior.basis_fingerprint is not None or fingerprint is None:
+        return prior
+    return dataclasses.replace(prior, basis_fingerprint=fingerprint)
 
 
 def warn_not_converged(
@@ -1582,6 +1593,7 @@ class TwinPosterior:
         )
 
     def __post_init__(self) -> None:
+        check_fingerprint(self.basis_fingerprint)
         mean = _array(self.mean, "mean", 1)
         covariance = _array(self.covariance, "covariance", 2)
         _shape(covariance, "covariance", (mean.shape[0], mean.shape[0]))

@@ -313,6 +313,28 @@ def test_icing_is_judged_by_time_at_any_cadence(step: str, flagged: list[int]) -
     assert 41 not in Icing()(gap)["source_row"].tolist()
 
 
+def test_icing_counts_a_reading_for_no_longer_than_its_neighbours_are_apart() -> None:
+    # Hourly readings, then 10-minute ones: one low 10-minute reading is 10 minutes of
+    # loss, not the hour the turbine's usual step would make of it.
+    frame = _icing_frame(power_cold=[950.0, 950.0, 700.0, 950.0, 950.0], temp_cold=[-2.0] * 5)
+    hourly = pd.date_range("2014-01-01", periods=40, freq="1h", tz="UTC")
+    tens = pd.date_range(hourly[-1] + pd.Timedelta(hours=1), periods=5, freq="10min")
+    frame["time"] = hourly.append(tens)
+    assert Icing()(frame).empty
+    frame.loc[41:43, "power"] = 700.0  # half an hour of it
+    assert Icing()(frame)["source_row"].tolist() == [41, 42, 43]
+
+
+def test_icing_leaves_readings_without_a_time_or_turbine_out_of_runs() -> None:
+    frame = _icing_frame(power_cold=[700.0] * 3, temp_cold=[-2.0] * 3)
+    lost = pd.concat([frame, frame.iloc[[42]].assign(source_row=43)], ignore_index=True)
+    lost.loc[43, "time"] = pd.NaT
+    assert Icing()(lost)["source_row"].tolist() == [40, 41, 42]
+    nameless = frame.copy()
+    nameless["asset_id"] = pd.array([pd.NA] * len(frame), dtype="string")
+    assert Icing()(nameless).empty
+
+
 def test_icing_flags_nothing_for_a_turbine_without_a_step() -> None:
     frame = _icing_frame(power_cold=[700.0] * 3, temp_cold=[-2.0] * 3)
     lonely = frame.copy()

@@ -154,11 +154,12 @@ class Icing:
 
     Time, not a count of readings, sets the span, so any cadence is judged alike: each
     reading stands for its turbine's usual step (the most frequent time between its
-    readings), a run ends where a reading is missing (a gap over that step by more than
-    1 %), and
-    a run lasts from its first reading's start to its last one's end. So three 10-minute
-    readings make an event, and so does one hourly reading; a turbine with fewer than
-    two readings has no step and flags nothing.
+    readings), or less where its neighbours are closer; a run ends where a reading is
+    missing (a gap over the usual step by more than 1 %), and lasts as long as its
+    readings together. So three 10-minute readings make an event, and so does one
+    hourly reading. A turbine with fewer than two readings has no step and flags
+    nothing, and a stretch of hourly readings in a turbine's 10-minute file is read as
+    10-minute readings with gaps (whether each stood for an hour the times cannot tell).
 
     The check needs ``temp_air``; the variable reported in the quarantine is ``power``.
     Bins with fewer than ``min_reference`` ice-free readings flag nothing.
@@ -237,23 +238,29 @@ class Icing:
             & (temp < self.temp_max)
             & (power < np.nan_to_num(p_ref, nan=-np.inf))
         )
-        # Runs of suspect readings, per asset in time order, without a missing reading.
+        # Runs of suspect readings, per asset in time order, without a missing reading;
+        # a reading without a time or an asset belongs to no run.
         time_ns = np.asarray(pd.DatetimeIndex(frame["time"]).as_unit("ns").asi8)
-        order = np.lexsort((time_ns, asset))
+        placed = np.flatnonzero((asset >= 0) & (time_ns != _NAT))
+        order = placed[np.lexsort((time_ns[placed], asset[placed]))]
         sorted_time, sorted_asset = time_ns[order], asset[order]
-        step = _usual_steps_ns(sorted_time, sorted_asset)[sorted_asset]
+        usual = _usual_steps_ns(sorted_time, sorted_asset)[sorted_asset]
+        gap = np.diff(sorted_time).astype(np.float64)
         same_asset = sorted_asset[1:] == sorted_asset[:-1]
         # Within 1 %: a logger's jitter of a second is no missing reading.
-        step_ok = np.diff(sorted_time) <= 1.01 * step[1:]
+        step_ok = gap <= 1.01 * usual[1:]
         sorted_suspect = suspect[order]
         continues = sorted_suspect[1:] & sorted_suspect[:-1] & step_ok & same_asset
         breaks = np.concatenate(([True], ~continues))[: sorted_time.size]  # none if empty
         run = np.cumsum(breaks) - 1
         run_length = np.bincount(run)[run]
-        starts = np.flatnonzero(breaks)
-        ends = np.append(starts[1:], run.size)[: starts.size] - 1
-        # From the first reading's start to the last one's end; NaN without a step.
-        minutes = ((sorted_time[ends] - sorted_time[starts])[run] + step) / 60e9
+        # Each reading lasts its asset's usual step, or less where its neighbours are
+        # closer (10-minute readings in a file of hourly ones); NaN without a step.
+        apart = np.where(same_asset & (gap > 0), gap, np.inf)
+        nearest = np.minimum(np.append(apart, np.inf), np.insert(apart, 0, np.inf))
+        lasts = np.fmin(usual, nearest) if usual.size else usual
+        lasts[np.isnan(usual)] = np.nan
+        minutes = np.bincount(run, weights=lasts, minlength=run.size)[run] / 60e9
         iced = np.zeros(len(frame), dtype=bool)
         iced[order] = sorted_suspect & (minutes >= self.min_minutes)
         length = np.zeros(len(frame), dtype=np.int64)
@@ -274,6 +281,9 @@ class Icing:
             "rotor icing)",
             fields={"p_ref": np.round(p_ref, 1), "run": length, "minutes": span},
         )
+
+
+_NAT = np.iinfo(np.int64).min  # NaT as integer nanoseconds
 
 
 def _usual_steps_ns(time_ns: NDArray[np.int64], asset: NDArray[np.intp]) -> NDArray[np.float64]:
