@@ -183,6 +183,15 @@ def test_compare_refuses_no_samples_and_a_level_outside_zero_one() -> None:
     derated = twin.branch(Derate(40.0))
     result = compare(derated, derated.branch(Stop()), week, [Total()], n_samples=20)
     assert result.interventions == "stop", result.interventions
+    # The other way round, and between two branches, the label still says what differs
+    # (it said 'derate to 40' of two twins both derated, and '' of the branch and live).
+    stopped = derated.branch(Stop())
+    said = compare(stopped, derated, week, [Total()], n_samples=20).interventions
+    assert said == "without the baseline's stop", said
+    said = compare(derated, twin, week, [Total()], n_samples=20).interventions
+    assert said.startswith("without the baseline's derate to 40"), said
+    said = compare(derated, twin.branch(Stop()), week, [Total()], n_samples=20).interventions
+    assert said.startswith("stop (without the baseline's derate to 40"), said
     # No rows: no quantity to report, where the mean of none was NaN with warnings.
     empty = {name: column[:0] for name, column in week.items()}
     for no_rows in (empty, {"flow": np.empty(0), "temp": 10.0}, {}):

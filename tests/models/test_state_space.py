@@ -763,8 +763,9 @@ def test_bad_reservoir_arguments_are_named(changes: dict[str, float], message: s
     [
         ({"process_noise": [[-1.0]]}, r"process_noise: expected non-negative variances"),
         ({"observation_noise": [[0.0]]}, r"observation_noise: expected a positive definite"),
-        ({"transition": [[1.0, 0.0]]}, r"transition: expected shape \(\.\.\., 2, 2\)"),
-        ({"initial_mean": [0.0, 1.0]}, r"initial_mean: expected shape \(\.\.\., 1\).*\(2,\)"),
+        ({"transition": [[1.0, 0.0]]}, r"transition: expected 1 state, as observation, .*got 2"),
+        ({"initial_mean": [0.0, 1.0]}, r"initial_mean: expected 1 state, .*got 2 .*\(2,\)"),
+        ({"transition": [[1.0]] * 2}, r"transition: expected shape \(\.\.\., 1, 1\)"),
         ({"initial_cov": [[np.nan]]}, r"initial_cov: expected finite values, got \[\[nan\]\]"),
         ({"control_inputs": ("inflow",)}, r"control_inputs: expected 2 names.*\['inflow'\]"),
         ({"lower": 5.0, "upper": 1.0}, r"bounds: expected lower < upper, got \[5.0, 1.0\]"),
@@ -780,6 +781,22 @@ def test_bad_configuration_is_named(changes: dict[str, object], message: str) ->
     params.update(changes)
     with pytest.raises(ValueError, match=message):
         StateSpaceEmulator(**params)
+
+
+def test_the_array_of_another_state_size_is_named() -> None:
+    # The states were counted from the transition, so the others were blamed for it.
+    model = {
+        "transition": np.eye(3),
+        "observation": [[1.0, 0.0]],
+        "process_noise": np.eye(2),
+        "observation_noise": [[1.0]],
+        "initial_mean": [0.0, 0.0],
+        "initial_cov": np.eye(2),
+    }
+    with pytest.raises(ValueError, match=r"transition: expected 2 states, as observation, "):
+        StateSpaceModel(**model)
+    with pytest.raises(ValueError, match=r"initial_cov: expected 2 states, .* got 3"):
+        StateSpaceModel(**{**model, "transition": np.eye(2), "initial_cov": np.eye(3)})
 
 
 def test_a_negative_variance_is_refused_beside_a_large_one() -> None:

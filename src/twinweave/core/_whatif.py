@@ -25,7 +25,7 @@ from twinweave.core._predictive import CensoredNormal, time_seconds
 from twinweave.core._schema import parse_unit
 
 if TYPE_CHECKING:
-    from twinweave.core._twin import Intervention, Twin
+    from twinweave.core._twin import Twin
 
 FloatArray = NDArray[np.float64]
 
@@ -536,20 +536,27 @@ def compare(
         baseline=values[0],
         scenario=values[1],
         level=level,
-        interventions="; ".join(i.describe() for i in _own_interventions(baseline, scenario)),
+        interventions=_difference_text(baseline, scenario),
         predictions=(predictions[0], predictions[1]),
     )
 
 
-def _own_interventions(baseline: Twin, scenario: Twin) -> tuple[Intervention, ...]:
-    """The scenario's interventions beyond the baseline's: a branch of a branch compared
-    with its parent differs by its own (the ones they share are in both columns)."""
-    shared, own = baseline.interventions, scenario.interventions
-    # By identity: a branch holds its parent's intervention objects, and a hypothetical
-    # input's arrays have no truth value to compare by.
-    head = own[: len(shared)]
-    inherited = len(head) == len(shared) and all(a is b for a, b in zip(shared, head, strict=True))
-    return tuple(own[len(shared) :] if inherited else own)
+def _difference_text(baseline: Twin, scenario: Twin) -> str:
+    """How the scenario's interventions differ from the baseline's: those beyond the ones
+    they share (a branch of a branch compared with its parent differs by its own), and
+    the baseline's that the scenario lacks ("without the baseline's ..."), as where the
+    baseline is the branch and the scenario its parent."""
+    theirs, own = baseline.interventions, scenario.interventions
+    # Shared by identity: a branch holds its parent's intervention objects, and a
+    # hypothetical input's arrays have no truth value to compare by.
+    shared = 0
+    while shared < min(len(theirs), len(own)) and theirs[shared] is own[shared]:
+        shared += 1
+    added = "; ".join(i.describe() for i in own[shared:])
+    if shared == len(theirs):
+        return added
+    without = "without the baseline's " + "; ".join(i.describe() for i in theirs[shared:])
+    return f"{added} ({without})" if added else without
 
 
 #: Paths mapped and measured at a time: a year of 10-minute points is 400 MB per 1,000

@@ -33,6 +33,7 @@ import functools
 import math
 import reprlib
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,6 +95,21 @@ def _as_matrix(name: str, value: ArrayLike) -> FloatArray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: expected finite values, got {array.tolist()}")
     return array
+
+
+def _n_states(arrays: dict[str, FloatArray]) -> int:
+    """The number of states, the size most of the arrays' last axes agree on; the first
+    array that disagrees is named (taking the transition's size blamed the others)."""
+    sizes = {name: int(array.shape[-1]) for name, array in arrays.items() if array.ndim}
+    k = Counter(sizes.values()).most_common(1)[0][0]
+    for name, size in sizes.items():
+        if size != k:
+            agree = [other for other, s in sizes.items() if s == k]
+            raise ValueError(
+                f"{name}: expected {k} state{'s' * (k != 1)}, as {', '.join(agree)} have, "
+                f"got {size} in its last axis (shape {arrays[name].shape})"
+            )
+    return k
 
 
 def _check_shape(name: str, array: FloatArray, expected: tuple[int, ...]) -> None:
@@ -181,22 +197,25 @@ class StateSpaceModel:
         control_matrix: ArrayLike | None = None,
     ) -> None:
         f = _as_matrix("transition", transition)
-        k = f.shape[-1]
-        _check_shape("transition", f, (k, k))
         h = _as_matrix("observation", observation)
+        q = _as_matrix("process_noise", process_noise)
+        m0 = np.atleast_1d(_floats("initial_mean", initial_mean))
+        p0 = _as_matrix("initial_cov", initial_cov)
+        k = _n_states(
+            {"transition": f, "observation": h, "process_noise": q, "initial_mean": m0,
+             "initial_cov": p0}
+        )  # fmt: skip
+        _check_shape("transition", f, (k, k))
         _check_shape("observation", h, (h.shape[-2], k))
         p = h.shape[-2]
-        q = _as_matrix("process_noise", process_noise)
         _check_shape("process_noise", q, (k, k))
         _check_covariance("process_noise", q, definite=False)
         r = _as_matrix("observation_noise", observation_noise)
         _check_shape("observation_noise", r, (p, p))
         _check_covariance("observation_noise", r, definite=True)
-        m0 = np.atleast_1d(_floats("initial_mean", initial_mean))
         _check_shape("initial_mean", m0, (k,))
         if not np.all(np.isfinite(m0)):
             raise ValueError(f"initial_mean: expected finite values, got {m0.tolist()}")
-        p0 = _as_matrix("initial_cov", initial_cov)
         _check_shape("initial_cov", p0, (k, k))
         _check_covariance("initial_cov", p0, definite=False)
         b = None
