@@ -201,7 +201,9 @@ class Metric(Protocol):
 class WhatIfResult:
     """Baseline, scenario and difference per metric, with central intervals.
 
-    ``predictions`` are the provenance ids of the baseline's and the scenario's
+    ``interventions`` says how the scenario's interventions differ from the baseline's:
+    its own beyond those they share, and "without the baseline's ..." for those of the
+    baseline it lacks. ``predictions`` are the provenance ids of the baseline's and the scenario's
     predictions (``None`` for a twin without a recorder). The baseline's is in its
     recorder; the scenario's in the branch's, a fork that writes nowhere else
     (``recorder.adopt(branch.recorder.own_records())`` keeps it, as the command line's
