@@ -85,6 +85,19 @@ def monitored(calibrated: FleetMonitor, observations: pd.DataFrame) -> dict[str,
     return monitor.results(start=MONITOR_FROM)
 
 
+def test_a_far_off_stop_ends_with_the_readings(
+    calibrated: FleetMonitor, observations: pd.DataFrame
+) -> None:
+    # Every weekly block up to the stop was walked, readings or not: a stop in year 9999
+    # (an open-ended --until in a script) ran for many minutes.
+    lossy = with_loss(observations)
+    expected = calibrated.copy()
+    expected_alarms = expected.run(lossy, MONITOR_FROM)
+    far = calibrated.copy()
+    assert far.run(lossy, MONITOR_FROM, "9999-01-01") == expected_alarms
+    assert expected_alarms["T2"], "expected the loss to be flagged"
+
+
 def test_a_loss_is_flagged_within_days_on_its_turbine_only(
     calibrated: FleetMonitor, observations: pd.DataFrame
 ) -> None:
