@@ -2792,17 +2792,21 @@ def report(
                 f"--since {start.isoformat()}: no twin has readings from then on to score "
                 f"({held}); expected an earlier --since"
             )
+        # Each twin left out is named on the page and in metrics.json with why.
+        not_scored: dict[str, str] = {}
         for asset_id in unscored:
-            _warn(f"twin {asset_id}: no readings from --since {start.isoformat()} on; not scored")
-            del specs[asset_id]
+            not_scored[asset_id] = f"no readings from --since {start.isoformat()} on"
         # The IEC baseline is fitted on the readings the twin was fitted on (before
         # --since where that is not known); for a twin born into its fleet without
         # readings (fit --fleet), on those from its birth to --since: without any, none.
-        for asset_id in [a for a in specs if db.count_observations(a, end=start) == 0]:
-            _warn(
-                f"twin {asset_id}: no readings before --since {start.isoformat()} to fit the "
-                "IEC baseline on (a twin born into its fleet without any); not scored"
-            )
+        for asset_id in [a for a in specs if a not in not_scored]:
+            if db.count_observations(asset_id, end=start) == 0:
+                not_scored[asset_id] = (
+                    f"no readings before --since {start.isoformat()} to fit the IEC baseline "
+                    "on (a twin born into its fleet without any)"
+                )
+        for asset_id, why in not_scored.items():
+            _warn(f"twin {asset_id}: {why}; not scored")
             del specs[asset_id]
         if not specs:
             raise _fail(
@@ -2889,6 +2893,7 @@ def report(
             not_monitored=not_monitored,
             monitor_caveat=caveat,
             monitor_window=window,
+            not_scored=not_scored,
         )
         # The twins scored: one without readings since is not in the report.
         scored = [twins[a] for a in specs]

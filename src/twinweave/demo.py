@@ -629,7 +629,8 @@ def whatif_summary(
     limit: float,
     n_samples: int = 1000,
 ) -> WhatIfSummary:
-    """Derate the stored twin to ``limit`` [kW] over ``[start, end)``, against the live twin.
+    """Derate the stored twin to ``limit`` [kW] over ``[start, end)``, against the stored
+    twin itself (as fitted: the frozen twin of the page's scores, not the live one).
 
     The series shown is the windiest day of the period, where the derate bites most.
     """
@@ -665,8 +666,9 @@ def whatif_summary(
         caveats=_whatif_caveats(live, inputs, len(period)),
         title=f"Derate {spec.asset_id} to {limit:g} kW",
         description=(
-            f"A branch of the {spec.asset_id} twin capped at {limit:g} kW, against the live "
-            f"twin, on the recorded wind from {start:%Y-%m-%d} to {end:%Y-%m-%d} "
+            f"A branch of the {spec.asset_id} twin capped at {limit:g} kW, against the twin "
+            "as stored (as fitted, not updated with these readings: the frozen twin of the "
+            f"scores above), on the recorded wind from {start:%Y-%m-%d} to {end:%Y-%m-%d} "
             f"({len(period)} readings; the plot shows the windiest day, {windiest:%Y-%m-%d}); "
             f"{n_samples} joint sample paths with common random numbers."
         ),

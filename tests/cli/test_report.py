@@ -220,6 +220,19 @@ def test_report_of_a_twin_born_into_its_fleet_states_what_its_baseline_saw(
     page = " ".join((output / "index.html").read_text(encoding="utf-8").split())
     assert "The twin was born into its fleet with no readings of its own before 2015-01-01" in page
     assert "Not monitored for underperformance: R80790 (no readings before the monitor cali" in page
+    # Scored from before its birth, it has no readings to fit its baseline on: left out,
+    # and named on the page and in metrics.json (only a warning said so).
+    early = tmp_path / "r0"
+    twinweave(
+        "report", "--store", store, "--since", "2015-01-10", "--output", early,
+        "--calibration-days", "30",
+    )  # fmt: skip
+    document = json.loads((early / "metrics.json").read_text())
+    assert "R80790" not in document["turbines"]
+    assert document["not_scored"]["R80790"].startswith("no readings before --since 2015-01-10")
+    page = " ".join((early / "index.html").read_text(encoding="utf-8").split())
+    assert "Not scored: R80790, no readings before --since 2015-01-10" in page
+    assert document["not_scored"].keys() == {"R80790"}
     # Older readings of the born turbine ingested later: it still had none of its own.
     older = scada_subset(tmp_path / "older.parquet", ("R80790", "2014-12-01", "2015-01-01"))
     twinweave("ingest", older, "--store", store)

@@ -277,13 +277,13 @@ def test_page_shows_tables_targets_notes_and_attribution(report: Path) -> None:
     assert re.search(r'<td class="num pass">0\.900 <span class="verdict">pass', page)
     assert re.search(r'<td class="num fail">0\.800 <span class="verdict">fail', page)
     assert "hours_at_rated" in page
-    assert "[366, 394]" in page and "[-0.022, -0.018]" in page
+    assert "[366.0, 394.0]" in page and "[-0.0220, -0.0180]" in page
     for div in ("calibration-plot", "whatif-quantities", "whatif-series"):
         assert f'id="{div}"' in page
     # "baseline" is the IEC method of bins on this page; the what-if names its branches.
     table = re.search(r'<table id="whatif-table">(.*?)</table>', page, re.S)
     assert table is not None
-    assert "live twin" in table[1] and "difference (what-if branch − live twin)" in table[1]
+    assert "stored twin" in table[1] and "difference (what-if branch − stored twin)" in table[1]
     assert "baseline" not in table[1] and "scenario" not in table[1]
 
 

@@ -51,3 +51,17 @@ def test_a_twin_without_a_supernode_is_named_with_those_that_have_one(tmp_path: 
     federation = LoopbackFederation(tmp_path)
     with pytest.raises(ValueError, match=r"twin_id: expected a twin with a running SuperNode"):
         federation.kill_twin("nobody")
+
+
+def test_a_run_of_no_twins_is_refused_at_submit(tmp_path: Path) -> None:
+    # It was submitted, and failed only after connect_timeout (3 minutes by default).
+    from twinweave.models import BayesianBasisRegression, SplineTerm
+    from twinweave.transfer import FleetPrior
+
+    emulator = BayesianBasisRegression(
+        target="y", terms=(SplineTerm("x", 0.0, 1.0, 4),), noise_source="x", noise_edges=[0, 1]
+    )
+    federation = LoopbackFederation(tmp_path)
+    with pytest.raises(ValueError, match=r"expected twins to pool: add_twin or add_twins"):
+        federation.submit(FleetPrior.from_emulator(emulator), ["default"])
+    assert federation.pids() == []

@@ -458,7 +458,7 @@ def whatif_interval_figure(whatif: WhatIfSummary) -> Any:
 
 
 def whatif_series_figure(whatif: WhatIfSummary, max_points: int) -> Any:
-    """The predicted target for live twin and what-if branch over time, with intervals."""
+    """The predicted target for stored twin and what-if branch over time, with intervals."""
     if whatif.series is None:
         raise ValueError("whatif.series: expected a series to plot, got None")
     series = whatif.series.sort_values("time")

@@ -65,21 +65,24 @@ def fmt(value: float, spec: str) -> str:
 
 
 def quantity_decimals(values: Sequence[float], widths: Sequence[float]) -> int:
-    """Decimals that show one significant digit of the narrowest interval.
+    """Decimals that show two significant digits of the narrowest interval's width.
 
-    Without a positive width, three significant digits of the largest value.
+    One digit rounded the ends themselves (an interval of 3.5 to 22 hours shown as 4 to
+    22). Without a positive width, three significant digits of the largest value.
 
     Examples
     --------
     >>> quantity_decimals([410.0, 380.0], [30.0, 28.0])
     0
+    >>> quantity_decimals([13.4, 3.5, 22.0], [18.5, 3.6])
+    1
     >>> quantity_decimals([0.28, -0.02], [0.02, 0.004])
-    3
+    4
     """
     positive = [w for w in widths if math.isfinite(w) and w > 0]
     if positive:
         scale = min(positive)
-        digits = 1
+        digits = 2
     else:
         finite = [abs(v) for v in values if math.isfinite(v) and v != 0]
         if not finite:

@@ -76,7 +76,9 @@ REQUIRED_METRICS = SCORE_NAMES + tuple("baseline_" + name for name in SCORE_NAME
 LIVE_SCORES = tuple("live_" + name for name in (*SCORE_NAMES, "coverage90_min_bin"))
 #: How the page names a what-if's two branches (its columns say ``baseline_`` and
 #: ``scenario_``): "baseline" alone is the IEC method of bins elsewhere on the page.
-BRANCH_LABELS = {"baseline": "live twin", "scenario": "what-if branch"}
+# "Stored", not "live": on the demo's page the live twin is the one that assimilates
+# week by week, and the what-if's baseline is the twin as fitted (the frozen one).
+BRANCH_LABELS = {"baseline": "stored twin", "scenario": "what-if branch"}
 WHATIF_COLUMNS = (
     "metric",
     "units",

@@ -104,9 +104,11 @@ def metrics_document(
     not_monitored: str | None = None,
     monitor_caveat: str | None = None,
     monitor_window: MonitorWindow | None = None,
+    not_scored: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The content of ``metrics.json``: scores per turbine and pooled, targets, what-if,
-    and whether the underperformance monitor ran and over which window (``monitoring``)."""
+    whether the underperformance monitor ran and over which window (``monitoring``), and
+    the twins left unscored with the reason (``not_scored``)."""
     calibration = {t.asset_id: coverage_by_wind_speed(t.evaluation) for t in turbines}
     edges = next(iter(calibration.values())).edges
     document: dict[str, Any] = {
@@ -127,6 +129,7 @@ def metrics_document(
             "window": None if monitor_window is None else monitor_window.to_json(),
         },
         "turbines": {t.asset_id: _json_scores(t.metrics) for t in turbines},
+        "not_scored": dict(not_scored or {}),
         # Per turbine: the readings scored, whether the monitor watched it and, where
         # known, those the twin and the baseline were fitted on (the same) and from when
         # the live twin assimilates.
@@ -266,7 +269,7 @@ def _whatif_section(whatif: WhatIfSummary, max_points: int) -> str:
         plot_block(
             whatif_interval_figure(whatif),
             "whatif-quantities",
-            f"Each quantity for the live twin and the what-if branch, with its "
+            f"Each quantity for the stored twin and the what-if branch, with its "
             f"{100 * whatif.level:g} % interval.",
         ),
     ]
@@ -275,7 +278,7 @@ def _whatif_section(whatif: WhatIfSummary, max_points: int) -> str:
             plot_block(
                 whatif_series_figure(whatif, max_points),
                 "whatif-series",
-                "The predicted target over time for the live twin and the what-if branch, "
+                "The predicted target over time for the stored twin and the what-if branch, "
                 "with intervals.",
             )
         )
@@ -293,6 +296,7 @@ def write_demo_report(
     not_monitored: str | None = None,
     monitor_caveat: str | None = None,
     monitor_window: MonitorWindow | None = None,
+    not_scored: Mapping[str, str] | None = None,
     max_points: int = 5000,
     seed: int | np.random.Generator | None = 0,
 ) -> Path:
@@ -334,6 +338,10 @@ def write_demo_report(
     monitor_window
         When the monitor calibrated and watched, or None: stated in the page's notes and
         written to ``monitoring.window`` in ``metrics.json``.
+    not_scored
+        Twins of the report that have no scores, with the reason (a twin born into its
+        fleet without readings before the period, say): named in the page's notes and
+        in ``not_scored`` of ``metrics.json``, so that none is left out unsaid.
     max_points
         Most readings drawn per power-curve scatter (a random subsample beyond), and
         most times drawn in the what-if series; bounds the page's size.
@@ -425,6 +433,7 @@ def write_demo_report(
                 *notes,
                 *([] if monitor_window is None else [monitor_window.describe()]),
                 *([] if monitor_caveat is None else [f"Monitor: {monitor_caveat}."]),
+                *(f"Not scored: {twin}, {why}." for twin, why in (not_scored or {}).items()),
             ],
             attribution=attribution,
             contents=contents,
@@ -442,6 +451,7 @@ def write_demo_report(
         not_monitored=not_monitored,
         monitor_caveat=monitor_caveat,
         monitor_window=monitor_window,
+        not_scored=not_scored,
     )
     (out / "metrics.json").write_text(
         json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"
