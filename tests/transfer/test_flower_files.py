@@ -65,3 +65,26 @@ def test_a_run_of_no_twins_is_refused_at_submit(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"expected twins to pool: add_twin or add_twins"):
         federation.submit(FleetPrior.from_emulator(emulator), ["default"])
     assert federation.pids() == []
+
+
+def test_a_ctrl_c_during_close_is_held_until_every_process_has_ended() -> None:
+    # A second Ctrl-C cut close() short and left a ServerApp running after the script.
+    import os
+    import signal
+
+    from twinweave.transfer._flower import _interrupts_held
+
+    # Python's own handler, as in a script (a test worker may have set another).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        finished = False
+        with pytest.raises(KeyboardInterrupt), _interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            finished = True  # reached: the interrupts waited
+        assert finished
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with _interrupts_held():
+            pass  # nothing held, nothing raised
+    finally:
+        signal.signal(signal.SIGINT, before)

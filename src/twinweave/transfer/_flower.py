@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -210,6 +211,25 @@ def _tail(path: Path, n_lines: int = 25) -> str:
     except OSError:
         return ""
     return "\n".join(lines[-n_lines:])
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT (Ctrl-C) off for the block and raise KeyboardInterrupt after it if
+    one came; only in the main thread, where Python handles signals, and only where
+    Python's own handler can be put back."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
 
 
 def _marked_pids(token: str) -> list[int]:
@@ -1272,7 +1292,14 @@ class LoopbackFederation:
         return sorted(p.popen.pid for p in self._processes() if p.popen.poll() is None)
 
     def close(self) -> None:
-        """End every process of the federation: SIGTERM, then SIGKILL after the timeout."""
+        """End every process of the federation: SIGTERM, then SIGKILL after the timeout.
+
+        A Ctrl-C while it runs is held until every process has ended, then raised: a
+        second Ctrl-C used to cut it short and leave a ServerApp running."""
+        with _interrupts_held():
+            self._close()
+
+    def _close(self) -> None:
         processes = list(self._processes())
         for process in processes:
             self._signal_group(process, signal.SIGTERM)
@@ -1283,8 +1310,12 @@ class LoopbackFederation:
             except subprocess.TimeoutExpired:
                 self._signal_group(process, signal.SIGKILL)
                 process.popen.wait(timeout=self.shutdown_timeout)
-        # What Flower started detached (its SuperExec, app processes) ends with its
-        # parent; give it a moment, then end what is left.
+        # What Flower started detached (its SuperExec, app processes) is asked to end at
+        # once (waiting for it to end with its parent took the whole timeout for a
+        # ServerApp, in its own session); what is left after the timeout is killed.
+        for pid in _marked_pids(self.token):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.shutdown_timeout
         while (left := _marked_pids(self.token)) and time.monotonic() < deadline:
             time.sleep(0.1)
