@@ -1191,11 +1191,6 @@ class LoopbackFederation:
         """
         # Refused here, before a run is submitted (the ServerApp would refuse it too).
         check_type(prior, FleetPrior, "prior")
-        if not self.twin_ids:
-            # The run would wait connect_timeout (3 minutes by default) for none.
-            raise ValueError(
-                "expected twins to pool: add_twin or add_twins before submit, got none"
-            )
         pooled = starting_population(prior, kinds, start).kinds
         # A twin of another kind would answer every round with an error, never be
         # pooled, and be dropped after max_missed_rounds with only a warning.
@@ -1214,6 +1209,11 @@ class LoopbackFederation:
                 prior,
                 labels=[f"twin {t!r}" for t in self.twin_ids],
                 pooled=True,
+            )
+        else:
+            # The run would wait connect_timeout (3 minutes by default) for none.
+            raise ValueError(
+                "expected twins to pool: add_twin or add_twins before submit, got none"
             )
         self.start()
         settings = settings or FlowerSettings()
