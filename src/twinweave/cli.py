@@ -1344,8 +1344,8 @@ def _model_columns(frame: pd.DataFrame, out: Console = console) -> dict[str, np.
         out.print(f"not used as model inputs (not numeric): {ignored}")
     # Only a column named exactly 'time' is read as the times; say so of a look-alike,
     # whose readings would otherwise each count for 10 minutes without a word about why.
-    lookalike = [c for c in frame.columns if _letters(c) in _TIME_LOOKALIKES and c != "time"]
-    if lookalike and "time" not in frame:
+    lookalike = [] if "time" in frame else [c for c in frame if _letters(c) in _TIME_LOOKALIKES]
+    if lookalike:
         out.print(
             f"column {lookalike[0]!r} looks like the readings' times: name it 'time' (times "
             "with a zone, or taken as UTC) to have them used; each reading then counts for "

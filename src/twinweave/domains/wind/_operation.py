@@ -258,9 +258,8 @@ class Icing:
         # closer (10-minute readings in a file of hourly ones); NaN without a step.
         apart = np.where(same_asset & (gap > 0), gap, np.inf)
         nearest = np.minimum(np.append(apart, np.inf), np.insert(apart, 0, np.inf))
-        lasts = np.fmin(usual, nearest) if usual.size else usual
-        lasts[np.isnan(usual)] = np.nan
-        minutes = np.bincount(run, weights=lasts, minlength=run.size)[run] / 60e9
+        lasts = np.minimum(usual, nearest)  # NaN stays NaN
+        minutes = np.bincount(run, weights=lasts)[run] / 60e9
         iced = np.zeros(len(frame), dtype=bool)
         iced[order] = sorted_suspect & (minutes >= self.min_minutes)
         length = np.zeros(len(frame), dtype=np.int64)
