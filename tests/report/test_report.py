@@ -25,7 +25,7 @@ from twinweave.report import (
     pooled_scores,
     write_demo_report,
 )
-from twinweave.report._summary import coverage_by_wind_speed
+from twinweave.report._summary import coverage_by_wind_speed, periods_text
 
 RATED = 2050.0
 CHROMIUM = Path(
@@ -655,6 +655,7 @@ def test_the_periods_of_training_and_scoring_are_stated(tmp_path: Path) -> None:
         "last_scored": "2015-01-30T23:50:00+00:00",
         "too_few_to_judge_coverage": False,
         "monitored": True,
+        "alarm_days": [["2015-01-16", "2015-01-17"]],
         "trained_from": "2014-01-01T00:00:00+00:00",
         "trained_until": "2015-01-01T00:00:00+00:00",
         "scored_from": "2015-07-01T00:00:00+00:00",
@@ -801,6 +802,9 @@ def test_metrics_json_tells_a_turbine_the_monitor_left_out_from_one_without_alar
     assert document["turbines"]["C"]["n_alarms"] == 0
     assert document["turbines"]["A"]["n_alarms"] == 1
     assert "n_alarms" not in document["turbines"]["B"]
+    # The alarm's days, readable without hovering over the plot: in the JSON and the text.
+    alarm_days = {a: p.get("alarm_days") for a, p in document["periods"].items()}
+    assert alarm_days == {"A": [["2015-01-16", "2015-01-17"]], "B": None, "C": []}
     page = index.read_text(encoding="utf-8")
     section = page[page.index("<h2>Turbine B</h2>") : page.index("<h2>Turbine C</h2>")]
     assert "Not monitored for underperformance." in section
@@ -809,6 +813,7 @@ def test_metrics_json_tells_a_turbine_the_monitor_left_out_from_one_without_alar
     calm_section = page[page.index("<h2>Turbine C</h2>") :]
     assert "No underperformance alarm." in calm_section and "anomaly score" in calm_section
     assert page.count("readings inside underperformance alarms") == 1
+    assert "over 1 period of consecutive days (UTC): 2015-01-16 to 2015-01-17." in page
     # Where the monitor did not run, no turbine was monitored.
     write_demo_report(
         tmp_path / "none",
@@ -820,3 +825,12 @@ def test_metrics_json_tells_a_turbine_the_monitor_left_out_from_one_without_alar
     )
     document = json.loads((tmp_path / "none" / "metrics.json").read_text(encoding="utf-8"))
     assert {p["monitored"] for p in document["periods"].values()} == {False}
+
+
+def test_alarm_periods_are_named_by_their_first_and_last_day() -> None:
+    day = pd.Timestamp("2015-03-04", tz="UTC")
+    one = pd.Timedelta(days=1)
+    periods = [(day, day + 6 * one), (day + 9 * one, day + 10 * one)]
+    assert periods_text(periods) == "2015-03-04 to 2015-03-09, 2015-03-13"
+    many = [(day + 3 * k * one, day + (3 * k + 1) * one) for k in range(6)]
+    assert periods_text(many, limit=2) == "2015-03-04, 2015-03-07 and 4 more"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.offline
 
 from twinweave import __version__
@@ -48,6 +49,7 @@ from twinweave.report._summary import (
     daily_residuals,
     has_live_scores,
     n_scored,
+    periods_text,
     pooled_scores,
     scored_span,
     unseen_wind_speeds,
@@ -82,6 +84,19 @@ def _scored_json(turbine: TurbineResult, *, monitor_ran: bool) -> dict[str, Any]
     it was fitted on where known."""
     span = scored_span(turbine)
     n = n_scored(turbine)
+    monitored = was_monitored(turbine, monitor_ran=monitor_ran)
+    one_day = pd.Timedelta(days=1)
+    alarms = (
+        {
+            # First and last day (UTC) of each run of days with an alarm, as on the page.
+            "alarm_days": [
+                [f"{start:%Y-%m-%d}", f"{end - one_day:%Y-%m-%d}"]
+                for start, end in alarm_periods(daily_residuals(turbine.evaluation))
+            ]
+        }
+        if monitored
+        else {}
+    )
     return {
         "n_scored": _json_count(n),
         "first_scored": None if span is None else span[0].isoformat(),
@@ -90,7 +105,8 @@ def _scored_json(turbine: TurbineResult, *, monitor_ran: bool) -> dict[str, Any]
         "too_few_to_judge_coverage": not n >= MIN_READINGS,
         # False where the monitor did not run (monitoring.ran) or left this turbine out:
         # then it has no n_alarms, which is not "no alarms".
-        "monitored": was_monitored(turbine, monitor_ran=monitor_ran),
+        "monitored": monitored,
+        **alarms,
         **({} if turbine.periods is None else turbine.periods.to_json()),
     }
 
@@ -175,7 +191,8 @@ def _turbine_section(
     m = turbine.metrics
     days = daily_residuals(turbine.evaluation)
     n_alarm_readings = int(alarm_flags(turbine.evaluation).sum())
-    n_periods = len(alarm_periods(days))
+    alarms = alarm_periods(days)
+    n_periods = len(alarms)
     summary = (
         f"RMSE {fmt(m['rmse_kw'], '.1f')} kW (baseline {fmt(m['baseline_rmse_kw'], '.1f')} kW), "
         f"CRPS {fmt(m['crps_kw'], '.1f')} kW (baseline {fmt(m['baseline_crps_kw'], '.1f')} kW), "
@@ -185,7 +202,8 @@ def _turbine_section(
     summary += (
         (
             f"{n_alarm_readings:,} readings inside underperformance alarms, "
-            f"over {n_periods} period{'s' if n_periods != 1 else ''} of consecutive days."
+            f"over {n_periods} period{'s' if n_periods != 1 else ''} of consecutive days "
+            f"(UTC): {periods_text(alarms)}."
             if n_alarm_readings
             else "No underperformance alarm."
         )
