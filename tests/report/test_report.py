@@ -598,6 +598,9 @@ def test_a_day_alone_between_gaps_is_drawn_and_an_empty_panel_says_so() -> None:
         if np.isfinite(y)
     ]  # fmt: skip
     assert len(shown) == 3 and all(size > 0 for _, size in shown), shown
+    # Beside a live twin's scores, the residuals say whose they are.
+    live = residual_figure(with_live_scores(alone, 70.0, 0.91), monitored=True)
+    assert "frozen twin residual" in [tr.name for tr in live.data]
     assert not figure.layout.annotations
     # No reading scored (power missing) and none watched by the monitor: said in words.
     blank = ev.assign(power=np.nan, anomaly_score=np.nan, alarm=False)

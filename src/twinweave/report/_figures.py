@@ -25,6 +25,7 @@ from twinweave.report._summary import (
     alarm_periods,
     coverage_by_wind_speed,
     daily_residuals,
+    has_live_scores,
     n_scored,
     subsample_rows,
     unseen_runs,
@@ -275,14 +276,16 @@ def residual_figure(turbine: TurbineResult, *, monitored: bool = True) -> Any:
         row=1,
         col=1,
     )
+    # Beside a live twin's scores, which twin's residuals these are.
+    twin = "frozen twin" if has_live_scores([turbine]) else "twin"
     figure.add_trace(
         go.Scatter(
             x=days.index,
             y=days["residual"],
             **_line_and_points(days["residual"], 1.5),
             line={"color": TWIN, "width": 1.5},
-            name="twin residual",
-            hovertemplate="%{x|%Y-%m-%d}: %{y:.0f} kW<extra>twin</extra>",
+            name=f"{twin} residual",
+            hovertemplate=f"%{{x|%Y-%m-%d}}: %{{y:.0f}} kW<extra>{twin}</extra>",
         ),
         row=1,
         col=1,
