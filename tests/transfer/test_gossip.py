@@ -7,7 +7,7 @@ import copy
 import dataclasses
 import math
 import pickle
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 
 import networkx as nx
 import numpy as np
@@ -254,6 +254,64 @@ def test_a_crash_restarts_its_neighbours_and_reaches_the_survivors_average() -> 
     result = gossip.run(tol=1e-12)
     survivors = np.delete(values, list(graph).index(10), axis=0).mean(axis=0)
     assert result.relative_error(survivors) < 1e-9
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.3])
+def test_a_twin_that_restarted_after_a_crash_and_leaves_passes_the_restart_on(
+    loss: float,
+) -> None:
+    # Review: on a path 0-1-2-3, 3 crashed and 2 (its restart's only holder, holding
+    # just its own payload) left quietly; 0 and 1 kept the old epoch, short of 3's
+    # mass, and settled on 1.272 with converged=True where the survivors' mean is 0.5.
+    graph = nx.path_graph(4)
+    gossip = PushSum(graph, loss=loss, seed=3).start({v: np.array([float(v)]) for v in graph})
+    gossip.step(5)
+    gossip.crash([3])
+    gossip.leave([2])
+    result = gossip.run(tol=1e-13)
+    assert result.converged and result.nodes == (0, 1)
+    assert result.relative_error(np.array([0.5])) < 1e-9
+
+
+def test_a_departure_names_each_twin_once_and_acts_only_if_all_can_go() -> None:
+    graph = nx.cycle_graph(6)
+    values = payloads(6, seed=2)
+    gossip = PushSum(graph, seed=1).start(values).step(4)
+    # Twin 3 twice raised a KeyError after it had gone, its neighbours never restarted.
+    for depart in (gossip.crash, gossip.leave):
+        with pytest.raises(
+            ValueError, match=r"nodes: expected each twin once, got 3 more than once"
+        ):
+            depart([3, 3])
+        # One twin not present: none leaves (twin 1 had gone before the refusal).
+        with pytest.raises(ValueError, match=r"nodes: expected a present twin, .* got 99"):
+            depart([1, 99])
+        assert gossip.nodes_ == tuple(range(6))
+    result = gossip.crash([3]).run(tol=1e-12)
+    assert result.relative_error(np.delete(values, 3, axis=0).mean(axis=0)) < 1e-9
+
+
+def test_a_peer_graph_of_repeated_twins_or_links_to_strangers_is_refused() -> None:
+    @dataclasses.dataclass
+    class Links:
+        nodes: list[int]
+        edges: list[tuple[int, int]]
+
+        def __iter__(self) -> Iterator[int]:
+            return iter(self.nodes)
+
+    stranger = Links([0, 1, 2], [(0, 1), (1, 5)])
+    for call in (lambda: PushSum(stranger).start(np.ones((3, 1))), lambda: spectral_gap(stranger)):
+        with pytest.raises(
+            ValueError, match=r"the link \(1, 5\) to 5, which is not among its nodes"
+        ):
+            call()
+    # It was taken, and run() said twins had left or crashed.
+    repeated = Links([0, 1, 1, 2], [(0, 1), (1, 2)])
+    with pytest.raises(
+        ValueError, match="graph: expected each twin once among its nodes, got 1 twice"
+    ):
+        PushSum(repeated).start(np.ones((4, 1)))
 
 
 def test_sums_with_an_initiator_survive_its_departure_and_crash() -> None:

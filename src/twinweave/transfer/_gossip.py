@@ -262,7 +262,9 @@ class GossipMessages:
     weight
         (n_messages,) push-sum weights
     epoch
-        (n_messages,) the sender's epoch
+        (n_messages,) the sender's epoch: 0 before any crash, then the round its
+        restart began times 2**32 plus the index of the twin that began it among all
+        twins in the order they came (the start's, then each that joined)
     """
 
     round: int
@@ -340,8 +342,18 @@ class _Links:
 
 
 def _neighbours(graph: PeerGraph) -> dict[Hashable, set[Hashable]]:
-    adjacency: dict[Hashable, set[Hashable]] = {node: set() for node in graph}
+    adjacency: dict[Hashable, set[Hashable]] = {}
+    for node in graph:
+        if node in adjacency:
+            raise ValueError(f"graph: expected each twin once among its nodes, got {node!r} twice")
+        adjacency[node] = set()
     for u, v in graph.edges:
+        for end in (u, v):
+            if end not in adjacency:
+                raise ValueError(
+                    f"graph: expected links between its twins, got the link {(u, v)!r} to "
+                    f"{end!r}, which is not among its nodes"
+                )
         if u != v:
             adjacency[u].add(v)
             adjacency[v].add(u)
@@ -1216,8 +1228,8 @@ class PushSum:
         must stay connected for their average to be reached.
         """
         self._require_started()
-        for node in twin_list(nodes, "nodes: got"):
-            self._leave_one(self._present_slot(node, "nodes"))
+        for slot in self._present_slots(nodes):
+            self._leave_one(slot)
         return self
 
     def _leave_one(self, slot: int) -> None:
@@ -1241,7 +1253,11 @@ class PushSum:
             dtype=np.intp,
         )
         residual = account - self._own[slot]
-        if peers.size == 0 and np.any(residual != 0.0):
+        if peers.size == 0:
+            # Even holding just its own payload: a twin that has just restarted after a
+            # crash is its epoch's only holder, and leaving quietly took the restart
+            # along; the others kept the epoch short of the crashed twin's mass and
+            # settled on a wrong average (review: a path 0-1-2-3, 3 crashed, 2 left).
             self._blocks = self._split(state)
             self._crash_slots([slot])
             return
@@ -1269,9 +1285,7 @@ class PushSum:
         and the network converges on the survivors' average.
         """
         self._require_started()
-        self._crash_slots(
-            [self._present_slot(node, "nodes") for node in twin_list(nodes, "nodes: got")]
-        )
+        self._crash_slots(self._present_slots(nodes))
         return self
 
     def _crash_slots(self, slots: list[int]) -> None:
@@ -1315,6 +1329,16 @@ class PushSum:
                 "parts, after twins left or crashed): twins in different parts never mix; "
                 "join a twin that links the parts"
             )
+
+    def _present_slots(self, nodes: Iterable[Hashable]) -> list[int]:
+        """The slots of ``nodes``, each checked present and named once before any twin
+        leaves or crashes (one bad label left the others gone and the call refused)."""
+        listed = twin_list(nodes, "nodes: got")
+        slots = [self._present_slot(node, "nodes") for node in listed]
+        if len(set(slots)) != len(slots):
+            twice = next(node for k, node in enumerate(listed) if slots.index(slots[k]) != k)
+            raise ValueError(f"nodes: expected each twin once, got {twice!r} more than once")
+        return slots
 
     def _present_slot(self, node: Hashable, name: str) -> int:
         refuse_bool(node, self._slot, name, "a present twin's label")
