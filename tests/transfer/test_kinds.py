@@ -188,3 +188,33 @@ def test_a_curve_of_two_added_splines_is_not_judged_by_either() -> None:
     fit = fit_central(stats, FleetPrior.from_emulator(pump(100.0)))
     for kind, rated in (("A", 100.0), ("B", 150.0)):
         assert fleet_emulator(pump(rated), fit.population, kind).upper == rated
+
+
+def test_a_weight_the_kinds_twins_leave_free_does_not_refuse_its_own_emulator() -> None:
+    # Review: three types of four twins each; few readings near 25 m/s leave each kind's
+    # last spline weight to its prior, which wandered to 3,283 kW, and fleet_emulator
+    # refused two of the kinds' own emulators as of "another rated power".
+    rated = {**TYPES, "E-101/3050": 3050.0}
+    rng = np.random.default_rng(6)
+    stats = {}
+    for kind, upper in rated.items():
+        last_speed = min(published_curve(kind)[0].max(), 25.0)
+        for k in range(4):
+            delta = rng.normal(0.0, 0.03)
+            speed = 8.0 * rng.weibull(2.0, 2_000)
+            speed = speed[speed * (1.0 + delta) <= last_speed]
+            clean = true_power(kind, delta, speed)
+            sd = 0.01 * upper + 0.08 * np.minimum(clean, upper - clean)
+            power = np.clip(clean + rng.normal(0.0, sd), 0.0, upper)
+            model = emulator(upper).update({"wind_speed": speed, "power": power})
+            stats[f"{kind} #{k}"] = TwinStatistics.from_emulator(model, kind=kind)
+    both = fit_central(stats, FleetPrior.from_emulator(emulator(2350.0)), tol=1e-5)
+    assert both.population is not None
+    free = [float(both.population.mean[t].max()) for t in range(len(rated))]
+    assert max(free) > 1.05 * 2350.0 + 300.0  # the case: E-82's curve's weights past its bound
+    for kind, upper in rated.items():
+        born = fleet_emulator(emulator(upper), both.population, kind)
+        assert born.upper == upper
+        # A bound of another rated power is still refused, for every kind.
+        with pytest.raises(ValueError, match=f"kind '{kind}''s curve"):
+            fleet_emulator(emulator(2050.0), both.population, kind)
