@@ -509,3 +509,21 @@ def test_a_fitted_twin_carries_the_uncertainty_of_its_kinds_mean() -> None:
         at_nine = grid[1] @ posterior.covariance @ grid[1]
         unread = grid[1] @ (covariance + population.mean_covariance[0]) @ grid[1]
         assert 0.9 * unread < at_nine <= unread * (1 + 1e-9)
+
+
+def test_local_steps_run_blas_on_one_thread() -> None:
+    # Threads do not pay on matrices of a few dozen rows, and on a busy machine their
+    # waits made a fleet fit of La Haute Borne ten times slower (review).
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from twinweave.transfer._hierarchy import _e_step, _on_one_blas_thread
+
+    def blas_threads() -> set[int]:
+        return {int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"}
+
+    assert _on_one_blas_thread(blas_threads)() == {1}
+    assert getattr(_e_step, "__wrapped__", None) is not None  # every local step
+    # And the limit is lifted after.
+    with threadpool_limits(limits=2, user_api="blas"):
+        _on_one_blas_thread(blas_threads)()
+        assert blas_threads() == {2}
