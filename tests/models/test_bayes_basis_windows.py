@@ -22,7 +22,7 @@ N_LARGE = _CHUNK_ROWS + 7_000
 
 def _readings(n: int, seed: int = 0, *, missing: float = 0.05) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    speed = rng.uniform(-1.0, 27.0, n)  # beyond both ends of the knots
+    speed = rng.uniform(0.0, 27.0, n)  # beyond the knots (a negative speed is refused)
     power = np.clip(2050 / (1 + np.exp(-(speed - 8.0))) + rng.normal(0, 40, n), 0, 2050)
     temp = rng.normal(10.0, 8.0, n)
     temp[rng.random(n) < missing] = np.nan  # missing temperatures: zero features

@@ -92,6 +92,17 @@ def test_a_missing_wind_speed_is_named_alone_among_the_inputs_read_from_it() -> 
         power_curve_emulator(2050.0).update(readings)
 
 
+def test_a_negative_wind_speed_is_refused_not_read_as_calm() -> None:
+    # The spline clamps its input: -5 m/s was predicted as 0 m/s (review).
+    emulator = power_curve_emulator(2050.0)
+    with pytest.raises(
+        ValueError, match=r"wind_speed: expected speeds >= 0 m/s, got -5 first at row 1"
+    ):
+        emulator.predict({"wind_speed": np.array([3.0, -5.0, -50.0])})
+    with pytest.raises(ValueError, match=r"got -0.5 first at row 0"):
+        emulator.update({"wind_speed": -0.5, "power": 0.0})  # one reading, as streamed
+
+
 def test_an_array_is_refused_where_columns_by_name_are_expected() -> None:
     emulator = power_curve_emulator(2050.0)
     for call, name in (

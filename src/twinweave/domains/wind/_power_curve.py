@@ -98,6 +98,10 @@ class NormalisedWindSpeed:
         speed = read_input(data, "wind_speed")
         if speed is None:
             return None
+        # The spline would read a negative speed as 0 m/s and predict without a word.
+        negative = np.flatnonzero(np.ravel(speed) < 0.0)
+        if negative.size:
+            _refuse_negative(float(np.ravel(speed)[negative[0]]), int(negative[0]))
         rho = self.density(data, speed.shape[0])
         return np.asarray(speed * np.cbrt(rho / self.reference_density), dtype=np.float64)
 
@@ -108,6 +112,8 @@ class NormalisedWindSpeed:
         speed = data.get("wind_speed")
         if not isinstance(speed, float | int):
             return None
+        if speed < 0.0:
+            _refuse_negative(float(speed), 0)
         rho: object = data.get("air_density")
         if rho is None:
             temp = data.get("temp_air")
@@ -125,6 +131,10 @@ class NormalisedWindSpeed:
         # NumPy's cbrt on a Python float gives the batch path's values; math.cbrt and
         # ** (1 / 3) differ from it in the last bit for some.
         return float(speed) * float(np.cbrt(rho / self.reference_density))
+
+
+def _refuse_negative(speed: float, row: int) -> None:
+    raise ValueError(f"wind_speed: expected speeds >= 0 m/s, got {speed:g} first at row {row}")
 
 
 def generic_power_curve(
