@@ -1096,6 +1096,41 @@ def test_missing_time_is_said_in_words(tmp_path: Path) -> None:
     assert "nan" not in message
 
 
+def test_a_missing_zoned_time_in_parquet_is_refused_as_a_naive_one_is(tmp_path: Path) -> None:
+    # One was stored without a time (out of every query by time), two were quarantined
+    # as readings "at NaN" duplicating each other (review).
+    times = pd.to_datetime(["2014-01-01 00:00", None, "2014-01-01 00:20"])
+    frame = pd.DataFrame({"turbine": ["T1"] * 3, "time_utc": times, "ws": 1.0, "p": 2.0, "t": 3.0})
+    for zone in (None, "UTC", "Europe/Paris"):
+        stamped = frame if zone is None else frame.assign(time_utc=times.tz_localize(zone))
+        path = tmp_path / f"{zone or 'naive'}.parquet".replace("/", "-")
+        stamped.to_parquet(path)
+        spec = SPEC.model_copy(update={"time_zone": "UTC"}) if zone is None else SPEC
+        with pytest.raises(DataError) as caught:
+            read_source(path, spec)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: time is missing (1 of 3 rows)")
+        assert "(column 'time_utc', row 1, counting data rows from 0, a missing value (NaT))" in (
+            message
+        )
+
+
+def test_an_asset_id_spelled_like_a_missing_value_is_an_id(tmp_path: Path) -> None:
+    # pandas reads "NA", "N/A", "None" and "null" as missing: they were refused as
+    # missing ids, the message quoting NaN (review). Only an empty cell is no id.
+    ids = ["NA", "N/A", "None", "null", "T2"]
+    rows = "".join(f"{a},2014-01-01T00:00:00Z,5.0,100.0,4.0\n" for a in ids)
+    path = write(tmp_path, "ids.csv", "turbine,time_utc,ws,p,t\n" + rows)
+    _, raw = read_source(path, SPEC)
+    assert raw["asset_id"].tolist() == ids
+    assert asset_ids(path, SPEC) == sorted(ids)
+    empty = write(
+        tmp_path, "empty.csv", "turbine,time_utc,ws,p,t\n" + rows + ",2014-01-01T00:10:00Z,5,1,4\n"
+    )
+    with pytest.raises(DataError, match="asset id is missing"):
+        read_source(empty, SPEC)
+
+
 def test_missing_numeric_asset_id_in_parquet_has_no_numpy_repr(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {"turbine": [1.0, np.nan], "time_utc": ["2014-01-01T00:00Z"] * 2, "ws": 1.0, "p": 2.0}

@@ -975,6 +975,10 @@ def _refuse_repeated(names: list[str], wanted: set[str], name: str, line: int | 
         )
 
 
+# An asset id is missing only where its cell is empty.
+_ONLY_EMPTY_IS_MISSING: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+
+
 def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.DataFrame:
     columns = list(spec.source_columns())
     try:
@@ -1006,6 +1010,18 @@ def _read_columns(file: Path, kind: str, spec: SourceSpec, name: str) -> pd.Data
         pd.errors.EmptyDataError,
     ) as error:
         raise _unreadable(file, name, kind, error, spec) from None
+    asset = spec.asset_column
+    if asset is not None and frame[asset].isna().any():
+        # pandas reads "NA", "N/A", "None", "null" as missing: as ids they are text.
+        frame[asset] = pd.read_csv(
+            file,
+            sep=spec.delimiter,
+            usecols=[asset],
+            dtype=str,
+            index_col=False,
+            encoding_errors="replace",
+            **_ONLY_EMPTY_IS_MISSING,
+        )[asset]
     if kind == "csv" and len(frame.columns) and frame.iloc[:, -1].isna().any():
         # pandas reads a row with fewer fields than the header (a line cut short, as
         # where a copy stopped) as missing values; only such rows can be short.
@@ -1253,7 +1269,12 @@ def asset_ids(path: str | os.PathLike[str], spec: SourceSpec) -> list[str]:
         values = pd.read_parquet(name, columns=[column])[column]
     else:
         values = pd.read_csv(
-            name, sep=spec.delimiter, usecols=[column], dtype="string", encoding_errors="replace"
+            name,
+            sep=spec.delimiter,
+            usecols=[column],
+            dtype="string",
+            encoding_errors="replace",
+            **_ONLY_EMPTY_IS_MISSING,
         )[column]
     text = _asset_text(values).str.strip()
     return sorted(str(a) for a in pd.unique(text[text.notna() & (text != "")]))
@@ -1307,6 +1328,8 @@ def _times(
                 value=str(values.iloc[0]),
                 expected="no time_zone in the mapping (the times' own zone is used)",
             )
+        # A missing time went on as NaT: stored without a time, or two as duplicates.
+        _require_times(values.isna().to_numpy(), values, column, name)
         times = values.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(dtype):
         if spec.time_zone is None:
