@@ -848,17 +848,23 @@ def _ingest(
         )
     # Counted in the store: a reading an earlier file already holds is not stored again.
     stored = store.source_summary(info.sha256)
+    # Each raw row is an observation, a reading quarantined, or one already stored
+    # from an earlier file with the same values (not stored again).
+    already = stored["raw"] - stored["observations"] - stored["quarantined"]
+    columns = ["asset", "raw rows", "observations", "readings quarantined"]
+    columns += ["already stored"] if bool((already > 0).any()) else []
     table = Table(title=f"ingested {data.name}")
-    for column in ("asset", "raw rows", "observations", "quarantined rows"):
+    for column in columns:
         table.add_column(column, justify="right" if column != "asset" else "left")
-    for row in stored.itertuples(index=False):
-        table.add_row(str(row.asset_id), str(row.raw), str(row.observations), str(row.quarantined))
+    for row, n_already in zip(stored.itertuples(index=False), already, strict=True):
+        counts = [row.raw, row.observations, row.quarantined, n_already][: len(columns) - 1]
+        table.add_row(str(row.asset_id), *(str(n) for n in counts))
     console.print(table)
     quarantined = store.quarantine(source_sha256=info.sha256)
     across = quarantined["check"] == "duplicate_across_sources"
     blanked = quarantined["blanked"].to_numpy(dtype=bool)
     by_check = quarantined.loc[~across & ~blanked, "check"].value_counts().to_dict()
-    console.print(f"quarantine by check: {by_check}")
+    console.print(f"failed checks, by check (a reading can fail several): {by_check}")
     kept = blanked & _in_readings_kept(quarantined)
     if kept.any():
         by_check = quarantined.loc[kept, "check"].value_counts().to_dict()

@@ -282,14 +282,19 @@ def test_ingest_counts_what_a_file_put_in_the_store_when_files_overlap(tmp_path:
     # The readings of 11-10 to 11-21 are already stored: raw rows, not observations.
     assert counts["raw"] > counts["observations"] + counts["quarantined"]
     row = next(line for line in result.stdout.splitlines() if "R80711" in line)
+    # Each raw row is counted once: observation, quarantined or already stored.
     assert [int(n) for n in re.findall(r"\d+", row.replace("R80711", ""))] == [
         counts["raw"],
         counts["observations"],
         counts["quarantined"],
+        counts["raw"] - counts["observations"] - counts["quarantined"],
     ]
+    assert re.search(r"readings quarantined .* already stored", result.stdout.replace("\n", " "))
     by_check = quarantined["check"].value_counts().to_dict()
     by_check.pop("duplicate_across_sources", None)
-    printed = re.search(r"quarantine by check: (\{.*\})", result.stdout)
+    printed = re.search(
+        r"failed checks, by check \(a reading can fail several\): (\{.*\})", result.stdout
+    )
     assert printed is not None and ast.literal_eval(printed.group(1)) == by_check
     assert "already stored from another file" in result.stdout
 
@@ -359,7 +364,9 @@ def test_a_frozen_thermometer_is_listed_as_values_blanked_in_readings_kept(
     june = scada_subset(tmp_path / "june.parquet", ("R80721", "2014-06-01", "2014-06-15"))
     ingested = twinweave("ingest", june, "--store", tmp_path / "june.duckdb").stdout
     assert "values blanked in readings kept, by check: {'frozen_sensor': 51}" in ingested
-    printed = re.search(r"quarantine by check: (\{.*\})", ingested)
+    printed = re.search(
+        r"failed checks, by check \(a reading can fail several\): (\{.*\})", ingested
+    )
     assert printed is not None and "frozen_sensor" not in printed.group(1)
 
 
