@@ -28,6 +28,7 @@ from twinweave.transfer import (
     local_step,
     predicted_rounds,
     spectral_gap,
+    summary_from_payload,
     summary_payload,
 )
 
@@ -851,3 +852,28 @@ def test_gossip_mean_names_a_graph_given_before_the_payloads() -> None:
     graph = nx.path_graph(3)
     with pytest.raises(TypeError, match=r"expected the payloads first and the graph second"):
         gossip_mean(graph, np.ones((3, 2)))  # type: ignore[arg-type]
+
+
+def test_bad_payloads_initiators_and_summaries_are_named() -> None:
+    # Review: numpy's or Python's own words, naming no argument or twin.
+    graph = nx.cycle_graph(5)
+    with pytest.raises(
+        ValueError, match=r"numbers in every row, got \['a', 'b'\] in row 0 \(twin 0\)"
+    ):
+        PushSum(graph).start([["a", "b"]] * 5)
+    started = PushSum(graph).start(np.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"in nodes_ order; row 4 \(twin 4\) has 1 numbers"):
+        started.update([[1.0, 2.0]] * 4 + [[1.0]])
+    with pytest.raises(TypeError, match="initiator: expected a twin of the graph, got the bool"):
+        PushSum(graph, initiator=True).start(np.ones((5, 1)))
+    with pytest.raises(ValueError, match="initiator: expected a twin of the graph, got 9, which"):
+        PushSum(graph, initiator=9).start(np.ones((5, 1)))
+    payload = {"n_twins": np.ones(1), "sum_precision_upper": np.ones((1, 5))}
+    with pytest.raises(ValueError, match=r"sum_precision_upper of shape .* got shape \(1, 5\)"):
+        summary_from_payload(payload, ("default",))
+    with pytest.raises(
+        ValueError, match=r"missing \['sum_mean', 'sum_quadratic', 'sum_precision_upper'"
+    ):
+        summary_from_payload({"n_twins": np.ones(1)}, ("default",))
+    with pytest.raises(TypeError, match=r"kinds: .* got the string 'default'"):
+        summary_from_payload({"n_twins": np.ones(1)}, "default")

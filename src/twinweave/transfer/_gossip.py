@@ -783,7 +783,7 @@ class PushSum:
             self._spec: _Spec = _spec(payloads[nodes[0]])
             values = np.stack([_flatten(self._spec, payloads[node], node) for node in nodes])
         else:
-            values = _payload_rows(payloads, nodes)
+            values = _payload_rows(payloads, nodes, "list(graph)")
             if values.ndim != 2 or values.shape[0] != len(nodes):
                 raise ValueError(
                     f"payload array must be (n_nodes={len(nodes)}, n_values), got {values.shape}"
@@ -804,8 +804,12 @@ class PushSum:
         self._bounds = [(a, min(a + width, d + 1)) for a in range(0, d + 1, width)]
         self._blocks = self._split(self._own)
         if self.initiator is not None:
+            refuse_bool(self.initiator, self._neighbours, "initiator", "a twin of the graph")
             if self.initiator not in self._neighbours:
-                raise ValueError(f"initiator {self.initiator!r} is not in the graph")
+                raise ValueError(
+                    f"initiator: expected a twin of the graph, got {self.initiator!r}, which "
+                    "is not among its nodes"
+                )
             self._blocks[-1][nodes.index(self.initiator), -1] = 1.0
         self._pending = self._split(np.zeros((0, d + 1)))
         self._sent = np.zeros_like(self._own) if self.on_messages is not None else None
@@ -901,11 +905,13 @@ class PushSum:
         return self._n_rounds
 
     def estimate(self, node: Hashable) -> Payload:
-        """One twin's estimate of the average, in the structure of the payloads."""
+        """One twin's estimate of the average, in the structure of the payloads (inf or
+        NaN, as in :attr:`estimates_`, while no weight has reached the twin)."""
         self._require_started()
         slot = self._present_slot(node, "node")
         row = np.concatenate([block[slot] for block in self._blocks])
-        return self._spec.unflatten(row[:-1] / row[-1], 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._spec.unflatten(row[:-1] / row[-1], 0)
 
     def update(self, payloads: Mapping[Hashable, Payload] | ArrayLike) -> Self:
         """Give the present twins new payloads, keeping the gossip's state.
@@ -938,7 +944,7 @@ class PushSum:
                 raise ValueError(_payload_keys_message(missing, extra, "the present twins"))
             values = np.stack([_flatten(self._spec, payloads[node], node) for node in nodes])
         else:
-            values = np.asarray(payloads, dtype=np.float64)
+            values = _payload_rows(payloads, nodes, "nodes_")
             if values.shape != (len(nodes), n_values):
                 raise ValueError(
                     f"payload array must be (n_present={len(nodes)}, {n_values}), "
@@ -1369,9 +1375,11 @@ def _payload_keys_message(missing: set[Hashable], extra: set[Hashable], whose: s
     return f"payloads: expected one per twin of {whose}; " + ", ".join(parts)
 
 
-def _payload_rows(payloads: ArrayLike, nodes: Sequence[Hashable]) -> NDArray[np.float64]:
-    """Payloads given as rows in ``list(graph)`` order, as one array; a row of text, or
-    of another length than most rows, is refused naming its twin."""
+def _payload_rows(
+    payloads: ArrayLike, nodes: Sequence[Hashable], order: str
+) -> NDArray[np.float64]:
+    """Payloads given as rows in the ``nodes`` order (``order`` names it), as one array;
+    a row of text, or of another length than most rows, is refused naming its twin."""
     try:
         return np.asarray(payloads, dtype=np.float64)
     except ValueError:
@@ -1380,10 +1388,10 @@ def _payload_rows(payloads: ArrayLike, nodes: Sequence[Hashable]) -> NDArray[np.
         rows = list(payloads)
 
         def whose(index: int) -> str:
-            return f"twin {nodes[index]!r}" if index < len(nodes) else "past the graph's twins"
+            return f"twin {nodes[index]!r}" if index < len(nodes) else "past the twins"
 
         for index, row in enumerate(rows):
-            if isinstance(row, str | bytes):
+            if isinstance(row, str | bytes) or _holds_text(row):
                 raise ValueError(
                     f"payloads: expected numbers in every row, got {row!r} in row {index} "
                     f"({whose(index)})"
@@ -1394,9 +1402,19 @@ def _payload_rows(payloads: ArrayLike, nodes: Sequence[Hashable]) -> NDArray[np.
         if odd is None:
             raise
         raise ValueError(
-            f"payloads: expected rows of equal length, one per twin in list(graph) order; "
+            f"payloads: expected rows of equal length, one per twin in {order} order; "
             f"row {odd} ({whose(odd)}) has {sizes[odd]} numbers, most rows {usual}"
         ) from None
+
+
+def _holds_text(row: object) -> bool:
+    """Whether a payload row holds a string anywhere (numpy would say only that it
+    could not convert it)."""
+    if isinstance(row, str | bytes):
+        return True
+    if isinstance(row, Sequence | np.ndarray):
+        return any(_holds_text(item) for item in row)
+    return False
 
 
 def _check_finite_payloads(values: NDArray[np.float64], nodes: Sequence[Hashable]) -> None:

@@ -126,11 +126,21 @@ def summary_from_payload(payload: Mapping[str, FloatArray], kinds: tuple[str, ..
             "payload: expected the mapping of names to arrays that summary_payload returns, "
             f"got {type(payload).__name__}"
         )
+    if isinstance(kinds, str):
+        raise TypeError(
+            f"kinds: expected the population's kind names in order, got the string {kinds!r} "
+            f"(({kinds!r},) is one kind)"
+        )
     arrays: dict[str, FloatArray] = {}
     for name, value in payload.items():
         array = np.asarray(value, dtype=np.float64)
         if name.endswith(_PACKED):
-            p = math.isqrt(8 * array.shape[1] + 1) // 2
+            p = math.isqrt(8 * array.shape[-1] + 1) // 2
+            if array.ndim != 2 or p * (p + 1) // 2 != array.shape[1]:
+                raise ValueError(
+                    f"payload: expected {name} of shape (kinds, p (p + 1) / 2), a row of upper "
+                    f"triangles as summary_payload gives it, got shape {array.shape}"
+                )
             upper = np.triu_indices(p)
             full = np.zeros((array.shape[0], p, p))
             full[:, upper[0], upper[1]] = array
@@ -138,6 +148,13 @@ def summary_from_payload(payload: Mapping[str, FloatArray], kinds: tuple[str, ..
             arrays[name.removesuffix(_PACKED)] = full
         else:
             arrays[name] = array
+    missing = [
+        name + (_PACKED if ndim == 3 else "")
+        for name, ndim in (*LocalSummary.ARRAYS, ("log_evidence", 0))
+        if name not in arrays
+    ]
+    if missing:
+        raise ValueError(f"payload: expected every field summary_payload gives, missing {missing}")
     return LocalSummary.from_arrays(arrays, kinds)
 
 
