@@ -274,6 +274,23 @@ def test_a_twin_that_restarted_after_a_crash_and_leaves_passes_the_restart_on(
     assert result.relative_error(np.array([0.5])) < 1e-9
 
 
+@pytest.mark.parametrize("initiator", [None, 0])
+def test_twins_leaving_together_hand_their_shares_towards_those_that_stay(
+    initiator: int | None,
+) -> None:
+    # Review: on a path 0-1-2-3, leave([2, 3]) let 2 hand part of its holdings to 3,
+    # which then had no neighbour to hand them on to and took them away: 0 and 1 settled
+    # on 1.208 (3.36 as a sum) with converged=True; leave([3, 2]) was right.
+    graph = nx.path_graph(4)
+    payloads = {v: np.array([float(v)]) for v in graph}
+    expected = 0.5 if initiator is None else 1.0
+    for order in ([2, 3], [3, 2]):
+        gossip = PushSum(graph, initiator=initiator).start(payloads).step(5)
+        result = gossip.leave(order).run(tol=1e-13)
+        assert result.converged and result.nodes == (0, 1)
+        assert result.relative_error(np.array([expected])) < 1e-9, order
+
+
 def test_a_departure_names_each_twin_once_and_acts_only_if_all_can_go() -> None:
     graph = nx.cycle_graph(6)
     values = payloads(6, seed=2)

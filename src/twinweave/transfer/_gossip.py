@@ -1229,16 +1229,40 @@ class PushSum:
         The departing twin takes back what it sent that has not arrived, returns to each
         neighbour what that neighbour sent it that has not arrived, and hands its
         holdings minus its own payload (numerator and weight) in equal parts to its
-        neighbours of its epoch; with no such neighbour the departure counts as a
-        :meth:`crash`. Twins leaving together leave one after the other; the survivors
-        must stay connected for their average to be reached.
+        neighbours of its epoch that stay (those that leave with it, if no other); with
+        no such neighbour the departure counts as a :meth:`crash`, unless the twin holds
+        just its own payload and no neighbour is of an older epoch than its own. Twins
+        leaving together leave one after the other, the farthest from those that stay
+        first; the survivors must stay connected for their average to be reached.
         """
         self._require_started()
-        for slot in self._present_slots(nodes):
-            self._leave_one(slot)
+        leaving = set(self._present_slots(nodes))
+        for slot in self._departure_order(leaving):
+            self._leave_one(slot, leaving)
+            leaving.discard(slot)
         return self
 
-    def _leave_one(self, slot: int) -> None:
+    def _departure_order(self, leaving: set[int]) -> list[int]:
+        """``leaving`` by their distance from the twins that stay, farthest first: each
+        then hands its holdings towards those that stay, through the others leaving
+        (on a path 0-1-2-3, 2 leaving before 3 gave 3 a share that it took away, 3
+        having no neighbour left to hand it to, and the survivors settled wrongly)."""
+        staying = [i for i in np.flatnonzero(self._alive).tolist() if i not in leaving]
+        distance = dict.fromkeys(staying, 0)
+        frontier = staying
+        while frontier:
+            nearer = []
+            for slot in frontier:
+                for label in self._neighbours[self._label[slot]]:
+                    other = self._slot[label]
+                    if other not in distance:
+                        distance[other] = distance[slot] + 1
+                        nearer.append(other)
+            frontier = nearer
+        # Those no path joins to the survivors go first (as crashes, their mass lost).
+        return sorted(leaving, key=lambda slot: -distance.get(slot, len(self._label) + 1))
+
+    def _leave_one(self, slot: int, leaving: set[int]) -> None:
         state = self._join(self._blocks)
         pending = self._join(self._pending)
         outgoing = self._src[self._pending_arcs] == slot
@@ -1250,20 +1274,20 @@ class PushSum:
         keep = ~(outgoing | incoming)
         self._pending_arcs = self._pending_arcs[keep]
         self._pending = self._split(pending[keep])
+        neighbours = [self._slot[v] for v in self._neighbours[self._label[slot]]]
+        same_epoch = [n for n in neighbours if self._epoch[n] == self._epoch[slot]]
+        # To those that stay, else to those that leave after it (who pass it on).
         peers = np.array(
-            [
-                self._slot[v]
-                for v in self._neighbours[self._label[slot]]
-                if self._epoch[self._slot[v]] == self._epoch[slot]
-            ],
+            [n for n in same_epoch if n not in leaving] or same_epoch,
             dtype=np.intp,
         )
         residual = account - self._own[slot]
-        if peers.size == 0:
-            # Even holding just its own payload: a twin that has just restarted after a
-            # crash is its epoch's only holder, and leaving quietly took the restart
-            # along; the others kept the epoch short of the crashed twin's mass and
-            # settled on a wrong average (review: a path 0-1-2-3, 3 crashed, 2 left).
+        # A twin that has just restarted after a crash holds just its own payload, yet is
+        # its epoch's only holder: leaving quietly took the restart along, and the others
+        # kept the epoch short of the crashed twin's mass (review: a path 0-1-2-3, 3
+        # crashed, 2 left; the survivors settled on 1.272 for 0.5).
+        carries_restart = any(self._epoch[n] < self._epoch[slot] for n in neighbours)
+        if peers.size == 0 and (carries_restart or np.any(residual != 0.0)):
             self._blocks = self._split(state)
             self._crash_slots([slot])
             return
