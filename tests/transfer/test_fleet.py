@@ -516,13 +516,14 @@ def test_local_steps_run_blas_on_one_thread() -> None:
     # waits made a fleet fit of La Haute Borne ten times slower (review).
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from twinweave.transfer._hierarchy import _e_step, _on_one_blas_thread
+    from twinweave.transfer._hierarchy import _e_step, _on_one_blas_thread, aggregate
 
     def blas_threads() -> set[int]:
         return {int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"}
 
     assert _on_one_blas_thread(blas_threads)() == {1}
-    assert getattr(_e_step, "__wrapped__", None) is not None  # every local step
+    # Every local step and M-step.
+    assert all(getattr(f, "__wrapped__", None) is not None for f in (_e_step, aggregate))
     # And the limit is lifted after.
     with threadpool_limits(limits=2, user_api="blas"):
         _on_one_blas_thread(blas_threads)()

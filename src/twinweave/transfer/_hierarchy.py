@@ -304,9 +304,10 @@ def _thread_pools() -> ThreadpoolController:
 def _on_one_blas_thread(function: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run ``function`` with BLAS on one thread.
 
-    A twin's local step is many products and factorisations of matrices of a few dozen
-    rows, too small for threads to pay: OpenBLAS's threads wait on each other at every
-    call, and on a machine whose cores are busy that wait dominates. La Haute Borne's
+    A twin's local step, and the fleet's M-step, are many products and factorisations
+    of matrices of a few dozen to a few hundred rows, too small for threads to pay:
+    OpenBLAS's threads wait on each other at every call, and on a machine whose cores
+    are busy that wait dominates. La Haute Borne's
     four-turbine fleet fit (README's tour, 73 rounds) took 6.2 s with OpenBLAS's two
     threads on an idle two-core machine, 7.3 s on one; with both cores busy, 25 s
     against 9.9 s (and five minutes against 28 s for ``twinweave fit --fleet`` in a
@@ -790,6 +791,7 @@ def _means(
     return kinds_mean, kinds_cov, mean[:p], covariance[:p, :p], cross
 
 
+@_on_one_blas_thread
 def aggregate(
     summaries: LocalSummary | Sequence[LocalSummary], population: Population
 ) -> Population:
