@@ -300,3 +300,25 @@ def test_register_rejects_what_cannot_be_checked() -> None:
         register("no_problem", pump_emulator, object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"already has a case called 'pump'"):
         register("pump", pump_emulator, PumpCurve())
+
+
+class LosesItsCount(MethodOfBins):
+    """A restore with a bug of its own: it reads an entry its state never wrote."""
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: State) -> Self:
+        return super().from_state(params, {k: v for k, v in state.items() if k != "count_"})
+
+
+def test_an_emulators_own_error_is_listed_with_its_check_not_raised_alone() -> None:
+    # Review: a KeyError from a user's from_state ended the run, no check named.
+    def losing() -> LosesItsCount:
+        return LosesItsCount(**bins_emulator().get_params())
+
+    settings = Settings(n_train=300, n_test=300)
+    with pytest.raises(ConformanceError) as caught:
+        check_emulator(losing, LinearPartLoad(), settings=settings)
+    message = str(caught.value)
+    assert message.startswith("LosesItsCount failed ")
+    assert "restore: raised KeyError" in message
+    assert isinstance(caught.value.__cause__, KeyError)

@@ -554,3 +554,21 @@ def test_other_content_classes_and_inheritance_are_accepted() -> None:
 def test_a_nan_bound_is_refused() -> None:
     with pytest.raises(ValueError, match="lower bound: expected a number or none, got NaN"):
         Telemetry(name="a", unit="kW", lower=float("nan"), upper=1.0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        (lambda: Property(name="rated_power", unit="kW", upper=10.0, value=500.0),
+         r"rated_power: value: expected a number within \[-inf, 10\] kW, got 500.0"),
+        (lambda: Property(name="rated_power", unit="kW", value=float("nan")),
+         r"rated_power: value: expected a number within .* got nan"),
+        (lambda: Telemetry(name="x", lower=float("inf")), r"x: lower bound: .* got inf"),
+        (lambda: Telemetry(name="x", upper=-float("inf")), r"x: upper bound: .* got -inf"),
+    ],
+)  # fmt: skip
+def test_a_variable_no_value_can_satisfy_is_refused(variable: Any, message: str) -> None:
+    # Review: a property of 500 kW under an upper bound of 10 was accepted and exported
+    # to DTDL; a lower bound of +inf put every reading out of bounds.
+    with pytest.raises(ValueError, match=message):
+        variable()

@@ -455,3 +455,21 @@ def test_variances_of_the_wrong_shape_or_sign_are_named() -> None:
         r"at point 1",
     ):
         CensoredNormal([1.0, 2.0], [1.0, -4.0])
+
+
+def test_a_single_possible_value_has_log_probability_zero() -> None:
+    # Review: a stopped turbine's prediction (all of it at 0 kW) had log_prob(0) of
+    # log P(Y* >= 0), one of the bounds' halves: -1.35e-3 for 3 +- 1 kW, -0.693 at 0.
+    stopped = CensoredNormal([3.0, 0.0], [1.0, 1.0], lower=0.0, upper=2050.0).clipped(0.0, 0.0)
+    np.testing.assert_array_equal(stopped.log_prob([0.0, 0.0]), [0.0, 0.0])
+    assert np.all(stopped.log_prob([1.0, -1.0]) == -np.inf)
+    pinned = CensoredNormal([5.0], [4.0], lower=5.0, upper=5.0)
+    assert pinned.log_prob([5.0])[0] == 0.0
+
+
+def test_a_column_of_locations_is_refused_by_name() -> None:
+    # X @ beta[:, None] gave (n, 1) intervals and quantiles of the wrong shape.
+    with pytest.raises(
+        ValueError, match=r"loc: expected one location per point \(1-D\), got shape \(3, 1\)"
+    ):
+        CensoredNormal(np.ones((3, 1)), 4.0, lower=0.0, upper=12.0)

@@ -9,7 +9,7 @@ export, and fails for one without a registered problem.
 
 Examples
 --------
->>> from twinweave.checks import ReservoirBalance, check_emulator, reservoir_emulator
+>>> from twinweave.checks import ReservoirBalance, Settings, check_emulator, reservoir_emulator
 >>> check_emulator(reservoir_emulator, ReservoirBalance(),
 ...                settings=Settings(n_train=300, n_test=300))  # doctest: +ELLIPSIS
 ['clone', 'restore', 'streaming_equals_batch', ..., 'provenance', 'inputs']

@@ -624,19 +624,25 @@ def check_emulator(
     Raises
     ------
     ConformanceError
-        Listing every check that failed, each with its reason.
+        Listing every check that failed, each with its reason; a check the emulator
+        broke with an error of its own (a bug in its ``from_state``, say) is listed with
+        that error, and the error of the first such check is the exception's cause.
     """
     ran: list[str] = []
     failures: list[str] = []
+    first_error: Exception | None = None
     for name, run in yield_checks(factory, problem, seed=seed, settings=settings):
         ran.append(name)
         try:
             run()
         except ConformanceError as error:
             failures.append(str(error))
+        except Exception as error:  # the emulator's own bug: named with its check
+            failures.append(f"{name}: raised {type(error).__name__}: {error}")
+            first_error = first_error or error
     if failures:
         raise ConformanceError(
             f"{type(factory()).__name__} failed {len(failures)} of {len(ran)} checks:\n"
             + "\n".join(failures)
-        )
+        ) from first_error
     return ran

@@ -637,6 +637,13 @@ class CensoredNormal:
         # Derived per-point arrays (latent spread, bounds' masses), computed once, read-only.
         object.__setattr__(self, "_derived", {})
         loc_arr = np.atleast_1d(np.asarray(loc, dtype=np.float64))
+        if loc_arr.ndim != 1:
+            # A column (X @ beta[:, None]) gave intervals of columns and quantiles of
+            # the wrong shape, or numpy's broadcast errors.
+            raise ValueError(
+                f"loc: expected one location per point (1-D), got shape {loc_arr.shape}; "
+                "flatten a column with .ravel()"
+            )
         var_in = np.asarray(noise_var, dtype=np.float64)
         try:
             var_arr = np.broadcast_to(var_in, loc_arr.shape).copy()
@@ -1189,6 +1196,9 @@ class CensoredNormal:
                 at_lower, at_upper = _norm_logcdf(a), _norm_logcdf(-b)
         out = np.where(y_arr <= self.lower, at_lower, density)
         out = np.where(y_arr >= self.upper, at_upper, out)
+        if self.lower == self.upper:
+            # One value only (a stop): the lower and the upper mass are both on it.
+            out = np.where(y_arr == self.lower, 0.0, out)
         outside = (y_arr < self.lower) | (y_arr > self.upper)
         return np.asarray(np.where(outside, -np.inf, out), dtype=np.float64)
 

@@ -166,9 +166,16 @@ class Variable(BaseModel):
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> Variable:
-        for side, bound in (("lower", self.lower), ("upper", self.upper)):
-            if bound is not None and math.isnan(bound):
-                raise ValueError(f"{self.name}: {side} bound: expected a number or none, got NaN")
+        for side, bound, wrong in (
+            ("lower", self.lower, math.inf),
+            ("upper", self.upper, -math.inf),
+        ):
+            if bound is not None and (math.isnan(bound) or bound == wrong):
+                # An infinite bound on its wrong side leaves no value within the bounds.
+                raise ValueError(
+                    f"{self.name}: {side} bound: expected a number or none, got "
+                    f"{'NaN' if math.isnan(bound) else bound}"
+                )
         if self.lower is not None and self.upper is not None and self.lower > self.upper:
             raise ValueError(
                 f"{self.name}: expected lower <= upper, got [{self.lower}, {self.upper}]"
@@ -194,6 +201,17 @@ class Property(Variable):
 
     kind: Literal["property"] = "property"
     value: float | str | None = None
+
+    @model_validator(mode="after")
+    def _value_is_within_bounds(self) -> Property:
+        if isinstance(self.value, float):
+            lower, upper = self.bounds
+            if not lower <= self.value <= upper:  # NaN is within no bounds
+                raise ValueError(
+                    f"{self.name}: value: expected a number within [{lower:g}, {upper:g}] "
+                    f"{self.unit}, got {self.value}"
+                )
+        return self
 
 
 class TwinSchema(BaseModel):
