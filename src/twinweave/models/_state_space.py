@@ -1662,6 +1662,11 @@ class StateSpaceEmulator:
         enters the balance as ``dt d_{t-1}``; the twin learns it from the storage
         readings and a forecast carries today's value forward.
 
+        The balance is linear: a forecast whose mean passes empty or full carries the
+        difference on (water past full is kept, not spilled), so each step is censored
+        but the steps after the first past a bound are the balance's, not the
+        reservoir's; :meth:`predict` warns of it.
+
         Parameters
         ----------
         capacity
@@ -1689,8 +1694,22 @@ class StateSpaceEmulator:
         """
         if not (is_real(dt) and math.isfinite(dt) and dt > 0.0):
             raise ValueError(f"dt: expected a positive, finite step length, got {dt!r}")
-        if not is_real(capacity):
-            raise ValueError(f"capacity: expected a number, got {capacity!r}")
+        if not (is_real(capacity) and math.isfinite(capacity) and capacity > 0.0):
+            raise ValueError(f"capacity: expected a positive, finite storage, got {capacity!r}")
+        # Each one number, checked here by its own name: a list kept its first value, and
+        # a negative one was blamed on process_noise [[-1.0]], which the caller never gave.
+        variances = {
+            "initial_var": initial_var,
+            "process_var": process_var,
+            "noise_var": noise_var,
+            "unmeasured_flow_var": unmeasured_flow_var,
+            "initial_unmeasured_flow_var": initial_unmeasured_flow_var,
+        }
+        for name, value in variances.items():
+            if value is not None and not (is_real(value) and 0.0 <= value < math.inf):
+                raise ValueError(
+                    f"{name}: expected one non-negative, finite variance, got {value!r}"
+                )
         # Forecasts are censored to [0, capacity]: a prior outside it is a typo or a unit
         # mix-up (storage in m^3, capacity in million m^3), not a state.
         if not (is_real(initial_storage) and 0.0 <= initial_storage <= capacity):
@@ -2061,6 +2080,21 @@ class StateSpaceEmulator:
                 f"{n_rows} steps: the forecast overflows at step {first + 1} (the "
                 f"transition grows the state by a factor of {growth:.3g} per step); "
                 f"forecast at most {first} steps"
+            )
+        beyond = np.flatnonzero((loc < self.lower) | (loc > self.upper))
+        if beyond.size and beyond[0] < n_rows - 1:
+            # Each step is censored, but the balance carries what is past a bound on: a
+            # reservoir past full keeps the water it would have spilled (review: 100 for
+            # about 300 after ten days empty and ten of inflow).
+            # One text for every forecast, so that a loop of forecasts warns once.
+            warnings.warn(
+                "a forecast's mean passes a bound before its last step: the steps after "
+                "carry what is past it (water a reservoir would have spilled, or released "
+                "without having it), as a linear balance must, so read them as the "
+                "balance's, not the asset's; the first step past a bound is the first "
+                "whose latent mean (.loc) is outside [lower, upper]",
+                UserWarning,
+                stacklevel=2,
             )
 
         return CensoredNormal(

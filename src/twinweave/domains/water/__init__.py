@@ -8,6 +8,7 @@ m^3/day, released as it comes or 20 % faster [million m^3]:
 
 >>> import numpy as np
 >>> import pandas as pd
+>>> from twinweave.domains.water import UPPER_SNAKE_RESERVOIRS, load_upper_snake
 >>> from twinweave.models import StateSpaceEmulator
 >>> minidoka = UPPER_SNAKE_RESERVOIRS[3]
 >>> record = load_upper_snake(minidoka.asset_id)
