@@ -13,7 +13,7 @@ GLOSSARY: Final[dict[str, tuple[str, str]]] = {
     "time": ("", "timestamp of the end of the averaging interval, UTC"),
     "wind_speed": ("m/s", "horizontal wind speed at hub height (nacelle anemometer)"),
     "wind_direction": ("degree", "absolute wind direction, clockwise from north"),
-    "power": ("kW", "active power delivered by the turbine"),
+    "power": ("kW", "active electrical power of the asset (a turbine's output)"),
     "temp_air": ("degC", "outdoor air temperature"),
     "air_density": ("kg/m^3", "air density at hub height"),
     "pressure": ("Pa", "air pressure"),
