@@ -20,6 +20,7 @@ from twinweave.core import (
     WhatIfResult,
     column,
     compare,
+    same_unit,
     time_steps_hours,
     usual_step_hours,
 )
@@ -316,6 +317,15 @@ def test_an_emulator_with_narrower_bounds_or_the_same_unit_spelt_otherwise_is_ta
     params.update(upper=45.0, units="kilowatt")
     twin = Twin("pump-1", pump().schema, BayesianBasisRegression(**params))
     assert twin.predict({"flow": [9.0]}).quantile(0.999)[0] <= 45.0
+    # Spelt as another unit of factor 1 (review: "kW*h" for a schema's "kWh" was refused).
+    params.update(units="J/ms")
+    Twin("pump-1", pump().schema, BayesianBasisRegression(**params))
+
+
+def test_one_unit_is_told_from_another_by_factor_and_offset() -> None:
+    assert same_unit("kWh", "kW*h") and same_unit("W", "J/s") and same_unit("percent", "%")
+    assert not same_unit("kW", "W") and not same_unit("degC", "K")
+    assert not same_unit("N*m", "m")
 
 
 def test_columns_read_pandas_missing_values_as_missing() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from twinweave.checks._problems import Seed, SyntheticProblem
-from twinweave.core import CensoredNormal, Emulator, Twin, Variable, parse_unit
+from twinweave.core import CensoredNormal, Emulator, Twin, Variable, same_unit
 from twinweave.provenance import Recorder
 
 FloatArray = NDArray[np.float64]
@@ -383,7 +383,7 @@ def check_units(
             "units", f"predict returned {type(predictive).__name__}, expected CensoredNormal"
         )
     try:
-        same = parse_unit(predictive.units) == parse_unit(variable.unit)
+        same = same_unit(predictive.units, variable.unit)
     except ValueError as error:
         raise _fail("units", str(error)) from None
     if not same:

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
         ResidualCorrelation,
         time_seconds,
     )
-    from twinweave.core._schema import Property, Telemetry, TwinSchema, Variable, parse_unit
+    from twinweave.core._schema import (
+        Property,
+        Telemetry,
+        TwinSchema,
+        Variable,
+        parse_unit,
+        same_unit,
+    )
     from twinweave.core._scores import coverage_by_bin, scores
     from twinweave.core._twin import Intervention, ProvenanceSink, Twin, clone_emulator
     from twinweave.core._whatif import (
@@ -66,6 +73,7 @@ else:
                 "TwinSchema",
                 "Variable",
                 "parse_unit",
+                "same_unit",
             ),
             "twinweave.core._scores": (
                 "coverage_by_bin",
@@ -123,6 +131,7 @@ __all__ = [
     "coverage_by_bin",
     "duration_text",
     "parse_unit",
+    "same_unit",
     "scores",
     "time_seconds",
     "time_steps_hours",

@@ -86,7 +86,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from twinweave.core._glossary import GLOSSARY
-from twinweave.core._schema import Property, TwinSchema, Variable, parse_unit
+from twinweave.core._schema import Property, TwinSchema, Variable, parse_unit, same_unit
 
 #: The DTDL v3 language context.
 DTDL_CONTEXT: Final = "dtmi:dtdl:context;3"
@@ -423,12 +423,19 @@ def _dtdl_unit(unit: str) -> tuple[str, str] | None:
     ('Velocity', 'metrePerSecond')
     >>> _dtdl_unit("m^3/day") is None
     True
+    >>> _dtdl_unit("kW*h"), _dtdl_unit("N*m")
+    (('Energy', 'kilowattHour'), ('Torque', 'newtonMetre'))
     """
     if unit == "":
         return None
     parsed = parse_unit(unit)
     for expression, semantic_type, dtdl in _PINT_TO_DTDL:
         if parse_unit(expression) == parsed:
+            return semantic_type, dtdl
+    # Another spelling of a listed unit ("kW*h" for "kWh"), where the spelling is not
+    # itself listed: N*m is torque, though it is a joule.
+    for expression, semantic_type, dtdl in _PINT_TO_DTDL:
+        if same_unit(expression, unit):
             return semantic_type, dtdl
     return None
 

@@ -88,6 +88,34 @@ def parse_unit(expression: str) -> pint.Unit:
         ) from None
 
 
+def same_unit(first: str, second: str) -> bool:
+    """Whether two unit expressions name one unit: the same pint unit, or the same
+    dimension at factor 1 and offset 0 (``"kWh"`` and ``"kW*h"``, ``"W"`` and ``"J/s"``).
+
+    Raises
+    ------
+    ValueError
+        If either expression is not a unit (:func:`parse_unit`).
+
+    Examples
+    --------
+    >>> same_unit("kWh", "kW*h"), same_unit("kW", "W"), same_unit("degC", "K")
+    (True, False, False)
+    """
+    a, b = parse_unit(first), parse_unit(second)
+    if a == b:
+        return True
+    if a.dimensionality != b.dimensionality:
+        return False
+    registry = unit_registry()
+    try:
+        zero = float(registry.Quantity(0.0, a).to(b).magnitude)
+        one = float(registry.Quantity(1.0, a).to(b).magnitude)
+    except pint.errors.PintError:  # offset units pint will not convert this way
+        return False
+    return math.isclose(zero, 0.0, abs_tol=1e-12) and math.isclose(one, 1.0, rel_tol=1e-12)
+
+
 #: Units data files are often in: what a misspelt unit is compared with.
 _COMMON_UNITS = (
     "W", "kW", "MW", "m/s", "km/h", "knot", "degC", "degF", "K", "Pa", "hPa", "kPa",

@@ -15,7 +15,7 @@ from twinweave.core._predictive import (
     ResidualCorrelation,
     time_seconds,
 )
-from twinweave.core._schema import TwinSchema, parse_unit
+from twinweave.core._schema import TwinSchema, same_unit
 from twinweave.core._whatif import Derate, ScaleTarget, SetInputs, Stop
 
 
@@ -192,7 +192,7 @@ class Twin:
         # The schema is what the twin promises: predictions in its unit, within its bounds.
         variable = self.schema.variable(target)
         units = getattr(self._emulator, "units", None)
-        if isinstance(units, str) and parse_unit(units) != parse_unit(variable.unit):
+        if isinstance(units, str) and not same_unit(units, variable.unit):
             raise ValueError(
                 f"twin {self.twin_id!r}: the emulator predicts {target} in {units!r}, "
                 f"expected the unit schema {self.schema.name!r} gives it, {variable.unit!r}"

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from twinweave.core._arguments import check_count, check_flag, is_integer, is_real
 from twinweave.core._emulator import Columns
 from twinweave.core._predictive import CensoredNormal, time_seconds
-from twinweave.core._schema import parse_unit
+from twinweave.core._schema import same_unit
 
 if TYPE_CHECKING:
     from twinweave.core._twin import Twin
@@ -96,7 +96,7 @@ class Derate:
         """Refuse a limit in another unit than the target's, ``units``, or below
         ``lower``, the lowest value the target takes (a twin's branch checks it against
         its schema, before any prediction)."""
-        if self.units and units and parse_unit(self.units) != parse_unit(units):
+        if self.units and units and not same_unit(self.units, units):
             raise ValueError(
                 f"derate: expected a limit in the target's unit {units!r}, got "
                 f"{self.limit:g} {self.units}"
@@ -296,7 +296,7 @@ def _check_same_target(baseline: Twin, scenario: Twin) -> None:
     """Refuse a scenario that predicts another quantity than the baseline, or the same in
     other units: their differences would mean nothing (a twin in W beside one in kW)."""
     ours, theirs = (t.schema.variable(t.target) for t in (baseline, scenario))
-    if ours.name != theirs.name or parse_unit(ours.unit) != parse_unit(theirs.unit):
+    if ours.name != theirs.name or not same_unit(ours.unit, theirs.unit):
         raise ValueError(
             f"scenario: expected a twin of the baseline's target, {ours.name} in {ours.unit} "
             f"(a branch of it), got {scenario.twin_id!r} of {theirs.name} in {theirs.unit}"
