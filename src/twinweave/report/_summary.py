@@ -227,15 +227,19 @@ def alarm_periods(days: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.Timestamp]]
     return periods
 
 
+def period_days(periods: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> list[tuple[str, str]]:
+    """First and last day (UTC, ``YYYY-MM-DD``) of each ``[start, end)`` of
+    :func:`alarm_periods`."""
+    one_day = pd.Timedelta(days=1)
+    return [(f"{start:%Y-%m-%d}", f"{end - one_day:%Y-%m-%d}") for start, end in periods]
+
+
 def periods_text(periods: Sequence[tuple[pd.Timestamp, pd.Timestamp]], limit: int = 4) -> str:
     """Days of :func:`alarm_periods`, first and last day (UTC) of each, the first
     ``limit`` named: ``"2015-03-04 to 2015-03-09, 2015-11-21 and 2 more"``."""
-    one_day = pd.Timedelta(days=1)
     named = [
-        f"{start:%Y-%m-%d}"
-        if end - start == one_day
-        else f"{start:%Y-%m-%d} to {end - one_day:%Y-%m-%d}"
-        for start, end in periods[:limit]
+        first if first == last else f"{first} to {last}"
+        for first, last in period_days(periods[:limit])
     ]
     more = f" and {len(periods) - limit} more" if len(periods) > limit else ""
     return ", ".join(named) + more

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import plotly.offline
 
 from twinweave import __version__
@@ -49,6 +48,7 @@ from twinweave.report._summary import (
     daily_residuals,
     has_live_scores,
     n_scored,
+    period_days,
     periods_text,
     pooled_scores,
     scored_span,
@@ -85,18 +85,9 @@ def _scored_json(turbine: TurbineResult, *, monitor_ran: bool) -> dict[str, Any]
     span = scored_span(turbine)
     n = n_scored(turbine)
     monitored = was_monitored(turbine, monitor_ran=monitor_ran)
-    one_day = pd.Timedelta(days=1)
-    alarms = (
-        {
-            # First and last day (UTC) of each run of days with an alarm, as on the page.
-            "alarm_days": [
-                [f"{start:%Y-%m-%d}", f"{end - one_day:%Y-%m-%d}"]
-                for start, end in alarm_periods(daily_residuals(turbine.evaluation))
-            ]
-        }
-        if monitored
-        else {}
-    )
+    # First and last day (UTC) of each run of days with an alarm, as on the page.
+    periods = alarm_periods(daily_residuals(turbine.evaluation)) if monitored else []
+    alarms = {"alarm_days": [list(days) for days in period_days(periods)]} if monitored else {}
     return {
         "n_scored": _json_count(n),
         "first_scored": None if span is None else span[0].isoformat(),

@@ -1363,12 +1363,13 @@ class PushSum:
     def _present_slots(self, nodes: Iterable[Hashable]) -> list[int]:
         """The slots of ``nodes``, each checked present and named once before any twin
         leaves or crashes (one bad label left the others gone and the call refused)."""
-        listed = twin_list(nodes, "nodes: got")
-        slots = [self._present_slot(node, "nodes") for node in listed]
-        if len(set(slots)) != len(slots):
-            twice = next(node for k, node in enumerate(listed) if slots.index(slots[k]) != k)
-            raise ValueError(f"nodes: expected each twin once, got {twice!r} more than once")
-        return slots
+        slots: dict[int, None] = {}  # in the order given
+        for node in twin_list(nodes, "nodes: got"):
+            slot = self._present_slot(node, "nodes")
+            if slot in slots:
+                raise ValueError(f"nodes: expected each twin once, got {node!r} more than once")
+            slots[slot] = None
+        return list(slots)
 
     def _present_slot(self, node: Hashable, name: str) -> int:
         refuse_bool(node, self._slot, name, "a present twin's label")
@@ -1415,7 +1416,7 @@ def _payload_rows(
             return f"twin {nodes[index]!r}" if index < len(nodes) else "past the twins"
 
         for index, row in enumerate(rows):
-            if isinstance(row, str | bytes) or _holds_text(row):
+            if _holds_text(row):
                 raise ValueError(
                     f"payloads: expected numbers in every row, got {row!r} in row {index} "
                     f"({whose(index)})"

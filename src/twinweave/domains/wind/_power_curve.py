@@ -99,9 +99,10 @@ class NormalisedWindSpeed:
         if speed is None:
             return None
         # The spline would read a negative speed as 0 m/s and predict without a word.
-        negative = np.flatnonzero(np.ravel(speed) < 0.0)
+        flat = np.ravel(speed)
+        negative = np.flatnonzero(flat < 0.0)
         if negative.size:
-            _refuse_negative(float(np.ravel(speed)[negative[0]]), int(negative[0]))
+            _refuse_negative(float(flat[negative[0]]), int(negative[0]))
         rho = self.density(data, speed.shape[0])
         return np.asarray(speed * np.cbrt(rho / self.reference_density), dtype=np.float64)
 
