@@ -172,7 +172,20 @@ def main() -> None:
     warnings.showwarning = lambda message, *_, **__: _warn(str(message))
     _fill_closed_descriptors()
     try:
-        app()
+        # Not standalone: Click's own refusals of the command line come here, to be
+        # printed as one error line like every other.
+        code = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        raise SystemExit(error.exit_code) from None  # the help is printed already
+    except click.ClickException as error:
+        # An option's value that is not a number, an unknown option or command.
+        context = getattr(error, "ctx", None)
+        hint = "" if context is None else f" (`{context.command_path} --help` shows the usage)"
+        _error(error.format_message() + hint)
+        raise SystemExit(error.exit_code) from None
+    except click.Abort:
+        _error("aborted")
+        raise SystemExit(1) from None
     except USER_ERRORS as error:
         if os.environ.get("TWINWEAVE_DEBUG"):
             raise
@@ -197,6 +210,9 @@ def main() -> None:
             "again to finish"
         )
         raise SystemExit(130) from None
+    # typer.Exit(code) (a command's own refusal, Ctrl-C: 130) comes back as its code.
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 def _interrupted(error: Exception) -> bool:
@@ -1571,10 +1587,11 @@ def _warn_missing_optional(columns: dict[str, np.ndarray], twin: Twin) -> None:
             )
 
 
-def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
+def _read_inputs(path: Path, twin: Twin, *, times_once: bool = False) -> pd.DataFrame:
     """A user's input file, checked: ``wind_speed`` a finite number in every row, the
     other columns the twin reads numbers or blank, ``time`` (if there) a time in every
-    row. Each refusal names the file, column, row and value."""
+    row, and each time once if ``times_once``. Each refusal names the file, column, row
+    and value."""
     if not path.exists():
         raise _fail(f"{path}: no such file")
     if path.is_dir():
@@ -1682,6 +1699,13 @@ def _read_inputs(path: Path, twin: Twin) -> pd.DataFrame:
                 "time",
                 minority,
                 "a UTC offset in every time or in none (times without one are UTC)",
+            )
+        if times_once and times.duplicated().any():
+            raise refuse(
+                "time",
+                times.duplicated().to_numpy(),
+                "a time given once: energy and hours sum the readings over time, so a "
+                "time given twice would be counted twice",
             )
         frame["time"] = times
     return frame
@@ -1864,6 +1888,7 @@ def whatif(
     if derate is not None:
         if not derate >= 0.0:
             raise _fail(f"--derate: expected a power cap >= 0 kW, got {derate:g}")
+        derate += 0.0  # -0 is a cap of 0 kW, and printed as one
         interventions.append(Derate(derate, units="kW"))
     if stop:
         interventions.append(Stop())
@@ -1887,6 +1912,12 @@ def whatif(
         if live.is_branch:
             # Its interventions would stand in the live twin's column, and its readings
             # are its parent's.
+            if live.parent_id == twin:
+                raise _fail(
+                    f"--twin {twin}: the store's latest version of {twin} is a branch of "
+                    f"{twin} saved under its parent's own name (refused since); fit {twin} "
+                    "again to make a live twin its latest version"
+                )
             raise _fail(
                 f"--twin {twin}: a saved branch of {live.parent_id} "
                 f"({'; '.join(i.describe() for i in live.interventions) or 'no interventions'}); "
@@ -1894,7 +1925,7 @@ def whatif(
                 "interventions of both"
             )
         if input is not None:
-            frame = _read_inputs(input, live)
+            frame = _read_inputs(input, live, times_once=True)
         else:
             frame = db.observations(twin, start=period_start, end=period_end)
         if frame.empty:
@@ -1969,7 +2000,6 @@ def whatif(
         with warnings.catch_warnings():
             # Said above, in the command's words.
             warnings.filterwarnings("ignore", "inputs have no 'time' column")
-            warnings.filterwarnings("ignore", r"inputs: \d+ readings repeat")
             try:
                 # A year of readings takes tens of seconds: a bar says how far it is.
                 result = compare(
@@ -2045,12 +2075,6 @@ def _reading_hours(inputs: dict[str, np.ndarray]) -> float:
     if "time" not in inputs:
         return READING_HOURS
     times = np.unique(inputs["time"])
-    repeated = inputs["time"].size - times.size
-    if repeated:
-        _warn(
-            f"column 'time': {repeated} readings repeat an earlier reading's time; each is "
-            "counted in energy and hours"
-        )
     seconds = time_seconds(times)
     hours = usual_step_hours(seconds)
     if hours is None:

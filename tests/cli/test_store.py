@@ -182,7 +182,7 @@ def test_ctrl_c_while_duckdb_runs_exits_130_with_one_line(
 ) -> None:
     # DuckDB turns SIGINT during a query into an error of its own (a SIGINT sent to a
     # real ingest gave these three, by timing); a traceback and exit 1 said "crash".
-    def interrupted() -> None:
+    def interrupted(**_: object) -> None:
         raise error
 
     monkeypatch.setattr(cli, "app", interrupted)
@@ -192,6 +192,6 @@ def test_ctrl_c_while_duckdb_runs_exits_130_with_one_line(
     said = " ".join(capsys.readouterr().err.split())
     assert said.startswith("error: interrupted: the store is as it was before"), said
     # Another error of DuckDB's is not taken for an interrupt.
-    monkeypatch.setattr(cli, "app", lambda: (_ for _ in ()).throw(RuntimeError("other")))
+    monkeypatch.setattr(cli, "app", lambda **_: (_ for _ in ()).throw(RuntimeError("other")))
     with pytest.raises(RuntimeError, match="other"):
         cli.main()

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,6 +79,21 @@ def test_a_whatif_of_a_saved_branch_points_to_its_live_twin(
         "a what-if starts from a live twin: --twin R80711",
     )
     assert "TWINWEAVE_DEBUG" not in refused.stderr
+    # A store written before a branch could no longer be saved under its parent's name:
+    # the advice above pointed back to the same command (review 2026-12-01).
+    with duckdb.connect(str(store)) as con:
+        con.execute(
+            "UPDATE model_versions SET twin_id = 'R80711', version = 2 "
+            "WHERE twin_id = 'R80711-derated'"
+        )
+    refused = twinweave(
+        "whatif", "--store", store, "--twin", "R80711", "--derate", "1800", ok=False
+    )  # fmt: skip
+    assert_user_error(
+        refused,
+        "--twin R80711: the store's latest version of R80711 is a branch of R80711 saved "
+        "under its parent's own name (refused since); fit R80711 again",
+    )
 
 
 def test_nonsense_interventions_are_refused(fitted_store: Path) -> None:
@@ -86,6 +102,25 @@ def test_nonsense_interventions_are_refused(fitted_store: Path) -> None:
             "whatif", "--store", fitted_store, "--twin", "R80711", option, value, ok=False
         )
         assert_user_error(result, option, value)
+    # What Click refuses before the command runs is one error line too, not a box
+    # (review 2026-12-01).
+    for option, value, expected in (
+        ("--derate", "abc", "Invalid value for '--derate': 'abc' is not a valid float."),
+        ("--samples", "19", "Invalid value for '--samples': 19 is not in the range x>=20."),
+        ("--no-such-option", "1", "No such option '--no-such-option'."),
+    ):
+        result = twinweave(
+            "whatif", "--store", fitted_store, "--twin", "R80711", option, value, ok=False
+        )
+        assert_user_error(result, expected, "(`twinweave whatif --help` shows the usage)")
+        assert "╭" not in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    # A derate of -0 is one of 0 kW, and says so (it read "derate to -0 kW").
+    result = twinweave(
+        "whatif", "--store", fitted_store, "--twin", "R80711", "--derate=-0",
+        "--start", "2015-06-01", "--end", "2015-06-02", "--samples", "50",
+    )  # fmt: skip
+    assert "derate to 0 kW" in result.stdout, result.stdout
+    assert "-0 kW" not in result.stdout + result.stderr, result.stdout
 
 
 def test_whatif_counts_each_reading_for_its_own_time_step(

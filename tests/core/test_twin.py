@@ -452,6 +452,32 @@ def test_a_what_if_of_copies_of_one_twin_says_when_they_differ() -> None:
         compare(learned, stranger, inputs, energy, n_samples=20)
 
 
+def test_a_derate_names_its_unit_when_it_is_no_unit() -> None:
+    # 'kw' was refused as an unknown unit without saying it was the derate's (review).
+    with pytest.raises(ValueError, match=r"units: unknown unit 'kw'.*did you mean 'kW'"):
+        Derate(1500.0, units="kw")
+    with pytest.raises(TypeError, match=r"units: expected a unit such as 'kW', got 1"):
+        Derate(1500.0, units=1)  # type: ignore[arg-type]
+    assert Derate(-0.0, units="kW").describe() == "derate to 0 kW"
+
+
+def test_a_branch_may_not_take_the_name_of_a_twin_it_comes_from() -> None:
+    # Saved, a branch named 'pump-1' became pump-1's latest version: the live twin was
+    # replaced by a derated one without a word (review).
+    live = pump()
+    child = live.branch(Derate(30.0), name="pump-1/cap")
+    restored = Twin("pump-1/cap", live.schema, live.emulator, parent_id="pump-1")
+    cases = ((live, "pump-1"), (child, "pump-1"), (child, "pump-1/cap"), (restored, "pump-1"))
+    for parent, name in cases:
+        refused = rf"name: a branch cannot take the name '{name}' of the twin it branches from"
+        with pytest.raises(ValueError, match=refused + rf".*such as '{name}/whatif'"):
+            parent.branch(Stop(), name=name)
+    for name in ("", "  ", 7):
+        with pytest.raises(ValueError, match="name: expected a non-empty text naming the branch"):
+            live.branch(name=name)  # type: ignore[arg-type]
+    assert child.branch(Stop(), name="pump-1/stop").parent_id == "pump-1/cap"
+
+
 @pytest.mark.parametrize("given", ["derate", 1500.0, Derate])
 def test_a_branch_refuses_what_is_no_intervention(given: object) -> None:
     with pytest.raises(TypeError, match="interventions: expected interventions such as"):

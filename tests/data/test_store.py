@@ -504,6 +504,34 @@ def test_a_saved_branch_is_a_branch_when_loaded(
     assert "branch of T1" in repr(capped)
 
 
+def test_a_version_of_another_kind_under_a_twins_name_is_refused(
+    filled: tuple[Path, SourceInfo, IngestSummary],
+) -> None:
+    # A branch of T1 saved as 'T2' became T2's latest version and replaced it (review).
+    path, _, summary = filled
+    with Store(path) as store:
+        twin = fitted_twin(store, summary, recorder=None)
+        store.save_twin(twin)
+        other = Twin("T2", twin.schema, twin.emulator)
+        store.save_twin(other)
+        store.save_twin(twin.branch(Derate(1000.0), name="T1-cap"))
+    before = fingerprint(path)
+    with Store(path) as store:
+        twin = store.load_twin("T1")
+        replaces_live = r"twin 'T2': the store holds a live twin under this name, and a branch"
+        with pytest.raises(ValueError, match=replaces_live):
+            store.save_twin(twin.branch(Derate(900.0), name="T2"))
+        with pytest.raises(ValueError, match=r"holds a branch of 'T1' under this name, and a live"):
+            store.save_twin(Twin("T1-cap", twin.schema, twin.emulator))
+        with pytest.raises(ValueError, match=r"and a branch of 'T2' saved as its next version"):
+            store.save_twin(Twin("T1-cap", twin.schema, twin.emulator, parent_id="T2"))
+    assert fingerprint(path) == before
+    with Store(path) as store:
+        # More versions of the same kind are what versions are for.
+        assert store.save_twin(store.load_twin("T1").branch(Derate(800.0), name="T1-cap")) == 2
+        assert store.save_twin(store.load_twin("T2")) == 2
+
+
 # -- provenance ----------------------------------------------------------------------------
 def test_chain_from_a_prediction_back_to_the_file_survives_reopening(
     filled: tuple[Path, SourceInfo, IngestSummary],
@@ -948,8 +976,13 @@ def test_a_store_of_an_older_format_is_read_and_upgraded(
         twin = fitted_twin(store, summary, recorder=None, correlation=ResidualCorrelation())
         store.save_twin(twin)
         learner = store.load_twin("T1").residual_correlation
-        store.save_twin(twin.branch(name="T1-copy"))
-        assert store.load_twin("T1-copy").is_branch
+        if old < 3:
+            # Its T1-copy reads as a live twin, so a branch may not become its next version.
+            with pytest.raises(ValueError, match="the store holds a live twin under this name"):
+                store.save_twin(twin.branch(name="T1-copy"))
+        else:
+            store.save_twin(twin.branch(name="T1-copy"))
+            assert store.load_twin("T1-copy").is_branch
     assert learner is not None and twin.residual_correlation is not None
     assert learner.n_squares_ == twin.residual_correlation.n_squares_ > 0
     with duckdb.connect(str(path), read_only=True) as connection:

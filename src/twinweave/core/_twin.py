@@ -406,6 +406,8 @@ class Twin:
         cap (1500 kW where the wind allows), ``branch(Derate(1500.0),
         ScaleTarget(0.97))`` a capped curve scaled (at most 1455 kW).
         """
+        if name is not None:
+            self._check_branch_name(name)
         declared = self._declared_inputs()
         target = self.schema.variable(self.target)
         for intervention in interventions:
@@ -456,6 +458,22 @@ class Twin:
                 },
             )
         return child
+
+    def _check_branch_name(self, name: object) -> None:
+        """Refuse a branch name that is not text or that names this twin or an ancestor:
+        saved, such a branch would become that twin's latest version and take its place
+        in every later predict, monitor and what-if."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name: expected a non-empty text naming the branch, got {name!r}")
+        ancestors = [twin.twin_id for twin, _ in self._lineage()]
+        if self.parent_id is not None:
+            ancestors.append(self.parent_id)  # a restored branch's parent is not at hand
+        if name in ancestors:
+            raise ValueError(
+                f"name: a branch cannot take the name {name!r} of the twin it branches from: "
+                f"saved, it would become {name!r}'s latest version and replace the live twin; "
+                f"expected another name, such as {name + '/whatif'!r}"
+            )
 
     def __repr__(self) -> str:
         kind = "twin" if self.parent_id is None else f"branch of {self.parent_id}"

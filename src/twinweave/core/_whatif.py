@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from twinweave.core._arguments import check_count, check_flag, is_integer, is_real
 from twinweave.core._emulator import Columns
 from twinweave.core._predictive import CensoredNormal, time_seconds
-from twinweave.core._schema import same_unit
+from twinweave.core._schema import parse_unit, same_unit
 
 if TYPE_CHECKING:
     from twinweave.core._twin import Twin
@@ -88,6 +88,15 @@ class Derate:
     def __post_init__(self) -> None:
         if not is_real(self.limit) or np.isnan(self.limit):
             raise ValueError(f"limit: expected a number [target units], got {self.limit!r}")
+        # + 0.0: a limit of -0.0 reads "derate to 0", not "-0".
+        object.__setattr__(self, "limit", float(self.limit) + 0.0)
+        if not isinstance(self.units, str):
+            raise TypeError(f"units: expected a unit such as 'kW', got {self.units!r}")
+        if self.units:
+            try:
+                parse_unit(self.units)
+            except ValueError as error:
+                raise ValueError(f"units: {error}") from None
 
     def apply_inputs(self, inputs: Columns) -> Columns:
         return inputs
@@ -396,16 +405,23 @@ def _other_cadences(step_hours: FloatArray, usual: float) -> list[tuple[float, i
 
 
 def _check_reading_step(seconds: FloatArray, metrics: Sequence[Metric]) -> None:
-    """Refuse metrics that count each reading for another time than the inputs' usual
-    step (hourly inputs with 10-minute metrics give a sixth of the energy), and warn of
-    repeated times, each counted in every metric, and of a second cadence, whose
-    readings are counted for the usual step too."""
-    repeated = seconds.size - np.unique(seconds).size
-    if repeated:
-        warnings.warn(
-            f"inputs: {repeated} readings repeat an earlier reading's time; each is "
-            "counted in every metric",
-            stacklevel=3,
+    """Refuse repeated times, which every metric would count twice (the totals of a day
+    given twice exceed what the asset can do in a day), and metrics that count each
+    reading for another time than the inputs' usual step (hourly inputs with 10-minute
+    metrics give a sixth of the energy); warn of a second cadence, whose readings are
+    counted for the usual step too."""
+    _, first_at, counts = np.unique(seconds, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        # The first row that repeats an earlier row's time, and that earlier row.
+        repeats = np.ones(seconds.size, dtype=bool)
+        repeats[first_at] = False
+        row = int(np.flatnonzero(repeats)[0])
+        earlier = int(np.flatnonzero(seconds == seconds[row])[0])
+        raise ValueError(
+            f"time, row {row}: expected one reading per time, got the time of row "
+            f"{earlier} again ({int(repeats.sum())} of {seconds.size} rows repeat an "
+            "earlier row's time); every metric sums the readings over time, so a time "
+            "given twice would be counted twice"
         )
     steps = time_steps_hours(seconds)
     step = _most_frequent(steps)  # usual_step_hours(seconds), the steps found once

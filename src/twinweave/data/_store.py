@@ -1147,9 +1147,12 @@ class Store:
             lineage = recorder.chain(model_version)
         with self._transaction():
             found = self._con.execute(
-                "SELECT coalesce(max(version), 0) FROM model_versions WHERE twin_id = $1",
+                "SELECT version, parent_id FROM model_versions WHERE twin_id = $1 "
+                "ORDER BY version DESC LIMIT 1",
                 [twin.twin_id],
             ).fetchone()
+            if found is not None and found[1] != twin.parent_id:
+                raise ValueError(_other_kind_message(twin, found[1]))
             version = 1 + (0 if found is None else int(found[0]))
             self._con.execute(
                 "INSERT INTO model_versions (twin_id, version, created_at, emulator, "
@@ -1356,6 +1359,20 @@ class Store:
 
 
 # -- helpers -----------------------------------------------------------------------------
+def _other_kind_message(twin: Twin, stored_parent: str | None) -> str:
+    """Why ``twin`` may not be a new version of the stored twin of its identifier."""
+
+    def kind(parent: str | None) -> str:
+        return "a live twin" if parent is None else f"a branch of {parent!r}"
+
+    return (
+        f"twin {twin.twin_id!r}: the store holds {kind(stored_parent)} under this name, "
+        f"and {kind(twin.parent_id)} saved as its next version would replace it in every "
+        "later load, predict, monitor and whatif; expected another name "
+        "(Twin.branch(..., name=...))"
+    )
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

@@ -97,11 +97,16 @@ def test_compare_counts_readings_for_the_inputs_step_and_says_so() -> None:
     )
     # Every sixth reading, each counted for an hour: the same energy within 5 %.
     assert right.baseline[:, 0].mean() == pytest.approx(whole.baseline[:, 0].mean(), rel=0.05)
-    # Rows given twice are each counted, and said to be.
+    # Rows given twice are refused: counted, a day given twice made more energy than the
+    # turbine can make in a day (review 2026-12-01).
     twice = {k: np.concatenate([v, v]) for k, v in hourly.items()}
     order = np.argsort(twice["time"], kind="stable")
     twice = {k: v[order] for k, v in twice.items()}
-    with pytest.warns(UserWarning, match=r"inputs: 334 readings repeat an earlier reading's"):
+    with pytest.raises(
+        ValueError,
+        match=r"time, row 1: expected one reading per time, got the time of row 0 again "
+        r"\(334 of 668 rows repeat an earlier row's time\)",
+    ):
         compare(twin, twin.branch(), twice, turbine_metrics(RATED, 1.0), n_samples=50)
     # Hourly readings after 10-minute ones are counted for 10 minutes too: said in
     # Python as on the command line (review 2026-12-01: a fifth of the energy, silently).
