@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import click
 import numpy as np
@@ -43,7 +43,6 @@ from twinweave.core import (
     ScaleTarget,
     Stop,
     Twin,
-    WhatIfResult,
     compare,
     duration_text,
     parse_unit,
@@ -73,6 +72,9 @@ from twinweave.demo import (
     check_fleet_turbines,
     check_one_rated_power,
     fit_fleet,
+    record_monitor,
+    record_report,
+    record_whatif,
 )
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
@@ -90,7 +92,7 @@ from twinweave.domains.wind import (
     unseen_note,
 )
 from twinweave.models import BayesianBasisRegression
-from twinweave.monitoring import MIN_CALIBRATION_PERIODS, Alarm
+from twinweave.monitoring import MIN_CALIBRATION_PERIODS, MIN_PERIOD_READINGS, Alarm
 from twinweave.provenance import ProvRecord, Recorder, sha256_file
 from twinweave.report import TurbineResult, utc_time_text
 
@@ -1587,22 +1589,41 @@ def _warn_missing_optional(columns: dict[str, np.ndarray], twin: Twin) -> None:
             )
 
 
-def _read_inputs(path: Path, twin: Twin, *, times_once: bool = False) -> pd.DataFrame:
+#: Compressions of CSV_SUFFIXES by the last suffix: pandas infers them from a path, not
+#: from bytes.
+_COMPRESSION: dict[str, Literal["gzip", "bz2", "zstd", "xz"]] = {
+    ".gz": "gzip",
+    ".bz2": "bz2",
+    ".zst": "zstd",
+    ".xz": "xz",
+}
+
+
+def _read_inputs(path: Path, twin: Twin, *, times_once: bool = False) -> tuple[pd.DataFrame, bytes]:
     """A user's input file, checked: ``wind_speed`` a finite number in every row, the
     other columns the twin reads numbers or blank, ``time`` (if there) a time in every
     row, and each time once if ``times_once``. Each refusal names the file, column, row
-    and value."""
+    and value. Also returns the file's bytes, read once: what the provenance hashes."""
     if not path.exists():
         raise _fail(f"{path}: no such file")
     if path.is_dir():
         raise _fail(f"{path}: is a directory; expected a CSV or Parquet file")
+    if not path.is_file():
+        # A pipe gives its bytes once: the file's record could not be of what was read.
+        raise _fail(f"{path}: not a regular file (a pipe or a device); expected a file")
     is_parquet = _table_kind(path, "the inputs") == "parquet"
+    content = path.read_bytes()
+    compression = _COMPRESSION.get(path.suffix)
     try:
         # No index column guessed: where every row has a field more than the header,
         # pandas would take the first as the index and shift the columns.
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path, index_col=False)
+            frame = (
+                pd.read_parquet(io.BytesIO(content))
+                if is_parquet
+                else pd.read_csv(io.BytesIO(content), index_col=False, compression=compression)
+            )
     except pd.errors.EmptyDataError:
         raise _fail(f"{path}: empty; expected a header line with 'wind_speed' [m/s]") from None
     except pd.errors.ParserWarning:
@@ -1617,7 +1638,9 @@ def _read_inputs(path: Path, twin: Twin, *, times_once: bool = False) -> pd.Data
         if len(frame.columns) and frame.iloc[:, -1].isna().any():
             refuse_short_rows(path)
         # pandas renames a repeated column ('wind_speed.1'); the header as written says.
-        header = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0]
+        header = pd.read_csv(
+            io.BytesIO(content), nrows=1, header=None, dtype=str, compression=compression
+        ).iloc[0]
         named = [str(c) for c in header if pd.notna(c) and str(c).strip()]
         repeated = sorted({c for c in named if named.count(c) > 1})
         if repeated:
@@ -1708,7 +1731,7 @@ def _read_inputs(path: Path, twin: Twin, *, times_once: bool = False) -> pd.Data
                 "time given twice would be counted twice",
             )
         frame["time"] = times
-    return frame
+    return frame, content
 
 
 def _warn_unseen(
@@ -1793,7 +1816,7 @@ def predict(
     with _open_store(store) as db:
         recorder = Recorder(store=db)
         loaded = _load_twin(db, twin, recorder)
-        frame = _read_inputs(input, loaded)
+        frame, content = _read_inputs(input, loaded)
         columns = _model_columns(frame, say)
         _say_what_is_read(columns, loaded, say)
         _warn_missing_optional(columns, loaded)
@@ -1803,7 +1826,7 @@ def predict(
             loaded.check_inputs(columns)
         except ValueError as error:
             raise _fail(f"{input}: {error}") from None
-        predictive = loaded.predict(columns, source=recorder.file_entity(input))
+        predictive = loaded.predict(columns, source=recorder.file_entity(input, content))
         if isinstance(loaded.emulator, BayesianBasisRegression):
             _warn_unseen(loaded.emulator, columns, users_file=True)
             _warn_outside_range(loaded.emulator, columns, loaded)
@@ -1925,7 +1948,7 @@ def whatif(
                 "interventions of both"
             )
         if input is not None:
-            frame = _read_inputs(input, live, times_once=True)
+            frame, content = _read_inputs(input, live, times_once=True)
         else:
             frame = db.observations(twin, start=period_start, end=period_end)
         if frame.empty:
@@ -1985,7 +2008,7 @@ def whatif(
             _warn_unseen(live.emulator, inputs, users_file=input is not None)
             _warn_outside_range(live.emulator, inputs, live)
         source = (
-            recorder.file_entity(input)
+            recorder.file_entity(input, content)
             if input is not None
             else db.observations_entity(twin, start=period_start, end=period_end)
         )
@@ -2020,7 +2043,7 @@ def whatif(
                     f"{len(frame)} readings ({gib:.1f} GiB an array); expected fewer "
                     "--samples or a shorter period (--start/--end)"
                 ) from None
-        result_id = _record_whatif(recorder, live, branch, result, len(frame), samples, seed)
+        result_id = record_whatif(recorder, live, branch, result, len(frame), samples, seed)
     table = Table(
         title=f"what-if for {twin}: {result.interventions} ({len(frame)} "
         f"{'reading' if len(frame) == 1 else 'readings'} of {duration_text(step_hours)})"
@@ -2105,47 +2128,6 @@ def _say_coverage(inputs: dict[str, np.ndarray], n_readings: int, step_hours: fl
     note = None if "time" not in inputs else coverage_note(inputs["time"], n_readings, step_hours)
     if note is not None:
         _warn(note)
-
-
-def _record_whatif(
-    recorder: Recorder,
-    live: Twin,
-    branch: Twin,
-    result: WhatIfResult,
-    n_readings: int,
-    n_samples: int,
-    seed: int,
-) -> str:
-    """Record the what-if in the store; return the id of its result.
-
-    A branch records into a fork of its parent's recorder, so that nothing done to it
-    changes the store; the result depends on it, so its records (the branch with its
-    interventions, its prediction) are kept with the result.
-    """
-    if isinstance(branch.recorder, Recorder):
-        recorder.adopt(branch.recorder.own_records())
-    used = [p for p in result.predictions if p is not None]
-    summary = [
-        f"{row['metric']} [{row['units']}]: live {row['baseline_mean']:.4g}, branch "
-        f"{row['scenario_mean']:.4g}, difference {row['difference_mean']:.4g} "
-        f"[{row['difference_lo']:.4g}, {row['difference_hi']:.4g}]"
-        for row in result.to_frame().to_dict("records")
-    ]
-    return recorder.record(
-        "whatif",
-        used=used,
-        generated="whatif_result",
-        attributes={
-            "twin": live.twin_id,
-            "branch": branch.twin_id,
-            "interventions": result.interventions,
-            "n_readings": n_readings,
-            "n_samples": n_samples,
-            "seed": seed,
-            "level": result.level,
-            "results": summary,
-        },
-    )
 
 
 @app.command()
@@ -2286,7 +2268,10 @@ def quarantine(
         )
         say.print(f"quarantine: no entries{f' for{which}' if which else ''}", highlight=False)
         if output is not None:
-            say.print(f"wrote 0 rows to {_write_table(rows, output)}")
+            where = _write_table(rows, output)
+            say.print(
+                f"wrote 0 rows to {where}{_quarantine_export(store, rows, output, asset, check)}"
+            )
         return
     counts = rows.groupby(["asset_id", "check"]).size().rename("rows").reset_index()
     reading = ["source_sha256", "source_row"]
@@ -2312,7 +2297,29 @@ def quarantine(
     if output is not None:
         csv_out = _output_kind(output) == "csv"
         where = _write_table(_values_as_read(rows) if csv_out else rows, output)
-        say.print(f"wrote {len(rows):,} rows to {where}")
+        recorded = _quarantine_export(store, rows, output, asset, check)
+        say.print(f"wrote {len(rows):,} rows to {where}{recorded}")
+
+
+def _quarantine_export(
+    store: Path, rows: pd.DataFrame, output: Path, asset: str | None, check: str | None
+) -> str:
+    """Record the quarantine rows written to ``output``, as every table a command writes
+    is recorded: selected from the quarantine of the files they came from. Returns what
+    to print after the file's name (nothing for stdout, which is no file)."""
+    if _to_stdout(output) or _is_stream(output):
+        return ""
+    with _open_store(store) as db:
+        sources = db.sources()
+        from_files = sources["sha256"].isin(set(rows["source_sha256"].astype(str)))
+        recorder = Recorder(store=db)
+        selected = recorder.record(
+            "select",
+            used=sources.loc[from_files, "quarantine_entity"].astype(str).tolist(),
+            generated="quarantine_rows",
+            attributes={"asset_id": asset, "check": check, "n_rows": len(rows)},
+        )
+        return f" (its record: {_record_export(recorder, output, selected)})"
 
 
 def _in_readings_kept(rows: pd.DataFrame, every: pd.DataFrame | None = None) -> np.ndarray:
@@ -2435,6 +2442,19 @@ def _small_farm_caveat(specs: Mapping[str, TurbineSpec]) -> str | None:
     )
 
 
+def _days_with_readings(
+    observations: pd.DataFrame, start: pd.Timestamp, stop: pd.Timestamp
+) -> dict[str, int]:
+    """Per turbine, the UTC days from ``start`` until ``stop`` with at least
+    :data:`MIN_PERIOD_READINGS` readings."""
+    inside = observations[(observations["time"] >= start) & (observations["time"] < stop)]
+    per_day = inside.groupby(
+        [inside["asset_id"].astype(str), inside["time"].dt.floor("D")], observed=True
+    ).size()
+    full = per_day[per_day >= MIN_PERIOD_READINGS]
+    return {str(a): int(n) for a, n in full.groupby(level=0).size().items()}
+
+
 def _run_monitor(
     db: Store,
     specs: dict[str, TurbineSpec],
@@ -2477,6 +2497,20 @@ def _run_monitor(
             f"(before {live_from.isoformat()}) to fit the monitor's twin on; not monitored"
         )
         specs = {a: spec for a, spec in specs.items() if a not in unwatched}
+        observations = observations[observations["asset_id"].astype(str).isin(list(specs))]
+    # Nor is one with too few days of readings in the calibration period to scale its
+    # detector: refused, it stopped the whole farm's monitor (review 2026-12-01).
+    days = _days_with_readings(observations, live_from, start)
+    sparse = {a: days.get(a, 0) for a in specs if days.get(a, 0) < MIN_CALIBRATION_PERIODS}
+    if sparse and len(sparse) < len(specs):
+        listed = ", ".join(f"{a} ({n} days)" for a, n in sparse.items())
+        _warn(
+            f"{'turbine' if len(sparse) == 1 else 'turbines'} {listed}: fewer than "
+            f"{MIN_CALIBRATION_PERIODS} days with {MIN_PERIOD_READINGS} readings or "
+            f"more in the calibration period ({live_from.isoformat()} to "
+            f"{start.isoformat()}) to calibrate the detector on; not monitored"
+        )
+        specs = {a: spec for a, spec in specs.items() if a not in sparse}
         observations = observations[observations["asset_id"].astype(str).isin(list(specs))]
     with diagnostics.status("monitoring"):
         try:
@@ -2565,31 +2599,22 @@ def monitor(
             results = _run_monitor(db, specs, start, stop, calibration_days)
         except ValueError as error:
             raise _fail(str(error)) from None
-        alarms = [
-            f"{asset_id} {alarm.time:%Y-%m-%d} (run from {alarm.start:%Y-%m-%d}, "
-            f"{alarm.run_length} day{'' if alarm.run_length == 1 else 's'}, "
-            f"CUSUM {alarm.statistic:.1f})"
-            for asset_id, result in results.items()
-            for alarm in result.alarms
-        ]
         # The turbines monitored: one without readings before the calibration is not.
         monitored = {a: specs[a] for a in results}
         recorder = Recorder(store=db)
-        alarms_id = recorder.record(
-            "monitor",
-            used=[db.observations_entity(a) for a in monitored],
-            generated="alarms",
-            attributes={
-                "turbines": list(monitored),
+        alarms_id = record_monitor(
+            recorder,
+            db,
+            results,
+            {
                 "since": start,
                 "until": stop,
                 "calibration_days": calibration_days,
                 # None for a fleet; else what these alarms are worth (fewer turbines).
                 "caveat": _small_farm_caveat(monitored),
-                "n_alarms": len(alarms),
-                "alarms": alarms,
             },
         )
+        n_alarms = sum(len(result.alarms) for result in results.values())
         # Where the scores went, and the record of the file written there.
         written: tuple[str, str] | None = None
         if output is not None:
@@ -2597,7 +2622,7 @@ def monitor(
             where = _write_table(pd.concat(frames, ignore_index=True), output)
             written = (where, _record_export(recorder, output, alarms_id))
     window = _monitored_window(results, start, stop)
-    if alarms:
+    if n_alarms:
         table = Table(title=f"underperformance alarms {window}")
         for column in ("turbine", "alarm at", "run started", "days in run", "CUSUM"):
             table.add_column(column)
@@ -2928,18 +2953,15 @@ def report(
         # The twins scored: one without readings since is not in the report.
         scored = [twins[a] for a in specs]
         versions = [t.model_version_ for t in scored if t.model_version_ is not None]
-        report_id = Recorder(store=db).record(
-            "write_report",
-            used=[*versions, *(db.observations_entity(a, start=start) for a in specs)],
-            generated="report",
-            attributes={
-                "path": str(Path(page).resolve()),
+        report_id = record_report(
+            Recorder(store=db),
+            Path(page),
+            [*versions, *(db.observations_entity(a, start=start) for a in specs)],
+            {
                 "title": title,
                 "since": start,
                 "twins": list(specs),
-                "trained_until": {
-                    a: None if trained[a] is None else str(trained[a]) for a in specs
-                },
+                "trained_until": {a: trained[a] for a in specs},
                 "calibration_days": calibration_days,
                 "not_monitored": not_monitored,
                 "monitor_caveat": caveat,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twinweave.core import CensoredNormal, Derate, Twin, compare
+from twinweave.core import CensoredNormal, Derate, Twin, WhatIfResult, compare
 from twinweave.data import Store, clean, read_source
 from twinweave.domains.wind import (
     LA_HAUTE_BORNE,
@@ -40,9 +40,10 @@ from twinweave.domains.wind import (
     unseen_note,
 )
 from twinweave.models import BayesianBasisRegression, ModulatedSpline
-from twinweave.provenance import Recorder
+from twinweave.provenance import Recorder, sha256_file
 from twinweave.report import (
     LA_HAUTE_BORNE_ATTRIBUTION,
+    METRICS_FILE,
     MonitorWindow,
     Periods,
     TurbineResult,
@@ -171,6 +172,12 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
             max(result.readings["time"].max() for result in monitored.values()),
         )
         n_alarms = sum(len(result.alarms) for result in monitored.values())
+        alarms_id = record_monitor(
+            recorder,
+            store,
+            monitored,
+            {"live_from": MONITOR_LIVE_FROM, "since": MONITOR_FROM, "until": None},
+        )
         step(
             f"monitored {utc_time_text(window.monitored_from)} to the last reading, "
             f"{window.monitored_until:%Y-%m-%d %H:%M} UTC: {n_alarms} "
@@ -189,7 +196,7 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
             )
             results.append(result)
             rows_out.append(row)
-        whatif = whatif_summary(
+        whatif, whatif_id = whatif_summary(
             store,
             recorder,
             specs["R80711"],
@@ -211,16 +218,122 @@ def run_demo(output_dir: Path, *, step: Step = print, n_samples: int = 1000) -> 
         "wider than before at every turbine, and stay so through 2015. Intervals "
         "under-cover at 6-15 m/s in 2015; see docs/RESULTS.md.",
     ]
+    title = "twinweave demo: La Haute Borne turbine twins"
     report = write_demo_report(
         output_dir,
         results,
         whatif,
-        title="twinweave demo: La Haute Borne turbine twins",
+        title=title,
         notes=notes,
         attribution=LA_HAUTE_BORNE_ATTRIBUTION,
         monitor_window=window,
     )
+    with Store(store_path) as store:
+        versions = [t.model_version_ for t in twins.values() if t.model_version_ is not None]
+        record_report(
+            Recorder(store=store),
+            report,
+            [
+                *versions,
+                *(store.observations_entity(a, start=SPLIT) for a in specs),
+                alarms_id,
+                whatif_id,
+            ],
+            {"title": title, "since": SPLIT, "twins": list(specs)},
+        )
     return DemoResult(report=report, store=store_path, metrics=metrics)
+
+
+def record_whatif(
+    recorder: Recorder,
+    live: Twin,
+    branch: Twin,
+    result: WhatIfResult,
+    n_readings: int,
+    n_samples: int,
+    seed: int,
+) -> str:
+    """Record a what-if in ``recorder`` (a store's); return the id of its result.
+
+    A branch records into a fork of its parent's recorder, so that nothing done to it
+    changes the store; the result depends on it, so its records (the branch with its
+    interventions, its prediction) are kept with the result.
+    """
+    if isinstance(branch.recorder, Recorder):
+        recorder.adopt(branch.recorder.own_records())
+    used = [p for p in result.predictions if p is not None]
+    summary = [
+        f"{row['metric']} [{row['units']}]: live {row['baseline_mean']:.4g}, branch "
+        f"{row['scenario_mean']:.4g}, difference {row['difference_mean']:.4g} "
+        f"[{row['difference_lo']:.4g}, {row['difference_hi']:.4g}]"
+        for row in result.to_frame().to_dict("records")
+    ]
+    return recorder.record(
+        "whatif",
+        used=used,
+        generated="whatif_result",
+        attributes={
+            "twin": live.twin_id,
+            "branch": branch.twin_id,
+            "interventions": result.interventions,
+            "n_readings": n_readings,
+            "n_samples": n_samples,
+            "seed": seed,
+            "level": result.level,
+            "results": summary,
+        },
+    )
+
+
+def record_monitor(
+    recorder: Recorder,
+    store: Store,
+    results: Mapping[str, MonitorResult],
+    attributes: Mapping[str, object],
+) -> str:
+    """Record a monitor run over the turbines of ``results`` (their stored readings) and
+    the alarms it raised, each as text; return the id of the alarms."""
+    alarms = [
+        f"{asset_id} {alarm.time:%Y-%m-%d} (run from {alarm.start:%Y-%m-%d}, "
+        f"{alarm.run_length} day{'' if alarm.run_length == 1 else 's'}, "
+        f"CUSUM {alarm.statistic:.1f})"
+        for asset_id, result in results.items()
+        for alarm in result.alarms
+    ]
+    return recorder.record(
+        "monitor",
+        used=[store.observations_entity(a) for a in results],
+        generated="alarms",
+        attributes={
+            "turbines": list(results),
+            **attributes,
+            "n_alarms": len(alarms),
+            "alarms": alarms,
+        },
+    )
+
+
+def record_report(
+    recorder: Recorder, page: Path, used: Sequence[str], attributes: Mapping[str, object]
+) -> str:
+    """Record a report written to ``page`` (its ``index.html``) and the ``metrics.json``
+    beside it, each with its hash, from the entities ``used``; return the page's id."""
+    files = [page, page.parent / METRICS_FILE]
+    page_id, _ = recorder.record_many(
+        "write_report",
+        used=used,
+        generated=["report", "file"],
+        attributes=attributes,
+        entity_attributes=[
+            {
+                "path": str(path.resolve()),
+                "sha256": sha256_file(path),
+                "n_bytes": path.stat().st_size,
+            }
+            for path in files
+        ],
+    )
+    return page_id
 
 
 def store_observations(store: Store, specs: Mapping[str, TurbineSpec]) -> pd.DataFrame:
@@ -537,7 +650,7 @@ def evaluate_turbine(
         )
     baseline = fit_baseline(spec, between if born else training)
     test_inputs = model_inputs(evaluation, spec.rated_power)
-    frozen = twin.predict(test_inputs)
+    frozen = twin.predict(test_inputs, source=store.observations_entity(spec.asset_id, start=since))
     reference = baseline.predict(test_inputs)
     # The live twin is the same twin running on: a branch, so the frozen one stays. It
     # has run since the end of its training: what came in meanwhile, it has assimilated.
@@ -628,9 +741,10 @@ def whatif_summary(
     end: pd.Timestamp,
     limit: float,
     n_samples: int = 1000,
-) -> WhatIfSummary:
+) -> tuple[WhatIfSummary, str]:
     """Derate the stored twin to ``limit`` [kW] over ``[start, end)``, against the stored
-    twin itself (as fitted: the frozen twin of the page's scores, not the live one).
+    twin itself (as fitted: the frozen twin of the page's scores, not the live one);
+    also the id of the what-if's record in ``recorder``.
 
     The series shown is the windiest day of the period, where the derate bites most.
     """
@@ -641,14 +755,27 @@ def whatif_summary(
     inputs = model_inputs(period, spec.rated_power)
     inputs.pop("power")
     branch = live.branch(Derate(limit, units="kW"))
+    seed = 0
     result = compare(
-        live, branch, inputs, turbine_metrics(spec.rated_power), n_samples=n_samples, seed=0
+        live,
+        branch,
+        inputs,
+        turbine_metrics(spec.rated_power),
+        n_samples=n_samples,
+        seed=seed,
+        source=store.observations_entity(spec.asset_id, start=start, end=end),
     )
+    result_id = record_whatif(recorder, live, branch, result, len(period), n_samples, seed)
     days = period["time"].dt.floor("D")
-    windiest = period.groupby(days)["wind_speed"].mean().idxmax()
+    daily = period.groupby(days)["wind_speed"].mean()
+    windiest = pd.Timestamp(daily.index[int(np.argmax(daily.to_numpy()))])
     day = (days == windiest).to_numpy()
     day_inputs = {name: values[day] for name, values in inputs.items()}
-    base_day, scen_day = live.predict(day_inputs), branch.predict(day_inputs)
+    day_source = store.observations_entity(
+        spec.asset_id, start=windiest, end=windiest + pd.Timedelta(days=1)
+    )
+    base_day = live.predict(day_inputs, source=day_source)
+    scen_day = branch.predict(day_inputs, source=day_source)
     base_lo, base_hi = base_day.interval(0.9)
     scen_lo, scen_hi = scen_day.interval(0.9)
     series = pd.DataFrame(
@@ -662,7 +789,7 @@ def whatif_summary(
             "scenario_hi": scen_hi,
         }
     )
-    return WhatIfSummary(
+    summary = WhatIfSummary(
         caveats=_whatif_caveats(live, inputs, len(period)),
         title=f"Derate {spec.asset_id} to {limit:g} kW",
         description=(
@@ -675,3 +802,4 @@ def whatif_summary(
         table=result.to_frame(),
         series=series,
     )
+    return summary, result_id

@@ -297,5 +297,5 @@ def page_cell(page: str, table_id: str, turbine: str, index: int) -> float:
 
 # -- what a new user ran into (walk-through of 2026-11-29) --------------------------------
 def one_line(text: str) -> str:
-    """Click's error panel as one line: its frame and wrapping removed."""
+    """Text as one line: a panel's frame and line wrapping removed."""
     return " ".join(text.replace("│", " ").split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -104,3 +105,29 @@ def test_the_demo_page_says_what_the_whatif_and_the_curves_rest_on(
     periods = json.loads((output / "metrics.json").read_text())["periods"]
     assert {p["trained_until"] for p in periods.values()} == {"2015-01-01T00:00:00+00:00"}
     assert {p["scored_from"] for p in periods.values()} == {"2015-01-01T00:00:00+00:00"}
+
+
+def test_the_demo_records_what_it_did_down_to_the_files_it_wrote(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    # Its store held the fits and predictions but no monitor, what-if or report, and the
+    # scores' predictions did not say what they were made on (review 2026-12-01).
+    _, output = demo_run
+    store = output / "twinweave.duckdb"
+    listing = twinweave("provenance", "--store", store, "--limit", "1000").stdout
+    report_id = re.search(r"(report:[0-9a-f]{12})", listing)
+    assert report_id is not None, listing
+    chain = twinweave("provenance", report_id.group(1), "--store", store).stdout
+    for step in ("ingest:", "fit:", "monitor:", "alarms:", "branch:", "whatif:", "write_report:"):
+        assert step in chain, (step, chain)
+    # The page and metrics.json beside it, each with its hash.
+    for written, where in (("index.html", chain), ("metrics.json", listing)):
+        digest = hashlib.sha256((output / written).read_bytes()).hexdigest()
+        assert f"path={(output / written).resolve()} sha256={digest}" in where, where
+    # The frozen twin's scores are predictions on the stored 2015 readings.
+    exported = json.loads(twinweave("provenance", "--store", store, "--json", "-").stdout)
+    predictions = [a for a in exported["activity"] if a.startswith("predict:")]
+    assert predictions, exported["activity"].keys()
+    used = {(u["prov:activity"], u["prov:entity"]) for u in exported["used"].values()}
+    on_readings = {a for a, e in used if a in predictions and e.startswith("observations:")}
+    assert on_readings == set(predictions), sorted(set(predictions) - on_readings)

@@ -213,3 +213,28 @@ def test_monitor_says_which_turbines_had_no_readings_to_watch(tmp_path: Path) ->
     ), result.stdout
     assert "no underperformance alarms for R80711" not in result.stdout
     assert "no readings to watch" not in result.stdout.replace("R80711: no readings", "")
+
+
+def test_a_turbine_with_too_few_days_to_calibrate_on_is_left_out_not_fatal(
+    tmp_path: Path,
+) -> None:
+    # Twelve days of R80736 in the calibration period stopped the whole farm's monitor
+    # (review 2026-12-01).
+    data = scada_subset(
+        tmp_path / "sparse.parquet",
+        ("R80711", "2014-08-01", "2015-01-15"),
+        ("R80721", "2014-08-01", "2015-01-15"),
+        ("R80736", "2014-08-01", "2014-10-01"),
+        ("R80736", "2014-12-01", "2014-12-13"),
+    )
+    store = tmp_path / "sparse.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2014-10-01")
+    result = twinweave(
+        "monitor", "--store", store, "--since", "2015-01-01", "--calibration-days", "60"
+    )  # fmt: skip
+    assert (
+        "warning: turbine R80736 (12 days): fewer than 30 days with 12 readings or more in the "
+        "calibration period (2014-11-02T00:00:00+00:00 to 2015-01-01T00:00:00+00:00) to "
+        "calibrate the detector on; not monitored" in one_line(result.stderr)
+    ), result.stderr
+    assert "R80711" in result.stdout and "R80736" not in result.stdout, result.stdout

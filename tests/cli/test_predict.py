@@ -556,6 +556,19 @@ def test_inputs_the_twin_reads_are_numbers_and_times_are_times(
     )  # fmt: skip
 
 
+def test_an_input_that_is_a_pipe_is_refused(fitted_store: Path, tmp_path: Path) -> None:
+    # Read, then hashed by a second read, a pipe's record was of other bytes than those
+    # predicted on; given once, the command waited forever (review 2026-12-01).
+    pipe = tmp_path / "in.csv"
+    os.mkfifo(pipe)
+    for command in (("predict", "--output", tmp_path / "out.csv"), ("whatif", "--stop")):
+        result = twinweave(
+            command[0], "--store", fitted_store, "--twin", "R80711", "--input", pipe,
+            *command[1:], ok=False,
+        )  # fmt: skip
+        assert_user_error(result, f"{pipe}: not a regular file (a pipe or a device)")
+
+
 def test_text_from_the_user_is_printed_as_given(two_turbine_store: Path, tmp_path: Path) -> None:
     # Rich read ':1234:' and ':ok:' as emoji codes and '[b]' as markup.
     for entity in ("nonsense:1234", "prediction:ok"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,10 +21,22 @@ pytestmark = pytest.mark.slow
 
 def test_quarantine_lists_reasons(fitted_store: Path, tmp_path: Path) -> None:
     rows = tmp_path / "q.csv"
-    twinweave("quarantine", "--store", fitted_store, "--check", "downtime", "--output", rows)
+    written = twinweave(
+        "quarantine", "--store", fitted_store, "--check", "downtime", "--output", rows
+    ).stdout
     listed = pd.read_csv(rows)
     assert len(listed) > 0 and set(listed["check"]) == {"downtime"}
     assert listed["reason"].str.len().min() > 10
+    # The file written is recorded, back to the file its rows came from (it was not:
+    # review 2026-12-01).
+    record = re.search(rf"to {re.escape(str(rows))} \(its record: (file:[0-9a-f]+)\)", written)
+    assert record is not None, written
+    chain = twinweave("provenance", record.group(1), "--store", fitted_store).stdout
+    steps = ("sha256=", "ingest:", "clean:", "select:", "export:")
+    positions = [chain.index(step) for step in steps]
+    assert positions == sorted(positions), chain
+    assert "check=downtime" in chain and f"n_rows={len(listed)}" in chain, chain
+    assert f"sha256={hashlib.sha256(rows.read_bytes()).hexdigest()}" in chain, chain
     # - writes the same rows to stdout, and the summary and sample to stderr.
     piped = twinweave("quarantine", "--store", fitted_store, "--check", "downtime", "--output", "-")
     assert piped.stdout == rows.read_text()

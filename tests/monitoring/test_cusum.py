@@ -237,6 +237,30 @@ def test_times_must_not_go_back() -> None:
         detector.update(t[:3], np.zeros(3))
 
 
+def test_a_period_flush_judged_is_not_judged_again() -> None:
+    # After flush() earlier days were taken again and counted twice (review 2026-12-01:
+    # n_periods_ 13 for 10 days); so was the rest of a day flushed at noon.
+    detector = calibrated()
+    t = times(10)
+    detector.update(t, np.zeros(t.size))
+    detector.flush()
+    assert detector.n_periods_ == 10
+    for again in (t[: 3 * PER_DAY], t[-5:]):
+        with pytest.raises(
+            ValueError,
+            match=r"expected readings from 2015-01-11 00:00:00\+00:00 on \(the periods "
+            r"before it are judged, the last by flush\(\)\), got one in the period from",
+        ):
+            detector.update(again, np.zeros(again.size))
+    assert detector.n_periods_ == 10
+    later = times(1, start="2015-01-11")
+    detector.update(later, np.zeros(later.size))
+    detector.flush()
+    assert detector.n_periods_ == 11
+    # reset() starts over.
+    detector.reset().update(t, np.zeros(t.size))
+
+
 def test_time_zones_must_not_be_mixed() -> None:
     detector = calibrated()
     with pytest.raises(ValueError, match="time-zone-aware times throughout"):

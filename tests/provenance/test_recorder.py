@@ -45,6 +45,23 @@ def test_ids_are_kind_prefixed_short_and_unique() -> None:
     assert all(re.fullmatch(r"prediction:[0-9a-f]{12}", i) for i in ids)
 
 
+def test_an_id_the_store_holds_already_is_drawn_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store keeps the first record of an id: a second recorder that drew the same
+    # id lost its record, and the chain showed the first file's (review 2026-12-01).
+    from twinweave.data import Store
+
+    draws = iter(["aaaaaaaaaaaa", "aaaaaaaaaaaa", "bbbbbbbbbbbb"])
+    monkeypatch.setattr("secrets.token_hex", lambda _: next(draws))
+    with Store(tmp_path / "s.duckdb") as store:
+        first = Recorder(store=store).entity("file", {"path": "a.csv"})
+        second = Recorder(store=store).entity("file", {"path": "b.csv"})
+        assert (first, second) == ("file:aaaaaaaaaaaa", "file:bbbbbbbbbbbb")
+        found = store.read_provenance(second)
+        assert found is not None and found.attributes["path"] == "b.csv"
+
+
 def test_record_links_activity_used_generated_and_times_are_utc() -> None:
     recorder = Recorder()
     source = recorder.entity("observations", {"n_rows": np.int64(10)})
@@ -94,6 +111,14 @@ def test_file_entity_records_sha256_of_the_bytes(tmp_path: Path) -> None:
     assert record.attributes["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert record.attributes["path"] == str(path.resolve())
     assert record.generated_by is None
+    # Given the bytes that were read, those are recorded, whatever the file holds now
+    # (review 2026-12-01: a file read, then hashed again, could be hashed changed).
+    read = path.read_bytes()
+    path.write_bytes(b"time,power\n")
+    record = recorder.get(recorder.file_entity(path, read))
+    assert record is not None
+    assert record.attributes["sha256"] == hashlib.sha256(read).hexdigest()
+    assert record.attributes["n_bytes"] == len(read)
 
 
 def test_chain_walks_from_a_prediction_back_to_the_file(tmp_path: Path) -> None:

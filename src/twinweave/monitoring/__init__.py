@@ -3,7 +3,7 @@
 A twin that predicts with calibrated uncertainty can judge what its asset does:
 
 - :func:`anomaly_score` says how surprising each reading is under the twin's predictive
-  distribution (a calibrated two-sided tail probability, in decades);
+  distribution (a two-sided tail probability, in decades);
 - :func:`standardised_residuals` turns readings into residuals that are standard normal
   while the asset behaves as the twin expects (randomised PIT, bounds included);
 - :func:`fleet_contrast` compares each asset of a fleet with the others at the same
@@ -15,7 +15,12 @@ A twin that predicts with calibrated uncertainty can judge what its asset does:
   absorb an underperformance as the new normal.
 """
 
-from twinweave.monitoring._cusum import MIN_CALIBRATION_PERIODS, Alarm, CusumDetector
+from twinweave.monitoring._cusum import (
+    MIN_CALIBRATION_PERIODS,
+    MIN_PERIOD_READINGS,
+    Alarm,
+    CusumDetector,
+)
 from twinweave.monitoring._residuals import (
     anomaly_score,
     fleet_contrast,
@@ -25,6 +30,7 @@ from twinweave.monitoring._residuals import (
 
 __all__ = [
     "MIN_CALIBRATION_PERIODS",
+    "MIN_PERIOD_READINGS",
     "Alarm",
     "CusumDetector",
     "anomaly_score",

@@ -82,6 +82,9 @@ class Alarm:
     statistic: float
 
 
+#: Usable readings a period needs by default to be judged (and to count towards
+#: calibration): fewer are too little to judge.
+MIN_PERIOD_READINGS = 12
 #: Calibration periods a detector needs by default: fewer leave the variance of a
 #: period's sum, which scales the CUSUM, too uncertain for its false-alarm rate.
 MIN_CALIBRATION_PERIODS = 30
@@ -147,7 +150,7 @@ class CusumDetector:
         *,
         threshold: float = 6.0,
         period: str = "1D",
-        min_count: int = 12,
+        min_count: int = MIN_PERIOD_READINGS,
         shift: float = 0.5,
         clip: float = 5.0,
         min_calibration_periods: int = MIN_CALIBRATION_PERIODS,
@@ -342,7 +345,8 @@ class CusumDetector:
         Parameters
         ----------
         times
-            Time of each residual; not earlier than the period still open.
+            Time of each residual; not earlier than the period still open, nor, after
+            :meth:`flush`, in the period it judged.
         residuals
             Standardised residuals or fleet contrasts [sd]; NaN readings are ignored.
         sensitivity
@@ -361,6 +365,15 @@ class CusumDetector:
         starts, sums = self._period_sums(times, residuals, sensitivity)
         alarms: list[Alarm] = []
         for start, row in zip(starts.tolist(), sums, strict=True):
+            judged = self._closed_until
+            if self._open is None and judged is not None and start < judged:
+                # After flush(): a period is judged once (counted twice, it would inflate
+                # the statistic and n_periods_, on which run lengths rest).
+                raise ValueError(
+                    f"times: expected readings from {self._timestamp(judged)} on (the "
+                    f"periods before it are judged, the last by flush()), got one in the "
+                    f"period from {self._timestamp(start)}; reset() to start over"
+                )
             if self._open is not None and start < self._open:
                 raise ValueError(
                     f"times: expected readings from {self._timestamp(self._open)} on (the "

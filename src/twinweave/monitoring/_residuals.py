@@ -142,7 +142,13 @@ def anomaly_score(predictive: CensoredNormal, y: ArrayLike) -> FloatArray:
     Why not ``-log_prob(y)``: the log density has units (per kW) and mixes with the log
     probability of the mass at a bound, so neither its scale nor a threshold carries over
     between readings, variables or twins; and a wide predictive makes every typical
-    reading look improbable. The tail probability is unitless and calibrated.
+    reading look improbable. The tail probability is unitless, and as calibrated as the
+    predictive is: the bound above holds where the readings follow the predictive. Real
+    residuals have heavier tails than a normal's. On La Haute Borne 2015 under the
+    monitor's week-ahead predictives (``twinweave monitor --since 2015-01-01 --output``,
+    199,502 scored readings), 0.65 % scored 3 or more and 0.385 % scored 4 or more, where
+    the bound gives 0.1 % and 0.01 %: read a score as a ranking of surprise, not as a
+    probability, in the far tail.
 
     Parameters
     ----------

@@ -64,6 +64,9 @@ def _plain(value: Any) -> Value:
         return value.astimezone(UTC).isoformat()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Mapping):
+        # As JSON text (a Python repr was stored before): keys as text, values plain.
+        return json.dumps({str(k): _plain(v) for k, v in value.items()})
     if isinstance(value, Sequence | np.ndarray | set | frozenset):
         return [_plain(v) for v in value]
     return str(value)
@@ -334,17 +337,18 @@ class Recorder:
         child._parent = self
         return child
 
-    def file_entity(self, path: str | Path) -> str:
-        """Record a raw file as an entity, with its SHA-256 and size; return its id."""
+    def file_entity(self, path: str | Path, content: bytes | None = None) -> str:
+        """Record a raw file as an entity, with its SHA-256 and size; return its id.
+
+        ``content``, the bytes that were read from ``path``, is what is hashed when
+        given: the record is then of the bytes used, even if the file changed since.
+        """
         resolved = Path(path).resolve()
-        return self.entity(
-            "file",
-            {
-                "path": str(resolved),
-                "sha256": sha256_file(resolved),
-                "n_bytes": resolved.stat().st_size,
-            },
-        )
+        if content is None:
+            digest, size = sha256_file(resolved), resolved.stat().st_size
+        else:
+            digest, size = hashlib.sha256(content).hexdigest(), len(content)
+        return self.entity("file", {"path": str(resolved), "sha256": digest, "n_bytes": size})
 
     # -- reading -----------------------------------------------------------------------
     def get(self, record_id: str) -> ProvRecord | None:
@@ -459,11 +463,12 @@ class Recorder:
     # -- internals ---------------------------------------------------------------------
     def _new_id(self, kind: str) -> str:
         # 48 random bits: short enough to read and type; a collision is likely only
-        # after about 16 million ids (birthday bound), and a store's primary key would
-        # refuse one rather than merge two records.
+        # after about 16 million ids (birthday bound). One taken already, here, in the
+        # store or by the parent, is drawn again: the store keeps the first record of
+        # an id (a chain copied in again is left as it is), so a second would be lost.
         while True:
             candidate = f"{kind}:{secrets.token_hex(6)}"
-            if candidate not in self._own:
+            if candidate not in self:
                 return candidate
 
     def _write(self, records: Sequence[ProvRecord]) -> None:

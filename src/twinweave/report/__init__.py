@@ -22,12 +22,13 @@ from twinweave.report._results import (
     utc_time_text,
 )
 from twinweave.report._summary import n_scored, pooled_scores, scored_span
-from twinweave.report._writer import write_demo_report
+from twinweave.report._writer import METRICS_FILE, write_demo_report
 
 __all__ = [
     "BIN_COVERAGE_TARGET",
     "COVERAGE_TARGET",
     "LA_HAUTE_BORNE_ATTRIBUTION",
+    "METRICS_FILE",
     "MIN_BIN_READINGS",
     "MIN_READINGS",
     "MonitorWindow",

@@ -56,6 +56,9 @@ from twinweave.report._summary import (
     was_monitored,
 )
 
+#: The scores' file written beside the page.
+METRICS_FILE = "metrics.json"
+
 
 def _json_number(value: float) -> float | None:
     # JSON has no NaN or infinity; a missing score is null.
@@ -462,7 +465,7 @@ def write_demo_report(
         monitor_window=monitor_window,
         not_scored=not_scored,
     )
-    (out / "metrics.json").write_text(
+    (out / METRICS_FILE).write_text(
         json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     return index

@@ -61,6 +61,7 @@ from twinweave.domains.wind._fleet import (
 )
 from twinweave.monitoring import (
     MIN_CALIBRATION_PERIODS,
+    MIN_PERIOD_READINGS,
     Alarm,
     CusumDetector,
     anomaly_score,
@@ -209,7 +210,7 @@ class FleetMonitor:
         horizon: str = "7D",
         threshold: float = 6.0,
         period: str = "1D",
-        min_count: int = 12,
+        min_count: int = MIN_PERIOD_READINGS,
         clip: float = 5.0,
         max_sensitivity: float = 4.0,
         min_others: int = 2,
@@ -548,7 +549,9 @@ class FleetMonitor:
     def flush(self) -> dict[str, list[Alarm]]:
         """Judge every detector's open period now (at the end of the data).
 
-        Readings the judgement clears stay held back until the next :meth:`update`.
+        Readings the judgement clears stay held back until the next :meth:`update`,
+        which takes readings after the periods judged only (the rest of a day flushed
+        at noon is refused: each period is judged once).
 
         Returns
         -------

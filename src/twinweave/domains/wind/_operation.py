@@ -162,7 +162,10 @@ class Icing:
     10-minute readings with gaps (whether each stood for an hour the times cannot tell).
 
     The check needs ``temp_air``; the variable reported in the quarantine is ``power``.
-    Bins with fewer than ``min_reference`` ice-free readings flag nothing.
+    Bins with fewer than ``min_reference`` ice-free readings flag nothing. The reference
+    is taken from the readings checked together (a file's, at ingest): a reading may be
+    kept or quarantined depending on readings later than it in the same file, which a
+    twin trained on the earlier part alone would not have seen.
 
     Parameters
     ----------
