@@ -1573,6 +1573,7 @@ class StateSpaceEmulator:
             Prior mean [units] and variance [units^2] of the level before the first
             reading; the default variance is vague.
         """
+        _check_variances({"level_var": level_var, "initial_var": initial_var}, noise_var)
         return cls(
             target=target,
             transition=[[1.0]],
@@ -1619,6 +1620,10 @@ class StateSpaceEmulator:
         initial_var
             Prior variance of both level and slope (vague by default).
         """
+        _check_variances(
+            {"level_var": level_var, "slope_var": slope_var, "initial_var": initial_var},
+            noise_var,
+        )
         return cls(
             target=target,
             transition=[[1.0, 1.0], [0.0, 1.0]],
@@ -1696,20 +1701,15 @@ class StateSpaceEmulator:
             raise ValueError(f"dt: expected a positive, finite step length, got {dt!r}")
         if not (is_real(capacity) and math.isfinite(capacity) and capacity > 0.0):
             raise ValueError(f"capacity: expected a positive, finite storage, got {capacity!r}")
-        # Each one number, checked here by its own name: a list kept its first value, and
-        # a negative one was blamed on process_noise [[-1.0]], which the caller never gave.
-        variances = {
-            "initial_var": initial_var,
-            "process_var": process_var,
-            "noise_var": noise_var,
-            "unmeasured_flow_var": unmeasured_flow_var,
-            "initial_unmeasured_flow_var": initial_unmeasured_flow_var,
-        }
-        for name, value in variances.items():
-            if value is not None and not (is_real(value) and 0.0 <= value < math.inf):
-                raise ValueError(
-                    f"{name}: expected one non-negative, finite variance, got {value!r}"
-                )
+        _check_variances(
+            {
+                "initial_var": initial_var,
+                "process_var": process_var,
+                "unmeasured_flow_var": unmeasured_flow_var,
+                "initial_unmeasured_flow_var": initial_unmeasured_flow_var,
+            },
+            noise_var,
+        )
         # Forecasts are censored to [0, capacity]: a prior outside it is a typo or a unit
         # mix-up (storage in m^3, capacity in million m^3), not a state.
         if not (is_real(initial_storage) and 0.0 <= initial_storage <= capacity):
@@ -1798,7 +1798,13 @@ class StateSpaceEmulator:
             )
         emulator.n_observations_ = float(n_observed)
         emulator.n_steps_ = int(n_steps)
-        emulator.log_likelihood_ = float(state["log_likelihood_"])
+        log_likelihood = _floats("state log_likelihood_", state["log_likelihood_"])
+        if log_likelihood.ndim != 0 or not np.isfinite(log_likelihood):
+            raise ValueError(
+                f"state log_likelihood_: expected one finite number, got "
+                f"{state['log_likelihood_']!r}"
+            )
+        emulator.log_likelihood_ = float(log_likelihood)
         # Absent from states kept before the emulator remembered times: no time known.
         times: dict[str, float | None] = {}
         for name in ("last_time_", "time_step_"):
@@ -2199,4 +2205,19 @@ class StateSpaceEmulator:
         return (
             f"{type(self).__name__}(target={self.target!r}, n_state={self.n_state}, "
             f"controls={list(self.control_inputs)}, n_observations_={self.n_observations_:.0f})"
+        )
+
+
+def _check_variances(variances: Mapping[str, object], noise_var: object) -> None:
+    """Refuse a constructor's variance by its own name: each one non-negative, finite
+    number (``None`` for one not used), and ``noise_var`` positive (a gauge without
+    error would make the filter divide by zero). Checked as ``process_noise [[-1.0]]``,
+    a matrix the caller never gave, the message named the wrong argument."""
+    for name, value in variances.items():
+        if value is not None and not (is_real(value) and 0.0 <= value < math.inf):
+            raise ValueError(f"{name}: expected one non-negative, finite variance, got {value!r}")
+    if not (is_real(noise_var) and 0.0 < noise_var < math.inf):
+        raise ValueError(
+            f"noise_var: expected one positive, finite variance (a gauge's error), got "
+            f"{noise_var!r}"
         )
