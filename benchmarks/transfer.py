@@ -7,8 +7,9 @@ CRPS, joint log-likelihood, distance of the 90 % coverage from 90 %) and is no w
 than the better baseline at 1 year; a turbine with no data is predicted from the
 population with honest (wider) intervals.
 
-Each number below is the mean over the four turbines of one metric for one history;
-``details`` holds every turbine's row. Write the whole table as Markdown with
+Each number below is, for one metric and history, the worst turbine's gap between
+partial pooling and the method it is judged against (beyond the allowance at a year);
+``details`` holds every turbine's scores and row. Write the whole table as Markdown with
 ``python -m benchmarks.transfer --markdown docs/TRANSFER.md``; compare the period
 lengths of partial pooling's period effects on 2014 alone with
 ``python -m benchmarks.transfer --select-periods``.
