@@ -93,7 +93,7 @@ from twinweave.domains.wind import (
 )
 from twinweave.models import BayesianBasisRegression
 from twinweave.monitoring import MIN_CALIBRATION_PERIODS, MIN_PERIOD_READINGS, Alarm
-from twinweave.provenance import ProvRecord, Recorder, sha256_file
+from twinweave.provenance import ProvRecord, Recorder, file_attributes
 from twinweave.report import TurbineResult, utc_time_text
 
 app = typer.Typer(
@@ -1723,10 +1723,11 @@ def _read_inputs(path: Path, twin: Twin, *, times_once: bool = False) -> tuple[p
                 minority,
                 "a UTC offset in every time or in none (times without one are UTC)",
             )
-        if times_once and times.duplicated().any():
+        given_twice = times.duplicated().to_numpy() if times_once else np.zeros(0, dtype=bool)
+        if given_twice.any():
             raise refuse(
                 "time",
-                times.duplicated().to_numpy(),
+                given_twice,
                 "a time given once: energy and hours sum the readings over time, so a "
                 "time given twice would be counted twice",
             )
@@ -1848,16 +1849,8 @@ def _record_export(recorder: Recorder, path: Path, entity_id: str) -> str:
     stdout or a stream, there is no file: the entity's own id."""
     if _to_stdout(path) or _is_stream(path):
         return entity_id
-    resolved = path.resolve()
     return recorder.record(
-        "export",
-        used=[entity_id],
-        generated="file",
-        entity_attributes={
-            "path": str(resolved),
-            "sha256": sha256_file(resolved),
-            "n_bytes": resolved.stat().st_size,
-        },
+        "export", used=[entity_id], generated="file", entity_attributes=file_attributes(path)
     )
 
 

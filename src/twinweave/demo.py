@@ -40,7 +40,7 @@ from twinweave.domains.wind import (
     unseen_note,
 )
 from twinweave.models import BayesianBasisRegression, ModulatedSpline
-from twinweave.provenance import Recorder, sha256_file
+from twinweave.provenance import Recorder, file_attributes
 from twinweave.report import (
     LA_HAUTE_BORNE_ATTRIBUTION,
     METRICS_FILE,
@@ -324,14 +324,7 @@ def record_report(
         used=used,
         generated=["report", "file"],
         attributes=attributes,
-        entity_attributes=[
-            {
-                "path": str(path.resolve()),
-                "sha256": sha256_file(path),
-                "n_bytes": path.stat().st_size,
-            }
-            for path in files
-        ],
+        entity_attributes=[file_attributes(path) for path in files],
     )
     return page_id
 

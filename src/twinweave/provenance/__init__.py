@@ -9,7 +9,15 @@ from twinweave.provenance._recorder import (
     ProvRecord,
     Recorder,
     RecordStore,
+    file_attributes,
     sha256_file,
 )
 
-__all__ = ["NAMESPACE", "ProvRecord", "RecordStore", "Recorder", "sha256_file"]
+__all__ = [
+    "NAMESPACE",
+    "ProvRecord",
+    "RecordStore",
+    "Recorder",
+    "file_attributes",
+    "sha256_file",
+]

@@ -43,6 +43,17 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def file_attributes(path: str | Path, content: bytes | None = None) -> dict[str, Any]:
+    """What a file's record holds: its absolute ``path``, ``sha256`` and ``n_bytes``; of
+    ``content``, the bytes read from it, when given (else of the file as it is now)."""
+    resolved = Path(path).resolve()
+    if content is None:
+        digest, size = sha256_file(resolved), resolved.stat().st_size
+    else:
+        digest, size = hashlib.sha256(content).hexdigest(), len(content)
+    return {"path": str(resolved), "sha256": digest, "n_bytes": size}
+
+
 def _check_kind(kind: str) -> str:
     if not _KIND.match(kind) or kind in _RESERVED:
         raise ValueError(
@@ -343,12 +354,7 @@ class Recorder:
         ``content``, the bytes that were read from ``path``, is what is hashed when
         given: the record is then of the bytes used, even if the file changed since.
         """
-        resolved = Path(path).resolve()
-        if content is None:
-            digest, size = sha256_file(resolved), resolved.stat().st_size
-        else:
-            digest, size = hashlib.sha256(content).hexdigest(), len(content)
-        return self.entity("file", {"path": str(resolved), "sha256": digest, "n_bytes": size})
+        return self.entity("file", file_attributes(path, content))
 
     # -- reading -----------------------------------------------------------------------
     def get(self, record_id: str) -> ProvRecord | None:
