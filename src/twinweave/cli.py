@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -2803,8 +2805,16 @@ def report(
     if output.exists() and not output.is_dir():
         raise _fail(f"--output {output}: a file; expected a folder for the report")
     writable = next((p for p in (output, *output.resolve().parents) if p.exists()), None)
-    if writable is None or not writable.is_dir() or not os.access(writable, os.W_OK):
-        raise _fail(f"--output {output}: cannot create or write the folder ({writable})")
+    try:
+        if writable is None or not writable.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        # A folder made and removed where the report's will be is the test, before
+        # minutes of scoring: os.access grants root every folder, /proc's too.
+        os.rmdir(tempfile.mkdtemp(dir=writable))
+    except OSError as error:
+        raise _fail(
+            f"--output {output}: cannot create or write the folder ({writable}: {error.strerror})"
+        ) from None
     with _open_store(store) as db:
         twins = _turbine_twins(db)
         specs = {a: TurbineSpec.from_twin(twin) for a, twin in twins.items()}

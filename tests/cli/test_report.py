@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -34,6 +35,19 @@ def test_report_refuses_to_call_training_readings_held_out(
     )
     assert re.search(r"the last stored reading is at 2015-\d\d-\d\d", result.stderr)
     assert not (tmp_path / "r").exists()
+
+
+def test_report_refuses_a_folder_it_cannot_write_before_scoring(fitted_store: Path) -> None:
+    # As root, os.access said /proc was writable: the refusal came after minutes of
+    # scoring, as a bare errno, with the store already changed.
+    before = hashlib.sha256(fitted_store.read_bytes()).hexdigest()
+    output = Path("/proc/twinweave-report")
+    result = twinweave(
+        "report", "--store", fitted_store, "--since", "2015-01-01", "--output", output, ok=False
+    )
+    assert_user_error(result, f"--output {output}: cannot create or write the folder")
+    assert "score" not in result.stderr  # no progress: refused before scoring
+    assert hashlib.sha256(fitted_store.read_bytes()).hexdigest() == before
 
 
 def test_report_leaves_out_a_twin_without_readings_since_and_says_so(tmp_path: Path) -> None:

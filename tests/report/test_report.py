@@ -104,7 +104,8 @@ def turbine(
     )
     if not monitored:
         evaluation = evaluation.assign(anomaly_score=np.nan, alarm=False)
-    counts = {"n": n_rows} | ({"n_alarms": 1.0} if monitored else {})
+    counts = {"n": n_rows, "baseline_n": float(n_rows), "coverage90_min_bin_n": 150.0}
+    counts |= {"n_alarms": 1.0} if monitored else {}
     return TurbineResult(
         asset_id,
         evaluation,
@@ -223,7 +224,8 @@ def test_metrics_json_holds_each_turbine_the_pool_and_the_attribution(
     assert overall["n"] == 7200
     # Counts are integers, as a schema or a script comparing them expects (50004.0 was).
     counts = [overall["n"], overall["n_turbines"], document["periods"]["A"]["n_scored"]]
-    counts += [document["turbines"][t][key] for t in ("A", "B") for key in ("n", "n_alarms")]
+    keys = ("n", "n_alarms", "baseline_n", "coverage90_min_bin_n")
+    counts += [document["turbines"][t][key] for t in ("A", "B") for key in keys]
     assert all(type(count) is int for count in counts), counts
     assert document["targets"]["coverage90"] == [0.87, 0.93]
     assert [q["metric"] for q in document["whatif"]["quantities"]] == [
@@ -252,6 +254,20 @@ def test_calibration_counts_readings_inside_the_interval_per_bin(tmp_path: Path)
     assert coverage[7] == 1.0
     assert coverage[0] is None
     assert document["calibration"]["n"]["A"][1] == 4
+
+
+def test_the_calibration_table_shows_a_bin_under_the_band_as_under_it(tmp_path: Path) -> None:
+    # The walk-through's R80721, 8-9 m/s: 0.849 was shown as "0.85" in red beside
+    # green cells reading "0.85".
+    base = turbine("A", n_rows=1000, seed=3)
+    inside = np.arange(1000) < 849
+    evaluation = base.evaluation.assign(
+        wind_speed=8.5, q05=50.0, q95=1200.0, power=np.where(inside, 100.0, 1300.0)
+    )
+    t = TurbineResult("A", evaluation, base.metrics, base.power_curve)
+    index = write_demo_report(tmp_path, [t], None, title="t", attribution="data: test")
+    page = index.read_text(encoding="utf-8")
+    assert '<td class="num fail" title="fail, n=1000">0.849</td>' in page
 
 
 def test_missing_scores_are_null_in_json(tmp_path: Path) -> None:

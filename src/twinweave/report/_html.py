@@ -303,10 +303,11 @@ def calibration_table(turbines: Sequence[TurbineResult]) -> str:
             verdict = coverage_verdict(float(value), count, BIN_COVERAGE_TARGET, scored)
             if verdict == "few":
                 cells.append(
-                    f'<td class="num few" title="too few to judge, n={count}">{value:.2f}</td>'
+                    f'<td class="num few" title="too few to judge, n={count}">{value:.3f}</td>'
                 )
                 continue
-            cells.append(f'<td class="num {verdict}" title="{verdict}, n={count}">{value:.2f}</td>')
+            # Three decimals: at two, 0.849 (under the band) would read as its edge.
+            cells.append(f'<td class="num {verdict}" title="{verdict}, n={count}">{value:.3f}</td>')
         rows.append(f'<tr><th scope="row">{escape(turbine.asset_id)}</th>{"".join(cells)}</tr>')
     if edges is None:
         return ""

@@ -72,7 +72,8 @@ def _json_count(value: float) -> int | None:
 
 
 def _is_count(key: str) -> bool:
-    return key == "n" or key.startswith("n_")
+    # "n", "n_alarms", and prefixed or per-bin counts ("live_n", "coverage90_min_bin_n").
+    return key == "n" or key.startswith("n_") or key.endswith("_n")
 
 
 def _json_scores(scores: Mapping[str, float]) -> dict[str, float | int | None]:

@@ -152,3 +152,17 @@ def test_a_twin_varies_its_curve_only_with_inputs_its_readings_have(absent: str)
         for name in term.modulator.inputs
     }
     assert modulators == {"wind_direction", "temp_air"}
+
+
+def test_evaluation_scores_give_the_extreme_bins_with_their_number_of_readings() -> None:
+    from twinweave.core import CensoredNormal
+    from twinweave.domains.wind import evaluation_scores
+
+    # 200 readings at 5.5 m/s, half outside the interval; 10 at 9.5 m/s, all inside.
+    speed = np.r_[np.full(200, 5.5), np.full(10, 9.5)]
+    power = np.r_[np.where(np.arange(200) % 2 == 0, 500.0, 2000.0), np.full(10, 500.0)]
+    predictive = CensoredNormal(np.full(210, 500.0), np.full(210, 100.0), lower=0.0, upper=RATED)
+    observed = pd.DataFrame({"wind_speed": speed, "power": power})
+    result = evaluation_scores(predictive, observed, RATED)
+    assert result["coverage90_min_bin"] == 0.5 and result["coverage90_min_bin_n"] == 200
+    assert result["coverage90_max_bin"] == 1.0 and result["coverage90_max_bin_n"] == 10

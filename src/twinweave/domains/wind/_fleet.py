@@ -243,13 +243,21 @@ def live_predictions(twin: Twin, evaluation: pd.DataFrame, rated_power: float) -
 def evaluation_scores(
     predictive: CensoredNormal, observations: pd.DataFrame, rated_power: float
 ) -> dict[str, float]:
-    """Scores plus the worst per-bin coverage over 3-15 m/s (1 m/s bins)."""
+    """Scores plus the lowest and highest per-bin coverage over 3-15 m/s (1 m/s bins),
+    each with its bin's number of readings (``coverage90_min_bin_n``,
+    ``coverage90_max_bin_n``): a bin of few readings may be far from 0.9 by chance."""
     y = np.clip(observations["power"].to_numpy(np.float64), 0.0, rated_power)
     result = scores(predictive, y)
     coverage, counts = coverage_by_bin(
         predictive, y, observations["wind_speed"].to_numpy(np.float64), np.arange(3.0, 16.0)
     )
-    populated = coverage[counts > 0]
-    result["coverage90_min_bin"] = float(populated.min()) if populated.size else float("nan")
-    result["coverage90_max_bin"] = float(populated.max()) if populated.size else float("nan")
+    populated = counts > 0
+    for name, pick in (("min", np.argmin), ("max", np.argmax)):
+        if populated.any():
+            k = int(np.flatnonzero(populated)[pick(coverage[populated])])
+            result[f"coverage90_{name}_bin"] = float(coverage[k])
+            result[f"coverage90_{name}_bin_n"] = float(counts[k])
+        else:
+            result[f"coverage90_{name}_bin"] = float("nan")
+            result[f"coverage90_{name}_bin_n"] = 0.0
     return result
