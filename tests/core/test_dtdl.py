@@ -143,6 +143,68 @@ def test_export_matches_units_exactly_not_by_dimension() -> None:
     assert content(document, "speed")["unit"] == "kilometrePerHour"
 
 
+@pytest.mark.parametrize(
+    ("unit", "semantic_type", "dtdl_unit"),
+    [
+        # Another spelling of a listed unit still gets its DTDL unit.
+        ("kW*h", "Energy", "kilowattHour"),
+        ("J/s", "Power", "watt"),
+        ("newton*meter", "Torque", "newtonMetre"),
+        ("rpm", "AngularVelocity", "revolutionPerMinute"),
+        # Review: 1/s was published as radianPerSecond (pint's radian is dimensionless).
+        ("1/s", "Frequency", "hertz"),
+        # Review: torques in kN*m were published as energies in kilojoule, and a
+        # temperature difference as an absolute temperature in kelvin; DTDL has no
+        # unit for either, so they are plain doubles with the unit in the comment.
+        ("kN*m", None, None),
+        ("MN*m", None, None),
+        ("kilonewton*meter", None, None),
+        ("delta_degC", None, None),
+    ],
+)
+def test_export_takes_a_unit_for_its_own_spelling_only(
+    unit: str, semantic_type: str | None, dtdl_unit: str | None
+) -> None:
+    schema = TwinSchema(name="Shaft", telemetry=(Telemetry(name="x", unit=unit),))
+    element = content(to_dtdl(schema, "dtmi:org:example:Shaft;1"), "x")
+    if semantic_type is None:
+        assert element["@type"] == "Telemetry"
+        assert "unit" not in element
+    else:
+        assert element["@type"] == ["Telemetry", semantic_type]
+        assert element["unit"] == dtdl_unit
+    assert parse_comment(element["comment"])["unit"] == unit
+
+
+def test_glossary_describes_every_turbine_element(document: dict[str, Any]) -> None:
+    # Review: rated_power and elevation were exported without a description.
+    missing = [c["name"] for c in document["contents"] if not c.get("description")]
+    assert missing == []
+    assert "elevation" in content(document, "elevation")["description"]
+
+
+def test_a_property_value_too_long_for_the_comment_is_named() -> None:
+    # Review: the value is carried in the comment (at most 512 characters); the error
+    # came from the validator and named neither the property nor the room left.
+    schema = TwinSchema(name="T", properties=[Property(name="model", value="x" * 500)])
+    with pytest.raises(ValueError) as caught:
+        to_dtdl(schema, "dtmi:org:example:T")
+    assert_names(
+        str(caught.value),
+        "schema 'T'",
+        "property 'model'",
+        "value = ",
+        "expected at most 488 characters as JSON text, got 502",
+        "512",
+    )
+    # The longest value that fits is exported whole; letters are not escaped.
+    for text in ("x" * 486, "é" * 486):
+        schema = TwinSchema(name="T", properties=[Property(name="model", value=text)])
+        comment = content(to_dtdl(schema, "dtmi:org:example:T"), "model")["comment"]
+        assert json.loads(parse_comment(comment)["value"]) == text
+        assert len(comment) == 512
+
+
 def test_export_refuses_an_invalid_identifier() -> None:
     with pytest.raises(ValueError, match=r"dtmi:org:example:Turbine;01.*DTMI syntax"):
         to_dtdl(turbine_schema(2050.0), "dtmi:org:example:Turbine;01")
@@ -394,6 +456,29 @@ def test_string_rules(
     assert_names(problem, TURBINE_ID, member, why)
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ([{"@value": "a", "@language": "EN!!"}], "'EN!!' is not a language tag"),
+        (
+            [{"@value": "a", "@language": "fr"}, {"@value": "b", "@language": "fr"}],
+            "each language once, 'fr' is twice",
+        ),
+        (["a", "b"], "at most one value in the default language"),
+        (["a", {"@value": "b"}], "at most one value in the default language"),
+        (["a", {"@value": "b", "@language": "en"}], "at most one value in the default"),
+        ([{"@value": "a", "@language": None}], "None is not a language tag"),
+    ],
+)
+def test_localizable_string_arrays_follow_the_language_map_rules(
+    document: dict[str, Any], value: object, why: str
+) -> None:
+    # Review: the array form's tags, duplicates and default values went unchecked.
+    content(document, "power")["displayName"] = value
+    problem = only_problem(document)
+    assert_names(problem, "'power' (Telemetry)", "displayName = ", why)
+
+
 def test_localizable_strings_accept_all_three_forms(document: dict[str, Any]) -> None:
     document["displayName"] = {"en": "Wind turbine", "fr": "Éolienne"}
     content(document, "power")["displayName"] = [
@@ -572,3 +657,91 @@ def test_a_variable_no_value_can_satisfy_is_refused(variable: Any, message: str)
     # to DTDL; a lower bound of +inf put every reading out of bounds.
     with pytest.raises(ValueError, match=message):
         variable()
+
+
+def interface(identifier: str, **members: Any) -> dict[str, Any]:
+    return {"@context": "dtmi:dtdl:context;3", "@id": identifier, "@type": "Interface"} | members
+
+
+def test_an_element_must_not_have_a_path_to_itself() -> None:
+    # Review: a Component of its own Interface and an Interface extending itself were
+    # accepted; DTDL v3 ("DTDL element") forbids any path from an element to itself.
+    own = interface(
+        "dtmi:ex:A;1", contents=[{"@type": "Component", "name": "me", "schema": "dtmi:ex:A;1"}]
+    )
+    assert_names(
+        only_problem(own),
+        "Interface 'dtmi:ex:A;1'",
+        "contents[0].schema = 'dtmi:ex:A;1'",
+        "no path from an element to itself",
+        "dtmi:ex:A;1 contents[0].schema -> dtmi:ex:A;1",
+    )
+    assert_names(
+        only_problem(interface("dtmi:ex:A;1", extends="dtmi:ex:A;1")),
+        "extends = 'dtmi:ex:A;1'",
+        "dtmi:ex:A;1 extends -> dtmi:ex:A;1",
+    )
+    loop = [
+        interface("dtmi:ex:A;1", extends=["dtmi:ex:B;1"]),
+        interface(
+            "dtmi:ex:B;1",
+            contents=[{"@type": "Component", "name": "c", "schema": "dtmi:ex:C;1"}],
+        ),
+        interface("dtmi:ex:C;1", extends="dtmi:ex:A;1"),
+    ]
+    assert_names(
+        only_problem(loop),
+        "Interface 'dtmi:ex:C;1'",
+        "dtmi:ex:A;1 extends[0] -> dtmi:ex:B;1 contents[0].schema -> dtmi:ex:C;1 extends "
+        "-> dtmi:ex:A;1",
+    )
+    # A schema that holds itself is a loop too.
+    nested = interface(
+        "dtmi:ex:A;1",
+        schemas=[
+            {
+                "@id": "dtmi:ex:A:node;1",
+                "@type": "Object",
+                "fields": [{"name": "next", "schema": "dtmi:ex:A:node;1"}],
+            }
+        ],
+    )
+    assert_names(only_problem(nested), "dtmi:ex:A:node;1 fields[0].schema -> dtmi:ex:A:node;1")
+
+
+def test_paths_without_a_loop_are_valid() -> None:
+    # A Relationship's target is a non-dependent reference, no part of a path; a chain
+    # and a diamond of extends are no loops.
+    models = [
+        interface(
+            "dtmi:ex:A;1",
+            extends=["dtmi:ex:B;1", "dtmi:ex:C;1"],
+            contents=[{"@type": "Relationship", "name": "peer", "target": "dtmi:ex:A;1"}],
+        ),
+        interface("dtmi:ex:B;1", extends="dtmi:ex:D;1"),
+        interface("dtmi:ex:C;1", extends="dtmi:ex:D;1"),
+        interface("dtmi:ex:D;1"),
+    ]
+    assert validate_dtdl(models) == []
+
+
+@pytest.mark.parametrize(
+    "command_type",
+    [
+        "synchronous",
+        "asynchronous",
+        "dtmi:dtdl:instance:CommandType:asynchronous;3",
+        ["synchronous"],
+    ],
+)
+def test_the_deprecated_command_type_is_accepted(command_type: object) -> None:
+    # Review: refused as an undefined member; the v3 specification lists it (deprecated).
+    command = {"@type": "Command", "name": "reset", "commandType": command_type}
+    assert validate_dtdl(interface("dtmi:ex:A;1", contents=[command])) == []
+
+
+@pytest.mark.parametrize("command_type", ["sync", True, ["synchronous", "asynchronous"]])
+def test_command_type_values(command_type: object) -> None:
+    command = {"@type": "Command", "name": "reset", "commandType": command_type}
+    problem = only_problem(interface("dtmi:ex:A;1", contents=[command]))
+    assert_names(problem, "'reset' (Command)", "commandType = ", "'synchronous' or 'asynchronous'")

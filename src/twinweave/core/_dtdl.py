@@ -18,11 +18,12 @@ How a :class:`~twinweave.core.TwinSchema` is exported
   ``kW`` gives ``["Telemetry", "Power"]`` with ``unit: "kilowatt"``, ``m/s`` gives
   ``Velocity``/``metrePerSecond``, ``degC`` gives ``Temperature``/``degreeCelsius``,
   ``degree`` gives ``Angle``/``degreeOfArc``.
-- A unit without a DTDL equivalent (``m^3/day``, a dimensionless ratio) falls back to a
-  plain ``double`` without semantic type. The export does not fail, because the pint
-  unit is always written in the element's ``comment`` (below), so nothing is lost; a
-  consumer that needs a DTDL unit can see that there is none. Values are never
-  converted: the unit declared is the unit the twin sends.
+- A unit without a DTDL equivalent (``m^3/day``, a dimensionless ratio, a torque in
+  ``kN*m``, a temperature difference in ``delta_degC``) falls back to a plain
+  ``double`` without semantic type (:func:`_spells` gives the rule). The export does
+  not fail, because the pint unit is always written in the element's ``comment``
+  (below), so nothing is lost; a consumer that needs a DTDL unit can see that there
+  is none. Values are never converted: the unit declared is the unit the twin sends.
 - Physical bounds have no DTDL member. The Annotation v1 extension
   (``DTDL/v3/DTDL.annotation.v1.md``) does not fit: a ``ValueAnnotation`` is itself a
   Property or Telemetry whose *value* lives in the running twin, not in the model, so it
@@ -33,7 +34,9 @@ How a :class:`~twinweave.core.TwinSchema` is exported
       twinweave: unit=kW; lower=0; upper=2050
 
   with ``lower``/``upper`` omitted when unbounded and ``value=...`` added for a property
-  with a value (a number, or JSON-quoted text).
+  with a value (a number, or JSON-quoted text). A text value too long for the comment's
+  512 characters makes :func:`to_dtdl` fail, naming the property and the room left:
+  the value is part of the model and has nowhere else to go.
 
 What :func:`validate_dtdl` checks
 ---------------------------------
@@ -66,14 +69,22 @@ mistakes; each problem names the element, the field, the value and what was expe
   is an undefined member.
 - Strings: ``comment`` at most 512 characters, each ``description`` at most 512,
   each ``displayName`` at most 64; localizable strings as a string, a language map with
-  BCP 47-like tags, or an array of language-tagged values.
+  BCP 47-like tags, or an array of strings and language-tagged values with the same
+  tags, each language once and at most one value in the default language (a string,
+  an untagged value or one tagged ``en``).
+- Command: the deprecated ``commandType``, if given, ``synchronous`` or
+  ``asynchronous`` (the normative specification still lists it).
+- No element has a path to itself (section "DTDL element"): no Interface extends
+  itself, no Component has its own Interface as schema, and no longer loop through
+  ``extends``, ``contents``, Component and schema references, within the documents
+  given (a DTMI they do not define ends a path).
 - Limits: at most 100,000 values under an Interface's ``contents`` hierarchy; the
   Interface's JSON text at most 1 MiB (measured on its compact serialisation, the
   smallest text that encodes it).
 
-Not checked: Command and Relationship internals beyond names, complex schema internals
-(Array, Enum, Map, Object), ``extends`` hierarchies across documents, and SHOULD-level
-recommendations.
+Not checked: Command and Relationship internals beyond names and ``commandType``,
+complex schema internals (Array, Enum, Map, Object), the limits of ``extends``
+hierarchies (1024 Interfaces, depth 10), and SHOULD-level recommendations.
 """
 
 from __future__ import annotations
@@ -85,8 +96,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import pint
+from pint.util import to_units_container
+
 from twinweave.core._glossary import GLOSSARY
-from twinweave.core._schema import Property, TwinSchema, Variable, parse_unit, same_unit
+from twinweave.core._schema import (
+    Property,
+    TwinSchema,
+    Variable,
+    parse_unit,
+    same_unit,
+    unit_registry,
+)
 
 #: The DTDL v3 language context.
 DTDL_CONTEXT: Final = "dtmi:dtdl:context;3"
@@ -413,7 +434,13 @@ def _dtdl_unit(unit: str) -> tuple[str, str] | None:
 
     The match is on the unit itself, not its dimension: ``"W"`` maps to ``watt``,
     ``"kW"`` to ``kilowatt``; a unit with no DTDL spelling (``"m^3/day"``, a
-    dimensionless ``""``) gives ``None``.
+    dimensionless ``""``) gives ``None``, and the export writes a plain ``double``.
+
+    A unit is first looked up as the pint unit of a listed expression (``"kilowatt"``
+    is ``"kW"``). Failing that, it may be another spelling of a listed unit
+    (``"kW*h"`` for ``"kWh"``, ``"J/s"`` for ``"W"``), which :func:`_spells` decides:
+    factor 1 and offset 0 are not enough, because pint's dimensions leave out what
+    tells some DTDL quantities apart.
 
     Examples
     --------
@@ -425,6 +452,8 @@ def _dtdl_unit(unit: str) -> tuple[str, str] | None:
     True
     >>> _dtdl_unit("kW*h"), _dtdl_unit("N*m")
     (('Energy', 'kilowattHour'), ('Torque', 'newtonMetre'))
+    >>> _dtdl_unit("kN*m") is None, _dtdl_unit("delta_degC") is None, _dtdl_unit("1/s")
+    (True, True, ('Frequency', 'hertz'))
     """
     if unit == "":
         return None
@@ -432,12 +461,60 @@ def _dtdl_unit(unit: str) -> tuple[str, str] | None:
     for expression, semantic_type, dtdl in _PINT_TO_DTDL:
         if parse_unit(expression) == parsed:
             return semantic_type, dtdl
-    # Another spelling of a listed unit ("kW*h" for "kWh"), where the spelling is not
-    # itself listed: N*m is torque, though it is a joule.
     for expression, semantic_type, dtdl in _PINT_TO_DTDL:
-        if same_unit(expression, unit):
+        if _spells(unit, expression):
             return semantic_type, dtdl
     return None
+
+
+def _spells(unit: str, listed: str) -> bool:
+    """Whether ``unit`` is another spelling of the ``listed`` unit of ``_PINT_TO_DTDL``.
+
+    It is when all of these hold:
+
+    - the two are one unit by :func:`~twinweave.core.same_unit` (same dimension,
+      factor 1, offset 0);
+    - their pint root units agree, so also in the dimensionless base units pint's
+      dimensions drop: an angle (radian, degree, revolution) or a count. ``"1/s"`` is a
+      frequency (``hertz``), not ``radianPerSecond``; a becquerel is no hertz;
+    - both or neither is a product of a force and a length: the newton metre is the
+      unit of torque, which the QuantitativeTypes extension lists only as
+      ``newtonMetre``, so ``"kN*m"`` is a torque without a DTDL unit, not the
+      ``kilojoule`` it equals;
+    - neither is a temperature. DTDL's temperatures are absolute (``degreeCelsius``,
+      ``degreeFahrenheit``, ``kelvin``) and are listed under their own spellings; what
+      else has kelvin's size is a temperature difference (``"delta_degC"``), for which
+      QuantitativeTypes v1 has no semantic type.
+
+    Examples
+    --------
+    >>> _spells("kW*h", "kWh"), _spells("kN*m", "kJ"), _spells("1/s", "rad/s")
+    (True, False, False)
+    """
+    if not same_unit(listed, unit):
+        return False
+    registry = unit_registry()
+    first, second = parse_unit(unit), parse_unit(listed)
+    if registry.get_root_units(first)[1] != registry.get_root_units(second)[1]:
+        return False
+    if _force_times_length(first) != _force_times_length(second):
+        return False
+    return "[temperature]" not in first.dimensionality
+
+
+def _force_times_length(unit: pint.Unit) -> bool:
+    """Whether ``unit`` is written with a force and a length among its factors
+    (``N*m``, ``kN*m``, ``lbf*ft``): a torque, though its dimension is an energy's."""
+    registry = unit_registry()
+    dimensions = {
+        registry.get_dimensionality(name)
+        for name, power in to_units_container(unit, registry).items()
+        if isinstance(power, int | float) and power > 0
+    }
+    return {
+        registry.get_dimensionality("[force]"),
+        registry.get_dimensionality("[length]"),
+    } <= dimensions
 
 
 # -- export ------------------------------------------------------------------------------
@@ -451,16 +528,37 @@ def _number(value: float) -> str:
 
 
 def _comment(variable: Variable) -> str:
+    """The element's ``twinweave: ...`` comment.
+
+    Raises
+    ------
+    ValueError
+        If a property's value leaves the comment over the 512 characters DTDL allows.
+    """
     parts = [f"unit={variable.unit}"]
     if variable.lower is not None:
         parts.append(f"lower={_number(variable.lower)}")
     if variable.upper is not None:
         parts.append(f"upper={_number(variable.upper)}")
-    if isinstance(variable, Property) and variable.value is not None:
-        value = variable.value
-        # Text is JSON-quoted so that a "; " inside it cannot split the field.
-        parts.append(f"value={_number(value) if isinstance(value, float) else json.dumps(value)}")
-    return "twinweave: " + "; ".join(parts)
+    comment = "twinweave: " + "; ".join(parts)
+    if not (isinstance(variable, Property) and variable.value is not None):
+        return comment
+    value = variable.value
+    # Text is JSON-quoted so that a "; " inside it cannot split the field; non-ASCII
+    # letters are kept, as \uXXXX escapes would take six of the 512 characters each.
+    text = _number(value) if isinstance(value, float) else json.dumps(value, ensure_ascii=False)
+    room = _MAX_COMMENT - len(comment) - len("; value=")
+    if len(text) > room:
+        # No other DTDL member holds a constant of the model (every string is limited
+        # to 512 characters), and a value cut short would be a wrong value.
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ValueError(
+            f"property {variable.name!r}: value = {shown}: expected at most {room} "
+            f"characters as JSON text, got {len(text)} (the value is kept in the "
+            f"element's comment, which DTDL v3 limits to {_MAX_COMMENT} characters, "
+            f"after {comment!r})"
+        )
+    return f"{comment}; value={text}"
 
 
 def _content(variable: Variable, kind: str) -> dict[str, Any]:
@@ -504,7 +602,11 @@ def to_dtdl(schema: TwinSchema, dtmi: str) -> dict[str, Any]:
     ValueError
         If the Interface would break a DTDL v3 rule (an invalid ``dtmi``, a description
         longer than 512 characters, ...); the message lists every problem found by
-        :func:`validate_dtdl`.
+        :func:`validate_dtdl`. Also if a property's value is too long for the comment
+        that carries it (512 characters in all): the message names the property, its
+        length and the room left. No other DTDL member can hold the value (every string
+        is limited to 512 characters) and a value cut short would be a wrong value, so
+        the export fails rather than drop or truncate it.
 
     Examples
     --------
@@ -528,10 +630,16 @@ def to_dtdl(schema: TwinSchema, dtmi: str) -> dict[str, Any]:
     }
     if schema.description:
         document["description"] = schema.description
-    document["contents"] = [
-        *(_content(t, "Telemetry") for t in schema.telemetry),
-        *(_content(p, "Property") for p in schema.properties),
-    ]
+    try:
+        document["contents"] = [
+            *(_content(t, "Telemetry") for t in schema.telemetry),
+            *(_content(p, "Property") for p in schema.properties),
+        ]
+    except ValueError as error:
+        raise ValueError(
+            f"schema {schema.name!r} cannot be exported as DTDL v3 Interface "
+            f"{interface_id!r}: {error}"
+        ) from None
     problems = validate_dtdl(document)
     if problems:
         raise ValueError(
@@ -549,7 +657,7 @@ _MEMBERS: Final[dict[str, frozenset[str]]] = {
     "Interface": _COMMON_MEMBERS | {"contents", "extends", "schemas"},
     "Telemetry": _COMMON_MEMBERS | {"name", "schema"},
     "Property": _COMMON_MEMBERS | {"name", "schema", "writable"},
-    "Command": _COMMON_MEMBERS | {"name", "request", "response"},
+    "Command": _COMMON_MEMBERS | {"commandType", "name", "request", "response"},
     "Component": _COMMON_MEMBERS | {"name", "schema"},
     "Relationship": _COMMON_MEMBERS
     | {"name", "maxMultiplicity", "minMultiplicity", "properties", "target", "writable"},
@@ -574,6 +682,19 @@ _COUNTED_MEMBERS: Final = (
     "mapValue",
 )
 _SEMANTIC_CLASSES: Final = frozenset({"Property", "Telemetry"})
+# Values of a Command's deprecated "commandType" (DTDL.Specification.v3.md, "Command");
+# both mean the same since v2.
+_COMMAND_TYPES: Final = frozenset(
+    {"asynchronous", "synchronous"}
+    | {f"dtmi:dtdl:instance:CommandType:{t};3" for t in ("asynchronous", "synchronous")}
+)
+# Members whose values are DTDL elements or dependent references to them: the members
+# a "path" follows (DTDL.Specification.v3.md, "DTDL element"). A Relationship's "target"
+# takes DTMIs only, a non-dependent reference, and is no part of a path.
+_ELEMENT_MEMBERS: Final = frozenset(
+    {"contents", "extends", "schemas", "schema", "elementSchema", "fields", "enumValues"}
+    | {"mapKey", "mapValue", "request", "response", "properties"}
+)
 
 
 def _class_dtmi(name: str) -> str:
@@ -686,18 +807,47 @@ class _Checker:
                     return
                 texts.append(text)
         elif isinstance(value, list):
+            # The array form's rules (DTDL.Specification.v3.md, "Localizable string"):
+            # tags as in a language map, each language once, and at most one value in
+            # the default language (a string, an untagged value or one tagged "en").
+            languages: set[str] = set()
+            n_default = 0
             for item in value:
                 if isinstance(item, str):
                     texts.append(item)
-                elif (
+                    n_default += 1
+                    continue
+                if not (
                     isinstance(item, Mapping)
                     and isinstance(item.get("@value"), str)
                     and set(item) <= {"@value", "@language"}
                 ):
-                    texts.append(str(item["@value"]))
-                else:
                     self.report(where, member, value, shape)
                     return
+                texts.append(str(item["@value"]))
+                if "@language" not in item:
+                    n_default += 1
+                    continue
+                tag = item["@language"]
+                if not isinstance(tag, str) or not _LANGUAGE.match(tag):
+                    self.report(where, member, value, f"{shape}; {tag!r} is not a language tag")
+                    return
+                if tag in languages:
+                    self.report(
+                        where, member, value, f"{shape}; each language once, {tag!r} is twice"
+                    )
+                    return
+                languages.add(tag)
+                n_default += tag == "en"
+            if n_default > 1:
+                self.report(
+                    where,
+                    member,
+                    value,
+                    f"{shape}; at most one value in the default language (a string, or "
+                    f"an object without '@language' or with '@language': 'en'), got {n_default}",
+                )
+                return
         else:
             self.report(where, member, value, shape)
             return
@@ -985,6 +1135,8 @@ class _Checker:
         self.common(where, element)
         if kind in _SEMANTIC_CLASSES and self.has(element, "schema"):
             self.schema(where, self.value(element, "schema"))
+        if kind == "Command" and self.has(element, "commandType"):
+            self.command_type(where, self.value(element, "commandType"))
         if kind == "Property" and self.has(element, "writable"):
             writable = self.value(element, "writable")
             if not isinstance(writable, bool):
@@ -1047,6 +1199,15 @@ class _Checker:
                     f"{cotype!r} is not one",
                 )
         return semantic, len(self.problems) > n_problems
+
+    def command_type(self, where: str, value: object) -> None:
+        # Deprecated (a SHOULD NOT, not checked) but valid with one of its two values.
+        if isinstance(value, list) and len(value) <= 1:
+            value = value[0] if value else None
+        if value is not None and not (isinstance(value, str) and value in _COMMAND_TYPES):
+            self.report(
+                where, "commandType", value, "'synchronous' or 'asynchronous' (or its DTMI)"
+            )
 
     def name(self, where: str, value: object) -> None:
         text = self.plain_string(value)
@@ -1120,12 +1281,16 @@ class _Checker:
                 )
 
 
+def _term(key: object) -> str:
+    """The term of a member name (``"schema"`` for ``"dtmi:dtdl:property:schema;3"``)."""
+    return key.removeprefix("dtmi:dtdl:property:").split(";")[0] if isinstance(key, str) else ""
+
+
 def _count_values(element: Mapping[str, Any]) -> int:
     """Values among the counted members in the hierarchy under ``element``."""
     total = 0
     for key, value in element.items():
-        term = key.removeprefix("dtmi:dtdl:property:").split(";")[0] if isinstance(key, str) else ""
-        if term not in _COUNTED_MEMBERS:
+        if _term(key) not in _COUNTED_MEMBERS:
             continue
         items = value if isinstance(value, list) else [value]
         total += len(items)
@@ -1145,6 +1310,100 @@ def _collect_ids(value: object, found: set[str]) -> None:
     elif isinstance(value, list):
         for item in value:
             _collect_ids(item, found)
+
+
+def _steps(
+    document: object, defined: set[str]
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
+    """For each element with an ``@id``: the elements with an ``@id`` one step away on a
+    path, each as (the members followed, the element's ``@id``); and how each element is
+    named in problems (``Interface '<dtmi>'`` or ``element '<dtmi>'``).
+
+    A step goes down the members of ``_ELEMENT_MEMBERS``, through elements without an
+    ``@id``, to a nested element with one (inclusion) or to a DTMI string naming an
+    element of the document (referential inclusion, a dependent reference).
+    """
+    steps: dict[str, list[tuple[str, str]]] = {}
+    labels: dict[str, str] = {}
+
+    def walk(element: Mapping[str, Any], owner: str | None, trail: str) -> None:
+        identifier = element.get("@id")
+        if isinstance(identifier, str):
+            # A second element with one @id is reported as a duplicate, not as a path.
+            if owner is not None and identifier not in steps:
+                steps[owner].append((trail, identifier))
+            steps.setdefault(identifier, [])
+            types = element.get("@type")
+            types = types if isinstance(types, list) else [types]
+            interface = any(t in ("Interface", _class_dtmi("Interface")) for t in types)
+            kind = "Interface" if interface else "element"
+            labels.setdefault(identifier, f"{kind} {identifier!r}")
+            owner, trail = identifier, ""
+        for key, value in element.items():
+            term = _term(key)
+            if term not in _ELEMENT_MEMBERS:
+                continue
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                step = f"{term}[{index}]" if isinstance(value, list) else term
+                at = f"{trail}.{step}" if trail else step
+                if isinstance(item, Mapping):
+                    walk(item, owner, at)
+                elif isinstance(item, str) and item in defined and owner is not None:
+                    steps[owner].append((at, item))
+
+    for top in document if isinstance(document, list) else [document]:
+        if isinstance(top, Mapping):
+            walk(top, None, "")
+    return steps, labels
+
+
+def _cycles(checker: _Checker, document: object) -> None:
+    """Report each path from an element back to itself.
+
+    "A DTDL element MUST NOT have a path to itself" (DTDL.Specification.v3.md, "DTDL
+    element"): an Interface that extends itself, a Component whose schema is its own
+    Interface, or longer loops through ``extends``, Component schemas and schema
+    references. Only the elements of ``document`` are followed; a DTMI it does not
+    define ends the path.
+    """
+    steps, labels = _steps(document, checker.defined_ids)
+    for identifier in checker.defined_ids - steps.keys():
+        # An element under a member no path follows (a misspelt one, say): a dead end.
+        steps[identifier] = []
+        labels[identifier] = f"element {identifier!r}"
+    done: set[str] = set()
+    for start in steps:
+        if start in done:
+            continue
+        # Depth-first without recursion: a long chain of references must not overflow
+        # Python's stack. "trail" holds the elements being visited and how each was left.
+        trail: list[tuple[str, int]] = [(start, 0)]
+        on_trail = {start}
+        while trail:
+            node, index = trail[-1]
+            if index == len(steps[node]):
+                trail.pop()
+                on_trail.discard(node)
+                done.add(node)
+                continue
+            trail[-1] = (node, index + 1)
+            members, target = steps[node][index]
+            if target in on_trail:
+                loop = [entry for entry, _ in trail]
+                loop = loop[loop.index(target) :]
+                hops = [steps[n][i - 1][0] for n, i in trail[len(trail) - len(loop) :]]
+                path = " -> ".join(f"{n} {h}" for n, h in zip(loop, hops, strict=True))
+                checker.report(
+                    labels[node],
+                    members,
+                    target,
+                    f"no path from an element to itself (DTDL v3, 'DTDL element'), "
+                    f"found {path} -> {target}",
+                )
+            elif target not in done:
+                trail.append((target, 0))
+                on_trail.add(target)
 
 
 def validate_dtdl(document: object) -> list[str]:
@@ -1184,4 +1443,5 @@ def validate_dtdl(document: object) -> list[str]:
         checker.report(
             "document", "root", document, "a JSON object or a non-empty array of objects"
         )
+    _cycles(checker, document)
     return checker.problems
