@@ -176,7 +176,7 @@ def test_export_takes_a_unit_for_its_own_spelling_only(
     assert parse_comment(element["comment"])["unit"] == unit
 
 
-def test_glossary_describes_every_turbine_element(document: dict[str, Any]) -> None:
+def test_every_turbine_element_is_described(document: dict[str, Any]) -> None:
     # Review: rated_power and elevation were exported without a description.
     missing = [c["name"] for c in document["contents"] if not c.get("description")]
     assert missing == []

@@ -19,8 +19,6 @@ GLOSSARY: Final[dict[str, tuple[str, str]]] = {
     "pressure": ("Pa", "air pressure"),
     "pitch": ("degree", "blade pitch angle"),
     "nacelle_angle": ("degree", "nacelle orientation, clockwise from north"),
-    "rated_power": ("kW", "rated (nameplate) active power of a turbine"),
-    "elevation": ("m", "site elevation above mean sea level"),
     "vane_position": ("degree", "wind vane position relative to the nacelle"),
     "storage": ("m^3", "water stored in a reservoir"),
     "inflow": ("m^3/day", "flow into a reservoir"),

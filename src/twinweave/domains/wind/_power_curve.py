@@ -182,8 +182,23 @@ def turbine_schema(
             Telemetry(name="pressure", unit="Pa", lower=50_000, upper=110_000),
         ),
         properties=(
-            Property(name="rated_power", unit="kW", lower=0, value=rated_power),
-            Property(name="elevation", unit="m", lower=-500, upper=9000, value=elevation),
+            # Described here, not in the glossary: the glossary lists what a data
+            # file's columns may hold, and these are no readings.
+            Property(
+                name="rated_power",
+                unit="kW",
+                lower=0,
+                value=rated_power,
+                description="rated (nameplate) active power of the turbine",
+            ),
+            Property(
+                name="elevation",
+                unit="m",
+                lower=-500,
+                upper=9000,
+                value=elevation,
+                description="site elevation above mean sea level",
+            ),
         ),
     )
 
