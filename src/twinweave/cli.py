@@ -896,6 +896,16 @@ def _ingest(
             f"values (skipped), {n_conflicts} with other values (quarantined, check "
             f"duplicate_across_sources)"
         )
+    n_raw = int(stored["raw"].sum())
+    if spec.asset_id is not None and 2 * (summary.n_skipped + n_conflicts) > n_raw:
+        # One mapping naming a turbine, given for the files of several, stores them all
+        # as that turbine: most of each later file is then at times it already has.
+        _warn(
+            f"{data}: {summary.n_skipped + n_conflicts} of {n_raw} readings are at times "
+            f"turbine {spec.asset_id} already has from another file. A mapping's asset_id "
+            "names the turbine of every file it is given for: for files of several "
+            "turbines give one --mapping per file, each naming its turbine"
+        )
     return specs
 
 
@@ -1018,7 +1028,12 @@ def _ingest_all(
     for file, spec in zip(files, sources, strict=True):
         # A file named twice is read once; with two mappings, which one was meant?
         if each.setdefault(file, spec) != spec:
-            raise _fail(f"{file}: named twice, with two different mappings (--mapping)")
+            raise _fail(
+                f"{file}: named twice, with two different mappings (--mapping); expected "
+                "each file once, read with one mapping. A wide file (a column per turbine) "
+                "is not read as it is: split it into a file per turbine first "
+                "(docs/MAPPING.md, 'Other layouts')"
+            )
     if vet is not None:
         # Every file's turbines before any file is stored: a file per turbine would
         # else store the first with a rated power the second shows to be wrong.

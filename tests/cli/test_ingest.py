@@ -325,7 +325,18 @@ def test_a_file_per_turbine_takes_a_mapping_per_file(tmp_path: Path) -> None:
     )
     # One file named twice with two mappings: which was meant is not guessed.
     twice = ("ingest", files[0], files[0], *mappings[:4], "--store", tmp_path / "u.duckdb")
-    assert_user_error(twinweave(*twice, ok=False), "named twice, with two different mappings")
+    assert_user_error(
+        twinweave(*twice, ok=False),
+        "named twice, with two different mappings",
+        "A wide file (a column per turbine) is not read as it is",
+    )
+    # One mapping naming R80711 given for the files of two turbines: both are read as
+    # R80711, which a review found only as an informational line; now a warning.
+    one = ("ingest", files[0], files[1], *mappings[:2], "--store", tmp_path / "v.duckdb")
+    warned = twinweave(*one)
+    assert f"warning: {files[1]}: " in warned.stderr, warned.stderr
+    assert "at times turbine R80711 already has from another file" in warned.stderr
+    assert "give one --mapping per file" in warned.stderr
 
 
 def test_a_semicolon_csv_is_read_with_delimiter(tmp_path: Path) -> None:

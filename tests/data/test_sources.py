@@ -818,6 +818,12 @@ def test_a_temperature_in_c_is_refused_as_a_charge_with_degc_suggested(tmp_path:
         SourceSpec.from_file(path)
     assert_names_everything(caught.value, path, "columns.temp_air.unit", None, "C")
     assert caught.value.expected == "a unit convertible to 'degC'; did you mean 'degC'?"
+    # "C" for a wind speed: pint's "c" is the speed of light, of the right kind but no
+    # suggestion (a review's mapping got "did you mean 'c'?").
+    path = write(tmp_path, "map.toml", TOML_MAPPING.replace('"m/s"', '"C"'))
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(path)
+    assert caught.value.expected == "a unit convertible to 'm/s'"
     # Nothing close: no suggestion, rather than a wrong one.
     with pytest.raises(ValueError) as unknown:
         parse_unit("zorkmid")
@@ -966,6 +972,24 @@ def test_mapping_errors_pydantic_finds_read_like_the_others(
     assert "should" not in str(caught.value) and "Input" not in str(caught.value)
 
 
+def test_a_mapping_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Notepad and Excel write one; TOML's parser stopped at line 1, column 1.
+    for name, text in (("bom.toml", TOML_MAPPING), ("bom.json", SPEC.model_dump_json())):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        assert SourceSpec.from_file(path) == SourceSpec.from_file(write(tmp_path, name, text))
+
+
+def test_a_json_error_shows_the_text_around_the_fault(tmp_path: Path) -> None:
+    # A mapping on one line was quoted whole as the value.
+    text = SPEC.model_dump_json()
+    broken = write(tmp_path, "map.json", text[:-1] + ",}")
+    with pytest.raises(DataError) as caught:
+        SourceSpec.from_file(broken)
+    assert len(text) > 150
+    assert str(caught.value.value).endswith(",}") and len(str(caught.value.value)) <= 80
+
+
 def test_mapping_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     broken = write(tmp_path, "map.json", '{"time_column": "t",\n "columns": {,}}')
     with pytest.raises(DataError, match=r"not valid JSON.*line 2"):
@@ -1024,7 +1048,7 @@ def _lhb_csv(times: list[str]) -> str:
 
 def test_a_unix_time_is_named_as_one(tmp_path: Path) -> None:
     # Seconds since 1970 got the ISO 8601 message alone, as if mistyped.
-    for count in ("1388534400", "1388534400000"):
+    for count in ("1388534400", "1388534400000", "1388534400.0"):
         path = write(tmp_path, "epoch.csv", f"turbine,time_utc,ws,p,t\nT1,{count},5,300,4\n")
         with pytest.raises(DataError, match=r"looks like a count since 1970 \(Unix time"):
             read_source(path, SPEC)
@@ -1274,6 +1298,20 @@ def test_example_mapping_file_reads_its_layout(tmp_path: Path) -> None:
     np.testing.assert_allclose(raw["wind_speed"], [10.0, np.nan, 5.0])  # km/h -> m/s
     np.testing.assert_allclose(raw["power"], [1200.0, 800.0, np.nan])  # MW -> kW
     np.testing.assert_allclose(raw["temp_air"], [10.0, 0.0, 100.0], atol=1e-9)  # degF -> degC
+
+
+def test_the_decimal_comma_recipe_of_the_doc_converts_the_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The recipe left "1,2" in p_mw, whose missing code "-" made pandas read it as text.
+    doc = (EXAMPLE_MAPPING.parents[1] / "docs" / "MAPPING.md").read_text(encoding="utf-8")
+    recipe = re.search(r"`(pd\.read_csv\(\"farm\.csv\".*?)`", doc)
+    assert recipe is not None
+    write(tmp_path, "farm.csv", FARM_CSV.replace(";1.2;", ";1,2;").replace(";0.8;", ";0,8;"))
+    monkeypatch.chdir(tmp_path)
+    exec(recipe[1], {"pd": pd})  # the doc's own line
+    _, raw = read_source(tmp_path / "farm-dot.csv", SourceSpec.from_file(EXAMPLE_MAPPING))
+    np.testing.assert_allclose(raw["power"], [1200.0, 800.0, np.nan])
 
 
 def _message(error: DataError, path: Path) -> str:

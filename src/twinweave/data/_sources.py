@@ -18,6 +18,7 @@ quarantines the readings that fail a check.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import datetime as dt
 import difflib
@@ -468,7 +469,8 @@ class SourceSpec(BaseModel):
         """
         name = os.fspath(path)
         suffix = Path(name).suffix.lower()
-        data = Path(name).read_bytes()
+        # A byte-order mark (Notepad and Excel write one) is no part of the content.
+        data = Path(name).read_bytes().removeprefix(codecs.BOM_UTF8)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -501,6 +503,9 @@ class SourceSpec(BaseModel):
             except json.JSONDecodeError as error:
                 lines = text.splitlines()
                 line = lines[error.lineno - 1] if 0 < error.lineno <= len(lines) else ""
+                # Around the fault: a file written on one line is that line.
+                start = max(0, error.colno - 1 - _JSON_CONTEXT)
+                line = line[start : error.colno - 1 + _JSON_CONTEXT]
                 raise DataError(
                     f"mapping file is not valid JSON: {error.msg} at line {error.lineno}, "
                     f"column {error.colno}",
@@ -1092,6 +1097,9 @@ def _open_text(file: Path, errors: str = "strict") -> IO[str] | None:
 
 
 #: What a file that is not UTF-8 should be, and how to make it so.
+#: Characters shown either side of where a JSON mapping stops parsing.
+_JSON_CONTEXT: Final = 40
+
 _UTF8_EXPECTED: Final = (
     "UTF-8 text; convert the file, for example from Latin-1 with "
     "`iconv -f latin1 -t utf-8 OLD > NEW`"
@@ -1424,8 +1432,9 @@ def _parse_with_pandas(
         row = _first(unparseable)
         # A count of seconds or milliseconds since 1970 (Unix time, 2001-2286) is a
         # number, not a time: say it is not read.
-        shown = str(text.iloc[row]).strip()
-        epoch = shown.isdigit() and len(shown) in (9, 10, 12, 13)
+        # Parquet's float columns hold them as 1388534400.0.
+        whole = re.fullmatch(r"(\d+)(?:\.0*)?", str(text.iloc[row]).strip())
+        epoch = whole is not None and len(whole[1]) in (9, 10, 12, 13)
         raise DataError(
             f"time cannot be parsed ({int(unparseable.sum())} of {len(text)} rows)"
             + (
