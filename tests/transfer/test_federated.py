@@ -22,6 +22,7 @@ from twinweave.transfer import (
     fit_central,
     fit_federated,
     local_step,
+    run_rounds,
 )
 
 # A tolerance no round meets: a fit runs exactly its ``n_rounds``.
@@ -243,8 +244,7 @@ def test_aggregation_ignores_answer_order_late_answers_and_grouping(fleet: Fleet
     assert report.answered == tuple(stats)
     assert_same_population(twice, forward, 0.0)
     # Answers to another round are not this round's.
-    late = [FitRes(0, r.twin_ids, r.summary) for r in answers]
-    kept, report = strategy.aggregate_fit(2, forward, late)
+    kept, report = strategy.aggregate_fit(2, forward, answers)
     assert kept is forward and report.answered == () and np.isnan(report.change)
     assert report.missing == tuple(stats) and not report.converged
 
@@ -326,6 +326,79 @@ def test_a_federation_of_no_twins_is_refused() -> None:
     prior = FleetPrior.from_emulator(_emulator())
     with pytest.raises(ValueError, match="statistics: expected at least one twin, got none"):
         fit_federated(FleetPooling(prior, ["default"]), {})
+
+
+def test_records_of_the_wrong_type_or_value_are_refused_where_they_are_built(
+    fleet: Fleet,
+) -> None:
+    stats, prior, _ = fleet
+    population = FleetPooling(prior, ["default"]).initialize()
+    summary = local_step(stats["T0"], population)
+    round_number = r"server_round: expected a round number \(an integer >= 1\), got"
+    cases: list[tuple[object, type[Exception], str]] = [
+        # The string was pooled as twins 'T' and '0'.
+        (
+            lambda: FitRes(1, "T0", summary),
+            TypeError,
+            r"twin_ids: expected a tuple of twin identifiers, got 'T0' \(\('T0',\) is one",
+        ),
+        # Dropped without a word as an answer to another round.
+        (lambda: FitRes("1", ("T0",), summary), TypeError, rf"{round_number} '1'"),
+        (lambda: FitRes(0, ("T0",), summary), ValueError, rf"{round_number} 0"),
+        (lambda: FitRes(1, (), summary), ValueError, r"twin_ids: expected at least one twin"),
+        (lambda: FitRes(1, ("",), summary), ValueError, r"twin_ids: expected non-empty twin"),
+        (lambda: FitRes(1, ("T0", "T0"), summary), ValueError, r"twin_ids: expected distinct"),
+        (lambda: FitRes(1, ("T0",), None), TypeError, r"summary: expected a LocalSummary .*None"),
+        # Failed in the aggregation with "not iterable".
+        (
+            lambda: FitRes(1, ("T0",), stats["T0"]),
+            TypeError,
+            r"summary: expected a LocalSummary \(local_step .*\), got TwinStatistics",
+        ),
+        (lambda: FitIns("x", population), TypeError, rf"{round_number} 'x'"),
+        (lambda: FitIns(1, None), TypeError, r"population: expected a Population, got None"),
+    ]
+    for build, error, message in cases:
+        with pytest.raises(error, match=message):
+            build()  # type: ignore[operator]
+
+
+def test_a_strategy_and_its_driver_refuse_what_is_not_a_record(fleet: Fleet) -> None:
+    stats, prior, _ = fleet
+    strategy = FleetPooling(prior, ["default"])
+    population = strategy.initialize()
+    summary = local_step(stats["T0"], population)
+    # Each failed deep inside, or not at all (instructions for twins 'T' and '0').
+    with pytest.raises(TypeError, match=r"available: got the string 'T0'; expected a collection"):
+        strategy.configure_fit(1, population, "T0")
+    with pytest.raises(TypeError, match=r"results\[0\]: expected a FitRes .*, got LocalSummary"):
+        strategy.aggregate_fit(1, population, [summary])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"results: expected a sequence of FitRes, got FitRes"):
+        strategy.aggregate_fit(1, population, FitRes(1, ("T0",), summary))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"server_round: expected a round number .*, got '1'"):
+        strategy.aggregate_fit("1", population, [])  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"strategy: expected a strategy such as FleetPooling .*, "
+        "got FleetPrior",
+    ):
+        run_rounds(prior, lambda r, i: ([], []), lambda r: ["T0"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"exchange: expected a function from round number"):
+        run_rounds(strategy, None, lambda r: ["T0"])  # type: ignore[arg-type]
+    # An exchange that forgets to return its answers.
+    with pytest.raises(TypeError, match=r"exchange: round 1 returned None; expected a pair"):
+        run_rounds(strategy, lambda r, i: None, lambda r: ["T0"])  # type: ignore[arg-type,return-value]
+
+
+def test_an_empty_twin_identifier_is_refused(fleet: Fleet) -> None:
+    # It was pooled as the twin '' (LoopbackFederation.add_twins refused it as not text).
+    stats, prior, _ = fleet
+    with pytest.raises(
+        ValueError,
+        match=r"statistics: expected non-empty twin identifiers, got "
+        "the empty string ''",
+    ):
+        fit_federated(FleetPooling(prior, ["default"]), {"": stats["T0"], "b": stats["T1"]})
 
 
 @rounds_capped

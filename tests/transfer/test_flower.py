@@ -306,7 +306,7 @@ def test_a_killed_supernode_misses_a_round_and_is_pooled_again_when_back(
 
 @pytest.mark.filterwarnings("ignore::twinweave.transfer.ConvergenceWarning")  # one round
 def test_twins_that_could_never_answer_are_refused_before_a_run(tmp_path: Path) -> None:
-    stats, prior, _ = make_fleet([1_000], seed=19)
+    stats, prior, _ = make_fleet([1_000, 1_000], seed=19)
     x = np.random.default_rng(19).uniform(0.0, 1.0, 500)
     other_basis = BayesianBasisRegression(
         target="y", terms=(SplineTerm("x", 0.0, 1.0, 6),), noise_source="x", noise_edges=[0, 1]
@@ -331,7 +331,7 @@ def test_twins_that_could_never_answer_are_refused_before_a_run(tmp_path: Path) 
         # A twin that fails in a round anyway (its file gone) is named, not only its
         # node's number.
         federation.kill_twin("odd")
-        federation.add_twin("T1", save_statistics(stats["T0"], tmp_path / "T1.npz"))
+        federation.add_twin("T1", save_statistics(stats["T1"], tmp_path / "T1.npz"))
         (tmp_path / "T1.npz").unlink()
         settings = FlowerSettings(min_twins=2, n_rounds=1, tol=NEVER)
         with pytest.warns(
@@ -368,7 +368,11 @@ def test_a_twin_of_other_knots_and_the_same_sizes_is_refused_before_a_run(
     assert federation.pids() == []
 
 
-def test_a_failed_run_raises_and_leaves_no_process(tmp_path: Path) -> None:
+def test_a_failed_run_raises_and_leaves_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twinweave.transfer._flower as flower
+
     stats, prior, _ = make_fleet([1_000], seed=17)
     # The directory was used before, by a run that succeeded: its result is not this
     # run's (the run used to share its folder, and returned that result at once).
@@ -378,12 +382,59 @@ def test_a_failed_run_raises_and_leaves_no_process(tmp_path: Path) -> None:
         earlier, FederatedResult(initial_population(prior, ["default"]), (), True, ("T0",))
     )
     federation = LoopbackFederation(tmp_path / "federation")
-    with pytest.raises(FlowerRunError, match="SuperNodes connected"), federation:
+    # A fleet file the ServerApp cannot read: it fails before round 1.
+    monkeypatch.setattr(
+        flower, "save_fleet", lambda prior, kinds, path, start=None: path.write_bytes(b"no fleet")
+    )
+    with pytest.raises(FlowerRunError, match=r"the ServerApp of run \d+ failed"), federation:
         federation.add_twin("T0", save_statistics(stats["T0"], tmp_path / "T0.npz"))
-        # Waits for two SuperNodes where there is one: the ServerApp gives up.
-        federation.fit(
-            prior, ["default"], FlowerSettings(min_twins=2, connect_timeout=3.0), timeout=300
-        )
+        federation.fit(prior, ["default"], FlowerSettings(connect_timeout=3.0), timeout=300)
+    assert federation.pids() == []
+
+
+@pytest.mark.filterwarnings("ignore::twinweave.transfer.ConvergenceWarning")  # one round
+def test_a_federation_refuses_before_it_starts_anything_and_warns_as_the_fits_do(
+    tmp_path: Path,
+) -> None:
+    stats, prior, _ = make_fleet([1_000, 1_500], seed=31)
+    path = save_statistics(stats["T0"], tmp_path / "T0.npz")
+    federation_dir = tmp_path / "federation"
+    with LoopbackFederation(federation_dir) as federation:
+        # T0's file under a second name: one twin's readings counted twice.
+        twins = {
+            "T0": path,
+            "T0 again": path,
+            "T1": save_statistics(stats["T1"], tmp_path / "T1.npz"),
+        }
+        federation.add_twins(twins)
+        # T5 was started before T0 was found running, and kept running.
+        with pytest.raises(
+            ValueError, match=r"statistics: twins \['T0'\] already have a running SuperNode"
+        ):
+            federation.add_twins({"T5": path, "T0": path})
+        assert federation.twin_ids == list(twins)
+        assert not list((federation_dir / "logs").glob("*T5*"))
+        # It failed on 'as_toml' after the run's fleet file was written.
+        with pytest.raises(TypeError, match=r"settings: expected FlowerSettings .*, got dict"):
+            federation.submit(prior, ["default"], {"n_rounds": 2})  # type: ignore[arg-type]
+        # The ServerApp waited connect_timeout for SuperNodes that were never to come.
+        with pytest.raises(
+            ValueError,
+            match=r"min_twins: expected at most the 3 twins the federation has "
+            r"\('T0', 'T0 again', 'T1'\), got 9",
+        ):
+            federation.fit(prior, ["default"], FlowerSettings(min_twins=9, connect_timeout=5.0))
+        assert not (federation_dir / "runs").exists()
+        # Pooled without a word, where fit_federated warns.
+        with pytest.warns(
+            UserWarning, match=r"twin 'T0' and twin 'T0 again': the same statistics .* twice"
+        ) as caught:
+            result = federation.fit(
+                prior, ["default"], FlowerSettings(min_twins=3, n_rounds=1, tol=NEVER), timeout=300
+            )
+        assert result.twin_ids == ("T0", "T0 again", "T1")
+        # At the user's line, as the in-process fits warn.
+        assert [w.filename for w in caught if "same statistics" in str(w.message)] == [__file__]
     assert federation.pids() == []
 
 

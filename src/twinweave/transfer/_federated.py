@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from twinweave.core import ConvergenceWarning
-from twinweave.core._arguments import check_count, check_flag
+from twinweave.core._arguments import check_count, check_flag, described, is_integer
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._hierarchy import (
     _Batches,
@@ -73,6 +73,7 @@ from twinweave.transfer._records import (
     check_type,
     fleet_entries,
     listed_ids,
+    refuse_empty_ids,
     sum_summaries,
     twin_list,
     warn_never_available,
@@ -106,6 +107,11 @@ class FitIns:
     server_round: int
     population: Population
 
+    def __post_init__(self) -> None:
+        # Refused where it is built: a transport would only fail on it rounds later.
+        check_round(self.server_round)
+        check_type(self.population, Population, "population")
+
 
 @dataclass(frozen=True)
 class FitRes:
@@ -124,6 +130,30 @@ class FitRes:
     server_round: int
     twin_ids: tuple[str, ...]
     summary: LocalSummary
+
+    def __post_init__(self) -> None:
+        check_round(self.server_round)
+        if not isinstance(self.twin_ids, tuple):
+            # A string would be pooled as one twin per letter.
+            hint = f" (({self.twin_ids!r},) is one twin)" if isinstance(self.twin_ids, str) else ""
+            raise TypeError(
+                f"twin_ids: expected a tuple of twin identifiers, got "
+                f"{described(self.twin_ids)}{hint}"
+            )
+        if not self.twin_ids:
+            raise ValueError("twin_ids: expected at least one twin, got ()")
+        refuse_empty_ids(self.twin_ids, "twin_ids")
+        if len(set(self.twin_ids)) != len(self.twin_ids):
+            raise ValueError(
+                f"twin_ids: expected distinct twins (each summary counted once), got "
+                f"{self.twin_ids!r}"
+            )
+        check_type(
+            self.summary,
+            LocalSummary,
+            "summary",
+            "a LocalSummary (local_step of the twin's statistics, not the statistics)",
+        )
 
 
 @dataclass(frozen=True)
@@ -328,7 +358,7 @@ class FleetPooling:
             The instruction for each address.
         """
         instruction = FitIns(server_round, population)
-        return dict.fromkeys(available, instruction)
+        return dict.fromkeys(twin_list(available, "available: got"), instruction)
 
     def aggregate_fit(
         self,
@@ -362,6 +392,9 @@ class FleetPooling:
             What the round saw.
         """
         del failures  # who is missing is known by twin identifier, below
+        check_round(server_round)
+        check_type(population, Population, "population")
+        results = check_results(results)
         fresh: list[FitRes] = []
         counted: set[str] = set()
         for result in sorted(results, key=lambda r: r.twin_ids):
@@ -436,12 +469,27 @@ def run_rounds(
     FederatedResult
         Converged when a round met the strategy's stopping rule.
     """
+    check_type(strategy, FitStrategy, "strategy", "a strategy such as FleetPooling (a FitStrategy)")
+    for function, name, expected in (
+        (exchange, "exchange", "round number and instructions to (answers, failures)"),
+        (available, "available", "round number to the addresses reachable in that round"),
+    ):
+        if not callable(function):
+            raise TypeError(
+                f"{name}: expected a function from {expected}, got {described(function)}"
+            )
     population = strategy.initialize()
     reports: list[RoundReport] = []
     for server_round in range(1, strategy.n_rounds + 1):
         reachable = twin_list(available(server_round), f"available: round {server_round} returned")
         instructions = strategy.configure_fit(server_round, population, reachable)
-        results, failures = exchange(server_round, instructions)
+        exchanged = exchange(server_round, instructions)
+        if not isinstance(exchanged, tuple | list) or len(exchanged) != 2:
+            raise TypeError(
+                f"exchange: round {server_round} returned {described(exchanged)}; expected a "
+                "pair (answers: a list of FitRes, failures: a list of addresses)"
+            )
+        results, failures = exchanged
         population, report = strategy.aggregate_fit(server_round, population, results, failures)
         reports.append(report)
         if on_round is not None:
@@ -523,6 +571,7 @@ def fit_federated(
     """
     check_type(strategy, FitStrategy, "strategy", "a strategy such as FleetPooling (a FitStrategy)")
     twins, labels = fleet_entries(statistics, "statistics")
+    refuse_empty_ids(statistics, "statistics")
     everyone = list(statistics)
     try:
         sorted(everyone)
@@ -600,6 +649,32 @@ def fit_federated(
     answered = {twin for done in result.rounds for twin in done.answered}
     warn_never_available("fit_federated", everyone, answered, result.twin_ids)
     return result
+
+
+def check_round(server_round: object, name: str = "server_round") -> None:
+    """Refuse a round that is not an integer (``TypeError``) or not counted from 1
+    (``ValueError``)."""
+    expected = "a round number (an integer >= 1)"
+    if not is_integer(server_round):
+        raise TypeError(f"{name}: expected {expected}, got {described(server_round)}")
+    if server_round < 1:
+        raise ValueError(f"{name}: expected {expected}, got {server_round!r}")
+
+
+def check_results(results: object) -> list[FitRes]:
+    """A round's answers as a list, each a :class:`FitRes` (a twin's bare
+    :class:`~twinweave.transfer.LocalSummary` says neither round nor twin)."""
+    if isinstance(results, FitRes | str) or not isinstance(results, Iterable):
+        raise TypeError(f"results: expected a sequence of FitRes, got {described(results)}")
+    listed = list(results)
+    for index, result in enumerate(listed):
+        if not isinstance(result, FitRes):
+            raise TypeError(
+                f"results[{index}]: expected a FitRes (server_round, twin_ids, summary), got "
+                f"{described(result)}; a twin's summary travels as "
+                "FitRes(server_round, (twin_id,), summary)"
+            )
+    return listed
 
 
 def check_round_settings(n_rounds: int, tol: float, max_missed_rounds: int) -> None:

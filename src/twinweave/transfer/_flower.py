@@ -65,6 +65,10 @@ from twinweave.transfer._records import (
     TwinStatistics,
     check_shapes,
     check_type,
+    listed_ids,
+    readings_digest,
+    refuse_empty_ids,
+    warn_repeated,
 )
 
 __all__ = [
@@ -739,7 +743,8 @@ class FlowerRun:
         ------
         FlowerRunError
             If the ServerApp failed, or no result appeared in time (the run is then
-            stopped).
+            asked to stop, which may take up to 30 s more: the time ``flwr stop`` is
+            given; the message says how long it took).
         """
         return self._result(timeout, progress)
 
@@ -767,10 +772,13 @@ class FlowerRun:
                     return result
                 self._raise_if_failed("waiting for the result")
                 time.sleep(0.02)
+        # flwr stop may take up to its own timeout: the message says so, not the caller's.
+        stopping = time.monotonic()
         self._federation.stop_run(self.run_id)
+        stopped = time.monotonic() - stopping
         raise FlowerRunError(
-            f"run {self.run_id} wrote no result within {timeout:g} s\n"
-            + self._federation.log_tails()
+            f"run {self.run_id} wrote no result within {timeout:g} s; asking Flower to stop "
+            f"it (flwr stop) took {stopped:.1f} s more\n" + self._federation.log_tails()
         )
 
     def _warn(self, result: FederatedResult) -> None:
@@ -796,13 +804,15 @@ class FlowerRun:
 
 @dataclass(frozen=True)
 class _Shape:
-    """A twin's kind, statistics' shapes and basis fingerprint: what a run's checks need
-    of it."""
+    """A twin's kind, statistics' shapes, basis fingerprint and a digest of its readings:
+    what a run's checks need of it."""
 
     kind: str
     n_features: int
     n_bins: int
     basis_fingerprint: str | None
+    # To warn of one twin's statistics under two identifiers, as the fits do.
+    readings_digest: bytes | None
 
     @classmethod
     def of(cls, statistics: TwinStatistics) -> _Shape:
@@ -811,6 +821,7 @@ class _Shape:
             statistics.n_features,
             statistics.n_bins,
             statistics.basis_fingerprint,
+            readings_digest(statistics),
         )
 
 
@@ -845,6 +856,12 @@ class LoopbackFederation:
         startup_timeout: float = 60.0,
         shutdown_timeout: float = 10.0,
     ) -> None:
+        # Checked as FlowerSettings checks its timeouts (infinity waits for ever).
+        for name, value in (
+            ("startup_timeout", startup_timeout),
+            ("shutdown_timeout", shutdown_timeout),
+        ):
+            check_number(value, name, finite=False, unit=" [s]")
         self.directory = Path(directory)
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
@@ -1076,8 +1093,16 @@ class LoopbackFederation:
                 f"got {type(statistics).__name__}"
             )
         for twin_id in statistics:
-            if not isinstance(twin_id, str) or not twin_id:
+            if not isinstance(twin_id, str):
                 raise TypeError(f"statistics: expected twin identifiers as text, got {twin_id!r}")
+        refuse_empty_ids(statistics, "statistics")
+        # Every twin is checked before any SuperNode starts: a refusal starts none.
+        running = sorted(set(statistics) & set(self.twin_ids))
+        if running:
+            raise ValueError(
+                f"statistics: twins {running} already have a running SuperNode; expected "
+                "twins without one (kill_twin first to replace one)"
+            )
         # A twin whose file cannot be read would answer every round with an error and
         # never be pooled (a twin is expected once it has answered): refuse it here.
         loaded = {twin_id: _Shape.of(load_statistics(path)) for twin_id, path in statistics.items()}
@@ -1086,9 +1111,6 @@ class LoopbackFederation:
         started: list[tuple[str, Path, int]] = []
         ports = _free_ports(len(statistics))
         for (twin_id, path), port in zip(statistics.items(), ports, strict=True):
-            running = self._supernodes.get(twin_id)
-            if running is not None and running.popen.poll() is None:
-                raise ValueError(f"twin {twin_id!r} already has a running SuperNode")
             self._n_supernodes += 1
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in twin_id)
             node_dir = self.directory / "supernodes" / f"{self._n_supernodes}-{safe}"
@@ -1189,8 +1211,25 @@ class LoopbackFederation:
         FlowerRun
             The submitted run; :meth:`FlowerRun.result` waits for its result.
         """
-        # Refused here, before a run is submitted (the ServerApp would refuse it too).
+        return self._submit(prior, kinds, settings, start=start)
+
+    def _submit(
+        self,
+        prior: FleetPrior,
+        kinds: Sequence[str],
+        settings: FlowerSettings | None,
+        *,
+        start: Population | None,
+    ) -> FlowerRun:
+        # Called directly by submit() and fit(), so that warnings name the user's line
+        # at the same depth.
+        # Refused here, before a run is submitted or anything written for it (the
+        # ServerApp would refuse it too).
         check_type(prior, FleetPrior, "prior")
+        settings = FlowerSettings() if settings is None else settings
+        check_type(
+            settings, FlowerSettings, "settings", "FlowerSettings (or None for the defaults)"
+        )
         pooled = starting_population(prior, kinds, start).kinds
         # A twin of another kind would answer every round with an error, never be
         # pooled, and be dropped after max_missed_rounds with only a warning.
@@ -1203,20 +1242,26 @@ class LoopbackFederation:
                 )
         # Nor could a twin of another basis or other noise bins ever answer a round, and
         # one of the same shapes but another fingerprint would be pooled wrongly.
-        if self.twin_ids:
-            check_shapes(
-                [self._shapes[t] for t in self.twin_ids],
-                prior,
-                labels=[f"twin {t!r}" for t in self.twin_ids],
-                pooled=True,
-            )
+        twin_ids = self.twin_ids
+        if twin_ids:
+            labels = [f"twin {t!r}" for t in twin_ids]
+            check_shapes([self._shapes[t] for t in twin_ids], prior, labels=labels, pooled=True)
         else:
             # The run would wait connect_timeout (3 minutes by default) for none.
             raise ValueError(
                 "expected twins to pool: add_twin or add_twins before submit, got none"
             )
+        if settings.min_twins > len(twin_ids):
+            # Nor could it start with fewer SuperNodes than min_twins.
+            raise ValueError(
+                f"min_twins: expected at most the {len(twin_ids)} twins the federation has "
+                f"({listed_ids(twin_ids)}), got {settings.min_twins}; add_twin or add_twins "
+                "before submit"
+            )
+        # One twin's file under two identifiers: warned as the in-process fits warn.
+        digests = [self._shapes[t].readings_digest for t in twin_ids]
+        warn_repeated(digests, labels)
         self.start()
-        settings = settings or FlowerSettings()
         # A directory used before holds earlier runs: a new run never shares theirs, or
         # its submitter would find their result (or error) before its own is written.
         self._n_runs += 1
@@ -1263,7 +1308,7 @@ class LoopbackFederation:
     ) -> FederatedResult:
         """Submit the app (:meth:`submit`) and wait at most ``timeout`` [s] for its result;
         ``progress`` draws the rounds on stderr (:meth:`FlowerRun.result`)."""
-        return self.submit(prior, kinds, settings, start=start)._result(timeout, progress)
+        return self._submit(prior, kinds, settings, start=start)._result(timeout, progress)
 
     def stop_run(self, run_id: str) -> None:
         """Ask the SuperLink to stop a run (best effort)."""

@@ -183,6 +183,22 @@ def warn_never_available(
         )
 
 
+def refuse_empty_ids(ids: Iterable[Hashable], name: str) -> None:
+    """Refuse the empty string as a twin's identifier: it names no twin in messages,
+    round reports and file names (and over Flower in no node configuration).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument ``name``.
+    """
+    if any(isinstance(twin, str) and not twin for twin in ids):
+        raise ValueError(
+            f"{name}: expected non-empty twin identifiers, got the empty string '' (it "
+            "would name no twin in round reports and messages)"
+        )
+
+
 def refuse_bool(value: object, keys: Iterable[Hashable], name: str, expected: str) -> None:
     """Refuse ``True`` or ``False`` as an identifier unless one of ``keys`` is that bool.
 
@@ -420,7 +436,7 @@ def check_fleet(
     if pooled:
         _warn_alone(stats, labels)
         _warn_mixed_periods(stats, labels)
-        _warn_repeated(stats, labels)
+        warn_repeated([readings_digest(s) for s in stats], labels)
         _warn_other_scale(stats, labels)
 
 
@@ -491,20 +507,33 @@ def _warn_other_scale(stats: Sequence[TwinStatistics], labels: Sequence[str]) ->
         )
 
 
-def _warn_repeated(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> None:
+def readings_digest(statistics: TwinStatistics) -> bytes | None:
+    """A digest of a twin's readings (its kind, and counts and sums in every noise bin),
+    equal for equal statistics, for :func:`warn_repeated`; ``None`` for a twin without
+    readings (twins without readings are alike by nature)."""
+    if statistics.n_observations == 0:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(statistics.kind.encode())
+    for part in (statistics.count, statistics.sum_sq, statistics.moment):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.digest()
+
+
+def warn_repeated(
+    digests: Sequence[bytes | None], labels: Sequence[str], *, stacklevel: int = 4
+) -> None:
     """Warn of two twins with the same statistics (one twin's file loaded under two
-    names, say): the fleet takes them for two twins that agree exactly, counting those
-    readings twice and their spread as none."""
+    names, say), by their :func:`readings_digest`: the fleet takes them for two twins that
+    agree exactly, counting those readings twice and their spread as none.
+
+    The default ``stacklevel`` names the line that called the fit (through
+    :func:`check_fleet`) or the Flower run (:meth:`LoopbackFederation.submit
+    <twinweave.transfer.LoopbackFederation.submit>` or ``fit``)."""
     seen: dict[bytes, str] = {}
-    for label, s in zip(labels, stats, strict=True):
-        if s.n_observations == 0:
-            continue  # twins without readings are alike by nature
-        # Equal counts and sums in every bin: the same readings, as near as can be.
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(s.kind.encode())
-        for part in (s.count, s.sum_sq, s.moment):
-            digest.update(np.ascontiguousarray(part).tobytes())
-        key = digest.digest()
+    for label, key in zip(labels, digests, strict=True):
+        if key is None:
+            continue
         if key in seen:
             warnings.warn(
                 f"{seen[key]} and {label}: the same statistics (kind, readings and sums equal "
@@ -512,7 +541,7 @@ def _warn_repeated(stats: Sequence[TwinStatistics], labels: Sequence[str]) -> No
                 "twins that agree exactly, and learns too small a spread between twins; "
                 "expected each twin's own readings",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
             return
         seen[key] = label
