@@ -897,12 +897,14 @@ def _ingest(
             f"duplicate_across_sources)"
         )
     n_raw = int(stored["raw"].sum())
-    if spec.asset_id is not None and 2 * (summary.n_skipped + n_conflicts) > n_raw:
+    if spec.asset_id is not None and 2 * n_conflicts > n_raw:
         # One mapping naming a turbine, given for the files of several, stores them all
-        # as that turbine: most of each later file is then at times it already has.
+        # as that turbine: most of each later file is then at times it already has, with
+        # other values (the same values are one turbine's file exported again).
         _warn(
-            f"{data}: {summary.n_skipped + n_conflicts} of {n_raw} readings are at times "
-            f"turbine {spec.asset_id} already has from another file. A mapping's asset_id "
+            f"{data}: {n_conflicts} of {n_raw} readings are at times turbine "
+            f"{spec.asset_id} already has, with other values, from another file. A "
+            "mapping's asset_id "
             "names the turbine of every file it is given for: for files of several "
             "turbines give one --mapping per file, each naming its turbine"
         )
@@ -2828,7 +2830,8 @@ def report(
         os.rmdir(tempfile.mkdtemp(dir=writable))
     except OSError as error:
         raise _fail(
-            f"--output {output}: cannot create or write the folder ({writable}: {error.strerror})"
+            f"--output {output}: cannot create or write the folder (making a folder in "
+            f"{writable}: {error.strerror})"
         ) from None
     with _open_store(store) as db:
         twins = _turbine_twins(db)

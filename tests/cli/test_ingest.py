@@ -335,8 +335,26 @@ def test_a_file_per_turbine_takes_a_mapping_per_file(tmp_path: Path) -> None:
     one = ("ingest", files[0], files[1], *mappings[:2], "--store", tmp_path / "v.duckdb")
     warned = twinweave(*one)
     assert f"warning: {files[1]}: " in warned.stderr, warned.stderr
-    assert "at times turbine R80711 already has from another file" in warned.stderr
+    assert "at times turbine R80711 already has, with other values, from" in warned.stderr
     assert "give one --mapping per file" in warned.stderr
+
+
+def test_one_turbines_exports_that_overlap_are_no_shared_mapping_mistake(tmp_path: Path) -> None:
+    # A cumulative export (each file restating earlier days) repeats readings with the
+    # same values: the warning of one mapping given for several turbines (which repeat
+    # times with other values) fired on it (review).
+    layout = LA_HAUTE_BORNE.model_dump(mode="json", exclude_none=True)
+    del layout["asset_column"]
+    mapping = tmp_path / "R80711.json"
+    mapping.write_text(json.dumps({**layout, "asset_id": "R80711"}))
+    files = []
+    for name, end in (("first", "2014-12-15"), ("second", "2014-12-21")):
+        data = scada_subset(tmp_path / f"{name}.parquet", ("R80711", "2014-12-01", end))
+        pd.read_parquet(data).drop(columns="Wind_turbine_name").to_parquet(data, index=False)
+        files.append(data)
+    ingested = twinweave("ingest", *files, "--mapping", mapping, "--store", tmp_path / "s.duckdb")
+    assert "warning" not in ingested.stderr, ingested.stderr
+    assert "readings with the same values (skipped)" in ingested.stdout, ingested.stdout
 
 
 def test_a_semicolon_csv_is_read_with_delimiter(tmp_path: Path) -> None:

@@ -160,6 +160,8 @@ def test_export_matches_units_exactly_not_by_dimension() -> None:
         ("MN*m", None, None),
         ("kilonewton*meter", None, None),
         ("delta_degC", None, None),
+        # Only an energy is taken for a torque: a newton metre per second is a watt.
+        ("N*m/s", "Power", "watt"),
     ],
 )
 def test_export_takes_a_unit_for_its_own_spelling_only(

@@ -21,7 +21,7 @@ import zstandard
 from pydantic import ValidationError
 
 from twinweave.core import canonical_unit, parse_unit
-from twinweave.core._schema import unit_registry
+from twinweave.core._schema import suggest_unit, unit_registry
 from twinweave.data import (
     RECORD_COLUMNS,
     ColumnSpec,
@@ -824,6 +824,8 @@ def test_a_temperature_in_c_is_refused_as_a_charge_with_degc_suggested(tmp_path:
     with pytest.raises(DataError) as caught:
         SourceSpec.from_file(path)
     assert caught.value.expected == "a unit convertible to 'm/s'"
+    # Two capitals are still tried in lower case (a review's: "KM" got kelvin, "MM" none).
+    assert [suggest_unit(unit) for unit in ("KM", "MM", "KG")] == ["km", "mm", "kg"]
     # Nothing close: no suggestion, rather than a wrong one.
     with pytest.raises(ValueError) as unknown:
         parse_unit("zorkmid")

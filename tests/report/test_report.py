@@ -258,16 +258,27 @@ def test_calibration_counts_readings_inside_the_interval_per_bin(tmp_path: Path)
 
 def test_the_calibration_table_shows_a_bin_under_the_band_as_under_it(tmp_path: Path) -> None:
     # The walk-through's R80721, 8-9 m/s: 0.849 was shown as "0.85" in red beside
-    # green cells reading "0.85".
-    base = turbine("A", n_rows=1000, seed=3)
-    inside = np.arange(1000) < 849
-    evaluation = base.evaluation.assign(
-        wind_speed=8.5, q05=50.0, q95=1200.0, power=np.where(inside, 100.0, 1300.0)
-    )
-    t = TurbineResult("A", evaluation, base.metrics, base.power_curve)
-    index = write_demo_report(tmp_path, [t], None, title="t", attribution="data: test")
-    page = index.read_text(encoding="utf-8")
-    assert '<td class="num fail" title="fail, n=1000">0.849</td>' in page
+    # green cells reading "0.85"; at three decimals (review) 0.8495 read "0.850" in red.
+    base = turbine("A", n_rows=4000, seed=3)
+    for n_inside, n in ((849, 1000), (1699, 2000), (3399, 4000)):
+        inside = np.arange(n) < n_inside
+        evaluation = base.evaluation.iloc[:n].assign(
+            wind_speed=8.5, q05=50.0, q95=1200.0, power=np.where(inside, 100.0, 1300.0)
+        )
+        t = TurbineResult("A", evaluation, base.metrics, base.power_curve)
+        index = write_demo_report(tmp_path, [t], None, title="t", attribution="data: test")
+        page = index.read_text(encoding="utf-8")
+        assert f'<td class="num fail" title="fail, n={n}">0.849</td>' in page, n
+
+
+def test_a_coverage_outside_its_band_is_never_shown_on_its_edge() -> None:
+    from twinweave.report._html import coverage_text
+
+    band = (0.85, 0.95)
+    assert [coverage_text(v, band) for v in (0.8495, 0.849, 0.85, 0.9, 0.95, 0.9502)] == [
+        "0.849", "0.849", "0.850", "0.900", "0.950", "0.951",
+    ]  # fmt: skip
+    assert coverage_text(float("nan"), band) == "nan"
 
 
 def test_missing_scores_are_null_in_json(tmp_path: Path) -> None:

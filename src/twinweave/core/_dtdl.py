@@ -477,7 +477,7 @@ def _spells(unit: str, listed: str) -> bool:
     - their pint root units agree, so also in the dimensionless base units pint's
       dimensions drop: an angle (radian, degree, revolution) or a count. ``"1/s"`` is a
       frequency (``hertz``), not ``radianPerSecond``; a becquerel is no hertz;
-    - both or neither is a product of a force and a length: the newton metre is the
+    - for an energy, both or neither is a product of a force and a length: the newton metre is the
       unit of torque, which the QuantitativeTypes extension lists only as
       ``newtonMetre``, so ``"kN*m"`` is a torque without a DTDL unit, not the
       ``kilojoule`` it equals;
@@ -490,6 +490,8 @@ def _spells(unit: str, listed: str) -> bool:
     --------
     >>> _spells("kW*h", "kWh"), _spells("kN*m", "kJ"), _spells("1/s", "rad/s")
     (True, False, False)
+    >>> _spells("N*m/s", "W")
+    True
     """
     if not same_unit(listed, unit):
         return False
@@ -497,7 +499,9 @@ def _spells(unit: str, listed: str) -> bool:
     first, second = parse_unit(unit), parse_unit(listed)
     if registry.get_root_units(first)[1] != registry.get_root_units(second)[1]:
         return False
-    if _force_times_length(first) != _force_times_length(second):
+    # Only an energy can be a torque: N*m/s is a watt.
+    energy = first.dimensionality == registry.get_dimensionality("[energy]")
+    if energy and _force_times_length(first) != _force_times_length(second):
         return False
     return "[temperature]" not in first.dimensionality
 

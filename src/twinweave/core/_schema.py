@@ -141,8 +141,8 @@ def suggest_unit(expression: str, like: str | None = None) -> str | None:
     candidates = [
         re.sub(r"(?<=[A-Za-z])([23])(?!\d)", r"^\1", expression),
         by_case.get(expression.lower(), ""),
-        # Not one letter: "C" in lower case is the speed of light to pint.
-        expression.lower() if len(expression) > 2 else "",
+        # Not one capital: "C" in lower case is the speed of light to pint.
+        expression.lower() if len(expression) > 1 else "",
         f"deg{expression}",
         *difflib.get_close_matches(expression, _COMMON_UNITS, n=3, cutoff=0.6),
     ]

@@ -1096,10 +1096,10 @@ def _open_text(file: Path, errors: str = "strict") -> IO[str] | None:
     return None
 
 
-#: What a file that is not UTF-8 should be, and how to make it so.
 #: Characters shown either side of where a JSON mapping stops parsing.
 _JSON_CONTEXT: Final = 40
 
+#: What a file that is not UTF-8 should be, and how to make it so.
 _UTF8_EXPECTED: Final = (
     "UTF-8 text; convert the file, for example from Latin-1 with "
     "`iconv -f latin1 -t utf-8 OLD > NEW`"

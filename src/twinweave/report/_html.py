@@ -105,10 +105,22 @@ def _pair(twin: float, baseline: float, spec: str, higher_is_better: bool) -> st
     return "".join(f'<td class="num">{c}</td>' for c in cells)
 
 
-def _few_cell(value: float, why: str) -> str:
+def coverage_text(value: float, band: tuple[float, float]) -> str:
+    """A coverage to three decimals, never rounded onto its target ``band``: a value
+    outside it shows outside it (0.8495 under 0.85-0.95 reads 0.849, not 0.850)."""
+    text = f"{value:.3f}"
+    lo, hi = band
+    if value < lo <= float(text):
+        return f"{lo - 0.001:.3f}"
+    if value > hi >= float(text):
+        return f"{hi + 0.001:.3f}"
+    return text
+
+
+def _few_cell(value: float, why: str, band: tuple[float, float]) -> str:
     """A coverage shown without a verdict: too few readings to judge it."""
     return (
-        f'<td class="num few" title="{escape(why)}">{value:.3f} '
+        f'<td class="num few" title="{escape(why)}">{coverage_text(value, band)} '
         '<span class="verdict">too few</span></td>'
     )
 
@@ -122,8 +134,10 @@ def _coverage_cell(value: float, n: float, judged_on: float | None = None) -> st
     if not verdict:
         return '<td class="num">–</td>'
     if verdict == "few":
-        return _few_cell(value, f"{on:,.0f} readings: too few to judge (fewer than {MIN_READINGS})")
-    return f'<td class="num {verdict}">{value:.3f} <span class="verdict">{verdict}</span></td>'
+        why = f"{on:,.0f} readings: too few to judge (fewer than {MIN_READINGS})"
+        return _few_cell(value, why, COVERAGE_TARGET)
+    shown = coverage_text(value, COVERAGE_TARGET)
+    return f'<td class="num {verdict}">{shown} <span class="verdict">{verdict}</span></td>'
 
 
 #: A row's cells from its label, number of readings, scores, and turbine (None for the
@@ -199,7 +213,8 @@ def _min_bin_cell(turbine: TurbineResult, interval: tuple[str, str], lowest: flo
     interval's columns, ``lowest`` is marked as it is."""
     if not set(interval) <= set(turbine.evaluation.columns):
         if math.isfinite(lowest) and lowest < BIN_COVERAGE_TARGET[0]:
-            return f'<td class="num fail">{lowest:.3f} <span class="verdict">under</span></td>'
+            shown = coverage_text(lowest, BIN_COVERAGE_TARGET)
+            return f'<td class="num fail">{shown} <span class="verdict">under</span></td>'
         return f'<td class="num">{fmt(lowest, ".3f")}</td>'
     bins = coverage_by_wind_speed(turbine.evaluation, interval=interval)
     if not math.isfinite(lowest):
@@ -216,18 +231,19 @@ def _min_bin_cell(turbine: TurbineResult, interval: tuple[str, str], lowest: flo
     failing = judged & (bins.coverage < BIN_COVERAGE_TARGET[0])
     if failing.any():
         worst = int(np.flatnonzero(failing)[np.argmin(bins.coverage[failing])])
-        shown = float(bins.coverage[worst])
+        shown = coverage_text(float(bins.coverage[worst]), BIN_COVERAGE_TARGET)
+        lowest_text = coverage_text(lowest, BIN_COVERAGE_TARGET)
         also = (
-            f' <span class="few">(lowest {lowest:.3f}: too few)</span>'
-            if math.isfinite(lowest) and round(lowest, 3) < round(shown, 3)
+            f' <span class="few">(lowest {lowest_text}: too few)</span>'
+            if math.isfinite(lowest) and float(lowest_text) < float(shown)
             else ""
         )
         return (
-            f'<td class="num fail" title="{hover}">{shown:.3f} '
+            f'<td class="num fail" title="{hover}">{shown} '
             f'<span class="verdict">under</span>{also}</td>'
         )
     if math.isfinite(lowest) and lowest < BIN_COVERAGE_TARGET[0]:
-        return _few_cell(lowest, f"too few to judge: {listed}")
+        return _few_cell(lowest, f"too few to judge: {listed}", BIN_COVERAGE_TARGET)
     return f'<td class="num" title="{hover}">{fmt(lowest, ".3f")}</td>'
 
 
@@ -303,11 +319,13 @@ def calibration_table(turbines: Sequence[TurbineResult]) -> str:
             verdict = coverage_verdict(float(value), count, BIN_COVERAGE_TARGET, scored)
             if verdict == "few":
                 cells.append(
-                    f'<td class="num few" title="too few to judge, n={count}">{value:.3f}</td>'
+                    f'<td class="num few" title="too few to judge, n={count}">'
+                    f"{coverage_text(float(value), BIN_COVERAGE_TARGET)}</td>"
                 )
                 continue
-            # Three decimals: at two, 0.849 (under the band) would read as its edge.
-            cells.append(f'<td class="num {verdict}" title="{verdict}, n={count}">{value:.3f}</td>')
+            # Three decimals, never rounded onto the band: at two, 0.849 read 0.85 in red.
+            shown = coverage_text(float(value), BIN_COVERAGE_TARGET)
+            cells.append(f'<td class="num {verdict}" title="{verdict}, n={count}">{shown}</td>')
         rows.append(f'<tr><th scope="row">{escape(turbine.asset_id)}</th>{"".join(cells)}</tr>')
     if edges is None:
         return ""
