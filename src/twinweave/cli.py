@@ -315,6 +315,28 @@ def _open_store(path: Path, *, create: bool = False, read_only: bool = False) ->
         raise _fail(str(error)) from None
 
 
+def _cannot_add_to(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder``, or ``None``. A folder made and removed
+    there is the test: ``os.access`` grants root every folder, /proc's and a read-only
+    mount's too, so the refusal came only when the work was done."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def _cannot_write(path: Path) -> str | None:
+    """Why the existing file ``path`` cannot be opened for writing (it is opened, not
+    changed), or ``None``; see :func:`_cannot_add_to`."""
+    try:
+        with path.open("r+b"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def _check_writable(path: Path) -> None:
     """Refuse a store this command cannot write before any work: DuckDB opens a
     read-only file with a bare 'Permission denied', and a file in a folder it cannot
@@ -324,14 +346,15 @@ def _check_writable(path: Path) -> None:
     folder = store.parent
     if not folder.is_dir():
         raise _fail(f"{path}: no such folder {folder}; create it first, or name a store in one")
-    if store.exists() and not os.access(store, os.W_OK):
+    # Other kinds of file (a folder, a device) are named as such when opened.
+    if store.is_file() and (why := _cannot_write(store)) is not None:
         raise _fail(
-            f"{path}: the store is not writable, and this command writes to it (every "
-            "command but provenance and quarantine records its provenance)"
+            f"{path}: the store is not writable ({why}), and this command writes to it "
+            "(every command but provenance and quarantine records its provenance)"
         )
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if (why := _cannot_add_to(folder)) is not None:
         raise _fail(
-            f"{path}: its folder {folder} is not writable, and DuckDB writes its log "
+            f"{path}: its folder {folder} is not writable ({why}), and DuckDB writes its log "
             f"({_wal(path).name}) beside a store it writes to; copy the store to a folder "
             "you can write to (provenance and quarantine only read it)"
         )
@@ -1551,8 +1574,9 @@ def _check_output_path(path: Path, option: str) -> None:
     parent = path.resolve().parent
     if not parent.is_dir():
         raise _fail(f"{option} {path}: no such directory {parent}")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise _fail(f"{option} {path}: not writable")
+    why = _cannot_write(path) if path.exists() else _cannot_add_to(parent)
+    if why is not None:
+        raise _fail(f"{option} {path}: not writable ({why})")
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> str:
@@ -2822,17 +2846,17 @@ def report(
     if output.exists() and not output.is_dir():
         raise _fail(f"--output {output}: a file; expected a folder for the report")
     writable = next((p for p in (output, *output.resolve().parents) if p.exists()), None)
-    try:
-        if writable is None or not writable.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        # A folder made and removed where the report's will be is the test, before
-        # minutes of scoring: os.access grants root every folder, /proc's too.
-        os.rmdir(tempfile.mkdtemp(dir=writable))
-    except OSError as error:
+    # Before minutes of scoring.
+    why = (
+        os.strerror(errno.ENOTDIR)
+        if writable is None or not writable.is_dir()
+        else _cannot_add_to(writable)
+    )
+    if why is not None:
         raise _fail(
             f"--output {output}: cannot create or write the folder (making a folder in "
-            f"{writable}: {error.strerror})"
-        ) from None
+            f"{writable}: {why})"
+        )
     with _open_store(store) as db:
         twins = _turbine_twins(db)
         specs = {a: TurbineSpec.from_twin(twin) for a, twin in twins.items()}

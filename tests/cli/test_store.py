@@ -164,7 +164,9 @@ def test_a_store_it_cannot_write_is_refused_before_any_work(tmp_path: Path) -> N
         refused = twinweave(
             "ingest", data, "--store", folder / "s.duckdb", ok=False, as_a_user=True
         )
-        assert_user_error(refused, "the store is not writable, and this command writes to it")
+        assert_user_error(
+            refused, "the store is not writable (Permission denied), and this command writes"
+        )
         (folder / "s.duckdb").chmod(0o644)
         # A link to the store: DuckDB writes its log beside the file linked to.
         links = tmp_path / "links"
@@ -180,6 +182,21 @@ def test_a_store_it_cannot_write_is_refused_before_any_work(tmp_path: Path) -> N
         assert_user_error(refused, f"its folder {folder} is not writable", "s.duckdb.wal")
     finally:
         folder.chmod(0o755)
+
+
+def test_a_folder_only_root_seems_to_write_is_refused_before_any_work(tmp_path: Path) -> None:
+    # os.access grants root /proc: the store's refusal came from DuckDB, the output's
+    # after the predictions were made (review of 2026-12-01).
+    data = scada_subset(tmp_path / "one.parquet", ("R80711", "2014-12-30", "2015-01-01"))
+    refused = twinweave("ingest", data, "--store", "/proc/twinweave.duckdb", ok=False)
+    assert_user_error(refused, "its folder /proc is not writable (")
+    store = tmp_path / "s.duckdb"
+    twinweave("fit", data, "--store", store, "--train-until", "2015-01-01")
+    inputs = tmp_path / "in.csv"
+    inputs.write_text("wind_speed\n5.0\n")
+    predict = ("predict", "--store", store, "--twin", "R80711", "--input", inputs)
+    refused = twinweave(*predict, "--output", "/proc/twinweave.csv", ok=False)
+    assert_user_error(refused, "--output /proc/twinweave.csv: not writable (")
 
 
 @pytest.mark.parametrize(
