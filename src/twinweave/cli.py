@@ -927,9 +927,8 @@ def _ingest(
         _warn(
             f"{data}: {n_conflicts} of {n_raw} readings are at times turbine "
             f"{spec.asset_id} already has, with other values, from another file. A "
-            "mapping's asset_id "
-            "names the turbine of every file it is given for: for files of several "
-            "turbines give one --mapping per file, each naming its turbine"
+            "mapping's asset_id names the turbine of every file it is given for: for files "
+            "of several turbines give one --mapping per file, each naming its turbine"
         )
     return specs
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from twinweave.core import ConvergenceWarning
-from twinweave.core._arguments import check_count, check_flag, described, is_integer
+from twinweave.core._arguments import check_count, check_flag, described
 from twinweave.transfer._acceleration import Squarem
 from twinweave.transfer._hierarchy import (
     _Batches,
@@ -109,7 +109,7 @@ class FitIns:
 
     def __post_init__(self) -> None:
         # Refused where it is built: a transport would only fail on it rounds later.
-        check_round(self.server_round)
+        check_count(self.server_round, "server_round")
         check_type(self.population, Population, "population")
 
 
@@ -132,7 +132,7 @@ class FitRes:
     summary: LocalSummary
 
     def __post_init__(self) -> None:
-        check_round(self.server_round)
+        check_count(self.server_round, "server_round")
         if not isinstance(self.twin_ids, tuple):
             # A string would be pooled as one twin per letter.
             hint = f" (({self.twin_ids!r},) is one twin)" if isinstance(self.twin_ids, str) else ""
@@ -392,7 +392,7 @@ class FleetPooling:
             What the round saw.
         """
         del failures  # who is missing is known by twin identifier, below
-        check_round(server_round)
+        check_count(server_round, "server_round")
         check_type(population, Population, "population")
         results = check_results(results)
         fresh: list[FitRes] = []
@@ -649,16 +649,6 @@ def fit_federated(
     answered = {twin for done in result.rounds for twin in done.answered}
     warn_never_available("fit_federated", everyone, answered, result.twin_ids)
     return result
-
-
-def check_round(server_round: object, name: str = "server_round") -> None:
-    """Refuse a round that is not an integer (``TypeError``) or not counted from 1
-    (``ValueError``)."""
-    expected = "a round number (an integer >= 1)"
-    if not is_integer(server_round):
-        raise TypeError(f"{name}: expected {expected}, got {described(server_round)}")
-    if server_round < 1:
-        raise ValueError(f"{name}: expected {expected}, got {server_round!r}")
 
 
 def check_results(results: object) -> list[FitRes]:

@@ -520,15 +520,13 @@ def readings_digest(statistics: TwinStatistics) -> bytes | None:
     return digest.digest()
 
 
-def warn_repeated(
-    digests: Sequence[bytes | None], labels: Sequence[str], *, stacklevel: int = 4
-) -> None:
+def warn_repeated(digests: Sequence[bytes | None], labels: Sequence[str]) -> None:
     """Warn of two twins with the same statistics (one twin's file loaded under two
     names, say), by their :func:`readings_digest`: the fleet takes them for two twins that
     agree exactly, counting those readings twice and their spread as none.
 
-    The default ``stacklevel`` names the line that called the fit (through
-    :func:`check_fleet`) or the Flower run (:meth:`LoopbackFederation.submit
+    The warning names the line that called the fit (through :func:`check_fleet`) or the
+    Flower run (:meth:`LoopbackFederation.submit
     <twinweave.transfer.LoopbackFederation.submit>` or ``fit``)."""
     seen: dict[bytes, str] = {}
     for label, key in zip(labels, digests, strict=True):
@@ -541,7 +539,7 @@ def warn_repeated(
                 "twins that agree exactly, and learns too small a spread between twins; "
                 "expected each twin's own readings",
                 UserWarning,
-                stacklevel=stacklevel,
+                stacklevel=4,
             )
             return
         seen[key] = label
