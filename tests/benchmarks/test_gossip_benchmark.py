@@ -15,11 +15,16 @@ def test_gossip_benchmark_reports_every_number() -> None:
     )
     assert timed.value is not None and timed.value > 0 and timed.met is not None
     assert timed.details["converged"] and timed.details["relative_error"] < 1e-6
+    # Beside the plain push-sum the twins run without the gap: fewer rounds, one answer.
+    plain = timed.details["plain"]
+    assert plain["converged"] and plain["relative_error"] < 1e-6 and plain["known_gap"] is None
+    assert timed.details["rounds"] < plain["rounds"] and timed.ratio is not None
     assert lossy.details["lossy"]["relative_error"] < 1e-6
     # Lost messages cost rounds, never accuracy.
     assert lossy.value is not None and lossy.value > lossy.details["lossless"]["rounds"]
     rows = table.details["rows"]
     assert len(rows) == 6 and all(r["rounds"] is not None for r in rows)
+    assert all(r["rounds_accelerated"] < r["rounds"] for r in rows)
     assert table.value is not None and 0.8 < table.value < 1.2
 
 

@@ -597,11 +597,84 @@ def _selection(
     return _csr(rows, columns, np.ones(rows.size), (n_rows, n_columns))
 
 
+# Chebyshev acceleration: the weights omega converge to their limit; within this relative
+# difference of the last one, the last round's product is used again.
+_OMEGA_SETTLED = 1e-15
+
+
+def check_known_gap(known_gap: object, loss: object) -> None:
+    """Refuse a known spectral gap outside ``(0, 1]``, or given with a message loss
+    (accelerated rounds need every message)."""
+    if known_gap is None:
+        return
+    if not is_real(known_gap) or not 0.0 < known_gap <= 1.0:
+        raise ValueError(f"known_gap: expected a spectral gap in (0, 1], got {known_gap!r}")
+    if loss != 0.0:
+        raise ValueError(
+            f"known_gap: accelerated rounds need every message, got known_gap={known_gap!r} "
+            f"with loss={loss!r}: leave known_gap out where messages are lost"
+        )
+
+
+def _chebyshev_matrix(
+    mixing: sp.csr_array,
+    degree: NDArray[np.float64],
+    alive: NDArray[np.bool_],
+    known_gap: float | None,
+) -> tuple[sp.csr_array, float] | None:
+    """The matrix and ``mu`` of Chebyshev-accelerated rounds (None: not accelerated).
+
+    The gossip matrix ``W`` has the eigenvalue 1 (the consensus) and the others in
+    ``[lower, upper]``: ``upper = 1 - known_gap``; ``lower = -1 + 2 / (1 + d_max)``,
+    which holds for every graph of largest degree ``d_max`` (``W`` is similar to
+    ``(I + D)^-1/2 (I + A) (I + D)^-1/2``, and ``D + A`` is positive semidefinite).
+    Mapping that interval onto ``[-1, 1]`` sends 1 to ``mu > 1``; the rounds apply
+    ``T_k(M) / T_k(mu)`` to the twins' first state, the degree-``k`` polynomial
+    smallest on the interval while keeping the consensus (Golub and Varga 1961;
+    Montijano, Montijano and Sagüés 2013 for consensus). With ``S = (2 W - (lower +
+    upper) I) / (2 - lower - upper)`` (columns still summing to one, so no mass is made or
+    lost), round ``k`` is ``x_k = omega_k S x_(k-1) + (1 - omega_k) x_(k-2)``.
+
+    Eigenvalues above ``upper`` (a gap given too large) still shrink, more slowly; below
+    ``lower`` there are none. So any gap in ``(0, 1]`` converges to the same average.
+    """
+    if known_gap is None:
+        return None
+    present = degree[alive]
+    if present.size < 2:
+        return None
+    lower = -1.0 + 2.0 / (1.0 + float(present.max()))
+    upper = 1.0 - known_gap
+    if upper <= lower:
+        # Two twins: W's other eigenvalue is 0 and one plain round averages exactly.
+        return None
+    mu = (2.0 - lower - upper) / (upper - lower)
+    shift = sp.diags_array(np.where(alive, lower + upper, 0.0))
+    matrix = sp.csr_array((2.0 * mixing - shift) / (2.0 - lower - upper))
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    return matrix, mu
+
+
+def _chebyshev_omega(k: int, last: float, mu: float) -> float:
+    """Weight ``omega`` of the ``k``-th accelerated round (from 0), ``last`` that of the
+    one before: ``omega = 2 mu T_(k-1)(mu) / T_k(mu)`` by Chebyshev's recurrence."""
+    if k == 0:
+        return 1.0
+    if k == 1:
+        return 2.0 * mu * mu / (2.0 * mu * mu - 1.0)
+    return 1.0 / (1.0 - last / (4.0 * mu * mu))
+
+
 def _product_into(
-    matrix: sp.csr_array, x: NDArray[np.float64], out: NDArray[np.float64]
+    matrix: sp.csr_array,
+    x: NDArray[np.float64],
+    out: NDArray[np.float64],
+    *,
+    accumulate: bool = False,
 ) -> NDArray[np.float64]:
     """``matrix @ x`` written into ``out`` (C-contiguous, of the product's shape, not
-    sharing ``x``'s memory).
+    sharing ``x``'s memory), or added to it with ``accumulate``.
 
     Gossip spends its time in this product, tens of thousands of times a run on blocks
     that stay in cache: scipy's ``@`` allocates and zeroes a new array each time and
@@ -616,9 +689,13 @@ def _product_into(
         or matrix.indices.dtype != matrix.indptr.dtype
         or not (x.flags.c_contiguous and out.flags.c_contiguous)
     ):
-        np.copyto(out, matrix @ x)
+        if accumulate:
+            out += matrix @ x
+        else:
+            np.copyto(out, matrix @ x)
         return out
-    out.fill(0.0)
+    if not accumulate:
+        out.fill(0.0)
     n_rows, n_columns = matrix.shape
     _csr_matvecs(
         n_rows,
@@ -640,6 +717,8 @@ class _RoundPlan:
     ``state' = transfer @ state + from_pending @ pending`` (plus the own payload on the
     rows of restarting twins) and ``pending' = to_pending @ state + carried @ pending``,
     where ``pending`` has one row per link whose mass waits for a message to get through.
+    An accelerated round adds ``previous_weight`` times the state before ``state``,
+    which ``apply`` is given as ``out``.
     """
 
     transfer: sp.csr_array
@@ -652,6 +731,7 @@ class _RoundPlan:
     # Delivered and of the receiver's epoch (not discarded): mass that arrived.
     accepted: NDArray[np.bool_] | None = None
     sender_epoch: NDArray[np.int64] | None = None
+    previous_weight: float = 0.0
 
     def apply(
         self,
@@ -662,7 +742,11 @@ class _RoundPlan:
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The round's new state (written into ``out``, of ``state``'s shape and not
         sharing its memory) and new pending mass."""
-        new_state = _product_into(self.transfer, state, out)
+        if self.previous_weight:
+            out *= self.previous_weight
+            new_state = _product_into(self.transfer, state, out, accumulate=True)
+        else:
+            new_state = _product_into(self.transfer, state, out)
         if self.from_pending is not None:
             new_state += self.from_pending @ pending
         if self.reset.size:
@@ -777,6 +861,17 @@ class PushSum:
     on_messages
         Called with every round's (and every departure's) messages, for
         inspecting what travels; costs ``n_links x n_values`` memory per round.
+    known_gap
+        A spectral gap every twin knows in advance, as :func:`spectral_gap` gives it or a
+        lower bound on it: from the graph's design (a random ``d``-regular graph's is
+        close to ``(d - 2 sqrt(d - 1)) / (d + 1)``) or measured once. Given, lossless
+        rounds are Chebyshev-accelerated: each twin combines what it received with its
+        last two states, and about ``log(1 / eps) / sqrt(2 gap)`` rounds reach an error
+        ``eps`` instead of ``log(1 / eps) / gap`` (a random 4-regular graph of 10,000
+        twins: 31 rounds to 1e-6 instead of 104). A gap that is too large or too small
+        only costs rounds: the rounds converge to the same average whatever it is. Needs
+        ``loss=0``; rounds that restart an epoch after a crash are not accelerated. Also
+        costs a second copy of the twins' state.
 
     Examples
     --------
@@ -797,12 +892,14 @@ class PushSum:
         seed: Seed = None,
         initiator: Hashable | None = None,
         on_messages: Callable[[GossipMessages], None] | None = None,
+        known_gap: float | None = None,
     ) -> None:
         self.graph = graph
         self.loss = loss
         self.seed = seed
         self.initiator = initiator
         self.on_messages = on_messages
+        self.known_gap = known_gap
 
     # -- setting up ----------------------------------------------------------------------
     def start(self, payloads: Mapping[Hashable, Payload] | ArrayLike) -> Self:
@@ -826,9 +923,11 @@ class PushSum:
             If ``graph`` is not an undirected peer graph (a directed one included).
         ValueError
             If ``graph`` has no twins or several parts (each would settle on its own
-            average), or ``loss`` is not in ``[0, 1)``.
+            average), ``loss`` is not in ``[0, 1)``, or ``known_gap`` is not in
+            ``(0, 1]`` or given with a loss.
         """
         check_loss(self.loss)
+        check_known_gap(self.known_gap, self.loss)
         check_connected(self.graph)
         if not hasattr(self, "_rng"):
             # Kept across starts: a fit that gossips every round draws fresh losses.
@@ -872,6 +971,9 @@ class PushSum:
             self._blocks[-1][nodes.index(self.initiator), -1] = 1.0
         self._pending = self._split(np.zeros((0, d + 1)))
         self._sent = np.zeros_like(self._own) if self.on_messages is not None else None
+        # Accelerated rounds read the state before the last round: each block's second
+        # buffer, kept from round to round (plain rounds share one spare).
+        self._previous: list[NDArray[np.float64]] | None = None
         self._alive = np.ones(n, dtype=bool)
         self._epoch = np.zeros(n, dtype=np.int64)
         self._pending_arcs = np.zeros(0, dtype=np.intp)
@@ -891,7 +993,7 @@ class PushSum:
 
     def _rebuild_links(self) -> None:
         """Arcs sorted by (receiver, sender), the lossless round, pending mass remapped."""
-        self._lossless_plan: _RoundPlan | None = None
+        self._restart_lossless()
         old_keys = self._keys
         capacity = len(self._label)
         arcs = np.array(
@@ -924,6 +1026,7 @@ class PushSum:
             )
             + sp.diags_array(self._share)
         )
+        self._accelerated = _chebyshev_matrix(self._mixing, degree, self._alive, self.known_gap)
         if self._pending_arcs.size:
             # Pending mass follows its link; a removed link was settled before removal.
             keys = old_keys[self._pending_arcs]
@@ -1016,6 +1119,9 @@ class PushSum:
             width = min(b, n_values) - a
             block[present, :width] += change[:, a : a + width]
         self._own[present, :-1] = values
+        # The states before this change do not hold its totals: the recurrence of
+        # accelerated rounds starts again from here.
+        self._lossless_rounds = 0
         return self
 
     # -- rounds ------------------------------------------------------------------------------
@@ -1048,20 +1154,9 @@ class PushSum:
         src, dst, share, epoch = self._src, self._dst, self._share, self._epoch
         self._n_rounds += 1
         if self.loss == 0.0 and not self._pending_arcs.size:
-            if self._lossless_plan is None:
-                alive_epochs = epoch[self._alive]
-                if alive_epochs.size == 0 or alive_epochs.min() == alive_epochs.max():
-                    # Nothing is lost and nothing is pending: the whole round is one
-                    # product, the same each round until the links or epochs change.
-                    everything = np.ones(src.size, dtype=bool)
-                    self._lossless_plan = _RoundPlan(
-                        self._mixing,
-                        delivered=everything,
-                        accepted=everything,
-                        sender_epoch=epoch[src],
-                    )
-            if self._lossless_plan is not None:
-                return self._lossless_plan
+            lossless = self._lossless_round()
+            if lossless is not None:
+                return lossless
         alive_epochs = epoch[self._alive]
         one_epoch = alive_epochs.size == 0 or alive_epochs.min() == alive_epochs.max()
         n = epoch.size
@@ -1103,7 +1198,7 @@ class PushSum:
         carried = _selection(where[waiting], np.flatnonzero(waiting), lost_arcs.size, old_arcs.size)
         self._pending_arcs = lost_arcs
         self._epoch = new_epoch
-        self._lossless_plan = None
+        self._restart_lossless()
         return _RoundPlan(
             transfer,
             n_pending=lost_arcs.size,
@@ -1115,6 +1210,45 @@ class PushSum:
             accepted=accepted,
             sender_epoch=epoch[src],
         )
+
+    def _restart_lossless(self) -> None:
+        """Forget the lossless round: the links or epochs changed, or a round was not
+        lossless. Accelerated rounds start their recurrence again."""
+        self._lossless_plan: _RoundPlan | None = None
+        self._lossless_rounds = 0
+        self._omega = 1.0
+
+    def _lossless_round(self) -> _RoundPlan | None:
+        """The next round where nothing is lost or pending and every present twin is of
+        one epoch (else ``None``): the whole round is one product, the same each round
+        until the links or epochs change; accelerated, its weight ``omega`` changes over
+        the first rounds of the recurrence."""
+        plan = self._lossless_plan
+        if plan is None:
+            alive_epochs = self._epoch[self._alive]
+            if alive_epochs.size and alive_epochs.min() != alive_epochs.max():
+                return None
+            everything = np.ones(self._src.size, dtype=bool)
+            plan = _RoundPlan(
+                self._mixing,
+                delivered=everything,
+                accepted=everything,
+                sender_epoch=self._epoch[self._src],
+            )
+        if self._accelerated is not None:
+            matrix, mu = self._accelerated
+            omega = _chebyshev_omega(self._lossless_rounds, self._omega, mu)
+            # The weights settle on their limit within tens of rounds; the plan is kept
+            # from then on.
+            if plan.transfer is self._mixing or abs(omega - self._omega) > _OMEGA_SETTLED * omega:
+                scaled = sp.csr_array(
+                    (matrix.data * omega, matrix.indices, matrix.indptr), shape=matrix.shape
+                )
+                plan = dataclasses.replace(plan, transfer=scaled, previous_weight=1.0 - omega)
+                self._omega = omega
+        self._lossless_plan = plan
+        self._lossless_rounds += 1
+        return plan
 
     def _apply(self, plans: list[_RoundPlan], movement: _Movement | None) -> None:
         """Apply planned rounds, block of columns by block; the weights' block first."""
@@ -1136,19 +1270,29 @@ class PushSum:
         last = len(self._blocks) - 1
         weight = np.zeros(0)
         spares: dict[tuple[int, ...], NDArray[np.float64]] = {}
+        previous = self._previous
+        if self._accelerated is not None and (
+            previous is None
+            or any(p.shape != b.shape for p, b in zip(previous, self._blocks, strict=True))
+        ):
+            previous = self._previous = [np.zeros_like(b, order="C") for b in self._blocks]
         for index in range(last, -1, -1):
             a, b = self._bounds[index]
             own = self._own[:, a:b]
             state, pending = self._blocks[index], self._pending[index]
-            # Rounds alternate between the block and a spare of its shape, which the
-            # next block of that shape takes over.
-            spare = spares.pop(state.shape, None)
+            # Rounds alternate between the block and a second buffer: the block's own
+            # where rounds are accelerated (it holds the state before the last round),
+            # else a spare of its shape, which the next block of that shape takes over.
+            spare = spares.pop(state.shape, None) if previous is None else previous[index]
             if spare is None:
                 spare = np.empty_like(state, order="C")
             for plan in plans:
                 new_state, pending = plan.apply(state, pending, own, spare)
                 state, spare = new_state, state
-            spares[state.shape] = spare
+            if previous is None:
+                spares[state.shape] = spare
+            else:
+                previous[index] = spare
             self._blocks[index], self._pending[index] = state, pending
             if movement is not None:
                 if index == last:
@@ -1403,7 +1547,7 @@ class PushSum:
         self._clock = max(self._clock + 1, self._n_rounds + 1)
         restarted = np.array(detectors, dtype=np.intp)
         self._epoch[restarted] = self._clock * _EPOCH_ROUND + restarted
-        self._lossless_plan = None
+        self._restart_lossless()
         for block, (a, b) in zip(self._blocks, self._bounds, strict=True):
             block[restarted] = self._own[restarted, a:b]
         # Whichever restart wins, the twin that named it holds the one unit of weight.
@@ -1529,6 +1673,7 @@ def gossip_mean(
     patience: int = 10,
     max_rounds: int = 1_000_000,
     seed: Seed = None,
+    known_gap: float | None = None,
 ) -> GossipResult:
     """Average payloads over a peer graph by loss-robust push-sum, with no coordinator.
 
@@ -1545,6 +1690,8 @@ def gossip_mean(
         The stopping test; see :meth:`PushSum.run`
     seed
         Randomness of the losses
+    known_gap
+        A spectral gap known to every twin, for accelerated rounds; see :class:`PushSum`
 
     Returns
     -------
@@ -1576,7 +1723,7 @@ def gossip_mean(
             "second"
         )
     result = (
-        PushSum(graph, loss=loss, seed=seed)
+        PushSum(graph, loss=loss, seed=seed, known_gap=known_gap)
         .start(payloads)
         .run(tol=tol, patience=patience, max_rounds=max_rounds)
     )

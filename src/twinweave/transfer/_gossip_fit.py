@@ -37,6 +37,7 @@ from twinweave.transfer._gossip import (
     _is_connected,
     _n_parts,
     _neighbours,
+    check_known_gap,
     check_loss,
     check_peer_graph,
     check_stopping,
@@ -211,6 +212,7 @@ def fit_gossip(
     on_messages: Callable[[GossipMessages], None] | None = None,
     start: Population | None = None,
     accelerate: bool = True,
+    known_gap: float | None = None,
     progress: bool = False,
 ) -> GossipFit:
     """Partial pooling fitted peer to peer, with no coordinator.
@@ -246,6 +248,9 @@ def fit_gossip(
         Every twin extrapolates its own copy along the rounds (at most every third round), as
         :func:`~twinweave.transfer.fit_central` does by default; a round with other
         twins present starts a new cycle.
+    known_gap
+        A spectral gap of ``graph`` known to every twin: each round's gossip is then
+        Chebyshev-accelerated (:class:`~twinweave.transfer.PushSum`); needs ``loss=0``.
     progress
         Show on stderr, as the rounds run, how far the largest change of a twin's
         population has come down towards ``tol``.
@@ -315,6 +320,7 @@ def fit_gossip(
     check_rounds(n_rounds, tol)
     check_flag(accelerate, "accelerate")
     check_loss(loss)
+    check_known_gap(known_gap, loss)
     check_stopping(
         gossip_tol, patience, max_gossip_rounds, ("gossip_tol", "patience", "max_gossip_rounds")
     )
@@ -371,7 +377,12 @@ def fit_gossip(
                 gossip.update(payloads)
             else:
                 gossip = PushSum(
-                    peers, loss=loss, seed=rng, initiator=present[0], on_messages=on_messages
+                    peers,
+                    loss=loss,
+                    seed=rng,
+                    initiator=present[0],
+                    on_messages=on_messages,
+                    known_gap=known_gap,
                 ).start(payloads)
                 gossip_nodes = present
             result = gossip.run(tol=gossip_tol, patience=patience, max_rounds=max_gossip_rounds)
