@@ -656,10 +656,10 @@ def _chebyshev_matrix(
     lost), round ``k`` is ``x_k = omega_k S x_(k-1) + (1 - omega_k) x_(k-2)``.
 
     Eigenvalues outside the interval (a gap given too large) still shrink, more slowly:
-    each lies above ``lower + upper - 1 >= -1``
-    and below 1, where ``|T_k(M)| / T_k(mu)`` still goes to zero. So any gap in
-    ``(0, 1]`` converges to the same average. With ``known_gap = 1``, or where the
-    degree bound meets ``upper``, the interval is empty and the rounds are plain.
+    each lies above ``lower + upper - 1 >= -1`` and below 1, where ``|T_k(M)| /
+    T_k(mu)`` still goes to zero. So any gap in ``(0, 1]`` converges to the same
+    average. With ``known_gap = 1``, or where the degree bound meets ``upper``, the
+    interval is empty and the rounds are plain.
     """
     if known_gap is None:
         return None
