@@ -680,7 +680,7 @@ def _chebyshev_matrix(
     return matrix, mu
 
 
-def chebyshev_rounds(mu: float, factor: float) -> int:
+def _chebyshev_rounds(mu: float, factor: float) -> int:
     """Accelerated rounds after which ``1 / T_k(mu)``, the most any error component
     within the interval can have kept of its size, is below ``factor``:
     ``T_k(mu) >= rho^k / 2`` with ``rho = mu + sqrt(mu^2 - 1)``."""
@@ -1449,7 +1449,7 @@ class PushSum:
         times too small, twins stopped 1.2 % off at ``tol = 1e-6``."""
         if self._accelerated is None:
             return True
-        return self._lossless_rounds >= chebyshev_rounds(self._accelerated[1], tol)
+        return self._lossless_rounds >= _chebyshev_rounds(self._accelerated[1], tol)
 
     # -- membership --------------------------------------------------------------------------
     def join(self, node: Hashable, payload: Payload, neighbours: Iterable[Hashable]) -> Self:
